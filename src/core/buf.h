@@ -1,0 +1,45 @@
+/*
+ * A bounded dynamic buffer (after curl's dynbuf): it grows as bytes are
+ * added and refuses to grow past the limit given at init, so that nothing
+ * read from the network can make us allocate without bound. The content is
+ * always NUL-terminated.
+ */
+#ifndef EB_BUF_H
+#define EB_BUF_H
+
+#include <stdarg.h>
+#include <stddef.h>
+
+struct eb_buf {
+	char *data;
+	size_t len;
+	size_t cap;
+	size_t max; /* most bytes of content ever allowed */
+};
+
+/* Start an empty buffer that may hold at most max bytes. */
+void eb_buf_init(struct eb_buf *b, size_t max);
+/* Free the content; the buffer may be reused after eb_buf_init. */
+void eb_buf_finish(struct eb_buf *b);
+/* Like eb_buf_finish, wiping the content first. */
+void eb_buf_finish_secret(struct eb_buf *b);
+/* Empty the buffer, keeping its memory. */
+void eb_buf_reset(struct eb_buf *b);
+/* Append n bytes; -1 (content unchanged) past the limit or out of memory. */
+int eb_buf_add(struct eb_buf *b, const void *p, size_t n);
+int eb_buf_addstr(struct eb_buf *b, const char *s);
+int eb_buf_addc(struct eb_buf *b, char c);
+int eb_buf_printf(struct eb_buf *b, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+int eb_buf_vprintf(struct eb_buf *b, const char *fmt, va_list ap)
+    __attribute__((format(printf, 2, 0)));
+/* Append s as a JSON string literal, quotes included. */
+int eb_buf_add_json_str(struct eb_buf *b, const char *s);
+/* Append s HTML-escaped (&<>"'). */
+int eb_buf_add_html(struct eb_buf *b, const char *s);
+/* The content as a C string ("" when empty); owned by the buffer. */
+const char *eb_buf_str(const struct eb_buf *b);
+/* Hand the content to the caller (eb_free it); the buffer is left empty. */
+char *eb_buf_detach(struct eb_buf *b, size_t *lenp);
+
+#endif

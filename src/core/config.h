@@ -1,0 +1,217 @@
+/*
+ * Configuration: the main JSON file and one JSON file per tenant (DESIGN.md,
+ * "Configuration"). Loading validates strictly (unknown key, wrong type, bad
+ * URL, duplicate tenant id or domain...) and reports file, key path and
+ * reason. A loaded configuration is immutable and reference counted: a
+ * reload builds a new one and swaps it in (see env.h); requests hold a
+ * reference for their whole life.
+ *
+ * Durations are integer seconds. Secrets (client_secret, ...) may be given
+ * inline, as "file:PATH" or "env:NAME"; they are resolved at load time and
+ * wiped when the configuration is freed.
+ */
+#ifndef EB_CONFIG_H
+#define EB_CONFIG_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+enum eb_enroll_mode { EB_MODE_BYOD = 0, EB_MODE_ADDE = 1 };
+enum eb_auth_method { EB_AUTH_AS_WEB = 0, EB_AUTH_OAUTH2 = 1 };
+enum eb_client_auth { EB_CLIENT_AUTH_BASIC = 0, EB_CLIENT_AUTH_POST = 1 };
+
+/* Apple model families, as sent in discovery's model-family. */
+enum eb_model_family {
+	EB_FAMILY_IPHONE,
+	EB_FAMILY_IPAD,
+	EB_FAMILY_MAC,
+	EB_FAMILY_APPLETV,
+	EB_FAMILY_WATCH,
+	EB_FAMILY_REALITY,
+	EB_FAMILY_COUNT
+};
+
+struct eb_strlist {
+	char **v;
+	size_t n;
+};
+
+struct eb_kv {
+	char *key;
+	char *value;
+};
+
+struct eb_kvlist {
+	struct eb_kv *v;
+	size_t n;
+};
+
+struct eb_limits {
+	size_t max_body_bytes;	   /* request bodies; default 1 MiB */
+	size_t max_header_bytes;   /* all request headers; default 16 KiB */
+	int upstream_timeout;	   /* seconds, IdP/MDM calls; default 10 */
+	size_t upstream_max_bytes; /* upstream response bodies; default 1 MiB */
+	size_t jwks_max_keys;	   /* default 64 */
+	unsigned max_connections;  /* default 4096 */
+	unsigned per_ip_connections; /* default 256 */
+	int connection_timeout;	   /* idle seconds; default 30 */
+	unsigned threads;	   /* HTTP worker threads; default: cores */
+};
+
+struct eb_idp_config {
+	char *type; /* "oidc" | "entra" | "google" */
+	char *issuer;
+	char *client_id;
+	char *client_secret; /* secret */
+	struct eb_strlist scopes;
+	enum eb_client_auth client_auth;
+	int use_userinfo; /* oidc: also read the userinfo endpoint */
+	/* entra */
+	char *tenant_id;
+	struct eb_strlist allowed_tenants;
+	char *domain_hint;
+	int graph_groups; /* resolve groups overage through Microsoft Graph */
+	char *graph_url;  /* default https://graph.microsoft.com */
+	/* google */
+	char *hosted_domain;
+	/* extra authorization-request parameters (provider hints) */
+	struct eb_kvlist extra_auth_params;
+};
+
+struct eb_mapping_config {
+	char *claim;		    /* default "email" */
+	struct eb_kvlist domain_map; /* IdP domain -> managed domain */
+	char *template;		    /* "{local}@appleid.{domain}", optional */
+	struct eb_strlist managed_domains;
+};
+
+struct eb_access_config {
+	struct eb_strlist require_groups; /* any one of them suffices */
+	struct eb_strlist allowed_domains;
+	char *deny_message; /* extra text on the refusal page */
+};
+
+struct eb_tokens_config {
+	int access_ttl;		     /* default 3600 */
+	int refresh_ttl;	     /* default 7776000 */
+	int upstream_renew_interval; /* default 3600 */
+	int upstream_grace;	     /* default 86400 */
+	int renew_concurrency;	     /* default 4 */
+	int code_ttl;		     /* our authorization codes; default 60 */
+	int login_ttl;		     /* login flows; default 600 */
+};
+
+struct eb_oauth2_config {
+	char *client_id;    /* default "apple-device" */
+	char *redirect_uri; /* default apple-remotemanagement-user-login:/oauth2/redirection */
+	char *scope;	    /* default "mdm" */
+};
+
+struct eb_mdm_client {
+	char *client_id;
+	char *client_secret; /* secret */
+};
+
+struct eb_mdm_config {
+	char *upstream;	    /* base URL the proxy forwards to; optional */
+	char *profile_url;  /* profile source: fetched from the MDM ... */
+	char *profile_file; /* ... or read from a mobileconfig file */
+	char *audience;	    /* default {public_url}/t/{T}/mdm */
+	struct eb_mdm_client *clients;
+	size_t nclients;
+	int allow_unauthenticated_device_channel;
+	int use_proxy; /* point ServerURL/CheckInURL at our proxy; default 1 when upstream set */
+	char *signing_cert; /* profile-signing certificate (PEM path) */
+	char *signing_key;  /* its key (PEM path); secret */
+	char *device_ca;    /* Apple device CA bundle to verify MachineInfo signers */
+};
+
+struct eb_esso_config {
+	long app_store_id;
+	struct eb_strlist associated_domains;
+	int enable_direct_downloads;
+	char *profile_file;
+	struct eb_strlist developer_app_ids; /* developer mode document */
+};
+
+struct eb_tenant {
+	char *id;
+	char *file; /* the file it was loaded from, for messages */
+	struct eb_strlist domains; /* lower-case */
+	enum eb_enroll_mode default_mode;
+	signed char by_family[EB_FAMILY_COUNT]; /* -1: default_mode */
+	enum eb_auth_method auth_method;
+	struct eb_idp_config idp;
+	struct eb_mapping_config mapping;
+	struct eb_access_config access;
+	struct eb_tokens_config tokens;
+	struct eb_oauth2_config oauth2;
+	struct eb_mdm_config mdm;
+	struct eb_esso_config *esso; /* NULL when not configured */
+	/* derived at load time */
+	char *base_url;	     /* {public_url}/t/{id}/enroll */
+	char *disco_body[2]; /* discovery JSON, indexed by enum eb_enroll_mode */
+	size_t disco_len[2];
+};
+
+struct eb_config {
+	char *file; /* main file path */
+	char *listen_host;
+	uint16_t listen_port;
+	char *public_url; /* no trailing slash */
+	char *database;
+	char *state_dir;
+	char *tenants_dir;
+	char *tls_cert;
+	char *tls_key; /* secret path */
+	struct eb_limits limits;
+	int log_json;	   /* "log": {"format": "json"|"text"} */
+	int log_level;	   /* "log": {"level": ...} */
+	int access_log;	   /* "log": {"access": true} */
+	struct eb_tenant **tenants;
+	size_t ntenants;
+	/* private: reference count, see eb_config_ref/unref */
+	int refs;
+};
+
+/* Why a load failed: file, JSON key path ("tenants/x.json", "idp.issuer"), reason. */
+struct eb_config_error {
+	char file[512];
+	char key[256];
+	char reason[512];
+};
+
+/*
+ * Load and validate the main file at path and every "*.json" tenant file in
+ * its tenants_dir (relative paths are relative to the main file's folder).
+ * Returns a configuration with one reference, or NULL with *err filled.
+ */
+struct eb_config *eb_config_load(const char *path, struct eb_config_error *err);
+/* Take / drop a reference; the last unref frees (and wipes secrets). */
+struct eb_config *eb_config_ref(struct eb_config *cfg);
+void eb_config_unref(struct eb_config *cfg);
+
+/* The tenant with this id, or NULL. */
+const struct eb_tenant *eb_config_tenant(const struct eb_config *cfg,
+    const char *id);
+/* The tenant serving this (lower-case, no trailing dot) domain, or NULL. */
+const struct eb_tenant *eb_config_tenant_by_domain(const struct eb_config *cfg,
+    const char *domain);
+/* Enrollment mode for a model family string (NULL or unknown: default). */
+enum eb_enroll_mode eb_tenant_mode(const struct eb_tenant *t,
+    const char *model_family);
+/* "BYOD"/"ADDE" and "mdm-byod"/"mdm-adde". */
+const char *eb_mode_name(enum eb_enroll_mode m);
+const char *eb_mode_version(enum eb_enroll_mode m);
+/* Parse a model-family string; -1 when unknown. */
+int eb_model_family_parse(const char *s);
+
+/*
+ * Resolve a secret reference: "file:PATH" (contents, one trailing newline
+ * dropped), "env:NAME", or the literal. Returns a fresh string or NULL with
+ * reason filled (never containing the secret).
+ */
+char *eb_config_secret(const char *ref, const char *base_dir, char *reason,
+    size_t reasonlen);
+
+#endif

@@ -1,0 +1,146 @@
+/*
+ * String helpers. See str.h.
+ */
+#include "core/str.h"
+
+#include <string.h>
+
+#include <openssl/crypto.h>
+
+#include "core/mem.h"
+
+static int
+is_alpha(int c)
+{
+	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
+}
+
+static int
+is_digit(int c)
+{
+	return c >= '0' && c <= '9';
+}
+
+static int
+to_lower(int c)
+{
+	return (c >= 'A' && c <= 'Z') ? c + ('a' - 'A') : c;
+}
+
+char *
+eb_str_lower(char *s)
+{
+	char *p;
+
+	for (p = s; *p; p++)
+		*p = (char)to_lower((unsigned char)*p);
+	return s;
+}
+
+int
+eb_str_ieq(const char *a, const char *b)
+{
+	for (; *a && *b; a++, b++)
+		if (to_lower((unsigned char)*a) != to_lower((unsigned char)*b))
+			return 0;
+	return *a == *b;
+}
+
+int
+eb_str_has_prefix(const char *s, const char *prefix)
+{
+	return strncmp(s, prefix, strlen(prefix)) == 0;
+}
+
+int
+eb_str_is_tenant_id(const char *s)
+{
+	size_t n = 0;
+
+	for (; s[n]; n++)
+		if (!((s[n] >= 'a' && s[n] <= 'z') || is_digit(s[n]) ||
+			s[n] == '-'))
+			return 0;
+	return n >= 1 && n <= 63;
+}
+
+int
+eb_str_is_fqdn(const char *s)
+{
+	size_t len = strlen(s), label = 0, labels = 0, i;
+	int all_digits = 1, last_label_digits = 1;
+
+	if (len > 0 && s[len - 1] == '.')
+		len--;
+	if (len == 0 || len > 253)
+		return 0;
+	for (i = 0; i <= len; i++) {
+		int c = i < len ? (unsigned char)s[i] : '.';
+
+		if (c == '.') {
+			if (label == 0 || label > 63 || s[i - 1] == '-')
+				return 0;
+			labels++;
+			last_label_digits = all_digits;
+			label = 0;
+			all_digits = 1;
+			continue;
+		}
+		if (!is_alpha(c) && !is_digit(c) && c != '-')
+			return 0;
+		if (label == 0 && c == '-')
+			return 0;
+		if (!is_digit(c))
+			all_digits = 0;
+		label++;
+	}
+	/* an all-numeric top label means an IP literal or nonsense */
+	return labels >= 2 && !last_label_digits;
+}
+
+int
+eb_str_split_identifier(const char *id, char **local, char **domain)
+{
+	const char *at = NULL, *p;
+	char *l, *d;
+	size_t dlen;
+
+	*local = *domain = NULL;
+	if (strlen(id) > 320)
+		return -1;
+	for (p = id; *p; p++) {
+		if ((unsigned char)*p < 0x20 || *p == 0x7f)
+			return -1;
+		if (*p == '@') {
+			if (at != NULL)
+				return -1;
+			at = p;
+		}
+	}
+	if (at == NULL || at == id || at[1] == '\0')
+		return -1;
+	if ((d = eb_strdup(at + 1)) == NULL)
+		return -1;
+	dlen = strlen(d);
+	if (dlen > 0 && d[dlen - 1] == '.')
+		d[dlen - 1] = '\0';
+	if (!eb_str_is_fqdn(d)) {
+		eb_free(d);
+		return -1;
+	}
+	if ((l = eb_strndup(id, (size_t)(at - id))) == NULL) {
+		eb_free(d);
+		return -1;
+	}
+	*local = l;
+	*domain = eb_str_lower(d);
+	return 0;
+}
+
+int
+eb_str_ct_eq(const void *a, size_t alen, const void *b, size_t blen)
+{
+	if (alen != blen)
+		return 0;
+	return CRYPTO_memcmp(a, b, alen) == 0;
+}

@@ -1,0 +1,35 @@
+/*
+ * Small string helpers shared by the parsers: ASCII case folding, the
+ * identifier and host-name syntax checks that discovery and configuration
+ * need, and constant-time comparison.
+ */
+#ifndef EB_STR_H
+#define EB_STR_H
+
+#include <stddef.h>
+
+/* Lower-case ASCII letters of s in place; returns s. */
+char *eb_str_lower(char *s);
+/* ASCII case-insensitive equality. */
+int eb_str_ieq(const char *a, const char *b);
+/* 1 when s is a tenant id: [a-z0-9-]{1,63}. */
+int eb_str_is_tenant_id(const char *s);
+/*
+ * 1 when s is a fully qualified DNS name: at least two labels of
+ * [A-Za-z0-9-]{1,63} not starting or ending with '-', 253 bytes at most,
+ * a final dot allowed, no IP literal.
+ */
+int eb_str_is_fqdn(const char *s);
+/*
+ * Split a typed user identifier "local@domain" at its only '@'. Refuses (-1)
+ * zero or several '@', an empty part, control characters, more than 320 bytes
+ * and a domain that is not a FQDN. On success *local and *domain are fresh
+ * strings (domain lower-cased, trailing dot removed) owned by the caller.
+ */
+int eb_str_split_identifier(const char *id, char **local, char **domain);
+/* Constant-time equality of two byte strings (lengths may differ). */
+int eb_str_ct_eq(const void *a, size_t alen, const void *b, size_t blen);
+/* 1 when s starts with prefix. */
+int eb_str_has_prefix(const char *s, const char *prefix);
+
+#endif
