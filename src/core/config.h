@@ -60,6 +60,13 @@ struct eb_limits {
 
 struct eb_idp_config {
 	char *type; /* "oidc" | "entra" | "google" */
+	/*
+	 * Explicit issuer wins. Defaults: google https://accounts.google.com;
+	 * entra https://login.microsoftonline.com/{tenant_id}/v2.0, or with
+	 * only allowed_tenants the multi-tenant
+	 * https://login.microsoftonline.com/organizations/v2.0 (whose
+	 * metadata issuer holds {tenantid}; check tid against the list).
+	 */
 	char *issuer;
 	char *client_id;
 	char *client_secret; /* secret */
@@ -82,7 +89,8 @@ struct eb_mapping_config {
 	char *claim;		    /* default "email" */
 	struct eb_kvlist domain_map; /* IdP domain -> managed domain */
 	char *template;		    /* "{local}@appleid.{domain}", optional */
-	struct eb_strlist managed_domains;
+	struct eb_strlist managed_domains; /* default: the tenant's domains
+					      when domain_map is empty too */
 };
 
 struct eb_access_config {
@@ -159,9 +167,9 @@ struct eb_config {
 	char *listen_host;
 	uint16_t listen_port;
 	char *public_url; /* no trailing slash */
-	char *database;
-	char *state_dir;
-	char *tenants_dir;
+	char *database;	   /* default {state_dir}/enrollbridge.db */
+	char *state_dir;   /* default "state" beside the main file */
+	char *tenants_dir; /* default "tenants" beside the main file */
 	char *tls_cert;
 	char *tls_key; /* secret path */
 	struct eb_limits limits;

@@ -1,0 +1,514 @@
+/*
+ * Configuration loading: the main file (listen address, public URL, paths,
+ * limits, logging), the scan of tenants_dir (every "*.json", sorted by
+ * name), the cross-tenant checks (duplicate id, a domain claimed twice),
+ * reference counting, and the lookups request handlers use. Tenant files
+ * themselves are parsed in config_tenant.c; the typed getters are in
+ * config_util.c.
+ *
+ * Defaults not spelled out in config.h: tenants_dir "tenants", state_dir
+ * "state" and database "{state_dir}/enrollbridge.db", all relative to the
+ * main file's folder.
+ */
+#include "core/config_int.h"
+
+#include <arpa/inet.h>
+#include <ctype.h>
+#include <dirent.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "core/log.h"
+#include "core/mem.h"
+#include "core/str.h"
+
+static const char *const family_names[EB_FAMILY_COUNT] = {
+    "iPhone", "iPad", "Mac", "AppleTV", "Watch", "RealityDevice"};
+
+/* The absolute folder holding path. */
+static char *
+dir_of(const char *path)
+{
+	const char *slash = strrchr(path, '/');
+	char cwd[4096], *d, *abs;
+
+	if (slash == NULL)
+		d = eb_strdup(".");
+	else
+		d = eb_strndup(path,
+		               slash == path ? 1 : (size_t)(slash - path));
+	if (d == NULL || d[0] == '/')
+		return d;
+	if (getcwd(cwd, sizeof(cwd)) == NULL) {
+		eb_free(d);
+		return NULL;
+	}
+	abs = eb_cfg_join(cwd, d);
+	eb_free(d);
+	return abs;
+}
+
+static int
+parse_listen(struct eb_cfg_ctx *c, const char *s, struct eb_config *cfg)
+{
+	const char *host, *port, *p;
+	unsigned char a[16];
+	size_t hl;
+	long v = 0;
+
+	if (s[0] == '[') {
+		const char *rb = strchr(s, ']');
+
+		if (rb == NULL || rb[1] != ':')
+			goto bad;
+		host = s + 1;
+		hl = (size_t)(rb - host);
+		port = rb + 2;
+	} else {
+		const char *colon = strrchr(s, ':');
+
+		if (colon == NULL || memchr(s, ':', (size_t)(colon - s)))
+			goto bad;
+		host = s;
+		hl = (size_t)(colon - s);
+		port = colon + 1;
+	}
+	for (p = port; isdigit((unsigned char)*p) && p - port < 5; p++)
+		v = v * 10 + (*p - '0');
+	if (*p != '\0' || p == port || v < 1 || v > 65535 || hl == 0)
+		goto bad;
+	if ((cfg->listen_host = eb_strndup(host, hl)) == NULL)
+		return eb_cfg_fail(c, NULL, "listen", "out of memory");
+	if (s[0] == '['
+	        ? inet_pton(AF_INET6, cfg->listen_host, a) != 1
+	        : strspn(cfg->listen_host,
+	                 "abcdefghijklmnopqrstuvwxyz"
+	                 "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-") != hl)
+		goto bad;
+	cfg->listen_port = (uint16_t)v;
+	return 0;
+bad:
+	return eb_cfg_fail(
+	    c, NULL, "listen",
+	    "must be \"host:port\" (\"[address]:port\" for IPv6)");
+}
+
+static int
+parse_limits(struct eb_cfg_ctx *c, const json_t *root, struct eb_limits *l)
+{
+	static const char *const keys[] = {"max_body_bytes",
+	                                   "max_header_bytes",
+	                                   "upstream_timeout",
+	                                   "upstream_max_bytes",
+	                                   "jwks_max_keys",
+	                                   "max_connections",
+	                                   "per_ip_connections",
+	                                   "connection_timeout",
+	                                   "threads",
+	                                   NULL};
+	const char *p = "limits";
+	long cores = sysconf(_SC_NPROCESSORS_ONLN);
+	long long v;
+	json_t *o;
+
+	l->max_body_bytes = 1024 * 1024;
+	l->max_header_bytes = 16 * 1024;
+	l->upstream_timeout = 10;
+	l->upstream_max_bytes = 1024 * 1024;
+	l->jwks_max_keys = 64;
+	l->max_connections = 4096;
+	l->per_ip_connections = 256;
+	l->connection_timeout = 30;
+	l->threads = cores < 1 ? 1 : cores > 256 ? 256 : (unsigned)cores;
+	if (eb_cfg_obj(c, root, NULL, p, &o) == -1)
+		return -1;
+	if (o == NULL)
+		return 0;
+	if (eb_cfg_keys(c, o, p, keys) == -1)
+		return -1;
+#define LIMIT(field, lo, hi)                                                   \
+	do {                                                                   \
+		v = (long long)l->field;                                       \
+		if (eb_cfg_int(c, o, p, #field, lo, hi, &v) == -1)             \
+			return -1;                                             \
+		l->field = v;                                                  \
+	} while (0)
+	LIMIT(max_body_bytes, 1024, 64LL * 1024 * 1024);
+	LIMIT(max_header_bytes, 1024, 1024 * 1024);
+	LIMIT(upstream_timeout, 1, 300);
+	LIMIT(upstream_max_bytes, 1024, 64LL * 1024 * 1024);
+	LIMIT(jwks_max_keys, 1, 1024);
+	LIMIT(max_connections, 1, 1000000);
+	LIMIT(per_ip_connections, 1, 1000000);
+	LIMIT(connection_timeout, 1, 3600);
+	LIMIT(threads, 1, 1024);
+#undef LIMIT
+	if (l->per_ip_connections > l->max_connections)
+		return eb_cfg_fail(c, p, "per_ip_connections",
+		                   "must not exceed limits.max_connections");
+	return 0;
+}
+
+static int
+parse_log(struct eb_cfg_ctx *c, const json_t *root, struct eb_config *cfg)
+{
+	static const char *const keys[] = {"format", "level", "access", NULL};
+	static const char *const formats[] = {"text", "json", NULL};
+	static const char *const levels[] = {"debug", "info", "warn", "error",
+	                                     NULL};
+	json_t *o;
+
+	cfg->log_json = 1;
+	cfg->log_level = EB_LOG_INFO;
+	cfg->access_log = 1;
+	if (eb_cfg_obj(c, root, NULL, "log", &o) == -1)
+		return -1;
+	if (o == NULL)
+		return 0;
+	return eb_cfg_keys(c, o, "log", keys) == -1 ||
+	               eb_cfg_enum(c, o, "log", "format", formats,
+	                           &cfg->log_json) == -1 ||
+	               eb_cfg_enum(c, o, "log", "level", levels,
+	                           &cfg->log_level) == -1 ||
+	               eb_cfg_bool(c, o, "log", "access", &cfg->access_log) ==
+	                   -1
+	           ? -1
+	           : 0;
+}
+
+static int
+parse_main(struct eb_cfg_ctx *c, const json_t *root, struct eb_config *cfg)
+{
+	static const char *const keys[] = {
+	    "listen", "public_url", "database", "state_dir", "tenants_dir",
+	    "tls",    "limits",     "log",      NULL};
+	static const char *const tkeys[] = {"cert", "key", NULL};
+	char *listen = NULL;
+	json_t *tls;
+	int rc;
+
+	if (eb_cfg_keys(c, root, NULL, keys) == -1 ||
+	    eb_cfg_str(c, root, NULL, "listen", 0, 0, &listen) == -1)
+		return -1;
+	rc = parse_listen(c, listen ? listen : "127.0.0.1:8080", cfg);
+	eb_free(listen);
+	if (rc == -1 ||
+	    eb_cfg_url(c, root, NULL, "public_url", 1, EB_URL_NO_SLASH,
+	               &cfg->public_url) == -1 ||
+	    eb_cfg_path(c, root, NULL, "state_dir", 0, &cfg->state_dir) == -1 ||
+	    eb_cfg_path(c, root, NULL, "database", 0, &cfg->database) == -1 ||
+	    eb_cfg_path(c, root, NULL, "tenants_dir", 0, &cfg->tenants_dir) ==
+	        -1 ||
+	    eb_cfg_obj(c, root, NULL, "tls", &tls) == -1 ||
+	    parse_limits(c, root, &cfg->limits) == -1 ||
+	    parse_log(c, root, cfg) == -1)
+		return -1;
+	if (tls != NULL &&
+	    (eb_cfg_keys(c, tls, "tls", tkeys) == -1 ||
+	     eb_cfg_path(c, tls, "tls", "cert", 1, &cfg->tls_cert) == -1 ||
+	     eb_cfg_path(c, tls, "tls", "key", 1, &cfg->tls_key) == -1))
+		return -1;
+	if (cfg->state_dir == NULL &&
+	    (cfg->state_dir = eb_cfg_join(c->dir, "state")) == NULL)
+		return eb_cfg_fail(c, NULL, "state_dir", "out of memory");
+	if (cfg->database == NULL &&
+	    (cfg->database = eb_cfg_join(cfg->state_dir, "enrollbridge.db")) ==
+	        NULL)
+		return eb_cfg_fail(c, NULL, "database", "out of memory");
+	if (cfg->tenants_dir == NULL &&
+	    (cfg->tenants_dir = eb_cfg_join(c->dir, "tenants")) == NULL)
+		return eb_cfg_fail(c, NULL, "tenants_dir", "out of memory");
+	return 0;
+}
+
+static int
+cmp_names(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* The sorted "*.json" names in dir; *np of them. */
+static char **
+list_tenant_files(struct eb_cfg_ctx *c, const char *dir, size_t *np)
+{
+	struct dirent *de;
+	char **v = NULL, **nv;
+	size_t n = 0, len;
+	DIR *d;
+
+	*np = 0;
+	if ((d = opendir(dir)) == NULL) {
+		eb_cfg_fail(c, NULL, "tenants_dir", "cannot open folder %s: %s",
+		            dir, strerror(errno));
+		return NULL;
+	}
+	while ((de = readdir(d)) != NULL) {
+		len = strlen(de->d_name);
+		if (de->d_name[0] == '.' || len <= 5 ||
+		    strcmp(de->d_name + len - 5, ".json") != 0)
+			continue;
+		if (n >= EB_CFG_MAX_TENANTS) {
+			eb_cfg_fail(c, NULL, "tenants_dir",
+			            "more than %d tenant files",
+			            EB_CFG_MAX_TENANTS);
+			goto fail;
+		}
+		if ((nv = eb_realloc(v, (n + 1) * sizeof(*v))) == NULL)
+			goto oom;
+		v = nv;
+		if ((v[n] = eb_strdup(de->d_name)) == NULL)
+			goto oom;
+		n++;
+	}
+	closedir(d);
+	if (n > 0)
+		qsort(v, n, sizeof(*v), cmp_names);
+	*np = n;
+	return v != NULL ? v : eb_calloc(1, sizeof(*v));
+oom:
+	eb_cfg_fail(c, NULL, "tenants_dir", "out of memory");
+fail:
+	closedir(d);
+	while (n > 0)
+		eb_free(v[--n]);
+	eb_free(v);
+	return NULL;
+}
+
+/* Refuse a tenant whose id or a domain another tenant already has. */
+static int
+check_unique(struct eb_cfg_ctx *c, const struct eb_config *cfg,
+             const struct eb_tenant *t)
+{
+	const struct eb_tenant *o;
+	char key[64];
+	size_t i;
+
+	if ((o = eb_config_tenant(cfg, t->id)) != NULL)
+		return eb_cfg_fail(c, NULL, "id",
+		                   "tenant id \"%s\" is already used by %s",
+		                   t->id, o->file);
+	for (i = 0; i < t->domains.n; i++)
+		if ((o = eb_config_tenant_by_domain(cfg, t->domains.v[i])) !=
+		    NULL) {
+			snprintf(key, sizeof(key), "domains[%zu]", i);
+			return eb_cfg_fail(
+			    c, NULL, key,
+			    "domain %s is already claimed by tenant \"%s\" "
+			    "(%s)",
+			    t->domains.v[i], o->id, o->file);
+		}
+	return 0;
+}
+
+static int
+load_tenants(struct eb_cfg_ctx *mc, struct eb_config *cfg)
+{
+	struct eb_cfg_ctx c = {NULL, cfg->tenants_dir, mc->err};
+	struct eb_tenant *t;
+	struct stat st;
+	char **names, *path = NULL;
+	size_t n, i;
+	json_t *root;
+	int rc = -1;
+
+	if ((names = list_tenant_files(mc, cfg->tenants_dir, &n)) == NULL)
+		return -1;
+	if ((cfg->tenants = eb_calloc(n ? n : 1, sizeof(*cfg->tenants))) ==
+	    NULL) {
+		eb_cfg_fail(mc, NULL, "tenants_dir", "out of memory");
+		goto out;
+	}
+	for (i = 0; i < n; i++) {
+		eb_free(path);
+		if ((path = eb_cfg_join(cfg->tenants_dir, names[i])) == NULL) {
+			eb_cfg_fail(mc, NULL, "tenants_dir", "out of memory");
+			goto out;
+		}
+		if (stat(path, &st) == 0 && !S_ISREG(st.st_mode))
+			continue; /* a folder called x.json: not ours */
+		c.file = path;
+		if ((root = eb_cfg_read_json(&c, path)) == NULL)
+			goto out;
+		t = eb_cfg_tenant_parse(&c, root, cfg->public_url);
+		json_decref(root);
+		if (t == NULL)
+			goto out;
+		if (check_unique(&c, cfg, t) == -1) {
+			eb_cfg_tenant_free(t);
+			goto out;
+		}
+		cfg->tenants[cfg->ntenants++] = t;
+	}
+	if (cfg->ntenants == 0) {
+		eb_cfg_fail(
+		    mc, NULL, "tenants_dir",
+		    "no tenant file (*.json) in %s: at least one tenant is "
+		    "required",
+		    cfg->tenants_dir);
+		goto out;
+	}
+	rc = 0;
+out:
+	eb_free(path);
+	for (i = 0; i < n; i++)
+		eb_free(names[i]);
+	eb_free(names);
+	return rc;
+}
+
+static void
+config_free(struct eb_config *cfg)
+{
+	size_t i;
+
+	for (i = 0; i < cfg->ntenants; i++)
+		eb_cfg_tenant_free(cfg->tenants[i]);
+	eb_free(cfg->tenants);
+	eb_free(cfg->file);
+	eb_free(cfg->listen_host);
+	eb_free(cfg->public_url);
+	eb_free(cfg->database);
+	eb_free(cfg->state_dir);
+	eb_free(cfg->tenants_dir);
+	eb_free(cfg->tls_cert);
+	eb_free(cfg->tls_key);
+	eb_free(cfg);
+}
+
+struct eb_config *
+eb_config_load(const char *path, struct eb_config_error *err)
+{
+	struct eb_config_error local;
+	struct eb_cfg_ctx c;
+	struct eb_config *cfg;
+	json_t *root;
+	char *dir;
+	int rc;
+
+	if (err == NULL)
+		err = &local;
+	memset(err, 0, sizeof(*err));
+	c.file = path;
+	c.err = err;
+	c.dir = NULL;
+	if ((cfg = eb_calloc(1, sizeof(*cfg))) == NULL ||
+	    (cfg->file = eb_strdup(path)) == NULL ||
+	    (dir = dir_of(path)) == NULL) {
+		eb_cfg_fail(&c, NULL, NULL, "out of memory");
+		if (cfg != NULL)
+			config_free(cfg);
+		return NULL;
+	}
+	cfg->refs = 1;
+	c.dir = dir;
+	rc = -1;
+	if ((root = eb_cfg_read_json(&c, path)) != NULL) {
+		rc = parse_main(&c, root, cfg);
+		json_decref(root);
+	}
+	if (rc == 0)
+		rc = load_tenants(&c, cfg);
+	eb_free(dir);
+	if (rc == -1) {
+		config_free(cfg);
+		return NULL;
+	}
+	log_debug("loaded %s: %zu tenant(s)", path, cfg->ntenants);
+	return cfg;
+}
+
+struct eb_config *
+eb_config_ref(struct eb_config *cfg)
+{
+	if (cfg != NULL)
+		__atomic_add_fetch(&cfg->refs, 1, __ATOMIC_RELAXED);
+	return cfg;
+}
+
+void
+eb_config_unref(struct eb_config *cfg)
+{
+	if (cfg != NULL &&
+	    __atomic_sub_fetch(&cfg->refs, 1, __ATOMIC_ACQ_REL) == 0)
+		config_free(cfg);
+}
+
+const struct eb_tenant *
+eb_config_tenant(const struct eb_config *cfg, const char *id)
+{
+	size_t i;
+
+	for (i = 0; i < cfg->ntenants; i++)
+		if (strcmp(cfg->tenants[i]->id, id) == 0)
+			return cfg->tenants[i];
+	return NULL;
+}
+
+/* Domains are stored lower-case without a final dot; tolerate either. */
+static int
+domain_eq(const char *stored, const char *d)
+{
+	size_t sl = strlen(stored), dl = strlen(d), i;
+
+	if (dl == sl + 1 && d[sl] == '.')
+		dl--;
+	if (dl != sl)
+		return 0;
+	for (i = 0; i < sl; i++)
+		if (tolower((unsigned char)d[i]) != stored[i])
+			return 0;
+	return 1;
+}
+
+const struct eb_tenant *
+eb_config_tenant_by_domain(const struct eb_config *cfg, const char *domain)
+{
+	size_t i, j;
+
+	/* linear: tenants are few; an index can replace this unchanged */
+	for (i = 0; i < cfg->ntenants; i++)
+		for (j = 0; j < cfg->tenants[i]->domains.n; j++)
+			if (domain_eq(cfg->tenants[i]->domains.v[j], domain))
+				return cfg->tenants[i];
+	return NULL;
+}
+
+int
+eb_model_family_parse(const char *s)
+{
+	int i;
+
+	if (s == NULL)
+		return -1;
+	for (i = 0; i < EB_FAMILY_COUNT; i++)
+		if (eb_str_ieq(s, family_names[i]))
+			return i;
+	return -1;
+}
+
+enum eb_enroll_mode
+eb_tenant_mode(const struct eb_tenant *t, const char *model_family)
+{
+	int f = eb_model_family_parse(model_family);
+
+	if (f >= 0 && t->by_family[f] >= 0)
+		return (enum eb_enroll_mode)t->by_family[f];
+	return t->default_mode;
+}
+
+const char *
+eb_mode_name(enum eb_enroll_mode m)
+{
+	return m == EB_MODE_ADDE ? "ADDE" : "BYOD";
+}
+
+const char *
+eb_mode_version(enum eb_enroll_mode m)
+{
+	return m == EB_MODE_ADDE ? "mdm-adde" : "mdm-byod";
+}

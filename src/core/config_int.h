@@ -1,0 +1,121 @@
+/*
+ * Private to the configuration loader (config.c, config_util.c,
+ * config_io.c, config_tenant.c, config_mdm.c): the parse context that carries
+ * the file being read and the first error, and typed getters over jansson
+ * values. Every getter leaves its output untouched when the key is absent (so
+ * defaults are filled afterwards), fails with the full key path when the value
+ * is present but wrong, and never puts a value into an error reason.
+ */
+#ifndef EB_CONFIG_INT_H
+#define EB_CONFIG_INT_H
+
+#include <stddef.h>
+
+#include <jansson.h>
+
+#include "core/config.h"
+
+/* Largest configuration file we read, and the most items in a list. */
+#define EB_CFG_MAX_FILE    (1024 * 1024)
+#define EB_CFG_MAX_LIST    1024
+#define EB_CFG_MAX_STR     4096
+#define EB_CFG_MAX_TENANTS 10000
+
+struct eb_cfg_ctx {
+	const char *file; /* the file being parsed, for errors */
+	const char *dir;  /* its folder: relative paths resolve here */
+	struct eb_config_error *err;
+};
+
+/* Flags for lists, maps and strings. */
+#define EB_CFG_FQDN                                                            \
+	0x01 /* a DNS name: checked, lower-cased, final dot dropped */
+#define EB_CFG_NONEMPTY 0x02 /* at least one item */
+#define EB_CFG_NOSPACE  0x04 /* no white space in items */
+
+/* Flags for URLs. */
+#define EB_URL_HTTP                                                            \
+	0x01 /* http:// allowed for any host (else loopback only)              \
+	      */
+#define EB_URL_QUERY    0x02 /* a query string is allowed */
+#define EB_URL_NO_SLASH 0x04 /* strip trailing slashes */
+
+/*
+ * Record the first error: key is prefix.name (either may be NULL or ""),
+ * reason from fmt. Returns -1 so callers can "return eb_cfg_fail(...)".
+ */
+int eb_cfg_fail(struct eb_cfg_ctx *c, const char *prefix, const char *name,
+                const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+/* "prefix.name" (or just one of them) into out. */
+void eb_cfg_key(char *out, size_t outlen, const char *prefix, const char *name);
+
+/*
+ * Read a whole regular file of at most max bytes (NUL-terminated; wipe it
+ * with eb_free_secret(p, *lenp + 1)), or NULL with *why set.
+ */
+char *eb_cfg_read_file(const char *path, size_t max, size_t *lenp,
+                       const char **why);
+/* Read and parse a JSON file whose top level must be an object. */
+json_t *eb_cfg_read_json(struct eb_cfg_ctx *c, const char *path);
+/* Fail on any key of obj not in the NULL-terminated allowed list. */
+int eb_cfg_keys(struct eb_cfg_ctx *c, const json_t *obj, const char *prefix,
+                const char *const *allowed);
+
+int eb_cfg_obj(struct eb_cfg_ctx *c, const json_t *o, const char *prefix,
+               const char *name, json_t **out);
+int eb_cfg_str(struct eb_cfg_ctx *c, const json_t *o, const char *prefix,
+               const char *name, int required, int flags, char **out);
+/* One of names (NULL-terminated); *out is its index. */
+int eb_cfg_enum(struct eb_cfg_ctx *c, const json_t *o, const char *prefix,
+                const char *name, const char *const *names, int *out);
+int eb_cfg_int(struct eb_cfg_ctx *c, const json_t *o, const char *prefix,
+               const char *name, long long min, long long max, long long *out);
+int eb_cfg_bool(struct eb_cfg_ctx *c, const json_t *o, const char *prefix,
+                const char *name, int *out);
+int eb_cfg_strlist(struct eb_cfg_ctx *c, const json_t *o, const char *prefix,
+                   const char *name, int flags, struct eb_strlist *out);
+/* An object of strings; kflags/vflags apply EB_CFG_FQDN to keys/values. */
+int eb_cfg_kvlist(struct eb_cfg_ctx *c, const json_t *o, const char *prefix,
+                  const char *name, int kflags, int vflags,
+                  struct eb_kvlist *out);
+int eb_cfg_url(struct eb_cfg_ctx *c, const json_t *o, const char *prefix,
+               const char *name, int required, int flags, char **out);
+/* A file or folder path, made absolute against c->dir. */
+int eb_cfg_path(struct eb_cfg_ctx *c, const json_t *o, const char *prefix,
+                const char *name, int required, char **out);
+/* A secret (inline, "file:", "env:"), resolved; its JSON text is wiped. */
+int eb_cfg_secret_get(struct eb_cfg_ctx *c, const json_t *o, const char *prefix,
+                      const char *name, int required, char **out);
+
+/* Set *out to a copy of v unless it is already set. */
+int eb_cfg_default_str(struct eb_cfg_ctx *c, const char *prefix,
+                       const char *name, char **out, const char *v);
+
+/*
+ * Check a URL: http(s) scheme, a host, optional port and path, no user
+ * info or fragment. Returns a fresh copy (scheme and host lower-cased,
+ * trailing slashes dropped with EB_URL_NO_SLASH) or NULL with *why set.
+ */
+char *eb_cfg_check_url(const char *s, int flags, const char **why);
+/* 1 when host (no brackets) is 127.0.0.0/8, ::1 or localhost. */
+int eb_cfg_is_loopback(const char *host);
+/* dir/p, or a copy of p when absolute. */
+char *eb_cfg_join(const char *dir, const char *p);
+
+void eb_cfg_strlist_free(struct eb_strlist *l);
+void eb_cfg_kvlist_free(struct eb_kvlist *l);
+int eb_cfg_strlist_has(const struct eb_strlist *l, const char *s);
+
+/* Parse one tenant file's root object; public_url is the main file's. */
+struct eb_tenant *eb_cfg_tenant_parse(struct eb_cfg_ctx *c, json_t *root,
+                                      const char *public_url);
+void eb_cfg_tenant_free(struct eb_tenant *t);
+/* Tenant sections in config_mdm.c (t's auth_method must be parsed). */
+int eb_cfg_parse_oauth2(struct eb_cfg_ctx *c, const json_t *root,
+                        struct eb_tenant *t);
+int eb_cfg_parse_mdm(struct eb_cfg_ctx *c, const json_t *root,
+                     struct eb_mdm_config *m);
+int eb_cfg_parse_esso(struct eb_cfg_ctx *c, const json_t *root,
+                      struct eb_tenant *t);
+
+#endif

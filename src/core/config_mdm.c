@@ -1,0 +1,194 @@
+/*
+ * The device-facing sections of a tenant file: "oauth2" (the apple-oauth2
+ * challenge's client), "mdm" (upstream, profile source, token audience,
+ * introspection clients, signing) and "esso" (Enrollment SSO document).
+ */
+#include "core/config_int.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "core/mem.h"
+#include "core/str.h"
+
+int
+eb_cfg_parse_oauth2(struct eb_cfg_ctx *c, const json_t *root,
+                    struct eb_tenant *t)
+{
+	static const char *const keys[] = {"client_id", "redirect_uri", "scope",
+	                                   NULL};
+	static const char scheme[] = "apple-remotemanagement-user-login:";
+	struct eb_oauth2_config *o2 = &t->oauth2;
+	const char *p = "oauth2";
+	json_t *o;
+
+	if (eb_cfg_obj(c, root, NULL, p, &o) == -1)
+		return -1;
+	if (o != NULL && t->auth_method != EB_AUTH_OAUTH2)
+		return eb_cfg_fail(
+		    c, NULL, p,
+		    "is only used with auth_method \"apple-oauth2\"");
+	if (o != NULL && (eb_cfg_keys(c, o, p, keys) == -1 ||
+	                  eb_cfg_str(c, o, p, "client_id", 0, EB_CFG_NOSPACE,
+	                             &o2->client_id) == -1 ||
+	                  eb_cfg_str(c, o, p, "redirect_uri", 0, EB_CFG_NOSPACE,
+	                             &o2->redirect_uri) == -1 ||
+	                  eb_cfg_str(c, o, p, "scope", 0, 0, &o2->scope) == -1))
+		return -1;
+	if (o2->redirect_uri != NULL &&
+	    (!eb_str_has_prefix(o2->redirect_uri, scheme) ||
+	     o2->redirect_uri[sizeof(scheme) - 1] == '\0'))
+		return eb_cfg_fail(
+		    c, p, "redirect_uri",
+		    "must use the scheme apple-remotemanagement-user-login:");
+	return eb_cfg_default_str(c, p, "client_id", &o2->client_id,
+	                          "apple-device") == -1 ||
+	               eb_cfg_default_str(
+	                   c, p, "redirect_uri", &o2->redirect_uri,
+	                   "apple-remotemanagement-user-login:/oauth2/"
+	                   "redirection") == -1 ||
+	               eb_cfg_default_str(c, p, "scope", &o2->scope, "mdm") ==
+	                   -1
+	           ? -1
+	           : 0;
+}
+
+static int
+parse_clients(struct eb_cfg_ctx *c, const json_t *o, struct eb_mdm_config *m)
+{
+	static const char *const keys[] = {"client_id", "client_secret", NULL};
+	json_t *v = json_object_get(o, "clients"), *item;
+	char p[64];
+	size_t i, j, n;
+
+	if (v == NULL)
+		return 0;
+	if (!json_is_array(v))
+		return eb_cfg_fail(c, "mdm", "clients",
+		                   "must be a list of objects");
+	if ((n = json_array_size(v)) > EB_CFG_MAX_LIST)
+		return eb_cfg_fail(c, "mdm", "clients", "has too many items");
+	if ((m->clients = eb_calloc(n ? n : 1, sizeof(*m->clients))) == NULL)
+		return eb_cfg_fail(c, "mdm", "clients", "out of memory");
+	json_array_foreach(v, i, item)
+	{
+		struct eb_mdm_client *cl = &m->clients[i];
+
+		snprintf(p, sizeof(p), "mdm.clients[%zu]", i);
+		if (!json_is_object(item))
+			return eb_cfg_fail(c, p, NULL, "must be an object");
+		m->nclients = i + 1;
+		if (eb_cfg_keys(c, item, p, keys) == -1 ||
+		    eb_cfg_str(c, item, p, "client_id", 1, EB_CFG_NOSPACE,
+		               &cl->client_id) == -1 ||
+		    eb_cfg_secret_get(c, item, p, "client_secret", 1,
+		                      &cl->client_secret) == -1)
+			return -1;
+		for (j = 0; j < i; j++)
+			if (strcmp(m->clients[j].client_id, cl->client_id) == 0)
+				return eb_cfg_fail(c, p, "client_id",
+				                   "is a duplicate");
+	}
+	return 0;
+}
+
+int
+eb_cfg_parse_mdm(struct eb_cfg_ctx *c, const json_t *root,
+                 struct eb_mdm_config *m)
+{
+	static const char *const keys[] = {
+	    "upstream",
+	    "profile",
+	    "audience",
+	    "clients",
+	    "allow_unauthenticated_device_channel",
+	    "use_proxy",
+	    "signing_cert",
+	    "signing_key",
+	    "device_ca",
+	    NULL};
+	static const char *const pkeys[] = {"url", "file", NULL};
+	const char *p = "mdm";
+	json_t *o, *prof;
+	int use_proxy = -1;
+
+	if (eb_cfg_obj(c, root, NULL, p, &o) == -1)
+		return -1;
+	if (o == NULL)
+		return 0;
+	if (eb_cfg_keys(c, o, p, keys) == -1 ||
+	    eb_cfg_url(c, o, p, "upstream", 0, EB_URL_HTTP | EB_URL_NO_SLASH,
+	               &m->upstream) == -1 ||
+	    eb_cfg_obj(c, o, p, "profile", &prof) == -1 ||
+	    eb_cfg_str(c, o, p, "audience", 0, EB_CFG_NOSPACE, &m->audience) ==
+	        -1 ||
+	    parse_clients(c, o, m) == -1 ||
+	    eb_cfg_bool(c, o, p, "allow_unauthenticated_device_channel",
+	                &m->allow_unauthenticated_device_channel) == -1 ||
+	    eb_cfg_bool(c, o, p, "use_proxy", &use_proxy) == -1 ||
+	    eb_cfg_path(c, o, p, "signing_cert", 0, &m->signing_cert) == -1 ||
+	    eb_cfg_path(c, o, p, "signing_key", 0, &m->signing_key) == -1 ||
+	    eb_cfg_path(c, o, p, "device_ca", 0, &m->device_ca) == -1)
+		return -1;
+	if (prof != NULL &&
+	    (eb_cfg_keys(c, prof, "mdm.profile", pkeys) == -1 ||
+	     eb_cfg_url(c, prof, "mdm.profile", "url", 0,
+	                EB_URL_HTTP | EB_URL_QUERY, &m->profile_url) == -1 ||
+	     eb_cfg_path(c, prof, "mdm.profile", "file", 0, &m->profile_file) ==
+	         -1))
+		return -1;
+	if (prof != NULL &&
+	    (m->profile_url == NULL) == (m->profile_file == NULL))
+		return eb_cfg_fail(c, p, "profile",
+		                   "needs exactly one of \"url\" or \"file\"");
+	if ((m->signing_cert == NULL) != (m->signing_key == NULL))
+		return eb_cfg_fail(
+		    c, p, m->signing_cert ? "signing_key" : "signing_cert",
+		    "is required when mdm.%s is set",
+		    m->signing_cert ? "signing_cert" : "signing_key");
+	if (m->upstream == NULL && use_proxy == 1)
+		return eb_cfg_fail(c, p, "use_proxy", "needs mdm.upstream");
+	if (m->upstream == NULL && m->allow_unauthenticated_device_channel)
+		return eb_cfg_fail(c, p, "allow_unauthenticated_device_channel",
+		                   "needs mdm.upstream");
+	m->use_proxy = use_proxy == -1 ? m->upstream != NULL : use_proxy;
+	return 0;
+}
+
+int
+eb_cfg_parse_esso(struct eb_cfg_ctx *c, const json_t *root, struct eb_tenant *t)
+{
+	static const char *const keys[] = {
+	    "app_store_id", "associated_domains", "enable_direct_downloads",
+	    "profile_file", "developer",          NULL};
+	static const char *const dkeys[] = {"app_ids", NULL};
+	const char *p = "esso";
+	struct eb_esso_config *e;
+	long long id = 0;
+	json_t *o, *dev;
+
+	if (eb_cfg_obj(c, root, NULL, p, &o) == -1)
+		return -1;
+	if (o == NULL)
+		return 0;
+	if ((e = t->esso = eb_calloc(1, sizeof(*e))) == NULL)
+		return eb_cfg_fail(c, NULL, p, "out of memory");
+	if (eb_cfg_keys(c, o, p, keys) == -1 ||
+	    eb_cfg_int(c, o, p, "app_store_id", 1, 99999999999LL, &id) == -1 ||
+	    eb_cfg_strlist(c, o, p, "associated_domains", EB_CFG_NOSPACE,
+	                   &e->associated_domains) == -1 ||
+	    eb_cfg_bool(c, o, p, "enable_direct_downloads",
+	                &e->enable_direct_downloads) == -1 ||
+	    eb_cfg_path(c, o, p, "profile_file", 0, &e->profile_file) == -1 ||
+	    eb_cfg_obj(c, o, p, "developer", &dev) == -1)
+		return -1;
+	if (id == 0)
+		return eb_cfg_fail(c, p, "app_store_id", "is required");
+	e->app_store_id = (long)id;
+	if (dev != NULL &&
+	    (eb_cfg_keys(c, dev, "esso.developer", dkeys) == -1 ||
+	     eb_cfg_strlist(c, dev, "esso.developer", "app_ids", EB_CFG_NOSPACE,
+	                    &e->developer_app_ids) == -1))
+		return -1;
+	return 0;
+}

@@ -1,0 +1,503 @@
+/*
+ * One tenant file (DESIGN.md, "Configuration" and "Contract details"):
+ * strict parsing of every section, provider-specific defaults (issuer,
+ * scopes), and the values derived once at load time (enrollment BaseURL,
+ * discovery bodies, token audience). The device-facing sections (oauth2,
+ * mdm, esso) are in config_mdm.c; cross-tenant checks (duplicate id or
+ * domain) in config.c.
+ */
+#include "core/config_int.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "core/buf.h"
+#include "core/mem.h"
+#include "core/str.h"
+
+static const char *const modes[] = {"byod", "adde", NULL};
+static const char *const families[] = {
+    "iPhone", "iPad", "Mac", "AppleTV", "Watch", "RealityDevice", NULL};
+
+static int
+parse_enrollment(struct eb_cfg_ctx *c, const json_t *root, struct eb_tenant *t)
+{
+	static const char *const keys[] = {"default", "by_model_family", NULL};
+	const char *p = "enrollment", *pf = "enrollment.by_model_family";
+	json_t *o, *bm;
+	int m = EB_MODE_BYOD, i;
+
+	if (eb_cfg_obj(c, root, NULL, p, &o) == -1)
+		return -1;
+	if (o == NULL)
+		return 0;
+	if (eb_cfg_keys(c, o, p, keys) == -1 ||
+	    eb_cfg_enum(c, o, p, "default", modes, &m) == -1 ||
+	    eb_cfg_obj(c, o, p, "by_model_family", &bm) == -1)
+		return -1;
+	t->default_mode = (enum eb_enroll_mode)m;
+	if (bm == NULL)
+		return 0;
+	if (eb_cfg_keys(c, bm, pf, families) == -1)
+		return -1;
+	for (i = 0; i < EB_FAMILY_COUNT; i++) {
+		m = -1;
+		if (eb_cfg_enum(c, bm, pf, families[i], modes, &m) == -1)
+			return -1;
+		t->by_family[i] = (signed char)m;
+	}
+	return 0;
+}
+
+/* Keys only one provider type understands. */
+static int
+check_type_keys(struct eb_cfg_ctx *c, const json_t *o, const char *type)
+{
+	static const struct {
+		const char *key, *type;
+	} only[] = {{"tenant_id", "entra"},   {"allowed_tenants", "entra"},
+	            {"domain_hint", "entra"}, {"graph_groups", "entra"},
+	            {"graph_url", "entra"},   {"hosted_domain", "google"}};
+	size_t i;
+
+	for (i = 0; i < sizeof(only) / sizeof(only[0]); i++)
+		if (json_object_get(o, only[i].key) != NULL &&
+		    strcmp(type, only[i].type) != 0)
+			return eb_cfg_fail(
+			    c, "idp", only[i].key,
+			    "is only valid when idp.type is \"%s\"",
+			    only[i].type);
+	return 0;
+}
+
+static int
+default_scopes(struct eb_cfg_ctx *c, struct eb_idp_config *idp)
+{
+	static const char *const base[] = {"openid", "email", "profile",
+	                                   "offline_access"};
+	size_t i, n = strcmp(idp->type, "google") == 0 ? 3 : 4;
+
+	if ((idp->scopes.v = eb_calloc(n, sizeof(char *))) == NULL)
+		return eb_cfg_fail(c, "idp", "scopes", "out of memory");
+	for (i = 0; i < n; i++) {
+		if ((idp->scopes.v[i] = eb_strdup(base[i])) == NULL)
+			return eb_cfg_fail(c, "idp", "scopes", "out of memory");
+		idp->scopes.n++;
+	}
+	return 0;
+}
+
+static int
+check_auth_params(struct eb_cfg_ctx *c, const struct eb_kvlist *kv)
+{
+	/* parameters the OIDC client sets itself */
+	static const char *const reserved[] = {"response_type",
+	                                       "client_id",
+	                                       "redirect_uri",
+	                                       "scope",
+	                                       "state",
+	                                       "nonce",
+	                                       "code_challenge",
+	                                       "code_challenge_method",
+	                                       "response_mode",
+	                                       "request",
+	                                       "request_uri",
+	                                       "client_secret",
+	                                       NULL};
+	size_t i, j;
+
+	for (i = 0; i < kv->n; i++)
+		for (j = 0; reserved[j] != NULL; j++)
+			if (strcmp(kv->v[i].key, reserved[j]) == 0)
+				return eb_cfg_fail(
+				    c, "idp.extra_auth_params", reserved[j],
+				    "is set by enrollbridge and cannot be "
+				    "overridden");
+	return 0;
+}
+
+static int
+parse_idp(struct eb_cfg_ctx *c, const json_t *root, struct eb_idp_config *idp)
+{
+	static const char *const keys[] = {"type",
+	                                   "issuer",
+	                                   "client_id",
+	                                   "client_secret",
+	                                   "scopes",
+	                                   "client_auth",
+	                                   "userinfo",
+	                                   "tenant_id",
+	                                   "allowed_tenants",
+	                                   "domain_hint",
+	                                   "graph_groups",
+	                                   "graph_url",
+	                                   "hosted_domain",
+	                                   "extra_auth_params",
+	                                   NULL};
+	static const char *const types[] = {"oidc", "entra", "google", NULL};
+	static const char *const cauth[] = {"client_secret_basic",
+	                                    "client_secret_post", NULL};
+	const char *p = "idp";
+	json_t *o;
+	int type = -1, ca = EB_CLIENT_AUTH_BASIC;
+	char iss[512];
+
+	if (eb_cfg_obj(c, root, NULL, p, &o) == -1)
+		return -1;
+	if (o == NULL)
+		return eb_cfg_fail(c, NULL, p, "is required");
+	if (eb_cfg_keys(c, o, p, keys) == -1 ||
+	    eb_cfg_enum(c, o, p, "type", types, &type) == -1)
+		return -1;
+	if (type < 0)
+		return eb_cfg_fail(c, p, "type", "is required");
+	if ((idp->type = eb_strdup(types[type])) == NULL)
+		return eb_cfg_fail(c, p, "type", "out of memory");
+	if (check_type_keys(c, o, idp->type) == -1 ||
+	    eb_cfg_url(c, o, p, "issuer", type == 0, 0, &idp->issuer) == -1 ||
+	    eb_cfg_str(c, o, p, "client_id", 1, 0, &idp->client_id) == -1 ||
+	    eb_cfg_secret_get(c, o, p, "client_secret", 0,
+	                      &idp->client_secret) == -1 ||
+	    eb_cfg_strlist(c, o, p, "scopes", EB_CFG_NONEMPTY | EB_CFG_NOSPACE,
+	                   &idp->scopes) == -1 ||
+	    eb_cfg_enum(c, o, p, "client_auth", cauth, &ca) == -1 ||
+	    eb_cfg_bool(c, o, p, "userinfo", &idp->use_userinfo) == -1 ||
+	    eb_cfg_str(c, o, p, "tenant_id", 0, EB_CFG_NOSPACE,
+	               &idp->tenant_id) == -1 ||
+	    eb_cfg_strlist(c, o, p, "allowed_tenants",
+	                   EB_CFG_NONEMPTY | EB_CFG_NOSPACE,
+	                   &idp->allowed_tenants) == -1 ||
+	    eb_cfg_str(c, o, p, "domain_hint", 0, EB_CFG_NOSPACE,
+	               &idp->domain_hint) == -1 ||
+	    eb_cfg_bool(c, o, p, "graph_groups", &idp->graph_groups) == -1 ||
+	    eb_cfg_url(c, o, p, "graph_url", 0, EB_URL_NO_SLASH,
+	               &idp->graph_url) == -1 ||
+	    eb_cfg_str(c, o, p, "hosted_domain", type == 2, EB_CFG_FQDN,
+	               &idp->hosted_domain) == -1 ||
+	    eb_cfg_kvlist(c, o, p, "extra_auth_params", EB_CFG_NOSPACE, 0,
+	                  &idp->extra_auth_params) == -1 ||
+	    check_auth_params(c, &idp->extra_auth_params) == -1)
+		return -1;
+	idp->client_auth = (enum eb_client_auth)ca;
+	if (idp->scopes.n == 0) {
+		if (default_scopes(c, idp) == -1)
+			return -1;
+	} else if (!eb_cfg_strlist_has(&idp->scopes, "openid"))
+		return eb_cfg_fail(c, p, "scopes", "must include \"openid\"");
+	if (type == 1) { /* entra */
+		const char *tid = idp->tenant_id;
+
+		if (tid != NULL && idp->allowed_tenants.n > 0)
+			return eb_cfg_fail(
+			    c, p, "allowed_tenants",
+			    "cannot be combined with idp.tenant_id");
+		if (tid != NULL &&
+		    strspn(tid, "abcdefghijklmnopqrstuvwxyz"
+		                "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-") !=
+		        strlen(tid))
+			return eb_cfg_fail(
+			    c, p, "tenant_id",
+			    "must be a tenant GUID or domain name");
+		if (idp->issuer == NULL && tid == NULL &&
+		    idp->allowed_tenants.n == 0)
+			return eb_cfg_fail(
+			    c, p, "tenant_id",
+			    "is required for entra (or idp.allowed_tenants, "
+			    "or an explicit idp.issuer)");
+		snprintf(iss, sizeof(iss),
+		         "https://login.microsoftonline.com/%s/v2.0",
+		         tid ? tid : "organizations");
+		if (eb_cfg_default_str(c, p, "issuer", &idp->issuer, iss) ==
+		        -1 ||
+		    eb_cfg_default_str(c, p, "graph_url", &idp->graph_url,
+		                       "https://graph.microsoft.com") == -1)
+			return -1;
+	} else if (type == 2 &&
+	           eb_cfg_default_str(c, p, "issuer", &idp->issuer,
+	                              "https://accounts.google.com") == -1)
+		return -1;
+	return 0;
+}
+
+static int
+check_template(struct eb_cfg_ctx *c, const char *tpl)
+{
+	const char *p = tpl, *close;
+
+	if (strchr(tpl, '@') == NULL)
+		return eb_cfg_fail(c, "managed_apple_id", "template",
+		                   "must contain '@'");
+	while ((p = strpbrk(p, "{}")) != NULL) {
+		if (*p == '}' || (close = strchr(p, '}')) == NULL)
+			goto bad;
+		if (!((close - p == 6 && strncmp(p, "{local}", 7) == 0) ||
+		      (close - p == 7 && strncmp(p, "{domain}", 8) == 0) ||
+		      (close - p > 7 && strncmp(p, "{claim:", 7) == 0 &&
+		       memchr(p + 1, '{', (size_t)(close - p - 1)) == NULL)))
+			goto bad;
+		p = close + 1;
+	}
+	return 0;
+bad:
+	return eb_cfg_fail(
+	    c, "managed_apple_id", "template",
+	    "placeholders must be {local}, {domain} or {claim:NAME}");
+}
+
+static int
+parse_mapping(struct eb_cfg_ctx *c, const json_t *root, struct eb_tenant *t)
+{
+	static const char *const keys[] = {"claim", "domain_map", "template",
+	                                   "managed_domains", NULL};
+	struct eb_mapping_config *m = &t->mapping;
+	const char *p = "managed_apple_id";
+	json_t *o;
+	size_t i;
+
+	if (eb_cfg_obj(c, root, NULL, p, &o) == -1)
+		return -1;
+	if (o != NULL &&
+	    (eb_cfg_keys(c, o, p, keys) == -1 ||
+	     eb_cfg_str(c, o, p, "claim", 0, EB_CFG_NOSPACE, &m->claim) == -1 ||
+	     eb_cfg_kvlist(c, o, p, "domain_map", EB_CFG_FQDN, EB_CFG_FQDN,
+	                   &m->domain_map) == -1 ||
+	     eb_cfg_str(c, o, p, "template", 0, EB_CFG_NOSPACE, &m->template) ==
+	         -1 ||
+	     (m->template != NULL && check_template(c, m->template) == -1) ||
+	     eb_cfg_strlist(c, o, p, "managed_domains", EB_CFG_FQDN,
+	                    &m->managed_domains) == -1))
+		return -1;
+	if (eb_cfg_default_str(c, p, "claim", &m->claim, "email") == -1)
+		return -1;
+	if (m->domain_map.n > 0 || m->managed_domains.n > 0)
+		return 0;
+	/* neither given: users' own domains are the managed domains */
+	if ((m->managed_domains.v = eb_calloc(t->domains.n, sizeof(char *))) ==
+	    NULL)
+		return eb_cfg_fail(c, p, "managed_domains", "out of memory");
+	for (i = 0; i < t->domains.n; i++) {
+		if ((m->managed_domains.v[i] = eb_strdup(t->domains.v[i])) ==
+		    NULL)
+			return eb_cfg_fail(c, p, "managed_domains",
+			                   "out of memory");
+		m->managed_domains.n++;
+	}
+	return 0;
+}
+
+static int
+parse_access(struct eb_cfg_ctx *c, const json_t *root,
+             struct eb_access_config *a)
+{
+	static const char *const keys[] = {"require_groups", "allowed_domains",
+	                                   "deny_message", NULL};
+	const char *p = "access";
+	json_t *o;
+
+	if (eb_cfg_obj(c, root, NULL, p, &o) == -1)
+		return -1;
+	if (o == NULL)
+		return 0;
+	return eb_cfg_keys(c, o, p, keys) == -1 ||
+	               eb_cfg_strlist(c, o, p, "require_groups", 0,
+	                              &a->require_groups) == -1 ||
+	               eb_cfg_strlist(c, o, p, "allowed_domains", EB_CFG_FQDN,
+	                              &a->allowed_domains) == -1 ||
+	               eb_cfg_str(c, o, p, "deny_message", 0, 0,
+	                          &a->deny_message) == -1
+	           ? -1
+	           : 0;
+}
+
+static int
+parse_tokens(struct eb_cfg_ctx *c, const json_t *root,
+             struct eb_tokens_config *tk)
+{
+	static const struct {
+		const char *key;
+		size_t off;
+		int def, min, max;
+	} f[] = {
+#define TK(k, d, lo, hi) {#k, offsetof(struct eb_tokens_config, k), d, lo, hi}
+	    TK(access_ttl, 3600, 60, 7 * 86400),
+	    TK(refresh_ttl, 7776000, 3600, 10 * 366 * 86400),
+	    TK(upstream_renew_interval, 3600, 60, 7 * 86400),
+	    TK(upstream_grace, 86400, 60, 90 * 86400),
+	    TK(renew_concurrency, 4, 1, 256),
+	    TK(code_ttl, 60, 10, 600),
+	    TK(login_ttl, 600, 60, 3600),
+#undef TK
+	};
+	const char *keys[sizeof(f) / sizeof(f[0]) + 1];
+	const char *p = "tokens";
+	json_t *o;
+	size_t i;
+
+	for (i = 0; i < sizeof(f) / sizeof(f[0]); i++) {
+		keys[i] = f[i].key;
+		*(int *)((char *)tk + f[i].off) = f[i].def;
+	}
+	keys[i] = NULL;
+	if (eb_cfg_obj(c, root, NULL, p, &o) == -1)
+		return -1;
+	if (o == NULL)
+		return 0;
+	if (eb_cfg_keys(c, o, p, keys) == -1)
+		return -1;
+	for (i = 0; i < sizeof(f) / sizeof(f[0]); i++) {
+		long long v = f[i].def;
+
+		if (eb_cfg_int(c, o, p, f[i].key, f[i].min, f[i].max, &v) == -1)
+			return -1;
+		*(int *)((char *)tk + f[i].off) = (int)v;
+	}
+	if (tk->refresh_ttl < tk->access_ttl)
+		return eb_cfg_fail(
+		    c, p, "refresh_ttl",
+		    "must not be shorter than tokens.access_ttl");
+	return 0;
+}
+
+static int
+derive(struct eb_cfg_ctx *c, struct eb_tenant *t, const char *public_url)
+{
+	struct eb_buf b;
+	int m;
+
+	eb_buf_init(&b, 64 * 1024);
+	if (eb_buf_printf(&b, "%s/t/%s/enroll", public_url, t->id) == -1)
+		goto oom;
+	t->base_url = eb_buf_detach(&b, NULL);
+	for (m = EB_MODE_BYOD; m <= EB_MODE_ADDE; m++) {
+		if (eb_buf_addstr(&b, "{\"Servers\":[{\"Version\":") == -1 ||
+		    eb_buf_add_json_str(&b, eb_mode_version(m)) == -1 ||
+		    eb_buf_addstr(&b, ",\"BaseURL\":") == -1 ||
+		    eb_buf_add_json_str(&b, t->base_url) == -1 ||
+		    eb_buf_addstr(&b, "}]}") == -1)
+			goto oom;
+		t->disco_body[m] = eb_buf_detach(&b, &t->disco_len[m]);
+	}
+	if (t->mdm.audience == NULL) {
+		if (eb_buf_printf(&b, "%s/t/%s/mdm", public_url, t->id) == -1)
+			goto oom;
+		t->mdm.audience = eb_buf_detach(&b, NULL);
+	}
+	if (t->base_url && t->disco_body[0] && t->disco_body[1] &&
+	    t->mdm.audience)
+		return 0;
+oom:
+	eb_buf_finish(&b);
+	return eb_cfg_fail(c, NULL, "id", "out of memory");
+}
+
+struct eb_tenant *
+eb_cfg_tenant_parse(struct eb_cfg_ctx *c, json_t *root, const char *public_url)
+{
+	static const char *const keys[] = {
+	    "id",          "domains", "enrollment",
+	    "auth_method", "idp",     "managed_apple_id",
+	    "access",      "tokens",  "oauth2",
+	    "mdm",         "esso",    NULL};
+	static const char *const methods[] = {"apple-as-web", "apple-oauth2",
+	                                      NULL};
+	struct eb_tenant *t;
+	int am = EB_AUTH_AS_WEB;
+
+	if ((t = eb_calloc(1, sizeof(*t))) == NULL) {
+		eb_cfg_fail(c, NULL, NULL, "out of memory");
+		return NULL;
+	}
+	memset(t->by_family, -1, sizeof(t->by_family));
+	if ((t->file = eb_strdup(c->file)) == NULL) {
+		eb_cfg_fail(c, NULL, NULL, "out of memory");
+		goto fail;
+	}
+	if (eb_cfg_keys(c, root, NULL, keys) == -1 ||
+	    eb_cfg_str(c, root, NULL, "id", 1, 0, &t->id) == -1)
+		goto fail;
+	if (!eb_str_is_tenant_id(t->id)) {
+		eb_cfg_fail(c, NULL, "id",
+		            "must be 1 to 63 of a-z, 0-9 and '-'");
+		goto fail;
+	}
+	if (json_object_get(root, "domains") == NULL) {
+		eb_cfg_fail(c, NULL, "domains", "is required");
+		goto fail;
+	}
+	if (eb_cfg_strlist(c, root, NULL, "domains",
+	                   EB_CFG_FQDN | EB_CFG_NONEMPTY, &t->domains) == -1 ||
+	    parse_enrollment(c, root, t) == -1 ||
+	    eb_cfg_enum(c, root, NULL, "auth_method", methods, &am) == -1)
+		goto fail;
+	t->auth_method = (enum eb_auth_method)am;
+	if (parse_idp(c, root, &t->idp) == -1 ||
+	    parse_mapping(c, root, t) == -1 ||
+	    parse_access(c, root, &t->access) == -1 ||
+	    parse_tokens(c, root, &t->tokens) == -1 ||
+	    eb_cfg_parse_oauth2(c, root, t) == -1 ||
+	    eb_cfg_parse_mdm(c, root, &t->mdm) == -1 ||
+	    eb_cfg_parse_esso(c, root, t) == -1 ||
+	    derive(c, t, public_url) == -1)
+		goto fail;
+	return t;
+fail:
+	eb_cfg_tenant_free(t);
+	return NULL;
+}
+
+void
+eb_cfg_tenant_free(struct eb_tenant *t)
+{
+	struct eb_idp_config *idp;
+	size_t i;
+
+	if (t == NULL)
+		return;
+	idp = &t->idp;
+	eb_free(t->id);
+	eb_free(t->file);
+	eb_cfg_strlist_free(&t->domains);
+	eb_free(idp->type);
+	eb_free(idp->issuer);
+	eb_free(idp->client_id);
+	eb_free_secret_str(idp->client_secret);
+	eb_cfg_strlist_free(&idp->scopes);
+	eb_free(idp->tenant_id);
+	eb_cfg_strlist_free(&idp->allowed_tenants);
+	eb_free(idp->domain_hint);
+	eb_free(idp->graph_url);
+	eb_free(idp->hosted_domain);
+	eb_cfg_kvlist_free(&idp->extra_auth_params);
+	eb_free(t->mapping.claim);
+	eb_cfg_kvlist_free(&t->mapping.domain_map);
+	eb_free(t->mapping.template);
+	eb_cfg_strlist_free(&t->mapping.managed_domains);
+	eb_cfg_strlist_free(&t->access.require_groups);
+	eb_cfg_strlist_free(&t->access.allowed_domains);
+	eb_free(t->access.deny_message);
+	eb_free(t->oauth2.client_id);
+	eb_free(t->oauth2.redirect_uri);
+	eb_free(t->oauth2.scope);
+	eb_free(t->mdm.upstream);
+	eb_free(t->mdm.profile_url);
+	eb_free(t->mdm.profile_file);
+	eb_free(t->mdm.audience);
+	for (i = 0; i < t->mdm.nclients; i++) {
+		eb_free(t->mdm.clients[i].client_id);
+		eb_free_secret_str(t->mdm.clients[i].client_secret);
+	}
+	eb_free(t->mdm.clients);
+	eb_free(t->mdm.signing_cert);
+	eb_free(t->mdm.signing_key);
+	eb_free(t->mdm.device_ca);
+	if (t->esso != NULL) {
+		eb_cfg_strlist_free(&t->esso->associated_domains);
+		eb_free(t->esso->profile_file);
+		eb_cfg_strlist_free(&t->esso->developer_app_ids);
+		eb_free(t->esso);
+	}
+	eb_free(t->base_url);
+	eb_free(t->disco_body[0]);
+	eb_free(t->disco_body[1]);
+	eb_free(t);
+}
