@@ -1,0 +1,164 @@
+/*
+ * The schema of the store, as ordered migrations. A released migration is
+ * never edited: change the schema by appending one. Conventions: times are
+ * INTEGER unix seconds, NOT NULL DEFAULT 0 where 0 means "not yet"/"never";
+ * enums are stored as their names (store.c) and checked; secrets are BLOBs
+ * sealed by the caller; tokens and codes are keyed by hex SHA-256; each
+ * table that may need more fields later has an `extra` JSON text column.
+ */
+#include "store/migrations.h"
+
+#include <stdatomic.h>
+
+#include "store/store.h"
+
+static const char schema_v1[] =
+    /* Every allow/deny and every grant change, append-only. */
+    "CREATE TABLE audit_events ("
+    " id INTEGER PRIMARY KEY AUTOINCREMENT,"
+    " ts INTEGER NOT NULL,"
+    " tenant TEXT NOT NULL,"
+    " event TEXT NOT NULL,"
+    " subject TEXT,"
+    " detail TEXT"
+    ");"
+    "CREATE INDEX audit_events_tenant ON audit_events(tenant, id);"
+
+    /* Short-lived, single-use login state (apple-as-web, oauth2 authorize). */
+    "CREATE TABLE login_flows ("
+    " id TEXT PRIMARY KEY,"
+    " tenant TEXT NOT NULL,"
+    " kind TEXT NOT NULL CHECK (kind IN ('apple-as-web','oauth2-authorize')),"
+    " created_at INTEGER NOT NULL,"
+    " expires_at INTEGER NOT NULL,"
+    " user_identifier TEXT,"
+    " enrollment_mode TEXT CHECK (enrollment_mode IN ('BYOD','ADDE')),"
+    " model_family TEXT,"
+    " mi_product TEXT, mi_version TEXT, mi_language TEXT,"
+    " mi_os_version TEXT, mi_udid TEXT, mi_serial TEXT,"
+    " upstream_state TEXT UNIQUE,"
+    " upstream_nonce TEXT,"
+    " pkce_verifier BLOB,"
+    " browser_binding TEXT,"
+    " client_id TEXT, redirect_uri TEXT, device_state TEXT, scope TEXT,"
+    " extra TEXT"
+    ");"
+    "CREATE INDEX login_flows_expires ON login_flows(expires_at);"
+
+    /* One sign-in of one person for one enrollment. */
+    "CREATE TABLE grants ("
+    " id TEXT PRIMARY KEY,"
+    " tenant TEXT NOT NULL,"
+    " status TEXT NOT NULL"
+    "  CHECK (status IN ('active','revoked','expired','superseded')),"
+    " auth_method TEXT,"
+    " client_id TEXT,"
+    " managed_apple_id TEXT NOT NULL,"
+    " user_identifier TEXT,"
+    " idp_issuer TEXT, idp_subject TEXT, idp_tid TEXT, idp_oid TEXT,"
+    " enrollment_mode TEXT NOT NULL CHECK (enrollment_mode IN ('BYOD','ADDE')),"
+    " binding_kind TEXT CHECK (binding_kind IN ('EnrollmentID','UDID')),"
+    " binding_value TEXT,"
+    " bound_at INTEGER NOT NULL DEFAULT 0,"
+    " created_at INTEGER NOT NULL,"
+    " updated_at INTEGER NOT NULL,"
+    " expires_at INTEGER NOT NULL DEFAULT 0,"
+    " upstream_refresh_token BLOB,"
+    " upstream_renewed_at INTEGER NOT NULL DEFAULT 0,"
+    " upstream_next_at INTEGER NOT NULL DEFAULT 0,"
+    " upstream_failing_since INTEGER NOT NULL DEFAULT 0,"
+    " revoked_at INTEGER NOT NULL DEFAULT 0,"
+    " revoke_reason TEXT,"
+    " superseded_by TEXT REFERENCES grants(id) ON DELETE SET NULL,"
+    " extra TEXT,"
+    " CHECK ((binding_kind IS NULL) = (binding_value IS NULL))"
+    ");"
+    "CREATE INDEX grants_tenant ON grants(tenant, created_at);"
+    "CREATE INDEX grants_due ON grants(upstream_next_at)"
+    " WHERE status = 'active' AND upstream_next_at != 0;"
+    "CREATE INDEX grants_binding ON grants(tenant, binding_value)"
+    " WHERE binding_value IS NOT NULL;"
+    "CREATE INDEX grants_subject ON grants(tenant, idp_subject);"
+    "CREATE INDEX grants_account ON grants(tenant, managed_apple_id);"
+
+    /* Our OAuth 2 authorization codes, by hash, kept for replay detection. */
+    "CREATE TABLE auth_codes ("
+    " hash TEXT PRIMARY KEY,"
+    " tenant TEXT NOT NULL,"
+    " grant_id TEXT NOT NULL REFERENCES grants(id) ON DELETE CASCADE,"
+    " client_id TEXT NOT NULL,"
+    " redirect_uri TEXT NOT NULL,"
+    " scope TEXT,"
+    " created_at INTEGER NOT NULL,"
+    " expires_at INTEGER NOT NULL,"
+    " used_at INTEGER NOT NULL DEFAULT 0"
+    ");"
+    "CREATE INDEX auth_codes_grant ON auth_codes(grant_id);"
+    "CREATE INDEX auth_codes_expires ON auth_codes(expires_at);"
+
+    /* Tokens we issued, by hash; refresh tokens chained for rotation. */
+    "CREATE TABLE tokens ("
+    " hash TEXT PRIMARY KEY,"
+    " kind TEXT NOT NULL CHECK (kind IN ('access','refresh','web')),"
+    " tenant TEXT NOT NULL,"
+    " grant_id TEXT NOT NULL REFERENCES grants(id) ON DELETE CASCADE,"
+    " client_id TEXT,"
+    " jti TEXT,"
+    " created_at INTEGER NOT NULL,"
+    " expires_at INTEGER NOT NULL DEFAULT 0,"
+    " status TEXT NOT NULL CHECK (status IN ('active','rotated','revoked')),"
+    " rotated_at INTEGER NOT NULL DEFAULT 0,"
+    " parent_hash TEXT,"
+    " replaced_by TEXT"
+    ");"
+    "CREATE INDEX tokens_grant ON tokens(grant_id);"
+    "CREATE UNIQUE INDEX tokens_jti ON tokens(jti) WHERE jti IS NOT NULL;"
+    "CREATE INDEX tokens_expires ON tokens(expires_at) WHERE expires_at != 0;"
+
+    /* Token-signing keys; the private half sealed by the caller. */
+    "CREATE TABLE signing_keys ("
+    " kid TEXT PRIMARY KEY,"
+    " tenant TEXT NOT NULL DEFAULT '',"
+    " alg TEXT NOT NULL,"
+    " created_at INTEGER NOT NULL,"
+    " retired_at INTEGER NOT NULL DEFAULT 0,"
+    " not_after INTEGER NOT NULL DEFAULT 0,"
+    " public_jwk TEXT NOT NULL,"
+    " private_key BLOB"
+    ");"
+    "CREATE INDEX signing_keys_tenant ON signing_keys(tenant, created_at);"
+
+    /* Admin overrides of the Managed Apple Account mapping. */
+    "CREATE TABLE mapping_overrides ("
+    " tenant TEXT NOT NULL,"
+    " subject TEXT NOT NULL,"
+    " managed_apple_id TEXT NOT NULL,"
+    " note TEXT,"
+    " created_at INTEGER NOT NULL,"
+    " updated_at INTEGER NOT NULL,"
+    " PRIMARY KEY (tenant, subject)"
+    ");";
+
+static const struct eb_store_migration migrations[] = {
+    {.version = 1, .name = "initial schema", .sql = schema_v1},
+};
+
+/* Test hook (store.h): pretend to know only the first n migrations. */
+static atomic_int test_limit = -1;
+
+void
+eb_store_test_schema_limit(int n)
+{
+	atomic_store(&test_limit, n < 0 ? -1 : n);
+}
+
+const struct eb_store_migration *
+eb_store_migrations(size_t *n)
+{
+	int lim = atomic_load(&test_limit);
+
+	*n = sizeof(migrations) / sizeof(migrations[0]);
+	if (lim >= 0 && (size_t)lim < *n)
+		*n = (size_t)lim;
+	return migrations;
+}

@@ -1,0 +1,500 @@
+/*
+ * The storage interface: everything enrollbridge keeps between requests
+ * (login flows, authorization codes, grants, tokens by hash, signing keys,
+ * mapping overrides, audit events) behind one ops table, so that another
+ * backend can be added without touching callers. Callers use the
+ * eb_store_* functions below; they dispatch through the handle's ops. The
+ * SQLite backend (store/sqlite.c) is the default.
+ *
+ * Conventions for every function here:
+ * - Times are int64 unix seconds; where "now" matters the caller passes it,
+ *   so tests control time. An expiry of 0 means "never".
+ * - Return values are enum eb_store_rc: 0 on success, a negative code
+ *   otherwise. EB_STORE_ERROR is a backend failure (I/O, busy, out of
+ *   memory), already logged; the other codes are answers callers act on.
+ * - Records passed in are only read; strings in them may be NULL where the
+ *   column is optional. Records handed out are filled into caller memory
+ *   whose members the store allocated: release them with the matching
+ *   eb_store_*_finish(), which wipes secrets, frees, and zeroes the record
+ *   (finishing a zeroed record is a no-op). On failure nothing is handed out
+ *   and the out record is left zeroed, so finishing it anyway is safe.
+ * - Tokens and codes are only ever stored as hashes: callers pass the
+ *   lower-case hex SHA-256 of the value (eb_store_hash_token). Secrets that
+ *   must stay usable (upstream refresh tokens, PKCE verifiers, private keys)
+ *   arrive as ciphertext blobs sealed by the caller.
+ * - Every multi-step write is one atomic transaction. Grant changes record
+ *   their own audit event in the same transaction.
+ * - A handle may be used from any number of threads at once.
+ */
+#ifndef EB_STORE_H
+#define EB_STORE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct eb_store;
+
+enum eb_store_rc {
+	EB_STORE_OK = 0,
+	EB_STORE_ERROR = -1,     /* backend failure, logged */
+	EB_STORE_NOT_FOUND = -2, /* no such record (or a reference to none) */
+	EB_STORE_EXPIRED = -3,   /* the record exists but has expired */
+	EB_STORE_REPLAY = -4,    /* authorization code used twice */
+	EB_STORE_REUSE = -5,     /* rotated refresh token used again */
+	EB_STORE_REVOKED = -6,   /* token revoked or its grant not active */
+	EB_STORE_CONFLICT = -7,  /* duplicate key, or a state that forbids it */
+	EB_STORE_MISMATCH = -8,  /* code presented by another client/redirect */
+};
+
+/* A short constant description of a return code, for logs. */
+const char *eb_store_strerror(int rc);
+
+/* Lower-case hex SHA-256 of a token value is how tokens are keyed. */
+#define EB_STORE_HASH_HEXLEN 64
+/* out = hex SHA-256 of len bytes at tok, NUL-terminated; 0 or -1. */
+int eb_store_hash_token(const void *tok, size_t len,
+                        char out[EB_STORE_HASH_HEXLEN + 1]);
+
+/* ---- records ---------------------------------------------------------- */
+
+struct eb_store_audit {
+	int64_t id; /* set by the store */
+	int64_t ts;
+	char *tenant;
+	char *event;   /* "access.allow", "grant.revoked", ... */
+	char *subject; /* who or what it is about (grant id, login...) */
+	char *detail;  /* JSON text or NULL */
+};
+
+struct eb_store_audit_list {
+	struct eb_store_audit *v;
+	size_t n;
+};
+
+enum eb_store_flow_kind {
+	EB_STORE_FLOW_APPLE_AS_WEB = 0,
+	EB_STORE_FLOW_OAUTH2_AUTHORIZE = 1,
+};
+
+/* Short-lived, single-use server-side login state. */
+struct eb_store_flow {
+	char *id; /* opaque random, chosen by the caller */
+	char *tenant;
+	int kind; /* enum eb_store_flow_kind */
+	int64_t created;
+	int64_t expires;
+	char *user_identifier; /* as typed on the device */
+	char *enrollment_mode; /* "BYOD" | "ADDE" | NULL */
+	char *model_family;
+	/* MachineInfo */
+	char *product, *version, *language, *os_version, *udid, *serial;
+	/* upstream OIDC request; the state is unique among live flows */
+	char *upstream_state;
+	char *upstream_nonce;
+	uint8_t *pkce_verifier; /* sealed or hashed by the caller */
+	size_t pkce_verifier_len;
+	char *browser_binding; /* hash of the binding cookie */
+	/* the device's OAuth 2 authorization request (apple-oauth2) */
+	char *client_id, *redirect_uri, *device_state, *scope;
+	char *extra; /* JSON text for later needs, or NULL */
+};
+
+enum eb_store_flow_key {
+	EB_STORE_FLOW_BY_ID = 0,
+	EB_STORE_FLOW_BY_STATE = 1, /* upstream_state */
+};
+
+/* Our OAuth 2 authorization code, by hash. */
+struct eb_store_code {
+	char *hash;
+	char *tenant;
+	char *grant_id; /* the grant the code redeems to */
+	char *client_id;
+	char *redirect_uri;
+	char *scope;
+	int64_t created;
+	int64_t expires;
+	int64_t used_at; /* 0 while unused */
+};
+
+enum eb_store_grant_status {
+	EB_STORE_GRANT_ACTIVE = 0,
+	EB_STORE_GRANT_REVOKED = 1,
+	EB_STORE_GRANT_EXPIRED = 2,
+	EB_STORE_GRANT_SUPERSEDED = 3,
+};
+
+struct eb_store_grant {
+	char *id;
+	char *tenant;
+	int status;        /* enum eb_store_grant_status */
+	char *auth_method; /* "apple-as-web" | "apple-oauth2" */
+	char *client_id;   /* device OAuth 2 client, when any */
+	char *managed_apple_id;
+	char *user_identifier; /* as typed on the device */
+	char *idp_issuer, *idp_subject, *idp_tid, *idp_oid;
+	char *enrollment_mode; /* "BYOD" | "ADDE" */
+	/* enrollment binding, set at the first check-in */
+	char *binding_kind; /* "EnrollmentID" | "UDID" | NULL */
+	char *binding_value;
+	int64_t bound_at;
+	int64_t created, updated, expires;
+	/* upstream IdP renewal bookkeeping */
+	uint8_t *upstream_refresh_token; /* sealed by the caller */
+	size_t upstream_refresh_token_len;
+	int64_t upstream_renewed_at;    /* last successful renewal */
+	int64_t upstream_next_at;       /* next renewal due */
+	int64_t upstream_failing_since; /* 0 while the IdP answers */
+	int64_t revoked_at;
+	char *revoke_reason;
+	char *superseded_by;
+	char *extra; /* JSON text (claims snapshot...) or NULL */
+};
+
+struct eb_store_grant_list {
+	struct eb_store_grant *v;
+	size_t n;
+};
+
+/* Which grants eb_store_grant_list returns, newest first. */
+struct eb_store_grant_filter {
+	const char *tenant; /* NULL: all tenants */
+	int status;         /* enum eb_store_grant_status, or -1: any */
+	const char *managed_apple_id; /* NULL: any */
+	size_t limit;                 /* 0: no limit */
+};
+
+/* Renewal bookkeeping written by eb_store_grant_set_upstream. */
+struct eb_store_upstream {
+	int64_t renewed_at;           /* 0: leave as is */
+	int64_t next_at;              /* always written (0: none due) */
+	int64_t failing_since;        /* always written (0: healthy) */
+	const uint8_t *refresh_token; /* NULL: leave as is */
+	size_t refresh_token_len;
+};
+
+enum eb_store_token_kind {
+	EB_STORE_TOKEN_ACCESS = 0,
+	EB_STORE_TOKEN_REFRESH = 1,
+	EB_STORE_TOKEN_WEB = 2,
+};
+
+enum eb_store_token_status {
+	EB_STORE_TOKEN_ACTIVE = 0,
+	EB_STORE_TOKEN_ROTATED =
+	    1, /* refresh token exchanged for a successor */
+	EB_STORE_TOKEN_REVOKED = 2,
+};
+
+struct eb_store_token {
+	char *hash;
+	int kind; /* enum eb_store_token_kind */
+	char *tenant;
+	char *grant_id;
+	char *client_id;
+	char *jti;
+	int64_t created;
+	int64_t expires;
+	int status; /* enum eb_store_token_status (ACTIVE when put) */
+	int64_t rotated_at;
+	char *parent_hash; /* the refresh token this one replaced */
+	char *replaced_by; /* the refresh token that replaced this one */
+};
+
+struct eb_store_key {
+	char *kid;
+	char *tenant; /* "" or NULL: shared by all tenants */
+	char *alg;    /* "ES256" */
+	int64_t created;
+	int64_t retired_at;   /* 0 while signing */
+	int64_t not_after;    /* drop from the JWKS after this; 0: never */
+	char *public_jwk;     /* JSON text */
+	uint8_t *private_key; /* sealed by the caller, or NULL */
+	size_t private_key_len;
+};
+
+struct eb_store_key_list {
+	struct eb_store_key *v;
+	size_t n;
+};
+
+/* Admin override: tenant + IdP identity key -> Managed Apple Account. */
+struct eb_store_mapping {
+	char *tenant;
+	char *subject; /* the caller's identity key: "tid/oid", "iss|sub", login
+	                */
+	char *managed_apple_id;
+	char *note;
+	int64_t created, updated;
+};
+
+/* ---- the backend interface -------------------------------------------- */
+
+/*
+ * What a backend implements. be is the backend's own handle, made by open.
+ * Every operation has the meaning of the eb_store_* function of the same
+ * name below; a NULL operation makes that function fail with
+ * EB_STORE_ERROR. tests/unit/test_store.c is the conformance suite every
+ * backend must pass.
+ */
+struct eb_store_ops {
+	const char *name;
+	/* On failure: NULL *bep, a clear reason in err (and the log), -1. */
+	int (*open)(const char *target, void **bep, char *err, size_t errlen);
+	void (*close)(void *be);
+	int (*ping)(void *be);
+	int (*schema_version)(void *be, int64_t *version);
+
+	int (*audit_add)(void *be, const struct eb_store_audit *ev);
+	int (*audit_list)(void *be, const char *tenant, size_t limit,
+	                  struct eb_store_audit_list *out);
+
+	int (*flow_put)(void *be, const struct eb_store_flow *f);
+	int (*flow_get)(void *be, int by, const char *key, int64_t now,
+	                struct eb_store_flow *out);
+	int (*flow_take)(void *be, int by, const char *key, int64_t now,
+	                 struct eb_store_flow *out);
+
+	int (*code_put)(void *be, const struct eb_store_code *c);
+	int (*code_consume)(void *be, const char *hash, const char *client_id,
+	                    const char *redirect_uri, int64_t now,
+	                    struct eb_store_code *out);
+
+	int (*grant_create)(void *be, const struct eb_store_grant *g);
+	int (*grant_get)(void *be, const char *id, struct eb_store_grant *out);
+	int (*grant_list)(void *be, const struct eb_store_grant_filter *f,
+	                  struct eb_store_grant_list *out);
+	int (*grant_set_status)(void *be, const char *id, int status,
+	                        const char *reason, int64_t now);
+	int (*grant_supersede)(void *be, const char *old_id, const char *new_id,
+	                       int64_t now);
+	int (*grant_bind)(void *be, const char *id, const char *kind,
+	                  const char *value, int64_t now);
+	int (*grant_set_upstream)(void *be, const char *id,
+	                          const struct eb_store_upstream *u,
+	                          int64_t now);
+	int (*grant_list_due)(void *be, const char *tenant, int64_t now,
+	                      int64_t lease, size_t limit,
+	                      struct eb_store_grant_list *out);
+
+	int (*token_put)(void *be, const struct eb_store_token *t);
+	int (*token_get)(void *be, const char *hash,
+	                 struct eb_store_token *out);
+	int (*token_rotate)(void *be, const char *old_hash,
+	                    const struct eb_store_token *next,
+	                    const struct eb_store_token *access, int64_t now,
+	                    int64_t grace, struct eb_store_token *old_out);
+	int (*token_revoke)(void *be, const char *hash, int64_t now);
+
+	int (*key_put)(void *be, const struct eb_store_key *k);
+	int (*key_list)(void *be, const char *tenant,
+	                struct eb_store_key_list *out);
+	int (*key_retire)(void *be, const char *kid, int64_t retired_at,
+	                  int64_t not_after);
+
+	int (*mapping_put)(void *be, const struct eb_store_mapping *m);
+	int (*mapping_get)(void *be, const char *tenant, const char *subject,
+	                   struct eb_store_mapping *out);
+	int (*mapping_delete)(void *be, const char *tenant,
+	                      const char *subject);
+
+	int (*sweep)(void *be, int64_t now, size_t *removed);
+};
+
+/* The SQLite backend (store/sqlite.c); target is the database file path. */
+extern const struct eb_store_ops eb_store_sqlite_ops;
+
+/* ---- lifecycle -------------------------------------------------------- */
+
+/*
+ * Open the store at target with backend ops (NULL: SQLite), creating and
+ * migrating it as needed. Returns NULL on failure with a clear reason in
+ * err (errlen bytes; err may be NULL): a missing parent directory, a
+ * database whose schema is newer than this binary, I/O errors.
+ */
+struct eb_store *eb_store_open(const struct eb_store_ops *ops,
+                               const char *target, char *err, size_t errlen);
+/*
+ * Close the store and every per-thread connection it holds. No other
+ * thread may be using it. eb_store_close(NULL) is a no-op.
+ */
+void eb_store_close(struct eb_store *s);
+/* The backend's name ("sqlite"). */
+const char *eb_store_backend(const struct eb_store *s);
+/* EB_STORE_OK when the store answers (for /readyz). */
+int eb_store_ping(struct eb_store *s);
+/* The schema version the database is at. */
+int eb_store_schema_version(struct eb_store *s, int64_t *version);
+/*
+ * Delete what has outlived its use: expired flows, codes a day past their
+ * expiry, tokens a day past theirs. *removed (may be NULL) counts rows.
+ */
+int eb_store_sweep(struct eb_store *s, int64_t now, size_t *removed);
+
+/* ---- audit ------------------------------------------------------------ */
+
+/* Append an event (ev->id is ignored; ev->detail must be JSON or NULL). */
+int eb_store_audit_add(struct eb_store *s, const struct eb_store_audit *ev);
+/* The last limit (1..1000) events of tenant, newest first. */
+int eb_store_audit_list(struct eb_store *s, const char *tenant, size_t limit,
+                        struct eb_store_audit_list *out);
+void eb_store_audit_finish(struct eb_store_audit *ev);
+void eb_store_audit_list_finish(struct eb_store_audit_list *l);
+
+/* ---- login flows ------------------------------------------------------ */
+
+/*
+ * Insert a flow, or replace the one with the same id. CONFLICT when another
+ * flow holds the same upstream_state.
+ */
+int eb_store_flow_put(struct eb_store *s, const struct eb_store_flow *f);
+/*
+ * Read a flow without using it up; by is enum eb_store_flow_key. NOT_FOUND,
+ * or EXPIRED (the flow is left for the sweep).
+ */
+int eb_store_flow_get(struct eb_store *s, int by, const char *key, int64_t now,
+                      struct eb_store_flow *out);
+/*
+ * Read and delete a flow in one transaction: of concurrent takers exactly
+ * one gets it. by is enum eb_store_flow_key. An expired flow is deleted and
+ * EXPIRED returned (nothing handed out).
+ */
+int eb_store_flow_take(struct eb_store *s, int by, const char *key, int64_t now,
+                       struct eb_store_flow *out);
+void eb_store_flow_finish(struct eb_store_flow *f);
+
+/* ---- authorization codes ---------------------------------------------- */
+
+/* Insert a code (c->used_at is ignored). CONFLICT on a duplicate hash;
+ * NOT_FOUND when c->grant_id names no grant. */
+int eb_store_code_put(struct eb_store *s, const struct eb_store_code *c);
+/*
+ * Use up a code. OK: *out (may be NULL) is the code. NOT_FOUND: unknown.
+ * EXPIRED: too late (now used up). MISMATCH: another client_id or
+ * redirect_uri (now used up). REPLAY: it was used before; the grant it
+ * redeemed to is revoked in the same transaction (RFC 6749 4.1.2).
+ */
+int eb_store_code_consume(struct eb_store *s, const char *hash,
+                          const char *client_id, const char *redirect_uri,
+                          int64_t now, struct eb_store_code *out);
+void eb_store_code_finish(struct eb_store_code *c);
+
+/* ---- grants ----------------------------------------------------------- */
+
+/*
+ * Insert a grant (status, created and updated as given; audit
+ * "grant.created"). CONFLICT on a duplicate id.
+ */
+int eb_store_grant_create(struct eb_store *s, const struct eb_store_grant *g);
+int eb_store_grant_get(struct eb_store *s, const char *id,
+                       struct eb_store_grant *out);
+int eb_store_grant_list(struct eb_store *s,
+                        const struct eb_store_grant_filter *f,
+                        struct eb_store_grant_list *out);
+/*
+ * Move an active grant to status (revoked/expired, with reason) at now:
+ * its tokens are revoked and its upstream refresh token erased; audit
+ * "grant.<status>". Same status again: OK, nothing changes. A grant that
+ * is no longer active never becomes active again: CONFLICT.
+ */
+int eb_store_grant_set_status(struct eb_store *s, const char *id, int status,
+                              const char *reason, int64_t now);
+/*
+ * Re-authentication: new_id (active) replaces old_id. An active old grant
+ * becomes superseded (superseded_by = new_id, tokens revoked); new_id
+ * inherits old_id's enrollment binding when it has none.
+ */
+int eb_store_grant_supersede(struct eb_store *s, const char *old_id,
+                             const char *new_id, int64_t now);
+/*
+ * Bind an active grant to the enrollment (kind "EnrollmentID" or "UDID")
+ * at its first check-in. Already bound to the same: OK. Bound to another:
+ * CONFLICT. Grant not active: REVOKED.
+ */
+int eb_store_grant_bind(struct eb_store *s, const char *id, const char *kind,
+                        const char *value, int64_t now);
+/* Record a renewal attempt's outcome (see struct eb_store_upstream). */
+int eb_store_grant_set_upstream(struct eb_store *s, const char *id,
+                                const struct eb_store_upstream *u, int64_t now);
+/*
+ * Active, unexpired grants (of tenant, or all when NULL) whose upstream
+ * renewal is due at now (upstream_next_at != 0 and <= now), most overdue first,
+ * at most limit. With lease > 0 they are claimed: their next renewal moves to
+ * now + lease in the same transaction, so concurrent workers never pick the
+ * same grant twice.
+ */
+int eb_store_grant_list_due(struct eb_store *s, const char *tenant, int64_t now,
+                            int64_t lease, size_t limit,
+                            struct eb_store_grant_list *out);
+void eb_store_grant_finish(struct eb_store_grant *g);
+void eb_store_grant_list_finish(struct eb_store_grant_list *l);
+
+/* ---- tokens ----------------------------------------------------------- */
+
+/* Insert a token by hash (status ACTIVE). NOT_FOUND when the grant is
+ * unknown, CONFLICT on a duplicate hash or jti. */
+int eb_store_token_put(struct eb_store *s, const struct eb_store_token *t);
+/* The token as stored, whatever its status or expiry (caller checks). */
+int eb_store_token_get(struct eb_store *s, const char *hash,
+                       struct eb_store_token *out);
+/*
+ * Refresh-token rotation, one transaction. old_hash must be an active,
+ * unexpired refresh token of an active grant: it becomes ROTATED, next (a
+ * refresh token of the same grant) and access (optional) are inserted.
+ * Used again within grace seconds of its rotation while its successor is
+ * still unused (a lost response): the successor is revoked and next
+ * issued instead. Any other reuse: the grant is revoked and REUSE
+ * returned. Also NOT_FOUND, EXPIRED, REVOKED (token revoked or grant not
+ * active). old_out (may be NULL) receives the old token on OK and REUSE.
+ */
+int eb_store_token_rotate_refresh(struct eb_store *s, const char *old_hash,
+                                  const struct eb_store_token *next,
+                                  const struct eb_store_token *access,
+                                  int64_t now, int64_t grace,
+                                  struct eb_store_token *old_out);
+/* Revoke one token (RFC 7009). NOT_FOUND when unknown. */
+int eb_store_token_revoke(struct eb_store *s, const char *hash, int64_t now);
+void eb_store_token_finish(struct eb_store_token *t);
+
+/* ---- signing keys ----------------------------------------------------- */
+
+/* Insert a key. CONFLICT on a duplicate kid. */
+int eb_store_key_put(struct eb_store *s, const struct eb_store_key *k);
+/*
+ * Keys usable by tenant (its own and the shared ones; NULL: all keys),
+ * newest first, retired ones included (callers drop those past not_after).
+ */
+int eb_store_key_list(struct eb_store *s, const char *tenant,
+                      struct eb_store_key_list *out);
+/* Stop signing with kid at retired_at; publish it until not_after. */
+int eb_store_key_retire(struct eb_store *s, const char *kid, int64_t retired_at,
+                        int64_t not_after);
+void eb_store_key_finish(struct eb_store_key *k);
+void eb_store_key_list_finish(struct eb_store_key_list *l);
+
+/* ---- mapping overrides ------------------------------------------------ */
+
+/* Insert or replace the override for (tenant, subject). */
+int eb_store_mapping_put(struct eb_store *s, const struct eb_store_mapping *m);
+int eb_store_mapping_get(struct eb_store *s, const char *tenant,
+                         const char *subject, struct eb_store_mapping *out);
+int eb_store_mapping_delete(struct eb_store *s, const char *tenant,
+                            const char *subject);
+void eb_store_mapping_finish(struct eb_store_mapping *m);
+
+/* ---- enum names (also the stored text) -------------------------------- */
+
+const char *eb_store_flow_kind_name(int kind);
+const char *eb_store_grant_status_name(int status);
+const char *eb_store_token_kind_name(int kind);
+const char *eb_store_token_status_name(int status);
+/* The enum value of a name, or -1. */
+int eb_store_grant_status_parse(const char *name);
+
+/*
+ * Testing: make the migration list look n entries long (as an older binary
+ * would see it); negative restores it. Not for production use.
+ */
+void eb_store_test_schema_limit(int n);
+
+#endif

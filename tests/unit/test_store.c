@@ -1,0 +1,1216 @@
+/*
+ * The store conformance suite: every test runs against each backend listed
+ * in `backends` through the ops table (a new backend adds one line), in a
+ * fresh mkdtemp folder. It checks what callers rely on: migrations applied
+ * once and a newer schema refused, single-use flows (one winner among
+ * concurrent takers), code replay and refresh-token reuse detection with
+ * the grant revoked, the grant lifecycle with its audit trail, per-thread
+ * connections, clear open errors, and clean failure when any allocation
+ * fails (torture). A few checks are SQLite-only (WAL, file mode) and say so.
+ */
+#define _XOPEN_SOURCE 700 /* nftw */
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <ftw.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "core/mem.h"
+#include "store/store.h"
+
+static const struct {
+	const char *name;
+	const struct eb_store_ops *ops;
+} backends[] = {
+    {"sqlite", &eb_store_sqlite_ops},
+};
+static const struct eb_store_ops *ops; /* the backend under test */
+
+#define T0   1700000000
+#define H(c) "000000000000000000000000000000000000000000000000000000000000000" c
+
+struct fx {
+	char dir[256];
+	char path[320];
+	struct eb_store *s;
+};
+
+static int
+rm_entry(const char *p, const struct stat *sb, int flag, struct FTW *ftw)
+{
+	return remove(p);
+}
+
+static int
+setup(void **state)
+{
+	struct fx *fx = calloc(1, sizeof(*fx));
+	const char *base = getenv("EB_BINARY_DIR");
+	char err[512];
+
+	if (fx == NULL)
+		return -1;
+	snprintf(fx->dir, sizeof(fx->dir), "%s/store-test-XXXXXX",
+	         base ? base : "/tmp");
+	if (mkdtemp(fx->dir) == NULL)
+		return -1;
+	snprintf(fx->path, sizeof(fx->path), "%s/eb.db", fx->dir);
+	fx->s = eb_store_open(ops, fx->path, err, sizeof(err));
+	if (fx->s == NULL) {
+		print_error("open: %s\n", err);
+		return -1;
+	}
+	*state = fx;
+	return 0;
+}
+
+static int
+teardown(void **state)
+{
+	struct fx *fx = *state;
+
+	eb_store_close(fx->s);
+	nftw(fx->dir, rm_entry, 8, FTW_DEPTH | FTW_PHYS);
+	free(fx);
+	return 0;
+}
+
+static void
+mk_grant(struct eb_store *s, const char *id, const char *tenant)
+{
+	static uint8_t rt[] = {1, 2, 3, 0, 4};
+	struct eb_store_grant g = {
+	    .id = (char *)id,
+	    .tenant = (char *)tenant,
+	    .status = EB_STORE_GRANT_ACTIVE,
+	    .auth_method = "apple-oauth2",
+	    .client_id = "apple-device",
+	    .managed_apple_id = "alice@appleid.contoso.com",
+	    .user_identifier = "alice@contoso.com",
+	    .idp_issuer = "https://idp.example",
+	    .idp_subject = "sub-alice",
+	    .idp_tid = "tid-1",
+	    .idp_oid = "oid-1",
+	    .enrollment_mode = "BYOD",
+	    .created = T0,
+	    .updated = T0,
+	    .upstream_refresh_token = rt,
+	    .upstream_refresh_token_len = sizeof(rt),
+	    .upstream_next_at = T0 + 3600,
+	};
+
+	assert_int_equal(eb_store_grant_create(s, &g), EB_STORE_OK);
+}
+
+static void
+mk_token(struct eb_store_token *t, const char *hash, int kind,
+         const char *grant)
+{
+	memset(t, 0, sizeof(*t));
+	t->hash = (char *)hash;
+	t->kind = kind;
+	t->tenant = "acme";
+	t->grant_id = (char *)grant;
+	t->client_id = "apple-device";
+	t->created = T0;
+	t->expires = T0 + 86400;
+}
+
+static int
+grant_status(struct eb_store *s, const char *id)
+{
+	struct eb_store_grant g;
+	int st;
+
+	assert_int_equal(eb_store_grant_get(s, id, &g), EB_STORE_OK);
+	st = g.status;
+	eb_store_grant_finish(&g);
+	return st;
+}
+
+static int
+token_status(struct eb_store *s, const char *hash)
+{
+	struct eb_store_token t;
+	int st;
+
+	assert_int_equal(eb_store_token_get(s, hash, &t), EB_STORE_OK);
+	st = t.status;
+	eb_store_token_finish(&t);
+	return st;
+}
+
+/* 1 when the tenant's audit log holds event about subject. */
+static int
+has_event(struct eb_store *s, const char *tenant, const char *event,
+          const char *subject)
+{
+	struct eb_store_audit_list l;
+	size_t i;
+	int found = 0;
+
+	assert_int_equal(eb_store_audit_list(s, tenant, 1000, &l), 0);
+	for (i = 0; i < l.n; i++)
+		if (strcmp(l.v[i].event, event) == 0 && l.v[i].subject &&
+		    strcmp(l.v[i].subject, subject) == 0)
+			found = 1;
+	eb_store_audit_list_finish(&l);
+	return found;
+}
+
+/* ---- lifecycle ---------------------------------------------------------*/
+
+static void
+test_migrations_idempotent(void **state)
+{
+	struct fx *fx = *state;
+	int64_t v1, v2;
+	char err[512];
+
+	assert_int_equal(eb_store_schema_version(fx->s, &v1), 0);
+	assert_true(v1 >= 1);
+	assert_int_equal(eb_store_ping(fx->s), EB_STORE_OK);
+	mk_grant(fx->s, "g1", "acme");
+	eb_store_close(fx->s);
+
+	/* Reopening applies nothing again and keeps the data. */
+	fx->s = eb_store_open(ops, fx->path, err, sizeof(err));
+	assert_non_null(fx->s);
+	assert_int_equal(eb_store_schema_version(fx->s, &v2), 0);
+	assert_int_equal(v1, v2);
+	assert_int_equal(grant_status(fx->s, "g1"), EB_STORE_GRANT_ACTIVE);
+}
+
+static void
+test_migration_upgrade(void **state)
+{
+	struct fx *fx = *state;
+	char path[400], err[512];
+	struct eb_store *s;
+	int64_t v;
+
+	/* A database made by a binary that knew no migration... */
+	snprintf(path, sizeof(path), "%s/old.db", fx->dir);
+	eb_store_test_schema_limit(0);
+	s = eb_store_open(ops, path, err, sizeof(err));
+	eb_store_test_schema_limit(-1);
+	assert_non_null(s);
+	assert_int_equal(eb_store_schema_version(s, &v), 0);
+	assert_int_equal(v, 0);
+	eb_store_close(s);
+	/* ...is brought up to date by this one. */
+	s = eb_store_open(ops, path, err, sizeof(err));
+	assert_non_null(s);
+	assert_int_equal(eb_store_schema_version(s, &v), 0);
+	assert_true(v >= 1);
+	mk_grant(s, "g1", "acme");
+	eb_store_close(s);
+}
+
+static void
+test_newer_schema_refused(void **state)
+{
+	struct fx *fx = *state;
+	struct eb_store *s;
+	char err[512];
+
+	eb_store_close(fx->s);
+	fx->s = NULL;
+	eb_store_test_schema_limit(0); /* this "binary" knows no migration */
+	s = eb_store_open(ops, fx->path, err, sizeof(err));
+	eb_store_test_schema_limit(-1);
+	assert_null(s);
+	assert_non_null(strstr(err, "newer"));
+	assert_non_null(strstr(err, fx->path));
+	/* The database is untouched and opens with the real binary. */
+	fx->s = eb_store_open(ops, fx->path, err, sizeof(err));
+	assert_non_null(fx->s);
+}
+
+static void
+test_missing_parent_dir(void **state)
+{
+	struct fx *fx = *state;
+	char path[400], err[512];
+
+	snprintf(path, sizeof(path), "%s/no/such/dir/eb.db", fx->dir);
+	assert_null(eb_store_open(ops, path, err, sizeof(err)));
+	assert_non_null(strstr(err, "does not exist"));
+	assert_non_null(strstr(err, "/no/such/dir"));
+	/* NULL err buffer is allowed. */
+	assert_null(eb_store_open(ops, path, NULL, 0));
+}
+
+/* SQLite only: WAL journal, 0600 files even under a permissive umask. */
+static void
+test_sqlite_wal_and_mode(void **state)
+{
+	struct fx *fx = *state;
+	char path[400], wal[420], err[512];
+	unsigned char hdr[20];
+	struct eb_store *s;
+	struct stat sb;
+	mode_t old;
+	FILE *f;
+
+	if (strcmp(eb_store_backend(fx->s), "sqlite") != 0)
+		skip();
+	snprintf(path, sizeof(path), "%s/mode.db", fx->dir);
+	old = umask(0);
+	s = eb_store_open(ops, path, err, sizeof(err));
+	umask(old);
+	assert_non_null(s);
+	mk_grant(s, "g1", "acme");
+	assert_int_equal(stat(path, &sb), 0);
+	assert_int_equal(sb.st_mode & 0777, 0600);
+	snprintf(wal, sizeof(wal), "%s-wal", path);
+	assert_int_equal(stat(wal, &sb), 0);
+	assert_int_equal(sb.st_mode & 0777, 0600);
+	/* File format bytes 18/19 are 2 in WAL mode. */
+	assert_non_null(f = fopen(path, "rb"));
+	assert_int_equal(fread(hdr, 1, sizeof(hdr), f), sizeof(hdr));
+	fclose(f);
+	assert_int_equal(hdr[18], 2);
+	assert_int_equal(hdr[19], 2);
+	eb_store_close(s);
+
+	/* A looser file is tightened on open. */
+	assert_int_equal(chmod(path, 0644), 0);
+	s = eb_store_open(ops, path, err, sizeof(err));
+	assert_non_null(s);
+	assert_int_equal(stat(path, &sb), 0);
+	assert_int_equal(sb.st_mode & 0777, 0600);
+	eb_store_close(s);
+}
+
+/* A backend with almost no capabilities fails cleanly, never crashes. */
+static int
+stub_open(const char *target, void **bep, char *err, size_t errlen)
+{
+	*bep = NULL;
+	return 0;
+}
+
+static void
+test_missing_capability(void **state)
+{
+	static const struct eb_store_ops stub = {.name = "stub",
+	                                         .open = stub_open};
+	struct eb_store_grant g;
+	struct eb_store *s;
+
+	(void)state;
+	s = eb_store_open(&stub, "x", NULL, 0);
+	assert_non_null(s);
+	assert_string_equal(eb_store_backend(s), "stub");
+	assert_int_equal(eb_store_ping(s), EB_STORE_ERROR);
+	assert_int_equal(eb_store_grant_get(s, "x", &g), EB_STORE_ERROR);
+	eb_store_close(s);
+	eb_store_close(NULL);
+	assert_int_equal(eb_store_ping(NULL), EB_STORE_ERROR);
+}
+
+static void
+test_hash_token(void **state)
+{
+	char h[EB_STORE_HASH_HEXLEN + 1];
+
+	(void)state;
+	assert_int_equal(eb_store_hash_token("abc", 3, h), 0);
+	assert_string_equal(h, "ba7816bf8f01cfea414140de5dae2223"
+	                       "b00361a396177a9cb410ff61f20015ad");
+}
+
+/* ---- flows -------------------------------------------------------------*/
+
+static void
+mk_flow(struct eb_store_flow *f, const char *id, const char *state,
+        int64_t expires)
+{
+	static uint8_t verifier[] = {9, 8, 7, 0, 6};
+
+	memset(f, 0, sizeof(*f));
+	f->id = (char *)id;
+	f->tenant = "acme";
+	f->kind = EB_STORE_FLOW_APPLE_AS_WEB;
+	f->created = T0;
+	f->expires = expires;
+	f->user_identifier = "alice@contoso.com";
+	f->enrollment_mode = "ADDE";
+	f->model_family = "Mac";
+	f->product = "Mac14,2";
+	f->version = "23A344";
+	f->language = "en-US";
+	f->os_version = "14.0";
+	f->udid = "UDID-1";
+	f->serial = "SERIAL-1";
+	f->upstream_state = (char *)state;
+	f->upstream_nonce = "nonce";
+	f->pkce_verifier = verifier;
+	f->pkce_verifier_len = sizeof(verifier);
+	f->browser_binding = H("b");
+	f->client_id = "apple-device";
+	f->redirect_uri = "apple-remotemanagement-user-login:/oauth2/"
+	                  "redirection";
+	f->device_state = "dev-state";
+	f->scope = "mdm";
+	f->extra = "{\"k\":1}";
+}
+
+static void
+test_flow_single_use(void **state)
+{
+	struct fx *fx = *state;
+	struct eb_store_flow f, out;
+	size_t removed;
+
+	mk_flow(&f, "flow1", "st1", T0 + 600);
+	assert_int_equal(eb_store_flow_put(fx->s, &f), EB_STORE_OK);
+	/* get does not use it up; every field round-trips */
+	assert_int_equal(eb_store_flow_get(fx->s, EB_STORE_FLOW_BY_ID, "flow1",
+	                                   T0 + 1, &out),
+	                 EB_STORE_OK);
+	assert_string_equal(out.tenant, "acme");
+	assert_int_equal(out.kind, EB_STORE_FLOW_APPLE_AS_WEB);
+	assert_int_equal(out.expires, T0 + 600);
+	assert_string_equal(out.product, "Mac14,2");
+	assert_string_equal(out.serial, "SERIAL-1");
+	assert_string_equal(out.redirect_uri, f.redirect_uri);
+	assert_int_equal(out.pkce_verifier_len, f.pkce_verifier_len);
+	assert_memory_equal(out.pkce_verifier, f.pkce_verifier,
+	                    f.pkce_verifier_len);
+	assert_string_equal(out.extra, "{\"k\":1}");
+	eb_store_flow_finish(&out);
+	eb_store_flow_finish(&out); /* finishing twice is harmless */
+
+	/* put again replaces (same id); another id with the same state: no */
+	f.kind = EB_STORE_FLOW_OAUTH2_AUTHORIZE;
+	assert_int_equal(eb_store_flow_put(fx->s, &f), EB_STORE_OK);
+	f.id = "flow2";
+	assert_int_equal(eb_store_flow_put(fx->s, &f), EB_STORE_CONFLICT);
+
+	/* take by state: once */
+	assert_int_equal(eb_store_flow_take(fx->s, EB_STORE_FLOW_BY_STATE,
+	                                    "st1", T0 + 2, &out),
+	                 EB_STORE_OK);
+	assert_string_equal(out.id, "flow1");
+	assert_int_equal(out.kind, EB_STORE_FLOW_OAUTH2_AUTHORIZE);
+	eb_store_flow_finish(&out);
+	assert_int_equal(eb_store_flow_take(fx->s, EB_STORE_FLOW_BY_ID, "flow1",
+	                                    T0 + 2, &out),
+	                 EB_STORE_NOT_FOUND);
+	assert_null(out.id);
+
+	/* expired: refused, and gone */
+	mk_flow(&f, "flow3", NULL, T0 + 10);
+	assert_int_equal(eb_store_flow_put(fx->s, &f), EB_STORE_OK);
+	assert_int_equal(eb_store_flow_get(fx->s, EB_STORE_FLOW_BY_ID, "flow3",
+	                                   T0 + 10, &out),
+	                 EB_STORE_EXPIRED);
+	assert_int_equal(eb_store_flow_take(fx->s, EB_STORE_FLOW_BY_ID, "flow3",
+	                                    T0 + 11, &out),
+	                 EB_STORE_EXPIRED);
+	assert_null(out.id);
+	assert_int_equal(eb_store_flow_take(fx->s, EB_STORE_FLOW_BY_ID, "flow3",
+	                                    T0 + 11, &out),
+	                 EB_STORE_NOT_FOUND);
+
+	/* sweep drops expired flows only */
+	mk_flow(&f, "old", NULL, T0 + 5);
+	assert_int_equal(eb_store_flow_put(fx->s, &f), EB_STORE_OK);
+	mk_flow(&f, "young", NULL, T0 + 500);
+	assert_int_equal(eb_store_flow_put(fx->s, &f), EB_STORE_OK);
+	assert_int_equal(eb_store_sweep(fx->s, T0 + 100, &removed), 0);
+	assert_int_equal(removed, 1);
+	assert_int_equal(
+	    eb_store_flow_get(fx->s, EB_STORE_FLOW_BY_ID, "old", T0, &out),
+	    EB_STORE_NOT_FOUND);
+	assert_int_equal(eb_store_flow_get(fx->s, EB_STORE_FLOW_BY_ID, "young",
+	                                   T0 + 100, &out),
+	                 EB_STORE_OK);
+	eb_store_flow_finish(&out);
+}
+
+#define NTHREADS 8
+
+struct race {
+	struct eb_store *s;
+	pthread_barrier_t *bar;
+	const char *id;
+	int rc;
+};
+
+static void *
+take_thread(void *p)
+{
+	struct race *r = p;
+	struct eb_store_flow out;
+
+	pthread_barrier_wait(r->bar);
+	r->rc = eb_store_flow_take(r->s, EB_STORE_FLOW_BY_ID, r->id, T0, &out);
+	eb_store_flow_finish(&out);
+	return NULL;
+}
+
+static void
+test_flow_concurrent_take(void **state)
+{
+	struct fx *fx = *state;
+	struct race r[NTHREADS];
+	pthread_t th[NTHREADS];
+	pthread_barrier_t bar;
+	struct eb_store_flow f;
+	char id[32];
+	int round, i, wins;
+
+	for (round = 0; round < 10; round++) {
+		snprintf(id, sizeof(id), "race-%d", round);
+		mk_flow(&f, id, NULL, T0 + 600);
+		assert_int_equal(eb_store_flow_put(fx->s, &f), EB_STORE_OK);
+		pthread_barrier_init(&bar, NULL, NTHREADS);
+		for (i = 0; i < NTHREADS; i++) {
+			r[i] = (struct race){fx->s, &bar, id, 99};
+			assert_int_equal(
+			    pthread_create(&th[i], NULL, take_thread, &r[i]),
+			    0);
+		}
+		wins = 0;
+		for (i = 0; i < NTHREADS; i++) {
+			pthread_join(th[i], NULL);
+			if (r[i].rc == EB_STORE_OK)
+				wins++;
+			else
+				assert_int_equal(r[i].rc, EB_STORE_NOT_FOUND);
+		}
+		pthread_barrier_destroy(&bar);
+		assert_int_equal(wins, 1);
+	}
+}
+
+/* ---- codes -------------------------------------------------------------*/
+
+#define REDIR "apple-remotemanagement-user-login:/oauth2/redirection"
+
+static void
+mk_code(struct eb_store_code *c, const char *hash, const char *grant)
+{
+	memset(c, 0, sizeof(*c));
+	c->hash = (char *)hash;
+	c->tenant = "acme";
+	c->grant_id = (char *)grant;
+	c->client_id = "apple-device";
+	c->redirect_uri = REDIR;
+	c->scope = "mdm";
+	c->created = T0;
+	c->expires = T0 + 60;
+}
+
+static void
+test_code_replay(void **state)
+{
+	struct fx *fx = *state;
+	struct eb_store_code c, out;
+	struct eb_store_token t;
+
+	mk_grant(fx->s, "g1", "acme");
+	mk_code(&c, H("1"), "g1");
+	assert_int_equal(eb_store_code_put(fx->s, &c), EB_STORE_OK);
+	assert_int_equal(eb_store_code_put(fx->s, &c), EB_STORE_CONFLICT);
+	mk_code(&c, H("2"), "no-such-grant");
+	assert_int_equal(eb_store_code_put(fx->s, &c), EB_STORE_NOT_FOUND);
+
+	assert_int_equal(eb_store_code_consume(fx->s, H("1"), "apple-device",
+	                                       REDIR, T0 + 5, &out),
+	                 EB_STORE_OK);
+	assert_string_equal(out.grant_id, "g1");
+	assert_string_equal(out.scope, "mdm");
+	eb_store_code_finish(&out);
+	mk_token(&t, H("a"), EB_STORE_TOKEN_ACCESS, "g1");
+	assert_int_equal(eb_store_token_put(fx->s, &t), EB_STORE_OK);
+
+	/* replay: refused, and what the code gave is revoked */
+	assert_int_equal(eb_store_code_consume(fx->s, H("1"), "apple-device",
+	                                       REDIR, T0 + 6, &out),
+	                 EB_STORE_REPLAY);
+	assert_null(out.hash);
+	assert_int_equal(grant_status(fx->s, "g1"), EB_STORE_GRANT_REVOKED);
+	assert_int_equal(token_status(fx->s, H("a")), EB_STORE_TOKEN_REVOKED);
+	assert_true(has_event(fx->s, "acme", "grant.revoked", "g1"));
+
+	/* unknown, mismatched (used up), expired */
+	assert_int_equal(eb_store_code_consume(fx->s, H("9"), "apple-device",
+	                                       REDIR, T0, NULL),
+	                 EB_STORE_NOT_FOUND);
+	mk_grant(fx->s, "g2", "acme");
+	mk_code(&c, H("3"), "g2");
+	assert_int_equal(eb_store_code_put(fx->s, &c), EB_STORE_OK);
+	assert_int_equal(eb_store_code_consume(fx->s, H("3"), "other-client",
+	                                       REDIR, T0 + 1, NULL),
+	                 EB_STORE_MISMATCH);
+	assert_int_equal(eb_store_code_consume(fx->s, H("3"), "apple-device",
+	                                       REDIR, T0 + 1, NULL),
+	                 EB_STORE_REPLAY);
+	mk_grant(fx->s, "g3", "acme");
+	mk_code(&c, H("4"), "g3");
+	assert_int_equal(eb_store_code_put(fx->s, &c), EB_STORE_OK);
+	assert_int_equal(eb_store_code_consume(fx->s, H("4"), "apple-device",
+	                                       "https://evil.example/", T0 + 1,
+	                                       NULL),
+	                 EB_STORE_MISMATCH);
+	mk_code(&c, H("5"), "g3");
+	assert_int_equal(eb_store_code_put(fx->s, &c), EB_STORE_OK);
+	assert_int_equal(eb_store_code_consume(fx->s, H("5"), "apple-device",
+	                                       REDIR, T0 + 60, NULL),
+	                 EB_STORE_EXPIRED);
+}
+
+/* ---- refresh rotation --------------------------------------------------*/
+
+static void
+test_refresh_rotation_and_reuse(void **state)
+{
+	struct fx *fx = *state;
+	struct eb_store_token t, n, a, old;
+
+	mk_grant(fx->s, "g1", "acme");
+	mk_token(&t, H("0"), EB_STORE_TOKEN_REFRESH, "g1");
+	t.jti = "jti-0";
+	assert_int_equal(eb_store_token_put(fx->s, &t), EB_STORE_OK);
+	t.hash = H("f");
+	assert_int_equal(eb_store_token_put(fx->s, &t), EB_STORE_CONFLICT);
+
+	/* R0 -> R1 (+ access token) */
+	mk_token(&n, H("1"), EB_STORE_TOKEN_REFRESH, "g1");
+	mk_token(&a, H("a"), EB_STORE_TOKEN_ACCESS, "g1");
+	a.jti = "jti-a1";
+	assert_int_equal(eb_store_token_rotate_refresh(fx->s, H("0"), &n, &a,
+	                                               T0 + 100, 30, &old),
+	                 EB_STORE_OK);
+	assert_string_equal(old.hash, H("0"));
+	assert_string_equal(old.grant_id, "g1");
+	eb_store_token_finish(&old);
+	assert_int_equal(eb_store_token_get(fx->s, H("0"), &t), EB_STORE_OK);
+	assert_int_equal(t.status, EB_STORE_TOKEN_ROTATED);
+	assert_int_equal(t.rotated_at, T0 + 100);
+	assert_string_equal(t.replaced_by, H("1"));
+	eb_store_token_finish(&t);
+	assert_int_equal(eb_store_token_get(fx->s, H("1"), &t), EB_STORE_OK);
+	assert_int_equal(t.status, EB_STORE_TOKEN_ACTIVE);
+	assert_string_equal(t.parent_hash, H("0"));
+	eb_store_token_finish(&t);
+	assert_int_equal(token_status(fx->s, H("a")), EB_STORE_TOKEN_ACTIVE);
+
+	/* R0 again within grace while R1 is unused (lost response): R1b */
+	mk_token(&n, H("2"), EB_STORE_TOKEN_REFRESH, "g1");
+	assert_int_equal(eb_store_token_rotate_refresh(fx->s, H("0"), &n, NULL,
+	                                               T0 + 110, 30, NULL),
+	                 EB_STORE_OK);
+	assert_int_equal(token_status(fx->s, H("1")), EB_STORE_TOKEN_REVOKED);
+	assert_int_equal(token_status(fx->s, H("2")), EB_STORE_TOKEN_ACTIVE);
+	assert_int_equal(grant_status(fx->s, "g1"), EB_STORE_GRANT_ACTIVE);
+	/* the revoked R1 is refused without killing the grant */
+	mk_token(&n, H("3"), EB_STORE_TOKEN_REFRESH, "g1");
+	assert_int_equal(eb_store_token_rotate_refresh(fx->s, H("1"), &n, NULL,
+	                                               T0 + 111, 30, NULL),
+	                 EB_STORE_REVOKED);
+	assert_int_equal(grant_status(fx->s, "g1"), EB_STORE_GRANT_ACTIVE);
+
+	/* R2 -> R3; then R0 again, outside grace: reuse, grant revoked */
+	assert_int_equal(eb_store_token_rotate_refresh(fx->s, H("2"), &n, NULL,
+	                                               T0 + 120, 30, NULL),
+	                 EB_STORE_OK);
+	mk_token(&n, H("4"), EB_STORE_TOKEN_REFRESH, "g1");
+	assert_int_equal(eb_store_token_rotate_refresh(fx->s, H("0"), &n, NULL,
+	                                               T0 + 200, 30, &old),
+	                 EB_STORE_REUSE);
+	assert_string_equal(old.grant_id, "g1");
+	eb_store_token_finish(&old);
+	assert_int_equal(grant_status(fx->s, "g1"), EB_STORE_GRANT_REVOKED);
+	assert_int_equal(token_status(fx->s, H("3")), EB_STORE_TOKEN_REVOKED);
+	assert_int_equal(token_status(fx->s, H("a")), EB_STORE_TOKEN_REVOKED);
+	assert_int_equal(eb_store_token_get(fx->s, H("4"), &t),
+	                 EB_STORE_NOT_FOUND);
+	assert_true(has_event(fx->s, "acme", "grant.revoked", "g1"));
+	/* the live R3 is now useless too */
+	assert_int_equal(eb_store_token_rotate_refresh(fx->s, H("3"), &n, NULL,
+	                                               T0 + 201, 30, NULL),
+	                 EB_STORE_REVOKED);
+}
+
+static void
+test_refresh_edge_cases(void **state)
+{
+	struct fx *fx = *state;
+	struct eb_store_token t, n;
+
+	mk_grant(fx->s, "g1", "acme");
+	mk_grant(fx->s, "g2", "acme");
+	mk_token(&t, H("0"), EB_STORE_TOKEN_REFRESH, "g1");
+	assert_int_equal(eb_store_token_put(fx->s, &t), EB_STORE_OK);
+	mk_token(&t, H("5"), EB_STORE_TOKEN_ACCESS, "g1");
+	assert_int_equal(eb_store_token_put(fx->s, &t), EB_STORE_OK);
+	mk_token(&t, H("6"), EB_STORE_TOKEN_REFRESH, "nope");
+	assert_int_equal(eb_store_token_put(fx->s, &t), EB_STORE_NOT_FOUND);
+
+	/* an immediate rotation reused right away (successor used) */
+	mk_token(&n, H("1"), EB_STORE_TOKEN_REFRESH, "g1");
+	assert_int_equal(eb_store_token_rotate_refresh(fx->s, H("9"), &n, NULL,
+	                                               T0, 30, NULL),
+	                 EB_STORE_NOT_FOUND);
+	/* not a refresh token */
+	assert_int_equal(eb_store_token_rotate_refresh(fx->s, H("5"), &n, NULL,
+	                                               T0, 30, NULL),
+	                 EB_STORE_NOT_FOUND);
+	/* successor for another grant */
+	n.grant_id = "g2";
+	assert_int_equal(eb_store_token_rotate_refresh(fx->s, H("0"), &n, NULL,
+	                                               T0, 30, NULL),
+	                 EB_STORE_CONFLICT);
+	n.grant_id = "g1";
+	/* expired */
+	assert_int_equal(eb_store_token_rotate_refresh(fx->s, H("0"), &n, NULL,
+	                                               T0 + 86400, 30, NULL),
+	                 EB_STORE_EXPIRED);
+	assert_int_equal(token_status(fx->s, H("0")), EB_STORE_TOKEN_ACTIVE);
+	/* a revoked grant refuses refresh without touching the token */
+	assert_int_equal(eb_store_grant_set_status(fx->s, "g1",
+	                                           EB_STORE_GRANT_REVOKED,
+	                                           "admin", T0 + 1),
+	                 EB_STORE_OK);
+	assert_int_equal(eb_store_token_rotate_refresh(fx->s, H("0"), &n, NULL,
+	                                               T0 + 2, 30, NULL),
+	                 EB_STORE_REVOKED);
+	/* RFC 7009 revoke */
+	mk_token(&t, H("7"), EB_STORE_TOKEN_WEB, "g2");
+	t.expires = 0; /* never */
+	assert_int_equal(eb_store_token_put(fx->s, &t), EB_STORE_OK);
+	assert_int_equal(eb_store_token_revoke(fx->s, H("7"), T0), 0);
+	assert_int_equal(token_status(fx->s, H("7")), EB_STORE_TOKEN_REVOKED);
+	assert_int_equal(eb_store_token_revoke(fx->s, H("8"), T0),
+	                 EB_STORE_NOT_FOUND);
+}
+
+static void
+test_sweep(void **state)
+{
+	struct fx *fx = *state;
+	struct eb_store_token t;
+	struct eb_store_code c;
+	size_t removed;
+
+	mk_grant(fx->s, "g1", "acme");
+	mk_token(&t, H("1"), EB_STORE_TOKEN_REFRESH, "g1"); /* T0 + 1 day */
+	assert_int_equal(eb_store_token_put(fx->s, &t), 0);
+	mk_token(&t, H("2"), EB_STORE_TOKEN_WEB, "g1");
+	t.expires = 0; /* never expires, never swept */
+	assert_int_equal(eb_store_token_put(fx->s, &t), 0);
+	mk_code(&c, H("3"), "g1"); /* expires T0 + 60 */
+	assert_int_equal(eb_store_code_put(fx->s, &c), 0);
+	assert_int_equal(eb_store_code_consume(fx->s, H("3"), "apple-device",
+	                                       REDIR, T0 + 1, NULL),
+	                 0);
+
+	/* used codes are kept a while after expiry, to detect replays */
+	assert_int_equal(eb_store_sweep(fx->s, T0 + 3600, &removed), 0);
+	assert_int_equal(removed, 0);
+	assert_int_equal(eb_store_code_consume(fx->s, H("3"), "apple-device",
+	                                       REDIR, T0 + 3600, NULL),
+	                 EB_STORE_REPLAY);
+	/* expired tokens too, for reuse detection */
+	assert_int_equal(eb_store_sweep(fx->s, T0 + 86400 + 3600, &removed), 0);
+	assert_int_equal(removed, 1); /* the code */
+	/* still there (and revoked with its grant by the replay above) */
+	assert_int_equal(token_status(fx->s, H("1")), EB_STORE_TOKEN_REVOKED);
+	assert_int_equal(eb_store_sweep(fx->s, T0 + 3 * 86400, &removed), 0);
+	assert_int_equal(removed, 1);
+	assert_int_equal(eb_store_token_get(fx->s, H("1"), &t),
+	                 EB_STORE_NOT_FOUND);
+	assert_int_equal(token_status(fx->s, H("2")), EB_STORE_TOKEN_REVOKED);
+}
+
+/* ---- grants ------------------------------------------------------------*/
+
+static void
+test_grant_lifecycle(void **state)
+{
+	struct fx *fx = *state;
+	struct eb_store_grant_filter flt = {.status = -1};
+	struct eb_store_grant_list l;
+	struct eb_store_upstream u;
+	struct eb_store_grant g;
+	struct eb_store_token t;
+	static const uint8_t rt2[] = {0xde, 0xad};
+
+	mk_grant(fx->s, "g1", "acme");
+	mk_grant(fx->s, "g2", "acme");
+	mk_grant(fx->s, "h1", "other");
+	assert_int_equal(eb_store_grant_get(fx->s, "g1", &g), EB_STORE_OK);
+	assert_string_equal(g.managed_apple_id, "alice@appleid.contoso.com");
+	assert_string_equal(g.idp_oid, "oid-1");
+	assert_string_equal(g.enrollment_mode, "BYOD");
+	assert_int_equal(g.upstream_refresh_token_len, 5);
+	assert_int_equal(g.upstream_refresh_token[4], 4);
+	assert_null(g.binding_value);
+	eb_store_grant_finish(&g);
+	assert_int_equal(eb_store_grant_get(fx->s, "zz", &g),
+	                 EB_STORE_NOT_FOUND);
+	assert_true(has_event(fx->s, "acme", "grant.created", "g1"));
+	{
+		struct eb_store_grant dup = {.id = "g1",
+		                             .tenant = "acme",
+		                             .managed_apple_id = "x@y",
+		                             .enrollment_mode = "ADDE"};
+		assert_int_equal(eb_store_grant_create(fx->s, &dup),
+		                 EB_STORE_CONFLICT);
+	}
+
+	/* list by tenant and status */
+	flt.tenant = "acme";
+	assert_int_equal(eb_store_grant_list(fx->s, &flt, &l), 0);
+	assert_int_equal(l.n, 2);
+	eb_store_grant_list_finish(&l);
+	flt.tenant = NULL;
+	flt.limit = 1;
+	assert_int_equal(eb_store_grant_list(fx->s, &flt, &l), 0);
+	assert_int_equal(l.n, 1);
+	eb_store_grant_list_finish(&l);
+
+	/* binding at first check-in */
+	assert_int_equal(
+	    eb_store_grant_bind(fx->s, "g1", "EnrollmentID", "E-1", T0 + 5),
+	    EB_STORE_OK);
+	assert_int_equal(
+	    eb_store_grant_bind(fx->s, "g1", "EnrollmentID", "E-1", T0 + 6),
+	    EB_STORE_OK);
+	assert_int_equal(
+	    eb_store_grant_bind(fx->s, "g1", "EnrollmentID", "E-2", T0 + 6),
+	    EB_STORE_CONFLICT);
+	assert_int_equal(eb_store_grant_bind(fx->s, "zz", "UDID", "U", T0),
+	                 EB_STORE_NOT_FOUND);
+	assert_true(has_event(fx->s, "acme", "grant.bound", "g1"));
+
+	/* renewal bookkeeping: due list with a lease */
+	assert_int_equal(
+	    eb_store_grant_list_due(fx->s, "acme", T0 + 100, 0, 10, &l), 0);
+	assert_int_equal(l.n, 0);
+	eb_store_grant_list_finish(&l);
+	assert_int_equal(
+	    eb_store_grant_list_due(fx->s, "acme", T0 + 3600, 300, 10, &l), 0);
+	assert_int_equal(l.n, 2);
+	assert_int_equal(l.v[0].upstream_next_at, T0 + 3900);
+	eb_store_grant_list_finish(&l);
+	assert_int_equal(
+	    eb_store_grant_list_due(fx->s, "acme", T0 + 3600, 300, 10, &l), 0);
+	assert_int_equal(l.n, 0); /* claimed by the first worker */
+	eb_store_grant_list_finish(&l);
+	u = (struct eb_store_upstream){.renewed_at = T0 + 3601,
+	                               .next_at = T0 + 7200,
+	                               .refresh_token = rt2,
+	                               .refresh_token_len = sizeof(rt2)};
+	assert_int_equal(
+	    eb_store_grant_set_upstream(fx->s, "g1", &u, T0 + 3601), 0);
+	u = (struct eb_store_upstream){.next_at = T0 + 3700,
+	                               .failing_since = T0 + 3602};
+	assert_int_equal(
+	    eb_store_grant_set_upstream(fx->s, "g2", &u, T0 + 3602), 0);
+	assert_int_equal(eb_store_grant_set_upstream(fx->s, "zz", &u, T0),
+	                 EB_STORE_NOT_FOUND);
+	assert_int_equal(eb_store_grant_get(fx->s, "g1", &g), EB_STORE_OK);
+	assert_int_equal(g.upstream_renewed_at, T0 + 3601);
+	assert_int_equal(g.upstream_next_at, T0 + 7200);
+	assert_int_equal(g.upstream_failing_since, 0);
+	assert_int_equal(g.upstream_refresh_token_len, 2);
+	assert_int_equal(g.upstream_refresh_token[0], 0xde);
+	eb_store_grant_finish(&g);
+	assert_int_equal(eb_store_grant_get(fx->s, "g2", &g), EB_STORE_OK);
+	assert_int_equal(g.upstream_renewed_at, 0); /* unchanged */
+	assert_int_equal(g.upstream_failing_since, T0 + 3602);
+	assert_int_equal(g.upstream_refresh_token_len, 5); /* unchanged */
+	eb_store_grant_finish(&g);
+
+	/* re-authentication: g2 supersedes g1 and inherits its binding */
+	mk_token(&t, H("1"), EB_STORE_TOKEN_WEB, "g1");
+	assert_int_equal(eb_store_token_put(fx->s, &t), EB_STORE_OK);
+	assert_int_equal(eb_store_grant_supersede(fx->s, "g1", "h1", T0 + 10),
+	                 EB_STORE_CONFLICT); /* another tenant */
+	assert_int_equal(eb_store_grant_supersede(fx->s, "g1", "g2", T0 + 10),
+	                 EB_STORE_OK);
+	assert_int_equal(eb_store_grant_get(fx->s, "g1", &g), EB_STORE_OK);
+	assert_int_equal(g.status, EB_STORE_GRANT_SUPERSEDED);
+	assert_string_equal(g.superseded_by, "g2");
+	assert_null(g.upstream_refresh_token);
+	eb_store_grant_finish(&g);
+	assert_int_equal(token_status(fx->s, H("1")), EB_STORE_TOKEN_REVOKED);
+	assert_int_equal(eb_store_grant_get(fx->s, "g2", &g), EB_STORE_OK);
+	assert_string_equal(g.binding_kind, "EnrollmentID");
+	assert_string_equal(g.binding_value, "E-1");
+	eb_store_grant_finish(&g);
+	assert_true(has_event(fx->s, "acme", "grant.superseded", "g1"));
+
+	/* revoke with a reason: tokens revoked, secret erased, audited */
+	mk_token(&t, H("2"), EB_STORE_TOKEN_REFRESH, "g2");
+	assert_int_equal(eb_store_token_put(fx->s, &t), EB_STORE_OK);
+	assert_int_equal(eb_store_grant_set_status(fx->s, "g2",
+	                                           EB_STORE_GRANT_REVOKED,
+	                                           "admin \"bob\"", T0 + 20),
+	                 EB_STORE_OK);
+	assert_int_equal(eb_store_grant_get(fx->s, "g2", &g), EB_STORE_OK);
+	assert_int_equal(g.status, EB_STORE_GRANT_REVOKED);
+	assert_string_equal(g.revoke_reason, "admin \"bob\"");
+	assert_int_equal(g.revoked_at, T0 + 20);
+	assert_null(g.upstream_refresh_token);
+	eb_store_grant_finish(&g);
+	assert_int_equal(token_status(fx->s, H("2")), EB_STORE_TOKEN_REVOKED);
+	assert_true(has_event(fx->s, "acme", "grant.revoked", "g2"));
+	/* same status again: fine; back to active or bound: never */
+	assert_int_equal(eb_store_grant_set_status(fx->s, "g2",
+	                                           EB_STORE_GRANT_REVOKED,
+	                                           "again", T0 + 21),
+	                 EB_STORE_OK);
+	assert_int_equal(eb_store_grant_set_status(
+	                     fx->s, "g2", EB_STORE_GRANT_ACTIVE, NULL, T0 + 21),
+	                 EB_STORE_CONFLICT);
+	assert_int_equal(eb_store_grant_set_status(fx->s, "g2",
+	                                           EB_STORE_GRANT_EXPIRED, NULL,
+	                                           T0 + 21),
+	                 EB_STORE_CONFLICT);
+	assert_int_equal(eb_store_grant_bind(fx->s, "g2", "UDID", "U", T0),
+	                 EB_STORE_REVOKED);
+	assert_int_equal(eb_store_grant_set_status(
+	                     fx->s, "zz", EB_STORE_GRANT_REVOKED, NULL, T0),
+	                 EB_STORE_NOT_FOUND);
+	/* revoked grants are not due for renewal */
+	assert_int_equal(
+	    eb_store_grant_list_due(fx->s, NULL, T0 + 99999, 0, 0, &l), 0);
+	assert_int_equal(l.n, 1);
+	assert_string_equal(l.v[0].id, "h1");
+	eb_store_grant_list_finish(&l);
+	flt = (struct eb_store_grant_filter){.tenant = "acme",
+	                                     .status = EB_STORE_GRANT_REVOKED};
+	assert_int_equal(eb_store_grant_list(fx->s, &flt, &l), 0);
+	assert_int_equal(l.n, 1);
+	assert_string_equal(l.v[0].id, "g2");
+	eb_store_grant_list_finish(&l);
+}
+
+/* ---- audit, keys, mappings ---------------------------------------------*/
+
+static void
+test_audit(void **state)
+{
+	struct fx *fx = *state;
+	struct eb_store_audit ev = {.ts = T0,
+	                            .tenant = "acme",
+	                            .event = "access.deny",
+	                            .subject = "bob@contoso.com",
+	                            .detail = "{\"reason\":\"group\"}"};
+	struct eb_store_audit_list l;
+	char subj[32];
+	int i;
+
+	for (i = 0; i < 5; i++) {
+		snprintf(subj, sizeof(subj), "user%d", i);
+		ev.subject = subj;
+		ev.ts = T0 + i;
+		assert_int_equal(eb_store_audit_add(fx->s, &ev), 0);
+	}
+	ev.tenant = "other";
+	assert_int_equal(eb_store_audit_add(fx->s, &ev), 0);
+	assert_int_equal(eb_store_audit_list(fx->s, "acme", 3, &l), 0);
+	assert_int_equal(l.n, 3);
+	assert_string_equal(l.v[0].subject, "user4"); /* newest first */
+	assert_int_equal(l.v[0].ts, T0 + 4);
+	assert_string_equal(l.v[2].subject, "user2");
+	assert_string_equal(l.v[0].detail, "{\"reason\":\"group\"}");
+	assert_true(l.v[0].id > l.v[1].id);
+	eb_store_audit_list_finish(&l);
+	assert_int_equal(eb_store_audit_list(fx->s, "other", 10, &l), 0);
+	assert_int_equal(l.n, 1);
+	eb_store_audit_list_finish(&l);
+	assert_int_equal(eb_store_audit_list(fx->s, "none", 10, &l), 0);
+	assert_int_equal(l.n, 0);
+	eb_store_audit_list_finish(&l);
+}
+
+static void
+test_keys(void **state)
+{
+	struct fx *fx = *state;
+	static uint8_t priv[] = {1, 0, 2};
+	struct eb_store_key k = {.kid = "k1",
+	                         .alg = "ES256",
+	                         .created = T0,
+	                         .public_jwk = "{\"kty\":\"EC\"}",
+	                         .private_key = priv,
+	                         .private_key_len = sizeof(priv)};
+	struct eb_store_key_list l;
+
+	assert_int_equal(eb_store_key_put(fx->s, &k), 0);
+	assert_int_equal(eb_store_key_put(fx->s, &k), EB_STORE_CONFLICT);
+	k.kid = "k2";
+	k.created = T0 + 10;
+	k.tenant = "acme";
+	assert_int_equal(eb_store_key_put(fx->s, &k), 0);
+	k.kid = "k3";
+	k.tenant = "other";
+	assert_int_equal(eb_store_key_put(fx->s, &k), 0);
+	assert_int_equal(eb_store_key_list(fx->s, "acme", &l), 0);
+	assert_int_equal(l.n, 2);
+	assert_string_equal(l.v[0].kid, "k2");
+	assert_string_equal(l.v[1].kid, "k1");
+	assert_int_equal(l.v[1].private_key_len, 3);
+	assert_int_equal(l.v[1].private_key[2], 2);
+	eb_store_key_list_finish(&l);
+	assert_int_equal(eb_store_key_retire(fx->s, "k1", T0 + 10, T0 + 99), 0);
+	assert_int_equal(eb_store_key_retire(fx->s, "kx", T0, T0),
+	                 EB_STORE_NOT_FOUND);
+	assert_int_equal(eb_store_key_list(fx->s, NULL, &l), 0);
+	assert_int_equal(l.n, 3);
+	assert_string_equal(l.v[2].kid, "k1");
+	assert_int_equal(l.v[2].retired_at, T0 + 10);
+	assert_int_equal(l.v[2].not_after, T0 + 99);
+	eb_store_key_list_finish(&l);
+}
+
+static void
+test_mapping(void **state)
+{
+	struct fx *fx = *state;
+	struct eb_store_mapping m = {.tenant = "acme",
+	                             .subject = "tid-1/oid-1",
+	                             .managed_apple_id =
+	                                 "a@appleid.contoso.com",
+	                             .created = T0};
+	struct eb_store_mapping out;
+
+	assert_int_equal(
+	    eb_store_mapping_get(fx->s, "acme", "tid-1/oid-1", &out),
+	    EB_STORE_NOT_FOUND);
+	assert_int_equal(eb_store_mapping_put(fx->s, &m), 0);
+	m.managed_apple_id = "b@appleid.contoso.com";
+	m.updated = T0 + 5;
+	m.note = "renamed";
+	assert_int_equal(eb_store_mapping_put(fx->s, &m), 0);
+	assert_int_equal(
+	    eb_store_mapping_get(fx->s, "acme", "tid-1/oid-1", &out), 0);
+	assert_string_equal(out.managed_apple_id, "b@appleid.contoso.com");
+	assert_string_equal(out.note, "renamed");
+	assert_int_equal(out.created, T0);
+	assert_int_equal(out.updated, T0 + 5);
+	eb_store_mapping_finish(&out);
+	assert_int_equal(
+	    eb_store_mapping_get(fx->s, "other", "tid-1/oid-1", &out),
+	    EB_STORE_NOT_FOUND);
+	assert_int_equal(eb_store_mapping_delete(fx->s, "acme", "tid-1/oid-1"),
+	                 0);
+	assert_int_equal(eb_store_mapping_delete(fx->s, "acme", "tid-1/oid-1"),
+	                 EB_STORE_NOT_FOUND);
+}
+
+/* ---- threads -----------------------------------------------------------*/
+
+struct worker {
+	struct eb_store *s;
+	int n;
+	int errors;
+};
+
+static void *
+worker_thread(void *p)
+{
+	struct worker *w = p;
+	struct eb_store_audit ev = {.tenant = "acme", .event = "t"};
+	struct eb_store_grant g;
+	char id[32];
+	int i;
+
+	for (i = 0; i < 25; i++) {
+		snprintf(id, sizeof(id), "w%d-%d", w->n, i);
+		ev.ts = T0 + i;
+		ev.subject = id;
+		if (eb_store_audit_add(w->s, &ev) != 0)
+			w->errors++;
+		{
+			struct eb_store_grant ng = {.id = id,
+			                            .tenant = "acme",
+			                            .managed_apple_id = "a@b.c",
+			                            .enrollment_mode = "ADDE",
+			                            .created = T0 + i};
+			if (eb_store_grant_create(w->s, &ng) != 0)
+				w->errors++;
+		}
+		if (eb_store_grant_get(w->s, id, &g) != 0 ||
+		    strcmp(g.id, id) != 0)
+			w->errors++;
+		eb_store_grant_finish(&g);
+		if (eb_store_ping(w->s) != 0)
+			w->errors++;
+	}
+	return NULL;
+}
+
+static void
+test_threads(void **state)
+{
+	struct fx *fx = *state;
+	struct eb_store_grant_filter flt = {.tenant = "acme", .status = -1};
+	struct eb_store_grant_list l;
+	struct worker w[NTHREADS];
+	pthread_t th[NTHREADS];
+	int i;
+
+	for (i = 0; i < NTHREADS; i++) {
+		w[i] = (struct worker){fx->s, i, 0};
+		assert_int_equal(
+		    pthread_create(&th[i], NULL, worker_thread, &w[i]), 0);
+	}
+	for (i = 0; i < NTHREADS; i++) {
+		pthread_join(th[i], NULL);
+		assert_int_equal(w[i].errors, 0);
+	}
+	assert_int_equal(eb_store_grant_list(fx->s, &flt, &l), 0);
+	assert_int_equal(l.n, NTHREADS * 25);
+	eb_store_grant_list_finish(&l);
+	/* more threads, each with its own connection closed at exit (ASan) */
+	for (i = 0; i < 2; i++) {
+		w[i] = (struct worker){fx->s, 100 + i, 0};
+		assert_int_equal(
+		    pthread_create(&th[i], NULL, worker_thread, &w[i]), 0);
+	}
+	for (i = 0; i < 2; i++)
+		pthread_join(th[i], NULL);
+}
+
+/* ---- torture -----------------------------------------------------------*/
+
+/* A scenario that must fail cleanly wherever an allocation fails. */
+static void
+scenario(const char *path)
+{
+	struct eb_store_audit ev = {.ts = T0, .tenant = "acme", .event = "x"};
+	struct eb_store_grant_filter flt = {.status = -1};
+	struct eb_store_grant_list gl;
+	struct eb_store_audit_list al;
+	struct eb_store_token t, n, old;
+	struct eb_store_flow f, out;
+	struct eb_store_code c;
+	struct eb_store *s;
+	char err[256];
+	int rc;
+
+	err[0] = '\0';
+	s = eb_store_open(ops, path, err, sizeof(err));
+	if (s == NULL) {
+		assert_true(err[0] != '\0');
+		return;
+	}
+	mk_flow(&f, "f1", "st", T0 + 60);
+	rc = eb_store_flow_put(s, &f);
+	assert_true(rc == EB_STORE_OK || rc == EB_STORE_ERROR);
+	rc = eb_store_flow_take(s, EB_STORE_FLOW_BY_STATE, "st", T0, &out);
+	assert_true(rc == EB_STORE_OK || rc == EB_STORE_ERROR ||
+	            rc == EB_STORE_NOT_FOUND);
+	if (rc != EB_STORE_OK)
+		assert_null(out.id);
+	eb_store_flow_finish(&out);
+	{
+		struct eb_store_grant g = {.id = "g1",
+		                           .tenant = "acme",
+		                           .managed_apple_id = "a@b.c",
+		                           .enrollment_mode = "BYOD",
+		                           .created = T0};
+		rc = eb_store_grant_create(s, &g);
+	}
+	if (rc == EB_STORE_OK) {
+		mk_token(&t, H("0"), EB_STORE_TOKEN_REFRESH, "g1");
+		if (eb_store_token_put(s, &t) == EB_STORE_OK) {
+			mk_token(&n, H("1"), EB_STORE_TOKEN_REFRESH, "g1");
+			rc = eb_store_token_rotate_refresh(s, H("0"), &n, NULL,
+			                                   T0, 30, &old);
+			assert_true(rc == EB_STORE_OK || rc == EB_STORE_ERROR);
+			eb_store_token_finish(&old);
+		}
+		mk_code(&c, H("2"), "g1");
+		if (eb_store_code_put(s, &c) == EB_STORE_OK)
+			(void)eb_store_code_consume(s, H("2"), "apple-device",
+			                            REDIR, T0, NULL);
+		(void)eb_store_grant_set_status(s, "g1", EB_STORE_GRANT_REVOKED,
+		                                "x", T0);
+	}
+	(void)eb_store_audit_add(s, &ev);
+	if (eb_store_audit_list(s, "acme", 10, &al) == EB_STORE_OK)
+		eb_store_audit_list_finish(&al);
+	if (eb_store_grant_list(s, &flt, &gl) == EB_STORE_OK)
+		eb_store_grant_list_finish(&gl);
+	eb_store_close(s);
+}
+
+static void
+test_torture(void **state)
+{
+	struct fx *fx = *state;
+	char path[400], side[420];
+	long n, used;
+
+	snprintf(path, sizeof(path), "%s/torture.db", fx->dir);
+	for (n = 0;; n++) {
+		unlink(path);
+		snprintf(side, sizeof(side), "%s-wal", path);
+		unlink(side);
+		snprintf(side, sizeof(side), "%s-shm", path);
+		unlink(side);
+		eb_mem_fail_after(n);
+		scenario(path);
+		used = eb_mem_fail_after(-1);
+		if (used <= n)
+			break; /* the injected failure was never reached */
+	}
+	assert_true(n > 20);
+}
+
+int
+main(void)
+{
+#define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
+	const struct CMUnitTest tests[] = {
+	    T(test_migrations_idempotent),
+	    T(test_migration_upgrade),
+	    T(test_newer_schema_refused),
+	    T(test_missing_parent_dir),
+	    T(test_sqlite_wal_and_mode),
+	    cmocka_unit_test(test_missing_capability),
+	    cmocka_unit_test(test_hash_token),
+	    T(test_flow_single_use),
+	    T(test_flow_concurrent_take),
+	    T(test_code_replay),
+	    T(test_refresh_rotation_and_reuse),
+	    T(test_refresh_edge_cases),
+	    T(test_sweep),
+	    T(test_grant_lifecycle),
+	    T(test_audit),
+	    T(test_keys),
+	    T(test_mapping),
+	    T(test_threads),
+	    T(test_torture),
+	};
+	size_t i;
+	int failed = 0;
+
+	if (getenv("EB_TEST_FILTER") != NULL) /* run some tests only */
+		cmocka_set_test_filter(getenv("EB_TEST_FILTER"));
+	for (i = 0; i < sizeof(backends) / sizeof(backends[0]); i++) {
+		ops = backends[i].ops;
+		failed |= _cmocka_run_group_tests(
+		    backends[i].name, tests, sizeof(tests) / sizeof(tests[0]),
+		    NULL, NULL);
+	}
+	return failed;
+}
