@@ -1,0 +1,162 @@
+/*
+ * The blocking HTTP client for upstream calls (IdP metadata, JWKS and token
+ * endpoints, MDM profile fetch, the discover command). It is the only user
+ * of libcurl. One request per call, on the calling thread; any number of
+ * threads may call it at once.
+ *
+ * Every request has limits: a connect timeout, a total timeout and a
+ * largest response body (the transfer is aborted as soon as it is passed).
+ * TLS peer and host verification are always on. Redirects are not followed
+ * unless asked for, and must never be for token requests.
+ *
+ * Process-wide state (curl's global init and one share handle holding the
+ * DNS cache and TLS sessions) is created by eb_http_client_global_init().
+ * Connections are kept alive per thread: curl documents that its shared
+ * connection pool is not safe between concurrent threads, so each thread
+ * reuses its own easy handle (and its connections) instead.
+ */
+#ifndef EB_HTTP_CLIENT_H
+#define EB_HTTP_CLIENT_H
+
+#include <stddef.h>
+
+struct eb_buf;
+
+/* Defaults for options left at zero. */
+#define EB_HTTP_DEFAULT_CONNECT_TIMEOUT_MS 10000L
+#define EB_HTTP_DEFAULT_TIMEOUT_MS         30000L
+#define EB_HTTP_DEFAULT_MAX_BYTES          (1024 * 1024)
+#define EB_HTTP_DEFAULT_MAX_REDIRECTS      5
+/* Response headers: most lines and bytes kept (more is EB_HTTP_ERR_TOO_LARGE).
+ */
+#define EB_HTTP_MAX_HEADERS      100
+#define EB_HTTP_MAX_HEADER_BYTES (32 * 1024)
+
+/* Why a request failed. */
+enum eb_http_error {
+	EB_HTTP_OK = 0,        /* a response was received (any status) */
+	EB_HTTP_ERR_DNS,       /* the host name did not resolve */
+	EB_HTTP_ERR_CONNECT,   /* no connection, or it broke mid-way */
+	EB_HTTP_ERR_TLS,       /* handshake or certificate verification */
+	EB_HTTP_ERR_TIMEOUT,   /* connect or total timeout */
+	EB_HTTP_ERR_TOO_LARGE, /* body or headers past the limit */
+	EB_HTTP_ERR_OTHER      /* bad URL, redirect loop, out of memory... */
+};
+
+/*
+ * One request. Zero every field you do not set (or use eb_http_options_init);
+ * the structure and everything it points to stay owned by the caller and
+ * need only live for the duration of eb_http_fetch().
+ */
+struct eb_http_options {
+	const char *method; /* NULL: "POST" when body is set, else "GET" */
+	const char *url;    /* http:// or https:// */
+	/* Extra request headers, "Name: value", NULL-terminated; may be NULL.
+	 * "Name:" removes a header curl would send. */
+	const char *const *headers;
+	const void *body; /* request body, sent as is; may be NULL */
+	size_t body_len;
+	/* Timeouts: the _ms field wins when non-zero, else the seconds field,
+	 * else the default. */
+	long connect_timeout_ms;
+	long timeout_ms; /* whole transfer, redirects included */
+	int connect_timeout;
+	int timeout;
+	size_t max_response_bytes; /* 0: EB_HTTP_DEFAULT_MAX_BYTES */
+	int follow_redirects;      /* 0 (default): 3xx is returned as is */
+	int max_redirects;         /* 0: EB_HTTP_DEFAULT_MAX_REDIRECTS */
+	const char *cafile; /* trust these CAs (PEM) instead of the system's */
+	const char *user_agent; /* NULL: "enrollbridge/<version>" */
+	/* Test hooks, curl syntax, NULL-terminated: "host:port:addr"
+	 * (CURLOPT_RESOLVE) and "host:port:connect-host:connect-port"
+	 * (CURLOPT_CONNECT_TO). A request using them gets a private handle so
+	 * that the fake entries never reach the shared DNS cache. */
+	const char *const *resolve;
+	const char *const *connect_to;
+};
+
+/* One response header; name as received, value without surrounding blanks. */
+struct eb_http_header {
+	char *name;
+	char *value;
+};
+
+/*
+ * The outcome of eb_http_fetch(). When error is EB_HTTP_OK, status and the
+ * rest describe the last response received (after redirects when they were
+ * followed); otherwise message says what went wrong.
+ */
+struct eb_http_response {
+	enum eb_http_error error;
+	char message[256]; /* "" on success */
+	long status;
+	struct eb_http_header *headers; /* of the last response only */
+	size_t nheaders;
+	char *body; /* never NULL; NUL-terminated (the NUL is not counted) */
+	size_t body_len;
+	long total_time_ms;
+	char *effective_url; /* the URL of the last request made */
+	/* For a 3xx not followed: the Location resolved against the request
+	 * URL (NULL otherwise). */
+	char *redirect_url;
+	long redirect_count; /* redirects followed */
+};
+
+/*
+ * Set up curl and the shared DNS/TLS-session cache. Idempotent and safe to
+ * call from several threads; eb_http_fetch() calls it when nobody did.
+ * Returns 0 or -1.
+ */
+int eb_http_client_global_init(void);
+/*
+ * Undo eb_http_client_global_init() at exit, once no other thread makes
+ * requests. Frees the calling thread's kept handle.
+ */
+void eb_http_client_global_cleanup(void);
+
+/* Zero opts and set method and url (not copied). */
+void eb_http_options_init(struct eb_http_options *opts, const char *method,
+                          const char *url);
+
+/*
+ * Make one request. Returns a response to free with eb_http_response_free(),
+ * or NULL when out of memory. Transport failures are reported in
+ * response->error (an HTTP error status is not one: check status).
+ */
+struct eb_http_response *eb_http_fetch(const struct eb_http_options *opts);
+
+/* Free a response; NULL is a no-op. */
+void eb_http_response_free(struct eb_http_response *resp);
+
+/* First response header with this name (ASCII case-insensitive), or NULL. */
+const char *eb_http_response_header(const struct eb_http_response *resp,
+                                    const char *name);
+/* How many response headers carry this name. */
+size_t eb_http_response_header_count(const struct eb_http_response *resp,
+                                     const char *name);
+/* The nth (from 0) header with this name, or NULL. */
+const char *eb_http_response_header_nth(const struct eb_http_response *resp,
+                                        const char *name, size_t nth);
+
+/* "dns", "connect", "tls", "timeout", "too_large", "other" ("ok" for 0). */
+const char *eb_http_error_name(enum eb_http_error err);
+
+/*
+ * Append s percent-encoded to b: everything but ALPHA, DIGIT and "-._~"
+ * becomes %XX (so a space is %20). Returns 0, or -1 past b's limit.
+ */
+int eb_http_urlencode(struct eb_buf *b, const char *s);
+/*
+ * Append "name=value" (both encoded) to an application/x-www-form-urlencoded
+ * body or a query string in b, preceded by '&' unless b is empty.
+ * Returns 0 or -1. Use eb_buf_finish_secret() when a value is a secret.
+ */
+int eb_http_form_add(struct eb_buf *b, const char *name, const char *value);
+/*
+ * A whole form body from pairs: kv = {name, value, name, value, ..., NULL}.
+ * Returns a string to eb_free (eb_free_secret_str when it holds secrets), or
+ * NULL when out of memory.
+ */
+char *eb_http_form_encode(const char *const *kv);
+
+#endif
