@@ -1,2 +1,249 @@
-/* placeholder replaced below */
-int main(void) { return 0; }
+/*
+ * enrollbridge: argv, subcommands, start-up and signals.
+ *
+ *   enrollbridge serve -c FILE           run the bridge
+ *   enrollbridge check-config -c FILE    validate configuration, exit 0/1
+ *   enrollbridge discover USER@DOMAIN    check a deployment like a device
+ *   enrollbridge version
+ *
+ * The server runs in libmicrohttpd's threads; the main thread only waits
+ * for signals: SIGHUP reloads the configuration (a bad one is logged and the
+ * old one keeps serving), SIGTERM/SIGINT stop accepting, drain the requests
+ * under way (10 s at most) and exit.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <jansson.h>
+
+#include "cli/discover.h"
+#include "core/config.h"
+#include "core/env.h"
+#include "core/log.h"
+#include "core/mem.h"
+#include "core/metrics.h"
+#include "handle/handle.h"
+#include "http/client.h"
+#include "http/server.h"
+#include "store/store.h"
+
+#define DRAIN_MS 10000
+
+static void
+usage(FILE *f)
+{
+	fprintf(f,
+	    "usage: enrollbridge serve -c FILE\n"
+	    "       enrollbridge check-config -c FILE\n"
+	    "       enrollbridge discover USER@DOMAIN [--base URL] "
+	    "[--model-family F] [--cafile PEM] [--json]\n"
+	    "       enrollbridge version\n");
+}
+
+/* Parse "-c FILE" / "--config FILE"; returns the path or NULL. */
+static const char *
+config_arg(int argc, char **argv)
+{
+	static const struct option opts[] = {
+	    {"config", required_argument, NULL, 'c'}, {NULL, 0, NULL, 0}};
+	const char *path = NULL;
+	int ch;
+
+	optind = 1;
+	while ((ch = getopt_long(argc, argv, "c:", opts, NULL)) != -1) {
+		if (ch == 'c')
+			path = optarg;
+		else
+			return NULL;
+	}
+	if (optind != argc)
+		return NULL;
+	return path;
+}
+
+static struct eb_config *
+load_or_explain(const char *path)
+{
+	struct eb_config_error err;
+	struct eb_config *cfg;
+
+	memset(&err, 0, sizeof(err));
+	if ((cfg = eb_config_load(path, &err)) == NULL)
+		fprintf(stderr, "enrollbridge: %s: %s: %s\n",
+		    err.file[0] ? err.file : path, err.key[0] ? err.key : "-",
+		    err.reason);
+	return cfg;
+}
+
+static int
+cmd_check_config(int argc, char **argv)
+{
+	struct eb_config *cfg;
+	const char *path = config_arg(argc, argv);
+	size_t i;
+
+	if (path == NULL) {
+		usage(stderr);
+		return 2;
+	}
+	if ((cfg = load_or_explain(path)) == NULL)
+		return 1;
+	printf("%s: ok, %zu tenant(s):", path, cfg->ntenants);
+	for (i = 0; i < cfg->ntenants; i++)
+		printf(" %s", cfg->tenants[i]->id);
+	printf("\n");
+	eb_config_unref(cfg);
+	return 0;
+}
+
+static void
+announce(const struct eb_config *cfg, uint16_t port)
+{
+	const struct eb_tenant *t;
+
+	if (cfg->ntenants == 0)
+		return;
+	t = cfg->tenants[0];
+	log_info("ready: public URL %s; try: curl -i '%s/t/%s/.well-known/"
+		 "com.apple.remotemanagement?user-identifier=user@%s"
+		 "&model-family=iPhone'",
+	    cfg->public_url, cfg->public_url, t->id,
+	    t->domains.n ? t->domains.v[0] : "example.com");
+	(void)port;
+}
+
+static int
+cmd_serve(int argc, char **argv)
+{
+	struct eb_config *cfg;
+	struct eb_env *env = NULL;
+	const char *path = config_arg(argc, argv);
+	char err[512];
+	sigset_t set;
+	int sig, rc = 1;
+
+	if (path == NULL) {
+		usage(stderr);
+		return 2;
+	}
+	if ((cfg = load_or_explain(path)) == NULL)
+		return 1;
+	eb_log_init(cfg->log_level, cfg->log_json);
+
+	/* Signals are handled by this thread only: block them before any
+	 * thread is created so that every thread inherits the mask. */
+	sigemptyset(&set);
+	sigaddset(&set, SIGHUP);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGINT);
+	pthread_sigmask(SIG_BLOCK, &set, NULL);
+	signal(SIGPIPE, SIG_IGN);
+
+	if ((env = eb_env_create(path, cfg)) == NULL) {
+		eb_config_unref(cfg);
+		log_errx("out of memory");
+		return 1;
+	}
+	if ((env->metrics = eb_metrics_create(eb_routes, eb_nroutes)) == NULL)
+		goto out;
+	eb_metrics_describe(env->metrics, "enrollbridge_config_reloads_total",
+	    "counter", "Configuration reloads by result.");
+	eb_metrics_describe(env->metrics, "enrollbridge_tenants", "gauge",
+	    "Tenants in the configuration.");
+	eb_metrics_set(env->metrics, "enrollbridge_tenants", "",
+	    (double)cfg->ntenants);
+	if ((env->store = eb_store_open(NULL, cfg->database, err, sizeof(err))) ==
+	    NULL) {
+		log_errx("%s: database: %s", cfg->file, err);
+		goto out;
+	}
+	if ((env->server = eb_server_start(env, eb_routes, eb_nroutes, err,
+		 sizeof(err))) == NULL) {
+		log_errx("%s", err);
+		goto out;
+	}
+	announce(cfg, eb_server_port(env->server));
+
+	for (;;) {
+		if (sigwait(&set, &sig) != 0)
+			continue;
+		if (sig == SIGHUP) {
+			log_info("SIGHUP: reloading %s", path);
+			eb_env_reload(env);
+			continue;
+		}
+		log_info("%s: draining requests under way",
+		    sig == SIGTERM ? "SIGTERM" : "SIGINT");
+		eb_server_quiesce(env->server);
+		if (eb_server_drain(env->server, DRAIN_MS) != 0)
+			log_warnx("requests still under way after %d ms; "
+				  "stopping anyway",
+			    DRAIN_MS);
+		break;
+	}
+	rc = 0;
+out:
+	eb_server_stop(env->server);
+	eb_store_close(env->store);
+	eb_metrics_destroy(env->metrics);
+	eb_env_destroy(env);
+	if (rc == 0)
+		log_info("stopped");
+	return rc;
+}
+
+static int
+cmd_version(int argc, char **argv)
+{
+	printf("enrollbridge %s\n", EB_VERSION);
+	return 0;
+}
+
+static int
+cmd_discover(int argc, char **argv)
+{
+	return eb_cli_discover(argc, argv);
+}
+
+static const struct {
+	const char *name;
+	int (*fn)(int, char **);
+} commands[] = {
+    {"serve", cmd_serve},
+    {"check-config", cmd_check_config},
+    {"discover", cmd_discover},
+    {"version", cmd_version},
+};
+
+int
+main(int argc, char **argv)
+{
+	size_t i;
+	int rc;
+
+	if (argc < 2) {
+		usage(stderr);
+		return 2;
+	}
+	if (strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "--help") == 0 ||
+	    strcmp(argv[1], "help") == 0) {
+		usage(stdout);
+		return 0;
+	}
+	eb_log_init(EB_LOG_INFO, 1);
+	json_set_alloc_funcs(eb_malloc, eb_free);
+	for (i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
+		if (strcmp(argv[1], commands[i].name) == 0) {
+			eb_http_client_global_init();
+			rc = commands[i].fn(argc - 1, argv + 1);
+			eb_http_client_global_cleanup();
+			return rc;
+		}
+	fprintf(stderr, "enrollbridge: unknown command: %s\n", argv[1]);
+	usage(stderr);
+	return 2;
+}

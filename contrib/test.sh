@@ -1,0 +1,31 @@
+#!/bin/sh
+# The whole test suite from a fresh Debian 12 machine: install what is
+# missing, build twice (optimised, and with ASan+UBSan), run the unit tests,
+# the fuzz-corpus replays and the integration tests (real binary, real test
+# IdP) under the sanitizers, and the fast tests again on the optimised build.
+set -eu
+cd "$(dirname "$0")/.."
+top=$(pwd)
+jobs=$(nproc 2>/dev/null || echo 2)
+
+sh contrib/install-deps.sh
+if [ -f tests/idp/package-lock.json ]; then
+	echo "== test IdP: npm ci" >&2
+	(cd tests/idp && npm ci --no-audit --no-fund --loglevel=error >&2)
+fi
+
+echo "== build (optimised)" >&2
+cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+cmake --build build -j"$jobs" >&2
+echo "== build (ASan+UBSan)" >&2
+cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DEB_SANITIZE=ON >/dev/null
+cmake --build build-asan -j"$jobs" >&2
+
+export ASAN_OPTIONS="detect_leaks=1:abort_on_error=0:strict_string_checks=1:detect_stack_use_after_return=1"
+export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1"
+
+echo "== unit and fuzz-replay tests (optimised build)" >&2
+(cd build && ctest --output-on-failure -j"$jobs" -E '^integration/')
+echo "== all tests (sanitizer build)" >&2
+cd "$top/build-asan"
+exec ctest --output-on-failure -j"$jobs" --timeout 900

@@ -1,0 +1,96 @@
+/*
+ * Root context and configuration reload.
+ */
+#include "core/env.h"
+
+#include <string.h>
+
+#include "core/log.h"
+#include "core/mem.h"
+#include "core/metrics.h"
+
+struct eb_env *
+eb_env_create(const char *config_path, struct eb_config *cfg)
+{
+	struct eb_env *env;
+
+	if ((env = eb_calloc(1, sizeof(*env))) == NULL)
+		return NULL;
+	if ((env->config_path = eb_strdup(config_path)) == NULL) {
+		eb_free(env);
+		return NULL;
+	}
+	pthread_mutex_init(&env->cfg_lock, NULL);
+	env->cfg = cfg;
+	return env;
+}
+
+void
+eb_env_destroy(struct eb_env *env)
+{
+	if (env == NULL)
+		return;
+	eb_config_unref(env->cfg);
+	pthread_mutex_destroy(&env->cfg_lock);
+	eb_free(env->config_path);
+	eb_free(env);
+}
+
+struct eb_config *
+eb_env_config(struct eb_env *env)
+{
+	struct eb_config *cfg;
+
+	pthread_mutex_lock(&env->cfg_lock);
+	cfg = eb_config_ref(env->cfg);
+	pthread_mutex_unlock(&env->cfg_lock);
+	return cfg;
+}
+
+static int
+str_differs(const char *a, const char *b)
+{
+	if (a == NULL || b == NULL)
+		return a != b;
+	return strcmp(a, b) != 0;
+}
+
+int
+eb_env_reload(struct eb_env *env)
+{
+	struct eb_config_error err;
+	struct eb_config *ncfg, *old;
+
+	memset(&err, 0, sizeof(err));
+	if ((ncfg = eb_config_load(env->config_path, &err)) == NULL) {
+		log_warnx("reload refused, old configuration keeps serving: "
+			  "%s: %s: %s",
+		    err.file, err.key[0] ? err.key : "-", err.reason);
+		eb_metrics_add(env->metrics, "enrollbridge_config_reloads_total",
+		    "result=\"failed\"", 1);
+		return -1;
+	}
+	old = eb_env_config(env);
+	if (str_differs(old->listen_host, ncfg->listen_host) ||
+	    old->listen_port != ncfg->listen_port ||
+	    str_differs(old->database, ncfg->database) ||
+	    str_differs(old->tls_cert, ncfg->tls_cert) ||
+	    str_differs(old->tls_key, ncfg->tls_key) ||
+	    str_differs(old->state_dir, ncfg->state_dir))
+		log_warnx("reload: listen, tls, database and state_dir changes "
+			  "take effect only after a restart");
+	eb_config_unref(old);
+
+	pthread_mutex_lock(&env->cfg_lock);
+	old = env->cfg;
+	env->cfg = ncfg;
+	pthread_mutex_unlock(&env->cfg_lock);
+	eb_config_unref(old);
+	eb_log_init(ncfg->log_level, ncfg->log_json);
+	log_info("configuration reloaded: %zu tenant(s)", ncfg->ntenants);
+	eb_metrics_add(env->metrics, "enrollbridge_config_reloads_total",
+	    "result=\"ok\"", 1);
+	eb_metrics_set(env->metrics, "enrollbridge_tenants", "",
+	    (double)ncfg->ntenants);
+	return 0;
+}

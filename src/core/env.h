@@ -1,0 +1,38 @@
+/*
+ * The one root context, created in main and passed down: the current
+ * configuration (swapped atomically on reload), the store, metrics and the
+ * server. No other mutable globals exist.
+ */
+#ifndef EB_ENV_H
+#define EB_ENV_H
+
+#include <pthread.h>
+
+#include "core/config.h"
+
+struct eb_store;
+struct eb_metrics;
+struct eb_server;
+
+struct eb_env {
+	char *config_path;
+	pthread_mutex_t cfg_lock; /* guards cfg (the pointer, not its content) */
+	struct eb_config *cfg;
+	struct eb_store *store;
+	struct eb_metrics *metrics;
+	struct eb_server *server;
+};
+
+/* A context owning cfg's reference. */
+struct eb_env *eb_env_create(const char *config_path, struct eb_config *cfg);
+void eb_env_destroy(struct eb_env *env);
+/* A new reference on the current configuration (eb_config_unref it). */
+struct eb_config *eb_env_config(struct eb_env *env);
+/*
+ * Load the configuration file again; when it is valid and compatible with
+ * the running process, swap it in (requests under way keep the old one).
+ * Returns 0 when swapped, -1 when the old one keeps serving (logged).
+ */
+int eb_env_reload(struct eb_env *env);
+
+#endif

@@ -1,0 +1,320 @@
+/*
+ * Prometheus metrics: per-route request counters by status code and latency
+ * histograms (atomics), plus a mutex-guarded registry of named series.
+ */
+#include "core/metrics.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <string.h>
+#include <time.h>
+
+#include "core/mem.h"
+
+#define NSTATUS 600
+#define NBUCKETS 14
+
+static const double bucket_le[NBUCKETS] = {0.0001, 0.00025, 0.0005, 0.001,
+    0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1, 5, 10};
+
+struct route_stats {
+	atomic_ulong status[NSTATUS];
+	atomic_ulong bucket[NBUCKETS];
+	atomic_ulong count;
+	atomic_ullong sum_ns;
+};
+
+struct series {
+	char *name;
+	char *labels;
+	double value;
+};
+
+struct desc {
+	char *name;
+	char *type;
+	char *help;
+};
+
+struct eb_metrics {
+	const struct eb_route *routes;
+	size_t nroutes;
+	struct route_stats *stats; /* nroutes + 1: last is "unmatched" */
+	atomic_long inflight;
+	time_t started;
+	pthread_mutex_t lock;
+	struct series *series;
+	size_t nseries;
+	struct desc *descs;
+	size_t ndescs;
+};
+
+struct eb_metrics *
+eb_metrics_create(const struct eb_route *routes, size_t nroutes)
+{
+	struct eb_metrics *m;
+
+	if ((m = eb_calloc(1, sizeof(*m))) == NULL)
+		return NULL;
+	if ((m->stats = eb_calloc(nroutes + 1, sizeof(*m->stats))) == NULL) {
+		eb_free(m);
+		return NULL;
+	}
+	m->routes = routes;
+	m->nroutes = nroutes;
+	m->started = time(NULL);
+	pthread_mutex_init(&m->lock, NULL);
+	return m;
+}
+
+void
+eb_metrics_destroy(struct eb_metrics *m)
+{
+	size_t i;
+
+	if (m == NULL)
+		return;
+	for (i = 0; i < m->nseries; i++) {
+		eb_free(m->series[i].name);
+		eb_free(m->series[i].labels);
+	}
+	for (i = 0; i < m->ndescs; i++) {
+		eb_free(m->descs[i].name);
+		eb_free(m->descs[i].type);
+		eb_free(m->descs[i].help);
+	}
+	eb_free(m->series);
+	eb_free(m->descs);
+	pthread_mutex_destroy(&m->lock);
+	eb_free(m->stats);
+	eb_free(m);
+}
+
+void
+eb_metrics_request(struct eb_metrics *m, int route, int status, double seconds)
+{
+	struct route_stats *s;
+	int b;
+
+	if (m == NULL)
+		return;
+	if (route < 0 || (size_t)route >= m->nroutes)
+		route = (int)m->nroutes;
+	s = &m->stats[route];
+	if (status < 0 || status >= NSTATUS)
+		status = 0;
+	atomic_fetch_add_explicit(&s->status[status], 1, memory_order_relaxed);
+	for (b = 0; b < NBUCKETS; b++)
+		if (seconds <= bucket_le[b]) {
+			atomic_fetch_add_explicit(&s->bucket[b], 1,
+			    memory_order_relaxed);
+			break;
+		}
+	atomic_fetch_add_explicit(&s->count, 1, memory_order_relaxed);
+	atomic_fetch_add_explicit(&s->sum_ns,
+	    (unsigned long long)(seconds * 1e9), memory_order_relaxed);
+}
+
+void
+eb_metrics_inflight(struct eb_metrics *m, int delta)
+{
+	if (m != NULL)
+		atomic_fetch_add_explicit(&m->inflight, delta,
+		    memory_order_relaxed);
+}
+
+static struct series *
+find_series(struct eb_metrics *m, const char *name, const char *labels,
+    int create)
+{
+	struct series *ns;
+	size_t i;
+
+	for (i = 0; i < m->nseries; i++)
+		if (strcmp(m->series[i].name, name) == 0 &&
+		    strcmp(m->series[i].labels, labels) == 0)
+			return &m->series[i];
+	if (!create)
+		return NULL;
+	ns = eb_realloc(m->series, (m->nseries + 1) * sizeof(*ns));
+	if (ns == NULL)
+		return NULL;
+	m->series = ns;
+	ns = &m->series[m->nseries];
+	ns->name = eb_strdup(name);
+	ns->labels = eb_strdup(labels);
+	ns->value = 0;
+	if (ns->name == NULL || ns->labels == NULL) {
+		eb_free(ns->name);
+		eb_free(ns->labels);
+		return NULL;
+	}
+	m->nseries++;
+	return ns;
+}
+
+void
+eb_metrics_describe(struct eb_metrics *m, const char *name, const char *type,
+    const char *help)
+{
+	struct desc *nd;
+	size_t i;
+
+	if (m == NULL)
+		return;
+	pthread_mutex_lock(&m->lock);
+	for (i = 0; i < m->ndescs; i++)
+		if (strcmp(m->descs[i].name, name) == 0)
+			goto out;
+	if ((nd = eb_realloc(m->descs, (m->ndescs + 1) * sizeof(*nd))) == NULL)
+		goto out;
+	m->descs = nd;
+	nd = &m->descs[m->ndescs];
+	nd->name = eb_strdup(name);
+	nd->type = eb_strdup(type);
+	nd->help = eb_strdup(help);
+	if (nd->name && nd->type && nd->help)
+		m->ndescs++;
+	else {
+		eb_free(nd->name);
+		eb_free(nd->type);
+		eb_free(nd->help);
+	}
+out:
+	pthread_mutex_unlock(&m->lock);
+}
+
+void
+eb_metrics_add(struct eb_metrics *m, const char *name, const char *labels,
+    double v)
+{
+	struct series *s;
+
+	if (m == NULL)
+		return;
+	pthread_mutex_lock(&m->lock);
+	if ((s = find_series(m, name, labels ? labels : "", 1)) != NULL)
+		s->value += v;
+	pthread_mutex_unlock(&m->lock);
+}
+
+void
+eb_metrics_set(struct eb_metrics *m, const char *name, const char *labels,
+    double v)
+{
+	struct series *s;
+
+	if (m == NULL)
+		return;
+	pthread_mutex_lock(&m->lock);
+	if ((s = find_series(m, name, labels ? labels : "", 1)) != NULL)
+		s->value = v;
+	pthread_mutex_unlock(&m->lock);
+}
+
+double
+eb_metrics_get(struct eb_metrics *m, const char *name, const char *labels)
+{
+	struct series *s;
+	double v = 0;
+
+	if (m == NULL)
+		return 0;
+	pthread_mutex_lock(&m->lock);
+	if ((s = find_series(m, name, labels ? labels : "", 0)) != NULL)
+		v = s->value;
+	pthread_mutex_unlock(&m->lock);
+	return v;
+}
+
+static const char *
+route_name(const struct eb_metrics *m, size_t r)
+{
+	return r < m->nroutes ? m->routes[r].name : "unmatched";
+}
+
+int
+eb_metrics_render(struct eb_metrics *m, struct eb_buf *o)
+{
+	size_t r, i, j;
+	int st, b, rc = 0;
+
+	rc |= eb_buf_printf(o,
+	    "# HELP enrollbridge_build_info Build information.\n"
+	    "# TYPE enrollbridge_build_info gauge\n"
+	    "enrollbridge_build_info{version=\"%s\"} 1\n"
+	    "# HELP enrollbridge_start_time_seconds Start time of the process.\n"
+	    "# TYPE enrollbridge_start_time_seconds gauge\n"
+	    "enrollbridge_start_time_seconds %lld\n"
+	    "# HELP enrollbridge_http_inflight_requests Requests being served.\n"
+	    "# TYPE enrollbridge_http_inflight_requests gauge\n"
+	    "enrollbridge_http_inflight_requests %ld\n",
+	    EB_VERSION, (long long)m->started, (long)atomic_load(&m->inflight));
+	rc |= eb_buf_addstr(o,
+	    "# HELP enrollbridge_http_requests_total HTTP requests by route and "
+	    "status.\n# TYPE enrollbridge_http_requests_total counter\n");
+	for (r = 0; r <= m->nroutes; r++)
+		for (st = 0; st < NSTATUS; st++) {
+			unsigned long n = atomic_load_explicit(
+			    &m->stats[r].status[st], memory_order_relaxed);
+			if (n != 0)
+				rc |= eb_buf_printf(o,
+				    "enrollbridge_http_requests_total{route=\"%s\","
+				    "status=\"%d\"} %lu\n",
+				    route_name(m, r), st, n);
+		}
+	rc |= eb_buf_addstr(o,
+	    "# HELP enrollbridge_http_request_duration_seconds Request latency "
+	    "by route.\n# TYPE enrollbridge_http_request_duration_seconds "
+	    "histogram\n");
+	for (r = 0; r <= m->nroutes; r++) {
+		struct route_stats *s = &m->stats[r];
+		unsigned long cum = 0, count = atomic_load(&s->count);
+
+		if (count == 0)
+			continue;
+		for (b = 0; b < NBUCKETS; b++) {
+			cum += atomic_load(&s->bucket[b]);
+			rc |= eb_buf_printf(o,
+			    "enrollbridge_http_request_duration_seconds_bucket{"
+			    "route=\"%s\",le=\"%g\"} %lu\n",
+			    route_name(m, r), bucket_le[b], cum);
+		}
+		rc |= eb_buf_printf(o,
+		    "enrollbridge_http_request_duration_seconds_bucket{route=\"%s\","
+		    "le=\"+Inf\"} %lu\n"
+		    "enrollbridge_http_request_duration_seconds_sum{route=\"%s\"} "
+		    "%.6f\n"
+		    "enrollbridge_http_request_duration_seconds_count{route=\"%s\"} "
+		    "%lu\n",
+		    route_name(m, r), count, route_name(m, r),
+		    (double)atomic_load(&s->sum_ns) / 1e9, route_name(m, r), count);
+	}
+	pthread_mutex_lock(&m->lock);
+	for (i = 0; i < m->ndescs; i++) {
+		rc |= eb_buf_printf(o, "# HELP %s %s\n# TYPE %s %s\n",
+		    m->descs[i].name, m->descs[i].help, m->descs[i].name,
+		    m->descs[i].type);
+		for (j = 0; j < m->nseries; j++)
+			if (strcmp(m->series[j].name, m->descs[i].name) == 0)
+				rc |= eb_buf_printf(o, "%s%s%s%s %.17g\n",
+				    m->series[j].name,
+				    m->series[j].labels[0] ? "{" : "",
+				    m->series[j].labels,
+				    m->series[j].labels[0] ? "}" : "",
+				    m->series[j].value);
+	}
+	/* series never described are still shown, untyped */
+	for (j = 0; j < m->nseries; j++) {
+		for (i = 0; i < m->ndescs; i++)
+			if (strcmp(m->series[j].name, m->descs[i].name) == 0)
+				break;
+		if (i == m->ndescs)
+			rc |= eb_buf_printf(o, "%s%s%s%s %.17g\n",
+			    m->series[j].name, m->series[j].labels[0] ? "{" : "",
+			    m->series[j].labels,
+			    m->series[j].labels[0] ? "}" : "", m->series[j].value);
+	}
+	pthread_mutex_unlock(&m->lock);
+	return rc ? -1 : 0;
+}

@@ -1,0 +1,27 @@
+/*
+ * Endpoint handlers, one file per endpoint family, and the route table that
+ * binds them to the public HTTP contract (DESIGN.md).
+ */
+#ifndef EB_HANDLE_H
+#define EB_HANDLE_H
+
+#include <stddef.h>
+
+#include "core/config.h"
+#include "http/http.h"
+
+extern const struct eb_route eb_routes[];
+extern const size_t eb_nroutes;
+
+/* discovery.c */
+int eb_handle_discovery(struct eb_request *req);
+/* enroll.c */
+int eb_handle_enroll(struct eb_request *req);
+/* The 401 challenge for tenant t (also used by the MDM proxy). */
+int eb_enroll_challenge(struct eb_request *req, const struct eb_tenant *t);
+/* health.c */
+int eb_handle_healthz(struct eb_request *req);
+int eb_handle_readyz(struct eb_request *req);
+int eb_handle_metrics(struct eb_request *req);
+
+#endif

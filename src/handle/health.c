@@ -1,0 +1,55 @@
+/*
+ * Liveness, readiness and metrics. /readyz answers 200 while the store
+ * answers; one tenant's IdP being down shows in /metrics, never here.
+ */
+#include "core/buf.h"
+#include "core/env.h"
+#include "core/log.h"
+#include "core/metrics.h"
+#include "handle/handle.h"
+#include "store/store.h"
+
+int
+eb_handle_healthz(struct eb_request *req)
+{
+	eb_resp_header(req, "Cache-Control", "no-store");
+	eb_resp_set_static(req, 200, "text/plain; charset=utf-8", "ok\n", 3);
+	return EB_HANDLED;
+}
+
+int
+eb_handle_readyz(struct eb_request *req)
+{
+	struct eb_env *env = eb_req_env(req);
+
+	eb_resp_header(req, "Cache-Control", "no-store");
+	if (eb_store_ping(env->store) != EB_STORE_OK) {
+		log_warnx("not ready: the store does not answer");
+		eb_resp_header(req, "Retry-After", "5");
+		eb_resp_set_static(req, 503, "text/plain; charset=utf-8",
+		    "store unavailable\n", 18);
+		return EB_HANDLED;
+	}
+	eb_resp_set_static(req, 200, "text/plain; charset=utf-8", "ready\n", 6);
+	return EB_HANDLED;
+}
+
+int
+eb_handle_metrics(struct eb_request *req)
+{
+	struct eb_env *env = eb_req_env(req);
+	struct eb_buf b;
+	char *body;
+	size_t len;
+
+	eb_buf_init(&b, 8 << 20);
+	if (eb_metrics_render(env->metrics, &b) == -1) {
+		eb_buf_finish(&b);
+		return EB_HANDLED;
+	}
+	body = eb_buf_detach(&b, &len);
+	eb_resp_header(req, "Cache-Control", "no-store");
+	eb_resp_set_owned(req, 200, "text/plain; version=0.0.4; charset=utf-8",
+	    body, len);
+	return EB_HANDLED;
+}

@@ -1,0 +1,912 @@
+/*
+ * libmicrohttpd adapter. Owns struct eb_request: it is created by the URI
+ * log callback (so it sees the raw URI and the earliest timestamp), filled
+ * by the access handler as the headers and body arrive, dispatched to the
+ * matched route's handler once the whole body is in, and freed by the
+ * completion callback after the access log line is written.
+ *
+ * Asynchronous handlers: a handler returning EB_ASYNC has given the request
+ * to another thread. The connection is suspended until that thread calls
+ * eb_req_resume(); a small state machine under the request's mutex makes a
+ * resume that races ahead of the suspend safe.
+ */
+#include "http/server.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <microhttpd.h>
+#include <openssl/rand.h>
+
+#include "core/buf.h"
+#include "core/config.h"
+#include "core/env.h"
+#include "core/log.h"
+#include "core/mem.h"
+#include "core/metrics.h"
+#include "core/str.h"
+#include "http/router.h"
+
+enum async_state { A_NONE, A_SUSPENDED, A_DONE };
+enum body_mode { B_NONE, B_OWNED, B_STATIC };
+
+struct resp_header {
+	char *name;
+	char *value;
+};
+
+struct eb_request {
+	struct eb_server *srv;
+	struct MHD_Connection *conn;
+	struct eb_config *cfg;
+	int route; /* -1: none */
+	const char *method;
+	char *path;
+	char *raw_uri;
+	char *params[EB_ROUTER_MAX_PARAMS];
+	const char *param_names[EB_ROUTER_MAX_PARAMS];
+	size_t param_name_len[EB_ROUTER_MAX_PARAMS];
+	size_t nparams;
+	const struct eb_tenant *tenant;
+	struct eb_buf body;
+	int body_too_large;
+	int dispatched;
+	int queued;
+	/* response */
+	int status;
+	char *ctype;
+	void *rbody;
+	size_t rlen;
+	enum body_mode rmode;
+	struct resp_header *rh;
+	size_t nrh;
+	/* async */
+	pthread_mutex_t lock;
+	enum async_state astate;
+	/* handler data */
+	void *data;
+	void (*data_free)(void *);
+	struct timespec start;
+	char id[17];
+	char remote[INET6_ADDRSTRLEN + 8];
+};
+
+struct eb_server {
+	struct eb_env *env;
+	struct MHD_Daemon *d;
+	const struct eb_route *routes;
+	size_t nroutes;
+	size_t max_header_bytes;
+	size_t max_body_bytes;
+	int tls;
+	uint16_t port;
+	atomic_long inflight;
+	atomic_ullong next_id;
+	unsigned long long id_prefix;
+	char *tls_cert_pem;
+	char *tls_key_pem;
+};
+
+static double
+elapsed(const struct timespec *start)
+{
+	struct timespec now;
+
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	return (double)(now.tv_sec - start->tv_sec) +
+	    (double)(now.tv_nsec - start->tv_nsec) / 1e9;
+}
+
+/* ---- request accessors ---- */
+
+const char *
+eb_req_method(const struct eb_request *req)
+{
+	return req->method;
+}
+
+const char *
+eb_req_path(const struct eb_request *req)
+{
+	return req->path;
+}
+
+const char *
+eb_req_param(const struct eb_request *req, const char *name)
+{
+	size_t i, n = strlen(name);
+
+	for (i = 0; i < req->nparams; i++)
+		if (req->param_name_len[i] == n &&
+		    strncmp(req->param_names[i], name, n) == 0)
+			return req->params[i];
+	return NULL;
+}
+
+const char *
+eb_req_query(const struct eb_request *req, const char *name)
+{
+	return MHD_lookup_connection_value(req->conn, MHD_GET_ARGUMENT_KIND,
+	    name);
+}
+
+struct query_iter {
+	int (*fn)(void *, const char *, const char *);
+	void *arg;
+};
+
+static enum MHD_Result
+query_iter_cb(void *cls, enum MHD_ValueKind kind, const char *key,
+    const char *value)
+{
+	struct query_iter *qi = cls;
+
+	return qi->fn(qi->arg, key, value ? value : "") ? MHD_NO : MHD_YES;
+}
+
+void
+eb_req_query_each(const struct eb_request *req,
+    int (*fn)(void *arg, const char *name, const char *value), void *arg)
+{
+	struct query_iter qi = {fn, arg};
+
+	MHD_get_connection_values(req->conn, MHD_GET_ARGUMENT_KIND,
+	    query_iter_cb, &qi);
+}
+
+const char *
+eb_req_raw_query(const struct eb_request *req)
+{
+	const char *q = req->raw_uri ? strchr(req->raw_uri, '?') : NULL;
+
+	return q ? q + 1 : "";
+}
+
+const char *
+eb_req_header(const struct eb_request *req, const char *name)
+{
+	return MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, name);
+}
+
+struct count_ctx {
+	const char *name;
+	unsigned n;
+	size_t bytes;
+};
+
+static enum MHD_Result
+count_cb(void *cls, enum MHD_ValueKind kind, const char *key, const char *value)
+{
+	struct count_ctx *c = cls;
+
+	if (c->name != NULL && eb_str_ieq(key, c->name))
+		c->n++;
+	c->bytes += strlen(key) + (value ? strlen(value) : 0) + 4;
+	return MHD_YES;
+}
+
+unsigned
+eb_req_header_count(const struct eb_request *req, const char *name)
+{
+	struct count_ctx c = {name, 0, 0};
+
+	MHD_get_connection_values(req->conn, MHD_HEADER_KIND, count_cb, &c);
+	return c.n;
+}
+
+const char *
+eb_req_cookie(const struct eb_request *req, const char *name)
+{
+	return MHD_lookup_connection_value(req->conn, MHD_COOKIE_KIND, name);
+}
+
+const void *
+eb_req_body(const struct eb_request *req, size_t *len)
+{
+	if (len != NULL)
+		*len = req->body.len;
+	return eb_buf_str(&req->body);
+}
+
+const char *
+eb_req_remote(const struct eb_request *req)
+{
+	return req->remote;
+}
+
+const char *
+eb_req_id(const struct eb_request *req)
+{
+	return req->id;
+}
+
+int
+eb_req_is_tls(const struct eb_request *req)
+{
+	return req->srv->tls;
+}
+
+struct eb_env *
+eb_req_env(const struct eb_request *req)
+{
+	return req->srv->env;
+}
+
+const struct eb_config *
+eb_req_config(const struct eb_request *req)
+{
+	return req->cfg;
+}
+
+const struct eb_tenant *
+eb_req_tenant(const struct eb_request *req)
+{
+	return req->tenant;
+}
+
+void
+eb_req_set_tenant(struct eb_request *req, const struct eb_tenant *t)
+{
+	req->tenant = t;
+}
+
+void
+eb_req_set_data(struct eb_request *req, void *data, void (*free_fn)(void *))
+{
+	if (req->data_free != NULL && req->data != NULL)
+		req->data_free(req->data);
+	req->data = data;
+	req->data_free = free_fn;
+}
+
+void *
+eb_req_data(const struct eb_request *req)
+{
+	return req->data;
+}
+
+/* ---- responses ---- */
+
+static void
+resp_clear_body(struct eb_request *req)
+{
+	if (req->rmode == B_OWNED)
+		eb_free(req->rbody);
+	req->rbody = NULL;
+	req->rlen = 0;
+	req->rmode = B_NONE;
+	eb_free(req->ctype);
+	req->ctype = NULL;
+}
+
+static int
+resp_set_common(struct eb_request *req, int status, const char *ctype)
+{
+	resp_clear_body(req);
+	req->status = status;
+	if (ctype != NULL && (req->ctype = eb_strdup(ctype)) == NULL)
+		return -1;
+	return 0;
+}
+
+int
+eb_resp_set_owned(struct eb_request *req, int status, const char *ctype,
+    char *body, size_t len)
+{
+	if (resp_set_common(req, status, ctype) == -1) {
+		eb_free(body);
+		return -1;
+	}
+	req->rbody = body;
+	req->rlen = len;
+	req->rmode = B_OWNED;
+	return 0;
+}
+
+int
+eb_resp_set(struct eb_request *req, int status, const char *ctype,
+    const void *body, size_t len)
+{
+	char *copy;
+
+	if ((copy = eb_malloc(len + 1)) == NULL)
+		return -1;
+	if (len > 0)
+		memcpy(copy, body, len);
+	copy[len] = '\0';
+	return eb_resp_set_owned(req, status, ctype, copy, len);
+}
+
+int
+eb_resp_set_static(struct eb_request *req, int status, const char *ctype,
+    const void *body, size_t len)
+{
+	if (resp_set_common(req, status, ctype) == -1)
+		return -1;
+	req->rbody = (void *)(uintptr_t)body;
+	req->rlen = len;
+	req->rmode = B_STATIC;
+	return 0;
+}
+
+int
+eb_resp_header(struct eb_request *req, const char *name, const char *value)
+{
+	struct resp_header *nh;
+
+	if (strpbrk(name, "\r\n:") != NULL || strpbrk(value, "\r\n") != NULL)
+		return -1;
+	if ((nh = eb_realloc(req->rh, (req->nrh + 1) * sizeof(*nh))) == NULL)
+		return -1;
+	req->rh = nh;
+	nh[req->nrh].name = eb_strdup(name);
+	nh[req->nrh].value = eb_strdup(value);
+	if (nh[req->nrh].name == NULL || nh[req->nrh].value == NULL) {
+		eb_free(nh[req->nrh].name);
+		eb_free(nh[req->nrh].value);
+		return -1;
+	}
+	req->nrh++;
+	return 0;
+}
+
+int
+eb_resp_status(const struct eb_request *req)
+{
+	return req->status;
+}
+
+int
+eb_resp_text(struct eb_request *req, int status, const char *text)
+{
+	return eb_resp_set(req, status, "text/plain; charset=utf-8", text,
+	    strlen(text));
+}
+
+int
+eb_resp_html_page(struct eb_request *req, int status, const char *title,
+    const char *message)
+{
+	struct eb_buf b;
+
+	eb_buf_init(&b, 64 * 1024);
+	eb_buf_addstr(&b,
+	    "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+	    "<meta name=\"viewport\" content=\"width=device-width, "
+	    "initial-scale=1\"><title>");
+	eb_buf_add_html(&b, title);
+	eb_buf_addstr(&b,
+	    "</title><style>body{font-family:-apple-system,system-ui,sans-serif;"
+	    "margin:0;padding:2rem 1.25rem;background:#f5f5f7;color:#1d1d1f}"
+	    "main{max-width:32rem;margin:auto;background:#fff;border-radius:"
+	    "12px;padding:1.5rem}h1{font-size:1.4rem;margin-top:0}"
+	    "p{line-height:1.5}.rid{color:#6e6e73;font-size:.8rem}</style>"
+	    "</head><body><main><h1>");
+	eb_buf_add_html(&b, title);
+	eb_buf_addstr(&b, "</h1><p>");
+	eb_buf_add_html(&b, message);
+	eb_buf_addstr(&b, "</p><p class=\"rid\">Reference: ");
+	eb_buf_add_html(&b, req->id);
+	if (eb_buf_addstr(&b, "</p></main></body></html>\n") == -1) {
+		eb_buf_finish(&b);
+		return -1;
+	}
+	if (eb_resp_header(req, "Cache-Control", "no-store") == -1) {
+		eb_buf_finish(&b);
+		return -1;
+	}
+	{
+		size_t len;
+		char *p = eb_buf_detach(&b, &len);
+		return eb_resp_set_owned(req, status,
+		    "text/html; charset=utf-8", p, len);
+	}
+}
+
+/* ---- async ---- */
+
+void
+eb_req_resume(struct eb_request *req)
+{
+	pthread_mutex_lock(&req->lock);
+	if (req->astate == A_SUSPENDED)
+		MHD_resume_connection(req->conn);
+	req->astate = A_DONE;
+	pthread_mutex_unlock(&req->lock);
+}
+
+/* ---- the adapter ---- */
+
+static void
+request_free(struct eb_request *req)
+{
+	size_t i;
+
+	if (req == NULL)
+		return;
+	if (req->data_free != NULL && req->data != NULL)
+		req->data_free(req->data);
+	resp_clear_body(req);
+	for (i = 0; i < req->nrh; i++) {
+		eb_free(req->rh[i].name);
+		eb_free(req->rh[i].value);
+	}
+	eb_free(req->rh);
+	for (i = 0; i < req->nparams; i++)
+		eb_free(req->params[i]);
+	eb_buf_finish(&req->body);
+	eb_free(req->path);
+	eb_free(req->raw_uri);
+	eb_config_unref(req->cfg);
+	pthread_mutex_destroy(&req->lock);
+	eb_free(req);
+}
+
+static void *
+uri_log_cb(void *cls, const char *uri, struct MHD_Connection *conn)
+{
+	struct eb_server *srv = cls;
+	struct eb_request *req;
+	unsigned long long n;
+
+	if ((req = eb_calloc(1, sizeof(*req))) == NULL)
+		return NULL;
+	clock_gettime(CLOCK_MONOTONIC, &req->start);
+	req->srv = srv;
+	req->conn = conn;
+	req->route = -1;
+	req->raw_uri = eb_strdup(uri);
+	pthread_mutex_init(&req->lock, NULL);
+	eb_buf_init(&req->body, srv->max_body_bytes);
+	n = atomic_fetch_add(&srv->next_id, 1);
+	snprintf(req->id, sizeof(req->id), "%06llx%010llx",
+	    srv->id_prefix & 0xffffff, n & 0xffffffffffULL);
+	req->cfg = eb_env_config(srv->env);
+	atomic_fetch_add(&srv->inflight, 1);
+	eb_metrics_inflight(srv->env->metrics, 1);
+	return req;
+}
+
+static void
+set_remote(struct eb_request *req)
+{
+	const union MHD_ConnectionInfo *ci;
+	const struct sockaddr *sa;
+
+	ci = MHD_get_connection_info(req->conn,
+	    MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+	if (ci == NULL || (sa = ci->client_addr) == NULL) {
+		strcpy(req->remote, "-");
+		return;
+	}
+	if (sa->sa_family == AF_INET)
+		inet_ntop(AF_INET, &((const struct sockaddr_in *)sa)->sin_addr,
+		    req->remote, sizeof(req->remote));
+	else if (sa->sa_family == AF_INET6)
+		inet_ntop(AF_INET6,
+		    &((const struct sockaddr_in6 *)sa)->sin6_addr, req->remote,
+		    sizeof(req->remote));
+	else
+		strcpy(req->remote, "-");
+}
+
+static enum MHD_Result
+queue(struct eb_request *req)
+{
+	struct MHD_Response *r;
+	enum MHD_Result ret;
+	size_t i;
+
+	if (req->status == 0) {
+		resp_clear_body(req);
+		req->status = 500;
+		req->ctype = eb_strdup("text/plain; charset=utf-8");
+		req->rbody = (void *)(uintptr_t) "internal error\n";
+		req->rlen = strlen("internal error\n");
+		req->rmode = B_STATIC;
+	}
+	if (req->rmode == B_OWNED) {
+		r = MHD_create_response_from_buffer_with_free_callback(
+		    req->rlen, req->rbody, &free);
+		if (r != NULL)
+			req->rmode = B_NONE; /* MHD frees it now */
+	} else
+		r = MHD_create_response_from_buffer(req->rlen,
+		    req->rbody ? req->rbody : (void *)(uintptr_t) "",
+		    MHD_RESPMEM_PERSISTENT);
+	if (r == NULL)
+		return MHD_NO;
+	if (req->ctype != NULL)
+		MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE,
+		    req->ctype);
+	MHD_add_response_header(r, "X-Request-Id", req->id);
+	for (i = 0; i < req->nrh; i++)
+		MHD_add_response_header(r, req->rh[i].name, req->rh[i].value);
+	ret = MHD_queue_response(req->conn, (unsigned)req->status, r);
+	MHD_destroy_response(r);
+	req->queued = 1;
+	return ret;
+}
+
+/* Copy the route's path parameters; validate {T} against the tenants. */
+static int
+bind_route(struct eb_request *req, const struct eb_route_match *m)
+{
+	const struct eb_route *rt = &req->srv->routes[m->index];
+	size_t i;
+
+	req->route = m->index;
+	for (i = 0; i < m->nparams; i++) {
+		req->param_names[i] = m->params[i].name;
+		req->param_name_len[i] = m->params[i].name_len;
+		req->params[i] = eb_strndup(m->params[i].value,
+		    m->params[i].value_len);
+		if (req->params[i] == NULL)
+			return -1;
+		req->nparams = i + 1;
+	}
+	if (rt->flags & EB_ROUTE_TENANT) {
+		const char *t = eb_req_param(req, "T");
+
+		if (t == NULL || !eb_str_is_tenant_id(t) ||
+		    (req->tenant = eb_config_tenant(req->cfg, t)) == NULL) {
+			eb_resp_text(req, 404, "unknown tenant\n");
+			return 1;
+		}
+	}
+	return 0;
+}
+
+static enum MHD_Result
+first_call(struct eb_request *req, const char *url, const char *method)
+{
+	struct eb_route_match m;
+	struct count_ctx c = {NULL, 0, 0};
+	const char *cl;
+	char allow[64];
+	int rc;
+
+	req->method = method;
+	set_remote(req);
+	if ((req->path = eb_strdup(url)) == NULL)
+		return MHD_NO;
+	MHD_get_connection_values(req->conn, MHD_HEADER_KIND, count_cb, &c);
+	if (c.bytes + (req->raw_uri ? strlen(req->raw_uri) : 0) >
+	    req->srv->max_header_bytes) {
+		eb_resp_text(req, 431, "request header fields too large\n");
+		return queue(req);
+	}
+	cl = eb_req_header(req, MHD_HTTP_HEADER_CONTENT_LENGTH);
+	if (cl != NULL) {
+		char *end;
+		unsigned long long v;
+
+		errno = 0;
+		v = strtoull(cl, &end, 10);
+		if (errno != 0 || end == cl || *end != '\0' ||
+		    v > req->srv->max_body_bytes) {
+			eb_resp_text(req, 413, "request body too large\n");
+			return queue(req);
+		}
+	}
+	rc = eb_router_match(req->srv->routes, req->srv->nroutes, method, url,
+	    &m, allow, sizeof(allow));
+	if (rc == -1) {
+		eb_resp_text(req, 404, "not found\n");
+		return MHD_YES; /* answered once the body (if any) is read */
+	}
+	if (rc == -2) {
+		eb_resp_text(req, 405, "method not allowed\n");
+		eb_resp_header(req, "Allow", allow);
+		return MHD_YES;
+	}
+	if ((rc = bind_route(req, &m)) == -1)
+		return MHD_NO;
+	if (rc == 1)
+		req->dispatched = 1; /* response set (404 tenant) */
+	return MHD_YES;
+}
+
+static enum MHD_Result
+access_cb(void *cls, struct MHD_Connection *conn, const char *url,
+    const char *method, const char *version, const char *upload_data,
+    size_t *upload_data_size, void **con_cls)
+{
+	struct eb_request *req = *con_cls;
+	int rc;
+
+	if (req == NULL)
+		return MHD_NO; /* out of memory in uri_log_cb */
+	if (req->path == NULL) {
+		enum MHD_Result r = first_call(req, url, method);
+
+		if (req->status != 0 && req->route == -1)
+			req->dispatched = 1; /* 404/405: answer after the body */
+		return r;
+	}
+	if (*upload_data_size > 0) {
+		if (!req->body_too_large &&
+		    eb_buf_add(&req->body, upload_data, *upload_data_size) ==
+			-1)
+			req->body_too_large = 1;
+		*upload_data_size = 0;
+		return MHD_YES;
+	}
+	if (req->queued)
+		return MHD_YES;
+	if (req->body_too_large) {
+		eb_resp_text(req, 413, "request body too large\n");
+		return queue(req);
+	}
+	if (!req->dispatched) {
+		req->dispatched = 1;
+		rc = req->srv->routes[req->route].handler(req);
+		if (rc == EB_ASYNC) {
+			pthread_mutex_lock(&req->lock);
+			if (req->astate != A_DONE) {
+				req->astate = A_SUSPENDED;
+				MHD_suspend_connection(conn);
+				pthread_mutex_unlock(&req->lock);
+				return MHD_YES;
+			}
+			pthread_mutex_unlock(&req->lock);
+		}
+	}
+	return queue(req);
+}
+
+static void
+access_log(struct eb_request *req, double secs, int status)
+{
+	const struct eb_route *rt = req->route >= 0 ?
+	    &req->srv->routes[req->route] :
+	    NULL;
+	char ts[64];
+	struct timespec now;
+	struct tm tm;
+	struct eb_buf b;
+
+	clock_gettime(CLOCK_REALTIME, &now);
+	gmtime_r(&now.tv_sec, &tm);
+	snprintf(ts, sizeof(ts), "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ",
+	    tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min,
+	    tm.tm_sec, now.tv_nsec / 1000000);
+	eb_buf_init(&b, 4096);
+	eb_buf_printf(&b,
+	    "{\"ts\":\"%s\",\"level\":\"info\",\"msg\":\"access\",\"rid\":\"%s\","
+	    "\"remote\":",
+	    ts, req->id);
+	eb_buf_add_json_str(&b, req->remote);
+	eb_buf_addstr(&b, ",\"method\":");
+	eb_buf_add_json_str(&b, req->method ? req->method : "-");
+	eb_buf_addstr(&b, ",\"path\":");
+	/* never the query (it may carry codes and tokens); never a path that
+	 * carries a secret */
+	if (rt != NULL && (rt->flags & EB_ROUTE_REDACT_PATH))
+		eb_buf_add_json_str(&b, rt->pattern);
+	else if (req->path != NULL && strlen(req->path) <= 256)
+		eb_buf_add_json_str(&b, req->path);
+	else
+		eb_buf_add_json_str(&b, req->path ? "(long path)" : "-");
+	eb_buf_addstr(&b, ",\"route\":");
+	eb_buf_add_json_str(&b, rt ? rt->name : "-");
+	if (req->tenant != NULL) {
+		eb_buf_addstr(&b, ",\"tenant\":");
+		eb_buf_add_json_str(&b, req->tenant->id);
+	}
+	eb_buf_printf(&b, ",\"status\":%d,\"bytes\":%zu,\"ms\":%.3f}", status,
+	    req->rlen, secs * 1000);
+	if (b.data != NULL)
+		eb_log_line(b.data, b.len);
+	eb_buf_finish(&b);
+}
+
+static void
+completed_cb(void *cls, struct MHD_Connection *conn, void **con_cls,
+    enum MHD_RequestTerminationCode toe)
+{
+	struct eb_server *srv = cls;
+	struct eb_request *req = *con_cls;
+	double secs;
+	int status;
+
+	if (req == NULL)
+		return;
+	*con_cls = NULL;
+	secs = elapsed(&req->start);
+	status = req->queued ? req->status : 0;
+	if (req->method != NULL) {
+		eb_metrics_request(srv->env->metrics, req->route, status, secs);
+		if (req->cfg == NULL || req->cfg->access_log)
+			access_log(req, secs, status);
+	}
+	/* an async handler still holding the request must finish first */
+	pthread_mutex_lock(&req->lock);
+	pthread_mutex_unlock(&req->lock);
+	request_free(req);
+	atomic_fetch_sub(&srv->inflight, 1);
+	eb_metrics_inflight(srv->env->metrics, -1);
+}
+
+static void
+mhd_log(void *cls, const char *fmt, va_list ap)
+{
+	char msg[512];
+	size_t n;
+
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	n = strlen(msg);
+	while (n > 0 && (msg[n - 1] == '\n' || msg[n - 1] == '\r'))
+		msg[--n] = '\0';
+	eb_log(EB_LOG_DEBUG, "libmicrohttpd", "%s", msg);
+}
+
+static char *
+read_file(const char *path, size_t max)
+{
+	struct eb_buf b;
+	char chunk[4096];
+	size_t n;
+	FILE *f;
+
+	if ((f = fopen(path, "rb")) == NULL)
+		return NULL;
+	eb_buf_init(&b, max);
+	while ((n = fread(chunk, 1, sizeof(chunk), f)) > 0)
+		if (eb_buf_add(&b, chunk, n) == -1) {
+			fclose(f);
+			eb_buf_finish_secret(&b);
+			return NULL;
+		}
+	fclose(f);
+	return eb_buf_detach(&b, NULL);
+}
+
+static unsigned
+ncores(void)
+{
+	long n = sysconf(_SC_NPROCESSORS_ONLN);
+
+	return n < 1 ? 1 : (n > 64 ? 64 : (unsigned)n);
+}
+
+struct eb_server *
+eb_server_start(struct eb_env *env, const struct eb_route *routes,
+    size_t nroutes, char *err, size_t errlen)
+{
+	struct eb_config *cfg = eb_env_config(env);
+	struct sockaddr_storage ss;
+	struct eb_server *srv;
+	unsigned flags, threads;
+	const union MHD_DaemonInfo *di;
+	size_t pool;
+
+	memset(&ss, 0, sizeof(ss));
+	if ((srv = eb_calloc(1, sizeof(*srv))) == NULL) {
+		snprintf(err, errlen, "out of memory");
+		goto fail;
+	}
+	srv->env = env;
+	srv->routes = routes;
+	srv->nroutes = nroutes;
+	srv->max_header_bytes = cfg->limits.max_header_bytes;
+	srv->max_body_bytes = cfg->limits.max_body_bytes;
+	RAND_bytes((unsigned char *)&srv->id_prefix, sizeof(srv->id_prefix));
+
+	flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL |
+	    MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG | MHD_USE_TURBO;
+	if (inet_pton(AF_INET, cfg->listen_host,
+		&((struct sockaddr_in *)&ss)->sin_addr) == 1) {
+		((struct sockaddr_in *)&ss)->sin_family = AF_INET;
+		((struct sockaddr_in *)&ss)->sin_port = htons(cfg->listen_port);
+	} else if (inet_pton(AF_INET6, cfg->listen_host,
+		       &((struct sockaddr_in6 *)&ss)->sin6_addr) == 1) {
+		((struct sockaddr_in6 *)&ss)->sin6_family = AF_INET6;
+		((struct sockaddr_in6 *)&ss)->sin6_port =
+		    htons(cfg->listen_port);
+		flags |= MHD_USE_IPv6;
+	} else {
+		snprintf(err, errlen, "%s: listen: not an IP address: %s",
+		    cfg->file, cfg->listen_host);
+		goto fail;
+	}
+	if (cfg->tls_cert != NULL) {
+		srv->tls_cert_pem = read_file(cfg->tls_cert, 1 << 20);
+		srv->tls_key_pem = read_file(cfg->tls_key, 1 << 20);
+		if (srv->tls_cert_pem == NULL || srv->tls_key_pem == NULL) {
+			snprintf(err, errlen,
+			    "%s: tls: cannot read certificate or key", cfg->file);
+			goto fail;
+		}
+		flags |= MHD_USE_TLS;
+		srv->tls = 1;
+	}
+	threads = cfg->limits.threads ? cfg->limits.threads : ncores();
+	/* the per-connection pool holds the headers and the read buffer */
+	pool = cfg->limits.max_header_bytes * 2 + 16384;
+	srv->d = MHD_start_daemon(flags, 0, NULL, NULL, access_cb, srv,
+	    MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
+	    MHD_OPTION_THREAD_POOL_SIZE, threads,
+	    MHD_OPTION_CONNECTION_LIMIT, cfg->limits.max_connections,
+	    MHD_OPTION_PER_IP_CONNECTION_LIMIT, cfg->limits.per_ip_connections,
+	    MHD_OPTION_CONNECTION_TIMEOUT,
+	    (unsigned)cfg->limits.connection_timeout,
+	    MHD_OPTION_CONNECTION_MEMORY_LIMIT, pool,
+	    MHD_OPTION_URI_LOG_CALLBACK, uri_log_cb, srv,
+	    MHD_OPTION_NOTIFY_COMPLETED, completed_cb, srv,
+	    MHD_OPTION_EXTERNAL_LOGGER, mhd_log, srv,
+	    srv->tls ? MHD_OPTION_HTTPS_MEM_CERT : MHD_OPTION_END,
+	    srv->tls_cert_pem, MHD_OPTION_HTTPS_MEM_KEY, srv->tls_key_pem,
+	    MHD_OPTION_END);
+	if (srv->d == NULL) {
+		snprintf(err, errlen, "%s: listen: cannot serve on %s:%u "
+		    "(address in use, or not permitted)", cfg->file,
+		    cfg->listen_host, (unsigned)cfg->listen_port);
+		goto fail;
+	}
+	di = MHD_get_daemon_info(srv->d, MHD_DAEMON_INFO_BIND_PORT);
+	srv->port = di ? di->port : cfg->listen_port;
+	log_info("listening on %s%s%s:%u (%u threads%s)",
+	    strchr(cfg->listen_host, ':') ? "[" : "", cfg->listen_host,
+	    strchr(cfg->listen_host, ':') ? "]" : "", (unsigned)srv->port,
+	    threads, srv->tls ? ", TLS" : "");
+	eb_config_unref(cfg);
+	return srv;
+fail:
+	eb_config_unref(cfg);
+	eb_server_stop(srv);
+	return NULL;
+}
+
+uint16_t
+eb_server_port(const struct eb_server *srv)
+{
+	return srv->port;
+}
+
+void
+eb_server_quiesce(struct eb_server *srv)
+{
+	MHD_socket s;
+
+	if (srv == NULL || srv->d == NULL)
+		return;
+	s = MHD_quiesce_daemon(srv->d);
+	if (s != MHD_INVALID_SOCKET)
+		close(s);
+}
+
+int
+eb_server_drain(struct eb_server *srv, int timeout_ms)
+{
+	int waited = 0;
+
+	while (atomic_load(&srv->inflight) > 0) {
+		if (waited >= timeout_ms)
+			return -1;
+		usleep(10000);
+		waited += 10;
+	}
+	return 0;
+}
+
+void
+eb_server_stop(struct eb_server *srv)
+{
+	if (srv == NULL)
+		return;
+	if (srv->d != NULL)
+		MHD_stop_daemon(srv->d);
+	eb_free_secret_str(srv->tls_key_pem);
+	eb_free(srv->tls_cert_pem);
+	eb_free(srv);
+}

@@ -1,0 +1,211 @@
+/*
+ * Core helpers: the bounded buffer never grows past its limit and escapes
+ * correctly; identifier and host-name checks follow PROTOCOL.md section 1;
+ * allocation failure injection works; metrics render the exposition format.
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "core/buf.h"
+#include "core/mem.h"
+#include "core/metrics.h"
+#include "core/rand.h"
+#include "core/str.h"
+
+static void
+test_buf_limit(void **state)
+{
+	struct eb_buf b;
+	int i;
+
+	eb_buf_init(&b, 10);
+	assert_int_equal(eb_buf_addstr(&b, "0123456789"), 0);
+	assert_int_equal(eb_buf_addc(&b, 'x'), -1);
+	assert_int_equal(b.len, 10);
+	assert_string_equal(eb_buf_str(&b), "0123456789");
+	eb_buf_reset(&b);
+	assert_int_equal(eb_buf_printf(&b, "%d-%s", 42, "abcdefghij"), -1);
+	assert_int_equal(b.len, 0);
+	eb_buf_finish(&b);
+
+	eb_buf_init(&b, 1 << 20);
+	for (i = 0; i < 100000; i++)
+		assert_int_equal(eb_buf_addc(&b, 'a'), 0);
+	assert_int_equal(b.len, 100000);
+	eb_buf_finish(&b);
+}
+
+static void
+test_buf_escapes(void **state)
+{
+	struct eb_buf b;
+
+	eb_buf_init(&b, 1024);
+	assert_int_equal(eb_buf_add_json_str(&b, "a\"b\\c\n\x01\x7f"), 0);
+	assert_string_equal(eb_buf_str(&b), "\"a\\\"b\\\\c\\n\\u0001\\u007f\"");
+	eb_buf_reset(&b);
+	assert_int_equal(eb_buf_add_html(&b, "<a href='x'>&\"</a>"), 0);
+	assert_string_equal(eb_buf_str(&b),
+	    "&lt;a href=&#39;x&#39;&gt;&amp;&quot;&lt;/a&gt;");
+	eb_buf_finish(&b);
+
+	/* a failed escape leaves the buffer as it was */
+	eb_buf_init(&b, 8);
+	assert_int_equal(eb_buf_addstr(&b, "ab"), 0);
+	assert_int_equal(eb_buf_add_json_str(&b, "0123456789"), -1);
+	assert_string_equal(eb_buf_str(&b), "ab");
+	eb_buf_finish(&b);
+}
+
+static void
+test_identifier(void **state)
+{
+	char *l, *d;
+
+	assert_int_equal(eb_str_split_identifier("Alice@Contoso.COM.", &l, &d),
+	    0);
+	assert_string_equal(l, "Alice");
+	assert_string_equal(d, "contoso.com");
+	eb_free(l);
+	eb_free(d);
+
+	static const char *const bad[] = {"a@b@contoso.com", "@contoso.com",
+	    "alice@", "alice", "alice@localhost", "alice@1.2.3.4",
+	    "alice@-x.com", "alice@x-.com", "alice@x..com", "al\nice@x.com",
+	    "alice@x_y.com", ""};
+	size_t i;
+
+	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		assert_int_equal(eb_str_split_identifier(bad[i], &l, &d), -1);
+		assert_null(l);
+		assert_null(d);
+	}
+}
+
+static void
+test_fqdn_and_tenant(void **state)
+{
+	char label63[64], long_name[300];
+
+	memset(label63, 'a', 63);
+	label63[63] = '\0';
+	assert_true(eb_str_is_fqdn("contoso.com"));
+	assert_true(eb_str_is_fqdn("a.b.c.example"));
+	assert_true(eb_str_is_fqdn("xn--bcher-kva.example"));
+	assert_false(eb_str_is_fqdn("com"));
+	assert_false(eb_str_is_fqdn("10.0.0.1"));
+	snprintf(long_name, sizeof(long_name), "%s.com", label63);
+	assert_true(eb_str_is_fqdn(long_name));
+	snprintf(long_name, sizeof(long_name), "%sa.com", label63);
+	assert_false(eb_str_is_fqdn(long_name));
+
+	assert_true(eb_str_is_tenant_id("contoso-1"));
+	assert_false(eb_str_is_tenant_id("Contoso"));
+	assert_false(eb_str_is_tenant_id(""));
+	assert_false(eb_str_is_tenant_id("a/b"));
+	assert_true(eb_str_is_tenant_id(label63));
+	label63[62] = 'a';
+	snprintf(long_name, sizeof(long_name), "%sa", label63);
+	assert_false(eb_str_is_tenant_id(long_name));
+}
+
+static void
+test_ct_eq(void **state)
+{
+	assert_true(eb_str_ct_eq("abc", 3, "abc", 3));
+	assert_false(eb_str_ct_eq("abc", 3, "abd", 3));
+	assert_false(eb_str_ct_eq("abc", 3, "abcd", 4));
+}
+
+static void
+test_fail_injection(void **state)
+{
+	void *p;
+
+	eb_mem_fail_after(1);
+	p = eb_malloc(8);
+	assert_non_null(p);
+	assert_null(eb_malloc(8));
+	eb_free(p);
+	assert_non_null(p = eb_malloc(8)); /* one failure only */
+	eb_free(p);
+	eb_mem_fail_after(-1);
+}
+
+static void
+test_rand_token(void **state)
+{
+	char *a = eb_rand_token(32), *b = eb_rand_token(32);
+
+	assert_non_null(a);
+	assert_non_null(b);
+	assert_int_equal(strlen(a), 43);
+	assert_string_not_equal(a, b);
+	assert_null(strpbrk(a, "+/=?&#%"));
+	eb_free(a);
+	eb_free(b);
+}
+
+static int
+nop(struct eb_request *r)
+{
+	(void)r;
+	return 0;
+}
+
+static void
+test_metrics(void **state)
+{
+	static const struct eb_route routes[] = {{"GET", "/x", nop, "x", 0}};
+	struct eb_metrics *m = eb_metrics_create(routes, 1);
+	struct eb_buf b;
+
+	assert_non_null(m);
+	eb_metrics_request(m, 0, 200, 0.0003);
+	eb_metrics_request(m, 0, 200, 0.2);
+	eb_metrics_request(m, 0, 404, 0.001);
+	eb_metrics_request(m, -1, 404, 0.001);
+	eb_metrics_describe(m, "eb_idp_errors_total", "counter", "IdP errors.");
+	eb_metrics_add(m, "eb_idp_errors_total", "tenant=\"a\"", 2);
+	eb_metrics_add(m, "eb_idp_errors_total", "tenant=\"a\"", 1);
+	assert_true(eb_metrics_get(m, "eb_idp_errors_total", "tenant=\"a\"") ==
+	    3);
+	eb_buf_init(&b, 1 << 20);
+	assert_int_equal(eb_metrics_render(m, &b), 0);
+	assert_non_null(strstr(eb_buf_str(&b),
+	    "enrollbridge_http_requests_total{route=\"x\",status=\"200\"} 2\n"));
+	assert_non_null(strstr(eb_buf_str(&b),
+	    "enrollbridge_http_requests_total{route=\"unmatched\","
+	    "status=\"404\"} 1\n"));
+	assert_non_null(strstr(eb_buf_str(&b),
+	    "enrollbridge_http_request_duration_seconds_bucket{route=\"x\","
+	    "le=\"0.0005\"} 1\n"));
+	assert_non_null(strstr(eb_buf_str(&b),
+	    "enrollbridge_http_request_duration_seconds_count{route=\"x\"} 3\n"));
+	assert_non_null(strstr(eb_buf_str(&b),
+	    "# TYPE eb_idp_errors_total counter\n"
+	    "eb_idp_errors_total{tenant=\"a\"} 3\n"));
+	eb_buf_finish(&b);
+	eb_metrics_destroy(m);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(test_buf_limit),
+	    cmocka_unit_test(test_buf_escapes),
+	    cmocka_unit_test(test_identifier),
+	    cmocka_unit_test(test_fqdn_and_tenant),
+	    cmocka_unit_test(test_ct_eq),
+	    cmocka_unit_test(test_fail_injection),
+	    cmocka_unit_test(test_rand_token),
+	    cmocka_unit_test(test_metrics),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
