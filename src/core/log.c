@@ -63,6 +63,9 @@ eb_log_line(const char *line, size_t len)
 		(void)!write(STDERR_FILENO, "\n", 1);
 }
 
+static void vlog(int level, const char *fn, const char *suffix,
+    const char *fmt, va_list ap) __attribute__((format(printf, 4, 0)));
+
 static void
 vlog(int level, const char *fn, const char *suffix, const char *fmt, va_list ap)
 {

@@ -737,6 +737,9 @@ completed_cb(void *cls, struct MHD_Connection *conn, void **con_cls,
 	eb_metrics_inflight(srv->env->metrics, -1);
 }
 
+static void mhd_log(void *cls, const char *fmt, va_list ap)
+    __attribute__((format(printf, 2, 0)));
+
 static void
 mhd_log(void *cls, const char *fmt, va_list ap)
 {
