@@ -21,6 +21,7 @@
 #include <jansson.h>
 
 #include "cli/discover.h"
+#include "cli/map.h"
 #include "core/config.h"
 #include "core/env.h"
 #include "core/log.h"
@@ -41,6 +42,8 @@ usage(FILE *f)
 	    "       enrollbridge check-config -c FILE\n"
 	    "       enrollbridge discover USER@DOMAIN [--base URL] "
 	    "[--model-family F] [--cafile PEM] [--json]\n"
+	    "       enrollbridge map -c FILE --tenant T --claims FILE.json "
+	    "[--typed USER@DOMAIN]\n"
 	    "       enrollbridge version\n");
 }
 
@@ -209,6 +212,12 @@ cmd_discover(int argc, char **argv)
 	return eb_cli_discover(argc, argv);
 }
 
+static int
+cmd_map(int argc, char **argv)
+{
+	return eb_cli_map(argc, argv);
+}
+
 static const struct {
 	const char *name;
 	int (*fn)(int, char **);
@@ -216,6 +225,7 @@ static const struct {
     {"serve", cmd_serve},
     {"check-config", cmd_check_config},
     {"discover", cmd_discover},
+    {"map", cmd_map},
     {"version", cmd_version},
 };
 
