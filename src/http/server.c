@@ -217,9 +217,13 @@ eb_req_body(const struct eb_request *req, size_t *len)
 	return eb_buf_str(&req->body);
 }
 
+static void set_remote(struct eb_request *req);
+
 const char *
 eb_req_remote(const struct eb_request *req)
 {
+	if (req->remote[0] == '\0')
+		set_remote((struct eb_request *)(uintptr_t)req);
 	return req->remote;
 }
 
@@ -451,6 +455,19 @@ request_free(struct eb_request *req)
 	eb_free(req);
 }
 
+/* 16 hex digits: 24 bits of a random per-process prefix, 40 of a counter. */
+static void
+format_id(char out[17], unsigned long long prefix, unsigned long long n)
+{
+	static const char hex[] = "0123456789abcdef";
+	unsigned long long v = ((prefix & 0xffffff) << 40) | (n & 0xffffffffffULL);
+	int i;
+
+	for (i = 15; i >= 0; i--, v >>= 4)
+		out[i] = hex[v & 0xf];
+	out[16] = '\0';
+}
+
 static void *
 uri_log_cb(void *cls, const char *uri, struct MHD_Connection *conn)
 {
@@ -468,8 +485,7 @@ uri_log_cb(void *cls, const char *uri, struct MHD_Connection *conn)
 	pthread_mutex_init(&req->lock, NULL);
 	eb_buf_init(&req->body, srv->max_body_bytes);
 	n = atomic_fetch_add(&srv->next_id, 1);
-	snprintf(req->id, sizeof(req->id), "%06llx%010llx",
-	    srv->id_prefix & 0xffffff, n & 0xffffffffffULL);
+	format_id(req->id, srv->id_prefix, n);
 	req->cfg = eb_env_config(srv->env);
 	atomic_fetch_add(&srv->inflight, 1);
 	eb_metrics_inflight(srv->env->metrics, 1);
@@ -576,7 +592,6 @@ first_call(struct eb_request *req, const char *url, const char *method)
 	int rc;
 
 	req->method = method;
-	set_remote(req);
 	if ((req->path = eb_strdup(url)) == NULL)
 		return MHD_NO;
 	MHD_get_connection_values(req->conn, MHD_HEADER_KIND, count_cb, &c);
@@ -685,7 +700,7 @@ access_log(struct eb_request *req, double secs, int status)
 	    "{\"ts\":\"%s\",\"level\":\"info\",\"msg\":\"access\",\"rid\":\"%s\","
 	    "\"remote\":",
 	    ts, req->id);
-	eb_buf_add_json_str(&b, req->remote);
+	eb_buf_add_json_str(&b, eb_req_remote(req));
 	eb_buf_addstr(&b, ",\"method\":");
 	eb_buf_add_json_str(&b, req->method ? req->method : "-");
 	eb_buf_addstr(&b, ",\"path\":");
@@ -834,8 +849,15 @@ eb_server_start(struct eb_env *env, const struct eb_route *routes,
 		srv->tls = 1;
 	}
 	threads = cfg->limits.threads ? cfg->limits.threads : ncores();
-	/* the per-connection pool holds the headers and the read buffer */
-	pool = cfg->limits.max_header_bytes * 2 + 16384;
+	/*
+	 * The per-connection pool holds the request line, the headers and the
+	 * read buffer. libmicrohttpd clears its unused part between requests
+	 * on a kept-alive connection, so it is sized to the header limit
+	 * rather than generously: a larger pool costs CPU on every request.
+	 */
+	pool = cfg->limits.max_header_bytes + 4096;
+	if (pool < 8192)
+		pool = 8192;
 	srv->d = MHD_start_daemon(flags, 0, NULL, NULL, access_cb, srv,
 	    MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
 	    MHD_OPTION_THREAD_POOL_SIZE, threads,
