@@ -21,8 +21,8 @@
 
 enum eb_provider_verdict {
 	EB_PROVIDER_OK = 0,
-	EB_PROVIDER_DENY = -1,	/* the person may not sign in (403 page) */
-	EB_PROVIDER_FAIL = -2,	/* the IdP misbehaved or is down (502) */
+	EB_PROVIDER_DENY = -1, /* the person may not sign in (403 page) */
+	EB_PROVIDER_FAIL = -2, /* the IdP misbehaved or is down (502) */
 };
 
 struct eb_provider_ops {
@@ -43,8 +43,10 @@ struct eb_provider_ops {
 	 * template filled with the token's tid, tid checked against
 	 * allowed_tenants. Writes the expected issuer into out.
 	 */
-	int (*expected_issuer)(const struct eb_tenant *t, const char *meta_issuer,
-	    json_t *claims, char *out, size_t outlen, char *why, size_t whylen);
+	int (*expected_issuer)(const struct eb_tenant *t,
+	                       const char *meta_issuer, json_t *claims,
+	                       char *out, size_t outlen, char *why,
+	                       size_t whylen);
 
 	/*
 	 * Provider rules on the validated claims, and the identity built from
@@ -53,7 +55,7 @@ struct eb_provider_ops {
 	 * the hook may adjust it.
 	 */
 	int (*check_identity)(const struct eb_tenant *t, struct eb_identity *id,
-	    char *why, size_t whylen);
+	                      char *why, size_t whylen);
 
 	/*
 	 * Resolve groups the token could not carry (Entra overage through
@@ -61,8 +63,8 @@ struct eb_provider_ops {
 	 * the tenant requires groups and id->groups_known is 0.
 	 */
 	int (*resolve_groups)(const struct eb_tenant *t, struct eb_identity *id,
-	    const char *access_token, int timeout, size_t max_bytes, char *why,
-	    size_t whylen);
+	                      const char *access_token, int timeout,
+	                      size_t max_bytes, char *why, size_t whylen);
 };
 
 /* The provider for a type name, or NULL. */

@@ -38,13 +38,13 @@ static void
 usage(FILE *f)
 {
 	fprintf(f,
-	    "usage: enrollbridge serve -c FILE\n"
-	    "       enrollbridge check-config -c FILE\n"
-	    "       enrollbridge discover USER@DOMAIN [--base URL] "
-	    "[--model-family F] [--cafile PEM] [--json]\n"
-	    "       enrollbridge map -c FILE --tenant T --claims FILE.json "
-	    "[--typed USER@DOMAIN]\n"
-	    "       enrollbridge version\n");
+	        "usage: enrollbridge serve -c FILE\n"
+	        "       enrollbridge check-config -c FILE\n"
+	        "       enrollbridge discover USER@DOMAIN [--base URL] "
+	        "[--model-family F] [--cafile PEM] [--json]\n"
+	        "       enrollbridge map -c FILE --tenant T --claims FILE.json "
+	        "[--typed USER@DOMAIN]\n"
+	        "       enrollbridge version\n");
 }
 
 /* Parse "-c FILE" / "--config FILE"; returns the path or NULL. */
@@ -77,8 +77,8 @@ load_or_explain(const char *path)
 	memset(&err, 0, sizeof(err));
 	if ((cfg = eb_config_load(path, &err)) == NULL)
 		fprintf(stderr, "enrollbridge: %s: %s: %s\n",
-		    err.file[0] ? err.file : path, err.key[0] ? err.key : "-",
-		    err.reason);
+		        err.file[0] ? err.file : path,
+		        err.key[0] ? err.key : "-", err.reason);
 	return cfg;
 }
 
@@ -112,10 +112,10 @@ announce(const struct eb_config *cfg, uint16_t port)
 		return;
 	t = cfg->tenants[0];
 	log_info("ready: public URL %s; try: curl -i '%s/t/%s/.well-known/"
-		 "com.apple.remotemanagement?user-identifier=user@%s"
-		 "&model-family=iPhone'",
-	    cfg->public_url, cfg->public_url, t->id,
-	    t->domains.n ? t->domains.v[0] : "example.com");
+	         "com.apple.remotemanagement?user-identifier=user@%s"
+	         "&model-family=iPhone'",
+	         cfg->public_url, cfg->public_url, t->id,
+	         t->domains.n ? t->domains.v[0] : "example.com");
 	(void)port;
 }
 
@@ -154,18 +154,18 @@ cmd_serve(int argc, char **argv)
 	if ((env->metrics = eb_metrics_create(eb_routes, eb_nroutes)) == NULL)
 		goto out;
 	eb_metrics_describe(env->metrics, "enrollbridge_config_reloads_total",
-	    "counter", "Configuration reloads by result.");
+	                    "counter", "Configuration reloads by result.");
 	eb_metrics_describe(env->metrics, "enrollbridge_tenants", "gauge",
-	    "Tenants in the configuration.");
+	                    "Tenants in the configuration.");
 	eb_metrics_set(env->metrics, "enrollbridge_tenants", "",
-	    (double)cfg->ntenants);
-	if ((env->store = eb_store_open(NULL, cfg->database, err, sizeof(err))) ==
-	    NULL) {
+	               (double)cfg->ntenants);
+	if ((env->store = eb_store_open(NULL, cfg->database, err,
+	                                sizeof(err))) == NULL) {
 		log_errx("%s: database: %s", cfg->file, err);
 		goto out;
 	}
 	if ((env->server = eb_server_start(env, eb_routes, eb_nroutes, err,
-		 sizeof(err))) == NULL) {
+	                                   sizeof(err))) == NULL) {
 		log_errx("%s", err);
 		goto out;
 	}
@@ -180,12 +180,12 @@ cmd_serve(int argc, char **argv)
 			continue;
 		}
 		log_info("%s: draining requests under way",
-		    sig == SIGTERM ? "SIGTERM" : "SIGINT");
+		         sig == SIGTERM ? "SIGTERM" : "SIGINT");
 		eb_server_quiesce(env->server);
 		if (eb_server_drain(env->server, DRAIN_MS) != 0)
 			log_warnx("requests still under way after %d ms; "
-				  "stopping anyway",
-			    DRAIN_MS);
+			          "stopping anyway",
+			          DRAIN_MS);
 		break;
 	}
 	rc = 0;
@@ -222,10 +222,8 @@ static const struct {
 	const char *name;
 	int (*fn)(int, char **);
 } commands[] = {
-    {"serve", cmd_serve},
-    {"check-config", cmd_check_config},
-    {"discover", cmd_discover},
-    {"map", cmd_map},
+    {"serve", cmd_serve},       {"check-config", cmd_check_config},
+    {"discover", cmd_discover}, {"map", cmd_map},
     {"version", cmd_version},
 };
 

@@ -47,15 +47,15 @@ struct eb_kvlist {
 };
 
 struct eb_limits {
-	size_t max_body_bytes;	   /* request bodies; default 1 MiB */
+	size_t max_body_bytes;     /* request bodies; default 1 MiB */
 	size_t max_header_bytes;   /* all request headers; default 16 KiB */
-	int upstream_timeout;	   /* seconds, IdP/MDM calls; default 10 */
+	int upstream_timeout;      /* seconds, IdP/MDM calls; default 10 */
 	size_t upstream_max_bytes; /* upstream response bodies; default 1 MiB */
-	size_t jwks_max_keys;	   /* default 64 */
+	size_t jwks_max_keys;      /* default 64 */
 	unsigned max_connections;  /* default 4096 */
 	unsigned per_ip_connections; /* default 256 */
-	int connection_timeout;	   /* idle seconds; default 30 */
-	unsigned threads;	   /* HTTP worker threads; default: cores */
+	int connection_timeout;      /* idle seconds; default 30 */
+	unsigned threads;            /* HTTP worker threads; default: cores */
 };
 
 struct eb_idp_config {
@@ -86,11 +86,11 @@ struct eb_idp_config {
 };
 
 struct eb_mapping_config {
-	char *claim;		    /* default "email" */
+	char *claim;                 /* default "email" */
 	struct eb_kvlist domain_map; /* IdP domain -> managed domain */
-	char *template;		    /* "{local}@appleid.{domain}", optional */
+	char *template;              /* "{local}@appleid.{domain}", optional */
 	struct eb_strlist managed_domains; /* default: the tenant's domains
-					      when domain_map is empty too */
+	                                      when domain_map is empty too */
 };
 
 struct eb_access_config {
@@ -100,19 +100,21 @@ struct eb_access_config {
 };
 
 struct eb_tokens_config {
-	int access_ttl;		     /* default 3600 */
-	int refresh_ttl;	     /* default 7776000 */
+	int access_ttl;              /* default 3600 */
+	int refresh_ttl;             /* default 7776000 */
 	int upstream_renew_interval; /* default 3600 */
-	int upstream_grace;	     /* default 86400 */
-	int renew_concurrency;	     /* default 4 */
-	int code_ttl;		     /* our authorization codes; default 60 */
-	int login_ttl;		     /* login flows; default 600 */
+	int upstream_grace;          /* default 86400 */
+	int renew_concurrency;       /* default 4 */
+	int code_ttl;                /* our authorization codes; default 60 */
+	int login_ttl;               /* login flows; default 600 */
 };
 
 struct eb_oauth2_config {
 	char *client_id;    /* default "apple-device" */
-	char *redirect_uri; /* default apple-remotemanagement-user-login:/oauth2/redirection */
-	char *scope;	    /* default "mdm" */
+	char *redirect_uri; /* default
+	                       apple-remotemanagement-user-login:/oauth2/redirection
+	                     */
+	char *scope;        /* default "mdm" */
 };
 
 struct eb_mdm_client {
@@ -121,17 +123,19 @@ struct eb_mdm_client {
 };
 
 struct eb_mdm_config {
-	char *upstream;	    /* base URL the proxy forwards to; optional */
+	char *upstream;     /* base URL the proxy forwards to; optional */
 	char *profile_url;  /* profile source: fetched from the MDM ... */
 	char *profile_file; /* ... or read from a mobileconfig file */
-	char *audience;	    /* default {public_url}/t/{T}/mdm */
+	char *audience;     /* default {public_url}/t/{T}/mdm */
 	struct eb_mdm_client *clients;
 	size_t nclients;
 	int allow_unauthenticated_device_channel;
-	int use_proxy; /* point ServerURL/CheckInURL at our proxy; default 1 when upstream set */
+	int use_proxy; /* point ServerURL/CheckInURL at our proxy; default 1
+	                  when upstream set */
 	char *signing_cert; /* profile-signing certificate (PEM path) */
 	char *signing_key;  /* its key (PEM path); secret */
-	char *device_ca;    /* Apple device CA bundle to verify MachineInfo signers */
+	char *device_ca; /* Apple device CA bundle to verify MachineInfo signers
+	                  */
 };
 
 struct eb_esso_config {
@@ -157,8 +161,9 @@ struct eb_tenant {
 	struct eb_mdm_config mdm;
 	struct eb_esso_config *esso; /* NULL when not configured */
 	/* derived at load time */
-	char *base_url;	     /* {public_url}/t/{id}/enroll */
-	char *disco_body[2]; /* discovery JSON, indexed by enum eb_enroll_mode */
+	char *base_url; /* {public_url}/t/{id}/enroll */
+	char
+	    *disco_body[2]; /* discovery JSON, indexed by enum eb_enroll_mode */
 	size_t disco_len[2];
 };
 
@@ -166,23 +171,24 @@ struct eb_config {
 	char *file; /* main file path */
 	char *listen_host;
 	uint16_t listen_port;
-	char *public_url; /* no trailing slash */
-	char *database;	   /* default {state_dir}/enrollbridge.db */
+	char *public_url;  /* no trailing slash */
+	char *database;    /* default {state_dir}/enrollbridge.db */
 	char *state_dir;   /* default "state" beside the main file */
 	char *tenants_dir; /* default "tenants" beside the main file */
 	char *tls_cert;
 	char *tls_key; /* secret path */
 	struct eb_limits limits;
-	int log_json;	   /* "log": {"format": "json"|"text"} */
-	int log_level;	   /* "log": {"level": ...} */
-	int access_log;	   /* "log": {"access": true} */
+	int log_json;   /* "log": {"format": "json"|"text"} */
+	int log_level;  /* "log": {"level": ...} */
+	int access_log; /* "log": {"access": true} */
 	struct eb_tenant **tenants;
 	size_t ntenants;
 	/* private: reference count, see eb_config_ref/unref */
 	int refs;
 };
 
-/* Why a load failed: file, JSON key path ("tenants/x.json", "idp.issuer"), reason. */
+/* Why a load failed: file, JSON key path ("tenants/x.json", "idp.issuer"),
+ * reason. */
 struct eb_config_error {
 	char file[512];
 	char key[256];
@@ -201,13 +207,13 @@ void eb_config_unref(struct eb_config *cfg);
 
 /* The tenant with this id, or NULL. */
 const struct eb_tenant *eb_config_tenant(const struct eb_config *cfg,
-    const char *id);
+                                         const char *id);
 /* The tenant serving this (lower-case, no trailing dot) domain, or NULL. */
 const struct eb_tenant *eb_config_tenant_by_domain(const struct eb_config *cfg,
-    const char *domain);
+                                                   const char *domain);
 /* Enrollment mode for a model family string (NULL or unknown: default). */
 enum eb_enroll_mode eb_tenant_mode(const struct eb_tenant *t,
-    const char *model_family);
+                                   const char *model_family);
 /* "BYOD"/"ADDE" and "mdm-byod"/"mdm-adde". */
 const char *eb_mode_name(enum eb_enroll_mode m);
 const char *eb_mode_version(enum eb_enroll_mode m);
@@ -220,6 +226,6 @@ int eb_model_family_parse(const char *s);
  * reason filled (never containing the secret).
  */
 char *eb_config_secret(const char *ref, const char *base_dir, char *reason,
-    size_t reasonlen);
+                       size_t reasonlen);
 
 #endif

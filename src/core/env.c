@@ -64,10 +64,11 @@ eb_env_reload(struct eb_env *env)
 	memset(&err, 0, sizeof(err));
 	if ((ncfg = eb_config_load(env->config_path, &err)) == NULL) {
 		log_warnx("reload refused, old configuration keeps serving: "
-			  "%s: %s: %s",
-		    err.file, err.key[0] ? err.key : "-", err.reason);
-		eb_metrics_add(env->metrics, "enrollbridge_config_reloads_total",
-		    "result=\"failed\"", 1);
+		          "%s: %s: %s",
+		          err.file, err.key[0] ? err.key : "-", err.reason);
+		eb_metrics_add(env->metrics,
+		               "enrollbridge_config_reloads_total",
+		               "result=\"failed\"", 1);
 		return -1;
 	}
 	old = eb_env_config(env);
@@ -78,7 +79,7 @@ eb_env_reload(struct eb_env *env)
 	    str_differs(old->tls_key, ncfg->tls_key) ||
 	    str_differs(old->state_dir, ncfg->state_dir))
 		log_warnx("reload: listen, tls, database and state_dir changes "
-			  "take effect only after a restart");
+		          "take effect only after a restart");
 	eb_config_unref(old);
 
 	pthread_mutex_lock(&env->cfg_lock);
@@ -89,8 +90,8 @@ eb_env_reload(struct eb_env *env)
 	eb_log_init(ncfg->log_level, ncfg->log_json);
 	log_info("configuration reloaded: %zu tenant(s)", ncfg->ntenants);
 	eb_metrics_add(env->metrics, "enrollbridge_config_reloads_total",
-	    "result=\"ok\"", 1);
+	               "result=\"ok\"", 1);
 	eb_metrics_set(env->metrics, "enrollbridge_tenants", "",
-	    (double)ncfg->ntenants);
+	               (double)ncfg->ntenants);
 	return 0;
 }

@@ -16,7 +16,8 @@ struct eb_server;
 
 struct eb_env {
 	char *config_path;
-	pthread_mutex_t cfg_lock; /* guards cfg (the pointer, not its content) */
+	pthread_mutex_t
+	    cfg_lock; /* guards cfg (the pointer, not its content) */
 	struct eb_config *cfg;
 	struct eb_store *store;
 	struct eb_metrics *metrics;

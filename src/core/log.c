@@ -63,8 +63,8 @@ eb_log_line(const char *line, size_t len)
 		(void)!write(STDERR_FILENO, "\n", 1);
 }
 
-static void vlog(int level, const char *fn, const char *suffix,
-    const char *fmt, va_list ap) __attribute__((format(printf, 4, 0)));
+static void vlog(int level, const char *fn, const char *suffix, const char *fmt,
+                 va_list ap) __attribute__((format(printf, 4, 0)));
 
 static void
 vlog(int level, const char *fn, const char *suffix, const char *fmt, va_list ap)
@@ -81,12 +81,12 @@ vlog(int level, const char *fn, const char *suffix, const char *fmt, va_list ap)
 	clock_gettime(CLOCK_REALTIME, &now);
 	gmtime_r(&now.tv_sec, &tm);
 	snprintf(ts, sizeof(ts), "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ",
-	    tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min,
-	    tm.tm_sec, now.tv_nsec / 1000000);
+	         tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour,
+	         tm.tm_min, tm.tm_sec, now.tv_nsec / 1000000);
 	eb_buf_init(&b, 8192);
 	if (log_json) {
 		eb_buf_printf(&b, "{\"ts\":\"%s\",\"level\":\"%s\",\"fn\":", ts,
-		    level_names[level]);
+		              level_names[level]);
 		eb_buf_add_json_str(&b, fn ? fn : "");
 		eb_buf_addstr(&b, ",\"msg\":");
 		if (suffix != NULL) {
@@ -98,7 +98,8 @@ vlog(int level, const char *fn, const char *suffix, const char *fmt, va_list ap)
 		eb_buf_addc(&b, '}');
 	} else {
 		eb_buf_printf(&b, "%s %s %s: %s%s%s", ts, level_names[level],
-		    fn ? fn : "-", msg, suffix ? ": " : "", suffix ? suffix : "");
+		              fn ? fn : "-", msg, suffix ? ": " : "",
+		              suffix ? suffix : "");
 	}
 	if (b.data != NULL)
 		eb_log_line(b.data, b.len);

@@ -11,11 +11,12 @@
 
 #include "core/mem.h"
 
-#define NSTATUS 600
+#define NSTATUS  600
 #define NBUCKETS 14
 
-static const double bucket_le[NBUCKETS] = {0.0001, 0.00025, 0.0005, 0.001,
-    0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1, 5, 10};
+static const double bucket_le[NBUCKETS] = {
+    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01,
+    0.025,  0.05,    0.1,    0.25,  1,      5,     10};
 
 struct route_stats {
 	atomic_ulong status[NSTATUS];
@@ -107,12 +108,13 @@ eb_metrics_request(struct eb_metrics *m, int route, int status, double seconds)
 	for (b = 0; b < NBUCKETS; b++)
 		if (seconds <= bucket_le[b]) {
 			atomic_fetch_add_explicit(&s->bucket[b], 1,
-			    memory_order_relaxed);
+			                          memory_order_relaxed);
 			break;
 		}
 	atomic_fetch_add_explicit(&s->count, 1, memory_order_relaxed);
 	atomic_fetch_add_explicit(&s->sum_ns,
-	    (unsigned long long)(seconds * 1e9), memory_order_relaxed);
+	                          (unsigned long long)(seconds * 1e9),
+	                          memory_order_relaxed);
 }
 
 void
@@ -120,12 +122,12 @@ eb_metrics_inflight(struct eb_metrics *m, int delta)
 {
 	if (m != NULL)
 		atomic_fetch_add_explicit(&m->inflight, delta,
-		    memory_order_relaxed);
+		                          memory_order_relaxed);
 }
 
 static struct series *
 find_series(struct eb_metrics *m, const char *name, const char *labels,
-    int create)
+            int create)
 {
 	struct series *ns;
 	size_t i;
@@ -155,7 +157,7 @@ find_series(struct eb_metrics *m, const char *name, const char *labels,
 
 void
 eb_metrics_describe(struct eb_metrics *m, const char *name, const char *type,
-    const char *help)
+                    const char *help)
 {
 	struct desc *nd;
 	size_t i;
@@ -186,7 +188,7 @@ out:
 
 void
 eb_metrics_add(struct eb_metrics *m, const char *name, const char *labels,
-    double v)
+               double v)
 {
 	struct series *s;
 
@@ -200,7 +202,7 @@ eb_metrics_add(struct eb_metrics *m, const char *name, const char *labels,
 
 void
 eb_metrics_set(struct eb_metrics *m, const char *name, const char *labels,
-    double v)
+               double v)
 {
 	struct series *s;
 
@@ -239,31 +241,38 @@ eb_metrics_render(struct eb_metrics *m, struct eb_buf *o)
 	size_t r, i, j;
 	int st, b, rc = 0;
 
-	rc |= eb_buf_printf(o,
+	rc |= eb_buf_printf(
+	    o,
 	    "# HELP enrollbridge_build_info Build information.\n"
 	    "# TYPE enrollbridge_build_info gauge\n"
 	    "enrollbridge_build_info{version=\"%s\"} 1\n"
-	    "# HELP enrollbridge_start_time_seconds Start time of the process.\n"
+	    "# HELP enrollbridge_start_time_seconds Start time of the "
+	    "process.\n"
 	    "# TYPE enrollbridge_start_time_seconds gauge\n"
 	    "enrollbridge_start_time_seconds %lld\n"
-	    "# HELP enrollbridge_http_inflight_requests Requests being served.\n"
+	    "# HELP enrollbridge_http_inflight_requests Requests being "
+	    "served.\n"
 	    "# TYPE enrollbridge_http_inflight_requests gauge\n"
 	    "enrollbridge_http_inflight_requests %ld\n",
 	    EB_VERSION, (long long)m->started, (long)atomic_load(&m->inflight));
-	rc |= eb_buf_addstr(o,
-	    "# HELP enrollbridge_http_requests_total HTTP requests by route and "
-	    "status.\n# TYPE enrollbridge_http_requests_total counter\n");
+	rc |= eb_buf_addstr(
+	    o, "# HELP enrollbridge_http_requests_total HTTP requests by route "
+	       "and "
+	       "status.\n# TYPE enrollbridge_http_requests_total counter\n");
 	for (r = 0; r <= m->nroutes; r++)
 		for (st = 0; st < NSTATUS; st++) {
 			unsigned long n = atomic_load_explicit(
 			    &m->stats[r].status[st], memory_order_relaxed);
 			if (n != 0)
-				rc |= eb_buf_printf(o,
-				    "enrollbridge_http_requests_total{route=\"%s\","
-				    "status=\"%d\"} %lu\n",
-				    route_name(m, r), st, n);
+				rc |=
+				    eb_buf_printf(o,
+				                  "enrollbridge_http_requests_"
+				                  "total{route=\"%s\","
+				                  "status=\"%d\"} %lu\n",
+				                  route_name(m, r), st, n);
 		}
-	rc |= eb_buf_addstr(o,
+	rc |= eb_buf_addstr(
+	    o,
 	    "# HELP enrollbridge_http_request_duration_seconds Request latency "
 	    "by route.\n# TYPE enrollbridge_http_request_duration_seconds "
 	    "histogram\n");
@@ -275,30 +284,35 @@ eb_metrics_render(struct eb_metrics *m, struct eb_buf *o)
 			continue;
 		for (b = 0; b < NBUCKETS; b++) {
 			cum += atomic_load(&s->bucket[b]);
-			rc |= eb_buf_printf(o,
+			rc |= eb_buf_printf(
+			    o,
 			    "enrollbridge_http_request_duration_seconds_bucket{"
 			    "route=\"%s\",le=\"%g\"} %lu\n",
 			    route_name(m, r), bucket_le[b], cum);
 		}
 		rc |= eb_buf_printf(o,
-		    "enrollbridge_http_request_duration_seconds_bucket{route=\"%s\","
-		    "le=\"+Inf\"} %lu\n"
-		    "enrollbridge_http_request_duration_seconds_sum{route=\"%s\"} "
-		    "%.6f\n"
-		    "enrollbridge_http_request_duration_seconds_count{route=\"%s\"} "
-		    "%lu\n",
-		    route_name(m, r), count, route_name(m, r),
-		    (double)atomic_load(&s->sum_ns) / 1e9, route_name(m, r), count);
+		                    "enrollbridge_http_request_duration_"
+		                    "seconds_bucket{route=\"%s\","
+		                    "le=\"+Inf\"} %lu\n"
+		                    "enrollbridge_http_request_duration_"
+		                    "seconds_sum{route=\"%s\"} "
+		                    "%.6f\n"
+		                    "enrollbridge_http_request_duration_"
+		                    "seconds_count{route=\"%s\"} "
+		                    "%lu\n",
+		                    route_name(m, r), count, route_name(m, r),
+		                    (double)atomic_load(&s->sum_ns) / 1e9,
+		                    route_name(m, r), count);
 	}
 	pthread_mutex_lock(&m->lock);
 	for (i = 0; i < m->ndescs; i++) {
 		rc |= eb_buf_printf(o, "# HELP %s %s\n# TYPE %s %s\n",
-		    m->descs[i].name, m->descs[i].help, m->descs[i].name,
-		    m->descs[i].type);
+		                    m->descs[i].name, m->descs[i].help,
+		                    m->descs[i].name, m->descs[i].type);
 		for (j = 0; j < m->nseries; j++)
 			if (strcmp(m->series[j].name, m->descs[i].name) == 0)
-				rc |= eb_buf_printf(o, "%s%s%s%s %.17g\n",
-				    m->series[j].name,
+				rc |= eb_buf_printf(
+				    o, "%s%s%s%s %.17g\n", m->series[j].name,
 				    m->series[j].labels[0] ? "{" : "",
 				    m->series[j].labels,
 				    m->series[j].labels[0] ? "}" : "",
@@ -311,9 +325,11 @@ eb_metrics_render(struct eb_metrics *m, struct eb_buf *o)
 				break;
 		if (i == m->ndescs)
 			rc |= eb_buf_printf(o, "%s%s%s%s %.17g\n",
-			    m->series[j].name, m->series[j].labels[0] ? "{" : "",
-			    m->series[j].labels,
-			    m->series[j].labels[0] ? "}" : "", m->series[j].value);
+			                    m->series[j].name,
+			                    m->series[j].labels[0] ? "{" : "",
+			                    m->series[j].labels,
+			                    m->series[j].labels[0] ? "}" : "",
+			                    m->series[j].value);
 	}
 	pthread_mutex_unlock(&m->lock);
 	return rc ? -1 : 0;

@@ -16,12 +16,12 @@ struct eb_metrics;
 
 /* Metrics for a route table (route names label the series). */
 struct eb_metrics *eb_metrics_create(const struct eb_route *routes,
-    size_t nroutes);
+                                     size_t nroutes);
 void eb_metrics_destroy(struct eb_metrics *m);
 
 /* Count one finished request; route -1 means no route matched. */
 void eb_metrics_request(struct eb_metrics *m, int route, int status,
-    double seconds);
+                        double seconds);
 /* In-flight requests gauge. */
 void eb_metrics_inflight(struct eb_metrics *m, int delta);
 
@@ -31,14 +31,14 @@ void eb_metrics_inflight(struct eb_metrics *m, int delta);
  * name once with its type ("counter" or "gauge") and help text.
  */
 void eb_metrics_describe(struct eb_metrics *m, const char *name,
-    const char *type, const char *help);
+                         const char *type, const char *help);
 void eb_metrics_add(struct eb_metrics *m, const char *name, const char *labels,
-    double v);
+                    double v);
 void eb_metrics_set(struct eb_metrics *m, const char *name, const char *labels,
-    double v);
+                    double v);
 /* Current value of a named series (0 when absent): for tests and /readyz. */
 double eb_metrics_get(struct eb_metrics *m, const char *name,
-    const char *labels);
+                      const char *labels);
 
 /* Append the text exposition format to out. */
 int eb_metrics_render(struct eb_metrics *m, struct eb_buf *out);

@@ -59,7 +59,7 @@ eb_str_is_tenant_id(const char *s)
 
 	for (; s[n]; n++)
 		if (!((s[n] >= 'a' && s[n] <= 'z') || is_digit(s[n]) ||
-			s[n] == '-'))
+		      s[n] == '-'))
 			return 0;
 	return n >= 1 && n <= 63;
 }

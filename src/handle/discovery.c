@@ -31,7 +31,8 @@ refuse(struct eb_request *req, const char *description, const char *message)
 	size_t len;
 
 	eb_buf_init(&b, 4096);
-	eb_buf_addstr(&b, "{\"code\":\"" WELL_KNOWN_FAILED "\",\"description\":");
+	eb_buf_addstr(&b,
+	              "{\"code\":\"" WELL_KNOWN_FAILED "\",\"description\":");
 	eb_buf_add_json_str(&b, description);
 	eb_buf_addstr(&b, ",\"message\":");
 	if (eb_buf_add_json_str(&b, message) == -1 ||
@@ -81,8 +82,10 @@ eb_handle_discovery(struct eb_request *req)
 
 	if (uid != NULL) {
 		if (eb_str_split_identifier(uid, &local, &domain) == -1) {
-			log_info("discovery refused: malformed user-identifier");
-			return refuse(req, "user-identifier is not an address",
+			log_info(
+			    "discovery refused: malformed user-identifier");
+			return refuse(
+			    req, "user-identifier is not an address",
 			    "Enter your work or school email address, for "
 			    "example name@example.com.");
 		}
@@ -93,7 +96,7 @@ eb_handle_discovery(struct eb_request *req)
 			t = NULL; /* the domain belongs to another tenant */
 		if (t == NULL)
 			log_info("discovery refused: no tenant serves %s",
-			    domain);
+			         domain);
 		eb_free(local);
 		eb_free(domain);
 	} else if (t == NULL) {
@@ -104,13 +107,14 @@ eb_handle_discovery(struct eb_request *req)
 		eb_free(h);
 	}
 	if (t == NULL)
-		return refuse(req, "no enrollment service for this account",
+		return refuse(
+		    req, "no enrollment service for this account",
 		    "This account can't be used to enroll this device. "
 		    "Contact your IT department.");
 	eb_req_set_tenant(req, t);
 	mode = eb_tenant_mode(t, family);
 	eb_resp_header(req, "Cache-Control", "no-store");
 	eb_resp_set_static(req, 200, "application/json", t->disco_body[mode],
-	    t->disco_len[mode]);
+	                   t->disco_len[mode]);
 	return EB_HANDLED;
 }

@@ -41,9 +41,9 @@ new_flow(struct eb_request *req, const struct eb_tenant *t)
 	memset(&f, 0, sizeof(f));
 	f.id = id;
 	f.tenant = t->id;
-	f.kind = t->auth_method == EB_AUTH_OAUTH2 ?
-	    EB_STORE_FLOW_OAUTH2_AUTHORIZE :
-	    EB_STORE_FLOW_APPLE_AS_WEB;
+	f.kind = t->auth_method == EB_AUTH_OAUTH2
+	             ? EB_STORE_FLOW_OAUTH2_AUTHORIZE
+	             : EB_STORE_FLOW_APPLE_AS_WEB;
 	f.created = now;
 	f.expires = now + t->tokens.login_ttl;
 	if (eb_store_flow_put(env->store, &f) != EB_STORE_OK) {
@@ -75,15 +75,15 @@ eb_enroll_challenge(struct eb_request *req, const struct eb_tenant *t)
 	if (t->auth_method == EB_AUTH_AS_WEB) {
 		c.method = EB_WWWAUTH_METHOD_AS_WEB;
 		if (eb_buf_printf(&url, "%s/t/%s/auth/%s", cfg->public_url,
-			t->id, flow) == -1)
+		                  t->id, flow) == -1)
 			goto out;
 		c.url = eb_buf_str(&url);
 	} else {
 		c.method = EB_WWWAUTH_METHOD_OAUTH2;
 		if (eb_buf_printf(&authz, "%s/t/%s/oauth2/authorize?flow=%s",
-			cfg->public_url, t->id, flow) == -1 ||
+		                  cfg->public_url, t->id, flow) == -1 ||
 		    eb_buf_printf(&token, "%s/t/%s/oauth2/token",
-			cfg->public_url, t->id) == -1)
+		                  cfg->public_url, t->id) == -1)
 			goto out;
 		c.authorization_url = eb_buf_str(&authz);
 		c.token_url = eb_buf_str(&token);
@@ -98,9 +98,9 @@ eb_enroll_challenge(struct eb_request *req, const struct eb_tenant *t)
 	if (t->esso != NULL) {
 		eb_buf_reset(&url);
 		if (eb_buf_printf(&url, "%s/t/%s/esso.json", cfg->public_url,
-			t->id) == -1 ||
+		                  t->id) == -1 ||
 		    eb_resp_header(req, "X-Apple-MDM-ESSO", eb_buf_str(&url)) ==
-			-1)
+		        -1)
 			goto out;
 	}
 	eb_resp_header(req, "Cache-Control", "no-store");

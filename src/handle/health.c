@@ -27,7 +27,7 @@ eb_handle_readyz(struct eb_request *req)
 		log_warnx("not ready: the store does not answer");
 		eb_resp_header(req, "Retry-After", "5");
 		eb_resp_set_static(req, 503, "text/plain; charset=utf-8",
-		    "store unavailable\n", 18);
+		                   "store unavailable\n", 18);
 		return EB_HANDLED;
 	}
 	eb_resp_set_static(req, 200, "text/plain; charset=utf-8", "ready\n", 6);
@@ -50,6 +50,6 @@ eb_handle_metrics(struct eb_request *req)
 	body = eb_buf_detach(&b, &len);
 	eb_resp_header(req, "Cache-Control", "no-store");
 	eb_resp_set_owned(req, 200, "text/plain; version=0.0.4; charset=utf-8",
-	    body, len);
+	                  body, len);
 	return EB_HANDLED;
 }

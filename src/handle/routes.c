@@ -6,11 +6,11 @@
 
 const struct eb_route eb_routes[] = {
     {"GET", "/.well-known/com.apple.remotemanagement", eb_handle_discovery,
-	"discovery", 0},
+     "discovery", 0},
     {"GET", "/t/{T}/.well-known/com.apple.remotemanagement",
-	eb_handle_discovery, "discovery_tenant", EB_ROUTE_TENANT},
+     eb_handle_discovery, "discovery_tenant", EB_ROUTE_TENANT},
     {"POST", "/t/{T}/enroll", eb_handle_enroll, "enroll",
-	EB_ROUTE_TENANT | EB_ROUTE_BODY},
+     EB_ROUTE_TENANT | EB_ROUTE_BODY},
     {"GET", "/healthz", eb_handle_healthz, "healthz", 0},
     {"GET", "/readyz", eb_handle_readyz, "readyz", 0},
     {"GET", "/metrics", eb_handle_metrics, "metrics", 0},

@@ -25,13 +25,16 @@ enum { EB_HANDLED = 0, EB_ASYNC = 1 };
 typedef int (*eb_handler_fn)(struct eb_request *req);
 
 /* Route flags */
-#define EB_ROUTE_TENANT	     0x01 /* {T} must name a configured tenant (else 404) */
-#define EB_ROUTE_REDACT_PATH 0x02 /* log the pattern, not the path (secrets in path) */
-#define EB_ROUTE_BODY	     0x04 /* the handler reads a body */
+#define EB_ROUTE_TENANT 0x01 /* {T} must name a configured tenant (else 404)   \
+	                      */
+#define EB_ROUTE_REDACT_PATH                                                   \
+	0x02               /* log the pattern, not the path (secrets in path) */
+#define EB_ROUTE_BODY 0x04 /* the handler reads a body */
 
 struct eb_route {
-	const char *method;  /* "GET" (also answers HEAD), "POST", "*" */
-	const char *pattern; /* "/t/{T}/auth/{flow}", "{rest}" takes the remainder */
+	const char *method; /* "GET" (also answers HEAD), "POST", "*" */
+	const char
+	    *pattern; /* "/t/{T}/auth/{flow}", "{rest}" takes the remainder */
 	eb_handler_fn handler;
 	const char *name; /* metrics label */
 	unsigned flags;
@@ -46,7 +49,9 @@ const char *eb_req_param(const struct eb_request *req, const char *name);
 const char *eb_req_query(const struct eb_request *req, const char *name);
 /* Call fn for every query parameter; stops when fn returns non-zero. */
 void eb_req_query_each(const struct eb_request *req,
-    int (*fn)(void *arg, const char *name, const char *value), void *arg);
+                       int (*fn)(void *arg, const char *name,
+                                 const char *value),
+                       void *arg);
 /* The raw query string as received ("" when none). */
 const char *eb_req_raw_query(const struct eb_request *req);
 /* Request header (case-insensitive name); NULL when absent. */
@@ -67,11 +72,13 @@ int eb_req_is_tls(const struct eb_request *req);
 /* The root context and the configuration this request holds a reference on. */
 struct eb_env *eb_req_env(const struct eb_request *req);
 const struct eb_config *eb_req_config(const struct eb_request *req);
-/* The tenant named by {T} (routes with EB_ROUTE_TENANT), or set by a handler. */
+/* The tenant named by {T} (routes with EB_ROUTE_TENANT), or set by a handler.
+ */
 const struct eb_tenant *eb_req_tenant(const struct eb_request *req);
 void eb_req_set_tenant(struct eb_request *req, const struct eb_tenant *t);
 /* Per-request slot for the handler's own state (freed with free_fn). */
-void eb_req_set_data(struct eb_request *req, void *data, void (*free_fn)(void *));
+void eb_req_set_data(struct eb_request *req, void *data,
+                     void (*free_fn)(void *));
 void *eb_req_data(const struct eb_request *req);
 
 /*
@@ -81,13 +88,13 @@ void *eb_req_data(const struct eb_request *req);
  */
 /* Copy len bytes of body. */
 int eb_resp_set(struct eb_request *req, int status, const char *content_type,
-    const void *body, size_t len);
+                const void *body, size_t len);
 /* Take ownership of body (allocated with eb_malloc). */
 int eb_resp_set_owned(struct eb_request *req, int status,
-    const char *content_type, char *body, size_t len);
+                      const char *content_type, char *body, size_t len);
 /* Body that outlives the request (static or config-owned); not copied. */
 int eb_resp_set_static(struct eb_request *req, int status,
-    const char *content_type, const void *body, size_t len);
+                       const char *content_type, const void *body, size_t len);
 /* Add a response header (copied). Refuses CR/LF in name or value. */
 int eb_resp_header(struct eb_request *req, const char *name, const char *value);
 /* Status set so far (0 when none). */
@@ -96,7 +103,7 @@ int eb_resp_status(const struct eb_request *req);
 /* A small HTML page (text/html; charset=utf-8, mobile viewport); title and
  * message are escaped. */
 int eb_resp_html_page(struct eb_request *req, int status, const char *title,
-    const char *message);
+                      const char *message);
 /* A plain-text error (text/plain; charset=utf-8). */
 int eb_resp_text(struct eb_request *req, int status, const char *text);
 

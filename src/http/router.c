@@ -53,7 +53,8 @@ match_one(const char *pat, const char *path, struct eb_route_match *m)
 
 int
 eb_router_match(const struct eb_route *routes, size_t n, const char *method,
-    const char *path, struct eb_route_match *m, char *allow, size_t allowlen)
+                const char *path, struct eb_route_match *m, char *allow,
+                size_t allowlen)
 {
 	size_t i;
 	int found = 0;
@@ -68,8 +69,8 @@ eb_router_match(const struct eb_route *routes, size_t n, const char *method,
 			return 0;
 		}
 		found = 1;
-		if (allow != NULL && strlen(allow) + strlen(routes[i].method) +
-		    8 < allowlen) {
+		if (allow != NULL &&
+		    strlen(allow) + strlen(routes[i].method) + 8 < allowlen) {
 			if (allow[0] != '\0')
 				strcat(allow, ", ");
 			strcat(allow, routes[i].method);

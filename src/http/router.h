@@ -29,6 +29,7 @@ struct eb_route_match {
  * allow, when not NULL, receives the allowed methods, comma separated).
  */
 int eb_router_match(const struct eb_route *routes, size_t n, const char *method,
-    const char *path, struct eb_route_match *m, char *allow, size_t allowlen);
+                    const char *path, struct eb_route_match *m, char *allow,
+                    size_t allowlen);
 
 #endif

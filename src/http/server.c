@@ -103,7 +103,7 @@ elapsed(const struct timespec *start)
 
 	clock_gettime(CLOCK_MONOTONIC, &now);
 	return (double)(now.tv_sec - start->tv_sec) +
-	    (double)(now.tv_nsec - start->tv_nsec) / 1e9;
+	       (double)(now.tv_nsec - start->tv_nsec) / 1e9;
 }
 
 /* ---- request accessors ---- */
@@ -136,7 +136,7 @@ const char *
 eb_req_query(const struct eb_request *req, const char *name)
 {
 	return MHD_lookup_connection_value(req->conn, MHD_GET_ARGUMENT_KIND,
-	    name);
+	                                   name);
 }
 
 struct query_iter {
@@ -146,7 +146,7 @@ struct query_iter {
 
 static enum MHD_Result
 query_iter_cb(void *cls, enum MHD_ValueKind kind, const char *key,
-    const char *value)
+              const char *value)
 {
 	struct query_iter *qi = cls;
 
@@ -155,12 +155,13 @@ query_iter_cb(void *cls, enum MHD_ValueKind kind, const char *key,
 
 void
 eb_req_query_each(const struct eb_request *req,
-    int (*fn)(void *arg, const char *name, const char *value), void *arg)
+                  int (*fn)(void *arg, const char *name, const char *value),
+                  void *arg)
 {
 	struct query_iter qi = {fn, arg};
 
 	MHD_get_connection_values(req->conn, MHD_GET_ARGUMENT_KIND,
-	    query_iter_cb, &qi);
+	                          query_iter_cb, &qi);
 }
 
 const char *
@@ -304,7 +305,7 @@ resp_set_common(struct eb_request *req, int status, const char *ctype)
 
 int
 eb_resp_set_owned(struct eb_request *req, int status, const char *ctype,
-    char *body, size_t len)
+                  char *body, size_t len)
 {
 	if (resp_set_common(req, status, ctype) == -1) {
 		eb_free(body);
@@ -318,7 +319,7 @@ eb_resp_set_owned(struct eb_request *req, int status, const char *ctype,
 
 int
 eb_resp_set(struct eb_request *req, int status, const char *ctype,
-    const void *body, size_t len)
+            const void *body, size_t len)
 {
 	char *copy;
 
@@ -332,7 +333,7 @@ eb_resp_set(struct eb_request *req, int status, const char *ctype,
 
 int
 eb_resp_set_static(struct eb_request *req, int status, const char *ctype,
-    const void *body, size_t len)
+                   const void *body, size_t len)
 {
 	if (resp_set_common(req, status, ctype) == -1)
 		return -1;
@@ -373,23 +374,26 @@ int
 eb_resp_text(struct eb_request *req, int status, const char *text)
 {
 	return eb_resp_set(req, status, "text/plain; charset=utf-8", text,
-	    strlen(text));
+	                   strlen(text));
 }
 
 int
 eb_resp_html_page(struct eb_request *req, int status, const char *title,
-    const char *message)
+                  const char *message)
 {
 	struct eb_buf b;
 
 	eb_buf_init(&b, 64 * 1024);
-	eb_buf_addstr(&b,
+	eb_buf_addstr(
+	    &b,
 	    "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
 	    "<meta name=\"viewport\" content=\"width=device-width, "
 	    "initial-scale=1\"><title>");
 	eb_buf_add_html(&b, title);
-	eb_buf_addstr(&b,
-	    "</title><style>body{font-family:-apple-system,system-ui,sans-serif;"
+	eb_buf_addstr(
+	    &b,
+	    "</"
+	    "title><style>body{font-family:-apple-system,system-ui,sans-serif;"
 	    "margin:0;padding:2rem 1.25rem;background:#f5f5f7;color:#1d1d1f}"
 	    "main{max-width:32rem;margin:auto;background:#fff;border-radius:"
 	    "12px;padding:1.5rem}h1{font-size:1.4rem;margin-top:0}"
@@ -412,7 +416,7 @@ eb_resp_html_page(struct eb_request *req, int status, const char *title,
 		size_t len;
 		char *p = eb_buf_detach(&b, &len);
 		return eb_resp_set_owned(req, status,
-		    "text/html; charset=utf-8", p, len);
+		                         "text/html; charset=utf-8", p, len);
 	}
 }
 
@@ -460,7 +464,8 @@ static void
 format_id(char out[17], unsigned long long prefix, unsigned long long n)
 {
 	static const char hex[] = "0123456789abcdef";
-	unsigned long long v = ((prefix & 0xffffff) << 40) | (n & 0xffffffffffULL);
+	unsigned long long v =
+	    ((prefix & 0xffffff) << 40) | (n & 0xffffffffffULL);
 	int i;
 
 	for (i = 15; i >= 0; i--, v >>= 4)
@@ -499,18 +504,18 @@ set_remote(struct eb_request *req)
 	const struct sockaddr *sa;
 
 	ci = MHD_get_connection_info(req->conn,
-	    MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+	                             MHD_CONNECTION_INFO_CLIENT_ADDRESS);
 	if (ci == NULL || (sa = ci->client_addr) == NULL) {
 		strcpy(req->remote, "-");
 		return;
 	}
 	if (sa->sa_family == AF_INET)
 		inet_ntop(AF_INET, &((const struct sockaddr_in *)sa)->sin_addr,
-		    req->remote, sizeof(req->remote));
+		          req->remote, sizeof(req->remote));
 	else if (sa->sa_family == AF_INET6)
 		inet_ntop(AF_INET6,
-		    &((const struct sockaddr_in6 *)sa)->sin6_addr, req->remote,
-		    sizeof(req->remote));
+		          &((const struct sockaddr_in6 *)sa)->sin6_addr,
+		          req->remote, sizeof(req->remote));
 	else
 		strcpy(req->remote, "-");
 }
@@ -536,14 +541,14 @@ queue(struct eb_request *req)
 		if (r != NULL)
 			req->rmode = B_NONE; /* MHD frees it now */
 	} else
-		r = MHD_create_response_from_buffer(req->rlen,
-		    req->rbody ? req->rbody : (void *)(uintptr_t) "",
+		r = MHD_create_response_from_buffer(
+		    req->rlen, req->rbody ? req->rbody : (void *)(uintptr_t) "",
 		    MHD_RESPMEM_PERSISTENT);
 	if (r == NULL)
 		return MHD_NO;
 	if (req->ctype != NULL)
 		MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE,
-		    req->ctype);
+		                        req->ctype);
 	MHD_add_response_header(r, "X-Request-Id", req->id);
 	for (i = 0; i < req->nrh; i++)
 		MHD_add_response_header(r, req->rh[i].name, req->rh[i].value);
@@ -564,8 +569,8 @@ bind_route(struct eb_request *req, const struct eb_route_match *m)
 	for (i = 0; i < m->nparams; i++) {
 		req->param_names[i] = m->params[i].name;
 		req->param_name_len[i] = m->params[i].name_len;
-		req->params[i] = eb_strndup(m->params[i].value,
-		    m->params[i].value_len);
+		req->params[i] =
+		    eb_strndup(m->params[i].value, m->params[i].value_len);
 		if (req->params[i] == NULL)
 			return -1;
 		req->nparams = i + 1;
@@ -614,7 +619,7 @@ first_call(struct eb_request *req, const char *url, const char *method)
 		}
 	}
 	rc = eb_router_match(req->srv->routes, req->srv->nroutes, method, url,
-	    &m, allow, sizeof(allow));
+	                     &m, allow, sizeof(allow));
 	if (rc == -1) {
 		eb_resp_text(req, 404, "not found\n");
 		return MHD_YES; /* answered once the body (if any) is read */
@@ -633,8 +638,8 @@ first_call(struct eb_request *req, const char *url, const char *method)
 
 static enum MHD_Result
 access_cb(void *cls, struct MHD_Connection *conn, const char *url,
-    const char *method, const char *version, const char *upload_data,
-    size_t *upload_data_size, void **con_cls)
+          const char *method, const char *version, const char *upload_data,
+          size_t *upload_data_size, void **con_cls)
 {
 	struct eb_request *req = *con_cls;
 	int rc;
@@ -645,13 +650,13 @@ access_cb(void *cls, struct MHD_Connection *conn, const char *url,
 		enum MHD_Result r = first_call(req, url, method);
 
 		if (req->status != 0 && req->route == -1)
-			req->dispatched = 1; /* 404/405: answer after the body */
+			req->dispatched =
+			    1; /* 404/405: answer after the body */
 		return r;
 	}
 	if (*upload_data_size > 0) {
-		if (!req->body_too_large &&
-		    eb_buf_add(&req->body, upload_data, *upload_data_size) ==
-			-1)
+		if (!req->body_too_large && eb_buf_add(&req->body, upload_data,
+		                                       *upload_data_size) == -1)
 			req->body_too_large = 1;
 		*upload_data_size = 0;
 		return MHD_YES;
@@ -682,9 +687,8 @@ access_cb(void *cls, struct MHD_Connection *conn, const char *url,
 static void
 access_log(struct eb_request *req, double secs, int status)
 {
-	const struct eb_route *rt = req->route >= 0 ?
-	    &req->srv->routes[req->route] :
-	    NULL;
+	const struct eb_route *rt =
+	    req->route >= 0 ? &req->srv->routes[req->route] : NULL;
 	char ts[64];
 	struct timespec now;
 	struct tm tm;
@@ -693,13 +697,14 @@ access_log(struct eb_request *req, double secs, int status)
 	clock_gettime(CLOCK_REALTIME, &now);
 	gmtime_r(&now.tv_sec, &tm);
 	snprintf(ts, sizeof(ts), "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ",
-	    tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min,
-	    tm.tm_sec, now.tv_nsec / 1000000);
+	         tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour,
+	         tm.tm_min, tm.tm_sec, now.tv_nsec / 1000000);
 	eb_buf_init(&b, 4096);
 	eb_buf_printf(&b,
-	    "{\"ts\":\"%s\",\"level\":\"info\",\"msg\":\"access\",\"rid\":\"%s\","
-	    "\"remote\":",
-	    ts, req->id);
+	              "{\"ts\":\"%s\",\"level\":\"info\",\"msg\":\"access\","
+	              "\"rid\":\"%s\","
+	              "\"remote\":",
+	              ts, req->id);
 	eb_buf_add_json_str(&b, eb_req_remote(req));
 	eb_buf_addstr(&b, ",\"method\":");
 	eb_buf_add_json_str(&b, req->method ? req->method : "-");
@@ -719,7 +724,7 @@ access_log(struct eb_request *req, double secs, int status)
 		eb_buf_add_json_str(&b, req->tenant->id);
 	}
 	eb_buf_printf(&b, ",\"status\":%d,\"bytes\":%zu,\"ms\":%.3f}", status,
-	    req->rlen, secs * 1000);
+	              req->rlen, secs * 1000);
 	if (b.data != NULL)
 		eb_log_line(b.data, b.len);
 	eb_buf_finish(&b);
@@ -727,7 +732,7 @@ access_log(struct eb_request *req, double secs, int status)
 
 static void
 completed_cb(void *cls, struct MHD_Connection *conn, void **con_cls,
-    enum MHD_RequestTerminationCode toe)
+             enum MHD_RequestTerminationCode toe)
 {
 	struct eb_server *srv = cls;
 	struct eb_request *req = *con_cls;
@@ -799,7 +804,7 @@ ncores(void)
 
 struct eb_server *
 eb_server_start(struct eb_env *env, const struct eb_route *routes,
-    size_t nroutes, char *err, size_t errlen)
+                size_t nroutes, char *err, size_t errlen)
 {
 	struct eb_config *cfg = eb_env_config(env);
 	struct sockaddr_storage ss;
@@ -821,20 +826,20 @@ eb_server_start(struct eb_env *env, const struct eb_route *routes,
 	RAND_bytes((unsigned char *)&srv->id_prefix, sizeof(srv->id_prefix));
 
 	flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL |
-	    MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG | MHD_USE_TURBO;
+	        MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG | MHD_USE_TURBO;
 	if (inet_pton(AF_INET, cfg->listen_host,
-		&((struct sockaddr_in *)&ss)->sin_addr) == 1) {
+	              &((struct sockaddr_in *)&ss)->sin_addr) == 1) {
 		((struct sockaddr_in *)&ss)->sin_family = AF_INET;
 		((struct sockaddr_in *)&ss)->sin_port = htons(cfg->listen_port);
 	} else if (inet_pton(AF_INET6, cfg->listen_host,
-		       &((struct sockaddr_in6 *)&ss)->sin6_addr) == 1) {
+	                     &((struct sockaddr_in6 *)&ss)->sin6_addr) == 1) {
 		((struct sockaddr_in6 *)&ss)->sin6_family = AF_INET6;
 		((struct sockaddr_in6 *)&ss)->sin6_port =
 		    htons(cfg->listen_port);
 		flags |= MHD_USE_IPv6;
 	} else {
 		snprintf(err, errlen, "%s: listen: not an IP address: %s",
-		    cfg->file, cfg->listen_host);
+		         cfg->file, cfg->listen_host);
 		goto fail;
 	}
 	if (cfg->tls_cert != NULL) {
@@ -842,7 +847,8 @@ eb_server_start(struct eb_env *env, const struct eb_route *routes,
 		srv->tls_key_pem = read_file(cfg->tls_key, 1 << 20);
 		if (srv->tls_cert_pem == NULL || srv->tls_key_pem == NULL) {
 			snprintf(err, errlen,
-			    "%s: tls: cannot read certificate or key", cfg->file);
+			         "%s: tls: cannot read certificate or key",
+			         cfg->file);
 			goto fail;
 		}
 		flags |= MHD_USE_TLS;
@@ -858,9 +864,9 @@ eb_server_start(struct eb_env *env, const struct eb_route *routes,
 	pool = cfg->limits.max_header_bytes + 4096;
 	if (pool < 8192)
 		pool = 8192;
-	srv->d = MHD_start_daemon(flags, 0, NULL, NULL, access_cb, srv,
-	    MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
-	    MHD_OPTION_THREAD_POOL_SIZE, threads,
+	srv->d = MHD_start_daemon(
+	    flags, 0, NULL, NULL, access_cb, srv, MHD_OPTION_SOCK_ADDR,
+	    (struct sockaddr *)&ss, MHD_OPTION_THREAD_POOL_SIZE, threads,
 	    MHD_OPTION_CONNECTION_LIMIT, cfg->limits.max_connections,
 	    MHD_OPTION_PER_IP_CONNECTION_LIMIT, cfg->limits.per_ip_connections,
 	    MHD_OPTION_CONNECTION_TIMEOUT,
@@ -873,17 +879,19 @@ eb_server_start(struct eb_env *env, const struct eb_route *routes,
 	    srv->tls_cert_pem, MHD_OPTION_HTTPS_MEM_KEY, srv->tls_key_pem,
 	    MHD_OPTION_END);
 	if (srv->d == NULL) {
-		snprintf(err, errlen, "%s: listen: cannot serve on %s:%u "
-		    "(address in use, or not permitted)", cfg->file,
-		    cfg->listen_host, (unsigned)cfg->listen_port);
+		snprintf(err, errlen,
+		         "%s: listen: cannot serve on %s:%u "
+		         "(address in use, or not permitted)",
+		         cfg->file, cfg->listen_host,
+		         (unsigned)cfg->listen_port);
 		goto fail;
 	}
 	di = MHD_get_daemon_info(srv->d, MHD_DAEMON_INFO_BIND_PORT);
 	srv->port = di ? di->port : cfg->listen_port;
 	log_info("listening on %s%s%s:%u (%u threads%s)",
-	    strchr(cfg->listen_host, ':') ? "[" : "", cfg->listen_host,
-	    strchr(cfg->listen_host, ':') ? "]" : "", (unsigned)srv->port,
-	    threads, srv->tls ? ", TLS" : "");
+	         strchr(cfg->listen_host, ':') ? "[" : "", cfg->listen_host,
+	         strchr(cfg->listen_host, ':') ? "]" : "", (unsigned)srv->port,
+	         threads, srv->tls ? ", TLS" : "");
 	eb_config_unref(cfg);
 	return srv;
 fail:

@@ -21,7 +21,8 @@ struct eb_server;
  * material cannot be read.
  */
 struct eb_server *eb_server_start(struct eb_env *env,
-    const struct eb_route *routes, size_t nroutes, char *err, size_t errlen);
+                                  const struct eb_route *routes, size_t nroutes,
+                                  char *err, size_t errlen);
 /* The port actually bound (useful with port 0). */
 uint16_t eb_server_port(const struct eb_server *srv);
 /* Stop accepting new connections (existing ones are served). */

@@ -15,15 +15,15 @@
 #include "core/config.h"
 
 struct eb_identity {
-	char *issuer;	/* the validated iss */
-	char *subject;	/* stable key at the IdP: sub, or "tid:oid" (Entra) */
+	char *issuer;    /* the validated iss */
+	char *subject;   /* stable key at the IdP: sub, or "tid:oid" (Entra) */
 	char *tid, *oid; /* Entra */
-	char *email;	/* as the IdP asserts it (may be NULL) */
+	char *email;     /* as the IdP asserts it (may be NULL) */
 	int email_verified; /* -1 unknown (Entra sends none), 0, 1 */
 	char *upn, *preferred_username, *name, *hd;
 	struct eb_strlist groups;
 	int groups_known; /* 0: overage unresolved or not asked for */
-	json_t *claims;	  /* all claims (ID token, merged with userinfo) */
+	json_t *claims;   /* all claims (ID token, merged with userinfo) */
 };
 
 /* Start an empty identity. */
@@ -36,7 +36,7 @@ void eb_identity_finish(struct eb_identity *id);
  * tid, oid, groups (when a list of strings). Returns 0, or -1 without sub.
  */
 int eb_identity_from_claims(struct eb_identity *id, const char *issuer,
-    json_t *claims);
+                            json_t *claims);
 /* A string claim by name ("email", "upn", any claim), or NULL. */
 const char *eb_identity_claim(const struct eb_identity *id, const char *name);
 

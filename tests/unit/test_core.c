@@ -51,7 +51,7 @@ test_buf_escapes(void **state)
 	eb_buf_reset(&b);
 	assert_int_equal(eb_buf_add_html(&b, "<a href='x'>&\"</a>"), 0);
 	assert_string_equal(eb_buf_str(&b),
-	    "&lt;a href=&#39;x&#39;&gt;&amp;&quot;&lt;/a&gt;");
+	                    "&lt;a href=&#39;x&#39;&gt;&amp;&quot;&lt;/a&gt;");
 	eb_buf_finish(&b);
 
 	/* a failed escape leaves the buffer as it was */
@@ -68,16 +68,16 @@ test_identifier(void **state)
 	char *l, *d;
 
 	assert_int_equal(eb_str_split_identifier("Alice@Contoso.COM.", &l, &d),
-	    0);
+	                 0);
 	assert_string_equal(l, "Alice");
 	assert_string_equal(d, "contoso.com");
 	eb_free(l);
 	eb_free(d);
 
-	static const char *const bad[] = {"a@b@contoso.com", "@contoso.com",
-	    "alice@", "alice", "alice@localhost", "alice@1.2.3.4",
-	    "alice@-x.com", "alice@x-.com", "alice@x..com", "al\nice@x.com",
-	    "alice@x_y.com", ""};
+	static const char *const bad[] = {
+	    "a@b@contoso.com", "@contoso.com",  "alice@",        "alice",
+	    "alice@localhost", "alice@1.2.3.4", "alice@-x.com",  "alice@x-.com",
+	    "alice@x..com",    "al\nice@x.com", "alice@x_y.com", ""};
 	size_t i;
 
 	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
@@ -174,22 +174,26 @@ test_metrics(void **state)
 	eb_metrics_add(m, "eb_idp_errors_total", "tenant=\"a\"", 2);
 	eb_metrics_add(m, "eb_idp_errors_total", "tenant=\"a\"", 1);
 	assert_true(eb_metrics_get(m, "eb_idp_errors_total", "tenant=\"a\"") ==
-	    3);
+	            3);
 	eb_buf_init(&b, 1 << 20);
 	assert_int_equal(eb_metrics_render(m, &b), 0);
-	assert_non_null(strstr(eb_buf_str(&b),
-	    "enrollbridge_http_requests_total{route=\"x\",status=\"200\"} 2\n"));
-	assert_non_null(strstr(eb_buf_str(&b),
-	    "enrollbridge_http_requests_total{route=\"unmatched\","
-	    "status=\"404\"} 1\n"));
-	assert_non_null(strstr(eb_buf_str(&b),
+	assert_non_null(
+	    strstr(eb_buf_str(&b), "enrollbridge_http_requests_total{route="
+	                           "\"x\",status=\"200\"} 2\n"));
+	assert_non_null(
+	    strstr(eb_buf_str(&b),
+	           "enrollbridge_http_requests_total{route=\"unmatched\","
+	           "status=\"404\"} 1\n"));
+	assert_non_null(strstr(
+	    eb_buf_str(&b),
 	    "enrollbridge_http_request_duration_seconds_bucket{route=\"x\","
 	    "le=\"0.0005\"} 1\n"));
+	assert_non_null(
+	    strstr(eb_buf_str(&b), "enrollbridge_http_request_duration_seconds_"
+	                           "count{route=\"x\"} 3\n"));
 	assert_non_null(strstr(eb_buf_str(&b),
-	    "enrollbridge_http_request_duration_seconds_count{route=\"x\"} 3\n"));
-	assert_non_null(strstr(eb_buf_str(&b),
-	    "# TYPE eb_idp_errors_total counter\n"
-	    "eb_idp_errors_total{tenant=\"a\"} 3\n"));
+	                       "# TYPE eb_idp_errors_total counter\n"
+	                       "eb_idp_errors_total{tenant=\"a\"} 3\n"));
 	eb_buf_finish(&b);
 	eb_metrics_destroy(m);
 }

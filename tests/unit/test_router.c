@@ -29,7 +29,7 @@ static const struct eb_route routes[] = {
 
 static void
 param_is(const struct eb_route_match *m, size_t i, const char *name,
-    const char *value)
+         const char *value)
 {
 	assert_true(i < m->nparams);
 	assert_int_equal(m->params[i].name_len, strlen(name));
@@ -43,20 +43,19 @@ test_literal_and_head(void **state)
 {
 	struct eb_route_match m;
 
-	assert_int_equal(eb_router_match(routes, N, "GET",
-			     "/.well-known/com.apple.remotemanagement", &m, NULL,
-			     0),
+	assert_int_equal(
+	    eb_router_match(routes, N, "GET",
+	                    "/.well-known/com.apple.remotemanagement", &m, NULL,
+	                    0),
 	    0);
 	assert_int_equal(m.index, 0);
-	assert_int_equal(eb_router_match(routes, N, "HEAD", "/healthz", &m,
-			     NULL, 0),
-	    0);
+	assert_int_equal(
+	    eb_router_match(routes, N, "HEAD", "/healthz", &m, NULL, 0), 0);
 	assert_int_equal(m.index, 4);
-	assert_int_equal(eb_router_match(routes, N, "GET", "/healthz/", &m,
-			     NULL, 0),
-	    -1);
+	assert_int_equal(
+	    eb_router_match(routes, N, "GET", "/healthz/", &m, NULL, 0), -1);
 	assert_int_equal(eb_router_match(routes, N, "GET", "/", &m, NULL, 0),
-	    -1);
+	                 -1);
 }
 
 static void
@@ -65,19 +64,19 @@ test_captures(void **state)
 	struct eb_route_match m;
 
 	assert_int_equal(eb_router_match(routes, N, "GET",
-			     "/t/contoso/auth/abc-DEF_123", &m, NULL, 0),
-	    0);
+	                                 "/t/contoso/auth/abc-DEF_123", &m,
+	                                 NULL, 0),
+	                 0);
 	assert_int_equal(m.index, 1);
 	assert_int_equal(m.nparams, 2);
 	param_is(&m, 0, "T", "contoso");
 	param_is(&m, 1, "flow", "abc-DEF_123");
 	/* a capture never spans a slash, nor is empty */
-	assert_int_equal(eb_router_match(routes, N, "GET", "/t/contoso/auth/a/b",
-			     &m, NULL, 0),
-	    -1);
-	assert_int_equal(eb_router_match(routes, N, "GET", "/t//auth/x", &m,
-			     NULL, 0),
-	    -1);
+	assert_int_equal(eb_router_match(routes, N, "GET",
+	                                 "/t/contoso/auth/a/b", &m, NULL, 0),
+	                 -1);
+	assert_int_equal(
+	    eb_router_match(routes, N, "GET", "/t//auth/x", &m, NULL, 0), -1);
 }
 
 static void
@@ -86,13 +85,12 @@ test_rest(void **state)
 	struct eb_route_match m;
 
 	assert_int_equal(eb_router_match(routes, N, "PUT",
-			     "/t/c/mdm/checkin/a/b?x", &m, NULL, 0),
-	    0);
+	                                 "/t/c/mdm/checkin/a/b?x", &m, NULL, 0),
+	                 0);
 	assert_int_equal(m.index, 3);
 	param_is(&m, 1, "rest", "checkin/a/b?x");
-	assert_int_equal(eb_router_match(routes, N, "PUT", "/t/c/mdm/", &m,
-			     NULL, 0),
-	    -1);
+	assert_int_equal(
+	    eb_router_match(routes, N, "PUT", "/t/c/mdm/", &m, NULL, 0), -1);
 }
 
 static void
@@ -102,12 +100,12 @@ test_method_not_allowed(void **state)
 	char allow[64];
 
 	assert_int_equal(eb_router_match(routes, N, "GET", "/t/c/enroll", &m,
-			     allow, sizeof(allow)),
-	    -2);
+	                                 allow, sizeof(allow)),
+	                 -2);
 	assert_string_equal(allow, "POST");
 	assert_int_equal(eb_router_match(routes, N, "DELETE", "/healthz", &m,
-			     allow, sizeof(allow)),
-	    -2);
+	                                 allow, sizeof(allow)),
+	                 -2);
 	assert_string_equal(allow, "GET, HEAD");
 }
 
