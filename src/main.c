@@ -18,7 +18,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <time.h>
+
 #include <jansson.h>
+#include <openssl/crypto.h>
 
 #include "cli/discover.h"
 #include "cli/map.h"
@@ -27,12 +30,18 @@
 #include "core/log.h"
 #include "core/mem.h"
 #include "core/metrics.h"
+#include "core/statedir.h"
+#include "core/workq.h"
 #include "handle/handle.h"
 #include "http/client.h"
 #include "http/server.h"
+#include "oidc/oidc.h"
 #include "store/store.h"
 
-#define DRAIN_MS 10000
+#define DRAIN_MS         10000
+#define SWEEP_EVERY      60 /* seconds between sweeps of expired flows, codes */
+#define UPSTREAM_THREADS 16
+#define UPSTREAM_QUEUE   1024
 
 static void
 usage(FILE *f)
@@ -164,6 +173,28 @@ cmd_serve(int argc, char **argv)
 		log_errx("%s: database: %s", cfg->file, err);
 		goto out;
 	}
+	if (eb_statedir_prepare(cfg->state_dir, err, sizeof(err)) == -1 ||
+	    eb_statedir_key(cfg->state_dir, "seal.key", env->seal_key,
+	                    sizeof(env->seal_key), err, sizeof(err)) == -1) {
+		log_errx("%s: %s", cfg->file, err);
+		goto out;
+	}
+	{
+		struct eb_oidc_opts oo;
+
+		memset(&oo, 0, sizeof(oo));
+		oo.timeout = cfg->limits.upstream_timeout;
+		oo.max_bytes = cfg->limits.upstream_max_bytes;
+		oo.jwks_max_keys = cfg->limits.jwks_max_keys;
+		oo.metrics = env->metrics;
+		if ((env->oidc = eb_oidc_create(&oo)) == NULL)
+			goto out;
+	}
+	if ((env->workq = eb_workq_create(UPSTREAM_THREADS, UPSTREAM_QUEUE)) ==
+	    NULL) {
+		log_errx("cannot start the upstream worker threads");
+		goto out;
+	}
 	if ((env->server = eb_server_start(env, eb_routes, eb_nroutes, err,
 	                                   sizeof(err))) == NULL) {
 		log_errx("%s", err);
@@ -172,8 +203,18 @@ cmd_serve(int argc, char **argv)
 	announce(cfg, eb_server_port(env->server));
 
 	for (;;) {
-		if (sigwait(&set, &sig) != 0)
+		struct timespec ts = {SWEEP_EVERY, 0};
+
+		if ((sig = sigtimedwait(&set, NULL, &ts)) == -1) {
+			size_t removed = 0;
+
+			if (errno == EAGAIN &&
+			    eb_store_sweep(env->store, (int64_t)time(NULL),
+			                   &removed) == EB_STORE_OK &&
+			    removed > 0)
+				log_debug("swept %zu expired records", removed);
 			continue;
+		}
 		if (sig == SIGHUP) {
 			log_info("SIGHUP: reloading %s", path);
 			eb_env_reload(env);
@@ -191,6 +232,9 @@ cmd_serve(int argc, char **argv)
 	rc = 0;
 out:
 	eb_server_stop(env->server);
+	eb_workq_destroy(env->workq);
+	eb_oidc_destroy(env->oidc);
+	OPENSSL_cleanse(env->seal_key, sizeof(env->seal_key));
 	eb_store_close(env->store);
 	eb_metrics_destroy(env->metrics);
 	eb_env_destroy(env);

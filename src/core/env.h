@@ -10,9 +10,15 @@
 
 #include "core/config.h"
 
+#include <stdint.h>
+
 struct eb_store;
 struct eb_metrics;
 struct eb_server;
+struct eb_oidc;
+struct eb_workq;
+
+#define EB_SEAL_KEY_BYTES 32
 
 struct eb_env {
 	char *config_path;
@@ -22,6 +28,10 @@ struct eb_env {
 	struct eb_store *store;
 	struct eb_metrics *metrics;
 	struct eb_server *server;
+	struct eb_oidc *oidc;   /* upstream OIDC caches, shared by tenants */
+	struct eb_workq *workq; /* where handlers send blocking upstream work */
+	/* key sealing upstream secrets at rest (state_dir/seal.key) */
+	uint8_t seal_key[EB_SEAL_KEY_BYTES];
 };
 
 /* A context owning cfg's reference. */

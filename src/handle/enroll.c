@@ -12,6 +12,7 @@
  * The body (CMS-signed MachineInfo) is read within max_body_bytes whatever
  * the Content-Type says.
  */
+#include <stdint.h>
 #include <string.h>
 #include <time.h>
 
@@ -46,6 +47,8 @@ new_flow(struct eb_request *req, const struct eb_tenant *t)
 	             : EB_STORE_FLOW_APPLE_AS_WEB;
 	f.created = now;
 	f.expires = now + t->tokens.login_ttl;
+	/* the tenant's default until the MachineInfo names the device */
+	f.enrollment_mode = (char *)(uintptr_t)eb_mode_name(t->default_mode);
 	if (eb_store_flow_put(env->store, &f) != EB_STORE_OK) {
 		eb_free(id);
 		return NULL;

@@ -19,6 +19,9 @@ int eb_handle_discovery(struct eb_request *req);
 int eb_handle_enroll(struct eb_request *req);
 /* The 401 challenge for tenant t (also used by the MDM proxy). */
 int eb_enroll_challenge(struct eb_request *req, const struct eb_tenant *t);
+/* signin.c */
+int eb_handle_auth_start(struct eb_request *req);
+int eb_handle_oidc_callback(struct eb_request *req);
 /* health.c */
 int eb_handle_healthz(struct eb_request *req);
 int eb_handle_readyz(struct eb_request *req);

@@ -865,16 +865,15 @@ eb_server_start(struct eb_env *env, const struct eb_route *routes,
 	if (pool < 8192)
 		pool = 8192;
 	srv->d = MHD_start_daemon(
-	    flags, 0, NULL, NULL, access_cb, srv, MHD_OPTION_SOCK_ADDR,
-	    (struct sockaddr *)&ss, MHD_OPTION_THREAD_POOL_SIZE, threads,
-	    MHD_OPTION_CONNECTION_LIMIT, cfg->limits.max_connections,
-	    MHD_OPTION_PER_IP_CONNECTION_LIMIT, cfg->limits.per_ip_connections,
-	    MHD_OPTION_CONNECTION_TIMEOUT,
+	    flags, 0, NULL, NULL, access_cb, srv, MHD_OPTION_EXTERNAL_LOGGER,
+	    mhd_log, srv, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
+	    MHD_OPTION_THREAD_POOL_SIZE, threads, MHD_OPTION_CONNECTION_LIMIT,
+	    cfg->limits.max_connections, MHD_OPTION_PER_IP_CONNECTION_LIMIT,
+	    cfg->limits.per_ip_connections, MHD_OPTION_CONNECTION_TIMEOUT,
 	    (unsigned)cfg->limits.connection_timeout,
 	    MHD_OPTION_CONNECTION_MEMORY_LIMIT, pool,
 	    MHD_OPTION_URI_LOG_CALLBACK, uri_log_cb, srv,
 	    MHD_OPTION_NOTIFY_COMPLETED, completed_cb, srv,
-	    MHD_OPTION_EXTERNAL_LOGGER, mhd_log, srv,
 	    srv->tls ? MHD_OPTION_HTTPS_MEM_CERT : MHD_OPTION_END,
 	    srv->tls_cert_pem, MHD_OPTION_HTTPS_MEM_KEY, srv->tls_key_pem,
 	    MHD_OPTION_END);

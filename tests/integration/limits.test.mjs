@@ -25,12 +25,23 @@ async function healthy() {
   assert.equal(await r.text(), 'ok\n');
 }
 
-test('a 10 MB body with Content-Length gets 413 and the server keeps serving', async () => {
+test('a 10 MB body announced with Expect: 100-continue gets 413 before it is sent', async () => {
+  const res = await raw(port,
+    'POST /t/contoso/enroll HTTP/1.1\r\nHost: x\r\nContent-Type: application/pkcs7-signature\r\n' +
+    `Content-Length: ${10 * 1024 * 1024}\r\nExpect: 100-continue\r\n\r\n`);
+  assert.equal(statusOf(res), 413);
+  await healthy();
+});
+
+test('a 10 MB body sent blindly is refused and the server keeps serving', async () => {
   const big = Buffer.alloc(10 * 1024 * 1024, 0x41);
   const res = await raw(port, Buffer.concat([
     Buffer.from(`POST /t/contoso/enroll HTTP/1.1\r\nHost: x\r\nContent-Type: application/pkcs7-signature\r\nContent-Length: ${big.length}\r\n\r\n`),
     big]));
-  assert.equal(statusOf(res), 413);
+  // the answer is 413; the kernel may reset the connection before the
+  // client reads it, since the server does not read 10 MB it will refuse
+  const st = statusOf(res);
+  assert.ok(st === 413 || st === 0, `status ${st}`);
   await healthy();
 });
 

@@ -1,0 +1,549 @@
+/*
+ * The upstream sign-in, as the browser of Apple's web authentication sees
+ * it (PROTOCOL.md section 3, DESIGN.md):
+ *
+ *   GET /t/{T}/auth/{flow}?user-identifier=...   start: 302 to the IdP
+ *   GET /t/{T}/oidc/callback?code=&state=&iss=    finish: 308 to the device
+ *
+ * The login flow was stored when the device got its 401 challenge. Start
+ * adds the upstream request's secrets to it (state, nonce, the PKCE
+ * verifier sealed at rest) and binds it to this browser with a cookie whose
+ * hash it keeps, so a stolen callback URL is useless elsewhere. The
+ * callback takes the flow by state (single use), checks the cookie, lets
+ * the OIDC core exchange the code and validate the ID token, maps the
+ * person to their Managed Apple Account, applies the access policy, and
+ * creates the grant whose token the device receives.
+ *
+ * Everything that talks to the IdP runs on the work queue: the request is
+ * suspended meanwhile and no server thread waits on the network.
+ */
+#include <stdint.h>
+#include <string.h>
+#include <time.h>
+
+#include <openssl/crypto.h>
+
+#include "core/buf.h"
+#include "core/config.h"
+#include "core/env.h"
+#include "core/log.h"
+#include "core/mem.h"
+#include "core/metrics.h"
+#include "core/rand.h"
+#include "core/str.h"
+#include "core/workq.h"
+#include "handle/handle.h"
+#include "identity/identity.h"
+#include "identity/mapping.h"
+#include "identity/policy.h"
+#include "jose/seal.h"
+#include "oidc/oidc.h"
+#include "store/store.h"
+
+#define COOKIE_NAME "eb_login"
+#define MAX_PARAM   4096 /* code, state, iss, error... */
+#define MAX_TYPED   320
+#define RETRY_AFTER "30"
+#define APPLE_CALLBACK                                                         \
+	"apple-remotemanagement-user-login://authentication-results"
+
+struct job {
+	struct eb_request *req;
+	const struct eb_tenant *t;
+	char *flow_id;
+	char *typed;
+	char *state, *code, *iss, *error;
+	char *cookie;
+};
+
+static void
+job_free(struct job *j)
+{
+	if (j == NULL)
+		return;
+	eb_free(j->flow_id);
+	eb_free(j->typed);
+	eb_free(j->state);
+	eb_free_secret_str(j->code);
+	eb_free(j->iss);
+	eb_free(j->error);
+	eb_free_secret_str(j->cookie);
+	eb_free(j);
+}
+
+/* A copy of a query value, or NULL when absent or over max bytes. */
+static char *
+param(struct eb_request *req, const char *name, size_t max, int *too_long)
+{
+	const char *v = eb_req_query(req, name);
+
+	if (v == NULL)
+		return NULL;
+	if (strlen(v) > max) {
+		*too_long = 1;
+		return NULL;
+	}
+	return eb_strdup(v);
+}
+
+static void
+page(struct eb_request *req, int status, const char *title, const char *msg)
+{
+	if (status >= 500)
+		eb_resp_header(req, "Retry-After", RETRY_AFTER);
+	eb_resp_html_page(req, status, title, msg);
+}
+
+static void
+expired_page(struct eb_request *req)
+{
+	page(req, 400, "This sign-in has expired",
+	     "This sign-in link is no longer valid, or was opened in another "
+	     "browser. Go back to Settings on your device and sign in "
+	     "again.");
+}
+
+static void
+idp_failed_page(struct eb_request *req)
+{
+	page(req, 502, "Your organization's sign-in service had a problem",
+	     "We could not complete the sign-in with your organization. Try "
+	     "again in a few minutes; if it keeps happening, contact your IT "
+	     "department and give them the reference below.");
+}
+
+static char *
+redirect_uri(const struct eb_config *cfg, const struct eb_tenant *t)
+{
+	struct eb_buf b;
+
+	eb_buf_init(&b, 4096);
+	if (eb_buf_printf(&b, "%s/t/%s/oidc/callback", cfg->public_url,
+	                  t->id) == -1) {
+		eb_buf_finish(&b);
+		return NULL;
+	}
+	return eb_buf_detach(&b, NULL);
+}
+
+static void
+count_error(struct eb_request *req, const char *code)
+{
+	struct eb_env *env = eb_req_env(req);
+	char labels[256];
+
+	snprintf(labels, sizeof(labels), "tenant=\"%s\",code=\"%s\"",
+	         eb_req_tenant(req)->id, code);
+	eb_metrics_add(env->metrics, "enrollbridge_signin_failures_total",
+	               labels, 1);
+}
+
+/* ---- start ---- */
+
+static void
+start_job(void *arg)
+{
+	struct job *j = arg;
+	struct eb_request *req = j->req;
+	struct eb_env *env = eb_req_env(req);
+	const struct eb_config *cfg = eb_req_config(req);
+	const struct eb_tenant *t = j->t;
+	const struct eb_oidc_meta *meta = NULL;
+	struct eb_oidc_request oreq;
+	struct eb_oidc_error oerr;
+	struct eb_store_flow f;
+	char hash[EB_STORE_HASH_HEXLEN + 1], *cookie = NULL, *ruri = NULL;
+	char *hint = NULL, *local = NULL, *domain = NULL;
+	uint8_t *sealed = NULL;
+	size_t sealed_len = 0;
+	struct eb_buf c;
+	int64_t now = (int64_t)time(NULL);
+
+	memset(&oreq, 0, sizeof(oreq));
+	memset(&oerr, 0, sizeof(oerr));
+	memset(&f, 0, sizeof(f));
+	eb_buf_init(&c, 1024);
+	if (eb_store_flow_get(env->store, EB_STORE_FLOW_BY_ID, j->flow_id, now,
+	                      &f) != EB_STORE_OK ||
+	    f.kind != EB_STORE_FLOW_APPLE_AS_WEB || f.tenant == NULL ||
+	    strcmp(f.tenant, t->id) != 0) {
+		log_info("tenant %s: sign-in start for an unknown or expired "
+		         "flow",
+		         t->id);
+		count_error(req, "flow_unknown");
+		expired_page(req);
+		goto out;
+	}
+	if (eb_oidc_metadata(env->oidc, t->idp.issuer, &meta, &oerr) !=
+	    EB_OIDC_OK) {
+		log_warnx("tenant %s: IdP metadata unavailable: %s (%s)", t->id,
+		          oerr.code, oerr.reason);
+		count_error(req, oerr.code[0] ? oerr.code : "metadata");
+		idp_failed_page(req);
+		goto out;
+	}
+	/* the typed identifier is only a hint upstream: pass it when sane */
+	if (j->typed != NULL &&
+	    eb_str_split_identifier(j->typed, &local, &domain) == 0)
+		hint = j->typed;
+	if ((ruri = redirect_uri(cfg, t)) == NULL ||
+	    eb_oidc_begin(env->oidc, t, meta, ruri, hint, &oreq) != 0 ||
+	    (cookie = eb_rand_token(32)) == NULL ||
+	    eb_store_hash_token(cookie, strlen(cookie), hash) != 0 ||
+	    eb_seal_seal(env->seal_key, f.id, strlen(f.id), oreq.verifier,
+	                 strlen(oreq.verifier), &sealed, &sealed_len) != 0) {
+		log_warnx("tenant %s: cannot build the upstream request",
+		          t->id);
+		idp_failed_page(req);
+		goto out;
+	}
+	/* a restart (page reloaded) replaces the previous attempt's secrets */
+	eb_free(f.user_identifier);
+	f.user_identifier = j->typed;
+	j->typed = NULL;
+	eb_free(f.upstream_state);
+	eb_free(f.upstream_nonce);
+	eb_free_secret(f.pkce_verifier, f.pkce_verifier_len);
+	eb_free(f.browser_binding);
+	f.upstream_state = eb_strdup(oreq.state);
+	f.upstream_nonce = eb_strdup(oreq.nonce);
+	f.pkce_verifier = sealed;
+	f.pkce_verifier_len = sealed_len;
+	sealed = NULL;
+	f.browser_binding = eb_strdup(hash);
+	if (f.upstream_state == NULL || f.upstream_nonce == NULL ||
+	    f.browser_binding == NULL ||
+	    eb_store_flow_put(env->store, &f) != EB_STORE_OK) {
+		log_warnx("tenant %s: cannot save the login flow", t->id);
+		page(req, 503, "Temporarily unavailable",
+		     "Please try again in a moment.");
+		goto out;
+	}
+	eb_buf_printf(&c,
+	              "%s=%s; Path=/t/%s/; Max-Age=%d; HttpOnly; "
+	              "SameSite=Lax%s",
+	              COOKIE_NAME, cookie, t->id, t->tokens.login_ttl,
+	              eb_str_has_prefix(cfg->public_url, "https:") ? "; Secure"
+	                                                           : "");
+	if (eb_resp_header(req, "Location", oreq.url) == -1 ||
+	    eb_resp_header(req, "Set-Cookie", eb_buf_str(&c)) == -1 ||
+	    eb_resp_header(req, "Cache-Control", "no-store") == -1 ||
+	    eb_resp_set_static(req, 302, "text/plain; charset=utf-8",
+	                       "redirecting to your organization\n", 33) == -1)
+		goto out;
+	log_info("tenant %s: sign-in started, upstream %s", t->id,
+	         meta->authorization_endpoint);
+out:
+	eb_buf_finish_secret(&c);
+	eb_free_secret_str(cookie);
+	eb_free(ruri);
+	eb_free(local);
+	eb_free(domain);
+	eb_free(sealed);
+	eb_oidc_request_finish(&oreq);
+	eb_store_flow_finish(&f);
+	if (meta != NULL)
+		eb_oidc_meta_release(env->oidc, meta);
+	job_free(j);
+	eb_req_resume(req);
+}
+
+static int
+submit(struct eb_request *req, struct job *j, eb_work_fn fn)
+{
+	struct eb_env *env = eb_req_env(req);
+
+	if (eb_workq_submit(env->workq, fn, j) == 0)
+		return EB_ASYNC;
+	log_warnx("tenant %s: sign-in queue full", j->t->id);
+	job_free(j);
+	page(req, 503, "Busy",
+	     "The sign-in service is busy. Please try again "
+	     "in a moment.");
+	return EB_HANDLED;
+}
+
+int
+eb_handle_auth_start(struct eb_request *req)
+{
+	const struct eb_tenant *t = eb_req_tenant(req);
+	const char *flow = eb_req_param(req, "flow");
+	struct job *j;
+	int too_long = 0;
+
+	if (strlen(flow) > 128) {
+		expired_page(req);
+		return EB_HANDLED;
+	}
+	if ((j = eb_calloc(1, sizeof(*j))) == NULL)
+		return EB_HANDLED;
+	j->req = req;
+	j->t = t;
+	j->flow_id = eb_strdup(flow);
+	j->typed = param(req, "user-identifier", MAX_TYPED, &too_long);
+	if (j->flow_id == NULL) {
+		job_free(j);
+		return EB_HANDLED;
+	}
+	return submit(req, j, start_job);
+}
+
+/* ---- callback ---- */
+
+/* Store the grant and its token; returns the raw token, or NULL. */
+static char *
+issue(struct eb_request *req, const struct eb_tenant *t,
+      const struct eb_store_flow *f, const struct eb_identity *id,
+      const struct eb_mapping_result *map, const struct eb_oidc_tokens *tok)
+{
+	struct eb_env *env = eb_req_env(req);
+	struct eb_store_grant g;
+	struct eb_store_token st;
+	char hash[EB_STORE_HASH_HEXLEN + 1], *raw = NULL, *gid;
+	uint8_t *sealed = NULL;
+	size_t sealed_len = 0;
+	int64_t now = (int64_t)time(NULL);
+
+	if ((gid = eb_rand_token(18)) == NULL)
+		return NULL;
+	memset(&g, 0, sizeof(g));
+	g.id = gid;
+	g.tenant = t->id;
+	g.status = EB_STORE_GRANT_ACTIVE;
+	g.auth_method = "apple-as-web";
+	g.managed_apple_id = map->managed_apple_id;
+	g.user_identifier = f->user_identifier;
+	g.idp_issuer = id->issuer;
+	g.idp_subject = id->subject;
+	g.idp_tid = id->tid;
+	g.idp_oid = id->oid;
+	g.enrollment_mode =
+	    f->enrollment_mode != NULL
+	        ? f->enrollment_mode
+	        : (char *)(uintptr_t)eb_mode_name(t->default_mode);
+	g.created = g.updated = now;
+	g.expires = now + t->tokens.refresh_ttl;
+	if (tok->refresh_token != NULL) {
+		if (eb_seal_seal(env->seal_key, gid, strlen(gid),
+		                 tok->refresh_token, strlen(tok->refresh_token),
+		                 &sealed, &sealed_len) != 0)
+			goto out;
+		g.upstream_refresh_token = sealed;
+		g.upstream_refresh_token_len = sealed_len;
+		g.upstream_next_at = now + t->tokens.upstream_renew_interval;
+	}
+	g.upstream_renewed_at = now;
+	if (eb_store_grant_create(env->store, &g) != EB_STORE_OK)
+		goto out;
+	if ((raw = eb_rand_token(32)) == NULL ||
+	    eb_store_hash_token(raw, strlen(raw), hash) != 0)
+		goto fail;
+	memset(&st, 0, sizeof(st));
+	st.hash = hash;
+	st.kind = EB_STORE_TOKEN_WEB;
+	st.tenant = t->id;
+	st.grant_id = gid;
+	st.created = now;
+	st.expires = g.expires;
+	if (eb_store_token_put(env->store, &st) != EB_STORE_OK)
+		goto fail;
+	goto out;
+fail:
+	eb_free_secret_str(raw);
+	raw = NULL;
+out:
+	eb_free(sealed);
+	eb_free(gid);
+	return raw;
+}
+
+static void
+deny_page(struct eb_request *req, const struct eb_policy_verdict *v)
+{
+	struct eb_buf b;
+
+	eb_buf_init(&b, 2048);
+	eb_buf_addstr(&b, v->reason);
+	if (v->hint[0] != '\0') {
+		eb_buf_addc(&b, ' ');
+		eb_buf_addstr(&b, v->hint);
+	}
+	page(req, 403, "You can't enroll this device", eb_buf_str(&b));
+	eb_buf_finish(&b);
+}
+
+static void
+callback_job(void *arg)
+{
+	struct job *j = arg;
+	struct eb_request *req = j->req;
+	struct eb_env *env = eb_req_env(req);
+	const struct eb_config *cfg = eb_req_config(req);
+	const struct eb_tenant *t = j->t;
+	struct eb_store_flow f;
+	struct eb_identity id;
+	struct eb_oidc_tokens tok;
+	struct eb_oidc_error oerr;
+	struct eb_mapping_result map;
+	struct eb_policy_verdict v;
+	char hash[EB_STORE_HASH_HEXLEN + 1], *ruri = NULL, *token = NULL;
+	uint8_t *verifier = NULL;
+	size_t verifier_len = 0;
+	struct eb_buf loc;
+	int64_t now = (int64_t)time(NULL);
+	int rc;
+
+	memset(&f, 0, sizeof(f));
+	memset(&tok, 0, sizeof(tok));
+	memset(&oerr, 0, sizeof(oerr));
+	memset(&map, 0, sizeof(map));
+	memset(&v, 0, sizeof(v));
+	eb_identity_init(&id);
+	eb_buf_init(&loc, 8192);
+
+	if (j->state == NULL ||
+	    eb_store_flow_take(env->store, EB_STORE_FLOW_BY_STATE, j->state,
+	                       now, &f) != EB_STORE_OK ||
+	    f.tenant == NULL || strcmp(f.tenant, t->id) != 0 ||
+	    f.upstream_nonce == NULL || f.browser_binding == NULL) {
+		log_info("tenant %s: callback with an unknown, used or "
+		         "expired state",
+		         t->id);
+		count_error(req, "state_unknown");
+		expired_page(req);
+		goto out;
+	}
+	if (j->cookie == NULL ||
+	    eb_store_hash_token(j->cookie, strlen(j->cookie), hash) != 0 ||
+	    !eb_str_ct_eq(hash, strlen(hash), f.browser_binding,
+	                  strlen(f.browser_binding))) {
+		log_warnx("tenant %s: callback from a browser that did not "
+		          "start this sign-in (cookie %s); flow discarded",
+		          t->id, j->cookie ? "mismatch" : "missing");
+		count_error(req, "browser_mismatch");
+		expired_page(req);
+		goto out;
+	}
+	if (j->error != NULL) {
+		log_info("tenant %s: IdP answered error=%.64s", t->id,
+		         j->error);
+		count_error(req, "idp_error");
+		if (strcmp(j->error, "access_denied") == 0)
+			page(req, 403, "Sign-in was not completed",
+			     "The sign-in was cancelled or refused by your "
+			     "organization. Go back to Settings on your "
+			     "device to try again.");
+		else
+			idp_failed_page(req);
+		goto out;
+	}
+	if (j->code == NULL) {
+		count_error(req, "code_missing");
+		idp_failed_page(req);
+		goto out;
+	}
+	if (eb_seal_open(env->seal_key, f.id, strlen(f.id), f.pkce_verifier,
+	                 f.pkce_verifier_len, &verifier, &verifier_len) != 0) {
+		log_warnx("tenant %s: sealed PKCE verifier does not open",
+		          t->id);
+		idp_failed_page(req);
+		goto out;
+	}
+	if ((ruri = redirect_uri(cfg, t)) == NULL)
+		goto out;
+	rc = eb_oidc_finish(env->oidc, t, ruri, j->code, (const char *)verifier,
+	                    f.upstream_nonce, j->iss, &id, &tok, &oerr);
+	if (rc != EB_OIDC_OK) {
+		log_warnx("tenant %s: sign-in failed: %s: %s", t->id, oerr.code,
+		          oerr.reason);
+		count_error(req, oerr.code[0] ? oerr.code : "oidc");
+		if (oerr.kind == EB_OIDC_E_POLICY) {
+			eb_policy_deny(&v, oerr.code,
+			               "Contact your IT "
+			               "department if you "
+			               "think this is wrong.",
+			               "Your account is not allowed to enroll "
+			               "devices here.");
+			eb_policy_audit(env->store, t, id.subject ? &id : NULL,
+			                NULL, f.user_identifier, &v, now);
+			deny_page(req, &v);
+		} else if (oerr.kind == EB_OIDC_E_DENIED)
+			page(req, 403, "Sign-in was not completed",
+			     "Your organization did not accept this sign-in. "
+			     "Go back to Settings on your device to try "
+			     "again.");
+		else
+			idp_failed_page(req);
+		goto out;
+	}
+	rc =
+	    eb_mapping_resolve(t, env->store, &id, f.user_identifier, &map, &v);
+	if (rc == EB_MAPPING_FAIL) {
+		page(req, 503, "Temporarily unavailable",
+		     "Please try again in a moment.");
+		goto out;
+	}
+	if (rc == EB_MAPPING_OK)
+		eb_policy_check(t, &id, &map, &v);
+	eb_policy_audit(env->store, t, &id, rc == EB_MAPPING_OK ? &map : NULL,
+	                f.user_identifier, &v, now);
+	if (!v.allow) {
+		log_info("tenant %s: enrollment refused: %s", t->id, v.code);
+		count_error(req, v.code);
+		deny_page(req, &v);
+		goto out;
+	}
+	if ((token = issue(req, t, &f, &id, &map, &tok)) == NULL) {
+		log_warnx("tenant %s: cannot store the grant", t->id);
+		page(req, 503, "Temporarily unavailable",
+		     "Please try again in a moment.");
+		goto out;
+	}
+	if (eb_buf_printf(&loc, "%s?access-token=%s", APPLE_CALLBACK, token) ==
+	        -1 ||
+	    eb_resp_header(req, "Location", eb_buf_str(&loc)) == -1)
+		goto out;
+	eb_resp_header(req, "Cache-Control", "no-store");
+	eb_resp_header(req, "Set-Cookie",
+	               COOKIE_NAME "=; Max-Age=0; HttpOnly; SameSite=Lax");
+	eb_resp_set_static(req, 308, "text/plain; charset=utf-8", "signed in\n",
+	                   10);
+	log_info("tenant %s: signed in as %s", t->id, map.managed_apple_id);
+out:
+	eb_buf_finish_secret(&loc);
+	eb_free_secret_str(token);
+	eb_free(ruri);
+	if (verifier != NULL)
+		eb_free_secret(verifier, verifier_len + 1);
+	eb_mapping_result_finish(&map);
+	eb_oidc_tokens_finish(&tok);
+	eb_identity_finish(&id);
+	eb_store_flow_finish(&f);
+	job_free(j);
+	eb_req_resume(req);
+}
+
+int
+eb_handle_oidc_callback(struct eb_request *req)
+{
+	struct job *j;
+	int too_long = 0;
+
+	if ((j = eb_calloc(1, sizeof(*j))) == NULL)
+		return EB_HANDLED;
+	j->req = req;
+	j->t = eb_req_tenant(req);
+	j->state = param(req, "state", MAX_PARAM, &too_long);
+	j->code = param(req, "code", MAX_PARAM, &too_long);
+	j->iss = param(req, "iss", MAX_PARAM, &too_long);
+	j->error = param(req, "error", 256, &too_long);
+	if (eb_req_cookie(req, COOKIE_NAME) != NULL)
+		j->cookie = eb_strndup(eb_req_cookie(req, COOKIE_NAME), 256);
+	if (too_long) {
+		job_free(j);
+		eb_resp_html_page(req, 400, "Bad request",
+		                  "The sign-in response was malformed.");
+		return EB_HANDLED;
+	}
+	return submit(req, j, callback_job);
+}
