@@ -22,6 +22,7 @@ int eb_enroll_challenge(struct eb_request *req, const struct eb_tenant *t);
 /* signin.c */
 int eb_handle_auth_start(struct eb_request *req);
 int eb_handle_oidc_callback(struct eb_request *req);
+int eb_handle_oauth2_authorize(struct eb_request *req);
 /* health.c */
 int eb_handle_healthz(struct eb_request *req);
 int eb_handle_readyz(struct eb_request *req);

@@ -15,6 +15,8 @@ const struct eb_route eb_routes[] = {
      EB_ROUTE_TENANT | EB_ROUTE_REDACT_PATH},
     {"GET", "/t/{T}/oidc/callback", eb_handle_oidc_callback, "oidc_callback",
      EB_ROUTE_TENANT},
+    {"GET", "/t/{T}/oauth2/authorize", eb_handle_oauth2_authorize,
+     "oauth2_authorize", EB_ROUTE_TENANT},
     {"GET", "/healthz", eb_handle_healthz, "healthz", 0},
     {"GET", "/readyz", eb_handle_readyz, "readyz", 0},
     {"GET", "/metrics", eb_handle_metrics, "metrics", 0},

@@ -33,6 +33,8 @@
 #include "core/str.h"
 #include "core/workq.h"
 #include "handle/handle.h"
+#include "http/client.h"
+#include "http/form.h"
 #include "identity/identity.h"
 #include "identity/mapping.h"
 #include "identity/policy.h"
@@ -50,10 +52,13 @@
 struct job {
 	struct eb_request *req;
 	const struct eb_tenant *t;
+	int kind; /* enum eb_store_flow_kind of the flow being started */
 	char *flow_id;
 	char *typed;
 	char *state, *code, *iss, *error;
 	char *cookie;
+	/* apple-oauth2: the device's authorization request */
+	char *client_id, *redirect_uri, *device_state, *scope;
 };
 
 static void
@@ -68,6 +73,10 @@ job_free(struct job *j)
 	eb_free(j->iss);
 	eb_free(j->error);
 	eb_free_secret_str(j->cookie);
+	eb_free(j->client_id);
+	eb_free(j->redirect_uri);
+	eb_free(j->device_state);
+	eb_free(j->scope);
 	eb_free(j);
 }
 
@@ -165,7 +174,7 @@ start_job(void *arg)
 	eb_buf_init(&c, 1024);
 	if (eb_store_flow_get(env->store, EB_STORE_FLOW_BY_ID, j->flow_id, now,
 	                      &f) != EB_STORE_OK ||
-	    f.kind != EB_STORE_FLOW_APPLE_AS_WEB || f.tenant == NULL ||
+	    f.kind != j->kind || f.tenant == NULL ||
 	    strcmp(f.tenant, t->id) != 0) {
 		log_info("tenant %s: sign-in start for an unknown or expired "
 		         "flow",
@@ -211,6 +220,18 @@ start_job(void *arg)
 	f.pkce_verifier_len = sealed_len;
 	sealed = NULL;
 	f.browser_binding = eb_strdup(hash);
+	if (j->kind == EB_STORE_FLOW_OAUTH2_AUTHORIZE) {
+		eb_free(f.client_id);
+		eb_free(f.redirect_uri);
+		eb_free(f.device_state);
+		eb_free(f.scope);
+		f.client_id = j->client_id;
+		f.redirect_uri = j->redirect_uri;
+		f.device_state = j->device_state;
+		f.scope = j->scope;
+		j->client_id = j->redirect_uri = j->device_state = j->scope =
+		    NULL;
+	}
 	if (f.upstream_state == NULL || f.upstream_nonce == NULL ||
 	    f.browser_binding == NULL ||
 	    eb_store_flow_put(env->store, &f) != EB_STORE_OK) {
@@ -279,6 +300,7 @@ eb_handle_auth_start(struct eb_request *req)
 		return EB_HANDLED;
 	j->req = req;
 	j->t = t;
+	j->kind = EB_STORE_FLOW_APPLE_AS_WEB;
 	j->flow_id = eb_strdup(flow);
 	j->typed = param(req, "user-identifier", MAX_TYPED, &too_long);
 	if (j->flow_id == NULL) {
@@ -310,7 +332,10 @@ issue(struct eb_request *req, const struct eb_tenant *t,
 	g.id = gid;
 	g.tenant = t->id;
 	g.status = EB_STORE_GRANT_ACTIVE;
-	g.auth_method = "apple-as-web";
+	g.auth_method = f->kind == EB_STORE_FLOW_OAUTH2_AUTHORIZE
+	                    ? "apple-oauth2"
+	                    : "apple-as-web";
+	g.client_id = f->client_id;
 	g.managed_apple_id = map->managed_apple_id;
 	g.user_identifier = f->user_identifier;
 	g.idp_issuer = id->issuer;
@@ -338,6 +363,23 @@ issue(struct eb_request *req, const struct eb_tenant *t,
 	if ((raw = eb_rand_token(32)) == NULL ||
 	    eb_store_hash_token(raw, strlen(raw), hash) != 0)
 		goto fail;
+	if (f->kind == EB_STORE_FLOW_OAUTH2_AUTHORIZE) {
+		struct eb_store_code code;
+
+		/* single use, short-lived, bound to client and redirect URI */
+		memset(&code, 0, sizeof(code));
+		code.hash = hash;
+		code.tenant = t->id;
+		code.grant_id = gid;
+		code.client_id = f->client_id;
+		code.redirect_uri = f->redirect_uri;
+		code.scope = f->scope;
+		code.created = now;
+		code.expires = now + t->tokens.code_ttl;
+		if (eb_store_code_put(env->store, &code) != EB_STORE_OK)
+			goto fail;
+		goto out;
+	}
 	memset(&st, 0, sizeof(st));
 	st.hash = hash;
 	st.kind = EB_STORE_TOKEN_WEB;
@@ -499,9 +541,20 @@ callback_job(void *arg)
 		     "Please try again in a moment.");
 		goto out;
 	}
-	if (eb_buf_printf(&loc, "%s?access-token=%s", APPLE_CALLBACK, token) ==
-	        -1 ||
-	    eb_resp_header(req, "Location", eb_buf_str(&loc)) == -1)
+	if (f.kind == EB_STORE_FLOW_OAUTH2_AUTHORIZE) {
+		/* token is the authorization code; RFC 6749 4.1.2 */
+		if (eb_buf_printf(&loc, "%s%scode=", f.redirect_uri,
+		                  strchr(f.redirect_uri, '?') ? "&" : "?") ==
+		        -1 ||
+		    eb_http_urlencode(&loc, token) == -1 ||
+		    (f.device_state != NULL &&
+		     (eb_buf_addstr(&loc, "&state=") == -1 ||
+		      eb_http_urlencode(&loc, f.device_state) == -1)))
+			goto out;
+	} else if (eb_buf_printf(&loc, "%s?access-token=%s", APPLE_CALLBACK,
+	                         token) == -1)
+		goto out;
+	if (eb_resp_header(req, "Location", eb_buf_str(&loc)) == -1)
 		goto out;
 	eb_resp_header(req, "Cache-Control", "no-store");
 	eb_resp_header(req, "Set-Cookie",
@@ -526,24 +579,122 @@ out:
 int
 eb_handle_oidc_callback(struct eb_request *req)
 {
+	const char *raw = eb_req_raw_query(req);
+	struct eb_form q;
 	struct job *j;
-	int too_long = 0;
+	char err[128];
+	size_t i;
 
-	if ((j = eb_calloc(1, sizeof(*j))) == NULL)
-		return EB_HANDLED;
-	j->req = req;
-	j->t = eb_req_tenant(req);
-	j->state = param(req, "state", MAX_PARAM, &too_long);
-	j->code = param(req, "code", MAX_PARAM, &too_long);
-	j->iss = param(req, "iss", MAX_PARAM, &too_long);
-	j->error = param(req, "error", 256, &too_long);
-	if (eb_req_cookie(req, COOKIE_NAME) != NULL)
-		j->cookie = eb_strndup(eb_req_cookie(req, COOKIE_NAME), 256);
-	if (too_long) {
-		job_free(j);
+	if (eb_form_parse(raw, strlen(raw), &q, err, sizeof(err)) == -1) {
+		log_info("tenant %s: callback refused: %s",
+		         eb_req_tenant(req)->id, err);
+		count_error(req, "callback_malformed");
 		eb_resp_html_page(req, 400, "Bad request",
 		                  "The sign-in response was malformed.");
 		return EB_HANDLED;
 	}
+	for (i = 0; i < q.n; i++)
+		if (strlen(q.v[i].value) > MAX_PARAM) {
+			eb_form_finish(&q);
+			eb_resp_html_page(
+			    req, 400, "Bad request",
+			    "The sign-in response was malformed.");
+			return EB_HANDLED;
+		}
+	if ((j = eb_calloc(1, sizeof(*j))) == NULL) {
+		eb_form_finish(&q);
+		return EB_HANDLED;
+	}
+	j->req = req;
+	j->t = eb_req_tenant(req);
+	j->state = eb_strdup(eb_form_get(&q, "state"));
+	j->code = eb_strdup(eb_form_get(&q, "code"));
+	j->iss = eb_strdup(eb_form_get(&q, "iss"));
+	j->error = eb_strdup(eb_form_get(&q, "error"));
+	eb_form_finish(&q);
+	if (eb_req_cookie(req, COOKIE_NAME) != NULL)
+		j->cookie = eb_strndup(eb_req_cookie(req, COOKIE_NAME), 256);
 	return submit(req, j, callback_job);
+}
+
+/* ---- apple-oauth2: the device's authorization request ---- */
+
+static void
+authorize_error(struct eb_request *req, const char *msg)
+{
+	/* never redirect when client or redirect URI is wrong (RFC 6749
+	 * 4.1.2.1): the error is shown here */
+	page(req, 400, "This enrollment request is not valid", msg);
+}
+
+int
+eb_handle_oauth2_authorize(struct eb_request *req)
+{
+	const struct eb_tenant *t = eb_req_tenant(req);
+	const char *client_id = eb_req_query(req, "client_id");
+	const char *ruri = eb_req_query(req, "redirect_uri");
+	const char *rtype = eb_req_query(req, "response_type");
+	const char *state = eb_req_query(req, "state");
+	const char *scope = eb_req_query(req, "scope");
+	const char *flow = eb_req_query(req, "flow");
+	const char *hint = eb_req_query(req, "login_hint");
+	struct job *j;
+
+	if (t->auth_method != EB_AUTH_OAUTH2) {
+		eb_resp_text(req, 404, "not found\n");
+		return EB_HANDLED;
+	}
+	if (client_id == NULL || strcmp(client_id, t->oauth2.client_id) != 0) {
+		log_info("tenant %s: authorize: unknown client_id", t->id);
+		authorize_error(req, "The device asked for an unknown client.");
+		return EB_HANDLED;
+	}
+	if (ruri == NULL || strcmp(ruri, t->oauth2.redirect_uri) != 0) {
+		log_info("tenant %s: authorize: redirect_uri not registered",
+		         t->id);
+		authorize_error(req, "The device asked for a redirect that is "
+		                     "not registered.");
+		return EB_HANDLED;
+	}
+	if (rtype == NULL || strcmp(rtype, "code") != 0 ||
+	    (state != NULL && strlen(state) > 512) ||
+	    (scope != NULL && strlen(scope) > 512) || flow == NULL ||
+	    strlen(flow) > 128) {
+		struct eb_buf b;
+
+		/* the redirect URI is the registered one: errors go back */
+		eb_buf_init(&b, 2048);
+		eb_buf_printf(&b, "%s?error=%s", ruri,
+		              rtype == NULL || strcmp(rtype, "code") != 0
+		                  ? "unsupported_response_type"
+		                  : "invalid_request");
+		if (state != NULL && strlen(state) <= 512) {
+			eb_buf_addstr(&b, "&state=");
+			eb_http_urlencode(&b, state);
+		}
+		eb_resp_header(req, "Location", eb_buf_str(&b));
+		eb_resp_header(req, "Cache-Control", "no-store");
+		eb_resp_set_static(req, 302, "text/plain; charset=utf-8",
+		                   "error\n", 6);
+		eb_buf_finish(&b);
+		return EB_HANDLED;
+	}
+	if ((j = eb_calloc(1, sizeof(*j))) == NULL)
+		return EB_HANDLED;
+	j->req = req;
+	j->t = t;
+	j->kind = EB_STORE_FLOW_OAUTH2_AUTHORIZE;
+	j->flow_id = eb_strdup(flow);
+	j->client_id = eb_strdup(client_id);
+	j->redirect_uri = eb_strdup(ruri);
+	j->device_state = state ? eb_strdup(state) : NULL;
+	j->scope = eb_strdup(scope ? scope : t->oauth2.scope);
+	if (hint != NULL && strlen(hint) <= MAX_TYPED)
+		j->typed = eb_strdup(hint);
+	if (j->flow_id == NULL || j->client_id == NULL ||
+	    j->redirect_uri == NULL || j->scope == NULL) {
+		job_free(j);
+		return EB_HANDLED;
+	}
+	return submit(req, j, start_job);
 }
