@@ -10,7 +10,7 @@ libmicrohttpd-dev libcurl4-openssl-dev libssl-dev openssl
 libcjose-dev libjansson-dev libplist-dev libplist-utils libsqlite3-dev sqlite3
 liboauth2-dev libcmocka-dev
 curl ca-certificates python3
-wrk nginx-light
+wrk nginx-light chromium
 "
 
 missing=""

@@ -13,6 +13,10 @@ if [ -f tests/idp/package-lock.json ]; then
 	echo "== test IdP: npm ci" >&2
 	(cd tests/idp && npm ci --no-audit --no-fund --loglevel=error >&2)
 fi
+if [ -f tests/browser/package-lock.json ]; then
+	echo "== browser test driver: npm ci" >&2
+	(cd tests/browser && npm ci --no-audit --no-fund --loglevel=error >&2)
+fi
 
 echo "== build (optimised)" >&2
 cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null

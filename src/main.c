@@ -24,6 +24,8 @@
 #include <openssl/crypto.h>
 
 #include "cli/discover.h"
+#include "cli/grants.h"
+#include "cli/keys.h"
 #include "cli/map.h"
 #include "core/config.h"
 #include "core/env.h"
@@ -37,6 +39,7 @@
 #include "http/server.h"
 #include "oidc/oidc.h"
 #include "store/store.h"
+#include "token/token.h"
 
 #define DRAIN_MS         10000
 #define SWEEP_EVERY      60 /* seconds between sweeps of expired flows, codes */
@@ -46,14 +49,18 @@
 static void
 usage(FILE *f)
 {
-	fprintf(f,
-	        "usage: enrollbridge serve -c FILE\n"
-	        "       enrollbridge check-config -c FILE\n"
-	        "       enrollbridge discover USER@DOMAIN [--base URL] "
-	        "[--model-family F] [--cafile PEM] [--json]\n"
-	        "       enrollbridge map -c FILE --tenant T --claims FILE.json "
-	        "[--typed USER@DOMAIN]\n"
-	        "       enrollbridge version\n");
+	fprintf(
+	    f, "usage: enrollbridge serve -c FILE\n"
+	       "       enrollbridge check-config -c FILE\n"
+	       "       enrollbridge discover USER@DOMAIN [--base URL] "
+	       "[--model-family F] [--cafile PEM] [--json]\n"
+	       "       enrollbridge map -c FILE --tenant T --claims FILE.json "
+	       "[--typed USER@DOMAIN]\n"
+	       "       enrollbridge keys list|rotate -c FILE\n"
+	       "       enrollbridge grants list -c FILE [--tenant T] [--json]\n"
+	       "       enrollbridge grants revoke -c FILE GRANT_ID "
+	       "[--reason TEXT]\n"
+	       "       enrollbridge version\n");
 }
 
 /* Parse "-c FILE" / "--config FILE"; returns the path or NULL. */
@@ -179,6 +186,12 @@ cmd_serve(int argc, char **argv)
 		log_errx("%s: %s", cfg->file, err);
 		goto out;
 	}
+	if ((env->signer = eb_signer_open(env->store, env->seal_key,
+	                                  eb_signer_max_ttl(cfg), err,
+	                                  sizeof(err))) == NULL) {
+		log_errx("%s: signing keys: %s", cfg->file, err);
+		goto out;
+	}
 	{
 		struct eb_oidc_opts oo;
 
@@ -213,6 +226,8 @@ cmd_serve(int argc, char **argv)
 			                   &removed) == EB_STORE_OK &&
 			    removed > 0)
 				log_debug("swept %zu expired records", removed);
+			/* picks up `keys rotate` made by another process */
+			eb_signer_refresh(env->signer);
 			continue;
 		}
 		if (sig == SIGHUP) {
@@ -234,6 +249,7 @@ out:
 	eb_server_stop(env->server);
 	eb_workq_destroy(env->workq);
 	eb_oidc_destroy(env->oidc);
+	eb_signer_close(env->signer);
 	OPENSSL_cleanse(env->seal_key, sizeof(env->seal_key));
 	eb_store_close(env->store);
 	eb_metrics_destroy(env->metrics);
@@ -268,7 +284,8 @@ static const struct {
 } commands[] = {
     {"serve", cmd_serve},       {"check-config", cmd_check_config},
     {"discover", cmd_discover}, {"map", cmd_map},
-    {"version", cmd_version},
+    {"version", cmd_version},   {"keys", eb_cli_keys},
+    {"grants", eb_cli_grants},
 };
 
 int

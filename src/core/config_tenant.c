@@ -321,8 +321,9 @@ parse_tokens(struct eb_cfg_ctx *c, const json_t *root,
 #define TK(k, d, lo, hi) {#k, offsetof(struct eb_tokens_config, k), d, lo, hi}
 	    TK(access_ttl, 3600, 60, 7 * 86400),
 	    TK(refresh_ttl, 7776000, 3600, 10 * 366 * 86400),
-	    TK(upstream_renew_interval, 3600, 60, 7 * 86400),
-	    TK(upstream_grace, 86400, 60, 90 * 86400),
+	    /* minimum 1 s: tests shorten the renewal cycle and grace */
+	    TK(upstream_renew_interval, 3600, 1, 7 * 86400),
+	    TK(upstream_grace, 86400, 1, 90 * 86400),
 	    TK(renew_concurrency, 4, 1, 256),
 	    TK(code_ttl, 60, 10, 600),
 	    TK(login_ttl, 600, 60, 3600),

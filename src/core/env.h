@@ -17,6 +17,7 @@ struct eb_metrics;
 struct eb_server;
 struct eb_oidc;
 struct eb_workq;
+struct eb_signer;
 
 #define EB_SEAL_KEY_BYTES 32
 
@@ -30,6 +31,7 @@ struct eb_env {
 	struct eb_server *server;
 	struct eb_oidc *oidc;   /* upstream OIDC caches, shared by tenants */
 	struct eb_workq *workq; /* where handlers send blocking upstream work */
+	struct eb_signer *signer; /* our token signing keys (token/token.h) */
 	/* key sealing upstream secrets at rest (state_dir/seal.key) */
 	uint8_t seal_key[EB_SEAL_KEY_BYTES];
 };

@@ -23,6 +23,14 @@ int eb_enroll_challenge(struct eb_request *req, const struct eb_tenant *t);
 int eb_handle_auth_start(struct eb_request *req);
 int eb_handle_oidc_callback(struct eb_request *req);
 int eb_handle_oauth2_authorize(struct eb_request *req);
+/* oauth2.c: the apple-oauth2 token endpoint */
+int eb_handle_oauth2_token(struct eb_request *req);
+/* oauth2_meta.c: JWKS and RFC 8414 metadata */
+int eb_handle_jwks(struct eb_request *req);
+int eb_handle_oauth2_metadata(struct eb_request *req);
+/* oauth2_introspect.c: RFC 7662 introspection, RFC 7009 revocation */
+int eb_handle_oauth2_introspect(struct eb_request *req);
+int eb_handle_oauth2_revoke(struct eb_request *req);
 /* health.c */
 int eb_handle_healthz(struct eb_request *req);
 int eb_handle_readyz(struct eb_request *req);

@@ -41,6 +41,7 @@
 #include "jose/seal.h"
 #include "oidc/oidc.h"
 #include "store/store.h"
+#include "token/token.h"
 
 #define COOKIE_NAME "eb_login"
 #define MAX_PARAM   4096 /* code, state, iss, error... */
@@ -320,8 +321,8 @@ issue(struct eb_request *req, const struct eb_tenant *t,
 {
 	struct eb_env *env = eb_req_env(req);
 	struct eb_store_grant g;
-	struct eb_store_token st;
-	char hash[EB_STORE_HASH_HEXLEN + 1], *raw = NULL, *gid;
+	struct eb_access_claims ac;
+	char hash[EB_STORE_HASH_HEXLEN + 1], *raw = NULL, *gid, *extra = NULL;
 	uint8_t *sealed = NULL;
 	size_t sealed_len = 0;
 	int64_t now = (int64_t)time(NULL);
@@ -358,6 +359,20 @@ issue(struct eb_request *req, const struct eb_tenant *t,
 		g.upstream_next_at = now + t->tokens.upstream_renew_interval;
 	}
 	g.upstream_renewed_at = now;
+	if (tok->refresh_token == NULL)
+		log_info("tenant %s: the IdP gave no refresh token: grant %s "
+		         "is not renewed silently",
+		         t->id, gid);
+	if (tok->sub != NULL) {
+		/* the ID token's own sub, which the silent renewal checks
+		 * refreshed ID tokens against (Entra's subject is tid:oid) */
+		json_t *x = json_pack("{s:s}", "sub", tok->sub);
+
+		extra = x != NULL ? json_dumps(x, JSON_COMPACT) : NULL;
+		json_decref(x);
+		if ((g.extra = extra) == NULL)
+			goto out;
+	}
 	if (eb_store_grant_create(env->store, &g) != EB_STORE_OK)
 		goto out;
 	if ((raw = eb_rand_token(32)) == NULL ||
@@ -380,20 +395,25 @@ issue(struct eb_request *req, const struct eb_tenant *t,
 			goto fail;
 		goto out;
 	}
-	memset(&st, 0, sizeof(st));
-	st.hash = hash;
-	st.kind = EB_STORE_TOKEN_WEB;
-	st.tenant = t->id;
-	st.grant_id = gid;
-	st.created = now;
-	st.expires = g.expires;
-	if (eb_store_token_put(env->store, &st) != EB_STORE_OK)
-		goto fail;
+	/* apple-as-web: the device gets an access token (RFC 9068) that
+	 * lives as long as its grant; eb_token_issue stores its hash */
+	eb_free_secret_str(raw);
+	memset(&ac, 0, sizeof(ac));
+	ac.grant_id = gid;
+	ac.sub = map->managed_apple_id;
+	ac.managed_apple_id = map->managed_apple_id;
+	ac.enrollment_mode = g.enrollment_mode;
+	ac.client_id = t->oauth2.client_id;
+	ac.iat = now;
+	ac.exp = g.expires;
+	raw = eb_token_issue(env->signer, env->store, eb_req_config(req), t,
+	                     &ac, EB_STORE_TOKEN_WEB);
 	goto out;
 fail:
 	eb_free_secret_str(raw);
 	raw = NULL;
 out:
+	eb_free(extra);
 	eb_free(sealed);
 	eb_free(gid);
 	return raw;
@@ -403,9 +423,16 @@ static void
 deny_page(struct eb_request *req, const struct eb_policy_verdict *v)
 {
 	struct eb_buf b;
+	size_t n;
 
+	/* "Reason. Hint" as sentences, whatever case the reason came in */
 	eb_buf_init(&b, 2048);
 	eb_buf_addstr(&b, v->reason);
+	if (b.len > 0 && b.data[0] >= 'a' && b.data[0] <= 'z')
+		b.data[0] = (char)(b.data[0] - 'a' + 'A');
+	n = b.len;
+	if (n > 0 && strchr(".!?", b.data[n - 1]) == NULL)
+		eb_buf_addc(&b, '.');
 	if (v->hint[0] != '\0') {
 		eb_buf_addc(&b, ' ');
 		eb_buf_addstr(&b, v->hint);
@@ -443,9 +470,14 @@ callback_job(void *arg)
 	eb_identity_init(&id);
 	eb_buf_init(&loc, 8192);
 
+	/*
+	 * Look, check the browser, then take: a callback from a browser that
+	 * did not start this sign-in (or for another tenant) must not use up
+	 * the flow of the person who did. The take is the single-use step.
+	 */
 	if (j->state == NULL ||
-	    eb_store_flow_take(env->store, EB_STORE_FLOW_BY_STATE, j->state,
-	                       now, &f) != EB_STORE_OK ||
+	    eb_store_flow_get(env->store, EB_STORE_FLOW_BY_STATE, j->state, now,
+	                      &f) != EB_STORE_OK ||
 	    f.tenant == NULL || strcmp(f.tenant, t->id) != 0 ||
 	    f.upstream_nonce == NULL || f.browser_binding == NULL) {
 		log_info("tenant %s: callback with an unknown, used or "
@@ -460,9 +492,18 @@ callback_job(void *arg)
 	    !eb_str_ct_eq(hash, strlen(hash), f.browser_binding,
 	                  strlen(f.browser_binding))) {
 		log_warnx("tenant %s: callback from a browser that did not "
-		          "start this sign-in (cookie %s); flow discarded",
+		          "start this sign-in (cookie %s); refused",
 		          t->id, j->cookie ? "mismatch" : "missing");
 		count_error(req, "browser_mismatch");
+		expired_page(req);
+		goto out;
+	}
+	eb_store_flow_finish(&f);
+	if (eb_store_flow_take(env->store, EB_STORE_FLOW_BY_STATE, j->state,
+	                       now, &f) != EB_STORE_OK) {
+		log_info("tenant %s: callback raced another for the same state",
+		         t->id);
+		count_error(req, "state_unknown");
 		expired_page(req);
 		goto out;
 	}
@@ -500,12 +541,15 @@ callback_job(void *arg)
 		          oerr.reason);
 		count_error(req, oerr.code[0] ? oerr.code : "oidc");
 		if (oerr.kind == EB_OIDC_E_POLICY) {
-			eb_policy_deny(&v, oerr.code,
-			               "Contact your IT "
-			               "department if you "
-			               "think this is wrong.",
-			               "Your account is not allowed to enroll "
-			               "devices here.");
+			/* the provider's reason is written for the person */
+			eb_policy_deny(
+			    &v, oerr.code,
+			    "Contact your IT department if you think "
+			    "this is wrong.",
+			    "%s",
+			    oerr.reason[0] ? oerr.reason
+			                   : "Your account is not allowed "
+			                     "to enroll devices here");
 			eb_policy_audit(env->store, t, id.subject ? &id : NULL,
 			                NULL, f.user_identifier, &v, now);
 			deny_page(req, &v);

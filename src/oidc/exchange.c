@@ -490,8 +490,15 @@ eb_oidc_finish(struct eb_oidc *o, const struct eb_tenant *t,
 		               "claims without a subject");
 		goto out;
 	}
-	if (apply_provider(o, t, prov, &ident, tk.access_token, err))
+	if (apply_provider(o, t, prov, &ident, tk.access_token, err)) {
+		/* a validated person refused by a rule: the caller audits who
+		 */
+		if (err->kind == EB_OIDC_E_POLICY && id != NULL) {
+			*id = ident;
+			eb_identity_init(&ident);
+		}
 		goto out;
+	}
 	if ((tk.sub = eb_strdup(
 	         json_string_value(json_object_get(claims, "sub")))) == NULL) {
 		eb_oidc_seterr(err, EB_OIDC_E_INTERNAL, "nomem", "no memory");

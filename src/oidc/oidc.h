@@ -104,7 +104,9 @@ void eb_oidc_request_finish(struct eb_oidc_request *r);
  * strictly (alg allow-list and key type before any signature call, iss via
  * the provider, aud, azp, exp, iat, nonce), read userinfo when configured,
  * apply the provider's rules and resolve groups when the tenant needs them.
- * Fills id and tokens (either may be NULL to discard).
+ * Fills id and tokens (either may be NULL to discard). On EB_OIDC_E_POLICY
+ * id is filled too, with the validated person a rule refused, so that the
+ * caller can audit who it was; err->reason is then fit to show them.
  */
 int eb_oidc_finish(struct eb_oidc *o, const struct eb_tenant *t,
     const char *redirect_uri, const char *code, const char *verifier,

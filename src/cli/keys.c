@@ -1,0 +1,157 @@
+/*
+ * The keys command (keys.h): list and rotate the token signing keys. It
+ * works on the store directly, with the state_dir seal key, so it runs
+ * beside a live server; the server notices a rotation on its own.
+ */
+#include "cli/keys.h"
+
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#include <openssl/crypto.h>
+
+#include "core/config.h"
+#include "core/statedir.h"
+#include "jose/jose.h"
+#include "store/store.h"
+#include "token/token.h"
+
+static void
+usage(void)
+{
+	fprintf(stderr, "usage: enrollbridge keys list -c FILE\n"
+	                "       enrollbridge keys rotate -c FILE\n");
+}
+
+/* "-c FILE" / "--config FILE" / "--config=FILE" after the action. */
+static const char *
+config_path(int argc, char **argv)
+{
+	const char *path = NULL;
+	int i;
+
+	for (i = 2; i < argc; i++) {
+		if ((strcmp(argv[i], "-c") == 0 ||
+		     strcmp(argv[i], "--config") == 0) &&
+		    i + 1 < argc)
+			path = argv[++i];
+		else if (strncmp(argv[i], "--config=", 9) == 0)
+			path = argv[i] + 9;
+		else {
+			fprintf(stderr, "keys: %s is not an option\n", argv[i]);
+			return NULL;
+		}
+	}
+	if (path == NULL)
+		fprintf(stderr, "keys: -c FILE is required\n");
+	return path;
+}
+
+static void
+iso(int64_t t, char *out, size_t outlen)
+{
+	time_t tt = (time_t)t;
+	struct tm tm;
+
+	if (t == 0 || gmtime_r(&tt, &tm) == NULL ||
+	    strftime(out, outlen, "%Y-%m-%dT%H:%M:%SZ", &tm) == 0)
+		snprintf(out, outlen, "-");
+}
+
+static int
+list(struct eb_store *store, const uint8_t seal_key[32])
+{
+	struct eb_store_key_list l;
+	char created[32], not_after[32];
+	size_t i;
+	int have_current = 0;
+
+	if (eb_store_key_list(store, NULL, &l) != EB_STORE_OK) {
+		fprintf(stderr, "keys: cannot list the signing keys\n");
+		return 1;
+	}
+	for (i = 0; i < l.n; i++) {
+		const struct eb_store_key *k = &l.v[i];
+		const char *state = "retired";
+		int usable;
+
+		if (k->tenant != NULL && k->tenant[0] != '\0')
+			continue;
+		usable = eb_signer_key_usable(seal_key, k);
+		/* the signer's rule: the newest usable key not retired */
+		if (k->retired_at == 0) {
+			state = !have_current && usable ? "current" : "standby";
+			if (usable)
+				have_current = 1;
+		}
+		iso(k->created, created, sizeof(created));
+		iso(k->not_after, not_after, sizeof(not_after));
+		printf("%s %s %s %s%s\n", k->kid, state, created, not_after,
+		       usable ? "" : " unusable");
+	}
+	eb_store_key_list_finish(&l);
+	return 0;
+}
+
+static int
+rotate(struct eb_store *store, const uint8_t seal_key[32],
+       const struct eb_config *cfg)
+{
+	char kid[EB_JOSE_MAX_KID + 1], err[256];
+
+	if (eb_signer_rotate(store, seal_key, eb_signer_max_ttl(cfg), kid,
+	                     sizeof(kid), err, sizeof(err)) != 0) {
+		fprintf(stderr, "keys: rotation failed: %s\n", err);
+		return 1;
+	}
+	printf("%s\n", kid);
+	return 0;
+}
+
+int
+eb_cli_keys(int argc, char **argv)
+{
+	struct eb_config_error cerr;
+	struct eb_config *cfg = NULL;
+	struct eb_store *store = NULL;
+	const char *path;
+	uint8_t seal_key[32];
+	char err[512];
+	int rc = 1, do_rotate;
+
+	if (argc < 2 ||
+	    (strcmp(argv[1], "list") != 0 && strcmp(argv[1], "rotate") != 0)) {
+		usage();
+		return 2;
+	}
+	do_rotate = strcmp(argv[1], "rotate") == 0;
+	if ((path = config_path(argc, argv)) == NULL) {
+		usage();
+		return 2;
+	}
+	memset(&cerr, 0, sizeof(cerr));
+	if ((cfg = eb_config_load(path, &cerr)) == NULL) {
+		fprintf(stderr, "keys: %s: %s: %s\n",
+		        cerr.file[0] ? cerr.file : path,
+		        cerr.key[0] ? cerr.key : "-", cerr.reason);
+		return 1;
+	}
+	if (eb_statedir_prepare(cfg->state_dir, err, sizeof(err)) == -1 ||
+	    eb_statedir_key(cfg->state_dir, "seal.key", seal_key,
+	                    sizeof(seal_key), err, sizeof(err)) == -1) {
+		fprintf(stderr, "keys: %s\n", err);
+		goto out;
+	}
+	if ((store = eb_store_open(NULL, cfg->database, err, sizeof(err))) ==
+	    NULL) {
+		fprintf(stderr, "keys: %s: database: %s\n", cfg->file, err);
+		goto out;
+	}
+	rc = do_rotate ? rotate(store, seal_key, cfg) : list(store, seal_key);
+out:
+	OPENSSL_cleanse(seal_key, sizeof(seal_key));
+	eb_store_close(store);
+	eb_config_unref(cfg);
+	return rc;
+}

@@ -1,0 +1,325 @@
+/*
+ * The apple-oauth2 token endpoint: POST /t/{T}/oauth2/token (PROTOCOL.md
+ * section 3, RFC 6749). The device is a public client identified by the
+ * tenant's oauth2.client_id.
+ *
+ *   authorization_code: the code (single use, bound to client and redirect
+ *     URI, short-lived) redeems to an access token and a refresh token. A
+ *     replayed code revokes what was issued from it (RFC 6749 4.1.2).
+ *   refresh_token: rotates on every use; an old refresh token used again
+ *     outside a 30-second grace window revokes the whole grant. The grant's
+ *     state is consulted, so a revoked or IdP-disabled person gets
+ *     invalid_grant and must sign in again.
+ *
+ * Errors are RFC 6749 JSON; no response is ever cached.
+ */
+#include <stdint.h>
+#include <string.h>
+#include <time.h>
+
+#include "core/buf.h"
+#include "core/config.h"
+#include "core/env.h"
+#include "core/log.h"
+#include "core/mem.h"
+#include "core/rand.h"
+#include "core/str.h"
+#include "handle/handle.h"
+#include "http/form.h"
+#include "store/store.h"
+#include "token/token.h"
+
+#define REFRESH_GRACE 30
+
+static void
+no_cache(struct eb_request *req)
+{
+	eb_resp_header(req, "Cache-Control", "no-store");
+	eb_resp_header(req, "Pragma", "no-cache");
+}
+
+static int
+oauth_error(struct eb_request *req, int status, const char *error,
+            const char *description)
+{
+	struct eb_buf b;
+	char *body;
+	size_t len;
+
+	eb_buf_init(&b, 1024);
+	eb_buf_addstr(&b, "{\"error\":");
+	eb_buf_add_json_str(&b, error);
+	eb_buf_addstr(&b, ",\"error_description\":");
+	eb_buf_add_json_str(&b, description);
+	if (eb_buf_addc(&b, '}') == -1) {
+		eb_buf_finish(&b);
+		return EB_HANDLED;
+	}
+	no_cache(req);
+	if (status == 503)
+		eb_resp_header(req, "Retry-After", "5");
+	if (status == 401)
+		eb_resp_header(req, "WWW-Authenticate",
+		               "Basic realm=\"token\"");
+	body = eb_buf_detach(&b, &len);
+	eb_resp_set_owned(req, status, "application/json", body, len);
+	return EB_HANDLED;
+}
+
+static int
+store_error(struct eb_request *req)
+{
+	return oauth_error(req, 503, "temporarily_unavailable",
+	                   "try again in a moment");
+}
+
+/* A fresh refresh token row for grant g; *raw receives the token. */
+static int
+new_refresh(const struct eb_tenant *t, const struct eb_store_grant *g,
+            int64_t now, char **raw, char hash[EB_STORE_HASH_HEXLEN + 1],
+            struct eb_store_token *tok)
+{
+	int64_t exp = now + t->tokens.refresh_ttl;
+
+	if ((*raw = eb_rand_token(32)) == NULL ||
+	    eb_store_hash_token(*raw, strlen(*raw), hash) != 0)
+		return -1;
+	if (g->expires != 0 && g->expires < exp)
+		exp = g->expires;
+	memset(tok, 0, sizeof(*tok));
+	tok->hash = hash;
+	tok->kind = EB_STORE_TOKEN_REFRESH;
+	tok->tenant = g->tenant;
+	tok->grant_id = g->id;
+	tok->client_id = g->client_id;
+	tok->created = now;
+	tok->expires = exp;
+	return 0;
+}
+
+/* Mint the access token and answer 200 with both tokens. */
+static int
+answer(struct eb_request *req, const struct eb_tenant *t,
+       const struct eb_store_grant *g, const char *refresh, const char *scope,
+       int64_t now)
+{
+	struct eb_env *env = eb_req_env(req);
+	struct eb_access_claims c;
+	struct eb_buf b;
+	char *at, *body;
+	size_t len;
+
+	memset(&c, 0, sizeof(c));
+	c.grant_id = g->id;
+	c.sub = g->managed_apple_id;
+	c.managed_apple_id = g->managed_apple_id;
+	c.enrollment_mode = g->enrollment_mode;
+	c.client_id = g->client_id ? g->client_id : t->oauth2.client_id;
+	c.scope = scope;
+	c.iat = now;
+	c.exp = now + t->tokens.access_ttl;
+	if (g->expires != 0 && g->expires < c.exp)
+		c.exp = g->expires;
+	at = eb_token_issue(env->signer, env->store, eb_req_config(req), t, &c,
+	                    EB_STORE_TOKEN_ACCESS);
+	if (at == NULL)
+		return store_error(req);
+	eb_buf_init(&b, 16384);
+	eb_buf_addstr(&b, "{\"token_type\":\"Bearer\",\"access_token\":");
+	eb_buf_add_json_str(&b, at);
+	eb_buf_printf(&b, ",\"expires_in\":%lld,\"refresh_token\":",
+	              (long long)(c.exp - now));
+	eb_buf_add_json_str(&b, refresh);
+	if (scope != NULL) {
+		eb_buf_addstr(&b, ",\"scope\":");
+		eb_buf_add_json_str(&b, scope);
+	}
+	eb_free_secret_str(at);
+	if (eb_buf_addc(&b, '}') == -1) {
+		eb_buf_finish_secret(&b);
+		return store_error(req);
+	}
+	no_cache(req);
+	body = eb_buf_detach(&b, &len);
+	eb_resp_set_owned(req, 200, "application/json", body, len);
+	return EB_HANDLED;
+}
+
+static int
+grant_usable(const struct eb_store_grant *g, const char *tenant, int64_t now)
+{
+	return g->status == EB_STORE_GRANT_ACTIVE &&
+	       strcmp(g->tenant, tenant) == 0 &&
+	       (g->expires == 0 || g->expires > now);
+}
+
+static int
+code_grant(struct eb_request *req, const struct eb_tenant *t,
+           const struct eb_form *f, int64_t now)
+{
+	struct eb_env *env = eb_req_env(req);
+	const char *code = eb_form_get(f, "code");
+	const char *ruri = eb_form_get(f, "redirect_uri");
+	const char *client_id = eb_form_get(f, "client_id");
+	char hash[EB_STORE_HASH_HEXLEN + 1], rhash[EB_STORE_HASH_HEXLEN + 1];
+	struct eb_store_code c;
+	struct eb_store_grant g;
+	struct eb_store_token rt;
+	char *refresh = NULL;
+	int rc;
+
+	if (code == NULL || ruri == NULL)
+		return oauth_error(req, 400, "invalid_request",
+		                   "code and redirect_uri are required");
+	memset(&c, 0, sizeof(c));
+	memset(&g, 0, sizeof(g));
+	if (eb_store_hash_token(code, strlen(code), hash) != 0)
+		return store_error(req);
+	rc = eb_store_code_consume(env->store, hash, client_id, ruri, now, &c);
+	if (rc == EB_STORE_REPLAY) {
+		log_warnx("tenant %s: authorization code replayed: the grant "
+		          "issued from it is revoked",
+		          t->id);
+		eb_store_code_finish(&c);
+		return oauth_error(req, 400, "invalid_grant",
+		                   "authorization code already used");
+	}
+	if (rc == EB_STORE_ERROR) {
+		eb_store_code_finish(&c);
+		return store_error(req);
+	}
+	if (rc != EB_STORE_OK || strcmp(c.tenant, t->id) != 0) {
+		log_info("tenant %s: token: code not accepted (%s)", t->id,
+		         eb_store_strerror(rc));
+		eb_store_code_finish(&c);
+		return oauth_error(req, 400, "invalid_grant",
+		                   "authorization code invalid or expired");
+	}
+	rc = eb_store_grant_get(env->store, c.grant_id, &g);
+	if (rc != EB_STORE_OK || !grant_usable(&g, t->id, now)) {
+		eb_store_code_finish(&c);
+		eb_store_grant_finish(&g);
+		return rc == EB_STORE_ERROR
+		           ? store_error(req)
+		           : oauth_error(req, 400, "invalid_grant",
+		                         "the grant is no longer valid");
+	}
+	if (new_refresh(t, &g, now, &refresh, rhash, &rt) == -1 ||
+	    eb_store_token_put(env->store, &rt) != EB_STORE_OK)
+		rc = store_error(req);
+	else
+		rc = answer(req, t, &g, refresh, c.scope, now);
+	eb_free_secret_str(refresh);
+	eb_store_code_finish(&c);
+	eb_store_grant_finish(&g);
+	return rc;
+}
+
+static int
+refresh_grant(struct eb_request *req, const struct eb_tenant *t,
+              const struct eb_form *f, int64_t now)
+{
+	struct eb_env *env = eb_req_env(req);
+	const char *old = eb_form_get(f, "refresh_token");
+	const char *client_id = eb_form_get(f, "client_id");
+	char hash[EB_STORE_HASH_HEXLEN + 1], nhash[EB_STORE_HASH_HEXLEN + 1];
+	struct eb_store_token cur, next;
+	struct eb_store_grant g;
+	char *refresh = NULL;
+	int rc;
+
+	if (old == NULL)
+		return oauth_error(req, 400, "invalid_request",
+		                   "refresh_token is required");
+	memset(&cur, 0, sizeof(cur));
+	memset(&g, 0, sizeof(g));
+	if (eb_store_hash_token(old, strlen(old), hash) != 0)
+		return store_error(req);
+	rc = eb_store_token_get(env->store, hash, &cur);
+	if (rc == EB_STORE_ERROR)
+		return store_error(req);
+	if (rc != EB_STORE_OK || cur.kind != EB_STORE_TOKEN_REFRESH ||
+	    strcmp(cur.tenant, t->id) != 0 ||
+	    (cur.client_id != NULL && client_id != NULL &&
+	     strcmp(cur.client_id, client_id) != 0)) {
+		eb_store_token_finish(&cur);
+		return oauth_error(req, 400, "invalid_grant",
+		                   "refresh token invalid");
+	}
+	rc = eb_store_grant_get(env->store, cur.grant_id, &g);
+	if (rc != EB_STORE_OK || !grant_usable(&g, t->id, now)) {
+		log_info("tenant %s: refresh refused: grant no longer valid",
+		         t->id);
+		eb_store_token_finish(&cur);
+		eb_store_grant_finish(&g);
+		return rc == EB_STORE_ERROR
+		           ? store_error(req)
+		           : oauth_error(req, 400, "invalid_grant",
+		                         "sign in again");
+	}
+	if (new_refresh(t, &g, now, &refresh, nhash, &next) == -1) {
+		rc = store_error(req);
+		goto out;
+	}
+	rc = eb_store_token_rotate_refresh(env->store, hash, &next, NULL, now,
+	                                   REFRESH_GRACE, NULL);
+	switch (rc) {
+	case EB_STORE_OK:
+		rc = answer(req, t, &g, refresh, NULL, now);
+		break;
+	case EB_STORE_REUSE:
+		log_warnx("tenant %s: refresh token reused outside the grace "
+		          "window: grant %s revoked",
+		          t->id, g.id);
+		rc = oauth_error(req, 400, "invalid_grant",
+		                 "refresh token reused; sign in again");
+		break;
+	case EB_STORE_ERROR:
+		rc = store_error(req);
+		break;
+	default:
+		rc = oauth_error(req, 400, "invalid_grant", "sign in again");
+	}
+out:
+	eb_free_secret_str(refresh);
+	eb_store_token_finish(&cur);
+	eb_store_grant_finish(&g);
+	return rc;
+}
+
+int
+eb_handle_oauth2_token(struct eb_request *req)
+{
+	const struct eb_tenant *t = eb_req_tenant(req);
+	const char *body, *gt, *client_id;
+	struct eb_form f;
+	char err[128];
+	size_t len;
+	int64_t now = (int64_t)time(NULL);
+	int rc;
+
+	if (t->auth_method != EB_AUTH_OAUTH2)
+		return oauth_error(req, 400, "unauthorized_client",
+		                   "this tenant does not use apple-oauth2");
+	body = eb_req_body(req, &len);
+	if (eb_form_parse(body, len, &f, err, sizeof(err)) == -1)
+		return oauth_error(req, 400, "invalid_request", err);
+	gt = eb_form_get(&f, "grant_type");
+	client_id = eb_form_get(&f, "client_id");
+	if (client_id == NULL ||
+	    !eb_str_ct_eq(client_id, strlen(client_id), t->oauth2.client_id,
+	                  strlen(t->oauth2.client_id)))
+		rc = oauth_error(req, 401, "invalid_client", "unknown client");
+	else if (gt == NULL)
+		rc = oauth_error(req, 400, "invalid_request",
+		                 "grant_type is required");
+	else if (strcmp(gt, "authorization_code") == 0)
+		rc = code_grant(req, t, &f, now);
+	else if (strcmp(gt, "refresh_token") == 0)
+		rc = refresh_grant(req, t, &f, now);
+	else
+		rc = oauth_error(req, 400, "unsupported_grant_type",
+		                 "use authorization_code or refresh_token");
+	eb_form_finish(&f);
+	return rc;
+}

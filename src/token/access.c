@@ -1,0 +1,379 @@
+/*
+ * Our access tokens (RFC 9068, DESIGN.md): minting them for a grant, and
+ * the one check every protected endpoint applies to a presented bearer.
+ *
+ * A token is accepted only when all of these hold: it is at most
+ * EB_TOKEN_MAX_LEN bytes, signed ES256 by one of our published keys with
+ * typ at+jwt, its iss and aud are the tenant's, it has not expired (60 s of
+ * clock skew), the store knows its hash as an active access or web token
+ * of this tenant, and its grant is active, unexpired and of this tenant.
+ * The store is consulted on every check, so a revocation takes effect at
+ * once.
+ */
+#include "token/token.h"
+
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+#include "core/buf.h"
+#include "core/log.h"
+#include "core/mem.h"
+#include "core/rand.h"
+#include "store/store.h"
+
+#define CLOCK_SKEW 60
+#define JTI_BYTES  16
+#define ISS_MAX    2048
+
+static char *
+issuer_of(const struct eb_config *cfg, const struct eb_tenant *t)
+{
+	struct eb_buf b;
+
+	eb_buf_init(&b, ISS_MAX);
+	if (eb_buf_printf(&b, "%s/t/%s", cfg->public_url, t->id) == -1) {
+		eb_buf_finish(&b);
+		return NULL;
+	}
+	return eb_buf_detach(&b, NULL);
+}
+
+static int
+set_str(json_t *o, const char *k, const char *v)
+{
+	if (v == NULL)
+		return 0;
+	return json_object_set_new(o, k, json_string(v));
+}
+
+char *
+eb_token_issue(struct eb_signer *s, struct eb_store *store,
+               const struct eb_config *cfg, const struct eb_tenant *t,
+               const struct eb_access_claims *c, int kind)
+{
+	json_t *claims = NULL;
+	struct eb_store_token st;
+	char hash[EB_STORE_HASH_HEXLEN + 1], *iss = NULL, *jti = NULL;
+	char *tok = NULL;
+	int64_t iat, exp;
+	int rc;
+
+	if (s == NULL || store == NULL || cfg == NULL || t == NULL ||
+	    c == NULL || c->grant_id == NULL || c->sub == NULL ||
+	    (kind != EB_STORE_TOKEN_ACCESS && kind != EB_STORE_TOKEN_WEB))
+		return NULL;
+	iat = c->iat != 0 ? c->iat : (int64_t)time(NULL);
+	exp = c->exp != 0 ? c->exp : iat + t->tokens.access_ttl;
+	if (exp <= iat)
+		return NULL;
+	if ((iss = issuer_of(cfg, t)) == NULL ||
+	    (jti = eb_rand_token(JTI_BYTES)) == NULL ||
+	    (claims = json_object()) == NULL)
+		goto out;
+	rc = set_str(claims, "iss", iss);
+	rc |= set_str(claims, "sub", c->sub);
+	rc |= set_str(claims, "aud", t->mdm.audience);
+	rc |= json_object_set_new(claims, "exp", json_integer(exp));
+	rc |= json_object_set_new(claims, "iat", json_integer(iat));
+	rc |= set_str(claims, "jti", jti);
+	rc |= set_str(claims, "client_id", c->client_id);
+	rc |= set_str(claims, "managed_apple_id", c->managed_apple_id);
+	rc |= set_str(claims, "enrollment_mode", c->enrollment_mode);
+	rc |= set_str(claims, "grant_id", c->grant_id);
+	rc |= set_str(claims, "scope", c->scope);
+	if (rc != 0 || (tok = eb_signer_sign(s, "at+jwt", claims)) == NULL)
+		goto out;
+	if (eb_store_hash_token(tok, strlen(tok), hash) != 0)
+		goto fail;
+	memset(&st, 0, sizeof(st));
+	st.hash = hash;
+	st.kind = kind;
+	st.tenant = t->id;
+	st.grant_id = (char *)(uintptr_t)c->grant_id;
+	st.client_id = (char *)(uintptr_t)c->client_id;
+	st.jti = jti;
+	st.created = iat;
+	st.expires = exp;
+	if ((rc = eb_store_token_put(store, &st)) != EB_STORE_OK) {
+		log_warnx("tenant %s: cannot store a token for grant %s: %s",
+		          t->id, c->grant_id, eb_store_strerror(rc));
+		goto fail;
+	}
+	goto out;
+fail:
+	eb_free_secret_str(tok);
+	tok = NULL;
+out:
+	json_decref(claims);
+	eb_free(jti);
+	eb_free(iss);
+	return tok;
+}
+
+/* ---- the bearer check ---- */
+
+static const char *
+claim_str(json_t *claims, const char *k)
+{
+	json_t *v = json_object_get(claims, k);
+
+	return json_is_string(v) ? json_string_value(v) : NULL;
+}
+
+static int
+claim_int(json_t *claims, const char *k, int64_t *out)
+{
+	json_t *v = json_object_get(claims, k);
+
+	if (!json_is_integer(v))
+		return -1;
+	*out = (int64_t)json_integer_value(v);
+	return 0;
+}
+
+/* aud is our audience, alone or in an array. */
+static int
+aud_ok(json_t *claims, const char *aud)
+{
+	json_t *v = json_object_get(claims, "aud"), *e;
+	size_t i;
+
+	if (json_is_string(v))
+		return strcmp(json_string_value(v), aud) == 0;
+	if (!json_is_array(v))
+		return 0;
+	json_array_foreach(v, i, e)
+	{
+		if (json_is_string(e) && strcmp(json_string_value(e), aud) == 0)
+			return 1;
+	}
+	return 0;
+}
+
+static int
+dup_into(char **dst, const char *src)
+{
+	if (src == NULL)
+		return 0;
+	return (*dst = eb_strdup(src)) == NULL ? -1 : 0;
+}
+
+/* The token's claims only: signature, typ, iss, aud, exp. */
+static int
+check_claims(struct eb_signer *s, const struct eb_config *cfg,
+             const struct eb_tenant *t, const char *token, int64_t now,
+             json_t **claimsp)
+{
+	json_t *claims = NULL;
+	char *iss = NULL;
+	const char *v;
+	int64_t exp, iat, nbf;
+	int r = EB_BEARER_MALFORMED;
+
+	if (eb_signer_verify(s, token, "at+jwt", &claims) != 0)
+		return EB_BEARER_MALFORMED;
+	if ((iss = issuer_of(cfg, t)) == NULL) {
+		r = EB_BEARER_ERROR;
+		goto out;
+	}
+	if (claim_int(claims, "exp", &exp) != 0 ||
+	    claim_str(claims, "jti") == NULL ||
+	    claim_str(claims, "grant_id") == NULL ||
+	    (v = claim_str(claims, "iss")) == NULL)
+		goto out;
+	if (strcmp(v, iss) != 0 || !aud_ok(claims, t->mdm.audience)) {
+		r = EB_BEARER_WRONG_TENANT;
+		goto out;
+	}
+	if (now > exp + CLOCK_SKEW) {
+		r = EB_BEARER_EXPIRED;
+		goto out;
+	}
+	if ((claim_int(claims, "iat", &iat) == 0 && iat > now + CLOCK_SKEW) ||
+	    (claim_int(claims, "nbf", &nbf) == 0 && nbf > now + CLOCK_SKEW))
+		goto out;
+	r = EB_BEARER_OK;
+	*claimsp = claims;
+	claims = NULL;
+out:
+	eb_free(iss);
+	json_decref(claims);
+	return r;
+}
+
+/* The store's view: token row, then its grant. */
+static int
+check_store(struct eb_store *store, const struct eb_tenant *t,
+            const char *token, json_t *claims, int64_t now, struct eb_bearer *b)
+{
+	struct eb_store_token st;
+	struct eb_store_grant g;
+	char hash[EB_STORE_HASH_HEXLEN + 1];
+	const char *gid = claim_str(claims, "grant_id");
+	const char *jti = claim_str(claims, "jti");
+	int rc, r;
+
+	memset(&st, 0, sizeof(st));
+	memset(&g, 0, sizeof(g));
+	if (eb_store_hash_token(token, strlen(token), hash) != 0)
+		return EB_BEARER_ERROR;
+	rc = eb_store_token_get(store, hash, &st);
+	if (rc == EB_STORE_NOT_FOUND)
+		return EB_BEARER_UNKNOWN;
+	if (rc != EB_STORE_OK)
+		return EB_BEARER_ERROR;
+	if ((st.kind != EB_STORE_TOKEN_ACCESS &&
+	     st.kind != EB_STORE_TOKEN_WEB) ||
+	    st.grant_id == NULL || strcmp(st.grant_id, gid) != 0 ||
+	    (st.jti != NULL && strcmp(st.jti, jti) != 0)) {
+		r = EB_BEARER_MALFORMED;
+		goto out;
+	}
+	if (st.tenant == NULL || strcmp(st.tenant, t->id) != 0) {
+		r = EB_BEARER_WRONG_TENANT;
+		goto out;
+	}
+	if (st.status != EB_STORE_TOKEN_ACTIVE) {
+		r = EB_BEARER_REVOKED;
+		goto out;
+	}
+	if (st.expires != 0 && now > st.expires + CLOCK_SKEW) {
+		r = EB_BEARER_EXPIRED;
+		goto out;
+	}
+	rc = eb_store_grant_get(store, st.grant_id, &g);
+	if (rc == EB_STORE_NOT_FOUND) {
+		r = EB_BEARER_REVOKED;
+		goto out;
+	}
+	if (rc != EB_STORE_OK) {
+		r = EB_BEARER_ERROR;
+		goto out;
+	}
+	if (g.tenant == NULL || strcmp(g.tenant, t->id) != 0) {
+		r = EB_BEARER_WRONG_TENANT;
+		goto out;
+	}
+	if (g.status != EB_STORE_GRANT_ACTIVE ||
+	    (g.expires != 0 && now >= g.expires)) {
+		r = EB_BEARER_REVOKED;
+		goto out;
+	}
+	r = EB_BEARER_ERROR;
+	if (dup_into(&b->grant_id, g.id) != 0 ||
+	    dup_into(&b->managed_apple_id, g.managed_apple_id) != 0 ||
+	    dup_into(&b->enrollment_mode, g.enrollment_mode) != 0 ||
+	    dup_into(&b->client_id, claim_str(claims, "client_id")
+	                                ? claim_str(claims, "client_id")
+	                                : g.client_id) != 0 ||
+	    dup_into(&b->binding_kind, g.binding_kind) != 0 ||
+	    dup_into(&b->binding_value, g.binding_value) != 0 ||
+	    dup_into(&b->jti, jti) != 0 ||
+	    claim_int(claims, "exp", &b->exp) != 0)
+		goto out;
+	b->claims = json_incref(claims);
+	r = EB_BEARER_OK;
+out:
+	eb_store_token_finish(&st);
+	eb_store_grant_finish(&g);
+	return r;
+}
+
+int
+eb_bearer_check(struct eb_signer *s, struct eb_store *store,
+                const struct eb_config *cfg, const struct eb_tenant *t,
+                const char *token, int64_t now, struct eb_bearer *b)
+{
+	json_t *claims = NULL;
+	int r;
+
+	memset(b, 0, sizeof(*b));
+	if (token == NULL || token[0] == '\0')
+		return EB_BEARER_MISSING;
+	if (strnlen(token, EB_TOKEN_MAX_LEN + 1) > EB_TOKEN_MAX_LEN)
+		return EB_BEARER_MALFORMED;
+	if (s == NULL || store == NULL || cfg == NULL || t == NULL)
+		return EB_BEARER_ERROR;
+	if ((r = check_claims(s, cfg, t, token, now, &claims)) != EB_BEARER_OK)
+		return r;
+	r = check_store(store, t, token, claims, now, b);
+	json_decref(claims);
+	if (r != EB_BEARER_OK)
+		eb_bearer_finish(b);
+	return r;
+}
+
+/* RFC 6750 b64token characters. */
+static int
+b64token_char(unsigned char c)
+{
+	return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
+	       (c >= '0' && c <= '9') || c == '-' || c == '.' || c == '_' ||
+	       c == '~' || c == '+' || c == '/';
+}
+
+const char *
+eb_bearer_from_header(const char *authorization)
+{
+	const char *p;
+	size_t i;
+
+	if (authorization == NULL ||
+	    strncasecmp(authorization, "Bearer ", 7) != 0)
+		return NULL;
+	p = authorization + 7;
+	while (*p == ' ')
+		p++;
+	for (i = 0; b64token_char((unsigned char)p[i]); i++)
+		if (i > EB_TOKEN_MAX_LEN)
+			return NULL;
+	while (p[i] == '=')
+		i++;
+	/* one token, nothing after it */
+	if (i == 0 || p[i] != '\0')
+		return NULL;
+	return p;
+}
+
+const char *
+eb_bearer_result_name(int r)
+{
+	switch (r) {
+	case EB_BEARER_OK:
+		return "ok";
+	case EB_BEARER_MISSING:
+		return "missing";
+	case EB_BEARER_MALFORMED:
+		return "malformed";
+	case EB_BEARER_EXPIRED:
+		return "expired";
+	case EB_BEARER_REVOKED:
+		return "revoked";
+	case EB_BEARER_UNKNOWN:
+		return "unknown";
+	case EB_BEARER_WRONG_TENANT:
+		return "wrong_tenant";
+	case EB_BEARER_WRONG_BINDING:
+		return "wrong_binding";
+	case EB_BEARER_ERROR:
+		return "error";
+	}
+	return "invalid";
+}
+
+void
+eb_bearer_finish(struct eb_bearer *b)
+{
+	if (b == NULL)
+		return;
+	eb_free(b->grant_id);
+	eb_free(b->managed_apple_id);
+	eb_free(b->enrollment_mode);
+	eb_free(b->client_id);
+	eb_free(b->binding_kind);
+	eb_free(b->binding_value);
+	eb_free(b->jti);
+	json_decref(b->claims);
+	memset(b, 0, sizeof(*b));
+}

@@ -1,0 +1,603 @@
+/*
+ * The signer: our ES256 signing keys, kept in the store's signing_keys
+ * table with their private halves sealed (AES-GCM under the state_dir seal
+ * key, associated data = kid), and everything made from them: the signing
+ * key, the published JWKS, and the key set our own tokens are verified
+ * against.
+ *
+ * The newest key that is not retired signs. A retired key stays published
+ * (and accepted) until its not_after. A key is only trusted when its sealed
+ * private half opens under our seal key: a row slipped into the database by
+ * someone without that key is ignored, never published.
+ *
+ * A loaded key set is an immutable, reference-counted snapshot. Readers
+ * take a reference under a short mutex; a reload builds a new snapshot off
+ * to the side and swaps it in. Reloading is cheap when nothing changed: one
+ * listing of the (small) key table, compared by fingerprint.
+ */
+#include "token/token.h"
+
+#include <pthread.h>
+#include <string.h>
+#include <time.h>
+
+#include <openssl/crypto.h>
+
+#include "core/buf.h"
+#include "core/log.h"
+#include "core/mem.h"
+#include "jose/jose.h"
+#include "jose/seal.h"
+#include "store/store.h"
+
+/* How long after a rotation a running server may keep signing with the old
+ * key before it notices (its periodic refresh), plus clock skew: added to
+ * the retired key's publication so every token it signed stays verifiable. */
+#define ROTATE_MARGIN 600
+/* The JWKS and signing paths look at the store at most this often. */
+#define LAZY_REFRESH_EVERY 2
+/* A token with an unknown kid makes us look at the store at most this often
+ * (anyone can send one). */
+#define UNKNOWN_KID_REFRESH_EVERY 5
+#define FP_MAX                    (64 * 1024)
+#define JWKS_MAX                  (64 * 1024)
+
+/* One loaded key set; immutable once published. */
+struct keyset {
+	unsigned refs; /* guarded by the signer's lock */
+	struct eb_jose_key *current;
+	char *jwks_json;
+	size_t jwks_len;
+	struct eb_jose_jwks *jwks;
+	char *fp;            /* fingerprint of the rows it was built from */
+	int64_t next_change; /* earliest not_after of a published key, or 0 */
+};
+
+struct eb_signer {
+	struct eb_store *store;
+	uint8_t seal_key[EB_SEAL_KEY_LEN];
+	int64_t max_ttl;
+	pthread_mutex_t lock; /* ks, refs, last_* */
+	pthread_mutex_t reload_lock;
+	struct keyset *ks;
+	int64_t last_check;
+	int64_t last_unknown;
+};
+
+static void
+keyset_free(struct keyset *ks)
+{
+	if (ks == NULL)
+		return;
+	eb_jose_key_destroy(ks->current);
+	eb_free(ks->jwks_json);
+	eb_jose_jwks_release(ks->jwks);
+	eb_free(ks->fp);
+	eb_free(ks);
+}
+
+static struct keyset *
+ks_get(struct eb_signer *s)
+{
+	struct keyset *ks;
+
+	pthread_mutex_lock(&s->lock);
+	if ((ks = s->ks) != NULL)
+		ks->refs++;
+	pthread_mutex_unlock(&s->lock);
+	return ks;
+}
+
+static void
+ks_put(struct eb_signer *s, struct keyset *ks)
+{
+	int last;
+
+	if (ks == NULL)
+		return;
+	pthread_mutex_lock(&s->lock);
+	last = --ks->refs == 0;
+	pthread_mutex_unlock(&s->lock);
+	if (last)
+		keyset_free(ks);
+}
+
+static int
+is_shared(const struct eb_store_key *k)
+{
+	return k->tenant == NULL || k->tenant[0] == '\0';
+}
+
+static int
+is_published(const struct eb_store_key *k, int64_t now)
+{
+	return k->retired_at == 0 || k->not_after == 0 || k->not_after > now;
+}
+
+/* The fingerprint of the rows that matter: any change means a reload. */
+static char *
+fingerprint(const struct eb_store_key_list *l)
+{
+	struct eb_buf b;
+	size_t i;
+
+	eb_buf_init(&b, FP_MAX);
+	for (i = 0; i < l->n; i++) {
+		const struct eb_store_key *k = &l->v[i];
+
+		if (!is_shared(k) || k->kid == NULL)
+			continue;
+		if (eb_buf_printf(&b, "%s|%lld|%lld|%lld;", k->kid,
+		                  (long long)k->created,
+		                  (long long)k->retired_at,
+		                  (long long)k->not_after) == -1) {
+			eb_buf_finish(&b);
+			return NULL;
+		}
+	}
+	return eb_buf_detach(&b, NULL);
+}
+
+/* The private key of row k, when its sealed half opens under seal_key. */
+static struct eb_jose_key *
+unseal(const uint8_t seal_key[EB_SEAL_KEY_LEN], const struct eb_store_key *k)
+{
+	struct eb_jose_key *key;
+	enum eb_jose_err jerr = EB_JOSE_OK;
+	uint8_t *pt = NULL;
+	size_t ptlen = 0;
+
+	if (k->kid == NULL || k->private_key == NULL || k->alg == NULL ||
+	    strcmp(k->alg, "ES256") != 0)
+		return NULL;
+	if (eb_seal_open(seal_key, k->kid, strlen(k->kid), k->private_key,
+	                 k->private_key_len, &pt, &ptlen) != 0) {
+		log_warnx("signing key %s does not open with our seal key; "
+		          "ignored",
+		          k->kid);
+		return NULL;
+	}
+	key = eb_jose_key_import((const char *)pt, ptlen, &jerr);
+	eb_free_secret(pt, ptlen + 1);
+	if (key == NULL) {
+		log_warnx("signing key %s: %s; ignored", k->kid,
+		          eb_jose_strerror(jerr));
+		return NULL;
+	}
+	if (strcmp(eb_jose_key_kid(key), k->kid) != 0) {
+		log_warnx("signing key %s: sealed key has another kid; ignored",
+		          k->kid);
+		eb_jose_key_destroy(key);
+		return NULL;
+	}
+	return key;
+}
+
+/* Build a key set from the store's rows (newest first) at now. */
+static struct keyset *
+keyset_build(const uint8_t seal_key[EB_SEAL_KEY_LEN],
+             const struct eb_store_key_list *l, int64_t now, char *err,
+             size_t errlen)
+{
+	struct keyset *ks;
+	struct eb_buf b;
+	enum eb_jose_err jerr = EB_JOSE_OK;
+	size_t i, npub = 0;
+
+	if ((ks = eb_calloc(1, sizeof(*ks))) == NULL) {
+		snprintf(err, errlen, "out of memory");
+		return NULL;
+	}
+	ks->refs = 1;
+	eb_buf_init(&b, JWKS_MAX);
+	if (eb_buf_addstr(&b, "{\"keys\":[") == -1)
+		goto oom;
+	for (i = 0; i < l->n; i++) {
+		const struct eb_store_key *k = &l->v[i];
+		struct eb_jose_key *key;
+		char *pub;
+
+		if (!is_shared(k) || !is_published(k, now))
+			continue;
+		if (npub == EB_JOSE_MAX_KEYS) {
+			log_warnx("more than %d published signing keys; the "
+			          "oldest are left out",
+			          EB_JOSE_MAX_KEYS);
+			break;
+		}
+		if ((key = unseal(seal_key, k)) == NULL)
+			continue;
+		if ((pub = eb_jose_key_public_json(key)) == NULL) {
+			eb_jose_key_destroy(key);
+			goto oom;
+		}
+		if ((npub > 0 && eb_buf_addc(&b, ',') == -1) ||
+		    eb_buf_addstr(&b, pub) == -1) {
+			eb_free(pub);
+			eb_jose_key_destroy(key);
+			goto oom;
+		}
+		eb_free(pub);
+		npub++;
+		if (k->retired_at != 0 && k->not_after != 0 &&
+		    (ks->next_change == 0 || k->not_after < ks->next_change))
+			ks->next_change = k->not_after;
+		/* the newest key still signing is the current one */
+		if (ks->current == NULL && k->retired_at == 0)
+			ks->current = key;
+		else
+			eb_jose_key_destroy(key);
+	}
+	if (eb_buf_addstr(&b, "]}") == -1)
+		goto oom;
+	if (ks->current == NULL) {
+		snprintf(err, errlen, "no usable signing key in the store");
+		goto fail;
+	}
+	ks->jwks_json = eb_buf_detach(&b, &ks->jwks_len);
+	if ((ks->fp = fingerprint(l)) == NULL)
+		goto oom;
+	if ((ks->jwks = eb_jose_jwks_parse(ks->jwks_json, ks->jwks_len,
+	                                   EB_JOSE_MAX_KEYS, &jerr)) == NULL ||
+	    !eb_jose_jwks_has_kid(ks->jwks, eb_jose_key_kid(ks->current))) {
+		snprintf(err, errlen, "our own JWKS does not parse: %s",
+		         eb_jose_strerror(jerr));
+		goto fail;
+	}
+	return ks;
+oom:
+	snprintf(err, errlen, "out of memory");
+fail:
+	eb_buf_finish(&b);
+	keyset_free(ks);
+	return NULL;
+}
+
+/* A new key, sealed and stored; its kid is copied to kid_out. */
+static int
+add_key(struct eb_store *store, const uint8_t seal_key[EB_SEAL_KEY_LEN],
+        int64_t now, char *kid_out, size_t kidlen, char *err, size_t errlen)
+{
+	struct eb_jose_key *key;
+	struct eb_store_key k;
+	char *priv = NULL, *pub = NULL;
+	size_t privlen = 0;
+	uint8_t *sealed = NULL;
+	size_t sealed_len = 0;
+	int rc = -1;
+
+	if ((key = eb_jose_key_generate()) == NULL) {
+		snprintf(err, errlen, "cannot generate a signing key");
+		return -1;
+	}
+	memset(&k, 0, sizeof(k));
+	k.kid = (char *)(uintptr_t)eb_jose_key_kid(key);
+	if ((priv = eb_jose_key_private_json(key, &privlen)) == NULL ||
+	    (pub = eb_jose_key_public_json(key)) == NULL ||
+	    eb_seal_seal(seal_key, k.kid, strlen(k.kid), priv, privlen, &sealed,
+	                 &sealed_len) != 0) {
+		snprintf(err, errlen, "cannot seal the new signing key");
+		goto out;
+	}
+	k.tenant = "";
+	k.alg = "ES256";
+	k.created = now;
+	k.public_jwk = pub;
+	k.private_key = sealed;
+	k.private_key_len = sealed_len;
+	if (eb_store_key_put(store, &k) != EB_STORE_OK) {
+		snprintf(err, errlen, "cannot store the new signing key");
+		goto out;
+	}
+	if (kid_out != NULL &&
+	    snprintf(kid_out, kidlen, "%s", k.kid) >= (int)kidlen)
+		log_warnx("kid buffer too small");
+	log_info("new signing key %s", k.kid);
+	rc = 0;
+out:
+	if (priv != NULL)
+		eb_free_secret(priv, privlen);
+	eb_free(pub);
+	eb_free(sealed);
+	eb_jose_key_destroy(key);
+	return rc;
+}
+
+static int
+has_signing_key(const struct eb_store_key_list *l)
+{
+	size_t i;
+
+	for (i = 0; i < l->n; i++)
+		if (is_shared(&l->v[i]) && l->v[i].retired_at == 0)
+			return 1;
+	return 0;
+}
+
+/*
+ * Reload from the store. force: rebuild even when the rows look the same.
+ * Returns 0 (reloaded or unchanged), -1 (old set kept, logged).
+ */
+static int
+reload(struct eb_signer *s, int64_t now, int force)
+{
+	struct eb_store_key_list l;
+	struct keyset *ks, *cur, *old;
+	char *fp = NULL, err[256];
+	int rc = -1;
+
+	pthread_mutex_lock(&s->reload_lock);
+	if (eb_store_key_list(s->store, NULL, &l) != EB_STORE_OK) {
+		pthread_mutex_unlock(&s->reload_lock);
+		return -1;
+	}
+	/* only reload() replaces s->ks, and reload_lock is held */
+	cur = s->ks;
+	if (!force && cur != NULL && (fp = fingerprint(&l)) != NULL &&
+	    strcmp(fp, cur->fp) == 0 &&
+	    (cur->next_change == 0 || now < cur->next_change)) {
+		rc = 0;
+		goto out;
+	}
+	if ((ks = keyset_build(s->seal_key, &l, now, err, sizeof(err))) ==
+	    NULL) {
+		log_errx("signing keys not reloaded: %s", err);
+		goto out;
+	}
+	if (cur == NULL || strcmp(eb_jose_key_kid(cur->current),
+	                          eb_jose_key_kid(ks->current)) != 0)
+		log_info("signing with key %s", eb_jose_key_kid(ks->current));
+	pthread_mutex_lock(&s->lock);
+	old = s->ks;
+	s->ks = ks;
+	pthread_mutex_unlock(&s->lock);
+	ks_put(s, old); /* the signer's own reference */
+	rc = 0;
+out:
+	eb_free(fp);
+	eb_store_key_list_finish(&l);
+	pthread_mutex_unlock(&s->reload_lock);
+	return rc;
+}
+
+/* Reload when the last look at the store is more than every seconds old. */
+static void
+maybe_refresh(struct eb_signer *s, int64_t *last, int every)
+{
+	int64_t now = (int64_t)time(NULL);
+	int due;
+
+	pthread_mutex_lock(&s->lock);
+	due = now - *last >= every || now < *last;
+	if (due)
+		*last = now;
+	pthread_mutex_unlock(&s->lock);
+	if (due)
+		reload(s, now, 0);
+}
+
+struct eb_signer *
+eb_signer_open(struct eb_store *store, const uint8_t seal_key[32],
+               int64_t max_token_ttl, char *err, size_t errlen)
+{
+	struct eb_signer *s;
+	struct eb_store_key_list l;
+	int64_t now = (int64_t)time(NULL);
+	int need;
+
+	if (store == NULL || seal_key == NULL || max_token_ttl < 0) {
+		snprintf(err, errlen, "bad arguments");
+		return NULL;
+	}
+	if (eb_store_key_list(store, NULL, &l) != EB_STORE_OK) {
+		snprintf(err, errlen, "cannot list the signing keys");
+		return NULL;
+	}
+	need = !has_signing_key(&l);
+	eb_store_key_list_finish(&l);
+	if (need && add_key(store, seal_key, now, NULL, 0, err, errlen) != 0)
+		return NULL;
+	if ((s = eb_calloc(1, sizeof(*s))) == NULL) {
+		snprintf(err, errlen, "out of memory");
+		return NULL;
+	}
+	s->store = store;
+	memcpy(s->seal_key, seal_key, EB_SEAL_KEY_LEN);
+	s->max_ttl = max_token_ttl;
+	pthread_mutex_init(&s->lock, NULL);
+	pthread_mutex_init(&s->reload_lock, NULL);
+	s->last_check = now;
+	if (reload(s, now, 1) != 0 || s->ks == NULL) {
+		snprintf(err, errlen,
+		         "no usable signing key (is the seal key the one the "
+		         "keys were sealed with?)");
+		eb_signer_close(s);
+		return NULL;
+	}
+	return s;
+}
+
+void
+eb_signer_close(struct eb_signer *s)
+{
+	if (s == NULL)
+		return;
+	ks_put(s, s->ks);
+	pthread_mutex_destroy(&s->lock);
+	pthread_mutex_destroy(&s->reload_lock);
+	OPENSSL_cleanse(s->seal_key, sizeof(s->seal_key));
+	eb_free(s);
+}
+
+int
+eb_signer_refresh(struct eb_signer *s)
+{
+	int64_t now = (int64_t)time(NULL);
+
+	pthread_mutex_lock(&s->lock);
+	s->last_check = now;
+	pthread_mutex_unlock(&s->lock);
+	return reload(s, now, 0);
+}
+
+int
+eb_signer_rotate(struct eb_store *store, const uint8_t seal_key[32],
+                 int64_t max_token_ttl, char *kid_out, size_t kidlen, char *err,
+                 size_t errlen)
+{
+	struct eb_store_key_list l;
+	char kid[EB_JOSE_MAX_KID + 1];
+	int64_t now = (int64_t)time(NULL);
+	size_t i;
+	int rc = -1;
+
+	if (max_token_ttl < 0) {
+		snprintf(err, errlen, "bad arguments");
+		return -1;
+	}
+	if (eb_store_key_list(store, NULL, &l) != EB_STORE_OK) {
+		snprintf(err, errlen, "cannot list the signing keys");
+		return -1;
+	}
+	/* the new key first: there is never a moment without one */
+	if (add_key(store, seal_key, now, kid, sizeof(kid), err, errlen) != 0)
+		goto out;
+	for (i = 0; i < l.n; i++) {
+		const struct eb_store_key *k = &l.v[i];
+
+		if (!is_shared(k) || k->retired_at != 0 ||
+		    strcmp(k->kid, kid) == 0)
+			continue;
+		if (eb_store_key_retire(store, k->kid, now,
+		                        now + max_token_ttl + ROTATE_MARGIN) !=
+		    EB_STORE_OK) {
+			snprintf(err, errlen, "cannot retire key %s", k->kid);
+			goto out;
+		}
+		log_info("signing key %s retired, published until +%llds",
+		         k->kid, (long long)(max_token_ttl + ROTATE_MARGIN));
+	}
+	if (kid_out != NULL)
+		snprintf(kid_out, kidlen, "%s", kid);
+	rc = 0;
+out:
+	eb_store_key_list_finish(&l);
+	return rc;
+}
+
+int64_t
+eb_signer_max_ttl(const struct eb_config *cfg)
+{
+	int64_t m = 0;
+	size_t i;
+
+	for (i = 0; cfg != NULL && i < cfg->ntenants; i++) {
+		const struct eb_tokens_config *tc = &cfg->tenants[i]->tokens;
+
+		if (tc->access_ttl > m)
+			m = tc->access_ttl;
+		if (tc->refresh_ttl > m)
+			m = tc->refresh_ttl;
+	}
+	return m;
+}
+
+char *
+eb_signer_jwks(struct eb_signer *s, size_t *lenp)
+{
+	struct keyset *ks;
+	char *out = NULL;
+
+	maybe_refresh(s, &s->last_check, LAZY_REFRESH_EVERY);
+	if ((ks = ks_get(s)) == NULL)
+		return NULL;
+	if ((out = eb_malloc(ks->jwks_len + 1)) != NULL) {
+		memcpy(out, ks->jwks_json, ks->jwks_len + 1);
+		if (lenp != NULL)
+			*lenp = ks->jwks_len;
+	}
+	ks_put(s, ks);
+	return out;
+}
+
+char *
+eb_signer_sign(struct eb_signer *s, const char *typ, json_t *claims)
+{
+	struct keyset *ks;
+	char *out;
+
+	maybe_refresh(s, &s->last_check, LAZY_REFRESH_EVERY);
+	if ((ks = ks_get(s)) == NULL)
+		return NULL;
+	out = eb_jose_key_sign(ks->current, typ, claims);
+	ks_put(s, ks);
+	return out;
+}
+
+/* One verification against the current snapshot. */
+static enum eb_jose_err
+verify_once(struct eb_signer *s, const char *token, size_t len,
+            const struct eb_jose_verify_opts *o, json_t **claims,
+            struct eb_jose_verify_info *info)
+{
+	struct keyset *ks;
+	enum eb_jose_err e;
+
+	if ((ks = ks_get(s)) == NULL)
+		return EB_JOSE_ERR_INTERNAL;
+	e = eb_jose_verify(ks->jwks, token, len, o, claims, info);
+	ks_put(s, ks);
+	return e;
+}
+
+int
+eb_signer_verify(struct eb_signer *s, const char *token, const char *typ,
+                 json_t **claims)
+{
+	struct eb_jose_verify_opts o;
+	struct eb_jose_verify_info info;
+	enum eb_jose_err e;
+	size_t len;
+
+	*claims = NULL;
+	if (token == NULL || (len = strlen(token)) > EB_TOKEN_MAX_LEN)
+		return -1;
+	memset(&o, 0, sizeof(o));
+	o.algs = EB_JOSE_ES256;
+	o.max_len = EB_TOKEN_MAX_LEN;
+	o.typ = typ;
+	e = verify_once(s, token, len, &o, claims, &info);
+	if (e == EB_JOSE_ERR_UNKNOWN_KID) {
+		/* another process may have rotated: look once, rate-limited */
+		maybe_refresh(s, &s->last_unknown, UNKNOWN_KID_REFRESH_EVERY);
+		e = verify_once(s, token, len, &o, claims, &info);
+	}
+	if (e != EB_JOSE_OK) {
+		log_debug("token not accepted: %s (kid %.64s)",
+		          eb_jose_strerror(e), info.kid);
+		return -1;
+	}
+	return 0;
+}
+
+int
+eb_signer_current_kid(struct eb_signer *s, char *out, size_t outlen)
+{
+	struct keyset *ks;
+	int n;
+
+	if ((ks = ks_get(s)) == NULL)
+		return -1;
+	n = snprintf(out, outlen, "%s", eb_jose_key_kid(ks->current));
+	ks_put(s, ks);
+	return n < 0 || (size_t)n >= outlen ? -1 : 0;
+}
+
+int
+eb_signer_key_usable(const uint8_t seal_key[32], const struct eb_store_key *k)
+{
+	struct eb_jose_key *key = unseal(seal_key, k);
+
+	eb_jose_key_destroy(key);
+	return key != NULL;
+}

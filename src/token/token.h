@@ -1,0 +1,136 @@
+/*
+ * Our own tokens (DESIGN.md): the signer that holds the ES256 signing keys,
+ * the RFC 9068 access tokens devices present to the MDM, and the one check
+ * every protected endpoint (enroll, MDM proxy, introspection) applies to a
+ * presented bearer.
+ *
+ * Keys live in the store (signing_keys), private halves sealed with the
+ * state_dir seal key. The first start generates one; `enrollbridge keys
+ * rotate` adds a new one and retires the old, which stays in the JWKS until
+ * every token it signed has expired; a running server reloads the key set
+ * on its own (eb_signer_refresh, called periodically). All signing goes
+ * through this small interface so that it could move into a separate
+ * process later.
+ */
+#ifndef EB_TOKEN_H
+#define EB_TOKEN_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <jansson.h>
+
+#include "core/config.h"
+
+struct eb_store;
+struct eb_store_key;
+struct eb_signer;
+
+/* Longest bearer token we look at (bytes). */
+#define EB_TOKEN_MAX_LEN 8192
+
+/* ---- signer ---- */
+
+/*
+ * Open the signer over store: load the keys, generating a first one when
+ * there is none. max_token_ttl is how long a retired key must stay
+ * published (the longest token lifetime of any tenant).
+ */
+struct eb_signer *eb_signer_open(struct eb_store *store,
+                                 const uint8_t seal_key[32],
+                                 int64_t max_token_ttl, char *err,
+                                 size_t errlen);
+void eb_signer_close(struct eb_signer *s);
+/* Reload the key set from the store when it changed (cheap when not). */
+int eb_signer_refresh(struct eb_signer *s);
+/* Generate a new current key and retire the previous one (CLI). */
+int eb_signer_rotate(struct eb_store *store, const uint8_t seal_key[32],
+                     int64_t max_token_ttl, char *kid_out, size_t kidlen,
+                     char *err, size_t errlen);
+/* The public JWKS document ({"keys":[...]}): current and still-valid
+ * retired keys. Returns a fresh string (eb_free). */
+char *eb_signer_jwks(struct eb_signer *s, size_t *lenp);
+/* Sign claims with the current key; typ e.g. "at+jwt". Fresh string. */
+char *eb_signer_sign(struct eb_signer *s, const char *typ, json_t *claims);
+/* Verify one of our own tokens (signature by a published key, typ); on
+ * success *claims holds the payload. Expiry is the caller's to check. */
+int eb_signer_verify(struct eb_signer *s, const char *token, const char *typ,
+                     json_t **claims);
+
+/* The kid of the key signing now, copied to out; 0, or -1 when it does
+ * not fit. */
+int eb_signer_current_kid(struct eb_signer *s, char *out, size_t outlen);
+/* How long a retired key must stay published for cfg: the longest
+ * access_ttl or refresh_ttl of any tenant (web tokens live as long as
+ * their grant), in seconds. */
+int64_t eb_signer_max_ttl(const struct eb_config *cfg);
+/* 1 when the sealed private half of store row k opens under seal_key (the
+ * signer trusts only such keys), else 0. For `keys list`. */
+int eb_signer_key_usable(const uint8_t seal_key[32],
+                         const struct eb_store_key *k);
+
+/* ---- access tokens ---- */
+
+/* What a grant-bound access token says (DESIGN.md, RFC 9068). */
+struct eb_access_claims {
+	const char *grant_id;
+	const char *sub; /* the Managed Apple Account, or a stable subject */
+	const char *managed_apple_id;
+	const char *enrollment_mode; /* "BYOD" | "ADDE" */
+	const char *client_id;
+	const char *scope; /* may be NULL */
+	int64_t iat;
+	int64_t exp;
+};
+
+/*
+ * Mint an access token for tenant t (iss {public_url}/t/{T}, aud the
+ * tenant's mdm audience, a random jti) and record its hash in the store
+ * (kind access, or web for apple-as-web). Returns the token
+ * (eb_free_secret_str).
+ */
+char *eb_token_issue(struct eb_signer *s, struct eb_store *store,
+                     const struct eb_config *cfg, const struct eb_tenant *t,
+                     const struct eb_access_claims *c, int kind);
+
+/* Why a presented bearer was refused. */
+enum eb_bearer_result {
+	EB_BEARER_OK = 0,
+	EB_BEARER_MISSING,   /* no Authorization: Bearer */
+	EB_BEARER_MALFORMED, /* not one of our tokens */
+	EB_BEARER_EXPIRED,
+	EB_BEARER_REVOKED, /* token or grant revoked, grant superseded/expired
+	                    */
+	EB_BEARER_UNKNOWN, /* well signed but unknown to the store */
+	EB_BEARER_WRONG_TENANT,
+	EB_BEARER_WRONG_BINDING, /* bound to another enrollment */
+	EB_BEARER_ERROR,         /* store failure: 503, not 401 */
+};
+
+struct eb_bearer {
+	char *grant_id;
+	char *managed_apple_id;
+	char *enrollment_mode;
+	char *client_id;
+	char *binding_kind, *binding_value; /* grant's enrollment binding */
+	char *jti;
+	int64_t exp;
+	json_t
+	    *claims; /* the verified payload (introspection); finish drops it */
+};
+
+/*
+ * Check a bearer presented to tenant t: our signature, typ at+jwt, iss,
+ * aud, exp, then the store: the token's hash known and active, its grant
+ * active. Fills b on EB_BEARER_OK (eb_bearer_finish it either way).
+ * Binding is the caller's check (it knows the enrollment).
+ */
+int eb_bearer_check(struct eb_signer *s, struct eb_store *store,
+                    const struct eb_config *cfg, const struct eb_tenant *t,
+                    const char *token, int64_t now, struct eb_bearer *b);
+/* The token of an "Authorization: Bearer X" header value, or NULL. */
+const char *eb_bearer_from_header(const char *authorization);
+const char *eb_bearer_result_name(int r);
+void eb_bearer_finish(struct eb_bearer *b);
+
+#endif
