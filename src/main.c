@@ -39,6 +39,7 @@
 #include "http/server.h"
 #include "oidc/oidc.h"
 #include "store/store.h"
+#include "token/renew.h"
 #include "token/token.h"
 
 #define DRAIN_MS         10000
@@ -214,6 +215,8 @@ cmd_serve(int argc, char **argv)
 		goto out;
 	}
 	announce(cfg, eb_server_port(env->server));
+	if ((env->renewer = eb_renewer_start(env)) == NULL)
+		goto out;
 
 	for (;;) {
 		struct timespec ts = {SWEEP_EVERY, 0};
@@ -247,6 +250,7 @@ cmd_serve(int argc, char **argv)
 	rc = 0;
 out:
 	eb_server_stop(env->server);
+	eb_renewer_stop(env->renewer);
 	eb_workq_destroy(env->workq);
 	eb_oidc_destroy(env->oidc);
 	eb_signer_close(env->signer);

@@ -18,6 +18,7 @@ struct eb_server;
 struct eb_oidc;
 struct eb_workq;
 struct eb_signer;
+struct eb_renewer;
 
 #define EB_SEAL_KEY_BYTES 32
 
@@ -32,6 +33,7 @@ struct eb_env {
 	struct eb_oidc *oidc;   /* upstream OIDC caches, shared by tenants */
 	struct eb_workq *workq; /* where handlers send blocking upstream work */
 	struct eb_signer *signer; /* our token signing keys (token/token.h) */
+	struct eb_renewer *renewer; /* silent renewal (token/renew.h) */
 	/* key sealing upstream secrets at rest (state_dir/seal.key) */
 	uint8_t seal_key[EB_SEAL_KEY_BYTES];
 };

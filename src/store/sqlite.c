@@ -154,7 +154,7 @@ static const char *const stmt_sql[ST__COUNT] = {
                           " upstream_failing_since = ?4,"
                           " upstream_refresh_token = CASE WHEN ?5 IS NOT NULL"
                           " THEN ?5 ELSE upstream_refresh_token END,"
-                          " updated_at = ?6 WHERE id = ?1",
+                          " updated_at = ?6 WHERE id = ?1 AND status = 'active'",
     [ST_GRANT_DUE] = "SELECT " GRANT_COLS " FROM grants"
                      " WHERE status = 'active' AND upstream_next_at != 0"
                      " AND upstream_next_at <= ?2"

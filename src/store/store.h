@@ -413,7 +413,9 @@ int eb_store_grant_supersede(struct eb_store *s, const char *old_id,
  */
 int eb_store_grant_bind(struct eb_store *s, const char *id, const char *kind,
                         const char *value, int64_t now);
-/* Record a renewal attempt's outcome (see struct eb_store_upstream). */
+/* Record a renewal attempt's outcome (see struct eb_store_upstream) on an
+ * active grant; NOT_FOUND when the grant is gone or no longer active (an
+ * ended grant never gets an upstream token back). */
 int eb_store_grant_set_upstream(struct eb_store *s, const char *id,
                                 const struct eb_store_upstream *u, int64_t now);
 /*
