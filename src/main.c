@@ -26,6 +26,9 @@
 #include "cli/discover.h"
 #include "cli/grants.h"
 #include "cli/keys.h"
+#include "apple/esso.h"
+#include "apple/profile.h"
+#include "cli/devicesim.h"
 #include "cli/map.h"
 #include "core/config.h"
 #include "core/env.h"
@@ -99,6 +102,36 @@ load_or_explain(const char *path)
 	return cfg;
 }
 
+/*
+ * What loading a configuration cannot see: the tenants' profile files (a
+ * profile without a com.apple.mdm payload is a configuration error) and
+ * Enrollment SSO profiles (nothing but extensible SSO and certificates).
+ */
+static int
+check_files(const struct eb_config *cfg, char *err, size_t errlen)
+{
+	char why[384];
+	size_t i;
+
+	for (i = 0; i < cfg->ntenants; i++) {
+		const struct eb_tenant *t = cfg->tenants[i];
+
+		why[0] = '\0';
+		if (t->mdm.profile_file != NULL &&
+		    eb_profile_check_config(t, NULL, why, sizeof(why)) != 0) {
+			snprintf(err, errlen, "%s: mdm.profile: %s", t->file,
+			         why);
+			return -1;
+		}
+		if (t->esso != NULL &&
+		    eb_esso_check_config(t, why, sizeof(why)) != 0) {
+			snprintf(err, errlen, "%s: esso: %s", t->file, why);
+			return -1;
+		}
+	}
+	return 0;
+}
+
 static int
 cmd_check_config(int argc, char **argv)
 {
@@ -112,6 +145,15 @@ cmd_check_config(int argc, char **argv)
 	}
 	if ((cfg = load_or_explain(path)) == NULL)
 		return 1;
+	{
+		char err[512];
+
+		if (check_files(cfg, err, sizeof(err)) != 0) {
+			fprintf(stderr, "enrollbridge: %s\n", err);
+			eb_config_unref(cfg);
+			return 1;
+		}
+	}
 	printf("%s: ok, %zu tenant(s):", path, cfg->ntenants);
 	for (i = 0; i < cfg->ntenants; i++)
 		printf(" %s", cfg->tenants[i]->id);
@@ -181,6 +223,13 @@ cmd_serve(int argc, char **argv)
 		log_errx("%s: database: %s", cfg->file, err);
 		goto out;
 	}
+	if (check_files(cfg, err, sizeof(err)) != 0) {
+		log_errx("%s", err);
+		goto out;
+	}
+	env->validate = check_files;
+	if ((env->profiles = eb_profile_cache_create()) == NULL)
+		goto out;
 	if (eb_statedir_prepare(cfg->state_dir, err, sizeof(err)) == -1 ||
 	    eb_statedir_key(cfg->state_dir, "seal.key", env->seal_key,
 	                    sizeof(env->seal_key), err, sizeof(err)) == -1) {
@@ -256,6 +305,7 @@ out:
 	eb_signer_close(env->signer);
 	OPENSSL_cleanse(env->seal_key, sizeof(env->seal_key));
 	eb_store_close(env->store);
+	eb_profile_cache_destroy(env->profiles);
 	eb_metrics_destroy(env->metrics);
 	eb_env_destroy(env);
 	if (rc == 0)
@@ -277,6 +327,12 @@ cmd_discover(int argc, char **argv)
 }
 
 static int
+cmd_device_sim(int argc, char **argv)
+{
+	return eb_cli_device_sim(argc, argv);
+}
+
+static int
 cmd_map(int argc, char **argv)
 {
 	return eb_cli_map(argc, argv);
@@ -289,7 +345,7 @@ static const struct {
     {"serve", cmd_serve},       {"check-config", cmd_check_config},
     {"discover", cmd_discover}, {"map", cmd_map},
     {"version", cmd_version},   {"keys", eb_cli_keys},
-    {"grants", eb_cli_grants},
+    {"grants", eb_cli_grants},  {"device-sim", cmd_device_sim},
 };
 
 int

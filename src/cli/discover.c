@@ -15,6 +15,7 @@
 
 #include <jansson.h>
 
+#include "apple/device.h"
 #include "apple/wwwauth.h"
 #include "core/buf.h"
 #include "core/mem.h"
@@ -523,6 +524,7 @@ out_root:
 
 struct walk {
 	const char *cafile;
+	const char *family; /* model family, for the MachineInfo */
 	int timeout;
 	struct eb_discover_report *r;
 };
@@ -774,10 +776,37 @@ check_enroll(struct walk *wk, const char *base_url)
 	    "User-Agent: DeviceManagementClient/1.0", NULL};
 	const char *vals[8], *esso;
 	struct eb_http_response *resp;
-	size_t n, i;
+	struct eb_device_info dev;
+	struct eb_http_options o;
+	uint8_t *body = NULL;
+	size_t bodylen = 0, n, i;
+	char err[256];
 
-	resp = do_fetch(wk, "POST", base_url, headers,
-	                "enrollbridge discover probe", EB_DISCOVER_MAX_BODY);
+	/* what a device sends: its MachineInfo, CMS-signed (by an ephemeral
+	 * identity here: the server cannot tell, and need not) */
+	memset(&dev, 0, sizeof(dev));
+	dev.product = eb_device_product_for(wk->family);
+	if (dev.product == NULL)
+		dev.product = "iPhone17,2";
+	dev.version = "22B83";
+	dev.os_version = "18.1";
+	dev.language = "en-US";
+	if (eb_device_machineinfo(&dev, &body, &bodylen, err, sizeof(err)) !=
+	    0) {
+		add(wk->r, EB_DISCOVER_FAIL, "enroll-request", NULL,
+		    "cannot build a MachineInfo: %s", err);
+		return;
+	}
+	eb_http_options_init(&o, "POST", base_url);
+	o.headers = headers;
+	o.body = (const char *)body;
+	o.body_len = bodylen;
+	o.timeout = wk->timeout;
+	o.connect_timeout = wk->timeout;
+	o.max_response_bytes = EB_DISCOVER_MAX_BODY;
+	o.cafile = wk->cafile;
+	resp = eb_http_fetch(&o);
+	eb_free(body);
 	if (resp == NULL) {
 		wk->r->oom = 1;
 		return;
@@ -1064,6 +1093,7 @@ eb_cli_discover(int argc, char **argv)
 	eb_discover_report_init(&r);
 	wk.cafile = a.cafile;
 	wk.timeout = a.timeout;
+	wk.family = a.family;
 	wk.r = &r;
 	add(&r, EB_DISCOVER_INFO, "request", NULL, "GET %s", url);
 	if (!eb_wwwauth_url_ok(url, why, sizeof(why)))

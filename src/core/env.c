@@ -71,6 +71,20 @@ eb_env_reload(struct eb_env *env)
 		               "result=\"failed\"", 1);
 		return -1;
 	}
+	if (env->validate != NULL) {
+		char why[512] = "";
+
+		if (env->validate(ncfg, why, sizeof(why)) != 0) {
+			log_warnx("reload refused, old configuration keeps "
+			          "serving: %s",
+			          why);
+			eb_metrics_add(env->metrics,
+			               "enrollbridge_config_reloads_total",
+			               "result=\"failed\"", 1);
+			eb_config_unref(ncfg);
+			return -1;
+		}
+	}
 	old = eb_env_config(env);
 	if (str_differs(old->listen_host, ncfg->listen_host) ||
 	    old->listen_port != ncfg->listen_port ||

@@ -7,6 +7,7 @@
 #define EB_ENV_H
 
 #include <pthread.h>
+#include <stddef.h>
 
 #include "core/config.h"
 
@@ -19,6 +20,7 @@ struct eb_oidc;
 struct eb_workq;
 struct eb_signer;
 struct eb_renewer;
+struct eb_profile_cache;
 
 #define EB_SEAL_KEY_BYTES 32
 
@@ -32,8 +34,11 @@ struct eb_env {
 	struct eb_server *server;
 	struct eb_oidc *oidc;   /* upstream OIDC caches, shared by tenants */
 	struct eb_workq *workq; /* where handlers send blocking upstream work */
-	struct eb_signer *signer; /* our token signing keys (token/token.h) */
+	struct eb_signer *signer;   /* our token signing keys (token/token.h) */
 	struct eb_renewer *renewer; /* silent renewal (token/renew.h) */
+	struct eb_profile_cache *profiles; /* parsed profile files */
+	/* checks a new configuration's files before a reload swaps it in */
+	int (*validate)(const struct eb_config *cfg, char *err, size_t errlen);
 	/* key sealing upstream secrets at rest (state_dir/seal.key) */
 	uint8_t seal_key[EB_SEAL_KEY_BYTES];
 };

@@ -1,21 +1,32 @@
 /*
  * The discovery BaseURL: POST /t/{T}/enroll (PROTOCOL.md sections 2 and 4).
  *
+ * The body is the device's CMS-signed MachineInfo, read within
+ * max_body_bytes whatever the Content-Type says; a malformed one is a 400
+ * (with or without a bearer), never a crash. Its PRODUCT names the model
+ * family, which chooses the enrollment mode exactly as discovery did.
+ *
  * Without a valid bearer the device gets 401 and exactly one
  * WWW-Authenticate line in Apple's form for the tenant's auth_method, plus
  * X-Apple-MDM-ESSO when the tenant has Enrollment SSO. For apple-as-web the
  * state of the sign-in lives in the URL path (/t/{T}/auth/{flow}), because
- * the device replaces the URL's query; a login flow is stored for it and
- * expires after tokens.login_ttl. For apple-oauth2 the flow travels as a
- * query item of the authorization-url, which the device keeps.
+ * the device replaces the URL's query; a login flow holding the MachineInfo
+ * and the mode is stored for it and expires after tokens.login_ttl. For
+ * apple-oauth2 the flow travels as a query item of the authorization-url,
+ * which the device keeps.
  *
- * The body (CMS-signed MachineInfo) is read within max_body_bytes whatever
- * the Content-Type says.
+ * With a valid bearer: 200 application/x-apple-aspen-config, the tenant's
+ * profile patched for this person and mode (profile.c), built on the work
+ * queue since it may be fetched from the MDM.
  */
 #include <stdint.h>
 #include <string.h>
 #include <time.h>
 
+#include <jansson.h>
+
+#include "apple/machineinfo.h"
+#include "apple/profile.h"
 #include "apple/wwwauth.h"
 #include "core/buf.h"
 #include "core/config.h"
@@ -23,18 +34,22 @@
 #include "core/log.h"
 #include "core/mem.h"
 #include "core/rand.h"
+#include "core/workq.h"
 #include "handle/handle.h"
 #include "store/store.h"
+#include "token/token.h"
 
 #define FLOW_ID_BYTES 32
 
 /* Store a login flow for this enrollment attempt; returns its id. */
 static char *
-new_flow(struct eb_request *req, const struct eb_tenant *t)
+new_flow(struct eb_request *req, const struct eb_tenant *t,
+         const struct eb_challenge_ctx *ctx)
 {
 	struct eb_env *env = eb_req_env(req);
+	const struct eb_machineinfo *mi = ctx ? ctx->mi : NULL;
 	struct eb_store_flow f;
-	char *id;
+	char *id, *extra = NULL;
 	int64_t now = (int64_t)time(NULL);
 
 	if ((id = eb_rand_token(FLOW_ID_BYTES)) == NULL)
@@ -47,21 +62,40 @@ new_flow(struct eb_request *req, const struct eb_tenant *t)
 	             : EB_STORE_FLOW_APPLE_AS_WEB;
 	f.created = now;
 	f.expires = now + t->tokens.login_ttl;
-	/* the tenant's default until the MachineInfo names the device */
-	f.enrollment_mode = (char *)(uintptr_t)eb_mode_name(t->default_mode);
-	if (eb_store_flow_put(env->store, &f) != EB_STORE_OK) {
-		eb_free(id);
-		return NULL;
+	f.enrollment_mode = (char *)(uintptr_t)eb_mode_name(
+	    ctx != NULL ? ctx->mode : t->default_mode);
+	if (mi != NULL) {
+		f.model_family = (char *)(uintptr_t)mi->model_family;
+		f.product = mi->product;
+		f.version = mi->version;
+		f.language = mi->language;
+		f.os_version = mi->os_version;
+		f.udid = mi->udid;
+		f.serial = mi->serial;
 	}
+	if (ctx != NULL && ctx->replaces != NULL) {
+		/* re-authentication of an enrolled device */
+		json_t *x = json_pack("{s:s}", "replaces", ctx->replaces);
+
+		extra = x != NULL ? json_dumps(x, JSON_COMPACT) : NULL;
+		json_decref(x);
+		if (extra == NULL)
+			goto fail;
+		f.extra = extra;
+	}
+	if (eb_store_flow_put(env->store, &f) != EB_STORE_OK)
+		goto fail;
+	eb_free(extra);
 	return id;
+fail:
+	eb_free(extra);
+	eb_free(id);
+	return NULL;
 }
 
-/*
- * Set the 401 challenge for tenant t. Returns 0, or -1 when the store or
- * memory failed (the caller answers 503).
- */
 int
-eb_enroll_challenge(struct eb_request *req, const struct eb_tenant *t)
+eb_enroll_challenge(struct eb_request *req, const struct eb_tenant *t,
+                    const struct eb_challenge_ctx *ctx)
 {
 	const struct eb_config *cfg = eb_req_config(req);
 	struct eb_wwwauth_challenge c;
@@ -73,7 +107,7 @@ eb_enroll_challenge(struct eb_request *req, const struct eb_tenant *t)
 	eb_buf_init(&url, 4096);
 	eb_buf_init(&authz, 4096);
 	eb_buf_init(&token, 4096);
-	if ((flow = new_flow(req, t)) == NULL)
+	if ((flow = new_flow(req, t, ctx)) == NULL)
 		goto out;
 	if (t->auth_method == EB_AUTH_AS_WEB) {
 		c.method = EB_WWWAUTH_METHOD_AS_WEB;
@@ -105,6 +139,14 @@ eb_enroll_challenge(struct eb_request *req, const struct eb_tenant *t)
 		    eb_resp_header(req, "X-Apple-MDM-ESSO", eb_buf_str(&url)) ==
 		        -1)
 			goto out;
+		if (t->esso->developer_app_ids.n > 0) {
+			eb_buf_reset(&url);
+			if (eb_buf_printf(&url, "%s/t/%s/esso.json?developer=1",
+			                  cfg->public_url, t->id) == -1 ||
+			    eb_resp_header(req, "X-Apple-MDM-ESSO-Developer",
+			                   eb_buf_str(&url)) == -1)
+				goto out;
+		}
 	}
 	eb_resp_header(req, "Cache-Control", "no-store");
 	rc = eb_resp_text(req, 401, "authentication required\n");
@@ -117,18 +159,136 @@ out:
 	return rc;
 }
 
+static void
+unavailable(struct eb_request *req, int status, const char *text)
+{
+	eb_resp_header(req, "Retry-After", "30");
+	eb_resp_text(req, status, text);
+}
+
+/* The profile for a checked bearer; runs on the work queue. */
+struct profile_job {
+	struct eb_request *req;
+	const struct eb_tenant *t;
+	struct eb_bearer b;
+};
+
+static void
+profile_job(void *arg)
+{
+	struct profile_job *j = arg;
+	struct eb_request *req = j->req;
+	struct eb_env *env = eb_req_env(req);
+	const struct eb_config *cfg = eb_req_config(req);
+	struct eb_profile_opts o;
+	enum eb_profile_status st;
+	enum eb_enroll_mode mode;
+	uint8_t *prof = NULL;
+	size_t len = 0;
+	int is_signed = 0;
+	char err[256] = "";
+
+	memset(&o, 0, sizeof(o));
+	o.public_url = cfg->public_url;
+	o.cache = env->profiles;
+	o.fetch_timeout = cfg->limits.upstream_timeout;
+	o.fetch_max_bytes = cfg->limits.upstream_max_bytes;
+	/* the grant's mode: fixed at sign-in, it never changes */
+	mode = j->b.enrollment_mode != NULL &&
+	               strcmp(j->b.enrollment_mode, "ADDE") == 0
+	           ? EB_MODE_ADDE
+	           : EB_MODE_BYOD;
+	st = eb_profile_build(j->t, &o, j->b.managed_apple_id, mode, &prof,
+	                      &len, &is_signed, err, sizeof(err));
+	switch (st) {
+	case EB_PROFILE_OK:
+		eb_resp_header(req, "Cache-Control", "no-store");
+		eb_resp_set_owned(req, 200, "application/x-apple-aspen-config",
+		                  (char *)prof, len);
+		prof = NULL;
+		log_info("tenant %s: enrollment profile (%s, %s) for grant "
+		         "%.8s",
+		         j->t->id, eb_mode_name(mode),
+		         is_signed ? "signed" : "unsigned", j->b.grant_id);
+		break;
+	case EB_PROFILE_ERR_UPSTREAM:
+		log_warnx("tenant %s: no profile from the MDM: %s", j->t->id,
+		          err);
+		unavailable(req, 502, "the MDM did not provide a profile\n");
+		break;
+	case EB_PROFILE_ERR_CONFIG:
+		log_errx("tenant %s: profile unusable: %s", j->t->id, err);
+		eb_resp_text(req, 500, "enrollment profile misconfigured\n");
+		break;
+	default:
+		log_warnx("tenant %s: profile: %s", j->t->id, err);
+		unavailable(req, 503, "temporarily unavailable\n");
+	}
+	eb_free(prof);
+	eb_bearer_finish(&j->b);
+	eb_free(j);
+	eb_req_resume(req);
+}
+
 int
 eb_handle_enroll(struct eb_request *req)
 {
+	struct eb_env *env = eb_req_env(req);
+	const struct eb_config *cfg = eb_req_config(req);
 	const struct eb_tenant *t = eb_req_tenant(req);
-	const char *authz = eb_req_header(req, "Authorization");
+	const char *token =
+	    eb_bearer_from_header(eb_req_header(req, "Authorization"));
+	struct eb_challenge_ctx ctx;
+	struct eb_machineinfo mi;
+	struct profile_job *j;
+	const void *body;
+	char err[256];
+	size_t len;
+	int r;
 
-	if (authz != NULL)
-		log_info("tenant %s: enrollment bearer not accepted", t->id);
-	if (eb_enroll_challenge(req, t) == -1) {
-		log_warnx("tenant %s: cannot start a login flow", t->id);
-		eb_resp_header(req, "Retry-After", "5");
-		eb_resp_text(req, 503, "temporarily unavailable\n");
+	memset(&ctx, 0, sizeof(ctx));
+	body = eb_req_body(req, &len);
+	if (eb_machineinfo_parse(&mi, body, len, t->mdm.device_ca, err,
+	                         sizeof(err)) != 0) {
+		log_info("tenant %s: enrollment request refused: %s", t->id,
+		         err);
+		eb_resp_text(req, 400, "malformed device information\n");
+		return EB_HANDLED;
 	}
+	ctx.mi = &mi;
+	ctx.mode = eb_tenant_mode(t, mi.model_family);
+	if (token != NULL) {
+		if ((j = eb_calloc(1, sizeof(*j))) == NULL) {
+			eb_machineinfo_finish(&mi);
+			return EB_HANDLED;
+		}
+		r = eb_bearer_check(env->signer, env->store, cfg, t, token,
+		                    (int64_t)time(NULL), &j->b);
+		if (r == EB_BEARER_OK) {
+			j->req = req;
+			j->t = t;
+			eb_machineinfo_finish(&mi);
+			if (eb_workq_submit(env->workq, profile_job, j) == 0)
+				return EB_ASYNC;
+			eb_bearer_finish(&j->b);
+			eb_free(j);
+			unavailable(req, 503, "busy\n");
+			return EB_HANDLED;
+		}
+		eb_bearer_finish(&j->b);
+		eb_free(j);
+		if (r == EB_BEARER_ERROR) {
+			eb_machineinfo_finish(&mi);
+			unavailable(req, 503, "temporarily unavailable\n");
+			return EB_HANDLED;
+		}
+		log_info("tenant %s: enrollment bearer refused: %s", t->id,
+		         eb_bearer_result_name(r));
+	}
+	if (eb_enroll_challenge(req, t, &ctx) == -1) {
+		log_warnx("tenant %s: cannot start a login flow", t->id);
+		unavailable(req, 503, "temporarily unavailable\n");
+	}
+	eb_machineinfo_finish(&mi);
 	return EB_HANDLED;
 }

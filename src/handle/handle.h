@@ -17,8 +17,19 @@ extern const size_t eb_nroutes;
 int eb_handle_discovery(struct eb_request *req);
 /* enroll.c */
 int eb_handle_enroll(struct eb_request *req);
-/* The 401 challenge for tenant t (also used by the MDM proxy). */
-int eb_enroll_challenge(struct eb_request *req, const struct eb_tenant *t);
+struct eb_machineinfo;
+/* What a challenge's login flow remembers (every field optional). */
+struct eb_challenge_ctx {
+	const struct eb_machineinfo *mi; /* the device's MachineInfo */
+	enum eb_enroll_mode mode;        /* for that device's model family */
+	const char *replaces; /* re-authentication: the grant it replaces */
+};
+/* The 401 challenge for tenant t (also used by the MDM proxy); ctx may be
+ * NULL (tenant default mode, nothing replaced). */
+int eb_enroll_challenge(struct eb_request *req, const struct eb_tenant *t,
+                        const struct eb_challenge_ctx *ctx);
+/* esso.c */
+int eb_handle_esso(struct eb_request *req);
 /* signin.c */
 int eb_handle_auth_start(struct eb_request *req);
 int eb_handle_oidc_callback(struct eb_request *req);
@@ -31,6 +42,8 @@ int eb_handle_oauth2_metadata(struct eb_request *req);
 /* oauth2_introspect.c: RFC 7662 introspection, RFC 7009 revocation */
 int eb_handle_oauth2_introspect(struct eb_request *req);
 int eb_handle_oauth2_revoke(struct eb_request *req);
+/* proxy.c: * /t/{T}/mdm/{rest} */
+int eb_handle_proxy(struct eb_request *req);
 /* health.c */
 int eb_handle_healthz(struct eb_request *req);
 int eb_handle_readyz(struct eb_request *req);

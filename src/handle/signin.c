@@ -313,6 +313,44 @@ eb_handle_auth_start(struct eb_request *req)
 
 /* ---- callback ---- */
 
+/*
+ * Re-authentication of an enrolled device (its flow names the grant it
+ * replaces): the new grant takes over the old one's enrollment binding and
+ * the old one is superseded. Only when the same person signed in: anyone
+ * else gets a grant of their own, bound at its first check-in.
+ */
+static void
+supersede(struct eb_request *req, const struct eb_tenant *t,
+          const struct eb_store_flow *f, const char *new_id,
+          const char *managed_apple_id, int64_t now)
+{
+	struct eb_env *env = eb_req_env(req);
+	struct eb_store_grant old;
+	const char *replaces;
+	json_t *x;
+
+	if (f->extra == NULL || (x = json_loads(f->extra, 0, NULL)) == NULL)
+		return;
+	replaces = json_string_value(json_object_get(x, "replaces"));
+	memset(&old, 0, sizeof(old));
+	if (replaces != NULL &&
+	    eb_store_grant_get(env->store, replaces, &old) == EB_STORE_OK &&
+	    old.tenant != NULL && strcmp(old.tenant, t->id) == 0) {
+		if (old.managed_apple_id == NULL ||
+		    strcmp(old.managed_apple_id, managed_apple_id) != 0)
+			log_warnx("tenant %s: re-authentication as another "
+			          "account: grant %.8s is not taken over",
+			          t->id, old.id);
+		else if (eb_store_grant_supersede(env->store, old.id, new_id,
+		                                  now) == EB_STORE_OK)
+			log_info("tenant %s: grant %.8s supersedes %.8s on the "
+			         "same enrollment",
+			         t->id, new_id, old.id);
+	}
+	eb_store_grant_finish(&old);
+	json_decref(x);
+}
+
 /* Store the grant and its token; returns the raw token, or NULL. */
 static char *
 issue(struct eb_request *req, const struct eb_tenant *t,
@@ -375,6 +413,7 @@ issue(struct eb_request *req, const struct eb_tenant *t,
 	}
 	if (eb_store_grant_create(env->store, &g) != EB_STORE_OK)
 		goto out;
+	supersede(req, t, f, gid, map->managed_apple_id, now);
 	if ((raw = eb_rand_token(32)) == NULL ||
 	    eb_store_hash_token(raw, strlen(raw), hash) != 0)
 		goto fail;

@@ -2,7 +2,8 @@
  * The blocking HTTP client for upstream calls (IdP metadata, JWKS and token
  * endpoints, MDM profile fetch, the discover command). It is the only user
  * of libcurl. One request per call, on the calling thread; any number of
- * threads may call it at once.
+ * threads may call it at once. eb_http_fetch_async() is the non-blocking
+ * form.
  *
  * Every request has limits: a connect timeout, a total timeout and a
  * largest response body (the transfer is aborted as soon as it is passed).
@@ -110,7 +111,9 @@ struct eb_http_response {
 int eb_http_client_global_init(void);
 /*
  * Undo eb_http_client_global_init() at exit, once no other thread makes
- * requests. Frees the calling thread's kept handle.
+ * requests. Frees the calling thread's kept handle and stops the
+ * asynchronous client (transfers still under way end with
+ * EB_HTTP_ERR_OTHER; their done is called).
  */
 void eb_http_client_global_cleanup(void);
 
@@ -124,6 +127,27 @@ void eb_http_options_init(struct eb_http_options *opts, const char *method,
  * response->error (an HTTP error status is not one: check status).
  */
 struct eb_http_response *eb_http_fetch(const struct eb_http_options *opts);
+
+/*
+ * The asynchronous form, for callers that must not wait (the MDM proxy on
+ * the HTTP server's threads). A few dedicated threads (one per core, up to
+ * four) each drive a curl multi handle; transfers go to them in turn, and
+ * each multi handle's connection cache keeps connections to an upstream
+ * alive from one request to the next.
+ *
+ * opts and everything it points to are copied before this returns (the
+ * body too), except that the resolve and connect_to test hooks are not
+ * supported here (refused: -1). done(resp, arg) is called exactly once, on
+ * the client's thread, when the transfer ends in any way; it owns resp
+ * (eb_http_response_free it, or take its body first), may be NULL when out
+ * of memory, and must not block. Returns 0 when the transfer was queued,
+ * -1 when it was not (done is then never called).
+ */
+typedef void (*eb_http_done_fn)(struct eb_http_response *resp, void *arg);
+int eb_http_fetch_async(const struct eb_http_options *opts,
+                        eb_http_done_fn done, void *arg);
+/* Transfers queued or running in the asynchronous client. */
+size_t eb_http_async_pending(void);
 
 /* Free a response; NULL is a no-op. */
 void eb_http_response_free(struct eb_http_response *resp);

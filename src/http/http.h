@@ -25,8 +25,9 @@ enum { EB_HANDLED = 0, EB_ASYNC = 1 };
 typedef int (*eb_handler_fn)(struct eb_request *req);
 
 /* Route flags */
-#define EB_ROUTE_TENANT 0x01 /* {T} must name a configured tenant (else 404)   \
-	                      */
+#define EB_ROUTE_TENANT                                                        \
+	0x01 /* {T} must name a configured tenant (else 404)                   \
+	      */
 #define EB_ROUTE_REDACT_PATH                                                   \
 	0x02               /* log the pattern, not the path (secrets in path) */
 #define EB_ROUTE_BODY 0x04 /* the handler reads a body */
@@ -56,6 +57,12 @@ void eb_req_query_each(const struct eb_request *req,
 const char *eb_req_raw_query(const struct eb_request *req);
 /* Request header (case-insensitive name); NULL when absent. */
 const char *eb_req_header(const struct eb_request *req, const char *name);
+/* Call fn for every request header in the order received (name as sent);
+ * stops when fn returns non-zero. */
+void eb_req_header_each(const struct eb_request *req,
+                        int (*fn)(void *arg, const char *name,
+                                  const char *value),
+                        void *arg);
 /* Number of request headers with this name. */
 unsigned eb_req_header_count(const struct eb_request *req, const char *name);
 /* Cookie value by name; NULL when absent. */

@@ -178,6 +178,17 @@ eb_req_header(const struct eb_request *req, const char *name)
 	return MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, name);
 }
 
+void
+eb_req_header_each(const struct eb_request *req,
+                   int (*fn)(void *arg, const char *name, const char *value),
+                   void *arg)
+{
+	struct query_iter hi = {fn, arg};
+
+	MHD_get_connection_values(req->conn, MHD_HEADER_KIND, query_iter_cb,
+	                          &hi);
+}
+
 struct count_ctx {
 	const char *name;
 	unsigned n;

@@ -304,6 +304,28 @@ eb_bearer_check(struct eb_signer *s, struct eb_store *store,
 	return r;
 }
 
+char *
+eb_bearer_grant_hint(struct eb_signer *s, const struct eb_config *cfg,
+                     const struct eb_tenant *t, const char *token)
+{
+	json_t *claims = NULL;
+	const char *iss, *gid;
+	char *want, *out = NULL;
+
+	if (s == NULL || token == NULL ||
+	    strnlen(token, EB_TOKEN_MAX_LEN + 1) > EB_TOKEN_MAX_LEN ||
+	    eb_signer_verify(s, token, "at+jwt", &claims) != 0)
+		return NULL;
+	if ((want = issuer_of(cfg, t)) != NULL &&
+	    (iss = claim_str(claims, "iss")) != NULL &&
+	    strcmp(iss, want) == 0 &&
+	    (gid = claim_str(claims, "grant_id")) != NULL)
+		out = eb_strdup(gid);
+	eb_free(want);
+	json_decref(claims);
+	return out;
+}
+
 /* RFC 6750 b64token characters. */
 static int
 b64token_char(unsigned char c)

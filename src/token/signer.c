@@ -22,6 +22,7 @@
 #include <time.h>
 
 #include <openssl/crypto.h>
+#include <openssl/evp.h>
 
 #include "core/buf.h"
 #include "core/log.h"
@@ -51,6 +52,25 @@ struct keyset {
 	struct eb_jose_jwks *jwks;
 	char *fp;            /* fingerprint of the rows it was built from */
 	int64_t next_change; /* earliest not_after of a published key, or 0 */
+	uint64_t gen;        /* distinct for every key set ever built */
+};
+
+/*
+ * Verified-token cache: checking an ES256 signature is most of what a
+ * bearer check costs, and an MDM device presents the same token on every
+ * request. A slot remembers that SHA-256(typ, token) verified under key set
+ * gen; any change of the key set makes every slot stale. Only signature
+ * verification is cached: expiry and the store's view (revocation) are
+ * checked by the callers on every request, so a revoked token is refused
+ * at once. Slots are fixed (no allocation on the hot path), lock-striped.
+ */
+#define VCACHE_SLOTS   4096 /* power of two */
+#define VCACHE_STRIPES 16
+
+struct vslot {
+	unsigned char h[32];
+	uint64_t gen;   /* 0: empty */
+	json_t *claims; /* shared, read-only */
 };
 
 struct eb_signer {
@@ -62,6 +82,9 @@ struct eb_signer {
 	struct keyset *ks;
 	int64_t last_check;
 	int64_t last_unknown;
+	uint64_t next_gen;
+	struct vslot *vcache;
+	pthread_mutex_t vlock[VCACHE_STRIPES];
 };
 
 static void
@@ -348,6 +371,7 @@ reload(struct eb_signer *s, int64_t now, int force)
 	                          eb_jose_key_kid(ks->current)) != 0)
 		log_info("signing with key %s", eb_jose_key_kid(ks->current));
 	pthread_mutex_lock(&s->lock);
+	ks->gen = ++s->next_gen; /* stales every cached verification */
 	old = s->ks;
 	s->ks = ks;
 	pthread_mutex_unlock(&s->lock);
@@ -406,6 +430,13 @@ eb_signer_open(struct eb_store *store, const uint8_t seal_key[32],
 	s->max_ttl = max_token_ttl;
 	pthread_mutex_init(&s->lock, NULL);
 	pthread_mutex_init(&s->reload_lock, NULL);
+	for (int i = 0; i < VCACHE_STRIPES; i++)
+		pthread_mutex_init(&s->vlock[i], NULL);
+	if ((s->vcache = eb_calloc(VCACHE_SLOTS, sizeof(*s->vcache))) == NULL) {
+		snprintf(err, errlen, "out of memory");
+		eb_signer_close(s);
+		return NULL;
+	}
 	s->last_check = now;
 	if (reload(s, now, 1) != 0 || s->ks == NULL) {
 		snprintf(err, errlen,
@@ -423,6 +454,12 @@ eb_signer_close(struct eb_signer *s)
 	if (s == NULL)
 		return;
 	ks_put(s, s->ks);
+	if (s->vcache != NULL)
+		for (size_t i = 0; i < VCACHE_SLOTS; i++)
+			json_decref(s->vcache[i].claims);
+	eb_free(s->vcache);
+	for (int i = 0; i < VCACHE_STRIPES; i++)
+		pthread_mutex_destroy(&s->vlock[i]);
 	pthread_mutex_destroy(&s->lock);
 	pthread_mutex_destroy(&s->reload_lock);
 	OPENSSL_cleanse(s->seal_key, sizeof(s->seal_key));
@@ -550,6 +587,92 @@ verify_once(struct eb_signer *s, const char *token, size_t len,
 	return e;
 }
 
+static uint64_t
+current_gen(struct eb_signer *s)
+{
+	uint64_t g;
+
+	pthread_mutex_lock(&s->lock);
+	g = s->ks != NULL ? s->ks->gen : 0;
+	pthread_mutex_unlock(&s->lock);
+	return g;
+}
+
+static int
+vcache_key(const char *token, size_t len, const char *typ, unsigned char h[32])
+{
+	EVP_MD_CTX *ctx;
+	unsigned int n = 0;
+	int ok;
+
+	if ((ctx = EVP_MD_CTX_new()) == NULL)
+		return -1;
+	ok = EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) == 1 &&
+	     EVP_DigestUpdate(ctx, typ ? typ : "", typ ? strlen(typ) + 1 : 1) ==
+	         1 &&
+	     EVP_DigestUpdate(ctx, token, len) == 1 &&
+	     EVP_DigestFinal_ex(ctx, h, &n) == 1 && n == 32;
+	EVP_MD_CTX_free(ctx);
+	return ok ? 0 : -1;
+}
+
+static size_t
+vcache_slot(const unsigned char h[32])
+{
+	return ((size_t)h[0] | (size_t)h[1] << 8) & (VCACHE_SLOTS - 1);
+}
+
+/* 0 with *claims (a new reference) when this token verified before under
+ * the current key set. */
+static int
+vcache_get(struct eb_signer *s, const char *token, size_t len, const char *typ,
+           json_t **claims)
+{
+	unsigned char h[32];
+	struct vslot *v;
+	uint64_t gen;
+	size_t i;
+	int rc = -1;
+
+	if (s->vcache == NULL || vcache_key(token, len, typ, h) != 0 ||
+	    (gen = current_gen(s)) == 0)
+		return -1;
+	i = vcache_slot(h);
+	v = &s->vcache[i];
+	pthread_mutex_lock(&s->vlock[i % VCACHE_STRIPES]);
+	if (v->gen == gen && v->claims != NULL &&
+	    CRYPTO_memcmp(v->h, h, sizeof(h)) == 0) {
+		*claims = json_incref(v->claims);
+		rc = 0;
+	}
+	pthread_mutex_unlock(&s->vlock[i % VCACHE_STRIPES]);
+	return rc;
+}
+
+static void
+vcache_put(struct eb_signer *s, const char *token, size_t len, const char *typ,
+           json_t *claims)
+{
+	unsigned char h[32];
+	struct vslot *v;
+	json_t *old;
+	uint64_t gen;
+	size_t i;
+
+	if (s->vcache == NULL || vcache_key(token, len, typ, h) != 0 ||
+	    (gen = current_gen(s)) == 0)
+		return;
+	i = vcache_slot(h);
+	v = &s->vcache[i];
+	pthread_mutex_lock(&s->vlock[i % VCACHE_STRIPES]);
+	old = v->claims;
+	memcpy(v->h, h, sizeof(h));
+	v->gen = gen;
+	v->claims = json_incref(claims);
+	pthread_mutex_unlock(&s->vlock[i % VCACHE_STRIPES]);
+	json_decref(old);
+}
+
 int
 eb_signer_verify(struct eb_signer *s, const char *token, const char *typ,
                  json_t **claims)
@@ -562,6 +685,8 @@ eb_signer_verify(struct eb_signer *s, const char *token, const char *typ,
 	*claims = NULL;
 	if (token == NULL || (len = strlen(token)) > EB_TOKEN_MAX_LEN)
 		return -1;
+	if (vcache_get(s, token, len, typ, claims) == 0)
+		return 0;
 	memset(&o, 0, sizeof(o));
 	o.algs = EB_JOSE_ES256;
 	o.max_len = EB_TOKEN_MAX_LEN;
@@ -577,6 +702,7 @@ eb_signer_verify(struct eb_signer *s, const char *token, const char *typ,
 		          eb_jose_strerror(e), info.kid);
 		return -1;
 	}
+	vcache_put(s, token, len, typ, *claims);
 	return 0;
 }
 

@@ -53,7 +53,9 @@ char *eb_signer_jwks(struct eb_signer *s, size_t *lenp);
 /* Sign claims with the current key; typ e.g. "at+jwt". Fresh string. */
 char *eb_signer_sign(struct eb_signer *s, const char *typ, json_t *claims);
 /* Verify one of our own tokens (signature by a published key, typ); on
- * success *claims holds the payload. Expiry is the caller's to check. */
+ * success *claims holds the payload (shared and read-only: never modify
+ * it). Expiry is the caller's to check. A token verified before under the
+ * same key set is answered from a cache without a signature call. */
 int eb_signer_verify(struct eb_signer *s, const char *token, const char *typ,
                      json_t **claims);
 
@@ -128,6 +130,13 @@ struct eb_bearer {
 int eb_bearer_check(struct eb_signer *s, struct eb_store *store,
                     const struct eb_config *cfg, const struct eb_tenant *t,
                     const char *token, int64_t now, struct eb_bearer *b);
+/*
+ * The grant a token of ours names, when its signature verifies and it was
+ * issued by tenant t, whatever its expiry or state: used to tie a device's
+ * re-authentication to the grant it replaces. A fresh string, or NULL.
+ */
+char *eb_bearer_grant_hint(struct eb_signer *s, const struct eb_config *cfg,
+                           const struct eb_tenant *t, const char *token);
 /* The token of an "Authorization: Bearer X" header value, or NULL. */
 const char *eb_bearer_from_header(const char *authorization);
 const char *eb_bearer_result_name(int r);

@@ -5,7 +5,7 @@
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { drive } from '../idp/drive.mjs';
-import { cli, startBridge } from './lib.mjs';
+import { cli, enrollPost, startBridge } from './lib.mjs';
 import { freePort, oidcTenant, sql, sha256hex, startTestIdp, startWorld, stopAll } from './idp.mjs';
 
 const REDIRECT = 'apple-remotemanagement-user-login:/oauth2/redirection';
@@ -22,7 +22,7 @@ async function token(url, form) {
 const refreshForm = (rt) => ({ grant_type: 'refresh_token', refresh_token: rt, client_id: 'apple-device' });
 
 async function signIn(url) {
-  const r = await fetch(`${url}/t/oa/enroll`, { method: 'POST', body: 'x' });
+  const r = await enrollPost(`${url}/t/oa/enroll`);
   const authz = /authorization-url="([^"]+)"/.exec(r.headers.get('www-authenticate'))[1];
   const u = new URL(authz);
   for (const [k, v] of Object.entries({ response_type: 'code', client_id: 'apple-device', redirect_uri: REDIRECT, scope: 'mdm', state: 's' })) u.searchParams.set(k, v);

@@ -15,7 +15,7 @@ import { drive, createJar, DriveError } from '../idp/drive.mjs';
 import {
   TENANT_CONTOSO, TENANT_FABRIKAM, GROUP_STAFF, GROUP_ENROLL, GROUP_ADMINS, PASSWORD,
 } from '../idp/accounts.mjs';
-import { baseTenant, freePort, startBridge, writeConfig } from './lib.mjs';
+import { baseTenant, freePort, startBridge, writeConfig, enrollPost } from './lib.mjs';
 
 export {
   drive, createJar, DriveError, TENANT_CONTOSO, TENANT_FABRIKAM, GROUP_STAFF, GROUP_ENROLL,
@@ -168,11 +168,7 @@ function cookieFrom(res, name = 'eb_login') {
 
 // Step 1: POST /t/T/enroll; returns { status, wwwAuth, url }.
 export async function challenge(bridge, tenant) {
-  const r = await fetch(`${bridge.url}/t/${tenant}/enroll`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/pkcs7-signature', 'user-agent': 'DeviceManagementClient/1.0' },
-    body: Buffer.from('0\x80\x06\x09*\x86H\x86\xf7\r\x01\x07\x02', 'latin1'),
-  });
+  const r = await enrollPost(`${bridge.url}/t/${tenant}/enroll`);
   await r.arrayBuffer();
   const wwwAuth = r.headers.get('www-authenticate') ?? '';
   const m = /\burl="([^"]+)"/.exec(wwwAuth);

@@ -158,3 +158,29 @@ export function cliAsync(args, { timeout = 30000, env } = {}) {
     p.on('close', (code) => { clearTimeout(t); resolve({ code, stdout, stderr }); });
   });
 }
+
+// The CMS-signed MachineInfo a device POSTs to BaseURL, made by
+// `enrollbridge device-sim machineinfo` (cached per set of options).
+const machineInfoCache = new Map();
+export function machineInfo({ family = 'iPhone', product, udid, serial } = {}) {
+  const args = ['device-sim', 'machineinfo'];
+  if (product) args.push('--product', product); else args.push('--model-family', family);
+  if (udid) args.push('--udid', udid);
+  if (serial) args.push('--serial', serial);
+  const key = args.join(' ');
+  if (!machineInfoCache.has(key)) {
+    const r = spawnSync(BIN, args, { timeout: 30000 });
+    if (r.status !== 0) throw new Error(`device-sim: ${r.stderr}`);
+    machineInfoCache.set(key, r.stdout);
+  }
+  return machineInfoCache.get(key);
+}
+
+// The device's first POST to BaseURL.
+export function enrollPost(url, opts = {}) {
+  return fetch(url, {
+    method: 'POST',
+    headers: { 'content-type': 'application/pkcs7-signature', 'user-agent': 'DeviceManagementClient/1.0', ...(opts.headers ?? {}) },
+    body: opts.body ?? machineInfo(opts),
+  });
+}

@@ -6,6 +6,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { drive } from '../idp/drive.mjs';
+import { enrollPost } from './lib.mjs';
 import { freePort, oidcTenant, sql, sha256hex, startTestIdp, startWorld, stopAll } from './idp.mjs';
 
 const REDIRECT = 'apple-remotemanagement-user-login:/oauth2/redirection';
@@ -22,7 +23,7 @@ before(async () => {
 after(async () => { await stopAll(world?.bridge, idp); });
 
 async function challenge() {
-  const r = await fetch(`${world.bridge.url}/t/oa/enroll`, { method: 'POST', body: 'x' });
+  const r = await enrollPost(`${world.bridge.url}/t/oa/enroll`);
   assert.equal(r.status, 401);
   const wa = r.headers.get('www-authenticate');
   const m = /^Bearer method="apple-oauth2", authorization-url="([^"]+)", token-url="([^"]+)", redirect-url="([^"]+)", client-id="([^"]+)", scope="([^"]*)"$/.exec(wa);

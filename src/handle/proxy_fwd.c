@@ -1,0 +1,494 @@
+/*
+ * The forwarding half of the MDM proxy: which headers cross in each
+ * direction, the upstream URL, and the asynchronous upstream call whose
+ * completion sets the device's response and resumes the request.
+ *
+ * Requests: hop-by-hop headers (and those the Connection header names),
+ * Host/Content-Length/Expect (curl sets them), any copy of our identity
+ * headers and of forwarding headers are dropped; the rest, Authorization
+ * included, go upstream as received, followed by X-Managed-Apple-ID,
+ * X-Enrollment-Mode and X-Grant-ID (authenticated requests only),
+ * X-Enrollbridge-Authenticated (1 or 0), X-Forwarded-For/-Proto/-Host and
+ * X-Request-Id. The bridge is the edge the device talks to, so forwarding
+ * headers sent by the device are replaced rather than extended; Proto and
+ * Host describe the public_url the device uses.
+ *
+ * Responses: status, headers (minus hop-by-hop, Content-Length, Date and
+ * X-Request-Id, which the server sets) and body pass back. An upstream
+ * that cannot be reached is 502, one that times out 504, a body over
+ * limits.upstream_max_bytes 502; each with Retry-After. No grant is
+ * touched on the way back.
+ */
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+#include "core/buf.h"
+#include "core/config.h"
+#include "core/env.h"
+#include "core/log.h"
+#include "core/mem.h"
+#include "core/metrics.h"
+#include "core/str.h"
+#include "handle/proxy_int.h"
+#include "http/client.h"
+#include "http/http.h"
+
+#define RETRY_AFTER  "30"
+#define MAX_URL      8192
+#define MAX_FWD_HDRS 128 /* headers sent upstream, ours included */
+
+#define M_REQUESTS "enrollbridge_proxy_requests_total"
+#define M_UP_SUM   "enrollbridge_proxy_upstream_seconds_sum"
+#define M_UP_COUNT "enrollbridge_proxy_upstream_seconds_count"
+
+/* RFC 9110 7.6.1 (and the obsolete Proxy-Connection, Keep-Alive). */
+static const char *const hop_by_hop[] = {"Connection",
+                                         "Keep-Alive",
+                                         "Proxy-Authenticate",
+                                         "Proxy-Authorization",
+                                         "Proxy-Connection",
+                                         "TE",
+                                         "Trailer",
+                                         "Transfer-Encoding",
+                                         "Upgrade",
+                                         NULL};
+
+/* Set by the bridge alone: a device's copies never reach the MDM. */
+static const char *const ours[] = {"X-Managed-Apple-ID",
+                                   "X-Enrollment-Mode",
+                                   "X-Grant-ID",
+                                   "X-Forwarded-For",
+                                   "X-Forwarded-Proto",
+                                   "X-Forwarded-Host",
+                                   "X-Forwarded-Port",
+                                   "Forwarded",
+                                   "X-Real-IP",
+                                   "X-Request-Id",
+                                   NULL};
+
+static int
+in_list(const char *name, const char *const *list)
+{
+	for (; *list != NULL; list++)
+		if (eb_str_ieq(name, *list))
+			return 1;
+	return 0;
+}
+
+/* 1 when the comma-separated token list conn names name. */
+static int
+named_by(const char *name, const char *conn)
+{
+	size_t n = strlen(name), len;
+	const char *p = conn;
+
+	if (conn == NULL)
+		return 0;
+	while (*p != '\0') {
+		while (*p == ' ' || *p == '\t' || *p == ',')
+			p++;
+		len = strcspn(p, " \t,");
+		if (len == n && strncasecmp(p, name, n) == 0)
+			return 1;
+		p += len;
+	}
+	return 0;
+}
+
+int
+eb_proxy_request_header_ok(const char *name, const char *connection)
+{
+	if (in_list(name, hop_by_hop) || in_list(name, ours) ||
+	    named_by(name, connection))
+		return 0;
+	if (eb_str_ieq(name, "Host") || eb_str_ieq(name, "Content-Length") ||
+	    eb_str_ieq(name, "Expect"))
+		return 0;
+	return strncasecmp(name, "X-Enrollbridge-", 15) != 0;
+}
+
+int
+eb_proxy_response_header_ok(const char *name, const char *connection)
+{
+	if (in_list(name, hop_by_hop) || named_by(name, connection))
+		return 0;
+	return !eb_str_ieq(name, "Content-Length") &&
+	       !eb_str_ieq(name, "Content-Type") && !eb_str_ieq(name, "Date") &&
+	       !eb_str_ieq(name, "X-Request-Id");
+}
+
+int
+eb_proxy_rest_ok(const char *rest)
+{
+	const char *p = rest, *seg;
+	size_t len;
+
+	if (rest == NULL || *rest == '\0' || *rest == '/')
+		return 0;
+	for (; *p != '\0'; p++)
+		if ((unsigned char)*p < 0x20 || *p == 0x7f)
+			return 0;
+	for (seg = rest; *seg != '\0'; seg += len + (seg[len] == '/')) {
+		len = strcspn(seg, "/");
+		if ((len == 1 && seg[0] == '.') ||
+		    (len == 2 && seg[0] == '.' && seg[1] == '.'))
+			return 0;
+	}
+	return 1;
+}
+
+/* RFC 3986 pchar plus "/", minus "%" (rest is already decoded). */
+static int
+path_char(unsigned char c)
+{
+	return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
+	       (c >= '0' && c <= '9') || strchr("-._~!$&'()*+,;=:@/", c);
+}
+
+/* RFC 3986 query characters, "%" kept (the query is forwarded raw). */
+static int
+query_char(unsigned char c)
+{
+	return path_char(c) || c == '?' || c == '%';
+}
+
+char *
+eb_proxy_upstream_url(const char *upstream, const char *rest, const char *query)
+{
+	static const char hex[] = "0123456789ABCDEF";
+	struct eb_buf b;
+	size_t ulen = strlen(upstream);
+	const unsigned char *p;
+
+	while (ulen > 0 && upstream[ulen - 1] == '/')
+		ulen--;
+	eb_buf_init(&b, MAX_URL);
+	if (eb_buf_add(&b, upstream, ulen) == -1 || eb_buf_addc(&b, '/') == -1)
+		goto fail;
+	for (p = (const unsigned char *)rest; *p != '\0'; p++) {
+		char enc[3] = {'%', hex[*p >> 4], hex[*p & 0xf]};
+
+		if ((path_char(*p) ? eb_buf_addc(&b, (char)*p)
+		                   : eb_buf_add(&b, enc, 3)) == -1)
+			goto fail;
+	}
+	if (query != NULL && *query != '\0') {
+		for (p = (const unsigned char *)query; *p != '\0'; p++)
+			if (!query_char(*p))
+				goto fail;
+		if (eb_buf_addc(&b, '?') == -1 ||
+		    eb_buf_addstr(&b, query) == -1)
+			goto fail;
+	}
+	return eb_buf_detach(&b, NULL);
+fail:
+	eb_buf_finish(&b);
+	return NULL;
+}
+
+/* ---- metrics ---- */
+
+void
+eb_proxy_count(struct eb_request *req, const char *result)
+{
+	struct eb_env *env = eb_req_env(req);
+	char labels[160];
+
+	eb_metrics_describe(env->metrics, M_REQUESTS, "counter",
+	                    "MDM proxy requests by tenant and result.");
+	snprintf(labels, sizeof(labels), "tenant=\"%s\",result=\"%s\"",
+	         eb_req_tenant(req)->id, result);
+	eb_metrics_add(env->metrics, M_REQUESTS, labels, 1);
+}
+
+static void
+count_latency(struct eb_request *req, double secs)
+{
+	struct eb_env *env = eb_req_env(req);
+	char labels[96];
+
+	eb_metrics_describe(env->metrics, M_UP_SUM, "counter",
+	                    "Seconds spent waiting for MDM upstreams.");
+	eb_metrics_describe(env->metrics, M_UP_COUNT, "counter",
+	                    "MDM upstream calls completed (with or without a "
+	                    "response).");
+	snprintf(labels, sizeof(labels), "tenant=\"%s\"",
+	         eb_req_tenant(req)->id);
+	eb_metrics_add(env->metrics, M_UP_SUM, labels, secs);
+	eb_metrics_add(env->metrics, M_UP_COUNT, labels, 1);
+}
+
+/* ---- the request upstream ---- */
+
+struct fwd_headers {
+	char *v[MAX_FWD_HDRS + 1]; /* "Name: value", NULL-terminated */
+	size_t n;
+	const char *connection;
+	int overflow;
+	int has_ctype, has_accept, has_ua;
+};
+
+static void
+fwd_headers_finish(struct fwd_headers *h)
+{
+	size_t i;
+
+	for (i = 0; i < h->n; i++)
+		eb_free(h->v[i]);
+	h->n = 0;
+}
+
+/* Append one header line as curl takes it. */
+static int
+fwd_line(struct fwd_headers *h, char *line)
+{
+	if (line == NULL)
+		return -1;
+	if (h->n == MAX_FWD_HDRS) {
+		h->overflow = 1;
+		eb_free(line);
+		return -1;
+	}
+	h->v[h->n++] = line;
+	return 0;
+}
+
+/* Append "name: value" ("name;" for an empty value, in curl's syntax). */
+static int
+fwd_add(struct fwd_headers *h, const char *name, const char *value)
+{
+	size_t nl = strlen(name), vl = strlen(value);
+	char *line;
+
+	if ((line = eb_malloc(nl + vl + 3)) == NULL)
+		return -1;
+	memcpy(line, name, nl);
+	if (vl == 0) {
+		line[nl] = ';';
+		line[nl + 1] = '\0';
+	} else {
+		line[nl] = ':';
+		line[nl + 1] = ' ';
+		memcpy(line + nl + 2, value, vl + 1);
+	}
+	return fwd_line(h, line);
+}
+
+static int
+copy_header(void *arg, const char *name, const char *value)
+{
+	struct fwd_headers *h = arg;
+
+	if (!eb_proxy_request_header_ok(name, h->connection))
+		return 0;
+	if (eb_str_ieq(name, "Content-Type"))
+		h->has_ctype = 1;
+	else if (eb_str_ieq(name, "Accept"))
+		h->has_accept = 1;
+	else if (eb_str_ieq(name, "User-Agent"))
+		h->has_ua = 1;
+	return fwd_add(h, name, value) == -1 ? 1 : 0;
+}
+
+/* host[:port] of a URL, into out. */
+static void
+url_host(const char *url, char *out, size_t outlen)
+{
+	const char *p = strstr(url, "://");
+	size_t n;
+
+	p = p ? p + 3 : url;
+	n = strcspn(p, "/?#");
+	snprintf(out, outlen, "%.*s", (int)n, p);
+}
+
+static int
+build_headers(struct eb_request *req, const struct eb_proxy_identity *id,
+              struct fwd_headers *h)
+{
+	const struct eb_config *cfg = eb_req_config(req);
+	char host[256];
+	int rc = 0;
+
+	memset(h, 0, sizeof(*h));
+	h->connection = eb_req_header(req, "Connection");
+	eb_req_header_each(req, copy_header, h);
+	if (h->overflow)
+		return -1;
+	/* nothing the device did not send ("Name:" removes what curl would
+	 * add on its own) */
+	if (!h->has_ctype)
+		rc |= fwd_line(h, eb_strdup("Content-Type:"));
+	if (!h->has_accept)
+		rc |= fwd_line(h, eb_strdup("Accept:"));
+	if (!h->has_ua)
+		rc |= fwd_line(h, eb_strdup("User-Agent:"));
+	if (id->authenticated) {
+		rc |= fwd_add(h, "X-Managed-Apple-ID",
+		              id->managed_apple_id ? id->managed_apple_id : "");
+		rc |= fwd_add(h, "X-Enrollment-Mode",
+		              id->enrollment_mode ? id->enrollment_mode : "");
+		rc |=
+		    fwd_add(h, "X-Grant-ID", id->grant_id ? id->grant_id : "");
+	}
+	rc |= fwd_add(h, "X-Enrollbridge-Authenticated",
+	              id->authenticated ? "1" : "0");
+	rc |= fwd_add(h, "X-Forwarded-For", eb_req_remote(req));
+	rc |= fwd_add(h, "X-Forwarded-Proto",
+	              eb_str_has_prefix(cfg->public_url, "https:") ? "https"
+	                                                           : "http");
+	url_host(cfg->public_url, host, sizeof(host));
+	rc |= fwd_add(h, "X-Forwarded-Host", host);
+	rc |= fwd_add(h, "X-Request-Id", eb_req_id(req));
+	return rc == 0 ? 0 : -1;
+}
+
+/* ---- the response back ---- */
+
+struct pending {
+	struct eb_request *req;
+	const char *result; /* a string literal */
+	struct timespec start;
+};
+
+static double
+since(const struct timespec *t0)
+{
+	struct timespec now;
+
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	return (double)(now.tv_sec - t0->tv_sec) +
+	       (double)(now.tv_nsec - t0->tv_nsec) / 1e9;
+}
+
+static void
+upstream_error(struct eb_request *req, int status, const char *result,
+               const char *text)
+{
+	eb_proxy_count(req, result);
+	eb_resp_header(req, "Retry-After", RETRY_AFTER);
+	eb_resp_text(req, status, text);
+}
+
+/* Runs on the HTTP client's thread: must not block. */
+static void
+upstream_done(struct eb_http_response *resp, void *arg)
+{
+	struct pending *p = arg;
+	struct eb_request *req = p->req;
+	const struct eb_tenant *t = eb_req_tenant(req);
+	const char *conn;
+	size_t i;
+	const char *result = p->result;
+	char *body;
+
+	count_latency(req, since(&p->start));
+	eb_free(p);
+	if (resp == NULL) {
+		upstream_error(req, 502, "upstream_error", "MDM unavailable\n");
+		goto out;
+	}
+	if (resp->error != EB_HTTP_OK) {
+		log_warnx("tenant %s: MDM upstream: %s: %s", t->id,
+		          eb_http_error_name(resp->error), resp->message);
+		if (resp->error == EB_HTTP_ERR_TIMEOUT)
+			upstream_error(req, 504, "upstream_timeout",
+			               "MDM did not answer in time\n");
+		else if (resp->error == EB_HTTP_ERR_TOO_LARGE)
+			upstream_error(req, 502, "upstream_too_large",
+			               "MDM response too large\n");
+		else
+			upstream_error(req, 502, "upstream_error",
+			               "MDM unavailable\n");
+		goto out;
+	}
+	if (resp->status < 100 || resp->status > 599) {
+		log_warnx("tenant %s: MDM upstream answered status %ld", t->id,
+		          resp->status);
+		upstream_error(req, 502, "upstream_error",
+		               "MDM answered nonsense\n");
+		goto out;
+	}
+	conn = eb_http_response_header(resp, "Connection");
+	for (i = 0; i < resp->nheaders; i++)
+		if (eb_proxy_response_header_ok(resp->headers[i].name, conn) &&
+		    eb_resp_header(req, resp->headers[i].name,
+		                   resp->headers[i].value) == -1)
+			log_info("tenant %s: MDM response header %.64s not "
+			         "passed back",
+			         t->id, resp->headers[i].name);
+	body = resp->body;
+	resp->body = NULL;
+	if (eb_resp_set_owned(req, (int)resp->status,
+	                      eb_http_response_header(resp, "Content-Type"),
+	                      body, resp->body_len) == -1)
+		goto out; /* the server answers 500 */
+	eb_proxy_count(req, result);
+out:
+	eb_http_response_free(resp);
+	eb_req_resume(req);
+}
+
+int
+eb_proxy_forward(struct eb_request *req, const struct eb_tenant *t,
+                 const struct eb_proxy_identity *id, const char *result)
+{
+	const struct eb_config *cfg = eb_req_config(req);
+	struct eb_http_options o;
+	struct fwd_headers h;
+	struct pending *p = NULL;
+	const void *body;
+	size_t blen;
+	char *url;
+	const char *method = eb_req_method(req);
+
+	if ((url = eb_proxy_upstream_url(t->mdm.upstream,
+	                                 eb_req_param(req, "rest"),
+	                                 eb_req_raw_query(req))) == NULL) {
+		eb_proxy_count(req, "bad_request");
+		eb_resp_text(req, 400, "bad request\n");
+		return EB_HANDLED;
+	}
+	if (build_headers(req, id, &h) == -1 ||
+	    (p = eb_calloc(1, sizeof(*p))) == NULL) {
+		log_warnx("tenant %s: cannot build the MDM request%s", t->id,
+		          h.overflow ? " (too many headers)" : "");
+		eb_proxy_count(req, h.overflow ? "bad_request" : "error");
+		eb_resp_text(req, h.overflow ? 431 : 500,
+		             h.overflow ? "too many headers\n"
+		                        : "internal error\n");
+		goto out;
+	}
+	h.v[h.n] = NULL;
+	body = eb_req_body(req, &blen);
+	eb_http_options_init(&o, method, url);
+	o.headers = (const char *const *)h.v;
+	if (blen > 0 ||
+	    (strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0 &&
+	     strcmp(method, "DELETE") != 0 && strcmp(method, "OPTIONS") != 0)) {
+		o.body = body;
+		o.body_len = blen;
+	}
+	o.timeout = cfg->limits.upstream_timeout;
+	o.connect_timeout = cfg->limits.upstream_timeout;
+	o.max_response_bytes = cfg->limits.upstream_max_bytes;
+	p->req = req;
+	p->result = result;
+	clock_gettime(CLOCK_MONOTONIC, &p->start);
+	if (eb_http_fetch_async(&o, upstream_done, p) == -1) {
+		log_warnx("tenant %s: MDM request not started (client busy)",
+		          t->id);
+		eb_free(p);
+		upstream_error(req, 503, "busy", "busy\n");
+		goto out;
+	}
+	fwd_headers_finish(&h);
+	eb_free(url);
+	return EB_ASYNC;
+out:
+	fwd_headers_finish(&h);
+	eb_free(url);
+	return EB_HANDLED;
+}

@@ -1,0 +1,95 @@
+/*
+ * Internals of the MDM proxy (proxy.c decides, proxy_fwd.c forwards),
+ * exported for each other and for tests/unit/test_proxy.c only.
+ */
+#ifndef EB_PROXY_INT_H
+#define EB_PROXY_INT_H
+
+#include <stddef.h>
+
+struct eb_request;
+struct eb_tenant;
+struct eb_config;
+
+/* What an MDM request body says about itself. */
+enum eb_proxy_msg_kind {
+	EB_PROXY_MSG_NONE = 0, /* no plist body (GET, declarative JSON...) */
+	EB_PROXY_MSG_CHECKIN,  /* a check-in: a plist dict with MessageType */
+	EB_PROXY_MSG_COMMAND /* a command result (application/x-apple-aspen-mdm)
+	                      */
+};
+
+struct eb_proxy_msg {
+	int kind; /* enum eb_proxy_msg_kind */
+	/* copies of the plist's strings, NULL when absent */
+	char *message_type;
+	char *udid;
+	char *enrollment_id;
+	char *enrollment_user_id;
+};
+
+/*
+ * Classify and parse an MDM request body (content_type may be NULL). A
+ * PUT/POST with a check-in or command Content-Type must be a plist dict
+ * (a check-in with a string MessageType); any other body that parses as a
+ * plist dict with MessageType is a check-in too. Returns 0 with msg filled
+ * (eb_proxy_msg_finish it either way), or -1 when the body is a malformed
+ * check-in or command (400, never forwarded), with a reason in err.
+ */
+int eb_proxy_msg_parse(const char *method, const char *content_type,
+                       const void *body, size_t len, size_t max_bytes,
+                       struct eb_proxy_msg *msg, char *err, size_t errlen);
+void eb_proxy_msg_finish(struct eb_proxy_msg *msg);
+
+/*
+ * 1 when the path remainder {rest} may be forwarded: no "." or ".."
+ * segment, no control byte, no empty segment at the start. 0 otherwise.
+ */
+int eb_proxy_rest_ok(const char *rest);
+
+/*
+ * The upstream URL for rest and the raw query (may be "" or NULL):
+ * upstream without trailing slashes, "/", rest percent-encoded where it
+ * is not a path character, "?query" when there is one. Returns a fresh
+ * string (eb_free), or NULL when out of memory or the query holds a byte
+ * a URL may not.
+ */
+char *eb_proxy_upstream_url(const char *upstream, const char *rest,
+                            const char *query);
+
+/*
+ * Whether a request header from the device is passed upstream: not
+ * hop-by-hop (also not named by the request's Connection header, given as
+ * connection, may be NULL), not one that curl computes (Host,
+ * Content-Length, Expect), not one of our identity headers nor a
+ * forwarding header. 1 or 0.
+ */
+int eb_proxy_request_header_ok(const char *name, const char *connection);
+/* Whether an upstream response header is passed back to the device: not
+ * hop-by-hop (nor named by connection), not Content-Length, Content-Type
+ * (set separately), Date or X-Request-Id (the server's own). 1 or 0. */
+int eb_proxy_response_header_ok(const char *name, const char *connection);
+
+/* Identity of an authenticated request, as added to the forwarded one. */
+struct eb_proxy_identity {
+	int authenticated; /* X-Enrollbridge-Authenticated: 1 or 0 */
+	const char *managed_apple_id;
+	const char *enrollment_mode;
+	const char *grant_id;
+};
+
+/*
+ * Forward req to tenant t's MDM upstream with the identity given, without
+ * blocking: returns EB_ASYNC when the upstream call was started (the
+ * response is set and req resumed when it ends), EB_HANDLED when the
+ * response was set at once (an error). result labels the request in
+ * enrollbridge_proxy_requests_total when the MDM answers ("forwarded",
+ * "device_channel"...); failures have their own labels.
+ */
+int eb_proxy_forward(struct eb_request *req, const struct eb_tenant *t,
+                     const struct eb_proxy_identity *id, const char *result);
+
+/* Count one proxied request: enrollbridge_proxy_requests_total. */
+void eb_proxy_count(struct eb_request *req, const char *result);
+
+#endif
