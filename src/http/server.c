@@ -695,6 +695,34 @@ access_cb(void *cls, struct MHD_Connection *conn, const char *url,
 	return queue(req);
 }
 
+/* Append s with anything but printable ASCII replaced: a decoded path
+ * may hold a newline, and a log line must stay one line. */
+static void
+add_clean(struct eb_buf *b, const char *s)
+{
+	for (; *s; s++)
+		eb_buf_addc(b, (*s > 0x20 && *s < 0x7f) ? *s : '?');
+}
+
+/* The access line in the text log format (log.format "text"). */
+static void
+access_log_text(struct eb_request *req, const struct eb_route *rt,
+                const char *ts, double secs, int status, struct eb_buf *b)
+{
+	eb_buf_printf(b, "%s info access: %s %s %s ", ts, req->id,
+	              eb_req_remote(req), req->method ? req->method : "-");
+	if (rt != NULL && (rt->flags & EB_ROUTE_REDACT_PATH))
+		add_clean(b, rt->pattern);
+	else if (req->path != NULL && strlen(req->path) <= 256)
+		add_clean(b, req->path);
+	else
+		eb_buf_addstr(b, req->path ? "(long path)" : "-");
+	eb_buf_printf(b, " %d %zu %.3fms route=%s", status, req->rlen,
+	              secs * 1000, rt ? rt->name : "-");
+	if (req->tenant != NULL)
+		eb_buf_printf(b, " tenant=%s", req->tenant->id);
+}
+
 static void
 access_log(struct eb_request *req, double secs, int status)
 {
@@ -711,6 +739,10 @@ access_log(struct eb_request *req, double secs, int status)
 	         tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour,
 	         tm.tm_min, tm.tm_sec, now.tv_nsec / 1000000);
 	eb_buf_init(&b, 4096);
+	if (req->cfg != NULL && !req->cfg->log_json) {
+		access_log_text(req, rt, ts, secs, status, &b);
+		goto out;
+	}
 	eb_buf_printf(&b,
 	              "{\"ts\":\"%s\",\"level\":\"info\",\"msg\":\"access\","
 	              "\"rid\":\"%s\","
@@ -736,6 +768,7 @@ access_log(struct eb_request *req, double secs, int status)
 	}
 	eb_buf_printf(&b, ",\"status\":%d,\"bytes\":%zu,\"ms\":%.3f}", status,
 	              req->rlen, secs * 1000);
+out:
 	if (b.data != NULL)
 		eb_log_line(b.data, b.len);
 	eb_buf_finish(&b);

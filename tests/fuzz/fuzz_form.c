@@ -3,12 +3,19 @@
  * query): never crash or leak; on success every pair is unique and its
  * name non-empty; re-parsing is deterministic.
  */
-#include <assert.h>
+#include <stdlib.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
 
 #include "http/form.h"
+
+/* Checked in every build: assert() would vanish under NDEBUG. */
+#define CHECK(x)                                                               \
+	do {                                                                   \
+		if (!(x))                                                      \
+			abort();                                               \
+	} while (0)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -21,15 +28,15 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 	a = eb_form_parse((const char *)data, size, &f, NULL, 0);
 	b = eb_form_parse((const char *)data, size, &g, NULL, 0);
-	assert(a == b);
+	CHECK(a == b);
 	if (a == 0) {
-		assert(f.n == g.n);
+		CHECK(f.n == g.n);
 		for (i = 0; i < f.n; i++) {
-			assert(f.v[i].name[0] != '\0');
-			assert(strcmp(f.v[i].value, g.v[i].value) == 0);
+			CHECK(f.v[i].name[0] != '\0');
+			CHECK(strcmp(f.v[i].value, g.v[i].value) == 0);
 			for (j = i + 1; j < f.n; j++)
-				assert(strcmp(f.v[i].name, f.v[j].name) != 0);
-			assert(eb_form_get(&f, f.v[i].name) == f.v[i].value);
+				CHECK(strcmp(f.v[i].name, f.v[j].name) != 0);
+			CHECK(eb_form_get(&f, f.v[i].name) == f.v[i].value);
 		}
 	}
 	eb_form_finish(&f);
