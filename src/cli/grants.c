@@ -45,6 +45,16 @@ parse_args(int argc, char **argv, int revoke, struct grants_args *a)
 		const char *o = argv[i];
 		int has_val = i + 1 < argc;
 
+		if (strcmp(o, "--") == 0) {
+			/* the rest are operands, even if they start with '-' */
+			if (revoke && a->id == NULL && i + 1 < argc &&
+			    i + 2 == argc) {
+				a->id = argv[++i];
+				continue;
+			}
+			fprintf(stderr, "grants: one GRANT_ID after --\n");
+			return -1;
+		}
 		if ((strcmp(o, "-c") == 0 || strcmp(o, "--config") == 0) &&
 		    has_val)
 			a->config = argv[++i];

@@ -351,6 +351,21 @@ supersede(struct eb_request *req, const struct eb_tenant *t,
 	json_decref(x);
 }
 
+/* A fresh grant id: "g" and 144 random bits, URL-safe. */
+static char *
+grant_id(void)
+{
+	char *r = eb_rand_token(18), *id = NULL;
+	size_t n;
+
+	if (r != NULL && (id = eb_malloc((n = strlen(r)) + 2)) != NULL) {
+		id[0] = 'g';
+		memcpy(id + 1, r, n + 1);
+	}
+	eb_free(r);
+	return id;
+}
+
 /* Store the grant and its token; returns the raw token, or NULL. */
 static char *
 issue(struct eb_request *req, const struct eb_tenant *t,
@@ -365,7 +380,9 @@ issue(struct eb_request *req, const struct eb_tenant *t,
 	size_t sealed_len = 0;
 	int64_t now = (int64_t)time(NULL);
 
-	if ((gid = eb_rand_token(18)) == NULL)
+	/* "g" first: an id never starts with '-', so CLIs never read it as
+	 * an option */
+	if ((gid = grant_id()) == NULL)
 		return NULL;
 	memset(&g, 0, sizeof(g));
 	g.id = gid;
