@@ -110,11 +110,12 @@ struct eb_tokens_config {
 };
 
 struct eb_oauth2_config {
-	char *client_id;    /* default "apple-device" */
-	char *redirect_uri; /* default
-	                       apple-remotemanagement-user-login:/oauth2/redirection
-	                     */
-	char *scope;        /* default "mdm" */
+	char *client_id; /* default "apple-device" */
+	char *
+	    redirect_uri; /* default
+	                     apple-remotemanagement-user-login:/oauth2/redirection
+	                   */
+	char *scope;      /* default "mdm" */
 };
 
 struct eb_mdm_client {

@@ -23,28 +23,37 @@ struct eb_metrics;
 
 enum eb_oidc_errkind {
 	EB_OIDC_OK = 0,
-	EB_OIDC_E_UNAVAILABLE, /* IdP unreachable, timeout, 5xx: try later (502/503 + Retry-After) */
-	EB_OIDC_E_PROTOCOL,    /* IdP answered nonsense: malformed JSON, too large, missing fields (502) */
-	EB_OIDC_E_TOKEN,       /* ID token failed validation: never a login (502 page, logged loudly) */
-	EB_OIDC_E_DENIED,      /* the IdP says no: invalid_grant, access_denied, disabled user */
-	EB_OIDC_E_POLICY,      /* a provider rule refused the person (hd, email_verified, tid): 403 */
-	EB_OIDC_E_INTERNAL,    /* out of memory, ... */
+	EB_OIDC_E_UNAVAILABLE, /* IdP unreachable, timeout, 5xx: try later
+	                          (502/503 + Retry-After) */
+	EB_OIDC_E_PROTOCOL, /* IdP answered nonsense: malformed JSON, too large,
+	                       missing fields (502) */
+	EB_OIDC_E_TOKEN, /* ID token failed validation: never a login (502 page,
+	                    logged loudly) */
+	EB_OIDC_E_DENIED,   /* the IdP says no: invalid_grant, access_denied,
+	                       disabled user */
+	EB_OIDC_E_POLICY,   /* a provider rule refused the person (hd,
+	                       email_verified, tid): 403 */
+	EB_OIDC_E_INTERNAL, /* out of memory, ... */
 };
 
 struct eb_oidc_error {
 	enum eb_oidc_errkind kind;
-	char code[64];	   /* short stable name for metrics and tests ("wrong_iss", "alg_not_allowed", ...) */
-	char reason[256];  /* plain English for the log; never a token or secret */
+	char code[64]; /* short stable name for metrics and tests ("wrong_iss",
+	                  "alg_not_allowed", ...) */
+	char reason[256]; /* plain English for the log; never a token or secret
+	                   */
 };
 
 struct eb_oidc_opts {
-	int timeout;		 /* seconds per upstream call */
-	size_t max_bytes;	 /* upstream response cap */
-	size_t jwks_max_keys;	 /* a larger JWKS is refused */
-	int metadata_ttl;	 /* seconds before metadata is refreshed (default 3600) */
-	int min_refresh_interval; /* seconds between fetches of one document, however many unknown kids (default 30) */
-	int clock_skew;		 /* seconds allowed on iat/exp (default 60) */
-	const char *ca_file;	 /* extra CA bundle (tests), or NULL */
+	int timeout;          /* seconds per upstream call */
+	size_t max_bytes;     /* upstream response cap */
+	size_t jwks_max_keys; /* a larger JWKS is refused */
+	int metadata_ttl; /* seconds before metadata is refreshed (default 3600)
+	                   */
+	int min_refresh_interval; /* seconds between fetches of one document,
+	                             however many unknown kids (default 30) */
+	int clock_skew;           /* seconds allowed on iat/exp (default 60) */
+	const char *ca_file;      /* extra CA bundle (tests), or NULL */
 	struct eb_metrics *metrics; /* may be NULL */
 };
 
@@ -55,27 +64,28 @@ struct eb_oidc_meta {
 	char *token_endpoint;
 	char *jwks_uri;
 	char *userinfo_endpoint; /* may be NULL */
-	unsigned id_token_algs;	 /* EB_JOSE_* bits advertised (0: not advertised) */
+	unsigned
+	    id_token_algs; /* EB_JOSE_* bits advertised (0: not advertised) */
 	int iss_parameter_supported; /* RFC 9207 */
 	int64_t fetched_at;
 };
 
 /* Secrets of one authorization request, to store with the login flow. */
 struct eb_oidc_request {
-	char *state;	/* random, URL-safe */
-	char *nonce;	/* random, URL-safe */
+	char *state;    /* random, URL-safe */
+	char *nonce;    /* random, URL-safe */
 	char *verifier; /* PKCE code_verifier (43+ chars): a secret */
-	char *url;	/* the full authorization URL to redirect the browser to */
+	char *url; /* the full authorization URL to redirect the browser to */
 };
 
 /* What a successful code exchange or refresh yields. */
 struct eb_oidc_tokens {
 	char *access_token;  /* secret */
 	char *refresh_token; /* secret; NULL when the IdP gave none */
-	char *id_token;	     /* secret */
+	char *id_token;      /* secret */
 	int64_t expires_at;  /* of the access token; 0 unknown */
-	char *sub;	     /* the validated ID token's sub (NULL when no
-				ID token came back); keep it for refresh */
+	char *sub;           /* the validated ID token's sub (NULL when no
+	                        ID token came back); keep it for refresh */
 };
 
 struct eb_oidc *eb_oidc_create(const struct eb_oidc_opts *opts);
@@ -84,7 +94,8 @@ void eb_oidc_destroy(struct eb_oidc *o);
 /* The issuer's metadata (cached; stale copy served while the IdP is down).
  * *out holds a reference: release with eb_oidc_meta_release. */
 int eb_oidc_metadata(struct eb_oidc *o, const char *issuer,
-    const struct eb_oidc_meta **out, struct eb_oidc_error *err);
+                     const struct eb_oidc_meta **out,
+                     struct eb_oidc_error *err);
 void eb_oidc_meta_release(struct eb_oidc *o, const struct eb_oidc_meta *m);
 
 /*
@@ -93,8 +104,8 @@ void eb_oidc_meta_release(struct eb_oidc *o, const struct eb_oidc_meta *m);
  * login_hint (may be NULL) and the provider's own parameters.
  */
 int eb_oidc_begin(struct eb_oidc *o, const struct eb_tenant *t,
-    const struct eb_oidc_meta *m, const char *redirect_uri,
-    const char *login_hint, struct eb_oidc_request *out);
+                  const struct eb_oidc_meta *m, const char *redirect_uri,
+                  const char *login_hint, struct eb_oidc_request *out);
 void eb_oidc_request_finish(struct eb_oidc_request *r);
 
 /*
@@ -109,9 +120,10 @@ void eb_oidc_request_finish(struct eb_oidc_request *r);
  * caller can audit who it was; err->reason is then fit to show them.
  */
 int eb_oidc_finish(struct eb_oidc *o, const struct eb_tenant *t,
-    const char *redirect_uri, const char *code, const char *verifier,
-    const char *nonce, const char *iss_param, struct eb_identity *id,
-    struct eb_oidc_tokens *tokens, struct eb_oidc_error *err);
+                   const char *redirect_uri, const char *code,
+                   const char *verifier, const char *nonce,
+                   const char *iss_param, struct eb_identity *id,
+                   struct eb_oidc_tokens *tokens, struct eb_oidc_error *err);
 
 /*
  * Validate an ID token against tenant t's issuer and keys (refreshing the
@@ -120,15 +132,16 @@ int eb_oidc_finish(struct eb_oidc *o, const struct eb_tenant *t,
  * holds the payload (json_decref it).
  */
 int eb_oidc_validate_id_token(struct eb_oidc *o, const struct eb_tenant *t,
-    const struct eb_oidc_meta *m, const char *id_token,
-    const char *expected_nonce, int64_t now, json_t **claims,
-    struct eb_oidc_error *err);
+                              const struct eb_oidc_meta *m,
+                              const char *id_token, const char *expected_nonce,
+                              int64_t now, json_t **claims,
+                              struct eb_oidc_error *err);
 
 /* Renew upstream tokens with a refresh token. E_DENIED means the IdP says
  * the person is no longer valid; E_UNAVAILABLE means try again later. */
 int eb_oidc_refresh(struct eb_oidc *o, const struct eb_tenant *t,
-    const char *refresh_token, struct eb_oidc_tokens *out,
-    struct eb_oidc_error *err);
+                    const char *refresh_token, struct eb_oidc_tokens *out,
+                    struct eb_oidc_error *err);
 
 /*
  * Like eb_oidc_refresh, and when the IdP sends a new ID token its sub must
@@ -137,8 +150,9 @@ int eb_oidc_refresh(struct eb_oidc *o, const struct eb_tenant *t,
  * NULL in out means the IdP did not rotate it: keep the old one.
  */
 int eb_oidc_refresh_subject(struct eb_oidc *o, const struct eb_tenant *t,
-    const char *refresh_token, const char *expected_sub,
-    struct eb_oidc_tokens *out, struct eb_oidc_error *err);
+                            const char *refresh_token, const char *expected_sub,
+                            struct eb_oidc_tokens *out,
+                            struct eb_oidc_error *err);
 
 void eb_oidc_tokens_finish(struct eb_oidc_tokens *t);
 
@@ -151,8 +165,8 @@ void eb_oidc_tokens_finish(struct eb_oidc_tokens *t);
  * returns 0, or -1 with err set (E_PROTOCOL) and meta left empty.
  */
 int eb_oidc_meta_parse(const char *json, size_t len,
-    const char *configured_issuer, struct eb_oidc_meta *meta,
-    struct eb_oidc_error *err);
+                       const char *configured_issuer, struct eb_oidc_meta *meta,
+                       struct eb_oidc_error *err);
 /* Free what eb_oidc_meta_parse put in meta (not meta itself). */
 void eb_oidc_meta_finish(struct eb_oidc_meta *meta);
 
@@ -170,7 +184,7 @@ const char *eb_oidc_errkind_name(enum eb_oidc_errkind kind);
  * validation tests need no HTTP. Returns 0, or -1 when it does not parse.
  */
 int eb_oidc_test_seed_jwks(struct eb_oidc *o, const char *jwks_uri,
-    const char *json, size_t len);
+                           const char *json, size_t len);
 /* Move o's clock forward by seconds (TTLs and refresh rate limits). */
 void eb_oidc_test_advance(struct eb_oidc *o, int seconds);
 

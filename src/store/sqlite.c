@@ -147,14 +147,15 @@ static const char *const stmt_sql[ST__COUNT] = {
     [ST_GRANT_BIND] = "UPDATE grants SET binding_kind = ?2,"
                       " binding_value = ?3, bound_at = ?4, updated_at = ?4"
                       " WHERE id = ?1",
-    [ST_GRANT_UPSTREAM] = "UPDATE grants SET upstream_renewed_at ="
-                          " CASE WHEN ?2 != 0 THEN ?2"
-                          " ELSE upstream_renewed_at END,"
-                          " upstream_next_at = ?3,"
-                          " upstream_failing_since = ?4,"
-                          " upstream_refresh_token = CASE WHEN ?5 IS NOT NULL"
-                          " THEN ?5 ELSE upstream_refresh_token END,"
-                          " updated_at = ?6 WHERE id = ?1 AND status = 'active'",
+    [ST_GRANT_UPSTREAM] =
+        "UPDATE grants SET upstream_renewed_at ="
+        " CASE WHEN ?2 != 0 THEN ?2"
+        " ELSE upstream_renewed_at END,"
+        " upstream_next_at = ?3,"
+        " upstream_failing_since = ?4,"
+        " upstream_refresh_token = CASE WHEN ?5 IS NOT NULL"
+        " THEN ?5 ELSE upstream_refresh_token END,"
+        " updated_at = ?6 WHERE id = ?1 AND status = 'active'",
     [ST_GRANT_DUE] = "SELECT " GRANT_COLS " FROM grants"
                      " WHERE status = 'active' AND upstream_next_at != 0"
                      " AND upstream_next_at <= ?2"

@@ -177,9 +177,9 @@ test_metrics(void **state)
 	            3);
 	eb_buf_init(&b, 1 << 20);
 	assert_int_equal(eb_metrics_render(m, &b), 0);
-	assert_non_null(
-	    strstr(eb_buf_str(&b), "enrollbridge_http_requests_total{route="
-	                           "\"x\",status=\"200\"} 2\n"));
+	assert_non_null(strstr(eb_buf_str(&b),
+	                       "enrollbridge_http_requests_total{route="
+	                       "\"x\",status=\"200\"} 2\n"));
 	assert_non_null(
 	    strstr(eb_buf_str(&b),
 	           "enrollbridge_http_requests_total{route=\"unmatched\","
@@ -188,9 +188,9 @@ test_metrics(void **state)
 	    eb_buf_str(&b),
 	    "enrollbridge_http_request_duration_seconds_bucket{route=\"x\","
 	    "le=\"0.0005\"} 1\n"));
-	assert_non_null(
-	    strstr(eb_buf_str(&b), "enrollbridge_http_request_duration_seconds_"
-	                           "count{route=\"x\"} 3\n"));
+	assert_non_null(strstr(eb_buf_str(&b),
+	                       "enrollbridge_http_request_duration_seconds_"
+	                       "count{route=\"x\"} 3\n"));
 	assert_non_null(strstr(eb_buf_str(&b),
 	                       "# TYPE eb_idp_errors_total counter\n"
 	                       "eb_idp_errors_total{tenant=\"a\"} 3\n"));
