@@ -81,7 +81,7 @@ cmd_machineinfo(int argc, char **argv)
 	d.version = "22B83";
 	d.os_version = "18.1";
 	d.language = "en-US";
-	for (i = 1; i < argc; i++) {
+	for (i = 1; i < argc; i += 2) { /* --option value pairs */
 		const char *k = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
 
 		if (v == NULL) {
@@ -106,7 +106,6 @@ cmd_machineinfo(int argc, char **argv)
 			usage();
 			return 2;
 		}
-		i++;
 	}
 	if (d.product == NULL &&
 	    (d.product = eb_device_product_for(family)) == NULL) {
