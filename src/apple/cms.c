@@ -19,6 +19,7 @@
 #include <openssl/x509.h>
 #include <openssl/x509_vfy.h>
 
+#include "core/str.h"
 #include "core/mem.h"
 
 struct eb_cms_signer {
@@ -27,21 +28,6 @@ struct eb_cms_signer {
 	STACK_OF(X509) * chain;
 	int refs;
 };
-
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void
-set_err(char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (err == NULL || errlen == 0)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
-}
 
 /* The reason of OpenSSL's last error (for messages), and drain the queue. */
 static const char *
@@ -169,12 +155,12 @@ load_store(const char *ca_file, char *err, size_t errlen)
 	X509_STORE *st;
 
 	if ((st = X509_STORE_new()) == NULL) {
-		set_err(err, errlen, "out of memory");
+		eb_errf(err, errlen, "out of memory");
 		return NULL;
 	}
 	if (X509_STORE_load_file(st, ca_file) != 1 ||
 	    sk_X509_OBJECT_num(X509_STORE_get0_objects(st)) == 0) {
-		set_err(err, errlen, "cannot load CA bundle %s: %s", ca_file,
+		eb_errf(err, errlen, "cannot load CA bundle %s: %s", ca_file,
 		        ssl_reason());
 		X509_STORE_free(st);
 		return NULL;
@@ -202,29 +188,29 @@ verify_cms(CMS_ContentInfo *cms, const char *ca_file, size_t max_content,
 	long n;
 
 	if (OBJ_obj2nid(CMS_get0_type(cms)) != NID_pkcs7_signed) {
-		set_err(err, errlen, "CMS message is not SignedData");
+		eb_errf(err, errlen, "CMS message is not SignedData");
 		return EB_CMS_NOT_CMS;
 	}
 	if ((content = CMS_get0_content(cms)) == NULL || *content == NULL) {
-		set_err(err, errlen, "CMS message carries no content");
+		eb_errf(err, errlen, "CMS message carries no content");
 		goto out;
 	}
 	if ((size_t)ASN1_STRING_length(*content) > max_content) {
-		set_err(err, errlen, "signed content larger than %zu bytes",
+		eb_errf(err, errlen, "signed content larger than %zu bytes",
 		        max_content);
 		goto out;
 	}
 	if (sk_CMS_SignerInfo_num(CMS_get0_SignerInfos(cms)) <= 0) {
-		set_err(err, errlen, "CMS message has no signer");
+		eb_errf(err, errlen, "CMS message has no signer");
 		goto out;
 	}
 	if ((bout = BIO_new(BIO_s_mem())) == NULL) {
-		set_err(err, errlen, "out of memory");
+		eb_errf(err, errlen, "out of memory");
 		goto out;
 	}
 	if (CMS_verify(cms, NULL, NULL, NULL, bout,
 	               CMS_BINARY | CMS_NO_SIGNER_CERT_VERIFY) != 1) {
-		set_err(err, errlen, "bad signature: %s", ssl_reason());
+		eb_errf(err, errlen, "bad signature: %s", ssl_reason());
 		goto out;
 	}
 	if (ca_file != NULL) {
@@ -233,7 +219,7 @@ verify_cms(CMS_ContentInfo *cms, const char *ca_file, size_t max_content,
 		if (CMS_verify(cms, NULL, st, NULL, NULL,
 		               CMS_BINARY | CMS_NO_CONTENT_VERIFY |
 		                   CMS_NO_ATTR_VERIFY) != 1) {
-			set_err(err, errlen,
+			eb_errf(err, errlen,
 			        "signer certificate not trusted by %s: %s",
 			        ca_file, ssl_reason());
 			goto out;
@@ -241,12 +227,12 @@ verify_cms(CMS_ContentInfo *cms, const char *ca_file, size_t max_content,
 	}
 	n = BIO_get_mem_data(bout, &data);
 	if (n < 0 || (size_t)n > max_content) {
-		set_err(err, errlen, "signed content larger than %zu bytes",
+		eb_errf(err, errlen, "signed content larger than %zu bytes",
 		        max_content);
 		goto out;
 	}
 	if ((*out = eb_malloc((size_t)n + 1)) == NULL) {
-		set_err(err, errlen, "out of memory");
+		eb_errf(err, errlen, "out of memory");
 		goto out;
 	}
 	memcpy(*out, data, (size_t)n);
@@ -271,7 +257,7 @@ eb_cms_unwrap(const void *data, size_t len, int liberal, const char *ca_file,
 	*out = NULL;
 	*outlen = 0;
 	if (data == NULL || (cms = read_cms(data, len, liberal)) == NULL) {
-		set_err(err, errlen, "not a CMS SignedData message");
+		eb_errf(err, errlen, "not a CMS SignedData message");
 		return EB_CMS_NOT_CMS;
 	}
 	rc = verify_cms(cms, ca_file, max_content, out, outlen, err, errlen);
@@ -302,24 +288,24 @@ eb_cms_signer_load(const char *cert_file, const char *key_file, char *err,
 	if ((s = eb_calloc(1, sizeof(*s))) == NULL ||
 	    (s->chain = sk_X509_new_null()) == NULL) {
 		eb_free(s);
-		set_err(err, errlen, "out of memory");
+		eb_errf(err, errlen, "out of memory");
 		return NULL;
 	}
 	s->refs = 1;
 	if ((b = BIO_new_file(key_file, "r")) == NULL) {
-		set_err(err, errlen, "cannot open %s: %s", key_file,
+		eb_errf(err, errlen, "cannot open %s: %s", key_file,
 		        ssl_reason());
 		goto out_fail;
 	}
 	s->key = PEM_read_bio_PrivateKey(b, NULL, no_passphrase, NULL);
 	BIO_free(b);
 	if (s->key == NULL) {
-		set_err(err, errlen, "%s: no unencrypted PEM private key (%s)",
+		eb_errf(err, errlen, "%s: no unencrypted PEM private key (%s)",
 		        key_file, ssl_reason());
 		goto out_fail;
 	}
 	if ((b = BIO_new_file(cert_file, "r")) == NULL) {
-		set_err(err, errlen, "cannot open %s: %s", cert_file,
+		eb_errf(err, errlen, "cannot open %s: %s", cert_file,
 		        ssl_reason());
 		goto out_fail;
 	}
@@ -329,14 +315,14 @@ eb_cms_signer_load(const char *cert_file, const char *key_file, char *err,
 		else if (sk_X509_push(s->chain, x) <= 0) {
 			X509_free(x);
 			BIO_free(b);
-			set_err(err, errlen, "out of memory");
+			eb_errf(err, errlen, "out of memory");
 			goto out_fail;
 		}
 	}
 	BIO_free(b);
 	ERR_clear_error(); /* the end of the file reads as an error */
 	if (s->cert == NULL) {
-		set_err(err, errlen,
+		eb_errf(err, errlen,
 		        "%s holds no certificate matching the key in %s",
 		        cert_file, key_file);
 		goto out_fail;
@@ -395,23 +381,23 @@ eb_cms_sign(const struct eb_cms_signer *s, const void *data, size_t len,
 	*out = NULL;
 	*outlen = 0;
 	if (len > INT_MAX) {
-		set_err(err, errlen, "content too large to sign");
+		eb_errf(err, errlen, "content too large to sign");
 		return -1;
 	}
 	if ((in = BIO_new_mem_buf(data, (int)len)) == NULL ||
 	    (bout = BIO_new(BIO_s_mem())) == NULL) {
-		set_err(err, errlen, "out of memory");
+		eb_errf(err, errlen, "out of memory");
 		goto out;
 	}
 	if ((cms = CMS_sign(s->cert, s->key, s->chain, in, CMS_BINARY)) ==
 	        NULL ||
 	    i2d_CMS_bio(bout, cms) != 1) {
-		set_err(err, errlen, "CMS signing failed: %s", ssl_reason());
+		eb_errf(err, errlen, "CMS signing failed: %s", ssl_reason());
 		goto out;
 	}
 	if ((n = BIO_get_mem_data(bout, &der)) <= 0 ||
 	    (*out = eb_malloc((size_t)n)) == NULL) {
-		set_err(err, errlen, "out of memory");
+		eb_errf(err, errlen, "out of memory");
 		goto out;
 	}
 	memcpy(*out, der, (size_t)n);

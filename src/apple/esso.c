@@ -15,26 +15,12 @@
 
 #include "apple/plist.h"
 #include "apple/profile.h"
+#include "core/str.h"
 #include "core/buf.h"
 #include "core/mem.h"
 
 #define ESSO_TYPE "com.apple.extensiblesso"
 #define DOC_MAX   (8 * 1024 * 1024) /* base64 of the largest profile */
-
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void
-set_err(char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (err == NULL || errlen == 0)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
-}
 
 struct esso_check {
 	size_t sso;
@@ -59,7 +45,7 @@ check_payload(const char *type, const struct eb_plist *payload, void *arg)
 	for (i = 0; certs[i] != NULL; i++)
 		if (strcmp(type, certs[i]) == 0)
 			return 0;
-	set_err(c->err, c->errlen,
+	eb_errf(c->err, c->errlen,
 	        "SSO profile holds a %.80s payload; only %s and certificate "
 	        "payloads are allowed",
 	        type, ESSO_TYPE);
@@ -75,7 +61,7 @@ eb_esso_check_profile(const struct eb_plist *profile, char *err, size_t errlen)
 	                               errlen) != 0)
 		return -1;
 	if (c.sso == 0) {
-		set_err(err, errlen, "SSO profile has no %s payload",
+		eb_errf(err, errlen, "SSO profile has no %s payload",
 		        ESSO_TYPE);
 		return -1;
 	}
@@ -93,7 +79,7 @@ read_sso_profile(const char *path, size_t *len, char *err, size_t errlen)
 	if ((p = eb_profile_read_file(path, &raw, len, err, errlen)) == NULL)
 		return NULL;
 	if (eb_esso_check_profile(p, why, sizeof(why)) == -1) {
-		set_err(err, errlen, "%s: %s", path, why);
+		eb_errf(err, errlen, "%s: %s", path, why);
 		eb_free(raw);
 		raw = NULL;
 	}
@@ -155,11 +141,11 @@ eb_esso_build(const struct eb_tenant *t, int developer, size_t *len, char *err,
 	int fail;
 
 	if (e == NULL) {
-		set_err(err, errlen, "tenant %s has no esso section", t->id);
+		eb_errf(err, errlen, "tenant %s has no esso section", t->id);
 		return NULL;
 	}
 	if (developer && e->developer_app_ids.n == 0) {
-		set_err(err, errlen, "tenant %s has no esso.developer.app_ids",
+		eb_errf(err, errlen, "tenant %s has no esso.developer.app_ids",
 		        t->id);
 		return NULL;
 	}
@@ -189,7 +175,7 @@ eb_esso_build(const struct eb_tenant *t, int developer, size_t *len, char *err,
 	out = eb_buf_detach(&b, len);
 	goto out;
 out_nomem:
-	set_err(err, errlen, "out of memory");
+	eb_errf(err, errlen, "out of memory");
 out:
 	json_decref(doc);
 	eb_free(raw);
@@ -208,7 +194,7 @@ eb_esso_check_config(const struct eb_tenant *t, char *err, size_t errlen)
 		return 0;
 	if ((raw = read_sso_profile(t->esso->profile_file, &len, why,
 	                            sizeof(why))) == NULL) {
-		set_err(err, errlen, "esso.profile_file: %s", why);
+		eb_errf(err, errlen, "esso.profile_file: %s", why);
 		return -1;
 	}
 	eb_free(raw);

@@ -13,25 +13,11 @@
 
 #include "apple/cms.h"
 #include "apple/plist.h"
+#include "core/str.h"
 #include "core/mem.h"
 
 /* MachineInfo is a flat dict; a little nesting is tolerated. */
 #define MACHINEINFO_MAX_DEPTH 8
-
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void
-set_err(char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (err == NULL || errlen == 0)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
-}
 
 const char *
 eb_machineinfo_family(const char *product)
@@ -117,32 +103,32 @@ take(const struct eb_plist *d, const char *key, int required, char **dst,
 	if (v == NULL) {
 		if (!required)
 			return 0;
-		set_err(err, errlen, "MachineInfo has no %s", key);
+		eb_errf(err, errlen, "MachineInfo has no %s", key);
 		return -1;
 	}
 	if ((s = eb_plist_string(v, &len)) == NULL) {
-		set_err(err, errlen, "MachineInfo %s is not a string (%s)", key,
+		eb_errf(err, errlen, "MachineInfo %s is not a string (%s)", key,
 		        eb_plist_type_name(eb_plist_type(v)));
 		return -1;
 	}
 	if (len > EB_MACHINEINFO_MAX_STRING) {
-		set_err(err, errlen, "MachineInfo %s is longer than %d bytes",
+		eb_errf(err, errlen, "MachineInfo %s is longer than %d bytes",
 		        key, EB_MACHINEINFO_MAX_STRING);
 		return -1;
 	}
 	if (required && len == 0) {
-		set_err(err, errlen, "MachineInfo %s is empty", key);
+		eb_errf(err, errlen, "MachineInfo %s is empty", key);
 		return -1;
 	}
 	if (strlen(s) != len || !clean_utf8((const unsigned char *)s, len)) {
-		set_err(err, errlen,
+		eb_errf(err, errlen,
 		        "MachineInfo %s holds control characters or is not "
 		        "UTF-8",
 		        key);
 		return -1;
 	}
 	if ((*dst = eb_strndup(s, len)) == NULL) {
-		set_err(err, errlen, "out of memory");
+		eb_errf(err, errlen, "out of memory");
 		return -1;
 	}
 	return 0;
@@ -157,18 +143,18 @@ eb_machineinfo_parse_plist(struct eb_machineinfo *mi, const void *data,
 
 	memset(mi, 0, sizeof(*mi));
 	if (len > EB_MACHINEINFO_MAX_BYTES) {
-		set_err(err, errlen, "MachineInfo larger than %d bytes",
+		eb_errf(err, errlen, "MachineInfo larger than %d bytes",
 		        EB_MACHINEINFO_MAX_BYTES);
 		return -1;
 	}
 	if ((root = eb_plist_parse(data, len, EB_MACHINEINFO_MAX_BYTES,
 	                           MACHINEINFO_MAX_DEPTH, why, sizeof(why))) ==
 	    NULL) {
-		set_err(err, errlen, "MachineInfo is not a plist: %s", why);
+		eb_errf(err, errlen, "MachineInfo is not a plist: %s", why);
 		return -1;
 	}
 	if (eb_plist_type(root) != EB_PLIST_DICT) {
-		set_err(err, errlen, "MachineInfo is not a dict (%s)",
+		eb_errf(err, errlen, "MachineInfo is not a dict (%s)",
 		        eb_plist_type_name(eb_plist_type(root)));
 		goto out_fail;
 	}
@@ -201,17 +187,17 @@ eb_machineinfo_parse(struct eb_machineinfo *mi, const void *body, size_t len,
 
 	memset(mi, 0, sizeof(*mi));
 	if (body == NULL || len == 0) {
-		set_err(err, errlen, "empty body");
+		eb_errf(err, errlen, "empty body");
 		return -1;
 	}
 	if (len > EB_MACHINEINFO_MAX_BYTES) {
-		set_err(err, errlen, "body larger than %d bytes",
+		eb_errf(err, errlen, "body larger than %d bytes",
 		        EB_MACHINEINFO_MAX_BYTES);
 		return -1;
 	}
 	if (eb_cms_unwrap(body, len, 1, device_ca, EB_MACHINEINFO_MAX_BYTES,
 	                  &content, &clen, why, sizeof(why)) != EB_CMS_OK) {
-		set_err(err, errlen, "%s", why);
+		eb_errf(err, errlen, "%s", why);
 		return -1;
 	}
 	rc = eb_machineinfo_parse_plist(mi, content, clen, err, errlen);

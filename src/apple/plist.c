@@ -17,25 +17,11 @@
 
 #include <plist/plist.h>
 
+#include "core/str.h"
 #include "core/mem.h"
 
 #define BIN_MAGIC       "bplist00"
 #define BIN_TRAILER_LEN 32
-
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void
-set_err(char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (err == NULL || errlen == 0)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
-}
 
 static plist_t
 node(const struct eb_plist *p)
@@ -63,13 +49,13 @@ bin_objects_ok(const uint8_t *p, size_t len, char *err, size_t errlen)
 	size_t i;
 
 	if (len < sizeof(BIN_MAGIC) - 1 + BIN_TRAILER_LEN) {
-		set_err(err, errlen, "binary plist truncated");
+		eb_errf(err, errlen, "binary plist truncated");
 		return -1;
 	}
 	for (i = 0; i < 8; i++)
 		n = (n << 8) | p[len - BIN_TRAILER_LEN + 8 + i];
 	if (n > EB_PLIST_MAX_BIN_OBJECTS) {
-		set_err(err, errlen, "binary plist has too many objects");
+		eb_errf(err, errlen, "binary plist has too many objects");
 		return -1;
 	}
 	return 0;
@@ -151,11 +137,11 @@ eb_plist_parse(const void *data, size_t len, size_t max_bytes,
 	if (max_depth == 0)
 		max_depth = EB_PLIST_DEFAULT_MAX_DEPTH;
 	if (data == NULL || len == 0) {
-		set_err(err, errlen, "empty plist");
+		eb_errf(err, errlen, "empty plist");
 		return NULL;
 	}
 	if (len > max_bytes) {
-		set_err(err, errlen, "plist larger than %zu bytes", max_bytes);
+		eb_errf(err, errlen, "plist larger than %zu bytes", max_bytes);
 		return NULL;
 	}
 	if (len >= sizeof(BIN_MAGIC) - 1 &&
@@ -167,13 +153,13 @@ eb_plist_parse(const void *data, size_t len, size_t max_bytes,
 	} else {
 		/* XML forbids NUL; libplist's reader mangles around one */
 		if (memchr(p, '\0', len) != NULL) {
-			set_err(err, errlen, "NUL byte in XML plist");
+			eb_errf(err, errlen, "NUL byte in XML plist");
 			return NULL;
 		}
 		/* libplist's XML reader is given a NUL-terminated copy so
 		 * that no string function of its can run past the input */
 		if ((copy = eb_malloc(len + 1)) == NULL) {
-			set_err(err, errlen, "out of memory");
+			eb_errf(err, errlen, "out of memory");
 			return NULL;
 		}
 		memcpy(copy, p, len);
@@ -182,18 +168,18 @@ eb_plist_parse(const void *data, size_t len, size_t max_bytes,
 		eb_free(copy);
 	}
 	if (root == NULL) {
-		set_err(err, errlen, "not a property list");
+		eb_errf(err, errlen, "not a property list");
 		return NULL;
 	}
 	if (!depth_ok(root, 1, max_depth)) {
 		plist_free(root);
-		set_err(err, errlen, "plist nested deeper than %u levels",
+		eb_errf(err, errlen, "plist nested deeper than %u levels",
 		        max_depth);
 		return NULL;
 	}
 	if (binary && !no_nul_strings(root)) {
 		plist_free(root);
-		set_err(err, errlen, "plist string holds a NUL byte");
+		eb_errf(err, errlen, "plist string holds a NUL byte");
 		return NULL;
 	}
 	return wrap(root);

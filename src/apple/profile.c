@@ -18,6 +18,7 @@
 
 #include "apple/cms.h"
 #include "apple/plist.h"
+#include "core/str.h"
 #include "core/buf.h"
 #include "core/log.h"
 #include "core/mem.h"
@@ -55,21 +56,6 @@ struct eb_profile_cache {
 	size_t n;
 };
 
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void
-set_err(char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (err == NULL || errlen == 0)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
-}
-
 static void
 id_from_stat(struct file_id *id, const struct stat *st)
 {
@@ -95,7 +81,7 @@ stat_id(const char *path, struct file_id *id, char *err, size_t errlen)
 	struct stat st;
 
 	if (stat(path, &st) == -1) {
-		set_err(err, errlen, "%s: %s", path, strerror(errno));
+		eb_errf(err, errlen, "%s: %s", path, strerror(errno));
 		return -1;
 	}
 	id_from_stat(id, &st);
@@ -114,19 +100,19 @@ read_file(const char *path, size_t max, size_t *lenp, struct file_id *id,
 	int fd;
 
 	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) == -1) {
-		set_err(err, errlen, "%s: %s", path, strerror(errno));
+		eb_errf(err, errlen, "%s: %s", path, strerror(errno));
 		return NULL;
 	}
 	if (fstat(fd, &st) == -1 || !S_ISREG(st.st_mode)) {
-		set_err(err, errlen, "%s: not a regular file", path);
+		eb_errf(err, errlen, "%s: not a regular file", path);
 		goto out_close;
 	}
 	if (st.st_size < 0 || (uintmax_t)st.st_size > max) {
-		set_err(err, errlen, "%s: larger than %zu bytes", path, max);
+		eb_errf(err, errlen, "%s: larger than %zu bytes", path, max);
 		goto out_close;
 	}
 	if ((data = eb_malloc((size_t)st.st_size + 1)) == NULL) {
-		set_err(err, errlen, "out of memory");
+		eb_errf(err, errlen, "out of memory");
 		goto out_close;
 	}
 	while (len < (size_t)st.st_size) {
@@ -134,7 +120,7 @@ read_file(const char *path, size_t max, size_t *lenp, struct file_id *id,
 		if (r == -1 && errno == EINTR)
 			continue;
 		if (r <= 0) {
-			set_err(err, errlen, "%s: %s", path,
+			eb_errf(err, errlen, "%s: %s", path,
 			        r == 0 ? "shorter than expected"
 			               : strerror(errno));
 			eb_free(data);
@@ -164,7 +150,7 @@ eb_profile_parse(const void *data, size_t len, char *err, size_t errlen)
 	cs = eb_cms_unwrap(data, len, 0, NULL, EB_PROFILE_MAX_BYTES, &content,
 	                   &clen, why, sizeof(why));
 	if (cs == EB_CMS_INVALID) {
-		set_err(err, errlen, "signed profile: %s", why);
+		eb_errf(err, errlen, "signed profile: %s", why);
 		return NULL;
 	}
 	if (cs == EB_CMS_OK) {
@@ -175,11 +161,11 @@ eb_profile_parse(const void *data, size_t len, char *err, size_t errlen)
 	                   EB_PROFILE_MAX_DEPTH, why, sizeof(why));
 	eb_free(content);
 	if (p == NULL) {
-		set_err(err, errlen, "profile: %s", why);
+		eb_errf(err, errlen, "profile: %s", why);
 		return NULL;
 	}
 	if (eb_plist_type(p) != EB_PLIST_DICT) {
-		set_err(err, errlen, "profile is not a dict (%s)",
+		eb_errf(err, errlen, "profile is not a dict (%s)",
 		        eb_plist_type_name(eb_plist_type(p)));
 		eb_plist_free(p);
 		return NULL;
@@ -201,7 +187,7 @@ read_profile(const char *path, uint8_t **raw, size_t *rawlen,
 	                      errlen)) == NULL)
 		return NULL;
 	if ((p = eb_profile_parse(data, len, why, sizeof(why))) == NULL)
-		set_err(err, errlen, "%s: %s", path, why);
+		eb_errf(err, errlen, "%s: %s", path, why);
 	if (p != NULL && raw != NULL) {
 		*raw = data;
 		*rawlen = len;
@@ -229,33 +215,33 @@ eb_profile_foreach_payload(const struct eb_plist *profile,
 	int rc;
 
 	if (eb_plist_type(profile) != EB_PLIST_DICT) {
-		set_err(err, errlen, "profile is not a dict");
+		eb_errf(err, errlen, "profile is not a dict");
 		return -1;
 	}
 	if ((type = eb_plist_dict_get_string(profile, "PayloadType", NULL)) !=
 	        NULL &&
 	    strcmp(type, "Configuration") != 0) {
-		set_err(err, errlen,
+		eb_errf(err, errlen,
 		        "profile PayloadType is \"%.64s\", not Configuration",
 		        type);
 		return -1;
 	}
 	if ((content = eb_plist_dict_get_array(profile, "PayloadContent")) ==
 	    NULL) {
-		set_err(err, errlen, "profile has no PayloadContent array");
+		eb_errf(err, errlen, "profile has no PayloadContent array");
 		return -1;
 	}
 	n = eb_plist_array_size(content);
 	for (i = 0; i < n; i++) {
 		item = eb_plist_array_get(content, i);
 		if (eb_plist_type(item) != EB_PLIST_DICT) {
-			set_err(err, errlen,
+			eb_errf(err, errlen,
 			        "PayloadContent[%zu] is not a dict", i);
 			return -1;
 		}
 		if ((type = eb_plist_dict_get_string(item, "PayloadType",
 		                                     NULL)) == NULL) {
-			set_err(err, errlen,
+			eb_errf(err, errlen,
 			        "PayloadContent[%zu] has no PayloadType", i);
 			return -1;
 		}
@@ -318,7 +304,7 @@ eb_profile_mdm_payload(const struct eb_plist *profile, char *err, size_t errlen)
 	    -1)
 		return NULL;
 	if (f.count != 1) {
-		set_err(err, errlen,
+		eb_errf(err, errlen,
 		        f.count == 0 ? "profile has no com.apple.mdm payload"
 		                     : "profile has %zu com.apple.mdm payloads "
 		                       "(exactly one is allowed)",
@@ -327,20 +313,20 @@ eb_profile_mdm_payload(const struct eb_plist *profile, char *err, size_t errlen)
 	}
 	if ((s = eb_plist_dict_get_string(f.mdm, "ServerURL", NULL)) == NULL ||
 	    !is_http_url(s)) {
-		set_err(err, errlen,
+		eb_errf(err, errlen,
 		        "com.apple.mdm payload has no http(s) ServerURL");
 		return NULL;
 	}
 	if ((v = eb_plist_dict_get(f.mdm, "CheckInURL")) != NULL &&
 	    ((s = eb_plist_string(v, NULL)) == NULL || !is_http_url(s))) {
-		set_err(err, errlen,
+		eb_errf(err, errlen,
 		        "com.apple.mdm payload CheckInURL is not an http(s) "
 		        "URL");
 		return NULL;
 	}
 	if ((s = eb_plist_dict_get_string(f.mdm, "Topic", NULL)) == NULL ||
 	    strncmp(s, TOPIC_PREFIX, sizeof(TOPIC_PREFIX) - 1) != 0) {
-		set_err(err, errlen,
+		eb_errf(err, errlen,
 		        "com.apple.mdm payload has no Topic starting with "
 		        "%s",
 		        TOPIC_PREFIX);
@@ -349,7 +335,7 @@ eb_profile_mdm_payload(const struct eb_plist *profile, char *err, size_t errlen)
 	if ((s = eb_plist_dict_get_string(f.mdm, "IdentityCertificateUUID",
 	                                  NULL)) == NULL ||
 	    *s == '\0') {
-		set_err(err, errlen,
+		eb_errf(err, errlen,
 		        "com.apple.mdm payload has no "
 		        "IdentityCertificateUUID");
 		return NULL;
@@ -399,13 +385,13 @@ proxy_key(struct eb_plist *mdm, const char *key,
 		return 0; /* optional CheckInURL */
 	if ((url = eb_profile_proxy_url(orig, p->proxy_base, p->upstream)) ==
 	    NULL) {
-		set_err(err, errlen, "cannot build the proxy URL for %s", key);
+		eb_errf(err, errlen, "cannot build the proxy URL for %s", key);
 		return -1;
 	}
 	rc = eb_plist_dict_set_string(mdm, key, url);
 	eb_free(url);
 	if (rc == -1)
-		set_err(err, errlen, "out of memory");
+		eb_errf(err, errlen, "out of memory");
 	return rc;
 }
 
@@ -416,7 +402,7 @@ eb_profile_patch(struct eb_plist *profile, const struct eb_profile_patch *p,
 	struct eb_plist *mdm;
 
 	if (p->managed_apple_id == NULL || *p->managed_apple_id == '\0') {
-		set_err(err, errlen, "no Managed Apple Account to assign");
+		eb_errf(err, errlen, "no Managed Apple Account to assign");
 		return -1;
 	}
 	if ((mdm = eb_profile_mdm_payload(profile, err, errlen)) == NULL)
@@ -425,7 +411,7 @@ eb_profile_patch(struct eb_plist *profile, const struct eb_profile_patch *p,
 	                             eb_mode_name(p->mode)) == -1 ||
 	    eb_plist_dict_set_string(mdm, "AssignedManagedAppleID",
 	                             p->managed_apple_id) == -1) {
-		set_err(err, errlen, "out of memory");
+		eb_errf(err, errlen, "out of memory");
 		return -1;
 	}
 	/* a user enrollment is cancelled by the device if AccessRights is
@@ -537,7 +523,7 @@ load_profile(struct eb_profile_cache *c, const char *path, char *err,
 		    id_eq(&old->id, &id)) {
 			hit = 1;
 			if ((copy = eb_plist_copy(old->profile)) == NULL)
-				set_err(err, errlen, "out of memory");
+				eb_errf(err, errlen, "out of memory");
 		}
 		pthread_mutex_unlock(&c->lock);
 		if (hit)
@@ -635,22 +621,22 @@ fetch_profile(const struct eb_tenant *t, const struct eb_profile_opts *o,
 	ho.follow_redirects = 1;
 	ho.cafile = o->fetch_cafile;
 	if ((r = eb_http_fetch(&ho)) == NULL) {
-		set_err(err, errlen, "out of memory");
+		eb_errf(err, errlen, "out of memory");
 		return NULL;
 	}
 	if (r->error != EB_HTTP_OK)
-		set_err(err, errlen, "profile fetch from %s failed (%s): %s",
+		eb_errf(err, errlen, "profile fetch from %s failed (%s): %s",
 		        t->mdm.profile_url, eb_http_error_name(r->error),
 		        r->message);
 	else if (r->status != 200)
-		set_err(err, errlen, "profile fetch from %s: HTTP %ld",
+		eb_errf(err, errlen, "profile fetch from %s: HTTP %ld",
 		        t->mdm.profile_url, r->status);
 	else if ((p = eb_profile_parse(r->body, r->body_len, why,
 	                               sizeof(why))) == NULL)
-		set_err(err, errlen, "profile fetched from %s: %s",
+		eb_errf(err, errlen, "profile fetched from %s: %s",
 		        t->mdm.profile_url, why);
 	else if (eb_profile_mdm_payload(p, why, sizeof(why)) == NULL) {
-		set_err(err, errlen, "profile fetched from %s: %s",
+		eb_errf(err, errlen, "profile fetched from %s: %s",
 		        t->mdm.profile_url, why);
 		eb_plist_free(p);
 		p = NULL;
@@ -686,7 +672,7 @@ eb_profile_build(const struct eb_tenant *t, const struct eb_profile_opts *o,
 		if ((p = fetch_profile(t, o, err, errlen)) == NULL)
 			return EB_PROFILE_ERR_UPSTREAM;
 	} else {
-		set_err(err, errlen,
+		eb_errf(err, errlen,
 		        "tenant %s has no enrollment profile (mdm.profile)",
 		        t->id);
 		return EB_PROFILE_ERR_CONFIG;
@@ -698,7 +684,7 @@ eb_profile_build(const struct eb_tenant *t, const struct eb_profile_opts *o,
 		if (o->public_url == NULL ||
 		    eb_buf_printf(&base, "%s/t/%s/mdm", o->public_url, t->id) ==
 		        -1) {
-			set_err(err, errlen, "cannot build the proxy URL");
+			eb_errf(err, errlen, "cannot build the proxy URL");
 			goto out;
 		}
 		patch.proxy_base = eb_buf_str(&base);
@@ -707,7 +693,7 @@ eb_profile_build(const struct eb_tenant *t, const struct eb_profile_opts *o,
 	if (eb_profile_patch(p, &patch, err, errlen) == -1)
 		goto out;
 	if (eb_plist_to_xml(p, &xml, &xmllen) == -1) {
-		set_err(err, errlen, "out of memory");
+		eb_errf(err, errlen, "out of memory");
 		goto out;
 	}
 	if (t->mdm.signing_cert == NULL) {
@@ -747,7 +733,7 @@ eb_profile_check_config(const struct eb_tenant *t, struct eb_profile_cache *c,
 	if (t->mdm.profile_file != NULL) {
 		if ((p = load_profile(c, t->mdm.profile_file, why,
 		                      sizeof(why))) == NULL) {
-			set_err(err, errlen, "mdm.profile.file: %s", why);
+			eb_errf(err, errlen, "mdm.profile.file: %s", why);
 			return -1;
 		}
 		mdm = eb_profile_mdm_payload(p, NULL, 0);
@@ -768,7 +754,7 @@ eb_profile_check_config(const struct eb_tenant *t, struct eb_profile_cache *c,
 	if (t->mdm.signing_cert != NULL) {
 		if ((s = load_signer(c, t->mdm.signing_cert, t->mdm.signing_key,
 		                     why, sizeof(why))) == NULL) {
-			set_err(err, errlen, "mdm.signing_cert: %s", why);
+			eb_errf(err, errlen, "mdm.signing_cert: %s", why);
 			return -1;
 		}
 		eb_cms_signer_unref(s);

@@ -29,21 +29,6 @@ struct cursor {
 	size_t errlen;
 };
 
-static void seterr(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void
-seterr(char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (err == NULL || errlen == 0)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
-}
-
 /* RFC 7230 tchar */
 static int
 is_tchar(unsigned char c)
@@ -122,26 +107,26 @@ take_quoted(struct cursor *c, unsigned *devs)
 			ch = (unsigned char)c->s[c->i];
 			/* quoted-pair = "\" ( HTAB / SP / VCHAR / obs-text ) */
 			if ((ch < 0x20 && ch != '\t') || ch == 0x7f) {
-				seterr(c->err, c->errlen,
-				       "control character in quoted value at "
-				       "offset %zu",
-				       c->i);
+				eb_errf(c->err, c->errlen,
+				        "control character in quoted value at "
+				        "offset %zu",
+				        c->i);
 				goto out_free;
 			}
 		} else if ((ch < 0x20 && ch != '\t') || ch == 0x7f) {
-			seterr(
+			eb_errf(
 			    c->err, c->errlen,
 			    "control character in quoted value at offset %zu",
 			    c->i);
 			goto out_free;
 		}
 		if (eb_buf_addc(&b, (char)ch) == -1) {
-			seterr(c->err, c->errlen, "out of memory");
+			eb_errf(c->err, c->errlen, "out of memory");
 			goto out_free;
 		}
 		c->i++;
 	}
-	seterr(c->err, c->errlen, "unterminated quoted value");
+	eb_errf(c->err, c->errlen, "unterminated quoted value");
 out_free:
 	eb_buf_finish(&b);
 	return NULL;
@@ -154,14 +139,14 @@ add_param(struct eb_wwwauth *w, struct cursor *c, char *name, char *value)
 
 	for (i = 0; i < w->nparams; i++) {
 		if (strcmp(w->params[i].name, name) == 0) {
-			seterr(c->err, c->errlen, "duplicate parameter \"%s\"",
-			       name);
+			eb_errf(c->err, c->errlen, "duplicate parameter \"%s\"",
+			        name);
 			goto out_free;
 		}
 	}
 	if (w->nparams == EB_WWWAUTH_MAX_PARAMS) {
-		seterr(c->err, c->errlen, "more than %d parameters",
-		       EB_WWWAUTH_MAX_PARAMS);
+		eb_errf(c->err, c->errlen, "more than %d parameters",
+		        EB_WWWAUTH_MAX_PARAMS);
 		goto out_free;
 	}
 	w->params[w->nparams].name = name;
@@ -183,17 +168,17 @@ parse_param(struct eb_wwwauth *w, struct cursor *c)
 	int ows = 0;
 
 	if ((n = take_token(c)) == 0) {
-		seterr(c->err, c->errlen,
-		       "expected a parameter name at offset %zu", c->i);
+		eb_errf(c->err, c->errlen,
+		        "expected a parameter name at offset %zu", c->i);
 		return -1;
 	}
 	if (skip_ows(c, NULL) > 0)
 		ows = 1;
 	if (c->i == c->len || c->s[c->i] != '=') {
-		seterr(c->err, c->errlen,
-		       "expected '=' after \"%.*s\" at offset %zu (token68 "
-		       "credentials or a second challenge?)",
-		       (int)(n > 64 ? 64 : n), c->s + start, c->i);
+		eb_errf(c->err, c->errlen,
+		        "expected '=' after \"%.*s\" at offset %zu (token68 "
+		        "credentials or a second challenge?)",
+		        (int)(n > 64 ? 64 : n), c->s + start, c->i);
 		return -1;
 	}
 	c->i++;
@@ -202,7 +187,7 @@ parse_param(struct eb_wwwauth *w, struct cursor *c)
 	if (ows)
 		w->deviations |= EB_WWWAUTH_DEV_WHITESPACE;
 	if ((name = eb_strndup(c->s + start, n)) == NULL) {
-		seterr(c->err, c->errlen, "out of memory");
+		eb_errf(c->err, c->errlen, "out of memory");
 		return -1;
 	}
 	for (j = 0; j < n; j++)
@@ -219,15 +204,15 @@ parse_param(struct eb_wwwauth *w, struct cursor *c)
 	} else {
 		start = c->i;
 		if ((n = take_token(c)) == 0) {
-			seterr(c->err, c->errlen,
-			       "missing value for \"%s\" at offset %zu", name,
-			       c->i);
+			eb_errf(c->err, c->errlen,
+			        "missing value for \"%s\" at offset %zu", name,
+			        c->i);
 			eb_free(name);
 			return -1;
 		}
 		w->deviations |= EB_WWWAUTH_DEV_UNQUOTED;
 		if ((value = eb_strndup(c->s + start, n)) == NULL) {
-			seterr(c->err, c->errlen, "out of memory");
+			eb_errf(c->err, c->errlen, "out of memory");
 			eb_free(name);
 			return -1;
 		}
@@ -244,20 +229,20 @@ eb_wwwauth_parse(struct eb_wwwauth *w, const char *s, size_t len,
 	int tab = 0;
 
 	memset(w, 0, sizeof(*w));
-	seterr(err, errlen, "%s", "");
+	eb_errf(err, errlen, "%s", "");
 	if (len > EB_WWWAUTH_MAX_LEN) {
-		seterr(err, errlen, "challenge longer than %d bytes",
-		       EB_WWWAUTH_MAX_LEN);
+		eb_errf(err, errlen, "challenge longer than %d bytes",
+		        EB_WWWAUTH_MAX_LEN);
 		return -1;
 	}
 	if (skip_ows(&c, NULL) > 0)
 		w->deviations |= EB_WWWAUTH_DEV_WHITESPACE;
 	if ((n = take_token(&c)) == 0) {
-		seterr(err, errlen, "no authentication scheme");
+		eb_errf(err, errlen, "no authentication scheme");
 		return -1;
 	}
 	if ((w->scheme = eb_strndup(s + c.i - n, n)) == NULL) {
-		seterr(err, errlen, "out of memory");
+		eb_errf(err, errlen, "out of memory");
 		return -1;
 	}
 	if (strcmp(w->scheme, "Bearer") != 0)
@@ -271,8 +256,8 @@ eb_wwwauth_parse(struct eb_wwwauth *w, const char *s, size_t len,
 		goto out_done;
 	}
 	if (n == 0) {
-		seterr(err, errlen,
-		       "expected a blank after the scheme at offset %zu", c.i);
+		eb_errf(err, errlen,
+		        "expected a blank after the scheme at offset %zu", c.i);
 		return -1;
 	}
 	if (n != 1 || tab)
@@ -297,10 +282,10 @@ eb_wwwauth_parse(struct eb_wwwauth *w, const char *s, size_t len,
 			break;
 		}
 		if (s[c.i] != ',') {
-			seterr(err, errlen,
-			       "expected ',' after a parameter at offset %zu "
-			       "(a second challenge?)",
-			       c.i);
+			eb_errf(err, errlen,
+			        "expected ',' after a parameter at offset %zu "
+			        "(a second challenge?)",
+			        c.i);
 			return -1;
 		}
 		c.i++;
@@ -318,7 +303,7 @@ out_done:
 		char what[512];
 
 		eb_wwwauth_describe(w->deviations, what, sizeof(what));
-		seterr(err, errlen, "not Apple's exact form: %s", what);
+		eb_errf(err, errlen, "not Apple's exact form: %s", what);
 		return -1;
 	}
 	return 0;
@@ -466,13 +451,13 @@ eb_wwwauth_url_ok(const char *url, char *err, size_t errlen)
 	int https;
 
 	if (url == NULL || url[0] == '\0') {
-		seterr(err, errlen, "empty URL");
+		eb_errf(err, errlen, "empty URL");
 		return 0;
 	}
 	for (p = url; *p != '\0'; p++) {
 		if ((unsigned char)*p <= 0x20 || *p == 0x7f) {
-			seterr(err, errlen,
-			       "URL contains a blank or control character");
+			eb_errf(err, errlen,
+			        "URL contains a blank or control character");
 			return 0;
 		}
 	}
@@ -483,19 +468,19 @@ eb_wwwauth_url_ok(const char *url, char *err, size_t errlen)
 		https = 0;
 		auth = url + 7;
 	} else {
-		seterr(err, errlen, "not an absolute https URL");
+		eb_errf(err, errlen, "not an absolute https URL");
 		return 0;
 	}
 	end = auth + strcspn(auth, "/?#");
 	if (memchr(auth, '@', (size_t)(end - auth)) != NULL) {
-		seterr(err, errlen, "URL carries a user name or password");
+		eb_errf(err, errlen, "URL carries a user name or password");
 		return 0;
 	}
 	host = auth;
 	if (*host == '[') {
 		hend = memchr(host, ']', (size_t)(end - host));
 		if (hend == NULL) {
-			seterr(err, errlen, "bad IPv6 address in URL");
+			eb_errf(err, errlen, "bad IPv6 address in URL");
 			return 0;
 		}
 		hend++;
@@ -505,12 +490,12 @@ eb_wwwauth_url_ok(const char *url, char *err, size_t errlen)
 			hend = end;
 	}
 	if (hend == host) {
-		seterr(err, errlen, "URL has no host");
+		eb_errf(err, errlen, "URL has no host");
 		return 0;
 	}
 	if (hend < end) {
 		if (*hend != ':' || hend + 1 == end) {
-			seterr(err, errlen, "bad port in URL");
+			eb_errf(err, errlen, "bad port in URL");
 			return 0;
 		}
 		port = 0;
@@ -520,12 +505,12 @@ eb_wwwauth_url_ok(const char *url, char *err, size_t errlen)
 			port = port * 10 + (*p - '0');
 		}
 		if (p < end || port == 0 || port > 65535) {
-			seterr(err, errlen, "bad port in URL");
+			eb_errf(err, errlen, "bad port in URL");
 			return 0;
 		}
 	}
 	if (!https && !is_loopback_host(host, (size_t)(hend - host))) {
-		seterr(
+		eb_errf(
 		    err, errlen,
 		    "http:// is only acceptable for a loopback host; devices "
 		    "require https");
@@ -541,8 +526,8 @@ need(const struct eb_wwwauth *w, const char *name, char *err, size_t errlen)
 	const char *v = eb_wwwauth_param(w, name);
 
 	if (v == NULL || v[0] == '\0') {
-		seterr(err, errlen, "%s challenge without a %s parameter",
-		       eb_wwwauth_param(w, "method"), name);
+		eb_errf(err, errlen, "%s challenge without a %s parameter",
+		        eb_wwwauth_param(w, "method"), name);
 		return NULL;
 	}
 	return v;
@@ -558,7 +543,7 @@ check_url_param(const struct eb_wwwauth *w, const char *name, char *err,
 	if ((v = need(w, name, err, errlen)) == NULL)
 		return -1;
 	if (!eb_wwwauth_url_ok(v, why, sizeof(why))) {
-		seterr(err, errlen, "%s \"%.200s\": %s", name, v, why);
+		eb_errf(err, errlen, "%s \"%.200s\": %s", name, v, why);
 		return -1;
 	}
 	return 0;
@@ -570,14 +555,14 @@ eb_wwwauth_check_apple(const struct eb_wwwauth *w, char *err, size_t errlen)
 	const char *m;
 
 	if (w->scheme == NULL || strcmp(w->scheme, "Bearer") != 0) {
-		seterr(err, errlen,
-		       "scheme is \"%.40s\"; the device requires exactly "
-		       "\"Bearer\"",
-		       w->scheme != NULL ? w->scheme : "");
+		eb_errf(err, errlen,
+		        "scheme is \"%.40s\"; the device requires exactly "
+		        "\"Bearer\"",
+		        w->scheme != NULL ? w->scheme : "");
 		return -1;
 	}
 	if ((m = eb_wwwauth_param(w, "method")) == NULL) {
-		seterr(err, errlen, "no method parameter");
+		eb_errf(err, errlen, "no method parameter");
 		return -1;
 	}
 	switch (eb_wwwauth_method(w)) {
@@ -590,7 +575,7 @@ eb_wwwauth_check_apple(const struct eb_wwwauth *w, char *err, size_t errlen)
 		    need(w, "client-id", err, errlen) == NULL)
 			return -1;
 		if (eb_wwwauth_param(w, "scope") == NULL) {
-			seterr(
+			eb_errf(
 			    err, errlen,
 			    "apple-oauth2 challenge without a scope parameter");
 			return -1;
@@ -599,7 +584,7 @@ eb_wwwauth_check_apple(const struct eb_wwwauth *w, char *err, size_t errlen)
 	case EB_WWWAUTH_METHOD_UNKNOWN:
 		break;
 	}
-	seterr(
+	eb_errf(
 	    err, errlen,
 	    "unknown method \"%.60s\" (expected apple-as-web or apple-oauth2)",
 	    m);

@@ -3,6 +3,8 @@
  */
 #include "core/str.h"
 
+#include <stdarg.h>
+#include <stdio.h>
 #include <string.h>
 
 #include <openssl/crypto.h>
@@ -143,4 +145,16 @@ eb_str_ct_eq(const void *a, size_t alen, const void *b, size_t blen)
 	if (alen != blen)
 		return 0;
 	return CRYPTO_memcmp(a, b, alen) == 0;
+}
+
+void
+eb_errf(char *err, size_t errlen, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (err == NULL || errlen == 0)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(err, errlen, fmt, ap);
+	va_end(ap);
 }

@@ -29,6 +29,10 @@ int eb_str_is_fqdn(const char *s);
 int eb_str_split_identifier(const char *id, char **local, char **domain);
 /* Constant-time equality of two byte strings (lengths may differ). */
 int eb_str_ct_eq(const void *a, size_t alen, const void *b, size_t blen);
+/* Format into a caller's error buffer; a no-op when err is NULL or errlen
+ * is 0. */
+void eb_errf(char *err, size_t errlen, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 /* 1 when s starts with prefix. */
 int eb_str_has_prefix(const char *s, const char *prefix);
 
