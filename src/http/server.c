@@ -399,7 +399,8 @@ eb_resp_html_page(struct eb_request *req, int status, const char *title,
 	    &b,
 	    "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
 	    "<meta name=\"viewport\" content=\"width=device-width, "
-	    "initial-scale=1\"><title>");
+	    "initial-scale=1\"><meta name=\"color-scheme\" "
+	    "content=\"light dark\"><title>");
 	eb_buf_add_html(&b, title);
 	eb_buf_addstr(
 	    &b,
@@ -408,7 +409,11 @@ eb_resp_html_page(struct eb_request *req, int status, const char *title,
 	    "margin:0;padding:2rem 1.25rem;background:#f5f5f7;color:#1d1d1f}"
 	    "main{max-width:32rem;margin:auto;background:#fff;border-radius:"
 	    "12px;padding:1.5rem}h1{font-size:1.4rem;margin-top:0}"
-	    "p{line-height:1.5}.rid{color:#6e6e73;font-size:.8rem}</style>"
+	    "p{line-height:1.5}.rid{color:#6e6e73;font-size:.85rem}"
+	    "@media(max-width:360px){body{padding:1rem .75rem}"
+	    "main{padding:1.25rem}}@media(prefers-color-scheme:dark){"
+	    "body{background:#000;color:#f5f5f7}main{background:#1c1c1e}"
+	    ".rid{color:#98989d}}</style>"
 	    "</head><body><main><h1>");
 	eb_buf_add_html(&b, title);
 	eb_buf_addstr(&b, "</h1><p>");
