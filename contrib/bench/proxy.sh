@@ -33,6 +33,9 @@
 #   BENCH_STRICT=1                  exit 1 when a target is missed
 #   BUILD_DIR=build                 the optimised build to use (RelWithDebInfo)
 #   BENCH_NO_BUILD=1                use $BUILD_DIR/enrollbridge as it is
+#   PERF_OUT=file                   record a call-graph profile of the bridge
+#                                   (perf record --call-graph dwarf) during
+#                                   its first timed round into file
 # Exit status: 0 (informational), 1 on setup failure or non-2xx responses,
 # or (BENCH_STRICT=1) a missed target.
 set -eu
@@ -313,15 +316,37 @@ parse_wrk() {
 	}'
 }
 
-# $1: label, $2: URL, $3: seconds, $4: output file -> "rps p99_ms"
+# CPU seconds (user + system) a process has used so far, from /proc
+cpu_of() {
+	[ -n "$1" ] && [ -r "/proc/$1/stat" ] || { echo 0; return 0; }
+	awk -v hz="$(getconf CLK_TCK)" '{ sub(/^.*\) /, ""); printf "%.3f\n", ($12 + $13) / hz }' "/proc/$1/stat"
+}
+
+# $1: label, $2: URL, $3: seconds, $4: output file -> "rps p99_ms cpu_us_per_req"
+# (the CPU column is the bridge's own, measured for the proxy target only)
 run_wrk() {
+	c0=0
+	[ "$1" = proxy ] && c0=$(cpu_of "$eb_pid")
+	perf_pid=""
+	if [ "$1" = proxy ] && [ -n "${PERF_OUT:-}" ] && [ "$3" = "$DURATION" ] && [ ! -e "$PERF_OUT" ]; then
+		perf record -q -F 999 --call-graph dwarf -o "$PERF_OUT" -p "$eb_pid" >/dev/null 2>&1 &
+		perf_pid=$!
+	fi
 	wrk -t"$THREADS" -c"$CONNS" -d"$3"s --latency -s contrib/bench/checkin.lua "$2" >"$4" 2>&1 ||
 		{ cat "$4" >&2; die "wrk failed against $1"; }
+	if [ -n "$perf_pid" ]; then
+		kill -INT "$perf_pid" 2>/dev/null || true
+		wait "$perf_pid" 2>/dev/null || true
+	fi
 	parse_wrk <"$4" >"$4.parsed" || { cat "$4" >&2; die "cannot parse wrk output ($1)"; }
 	read -r w_rps w_p99 w_bad w_errs w_n <"$4.parsed"
 	[ "$w_bad" -eq 0 ] || { cat "$4" >&2; die "$1 answered $w_bad non-2xx responses of $w_n"; }
 	[ "$w_errs" -eq 0 ] || say "WARNING: $1: $w_errs socket errors"
-	echo "$w_rps $w_p99"
+	w_cpu=0
+	if [ "$1" = proxy ]; then
+		w_cpu=$(awk -v a="$c0" -v b="$(cpu_of "$eb_pid")" -v n="$w_n" 'BEGIN { printf "%.1f", (n > 0 ? (b - a) * 1e6 / n : 0) }')
+	fi
+	echo "$w_rps $w_p99 $w_cpu"
 }
 
 median() { sort -n | awk '{ v[NR] = $1 } END { if (NR % 2) print v[(NR + 1) / 2]; else printf "%.3f\n", (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
@@ -350,7 +375,7 @@ while [ "$r" -le "$ROUNDS" ]; do
 	for s in $order; do
 		res=$(run_wrk "$s" "$(url_of "$s")" "$DURATION" "$tmp/r$r-$s.txt")
 		echo "$res" >>"$tmp/$s.res"
-		say "round $r $(printf '%-7s' "$s"): $(echo "$res" | awk '{ printf "%.0f req/s  p99 %.2f ms", $1, $2 }')"
+		say "round $r $(printf '%-7s' "$s"): $(echo "$res" | awk '{ printf "%.0f req/s  p99 %.2f ms", $1, $2; if ($3 > 0) printf "  bridge CPU %.1f us/req", $3 }')"
 	done
 	r=$((r + 1))
 done
@@ -366,6 +391,7 @@ for s in $targets; do
 	eval "${s}_rps=\$(awk '{ print \$1 }' \"\$tmp/\$s.res\" | median)"
 	eval "${s}_p99=\$(awk '{ print \$2 }' \"\$tmp/\$s.res\" | median)"
 done
+proxy_cpu=$(awk '{ print $3 }' "$tmp/proxy.res" | median)
 # shellcheck disable=SC2154 # set by the eval above
 overhead=$(awk -v p="$proxy_rps" -v d="$direct_rps" 'BEGIN { printf "%.3f", (d > 0 ? 1 - p / d : 1) }')
 ov_verdict=$(awk -v o="$overhead" -v t="$MAX_OVERHEAD" 'BEGIN { print (o + 0 < t + 0 ? "PASS" : "FAIL") }')
@@ -390,7 +416,9 @@ for s in $targets; do
 	apache) label="apache + mod_oauth2" ;;
 	esac
 	# shellcheck disable=SC2154
-	printf 'checkin  %-22s %9.0f req/s  p99 %7.2f ms\n' "$label" "$v_rps" "$v_p99"
+	printf 'checkin  %-22s %9.0f req/s  p99 %7.2f ms' "$label" "$v_rps" "$v_p99"
+	[ "$s" = proxy ] && printf '  bridge CPU %.1f us/req' "$proxy_cpu"
+	printf '\n'
 done
 echo "proxy overhead vs direct: $(awk -v o="$overhead" 'BEGIN { printf "%.1f%%", o * 100 }') (target < $(awk -v t="$MAX_OVERHEAD" 'BEGIN { printf "%d%%", t * 100 }')): $ov_verdict"
 # shellcheck disable=SC2154

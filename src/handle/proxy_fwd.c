@@ -19,6 +19,8 @@
  * limits.upstream_max_bytes 502; each with Retry-After. No grant is
  * touched on the way back.
  */
+#include <stddef.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
@@ -37,7 +39,8 @@
 
 #define RETRY_AFTER  "30"
 #define MAX_URL      8192
-#define MAX_FWD_HDRS 128 /* headers sent upstream, ours included */
+#define MAX_FWD_HDRS 128  /* headers sent upstream, ours included */
+#define FWD_ARENA    4096 /* bytes of header lines kept on the stack */
 
 #define M_REQUESTS "enrollbridge_proxy_requests_total"
 #define M_UP_SUM   "enrollbridge_proxy_upstream_seconds_sum"
@@ -228,7 +231,17 @@ struct fwd_headers {
 	const char *connection;
 	int overflow;
 	int has_ctype, has_accept, has_ua;
+	/* the lines of a usual request, without an allocation each; longer
+	 * ones are allocated */
+	char arena[FWD_ARENA];
+	size_t used;
 };
+
+static int
+in_arena(const struct fwd_headers *h, const char *p)
+{
+	return p >= h->arena && p < h->arena + sizeof(h->arena);
+}
 
 static void
 fwd_headers_finish(struct fwd_headers *h)
@@ -236,22 +249,42 @@ fwd_headers_finish(struct fwd_headers *h)
 	size_t i;
 
 	for (i = 0; i < h->n; i++)
-		eb_free(h->v[i]);
+		if (!in_arena(h, h->v[i]))
+			eb_free(h->v[i]);
 	h->n = 0;
+	h->used = 0;
+}
+
+/* Room for one line of len bytes (NUL included): in the arena when it
+ * fits, else allocated. NULL when the list is full or out of memory. */
+static char *
+fwd_room(struct fwd_headers *h, size_t len)
+{
+	char *line;
+
+	if (h->n == MAX_FWD_HDRS) {
+		h->overflow = 1;
+		return NULL;
+	}
+	if (len <= sizeof(h->arena) - h->used) {
+		line = h->arena + h->used;
+		h->used += len;
+	} else if ((line = eb_malloc(len)) == NULL)
+		return NULL;
+	h->v[h->n++] = line;
+	return line;
 }
 
 /* Append one header line as curl takes it. */
 static int
-fwd_line(struct fwd_headers *h, char *line)
+fwd_line(struct fwd_headers *h, const char *line)
 {
-	if (line == NULL)
+	size_t len = strlen(line) + 1;
+	char *p;
+
+	if ((p = fwd_room(h, len)) == NULL)
 		return -1;
-	if (h->n == MAX_FWD_HDRS) {
-		h->overflow = 1;
-		eb_free(line);
-		return -1;
-	}
-	h->v[h->n++] = line;
+	memcpy(p, line, len);
 	return 0;
 }
 
@@ -262,7 +295,7 @@ fwd_add(struct fwd_headers *h, const char *name, const char *value)
 	size_t nl = strlen(name), vl = strlen(value);
 	char *line;
 
-	if ((line = eb_malloc(nl + vl + 3)) == NULL)
+	if (nl > SIZE_MAX - 3 - vl || (line = fwd_room(h, nl + vl + 3)) == NULL)
 		return -1;
 	memcpy(line, name, nl);
 	if (vl == 0) {
@@ -273,7 +306,7 @@ fwd_add(struct fwd_headers *h, const char *name, const char *value)
 		line[nl + 1] = ' ';
 		memcpy(line + nl + 2, value, vl + 1);
 	}
-	return fwd_line(h, line);
+	return 0;
 }
 
 static int
@@ -312,7 +345,8 @@ build_headers(struct eb_request *req, const struct eb_proxy_identity *id,
 	char host[256];
 	int rc = 0;
 
-	memset(h, 0, sizeof(*h));
+	memset(h, 0, offsetof(struct fwd_headers, arena)); /* not the arena */
+	h->used = 0;
 	h->connection = eb_req_header(req, "Connection");
 	eb_req_header_each(req, copy_header, h);
 	if (h->overflow)
@@ -320,11 +354,11 @@ build_headers(struct eb_request *req, const struct eb_proxy_identity *id,
 	/* nothing the device did not send ("Name:" removes what curl would
 	 * add on its own) */
 	if (!h->has_ctype)
-		rc |= fwd_line(h, eb_strdup("Content-Type:"));
+		rc |= fwd_line(h, "Content-Type:");
 	if (!h->has_accept)
-		rc |= fwd_line(h, eb_strdup("Accept:"));
+		rc |= fwd_line(h, "Accept:");
 	if (!h->has_ua)
-		rc |= fwd_line(h, eb_strdup("User-Agent:"));
+		rc |= fwd_line(h, "User-Agent:");
 	if (id->authenticated) {
 		rc |= fwd_add(h, "X-Managed-Apple-ID",
 		              id->managed_apple_id ? id->managed_apple_id : "");

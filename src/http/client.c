@@ -16,6 +16,7 @@
 
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <unistd.h>
 #include <string.h>
@@ -392,6 +393,43 @@ slist_add_all(struct curl_slist **list, const char *const *v)
 }
 
 /*
+ * The NULL-terminated header array v, then last, as one curl list in a
+ * single allocation (nodes first, then the strings): one eb_free() frees
+ * it, never curl_slist_free_all(). curl only reads a CURLOPT_HTTPHEADER
+ * list, so the asynchronous client need not copy each line twice.
+ * NULL when out of memory.
+ */
+static struct curl_slist *
+slist_block(const char *const *v, const char *last)
+{
+	struct curl_slist *l;
+	size_t n = 1, bytes = strlen(last) + 1, i, len;
+	char *p;
+
+	for (i = 0; v != NULL && v[i] != NULL; i++) {
+		len = strlen(v[i]) + 1;
+		if (bytes > SIZE_MAX - len)
+			return NULL;
+		bytes += len;
+		n++;
+	}
+	if (n > (SIZE_MAX - bytes) / sizeof(*l) ||
+	    (l = eb_malloc(n * sizeof(*l) + bytes)) == NULL)
+		return NULL;
+	p = (char *)(l + n);
+	for (i = 0; i < n; i++) {
+		const char *s = i + 1 < n ? v[i] : last;
+
+		len = strlen(s) + 1;
+		memcpy(p, s, len);
+		l[i].data = p;
+		l[i].next = i + 1 < n ? &l[i + 1] : NULL;
+		p += len;
+	}
+	return l;
+}
+
+/*
  * The easy handle for this request: the thread's kept one (reset, shared
  * caches attached) or, for requests with test hooks, a private one.
  */
@@ -610,7 +648,7 @@ struct async_xfer {
 	struct async_engine *e;
 	CURL *h;
 	struct fetch_ctx ctx;
-	struct curl_slist *hdrs;
+	struct curl_slist *hdrs; /* one block: see slist_block() */
 	char *body;
 	eb_http_done_fn done;
 	void *arg;
@@ -624,7 +662,7 @@ xfer_free(struct async_xfer *x)
 		return;
 	if (x->h != NULL)
 		curl_easy_cleanup(x->h);
-	curl_slist_free_all(x->hdrs);
+	eb_free(x->hdrs);
 	headers_free(x->ctx.headers, x->ctx.nheaders);
 	eb_buf_finish(&x->ctx.body);
 	eb_free(x->body);
@@ -636,7 +674,7 @@ xfer_free(struct async_xfer *x)
 static void
 xfer_recycle_locked(struct async_engine *e, struct async_xfer *x)
 {
-	curl_slist_free_all(x->hdrs);
+	eb_free(x->hdrs);
 	x->hdrs = NULL;
 	headers_free(x->ctx.headers, x->ctx.nheaders);
 	eb_buf_finish(&x->ctx.body);
@@ -912,8 +950,7 @@ eb_http_fetch_async(const struct eb_http_options *opts, eb_http_done_fn done,
 	}
 	/* curl copies the strings it is given; the header list and the body
 	 * are ours to keep until the transfer ends */
-	if (slist_add_all(&x->hdrs, opts->headers) == -1 ||
-	    (x->hdrs = curl_slist_append(x->hdrs, "Expect:")) == NULL)
+	if ((x->hdrs = slist_block(opts->headers, "Expect:")) == NULL)
 		goto fail;
 	rc = configure(x->h, &o, &x->ctx, x->hdrs, NULL, NULL, x->errbuf);
 	if (rc != CURLE_OK)

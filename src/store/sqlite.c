@@ -52,6 +52,20 @@
 #define TOKEN_COLS                                                             \
 	"hash, kind, tenant, grant_id, client_id, jti, created_at,"            \
 	" expires_at, status, rotated_at, parent_hash, replaced_by"
+/* The same lists qualified, for the token-and-grant join. */
+#define GRANT_COLS_G                                                           \
+	"g.id, g.tenant, g.status, g.auth_method, g.client_id,"                \
+	" g.managed_apple_id, g.user_identifier, g.idp_issuer, g.idp_subject," \
+	" g.idp_tid, g.idp_oid, g.enrollment_mode, g.binding_kind,"            \
+	" g.binding_value, g.bound_at, g.created_at, g.updated_at,"            \
+	" g.expires_at, g.upstream_refresh_token, g.upstream_renewed_at,"      \
+	" g.upstream_next_at, g.upstream_failing_since, g.revoked_at,"         \
+	" g.revoke_reason, g.superseded_by, g.extra"
+#define TOKEN_COLS_T                                                           \
+	"t.hash, t.kind, t.tenant, t.grant_id, t.client_id, t.jti,"            \
+	" t.created_at, t.expires_at, t.status, t.rotated_at, t.parent_hash,"  \
+	" t.replaced_by"
+#define TOKEN_NCOLS 12
 #define CODE_COLS                                                              \
 	"hash, tenant, grant_id, client_id, redirect_uri, scope, created_at,"  \
 	" expires_at, used_at"
@@ -94,6 +108,7 @@ enum stmt_id {
 	ST_GRANT_LEASE,
 	ST_TOKEN_INS,
 	ST_TOKEN_GET,
+	ST_TOKEN_GRANT_GET,
 	ST_TOKEN_ROTATED,
 	ST_TOKEN_REVOKE,
 	ST_TOKEN_REVOKE_GRANT,
@@ -166,6 +181,9 @@ static const char *const stmt_sql[ST__COUNT] = {
     [ST_TOKEN_INS] = "INSERT INTO tokens (" TOKEN_COLS ") VALUES"
                      " (?,?,?,?,?,?,?,?,'active',0,?,NULL)",
     [ST_TOKEN_GET] = "SELECT " TOKEN_COLS " FROM tokens WHERE hash = ?",
+    [ST_TOKEN_GRANT_GET] = "SELECT " TOKEN_COLS_T ", " GRANT_COLS_G
+                           " FROM tokens t LEFT JOIN grants g"
+                           " ON g.id = t.grant_id WHERE t.hash = ?",
     [ST_TOKEN_ROTATED] = "UPDATE tokens SET status = 'rotated',"
                          " rotated_at = ?2, replaced_by = ?3 WHERE hash = ?1",
     [ST_TOKEN_REVOKE] = "UPDATE tokens SET status = 'revoked' WHERE hash = ?",
@@ -594,11 +612,11 @@ read_code(sqlite3_stmt *st, void *p)
 	return r.oom ? -1 : 0;
 }
 
-static int
-read_grant(sqlite3_stmt *st, void *p)
+/* A grant's GRANT_NCOLS columns from r's current column on. */
+static void
+read_grant_rd(struct rd *rp, struct eb_store_grant *g)
 {
-	struct eb_store_grant *g = p;
-	struct rd r = {st, 0, 0};
+	struct rd r = *rp;
 
 	g->id = rd_text(&r);
 	g->tenant = rd_text(&r);
@@ -626,14 +644,23 @@ read_grant(sqlite3_stmt *st, void *p)
 	g->revoke_reason = rd_text(&r);
 	g->superseded_by = rd_text(&r);
 	g->extra = rd_text(&r);
-	return r.oom ? -1 : 0;
+	*rp = r;
 }
 
 static int
-read_token(sqlite3_stmt *st, void *p)
+read_grant(sqlite3_stmt *st, void *p)
 {
-	struct eb_store_token *t = p;
 	struct rd r = {st, 0, 0};
+
+	read_grant_rd(&r, p);
+	return r.oom ? -1 : 0;
+}
+
+/* A token's TOKEN_NCOLS columns from r's current column on. */
+static void
+read_token_rd(struct rd *rp, struct eb_store_token *t)
+{
+	struct rd r = *rp;
 
 	t->hash = rd_text(&r);
 	t->kind = rd_enum(&r, eb_store_token_kind_name);
@@ -647,6 +674,15 @@ read_token(sqlite3_stmt *st, void *p)
 	t->rotated_at = rd_i64(&r);
 	t->parent_hash = rd_text(&r);
 	t->replaced_by = rd_text(&r);
+	*rp = r;
+}
+
+static int
+read_token(sqlite3_stmt *st, void *p)
+{
+	struct rd r = {st, 0, 0};
+
+	read_token_rd(&r, p);
 	return r.oom ? -1 : 0;
 }
 
@@ -1762,6 +1798,51 @@ token_select(struct conn *c, const char *hash, struct eb_store_token *out)
 	return fetch_one(c, st, &RT_TOKEN, out, __func__);
 }
 
+/*
+ * The token by hash and, when it still exists, its grant, in one statement
+ * (one snapshot): OK with grant->id NULL when the grant row is gone.
+ */
+static int
+sq_token_grant_get(void *be, const char *hash, struct eb_store_token *tok,
+                   struct eb_store_grant *grant)
+{
+	struct conn *c;
+	sqlite3_stmt *st;
+	struct rd r;
+	int rc;
+
+	memset(tok, 0, sizeof(*tok));
+	memset(grant, 0, sizeof(*grant));
+	if (hash == NULL)
+		return EB_STORE_NOT_FOUND;
+	if ((c = conn_get(be)) == NULL ||
+	    (st = stmt(c, ST_TOKEN_GRANT_GET)) == NULL)
+		return EB_STORE_ERROR;
+	if (b_text(st, 1, hash))
+		return fail(c, sqlite3_errcode(c->db), __func__);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW) {
+		r.st = st;
+		r.col = 0;
+		r.oom = 0;
+		read_token_rd(&r, tok);
+		if (sqlite3_column_type(st, TOKEN_NCOLS) != SQLITE_NULL)
+			read_grant_rd(&r, grant);
+		if (r.oom) {
+			fin_token(tok);
+			fin_grant(grant);
+			log_warnx("store: out of memory");
+			rc = EB_STORE_ERROR;
+		} else
+			rc = EB_STORE_OK;
+	} else if (rc == SQLITE_DONE)
+		rc = EB_STORE_NOT_FOUND;
+	else
+		rc = fail(c, rc, __func__);
+	sqlite3_reset(st);
+	return rc;
+}
+
 static int
 token_set_rotated(struct conn *c, const char *hash, int64_t at,
                   const char *successor)
@@ -2083,6 +2164,7 @@ const struct eb_store_ops eb_store_sqlite_ops = {
     .grant_list_due = sq_grant_list_due,
     .token_put = sq_token_put,
     .token_get = sq_token_get,
+    .token_grant_get = sq_token_grant_get,
     .token_rotate = sq_token_rotate,
     .token_revoke = sq_token_revoke,
     .key_put = sq_key_put,

@@ -329,6 +329,24 @@ eb_store_token_get(struct eb_store *s, const char *hash,
 }
 
 int
+eb_store_token_grant_get(struct eb_store *s, const char *hash,
+                         struct eb_store_token *tok,
+                         struct eb_store_grant *grant)
+{
+	int rc;
+
+	ZERO(tok);
+	ZERO(grant);
+	if (s != NULL && s->ops->token_grant_get != NULL)
+		return s->ops->token_grant_get(s->be, hash, tok, grant);
+	if ((rc = eb_store_token_get(s, hash, tok)) != EB_STORE_OK ||
+	    tok->grant_id == NULL)
+		return rc;
+	rc = eb_store_grant_get(s, tok->grant_id, grant);
+	return rc == EB_STORE_NOT_FOUND ? EB_STORE_OK : rc;
+}
+
+int
 eb_store_token_rotate_refresh(struct eb_store *s, const char *old_hash,
                               const struct eb_store_token *next,
                               const struct eb_store_token *access, int64_t now,

@@ -280,6 +280,10 @@ struct eb_store_ops {
 	int (*token_put)(void *be, const struct eb_store_token *t);
 	int (*token_get)(void *be, const char *hash,
 	                 struct eb_store_token *out);
+	/* optional: token_get and grant_get of its grant in one go */
+	int (*token_grant_get)(void *be, const char *hash,
+	                       struct eb_store_token *tok,
+	                       struct eb_store_grant *grant);
 	int (*token_rotate)(void *be, const char *old_hash,
 	                    const struct eb_store_token *next,
 	                    const struct eb_store_token *access, int64_t now,
@@ -439,6 +443,15 @@ int eb_store_token_put(struct eb_store *s, const struct eb_store_token *t);
 /* The token as stored, whatever its status or expiry (caller checks). */
 int eb_store_token_get(struct eb_store *s, const char *hash,
                        struct eb_store_token *out);
+/*
+ * The token as stored (as eb_store_token_get) and the grant its grant_id
+ * names, as stored now (as eb_store_grant_get), in one lookup where the
+ * backend can. OK when the token exists: grant->id is NULL when its grant
+ * does not. The caller finishes both, whatever the result.
+ */
+int eb_store_token_grant_get(struct eb_store *s, const char *hash,
+                             struct eb_store_token *tok,
+                             struct eb_store_grant *grant);
 /*
  * Refresh-token rotation, one transaction. old_hash must be an active,
  * unexpired refresh token of an active grant: it becomes ROTATED, next (a

@@ -218,11 +218,16 @@ check_store(struct eb_store *store, const struct eb_tenant *t,
 	memset(&g, 0, sizeof(g));
 	if (eb_store_hash_token(token, strlen(token), hash) != 0)
 		return EB_BEARER_ERROR;
-	rc = eb_store_token_get(store, hash, &st);
-	if (rc == EB_STORE_NOT_FOUND)
-		return EB_BEARER_UNKNOWN;
-	if (rc != EB_STORE_OK)
-		return EB_BEARER_ERROR;
+	/* the token and its grant as they are now (never cached), one lookup */
+	rc = eb_store_token_grant_get(store, hash, &st, &g);
+	if (rc == EB_STORE_NOT_FOUND) {
+		r = EB_BEARER_UNKNOWN;
+		goto out;
+	}
+	if (rc != EB_STORE_OK) {
+		r = EB_BEARER_ERROR;
+		goto out;
+	}
 	if ((st.kind != EB_STORE_TOKEN_ACCESS &&
 	     st.kind != EB_STORE_TOKEN_WEB) ||
 	    st.grant_id == NULL || strcmp(st.grant_id, gid) != 0 ||
@@ -242,13 +247,8 @@ check_store(struct eb_store *store, const struct eb_tenant *t,
 		r = EB_BEARER_EXPIRED;
 		goto out;
 	}
-	rc = eb_store_grant_get(store, st.grant_id, &g);
-	if (rc == EB_STORE_NOT_FOUND) {
+	if (g.id == NULL) { /* the grant row is gone */
 		r = EB_BEARER_REVOKED;
-		goto out;
-	}
-	if (rc != EB_STORE_OK) {
-		r = EB_BEARER_ERROR;
 		goto out;
 	}
 	if (g.tenant == NULL || strcmp(g.tenant, t->id) != 0) {
