@@ -487,7 +487,7 @@ cmd_enroll(int argc, char **argv)
 		return 2;
 	}
 	rc = 2;
-	if ((url = eb_devsim_discovery_url(&s, domain)) == NULL) {
+	if ((url = eb_discover_url(s.base, domain, s.id, s.family)) == NULL) {
 		fprintf(stderr, "device-sim: URL too long or out of memory\n");
 		goto out_free;
 	}

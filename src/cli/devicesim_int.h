@@ -76,8 +76,6 @@ eb_devsim_request(struct eb_devsim *s, const char *name, const char *method,
 /* A random upper-case UUID: fresh, or NULL. */
 char *eb_devsim_uuid(void);
 
-/* The steps, in order; each returns 0 when it passed, else -1 (noted). */
-char *eb_devsim_discovery_url(const struct eb_devsim *s, const char *domain);
 int eb_devsim_discovery(struct eb_devsim *s, const char *url);
 int eb_devsim_machineinfo(struct eb_devsim *s);
 int eb_devsim_challenge(struct eb_devsim *s);

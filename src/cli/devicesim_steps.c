@@ -33,35 +33,6 @@
 
 /* ---- 1. discovery ------------------------------------------------------- */
 
-char *
-eb_devsim_discovery_url(const struct eb_devsim *s, const char *domain)
-{
-	struct eb_buf b;
-	size_t n;
-
-	eb_buf_init(&b, 8192);
-	if (s->base != NULL) {
-		n = strlen(s->base);
-		while (n > 0 && s->base[n - 1] == '/')
-			n--;
-		if (eb_buf_add(&b, s->base, n) == -1)
-			goto out_free;
-	} else if (eb_buf_printf(&b, "https://%s", domain) == -1) {
-		goto out_free;
-	}
-	if (eb_buf_addstr(&b, "/.well-known/com.apple.remotemanagement"
-	                      "?user-identifier=") == -1 ||
-	    eb_http_urlencode(&b, s->id) == -1)
-		goto out_free;
-	if (s->family != NULL && (eb_buf_addstr(&b, "&model-family=") == -1 ||
-	                          eb_http_urlencode(&b, s->family) == -1))
-		goto out_free;
-	return eb_buf_detach(&b, NULL);
-out_free:
-	eb_buf_finish(&b);
-	return NULL;
-}
-
 int
 eb_devsim_discovery(struct eb_devsim *s, const char *url)
 {

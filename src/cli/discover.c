@@ -1017,28 +1017,29 @@ family_ok(const char *f)
 }
 
 /* The discovery URL for a, or NULL (usage error printed). */
-static char *
-discovery_url(const struct args *a, const char *domain)
+char *
+eb_discover_url(const char *base, const char *domain, const char *id,
+                const char *family)
 {
 	struct eb_buf b;
 	size_t n;
 
 	eb_buf_init(&b, 8192);
-	if (a->base != NULL) {
-		n = strlen(a->base);
-		while (n > 0 && a->base[n - 1] == '/')
+	if (base != NULL) {
+		n = strlen(base);
+		while (n > 0 && base[n - 1] == '/')
 			n--;
-		if (eb_buf_add(&b, a->base, n) == -1)
+		if (eb_buf_add(&b, base, n) == -1)
 			goto out_free;
 	} else if (eb_buf_printf(&b, "https://%s", domain) == -1) {
 		goto out_free;
 	}
 	if (eb_buf_addstr(&b, "/.well-known/com.apple.remotemanagement"
 	                      "?user-identifier=") == -1 ||
-	    eb_http_urlencode(&b, a->id) == -1)
+	    eb_http_urlencode(&b, id) == -1)
 		goto out_free;
-	if (a->family != NULL && (eb_buf_addstr(&b, "&model-family=") == -1 ||
-	                          eb_http_urlencode(&b, a->family) == -1))
+	if (family != NULL && (eb_buf_addstr(&b, "&model-family=") == -1 ||
+	                       eb_http_urlencode(&b, family) == -1))
 		goto out_free;
 	return eb_buf_detach(&b, NULL);
 out_free:
@@ -1081,7 +1082,7 @@ eb_cli_discover(int argc, char **argv)
 		fprintf(stderr, "discover: --base must be an http(s) URL\n");
 		goto out_free;
 	}
-	if ((url = discovery_url(&a, domain)) == NULL) {
+	if ((url = eb_discover_url(a.base, domain, a.id, a.family)) == NULL) {
 		fprintf(stderr, "discover: URL too long or out of memory\n");
 		goto out_free;
 	}

@@ -105,4 +105,13 @@ int eb_discover_check_challenge(const char *const *values, size_t n,
 int eb_discover_check_esso_body(const char *body, size_t len, int developer,
                                 struct eb_discover_report *r);
 
+/*
+ * The discovery URL a device queries for identifier id: base (trailing
+ * slashes dropped) or https://domain, then
+ * /.well-known/com.apple.remotemanagement?user-identifier=ID[&model-family=F],
+ * values URL-encoded. A fresh string, or NULL.
+ */
+char *eb_discover_url(const char *base, const char *domain, const char *id,
+                      const char *family);
+
 #endif
