@@ -26,6 +26,7 @@ set -eu
 
 cd "$(dirname "$0")/../.."
 top=$(pwd)
+. contrib/bench/lib.sh
 
 DURATION=${DURATION:-10}
 ROUNDS=${ROUNDS:-3}
@@ -39,8 +40,6 @@ TARGET=${TARGET:-0.80}
 QUERY="user-identifier=alice@contoso.example&model-family=iPhone"
 DPATH="/.well-known/com.apple.remotemanagement"
 
-say() { printf '%s\n' "bench: $*" >&2; }
-die() { printf '%s\n' "bench: FAIL: $*" >&2; exit 1; }
 
 # ---- dependencies and build -------------------------------------------------
 sh contrib/install-deps.sh
@@ -79,16 +78,6 @@ tmp=$(mktemp -d "${TMPDIR:-/tmp}/eb-bench.XXXXXX")
 eb_pid=""
 eb2_pid=""
 ngx_pid=""
-stop_pid() {
-	[ -n "$1" ] || return 0
-	kill "$1" 2>/dev/null || return 0
-	i=0
-	while kill -0 "$1" 2>/dev/null && [ $i -lt 50 ]; do
-		sleep 0.1
-		i=$((i + 1))
-	done
-	kill -9 "$1" 2>/dev/null || true
-}
 # shellcheck disable=SC2317 # called by the EXIT trap
 cleanup() {
 	stop_pid "$eb_pid"
@@ -100,12 +89,6 @@ trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
-free_port() {
-	python3 -c 'import socket
-s = socket.socket()
-s.bind(("127.0.0.1", 0))
-print(s.getsockname()[1])'
-}
 
 # ---- enrollbridge -----------------------------------------------------------
 # $1: name (directory), $2: port, $3: access log true|false
@@ -148,27 +131,13 @@ EOF
 }
 
 # $1: pid, $2: base URL, $3: log file
-wait_healthy() {
-	i=0
-	while [ $i -lt 150 ]; do
-		kill -0 "$1" 2>/dev/null || {
-			tail -n 20 "$3" >&2 || true
-			die "server exited during start-up (log: above)"
-		}
-		curl -fsS -o /dev/null "$2/healthz" 2>/dev/null && return 0
-		sleep 0.1
-		i=$((i + 1))
-	done
-	tail -n 20 "$3" >&2 || true
-	die "no answer on $2/healthz after 15s"
-}
 
 eb_port=$(free_port)
 write_eb_config eb "$eb_port" false
 "$EB" serve -c "$tmp/eb/enrollbridge.json" >"$tmp/eb/out.log" 2>&1 &
 eb_pid=$!
 eb_url="http://127.0.0.1:$eb_port"
-wait_healthy "$eb_pid" "$eb_url" "$tmp/eb/out.log"
+wait_up "$eb_pid" "$eb_url/healthz" "$tmp/eb/out.log"
 
 # ---- the body and headers to copy -------------------------------------------
 curl -sS -D "$tmp/eb.hdr.raw" -o "$tmp/disco.json" "$eb_url$DPATH?$QUERY" ||
@@ -241,7 +210,7 @@ EOF
 "$NGINX" -p "$nd" -c "$nd/nginx.conf" >"$nd/logs/out.log" 2>&1 &
 ngx_pid=$!
 ngx_url="http://127.0.0.1:$ngx_port"
-wait_healthy "$ngx_pid" "$ngx_url" "$nd/logs/error.log"
+wait_up "$ngx_pid" "$ngx_url/healthz" "$nd/logs/error.log"
 
 curl -sS -D "$tmp/ngx.hdr.raw" -o "$tmp/ngx.json" "$ngx_url$DPATH?$QUERY" ||
 	die "discovery request to nginx failed"
@@ -252,28 +221,6 @@ grep -qi '^content-type: application/json$' "$tmp/ngx.hdr" ||
 
 # ---- load ------------------------------------------------------------------------
 # wrk's output -> "rps p99_ms non2xx socket_errors"
-parse_wrk() {
-	awk '
-	function ms(v) {
-		if (v ~ /us$/) { sub(/us$/, "", v); return v / 1000 }
-		if (v ~ /ms$/) { sub(/ms$/, "", v); return v + 0 }
-		if (v ~ /m$/)  { sub(/m$/, "", v);  return v * 60000 }
-		if (v ~ /s$/)  { sub(/s$/, "", v);  return v * 1000 }
-		return v + 0
-	}
-	/^Requests\/sec:/ { rps = $2 }
-	/ requests in / { nreq = $1 }
-	$1 == "99%" { p99 = ms($2) }
-	/Non-2xx or 3xx responses:/ { bad = $NF }
-	/Socket errors:/ {
-		gsub(/,/, "")
-		errs = $4 + $6 + $8 + $10
-	}
-	END {
-		if (rps == "" || p99 == "" || nreq == "") exit 1
-		printf "%s %.3f %d %d %d\n", rps, p99, bad + 0, errs + 0, nreq
-	}'
-}
 
 # CPU time (user + system, clock ticks) used so far by the processes $*,
 # all their threads included
@@ -317,7 +264,6 @@ run_wrk() {
 		'BEGIN { printf "%s %s %.2f\n", r, p, (n > 0 ? c * 1e6 / hz / n : 0) }'
 }
 
-median() { sort -n | awk '{ v[NR] = $1 } END { if (NR % 2) print v[(NR + 1) / 2]; else printf "%.3f\n", (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 
 say "machine: $(nproc) cores ($(sed -n 's/^model name[^:]*: //p' /proc/cpuinfo | head -n 1)); wrk shares them with the server"
 say "enrollbridge $eb_url (access log OFF), nginx $ngx_url (worker_processes auto, access_log off); body $body_len bytes"
@@ -368,7 +314,7 @@ if [ "$ACCESS_LOG_RUN" = 1 ]; then
 	"$EB" serve -c "$tmp/eb-access/enrollbridge.json" >"$tmp/eb-access/access.log" 2>&1 &
 	eb2_pid=$!
 	eb2_url="http://127.0.0.1:$eb2_port"
-	wait_healthy "$eb2_pid" "$eb2_url" "$tmp/eb-access/access.log"
+	wait_up "$eb2_pid" "$eb2_url/healthz" "$tmp/eb-access/access.log"
 	run_wrk "enrollbridge (access log)" "$eb2_url" "$WARMUP" "$tmp/warm-eb2.txt" "$eb2_pid" >/dev/null
 	res=$(run_wrk "enrollbridge (access log)" "$eb2_url" "$DURATION" "$tmp/r-eb2.txt" "$eb2_pid")
 	lines=$(wc -l <"$tmp/eb-access/access.log")

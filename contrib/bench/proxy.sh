@@ -42,6 +42,7 @@ set -eu
 
 cd "$(dirname "$0")/../.."
 top=$(pwd)
+. contrib/bench/lib.sh
 
 DURATION=${DURATION:-10}
 ROUNDS=${ROUNDS:-3}
@@ -55,8 +56,6 @@ BUILD_DIR=${BUILD_DIR:-build}
 MAX_OVERHEAD=0.15
 MIN_APACHE_RATIO=2
 
-say() { printf '%s\n' "bench: $*" >&2; }
-die() { printf '%s\n' "bench: FAIL: $*" >&2; exit 1; }
 
 # ---- dependencies and build -------------------------------------------------
 sh contrib/install-deps.sh
@@ -86,16 +85,6 @@ tmp=$(mktemp -d "${TMPDIR:-/tmp}/eb-bench-proxy.XXXXXX")
 eb_pid=""
 ngx_pid=""
 apache_pid=""
-stop_pid() {
-	[ -n "$1" ] || return 0
-	kill "$1" 2>/dev/null || return 0
-	i=0
-	while kill -0 "$1" 2>/dev/null && [ $i -lt 50 ]; do
-		sleep 0.1
-		i=$((i + 1))
-	done
-	kill -9 "$1" 2>/dev/null || true
-}
 # shellcheck disable=SC2317 # called by the EXIT trap
 cleanup() {
 	stop_pid "$eb_pid"
@@ -107,25 +96,8 @@ trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
-free_port() {
-	python3 -c 'import socket
-s = socket.socket()
-s.bind(("127.0.0.1", 0))
-print(s.getsockname()[1])'
-}
 
 # $1: pid, $2: URL answering 200 once up, $3: log file
-wait_up() {
-	i=0
-	while [ $i -lt 150 ]; do
-		kill -0 "$1" 2>/dev/null || { tail -n 20 "$3" >&2 || true; die "server exited during start-up"; }
-		curl -fsS -o /dev/null "$2" 2>/dev/null && return 0
-		sleep 0.1
-		i=$((i + 1))
-	done
-	tail -n 20 "$3" >&2 || true
-	die "no answer on $2 after 15s"
-}
 
 # ---- the upstream: nginx answering every check-in with 200 --------------------
 ngx_port=$(free_port)
@@ -296,25 +268,6 @@ fi
 
 # ---- load ------------------------------------------------------------------------
 # wrk's output -> "rps p99_ms non2xx socket_errors requests"
-parse_wrk() {
-	awk '
-	function ms(v) {
-		if (v ~ /us$/) { sub(/us$/, "", v); return v / 1000 }
-		if (v ~ /ms$/) { sub(/ms$/, "", v); return v + 0 }
-		if (v ~ /m$/)  { sub(/m$/, "", v);  return v * 60000 }
-		if (v ~ /s$/)  { sub(/s$/, "", v);  return v * 1000 }
-		return v + 0
-	}
-	/^Requests\/sec:/ { rps = $2 }
-	/ requests in / { nreq = $1 }
-	$1 == "99%" { p99 = ms($2) }
-	/Non-2xx or 3xx responses:/ { bad = $NF }
-	/Socket errors:/ { gsub(/,/, ""); errs = $4 + $6 + $8 + $10 }
-	END {
-		if (rps == "" || p99 == "" || nreq == "") exit 1
-		printf "%s %.3f %d %d %d\n", rps, p99, bad + 0, errs + 0, nreq
-	}'
-}
 
 # CPU seconds (user + system) a process has used so far, from /proc
 cpu_of() {
@@ -349,7 +302,6 @@ run_wrk() {
 	echo "$w_rps $w_p99 $w_cpu"
 }
 
-median() { sort -n | awk '{ v[NR] = $1 } END { if (NR % 2) print v[(NR + 1) / 2]; else printf "%.3f\n", (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 
 targets="direct nginxproxy proxy"
 [ -n "$apache_url" ] && targets="$targets apache"
