@@ -21,6 +21,7 @@
  *     their length and a short fingerprint.
  */
 #include "cli/devicesim.h"
+#include "cli/cliopt.h"
 
 #include "cli/devicesim_int.h"
 
@@ -47,9 +48,6 @@
 #include "core/str.h"
 #include "http/client.h"
 #include "http/form.h"
-
-static const char *const model_families[] = {
-    "iPhone", "iPad", "Mac", "AppleTV", "Watch", "RealityDevice", NULL};
 
 static void
 usage(void)
@@ -330,35 +328,6 @@ out_free:
 	json_decref(root);
 }
 
-static const char *
-optval(int argc, char **argv, int *i, const char *opt, int *missing)
-{
-	size_t n = strlen(opt);
-
-	if (strncmp(argv[*i], opt, n) != 0)
-		return NULL;
-	if (argv[*i][n] == '=')
-		return argv[*i] + n + 1;
-	if (argv[*i][n] != '\0')
-		return NULL;
-	if (*i + 1 >= argc) {
-		*missing = 1;
-		return NULL;
-	}
-	return argv[++*i];
-}
-
-static int
-family_ok(const char *f)
-{
-	size_t i;
-
-	for (i = 0; model_families[i] != NULL; i++)
-		if (strcmp(f, model_families[i]) == 0)
-			return 1;
-	return 0;
-}
-
 /* 0, 1 for --help, -1 on a usage error (message printed). */
 static int
 parse_enroll_args(int argc, char **argv, struct eb_devsim *s)
@@ -377,20 +346,26 @@ parse_enroll_args(int argc, char **argv, struct eb_devsim *s)
 			s->json = 1;
 		else if (strcmp(argv[i], "--interactive") == 0)
 			s->interactive = 1;
-		else if ((v = optval(argc, argv, &i, "--base", &missing)))
+		else if ((v = eb_cli_optval(argc, argv, &i, "--base",
+		                            &missing)))
 			s->base = v;
-		else if ((v = optval(argc, argv, &i, "--model-family",
-		                     &missing)))
+		else if ((v = eb_cli_optval(argc, argv, &i, "--model-family",
+		                            &missing)))
 			s->family = v;
-		else if ((v = optval(argc, argv, &i, "--udid", &missing)))
+		else if ((v = eb_cli_optval(argc, argv, &i, "--udid",
+		                            &missing)))
 			s->udid_arg = v;
-		else if ((v = optval(argc, argv, &i, "--login", &missing)))
+		else if ((v = eb_cli_optval(argc, argv, &i, "--login",
+		                            &missing)))
 			s->login = v;
-		else if ((v = optval(argc, argv, &i, "--password", &missing)))
+		else if ((v = eb_cli_optval(argc, argv, &i, "--password",
+		                            &missing)))
 			s->password = v;
-		else if ((v = optval(argc, argv, &i, "--cafile", &missing)))
+		else if ((v = eb_cli_optval(argc, argv, &i, "--cafile",
+		                            &missing)))
 			s->cafile = v;
-		else if ((v = optval(argc, argv, &i, "--timeout", &missing))) {
+		else if ((v = eb_cli_optval(argc, argv, &i, "--timeout",
+		                            &missing))) {
 			t = strtol(v, &end, 10);
 			if (*v == '\0' || *end != '\0' || t < 1 || t > 600) {
 				fprintf(stderr,
@@ -428,7 +403,7 @@ parse_enroll_args(int argc, char **argv, struct eb_devsim *s)
 		                "both\n");
 		return -1;
 	}
-	if (s->family != NULL && !family_ok(s->family)) {
+	if (s->family != NULL && !eb_cli_family_ok(s->family)) {
 		fprintf(stderr, "device-sim: unknown model family \"%s\"\n",
 		        s->family);
 		return -1;

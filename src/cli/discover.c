@@ -6,6 +6,7 @@
  * See discover.h.
  */
 #include "cli/discover.h"
+#include "cli/cliopt.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -24,9 +25,6 @@
 
 #define MAX_DETAIL    1024
 #define MAX_REDIRECTS 10
-
-static const char *const model_families[] = {
-    "iPhone", "iPad", "Mac", "AppleTV", "Watch", "RealityDevice", NULL};
 
 static const char hint_ct[] =
     "answer with exactly \"Content-Type: application/json\", no parameters: "
@@ -927,25 +925,6 @@ struct args {
 	int json;
 };
 
-/* Option value: "--opt VALUE" or "--opt=VALUE"; NULL if it is another. */
-static const char *
-optval(int argc, char **argv, int *i, const char *opt, int *missing)
-{
-	size_t n = strlen(opt);
-
-	if (strncmp(argv[*i], opt, n) != 0)
-		return NULL;
-	if (argv[*i][n] == '=')
-		return argv[*i] + n + 1;
-	if (argv[*i][n] != '\0')
-		return NULL;
-	if (*i + 1 >= argc) {
-		*missing = 1;
-		return NULL;
-	}
-	return argv[++*i];
-}
-
 /* 0, 1 for --help, -1 on a usage error (message printed). */
 static int
 parse_args(int argc, char **argv, struct args *a)
@@ -965,15 +944,17 @@ parse_args(int argc, char **argv, struct args *a)
 			return 1;
 		if (strcmp(argv[i], "--json") == 0) {
 			a->json = 1;
-		} else if ((v = optval(argc, argv, &i, "--base", &missing))) {
+		} else if ((v = eb_cli_optval(argc, argv, &i, "--base",
+		                              &missing))) {
 			a->base = v;
-		} else if ((v = optval(argc, argv, &i, "--model-family",
-		                       &missing))) {
+		} else if ((v = eb_cli_optval(argc, argv, &i, "--model-family",
+		                              &missing))) {
 			a->family = v;
-		} else if ((v = optval(argc, argv, &i, "--cafile", &missing))) {
+		} else if ((v = eb_cli_optval(argc, argv, &i, "--cafile",
+		                              &missing))) {
 			a->cafile = v;
-		} else if ((v = optval(argc, argv, &i, "--timeout",
-		                       &missing))) {
+		} else if ((v = eb_cli_optval(argc, argv, &i, "--timeout",
+		                              &missing))) {
 			t = strtol(v, &end, 10);
 			if (*v == '\0' || *end != '\0' || t < 1 || t > 600) {
 				fprintf(stderr,
@@ -1002,17 +983,6 @@ parse_args(int argc, char **argv, struct args *a)
 		fprintf(stderr, "discover: missing USER@DOMAIN\n");
 		return -1;
 	}
-	return 0;
-}
-
-static int
-family_ok(const char *f)
-{
-	size_t i;
-
-	for (i = 0; model_families[i] != NULL; i++)
-		if (strcmp(f, model_families[i]) == 0)
-			return 1;
 	return 0;
 }
 
@@ -1071,7 +1041,7 @@ eb_cli_discover(int argc, char **argv)
 		return 2;
 	}
 	rc = 2;
-	if (a.family != NULL && !family_ok(a.family)) {
+	if (a.family != NULL && !eb_cli_family_ok(a.family)) {
 		fprintf(stderr, "discover: unknown model family \"%s\"\n",
 		        a.family);
 		usage();

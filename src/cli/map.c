@@ -4,6 +4,7 @@
  * access policy a live sign-in runs, and say what they decide.
  */
 #include "cli/map.h"
+#include "cli/cliopt.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -33,28 +34,6 @@ usage(void)
 	                "FILE.json [--typed USER@DOMAIN]\n");
 }
 
-/*
- * The value of option name at argv[*i] ("--name V" or "--name=V"), or
- * NULL. *missing is set when the option has no value.
- */
-static const char *
-optval(int argc, char **argv, int *i, const char *name, int *missing)
-{
-	size_t n = strlen(name);
-
-	if (strncmp(argv[*i], name, n) != 0)
-		return NULL;
-	if (argv[*i][n] == '=')
-		return argv[*i] + n + 1;
-	if (argv[*i][n] != '\0')
-		return NULL;
-	if (*i + 1 >= argc) {
-		*missing = 1;
-		return NULL;
-	}
-	return argv[++*i];
-}
-
 /* 0, 1 for --help, -1 on a usage error (message printed). */
 static int
 parse_args(int argc, char **argv, struct map_args *a)
@@ -67,14 +46,19 @@ parse_args(int argc, char **argv, struct map_args *a)
 		if (strcmp(argv[i], "-h") == 0 ||
 		    strcmp(argv[i], "--help") == 0)
 			return 1;
-		if ((v = optval(argc, argv, &i, "-c", &missing)) != NULL ||
-		    (v = optval(argc, argv, &i, "--config", &missing)) != NULL)
+		if ((v = eb_cli_optval(argc, argv, &i, "-c", &missing)) !=
+		        NULL ||
+		    (v = eb_cli_optval(argc, argv, &i, "--config", &missing)) !=
+		        NULL)
 			a->config = v;
-		else if ((v = optval(argc, argv, &i, "--tenant", &missing)))
+		else if ((v = eb_cli_optval(argc, argv, &i, "--tenant",
+		                            &missing)))
 			a->tenant = v;
-		else if ((v = optval(argc, argv, &i, "--claims", &missing)))
+		else if ((v = eb_cli_optval(argc, argv, &i, "--claims",
+		                            &missing)))
 			a->claims = v;
-		else if ((v = optval(argc, argv, &i, "--typed", &missing)))
+		else if ((v = eb_cli_optval(argc, argv, &i, "--typed",
+		                            &missing)))
 			a->typed = v;
 		else {
 			fprintf(stderr, "map: %s %s\n", argv[i],
