@@ -5,12 +5,8 @@
  * kept easy handle per thread, which carries that thread's keep-alive
  * connections from one request to the next.
  *
- * The asynchronous client (eb_http_fetch_async) is a few more threads
- * ("engines", one per core up to four), started on first use, each driving
- * a curl multi handle: callers queue a transfer on the next engine in turn
- * under its mutex and wake it; the engine runs all its transfers at once,
- * reusing its multi handle's kept-alive connections, and calls each
- * caller's completion function when a transfer ends.
+ * The asynchronous client (eb_http_fetch_async, eb_http_loop) is in
+ * client_async.c; the pieces both share are declared in client_int.h.
  */
 #include "http/client.h"
 
@@ -27,6 +23,7 @@
 #include "core/log.h"
 #include "core/mem.h"
 #include "core/str.h"
+#include "http/client_int.h"
 
 #ifndef EB_VERSION
 #define EB_VERSION "dev"
@@ -41,50 +38,6 @@ static int g_initialized;
 static CURLSH *g_share;
 static pthread_mutex_t g_share_locks[CURL_LOCK_DATA_LAST];
 static pthread_key_t g_handle_key;
-
-/* Most transfers the asynchronous client holds (queued or running). */
-#define ASYNC_MAX_TRANSFERS 4096
-/* Idle easy handles kept for reuse, and idle connections kept alive, per
- * engine. */
-#define ASYNC_MAX_IDLE_HANDLES 256
-#define ASYNC_MAX_CONNECTS     1024
-/* Most engines (threads with their multi handle); one per core up to it. */
-#define ASYNC_MAX_ENGINES 4
-
-struct async_xfer;
-
-/*
- * One engine of the asynchronous client: a thread driving a multi handle.
- * Transfers are spread over the engines in turn; each engine keeps its own
- * connections alive.
- */
-struct async_engine {
-	pthread_mutex_t lock; /* guards everything but multi */
-	int stopping;
-	pthread_t thread;
-	CURLM *multi; /* the thread's alone once started */
-	/* queued, not yet given to multi: oldest first */
-	struct async_xfer *incoming, **incoming_tail;
-	struct async_xfer *idle; /* finished transfers: handles to reuse */
-	size_t nidle;
-	size_t pending; /* queued + running */
-};
-
-/* The asynchronous client; see eb_http_fetch_async(). */
-static pthread_mutex_t g_async_lock = PTHREAD_MUTEX_INITIALIZER;
-static struct async_engine g_engines[ASYNC_MAX_ENGINES];
-static atomic_uint g_nengines; /* 0 until started */
-static atomic_uint g_next_engine;
-
-/* State of one transfer, seen by the callbacks. */
-struct fetch_ctx {
-	struct eb_buf body;
-	struct eb_http_header *headers;
-	size_t nheaders;
-	size_t header_bytes;
-	int too_large;
-	int oom;
-};
 
 static void
 share_lock(CURL *h, curl_lock_data data, curl_lock_access access, void *arg)
@@ -156,15 +109,13 @@ out_unlock:
 	return rc;
 }
 
-static void async_stop(void);
-
 void
 eb_http_client_global_cleanup(void)
 {
 	CURL *h;
 	int i;
 
-	async_stop();
+	eb_http_async_stop();
 	pthread_mutex_lock(&g_init_lock);
 	if (!g_initialized)
 		goto out_unlock;
@@ -196,8 +147,8 @@ eb_http_options_init(struct eb_http_options *opts, const char *method,
 	opts->url = url;
 }
 
-static void
-headers_free(struct eb_http_header *h, size_t n)
+void
+http_headers_free(struct eb_http_header *h, size_t n)
 {
 	size_t i;
 
@@ -225,7 +176,7 @@ header_line(struct fetch_ctx *ctx, const char *p, size_t len)
 
 	if (len >= 5 && memcmp(p, "HTTP/", 5) == 0) {
 		/* a new response (1xx, redirect): forget the previous one */
-		headers_free(ctx->headers, ctx->nheaders);
+		http_headers_free(ctx->headers, ctx->nheaders);
 		ctx->headers = NULL;
 		ctx->nheaders = 0;
 		ctx->header_bytes = len;
@@ -317,8 +268,8 @@ on_body(char *p, size_t size, size_t n, void *arg)
 	return len;
 }
 
-static enum eb_http_error
-classify(CURLcode rc, const struct fetch_ctx *ctx)
+enum eb_http_error
+http_classify(CURLcode rc, const struct fetch_ctx *ctx)
 {
 	if (ctx->too_large)
 		return EB_HTTP_ERR_TOO_LARGE;
@@ -399,8 +350,8 @@ slist_add_all(struct curl_slist **list, const char *const *v)
  * list, so the asynchronous client need not copy each line twice.
  * NULL when out of memory.
  */
-static struct curl_slist *
-slist_block(const char *const *v, const char *last)
+struct curl_slist *
+http_slist_block(const char *const *v, const char *last)
 {
 	struct curl_slist *l;
 	size_t n = 1, bytes = strlen(last) + 1, i, len;
@@ -454,17 +405,17 @@ handle_get(int private_handle)
 	return h;
 }
 
-static void
-set_message(struct eb_http_response *resp, const char *s)
+void
+http_set_message(struct eb_http_response *resp, const char *s)
 {
 	snprintf(resp->message, sizeof(resp->message), "%s", s);
 }
 
 /* Set every option; returns CURLE_OK or the first failure. */
-static CURLcode
-configure(CURL *h, const struct eb_http_options *o, struct fetch_ctx *ctx,
-          struct curl_slist *hdrs, struct curl_slist *resolve,
-          struct curl_slist *connect_to, char *errbuf)
+CURLcode
+http_configure(CURL *h, const struct eb_http_options *o, struct fetch_ctx *ctx,
+               struct curl_slist *hdrs, struct curl_slist *resolve,
+               struct curl_slist *connect_to, char *errbuf)
 {
 	const char *method = o->method;
 	long cto, to;
@@ -533,8 +484,8 @@ configure(CURL *h, const struct eb_http_options *o, struct fetch_ctx *ctx,
 }
 
 /* Copy what curl knows about the last response into resp. */
-static int
-collect(CURL *h, struct eb_http_response *resp)
+int
+http_collect(CURL *h, struct eb_http_response *resp)
 {
 	char *s = NULL;
 	curl_off_t t = 0;
@@ -575,11 +526,11 @@ eb_http_fetch(const struct eb_http_options *o)
 
 	if (o->url == NULL || (strncmp(o->url, "https://", 8) != 0 &&
 	                       strncmp(o->url, "http://", 7) != 0)) {
-		set_message(resp, "not an http(s) URL");
+		http_set_message(resp, "not an http(s) URL");
 		goto out_body;
 	}
 	if (eb_http_client_global_init() == -1) {
-		set_message(resp, "HTTP client initialisation failed");
+		http_set_message(resp, "HTTP client initialisation failed");
 		goto out_body;
 	}
 	/* no "Expect: 100-continue" round trip on POST */
@@ -587,31 +538,31 @@ eb_http_fetch(const struct eb_http_options *o)
 	    (hdrs = curl_slist_append(hdrs, "Expect:")) == NULL ||
 	    slist_add_all(&resolve, o->resolve) == -1 ||
 	    slist_add_all(&connect_to, o->connect_to) == -1) {
-		set_message(resp, "out of memory");
+		http_set_message(resp, "out of memory");
 		goto out_lists;
 	}
 	if ((h = handle_get(private_handle)) == NULL) {
-		set_message(resp, "cannot create a curl handle");
+		http_set_message(resp, "cannot create a curl handle");
 		goto out_lists;
 	}
-	rc = configure(h, o, &ctx, hdrs, resolve, connect_to, errbuf);
+	rc = http_configure(h, o, &ctx, hdrs, resolve, connect_to, errbuf);
 	if (rc != CURLE_OK) {
-		set_message(resp, curl_easy_strerror(rc));
+		http_set_message(resp, curl_easy_strerror(rc));
 		goto out_handle;
 	}
 	rc = curl_easy_perform(h);
-	if (collect(h, resp) == -1)
+	if (http_collect(h, resp) == -1)
 		ctx.oom = 1;
 	if (rc != CURLE_OK || ctx.oom) {
-		resp->error = classify(rc, &ctx);
+		resp->error = http_classify(rc, &ctx);
 		if (ctx.too_large)
-			set_message(
+			http_set_message(
 			    resp, "response larger than the configured limit");
 		else if (ctx.oom)
-			set_message(resp, "out of memory");
+			http_set_message(resp, "out of memory");
 		else
-			set_message(resp, errbuf[0] ? errbuf
-			                            : curl_easy_strerror(rc));
+			http_set_message(
+			    resp, errbuf[0] ? errbuf : curl_easy_strerror(rc));
 		goto out_handle;
 	}
 	resp->error = EB_HTTP_OK;
@@ -639,359 +590,12 @@ out_body:
 	return resp;
 }
 
-/* ---- the asynchronous client ---- */
-
-/* One transfer: the copies of the caller's options it needs to outlive
- * eb_http_fetch_async(), and curl's state. */
-struct async_xfer {
-	struct async_xfer *next, *prev; /* prev: in the running list only */
-	struct async_engine *e;
-	CURL *h;
-	struct fetch_ctx ctx;
-	struct curl_slist *hdrs; /* one block: see slist_block() */
-	char *body;
-	eb_http_done_fn done;
-	void *arg;
-	char errbuf[CURL_ERROR_SIZE];
-};
-
-static void
-xfer_free(struct async_xfer *x)
-{
-	if (x == NULL)
-		return;
-	if (x->h != NULL)
-		curl_easy_cleanup(x->h);
-	eb_free(x->hdrs);
-	headers_free(x->ctx.headers, x->ctx.nheaders);
-	eb_buf_finish(&x->ctx.body);
-	eb_free(x->body);
-	eb_free(x);
-}
-
-/* Drop a finished transfer's request state; keep its easy handle for the
- * next one when there is room (called with e->lock held). */
-static void
-xfer_recycle_locked(struct async_engine *e, struct async_xfer *x)
-{
-	eb_free(x->hdrs);
-	x->hdrs = NULL;
-	headers_free(x->ctx.headers, x->ctx.nheaders);
-	eb_buf_finish(&x->ctx.body);
-	memset(&x->ctx, 0, sizeof(x->ctx));
-	eb_free(x->body);
-	x->body = NULL;
-	x->done = NULL;
-	x->arg = NULL;
-	if (e->stopping || e->nidle >= ASYNC_MAX_IDLE_HANDLES) {
-		xfer_free(x);
-		return;
-	}
-	curl_easy_reset(x->h);
-	x->next = e->idle;
-	e->idle = x;
-	e->nidle++;
-}
-
-/* Build the response of a finished transfer, hand it to its owner, and
- * recycle the transfer. Runs on the engine's thread. */
-static void
-xfer_finish(struct async_xfer *x, CURLcode rc, const char *why)
-{
-	struct async_engine *e = x->e;
-	struct eb_http_response *resp;
-	eb_http_done_fn done = x->done;
-	void *arg = x->arg;
-
-	if ((resp = eb_calloc(1, sizeof(*resp))) != NULL) {
-		if (why != NULL) {
-			resp->error = EB_HTTP_ERR_OTHER;
-			set_message(resp, why);
-		} else {
-			if (collect(x->h, resp) == -1)
-				x->ctx.oom = 1;
-			if (rc != CURLE_OK || x->ctx.oom) {
-				resp->error = classify(rc, &x->ctx);
-				if (x->ctx.too_large)
-					set_message(resp, "response larger "
-					                  "than the configured "
-					                  "limit");
-				else if (x->ctx.oom)
-					set_message(resp, "out of memory");
-				else
-					set_message(
-					    resp, x->errbuf[0]
-					              ? x->errbuf
-					              : curl_easy_strerror(rc));
-			}
-		}
-		resp->headers = x->ctx.headers;
-		resp->nheaders = x->ctx.nheaders;
-		x->ctx.headers = NULL;
-		x->ctx.nheaders = 0;
-		resp->body = eb_buf_detach(&x->ctx.body, &resp->body_len);
-		if (resp->body == NULL) {
-			resp->body_len = 0;
-			if ((resp->body = eb_strdup("")) == NULL) {
-				eb_http_response_free(resp);
-				resp = NULL;
-			}
-		}
-	}
-	pthread_mutex_lock(&e->lock);
-	e->pending--;
-	xfer_recycle_locked(e, x);
-	pthread_mutex_unlock(&e->lock);
-	done(resp, arg);
-}
-
-static void *
-engine_main(void *arg)
-{
-	struct async_engine *e = arg;
-	struct async_xfer *in, *x, *running = NULL;
-	struct CURLMsg *msg;
-	char *priv;
-	int nrunning = 0, left, stopping;
-	CURLMcode mc;
-
-	for (;;) {
-		pthread_mutex_lock(&e->lock);
-		in = e->incoming;
-		e->incoming = NULL;
-		e->incoming_tail = &e->incoming;
-		stopping = e->stopping;
-		pthread_mutex_unlock(&e->lock);
-		while ((x = in) != NULL) {
-			in = x->next;
-			if (stopping) {
-				xfer_finish(x, CURLE_OK,
-				            "client shutting down");
-				continue;
-			}
-			if ((mc = curl_multi_add_handle(e->multi, x->h)) !=
-			    CURLM_OK) {
-				xfer_finish(x, CURLE_OK,
-				            curl_multi_strerror(mc));
-				continue;
-			}
-			x->prev = NULL;
-			x->next = running;
-			if (running != NULL)
-				running->prev = x;
-			running = x;
-		}
-		if (stopping) {
-			while ((x = running) != NULL) {
-				running = x->next;
-				curl_multi_remove_handle(e->multi, x->h);
-				xfer_finish(x, CURLE_OK,
-				            "client shutting down");
-			}
-			break;
-		}
-		curl_multi_perform(e->multi, &nrunning);
-		while ((msg = curl_multi_info_read(e->multi, &left)) != NULL) {
-			priv = NULL;
-			if (msg->msg != CURLMSG_DONE ||
-			    curl_easy_getinfo(msg->easy_handle,
-			                      CURLINFO_PRIVATE,
-			                      &priv) != CURLE_OK ||
-			    priv == NULL)
-				continue;
-			x = (struct async_xfer *)(void *)priv;
-			if (x->prev != NULL)
-				x->prev->next = x->next;
-			else
-				running = x->next;
-			if (x->next != NULL)
-				x->next->prev = x->prev;
-			curl_multi_remove_handle(e->multi, x->h);
-			xfer_finish(x, msg->data.result, NULL);
-		}
-		/* until a socket is ready, a timeout is due, or a wakeup */
-		curl_multi_poll(e->multi, NULL, 0, 1000, NULL);
-	}
-	return NULL;
-}
-
-static unsigned
-engine_count(void)
-{
-	long n = sysconf(_SC_NPROCESSORS_ONLN);
-
-	return n < 1                   ? 1
-	       : n > ASYNC_MAX_ENGINES ? ASYNC_MAX_ENGINES
-	                               : (unsigned)n;
-}
-
-/* Start the engines once. Returns 0 or -1. */
-static int
-async_start(void)
-{
-	struct async_engine *e;
-	unsigned i, n;
-	int rc = 0;
-
-	if (atomic_load(&g_nengines) > 0)
-		return 0;
-	pthread_mutex_lock(&g_async_lock);
-	if (atomic_load(&g_nengines) > 0)
-		goto out;
-	rc = -1;
-	if (eb_http_client_global_init() == -1)
-		goto out;
-	n = engine_count();
-	for (i = 0; i < n; i++) {
-		e = &g_engines[i];
-		memset(e, 0, sizeof(*e));
-		pthread_mutex_init(&e->lock, NULL);
-		e->incoming_tail = &e->incoming;
-		if ((e->multi = curl_multi_init()) == NULL)
-			break;
-		curl_multi_setopt(e->multi, CURLMOPT_MAXCONNECTS,
-		                  (long)ASYNC_MAX_CONNECTS);
-		if (pthread_create(&e->thread, NULL, engine_main, e) != 0) {
-			curl_multi_cleanup(e->multi);
-			break;
-		}
-	}
-	if (i == 0)
-		goto out;
-	atomic_store(&g_nengines, i); /* fewer than asked: still serving */
-	rc = 0;
-out:
-	pthread_mutex_unlock(&g_async_lock);
-	return rc;
-}
-
-static void
-async_stop(void)
-{
-	struct async_engine *e;
-	struct async_xfer *x;
-	unsigned i, n;
-
-	pthread_mutex_lock(&g_async_lock);
-	n = atomic_load(&g_nengines);
-	for (i = 0; i < n; i++) {
-		e = &g_engines[i];
-		pthread_mutex_lock(&e->lock);
-		e->stopping = 1;
-		curl_multi_wakeup(e->multi);
-		pthread_mutex_unlock(&e->lock);
-	}
-	for (i = 0; i < n; i++) {
-		e = &g_engines[i];
-		pthread_join(e->thread, NULL);
-		while ((x = e->idle) != NULL) {
-			e->idle = x->next;
-			xfer_free(x);
-		}
-		curl_multi_cleanup(e->multi);
-		pthread_mutex_destroy(&e->lock);
-		memset(e, 0, sizeof(*e));
-	}
-	atomic_store(&g_nengines, 0);
-	pthread_mutex_unlock(&g_async_lock);
-}
-
-int
-eb_http_fetch_async(const struct eb_http_options *opts, eb_http_done_fn done,
-                    void *arg)
-{
-	struct eb_http_options o;
-	struct async_engine *e;
-	struct async_xfer *x = NULL;
-	unsigned n;
-	CURLcode rc;
-
-	if (opts == NULL || done == NULL || opts->resolve != NULL ||
-	    opts->connect_to != NULL || opts->url == NULL ||
-	    (strncmp(opts->url, "https://", 8) != 0 &&
-	     strncmp(opts->url, "http://", 7) != 0))
-		return -1;
-	if (async_start() == -1 || (n = atomic_load(&g_nengines)) == 0)
-		return -1;
-	e = &g_engines[atomic_fetch_add(&g_next_engine, 1) % n];
-	/* a kept transfer (and its easy handle), or a new one */
-	pthread_mutex_lock(&e->lock);
-	if (e->stopping || e->pending >= ASYNC_MAX_TRANSFERS / n) {
-		pthread_mutex_unlock(&e->lock);
-		return -1;
-	}
-	if ((x = e->idle) != NULL) {
-		e->idle = x->next;
-		e->nidle--;
-	}
-	pthread_mutex_unlock(&e->lock);
-	if (x == NULL) {
-		if ((x = eb_calloc(1, sizeof(*x))) == NULL)
-			return -1;
-		if ((x->h = curl_easy_init()) == NULL)
-			goto fail;
-	}
-	x->e = e;
-	x->next = NULL;
-	x->done = done;
-	x->arg = arg;
-	x->errbuf[0] = '\0';
-	eb_buf_init(&x->ctx.body, opts->max_response_bytes > 0
-	                              ? opts->max_response_bytes
-	                              : EB_HTTP_DEFAULT_MAX_BYTES);
-	o = *opts;
-	if (opts->body != NULL) {
-		if ((x->body = eb_malloc(opts->body_len + 1)) == NULL)
-			goto fail;
-		if (opts->body_len > 0)
-			memcpy(x->body, opts->body, opts->body_len);
-		x->body[opts->body_len] = '\0';
-		o.body = x->body;
-	}
-	/* curl copies the strings it is given; the header list and the body
-	 * are ours to keep until the transfer ends */
-	if ((x->hdrs = slist_block(opts->headers, "Expect:")) == NULL)
-		goto fail;
-	rc = configure(x->h, &o, &x->ctx, x->hdrs, NULL, NULL, x->errbuf);
-	if (rc != CURLE_OK)
-		goto fail;
-	curl_easy_setopt(x->h, CURLOPT_PRIVATE, x);
-	pthread_mutex_lock(&e->lock);
-	if (e->stopping) {
-		pthread_mutex_unlock(&e->lock);
-		goto fail;
-	}
-	*e->incoming_tail = x;
-	e->incoming_tail = &x->next;
-	e->pending++;
-	curl_multi_wakeup(e->multi);
-	pthread_mutex_unlock(&e->lock);
-	return 0;
-fail:
-	xfer_free(x);
-	return -1;
-}
-
-size_t
-eb_http_async_pending(void)
-{
-	unsigned i, n = atomic_load(&g_nengines);
-	size_t total = 0;
-
-	for (i = 0; i < n; i++) {
-		pthread_mutex_lock(&g_engines[i].lock);
-		total += g_engines[i].pending;
-		pthread_mutex_unlock(&g_engines[i].lock);
-	}
-	return total;
-}
-
 void
 eb_http_response_free(struct eb_http_response *resp)
 {
 	if (resp == NULL)
 		return;
-	headers_free(resp->headers, resp->nheaders);
+	http_headers_free(resp->headers, resp->nheaders);
 	eb_free(resp->body);
 	eb_free(resp->effective_url);
 	eb_free(resp->redirect_url);

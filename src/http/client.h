@@ -130,24 +130,53 @@ struct eb_http_response *eb_http_fetch(const struct eb_http_options *opts);
 
 /*
  * The asynchronous form, for callers that must not wait (the MDM proxy on
- * the HTTP server's threads). A few dedicated threads (one per core, up to
- * four) each drive a curl multi handle; transfers go to them in turn, and
- * each multi handle's connection cache keeps connections to an upstream
- * alive from one request to the next.
+ * the HTTP server's threads). The transfer runs on the calling thread's
+ * loop when it has one (eb_http_loop_bind: the server's workers do), else
+ * on one of a few threads of the client's own (one per core, up to four),
+ * in turn. Each loop's multi handle keeps connections to an upstream alive
+ * from one request to the next.
  *
  * opts and everything it points to are copied before this returns (the
  * body too), except that the resolve and connect_to test hooks are not
  * supported here (refused: -1). done(resp, arg) is called exactly once, on
- * the client's thread, when the transfer ends in any way; it owns resp
- * (eb_http_response_free it, or take its body first), may be NULL when out
- * of memory, and must not block. Returns 0 when the transfer was queued,
- * -1 when it was not (done is then never called).
+ * the loop's thread, when the transfer ends in any way (on the calling
+ * thread's own loop it may be called before this returns, when curl
+ * refuses the transfer at once); it owns resp (eb_http_response_free it,
+ * or take its body first), may be NULL when out of memory, and must not
+ * block. Returns 0 when the transfer was queued, -1 when it was not (done
+ * is then never called).
  */
 typedef void (*eb_http_done_fn)(struct eb_http_response *resp, void *arg);
 int eb_http_fetch_async(const struct eb_http_options *opts,
                         eb_http_done_fn done, void *arg);
 /* Transfers queued or running in the asynchronous client. */
 size_t eb_http_async_pending(void);
+
+/*
+ * A loop of the asynchronous client run by its owner's event loop: poll
+ * eb_http_loop_fd() for reading, wake up after eb_http_loop_timeout() ms
+ * at most, and call eb_http_loop_run() on either. Everything but
+ * eb_http_fetch_async() from other threads happens on the owner's thread.
+ */
+struct eb_http_loop;
+/* NULL when out of memory or file descriptors. */
+struct eb_http_loop *eb_http_loop_new(void);
+/* Readable when the loop has work; stays the same for the loop's life. */
+int eb_http_loop_fd(const struct eb_http_loop *l);
+/* Milliseconds until a curl timer is due (0: now), or -1 for none. */
+int eb_http_loop_timeout(const struct eb_http_loop *l);
+/*
+ * Wait up to wait_ms (0: not at all, -1: until something happens) and run
+ * what is ready: socket events, due timers, transfers queued by other
+ * threads. Completion functions are called from here. Returns how many
+ * transfers ended.
+ */
+size_t eb_http_loop_run(struct eb_http_loop *l, int wait_ms);
+/* Make l the loop of this thread's eb_http_fetch_async() (NULL: none). */
+void eb_http_loop_bind(struct eb_http_loop *l);
+/* End l's transfers (done gets EB_HTTP_ERR_OTHER) and free it; on its
+ * owner's thread. NULL is a no-op. */
+void eb_http_loop_free(struct eb_http_loop *l);
 
 /* Free a response; NULL is a no-op. */
 void eb_http_response_free(struct eb_http_response *resp);
