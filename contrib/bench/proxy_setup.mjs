@@ -46,6 +46,7 @@ fs.writeFileSync(path.join(dir, 'enrollbridge.json'), JSON.stringify({
   state_dir: path.join(dir, 'state'),
   tenants_dir: 'tenants',
   log: { format: 'json', level: 'warn', access: false },
+  ...(process.env.EB_THREADS ? { limits: { threads: Number(process.env.EB_THREADS) } } : {}),
 }, null, 2));
 fs.writeFileSync(path.join(dir, 'tenants', 'contoso.json'), JSON.stringify({
   id: 'contoso',

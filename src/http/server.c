@@ -14,12 +14,16 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
 #include <netinet/in.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -34,6 +38,7 @@
 #include "core/mem.h"
 #include "core/metrics.h"
 #include "core/str.h"
+#include "http/client.h"
 #include "http/router.h"
 
 enum async_state { A_NONE, A_SUSPENDED, A_DONE };
@@ -44,8 +49,11 @@ struct resp_header {
 	char *value;
 };
 
+struct worker;
+
 struct eb_request {
 	struct eb_server *srv;
+	struct worker *w; /* the worker whose daemon has the connection */
 	struct MHD_Connection *conn;
 	struct eb_config *cfg;
 	int route; /* -1: none */
@@ -80,13 +88,45 @@ struct eb_request {
 	char remote[INET6_ADDRSTRLEN + 8];
 };
 
+/* Per-IP connection counts, shared by the workers (see ip_accept). */
+struct ip_count {
+	struct ip_count *next;
+	unsigned count;
+	unsigned char len; /* 4 or 16 */
+	unsigned char addr[16];
+};
+#define IP_BUCKETS 1024
+
+/*
+ * One worker: a thread running its own event loop over its libmicrohttpd
+ * daemon (external epoll mode; all daemons accept on the same listening
+ * socket) and its own loop of the asynchronous HTTP client. A handler that
+ * forwards upstream (the MDM proxy) starts the transfer on that loop, so
+ * the request, the upstream transfer and the response stay on one thread.
+ */
+struct worker {
+	struct eb_server *srv;
+	struct MHD_Daemon *d;
+	struct eb_http_loop *hl;
+	int epfd;
+	int wakefd;
+	pthread_t thread;
+	int running;
+	atomic_int quiesce; /* 1: asked, 2: done */
+};
+
 struct eb_server {
 	struct eb_env *env;
-	struct MHD_Daemon *d;
+	struct worker *w;
+	unsigned nworkers;
+	atomic_int stopping;
 	const struct eb_route *routes;
 	size_t nroutes;
 	size_t max_header_bytes;
 	size_t max_body_bytes;
+	unsigned per_ip_limit;
+	pthread_mutex_t ip_lock;
+	struct ip_count *ip[IP_BUCKETS];
 	int tls;
 	uint16_t port;
 	atomic_long inflight;
@@ -438,14 +478,29 @@ eb_resp_html_page(struct eb_request *req, int status, const char *title,
 
 /* ---- async ---- */
 
+static void wake(struct worker *w);
+/* The worker running on this thread; NULL on any other thread. */
+static _Thread_local struct worker *t_worker;
+
 void
 eb_req_resume(struct eb_request *req)
 {
+	struct worker *w = NULL;
+
 	pthread_mutex_lock(&req->lock);
-	if (req->astate == A_SUSPENDED)
+	if (req->astate == A_SUSPENDED) {
 		MHD_resume_connection(req->conn);
+		w = req->w; /* req may be gone once unlocked */
+	}
 	req->astate = A_DONE;
 	pthread_mutex_unlock(&req->lock);
+	/*
+	 * In external polling mode libmicrohttpd has no channel of its own
+	 * to learn of a resume: the worker runs its daemon again after its
+	 * own upstream transfers end, and is woken for any other thread's.
+	 */
+	if (w != NULL && w != t_worker)
+		wake(w);
 }
 
 /* ---- the adapter ---- */
@@ -500,6 +555,7 @@ uri_log_cb(void *cls, const char *uri, struct MHD_Connection *conn)
 		return NULL;
 	clock_gettime(CLOCK_MONOTONIC, &req->start);
 	req->srv = srv;
+	req->w = t_worker;
 	req->conn = conn;
 	req->route = -1;
 	req->raw_uri = eb_strdup(uri);
@@ -851,46 +907,359 @@ ncores(void)
 	return n < 1 ? 1 : (n > 64 ? 64 : (unsigned)n);
 }
 
+/* ---- per-IP connection limit ---- */
+
+/* The address of sa as 4 or 16 bytes (IPv4-mapped IPv6 as IPv4); 0 when
+ * it is neither family. */
+static size_t
+ip_key(const struct sockaddr *sa, socklen_t len, unsigned char out[16])
+{
+	if (sa->sa_family == AF_INET && len >= sizeof(struct sockaddr_in)) {
+		memcpy(out, &((const struct sockaddr_in *)sa)->sin_addr, 4);
+		return 4;
+	}
+	if (sa->sa_family == AF_INET6 && len >= sizeof(struct sockaddr_in6)) {
+		const struct in6_addr *a =
+		    &((const struct sockaddr_in6 *)sa)->sin6_addr;
+
+		if (IN6_IS_ADDR_V4MAPPED(a)) {
+			memcpy(out, a->s6_addr + 12, 4);
+			return 4;
+		}
+		memcpy(out, a->s6_addr, 16);
+		return 16;
+	}
+	return 0;
+}
+
+static struct ip_count **
+ip_slot(struct eb_server *srv, const unsigned char *k, size_t len)
+{
+	struct ip_count **pp;
+	uint32_t h = 2166136261u;
+	size_t i;
+
+	for (i = 0; i < len; i++)
+		h = (h ^ k[i]) * 16777619u;
+	for (pp = &srv->ip[h % IP_BUCKETS]; *pp != NULL; pp = &(*pp)->next)
+		if ((*pp)->len == len && memcmp((*pp)->addr, k, len) == 0)
+			break;
+	return pp;
+}
+
+/*
+ * libmicrohttpd's accept policy: refuse a connection past the per-IP
+ * limit, else count it. The workers' daemons share these counts (each
+ * daemon's own per-IP limit would only see its share of the connections).
+ * libmicrohttpd checks its connection limit before calling this; the count
+ * is given back when the connection closes (conn_notify).
+ */
+static enum MHD_Result
+ip_accept(void *cls, const struct sockaddr *sa, socklen_t len)
+{
+	struct eb_server *srv = cls;
+	struct ip_count **pp, *c;
+	unsigned char k[16];
+	size_t kl;
+	enum MHD_Result ok = MHD_YES;
+
+	if (srv->per_ip_limit == 0 || (kl = ip_key(sa, len, k)) == 0)
+		return MHD_YES;
+	pthread_mutex_lock(&srv->ip_lock);
+	pp = ip_slot(srv, k, kl);
+	if ((c = *pp) == NULL) {
+		if ((c = eb_calloc(1, sizeof(*c))) == NULL) {
+			ok = MHD_NO;
+			goto out;
+		}
+		c->len = (unsigned char)kl;
+		memcpy(c->addr, k, kl);
+		*pp = c;
+	}
+	if (c->count >= srv->per_ip_limit)
+		ok = MHD_NO;
+	else
+		c->count++;
+out:
+	pthread_mutex_unlock(&srv->ip_lock);
+	if (ok == MHD_NO)
+		eb_log(EB_LOG_DEBUG, "http",
+		       "connection refused: per-IP limit (%u) reached",
+		       srv->per_ip_limit);
+	return ok;
+}
+
+/* Give back the count ip_accept took for a connection. */
+static void
+ip_release(struct eb_server *srv, const struct sockaddr *sa, socklen_t len)
+{
+	struct ip_count **pp, *c;
+	unsigned char k[16];
+	size_t kl;
+
+	if (srv->per_ip_limit == 0 || (kl = ip_key(sa, len, k)) == 0)
+		return;
+	pthread_mutex_lock(&srv->ip_lock);
+	pp = ip_slot(srv, k, kl);
+	if ((c = *pp) != NULL && c->count > 0 && --c->count == 0) {
+		*pp = c->next;
+		eb_free(c);
+	}
+	pthread_mutex_unlock(&srv->ip_lock);
+}
+
+static void
+conn_notify(void *cls, struct MHD_Connection *conn, void **socket_context,
+            enum MHD_ConnectionNotificationCode code)
+{
+	struct eb_server *srv = cls;
+	const union MHD_ConnectionInfo *ci;
+	struct sockaddr_storage ss;
+	socklen_t len;
+
+	if (code == MHD_CONNECTION_NOTIFY_STARTED) {
+		*socket_context = srv; /* counted by ip_accept */
+		return;
+	}
+	if (*socket_context == NULL)
+		return;
+	*socket_context = NULL;
+	ci = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+	if (ci == NULL || ci->client_addr == NULL)
+		return;
+	len = ci->client_addr->sa_family == AF_INET6
+	          ? sizeof(struct sockaddr_in6)
+	          : sizeof(struct sockaddr_in);
+	memset(&ss, 0, sizeof(ss));
+	memcpy(&ss, ci->client_addr, len);
+	ip_release(srv, (struct sockaddr *)&ss, len);
+}
+
+/* ---- workers ---- */
+
+enum { TAG_MHD = 1, TAG_WAKE, TAG_HTTP };
+
+static int
+epoll_add(int epfd, int fd, uint32_t tag)
+{
+	struct epoll_event ev;
+
+	memset(&ev, 0, sizeof(ev));
+	ev.events = EPOLLIN;
+	ev.data.u32 = tag;
+	return epoll_ctl(epfd, EPOLL_CTL_ADD, fd, &ev);
+}
+
+static void
+wake(struct worker *w)
+{
+	uint64_t one = 1;
+
+	if (write(w->wakefd, &one, sizeof(one)) == -1 && errno != EAGAIN)
+		log_warn("http: waking a worker");
+}
+
+static void
+worker_quiesce(struct worker *w)
+{
+	MHD_socket s = MHD_quiesce_daemon(w->d);
+
+	if (s != MHD_INVALID_SOCKET)
+		close(s); /* this daemon's copy of the listening socket */
+	atomic_store(&w->quiesce, 2);
+}
+
+static void *
+worker_main(void *arg)
+{
+	struct worker *w = arg;
+	struct epoll_event ev[8];
+	MHD_UNSIGNED_LONG_LONG mt;
+	uint64_t v;
+	int n, i, timeout, ht, mhd_timer, run_mhd, run_http;
+
+	t_worker = w;
+	eb_http_loop_bind(w->hl);
+	while (!atomic_load(&w->srv->stopping)) {
+		timeout = -1;
+		mhd_timer = 0;
+		if (MHD_get_timeout(w->d, &mt) == MHD_YES) {
+			timeout = mt > INT_MAX ? INT_MAX : (int)mt;
+			mhd_timer = 1;
+		}
+		ht = eb_http_loop_timeout(w->hl);
+		if (ht >= 0 && (timeout < 0 || ht < timeout)) {
+			timeout = ht;
+			mhd_timer = 0;
+		}
+		n = epoll_wait(w->epfd, ev, 8, timeout);
+		if (n == -1 && errno != EINTR) {
+			log_warn("http: epoll_wait");
+			usleep(10000);
+		}
+		run_mhd = n == 0 && mhd_timer;
+		run_http = n == 0 && !mhd_timer;
+		for (i = 0; i < n; i++) {
+			switch (ev[i].data.u32) {
+			case TAG_MHD:
+				run_mhd = 1;
+				break;
+			case TAG_HTTP:
+				run_http = 1;
+				break;
+			case TAG_WAKE:
+				if (read(w->wakefd, &v, sizeof(v)) == -1 &&
+				    errno != EAGAIN)
+					log_warn("http: worker wake-up");
+				if (atomic_load(&w->quiesce) == 1)
+					worker_quiesce(w);
+				run_mhd = 1; /* maybe a resume */
+				break;
+			}
+		}
+		/* completed upstream transfers resume their connections:
+		 * answer them in this same round */
+		if ((run_http || eb_http_loop_timeout(w->hl) == 0) &&
+		    eb_http_loop_run(w->hl, 0) > 0)
+			run_mhd = 1;
+		if (run_mhd)
+			MHD_run(w->d);
+	}
+	if (atomic_load(&w->quiesce) == 1)
+		worker_quiesce(w);
+	/* end the upstream transfers still under way: their requests are
+	 * resumed (with a 502) before the daemon is stopped */
+	eb_http_loop_free(w->hl);
+	w->hl = NULL;
+	MHD_run(w->d);
+	return NULL;
+}
+
+/* The listening socket, bound and listening; -1 with err set. */
+static int
+listen_socket(const struct eb_config *cfg, char *err, size_t errlen)
+{
+	struct sockaddr_storage ss;
+	socklen_t len;
+	int fd, one = 1, e;
+
+	memset(&ss, 0, sizeof(ss));
+	if (inet_pton(AF_INET, cfg->listen_host,
+	              &((struct sockaddr_in *)&ss)->sin_addr) == 1) {
+		((struct sockaddr_in *)&ss)->sin_family = AF_INET;
+		((struct sockaddr_in *)&ss)->sin_port = htons(cfg->listen_port);
+		len = sizeof(struct sockaddr_in);
+	} else if (inet_pton(AF_INET6, cfg->listen_host,
+	                     &((struct sockaddr_in6 *)&ss)->sin6_addr) == 1) {
+		((struct sockaddr_in6 *)&ss)->sin6_family = AF_INET6;
+		((struct sockaddr_in6 *)&ss)->sin6_port =
+		    htons(cfg->listen_port);
+		len = sizeof(struct sockaddr_in6);
+	} else {
+		snprintf(err, errlen, "%s: listen: not an IP address: %s",
+		         cfg->file, cfg->listen_host);
+		return -1;
+	}
+	if ((fd = socket(ss.ss_family,
+	                 SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0)) ==
+	    -1) {
+		snprintf(err, errlen, "%s: listen: socket: %s", cfg->file,
+		         strerror(errno));
+		return -1;
+	}
+	/* SO_REUSEADDR for a quick restart; never SO_REUSEPORT, so that a
+	 * second instance on the same port fails here */
+	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	if (ss.ss_family == AF_INET6)
+		setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
+	if (bind(fd, (struct sockaddr *)&ss, len) == -1 ||
+	    listen(fd, SOMAXCONN) == -1) {
+		e = errno;
+		close(fd);
+		snprintf(err, errlen, "%s: listen: cannot serve on %s:%u: %s%s",
+		         cfg->file, cfg->listen_host,
+		         (unsigned)cfg->listen_port, strerror(e),
+		         e == EADDRINUSE ? " (is another instance running?)"
+		                         : "");
+		return -1;
+	}
+	return fd;
+}
+
+static int
+worker_start(struct eb_server *srv, struct worker *w, int lfd,
+             const struct eb_config *cfg, unsigned conn_limit, size_t pool)
+{
+	const union MHD_DaemonInfo *di;
+	unsigned flags;
+	int dfd;
+
+	w->srv = srv;
+	w->epfd = w->wakefd = -1;
+	if ((dfd = fcntl(lfd, F_DUPFD_CLOEXEC, 0)) == -1)
+		return -1;
+	flags = MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG |
+	        MHD_USE_TURBO;
+	if (srv->tls)
+		flags |= MHD_USE_TLS;
+	/* the daemon owns dfd (its own descriptor of the shared socket) */
+	w->d = MHD_start_daemon(
+	    flags, 0, ip_accept, srv, access_cb, srv,
+	    MHD_OPTION_EXTERNAL_LOGGER, mhd_log, srv, MHD_OPTION_LISTEN_SOCKET,
+	    dfd, MHD_OPTION_CONNECTION_LIMIT, conn_limit,
+	    MHD_OPTION_CONNECTION_TIMEOUT,
+	    (unsigned)cfg->limits.connection_timeout,
+	    MHD_OPTION_CONNECTION_MEMORY_LIMIT, pool,
+	    MHD_OPTION_URI_LOG_CALLBACK, uri_log_cb, srv,
+	    MHD_OPTION_NOTIFY_COMPLETED, completed_cb, srv,
+	    MHD_OPTION_NOTIFY_CONNECTION, conn_notify, srv,
+	    srv->tls ? MHD_OPTION_HTTPS_MEM_CERT : MHD_OPTION_END,
+	    srv->tls_cert_pem, MHD_OPTION_HTTPS_MEM_KEY, srv->tls_key_pem,
+	    MHD_OPTION_END);
+	if (w->d == NULL) {
+		close(dfd);
+		return -1;
+	}
+	if ((di = MHD_get_daemon_info(w->d, MHD_DAEMON_INFO_EPOLL_FD)) ==
+	        NULL ||
+	    (w->hl = eb_http_loop_new()) == NULL ||
+	    (w->epfd = epoll_create1(EPOLL_CLOEXEC)) == -1 ||
+	    (w->wakefd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) == -1 ||
+	    epoll_add(w->epfd, di->epoll_fd, TAG_MHD) == -1 ||
+	    epoll_add(w->epfd, w->wakefd, TAG_WAKE) == -1 ||
+	    epoll_add(w->epfd, eb_http_loop_fd(w->hl), TAG_HTTP) == -1)
+		return -1;
+	if (pthread_create(&w->thread, NULL, worker_main, w) != 0)
+		return -1;
+	w->running = 1;
+	return 0;
+}
+
 struct eb_server *
 eb_server_start(struct eb_env *env, const struct eb_route *routes,
                 size_t nroutes, char *err, size_t errlen)
 {
 	struct eb_config *cfg = eb_env_config(env);
 	struct sockaddr_storage ss;
+	socklen_t sl = sizeof(ss);
 	struct eb_server *srv;
-	unsigned flags, threads;
-	const union MHD_DaemonInfo *di;
+	unsigned threads, i, limit;
 	size_t pool;
+	int lfd = -1;
 
-	memset(&ss, 0, sizeof(ss));
 	if ((srv = eb_calloc(1, sizeof(*srv))) == NULL) {
 		snprintf(err, errlen, "out of memory");
 		goto fail;
 	}
+	pthread_mutex_init(&srv->ip_lock, NULL);
 	srv->env = env;
 	srv->routes = routes;
 	srv->nroutes = nroutes;
 	srv->max_header_bytes = cfg->limits.max_header_bytes;
 	srv->max_body_bytes = cfg->limits.max_body_bytes;
+	srv->per_ip_limit = cfg->limits.per_ip_connections;
 	RAND_bytes((unsigned char *)&srv->id_prefix, sizeof(srv->id_prefix));
 
-	flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL |
-	        MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG | MHD_USE_TURBO;
-	if (inet_pton(AF_INET, cfg->listen_host,
-	              &((struct sockaddr_in *)&ss)->sin_addr) == 1) {
-		((struct sockaddr_in *)&ss)->sin_family = AF_INET;
-		((struct sockaddr_in *)&ss)->sin_port = htons(cfg->listen_port);
-	} else if (inet_pton(AF_INET6, cfg->listen_host,
-	                     &((struct sockaddr_in6 *)&ss)->sin6_addr) == 1) {
-		((struct sockaddr_in6 *)&ss)->sin6_family = AF_INET6;
-		((struct sockaddr_in6 *)&ss)->sin6_port =
-		    htons(cfg->listen_port);
-		flags |= MHD_USE_IPv6;
-	} else {
-		snprintf(err, errlen, "%s: listen: not an IP address: %s",
-		         cfg->file, cfg->listen_host);
-		goto fail;
-	}
 	if (cfg->tls_cert != NULL) {
 		srv->tls_cert_pem = read_file(cfg->tls_cert, 1 << 20);
 		srv->tls_key_pem = read_file(cfg->tls_key, 1 << 20);
@@ -900,10 +1269,19 @@ eb_server_start(struct eb_env *env, const struct eb_route *routes,
 			         cfg->file);
 			goto fail;
 		}
-		flags |= MHD_USE_TLS;
 		srv->tls = 1;
 	}
+	if ((lfd = listen_socket(cfg, err, errlen)) == -1)
+		goto fail;
+	if (getsockname(lfd, (struct sockaddr *)&ss, &sl) == 0)
+		srv->port = ntohs(ss.ss_family == AF_INET6
+		                      ? ((struct sockaddr_in6 *)&ss)->sin6_port
+		                      : ((struct sockaddr_in *)&ss)->sin_port);
 	threads = cfg->limits.threads ? cfg->limits.threads : ncores();
+	if ((srv->w = eb_calloc(threads, sizeof(*srv->w))) == NULL) {
+		snprintf(err, errlen, "out of memory");
+		goto fail;
+	}
 	/*
 	 * The per-connection pool holds the request line, the headers and the
 	 * read buffer. libmicrohttpd clears its unused part between requests
@@ -913,29 +1291,22 @@ eb_server_start(struct eb_env *env, const struct eb_route *routes,
 	pool = cfg->limits.max_header_bytes + 4096;
 	if (pool < 8192)
 		pool = 8192;
-	srv->d = MHD_start_daemon(
-	    flags, 0, NULL, NULL, access_cb, srv, MHD_OPTION_EXTERNAL_LOGGER,
-	    mhd_log, srv, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
-	    MHD_OPTION_THREAD_POOL_SIZE, threads, MHD_OPTION_CONNECTION_LIMIT,
-	    cfg->limits.max_connections, MHD_OPTION_PER_IP_CONNECTION_LIMIT,
-	    cfg->limits.per_ip_connections, MHD_OPTION_CONNECTION_TIMEOUT,
-	    (unsigned)cfg->limits.connection_timeout,
-	    MHD_OPTION_CONNECTION_MEMORY_LIMIT, pool,
-	    MHD_OPTION_URI_LOG_CALLBACK, uri_log_cb, srv,
-	    MHD_OPTION_NOTIFY_COMPLETED, completed_cb, srv,
-	    srv->tls ? MHD_OPTION_HTTPS_MEM_CERT : MHD_OPTION_END,
-	    srv->tls_cert_pem, MHD_OPTION_HTTPS_MEM_KEY, srv->tls_key_pem,
-	    MHD_OPTION_END);
-	if (srv->d == NULL) {
-		snprintf(err, errlen,
-		         "%s: listen: cannot serve on %s:%u "
-		         "(address in use, or not permitted)",
-		         cfg->file, cfg->listen_host,
-		         (unsigned)cfg->listen_port);
-		goto fail;
+	for (i = 0; i < threads; i++) {
+		/* the connection limit is split between the workers, as
+		 * libmicrohttpd's own thread pool does */
+		limit = cfg->limits.max_connections / threads +
+		        (i < cfg->limits.max_connections % threads ? 1 : 0);
+		srv->nworkers = i + 1;
+		if (worker_start(srv, &srv->w[i], lfd, cfg,
+		                 limit > 0 ? limit : 1, pool) == -1) {
+			snprintf(err, errlen,
+			         "%s: listen: cannot start HTTP worker %u "
+			         "(%s)",
+			         cfg->file, i, strerror(errno));
+			goto fail;
+		}
 	}
-	di = MHD_get_daemon_info(srv->d, MHD_DAEMON_INFO_BIND_PORT);
-	srv->port = di ? di->port : cfg->listen_port;
+	close(lfd); /* each daemon has its own descriptor of the socket */
 	log_info("listening on %s%s%s:%u (%u threads%s)",
 	         strchr(cfg->listen_host, ':') ? "[" : "", cfg->listen_host,
 	         strchr(cfg->listen_host, ':') ? "]" : "", (unsigned)srv->port,
@@ -943,6 +1314,8 @@ eb_server_start(struct eb_env *env, const struct eb_route *routes,
 	eb_config_unref(cfg);
 	return srv;
 fail:
+	if (lfd != -1)
+		close(lfd);
 	eb_config_unref(cfg);
 	eb_server_stop(srv);
 	return NULL;
@@ -957,13 +1330,27 @@ eb_server_port(const struct eb_server *srv)
 void
 eb_server_quiesce(struct eb_server *srv)
 {
-	MHD_socket s;
+	unsigned i, done;
+	int waited;
 
-	if (srv == NULL || srv->d == NULL)
+	if (srv == NULL)
 		return;
-	s = MHD_quiesce_daemon(srv->d);
-	if (s != MHD_INVALID_SOCKET)
-		close(s);
+	/* each worker stops accepting on its own thread */
+	for (i = 0; i < srv->nworkers; i++) {
+		if (!srv->w[i].running)
+			continue;
+		atomic_store(&srv->w[i].quiesce, 1);
+		wake(&srv->w[i]);
+	}
+	for (waited = 0; waited < 5000; waited += 5) {
+		for (i = done = 0; i < srv->nworkers; i++)
+			done += !srv->w[i].running ||
+			        atomic_load(&srv->w[i].quiesce) == 2;
+		if (done == srv->nworkers)
+			return;
+		usleep(5000);
+	}
+	log_warnx("http: a worker did not stop accepting within 5 s");
 }
 
 int
@@ -983,10 +1370,35 @@ eb_server_drain(struct eb_server *srv, int timeout_ms)
 void
 eb_server_stop(struct eb_server *srv)
 {
+	struct ip_count *c;
+	unsigned i;
+
 	if (srv == NULL)
 		return;
-	if (srv->d != NULL)
-		MHD_stop_daemon(srv->d);
+	atomic_store(&srv->stopping, 1);
+	for (i = 0; i < srv->nworkers; i++)
+		if (srv->w[i].running)
+			wake(&srv->w[i]);
+	for (i = 0; i < srv->nworkers; i++) {
+		struct worker *w = &srv->w[i];
+
+		if (w->running)
+			pthread_join(w->thread, NULL);
+		eb_http_loop_free(w->hl); /* when the thread never ran */
+		if (w->d != NULL)
+			MHD_stop_daemon(w->d);
+		if (w->epfd != -1)
+			close(w->epfd);
+		if (w->wakefd != -1)
+			close(w->wakefd);
+	}
+	for (i = 0; i < IP_BUCKETS; i++)
+		while ((c = srv->ip[i]) != NULL) {
+			srv->ip[i] = c->next;
+			eb_free(c);
+		}
+	pthread_mutex_destroy(&srv->ip_lock);
+	eb_free(srv->w);
 	eb_free_secret_str(srv->tls_key_pem);
 	eb_free(srv->tls_cert_pem);
 	eb_free(srv);
