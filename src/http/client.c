@@ -166,8 +166,8 @@ is_blank(char c)
 }
 
 /* Add one header line (no CR/LF) to ctx; 0, or -1 to abort the transfer. */
-static int
-header_line(struct fetch_ctx *ctx, const char *p, size_t len)
+int
+http_header_line(struct fetch_ctx *ctx, const char *p, size_t len)
 {
 	struct eb_http_header *h;
 	const char *colon, *v, *end;
@@ -247,7 +247,7 @@ on_header(char *p, size_t size, size_t n, void *arg)
 	}
 	while (l > 0 && (p[l - 1] == '\n' || p[l - 1] == '\r'))
 		l--;
-	if (header_line(ctx, p, l) == -1)
+	if (http_header_line(ctx, p, l) == -1)
 		return 0;
 	return len;
 }
@@ -327,6 +327,27 @@ eb_http_error_name(enum eb_http_error err)
 		break;
 	}
 	return "other";
+}
+
+/* No control character but HT in s (curl would send CR and LF as is). */
+static int
+text_ok(const char *s)
+{
+	for (; s != NULL && *s != '\0'; s++)
+		if (((unsigned char)*s < 0x20 && *s != '\t') || *s == 0x7f)
+			return 0;
+	return 1;
+}
+
+int
+http_request_text_ok(const struct eb_http_options *o)
+{
+	const char *const *v;
+
+	for (v = o->headers; v != NULL && *v != NULL; v++)
+		if (!text_ok(*v))
+			return 0;
+	return text_ok(o->user_agent) && text_ok(o->method) && text_ok(o->url);
 }
 
 /* Build a curl list from a NULL-terminated array; 0 or -1. */
@@ -531,6 +552,11 @@ eb_http_fetch(const struct eb_http_options *o)
 	}
 	if (eb_http_client_global_init() == -1) {
 		http_set_message(resp, "HTTP client initialisation failed");
+		goto out_body;
+	}
+	if (!http_request_text_ok(o)) {
+		http_set_message(resp, "request header or user agent with a "
+		                       "control character");
 		goto out_body;
 	}
 	/* no "Expect: 100-continue" round trip on POST */

@@ -21,6 +21,7 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
@@ -71,9 +72,16 @@ struct eb_http_loop {
 	/* the loop thread's alone: */
 	struct async_xfer *running;
 	long long deadline_ms; /* curl's timer (CLOCK_MONOTONIC ms), -1 none */
+	struct h1_loop *h1;    /* the native client; NULL: curl only */
 	/* engines only */
 	pthread_t thread;
 };
+
+/*
+ * epoll data of the loop's set: a curl socket or the eventfd as fd << 1,
+ * a native connection (client_h1.c) as its address | 1.
+ */
+#define FD_DATA(fd) ((uint64_t)(unsigned)(fd) << 1)
 
 /* Every loop's transfers, queued or running. */
 static atomic_size_t g_pending;
@@ -85,6 +93,33 @@ static pthread_mutex_t g_engine_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct eb_http_loop *g_engines[ASYNC_MAX_ENGINES];
 static atomic_uint g_nengines; /* 0 until started */
 static atomic_uint g_next_engine;
+
+void
+http_async_pending_done(void)
+{
+	atomic_fetch_sub(&g_pending, 1);
+}
+
+/*
+ * May loops use the native client (client_h1.c)? Not when the environment
+ * names a proxy, which curl would use and it would not; and not when
+ * ENROLLBRIDGE_UPSTREAM_CURL=1 asks for curl alone (for comparisons and
+ * diagnosis).
+ */
+static int
+native_allowed(void)
+{
+	static const char *const vars[] = {"http_proxy", "HTTP_PROXY",
+	                                   "all_proxy", "ALL_PROXY", NULL};
+	const char *v;
+	size_t i;
+
+	for (i = 0; vars[i] != NULL; i++)
+		if ((v = getenv(vars[i])) != NULL && *v != '\0')
+			return 0;
+	v = getenv("ENROLLBRIDGE_UPSTREAM_CURL");
+	return v == NULL || strcmp(v, "1") != 0;
+}
 
 static long long
 now_ms(void)
@@ -233,7 +268,7 @@ sock_cb(CURL *h, curl_socket_t s, int what, void *userp, void *socketp)
 	memset(&ev, 0, sizeof(ev));
 	ev.events = ((what & CURL_POLL_IN) ? EPOLLIN : 0) |
 	            ((what & CURL_POLL_OUT) ? EPOLLOUT : 0);
-	ev.data.fd = s;
+	ev.data.u64 = FD_DATA(s);
 	if (socketp != NULL) {
 		if (epoll_ctl(l->epfd, EPOLL_CTL_MOD, s, &ev) == 0)
 			return 0;
@@ -328,7 +363,7 @@ eb_http_loop_new(void)
 		goto fail;
 	memset(&ev, 0, sizeof(ev));
 	ev.events = EPOLLIN;
-	ev.data.fd = l->wakefd;
+	ev.data.u64 = FD_DATA(l->wakefd);
 	if (epoll_ctl(l->epfd, EPOLL_CTL_ADD, l->wakefd, &ev) == -1)
 		goto fail;
 	if ((l->multi = curl_multi_init()) == NULL)
@@ -341,6 +376,8 @@ eb_http_loop_new(void)
 	    curl_multi_setopt(l->multi, CURLMOPT_TIMERFUNCTION, timer_cb) !=
 	        CURLM_OK ||
 	    curl_multi_setopt(l->multi, CURLMOPT_TIMERDATA, l) != CURLM_OK)
+		goto fail;
+	if (native_allowed() && (l->h1 = h1_loop_new(l->epfd)) == NULL)
 		goto fail;
 	return l;
 fail:
@@ -359,25 +396,35 @@ int
 eb_http_loop_timeout(const struct eb_http_loop *l)
 {
 	long long left;
+	int t = -1, n = h1_timeout(l->h1);
 
-	if (l->deadline_ms < 0)
-		return -1;
-	left = l->deadline_ms - now_ms();
-	return left <= 0 ? 0 : left > 3600000 ? 3600000 : (int)left;
+	if (l->deadline_ms >= 0) {
+		left = l->deadline_ms - now_ms();
+		t = left <= 0 ? 0 : left > 3600000 ? 3600000 : (int)left;
+	}
+	return n >= 0 && (t < 0 || n < t) ? n : t;
 }
 
 size_t
 eb_http_loop_run(struct eb_http_loop *l, int wait_ms)
 {
 	struct epoll_event ev[LOOP_EVENTS];
-	int n, i, t, flags, nrunning;
+	int n, i, t, fd, flags, nrunning;
+	size_t ended = 0;
 
 	t = eb_http_loop_timeout(l);
 	if (t >= 0 && (wait_ms < 0 || t < wait_ms))
 		wait_ms = t;
 	n = epoll_wait(l->epfd, ev, LOOP_EVENTS, wait_ms);
 	for (i = 0; i < n; i++) {
-		if (ev[i].data.fd == l->wakefd) {
+		if (ev[i].data.u64 & 1) {
+			ended += h1_event(
+			    l->h1, (void *)(uintptr_t)(ev[i].data.u64 & ~1ULL),
+			    ev[i].events);
+			continue;
+		}
+		fd = (int)(ev[i].data.u64 >> 1);
+		if (fd == l->wakefd) {
 			take_incoming(l);
 			continue;
 		}
@@ -386,15 +433,17 @@ eb_http_loop_run(struct eb_http_loop *l, int wait_ms)
 		    ((ev[i].events & EPOLLOUT) ? CURL_CSELECT_OUT : 0) |
 		    ((ev[i].events & (EPOLLERR | EPOLLHUP)) ? CURL_CSELECT_ERR
 		                                            : 0);
-		curl_multi_socket_action(l->multi, ev[i].data.fd, flags,
-		                         &nrunning);
+		curl_multi_socket_action(l->multi, fd, flags, &nrunning);
 	}
 	if (l->deadline_ms >= 0 && l->deadline_ms <= now_ms()) {
 		l->deadline_ms = -1;
 		curl_multi_socket_action(l->multi, CURL_SOCKET_TIMEOUT, 0,
 		                         &nrunning);
 	}
-	return reap(l);
+	if (h1_timeout(l->h1) == 0)
+		ended += h1_expire(l->h1);
+	h1_reap(l->h1);
+	return ended + reap(l);
 }
 
 void
@@ -422,6 +471,8 @@ eb_http_loop_free(struct eb_http_loop *l)
 		in = x->next;
 		xfer_finish(x, CURLE_OK, "client shutting down");
 	}
+	h1_loop_free(l->h1);
+	l->h1 = NULL;
 	while ((x = l->running) != NULL) {
 		running_unlink(l, x);
 		curl_multi_remove_handle(l->multi, x->h);
@@ -545,6 +596,7 @@ eb_http_fetch_async(const struct eb_http_options *opts, eb_http_done_fn done,
 	    (strncmp(opts->url, "https://", 8) != 0 &&
 	     strncmp(opts->url, "http://", 7) != 0))
 		return -1;
+
 	if (l == NULL) {
 		if (engines_start() == -1 ||
 		    (n = atomic_load(&g_nengines)) == 0)
@@ -552,6 +604,21 @@ eb_http_fetch_async(const struct eb_http_options *opts, eb_http_done_fn done,
 		l = g_engines[atomic_fetch_add(&g_next_engine, 1) % n];
 	}
 	if (atomic_fetch_add(&g_pending, 1) >= ASYNC_MAX_TRANSFERS) {
+		atomic_fetch_sub(&g_pending, 1);
+		return -1;
+	}
+	if (l == t_loop && l->h1 != NULL) {
+		switch (h1_fetch(l->h1, opts, done, arg)) {
+		case 1:
+			return 0;
+		case -1:
+			atomic_fetch_sub(&g_pending, 1);
+			return -1;
+		default:
+			break; /* curl's */
+		}
+	}
+	if (!http_request_text_ok(opts)) { /* curl would send CR LF as is */
 		atomic_fetch_sub(&g_pending, 1);
 		return -1;
 	}

@@ -6,6 +6,8 @@
 #ifndef EB_HTTP_CLIENT_INT_H
 #define EB_HTTP_CLIENT_INT_H
 
+#include <stdint.h>
+
 #include <curl/curl.h>
 
 #include "core/buf.h"
@@ -22,6 +24,9 @@ struct fetch_ctx {
 };
 
 void http_headers_free(struct eb_http_header *h, size_t n);
+/* No CR, LF or other control character (but HT) in the headers, user
+ * agent, method and URL: curl would send them as they are. */
+int http_request_text_ok(const struct eb_http_options *o);
 /* The eb_http_error for a transfer that ended with rc. */
 enum eb_http_error http_classify(CURLcode rc, const struct fetch_ctx *ctx);
 /* v then last as one curl list in one allocation (eb_free it); NULL: OOM */
@@ -34,6 +39,33 @@ CURLcode http_configure(CURL *h, const struct eb_http_options *o,
                         struct curl_slist *connect_to, char *errbuf);
 /* Copy status, timing and URLs of h's last response into resp; 0 or -1. */
 int http_collect(CURL *h, struct eb_http_response *resp);
+/* One response header line (no CR/LF) into ctx; 0, or -1 to give up. */
+int http_header_line(struct fetch_ctx *ctx, const char *p, size_t len);
+/* A transfer of the asynchronous client ended (client_async.c). */
+void http_async_pending_done(void);
+
+/*
+ * The native HTTP/1.1 client of one loop (client_h1.c), for plain http://
+ * URLs at an IP address. Its connections are in the loop's epoll set epfd
+ * with data.u64 = address | 1; the loop hands their events to h1_event().
+ */
+struct h1_loop;
+struct h1_loop *h1_loop_new(int epfd);
+/* Finish every transfer ("client shutting down"), close, free. */
+void h1_loop_free(struct h1_loop *h);
+/* 1: started (done is called once, maybe already), 0: not one for this
+ * client (use curl), -1: failed (done never called). */
+int h1_fetch(struct h1_loop *h, const struct eb_http_options *o,
+             eb_http_done_fn done, void *arg);
+/* An epoll event for connection ptr; returns the transfers finished. */
+size_t h1_event(struct h1_loop *h, void *ptr, uint32_t events);
+/* Milliseconds until a deadline (0: due), -1 for none. */
+int h1_timeout(const struct h1_loop *h);
+/* Fail the transfers past a deadline; returns how many. */
+size_t h1_expire(struct h1_loop *h);
+/* Free the connections closed during the last event batch. */
+void h1_reap(struct h1_loop *h);
+
 /* Stop the asynchronous client's own threads (client_async.c). */
 void eb_http_async_stop(void);
 
