@@ -11,6 +11,7 @@
 
 #include <openssl/evp.h>
 
+#include "core/digest.h"
 #include "core/log.h"
 #include "core/mem.h"
 
@@ -56,7 +57,7 @@ eb_store_hash_token(const void *tok, size_t len,
 	out[0] = '\0';
 	if (tok == NULL && len > 0)
 		return -1;
-	if (EVP_Digest(tok == NULL ? "" : tok, len, md, &mdlen, EVP_sha256(),
+	if (EVP_Digest(tok == NULL ? "" : tok, len, md, &mdlen, eb_sha256_md(),
 	               NULL) != 1 ||
 	    mdlen != EB_STORE_HASH_HEXLEN / 2)
 		return -1;

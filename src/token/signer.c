@@ -24,6 +24,7 @@
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 
+#include "core/digest.h"
 #include "core/buf.h"
 #include "core/log.h"
 #include "core/mem.h"
@@ -601,19 +602,8 @@ current_gen(struct eb_signer *s)
 static int
 vcache_key(const char *token, size_t len, const char *typ, unsigned char h[32])
 {
-	EVP_MD_CTX *ctx;
-	unsigned int n = 0;
-	int ok;
-
-	if ((ctx = EVP_MD_CTX_new()) == NULL)
-		return -1;
-	ok = EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) == 1 &&
-	     EVP_DigestUpdate(ctx, typ ? typ : "", typ ? strlen(typ) + 1 : 1) ==
-	         1 &&
-	     EVP_DigestUpdate(ctx, token, len) == 1 &&
-	     EVP_DigestFinal_ex(ctx, h, &n) == 1 && n == 32;
-	EVP_MD_CTX_free(ctx);
-	return ok ? 0 : -1;
+	return eb_sha256(typ ? typ : "", typ ? strlen(typ) + 1 : 1, token, len,
+	                 h);
 }
 
 static size_t
