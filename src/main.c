@@ -178,6 +178,30 @@ announce(const struct eb_config *cfg, uint16_t port)
 	(void)port;
 }
 
+/*
+ * Watch the state directory's change file, which `grants revoke` touches
+ * after revoking under us: the bearer check answers from its cache only
+ * while the file is unchanged (token/bearer_cache.h). Before any thread
+ * uses the store.
+ */
+static int
+watch_store_changes(struct eb_store *store, const struct eb_config *cfg)
+{
+	char path[4096];
+
+	if (eb_statedir_path(cfg->state_dir, EB_STATEDIR_STORE_CHANGED, path,
+	                     sizeof(path)) == -1) {
+		log_errx("%s: state_dir %s: path too long", cfg->file,
+		         cfg->state_dir);
+		return -1;
+	}
+	if (eb_store_set_change_file(store, path, 0) == -1) {
+		log_errx("out of memory");
+		return -1;
+	}
+	return 0;
+}
+
 static int
 cmd_serve(int argc, char **argv)
 {
@@ -236,6 +260,8 @@ cmd_serve(int argc, char **argv)
 		log_errx("%s: %s", cfg->file, err);
 		goto out;
 	}
+	if (watch_store_changes(env->store, cfg) != 0)
+		goto out;
 	if ((env->signer = eb_signer_open(env->store, env->seal_key,
 	                                  eb_signer_max_ttl(cfg), err,
 	                                  sizeof(err))) == NULL) {

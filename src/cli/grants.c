@@ -2,6 +2,16 @@
  * The grants command (grants.h): list and revoke grants in the store. It
  * needs the configuration (for the database path) but no key: grants hold
  * nothing it must open.
+ *
+ * A running server answers bearer checks from a per-thread cache of token
+ * and grant rows (token/bearer_cache.h), so a revocation made here must
+ * tell it: the store handle announces every change it makes by touching
+ * state_dir/store.changed after the write commits, and the server stats
+ * that file before trusting its cache. This is the only command that
+ * changes tokens or grants from outside the server: `keys rotate` writes
+ * only signing keys (which the bearer check does not cache), `map` only
+ * reads, and `device-sim` goes through the server's HTTP interface. A new
+ * command that writes tokens or grants must announce them the same way.
  */
 #include "cli/grants.h"
 
@@ -13,6 +23,7 @@
 
 #include "core/config.h"
 #include "core/mem.h"
+#include "core/statedir.h"
 #include "core/str.h"
 #include "store/store.h"
 
@@ -269,6 +280,25 @@ revoke(struct eb_store *store, const struct grants_args *a)
 	return 0;
 }
 
+/* Make every change through store touch the server's change file. */
+static int
+announce_changes(struct eb_store *store, const struct eb_config *cfg)
+{
+	char path[4096];
+
+	if (eb_statedir_path(cfg->state_dir, EB_STATEDIR_STORE_CHANGED, path,
+	                     sizeof(path)) == -1) {
+		fprintf(stderr, "grants: %s: state_dir: path too long\n",
+		        cfg->file);
+		return -1;
+	}
+	if (eb_store_set_change_file(store, path, 1) == -1) {
+		fprintf(stderr, "grants: out of memory\n");
+		return -1;
+	}
+	return 0;
+}
+
 int
 eb_cli_grants(int argc, char **argv)
 {
@@ -299,6 +329,11 @@ eb_cli_grants(int argc, char **argv)
 	if ((store = eb_store_open(NULL, cfg->database, err, sizeof(err))) ==
 	    NULL) {
 		fprintf(stderr, "grants: %s: database: %s\n", cfg->file, err);
+		eb_config_unref(cfg);
+		return 1;
+	}
+	if (do_revoke && announce_changes(store, cfg) != 0) {
+		eb_store_close(store);
 		eb_config_unref(cfg);
 		return 1;
 	}

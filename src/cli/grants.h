@@ -11,7 +11,8 @@
  * JSON object (JSON Lines) with the grant's fields, times as unix seconds.
  *
  * revoke moves an active grant to revoked (its tokens stop working at
- * once; the store writes the audit event). Exit 0 when the grant is
+ * once: a running server is told through state_dir/store.changed; the
+ * store writes the audit event). Exit 0 when the grant is
  * revoked (or already was), 1 when it does not exist or can no longer be
  * revoked (expired, superseded), 2 on a usage error.
  */

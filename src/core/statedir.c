@@ -16,6 +16,14 @@
 #include "core/rand.h"
 
 int
+eb_statedir_path(const char *dir, const char *name, char *out, size_t outlen)
+{
+	int n = snprintf(out, outlen, "%s/%s", dir, name);
+
+	return n < 0 || (size_t)n >= outlen ? -1 : 0;
+}
+
+int
 eb_statedir_prepare(const char *dir, char *err, size_t errlen)
 {
 	struct stat st;
@@ -133,8 +141,7 @@ eb_statedir_key(const char *dir, const char *name, uint8_t *key, size_t len,
 {
 	char path[4096];
 
-	if (snprintf(path, sizeof(path), "%s/%s", dir, name) >=
-	    (int)sizeof(path)) {
+	if (eb_statedir_path(dir, name, path, sizeof(path)) == -1) {
 		snprintf(err, errlen, "%s: path too long", dir);
 		return -1;
 	}

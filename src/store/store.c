@@ -1,13 +1,23 @@
 /*
  * The backend-independent half of the store: the handle (a backend's ops
  * and its own state), the eb_store_* functions that dispatch through the
- * ops, the release functions for the records the store hands out, the enum
- * names that are also the stored text, and the token hash.
+ * ops, the change tracking that lets callers cache token and grant state
+ * (the generation bumped by every operation that may change it, and the
+ * change file other processes touch), the release functions for the
+ * records the store hands out, the enum names that are also the stored
+ * text, and the token hash.
  */
 #include "store/store.h"
 
+#include <errno.h>
+#include <fcntl.h>
+#include <stdatomic.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
 
 #include <openssl/evp.h>
 
@@ -18,7 +28,18 @@
 struct eb_store {
 	const struct eb_store_ops *ops;
 	void *be;
+	char *change_path; /* the change file, or NULL */
+	int announce;      /* touch it after every change made through us */
 };
+
+/*
+ * The token/grant generation. A mutable global, against our rule, because
+ * it must be process-wide: two handles on one database in one process
+ * (a test, or a future second subsystem) must see each other's changes
+ * without the change file. Sequentially consistent: a bump is ordered
+ * after the backend's commit, a cache's load before its read.
+ */
+static _Atomic uint64_t generation = 1;
 
 const char *
 eb_store_strerror(int rc)
@@ -149,6 +170,8 @@ eb_store_open(const struct eb_store_ops *ops, const char *target, char *err,
 		eb_free(s);
 		return NULL;
 	}
+	/* a new handle may reuse a closed one's address: no entry survives */
+	atomic_fetch_add(&generation, 1);
 	return s;
 }
 
@@ -157,8 +180,10 @@ eb_store_close(struct eb_store *s)
 {
 	if (s == NULL)
 		return;
+	atomic_fetch_add(&generation, 1);
 	if (s->ops->close != NULL)
 		s->ops->close(s->be);
+	eb_free(s->change_path);
 	eb_free(s);
 }
 
@@ -166,6 +191,177 @@ const char *
 eb_store_backend(const struct eb_store *s)
 {
 	return s == NULL ? NULL : s->ops->name;
+}
+
+/* ---- change tracking -------------------------------------------------- */
+
+uint64_t
+eb_store_generation(void)
+{
+	return atomic_load(&generation);
+}
+
+int
+eb_store_set_change_file(struct eb_store *s, const char *path, int announce)
+{
+	char *p = NULL;
+
+	if (s == NULL || (path != NULL && (p = eb_strdup(path)) == NULL))
+		return -1;
+	eb_free(s->change_path);
+	s->change_path = p;
+	s->announce = p != NULL && announce;
+	/* stamps of another file (or of none) mean nothing now */
+	atomic_fetch_add(&generation, 1);
+	return 0;
+}
+
+static void
+stamp_file(const struct stat *sb, struct eb_store_stamp *out)
+{
+	out->file = 1;
+	out->dev = (uint64_t)sb->st_dev;
+	out->ino = (uint64_t)sb->st_ino;
+	out->size = (int64_t)sb->st_size;
+	out->mtime_sec = (int64_t)sb->st_mtim.tv_sec;
+	out->mtime_nsec = (int64_t)sb->st_mtim.tv_nsec;
+	out->ctime_sec = (int64_t)sb->st_ctim.tv_sec;
+	out->ctime_nsec = (int64_t)sb->st_ctim.tv_nsec;
+}
+
+int
+eb_store_stamp(struct eb_store *s, struct eb_store_stamp *out)
+{
+	struct stat sb;
+
+	memset(out, 0, sizeof(*out));
+	out->generation = atomic_load(&generation);
+	if (s == NULL || s->change_path == NULL)
+		return -1;
+	/* lstat: a symbolic link there is nothing our writers touch */
+	if (lstat(s->change_path, &sb) == -1)
+		return errno == ENOENT ? 0 : -1;
+	if (!S_ISREG(sb.st_mode))
+		return -1;
+	stamp_file(&sb, out);
+	return 0;
+}
+
+int
+eb_store_stamp_equal(const struct eb_store_stamp *a,
+                     const struct eb_store_stamp *b)
+{
+	return a->generation == b->generation && a->file == b->file &&
+	       a->dev == b->dev && a->ino == b->ino && a->size == b->size &&
+	       a->mtime_sec == b->mtime_sec && a->mtime_nsec == b->mtime_nsec &&
+	       a->ctime_sec == b->ctime_sec && a->ctime_nsec == b->ctime_nsec;
+}
+
+static int
+ts_cmp(const struct timespec *a, const struct timespec *b)
+{
+	if (a->tv_sec != b->tv_sec)
+		return a->tv_sec < b->tv_sec ? -1 : 1;
+	if (a->tv_nsec != b->tv_nsec)
+		return a->tv_nsec < b->tv_nsec ? -1 : 1;
+	return 0;
+}
+
+static struct timespec
+ts_plus(struct timespec t, long ns)
+{
+	t.tv_sec += ns / 1000000000L;
+	t.tv_nsec += ns % 1000000000L;
+	if (t.tv_nsec >= 1000000000L) {
+		t.tv_sec++;
+		t.tv_nsec -= 1000000000L;
+	}
+	return t;
+}
+
+/*
+ * Set fd's modification time strictly after old: the clock's time, or old
+ * plus a step when the clock is not later (coarse, or set back). Checked,
+ * and retried a second later, because a file system may keep coarser
+ * times than we set; then a watcher's stamp changes whatever the clock.
+ */
+static int
+mtime_after(int fd, const struct timespec *old)
+{
+	static const long step_ns[] = {1, 1000000000L};
+	struct timespec ts[2], now;
+	struct stat sb;
+	size_t i;
+
+	if (clock_gettime(CLOCK_REALTIME, &now) == -1)
+		now = *old;
+	ts[0].tv_sec = 0;
+	ts[0].tv_nsec = UTIME_OMIT;
+	for (i = 0; i < sizeof(step_ns) / sizeof(step_ns[0]); i++) {
+		ts[1] = ts_plus(*old, step_ns[i]);
+		if (ts_cmp(&now, &ts[1]) > 0)
+			ts[1] = now;
+		if (futimens(fd, ts) == -1 || fstat(fd, &sb) == -1)
+			return -1;
+		if (ts_cmp(&sb.st_mtim, old) > 0)
+			return 0;
+	}
+	errno = ERANGE;
+	return -1;
+}
+
+/* Replace the counter in fd by the next value (none or garbage: 0). */
+static int
+write_next_count(int fd)
+{
+	unsigned long long n = 0;
+	char buf[32];
+	ssize_t len;
+	int w;
+
+	if ((len = pread(fd, buf, sizeof(buf) - 1, 0)) > 0) {
+		buf[len] = '\0';
+		n = strtoull(buf, NULL, 10);
+	}
+	w = snprintf(buf, sizeof(buf), "%llu\n", n + 1);
+	if (w < 0 || (size_t)w >= sizeof(buf) ||
+	    pwrite(fd, buf, (size_t)w, 0) != (ssize_t)w ||
+	    ftruncate(fd, (off_t)w) == -1)
+		return -1;
+	return 0;
+}
+
+int
+eb_store_announce_change(struct eb_store *s)
+{
+	struct stat sb;
+	int fd, rc = -1;
+
+	if (s == NULL || s->change_path == NULL)
+		return -1;
+	fd = open(s->change_path,
+	          O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY, 0600);
+	if (fd == -1) {
+		/* no state directory yet: no server has started with it */
+		if (errno == ENOENT)
+			return 0;
+		log_warn("store: change file %s: cannot open (a running "
+		         "server may not see this change at once)",
+		         s->change_path);
+		return -1;
+	}
+	if (fstat(fd, &sb) == -1 || !S_ISREG(sb.st_mode))
+		log_warnx("store: change file %s: not a regular file (a "
+		          "running server may not see this change at once)",
+		          s->change_path);
+	else if (write_next_count(fd) == -1 || mtime_after(fd, &sb.st_mtim))
+		log_warn("store: change file %s: cannot update (a running "
+		         "server may not see this change at once)",
+		         s->change_path);
+	else
+		rc = 0;
+	close(fd);
+	return rc;
 }
 
 /*
@@ -184,6 +380,31 @@ eb_store_backend(const struct eb_store *s)
 /* Out records are zeroed first: finishing one after a failure is safe. */
 #define ZERO(p) memset((p), 0, sizeof(*(p)))
 
+/*
+ * After an operation that may have changed a token or a grant, whatever
+ * its result (a failure may have come part-way, and a commit may have
+ * succeeded behind an error): bump the generation, and touch the change
+ * file when we announce. Returns rc.
+ */
+static int
+changed(struct eb_store *s, int rc)
+{
+	atomic_fetch_add(&generation, 1);
+	if (s->announce)
+		eb_store_announce_change(s);
+	return rc;
+}
+
+/* DISPATCH for an operation that may change a token or a grant. */
+#define DISPATCH_CHANGE(s, op, ...)                                            \
+	do {                                                                   \
+		if ((s) == NULL || (s)->ops->op == NULL) {                     \
+			log_warnx("store: operation %s not available", #op);   \
+			return EB_STORE_ERROR;                                 \
+		}                                                              \
+		return changed((s), (s)->ops->op((s)->be, __VA_ARGS__));       \
+	} while (0)
+
 int
 eb_store_ping(struct eb_store *s)
 {
@@ -198,10 +419,25 @@ eb_store_schema_version(struct eb_store *s, int64_t *version)
 	DISPATCH(s, schema_version, version);
 }
 
+/* Deletes token rows: a change, unless nothing was removed. */
 int
 eb_store_sweep(struct eb_store *s, int64_t now, size_t *removed)
 {
-	DISPATCH(s, sweep, now, removed);
+	size_t n = 0;
+	int rc;
+
+	if (removed != NULL)
+		*removed = 0;
+	if (s == NULL || s->ops->sweep == NULL) {
+		log_warnx("store: operation sweep not available");
+		return EB_STORE_ERROR;
+	}
+	rc = s->ops->sweep(s->be, now, &n);
+	if (rc != EB_STORE_OK || n > 0)
+		changed(s, rc);
+	if (rc == EB_STORE_OK && removed != NULL)
+		*removed = n;
+	return rc;
 }
 
 int
@@ -253,13 +489,15 @@ eb_store_code_consume(struct eb_store *s, const char *hash,
 {
 	if (out != NULL)
 		ZERO(out);
-	DISPATCH(s, code_consume, hash, client_id, redirect_uri, now, out);
+	/* a replayed code revokes its grant */
+	DISPATCH_CHANGE(s, code_consume, hash, client_id, redirect_uri, now,
+	                out);
 }
 
 int
 eb_store_grant_create(struct eb_store *s, const struct eb_store_grant *g)
 {
-	DISPATCH(s, grant_create, g);
+	DISPATCH_CHANGE(s, grant_create, g);
 }
 
 int
@@ -282,43 +520,54 @@ int
 eb_store_grant_set_status(struct eb_store *s, const char *id, int status,
                           const char *reason, int64_t now)
 {
-	DISPATCH(s, grant_set_status, id, status, reason, now);
+	DISPATCH_CHANGE(s, grant_set_status, id, status, reason, now);
 }
 
 int
 eb_store_grant_supersede(struct eb_store *s, const char *old_id,
                          const char *new_id, int64_t now)
 {
-	DISPATCH(s, grant_supersede, old_id, new_id, now);
+	DISPATCH_CHANGE(s, grant_supersede, old_id, new_id, now);
 }
 
 int
 eb_store_grant_bind(struct eb_store *s, const char *id, const char *kind,
                     const char *value, int64_t now)
 {
-	DISPATCH(s, grant_bind, id, kind, value, now);
+	DISPATCH_CHANGE(s, grant_bind, id, kind, value, now);
 }
 
 int
 eb_store_grant_set_upstream(struct eb_store *s, const char *id,
                             const struct eb_store_upstream *u, int64_t now)
 {
-	DISPATCH(s, grant_set_upstream, id, u, now);
+	/* no field the bearer check reads, but a grant write all the same */
+	DISPATCH_CHANGE(s, grant_set_upstream, id, u, now);
 }
 
+/* With a lease it writes the grants it claims: a change, unless none. */
 int
 eb_store_grant_list_due(struct eb_store *s, const char *tenant, int64_t now,
                         int64_t lease, size_t limit,
                         struct eb_store_grant_list *out)
 {
+	int rc;
+
 	ZERO(out);
-	DISPATCH(s, grant_list_due, tenant, now, lease, limit, out);
+	if (s == NULL || s->ops->grant_list_due == NULL) {
+		log_warnx("store: operation grant_list_due not available");
+		return EB_STORE_ERROR;
+	}
+	rc = s->ops->grant_list_due(s->be, tenant, now, lease, limit, out);
+	if (lease > 0 && (rc != EB_STORE_OK || out->n > 0))
+		changed(s, rc);
+	return rc;
 }
 
 int
 eb_store_token_put(struct eb_store *s, const struct eb_store_token *t)
 {
-	DISPATCH(s, token_put, t);
+	DISPATCH_CHANGE(s, token_put, t);
 }
 
 int
@@ -355,13 +604,15 @@ eb_store_token_rotate_refresh(struct eb_store *s, const char *old_hash,
 {
 	if (old_out != NULL)
 		ZERO(old_out);
-	DISPATCH(s, token_rotate, old_hash, next, access, now, grace, old_out);
+	/* also revokes a successor, or the whole grant on reuse */
+	DISPATCH_CHANGE(s, token_rotate, old_hash, next, access, now, grace,
+	                old_out);
 }
 
 int
 eb_store_token_revoke(struct eb_store *s, const char *hash, int64_t now)
 {
-	DISPATCH(s, token_revoke, hash, now);
+	DISPATCH_CHANGE(s, token_revoke, hash, now);
 }
 
 int
@@ -388,7 +639,8 @@ eb_store_key_retire(struct eb_store *s, const char *kid, int64_t retired_at,
 int
 eb_store_mapping_put(struct eb_store *s, const struct eb_store_mapping *m)
 {
-	DISPATCH(s, mapping_put, m);
+	/* the Managed Apple ID of later grants: err on the side of a bump */
+	DISPATCH_CHANGE(s, mapping_put, m);
 }
 
 int
@@ -403,7 +655,7 @@ int
 eb_store_mapping_delete(struct eb_store *s, const char *tenant,
                         const char *subject)
 {
-	DISPATCH(s, mapping_delete, tenant, subject);
+	DISPATCH_CHANGE(s, mapping_delete, tenant, subject);
 }
 
 /* ---- releasing records ------------------------------------------------ */

@@ -497,6 +497,61 @@ int eb_store_mapping_delete(struct eb_store *s, const char *tenant,
                             const char *subject);
 void eb_store_mapping_finish(struct eb_store_mapping *m);
 
+/* ---- change tracking -------------------------------------------------- */
+
+/*
+ * What a cache of token and grant state (the bearer check's,
+ * token/bearer_cache.c) compares to know that nothing it holds can have
+ * changed; it may answer from an entry only while the stamp the entry was
+ * read under equals the current one. A stamp has two parts:
+ * - the generation: process-wide, bumped by every eb_store_* operation
+ *   that may change whether a token or a grant is valid or the grant facts
+ *   a bearer check hands out, through any handle, whatever its result (a
+ *   failure may have come part-way), before the operation returns. Also
+ *   bumped by open and close, so that an entry never outlives its handle.
+ * - the change file, when the handle has one: a process that writes the
+ *   database while others may be caching (the CLI) touches it after each
+ *   such change, so that its stat(2) differs.
+ * A cache takes the stamp before it reads the store: an entry then never
+ * holds data older than its stamp says.
+ */
+struct eb_store_stamp {
+	uint64_t generation;
+	int file; /* 1: the change file exists (fields below), 0: it does not */
+	uint64_t dev, ino;
+	int64_t size, mtime_sec, mtime_nsec, ctime_sec, ctime_nsec;
+};
+
+/* The process-wide token/grant generation. */
+uint64_t eb_store_generation(void);
+/*
+ * Give s a change file (path is copied; NULL: none). With announce, every
+ * change made through s then also touches it (eb_store_announce_change):
+ * for a process writing under a running server. Without, s only watches it
+ * (eb_store_stamp): for the server. Call it before other threads use s.
+ * 0, or -1 when out of memory.
+ */
+int eb_store_set_change_file(struct eb_store *s, const char *path,
+                             int announce);
+/*
+ * The current stamp of s: 0, or -1 when it cannot be relied on: s has no
+ * change file, or the file is not a regular file or cannot be stat'ed for
+ * a reason other than its absence. A cache must not answer without one.
+ */
+int eb_store_stamp(struct eb_store *s, struct eb_store_stamp *out);
+/* 1 when a and b are the same stamp, 0 otherwise. */
+int eb_store_stamp_equal(const struct eb_store_stamp *a,
+                         const struct eb_store_stamp *b);
+/*
+ * Touch s's change file: create it (0600) when absent, write the next
+ * counter value in it, and set its modification time strictly later than
+ * it was, so that a watcher's stamp changes even on a coarse clock. No
+ * fsync: watchers only need to see it, not a crash to keep it. 0 (also
+ * when the file's directory does not exist: then no server has started
+ * with it), or -1 (logged).
+ */
+int eb_store_announce_change(struct eb_store *s);
+
 /* ---- enum names (also the stored text) -------------------------------- */
 
 const char *eb_store_flow_kind_name(int kind);

@@ -7,8 +7,16 @@
  * typ at+jwt, its iss and aud are the tenant's, it has not expired (60 s of
  * clock skew), the store knows its hash as an active access or web token
  * of this tenant, and its grant is active, unexpired and of this tenant.
- * The store is consulted on every check, so a revocation takes effect at
- * once.
+ *
+ * The token and grant rows may come from a per-thread cache
+ * (bearer_cache.h) instead of the database, but only while nothing can have
+ * changed them: every store operation that may change a token or a grant
+ * bumps a process-wide generation before it returns, a CLI revoking under
+ * a running server touches the change file the cache stats, and an entry
+ * lives a second at most. So a revocation still takes effect at once: the
+ * first check that starts after it returns (or after `grants revoke`
+ * exits) reads the store again. Expiry is compared with now on every
+ * check, cached or not.
  */
 #include "token/token.h"
 
@@ -21,6 +29,7 @@
 #include "core/mem.h"
 #include "core/rand.h"
 #include "store/store.h"
+#include "token/bearer_cache.h"
 
 #define CLOCK_SKEW 60
 #define JTI_BYTES  16
@@ -202,79 +211,108 @@ out:
 	return r;
 }
 
-/* The store's view: token row, then its grant. */
+/* The facts of the token and grant records the store handed out. */
+static void
+facts_of(const struct eb_store_token *st, const struct eb_store_grant *g,
+         struct eb_bearer_cache_facts *f)
+{
+	memset(f, 0, sizeof(*f));
+	f->kind = st->kind;
+	f->status = st->status;
+	f->expires = st->expires;
+	f->tenant = st->tenant;
+	f->grant_id = st->grant_id;
+	f->jti = st->jti;
+	f->g_id = g->id;
+	f->g_tenant = g->tenant;
+	f->g_status = g->status;
+	f->g_expires = g->expires;
+	f->managed_apple_id = g->managed_apple_id;
+	f->enrollment_mode = g->enrollment_mode;
+	f->client_id = g->client_id;
+	f->binding_kind = g->binding_kind;
+	f->binding_value = g->binding_value;
+}
+
+/*
+ * The store's view of the token (f: fresh or cached, the same either way),
+ * its row then its grant's. Expiry is compared with now here, on every
+ * check, never remembered. Reads only what struct eb_bearer_cache_facts
+ * holds.
+ */
+static int
+decide(const struct eb_bearer_cache_facts *f, const struct eb_tenant *t,
+       json_t *claims, int64_t now, struct eb_bearer *b)
+{
+	const char *gid = claim_str(claims, "grant_id");
+	const char *jti = claim_str(claims, "jti");
+	const char *cid = claim_str(claims, "client_id");
+
+	if ((f->kind != EB_STORE_TOKEN_ACCESS &&
+	     f->kind != EB_STORE_TOKEN_WEB) ||
+	    f->grant_id == NULL || strcmp(f->grant_id, gid) != 0 ||
+	    (f->jti != NULL && strcmp(f->jti, jti) != 0))
+		return EB_BEARER_MALFORMED;
+	if (f->tenant == NULL || strcmp(f->tenant, t->id) != 0)
+		return EB_BEARER_WRONG_TENANT;
+	if (f->status != EB_STORE_TOKEN_ACTIVE)
+		return EB_BEARER_REVOKED;
+	if (f->expires != 0 && now > f->expires + CLOCK_SKEW)
+		return EB_BEARER_EXPIRED;
+	if (f->g_id == NULL) /* the grant row is gone */
+		return EB_BEARER_REVOKED;
+	if (f->g_tenant == NULL || strcmp(f->g_tenant, t->id) != 0)
+		return EB_BEARER_WRONG_TENANT;
+	if (f->g_status != EB_STORE_GRANT_ACTIVE ||
+	    (f->g_expires != 0 && now >= f->g_expires))
+		return EB_BEARER_REVOKED;
+	if (dup_into(&b->grant_id, f->g_id) != 0 ||
+	    dup_into(&b->managed_apple_id, f->managed_apple_id) != 0 ||
+	    dup_into(&b->enrollment_mode, f->enrollment_mode) != 0 ||
+	    dup_into(&b->client_id, cid ? cid : f->client_id) != 0 ||
+	    dup_into(&b->binding_kind, f->binding_kind) != 0 ||
+	    dup_into(&b->binding_value, f->binding_value) != 0 ||
+	    dup_into(&b->jti, jti) != 0 ||
+	    claim_int(claims, "exp", &b->exp) != 0)
+		return EB_BEARER_ERROR;
+	b->claims = json_incref(claims);
+	return EB_BEARER_OK;
+}
+
+/*
+ * The store's view: the token row and its grant, from this thread's cache
+ * while nothing can have changed them since they were read (see
+ * bearer_cache.h for why that never lets a revoked token through), else
+ * in one lookup, remembered when the token was found.
+ */
 static int
 check_store(struct eb_store *store, const struct eb_tenant *t,
             const char *token, json_t *claims, int64_t now, struct eb_bearer *b)
 {
+	const struct eb_bearer_cache_facts *cached;
+	struct eb_bearer_cache_ctx ctx;
+	struct eb_bearer_cache_facts f;
 	struct eb_store_token st;
 	struct eb_store_grant g;
 	char hash[EB_STORE_HASH_HEXLEN + 1];
-	const char *gid = claim_str(claims, "grant_id");
-	const char *jti = claim_str(claims, "jti");
 	int rc, r;
 
-	memset(&st, 0, sizeof(st));
-	memset(&g, 0, sizeof(g));
 	if (eb_store_hash_token(token, strlen(token), hash) != 0)
 		return EB_BEARER_ERROR;
-	/* the token and its grant as they are now (never cached), one lookup */
+	/* the rows as read under the current stamp less than a second ago */
+	if ((cached = eb_bearer_cache_get(store, hash, &ctx)) != NULL)
+		return decide(cached, t, claims, now, b);
+	/* else as they are now, in one lookup */
 	rc = eb_store_token_grant_get(store, hash, &st, &g);
-	if (rc == EB_STORE_NOT_FOUND) {
-		r = EB_BEARER_UNKNOWN;
-		goto out;
-	}
-	if (rc != EB_STORE_OK) {
+	if (rc == EB_STORE_OK) {
+		facts_of(&st, &g, &f);
+		eb_bearer_cache_put(&ctx, &f);
+		r = decide(&f, t, claims, now, b);
+	} else if (rc == EB_STORE_NOT_FOUND)
+		r = EB_BEARER_UNKNOWN; /* never cached: it may be stored later
+		                        */
+	else
 		r = EB_BEARER_ERROR;
-		goto out;
-	}
-	if ((st.kind != EB_STORE_TOKEN_ACCESS &&
-	     st.kind != EB_STORE_TOKEN_WEB) ||
-	    st.grant_id == NULL || strcmp(st.grant_id, gid) != 0 ||
-	    (st.jti != NULL && strcmp(st.jti, jti) != 0)) {
-		r = EB_BEARER_MALFORMED;
-		goto out;
-	}
-	if (st.tenant == NULL || strcmp(st.tenant, t->id) != 0) {
-		r = EB_BEARER_WRONG_TENANT;
-		goto out;
-	}
-	if (st.status != EB_STORE_TOKEN_ACTIVE) {
-		r = EB_BEARER_REVOKED;
-		goto out;
-	}
-	if (st.expires != 0 && now > st.expires + CLOCK_SKEW) {
-		r = EB_BEARER_EXPIRED;
-		goto out;
-	}
-	if (g.id == NULL) { /* the grant row is gone */
-		r = EB_BEARER_REVOKED;
-		goto out;
-	}
-	if (g.tenant == NULL || strcmp(g.tenant, t->id) != 0) {
-		r = EB_BEARER_WRONG_TENANT;
-		goto out;
-	}
-	if (g.status != EB_STORE_GRANT_ACTIVE ||
-	    (g.expires != 0 && now >= g.expires)) {
-		r = EB_BEARER_REVOKED;
-		goto out;
-	}
-	r = EB_BEARER_ERROR;
-	if (dup_into(&b->grant_id, g.id) != 0 ||
-	    dup_into(&b->managed_apple_id, g.managed_apple_id) != 0 ||
-	    dup_into(&b->enrollment_mode, g.enrollment_mode) != 0 ||
-	    dup_into(&b->client_id, claim_str(claims, "client_id")
-	                                ? claim_str(claims, "client_id")
-	                                : g.client_id) != 0 ||
-	    dup_into(&b->binding_kind, g.binding_kind) != 0 ||
-	    dup_into(&b->binding_value, g.binding_value) != 0 ||
-	    dup_into(&b->jti, jti) != 0 ||
-	    claim_int(claims, "exp", &b->exp) != 0)
-		goto out;
-	b->claims = json_incref(claims);
-	r = EB_BEARER_OK;
-out:
 	eb_store_token_finish(&st);
 	eb_store_grant_finish(&g);
 	return r;

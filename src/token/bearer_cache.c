@@ -1,0 +1,255 @@
+/*
+ * The bearer check's per-thread cache (bearer_cache.h): a direct-mapped
+ * table of CACHE_SLOTS entries by token hash, each entry one allocation
+ * holding the facts and their strings, the store it came from, and the
+ * stamp and time it was read under. A thread's table is made at its first
+ * fill and freed when the thread exits.
+ */
+#include "token/bearer_cache.h"
+
+#include <pthread.h>
+#include <string.h>
+#include <time.h>
+
+#include "core/mem.h"
+
+#define CACHE_SLOTS  1024         /* a power of two */
+#define CACHE_TTL_NS 1000000000LL /* for changes nothing announces */
+
+struct entry {
+	char hash[EB_STORE_HASH_HEXLEN + 1];
+	const struct eb_store *store;
+	struct eb_store_stamp stamp;
+	int64_t read_ns;
+	struct eb_bearer_cache_facts f; /* strings point into text */
+	char text[];
+};
+
+struct table {
+	struct entry *slot[CACHE_SLOTS];
+};
+
+/*
+ * Per-thread state: mutable globals, against our rule, because a cache
+ * shared by threads would need a lock on every request, which is what the
+ * cache is there to save. The key only frees a table at thread exit.
+ */
+static _Thread_local struct table *t_table;
+static _Thread_local uint64_t t_hits, t_misses;
+static pthread_key_t table_key;
+static pthread_once_t table_once = PTHREAD_ONCE_INIT;
+static int table_key_ok;
+
+static void
+table_free(void *p)
+{
+	struct table *t = p;
+	size_t i;
+
+	if (t == NULL)
+		return;
+	for (i = 0; i < CACHE_SLOTS; i++)
+		eb_free(t->slot[i]);
+	eb_free(t);
+}
+
+static void
+table_key_init(void)
+{
+	table_key_ok = pthread_key_create(&table_key, table_free) == 0;
+}
+
+/* This thread's table, made on first use; NULL when that fails. */
+static struct table *
+table_get(void)
+{
+	struct table *t;
+
+	if (t_table != NULL)
+		return t_table;
+	if (pthread_once(&table_once, table_key_init) != 0 || !table_key_ok ||
+	    (t = eb_calloc(1, sizeof(*t))) == NULL)
+		return NULL;
+	if (pthread_setspecific(table_key, t) != 0) {
+		eb_free(t);
+		return NULL;
+	}
+	return t_table = t;
+}
+
+static int
+hexval(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return 0;
+}
+
+/* A SHA-256 is uniform: its first 12 bits pick the slot. */
+static size_t
+slot_of(const char *hash)
+{
+	size_t v = (size_t)hexval(hash[0]) << 8 | (size_t)hexval(hash[1]) << 4 |
+	           (size_t)hexval(hash[2]);
+
+	return v & (CACHE_SLOTS - 1);
+}
+
+static int
+mono_ns(int64_t *out)
+{
+	struct timespec ts;
+
+	if (clock_gettime(CLOCK_MONOTONIC, &ts) == -1)
+		return -1;
+	*out = (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
+	return 0;
+}
+
+/* Could the rows have changed since e was read (or may we not tell)? */
+static int
+stale(const struct entry *e, const struct eb_bearer_cache_ctx *ctx)
+{
+	return !eb_store_stamp_equal(&e->stamp, &ctx->stamp) ||
+	       ctx->read_ns < e->read_ns ||
+	       ctx->read_ns - e->read_ns >= CACHE_TTL_NS;
+}
+
+/* This thread's entry for ctx's token, dropping a stale one; or NULL. */
+static struct entry *
+lookup(const struct eb_bearer_cache_ctx *ctx)
+{
+	struct entry **sp;
+
+	if (t_table == NULL)
+		return NULL;
+	sp = &t_table->slot[slot_of(ctx->hash)];
+	if (*sp != NULL && stale(*sp, ctx)) {
+		eb_free(*sp);
+		*sp = NULL;
+	}
+	/* the key is a hash of a verified token: comparing it leaks nothing */
+	if (*sp == NULL || (*sp)->store != ctx->store ||
+	    strcmp((*sp)->hash, ctx->hash) != 0)
+		return NULL;
+	return *sp;
+}
+
+const struct eb_bearer_cache_facts *
+eb_bearer_cache_get(struct eb_store *store, const char *hash,
+                    struct eb_bearer_cache_ctx *ctx)
+{
+	struct entry *e;
+
+	memset(ctx, 0, sizeof(*ctx));
+	if (store == NULL || hash == NULL ||
+	    strlen(hash) != EB_STORE_HASH_HEXLEN)
+		return NULL;
+	/* stamp and time before the read: what it returns is at least as new */
+	if (eb_store_stamp(store, &ctx->stamp) != 0 ||
+	    mono_ns(&ctx->read_ns) != 0)
+		return NULL;
+	ctx->store = store;
+	memcpy(ctx->hash, hash, sizeof(ctx->hash));
+	ctx->usable = 1;
+	if ((e = lookup(ctx)) == NULL) {
+		t_misses++;
+		return NULL;
+	}
+	t_hits++;
+	return &e->f;
+}
+
+/* Room for s in an entry's text. */
+static size_t
+text_len(const char *s)
+{
+	return s != NULL ? strlen(s) + 1 : 0;
+}
+
+/* Copy s to *p, advancing it; the copy, or NULL for NULL. */
+static const char *
+text_put(char **p, const char *s)
+{
+	char *d = *p;
+	size_t n;
+
+	if (s == NULL)
+		return NULL;
+	n = strlen(s) + 1;
+	memcpy(d, s, n);
+	*p += n;
+	return d;
+}
+
+/* A new entry holding a copy of f; NULL when out of memory. */
+static struct entry *
+entry_new(const struct eb_bearer_cache_ctx *ctx,
+          const struct eb_bearer_cache_facts *f)
+{
+	struct entry *e;
+	size_t n;
+	char *p;
+
+	n = text_len(f->tenant) + text_len(f->grant_id) + text_len(f->jti) +
+	    text_len(f->g_id) + text_len(f->g_tenant) +
+	    text_len(f->managed_apple_id) + text_len(f->enrollment_mode) +
+	    text_len(f->client_id) + text_len(f->binding_kind) +
+	    text_len(f->binding_value);
+	if ((e = eb_malloc(sizeof(*e) + n)) == NULL)
+		return NULL;
+	memcpy(e->hash, ctx->hash, sizeof(e->hash));
+	e->store = ctx->store;
+	e->stamp = ctx->stamp;
+	e->read_ns = ctx->read_ns;
+	e->f = *f;
+	p = e->text;
+	e->f.tenant = text_put(&p, f->tenant);
+	e->f.grant_id = text_put(&p, f->grant_id);
+	e->f.jti = text_put(&p, f->jti);
+	e->f.g_id = text_put(&p, f->g_id);
+	e->f.g_tenant = text_put(&p, f->g_tenant);
+	e->f.managed_apple_id = text_put(&p, f->managed_apple_id);
+	e->f.enrollment_mode = text_put(&p, f->enrollment_mode);
+	e->f.client_id = text_put(&p, f->client_id);
+	e->f.binding_kind = text_put(&p, f->binding_kind);
+	e->f.binding_value = text_put(&p, f->binding_value);
+	return e;
+}
+
+void
+eb_bearer_cache_put(const struct eb_bearer_cache_ctx *ctx,
+                    const struct eb_bearer_cache_facts *f)
+{
+	struct table *t;
+	struct entry *e;
+	size_t i;
+
+	if (!ctx->usable || (t = table_get()) == NULL ||
+	    (e = entry_new(ctx, f)) == NULL)
+		return;
+	i = slot_of(ctx->hash);
+	eb_free(t->slot[i]);
+	t->slot[i] = e;
+}
+
+void
+eb_bearer_cache_clear(void)
+{
+	if (t_table == NULL)
+		return;
+	pthread_setspecific(table_key, NULL);
+	table_free(t_table);
+	t_table = NULL;
+}
+
+void
+eb_bearer_cache_test_stats(uint64_t *hits, uint64_t *misses)
+{
+	*hits = t_hits;
+	*misses = t_misses;
+}

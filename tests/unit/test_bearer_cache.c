@@ -1,0 +1,907 @@
+/*
+ * Unit tests of the bearer check's cache (src/token/bearer_cache.c) and
+ * the store's change tracking it relies on, against a real SQLite file:
+ * a cached token answers without the store and with the same facts; it is
+ * refused on the very next check after a revocation made through the
+ * store API, through another handle, or by another process that touches
+ * the change file (the real `grants revoke` code among them); expiry is
+ * still enforced from the cache; an unannounced change from another
+ * process is seen after the one-second TTL; "not found" is never cached;
+ * every token or grant operation bumps the generation; threads see a
+ * revocation as soon as it returns.
+ *
+ * "Another process" is this test binary run again (/proc/self/exe child
+ * ...), so that no SQLite state is inherited across fork.
+ */
+#define _XOPEN_SOURCE 700
+#define _GNU_SOURCE
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <pthread.h>
+#include <sched.h>
+#include <spawn.h>
+#include <stdatomic.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <jansson.h>
+
+#include "cli/grants.h"
+#include "core/config.h"
+#include "core/mem.h"
+#include "store/store.h"
+#include "token/bearer_cache.h"
+#include "token/token.h"
+
+extern char **environ;
+
+#define MAX_TTL 3600
+#define TTL_NS  1000000000LL /* bearer_cache.c CACHE_TTL_NS */
+
+struct fx {
+	char dir[256];
+	char db[320];
+	char cfgpath[320];
+	char changed[320]; /* state_dir/store.changed */
+	struct eb_store *store;
+	struct eb_config *cfg;
+	const struct eb_tenant *acme;
+	uint8_t seal[32];
+	struct eb_signer *s;
+};
+
+/* ---- a child process that writes the database ----------------------- */
+
+/*
+ * argv: child OP DB CHANGE ARGS... where CHANGE is the change file to
+ * announce to, or "-" for none. OP "cli" runs eb_cli_grants on ARGS.
+ */
+static int
+child_main(int argc, char **argv)
+{
+	struct eb_store *store;
+	char err[512];
+	int64_t now = (int64_t)time(NULL);
+	const char *op = argv[2];
+	int rc = EB_STORE_ERROR;
+
+	if (strcmp(op, "cli") == 0)
+		return eb_cli_grants(argc - 5, argv + 5);
+	if ((store = eb_store_open(NULL, argv[3], err, sizeof(err))) == NULL)
+		return 3;
+	if (strcmp(argv[4], "-") != 0 &&
+	    eb_store_set_change_file(store, argv[4], 1) != 0)
+		return 3;
+	if (strcmp(op, "token-revoke") == 0 && argc == 6)
+		rc = eb_store_token_revoke(store, argv[5], now);
+	else if (strcmp(op, "grant-revoke") == 0 && argc == 6)
+		rc = eb_store_grant_set_status(
+		    store, argv[5], EB_STORE_GRANT_REVOKED, "test", now);
+	else if (strcmp(op, "supersede") == 0 && argc == 7)
+		rc = eb_store_grant_supersede(store, argv[5], argv[6], now);
+	else if (strcmp(op, "token-put") == 0 && argc == 8) {
+		struct eb_store_token t = {
+		    .hash = argv[5],
+		    .kind = EB_STORE_TOKEN_ACCESS,
+		    .tenant = "acme",
+		    .grant_id = argv[6],
+		    .jti = argv[7],
+		    .created = now,
+		    .expires = now + 600,
+		};
+
+		rc = eb_store_token_put(store, &t);
+	}
+	eb_store_close(store);
+	return rc == EB_STORE_OK ? 0 : 1;
+}
+
+/* Run this binary as "child" with args (NULL-terminated); its exit code. */
+static int
+run_child(const char *first, ...)
+{
+	char *argv[16];
+	posix_spawn_file_actions_t fa;
+	va_list ap;
+	pid_t pid;
+	int n = 0, st;
+
+	argv[n++] = "test_bearer_cache";
+	argv[n++] = "child";
+	argv[n++] = (char *)first;
+	va_start(ap, first);
+	while (n < 15 && (argv[n] = va_arg(ap, char *)) != NULL)
+		n++;
+	va_end(ap);
+	argv[n] = NULL;
+	assert_int_equal(posix_spawn_file_actions_init(&fa), 0);
+	assert_int_equal(
+	    posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0),
+	    0);
+	assert_int_equal(
+	    posix_spawn(&pid, "/proc/self/exe", &fa, NULL, argv, environ), 0);
+	posix_spawn_file_actions_destroy(&fa);
+	assert_int_equal(waitpid(pid, &st, 0), pid);
+	assert_true(WIFEXITED(st));
+	return WEXITSTATUS(st);
+}
+
+/* ---- fixture ---------------------------------------------------------- */
+
+static int
+rm_entry(const char *p, const struct stat *sb, int flag, struct FTW *ftw)
+{
+	return remove(p);
+}
+
+static void
+write_file(const char *dir, const char *name, const char *text)
+{
+	char path[512];
+	FILE *f;
+
+	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	assert_non_null(f = fopen(path, "w"));
+	fputs(text, f);
+	fclose(f);
+}
+
+#define TENANT_FMT                                                             \
+	"{\"id\":\"%s\",\"domains\":[\"%s.example\"],"                         \
+	"\"enrollment\":{\"default\":\"byod\"},"                               \
+	"\"auth_method\":\"apple-as-web\","                                    \
+	"\"idp\":{\"type\":\"oidc\",\"issuer\":\"https://idp.%s.example\","    \
+	"\"client_id\":\"c\",\"client_secret\":\"s\"},"                        \
+	"\"managed_apple_id\":{\"claim\":\"email\",\"domain_map\":"            \
+	"{\"%s.example\":\"appleid.%s.example\"}}}"
+
+static int
+setup(void **state)
+{
+	struct fx *fx = calloc(1, sizeof(*fx));
+	const char *base = getenv("EB_BINARY_DIR");
+	char path[512], buf[1024], err[512];
+	struct eb_config_error cerr;
+
+	if (fx == NULL)
+		return -1;
+	snprintf(fx->dir, sizeof(fx->dir), "%s/bcache-test-XXXXXX",
+	         base ? base : "/tmp");
+	if (mkdtemp(fx->dir) == NULL)
+		return -1;
+	snprintf(path, sizeof(path), "%s/tenants", fx->dir);
+	if (mkdir(path, 0700) != 0)
+		return -1;
+	snprintf(buf, sizeof(buf), "%s/state", fx->dir);
+	if (mkdir(buf, 0700) != 0)
+		return -1;
+	snprintf(fx->db, sizeof(fx->db), "%s/eb.db", fx->dir);
+	snprintf(fx->changed, sizeof(fx->changed), "%s/state/store.changed",
+	         fx->dir);
+	snprintf(buf, sizeof(buf),
+	         "{\"public_url\":\"https://eb.example.com\","
+	         "\"database\":\"%s\",\"state_dir\":\"%s/state\","
+	         "\"tenants_dir\":\"tenants\"}",
+	         fx->db, fx->dir);
+	write_file(fx->dir, "main.json", buf);
+	snprintf(buf, sizeof(buf), TENANT_FMT, "acme", "acme", "acme", "acme",
+	         "acme");
+	write_file(path, "acme.json", buf);
+	snprintf(fx->cfgpath, sizeof(fx->cfgpath), "%s/main.json", fx->dir);
+	memset(&cerr, 0, sizeof(cerr));
+	if ((fx->cfg = eb_config_load(fx->cfgpath, &cerr)) == NULL) {
+		print_error("config: %s %s %s\n", cerr.file, cerr.key,
+		            cerr.reason);
+		return -1;
+	}
+	fx->acme = eb_config_tenant(fx->cfg, "acme");
+	if ((fx->store = eb_store_open(NULL, fx->db, err, sizeof(err))) ==
+	    NULL) {
+		print_error("store: %s\n", err);
+		return -1;
+	}
+	/* as the server does (main.c): watch, do not announce */
+	if (eb_store_set_change_file(fx->store, fx->changed, 0) != 0)
+		return -1;
+	memset(fx->seal, 0x5a, sizeof(fx->seal));
+	fx->s = eb_signer_open(fx->store, fx->seal, MAX_TTL, err, sizeof(err));
+	if (fx->s == NULL) {
+		print_error("signer: %s\n", err);
+		return -1;
+	}
+	*state = fx;
+	return 0;
+}
+
+static int
+teardown(void **state)
+{
+	struct fx *fx = *state;
+
+	eb_bearer_cache_clear();
+	eb_signer_close(fx->s);
+	eb_store_close(fx->store);
+	eb_config_unref(fx->cfg);
+	nftw(fx->dir, rm_entry, 8, FTW_DEPTH | FTW_PHYS);
+	free(fx);
+	return 0;
+}
+
+/* ---- helpers ---------------------------------------------------------- */
+
+static void
+mk_grant(struct eb_store *store, const char *id, int64_t expires)
+{
+	int64_t now = (int64_t)time(NULL);
+	struct eb_store_grant g = {
+	    .id = (char *)id,
+	    .tenant = "acme",
+	    .status = EB_STORE_GRANT_ACTIVE,
+	    .auth_method = "apple-as-web",
+	    .managed_apple_id = "alice@appleid.acme.example",
+	    .user_identifier = "alice@acme.example",
+	    .idp_issuer = "https://idp.acme.example",
+	    .idp_subject = "sub-alice",
+	    .enrollment_mode = "BYOD",
+	    .created = now,
+	    .updated = now,
+	    .expires = expires,
+	};
+
+	assert_int_equal(eb_store_grant_create(store, &g), EB_STORE_OK);
+}
+
+static char *
+issue(struct fx *fx, const char *gid, int64_t exp)
+{
+	struct eb_access_claims c = {
+	    .grant_id = gid,
+	    .sub = "alice@appleid.acme.example",
+	    .managed_apple_id = "alice@appleid.acme.example",
+	    .enrollment_mode = "BYOD",
+	    .client_id = "apple-device",
+	    .scope = "mdm",
+	    .iat = (int64_t)time(NULL),
+	    .exp = exp,
+	};
+	char *tok = eb_token_issue(fx->s, fx->store, fx->cfg, fx->acme, &c,
+	                           EB_STORE_TOKEN_WEB);
+
+	assert_non_null(tok);
+	return tok;
+}
+
+/* A token signed with claim exp, its hash in *hash (not stored). */
+static char *
+sign(struct fx *fx, const char *gid, const char *jti, int64_t exp,
+     char hash[EB_STORE_HASH_HEXLEN + 1])
+{
+	json_t *c = json_pack("{s:s,s:s,s:s,s:I,s:I,s:s,s:s}", "iss",
+	                      "https://eb.example.com/t/acme", "sub", "alice",
+	                      "aud", "https://eb.example.com/t/acme/mdm", "exp",
+	                      (json_int_t)exp, "iat", (json_int_t)time(NULL),
+	                      "jti", jti, "grant_id", gid);
+	char *tok = eb_signer_sign(fx->s, "at+jwt", c);
+
+	assert_non_null(tok);
+	json_decref(c);
+	assert_int_equal(eb_store_hash_token(tok, strlen(tok), hash), 0);
+	return tok;
+}
+
+static int
+check(struct fx *fx, const char *tok, int64_t now)
+{
+	struct eb_bearer b;
+	int r =
+	    eb_bearer_check(fx->s, fx->store, fx->cfg, fx->acme, tok, now, &b);
+
+	if (r != EB_BEARER_OK)
+		assert_null(b.grant_id); /* nothing handed out */
+	eb_bearer_finish(&b);
+	return r;
+}
+
+static uint64_t
+hits(void)
+{
+	uint64_t h, m;
+
+	eb_bearer_cache_test_stats(&h, &m);
+	return h;
+}
+
+static int64_t
+mono_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
+
+static void
+hash_of(const char *tok, char hash[EB_STORE_HASH_HEXLEN + 1])
+{
+	assert_int_equal(eb_store_hash_token(tok, strlen(tok), hash), 0);
+}
+
+/* Accepted, then accepted again from the cache. */
+static void
+accepted_and_cached(struct fx *fx, const char *tok, int64_t now)
+{
+	uint64_t h = hits();
+
+	assert_int_equal(check(fx, tok, now), EB_BEARER_OK);
+	assert_int_equal(check(fx, tok, now), EB_BEARER_OK);
+	assert_true(hits() > h);
+}
+
+/* ---- tests ------------------------------------------------------------ */
+
+static void
+test_hit_same_facts(void **state)
+{
+	struct fx *fx = *state;
+	int64_t now = (int64_t)time(NULL);
+	struct eb_bearer b1, b2;
+	struct eb_store *plain;
+	char *tok, err[256];
+	uint64_t h;
+
+	mk_grant(fx->store, "g1", now + 7200);
+	assert_int_equal(
+	    eb_store_grant_bind(fx->store, "g1", "EnrollmentID", "ENR-1", now),
+	    EB_STORE_OK);
+	tok = issue(fx, "g1", now + 600);
+
+	/* a miss, then a hit handing out exactly the same facts */
+	h = hits();
+	assert_int_equal(
+	    eb_bearer_check(fx->s, fx->store, fx->cfg, fx->acme, tok, now, &b1),
+	    EB_BEARER_OK);
+	assert_int_equal(hits(), h);
+	assert_int_equal(
+	    eb_bearer_check(fx->s, fx->store, fx->cfg, fx->acme, tok, now, &b2),
+	    EB_BEARER_OK);
+	assert_int_equal(hits(), h + 1);
+	assert_string_equal(b2.grant_id, "g1");
+	assert_string_equal(b1.grant_id, b2.grant_id);
+	assert_string_equal(b1.managed_apple_id, b2.managed_apple_id);
+	assert_string_equal(b1.enrollment_mode, b2.enrollment_mode);
+	assert_string_equal(b1.client_id, b2.client_id);
+	assert_string_equal(b2.binding_kind, "EnrollmentID");
+	assert_string_equal(b2.binding_value, "ENR-1");
+	assert_string_equal(b1.binding_kind, b2.binding_kind);
+	assert_string_equal(b1.binding_value, b2.binding_value);
+	assert_string_equal(b1.jti, b2.jti);
+	assert_int_equal(b1.exp, b2.exp);
+	assert_non_null(b2.claims);
+	eb_bearer_finish(&b1);
+	eb_bearer_finish(&b2);
+
+	/* a handle without a change file cannot tell: never cached */
+	assert_non_null(plain = eb_store_open(NULL, fx->db, err, sizeof(err)));
+	h = hits();
+	assert_int_equal(
+	    eb_bearer_check(fx->s, plain, fx->cfg, fx->acme, tok, now, &b1),
+	    EB_BEARER_OK);
+	eb_bearer_finish(&b1);
+	assert_int_equal(
+	    eb_bearer_check(fx->s, plain, fx->cfg, fx->acme, tok, now, &b1),
+	    EB_BEARER_OK);
+	eb_bearer_finish(&b1);
+	assert_int_equal(hits(), h);
+	eb_store_close(plain);
+	eb_free_secret_str(tok);
+}
+
+static void
+test_revoke_in_process(void **state)
+{
+	struct fx *fx = *state;
+	int64_t now = (int64_t)time(NULL);
+	char *tok, *tok2, hash[EB_STORE_HASH_HEXLEN + 1], err[256];
+	struct eb_store *other;
+	struct eb_bearer b;
+
+	mk_grant(fx->store, "g1", now + 7200);
+	mk_grant(fx->store, "g2", now + 7200);
+	mk_grant(fx->store, "g3", now + 7200);
+	mk_grant(fx->store, "g3b", now + 7200);
+
+	/* the token revoked through the store API */
+	tok = issue(fx, "g1", now + 600);
+	accepted_and_cached(fx, tok, now);
+	hash_of(tok, hash);
+	assert_int_equal(eb_store_token_revoke(fx->store, hash, now),
+	                 EB_STORE_OK);
+	assert_int_equal(check(fx, tok, now), EB_BEARER_REVOKED);
+	eb_free_secret_str(tok);
+
+	/* the grant revoked */
+	tok = issue(fx, "g1", now + 600);
+	accepted_and_cached(fx, tok, now);
+	assert_int_equal(eb_store_grant_set_status(fx->store, "g1",
+	                                           EB_STORE_GRANT_REVOKED,
+	                                           "test", now),
+	                 EB_STORE_OK);
+	assert_int_equal(check(fx, tok, now), EB_BEARER_REVOKED);
+	eb_free_secret_str(tok);
+
+	/* through another handle of this process, no change file: the
+	 * generation is process-wide */
+	assert_non_null(other = eb_store_open(NULL, fx->db, err, sizeof(err)));
+	tok = issue(fx, "g2", now + 600);
+	accepted_and_cached(fx, tok, now);
+	assert_int_equal(eb_store_grant_set_status(
+	                     other, "g2", EB_STORE_GRANT_EXPIRED, "test", now),
+	                 EB_STORE_OK);
+	assert_int_equal(check(fx, tok, now), EB_BEARER_REVOKED);
+	eb_free_secret_str(tok);
+	eb_store_close(other);
+
+	/* superseded by a re-authentication: the new grant inherits the
+	 * binding, and its tokens see it even when cached before */
+	tok = issue(fx, "g3", now + 600);
+	tok2 = issue(fx, "g3b", now + 600);
+	assert_int_equal(
+	    eb_store_grant_bind(fx->store, "g3", "UDID", "UDID-3", now),
+	    EB_STORE_OK);
+	accepted_and_cached(fx, tok, now);
+	accepted_and_cached(fx, tok2, now);
+	assert_int_equal(eb_store_grant_supersede(fx->store, "g3", "g3b", now),
+	                 EB_STORE_OK);
+	assert_int_equal(check(fx, tok, now), EB_BEARER_REVOKED);
+	assert_int_equal(
+	    eb_bearer_check(fx->s, fx->store, fx->cfg, fx->acme, tok2, now, &b),
+	    EB_BEARER_OK);
+	assert_string_equal(b.binding_value, "UDID-3");
+	eb_bearer_finish(&b);
+	eb_free_secret_str(tok);
+	eb_free_secret_str(tok2);
+}
+
+static void
+test_revoke_other_process(void **state)
+{
+	struct fx *fx = *state;
+	int64_t now = (int64_t)time(NULL);
+	char *tok, *tok2, hash[EB_STORE_HASH_HEXLEN + 1];
+	uint64_t gen;
+
+	mk_grant(fx->store, "g1", now + 7200);
+	mk_grant(fx->store, "g2", now + 7200);
+	mk_grant(fx->store, "g3", now + 7200);
+	mk_grant(fx->store, "g3b", now + 7200);
+
+	/* the real `grants revoke` code, in another process */
+	tok = issue(fx, "g1", now + 600);
+	accepted_and_cached(fx, tok, now);
+	gen = eb_store_generation();
+	assert_int_equal(run_child("cli", fx->db, "-", "grants", "revoke", "-c",
+	                           fx->cfgpath, "g1", NULL),
+	                 0);
+	/* nothing in this process knew: only the change file tells */
+	assert_int_equal(eb_store_generation(), gen);
+	assert_int_equal(check(fx, tok, now), EB_BEARER_REVOKED);
+	eb_free_secret_str(tok);
+
+	/* one token revoked by another process that announces it */
+	tok = issue(fx, "g2", now + 600);
+	accepted_and_cached(fx, tok, now);
+	hash_of(tok, hash);
+	assert_int_equal(
+	    run_child("token-revoke", fx->db, fx->changed, hash, NULL), 0);
+	assert_int_equal(check(fx, tok, now), EB_BEARER_REVOKED);
+	eb_free_secret_str(tok);
+
+	/* a grant superseded by another process */
+	tok = issue(fx, "g3", now + 600);
+	tok2 = issue(fx, "g3b", now + 600);
+	accepted_and_cached(fx, tok, now);
+	accepted_and_cached(fx, tok2, now);
+	assert_int_equal(
+	    run_child("supersede", fx->db, fx->changed, "g3", "g3b", NULL), 0);
+	assert_int_equal(check(fx, tok, now), EB_BEARER_REVOKED);
+	assert_int_equal(check(fx, tok2, now), EB_BEARER_OK);
+	eb_free_secret_str(tok);
+	eb_free_secret_str(tok2);
+}
+
+static void
+test_expiry_from_cache(void **state)
+{
+	struct fx *fx = *state;
+	int64_t now = (int64_t)time(NULL);
+	char *tok, hash[EB_STORE_HASH_HEXLEN + 1];
+	uint64_t h;
+
+	/* the grant ends before the token: refused from the cache */
+	mk_grant(fx->store, "g1", now + 10);
+	tok = issue(fx, "g1", now + 3600);
+	accepted_and_cached(fx, tok, now);
+	h = hits();
+	assert_int_equal(check(fx, tok, now + 9), EB_BEARER_OK);
+	assert_int_equal(check(fx, tok, now + 10), EB_BEARER_REVOKED);
+	assert_int_equal(hits(), h + 2);
+	eb_free_secret_str(tok);
+
+	/* the stored expiry is earlier than the token's exp claim */
+	mk_grant(fx->store, "g2", now + 7200);
+	tok = sign(fx, "g2", "jti-short", now + 3000, hash);
+	{
+		struct eb_store_token st = {
+		    .hash = hash,
+		    .kind = EB_STORE_TOKEN_ACCESS,
+		    .tenant = "acme",
+		    .grant_id = "g2",
+		    .jti = "jti-short",
+		    .created = now,
+		    .expires = now + 100,
+		};
+
+		assert_int_equal(eb_store_token_put(fx->store, &st),
+		                 EB_STORE_OK);
+	}
+	accepted_and_cached(fx, tok, now);
+	h = hits();
+	assert_int_equal(check(fx, tok, now + 160), EB_BEARER_OK); /* skew */
+	assert_int_equal(check(fx, tok, now + 161), EB_BEARER_EXPIRED);
+	assert_int_equal(hits(), h + 2);
+	eb_free_secret_str(tok);
+}
+
+static void
+test_ttl_backstop(void **state)
+{
+	struct fx *fx = *state;
+	int64_t now = (int64_t)time(NULL), t0, left;
+	struct eb_store_stamp before, after;
+	uint64_t h;
+	char *tok;
+	int r;
+
+	mk_grant(fx->store, "g1", now + 7200);
+	tok = issue(fx, "g1", now + 600);
+	assert_int_equal(check(fx, tok, now), EB_BEARER_OK); /* cached */
+	t0 = mono_ns();
+
+	/* another process revokes without touching the change file */
+	assert_int_equal(eb_store_stamp(fx->store, &before), 0);
+	assert_int_equal(run_child("grant-revoke", fx->db, "-", "g1", NULL), 0);
+	assert_int_equal(eb_store_stamp(fx->store, &after), 0);
+	assert_true(eb_store_stamp_equal(&before, &after));
+	/* so the cache cannot know: still accepted while the entry is young
+	 * (asserted only when this machine was quick enough to tell) */
+	h = hits();
+	r = check(fx, tok, now);
+	if (mono_ns() - t0 < TTL_NS / 2) {
+		assert_int_equal(r, EB_BEARER_OK);
+		assert_int_equal(hits(), h + 1);
+	}
+	/* ...and refused once the entry is a second old */
+	left = t0 + TTL_NS + TTL_NS / 10 - mono_ns();
+	if (left > 0) {
+		struct timespec ts = {left / 1000000000LL, left % 1000000000LL};
+
+		while (nanosleep(&ts, &ts) == -1 && errno == EINTR)
+			;
+	}
+	assert_int_equal(check(fx, tok, now), EB_BEARER_REVOKED);
+	eb_free_secret_str(tok);
+}
+
+static void
+test_not_found_not_cached(void **state)
+{
+	struct fx *fx = *state;
+	int64_t now = (int64_t)time(NULL);
+	char *tok, hash[EB_STORE_HASH_HEXLEN + 1];
+	uint64_t gen;
+
+	mk_grant(fx->store, "g1", now + 7200);
+	tok = sign(fx, "g1", "jti-later", now + 600, hash);
+	assert_int_equal(check(fx, tok, now), EB_BEARER_UNKNOWN);
+	/* stored by another process that announces nothing: seen at once */
+	gen = eb_store_generation();
+	assert_int_equal(
+	    run_child("token-put", fx->db, "-", hash, "g1", "jti-later", NULL),
+	    0);
+	assert_int_equal(eb_store_generation(), gen);
+	assert_int_equal(check(fx, tok, now), EB_BEARER_OK);
+	eb_free_secret_str(tok);
+}
+
+/* Did op bump the generation? */
+#define BUMPS(op)                                                              \
+	do {                                                                   \
+		uint64_t g_ = eb_store_generation();                           \
+		(void)(op);                                                    \
+		assert_true(eb_store_generation() > g_);                       \
+	} while (0)
+#define KEEPS(op)                                                              \
+	do {                                                                   \
+		uint64_t g_ = eb_store_generation();                           \
+		(void)(op);                                                    \
+		assert_int_equal(eb_store_generation(), g_);                   \
+	} while (0)
+
+static void
+test_generation(void **state)
+{
+	struct fx *fx = *state;
+	struct eb_store *st = fx->store;
+	int64_t now = (int64_t)time(NULL);
+	char hash[EB_STORE_HASH_HEXLEN + 1], next[EB_STORE_HASH_HEXLEN + 1];
+	struct eb_store_grant_list l;
+	struct eb_store_token old;
+	struct eb_store_grant g;
+	size_t n;
+	struct eb_store_code code = {
+	    .hash = "c1",
+	    .tenant = "acme",
+	    .grant_id = "g1",
+	    .client_id = "apple-device",
+	    .redirect_uri = "https://r",
+	    .created = now,
+	    .expires = now + 60,
+	};
+	struct eb_store_token rt = {
+	    .hash = hash,
+	    .kind = EB_STORE_TOKEN_REFRESH,
+	    .tenant = "acme",
+	    .grant_id = "g1",
+	    .jti = "r1",
+	    .created = now,
+	    .expires = now + 600,
+	};
+	struct eb_store_token rt2 = rt;
+	struct eb_store_mapping m = {
+	    .tenant = "acme",
+	    .subject = "sub-alice",
+	    .managed_apple_id = "other@appleid.acme.example",
+	    .created = now,
+	};
+	struct eb_store_upstream u = {.next_at = now - 1};
+	struct eb_store_audit ev = {
+	    .ts = now, .tenant = "acme", .event = "test.event"};
+
+	hash_of("refresh-1", hash);
+	hash_of("refresh-2", next);
+	rt2.hash = next;
+	rt2.jti = "r2";
+
+	/* what may change a token or a grant bumps, whatever its result */
+	BUMPS(mk_grant(st, "g1", now + 7200));
+	BUMPS(mk_grant(st, "g2", now + 7200));
+	BUMPS(eb_store_grant_bind(st, "g1", "UDID", "U1", now));
+	BUMPS(eb_store_grant_bind(st, "g1", "UDID", "OTHER", now)); /* fails */
+	BUMPS(eb_store_grant_set_upstream(st, "g1", &u, now));
+	BUMPS(eb_store_token_put(st, &rt));
+	BUMPS(
+	    eb_store_token_rotate_refresh(st, hash, &rt2, NULL, now, 30, &old));
+	eb_store_token_finish(&old);
+	BUMPS(eb_store_token_revoke(st, next, now));
+	BUMPS(eb_store_token_revoke(st, "no-such-hash", now)); /* fails */
+	BUMPS(eb_store_mapping_put(st, &m));
+	BUMPS(eb_store_mapping_delete(st, "acme", "sub-alice"));
+	KEEPS(eb_store_code_put(st, &code));
+	BUMPS(eb_store_code_consume(st, "c1", "apple-device", "https://r", now,
+	                            NULL));
+	BUMPS(eb_store_code_consume(st, "c1", "apple-device", "https://r", now,
+	                            NULL)); /* replay: revokes g1 */
+	assert_int_equal(eb_store_grant_get(st, "g1", &g), EB_STORE_OK);
+	assert_int_equal(g.status, EB_STORE_GRANT_REVOKED);
+	eb_store_grant_finish(&g);
+	BUMPS(mk_grant(st, "g3", now + 7200));
+	BUMPS(eb_store_grant_supersede(st, "g2", "g3", now));
+	BUMPS(eb_store_grant_set_status(st, "g3", EB_STORE_GRANT_REVOKED, "t",
+	                                now));
+	/* renewal claims write grants: a bump when they claim one */
+	assert_int_equal(eb_store_grant_set_upstream(st, "g3", &u, now),
+	                 EB_STORE_NOT_FOUND);
+	BUMPS(mk_grant(st, "g4", now + 7200));
+	BUMPS(eb_store_grant_set_upstream(st, "g4", &u, now));
+	KEEPS(eb_store_grant_list_due(st, NULL, now, 0, 10, &l)); /* a read */
+	assert_int_equal(l.n, 1);
+	eb_store_grant_list_finish(&l);
+	BUMPS(eb_store_grant_list_due(st, NULL, now, 60, 10, &l));
+	assert_int_equal(l.n, 1);
+	eb_store_grant_list_finish(&l);
+	KEEPS(eb_store_grant_list_due(st, NULL, now, 60, 10, &l)); /* none */
+	assert_int_equal(l.n, 0);
+	/* the sweep deletes token rows: a bump when it removes any */
+	BUMPS(eb_store_sweep(st, now + 3 * 86400, &n));
+	assert_true(n > 0);
+	KEEPS(eb_store_sweep(st, now + 3 * 86400, &n));
+	assert_int_equal(n, 0);
+	/* handles come and go */
+	{
+		struct eb_store *again;
+
+		BUMPS(again = eb_store_open(NULL, fx->db, NULL, 0));
+		BUMPS(eb_store_close(again));
+	}
+
+	/* reads, and writes of nothing a bearer check reads, do not */
+	KEEPS(eb_store_grant_get(st, "g1", &g));
+	eb_store_grant_finish(&g);
+	KEEPS(eb_store_token_get(st, hash, &old));
+	eb_store_token_finish(&old);
+	KEEPS(eb_store_audit_add(st, &ev));
+	KEEPS(eb_store_ping(st));
+}
+
+static void
+test_change_file(void **state)
+{
+	struct fx *fx = *state;
+	struct eb_store_stamp a, b, none;
+	struct eb_store *cli;
+	struct stat sb;
+	char path[512], text[64];
+	FILE *f;
+	int i;
+
+	/* no file yet: a usable stamp, saying so */
+	assert_int_equal(eb_store_stamp(fx->store, &a), 0);
+	assert_int_equal(a.file, 0);
+	/* a handle without a change file has no usable stamp */
+	assert_non_null(cli = eb_store_open(NULL, fx->db, NULL, 0));
+	assert_int_equal(eb_store_stamp(cli, &none), -1);
+	assert_int_equal(eb_store_announce_change(cli), -1);
+
+	/* the CLI's handle: every change touches the file, which is 0600 */
+	assert_int_equal(eb_store_set_change_file(cli, fx->changed, 1), 0);
+	assert_int_equal(eb_store_stamp(fx->store, &a), 0);
+	mk_grant(cli, "g1", 0);
+	assert_int_equal(stat(fx->changed, &sb), 0);
+	assert_int_equal(sb.st_mode & 0777, 0600);
+	assert_int_equal(eb_store_stamp(fx->store, &b), 0);
+	assert_int_equal(b.file, 1);
+	assert_false(eb_store_stamp_equal(&a, &b));
+
+	/* every touch changes the stamp, however quick: a counter, and a
+	 * modification time always later than the last */
+	for (i = 0; i < 200; i++) {
+		a = b;
+		assert_int_equal(eb_store_announce_change(cli), 0);
+		assert_int_equal(eb_store_stamp(fx->store, &b), 0);
+		assert_false(eb_store_stamp_equal(&a, &b));
+		assert_true(b.mtime_sec > a.mtime_sec ||
+		            (b.mtime_sec == a.mtime_sec &&
+		             b.mtime_nsec > a.mtime_nsec));
+	}
+	assert_non_null(f = fopen(fx->changed, "r"));
+	assert_non_null(fgets(text, sizeof(text), f));
+	fclose(f);
+	assert_string_equal(text, "201\n");
+
+	/* not a regular file: no usable stamp, and no touching through it */
+	assert_int_equal(unlink(fx->changed), 0);
+	snprintf(path, sizeof(path), "%s/elsewhere", fx->dir);
+	assert_int_equal(symlink(path, fx->changed), 0);
+	assert_int_equal(eb_store_stamp(fx->store, &a), -1);
+	assert_int_equal(eb_store_announce_change(cli), -1);
+	assert_int_equal(access(path, F_OK), -1); /* nothing created there */
+	assert_int_equal(unlink(fx->changed), 0);
+
+	/* no state directory: no server started with it, nothing to tell */
+	snprintf(path, sizeof(path), "%s/no-such-dir/store.changed", fx->dir);
+	assert_int_equal(eb_store_set_change_file(cli, path, 1), 0);
+	assert_int_equal(eb_store_announce_change(cli), 0);
+	eb_store_close(cli);
+}
+
+/* ---- threads ---------------------------------------------------------- */
+
+struct racer {
+	struct fx *fx;
+	const char *tok;
+	int64_t now;
+	atomic_int *revoked; /* set once the revocation has returned */
+	atomic_int ok_before;
+	int hits_before, bad_after, checks_after;
+};
+
+static void *
+racer_main(void *p)
+{
+	struct racer *r = p;
+	uint64_t h0 = hits();
+	int done, res;
+
+	for (;;) {
+		done = atomic_load(r->revoked);
+		res = check(r->fx, r->tok, r->now);
+		if (!done) {
+			if (res == EB_BEARER_OK)
+				atomic_fetch_add(&r->ok_before, 1);
+			continue;
+		}
+		r->checks_after++;
+		if (res != EB_BEARER_REVOKED)
+			r->bad_after++;
+		if (r->checks_after == 50)
+			break;
+	}
+	r->hits_before = (int)(hits() - h0);
+	eb_bearer_cache_clear();
+	return NULL;
+}
+
+static void
+test_threads(void **state)
+{
+	struct fx *fx = *state;
+	int64_t now = (int64_t)time(NULL);
+	struct racer rs[2];
+	pthread_t th[2];
+	atomic_int revoked = 0;
+	char *tok;
+	int i;
+
+	mk_grant(fx->store, "g1", now + 7200);
+	tok = issue(fx, "g1", now + 600);
+	for (i = 0; i < 2; i++) {
+		memset(&rs[i], 0, sizeof(rs[i]));
+		atomic_init(&rs[i].ok_before, 0);
+		rs[i].fx = fx;
+		rs[i].tok = tok;
+		rs[i].now = now;
+		rs[i].revoked = &revoked;
+		assert_int_equal(
+		    pthread_create(&th[i], NULL, racer_main, &rs[i]), 0);
+	}
+	/* let both threads fill their own caches */
+	for (i = 0; i < 2; i++)
+		while (atomic_load(&rs[i].ok_before) < 20)
+			sched_yield();
+	assert_int_equal(eb_store_grant_set_status(fx->store, "g1",
+	                                           EB_STORE_GRANT_REVOKED,
+	                                           "test", now),
+	                 EB_STORE_OK);
+	atomic_store(&revoked, 1);
+	for (i = 0; i < 2; i++) {
+		assert_int_equal(pthread_join(th[i], NULL), 0);
+		assert_true(atomic_load(&rs[i].ok_before) >= 20);
+		assert_true(rs[i].hits_before > 0);
+		assert_int_equal(rs[i].bad_after, 0);
+	}
+	eb_free_secret_str(tok);
+}
+
+int
+main(int argc, char **argv)
+{
+#define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
+	const struct CMUnitTest tests[] = {
+	    T(test_hit_same_facts),
+	    T(test_revoke_in_process),
+	    T(test_revoke_other_process),
+	    T(test_expiry_from_cache),
+	    T(test_ttl_backstop),
+	    T(test_not_found_not_cached),
+	    T(test_generation),
+	    T(test_change_file),
+	    T(test_threads),
+	};
+
+	if (argc > 2 && strcmp(argv[1], "child") == 0)
+		return child_main(argc, argv);
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
