@@ -66,6 +66,12 @@ reserve(struct eb_buf *b, size_t n)
 }
 
 int
+eb_buf_reserve(struct eb_buf *b, size_t n)
+{
+	return reserve(b, n);
+}
+
+int
 eb_buf_add(struct eb_buf *b, const void *p, size_t n)
 {
 	if (reserve(b, n) == -1)

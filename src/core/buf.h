@@ -27,6 +27,9 @@ void eb_buf_finish_secret(struct eb_buf *b);
 void eb_buf_reset(struct eb_buf *b);
 /* Append n bytes; -1 (content unchanged) past the limit or out of memory. */
 int eb_buf_add(struct eb_buf *b, const void *p, size_t n);
+/* Make room for n more bytes at once (fewer reallocations when the size
+ * is known); 0, or -1 past max or out of memory. */
+int eb_buf_reserve(struct eb_buf *b, size_t n);
 int eb_buf_addstr(struct eb_buf *b, const char *s);
 int eb_buf_addc(struct eb_buf *b, char c);
 int eb_buf_printf(struct eb_buf *b, const char *fmt, ...)

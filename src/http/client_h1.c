@@ -239,6 +239,7 @@ build_request(const struct eb_http_options *o, const char *target, char **out,
 	int has_ua = 0, has_accept = 0, has_ctype = 0, with_body;
 	const char *const *v;
 	struct eb_buf b;
+	size_t est;
 	int bad = 0;
 
 	if (method == NULL)
@@ -252,9 +253,19 @@ build_request(const struct eb_http_options *o, const char *target, char **out,
 		if (strpbrk(*v, "\r\n") != NULL)
 			return 2;
 	eb_buf_init(&b, EB_HTTP_MAX_HEADER_BYTES + o->body_len + 1024);
-	bad |= eb_buf_printf(&b, "%s %s%s HTTP/1.1\r\nHost: %.*s\r\n", method,
-	                     *target == '/' ? "" : "/", target, (int)hostlen,
-	                     host);
+	/* one allocation: the head's size is close to the sum of its parts */
+	est = strlen(method) + strlen(target) + hostlen + o->body_len + 256 +
+	      (o->user_agent != NULL ? strlen(o->user_agent) : 0);
+	for (v = o->headers; v != NULL && *v != NULL; v++)
+		est += strlen(*v) + 2;
+	if (eb_buf_reserve(&b, est) == -1)
+		goto curl; /* past the head limit (or out of memory) */
+	bad |= eb_buf_addstr(&b, method);
+	bad |= eb_buf_addstr(&b, *target == '/' ? " " : " /");
+	bad |= eb_buf_addstr(&b, target);
+	bad |= eb_buf_addstr(&b, " HTTP/1.1\r\nHost: ");
+	bad |= eb_buf_add(&b, host, hostlen);
+	bad |= eb_buf_addstr(&b, "\r\n");
 	for (v = o->headers; v != NULL && *v != NULL; v++) {
 		const char *line = *v;
 		size_t nl = strcspn(line, ":;");
@@ -283,11 +294,13 @@ build_request(const struct eb_http_options *o, const char *target, char **out,
 			bad |= eb_buf_addstr(&b, "\r\n");
 		} /* else "Name:": removed */
 	}
-	if (!has_ua)
-		bad |= eb_buf_printf(&b, "User-Agent: %s\r\n",
-		                     o->user_agent != NULL
-		                         ? o->user_agent
-		                         : "enrollbridge/" EB_VERSION);
+	if (!has_ua) {
+		bad |= eb_buf_addstr(&b, "User-Agent: ");
+		bad |= eb_buf_addstr(&b, o->user_agent != NULL
+		                             ? o->user_agent
+		                             : "enrollbridge/" EB_VERSION);
+		bad |= eb_buf_addstr(&b, "\r\n");
+	}
 	if (!has_accept)
 		bad |= eb_buf_addstr(&b, "Accept: */*\r\n");
 	if (with_body) {
@@ -736,6 +749,9 @@ frame_body(struct h1_xfer *x, int http10)
 		}
 		x->left = n;
 		x->phase = P_BODY_LEN;
+		/* the announced size at once (within the limit, checked) */
+		if (n > 0)
+			(void)eb_buf_reserve(&x->ctx.body, (size_t)n);
 		return 0;
 	}
 	x->keep_alive = 0;
@@ -1054,6 +1070,9 @@ recv_more(struct h1_xfer *x)
 		}
 		x->got_bytes = 1;
 		compact(x);
+		/* the first read sizes the buffer: one allocation */
+		if (x->in.cap == 0)
+			(void)eb_buf_reserve(&x->in, (size_t)n);
 		if (eb_buf_add(&x->in, buf, (size_t)n) == -1) {
 			finish(x, EB_HTTP_ERR_TOO_LARGE,
 			       "response headers too large");
