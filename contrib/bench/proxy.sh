@@ -17,6 +17,12 @@
 # grant rows, the enrollment binding) and forwarded over a kept-alive
 # upstream connection.
 #
+# The load replays one device's token, as one device's command session
+# does: the bridge's verified-signature cache and its per-thread token
+# cache (both bounded to what cannot have changed) answer after the first
+# request. A fleet whose every request comes from another device costs the
+# bridge an ES256 verification and a store lookup more per request.
+#
 # Reported: median requests/s and p99 of each over ROUNDS alternating
 # rounds, the proxy's overhead against direct (1 - proxy/direct; target
 # < 15%) and the ratio proxy/Apache (target >= 2). For calibration, the
@@ -33,6 +39,10 @@
 #   BENCH_STRICT=1                  exit 1 when a target is missed
 #   BUILD_DIR=build                 the optimised build to use (RelWithDebInfo)
 #   BENCH_NO_BUILD=1                use $BUILD_DIR/enrollbridge as it is
+#   EB_THREADS=N                    the bridge's HTTP worker threads
+#                                   (limits.threads; default: one per core)
+#   ENROLLBRIDGE_UPSTREAM_CURL=1    the bridge forwards through libcurl
+#                                   instead of its own HTTP/1.1 client
 #   PERF_OUT=file                   record a call-graph profile of the bridge
 #                                   (perf record --call-graph dwarf) during
 #                                   its first timed round into file
