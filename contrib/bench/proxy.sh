@@ -21,7 +21,9 @@
 # does: the bridge's verified-signature cache and its per-thread token
 # cache (both bounded to what cannot have changed) answer after the first
 # request. A fleet whose every request comes from another device costs the
-# bridge an ES256 verification and a store lookup more per request.
+# bridge an ES256 verification and a store lookup more per request: run
+# with ENROLLBRIDGE_NO_TOKEN_CACHE=1 to measure that (Apache's mod_oauth2
+# keeps its own cache of verified tokens either way).
 #
 # Reported: median requests/s and p99 of each over ROUNDS alternating
 # rounds, the proxy's overhead against direct (1 - proxy/direct; target

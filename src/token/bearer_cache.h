@@ -70,4 +70,13 @@ void eb_bearer_cache_clear(void);
 /* Testing: this thread's hits and misses so far (of usable lookups). */
 void eb_bearer_cache_test_stats(uint64_t *hits, uint64_t *misses);
 
+/*
+ * 1 when ENROLLBRIDGE_NO_TOKEN_CACHE=1 was set at start: the bearer check
+ * then reads the store and verifies the signature on every request (this
+ * cache and the signer's verified-signature cache are both off), to
+ * measure a fleet where each request comes from another device, or to
+ * rule the caches out when diagnosing.
+ */
+int eb_token_caches_off(void);
+
 #endif

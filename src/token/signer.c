@@ -24,13 +24,14 @@
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 
-#include "core/digest.h"
 #include "core/buf.h"
+#include "core/digest.h"
 #include "core/log.h"
 #include "core/mem.h"
 #include "jose/jose.h"
 #include "jose/seal.h"
 #include "store/store.h"
+#include "token/bearer_cache.h"
 
 /* How long after a rotation a running server may keep signing with the old
  * key before it notices (its periodic refresh), plus clock skew: added to
@@ -624,8 +625,8 @@ vcache_get(struct eb_signer *s, const char *token, size_t len, const char *typ,
 	size_t i;
 	int rc = -1;
 
-	if (s->vcache == NULL || vcache_key(token, len, typ, h) != 0 ||
-	    (gen = current_gen(s)) == 0)
+	if (s->vcache == NULL || eb_token_caches_off() ||
+	    vcache_key(token, len, typ, h) != 0 || (gen = current_gen(s)) == 0)
 		return -1;
 	i = vcache_slot(h);
 	v = &s->vcache[i];
@@ -649,8 +650,8 @@ vcache_put(struct eb_signer *s, const char *token, size_t len, const char *typ,
 	uint64_t gen;
 	size_t i;
 
-	if (s->vcache == NULL || vcache_key(token, len, typ, h) != 0 ||
-	    (gen = current_gen(s)) == 0)
+	if (s->vcache == NULL || eb_token_caches_off() ||
+	    vcache_key(token, len, typ, h) != 0 || (gen = current_gen(s)) == 0)
 		return;
 	i = vcache_slot(h);
 	v = &s->vcache[i];
