@@ -240,6 +240,25 @@ cmd_serve(int argc, char **argv)
 	                    "counter", "Configuration reloads by result.");
 	eb_metrics_describe(env->metrics, "enrollbridge_tenants", "gauge",
 	                    "Tenants in the configuration.");
+	eb_metrics_describe(env->metrics,
+	                    "enrollbridge_upstream_transfers_total", "counter",
+	                    "Asynchronous upstream transfers (MDM proxy) by "
+	                    "client: the native HTTP/1.1 one or libcurl.");
+	eb_metrics_describe(
+	    env->metrics, "enrollbridge_upstream_connections_total", "counter",
+	    "Upstream connections the native client opened.");
+	eb_metrics_describe(env->metrics, "enrollbridge_upstream_reused_total",
+	                    "counter",
+	                    "Native upstream transfers on a kept-alive "
+	                    "connection.");
+	eb_metrics_describe(env->metrics, "enrollbridge_upstream_retries_total",
+	                    "counter",
+	                    "Native upstream transfers retried once on a new "
+	                    "connection after a kept-alive one proved closed.");
+	eb_metrics_describe(env->metrics, "enrollbridge_bearer_cache_total",
+	                    "counter",
+	                    "Bearer checks answered from the token cache (hit) "
+	                    "or the store (miss).");
 	eb_metrics_set(env->metrics, "enrollbridge_tenants", "",
 	               (double)cfg->ntenants);
 	if ((env->store = eb_store_open(NULL, cfg->database, err,

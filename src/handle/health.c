@@ -7,7 +7,9 @@
 #include "core/log.h"
 #include "core/metrics.h"
 #include "handle/handle.h"
+#include "http/client.h"
 #include "store/store.h"
+#include "token/bearer_cache.h"
 
 int
 eb_handle_healthz(struct eb_request *req)
@@ -34,6 +36,32 @@ eb_handle_readyz(struct eb_request *req)
 	return EB_HANDLED;
 }
 
+/* Counters kept outside the registry (atomics on hot paths), copied in
+ * at each scrape. */
+static void
+sample_counters(struct eb_metrics *m)
+{
+	struct eb_http_async_stats st;
+	uint64_t hits, misses;
+
+	eb_http_async_stats(&st);
+	eb_metrics_set(m, "enrollbridge_upstream_transfers_total",
+	               "client=\"native\"", (double)st.native_transfers);
+	eb_metrics_set(m, "enrollbridge_upstream_transfers_total",
+	               "client=\"curl\"", (double)st.curl_transfers);
+	eb_metrics_set(m, "enrollbridge_upstream_connections_total", "",
+	               (double)st.native_connects);
+	eb_metrics_set(m, "enrollbridge_upstream_reused_total", "",
+	               (double)st.native_reused);
+	eb_metrics_set(m, "enrollbridge_upstream_retries_total", "",
+	               (double)st.native_retries);
+	eb_bearer_cache_stats(&hits, &misses);
+	eb_metrics_set(m, "enrollbridge_bearer_cache_total", "result=\"hit\"",
+	               (double)hits);
+	eb_metrics_set(m, "enrollbridge_bearer_cache_total", "result=\"miss\"",
+	               (double)misses);
+}
+
 int
 eb_handle_metrics(struct eb_request *req)
 {
@@ -42,6 +70,7 @@ eb_handle_metrics(struct eb_request *req)
 	char *body;
 	size_t len;
 
+	sample_counters(env->metrics);
 	eb_buf_init(&b, 8 << 20);
 	if (eb_metrics_render(env->metrics, &b) == -1) {
 		eb_buf_finish(&b);

@@ -152,6 +152,16 @@ int eb_http_fetch_async(const struct eb_http_options *opts,
 /* Transfers queued or running in the asynchronous client. */
 size_t eb_http_async_pending(void);
 
+/* What the asynchronous client did since start (for /metrics). */
+struct eb_http_async_stats {
+	unsigned long long curl_transfers;   /* through libcurl */
+	unsigned long long native_transfers; /* through the native client */
+	unsigned long long native_connects;  /* connections it opened */
+	unsigned long long native_reused;    /* transfers on a kept one */
+	unsigned long long native_retries;   /* stale kept ones retried */
+};
+void eb_http_async_stats(struct eb_http_async_stats *st);
+
 /*
  * A loop of the asynchronous client run by its owner's event loop: poll
  * eb_http_loop_fd() for reading, wake up after eb_http_loop_timeout() ms

@@ -85,6 +85,8 @@ struct eb_http_loop {
 
 /* Every loop's transfers, queued or running. */
 static atomic_size_t g_pending;
+/* Transfers given to curl since start. */
+static atomic_ullong g_curl_xfers;
 /* The loop eb_http_fetch_async() uses on this thread (eb_http_loop_bind). */
 static _Thread_local struct eb_http_loop *t_loop;
 
@@ -665,6 +667,7 @@ eb_http_fetch_async(const struct eb_http_options *opts, eb_http_done_fn done,
 	if (rc != CURLE_OK)
 		goto fail;
 	curl_easy_setopt(x->h, CURLOPT_PRIVATE, x);
+	atomic_fetch_add_explicit(&g_curl_xfers, 1, memory_order_relaxed);
 	if (l == t_loop) {
 		/* this thread runs l: no queue, no wake-up */
 		xfer_start(l, x);
@@ -691,4 +694,13 @@ size_t
 eb_http_async_pending(void)
 {
 	return atomic_load(&g_pending);
+}
+
+void
+eb_http_async_stats(struct eb_http_async_stats *st)
+{
+	memset(st, 0, sizeof(*st));
+	st->curl_transfers =
+	    atomic_load_explicit(&g_curl_xfers, memory_order_relaxed);
+	h1_stats(st);
 }

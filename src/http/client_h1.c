@@ -22,6 +22,7 @@
 #include <limits.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -118,6 +119,22 @@ struct h1_loop {
 	 * name them (h1_reap) */
 	struct h1_conn *dead;
 };
+
+/* Counters for /metrics, all loops (eb_http_async_stats). */
+static atomic_ullong g_xfers, g_connects, g_reused, g_retries;
+
+void
+h1_stats(struct eb_http_async_stats *st)
+{
+	st->native_transfers =
+	    atomic_load_explicit(&g_xfers, memory_order_relaxed);
+	st->native_connects =
+	    atomic_load_explicit(&g_connects, memory_order_relaxed);
+	st->native_reused =
+	    atomic_load_explicit(&g_reused, memory_order_relaxed);
+	st->native_retries =
+	    atomic_load_explicit(&g_retries, memory_order_relaxed);
+}
 
 static long long
 mono_ms(void)
@@ -565,6 +582,7 @@ retry(struct h1_xfer *x)
 	if (x->retried || x->got_bytes || x->c == NULL || !x->c->reused)
 		return 0;
 	x->retried = 1;
+	atomic_fetch_add_explicit(&g_retries, 1, memory_order_relaxed);
 	conn_close(x->c);
 	x->c = NULL;
 	x->out_off = 0;
@@ -632,6 +650,7 @@ start_conn(struct h1_xfer *x)
 	 * be just as stale, as after an upstream restart (test_http_native:
 	 * test_stale) */
 	if (!x->retried && (c = idle_take(x->o)) != NULL) {
+		atomic_fetch_add_explicit(&g_reused, 1, memory_order_relaxed);
 		c->x = x;
 		x->c = c;
 		x->phase = P_HEAD;
@@ -648,6 +667,7 @@ start_conn(struct h1_xfer *x)
 		eb_free(c);
 		return -1;
 	}
+	atomic_fetch_add_explicit(&g_connects, 1, memory_order_relaxed);
 	c->x = x;
 	setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	x->c = c;
@@ -1204,6 +1224,7 @@ h1_fetch(struct h1_loop *h, const struct eb_http_options *o,
 	if (h->active != NULL)
 		h->active->prev = x;
 	h->active = x;
+	atomic_fetch_add_explicit(&g_xfers, 1, memory_order_relaxed);
 	if (start_conn(x) == -1) {
 		xfer_unlink(x);
 		xfer_free(x);

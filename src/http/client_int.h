@@ -65,6 +65,8 @@ int h1_timeout(const struct h1_loop *h);
 size_t h1_expire(struct h1_loop *h);
 /* Free the connections closed during the last event batch. */
 void h1_reap(struct h1_loop *h);
+/* The native client's counters, into st (all loops). */
+void h1_stats(struct eb_http_async_stats *st);
 
 /* Stop the asynchronous client's own threads (client_async.c). */
 void eb_http_async_stop(void);

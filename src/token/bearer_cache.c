@@ -8,6 +8,7 @@
 #include "token/bearer_cache.h"
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -37,6 +38,8 @@ struct table {
  */
 static _Thread_local struct table *t_table;
 static _Thread_local uint64_t t_hits, t_misses;
+/* The same, for the whole process (/metrics). */
+static atomic_ullong g_hits, g_misses;
 static pthread_key_t table_key;
 static pthread_once_t table_once = PTHREAD_ONCE_INIT;
 static int table_key_ok;
@@ -177,9 +180,11 @@ eb_bearer_cache_get(struct eb_store *store, const char *hash,
 	ctx->usable = 1;
 	if ((e = lookup(ctx)) == NULL) {
 		t_misses++;
+		atomic_fetch_add_explicit(&g_misses, 1, memory_order_relaxed);
 		return NULL;
 	}
 	t_hits++;
+	atomic_fetch_add_explicit(&g_hits, 1, memory_order_relaxed);
 	return &e->f;
 }
 
@@ -264,6 +269,13 @@ eb_bearer_cache_clear(void)
 	pthread_setspecific(table_key, NULL);
 	table_free(t_table);
 	t_table = NULL;
+}
+
+void
+eb_bearer_cache_stats(uint64_t *hits, uint64_t *misses)
+{
+	*hits = atomic_load_explicit(&g_hits, memory_order_relaxed);
+	*misses = atomic_load_explicit(&g_misses, memory_order_relaxed);
 }
 
 void

@@ -69,6 +69,8 @@ void eb_bearer_cache_put(const struct eb_bearer_cache_ctx *ctx,
 void eb_bearer_cache_clear(void);
 /* Testing: this thread's hits and misses so far (of usable lookups). */
 void eb_bearer_cache_test_stats(uint64_t *hits, uint64_t *misses);
+/* Lookups answered from the cache and not, since start, all threads. */
+void eb_bearer_cache_stats(uint64_t *hits, uint64_t *misses);
 
 /*
  * 1 when ENROLLBRIDGE_NO_TOKEN_CACHE=1 was set at start: the bearer check

@@ -428,6 +428,16 @@ test('metrics: proxied requests by tenant and result, upstream latency', async (
   const sum = parseMetric(text, 'enrollbridge_proxy_upstream_seconds_sum').find((s) => s.labels.tenant === 'gen');
   assert.ok(count.value >= 10);
   assert.ok(sum.value >= 8 * TIMEOUT_S * 0.9, `upstream seconds ${sum.value}`);
+  // the upstreams here are plain http:// at 127.0.0.1: the native client
+  // carried the transfers, over kept-alive connections
+  const xfers = parseMetric(text, 'enrollbridge_upstream_transfers_total');
+  const native = xfers.find((s) => s.labels.client === 'native')?.value ?? 0;
+  assert.ok(native >= count.value, `native transfers ${native}`);
+  const reused = parseMetric(text, 'enrollbridge_upstream_reused_total')[0]?.value ?? 0;
+  assert.ok(reused >= 1, `reused ${reused}`);
+  const cache = parseMetric(text, 'enrollbridge_bearer_cache_total');
+  const lookups = cache.reduce((n, s) => n + s.value, 0);
+  assert.ok(lookups >= get('gen', 'forwarded'), `bearer cache lookups ${lookups}`);
   // no token in the logs
   assert.ok(!bridge.logs.some((l) => /eyJ[A-Za-z0-9_-]{20,}\./.test(l)), 'a JWT in the logs');
 });
