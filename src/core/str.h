@@ -35,5 +35,9 @@ void eb_errf(char *err, size_t errlen, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 /* 1 when s starts with prefix. */
 int eb_str_has_prefix(const char *s, const char *prefix);
+/* The value of hex digit c (either case), or -1. */
+int eb_str_hexval(int c);
+/* CLOCK_MONOTONIC in milliseconds. */
+long long eb_mono_ms(void);
 
 #endif

@@ -92,18 +92,6 @@ count(struct eb_request *req, const char *name, const char *result)
 
 /* ---- client authentication ---- */
 
-static int
-hexval(int c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 /* application/x-www-form-urlencoded decoding of n bytes at s into out
  * (RFC 6749 2.3.1 encodes id and secret before Basic); -1 when malformed. */
 static int
@@ -122,8 +110,8 @@ form_decode(const char *s, size_t n, char *out, size_t outlen)
 		else if (c == '%') {
 			if (i + 2 >= n)
 				return -1;
-			if ((hi = hexval((unsigned char)s[i + 1])) < 0 ||
-			    (lo = hexval((unsigned char)s[i + 2])) < 0 ||
+			if ((hi = eb_str_hexval((unsigned char)s[i + 1])) < 0 ||
+			    (lo = eb_str_hexval((unsigned char)s[i + 2])) < 0 ||
 			    (hi | lo) == 0)
 				return -1;
 			c = (char)(hi << 4 | lo);

@@ -445,12 +445,7 @@ http_configure(CURL *h, const struct eb_http_options *o, struct fetch_ctx *ctx,
 
 	if (method == NULL)
 		method = o->body != NULL ? "POST" : "GET";
-	cto = o->connect_timeout_ms > 0 ? o->connect_timeout_ms
-	      : o->connect_timeout > 0  ? o->connect_timeout * 1000L
-	                                : EB_HTTP_DEFAULT_CONNECT_TIMEOUT_MS;
-	to = o->timeout_ms > 0 ? o->timeout_ms
-	     : o->timeout > 0  ? o->timeout * 1000L
-	                       : EB_HTTP_DEFAULT_TIMEOUT_MS;
+	http_timeouts(o, &cto, &to);
 
 #define SET(opt, val)                                                          \
 	do {                                                                   \
@@ -603,17 +598,39 @@ out_lists:
 	curl_slist_free_all(resolve);
 	curl_slist_free_all(connect_to);
 out_body:
-	resp->headers = ctx.headers;
-	resp->nheaders = ctx.nheaders;
-	resp->body = eb_buf_detach(&ctx.body, &resp->body_len);
-	if (resp->body == NULL) {
-		resp->body_len = 0;
-		if ((resp->body = eb_strdup("")) == NULL) {
-			eb_http_response_free(resp);
-			return NULL;
-		}
+	if (http_response_take(resp, &ctx) == -1) {
+		eb_http_response_free(resp);
+		return NULL;
 	}
 	return resp;
+}
+
+int
+http_response_take(struct eb_http_response *resp, struct fetch_ctx *ctx)
+{
+	resp->headers = ctx->headers;
+	resp->nheaders = ctx->nheaders;
+	ctx->headers = NULL;
+	ctx->nheaders = 0;
+	resp->body = eb_buf_detach(&ctx->body, &resp->body_len);
+	if (resp->body == NULL) {
+		resp->body_len = 0;
+		if ((resp->body = eb_strdup("")) == NULL)
+			return -1;
+	}
+	return 0;
+}
+
+void
+http_timeouts(const struct eb_http_options *o, long *connect_ms, long *total_ms)
+{
+	*connect_ms = o->connect_timeout_ms > 0 ? o->connect_timeout_ms
+	              : o->connect_timeout > 0
+	                  ? o->connect_timeout * 1000L
+	                  : EB_HTTP_DEFAULT_CONNECT_TIMEOUT_MS;
+	*total_ms = o->timeout_ms > 0 ? o->timeout_ms
+	            : o->timeout > 0  ? o->timeout * 1000L
+	                              : EB_HTTP_DEFAULT_TIMEOUT_MS;
 }
 
 void

@@ -33,6 +33,7 @@
 #include "core/buf.h"
 #include "core/log.h"
 #include "core/mem.h"
+#include "core/str.h"
 #include "http/client_int.h"
 
 /* Most transfers the asynchronous client holds (queued or running). */
@@ -123,15 +124,6 @@ native_allowed(void)
 	return v == NULL || strcmp(v, "1") != 0;
 }
 
-static long long
-now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static void
 xfer_free(struct async_xfer *x)
 {
@@ -205,17 +197,9 @@ xfer_finish(struct async_xfer *x, CURLcode rc, const char *why)
 					              : curl_easy_strerror(rc));
 			}
 		}
-		resp->headers = x->ctx.headers;
-		resp->nheaders = x->ctx.nheaders;
-		x->ctx.headers = NULL;
-		x->ctx.nheaders = 0;
-		resp->body = eb_buf_detach(&x->ctx.body, &resp->body_len);
-		if (resp->body == NULL) {
-			resp->body_len = 0;
-			if ((resp->body = eb_strdup("")) == NULL) {
-				eb_http_response_free(resp);
-				resp = NULL;
-			}
+		if (http_response_take(resp, &x->ctx) == -1) {
+			eb_http_response_free(resp);
+			resp = NULL;
 		}
 	}
 	atomic_fetch_sub(&g_pending, 1);
@@ -295,7 +279,7 @@ timer_cb(CURLM *m, long timeout_ms, void *userp)
 	struct eb_http_loop *l = userp;
 
 	(void)m;
-	l->deadline_ms = timeout_ms < 0 ? -1 : now_ms() + timeout_ms;
+	l->deadline_ms = timeout_ms < 0 ? -1 : eb_mono_ms() + timeout_ms;
 	return 0;
 }
 
@@ -401,7 +385,7 @@ eb_http_loop_timeout(const struct eb_http_loop *l)
 	int t = -1, n = h1_timeout(l->h1);
 
 	if (l->deadline_ms >= 0) {
-		left = l->deadline_ms - now_ms();
+		left = l->deadline_ms - eb_mono_ms();
 		t = left <= 0 ? 0 : left > 3600000 ? 3600000 : (int)left;
 	}
 	return n >= 0 && (t < 0 || n < t) ? n : t;
@@ -437,7 +421,7 @@ eb_http_loop_run(struct eb_http_loop *l, int wait_ms)
 		                                            : 0);
 		curl_multi_socket_action(l->multi, fd, flags, &nrunning);
 	}
-	if (l->deadline_ms >= 0 && l->deadline_ms <= now_ms()) {
+	if (l->deadline_ms >= 0 && l->deadline_ms <= eb_mono_ms()) {
 		l->deadline_ms = -1;
 		curl_multi_socket_action(l->multi, CURL_SOCKET_TIMEOUT, 0,
 		                         &nrunning);

@@ -37,6 +37,7 @@
 #include "core/buf.h"
 #include "core/log.h"
 #include "core/mem.h"
+#include "core/str.h"
 #include "http/client_int.h"
 
 #ifndef EB_VERSION
@@ -134,15 +135,6 @@ h1_stats(struct eb_http_async_stats *st)
 	    atomic_load_explicit(&g_reused, memory_order_relaxed);
 	st->native_retries =
 	    atomic_load_explicit(&g_retries, memory_order_relaxed);
-}
-
-static long long
-mono_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 /* ---- eligibility and the request ---- */
@@ -418,7 +410,7 @@ static struct h1_conn *
 idle_take(struct h1_origin *o)
 {
 	struct h1_conn *c;
-	long long now = mono_ms();
+	long long now = eb_mono_ms();
 
 	while ((c = o->idle) != NULL) {
 		o->idle = c->next;
@@ -438,7 +430,7 @@ idle_put(struct h1_conn *c)
 
 	c->x = NULL;
 	c->reused = 1;
-	c->idle_since = mono_ms();
+	c->idle_since = eb_mono_ms();
 	if (o->nidle >= H1_MAX_IDLE || conn_watch(c, EPOLLIN) == -1) {
 		conn_close(c);
 		return;
@@ -546,20 +538,12 @@ finish(struct h1_xfer *x, enum eb_http_error err, const char *why)
 		if (why != NULL)
 			http_set_message(resp, why);
 		resp->status = err == EB_HTTP_OK ? x->status : 0;
-		resp->total_time_ms = (long)(mono_ms() - x->start_ms);
+		resp->total_time_ms = (long)(eb_mono_ms() - x->start_ms);
 		resp->effective_url = eb_strdup(x->url);
 		if (err == EB_HTTP_OK)
 			resp->redirect_url = redirect_of(x);
-		resp->headers = x->ctx.headers;
-		resp->nheaders = x->ctx.nheaders;
-		x->ctx.headers = NULL;
-		x->ctx.nheaders = 0;
-		resp->body = eb_buf_detach(&x->ctx.body, &resp->body_len);
-		if (resp->body == NULL) {
-			resp->body_len = 0;
-			resp->body = eb_strdup("");
-		}
-		if (resp->body == NULL || resp->effective_url == NULL) {
+		if (http_response_take(resp, &x->ctx) == -1 ||
+		    resp->effective_url == NULL) {
 			eb_http_response_free(resp);
 			resp = NULL;
 		}
@@ -684,7 +668,7 @@ start_conn(struct h1_xfer *x)
 		return 0;
 	}
 	x->phase = P_CONNECT;
-	x->connect_deadline = mono_ms() + x->connect_ms;
+	x->connect_deadline = eb_mono_ms() + x->connect_ms;
 	if (conn_watch(c, EPOLLOUT) == -1) {
 		x->c = NULL;
 		conn_close(c);
@@ -875,18 +859,6 @@ take_body(struct h1_xfer *x, size_t n)
 	return 0;
 }
 
-static int
-hex_digit(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 /* A line (up to LF) at the unparsed input: its length without CRLF, and
  * the bytes it takes; 0 when incomplete, -1 when too long. */
 static int
@@ -992,7 +964,7 @@ parse(struct h1_xfer *x)
 				goto line;
 			/* 1*HEXDIG by hand: strtoull() would also take a
 			 * "0x" prefix (test_http_native) */
-			for (e = p; e < p + len && (d = hex_digit(*e)) >= 0;
+			for (e = p; e < p + len && (d = eb_str_hexval(*e)) >= 0;
 			     e++) {
 				if (n > (ULLONG_MAX >> 4))
 					goto bad;
@@ -1194,7 +1166,7 @@ h1_fetch(struct h1_loop *h, const struct eb_http_options *o,
 		x->h = h;
 		x->done = done;
 		x->arg = arg;
-		x->start_ms = mono_ms();
+		x->start_ms = eb_mono_ms();
 		finish(x, EB_HTTP_ERR_OTHER,
 		       "request header or user agent with CR or LF");
 		return 1;
@@ -1203,17 +1175,12 @@ h1_fetch(struct h1_loop *h, const struct eb_http_options *o,
 		xfer_free(x);
 		return rc == 1 ? 0 : -1;
 	}
-	cto = o->connect_timeout_ms > 0 ? o->connect_timeout_ms
-	      : o->connect_timeout > 0  ? o->connect_timeout * 1000L
-	                                : EB_HTTP_DEFAULT_CONNECT_TIMEOUT_MS;
-	to = o->timeout_ms > 0 ? o->timeout_ms
-	     : o->timeout > 0  ? o->timeout * 1000L
-	                       : EB_HTTP_DEFAULT_TIMEOUT_MS;
+	http_timeouts(o, &cto, &to);
 	x->h = h;
 	x->done = done;
 	x->arg = arg;
 	x->head_req = o->method != NULL && strcmp(o->method, "HEAD") == 0;
-	x->start_ms = mono_ms();
+	x->start_ms = eb_mono_ms();
 	x->deadline = x->start_ms + to;
 	x->connect_ms = cto;
 	eb_buf_init(&x->ctx.body, o->max_response_bytes > 0
@@ -1288,7 +1255,7 @@ h1_timeout(const struct h1_loop *h)
 		if (first < 0 || d < first)
 			first = d;
 	}
-	now = mono_ms();
+	now = eb_mono_ms();
 	return first <= now            ? 0
 	       : first - now > 3600000 ? 3600000
 	                               : (int)(first - now);
@@ -1298,7 +1265,7 @@ size_t
 h1_expire(struct h1_loop *h)
 {
 	struct h1_xfer *x, *next;
-	long long now = mono_ms();
+	long long now = eb_mono_ms();
 	size_t n = 0;
 
 	if (h == NULL)

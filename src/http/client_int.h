@@ -37,6 +37,12 @@ CURLcode http_configure(CURL *h, const struct eb_http_options *o,
                         struct fetch_ctx *ctx, struct curl_slist *hdrs,
                         struct curl_slist *resolve,
                         struct curl_slist *connect_to, char *errbuf);
+/* Move ctx's headers and body into resp (an empty body when none); 0, or
+ * -1 when out of memory. */
+int http_response_take(struct eb_http_response *resp, struct fetch_ctx *ctx);
+/* The connect and total timeouts of o in milliseconds (defaults filled). */
+void http_timeouts(const struct eb_http_options *o, long *connect_ms,
+                   long *total_ms);
 /* Copy status, timing and URLs of h's last response into resp; 0 or -1. */
 int http_collect(CURL *h, struct eb_http_response *resp);
 /* One response header line (no CR/LF) into ctx; 0, or -1 to give up. */

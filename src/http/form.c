@@ -8,20 +8,9 @@
 #include <string.h>
 
 #include "core/mem.h"
+#include "core/str.h"
 
 #define MAX_INPUT (64 * 1024)
-
-static int
-hexval(int c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
 
 /* Decode [p, end) into a fresh string; NULL on a bad escape or NUL. */
 static char *
@@ -39,8 +28,8 @@ decode(const char *p, const char *end, const char **why)
 			*o++ = ' ';
 		else if (*p == '%') {
 			if (end - p < 3 ||
-			    (hi = hexval((unsigned char)p[1])) < 0 ||
-			    (lo = hexval((unsigned char)p[2])) < 0) {
+			    (hi = eb_str_hexval((unsigned char)p[1])) < 0 ||
+			    (lo = eb_str_hexval((unsigned char)p[2])) < 0) {
 				*why = "bad percent escape";
 				goto fail;
 			}

@@ -14,6 +14,7 @@
 #include <time.h>
 
 #include "core/mem.h"
+#include "core/str.h"
 
 #define CACHE_SLOTS  1024         /* a power of two */
 #define CACHE_TTL_NS 1000000000LL /* for changes nothing announces */
@@ -81,24 +82,22 @@ table_get(void)
 	return t_table = t;
 }
 
-static int
+/* A hex digit's value; 0 for anything else (the caller checked the
+ * hash's length, and a bad digit only picks another slot). */
+static size_t
 hexval(char c)
 {
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return 0;
+	int v = eb_str_hexval((unsigned char)c);
+
+	return v < 0 ? 0 : (size_t)v;
 }
 
 /* A SHA-256 is uniform: its first 12 bits pick the slot. */
 static size_t
 slot_of(const char *hash)
 {
-	size_t v = (size_t)hexval(hash[0]) << 8 | (size_t)hexval(hash[1]) << 4 |
-	           (size_t)hexval(hash[2]);
+	size_t v =
+	    hexval(hash[0]) << 8 | hexval(hash[1]) << 4 | hexval(hash[2]);
 
 	return v & (CACHE_SLOTS - 1);
 }
