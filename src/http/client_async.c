@@ -428,6 +428,7 @@ eb_http_loop_run(struct eb_http_loop *l, int wait_ms)
 	}
 	if (h1_timeout(l->h1) == 0)
 		ended += h1_expire(l->h1);
+	ended += h1_kick(l->h1);
 	h1_reap(l->h1);
 	return ended + reap(l);
 }

@@ -48,6 +48,10 @@
 #define H1_MAX_IDLE    256
 #define H1_IDLE_MS     50000
 #define H1_MAX_ORIGINS 64
+/* Most connections a loop opens to one upstream address; more transfers
+ * wait for one to be free (an MDM is not flooded with connections when
+ * thousands of devices check in at once). */
+#define H1_MAX_CONNS 128
 /* Bytes received at once, and most kept unparsed (head, chunk lines). */
 #define H1_RECV           16384
 #define H1_MAX_UNPARSED   (EB_HTTP_MAX_HEADER_BYTES + H1_RECV)
@@ -61,6 +65,10 @@ struct h1_origin {
 	socklen_t salen;
 	struct h1_conn *idle; /* most recently used first */
 	size_t nidle;
+	size_t nconns; /* open: idle and busy */
+	/* transfers waiting for a connection (at H1_MAX_CONNS), oldest
+	 * first */
+	struct h1_xfer *wait_head, *wait_tail;
 };
 
 enum h1_phase {
@@ -71,7 +79,9 @@ enum h1_phase {
 	P_CHUNK_DATA, /* reading chunk data */
 	P_CHUNK_CRLF, /* reading the CRLF after chunk data */
 	P_TRAILER,    /* reading trailer lines up to the empty one */
-	P_BODY_CLOSE  /* reading a body delimited by the connection's end */
+	P_BODY_CLOSE, /* reading a body delimited by the connection's end */
+	P_WAIT        /* waiting for a connection to the origin (not 0: a new
+	                 transfer is not on the wait list) */
 };
 
 struct h1_xfer;
@@ -89,6 +99,7 @@ struct h1_conn {
 
 struct h1_xfer {
 	struct h1_xfer *next, *prev; /* active list */
+	struct h1_xfer *wait_next;   /* the origin's wait list */
 	struct h1_loop *h;
 	struct h1_origin *o;
 	struct h1_conn *c;
@@ -360,8 +371,11 @@ conn_close(struct h1_conn *c)
 {
 	if (c == NULL)
 		return;
-	if (c->fd != -1)
+	if (c->fd != -1) {
 		close(c->fd); /* leaves the epoll set */
+		if (c->o != NULL && c->o->nconns > 0)
+			c->o->nconns--;
+	}
 	c->fd = -1;
 	c->x = NULL;
 	c->next = c->h->dead;
@@ -471,6 +485,24 @@ xfer_unlink(struct h1_xfer *x)
 	x->next = x->prev = NULL;
 }
 
+/* Take x off its origin's wait list. */
+static void
+wait_unlink(struct h1_xfer *x)
+{
+	struct h1_origin *o = x->o;
+	struct h1_xfer **pp, *prev = NULL;
+
+	for (pp = &o->wait_head; *pp != NULL;
+	     prev = *pp, pp = &(*pp)->wait_next)
+		if (*pp == x) {
+			*pp = x->wait_next;
+			if (o->wait_tail == x)
+				o->wait_tail = prev;
+			break;
+		}
+	x->wait_next = NULL;
+}
+
 static void
 xfer_free(struct h1_xfer *x)
 {
@@ -525,6 +557,8 @@ finish(struct h1_xfer *x, enum eb_http_error err, const char *why)
 	void *arg = x->arg;
 
 	xfer_unlink(x);
+	if (x->phase == P_WAIT)
+		wait_unlink(x);
 	x->c = NULL;
 	if (c != NULL) {
 		if (err == EB_HTTP_OK && x->keep_alive &&
@@ -641,6 +675,17 @@ start_conn(struct h1_xfer *x)
 		send_more(x); /* a failure finishes x */
 		return 0;
 	}
+	if (x->o->nconns >= H1_MAX_CONNS) {
+		/* h1_kick() starts it when a connection is free */
+		x->phase = P_WAIT;
+		x->wait_next = NULL;
+		if (x->o->wait_tail != NULL)
+			x->o->wait_tail->wait_next = x;
+		else
+			x->o->wait_head = x;
+		x->o->wait_tail = x;
+		return 0;
+	}
 	if ((c = eb_calloc(1, sizeof(*c))) == NULL)
 		return -1;
 	c->h = x->h;
@@ -652,6 +697,7 @@ start_conn(struct h1_xfer *x)
 		return -1;
 	}
 	atomic_fetch_add_explicit(&g_connects, 1, memory_order_relaxed);
+	x->o->nconns++;
 	c->x = x;
 	setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	x->c = c;
@@ -890,6 +936,7 @@ parse(struct h1_xfer *x)
 		int r;
 
 		switch (x->phase) {
+		case P_WAIT:
 		case P_CONNECT:
 			return 0;
 		case P_HEAD: {
@@ -1201,6 +1248,29 @@ h1_fetch(struct h1_loop *h, const struct eb_http_options *o,
 }
 
 size_t
+h1_kick(struct h1_loop *h)
+{
+	struct h1_origin *o;
+	struct h1_xfer *x;
+	size_t n = 0;
+
+	if (h == NULL)
+		return 0;
+	for (o = h->origins; o != NULL; o = o->next)
+		while ((x = o->wait_head) != NULL &&
+		       (o->idle != NULL || o->nconns < H1_MAX_CONNS)) {
+			wait_unlink(x);
+			x->phase = P_HEAD;
+			if (start_conn(x) == -1) {
+				finish(x, EB_HTTP_ERR_CONNECT,
+				       "cannot open a socket to the upstream");
+				n++;
+			}
+		}
+	return n;
+}
+
+size_t
 h1_event(struct h1_loop *h, void *ptr, uint32_t events)
 {
 	struct h1_conn *c = ptr;
@@ -1275,8 +1345,9 @@ h1_expire(struct h1_loop *h)
 		if (now >= x->deadline ||
 		    (x->phase == P_CONNECT && now >= x->connect_deadline)) {
 			finish(x, EB_HTTP_ERR_TIMEOUT,
-			       x->phase == P_CONNECT
-			           ? "connection timed out"
+			       x->phase == P_CONNECT ? "connection timed out"
+			       : x->phase == P_WAIT
+			           ? "no upstream connection free in time"
 			           : "the upstream did not answer in time");
 			n++;
 			next = h->active; /* finish() may have changed it */

@@ -69,6 +69,9 @@ size_t h1_event(struct h1_loop *h, void *ptr, uint32_t events);
 int h1_timeout(const struct h1_loop *h);
 /* Fail the transfers past a deadline; returns how many. */
 size_t h1_expire(struct h1_loop *h);
+/* Start the transfers waiting for a connection where one is free now;
+ * returns how many ended at once (failed). */
+size_t h1_kick(struct h1_loop *h);
 /* Free the connections closed during the last event batch. */
 void h1_reap(struct h1_loop *h);
 /* The native client's counters, into st (all loops). */

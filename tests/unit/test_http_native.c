@@ -1875,7 +1875,7 @@ many_done(struct eb_http_response *resp, void *arg)
 static void
 test_many(void **state)
 {
-	enum { N = 200 };
+	enum { N = 300 };
 	struct eb_http_loop *l = loop_start();
 	struct eb_http_options o;
 	struct many m;
@@ -1908,9 +1908,56 @@ test_many(void **state)
 			assert_int_equal(one[i].calls, 1);
 		assert_int_equal(eb_http_async_pending(), 0);
 	}
-	/* the second round ran on the first round's connections */
-	assert_int_equal(atomic_load(&accepted) - before, N);
+	/* at most H1_MAX_CONNS (128, client_h1.c) connections to one
+	 * upstream: the rest waited for one to be free; and the second
+	 * round ran on the first round's connections */
+	assert_true(atomic_load(&accepted) - before <= 128);
+	assert_true(atomic_load(&accepted) - before >= 1);
 	loop_end(l);
+}
+
+/* At the connection cap, a transfer waits for a free connection, within
+ * its own deadline. */
+static void
+test_wait_for_connection(void **state)
+{
+	enum { CAP = 128 }; /* H1_MAX_CONNS, client_h1.c */
+	static struct result busy[CAP];
+	struct eb_http_loop *l = loop_start();
+	struct eb_http_options o;
+	struct result late;
+	long long t0, took;
+	int i, before;
+
+	(void)state;
+	memset(busy, 0, sizeof(busy));
+	memset(&late, 0, sizeof(late));
+	before = atomic_load(&accepted);
+	for (i = 0; i < CAP; i++) {
+		eb_http_options_init(&o, "GET", url("/never"));
+		o.timeout_ms = 10000;
+		assert_int_equal(eb_http_fetch_async(&o, on_done, &busy[i]), 0);
+	}
+	eb_http_options_init(&o, "GET", url("/never"));
+	o.timeout_ms = 300;
+	t0 = now_ms();
+	assert_int_equal(eb_http_fetch_async(&o, on_done, &late), 0);
+	run_until(l, &late, 1, 3000);
+	took = now_ms() - t0;
+	assert_int_equal(late.calls, 1);
+	assert_non_null(late.resp);
+	assert_int_equal(late.resp->error, EB_HTTP_ERR_TIMEOUT);
+	assert_non_null(strstr(late.resp->message, "no upstream connection"));
+	assert_true(took >= 250 && took < 2000);
+	/* it never had a connection of its own */
+	assert_true(atomic_load(&accepted) - before <= CAP);
+	eb_http_response_free(late.resp);
+	loop_end(l); /* the others end with an error */
+	for (i = 0; i < CAP; i++) {
+		assert_int_equal(busy[i].calls, 1);
+		assert_int_not_equal(busy[i].resp->error, EB_HTTP_OK);
+		eb_http_response_free(busy[i].resp);
+	}
 }
 
 /* ---- 9. freeing a busy loop ---- */
@@ -1980,6 +2027,7 @@ main(void)
 	    cmocka_unit_test(test_connect_and_timeouts),
 	    cmocka_unit_test(test_curl_fallback),
 	    cmocka_unit_test(test_many),
+	    cmocka_unit_test(test_wait_for_connection),
 	    cmocka_unit_test(test_free_busy),
 	};
 
