@@ -6,6 +6,7 @@
 
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdint.h>
 #include <string.h>
 #include <time.h>
 
@@ -25,10 +26,12 @@ struct route_stats {
 	atomic_ullong sum_ns;
 };
 
-struct series {
+/* A named series; allocated one by one and never moved or freed before
+ * the registry, so that a handle (eb_metrics_series) stays valid. */
+struct eb_metric {
 	char *name;
 	char *labels;
-	double value;
+	_Atomic uint64_t bits; /* the double value's bits */
 };
 
 struct desc {
@@ -44,7 +47,7 @@ struct eb_metrics {
 	atomic_long inflight;
 	time_t started;
 	pthread_mutex_t lock;
-	struct series *series;
+	struct eb_metric **series;
 	size_t nseries;
 	struct desc *descs;
 	size_t ndescs;
@@ -76,8 +79,9 @@ eb_metrics_destroy(struct eb_metrics *m)
 	if (m == NULL)
 		return;
 	for (i = 0; i < m->nseries; i++) {
-		eb_free(m->series[i].name);
-		eb_free(m->series[i].labels);
+		eb_free(m->series[i]->name);
+		eb_free(m->series[i]->labels);
+		eb_free(m->series[i]);
 	}
 	for (i = 0; i < m->ndescs; i++) {
 		eb_free(m->descs[i].name);
@@ -125,33 +129,73 @@ eb_metrics_inflight(struct eb_metrics *m, int delta)
 		                          memory_order_relaxed);
 }
 
-static struct series *
+static uint64_t
+dbits(double v)
+{
+	uint64_t b;
+
+	memcpy(&b, &v, sizeof(b));
+	return b;
+}
+
+static double
+dval(uint64_t b)
+{
+	double v;
+
+	memcpy(&v, &b, sizeof(v));
+	return v;
+}
+
+static double
+load(struct eb_metric *s)
+{
+	return dval(atomic_load_explicit(&s->bits, memory_order_relaxed));
+}
+
+void
+eb_metric_add(struct eb_metric *s, double v)
+{
+	uint64_t old;
+
+	if (s == NULL)
+		return;
+	old = atomic_load_explicit(&s->bits, memory_order_relaxed);
+	while (!atomic_compare_exchange_weak_explicit(
+	    &s->bits, &old, dbits(dval(old) + v), memory_order_relaxed,
+	    memory_order_relaxed))
+		;
+}
+
+static struct eb_metric *
 find_series(struct eb_metrics *m, const char *name, const char *labels,
             int create)
 {
-	struct series *ns;
+	struct eb_metric **arr, *ns;
 	size_t i;
 
 	for (i = 0; i < m->nseries; i++)
-		if (strcmp(m->series[i].name, name) == 0 &&
-		    strcmp(m->series[i].labels, labels) == 0)
-			return &m->series[i];
+		if (strcmp(m->series[i]->name, name) == 0 &&
+		    strcmp(m->series[i]->labels, labels) == 0)
+			return m->series[i];
 	if (!create)
 		return NULL;
-	ns = eb_realloc(m->series, (m->nseries + 1) * sizeof(*ns));
-	if (ns == NULL)
+	arr = eb_realloc(m->series, (m->nseries + 1) * sizeof(*arr));
+	if (arr == NULL)
 		return NULL;
-	m->series = ns;
-	ns = &m->series[m->nseries];
+	m->series = arr;
+	if ((ns = eb_calloc(1, sizeof(*ns))) == NULL)
+		return NULL;
 	ns->name = eb_strdup(name);
 	ns->labels = eb_strdup(labels);
-	ns->value = 0;
 	if (ns->name == NULL || ns->labels == NULL) {
 		eb_free(ns->name);
 		eb_free(ns->labels);
+		eb_free(ns);
 		return NULL;
 	}
-	m->nseries++;
+	atomic_store(&ns->bits, dbits(0));
+	m->series[m->nseries++] = ns;
 	return ns;
 }
 
@@ -190,43 +234,56 @@ void
 eb_metrics_add(struct eb_metrics *m, const char *name, const char *labels,
                double v)
 {
-	struct series *s;
+	struct eb_metric *s;
 
 	if (m == NULL)
 		return;
 	pthread_mutex_lock(&m->lock);
-	if ((s = find_series(m, name, labels ? labels : "", 1)) != NULL)
-		s->value += v;
+	s = find_series(m, name, labels ? labels : "", 1);
 	pthread_mutex_unlock(&m->lock);
+	eb_metric_add(s, v);
 }
 
 void
 eb_metrics_set(struct eb_metrics *m, const char *name, const char *labels,
                double v)
 {
-	struct series *s;
+	struct eb_metric *s;
 
 	if (m == NULL)
 		return;
 	pthread_mutex_lock(&m->lock);
 	if ((s = find_series(m, name, labels ? labels : "", 1)) != NULL)
-		s->value = v;
+		atomic_store_explicit(&s->bits, dbits(v), memory_order_relaxed);
 	pthread_mutex_unlock(&m->lock);
 }
 
 double
 eb_metrics_get(struct eb_metrics *m, const char *name, const char *labels)
 {
-	struct series *s;
+	struct eb_metric *s;
 	double v = 0;
 
 	if (m == NULL)
 		return 0;
 	pthread_mutex_lock(&m->lock);
 	if ((s = find_series(m, name, labels ? labels : "", 0)) != NULL)
-		v = s->value;
+		v = load(s);
 	pthread_mutex_unlock(&m->lock);
 	return v;
+}
+
+struct eb_metric *
+eb_metrics_series(struct eb_metrics *m, const char *name, const char *labels)
+{
+	struct eb_metric *s;
+
+	if (m == NULL)
+		return NULL;
+	pthread_mutex_lock(&m->lock);
+	s = find_series(m, name, labels ? labels : "", 1);
+	pthread_mutex_unlock(&m->lock);
+	return s;
 }
 
 static const char *
@@ -310,26 +367,26 @@ eb_metrics_render(struct eb_metrics *m, struct eb_buf *o)
 		                    m->descs[i].name, m->descs[i].help,
 		                    m->descs[i].name, m->descs[i].type);
 		for (j = 0; j < m->nseries; j++)
-			if (strcmp(m->series[j].name, m->descs[i].name) == 0)
+			if (strcmp(m->series[j]->name, m->descs[i].name) == 0)
 				rc |= eb_buf_printf(
-				    o, "%s%s%s%s %.17g\n", m->series[j].name,
-				    m->series[j].labels[0] ? "{" : "",
-				    m->series[j].labels,
-				    m->series[j].labels[0] ? "}" : "",
-				    m->series[j].value);
+				    o, "%s%s%s%s %.17g\n", m->series[j]->name,
+				    m->series[j]->labels[0] ? "{" : "",
+				    m->series[j]->labels,
+				    m->series[j]->labels[0] ? "}" : "",
+				    load(m->series[j]));
 	}
 	/* series never described are still shown, untyped */
 	for (j = 0; j < m->nseries; j++) {
 		for (i = 0; i < m->ndescs; i++)
-			if (strcmp(m->series[j].name, m->descs[i].name) == 0)
+			if (strcmp(m->series[j]->name, m->descs[i].name) == 0)
 				break;
 		if (i == m->ndescs)
 			rc |= eb_buf_printf(o, "%s%s%s%s %.17g\n",
-			                    m->series[j].name,
-			                    m->series[j].labels[0] ? "{" : "",
-			                    m->series[j].labels,
-			                    m->series[j].labels[0] ? "}" : "",
-			                    m->series[j].value);
+			                    m->series[j]->name,
+			                    m->series[j]->labels[0] ? "{" : "",
+			                    m->series[j]->labels,
+			                    m->series[j]->labels[0] ? "}" : "",
+			                    load(m->series[j]));
 	}
 	pthread_mutex_unlock(&m->lock);
 	return rc ? -1 : 0;

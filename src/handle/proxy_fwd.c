@@ -193,34 +193,75 @@ fail:
 
 /* ---- metrics ---- */
 
+/*
+ * The proxy's series of this request's tenant (and result), from a small
+ * per-thread cache of registry handles: no lock and no lookup per request.
+ * name and result are string literals (compared by address); the tenant by
+ * address and id, since a reload may put another tenant at an old address.
+ */
+#define SERIES_CACHE 64
+struct series_slot {
+	const struct eb_tenant *t;
+	const char *name, *result;
+	char tid[64];
+	struct eb_metric *s;
+};
+static _Thread_local struct series_slot t_series[SERIES_CACHE];
+
+static void
+describe_all(struct eb_metrics *m)
+{
+	eb_metrics_describe(m, M_REQUESTS, "counter",
+	                    "MDM proxy requests by tenant and result.");
+	eb_metrics_describe(m, M_UP_SUM, "counter",
+	                    "Seconds spent waiting for MDM upstreams.");
+	eb_metrics_describe(m, M_UP_COUNT, "counter",
+	                    "MDM upstream calls completed (with or without a "
+	                    "response).");
+}
+
+static struct eb_metric *
+series_for(struct eb_request *req, const char *name, const char *result)
+{
+	struct eb_env *env = eb_req_env(req);
+	const struct eb_tenant *t = eb_req_tenant(req);
+	struct series_slot *e;
+	uintptr_t h =
+	    (uintptr_t)t ^ ((uintptr_t)name >> 3) ^ ((uintptr_t)result >> 5);
+	char labels[160];
+
+	e = &t_series[(h ^ (h >> 7)) % SERIES_CACHE];
+	if (e->s != NULL && e->t == t && e->name == name &&
+	    e->result == result && strcmp(e->tid, t->id) == 0)
+		return e->s;
+	describe_all(env->metrics);
+	if (result != NULL)
+		snprintf(labels, sizeof(labels), "tenant=\"%s\",result=\"%s\"",
+		         t->id, result);
+	else
+		snprintf(labels, sizeof(labels), "tenant=\"%s\"", t->id);
+	e->s = eb_metrics_series(env->metrics, name, labels);
+	e->t = t;
+	e->name = name;
+	e->result = result;
+	if (snprintf(e->tid, sizeof(e->tid), "%s", t->id) >=
+	    (int)sizeof(e->tid))
+		e->s = NULL; /* an id this long is not cached */
+	return e->s != NULL ? e->s
+	                    : eb_metrics_series(env->metrics, name, labels);
+}
+
 void
 eb_proxy_count(struct eb_request *req, const char *result)
 {
-	struct eb_env *env = eb_req_env(req);
-	char labels[160];
-
-	eb_metrics_describe(env->metrics, M_REQUESTS, "counter",
-	                    "MDM proxy requests by tenant and result.");
-	snprintf(labels, sizeof(labels), "tenant=\"%s\",result=\"%s\"",
-	         eb_req_tenant(req)->id, result);
-	eb_metrics_add(env->metrics, M_REQUESTS, labels, 1);
+	eb_metric_add(series_for(req, M_REQUESTS, result), 1);
 }
 
 static void
 count_latency(struct eb_request *req, double secs)
 {
-	struct eb_env *env = eb_req_env(req);
-	char labels[96];
-
-	eb_metrics_describe(env->metrics, M_UP_SUM, "counter",
-	                    "Seconds spent waiting for MDM upstreams.");
-	eb_metrics_describe(env->metrics, M_UP_COUNT, "counter",
-	                    "MDM upstream calls completed (with or without a "
-	                    "response).");
-	snprintf(labels, sizeof(labels), "tenant=\"%s\"",
-	         eb_req_tenant(req)->id);
-	eb_metrics_add(env->metrics, M_UP_SUM, labels, secs);
-	eb_metrics_add(env->metrics, M_UP_COUNT, labels, 1);
+	eb_metric_add(series_for(req, M_UP_SUM, NULL), secs);
+	eb_metric_add(series_for(req, M_UP_COUNT, NULL), 1);
 }
 
 /* ---- the request upstream ---- */

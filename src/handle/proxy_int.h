@@ -89,7 +89,8 @@ struct eb_proxy_identity {
 int eb_proxy_forward(struct eb_request *req, const struct eb_tenant *t,
                      const struct eb_proxy_identity *id, const char *result);
 
-/* Count one proxied request: enrollbridge_proxy_requests_total. */
+/* Count one proxied request: enrollbridge_proxy_requests_total. result
+ * must be a string literal (its address keys a per-thread cache). */
 void eb_proxy_count(struct eb_request *req, const char *result);
 
 #endif
