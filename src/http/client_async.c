@@ -98,6 +98,12 @@ static atomic_uint g_nengines; /* 0 until started */
 static atomic_uint g_next_engine;
 
 void
+http_async_pending_begin(void)
+{
+	atomic_fetch_add(&g_pending, 1);
+}
+
+void
 http_async_pending_done(void)
 {
 	atomic_fetch_sub(&g_pending, 1);

@@ -916,6 +916,9 @@ next_line(struct h1_xfer *x, size_t *len, size_t *used)
 
 	if (lf == NULL)
 		return avail > H1_MAX_CHUNK_LINE ? -1 : 0;
+	/* the same limit however the line arrived (in one read or many) */
+	if ((size_t)(lf - p) > H1_MAX_CHUNK_LINE)
+		return -1;
 	*used = (size_t)(lf - p) + 1;
 	*len = (size_t)(lf - p);
 	if (*len > 0 && p[*len - 1] == '\r')
@@ -1083,13 +1086,46 @@ compact(struct h1_xfer *x)
 	x->in_off = 0;
 }
 
+/* n bytes from the upstream; 1 when x ended (finished), else 0. */
+static int
+feed(struct h1_xfer *x, const char *buf, size_t n)
+{
+	int r;
+
+	x->got_bytes = 1;
+	compact(x);
+	/* the first read sizes the buffer: one allocation */
+	if (x->in.cap == 0)
+		(void)eb_buf_reserve(&x->in, n);
+	if (eb_buf_add(&x->in, buf, n) == -1) {
+		finish(x, EB_HTTP_ERR_TOO_LARGE, "response headers too large");
+		return 1;
+	}
+	if ((r = parse(x)) == -1)
+		return 1;
+	if (r == 1) {
+		finish(x, EB_HTTP_OK, NULL);
+		return 1;
+	}
+	return 0;
+}
+
+/* The upstream closed the connection (e: errno, 0 for an orderly end). */
+static void
+feed_end(struct h1_xfer *x, int e)
+{
+	if (e == 0 && x->phase == P_BODY_CLOSE)
+		finish(x, EB_HTTP_OK, NULL);
+	else
+		fail_io(x, e, "reading the response");
+}
+
 /* Read what the connection has; 1 when x ended (finished), else 0. */
 static int
 recv_more(struct h1_xfer *x)
 {
 	char buf[H1_RECV];
 	ssize_t n;
-	int r;
 
 	for (;;) {
 		n = recv(x->c->fd, buf, sizeof(buf), 0);
@@ -1098,34 +1134,65 @@ recv_more(struct h1_xfer *x)
 		if (n == -1 && (errno == EAGAIN || errno == EWOULDBLOCK))
 			return 0;
 		if (n <= 0) {
-			int e = n == -1 ? errno : 0;
-
-			if (n == 0 && x->phase == P_BODY_CLOSE) {
-				finish(x, EB_HTTP_OK, NULL);
-				return 1;
-			}
-			fail_io(x, e, "reading the response");
+			feed_end(x, n == -1 ? errno : 0);
 			return 1;
 		}
-		x->got_bytes = 1;
-		compact(x);
-		/* the first read sizes the buffer: one allocation */
-		if (x->in.cap == 0)
-			(void)eb_buf_reserve(&x->in, (size_t)n);
-		if (eb_buf_add(&x->in, buf, (size_t)n) == -1) {
-			finish(x, EB_HTTP_ERR_TOO_LARGE,
-			       "response headers too large");
+		if (feed(x, buf, (size_t)n))
 			return 1;
-		}
-		if ((r = parse(x)) == -1)
-			return 1;
-		if (r == 1) {
-			finish(x, EB_HTTP_OK, NULL);
-			return 1;
-		}
 		if ((size_t)n < sizeof(buf))
 			return 0; /* likely drained: wait for epoll */
 	}
+}
+
+/* ---- the response parser alone (fuzzing) ---- */
+
+static void
+keep_resp(struct eb_http_response *resp, void *arg)
+{
+	*(struct eb_http_response **)arg = resp;
+}
+
+struct eb_http_response *
+h1_parse_response(const void *data, size_t len, int head_req, size_t max,
+                  size_t piece)
+{
+	struct eb_http_response *resp = NULL;
+	const char *p = data;
+	struct h1_loop h;
+	struct h1_xfer *x;
+	size_t n;
+
+	memset(&h, 0, sizeof(h));
+	h.epfd = -1;
+	if ((x = eb_calloc(1, sizeof(*x))) == NULL ||
+	    (x->url = eb_strdup("http://192.0.2.1/")) == NULL) {
+		if (x != NULL)
+			xfer_free(x);
+		return NULL;
+	}
+	x->h = &h;
+	x->done = keep_resp;
+	x->arg = &resp;
+	x->head_req = head_req;
+	x->phase = P_HEAD;
+	x->start_ms = eb_mono_ms();
+	eb_buf_init(&x->ctx.body, max > 0 ? max : EB_HTTP_DEFAULT_MAX_BYTES);
+	eb_buf_init(&x->in, H1_MAX_UNPARSED);
+	h.active = x;
+	http_async_pending_begin(); /* finish() counts the transfer's end */
+	for (;;) {
+		if (len == 0) {
+			feed_end(x, 0);
+			break;
+		}
+		n = piece > 0 && piece < len ? piece : len;
+		if (feed(x, p, n))
+			break;
+		p += n;
+		len -= n;
+	}
+	h1_reap(&h);
+	return resp;
 }
 
 /* ---- the loop's interface (client_int.h) ---- */

@@ -47,7 +47,8 @@ void http_timeouts(const struct eb_http_options *o, long *connect_ms,
 int http_collect(CURL *h, struct eb_http_response *resp);
 /* One response header line (no CR/LF) into ctx; 0, or -1 to give up. */
 int http_header_line(struct fetch_ctx *ctx, const char *p, size_t len);
-/* A transfer of the asynchronous client ended (client_async.c). */
+/* A transfer of the asynchronous client began, ended (client_async.c). */
+void http_async_pending_begin(void);
 void http_async_pending_done(void);
 
 /*
@@ -74,6 +75,16 @@ size_t h1_expire(struct h1_loop *h);
 size_t h1_kick(struct h1_loop *h);
 /* Free the connections closed during the last event batch. */
 void h1_reap(struct h1_loop *h);
+/*
+ * The native client's response parser alone, for fuzzing: data as the
+ * upstream's answer to a request (HEAD when head_req) with a body limit of
+ * max (0: the default), received piece bytes at a time (0: at once), then
+ * the connection's end. The response as done would get it (NULL when out
+ * of memory).
+ */
+struct eb_http_response *h1_parse_response(const void *data, size_t len,
+                                           int head_req, size_t max,
+                                           size_t piece);
 /* The native client's counters, into st (all loops). */
 void h1_stats(struct eb_http_async_stats *st);
 
