@@ -21,6 +21,20 @@ struct eb_workq *eb_workq_create(unsigned nthreads, size_t max_pending);
  * then not called and arg stays the caller's).
  */
 int eb_workq_submit(struct eb_workq *q, eb_work_fn fn, void *arg);
+/*
+ * The same, under key (a tenant's id): at most max_per_key jobs of one key
+ * run at once (0: no limit); more wait in the queue while jobs of other
+ * keys go ahead of them, so that one tenant whose upstream hangs cannot
+ * take every thread from the others. Returns 0, or -1 when the queue is
+ * full or stopping (fn is then not called and arg stays the caller's).
+ */
+int eb_workq_submit_keyed(struct eb_workq *q, const char *key,
+                          size_t max_per_key, eb_work_fn fn, void *arg);
+/* The pool's threads. */
+unsigned eb_workq_threads(const struct eb_workq *q);
+/* A key's fair share for eb_workq_submit_keyed: half the threads (at
+ * least one), so that the others always keep the other half. */
+size_t eb_workq_share(const struct eb_workq *q);
 /* Jobs queued or running. */
 size_t eb_workq_pending(struct eb_workq *q);
 /* Finish the queued jobs, stop the threads and free; NULL is a no-op. */

@@ -268,8 +268,13 @@ eb_handle_enroll(struct eb_request *req)
 			j->req = req;
 			j->t = t;
 			eb_machineinfo_finish(&mi);
-			if (eb_workq_submit(env->workq, profile_job, j) == 0)
+			if (eb_workq_submit_keyed(env->workq, t->id,
+			                          eb_workq_share(env->workq),
+			                          profile_job, j) == 0)
 				return EB_ASYNC;
+			log_warnx("tenant %s: profile fetch refused: the "
+			          "upstream queue is full",
+			          t->id);
 			eb_bearer_finish(&j->b);
 			eb_free(j);
 			unavailable(req, 503, "busy\n");

@@ -274,8 +274,11 @@ static int
 submit(struct eb_request *req, struct job *j, eb_work_fn fn)
 {
 	struct eb_env *env = eb_req_env(req);
+	int rc;
 
-	if (eb_workq_submit(env->workq, fn, j) == 0)
+	rc = eb_workq_submit_keyed(env->workq, j->t->id,
+	                           eb_workq_share(env->workq), fn, j);
+	if (rc == 0)
 		return EB_ASYNC;
 	log_warnx("tenant %s: sign-in queue full", j->t->id);
 	job_free(j);

@@ -60,6 +60,61 @@ test_full_queue_refuses(void **state)
 	assert_int_equal(atomic_load(&ran), accepted);
 }
 
+/* A job that holds its thread until released (a hung IdP). */
+static atomic_int release;
+
+static void
+hung_job(void *arg)
+{
+	(void)arg;
+	while (!atomic_load(&release))
+		usleep(1000);
+	atomic_fetch_add(&ran, 1);
+}
+
+static void
+test_keyed_share(void **state)
+{
+	struct eb_workq *q = eb_workq_create(4, 100);
+	int i, waited;
+
+	atomic_store(&ran, 0);
+	atomic_store(&release, 0);
+	assert_non_null(q);
+	assert_int_equal(eb_workq_threads(q), 4);
+	assert_int_equal(eb_workq_share(q), 2);
+	/* tenant a hangs: two of its jobs run, three more wait */
+	for (i = 0; i < 5; i++)
+		assert_int_equal(
+		    eb_workq_submit_keyed(q, "a", 2, hung_job, NULL), 0);
+	usleep(20000);
+	/* tenant b's jobs, queued after them, still run at once */
+	for (i = 0; i < 20; i++)
+		assert_int_equal(eb_workq_submit_keyed(q, "b", 2, job, NULL),
+		                 0);
+	for (waited = 0; atomic_load(&ran) < 20 && waited < 5000; waited++)
+		usleep(1000);
+	assert_int_equal(atomic_load(&ran), 20);
+	assert_int_equal(eb_workq_pending(q), 5); /* a's: 2 running, 3 held */
+	/* a recovers: its held jobs run too */
+	atomic_store(&release, 1);
+	for (waited = 0; eb_workq_pending(q) > 0 && waited < 5000; waited++)
+		usleep(1000);
+	assert_int_equal(atomic_load(&ran), 25);
+	eb_workq_destroy(q);
+	/* destroy runs what is queued, limits or not */
+	atomic_store(&ran, 0);
+	atomic_store(&release, 1);
+	q = eb_workq_create(1, 10);
+	assert_non_null(q);
+	assert_int_equal(eb_workq_share(q), 1);
+	for (i = 0; i < 5; i++)
+		assert_int_equal(eb_workq_submit_keyed(q, "c", 1, job, NULL),
+		                 0);
+	eb_workq_destroy(q);
+	assert_int_equal(atomic_load(&ran), 5);
+}
+
 static void
 test_bad_args(void **state)
 {
@@ -73,6 +128,7 @@ main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_runs_everything),
+	    cmocka_unit_test(test_keyed_share),
 	    cmocka_unit_test(test_full_queue_refuses),
 	    cmocka_unit_test(test_bad_args),
 	};
