@@ -157,15 +157,6 @@ name_is(const char *line, size_t nl, const char *name)
 	return strlen(name) == nl && strncasecmp(line, name, nl) == 0;
 }
 
-static int
-has_ctl(const char *s)
-{
-	for (; *s; s++)
-		if ((unsigned char)*s < 0x20 && *s != '\t')
-			return 1;
-	return 0;
-}
-
 /*
  * Split an http:// URL whose host is an IP address into sa and the
  * request target; 0, or -1 when it is anything else.
@@ -247,7 +238,8 @@ parse_url(const char *url, struct sockaddr_storage *sa, socklen_t *salen,
  * the caller's headers ("Name:" removes a default, "Name;" sends an empty
  * value), then Host, and the defaults the caller did not set or remove.
  * Returns 0, 1 when curl should do it (a header we do not own), 2 when
- * nobody should (CR or LF in a header or the user agent), -1 OOM.
+ * nobody should (a control character in a header, the user agent, the
+ * method or the URL), -1 OOM.
  */
 static int
 build_request(const struct eb_http_options *o, const char *target, char **out,
@@ -265,13 +257,10 @@ build_request(const struct eb_http_options *o, const char *target, char **out,
 	if (method == NULL)
 		method = o->body != NULL ? "POST" : "GET";
 	with_body = o->body != NULL || strcmp(method, "POST") == 0;
-	/* curl sends a header or user agent with CR or LF as it is: a header
-	 * injection; it must not go out (test_http_native) */
-	if (o->user_agent != NULL && strpbrk(o->user_agent, "\r\n") != NULL)
+	/* a CR or LF would inject a header line: it must not go out (and no
+	 * other control character either; the curl paths refuse them too) */
+	if (!http_request_text_ok(o))
 		return 2;
-	for (v = o->headers; v != NULL && *v != NULL; v++)
-		if (strpbrk(*v, "\r\n") != NULL)
-			return 2;
 	eb_buf_init(&b, EB_HTTP_MAX_HEADER_BYTES + o->body_len + 1024);
 	/* one allocation: the head's size is close to the sum of its parts */
 	est = strlen(method) + strlen(target) + hostlen + o->body_len + 256 +
@@ -290,7 +279,7 @@ build_request(const struct eb_http_options *o, const char *target, char **out,
 		const char *line = *v;
 		size_t nl = strcspn(line, ":;");
 
-		if (nl == 0 || line[nl] == '\0' || has_ctl(line))
+		if (nl == 0 || line[nl] == '\0')
 			goto curl;
 		if (name_is(line, nl, "Host") ||
 		    name_is(line, nl, "Content-Length") ||
@@ -1276,13 +1265,15 @@ h1_fetch(struct h1_loop *h, const struct eb_http_options *o,
 	if ((rc == 0 || rc == 2) && (x->url = eb_strdup(o->url)) == NULL)
 		rc = -1;
 	if (rc == 2) {
-		/* refused (CR or LF in the head): done gets the error */
+		/* refused (a control character for the head): done gets
+		 * the error */
 		x->h = h;
 		x->done = done;
 		x->arg = arg;
 		x->start_ms = eb_mono_ms();
 		finish(x, EB_HTTP_ERR_OTHER,
-		       "request header or user agent with CR or LF");
+		       "request header or user agent with a control "
+		       "character");
 		return 1;
 	}
 	if (rc != 0) {
