@@ -689,6 +689,13 @@ first_call(struct eb_request *req, const char *url, const char *method)
 			eb_resp_text(req, 413, "request body too large\n");
 			return queue(req);
 		}
+		/* the announced size at once (one allocation for a usual
+		 * body), but no more than 16 KiB before the bytes arrive: a
+		 * client announcing much and sending little holds 16 KiB at
+		 * most beyond what it sent */
+		if (v > 0)
+			(void)eb_buf_reserve(&req->body,
+			                     v < 16384 ? (size_t)v : 16384);
 	}
 	rc = eb_router_match(req->srv->routes, req->srv->nroutes, method, url,
 	                     &m, allow, sizeof(allow));
