@@ -20,7 +20,7 @@
 	do {                                                                   \
 		if (!(cond)) {                                                 \
 			fprintf(stderr,                                        \
-			        "fuzz_h1response: %s failed at line %d\n",    \
+			        "fuzz_h1response: %s failed at line %d\n",     \
 			        #cond, __LINE__);                              \
 			abort();                                               \
 		}                                                              \
