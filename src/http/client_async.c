@@ -315,6 +315,23 @@ reap(struct eb_http_loop *l)
 	return n;
 }
 
+/* Take the transfers other threads queued (oldest first), and with stop
+ * set refuse any more. */
+static struct async_xfer *
+incoming_take(struct eb_http_loop *l, int stop)
+{
+	struct async_xfer *in;
+
+	pthread_mutex_lock(&l->lock);
+	if (stop)
+		l->stopping = 1;
+	in = l->incoming;
+	l->incoming = NULL;
+	l->incoming_tail = &l->incoming;
+	pthread_mutex_unlock(&l->lock);
+	return in;
+}
+
 /* Start what other threads queued. */
 static void
 take_incoming(struct eb_http_loop *l)
@@ -324,11 +341,7 @@ take_incoming(struct eb_http_loop *l)
 
 	if (read(l->wakefd, &v, sizeof(v)) == -1 && errno != EAGAIN)
 		log_warn("HTTP client: reading the wake-up eventfd");
-	pthread_mutex_lock(&l->lock);
-	in = l->incoming;
-	l->incoming = NULL;
-	l->incoming_tail = &l->incoming;
-	pthread_mutex_unlock(&l->lock);
+	in = incoming_take(l, 0);
 	while ((x = in) != NULL) {
 		in = x->next;
 		x->next = NULL;
@@ -454,12 +467,7 @@ eb_http_loop_free(struct eb_http_loop *l)
 		return;
 	if (t_loop == l)
 		t_loop = NULL;
-	pthread_mutex_lock(&l->lock);
-	l->stopping = 1;
-	in = l->incoming;
-	l->incoming = NULL;
-	l->incoming_tail = &l->incoming;
-	pthread_mutex_unlock(&l->lock);
+	in = incoming_take(l, 1);
 	while ((x = in) != NULL) {
 		in = x->next;
 		xfer_finish(x, CURLE_OK, "client shutting down");

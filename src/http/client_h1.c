@@ -894,6 +894,18 @@ take_body(struct h1_xfer *x, size_t n)
 	return 0;
 }
 
+/* What has arrived of the x->left bytes the body (or chunk) still has. */
+static int
+take_left(struct h1_xfer *x, size_t avail)
+{
+	size_t len = avail < x->left ? avail : (size_t)x->left;
+
+	if (take_body(x, len) == -1)
+		return -1;
+	x->left -= len;
+	return 0;
+}
+
 /* A line (up to LF) at the unparsed input: its length without CRLF, and
  * the bytes it takes; 0 when incomplete, -1 when too long. */
 static int
@@ -983,10 +995,8 @@ parse(struct h1_xfer *x)
 				return 1;
 			if (avail == 0)
 				return 0;
-			len = avail < x->left ? avail : (size_t)x->left;
-			if (take_body(x, len) == -1)
+			if (take_left(x, avail) == -1)
 				return -1;
-			x->left -= len;
 			break;
 		case P_BODY_CLOSE:
 			if (avail == 0)
@@ -1026,10 +1036,8 @@ parse(struct h1_xfer *x)
 		case P_CHUNK_DATA:
 			if (avail == 0)
 				return 0;
-			len = avail < x->left ? avail : (size_t)x->left;
-			if (take_body(x, len) == -1)
+			if (take_left(x, avail) == -1)
 				return -1;
-			x->left -= len;
 			if (x->left == 0)
 				x->phase = P_CHUNK_CRLF;
 			break;
