@@ -252,12 +252,74 @@ on_header(char *p, size_t size, size_t n, void *arg)
 	return len;
 }
 
+int
+http_stream_head(struct fetch_ctx *ctx, long status)
+{
+	struct eb_http_response view;
+	int r;
+
+	if (ctx->stream.head == NULL || ctx->head_done)
+		return 0;
+	ctx->head_done = 1;
+	memset(&view, 0, sizeof(view));
+	view.status = status;
+	view.headers = ctx->headers;
+	view.nheaders = ctx->nheaders;
+	view.body = (char *)(uintptr_t) "";
+	r = ctx->stream.head(&view, ctx->self, ctx->stream_arg);
+	if (r == EB_HTTP_ABORT) {
+		ctx->stream_aborted = 1;
+		return -1;
+	}
+	ctx->streaming = r == EB_HTTP_STREAM;
+	return 0;
+}
+
+int
+http_stream_data(struct fetch_ctx *ctx, const char *p, size_t n)
+{
+	int r;
+
+	if (n > ctx->body.max || ctx->streamed > ctx->body.max - n) {
+		ctx->too_large = 1;
+		return -1;
+	}
+	if ((r = ctx->stream.data(p, n, ctx->stream_arg)) == 1)
+		return 1;
+	if (r != 0) {
+		ctx->stream_aborted = 1;
+		return -1;
+	}
+	ctx->streamed += n;
+	return 0;
+}
+
 static size_t
 on_body(char *p, size_t size, size_t n, void *arg)
 {
 	struct fetch_ctx *ctx = arg;
 	size_t len = size * n;
 
+	if (ctx->stream.head != NULL) {
+		long status = 0;
+
+		if (!ctx->head_done) {
+			curl_easy_getinfo(ctx->easy, CURLINFO_RESPONSE_CODE,
+			                  &status);
+			if (http_stream_head(ctx, status) == -1)
+				return 0; /* curl ends it: CURLE_WRITE_ERROR */
+		}
+		if (ctx->streaming) {
+			switch (http_stream_data(ctx, p, len)) {
+			case 0:
+				return len;
+			case 1:
+				return CURL_WRITEFUNC_PAUSE;
+			default:
+				return 0;
+			}
+		}
+	}
 	if (eb_buf_add(&ctx->body, p, len) == -1) {
 		if (len > ctx->body.max || ctx->body.len > ctx->body.max - len)
 			ctx->too_large = 1;
@@ -543,6 +605,11 @@ eb_http_fetch(const struct eb_http_options *o)
 	if (o->url == NULL || (strncmp(o->url, "https://", 8) != 0 &&
 	                       strncmp(o->url, "http://", 7) != 0)) {
 		http_set_message(resp, "not an http(s) URL");
+		goto out_body;
+	}
+	if (o->stream != NULL) {
+		http_set_message(resp,
+		                 "streaming needs the asynchronous client");
 		goto out_body;
 	}
 	if (eb_http_client_global_init() == -1) {

@@ -74,6 +74,9 @@ struct eb_http_options {
 	 * that the fake entries never reach the shared DNS cache. */
 	const char *const *resolve;
 	const char *const *connect_to;
+	/* Stream the body (eb_http_fetch_async only): see struct
+	 * eb_http_stream. NULL: the body is gathered. Copied. */
+	const struct eb_http_stream *stream;
 };
 
 /* One response header; name as received, value without surrounding blanks. */
@@ -149,6 +152,49 @@ struct eb_http_response *eb_http_fetch(const struct eb_http_options *opts);
 typedef void (*eb_http_done_fn)(struct eb_http_response *resp, void *arg);
 int eb_http_fetch_async(const struct eb_http_options *opts,
                         eb_http_done_fn done, void *arg);
+/*
+ * Streaming a response body (the MDM proxy passing on what it receives as
+ * it arrives). Only on the calling thread's own loop (eb_http_loop_bind):
+ * eb_http_fetch_async() refuses a stream elsewhere, and eb_http_fetch()
+ * answers it with EB_HTTP_ERR_OTHER. Every call below is made on the
+ * loop's thread.
+ *
+ * head(resp, xfer, arg) is called at most once, when the final response's
+ * status and headers are in and before any of its body is kept (a
+ * response without a body may go to done without it). resp is the
+ * client's (status and headers only; read it during the call). It
+ * returns EB_HTTP_GATHER to have the body gathered (done gets the whole
+ * response, as without a stream), EB_HTTP_STREAM to receive it through
+ * data, or EB_HTTP_ABORT to end the transfer (done gets
+ * EB_HTTP_ERR_OTHER). xfer names the transfer until done is called or
+ * eb_http_xfer_abort() returns.
+ *
+ * data(p, len, arg) gets the body's bytes in order (len > 0), the
+ * transfer encoding undone. It returns 0 when it took them, 1 when it did
+ * not and the transfer is to pause (the same bytes come again after
+ * eb_http_xfer_resume()), -1 to end the transfer (done gets
+ * EB_HTTP_ERR_OTHER). max_response_bytes and the timeouts still apply, to
+ * a paused transfer too.
+ *
+ * done is then called as always: EB_HTTP_OK (and an empty body) when the
+ * whole body was passed on and its framing was complete, an error when
+ * the body was cut short, in which case what data passed on must not be
+ * presented as a complete body.
+ */
+enum { EB_HTTP_GATHER = 0, EB_HTTP_STREAM = 1, EB_HTTP_ABORT = -1 };
+struct eb_http_xfer;
+struct eb_http_stream {
+	int (*head)(const struct eb_http_response *resp,
+	            struct eb_http_xfer *xfer, void *arg);
+	int (*data)(const char *p, size_t len, void *arg);
+};
+/* Go on after data returned 1. data may be called before this returns;
+ * done is not. Not from within the transfer's own callbacks. */
+void eb_http_xfer_resume(struct eb_http_xfer *xfer);
+/* End the transfer now, from outside its callbacks; done is never called
+ * for it. Its connection is closed. */
+void eb_http_xfer_abort(struct eb_http_xfer *xfer);
+
 /* Transfers queued or running in the asynchronous client. */
 size_t eb_http_async_pending(void);
 

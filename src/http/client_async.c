@@ -50,6 +50,7 @@
 /* One transfer: the copies of the caller's options it needs to outlive
  * eb_http_fetch_async(), and curl's state. */
 struct async_xfer {
+	struct eb_http_xfer base;       /* first: see client_int.h */
 	struct async_xfer *next, *prev; /* prev: in the running list only */
 	struct eb_http_loop *l;
 	CURL *h;
@@ -194,6 +195,9 @@ xfer_finish(struct async_xfer *x, CURLcode rc, const char *why)
 					                 "response larger "
 					                 "than the configured "
 					                 "limit");
+				else if (x->ctx.stream_aborted)
+					http_set_message(
+					    resp, "ended by the receiver");
 				else if (x->ctx.oom)
 					http_set_message(resp, "out of memory");
 				else
@@ -594,6 +598,8 @@ eb_http_fetch_async(const struct eb_http_options *opts, eb_http_done_fn done,
 
 	if (opts == NULL || done == NULL || opts->resolve != NULL ||
 	    opts->connect_to != NULL || opts->url == NULL ||
+	    (opts->stream != NULL && (l == NULL || opts->stream->head == NULL ||
+	                              opts->stream->data == NULL)) ||
 	    (strncmp(opts->url, "https://", 8) != 0 &&
 	     strncmp(opts->url, "http://", 7) != 0))
 		return -1;
@@ -641,6 +647,7 @@ eb_http_fetch_async(const struct eb_http_options *opts, eb_http_done_fn done,
 		if ((x->h = curl_easy_init()) == NULL)
 			goto fail;
 	}
+	x->base.native = 0;
 	x->l = l;
 	x->next = x->prev = NULL;
 	x->done = done;
@@ -649,6 +656,12 @@ eb_http_fetch_async(const struct eb_http_options *opts, eb_http_done_fn done,
 	eb_buf_init(&x->ctx.body, opts->max_response_bytes > 0
 	                              ? opts->max_response_bytes
 	                              : EB_HTTP_DEFAULT_MAX_BYTES);
+	if (opts->stream != NULL) {
+		x->ctx.stream = *opts->stream;
+		x->ctx.stream_arg = arg;
+		x->ctx.self = &x->base;
+	}
+	x->ctx.easy = x->h;
 	o = *opts;
 	if (opts->body != NULL) {
 		if ((x->body = eb_malloc(opts->body_len + 1)) == NULL)
@@ -687,6 +700,42 @@ fail:
 	xfer_free(x);
 	atomic_fetch_sub(&g_pending, 1);
 	return -1;
+}
+
+void
+eb_http_xfer_resume(struct eb_http_xfer *xfer)
+{
+	struct async_xfer *x = (struct async_xfer *)(void *)xfer;
+
+	if (xfer == NULL)
+		return;
+	if (xfer->native) {
+		h1_resume(xfer);
+		return;
+	}
+	/* curl delivers the bytes it kept, maybe before this returns, and
+	 * asks for its timer at once (timer_cb) to go on reading */
+	curl_easy_pause(x->h, CURLPAUSE_CONT);
+}
+
+void
+eb_http_xfer_abort(struct eb_http_xfer *xfer)
+{
+	struct async_xfer *x = (struct async_xfer *)(void *)xfer;
+	struct eb_http_loop *l;
+
+	if (xfer == NULL)
+		return;
+	if (xfer->native) {
+		h1_abort(xfer);
+		return;
+	}
+	l = x->l;
+	running_unlink(l, x);
+	/* curl closes a connection whose response was not read to its end */
+	curl_multi_remove_handle(l->multi, x->h);
+	atomic_fetch_sub(&g_pending, 1);
+	xfer_recycle(l, x);
 }
 
 size_t

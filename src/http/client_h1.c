@@ -98,6 +98,7 @@ struct h1_conn {
 };
 
 struct h1_xfer {
+	struct eb_http_xfer base;    /* first: see client_int.h */
 	struct h1_xfer *next, *prev; /* active list */
 	struct h1_xfer *wait_next;   /* the origin's wait list */
 	struct h1_loop *h;
@@ -116,6 +117,8 @@ struct h1_xfer {
 	int keep_alive;
 	int got_bytes; /* any byte of a response */
 	int retried;
+	int paused;  /* streaming: data did not take the last bytes */
+	int resumed; /* on the loop's list of transfers to go on with */
 	long status;
 	unsigned long long left; /* of the body or chunk */
 	long long start_ms, connect_deadline, deadline;
@@ -127,6 +130,7 @@ struct h1_loop {
 	struct h1_origin *origins;
 	size_t norigins;
 	struct h1_xfer *active;
+	size_t nresumed; /* transfers with resumed set */
 	/* closed connections: freed after the event batch that may still
 	 * name them (h1_reap) */
 	struct h1_conn *dead;
@@ -353,6 +357,16 @@ conn_watch(struct h1_conn *c, uint32_t events)
 	return 0;
 }
 
+/* Out of the epoll set while its transfer is paused: a connection the
+ * upstream reset would otherwise report EPOLLHUP on every wait. */
+static void
+conn_unwatch(struct h1_conn *c)
+{
+	if (c->events != 0 &&
+	    epoll_ctl(c->h->epfd, EPOLL_CTL_DEL, c->fd, NULL) == 0)
+		c->events = 0;
+}
+
 /* Close c; its memory waits for h1_reap(), since the event batch being
  * handled may still hold its address. */
 static void
@@ -472,6 +486,10 @@ xfer_unlink(struct h1_xfer *x)
 	if (x->next != NULL)
 		x->next->prev = x->prev;
 	x->next = x->prev = NULL;
+	if (x->resumed) {
+		x->resumed = 0;
+		h->nresumed--;
+	}
 }
 
 /* Take x off its origin's wait list. */
@@ -788,8 +806,9 @@ frame_body(struct h1_xfer *x, int http10)
 		}
 		x->left = n;
 		x->phase = P_BODY_LEN;
-		/* the announced size at once (within the limit, checked) */
-		if (n > 0)
+		/* the announced size at once (within the limit, checked),
+		 * unless it may be streamed (see head_done) */
+		if (n > 0 && x->ctx.stream.head == NULL)
 			(void)eb_buf_reserve(&x->ctx.body, (size_t)n);
 		return 0;
 	}
@@ -881,11 +900,48 @@ bad:
 	return -1;
 }
 
-/* Move n body bytes from the unparsed input to the body. */
+/* The final head is in: a stream's receiver says how the body goes. 0,
+ * or -1 with x finished. */
+static int
+head_done(struct h1_xfer *x)
+{
+	if (x->ctx.stream.head == NULL)
+		return 0;
+	if (http_stream_head(&x->ctx, x->status) == -1) {
+		finish(x, EB_HTTP_ERR_OTHER, "ended by the receiver");
+		return -1;
+	}
+	if (!x->ctx.streaming && x->phase == P_BODY_LEN && x->left > 0)
+		(void)eb_buf_reserve(&x->ctx.body, (size_t)x->left);
+	return 0;
+}
+
+/*
+ * Move n body bytes from the unparsed input to the body, or to the
+ * stream's receiver. 0, 1 when the receiver did not take them (x paused),
+ * -1 with x finished.
+ */
 static int
 take_body(struct h1_xfer *x, size_t n)
 {
-	if (eb_buf_add(&x->ctx.body, x->in.data + x->in_off, n) == -1) {
+	if (x->ctx.streaming) {
+		switch (http_stream_data(&x->ctx, x->in.data + x->in_off, n)) {
+		case 0:
+			break;
+		case 1:
+			x->paused = 1;
+			return 1;
+		default:
+			if (x->ctx.too_large)
+				finish(x, EB_HTTP_ERR_TOO_LARGE,
+				       "response larger than the configured "
+				       "limit");
+			else
+				finish(x, EB_HTTP_ERR_OTHER,
+				       "ended by the receiver");
+			return -1;
+		}
+	} else if (eb_buf_add(&x->ctx.body, x->in.data + x->in_off, n) == -1) {
 		finish(x, EB_HTTP_ERR_TOO_LARGE,
 		       "response larger than the configured limit");
 		return -1;
@@ -894,14 +950,16 @@ take_body(struct h1_xfer *x, size_t n)
 	return 0;
 }
 
-/* What has arrived of the x->left bytes the body (or chunk) still has. */
+/* What has arrived of the x->left bytes the body (or chunk) still has;
+ * as take_body(). */
 static int
 take_left(struct h1_xfer *x, size_t avail)
 {
 	size_t len = avail < x->left ? avail : (size_t)x->left;
+	int r;
 
-	if (take_body(x, len) == -1)
-		return -1;
+	if ((r = take_body(x, len)) != 0)
+		return r;
 	x->left -= len;
 	return 0;
 }
@@ -939,6 +997,8 @@ parse(struct h1_xfer *x)
 		const char *p = x->in.data + x->in_off;
 		int r;
 
+		if (x->paused)
+			return 0; /* h1_resume() */
 		switch (x->phase) {
 		case P_WAIT:
 		case P_CONNECT:
@@ -987,7 +1047,8 @@ parse(struct h1_xfer *x)
 					return -1;
 				}
 				x->phase = P_HEAD; /* an interim response */
-			}
+			} else if (head_done(x) == -1)
+				return -1;
 			break;
 		}
 		case P_BODY_LEN:
@@ -995,14 +1056,14 @@ parse(struct h1_xfer *x)
 				return 1;
 			if (avail == 0)
 				return 0;
-			if (take_left(x, avail) == -1)
-				return -1;
+			if ((r = take_left(x, avail)) != 0)
+				return r == 1 ? 0 : -1;
 			break;
 		case P_BODY_CLOSE:
 			if (avail == 0)
 				return 0;
-			if (take_body(x, avail) == -1)
-				return -1;
+			if ((r = take_body(x, avail)) != 0)
+				return r == 1 ? 0 : -1;
 			break;
 		case P_CHUNK_SIZE: {
 			const char *e;
@@ -1036,8 +1097,8 @@ parse(struct h1_xfer *x)
 		case P_CHUNK_DATA:
 			if (avail == 0)
 				return 0;
-			if (take_left(x, avail) == -1)
-				return -1;
+			if ((r = take_left(x, avail)) != 0)
+				return r == 1 ? 0 : -1;
 			if (x->left == 0)
 				x->phase = P_CHUNK_CRLF;
 			break;
@@ -1136,6 +1197,10 @@ recv_more(struct h1_xfer *x)
 		}
 		if (feed(x, buf, (size_t)n))
 			return 1;
+		if (x->paused) {
+			conn_unwatch(x->c); /* until h1_resume() */
+			return 0;
+		}
 		if ((size_t)n < sizeof(buf))
 			return 0; /* likely drained: wait for epoll */
 	}
@@ -1289,9 +1354,15 @@ h1_fetch(struct h1_loop *h, const struct eb_http_options *o,
 		return rc == 1 ? 0 : -1;
 	}
 	http_timeouts(o, &cto, &to);
+	x->base.native = 1;
 	x->h = h;
 	x->done = done;
 	x->arg = arg;
+	if (o->stream != NULL) {
+		x->ctx.stream = *o->stream;
+		x->ctx.stream_arg = arg;
+		x->ctx.self = &x->base;
+	}
 	x->head_req = o->method != NULL && strcmp(o->method, "HEAD") == 0;
 	x->start_ms = eb_mono_ms();
 	x->deadline = x->start_ms + to;
@@ -1313,6 +1384,65 @@ h1_fetch(struct h1_loop *h, const struct eb_http_options *o,
 	return 1;
 }
 
+void
+h1_resume(struct eb_http_xfer *xfer)
+{
+	struct h1_xfer *x = (struct h1_xfer *)(void *)xfer;
+
+	x->paused = 0;
+	if (!x->resumed) {
+		/* h1_kick() goes on with it: no callback from in here */
+		x->resumed = 1;
+		x->h->nresumed++;
+	}
+}
+
+void
+h1_abort(struct eb_http_xfer *xfer)
+{
+	struct h1_xfer *x = (struct h1_xfer *)(void *)xfer;
+
+	xfer_unlink(x);
+	if (x->phase == P_WAIT)
+		wait_unlink(x);
+	conn_close(x->c); /* mid-response: never reused */
+	x->c = NULL;
+	xfer_free(x);
+	http_async_pending_done();
+}
+
+/* Go on with the transfers resumed since the last round: parse what they
+ * kept, then read again. Returns how many ended. */
+static size_t
+kick_resumed(struct h1_loop *h)
+{
+	struct h1_xfer *x;
+	size_t n = 0;
+	int r;
+
+again:
+	for (x = h->active; x != NULL && h->nresumed > 0; x = x->next) {
+		if (!x->resumed)
+			continue;
+		x->resumed = 0;
+		h->nresumed--;
+		if ((r = parse(x)) == 1)
+			finish(x, EB_HTTP_OK, NULL);
+		if (r != 0) {
+			n++;
+			goto again; /* the list changed */
+		}
+		if (!x->paused && conn_watch(x->c, x->out_off < x->out_len
+		                                       ? EPOLLIN | EPOLLOUT
+		                                       : EPOLLIN) == -1) {
+			finish(x, EB_HTTP_ERR_OTHER, "epoll_ctl failed");
+			n++;
+			goto again;
+		}
+	}
+	return n;
+}
+
 size_t
 h1_kick(struct h1_loop *h)
 {
@@ -1322,6 +1452,8 @@ h1_kick(struct h1_loop *h)
 
 	if (h == NULL)
 		return 0;
+	if (h->nresumed > 0)
+		n += kick_resumed(h);
 	for (o = h->origins; o != NULL; o = o->next)
 		while ((x = o->wait_head) != NULL &&
 		       (o->idle != NULL || o->nconns < H1_MAX_CONNS)) {
@@ -1384,6 +1516,8 @@ h1_timeout(const struct h1_loop *h)
 
 	if (h == NULL || h->active == NULL)
 		return -1;
+	if (h->nresumed > 0)
+		return 0; /* h1_kick() has work */
 	for (x = h->active; x != NULL; x = x->next) {
 		d = x->deadline;
 		if (x->phase == P_CONNECT && x->connect_deadline < d)

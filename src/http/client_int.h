@@ -13,6 +13,12 @@
 #include "core/buf.h"
 #include "http/client.h"
 
+/* The handle of an asynchronous transfer (struct eb_http_xfer, client.h):
+ * the first member of both clients' transfers. */
+struct eb_http_xfer {
+	int native; /* 1: a struct h1_xfer, 0: a struct async_xfer */
+};
+
 /* State of one transfer, seen by curl's header and body callbacks. */
 struct fetch_ctx {
 	struct eb_buf body;
@@ -21,7 +27,26 @@ struct fetch_ctx {
 	size_t header_bytes;
 	int too_large;
 	int oom;
+	/* streaming (struct eb_http_stream) */
+	struct eb_http_stream stream; /* head NULL: none */
+	void *stream_arg;
+	struct eb_http_xfer *self;
+	CURL *easy;                  /* curl's transfers: for the status */
+	int head_done;               /* head was called */
+	int streaming;               /* it said EB_HTTP_STREAM */
+	int stream_aborted;          /* head or data said to end */
+	unsigned long long streamed; /* bytes data took */
 };
+
+/*
+ * Streaming helpers shared by both clients. stream_head() calls head once
+ * for status and ctx's headers: 0 to go on (ctx->streaming says how), -1
+ * when it said to end (stream_aborted set). stream_data() passes n bytes
+ * to data within the body limit: 0 taken, 1 pause (not taken), -1 end
+ * (too_large or stream_aborted set).
+ */
+int http_stream_head(struct fetch_ctx *ctx, long status);
+int http_stream_data(struct fetch_ctx *ctx, const char *p, size_t n);
 
 void http_headers_free(struct eb_http_header *h, size_t n);
 /* No CR, LF or other control character (but HT) in the headers, user
@@ -85,6 +110,9 @@ void h1_reap(struct h1_loop *h);
 struct eb_http_response *h1_parse_response(const void *data, size_t len,
                                            int head_req, size_t max,
                                            size_t piece);
+/* Streaming (client.h): resume a paused transfer, end one. */
+void h1_resume(struct eb_http_xfer *xfer);
+void h1_abort(struct eb_http_xfer *xfer);
 /* The native client's counters, into st (all loops). */
 void h1_stats(struct eb_http_async_stats *st);
 

@@ -102,6 +102,34 @@ int eb_resp_set_owned(struct eb_request *req, int status,
 /* Body that outlives the request (static or config-owned); not copied. */
 int eb_resp_set_static(struct eb_request *req, int status,
                        const char *content_type, const void *body, size_t len);
+/*
+ * A body produced while it is sent (the MDM proxy's streamed responses),
+ * for EB_ASYNC handlers on the server's worker threads. size is its length
+ * when known (sent as Content-Length; the stream must then give exactly
+ * that much), or EB_RESP_SIZE_UNKNOWN (chunked on HTTP/1.1, the
+ * connection's end on HTTP/1.0). read(arg, buf, max) is called on the
+ * request's worker thread when the connection can take more: it returns
+ * the bytes it copied (> 0), 0 when none are ready (the connection then
+ * waits for eb_resp_stream_ready()), EB_RESP_STREAM_END after the last
+ * byte, or EB_RESP_STREAM_CUT to cut the response off (the connection is
+ * closed mid-response: the client sees it incomplete). release(arg) is
+ * called exactly once, on that thread, when the server is done with the
+ * stream (sent, cut, the client gone, or another response set instead);
+ * read is never called after it, and req must not be used after it.
+ * Returns 0, or -1 when out of memory (release is then not called).
+ */
+#define EB_RESP_SIZE_UNKNOWN UINT64_MAX
+enum { EB_RESP_STREAM_END = -1, EB_RESP_STREAM_CUT = -2 };
+typedef long (*eb_resp_read_fn)(void *arg, char *buf, size_t max);
+int eb_resp_set_stream(struct eb_request *req, int status,
+                       const char *content_type, uint64_t size,
+                       eb_resp_read_fn read, void (*release)(void *arg),
+                       void *arg);
+/* The stream has bytes (or its end) for a read that found none: the
+ * connection goes on. On the request's worker thread; a no-op when
+ * nothing waits. */
+void eb_resp_stream_ready(struct eb_request *req);
+
 /* Add a response header (copied). Refuses CR/LF in name or value. */
 int eb_resp_header(struct eb_request *req, const char *name, const char *value);
 /* Status set so far (0 when none). */

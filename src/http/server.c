@@ -42,7 +42,19 @@
 #include "http/router.h"
 
 enum async_state { A_NONE, A_SUSPENDED, A_DONE };
-enum body_mode { B_NONE, B_OWNED, B_STATIC };
+enum body_mode { B_NONE, B_OWNED, B_STATIC, B_STREAM };
+
+/* A streamed body (eb_resp_set_stream): rbody of its request. Once queued,
+ * libmicrohttpd's response holds it too and frees it (stream_free). */
+struct resp_stream {
+	struct eb_request *req; /* NULL once the request is done */
+	eb_resp_read_fn read;
+	void (*release)(void *arg);
+	void *arg;
+	uint64_t size;
+	int queued;  /* given to libmicrohttpd */
+	int waiting; /* a read found nothing: the connection is suspended */
+};
 
 struct resp_header {
 	char *name;
@@ -69,6 +81,7 @@ struct eb_request {
 	int body_too_large;
 	int dispatched;
 	int queued;
+	int http10; /* an HTTP/1.0 request */
 	/* response */
 	int status;
 	char *ctype;
@@ -112,6 +125,7 @@ struct worker {
 	int wakefd;
 	pthread_t thread;
 	int running;
+	int mhd_due;        /* a connection was resumed on this thread */
 	atomic_int quiesce; /* 1: asked, 2: done */
 };
 
@@ -337,6 +351,14 @@ resp_clear_body(struct eb_request *req)
 {
 	if (req->rmode == B_OWNED)
 		eb_free(req->rbody);
+	if (req->rmode == B_STREAM) {
+		struct resp_stream *rs = req->rbody;
+
+		rs->req = NULL;
+		rs->release(rs->arg);
+		if (!rs->queued)
+			eb_free(rs);
+	}
 	req->rbody = NULL;
 	req->rlen = 0;
 	req->rmode = B_NONE;
@@ -391,6 +413,30 @@ eb_resp_set_static(struct eb_request *req, int status, const char *ctype,
 	req->rbody = (void *)(uintptr_t)body;
 	req->rlen = len;
 	req->rmode = B_STATIC;
+	return 0;
+}
+
+int
+eb_resp_set_stream(struct eb_request *req, int status, const char *ctype,
+                   uint64_t size, eb_resp_read_fn read,
+                   void (*release)(void *arg), void *arg)
+{
+	struct resp_stream *rs;
+
+	if ((rs = eb_calloc(1, sizeof(*rs))) == NULL)
+		return -1;
+	if (resp_set_common(req, status, ctype) == -1) {
+		eb_free(rs);
+		return -1;
+	}
+	rs->req = req;
+	rs->read = read;
+	rs->release = release;
+	rs->arg = arg;
+	rs->size = size;
+	req->rbody = rs;
+	req->rlen = 0; /* counts what is sent, for the access log */
+	req->rmode = B_STREAM;
 	return 0;
 }
 
@@ -501,6 +547,86 @@ eb_req_resume(struct eb_request *req)
 	 */
 	if (w != NULL && w != t_worker)
 		wake(w);
+	else if (w != NULL)
+		w->mhd_due = 1;
+}
+
+void
+eb_resp_stream_ready(struct eb_request *req)
+{
+	struct resp_stream *rs;
+
+	if (req->rmode != B_STREAM || !(rs = req->rbody)->waiting)
+		return;
+	rs->waiting = 0;
+	MHD_resume_connection(req->conn);
+	if (req->w != NULL)
+		req->w->mhd_due = 1; /* the worker runs its daemon again */
+}
+
+static void
+stream_shutdown(struct eb_request *req)
+{
+	const union MHD_ConnectionInfo *ci = MHD_get_connection_info(
+	    req->conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+
+	if (ci != NULL && ci->connect_fd != MHD_INVALID_SOCKET)
+		(void)shutdown(ci->connect_fd, SHUT_RDWR);
+}
+
+/* libmicrohttpd's content reader of a streamed body. */
+static ssize_t
+stream_read(void *cls, uint64_t pos, char *buf, size_t max)
+{
+	struct resp_stream *rs = cls;
+	long n;
+
+	(void)pos;
+	if (rs->req == NULL)
+		return MHD_CONTENT_READER_END_WITH_ERROR;
+	n = rs->read(rs->arg, buf, max);
+	if (n > 0) {
+		rs->req->rlen += (size_t)n;
+		return (ssize_t)n;
+	}
+	if (n == 0) {
+		/* nothing yet: no busy loop, wait for eb_resp_stream_ready()
+		 * (suspending from a content reader is allowed) */
+		rs->waiting = 1;
+		MHD_suspend_connection(rs->req->conn);
+		return 0;
+	}
+	/*
+	 * A cut (or the end of a body only the connection's end delimits):
+	 * libmicrohttpd 0.9.75 marks the connection closed but, in external
+	 * epoll mode and with MHD_USE_TURBO, neither shuts the socket down
+	 * nor looks at the connection again until its next event or its
+	 * timeout: the client would wait for the cut up to
+	 * connection_timeout. A shutdown() tells the client at once, and
+	 * the event it raises here lets the daemon clean up. Everything
+	 * read before was sent already (the reader is only asked again once
+	 * the connection has written what it had).
+	 */
+	if (n != EB_RESP_STREAM_END ||
+	    (rs->size == EB_RESP_SIZE_UNKNOWN && rs->req->http10))
+		stream_shutdown(rs->req);
+	return n == EB_RESP_STREAM_END ? MHD_CONTENT_READER_END_OF_STREAM
+	                               : MHD_CONTENT_READER_END_WITH_ERROR;
+}
+
+static void
+stream_free(void *cls)
+{
+	struct resp_stream *rs = cls;
+
+	if (rs->req != NULL) {
+		/* the response is gone before its request: never read again
+		 */
+		rs->req->rbody = NULL;
+		rs->req->rmode = B_NONE;
+		rs->release(rs->arg);
+	}
+	eb_free(rs);
 }
 
 /* ---- the adapter ---- */
@@ -612,6 +738,15 @@ queue(struct eb_request *req)
 		    req->rlen, req->rbody, &free);
 		if (r != NULL)
 			req->rmode = B_NONE; /* MHD frees it now */
+	} else if (req->rmode == B_STREAM) {
+		struct resp_stream *rs = req->rbody;
+
+		r = MHD_create_response_from_callback(
+		    rs->size == EB_RESP_SIZE_UNKNOWN ? MHD_SIZE_UNKNOWN
+		                                     : rs->size,
+		    32 * 1024, stream_read, rs, stream_free);
+		if (r != NULL)
+			rs->queued = 1;
 	} else
 		r = MHD_create_response_from_buffer(
 		    req->rlen, req->rbody ? req->rbody : (void *)(uintptr_t) "",
@@ -726,7 +861,11 @@ access_cb(void *cls, struct MHD_Connection *conn, const char *url,
 	if (req == NULL)
 		return MHD_NO; /* out of memory in uri_log_cb */
 	if (req->path == NULL) {
-		enum MHD_Result r = first_call(req, url, method);
+		enum MHD_Result r;
+
+		req->http10 =
+		    version != NULL && strcmp(version, "HTTP/1.0") == 0;
+		r = first_call(req, url, method);
 
 		if (req->status != 0 && req->route == -1)
 			req->dispatched =
@@ -1099,6 +1238,8 @@ worker_main(void *arg)
 			timeout = ht;
 			mhd_timer = 0;
 		}
+		if (w->mhd_due)
+			timeout = 0; /* see below */
 		n = epoll_wait(w->epfd, ev, 8, timeout);
 		if (n == -1 && errno != EINTR) {
 			log_warn("http: epoll_wait");
@@ -1129,6 +1270,10 @@ worker_main(void *arg)
 		if ((run_http || eb_http_loop_timeout(w->hl) == 0) &&
 		    eb_http_loop_run(w->hl, 0) > 0)
 			run_mhd = 1;
+		if (w->mhd_due) {
+			w->mhd_due = 0;
+			run_mhd = 1;
+		}
 		if (run_mhd)
 			MHD_run(w->d);
 	}
