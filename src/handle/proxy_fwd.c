@@ -18,7 +18,25 @@
  * that cannot be reached is 502, one that times out 504, a body over
  * limits.upstream_max_bytes 502; each with Retry-After. No grant is
  * touched on the way back.
+ *
+ * A small body (up to STREAM_MIN: check-in answers, most commands) is
+ * gathered and sent in one piece with its length, also when the MDM sent
+ * it chunked. A larger one is streamed: the status and headers go to the
+ * device as soon as the MDM sends them (or, for a body of unknown length,
+ * as soon as STREAM_MIN bytes of it are in), then the body as it arrives,
+ * with at most
+ * STREAM_HIGH bytes held here (beyond that the upstream is no longer read
+ * until the device has taken them). limits.upstream_max_bytes and
+ * upstream_timeout still bound the whole. A stream the MDM cuts short, or
+ * that passes a limit, is cut short to the device too (the connection is
+ * closed before the end: never a complete-looking body); a device that
+ * goes away ends the upstream transfer.
+ *
+ * Request bodies are not streamed: the proxy must read a check-in or
+ * command result whole (its MessageType, UDID, EnrollmentID) and check it
+ * against the grant before any of it may reach the MDM.
  */
+#include <limits.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -41,6 +59,12 @@
 #define MAX_URL      8192
 #define MAX_FWD_HDRS 128  /* headers sent upstream, ours included */
 #define FWD_ARENA    4096 /* bytes of header lines kept on the stack */
+/* Streaming (see above): bodies announced larger than STREAM_MIN, or of
+ * unknown length, are streamed; the upstream pauses at STREAM_HIGH bytes
+ * held and goes on below STREAM_LOW. */
+#define STREAM_MIN  (32 * 1024)
+#define STREAM_HIGH (256 * 1024)
+#define STREAM_LOW  (64 * 1024)
 
 #define M_REQUESTS "enrollbridge_proxy_requests_total"
 #define M_UP_SUM   "enrollbridge_proxy_upstream_seconds_sum"
@@ -422,11 +446,45 @@ build_headers(struct eb_request *req, const struct eb_proxy_identity *id,
 
 /* ---- the response back ---- */
 
+/*
+ * One forwarded request. Without streaming it lives until done. A streamed
+ * one has two owners: the upstream transfer (until done, or until it is
+ * aborted) and the server's response (until release); it is freed when
+ * both let go. Everything happens on the worker's thread.
+ */
 struct pending {
-	struct eb_request *req;
-	const char *result; /* a string literal */
+	struct eb_request *req; /* NULL once the server released the stream */
+	const char *result;     /* a string literal */
 	struct timespec start;
+	/* streaming */
+	struct eb_http_xfer *xfer; /* the running transfer; NULL once ended */
+	int streaming;
+	int committed; /* the response is the stream (eb_resp_set_stream) */
+	long status;   /* the MDM's, with the headers that pass back, */
+	char **hdrs;   /* name, value, ...: kept until committed */
+	size_t nhdrs;
+	char *ctype;
+	int up_done; /* 1: the whole body came, -1: the upstream failed */
+	int paused;  /* data said 1: resume below STREAM_LOW */
+	int refs;    /* the transfer, the server's response */
+	char *buf;   /* held bytes: buf[off..len) */
+	size_t len, off, cap;
 };
+
+static void
+pending_unref(struct pending *p)
+{
+	size_t i;
+
+	if (--p->refs > 0)
+		return;
+	for (i = 0; i < p->nhdrs; i++)
+		eb_free(p->hdrs[i]);
+	eb_free(p->hdrs);
+	eb_free(p->ctype);
+	eb_free(p->buf);
+	eb_free(p);
+}
 
 static double
 since(const struct timespec *t0)
@@ -447,6 +505,236 @@ upstream_error(struct eb_request *req, int status, const char *result,
 	eb_resp_text(req, status, text);
 }
 
+/* The upstream's headers that pass back, onto req. */
+static void
+copy_response_headers(struct eb_request *req,
+                      const struct eb_http_response *resp)
+{
+	const char *conn = eb_http_response_header(resp, "Connection");
+	size_t i;
+
+	for (i = 0; i < resp->nheaders; i++)
+		if (eb_proxy_response_header_ok(resp->headers[i].name, conn) &&
+		    eb_resp_header(req, resp->headers[i].name,
+		                   resp->headers[i].value) == -1)
+			log_info("tenant %s: MDM response header %.64s not "
+			         "passed back",
+			         eb_req_tenant(req)->id, resp->headers[i].name);
+}
+
+/* The Content-Length the upstream announced, or -1 (none, or not one
+ * number: the client's parser has already refused conflicting ones). */
+static long long
+announced_length(const struct eb_http_response *resp)
+{
+	const char *v = eb_http_response_header(resp, "Content-Length");
+	long long n = 0;
+
+	if (v == NULL || *v == '\0')
+		return -1;
+	for (; *v >= '0' && *v <= '9'; v++) {
+		if (n > (LLONG_MAX - 9) / 10)
+			return -1;
+		n = n * 10 + (*v - '0');
+	}
+	return *v == '\0' ? n : -1;
+}
+
+/* The server wants more of a streamed body (see eb_resp_set_stream). */
+static long
+stream_read(void *arg, char *out, size_t max)
+{
+	struct pending *p = arg;
+	size_t n = p->len - p->off;
+
+	if (n == 0) {
+		if (p->up_done == 1)
+			return EB_RESP_STREAM_END;
+		return p->up_done == -1 ? EB_RESP_STREAM_CUT : 0;
+	}
+	if (n > max)
+		n = max;
+	memcpy(out, p->buf + p->off, n);
+	p->off += n;
+	if (p->off == p->len)
+		p->off = p->len = 0;
+	/* last: resuming may hand over more bytes at once (stream_data) */
+	if (p->paused && p->len - p->off < STREAM_LOW && p->xfer != NULL) {
+		p->paused = 0;
+		eb_http_xfer_resume(p->xfer);
+	}
+	return (long)n;
+}
+
+/* The server is done with the stream: the device has it all, or went
+ * away. A transfer still running is ended (done is then not called). */
+static void
+stream_release(void *arg)
+{
+	struct pending *p = arg;
+
+	if (p->xfer != NULL) {
+		eb_proxy_count(p->req, "client_gone");
+		eb_http_xfer_abort(p->xfer);
+		p->xfer = NULL;
+		pending_unref(p); /* the transfer's */
+	}
+	p->req = NULL;
+	pending_unref(p);
+}
+
+/* Answer the device with the stream: status and headers go now. */
+static int
+commit(struct pending *p, uint64_t size)
+{
+	struct eb_request *req = p->req;
+	size_t i;
+
+	for (i = 0; i + 1 < p->nhdrs; i += 2)
+		if (eb_resp_header(req, p->hdrs[i], p->hdrs[i + 1]) == -1)
+			log_info("tenant %s: MDM response header %.64s not "
+			         "passed back",
+			         eb_req_tenant(req)->id, p->hdrs[i]);
+	if (eb_resp_set_stream(req, (int)p->status, p->ctype, size, stream_read,
+	                       stream_release, p) == -1)
+		return -1;
+	p->committed = 1;
+	p->refs++; /* the server's response */
+	eb_req_resume(req);
+	return 0;
+}
+
+/* Body bytes from the MDM: held for stream_read, up to STREAM_HIGH. */
+static int
+stream_data(const char *data, size_t n, void *arg)
+{
+	struct pending *p = arg;
+	size_t held = p->len - p->off, want;
+	char *nb;
+
+	if (p->req == NULL)
+		return -1;
+	if (held >= STREAM_HIGH) {
+		p->paused = 1; /* not taken: they come again on resume */
+		return 1;
+	}
+	if (p->off > 0 && p->len + n > p->cap) {
+		memmove(p->buf, p->buf + p->off, held);
+		p->len = held;
+		p->off = 0;
+	}
+	if (p->len + n > p->cap) {
+		want = p->cap ? p->cap : 16384;
+		while (want < p->len + n)
+			want *= 2;
+		if ((nb = eb_realloc(p->buf, want + 1)) == NULL)
+			return -1; /* + 1: a NUL when it becomes a body */
+		p->buf = nb;
+		p->cap = want;
+	}
+	memcpy(p->buf + p->len, data, n);
+	p->len += n;
+	if (p->committed)
+		eb_resp_stream_ready(p->req);
+	else if (p->len >= STREAM_MIN && commit(p, EB_RESP_SIZE_UNKNOWN) == -1)
+		return -1; /* done answers 502 */
+	return 0;
+}
+
+/*
+ * The MDM's status and headers are in: a small body is gathered (done
+ * answers), a large or unknown one is streamed from now on.
+ */
+static int
+stream_head(const struct eb_http_response *resp, struct eb_http_xfer *xfer,
+            void *arg)
+{
+	struct pending *p = arg;
+	const char *conn = eb_http_response_header(resp, "Connection");
+	const char *ct = eb_http_response_header(resp, "Content-Type");
+	long long cl = announced_length(resp);
+	size_t i;
+
+	if ((cl >= 0 && cl <= STREAM_MIN) ||
+	    strcmp(eb_req_method(p->req), "HEAD") == 0 || resp->status < 200 ||
+	    resp->status > 599 || resp->status == 204 || resp->status == 304)
+		return EB_HTTP_GATHER;
+	p->xfer = xfer;
+	p->streaming = 1;
+	p->status = resp->status;
+	if (ct != NULL && (p->ctype = eb_strdup(ct)) == NULL)
+		return EB_HTTP_ABORT; /* done answers 502 */
+	if ((p->hdrs = eb_calloc(2 * resp->nheaders + 1, sizeof(char *))) ==
+	    NULL)
+		return EB_HTTP_ABORT;
+	for (i = 0; i < resp->nheaders; i++) {
+		if (!eb_proxy_response_header_ok(resp->headers[i].name, conn))
+			continue;
+		if ((p->hdrs[p->nhdrs++] = eb_strdup(resp->headers[i].name)) ==
+		        NULL ||
+		    (p->hdrs[p->nhdrs++] = eb_strdup(resp->headers[i].value)) ==
+		        NULL)
+			return EB_HTTP_ABORT;
+	}
+	if (cl >= 0 && commit(p, (uint64_t)cl) == -1)
+		return EB_HTTP_ABORT;
+	return EB_HTTP_STREAM;
+}
+
+static void upstream_done(struct eb_http_response *resp, void *arg);
+
+/* The end of a streamed body's transfer. */
+static void
+stream_done(struct pending *p, struct eb_http_response *resp)
+{
+	struct eb_request *req = p->req; /* never NULL: see stream_release */
+	const struct eb_tenant *t = eb_req_tenant(req);
+
+	p->xfer = NULL;
+	if (!p->committed) {
+		/* all of it was small after all, or it failed before the
+		 * device was answered: answer as without a stream */
+		if (resp != NULL && resp->error == EB_HTTP_OK) {
+			resp->status = p->status;
+			eb_free(resp->body);
+			if (p->buf != NULL)
+				p->buf[p->len] = '\0';
+			resp->body = p->buf != NULL ? p->buf : eb_strdup("");
+			resp->body_len = p->len;
+			p->buf = NULL;
+			p->len = 0;
+			if (resp->body == NULL) {
+				eb_http_response_free(resp);
+				resp = NULL;
+			}
+		}
+		p->streaming = 0;
+		upstream_done(resp, p); /* counts, answers, resumes */
+		return;
+	}
+	count_latency(req, since(&p->start));
+	if (resp != NULL && resp->error == EB_HTTP_OK) {
+		p->up_done = 1;
+		eb_proxy_count(req, p->result);
+	} else {
+		p->up_done = -1;
+		log_warnx("tenant %s: MDM upstream: response cut short: %s: "
+		          "%s",
+		          t->id,
+		          resp ? eb_http_error_name(resp->error) : "no memory",
+		          resp ? resp->message : "");
+		eb_proxy_count(req,
+		               resp && resp->error == EB_HTTP_ERR_TIMEOUT
+		                   ? "upstream_timeout"
+		               : resp && resp->error == EB_HTTP_ERR_TOO_LARGE
+		                   ? "upstream_too_large"
+		                   : "upstream_error");
+	}
+	eb_http_response_free(resp);
+	eb_resp_stream_ready(req);
+	pending_unref(p); /* the transfer's */
+}
+
 /* Runs on the HTTP client's thread: must not block. */
 static void
 upstream_done(struct eb_http_response *resp, void *arg)
@@ -454,13 +742,15 @@ upstream_done(struct eb_http_response *resp, void *arg)
 	struct pending *p = arg;
 	struct eb_request *req = p->req;
 	const struct eb_tenant *t = eb_req_tenant(req);
-	const char *conn;
-	size_t i;
 	const char *result = p->result;
 	char *body;
 
+	if (p->streaming) {
+		stream_done(p, resp);
+		return;
+	}
 	count_latency(req, since(&p->start));
-	eb_free(p);
+	pending_unref(p);
 	if (resp == NULL) {
 		upstream_error(req, 502, "upstream_error", "MDM unavailable\n");
 		goto out;
@@ -486,14 +776,7 @@ upstream_done(struct eb_http_response *resp, void *arg)
 		               "MDM answered nonsense\n");
 		goto out;
 	}
-	conn = eb_http_response_header(resp, "Connection");
-	for (i = 0; i < resp->nheaders; i++)
-		if (eb_proxy_response_header_ok(resp->headers[i].name, conn) &&
-		    eb_resp_header(req, resp->headers[i].name,
-		                   resp->headers[i].value) == -1)
-			log_info("tenant %s: MDM response header %.64s not "
-			         "passed back",
-			         t->id, resp->headers[i].name);
+	copy_response_headers(req, resp);
 	body = resp->body;
 	resp->body = NULL;
 	if (eb_resp_set_owned(req, (int)resp->status,
@@ -505,6 +788,8 @@ out:
 	eb_http_response_free(resp);
 	eb_req_resume(req);
 }
+
+static const struct eb_http_stream stream_fns = {stream_head, stream_data};
 
 int
 eb_proxy_forward(struct eb_request *req, const struct eb_tenant *t,
@@ -549,7 +834,9 @@ eb_proxy_forward(struct eb_request *req, const struct eb_tenant *t,
 	o.timeout = cfg->limits.upstream_timeout;
 	o.connect_timeout = cfg->limits.upstream_timeout;
 	o.max_response_bytes = cfg->limits.upstream_max_bytes;
+	o.stream = &stream_fns;
 	p->req = req;
+	p->refs = 1; /* the transfer's */
 	p->result = result;
 	clock_gettime(CLOCK_MONOTONIC, &p->start);
 	if (eb_http_fetch_async(&o, upstream_done, p) == -1) {
