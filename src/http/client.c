@@ -303,6 +303,10 @@ on_body(char *p, size_t size, size_t n, void *arg)
 	if (ctx->stream.head != NULL) {
 		long status = 0;
 
+		/* refused once, refused for good: curl may hold more bytes,
+		 * or hand back those it kept when a pause ends */
+		if (ctx->stream_aborted || ctx->too_large)
+			return 0;
 		if (!ctx->head_done) {
 			curl_easy_getinfo(ctx->easy, CURLINFO_RESPONSE_CODE,
 			                  &status);

@@ -59,6 +59,7 @@ struct async_xfer {
 	char *body;
 	eb_http_done_fn done;
 	void *arg;
+	int doomed; /* to be ended by the loop (see eb_http_xfer_resume) */
 	char errbuf[CURL_ERROR_SIZE];
 };
 
@@ -73,6 +74,7 @@ struct eb_http_loop {
 	int stopping;
 	/* the loop thread's alone: */
 	struct async_xfer *running;
+	size_t ndoomed;        /* running transfers with doomed set */
 	long long deadline_ms; /* curl's timer (CLOCK_MONOTONIC ms), -1 none */
 	struct h1_loop *h1;    /* the native client; NULL: curl only */
 	/* engines only */
@@ -181,6 +183,10 @@ xfer_finish(struct async_xfer *x, CURLcode rc, const char *why)
 	eb_http_done_fn done = x->done;
 	void *arg = x->arg;
 
+	/* a stream whose receiver refused bytes, or that passed the limit,
+	 * is never complete, whatever curl made of the refusal */
+	if (rc == CURLE_OK && (x->ctx.stream_aborted || x->ctx.too_large))
+		rc = CURLE_WRITE_ERROR;
 	if ((resp = eb_calloc(1, sizeof(*resp))) != NULL) {
 		if (why != NULL) {
 			resp->error = EB_HTTP_ERR_OTHER;
@@ -237,6 +243,10 @@ xfer_start(struct eb_http_loop *l, struct async_xfer *x)
 static void
 running_unlink(struct eb_http_loop *l, struct async_xfer *x)
 {
+	if (x->doomed) {
+		x->doomed = 0;
+		l->ndoomed--;
+	}
 	if (x->prev != NULL)
 		x->prev->next = x->next;
 	else
@@ -407,11 +417,32 @@ eb_http_loop_timeout(const struct eb_http_loop *l)
 	long long left;
 	int t = -1, n = h1_timeout(l->h1);
 
+	if (l->ndoomed > 0)
+		return 0; /* eb_http_loop_run() ends them */
 	if (l->deadline_ms >= 0) {
 		left = l->deadline_ms - eb_mono_ms();
 		t = left <= 0 ? 0 : left > 3600000 ? 3600000 : (int)left;
 	}
 	return n >= 0 && (t < 0 || n < t) ? n : t;
+}
+
+/* End the transfers a failed resume doomed. Returns how many. */
+static size_t
+end_doomed(struct eb_http_loop *l)
+{
+	struct async_xfer *x;
+	size_t n = 0;
+
+again:
+	for (x = l->running; x != NULL && l->ndoomed > 0; x = x->next)
+		if (x->doomed) {
+			running_unlink(l, x);
+			curl_multi_remove_handle(l->multi, x->h);
+			xfer_finish(x, CURLE_WRITE_ERROR, NULL);
+			n++;
+			goto again; /* done may have started transfers */
+		}
+	return n;
 }
 
 size_t
@@ -449,6 +480,8 @@ eb_http_loop_run(struct eb_http_loop *l, int wait_ms)
 		curl_multi_socket_action(l->multi, CURL_SOCKET_TIMEOUT, 0,
 		                         &nrunning);
 	}
+	if (l->ndoomed > 0)
+		ended += end_doomed(l);
 	if (h1_timeout(l->h1) == 0)
 		ended += h1_expire(l->h1);
 	ended += h1_kick(l->h1);
@@ -714,8 +747,14 @@ eb_http_xfer_resume(struct eb_http_xfer *xfer)
 		return;
 	}
 	/* curl delivers the bytes it kept, maybe before this returns, and
-	 * asks for its timer at once (timer_cb) to go on reading */
-	curl_easy_pause(x->h, CURLPAUSE_CONT);
+	 * asks for its timer at once (timer_cb) to go on reading. When the
+	 * receiver refuses them now (or they pass the limit), curl 7.88 drops
+	 * them and fails here before it schedules the transfer again: the
+	 * loop ends it on its next round (done may not run from here). */
+	if (curl_easy_pause(x->h, CURLPAUSE_CONT) != CURLE_OK && !x->doomed) {
+		x->doomed = 1;
+		x->l->ndoomed++;
+	}
 }
 
 void
