@@ -56,8 +56,8 @@ reserve(struct eb_buf *b, size_t n)
 	ncap = b->cap ? b->cap : 64;
 	while (ncap < need)
 		ncap = ncap > ((size_t)-1) / 2 ? need : ncap * 2;
-	if (ncap > b->max + 1)
-		ncap = b->max + 1;
+	if (b->max < (size_t)-1 && ncap > b->max + 1)
+		ncap = b->max + 1; /* no wrap for a buffer without a limit */
 	if ((p = eb_realloc(b->data, ncap)) == NULL)
 		return -1;
 	b->data = p;

@@ -1208,23 +1208,47 @@ recv_more(struct h1_xfer *x)
 
 /* ---- the response parser alone (fuzzing) ---- */
 
+struct parse_only {
+	struct eb_http_response *resp;
+	struct eb_buf streamed; /* what data took, in stream mode */
+};
+
 static void
 keep_resp(struct eb_http_response *resp, void *arg)
 {
-	*(struct eb_http_response **)arg = resp;
+	((struct parse_only *)arg)->resp = resp;
+}
+
+static int
+parse_only_head(const struct eb_http_response *resp, struct eb_http_xfer *xfer,
+                void *arg)
+{
+	(void)resp;
+	(void)xfer;
+	(void)arg;
+	return EB_HTTP_STREAM;
+}
+
+static int
+parse_only_data(const char *p, size_t len, void *arg)
+{
+	return eb_buf_add(&((struct parse_only *)arg)->streamed, p, len) == 0
+	           ? 0
+	           : -1;
 }
 
 struct eb_http_response *
 h1_parse_response(const void *data, size_t len, int head_req, size_t max,
-                  size_t piece)
+                  size_t piece, int stream)
 {
-	struct eb_http_response *resp = NULL;
+	struct parse_only po;
 	const char *p = data;
 	struct h1_loop h;
 	struct h1_xfer *x;
 	size_t n;
 
 	memset(&h, 0, sizeof(h));
+	memset(&po, 0, sizeof(po));
 	h.epfd = -1;
 	if ((x = eb_calloc(1, sizeof(*x))) == NULL ||
 	    (x->url = eb_strdup("http://192.0.2.1/")) == NULL) {
@@ -1232,14 +1256,24 @@ h1_parse_response(const void *data, size_t len, int head_req, size_t max,
 			xfer_free(x);
 		return NULL;
 	}
+	if (max == 0)
+		max = EB_HTTP_DEFAULT_MAX_BYTES;
+	x->base.native = 1;
 	x->h = &h;
 	x->done = keep_resp;
-	x->arg = &resp;
+	x->arg = &po;
 	x->head_req = head_req;
 	x->phase = P_HEAD;
 	x->start_ms = eb_mono_ms();
-	eb_buf_init(&x->ctx.body, max > 0 ? max : EB_HTTP_DEFAULT_MAX_BYTES);
+	eb_buf_init(&x->ctx.body, max);
 	eb_buf_init(&x->in, H1_MAX_UNPARSED);
+	if (stream) {
+		eb_buf_init(&po.streamed, SIZE_MAX);
+		x->ctx.stream.head = parse_only_head;
+		x->ctx.stream.data = parse_only_data;
+		x->ctx.stream_arg = &po;
+		x->ctx.self = &x->base;
+	}
 	h.active = x;
 	http_async_pending_begin(); /* finish() counts the transfer's end */
 	for (;;) {
@@ -1254,7 +1288,18 @@ h1_parse_response(const void *data, size_t len, int head_req, size_t max,
 		len -= n;
 	}
 	h1_reap(&h);
-	return resp;
+	if (stream && po.resp != NULL && po.resp->error == EB_HTTP_OK) {
+		/* the streamed bytes as the body, as gathering gives it */
+		eb_free(po.resp->body);
+		po.resp->body = eb_buf_detach(&po.streamed, &po.resp->body_len);
+		if (po.resp->body == NULL &&
+		    (po.resp->body = eb_strdup("")) == NULL) {
+			eb_http_response_free(po.resp);
+			po.resp = NULL;
+		}
+	}
+	eb_buf_finish(&po.streamed);
+	return po.resp;
 }
 
 /* ---- the loop's interface (client_int.h) ---- */

@@ -104,12 +104,14 @@ void h1_reap(struct h1_loop *h);
  * The native client's response parser alone, for fuzzing: data as the
  * upstream's answer to a request (HEAD when head_req) with a body limit of
  * max (0: the default), received piece bytes at a time (0: at once), then
- * the connection's end. The response as done would get it (NULL when out
- * of memory).
+ * the connection's end. With stream set, the body goes through a stream
+ * receiver that takes everything (struct eb_http_stream) and comes back
+ * as the response's body. The response as done would get it (NULL when
+ * out of memory).
  */
 struct eb_http_response *h1_parse_response(const void *data, size_t len,
                                            int head_req, size_t max,
-                                           size_t piece);
+                                           size_t piece, int stream);
 /* Streaming (client.h): resume a paused transfer, end one. */
 void h1_resume(struct eb_http_xfer *xfer);
 void h1_abort(struct eb_http_xfer *xfer);

@@ -4,7 +4,8 @@
  * the proxy hands back to devices. Input: byte 0 flags (bit 0: the request
  * was HEAD), byte 1 the size of the pieces the response arrives in, bytes
  * 2-3 the body limit, then the response. Checks that the outcome does not
- * depend on how the bytes arrive (all at once or in pieces), and that an
+ * depend on how the bytes arrive (all at once or in pieces) nor on how the
+ * body is taken (gathered, or streamed to a receiver), and that an
  * accepted response is sane: a final status, no body for HEAD, 204 and
  * 304, a body within the limit, header names and values without CR, LF or
  * NUL.
@@ -73,7 +74,7 @@ same(const struct eb_http_response *a, const struct eb_http_response *b)
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	struct eb_http_response *whole, *split;
+	struct eb_http_response *whole, *split, *streamed;
 	size_t max, piece;
 	int head_req;
 
@@ -84,14 +85,18 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	max = 1 + ((size_t)data[2] << 8 | data[3]);
 	data += 4;
 	size -= 4;
-	whole = h1_parse_response(data, size, head_req, max, 0);
-	split = h1_parse_response(data, size, head_req, max, piece);
+	whole = h1_parse_response(data, size, head_req, max, 0, 0);
+	split = h1_parse_response(data, size, head_req, max, piece, 0);
+	streamed = h1_parse_response(data, size, head_req, max, piece, 1);
 	if (whole != NULL && split != NULL) {
 		same(whole, split);
 		if (whole->error == EB_HTTP_OK)
 			sane(whole, head_req, max);
 	}
+	if (whole != NULL && streamed != NULL)
+		same(whole, streamed);
 	eb_http_response_free(whole);
 	eb_http_response_free(split);
+	eb_http_response_free(streamed);
 	return 0;
 }
