@@ -43,8 +43,10 @@ eb_str_lower(char *s)
 int
 eb_str_ieq(const char *a, const char *b)
 {
+	/* header names on every request: equal bytes skip the folding */
 	for (; *a && *b; a++, b++)
-		if (to_lower((unsigned char)*a) != to_lower((unsigned char)*b))
+		if (*a != *b &&
+		    to_lower((unsigned char)*a) != to_lower((unsigned char)*b))
 			return 0;
 	return *a == *b;
 }

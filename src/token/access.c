@@ -25,6 +25,7 @@
 #include <time.h>
 
 #include "core/buf.h"
+#include "core/digest.h"
 #include "core/log.h"
 #include "core/mem.h"
 #include "core/rand.h"
@@ -160,29 +161,64 @@ aud_ok(json_t *claims, const char *aud)
 	return 0;
 }
 
-static int
-dup_into(char **dst, const char *src)
+/* Room for s (and its NUL) in struct eb_bearer's block. */
+static size_t
+str_room(const char *s)
 {
-	if (src == NULL)
-		return 0;
-	return (*dst = eb_strdup(src)) == NULL ? -1 : 0;
+	return s != NULL ? strlen(s) + 1 : 0;
 }
 
-/* The token's claims only: signature, typ, iss, aud, exp. */
+/* Copy s to *p, advancing it: the copy, or NULL for NULL. */
+static char *
+str_put(char **p, const char *s)
+{
+	char *d = *p;
+	size_t n;
+
+	if (s == NULL)
+		return NULL;
+	n = strlen(s) + 1;
+	memcpy(d, s, n);
+	*p += n;
+	return d;
+}
+
+/* Whether issuer_of(cfg, t) fits in ISS_MAX bytes (it cannot fail else). */
+static int
+issuer_fits(const struct eb_config *cfg, const struct eb_tenant *t)
+{
+	return strlen(cfg->public_url) + 3 + strlen(t->id) <= ISS_MAX;
+}
+
+/* Whether iss is issuer_of(cfg, t), "{public_url}/t/{id}", compared in
+ * place: this runs on every request. */
+static int
+issuer_is(const struct eb_config *cfg, const struct eb_tenant *t,
+          const char *iss)
+{
+	size_t ulen = strlen(cfg->public_url);
+
+	return strncmp(iss, cfg->public_url, ulen) == 0 &&
+	       strncmp(iss + ulen, "/t/", 3) == 0 &&
+	       strcmp(iss + ulen + 3, t->id) == 0;
+}
+
+/* The token's claims only: signature, typ, iss, aud, exp. sha256: the
+ * token's hash. */
 static int
 check_claims(struct eb_signer *s, const struct eb_config *cfg,
-             const struct eb_tenant *t, const char *token, int64_t now,
-             json_t **claimsp)
+             const struct eb_tenant *t, const char *token, size_t len,
+             const unsigned char sha256[32], int64_t now, json_t **claimsp)
 {
 	json_t *claims = NULL;
-	char *iss = NULL;
 	const char *v;
 	int64_t exp, iat, nbf;
 	int r = EB_BEARER_MALFORMED;
 
-	if (eb_signer_verify(s, token, "at+jwt", &claims) != 0)
+	if (eb_signer_verify_hashed(s, token, len, sha256, "at+jwt", &claims) !=
+	    0)
 		return EB_BEARER_MALFORMED;
-	if ((iss = issuer_of(cfg, t)) == NULL) {
+	if (!issuer_fits(cfg, t)) {
 		r = EB_BEARER_ERROR;
 		goto out;
 	}
@@ -191,7 +227,7 @@ check_claims(struct eb_signer *s, const struct eb_config *cfg,
 	    claim_str(claims, "grant_id") == NULL ||
 	    (v = claim_str(claims, "iss")) == NULL)
 		goto out;
-	if (strcmp(v, iss) != 0 || !aud_ok(claims, t->mdm.audience)) {
+	if (!issuer_is(cfg, t, v) || !aud_ok(claims, t->mdm.audience)) {
 		r = EB_BEARER_WRONG_TENANT;
 		goto out;
 	}
@@ -206,7 +242,6 @@ check_claims(struct eb_signer *s, const struct eb_config *cfg,
 	*claimsp = claims;
 	claims = NULL;
 out:
-	eb_free(iss);
 	json_decref(claims);
 	return r;
 }
@@ -247,6 +282,7 @@ decide(const struct eb_bearer_cache_facts *f, const struct eb_tenant *t,
 	const char *gid = claim_str(claims, "grant_id");
 	const char *jti = claim_str(claims, "jti");
 	const char *cid = claim_str(claims, "client_id");
+	char *p;
 
 	if ((f->kind != EB_STORE_TOKEN_ACCESS &&
 	     f->kind != EB_STORE_TOKEN_WEB) ||
@@ -266,14 +302,24 @@ decide(const struct eb_bearer_cache_facts *f, const struct eb_tenant *t,
 	if (f->g_status != EB_STORE_GRANT_ACTIVE ||
 	    (f->g_expires != 0 && now >= f->g_expires))
 		return EB_BEARER_REVOKED;
-	if (dup_into(&b->grant_id, f->g_id) != 0 ||
-	    dup_into(&b->managed_apple_id, f->managed_apple_id) != 0 ||
-	    dup_into(&b->enrollment_mode, f->enrollment_mode) != 0 ||
-	    dup_into(&b->client_id, cid ? cid : f->client_id) != 0 ||
-	    dup_into(&b->binding_kind, f->binding_kind) != 0 ||
-	    dup_into(&b->binding_value, f->binding_value) != 0 ||
-	    dup_into(&b->jti, jti) != 0 ||
-	    claim_int(claims, "exp", &b->exp) != 0)
+	if (!cid)
+		cid = f->client_id;
+	/* the strings in one allocation (b->mem_): this runs per request */
+	if ((b->mem_ =
+	         eb_malloc(str_room(f->g_id) + str_room(f->managed_apple_id) +
+	                   str_room(f->enrollment_mode) + str_room(cid) +
+	                   str_room(f->binding_kind) +
+	                   str_room(f->binding_value) + str_room(jti))) == NULL)
+		return EB_BEARER_ERROR;
+	p = b->mem_;
+	b->grant_id = str_put(&p, f->g_id);
+	b->managed_apple_id = str_put(&p, f->managed_apple_id);
+	b->enrollment_mode = str_put(&p, f->enrollment_mode);
+	b->client_id = str_put(&p, cid);
+	b->binding_kind = str_put(&p, f->binding_kind);
+	b->binding_value = str_put(&p, f->binding_value);
+	b->jti = str_put(&p, jti);
+	if (claim_int(claims, "exp", &b->exp) != 0)
 		return EB_BEARER_ERROR;
 	b->claims = json_incref(claims);
 	return EB_BEARER_OK;
@@ -286,19 +332,16 @@ decide(const struct eb_bearer_cache_facts *f, const struct eb_tenant *t,
  * in one lookup, remembered when the token was found.
  */
 static int
-check_store(struct eb_store *store, const struct eb_tenant *t,
-            const char *token, json_t *claims, int64_t now, struct eb_bearer *b)
+check_store(struct eb_store *store, const struct eb_tenant *t, const char *hash,
+            json_t *claims, int64_t now, struct eb_bearer *b)
 {
 	const struct eb_bearer_cache_facts *cached;
 	struct eb_bearer_cache_ctx ctx;
 	struct eb_bearer_cache_facts f;
 	struct eb_store_token st;
 	struct eb_store_grant g;
-	char hash[EB_STORE_HASH_HEXLEN + 1];
 	int rc, r;
 
-	if (eb_store_hash_token(token, strlen(token), hash) != 0)
-		return EB_BEARER_ERROR;
 	/* the rows as read under the current stamp less than a second ago */
 	if ((cached = eb_bearer_cache_get(store, hash, &ctx)) != NULL)
 		return decide(cached, t, claims, now, b);
@@ -318,24 +361,47 @@ check_store(struct eb_store *store, const struct eb_tenant *t,
 	return r;
 }
 
+/* hex: the lowercase hex of sha256, as eb_store_hash_token() writes it. */
+static void
+hex_of(const unsigned char sha256[32], char hex[EB_STORE_HASH_HEXLEN + 1])
+{
+	static const char digits[] = "0123456789abcdef";
+	size_t i;
+
+	for (i = 0; i < 32; i++) {
+		hex[2 * i] = digits[sha256[i] >> 4];
+		hex[2 * i + 1] = digits[sha256[i] & 0xf];
+	}
+	hex[64] = '\0';
+}
+
 int
 eb_bearer_check(struct eb_signer *s, struct eb_store *store,
                 const struct eb_config *cfg, const struct eb_tenant *t,
                 const char *token, int64_t now, struct eb_bearer *b)
 {
 	json_t *claims = NULL;
+	unsigned char sha256[32];
+	char hash[EB_STORE_HASH_HEXLEN + 1];
+	size_t len;
 	int r;
 
 	memset(b, 0, sizeof(*b));
 	if (token == NULL || token[0] == '\0')
 		return EB_BEARER_MISSING;
-	if (strnlen(token, EB_TOKEN_MAX_LEN + 1) > EB_TOKEN_MAX_LEN)
+	if ((len = strnlen(token, EB_TOKEN_MAX_LEN + 1)) > EB_TOKEN_MAX_LEN)
 		return EB_BEARER_MALFORMED;
 	if (s == NULL || store == NULL || cfg == NULL || t == NULL)
 		return EB_BEARER_ERROR;
-	if ((r = check_claims(s, cfg, t, token, now, &claims)) != EB_BEARER_OK)
+	/* one hash of the whole token: the verified-signature cache's key,
+	 * and (in hex) the store's */
+	if (eb_sha256(token, len, NULL, 0, sha256) != 0)
+		return EB_BEARER_ERROR;
+	if ((r = check_claims(s, cfg, t, token, len, sha256, now, &claims)) !=
+	    EB_BEARER_OK)
 		return r;
-	r = check_store(store, t, token, claims, now, b);
+	hex_of(sha256, hash);
+	r = check_store(store, t, hash, claims, now, b);
 	json_decref(claims);
 	if (r != EB_BEARER_OK)
 		eb_bearer_finish(b);
@@ -364,28 +430,33 @@ eb_bearer_grant_hint(struct eb_signer *s, const struct eb_config *cfg,
 	return out;
 }
 
-/* RFC 6750 b64token characters. */
-static int
-b64token_char(unsigned char c)
-{
-	return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
-	       (c >= '0' && c <= '9') || c == '-' || c == '.' || c == '_' ||
-	       c == '~' || c == '+' || c == '/';
-}
+/* RFC 6750 b64token characters (but '=', only at the end): 1 each. */
+static const unsigned char b64token[256] = {
+    ['A'] = 1, ['B'] = 1, ['C'] = 1, ['D'] = 1, ['E'] = 1, ['F'] = 1, ['G'] = 1,
+    ['H'] = 1, ['I'] = 1, ['J'] = 1, ['K'] = 1, ['L'] = 1, ['M'] = 1, ['N'] = 1,
+    ['O'] = 1, ['P'] = 1, ['Q'] = 1, ['R'] = 1, ['S'] = 1, ['T'] = 1, ['U'] = 1,
+    ['V'] = 1, ['W'] = 1, ['X'] = 1, ['Y'] = 1, ['Z'] = 1, ['a'] = 1, ['b'] = 1,
+    ['c'] = 1, ['d'] = 1, ['e'] = 1, ['f'] = 1, ['g'] = 1, ['h'] = 1, ['i'] = 1,
+    ['j'] = 1, ['k'] = 1, ['l'] = 1, ['m'] = 1, ['n'] = 1, ['o'] = 1, ['p'] = 1,
+    ['q'] = 1, ['r'] = 1, ['s'] = 1, ['t'] = 1, ['u'] = 1, ['v'] = 1, ['w'] = 1,
+    ['x'] = 1, ['y'] = 1, ['z'] = 1, ['0'] = 1, ['1'] = 1, ['2'] = 1, ['3'] = 1,
+    ['4'] = 1, ['5'] = 1, ['6'] = 1, ['7'] = 1, ['8'] = 1, ['9'] = 1, ['-'] = 1,
+    ['.'] = 1, ['_'] = 1, ['~'] = 1, ['+'] = 1, ['/'] = 1};
 
 const char *
 eb_bearer_from_header(const char *authorization)
 {
-	const char *p;
+	const unsigned char *p;
 	size_t i;
 
 	if (authorization == NULL ||
 	    strncasecmp(authorization, "Bearer ", 7) != 0)
 		return NULL;
-	p = authorization + 7;
+	p = (const unsigned char *)authorization + 7;
 	while (*p == ' ')
 		p++;
-	for (i = 0; b64token_char((unsigned char)p[i]); i++)
+	/* a table lookup per byte: a token is a kilobyte, on every request */
+	for (i = 0; b64token[p[i]]; i++)
 		if (i > EB_TOKEN_MAX_LEN)
 			return NULL;
 	while (p[i] == '=')
@@ -393,7 +464,7 @@ eb_bearer_from_header(const char *authorization)
 	/* one token, nothing after it */
 	if (i == 0 || p[i] != '\0')
 		return NULL;
-	return p;
+	return (const char *)p;
 }
 
 const char *
@@ -427,13 +498,7 @@ eb_bearer_finish(struct eb_bearer *b)
 {
 	if (b == NULL)
 		return;
-	eb_free(b->grant_id);
-	eb_free(b->managed_apple_id);
-	eb_free(b->enrollment_mode);
-	eb_free(b->client_id);
-	eb_free(b->binding_kind);
-	eb_free(b->binding_value);
-	eb_free(b->jti);
+	eb_free(b->mem_); /* every string of b */
 	json_decref(b->claims);
 	memset(b, 0, sizeof(*b));
 }

@@ -18,6 +18,7 @@
 #include "token/token.h"
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <string.h>
 #include <time.h>
 
@@ -60,19 +61,24 @@ struct keyset {
 /*
  * Verified-token cache: checking an ES256 signature is most of what a
  * bearer check costs, and an MDM device presents the same token on every
- * request. A slot remembers that SHA-256(typ, token) verified under key set
- * gen; any change of the key set makes every slot stale. Only signature
- * verification is cached: expiry and the store's view (revocation) are
- * checked by the callers on every request, so a revoked token is refused
- * at once. Slots are fixed (no allocation on the hot path), lock-striped.
+ * request. A slot remembers that the token with SHA-256 h verified with
+ * typ under key set gen; any change of the key set makes every slot stale.
+ * The key is the hash of the whole token and the whole typ, so the bearer
+ * check hashes a token once for this cache and the store lookup alike.
+ * Only signature verification is cached: expiry and the store's view
+ * (revocation) are checked by the callers on every request, so a revoked
+ * token is refused at once. Slots are fixed (no allocation on the hot
+ * path), lock-striped.
  */
 #define VCACHE_SLOTS   4096 /* power of two */
 #define VCACHE_STRIPES 16
+#define VCACHE_TYP_MAX 16 /* longer typs are verified, never cached */
 
 struct vslot {
 	unsigned char h[32];
-	uint64_t gen;   /* 0: empty */
-	json_t *claims; /* shared, read-only */
+	char typ[VCACHE_TYP_MAX]; /* NUL-terminated */
+	uint64_t gen;             /* 0: empty */
+	json_t *claims;           /* shared, read-only */
 };
 
 struct eb_signer {
@@ -82,6 +88,7 @@ struct eb_signer {
 	pthread_mutex_t lock; /* ks, refs, last_* */
 	pthread_mutex_t reload_lock;
 	struct keyset *ks;
+	_Atomic uint64_t ks_gen; /* ks->gen, for readers without the lock */
 	int64_t last_check;
 	int64_t last_unknown;
 	uint64_t next_gen;
@@ -376,6 +383,7 @@ reload(struct eb_signer *s, int64_t now, int force)
 	ks->gen = ++s->next_gen; /* stales every cached verification */
 	old = s->ks;
 	s->ks = ks;
+	atomic_store(&s->ks_gen, ks->gen);
 	pthread_mutex_unlock(&s->lock);
 	ks_put(s, old); /* the signer's own reference */
 	rc = 0;
@@ -573,38 +581,29 @@ eb_signer_sign(struct eb_signer *s, const char *typ, json_t *claims)
 	return out;
 }
 
-/* One verification against the current snapshot. */
+/* One verification against the current snapshot; *gen: that snapshot's. */
 static enum eb_jose_err
 verify_once(struct eb_signer *s, const char *token, size_t len,
             const struct eb_jose_verify_opts *o, json_t **claims,
-            struct eb_jose_verify_info *info)
+            struct eb_jose_verify_info *info, uint64_t *gen)
 {
 	struct keyset *ks;
 	enum eb_jose_err e;
 
+	*gen = 0;
 	if ((ks = ks_get(s)) == NULL)
 		return EB_JOSE_ERR_INTERNAL;
 	e = eb_jose_verify(ks->jwks, token, len, o, claims, info);
+	*gen = ks->gen;
 	ks_put(s, ks);
 	return e;
 }
 
+/* The generation of the current key set (0: none yet). */
 static uint64_t
 current_gen(struct eb_signer *s)
 {
-	uint64_t g;
-
-	pthread_mutex_lock(&s->lock);
-	g = s->ks != NULL ? s->ks->gen : 0;
-	pthread_mutex_unlock(&s->lock);
-	return g;
-}
-
-static int
-vcache_key(const char *token, size_t len, const char *typ, unsigned char h[32])
-{
-	return eb_sha256(typ ? typ : "", typ ? strlen(typ) + 1 : 1, token, len,
-	                 h);
+	return atomic_load(&s->ks_gen);
 }
 
 static size_t
@@ -613,26 +612,35 @@ vcache_slot(const unsigned char h[32])
 	return ((size_t)h[0] | (size_t)h[1] << 8) & (VCACHE_SLOTS - 1);
 }
 
-/* 0 with *claims (a new reference) when this token verified before under
- * the current key set. */
+/* Whether verifications with typ may be cached at all. */
 static int
-vcache_get(struct eb_signer *s, const char *token, size_t len, const char *typ,
+vcache_typ_ok(const char *typ)
+{
+	return typ == NULL || strlen(typ) < VCACHE_TYP_MAX;
+}
+
+/* 0 with *claims (a new reference) when the token with SHA-256 h verified
+ * with typ before under the current key set. */
+static int
+vcache_get(struct eb_signer *s, const unsigned char h[32], const char *typ,
            json_t **claims)
 {
-	unsigned char h[32];
 	struct vslot *v;
 	uint64_t gen;
 	size_t i;
 	int rc = -1;
 
-	if (s->vcache == NULL || eb_token_caches_off() ||
-	    vcache_key(token, len, typ, h) != 0 || (gen = current_gen(s)) == 0)
+	if (s->vcache == NULL || eb_token_caches_off() || !vcache_typ_ok(typ) ||
+	    (gen = current_gen(s)) == 0)
 		return -1;
+	if (typ == NULL)
+		typ = "";
 	i = vcache_slot(h);
 	v = &s->vcache[i];
 	pthread_mutex_lock(&s->vlock[i % VCACHE_STRIPES]);
 	if (v->gen == gen && v->claims != NULL &&
-	    CRYPTO_memcmp(v->h, h, sizeof(h)) == 0) {
+	    CRYPTO_memcmp(v->h, h, sizeof(v->h)) == 0 &&
+	    strcmp(v->typ, typ) == 0) {
 		*claims = json_incref(v->claims);
 		rc = 0;
 	}
@@ -640,24 +648,28 @@ vcache_get(struct eb_signer *s, const char *token, size_t len, const char *typ,
 	return rc;
 }
 
+/* Remember that the token with SHA-256 h verified with typ under key set
+ * gen (the one that verified it: a set swapped in meanwhile is not
+ * vouched for). */
 static void
-vcache_put(struct eb_signer *s, const char *token, size_t len, const char *typ,
-           json_t *claims)
+vcache_put(struct eb_signer *s, const unsigned char h[32], const char *typ,
+           uint64_t gen, json_t *claims)
 {
-	unsigned char h[32];
 	struct vslot *v;
 	json_t *old;
-	uint64_t gen;
 	size_t i;
 
-	if (s->vcache == NULL || eb_token_caches_off() ||
-	    vcache_key(token, len, typ, h) != 0 || (gen = current_gen(s)) == 0)
+	if (s->vcache == NULL || eb_token_caches_off() || !vcache_typ_ok(typ) ||
+	    gen == 0)
 		return;
+	if (typ == NULL)
+		typ = "";
 	i = vcache_slot(h);
 	v = &s->vcache[i];
 	pthread_mutex_lock(&s->vlock[i % VCACHE_STRIPES]);
 	old = v->claims;
-	memcpy(v->h, h, sizeof(h));
+	memcpy(v->h, h, sizeof(v->h));
+	memcpy(v->typ, typ, strlen(typ) + 1);
 	v->gen = gen;
 	v->claims = json_incref(claims);
 	pthread_mutex_unlock(&s->vlock[i % VCACHE_STRIPES]);
@@ -665,36 +677,51 @@ vcache_put(struct eb_signer *s, const char *token, size_t len, const char *typ,
 }
 
 int
-eb_signer_verify(struct eb_signer *s, const char *token, const char *typ,
-                 json_t **claims)
+eb_signer_verify_hashed(struct eb_signer *s, const char *token, size_t len,
+                        const unsigned char sha256[32], const char *typ,
+                        json_t **claims)
 {
 	struct eb_jose_verify_opts o;
 	struct eb_jose_verify_info info;
 	enum eb_jose_err e;
-	size_t len;
+	uint64_t gen;
 
 	*claims = NULL;
-	if (token == NULL || (len = strlen(token)) > EB_TOKEN_MAX_LEN)
+	if (token == NULL || len > EB_TOKEN_MAX_LEN)
 		return -1;
-	if (vcache_get(s, token, len, typ, claims) == 0)
+	if (vcache_get(s, sha256, typ, claims) == 0)
 		return 0;
 	memset(&o, 0, sizeof(o));
 	o.algs = EB_JOSE_ES256;
 	o.max_len = EB_TOKEN_MAX_LEN;
 	o.typ = typ;
-	e = verify_once(s, token, len, &o, claims, &info);
+	e = verify_once(s, token, len, &o, claims, &info, &gen);
 	if (e == EB_JOSE_ERR_UNKNOWN_KID) {
 		/* another process may have rotated: look once, rate-limited */
 		maybe_refresh(s, &s->last_unknown, UNKNOWN_KID_REFRESH_EVERY);
-		e = verify_once(s, token, len, &o, claims, &info);
+		e = verify_once(s, token, len, &o, claims, &info, &gen);
 	}
 	if (e != EB_JOSE_OK) {
 		log_debug("token not accepted: %s (kid %.64s)",
 		          eb_jose_strerror(e), info.kid);
 		return -1;
 	}
-	vcache_put(s, token, len, typ, *claims);
+	vcache_put(s, sha256, typ, gen, *claims);
 	return 0;
+}
+
+int
+eb_signer_verify(struct eb_signer *s, const char *token, const char *typ,
+                 json_t **claims)
+{
+	unsigned char h[32];
+	size_t len;
+
+	*claims = NULL;
+	if (token == NULL || (len = strlen(token)) > EB_TOKEN_MAX_LEN ||
+	    eb_sha256(token, len, NULL, 0, h) != 0)
+		return -1;
+	return eb_signer_verify_hashed(s, token, len, h, typ, claims);
 }
 
 int

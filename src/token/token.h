@@ -58,6 +58,13 @@ char *eb_signer_sign(struct eb_signer *s, const char *typ, json_t *claims);
  * same key set is answered from a cache without a signature call. */
 int eb_signer_verify(struct eb_signer *s, const char *token, const char *typ,
                      json_t **claims);
+/* The same for the len bytes at token (at most EB_TOKEN_MAX_LEN), given
+ * their SHA-256 (sha256, which must be exactly that: it keys the cache),
+ * for the bearer check, which needs that hash for the store too and so
+ * computes it once. */
+int eb_signer_verify_hashed(struct eb_signer *s, const char *token, size_t len,
+                            const unsigned char sha256[32], const char *typ,
+                            json_t **claims);
 
 /* The kid of the key signing now, copied to out; 0, or -1 when it does
  * not fit. */
@@ -109,16 +116,19 @@ enum eb_bearer_result {
 	EB_BEARER_ERROR,         /* store failure: 503, not 401 */
 };
 
+/* The strings point into one block (mem_) that eb_bearer_finish frees:
+ * read them, never free or take them. */
 struct eb_bearer {
-	char *grant_id;
-	char *managed_apple_id;
-	char *enrollment_mode;
-	char *client_id;
-	char *binding_kind, *binding_value; /* grant's enrollment binding */
-	char *jti;
+	const char *grant_id;
+	const char *managed_apple_id;
+	const char *enrollment_mode;
+	const char *client_id;
+	const char *binding_kind, *binding_value; /* enrollment binding */
+	const char *jti;
 	int64_t exp;
 	json_t
 	    *claims; /* the verified payload (introspection); finish drops it */
+	char *mem_;  /* the strings above */
 };
 
 /*

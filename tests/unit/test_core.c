@@ -12,6 +12,7 @@
 #include <cmocka.h>
 
 #include "core/buf.h"
+#include "core/digest.h"
 #include "core/mem.h"
 #include "core/metrics.h"
 #include "core/rand.h"
@@ -198,10 +199,35 @@ test_metrics(void **state)
 	eb_metrics_destroy(m);
 }
 
+/* SHA-256 of one piece and of two (FIPS 180-2 "abc"), and header-name
+ * comparison without case. */
+static void
+test_sha256_ieq(void **state)
+{
+	static const unsigned char abc[32] = {
+	    0xba, 0x78, 0x16, 0xbf, 0x8f, 0x01, 0xcf, 0xea, 0x41, 0x41, 0x40,
+	    0xde, 0x5d, 0xae, 0x22, 0x23, 0xb0, 0x03, 0x61, 0xa3, 0x96, 0x17,
+	    0x7a, 0x9c, 0xb4, 0x10, 0xff, 0x61, 0xf2, 0x00, 0x15, 0xad};
+	unsigned char h[32];
+
+	(void)state;
+	assert_int_equal(eb_sha256("abc", 3, NULL, 0, h), 0);
+	assert_memory_equal(h, abc, 32);
+	memset(h, 0, sizeof(h));
+	assert_int_equal(eb_sha256("a", 1, "bc", 2, h), 0);
+	assert_memory_equal(h, abc, 32);
+	assert_true(eb_str_ieq("Content-Type", "content-type"));
+	assert_true(eb_str_ieq("", ""));
+	assert_false(eb_str_ieq("Content-Type", "Content-Typ"));
+	assert_false(eb_str_ieq("Host", "Hosts"));
+	assert_false(eb_str_ieq("a[", "A{")); /* '[' is not 'A' + 32 */
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(test_sha256_ieq),
 	    cmocka_unit_test(test_buf_limit),
 	    cmocka_unit_test(test_buf_escapes),
 	    cmocka_unit_test(test_identifier),
