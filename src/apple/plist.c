@@ -10,6 +10,7 @@
  */
 #include "apple/plist.h"
 
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -486,5 +487,332 @@ eb_plist_to_xml(const struct eb_plist *n, uint8_t **out, size_t *len)
 	plist_to_xml_free(xml);
 	*out = copy;
 	*len = l;
+	return 0;
+}
+
+/* ---- the quick look (eb_plist_quick_dict) ---- */
+
+/*
+ * A recursive descent over the one narrow form of XML plist that devices
+ * and plist libraries write, and nothing else: whatever it does not know,
+ * it leaves to libplist (returns "unsure"). It never decides that a body is
+ * malformed. Every construct it accepts is one libplist reads the same way,
+ * so that 1 from it means eb_plist_parse() would have accepted the body
+ * with the same limits, and found the same strings.
+ */
+
+#define QUICK_MAX_KEYS   64 /* per dict: more, and the quick look gives up */
+#define QUICK_MAX_WANTED 8  /* keys asked for: more, likewise */
+#define QUICK_MAX_DEPTH  64 /* a deeper limit, likewise (it recurses) */
+
+/* Character classes, one bit each. */
+enum {
+	C_WS = 1,    /* blank: space, tab, CR, LF */
+	C_TEXT = 2,  /* printable ASCII but '<', '>', '&' */
+	C_PLAIN = 4, /* C_TEXT but space */
+	C_DECL = 8,  /* C_TEXT but '?', '[', ']', '\'' (declaration bodies) */
+	C_B64 = 16,  /* base64 alphabet, '=' not included */
+	C_PAD = 32   /* '=' */
+};
+
+/* The class bits of each byte: cclass_init() fills it, once. */
+static unsigned char cclass[256];
+static pthread_once_t cclass_once = PTHREAD_ONCE_INIT;
+
+static void
+cclass_init(void)
+{
+	unsigned c, k;
+
+	for (c = 0; c < 256; c++) {
+		k = 0;
+		if (c == ' ' || c == '\t' || c == '\r' || c == '\n')
+			k |= C_WS;
+		if (c >= 0x20 && c <= 0x7e && c != '<' && c != '>' &&
+		    c != '&') {
+			k |= C_TEXT;
+			if (c != ' ')
+				k |= C_PLAIN;
+			if (c != '?' && c != '[' && c != ']' && c != '\'')
+				k |= C_DECL;
+		}
+		if ((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
+		    (c >= '0' && c <= '9') || c == '+' || c == '/')
+			k |= C_B64;
+		if (c == '=')
+			k |= C_PAD;
+		cclass[c] = (unsigned char)k;
+	}
+}
+
+static int
+is(char c, unsigned cls)
+{
+	return (cclass[(unsigned char)c] & cls) != 0;
+}
+
+struct span {
+	const char *s;
+	size_t len;
+};
+
+struct quick {
+	const char *p, *end;
+	unsigned max_depth;
+	const char *const *keys; /* the root dict's keys wanted */
+	size_t keylen[QUICK_MAX_WANTED];
+	struct eb_plist_str *vals;
+	size_t nkeys;
+};
+
+static void
+q_skip_ws(struct quick *q)
+{
+	while (q->p < q->end && is(*q->p, C_WS))
+		q->p++;
+}
+
+/* Consume lit when the input continues with it. */
+static int
+q_lit(struct quick *q, const char *lit, size_t n)
+{
+	if ((size_t)(q->end - q->p) < n || memcmp(q->p, lit, n) != 0)
+		return 0;
+	q->p += n;
+	return 1;
+}
+
+#define Q_LIT(q, lit) q_lit((q), (lit), sizeof(lit) - 1)
+
+/*
+ * Text up to the next '<', all of class cls (printable ASCII without
+ * markup, and blanks when cls has them), into *t. 0 when anything else is
+ * met first, or the end.
+ */
+static int
+q_text(struct quick *q, unsigned cls, struct span *t)
+{
+	const char *s = q->p;
+
+	while (q->p < q->end && is(*q->p, cls))
+		q->p++;
+	t->s = s;
+	t->len = (size_t)(q->p - s);
+	return q->p < q->end && *q->p == '<';
+}
+
+/* <data> content: canonical base64 (padded, '=' only at the end), with
+ * blanks anywhere between the characters. */
+static int
+q_base64(const struct span *t)
+{
+	size_t i, n = 0, pad = 0;
+
+	for (i = 0; i < t->len; i++) {
+		char c = t->s[i];
+
+		if (is(c, C_WS))
+			continue;
+		if (c == '=') {
+			if (++pad > 2)
+				return 0;
+		} else if (pad > 0 || !is(c, C_B64))
+			return 0;
+		n++;
+	}
+	return n % 4 == 0;
+}
+
+/* <integer> content: an optional '-' and 1 to 18 digits (no overflow). */
+static int
+q_integer(const struct span *t)
+{
+	size_t i = 0;
+
+	if (t->len > 0 && t->s[0] == '-')
+		i++;
+	if (t->len == i || t->len - i > 18)
+		return 0;
+	for (; i < t->len; i++)
+		if (t->s[i] < '0' || t->s[i] > '9')
+			return 0;
+	return 1;
+}
+
+/* A wanted string: at least one byte, all C_PLAIN. */
+static int
+q_plain(const struct span *t)
+{
+	size_t i;
+
+	if (t->len == 0)
+		return 0;
+	for (i = 0; i < t->len; i++)
+		if (!is(t->s[i], C_PLAIN))
+			return 0;
+	return 1;
+}
+
+static int q_value(struct quick *q, unsigned depth, struct span *str);
+
+/* The rest of a <dict> at depth (its opening tag consumed); root: the top
+ * one, whose wanted strings are taken. */
+static int
+q_dict(struct quick *q, unsigned depth, int root)
+{
+	struct span keys[QUICK_MAX_KEYS], key, str;
+	size_t n = 0, i;
+
+	if (depth > q->max_depth)
+		return 0;
+	for (;;) {
+		q_skip_ws(q);
+		if (Q_LIT(q, "</dict>"))
+			return 1;
+		if (n == QUICK_MAX_KEYS || !Q_LIT(q, "<key>") ||
+		    !q_text(q, C_TEXT, &key) || key.len == 0 ||
+		    !Q_LIT(q, "</key>"))
+			return 0;
+		for (i = 0; i < n; i++) /* duplicates: libplist's to judge */
+			if (keys[i].len == key.len &&
+			    memcmp(keys[i].s, key.s, key.len) == 0)
+				return 0;
+		keys[n++] = key;
+		q_skip_ws(q);
+		str.s = NULL;
+		if (!q_value(q, depth, &str))
+			return 0;
+		for (i = 0; root && i < q->nkeys; i++) {
+			if (q->keylen[i] != key.len ||
+			    memcmp(q->keys[i], key.s, key.len) != 0)
+				continue;
+			/* a wanted key: only a plain string is sure */
+			if (str.s == NULL || !q_plain(&str))
+				return 0;
+			q->vals[i].s = str.s;
+			q->vals[i].len = str.len;
+		}
+	}
+}
+
+/*
+ * One value inside a container at depth; *str: the text of a <string>,
+ * left alone for other types.
+ */
+static int
+q_value(struct quick *q, unsigned depth, struct span *str)
+{
+	struct span t;
+
+	if (Q_LIT(q, "<string>")) {
+		if (!q_text(q, C_TEXT | C_WS, &t) || !Q_LIT(q, "</string>"))
+			return 0;
+		*str = t;
+		return 1;
+	}
+	if (Q_LIT(q, "<data>"))
+		return q_text(q, C_B64 | C_PAD | C_WS, &t) && q_base64(&t) &&
+		       Q_LIT(q, "</data>");
+	if (Q_LIT(q, "<integer>"))
+		return q_text(q, C_TEXT, &t) && q_integer(&t) &&
+		       Q_LIT(q, "</integer>");
+	if (Q_LIT(q, "<true/>") || Q_LIT(q, "<false/>"))
+		return 1;
+	/* a container is one level deeper, empty or not */
+	if (Q_LIT(q, "<dict/>") || Q_LIT(q, "<array/>"))
+		return depth + 1 <= q->max_depth;
+	if (Q_LIT(q, "<dict>"))
+		return q_dict(q, depth + 1, 0);
+	if (Q_LIT(q, "<array>")) {
+		if (depth + 1 > q->max_depth)
+			return 0;
+		for (;;) {
+			q_skip_ws(q);
+			if (Q_LIT(q, "</array>"))
+				return 1;
+			t.s = NULL;
+			if (!q_value(q, depth + 1, &t))
+				return 0;
+		}
+	}
+	return 0;
+}
+
+/*
+ * <?xml ...?> or <!DOCTYPE ...>: the rest of it after the opening, a blank
+ * then C_DECL characters (no internal DTD subset, no single quotes) with
+ * double quotes paired (libplist skips quoted parts looking for the end),
+ * and close.
+ */
+static int
+q_decl(struct quick *q, const char *close, size_t closelen)
+{
+	int quoted = 0;
+
+	if (q->p >= q->end || *q->p != ' ')
+		return 0;
+	for (; q->p < q->end && is(*q->p, C_DECL); q->p++)
+		if (*q->p == '"')
+			quoted = !quoted;
+	return !quoted && q_lit(q, close, closelen);
+}
+
+int
+eb_plist_quick_dict(const void *data, size_t len, size_t max_bytes,
+                    unsigned max_depth, const char *const keys[],
+                    struct eb_plist_str vals[], size_t nkeys)
+{
+	struct quick q;
+	size_t i;
+
+	for (i = 0; i < nkeys; i++) {
+		vals[i].s = NULL;
+		vals[i].len = 0;
+	}
+	/* eb_plist_parse()'s limits */
+	if (max_bytes == 0)
+		max_bytes = EB_PLIST_DEFAULT_MAX_BYTES;
+	if (max_depth == 0)
+		max_depth = EB_PLIST_DEFAULT_MAX_DEPTH;
+	if (data == NULL || len == 0 || len > max_bytes ||
+	    len > UINT32_MAX - 1 || nkeys > QUICK_MAX_WANTED ||
+	    max_depth > QUICK_MAX_DEPTH ||
+	    pthread_once(&cclass_once, cclass_init) != 0)
+		return 0;
+	q.p = data;
+	q.end = q.p + len;
+	q.max_depth = max_depth;
+	q.keys = keys;
+	for (i = 0; i < nkeys; i++)
+		q.keylen[i] = strlen(keys[i]);
+	q.vals = vals;
+	q.nkeys = nkeys;
+	q_skip_ws(&q);
+	if (Q_LIT(&q, "<?xml")) {
+		if (!q_decl(&q, "?>", 2))
+			goto unsure;
+		q_skip_ws(&q);
+	}
+	if (Q_LIT(&q, "<!DOCTYPE")) {
+		if (!q_decl(&q, ">", 1))
+			goto unsure;
+		q_skip_ws(&q);
+	}
+	if (!Q_LIT(&q, "<plist>") && !Q_LIT(&q, "<plist version=\"1.0\">"))
+		goto unsure;
+	q_skip_ws(&q);
+	if (!Q_LIT(&q, "<dict>") || !q_dict(&q, 1, 1))
+		goto unsure;
+	q_skip_ws(&q);
+	if (!Q_LIT(&q, "</plist>"))
+		goto unsure;
+	q_skip_ws(&q);
+	if (q.p == q.end)
+		return 1;
+unsure:
+	for (i = 0; i < nkeys; i++) {
+		vals[i].s = NULL;
+		vals[i].len = 0;
+	}
 	return 0;
 }

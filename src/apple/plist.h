@@ -50,6 +50,34 @@ enum eb_plist_type {
  */
 struct eb_plist *eb_plist_parse(const void *data, size_t len, size_t max_bytes,
                                 unsigned max_depth, char *err, size_t errlen);
+/* A string of a plist, in the caller's buffer (not NUL-terminated). */
+struct eb_plist_str {
+	const char *s; /* NULL: absent */
+	size_t len;
+};
+
+/*
+ * A quick look at a small XML plist whose root is a dict, for a hot path
+ * that wants a few of its top-level strings (the MDM proxy's check-ins):
+ * no tree, no allocation. It knows only the plain form devices and plist
+ * libraries write: an optional <?xml ...?> and <!DOCTYPE ...>, <plist> or
+ * <plist version="1.0">, a <dict> root, and inside containers only <key>,
+ * <string>, <data> (canonical base64), <integer>, <true/>, <false/>,
+ * <dict> and <array> (and their empty forms), blanks between elements,
+ * printable ASCII text without entities, no duplicate keys.
+ *
+ * Returns 1 when data is such a plist within the limits (as for
+ * eb_plist_parse(), which would then accept it too and find the same
+ * strings) and each of the nkeys keys[i] is either absent from the root
+ * dict (vals[i].s NULL) or names a string of printable ASCII without
+ * blanks, at least one byte (vals[i]: it, inside data). Returns 0 (vals
+ * all NULL) when unsure, never "malformed": the caller then parses the
+ * body with eb_plist_parse(), which decides. Unsure, too, of anything
+ * when max_depth is above 64 or nkeys above 8.
+ */
+int eb_plist_quick_dict(const void *data, size_t len, size_t max_bytes,
+                        unsigned max_depth, const char *const keys[],
+                        struct eb_plist_str vals[], size_t nkeys);
 /* An empty dictionary (root), or NULL when out of memory. */
 struct eb_plist *eb_plist_new_dict(void);
 /* A deep copy of node as a new root, or NULL when out of memory. */

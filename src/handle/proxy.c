@@ -71,6 +71,28 @@ looks_like_plist(const char *body, size_t len)
 	       (len >= 9 && memcmp(body, "<!DOCTYPE", 9) == 0);
 }
 
+/* The top-level strings a message is judged by, in struct eb_proxy_msg
+ * order. */
+enum { K_MESSAGE_TYPE, K_UDID, K_ENROLLMENT_ID, K_ENROLLMENT_USER_ID, K_N };
+static const char *const msg_keys[K_N] = {"MessageType", "UDID", "EnrollmentID",
+                                          "EnrollmentUserID"};
+
+/* The struct eb_proxy_msg field of key i. */
+static char **
+msg_field(struct eb_proxy_msg *msg, int i)
+{
+	switch (i) {
+	case K_MESSAGE_TYPE:
+		return &msg->message_type;
+	case K_UDID:
+		return &msg->udid;
+	case K_ENROLLMENT_ID:
+		return &msg->enrollment_id;
+	default:
+		return &msg->enrollment_user_id;
+	}
+}
+
 /* A copy of the string under key; -1 when present but not a sane string. */
 static int
 take_string(const struct eb_plist *d, const char *key, char **out)
@@ -88,6 +110,35 @@ take_string(const struct eb_plist *d, const char *key, char **out)
 	return (*out = eb_strndup(s, len)) == NULL ? -1 : 0;
 }
 
+/*
+ * The body's strings by eb_plist_quick_dict(), without building a tree:
+ * 1 (msg filled), or 0 when the quick look is unsure or a string is not
+ * sane (msg untouched): then the whole parse decides, as it always did.
+ * The quick look answers only for plists the parse would accept as a dict
+ * with the same strings, so the outcome is the same either way.
+ */
+static int
+quick_strings(const void *body, size_t len, size_t max_bytes,
+              struct eb_proxy_msg *msg)
+{
+	struct eb_plist_str v[K_N];
+	int i;
+
+	if (eb_plist_quick_dict(body, len, max_bytes, PLIST_MAX_DEPTH, msg_keys,
+	                        v, K_N) != 1)
+		return 0;
+	for (i = 0; i < K_N; i++)
+		if (v[i].s != NULL && v[i].len > MAX_ID_LEN)
+			return 0; /* not sane: the parse says why */
+	for (i = 0; i < K_N; i++)
+		if (v[i].s != NULL && (*msg_field(msg, i) = eb_strndup(
+		                           v[i].s, v[i].len)) == NULL) {
+			eb_proxy_msg_finish(msg);
+			return 0;
+		}
+	return 1;
+}
+
 int
 eb_proxy_msg_parse(const char *method, const char *content_type,
                    const void *body, size_t len, size_t max_bytes,
@@ -98,7 +149,7 @@ eb_proxy_msg_parse(const char *method, const char *content_type,
 	int is_command = media_type_is(content_type, CT_COMMAND);
 	int must = (is_checkin || is_command) && strcmp(method, "GET") != 0 &&
 	           strcmp(method, "HEAD") != 0;
-	int rc = -1;
+	int rc = -1, i;
 
 	memset(msg, 0, sizeof(msg[0]));
 	if (err != NULL && errlen > 0)
@@ -107,6 +158,8 @@ eb_proxy_msg_parse(const char *method, const char *content_type,
 		return 0;
 	if (!must && !looks_like_plist(body, len))
 		return 0;
+	if (quick_strings(body, len, max_bytes, msg))
+		goto classify;
 	root =
 	    eb_plist_parse(body, len, max_bytes, PLIST_MAX_DEPTH, err, errlen);
 	if (root == NULL || eb_plist_type(root) != EB_PLIST_DICT) {
@@ -122,16 +175,14 @@ eb_proxy_msg_parse(const char *method, const char *content_type,
 			         eb_plist_type_name(eb_plist_type(root)));
 		goto out;
 	}
-	if (take_string(root, "MessageType", &msg->message_type) == -1 ||
-	    take_string(root, "UDID", &msg->udid) == -1 ||
-	    take_string(root, "EnrollmentID", &msg->enrollment_id) == -1 ||
-	    take_string(root, "EnrollmentUserID", &msg->enrollment_user_id) ==
-	        -1) {
-		snprintf(err, errlen,
-		         "MessageType, UDID, EnrollmentID or "
-		         "EnrollmentUserID is not a sane string");
-		goto out;
-	}
+	for (i = 0; i < K_N; i++)
+		if (take_string(root, msg_keys[i], msg_field(msg, i)) == -1) {
+			snprintf(err, errlen,
+			         "MessageType, UDID, EnrollmentID or "
+			         "EnrollmentUserID is not a sane string");
+			goto out;
+		}
+classify:
 	if (msg->message_type != NULL)
 		msg->kind = EB_PROXY_MSG_CHECKIN;
 	else if (is_checkin && must) {
