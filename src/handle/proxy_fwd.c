@@ -70,36 +70,57 @@
 #define M_UP_SUM   "enrollbridge_proxy_upstream_seconds_sum"
 #define M_UP_COUNT "enrollbridge_proxy_upstream_seconds_count"
 
+/* A header name and its length: lists are matched length first. */
+struct hname {
+	const char *s;
+	size_t n;
+};
+#define HN(s)                                                                  \
+	{                                                                      \
+		s, sizeof(s) - 1                                               \
+	}
+
 /* RFC 9110 7.6.1 (and the obsolete Proxy-Connection, Keep-Alive). */
-static const char *const hop_by_hop[] = {"Connection",
-                                         "Keep-Alive",
-                                         "Proxy-Authenticate",
-                                         "Proxy-Authorization",
-                                         "Proxy-Connection",
-                                         "TE",
-                                         "Trailer",
-                                         "Transfer-Encoding",
-                                         "Upgrade",
-                                         NULL};
+static const struct hname hop_by_hop[] = {HN("Connection"),
+                                          HN("Keep-Alive"),
+                                          HN("Proxy-Authenticate"),
+                                          HN("Proxy-Authorization"),
+                                          HN("Proxy-Connection"),
+                                          HN("TE"),
+                                          HN("Trailer"),
+                                          HN("Transfer-Encoding"),
+                                          HN("Upgrade"),
+                                          {NULL, 0}};
 
 /* Set by the bridge alone: a device's copies never reach the MDM. */
-static const char *const ours[] = {"X-Managed-Apple-ID",
-                                   "X-Enrollment-Mode",
-                                   "X-Grant-ID",
-                                   "X-Forwarded-For",
-                                   "X-Forwarded-Proto",
-                                   "X-Forwarded-Host",
-                                   "X-Forwarded-Port",
-                                   "Forwarded",
-                                   "X-Real-IP",
-                                   "X-Request-Id",
-                                   NULL};
+static const struct hname ours[] = {HN("X-Managed-Apple-ID"),
+                                    HN("X-Enrollment-Mode"),
+                                    HN("X-Grant-ID"),
+                                    HN("X-Forwarded-For"),
+                                    HN("X-Forwarded-Proto"),
+                                    HN("X-Forwarded-Host"),
+                                    HN("X-Forwarded-Port"),
+                                    HN("Forwarded"),
+                                    HN("X-Real-IP"),
+                                    HN("X-Request-Id"),
+                                    {NULL, 0}};
 
+/* Computed by curl or the server, never copied across. */
+static const struct hname computed_req[] = {
+    HN("Host"), HN("Content-Length"), HN("Expect"), {NULL, 0}};
+static const struct hname computed_resp[] = {HN("Content-Length"),
+                                             HN("Content-Type"),
+                                             HN("Date"),
+                                             HN("X-Request-Id"),
+                                             {NULL, 0}};
+
+/* name (n bytes) is in list, in any case. Every header of every proxied
+ * request goes through here: the lengths rule out most entries. */
 static int
-in_list(const char *name, const char *const *list)
+in_list(const char *name, size_t n, const struct hname *list)
 {
-	for (; *list != NULL; list++)
-		if (eb_str_ieq(name, *list))
+	for (; list->s != NULL; list++)
+		if (list->n == n && strncasecmp(name, list->s, n) == 0)
 			return 1;
 	return 0;
 }
@@ -127,11 +148,10 @@ named_by(const char *name, const char *conn)
 int
 eb_proxy_request_header_ok(const char *name, const char *connection)
 {
-	if (in_list(name, hop_by_hop) || in_list(name, ours) ||
-	    named_by(name, connection))
-		return 0;
-	if (eb_str_ieq(name, "Host") || eb_str_ieq(name, "Content-Length") ||
-	    eb_str_ieq(name, "Expect"))
+	size_t n = strlen(name);
+
+	if (in_list(name, n, hop_by_hop) || in_list(name, n, ours) ||
+	    in_list(name, n, computed_req) || named_by(name, connection))
 		return 0;
 	return strncasecmp(name, "X-Enrollbridge-", 15) != 0;
 }
@@ -139,11 +159,10 @@ eb_proxy_request_header_ok(const char *name, const char *connection)
 int
 eb_proxy_response_header_ok(const char *name, const char *connection)
 {
-	if (in_list(name, hop_by_hop) || named_by(name, connection))
-		return 0;
-	return !eb_str_ieq(name, "Content-Length") &&
-	       !eb_str_ieq(name, "Content-Type") && !eb_str_ieq(name, "Date") &&
-	       !eb_str_ieq(name, "X-Request-Id");
+	size_t n = strlen(name);
+
+	return !in_list(name, n, hop_by_hop) &&
+	       !in_list(name, n, computed_resp) && !named_by(name, connection);
 }
 
 int
