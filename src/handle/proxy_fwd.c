@@ -524,6 +524,16 @@ upstream_error(struct eb_request *req, int status, const char *result,
 	eb_resp_text(req, status, text);
 }
 
+/* One upstream header onto req's response (one the server refuses, with
+ * a CR or LF say, is left out and logged). */
+static void
+pass_back(struct eb_request *req, const char *name, const char *value)
+{
+	if (eb_resp_header(req, name, value) == -1)
+		log_info("tenant %s: MDM response header %.64s not passed back",
+		         eb_req_tenant(req)->id, name);
+}
+
 /* The upstream's headers that pass back, onto req. */
 static void
 copy_response_headers(struct eb_request *req,
@@ -533,12 +543,9 @@ copy_response_headers(struct eb_request *req,
 	size_t i;
 
 	for (i = 0; i < resp->nheaders; i++)
-		if (eb_proxy_response_header_ok(resp->headers[i].name, conn) &&
-		    eb_resp_header(req, resp->headers[i].name,
-		                   resp->headers[i].value) == -1)
-			log_info("tenant %s: MDM response header %.64s not "
-			         "passed back",
-			         eb_req_tenant(req)->id, resp->headers[i].name);
+		if (eb_proxy_response_header_ok(resp->headers[i].name, conn))
+			pass_back(req, resp->headers[i].name,
+			          resp->headers[i].value);
 }
 
 /* The Content-Length the upstream announced, or -1 (none, or not one
@@ -610,10 +617,7 @@ commit(struct pending *p, uint64_t size)
 	size_t i;
 
 	for (i = 0; i + 1 < p->nhdrs; i += 2)
-		if (eb_resp_header(req, p->hdrs[i], p->hdrs[i + 1]) == -1)
-			log_info("tenant %s: MDM response header %.64s not "
-			         "passed back",
-			         eb_req_tenant(req)->id, p->hdrs[i]);
+		pass_back(req, p->hdrs[i], p->hdrs[i + 1]);
 	if (eb_resp_set_stream(req, (int)p->status, p->ctype, size, stream_read,
 	                       stream_release, p) == -1)
 		return -1;
