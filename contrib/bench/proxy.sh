@@ -45,6 +45,13 @@
 #                                   (limits.threads; default: one per core)
 #   ENROLLBRIDGE_UPSTREAM_CURL=1    the bridge forwards through libcurl
 #                                   instead of its own HTTP/1.1 client
+#   UPSTREAM=nginx                  the MDM every target forwards to: nginx
+#                                   answering 200 from memory (default), or
+#                                   fake-mdm: the demo's MDM
+#                                   (contrib/demo/fake-mdm.mjs, node: reads
+#                                   each check-in, finds its MessageType and
+#                                   identifiers, answers 200), an upstream
+#                                   that does some work per check-in
 #   PERF_OUT=file                   record a call-graph profile of the bridge
 #                                   (perf record --call-graph dwarf) during
 #                                   its first timed round into file
@@ -97,11 +104,13 @@ tmp=$(mktemp -d "${TMPDIR:-/tmp}/eb-bench-proxy.XXXXXX")
 eb_pid=""
 ngx_pid=""
 apache_pid=""
+mdm_pid=""
 # shellcheck disable=SC2317 # called by the EXIT trap
 cleanup() {
 	stop_pid "$eb_pid"
 	stop_pid "$apache_pid"
 	stop_pid "$ngx_pid"
+	stop_pid "$mdm_pid"
 	rm -rf "$tmp"
 }
 trap cleanup EXIT
@@ -114,6 +123,24 @@ trap 'exit 143' TERM
 # ---- the upstream: nginx answering every check-in with 200 --------------------
 ngx_port=$(free_port)
 ngxp_port=$(free_port)
+UPSTREAM=${UPSTREAM:-nginx}
+case $UPSTREAM in
+nginx) up_port=$ngx_port up_label="nginx return 200" ;;
+fake-mdm)
+	up_port=$(free_port)
+	up_label="the demo's fake MDM (node)"
+	node contrib/demo/fake-mdm.mjs --port "$up_port" >/dev/null 2>"$tmp/mdm.log" &
+	mdm_pid=$!
+	i=0 # up when it answers at all (a GET gets its 404)
+	while [ "$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$up_port/")" = 000 ]; do
+		kill -0 "$mdm_pid" 2>/dev/null && [ $i -lt 150 ] ||
+			{ cat "$tmp/mdm.log" >&2; die "the fake MDM did not start"; }
+		sleep 0.1
+		i=$((i + 1))
+	done
+	;;
+*) die "UPSTREAM must be nginx or fake-mdm" ;;
+esac
 nd="$tmp/nginx"
 mkdir -p "$nd/logs" "$nd/tmp"
 user_line=""
@@ -148,7 +175,7 @@ http {
     # calibration: a plain reverse proxy (no authentication at all) in
     # front of the same upstream, with kept-alive upstream connections
     upstream mdm {
-        server 127.0.0.1:$ngx_port;
+        server 127.0.0.1:$up_port;
         keepalive 128;
     }
     server {
@@ -168,13 +195,14 @@ ngx_pid=$!
 ngx_url="http://127.0.0.1:$ngx_port"
 wait_up "$ngx_pid" "$ngx_url/checkin" "$nd/logs/error.log"
 ngxp_url="http://127.0.0.1:$ngxp_port"
+up_url="http://127.0.0.1:$up_port"
 
 # ---- enrollbridge, a device token, the binding check-in ------------------------
 eb_port=$(free_port)
 ed="$tmp/eb"
 mkdir -p "$ed"
 node contrib/bench/proxy_setup.mjs --bin "$EB" --dir "$ed" --port "$eb_port" \
-	--upstream "$ngx_url/" >"$ed/setup.log" 2>&1 || {
+	--upstream "$up_url/" >"$ed/setup.log" 2>&1 || {
 	cat "$ed/setup.log" "$ed/eb.log" >&2 2>/dev/null || true
 	[ -f "$ed/eb.pid" ] && eb_pid=$(cat "$ed/eb.pid")
 	die "setup (sign-in at the test IdP) failed"
@@ -200,7 +228,7 @@ check_put() { # $1: URL, $2: "auth" or "none" -> prints the status
 PROXY_PATH=/t/contoso/mdm/checkin
 [ "$(check_put "$eb_url$PROXY_PATH" auth)" = 200 ] || { cat "$tmp/put.out" >&2; die "check-in through the proxy did not get 200"; }
 [ "$(check_put "$eb_url$PROXY_PATH" none)" = 401 ] || die "check-in through the proxy without a token did not get 401"
-[ "$(check_put "$ngx_url/checkin" auth)" = 200 ] || die "check-in straight to nginx did not get 200"
+[ "$(check_put "$up_url/checkin" auth)" = 200 ] || die "check-in straight to the upstream did not get 200"
 [ "$(check_put "$ngxp_url$PROXY_PATH" auth)" = 200 ] || die "check-in through the nginx proxy did not get 200"
 
 # ---- Apache httpd + mod_oauth2 (optional) ------------------------------------------
@@ -249,7 +277,7 @@ MaxRequestWorkers 256
     AuthType oauth2
     OAuth2TokenVerify jwks_uri $eb_url/t/contoso/jwks.json
     Require valid-user
-    ProxyPass "$ngx_url/" keepalive=On
+    ProxyPass "$up_url/" keepalive=On
 </Location>
 EOF
 		"$APACHE2" -t -f "$ad/httpd.conf" >"$ad/logs/test.log" 2>&1 || {
@@ -319,7 +347,7 @@ targets="direct nginxproxy proxy"
 [ -n "$apache_url" ] && targets="$targets apache"
 url_of() {
 	case $1 in
-	direct) echo "$ngx_url/checkin" ;;
+	direct) echo "$up_url/checkin" ;;
 	nginxproxy) echo "$ngxp_url$PROXY_PATH" ;;
 	proxy) echo "$eb_url$PROXY_PATH" ;;
 	apache) echo "$apache_url$PROXY_PATH" ;;
@@ -370,7 +398,7 @@ fi
 
 echo
 echo "== MDM proxy benchmark: medians of $ROUNDS x ${DURATION}s, wrk -t$THREADS -c$CONNS on $(nproc) shared cores =="
-echo "   (authenticated TokenUpdate check-ins, PUT $(wc -c <"$EB_CHECKIN") bytes; upstream: nginx return 200)"
+echo "   (authenticated TokenUpdate check-ins, PUT $(wc -c <"$EB_CHECKIN") bytes; upstream: $up_label)"
 for s in $targets; do
 	eval "v_rps=\$${s}_rps v_p99=\$${s}_p99"
 	case $s in
