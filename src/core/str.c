@@ -182,3 +182,23 @@ eb_mono_ms(void)
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
+
+size_t
+eb_str_room(const char *s)
+{
+	return s != NULL ? strlen(s) + 1 : 0;
+}
+
+char *
+eb_str_put(char **p, const char *s)
+{
+	char *d = *p;
+	size_t n;
+
+	if (s == NULL)
+		return NULL;
+	n = strlen(s) + 1;
+	memcpy(d, s, n);
+	*p += n;
+	return d;
+}

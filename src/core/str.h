@@ -39,5 +39,12 @@ int eb_str_has_prefix(const char *s, const char *prefix);
 int eb_str_hexval(int c);
 /* CLOCK_MONOTONIC in milliseconds. */
 long long eb_mono_ms(void);
+/*
+ * Several strings in one allocation: eb_str_room() is the room s takes
+ * (its NUL included; 0 for NULL), eb_str_put() copies s to *p and moves
+ * *p past it, returning the copy (NULL for NULL).
+ */
+size_t eb_str_room(const char *s);
+char *eb_str_put(char **p, const char *s);
 
 #endif

@@ -29,6 +29,7 @@
 #include "core/log.h"
 #include "core/mem.h"
 #include "core/rand.h"
+#include "core/str.h"
 #include "store/store.h"
 #include "token/bearer_cache.h"
 
@@ -161,28 +162,6 @@ aud_ok(json_t *claims, const char *aud)
 	return 0;
 }
 
-/* Room for s (and its NUL) in struct eb_bearer's block. */
-static size_t
-str_room(const char *s)
-{
-	return s != NULL ? strlen(s) + 1 : 0;
-}
-
-/* Copy s to *p, advancing it: the copy, or NULL for NULL. */
-static char *
-str_put(char **p, const char *s)
-{
-	char *d = *p;
-	size_t n;
-
-	if (s == NULL)
-		return NULL;
-	n = strlen(s) + 1;
-	memcpy(d, s, n);
-	*p += n;
-	return d;
-}
-
 /* Whether issuer_of(cfg, t) fits in ISS_MAX bytes (it cannot fail else). */
 static int
 issuer_fits(const struct eb_config *cfg, const struct eb_tenant *t)
@@ -305,20 +284,20 @@ decide(const struct eb_bearer_cache_facts *f, const struct eb_tenant *t,
 	if (!cid)
 		cid = f->client_id;
 	/* the strings in one allocation (b->mem_): this runs per request */
-	if ((b->mem_ =
-	         eb_malloc(str_room(f->g_id) + str_room(f->managed_apple_id) +
-	                   str_room(f->enrollment_mode) + str_room(cid) +
-	                   str_room(f->binding_kind) +
-	                   str_room(f->binding_value) + str_room(jti))) == NULL)
+	if ((b->mem_ = eb_malloc(
+	         eb_str_room(f->g_id) + eb_str_room(f->managed_apple_id) +
+	         eb_str_room(f->enrollment_mode) + eb_str_room(cid) +
+	         eb_str_room(f->binding_kind) + eb_str_room(f->binding_value) +
+	         eb_str_room(jti))) == NULL)
 		return EB_BEARER_ERROR;
 	p = b->mem_;
-	b->grant_id = str_put(&p, f->g_id);
-	b->managed_apple_id = str_put(&p, f->managed_apple_id);
-	b->enrollment_mode = str_put(&p, f->enrollment_mode);
-	b->client_id = str_put(&p, cid);
-	b->binding_kind = str_put(&p, f->binding_kind);
-	b->binding_value = str_put(&p, f->binding_value);
-	b->jti = str_put(&p, jti);
+	b->grant_id = eb_str_put(&p, f->g_id);
+	b->managed_apple_id = eb_str_put(&p, f->managed_apple_id);
+	b->enrollment_mode = eb_str_put(&p, f->enrollment_mode);
+	b->client_id = eb_str_put(&p, cid);
+	b->binding_kind = eb_str_put(&p, f->binding_kind);
+	b->binding_value = eb_str_put(&p, f->binding_value);
+	b->jti = eb_str_put(&p, jti);
 	if (claim_int(claims, "exp", &b->exp) != 0)
 		return EB_BEARER_ERROR;
 	b->claims = json_incref(claims);

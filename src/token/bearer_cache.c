@@ -187,28 +187,6 @@ eb_bearer_cache_get(struct eb_store *store, const char *hash,
 	return &e->f;
 }
 
-/* Room for s in an entry's text. */
-static size_t
-text_len(const char *s)
-{
-	return s != NULL ? strlen(s) + 1 : 0;
-}
-
-/* Copy s to *p, advancing it; the copy, or NULL for NULL. */
-static const char *
-text_put(char **p, const char *s)
-{
-	char *d = *p;
-	size_t n;
-
-	if (s == NULL)
-		return NULL;
-	n = strlen(s) + 1;
-	memcpy(d, s, n);
-	*p += n;
-	return d;
-}
-
 /* A new entry holding a copy of f; NULL when out of memory. */
 static struct entry *
 entry_new(const struct eb_bearer_cache_ctx *ctx,
@@ -218,11 +196,11 @@ entry_new(const struct eb_bearer_cache_ctx *ctx,
 	size_t n;
 	char *p;
 
-	n = text_len(f->tenant) + text_len(f->grant_id) + text_len(f->jti) +
-	    text_len(f->g_id) + text_len(f->g_tenant) +
-	    text_len(f->managed_apple_id) + text_len(f->enrollment_mode) +
-	    text_len(f->client_id) + text_len(f->binding_kind) +
-	    text_len(f->binding_value);
+	n = eb_str_room(f->tenant) + eb_str_room(f->grant_id) +
+	    eb_str_room(f->jti) + eb_str_room(f->g_id) +
+	    eb_str_room(f->g_tenant) + eb_str_room(f->managed_apple_id) +
+	    eb_str_room(f->enrollment_mode) + eb_str_room(f->client_id) +
+	    eb_str_room(f->binding_kind) + eb_str_room(f->binding_value);
 	if ((e = eb_malloc(sizeof(*e) + n)) == NULL)
 		return NULL;
 	memcpy(e->hash, ctx->hash, sizeof(e->hash));
@@ -231,16 +209,16 @@ entry_new(const struct eb_bearer_cache_ctx *ctx,
 	e->read_ns = ctx->read_ns;
 	e->f = *f;
 	p = e->text;
-	e->f.tenant = text_put(&p, f->tenant);
-	e->f.grant_id = text_put(&p, f->grant_id);
-	e->f.jti = text_put(&p, f->jti);
-	e->f.g_id = text_put(&p, f->g_id);
-	e->f.g_tenant = text_put(&p, f->g_tenant);
-	e->f.managed_apple_id = text_put(&p, f->managed_apple_id);
-	e->f.enrollment_mode = text_put(&p, f->enrollment_mode);
-	e->f.client_id = text_put(&p, f->client_id);
-	e->f.binding_kind = text_put(&p, f->binding_kind);
-	e->f.binding_value = text_put(&p, f->binding_value);
+	e->f.tenant = eb_str_put(&p, f->tenant);
+	e->f.grant_id = eb_str_put(&p, f->grant_id);
+	e->f.jti = eb_str_put(&p, f->jti);
+	e->f.g_id = eb_str_put(&p, f->g_id);
+	e->f.g_tenant = eb_str_put(&p, f->g_tenant);
+	e->f.managed_apple_id = eb_str_put(&p, f->managed_apple_id);
+	e->f.enrollment_mode = eb_str_put(&p, f->enrollment_mode);
+	e->f.client_id = eb_str_put(&p, f->client_id);
+	e->f.binding_kind = eb_str_put(&p, f->binding_kind);
+	e->f.binding_value = eb_str_put(&p, f->binding_value);
 	return e;
 }
 
