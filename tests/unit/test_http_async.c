@@ -26,6 +26,7 @@
 
 #include "core/mem.h"
 #include "http/client.h"
+#include "testnet.h"
 
 static int listen_fd = -1;
 static char base[64];
@@ -138,20 +139,11 @@ accept_main(void *arg)
 static int
 setup(void **state)
 {
-	struct sockaddr_in sa;
-	socklen_t sl = sizeof(sa);
-	int one = 1;
+	int port;
 
-	listen_fd = socket(AF_INET, SOCK_STREAM, 0);
-	setsockopt(listen_fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-	memset(&sa, 0, sizeof(sa));
-	sa.sin_family = AF_INET;
-	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	if (bind(listen_fd, (struct sockaddr *)&sa, sizeof(sa)) == -1 ||
-	    listen(listen_fd, 256) == -1 ||
-	    getsockname(listen_fd, (struct sockaddr *)&sa, &sl) == -1)
+	if ((listen_fd = test_listen_loopback(256, &port)) == -1)
 		return -1;
-	snprintf(base, sizeof(base), "http://127.0.0.1:%d", ntohs(sa.sin_port));
+	snprintf(base, sizeof(base), "http://127.0.0.1:%d", port);
 	if (eb_http_client_global_init() == -1)
 		return -1;
 	return pthread_create(&accept_thread, NULL, accept_main, NULL);

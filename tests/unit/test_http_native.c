@@ -47,6 +47,7 @@
 
 #include "core/mem.h"
 #include "http/client.h"
+#include "testnet.h"
 
 /* ---- the upstream ---- */
 
@@ -750,29 +751,15 @@ recs_find(const char *path, char *raw, size_t rawsz, int *conn)
 static int
 setup(void **state)
 {
-	struct sockaddr_in sa;
-	socklen_t sl = sizeof(sa);
-	int one = 1, i;
+	socklen_t sl;
+	int i;
 
 	(void)state;
 	for (i = 0; i < MAX_HELD; i++)
 		held[i] = -1;
-	/* the native client is for requests without a proxy */
-	unsetenv("http_proxy");
-	unsetenv("HTTP_PROXY");
-	unsetenv("all_proxy");
-	unsetenv("ALL_PROXY");
-	unsetenv("ENROLLBRIDGE_UPSTREAM_CURL");
-	listen_fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	setsockopt(listen_fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-	memset(&sa, 0, sizeof(sa));
-	sa.sin_family = AF_INET;
-	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	if (bind(listen_fd, (struct sockaddr *)&sa, sizeof(sa)) == -1 ||
-	    listen(listen_fd, 512) == -1 ||
-	    getsockname(listen_fd, (struct sockaddr *)&sa, &sl) == -1)
+	test_native_env();
+	if ((listen_fd = test_listen_loopback(512, &port)) == -1)
 		return -1;
-	port = ntohs(sa.sin_port);
 	/* and on ::1 when there is IPv6 */
 	{
 		struct sockaddr_in6 s6;

@@ -57,6 +57,7 @@
 #include <unistd.h>
 
 #include "http/client.h"
+#include "testnet.h"
 
 /* ---- the body pattern ---- */
 
@@ -459,29 +460,11 @@ accept_main(void *arg)
 static int
 setup(void **state)
 {
-	struct sockaddr_in sa;
-	socklen_t sl = sizeof(sa);
-	int one = 1;
-
 	(void)state;
 	pattern_init();
-	/* the native client is for requests without a proxy */
-	unsetenv("http_proxy");
-	unsetenv("HTTP_PROXY");
-	unsetenv("all_proxy");
-	unsetenv("ALL_PROXY");
-	unsetenv("ENROLLBRIDGE_UPSTREAM_CURL");
-	listen_fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	setsockopt(listen_fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-	memset(&sa, 0, sizeof(sa));
-	sa.sin_family = AF_INET;
-	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	if (bind(listen_fd, (struct sockaddr *)&sa, sizeof(sa)) == -1 ||
-	    listen(listen_fd, 128) == -1 ||
-	    getsockname(listen_fd, (struct sockaddr *)&sa, &sl) == -1)
-		return -1;
-	port = ntohs(sa.sin_port);
-	if (eb_http_client_global_init() == -1)
+	test_native_env();
+	if ((listen_fd = test_listen_loopback(128, &port)) == -1 ||
+	    eb_http_client_global_init() == -1)
 		return -1;
 	return pthread_create(&accept_thread, NULL, accept_main, NULL);
 }
