@@ -48,20 +48,9 @@
 
 extern char **environ;
 
-#define MAX_TTL 3600
-#define TTL_NS  1000000000LL /* bearer_cache.c CACHE_TTL_NS */
+#define TTL_NS 1000000000LL /* bearer_cache.c CACHE_TTL_NS */
 
-struct fx {
-	char dir[256];
-	char db[320];
-	char cfgpath[320];
-	char changed[320]; /* state_dir/store.changed */
-	struct eb_store *store;
-	struct eb_config *cfg;
-	const struct eb_tenant *acme;
-	uint8_t seal[32];
-	struct eb_signer *s;
-};
+#include "tokenfx.h"
 
 /* ---- a child process that writes the database ----------------------- */
 
@@ -142,102 +131,16 @@ run_child(const char *first, ...)
 /* ---- fixture ---------------------------------------------------------- */
 
 static int
-rm_entry(const char *p, const struct stat *sb, int flag, struct FTW *ftw)
-{
-	return remove(p);
-}
-
-static void
-write_file(const char *dir, const char *name, const char *text)
-{
-	char path[512];
-	FILE *f;
-
-	snprintf(path, sizeof(path), "%s/%s", dir, name);
-	assert_non_null(f = fopen(path, "w"));
-	fputs(text, f);
-	fclose(f);
-}
-
-#define TENANT_FMT                                                             \
-	"{\"id\":\"%s\",\"domains\":[\"%s.example\"],"                         \
-	"\"enrollment\":{\"default\":\"byod\"},"                               \
-	"\"auth_method\":\"apple-as-web\","                                    \
-	"\"idp\":{\"type\":\"oidc\",\"issuer\":\"https://idp.%s.example\","    \
-	"\"client_id\":\"c\",\"client_secret\":\"s\"},"                        \
-	"\"managed_apple_id\":{\"claim\":\"email\",\"domain_map\":"            \
-	"{\"%s.example\":\"appleid.%s.example\"}}}"
-
-static int
 setup(void **state)
 {
-	struct fx *fx = calloc(1, sizeof(*fx));
-	const char *base = getenv("EB_BINARY_DIR");
-	char path[512], buf[1024], err[512];
-	struct eb_config_error cerr;
-
-	if (fx == NULL)
-		return -1;
-	snprintf(fx->dir, sizeof(fx->dir), "%s/bcache-test-XXXXXX",
-	         base ? base : "/tmp");
-	if (mkdtemp(fx->dir) == NULL)
-		return -1;
-	snprintf(path, sizeof(path), "%s/tenants", fx->dir);
-	if (mkdir(path, 0700) != 0)
-		return -1;
-	snprintf(buf, sizeof(buf), "%s/state", fx->dir);
-	if (mkdir(buf, 0700) != 0)
-		return -1;
-	snprintf(fx->db, sizeof(fx->db), "%s/eb.db", fx->dir);
-	snprintf(fx->changed, sizeof(fx->changed), "%s/state/store.changed",
-	         fx->dir);
-	snprintf(buf, sizeof(buf),
-	         "{\"public_url\":\"https://eb.example.com\","
-	         "\"database\":\"%s\",\"state_dir\":\"%s/state\","
-	         "\"tenants_dir\":\"tenants\"}",
-	         fx->db, fx->dir);
-	write_file(fx->dir, "main.json", buf);
-	snprintf(buf, sizeof(buf), TENANT_FMT, "acme", "acme", "acme", "acme",
-	         "acme");
-	write_file(path, "acme.json", buf);
-	snprintf(fx->cfgpath, sizeof(fx->cfgpath), "%s/main.json", fx->dir);
-	memset(&cerr, 0, sizeof(cerr));
-	if ((fx->cfg = eb_config_load(fx->cfgpath, &cerr)) == NULL) {
-		print_error("config: %s %s %s\n", cerr.file, cerr.key,
-		            cerr.reason);
-		return -1;
-	}
-	fx->acme = eb_config_tenant(fx->cfg, "acme");
-	if ((fx->store = eb_store_open(NULL, fx->db, err, sizeof(err))) ==
-	    NULL) {
-		print_error("store: %s\n", err);
-		return -1;
-	}
-	/* as the server does (main.c): watch, do not announce */
-	if (eb_store_set_change_file(fx->store, fx->changed, 0) != 0)
-		return -1;
-	memset(fx->seal, 0x5a, sizeof(fx->seal));
-	fx->s = eb_signer_open(fx->store, fx->seal, MAX_TTL, err, sizeof(err));
-	if (fx->s == NULL) {
-		print_error("signer: %s\n", err);
-		return -1;
-	}
-	*state = fx;
-	return 0;
+	return tokenfx_setup(state, "bcache-test", 0, 1);
 }
 
 static int
 teardown(void **state)
 {
-	struct fx *fx = *state;
-
 	eb_bearer_cache_clear();
-	eb_signer_close(fx->s);
-	eb_store_close(fx->store);
-	eb_config_unref(fx->cfg);
-	nftw(fx->dir, rm_entry, 8, FTW_DEPTH | FTW_PHYS);
-	free(fx);
-	return 0;
+	return tokenfx_teardown(state);
 }
 
 /* ---- helpers ---------------------------------------------------------- */
