@@ -673,15 +673,17 @@ stream_head(const struct eb_http_response *resp, struct eb_http_xfer *xfer,
             void *arg)
 {
 	struct pending *p = arg;
-	const char *conn = eb_http_response_header(resp, "Connection");
-	const char *ct = eb_http_response_header(resp, "Content-Type");
 	long long cl = announced_length(resp);
+	const char *conn, *ct;
 	size_t i;
 
+	/* first, as cheaply as it goes: every check-in answer stops here */
 	if ((cl >= 0 && cl <= STREAM_MIN) ||
 	    strcmp(eb_req_method(p->req), "HEAD") == 0 || resp->status < 200 ||
 	    resp->status > 599 || resp->status == 204 || resp->status == 304)
 		return EB_HTTP_GATHER;
+	conn = eb_http_response_header(resp, "Connection");
+	ct = eb_http_response_header(resp, "Content-Type");
 	p->xfer = xfer;
 	p->streaming = 1;
 	p->status = resp->status;
