@@ -181,8 +181,8 @@ announce(const struct eb_config *cfg, uint16_t port)
 /*
  * Watch the state directory's change file, which `grants revoke` touches
  * after revoking under us: the bearer check answers from its cache only
- * while the file is unchanged (token/bearer_cache.h). Before any thread
- * uses the store.
+ * while the file is unchanged (token/bearer_cache.h, store/watch.h).
+ * Before any thread uses the store.
  */
 static int
 watch_store_changes(struct eb_store *store, const struct eb_config *cfg)
@@ -199,6 +199,12 @@ watch_store_changes(struct eb_store *store, const struct eb_config *cfg)
 		log_errx("out of memory");
 		return -1;
 	}
+	/*
+	 * Have the file there, so that the workers watch it from their first
+	 * check rather than stat it until a first revocation. Touching it is
+	 * one announcement more; failing to is logged and costs only that.
+	 */
+	(void)eb_store_announce_change(store);
 	return 0;
 }
 

@@ -24,12 +24,14 @@
 #include "core/digest.h"
 #include "core/log.h"
 #include "core/mem.h"
+#include "store/watch.h"
 
 struct eb_store {
 	const struct eb_store_ops *ops;
 	void *be;
 	char *change_path; /* the change file, or NULL */
 	int announce;      /* touch it after every change made through us */
+	uint64_t epoch;    /* this handle with this change file (watch.h) */
 };
 
 /*
@@ -40,6 +42,8 @@ struct eb_store {
  * after the backend's commit, a cache's load before its read.
  */
 static _Atomic uint64_t generation = 1;
+/* The last epoch given to a handle's change file (watch.h). */
+static _Atomic uint64_t epochs;
 
 const char *
 eb_store_strerror(int rc)
@@ -211,6 +215,7 @@ eb_store_set_change_file(struct eb_store *s, const char *path, int announce)
 	eb_free(s->change_path);
 	s->change_path = p;
 	s->announce = p != NULL && announce;
+	s->epoch = atomic_fetch_add(&epochs, 1) + 1;
 	/* stamps of another file (or of none) mean nothing now */
 	atomic_fetch_add(&generation, 1);
 	return 0;
@@ -238,12 +243,21 @@ eb_store_stamp(struct eb_store *s, struct eb_store_stamp *out)
 	out->generation = atomic_load(&generation);
 	if (s == NULL || s->change_path == NULL)
 		return -1;
+	/* a watcher's thread with its watch in place: no path walk */
+	if (!s->announce && eb_watch_stamp(s->change_path, s->epoch, &out->dev,
+	                                   &out->ino, &out->seq) == 1) {
+		out->file = 1;
+		out->watched = 1;
+		return 0;
+	}
 	/* lstat: a symbolic link there is nothing our writers touch */
 	if (lstat(s->change_path, &sb) == -1)
 		return errno == ENOENT ? 0 : -1;
 	if (!S_ISREG(sb.st_mode))
 		return -1;
 	stamp_file(&sb, out);
+	if (!s->announce)
+		eb_watch_arm(s->change_path, s->epoch, &sb);
 	return 0;
 }
 
@@ -252,6 +266,7 @@ eb_store_stamp_equal(const struct eb_store_stamp *a,
                      const struct eb_store_stamp *b)
 {
 	return a->generation == b->generation && a->file == b->file &&
+	       a->watched == b->watched && a->seq == b->seq &&
 	       a->dev == b->dev && a->ino == b->ino && a->size == b->size &&
 	       a->mtime_sec == b->mtime_sec && a->mtime_nsec == b->mtime_nsec &&
 	       a->ctime_sec == b->ctime_sec && a->ctime_nsec == b->ctime_nsec;

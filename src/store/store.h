@@ -511,14 +511,19 @@ void eb_store_mapping_finish(struct eb_store_mapping *m);
  *   bumped by open and close, so that an entry never outlives its handle.
  * - the change file, when the handle has one: a process that writes the
  *   database while others may be caching (the CLI) touches it after each
- *   such change, so that its stat(2) differs.
+ *   such change, so that its stat(2) differs. A watching handle (the
+ *   server's) learns of the touch from an inotify watch once one is in
+ *   place in the calling thread (store/watch.h), at the cost of a read(2)
+ *   instead of a path walk: then the stamp holds the file's identity and
+ *   the count of events the thread has seen.
  * A cache takes the stamp before it reads the store: an entry then never
  * holds data older than its stamp says.
  */
 struct eb_store_stamp {
 	uint64_t generation;
 	int file; /* 1: the change file exists (fields below), 0: it does not */
-	uint64_t dev, ino;
+	int watched; /* 1: from this thread's watch: dev, ino and seq only */
+	uint64_t dev, ino, seq;
 	int64_t size, mtime_sec, mtime_nsec, ctime_sec, ctime_nsec;
 };
 

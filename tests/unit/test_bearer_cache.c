@@ -43,6 +43,7 @@
 #include "core/config.h"
 #include "core/mem.h"
 #include "store/store.h"
+#include "store/watch.h"
 #include "token/bearer_cache.h"
 #include "token/token.h"
 
@@ -655,7 +656,7 @@ test_change_file(void **state)
 	struct fx *fx = *state;
 	struct eb_store_stamp a, b, none;
 	struct eb_store *cli;
-	struct stat sb;
+	struct stat sb, old_sb;
 	char path[512], text[64];
 	FILE *f;
 	int i;
@@ -679,15 +680,18 @@ test_change_file(void **state)
 	assert_false(eb_store_stamp_equal(&a, &b));
 
 	/* every touch changes the stamp, however quick: a counter, and a
-	 * modification time always later than the last */
+	 * modification time always later than the last, for a thread that
+	 * must stat(2) the file (test_change_watch: one that watches it) */
 	for (i = 0; i < 200; i++) {
 		a = b;
+		old_sb = sb;
 		assert_int_equal(eb_store_announce_change(cli), 0);
 		assert_int_equal(eb_store_stamp(fx->store, &b), 0);
 		assert_false(eb_store_stamp_equal(&a, &b));
-		assert_true(b.mtime_sec > a.mtime_sec ||
-		            (b.mtime_sec == a.mtime_sec &&
-		             b.mtime_nsec > a.mtime_nsec));
+		assert_int_equal(stat(fx->changed, &sb), 0);
+		assert_true(sb.st_mtim.tv_sec > old_sb.st_mtim.tv_sec ||
+		            (sb.st_mtim.tv_sec == old_sb.st_mtim.tv_sec &&
+		             sb.st_mtim.tv_nsec > old_sb.st_mtim.tv_nsec));
 	}
 	assert_non_null(f = fopen(fx->changed, "r"));
 	assert_non_null(fgets(text, sizeof(text), f));
@@ -707,6 +711,135 @@ test_change_file(void **state)
 	snprintf(path, sizeof(path), "%s/no-such-dir/store.changed", fx->dir);
 	assert_int_equal(eb_store_set_change_file(cli, path, 1), 0);
 	assert_int_equal(eb_store_announce_change(cli), 0);
+	eb_store_close(cli);
+}
+
+/* Stamp twice: the second comes from this thread's watch. */
+static void
+watched_stamp(struct fx *fx, struct eb_store_stamp *out)
+{
+	assert_int_equal(eb_store_stamp(fx->store, out), 0);
+	assert_int_equal(eb_store_stamp(fx->store, out), 0);
+	assert_int_equal(out->file, 1);
+	assert_int_equal(out->watched, 1);
+}
+
+/* Write text into path by hand (another writer than ours). */
+static void
+write_file(const char *path, const char *text)
+{
+	FILE *f;
+
+	assert_non_null(f = fopen(path, "w"));
+	assert_int_equal(fputs(text, f) >= 0, 1);
+	assert_int_equal(fclose(f), 0);
+}
+
+static void *
+watch_thread(void *p)
+{
+	struct fx *fx = p;
+	struct eb_store_stamp st;
+	uint64_t *n = eb_malloc(sizeof(*n));
+
+	assert_non_null(n);
+	watched_stamp(fx, &st);
+	*n = eb_watch_count();
+	return n;
+}
+
+static void
+test_change_watch(void **state)
+{
+	struct fx *fx = *state;
+	struct eb_store_stamp a, b;
+	struct eb_store *cli;
+	char tmp[512];
+	uint64_t base, *in_thread;
+	pthread_t th;
+	int i;
+
+	assert_non_null(cli = eb_store_open(NULL, fx->db, NULL, 0));
+	assert_int_equal(eb_store_set_change_file(cli, fx->changed, 1), 0);
+	/* no file, no watch: stat(2) every time */
+	assert_int_equal(eb_store_stamp(fx->store, &a), 0);
+	assert_int_equal(eb_store_stamp(fx->store, &a), 0);
+	assert_int_equal(a.file, 0);
+	assert_int_equal(a.watched, 0);
+
+	/* the file appears: the stamp after the one that saw it watches */
+	assert_int_equal(eb_store_announce_change(cli), 0);
+	base = eb_watch_count();
+	assert_int_equal(eb_store_stamp(fx->store, &a), 0);
+	assert_int_equal(a.watched, 0);
+	assert_int_equal(eb_watch_count(), base + 1);
+	assert_int_equal(eb_store_stamp(fx->store, &b), 0);
+	assert_int_equal(b.watched, 1);
+	assert_false(eb_store_stamp_equal(&a, &b));
+
+	/* quiet: the same stamp; every touch: another one */
+	for (i = 0; i < 200; i++) {
+		assert_int_equal(eb_store_stamp(fx->store, &a), 0);
+		assert_true(eb_store_stamp_equal(&a, &b));
+		if (i % 2) { /* a change through the CLI */
+			snprintf(tmp, sizeof(tmp), "g%d", i);
+			mk_grant(cli, tmp, 0);
+		} else
+			assert_int_equal(eb_store_announce_change(cli), 0);
+		assert_int_equal(eb_store_stamp(fx->store, &b), 0);
+		assert_int_equal(b.watched, 1);
+		assert_false(eb_store_stamp_equal(&a, &b));
+	}
+
+	/* any writer at all, even one that leaves the same bytes */
+	watched_stamp(fx, &a);
+	write_file(fx->changed, "7\n");
+	assert_int_equal(eb_store_stamp(fx->store, &b), 0);
+	assert_false(eb_store_stamp_equal(&a, &b));
+	watched_stamp(fx, &a);
+	write_file(fx->changed, "7\n");
+	assert_int_equal(eb_store_stamp(fx->store, &b), 0);
+	assert_false(eb_store_stamp_equal(&a, &b));
+
+	/* replaced by a rename: seen, and the new file watched next */
+	watched_stamp(fx, &a);
+	snprintf(tmp, sizeof(tmp), "%s.new", fx->changed);
+	write_file(tmp, "1\n");
+	assert_int_equal(rename(tmp, fx->changed), 0);
+	assert_int_equal(eb_store_stamp(fx->store, &b), 0);
+	assert_false(eb_store_stamp_equal(&a, &b));
+	assert_int_equal(b.watched, 0);
+	watched_stamp(fx, &a);
+	assert_true(a.ino == b.ino);
+
+	/* deleted: no file; a symbolic link in its place: no stamp */
+	assert_int_equal(unlink(fx->changed), 0);
+	assert_int_equal(eb_store_stamp(fx->store, &b), 0);
+	assert_int_equal(b.file, 0);
+	snprintf(tmp, sizeof(tmp), "%s/elsewhere", fx->dir);
+	write_file(tmp, "1\n");
+	assert_int_equal(symlink(tmp, fx->changed), 0);
+	assert_int_equal(eb_store_stamp(fx->store, &b), -1);
+	assert_int_equal(eb_store_stamp(fx->store, &b), -1);
+	assert_int_equal(unlink(fx->changed), 0);
+
+	/* a new change file (or handle) drops the old watch */
+	assert_int_equal(eb_store_announce_change(cli), 0);
+	watched_stamp(fx, &a);
+	assert_int_equal(eb_store_set_change_file(fx->store, fx->changed, 0),
+	                 0);
+	assert_int_equal(eb_store_stamp(fx->store, &b), 0);
+	assert_int_equal(b.watched, 0);
+	assert_false(eb_store_stamp_equal(&a, &b));
+
+	/* each thread its own watch, closed when the thread ends */
+	watched_stamp(fx, &a);
+	base = eb_watch_count();
+	assert_int_equal(pthread_create(&th, NULL, watch_thread, fx), 0);
+	assert_int_equal(pthread_join(th, (void **)&in_thread), 0);
+	assert_int_equal(*in_thread, base + 1);
+	eb_free(in_thread);
+	assert_int_equal(eb_watch_count(), base);
 	eb_store_close(cli);
 }
 
@@ -793,15 +926,11 @@ main(int argc, char **argv)
 {
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
 	const struct CMUnitTest tests[] = {
-	    T(test_hit_same_facts),
-	    T(test_revoke_in_process),
-	    T(test_revoke_other_process),
-	    T(test_expiry_from_cache),
-	    T(test_ttl_backstop),
-	    T(test_not_found_not_cached),
-	    T(test_generation),
-	    T(test_change_file),
-	    T(test_threads),
+	    T(test_hit_same_facts),       T(test_revoke_in_process),
+	    T(test_revoke_other_process), T(test_expiry_from_cache),
+	    T(test_ttl_backstop),         T(test_not_found_not_cached),
+	    T(test_generation),           T(test_change_file),
+	    T(test_change_watch),         T(test_threads),
 	};
 
 	if (argc > 2 && strcmp(argv[1], "child") == 0)
