@@ -131,6 +131,13 @@ struct h1_loop {
 	size_t norigins;
 	struct h1_xfer *active;
 	size_t nresumed; /* transfers with resumed set */
+	/*
+	 * No active transfer's deadline is earlier (0: not known). Lowered
+	 * when a transfer starts or connects; never raised but by a walk, and
+	 * walked again once passed: too early only costs that walk, when it
+	 * comes, instead of one on every turn of the loop.
+	 */
+	long long first_deadline;
 	/* closed connections: freed after the event batch that may still
 	 * name them (h1_reap) */
 	struct h1_conn *dead;
@@ -474,6 +481,14 @@ idle_drop(struct h1_conn *c)
 
 /* ---- transfers ---- */
 
+/* A transfer of h has a deadline at d (h1_loop.first_deadline). */
+static void
+deadline_add(struct h1_loop *h, long long d)
+{
+	if (h->first_deadline == 0 || d < h->first_deadline)
+		h->first_deadline = d;
+}
+
 static void
 xfer_unlink(struct h1_xfer *x)
 {
@@ -722,6 +737,7 @@ start_conn(struct h1_xfer *x)
 	}
 	x->phase = P_CONNECT;
 	x->connect_deadline = eb_mono_ms() + x->connect_ms;
+	deadline_add(x->h, x->connect_deadline);
 	if (conn_watch(c, EPOLLOUT) == -1) {
 		x->c = NULL;
 		conn_close(c);
@@ -1411,6 +1427,7 @@ h1_fetch(struct h1_loop *h, const struct eb_http_options *o,
 	x->head_req = o->method != NULL && strcmp(o->method, "HEAD") == 0;
 	x->start_ms = eb_mono_ms();
 	x->deadline = x->start_ms + to;
+	deadline_add(h, x->deadline);
 	x->connect_ms = cto;
 	eb_buf_init(&x->ctx.body, o->max_response_bytes > 0
 	                              ? o->max_response_bytes
@@ -1554,7 +1571,7 @@ h1_event(struct h1_loop *h, void *ptr, uint32_t events)
 }
 
 int
-h1_timeout(const struct h1_loop *h)
+h1_timeout(struct h1_loop *h)
 {
 	const struct h1_xfer *x;
 	long long first = -1, d, now;
@@ -1563,14 +1580,19 @@ h1_timeout(const struct h1_loop *h)
 		return -1;
 	if (h->nresumed > 0)
 		return 0; /* h1_kick() has work */
-	for (x = h->active; x != NULL; x = x->next) {
-		d = x->deadline;
-		if (x->phase == P_CONNECT && x->connect_deadline < d)
-			d = x->connect_deadline;
-		if (first < 0 || d < first)
-			first = d;
-	}
 	now = eb_mono_ms();
+	if (h->first_deadline > now)
+		first = h->first_deadline;
+	else {
+		for (x = h->active; x != NULL; x = x->next) {
+			d = x->deadline;
+			if (x->phase == P_CONNECT && x->connect_deadline < d)
+				d = x->connect_deadline;
+			if (first < 0 || d < first)
+				first = d;
+		}
+		h->first_deadline = first;
+	}
 	return first <= now            ? 0
 	       : first - now > 3600000 ? 3600000
 	                               : (int)(first - now);

@@ -92,7 +92,7 @@ int h1_fetch(struct h1_loop *h, const struct eb_http_options *o,
 /* An epoll event for connection ptr; returns the transfers finished. */
 size_t h1_event(struct h1_loop *h, void *ptr, uint32_t events);
 /* Milliseconds until a deadline (0: due), -1 for none. */
-int h1_timeout(const struct h1_loop *h);
+int h1_timeout(struct h1_loop *h);
 /* Fail the transfers past a deadline; returns how many. */
 size_t h1_expire(struct h1_loop *h);
 /* Start the transfers waiting for a connection where one is free now;
