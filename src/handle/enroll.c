@@ -10,10 +10,11 @@
  * WWW-Authenticate line in Apple's form for the tenant's auth_method, plus
  * X-Apple-MDM-ESSO when the tenant has Enrollment SSO. For apple-as-web the
  * state of the sign-in lives in the URL path (/t/{T}/auth/{flow}), because
- * the device replaces the URL's query; a login flow holding the MachineInfo
- * and the mode is stored for it and expires after tokens.login_ttl. For
- * apple-oauth2 the flow travels as a query item of the authorization-url,
- * which the device keeps.
+ * the device replaces the URL's query: the login flow holding the
+ * MachineInfo and the mode is sealed into that path (handle/flow.h), so
+ * that a challenge writes nothing, and it expires after tokens.login_ttl.
+ * For apple-oauth2 the flow travels as a query item of the
+ * authorization-url, which the device keeps.
  *
  * With a valid bearer: 200 application/x-apple-aspen-config, the tenant's
  * profile patched for this person and mode (profile.c), built on the work
@@ -33,15 +34,17 @@
 #include "core/env.h"
 #include "core/log.h"
 #include "core/mem.h"
-#include "core/rand.h"
 #include "core/workq.h"
+#include "handle/flow.h"
 #include "handle/handle.h"
 #include "store/store.h"
 #include "token/token.h"
 
-#define FLOW_ID_BYTES 32
-
-/* Store a login flow for this enrollment attempt; returns its id. */
+/*
+ * The login flow for this enrollment attempt, sealed into the challenge's
+ * URL (handle/flow.h): nothing is stored until a person opens it. Its
+ * text, or NULL (logged).
+ */
 static char *
 new_flow(struct eb_request *req, const struct eb_tenant *t,
          const struct eb_challenge_ctx *ctx)
@@ -49,13 +52,10 @@ new_flow(struct eb_request *req, const struct eb_tenant *t,
 	struct eb_env *env = eb_req_env(req);
 	const struct eb_machineinfo *mi = ctx ? ctx->mi : NULL;
 	struct eb_store_flow f;
-	char *id, *extra = NULL;
+	char *text = NULL, *extra = NULL;
 	int64_t now = (int64_t)time(NULL);
 
-	if ((id = eb_rand_token(FLOW_ID_BYTES)) == NULL)
-		return NULL;
 	memset(&f, 0, sizeof(f));
-	f.id = id;
 	f.tenant = t->id;
 	f.kind = t->auth_method == EB_AUTH_OAUTH2
 	             ? EB_STORE_FLOW_OAUTH2_AUTHORIZE
@@ -80,17 +80,12 @@ new_flow(struct eb_request *req, const struct eb_tenant *t,
 		extra = x != NULL ? json_dumps(x, JSON_COMPACT) : NULL;
 		json_decref(x);
 		if (extra == NULL)
-			goto fail;
+			return NULL;
 		f.extra = extra;
 	}
-	if (eb_store_flow_put(env->store, &f) != EB_STORE_OK)
-		goto fail;
+	(void)eb_flow_seal(env->seal_key, &f, &text);
 	eb_free(extra);
-	return id;
-fail:
-	eb_free(extra);
-	eb_free(id);
-	return NULL;
+	return text;
 }
 
 int

@@ -32,6 +32,7 @@
 #include "core/rand.h"
 #include "core/str.h"
 #include "core/workq.h"
+#include "handle/flow.h"
 #include "handle/handle.h"
 #include "http/client.h"
 #include "http/form.h"
@@ -168,19 +169,25 @@ start_job(void *arg)
 	size_t sealed_len = 0;
 	struct eb_buf c;
 	int64_t now = (int64_t)time(NULL);
+	int rc;
 
 	memset(&oreq, 0, sizeof(oreq));
 	memset(&oerr, 0, sizeof(oerr));
 	memset(&f, 0, sizeof(f));
 	eb_buf_init(&c, 1024);
-	if (eb_store_flow_get(env->store, EB_STORE_FLOW_BY_ID, j->flow_id, now,
-	                      &f) != EB_STORE_OK ||
-	    f.kind != j->kind || f.tenant == NULL ||
-	    strcmp(f.tenant, t->id) != 0) {
-		log_info("tenant %s: sign-in start for an unknown or expired "
-		         "flow",
-		         t->id);
-		count_error(req, "flow_unknown");
+	/* the flow the challenge sealed into the URL (handle/flow.h): it
+	 * becomes a row now, under the hash of its text */
+	rc = eb_flow_open(env->seal_key, t->id, j->flow_id, now, &f);
+	if (rc == EB_FLOW_OPEN_OK && f.kind != j->kind)
+		rc = EB_FLOW_OPEN_BAD;
+	if (rc != EB_FLOW_OPEN_OK) {
+		log_info("tenant %s: sign-in start for %s flow", t->id,
+		         rc == EB_FLOW_OPEN_EXPIRED ? "an expired"
+		         : rc == EB_FLOW_OPEN_ERROR ? "an unreadable (out of "
+		                                      "memory)"
+		                                    : "an unknown");
+		count_error(req, rc == EB_FLOW_OPEN_EXPIRED ? "flow_expired"
+		                                            : "flow_unknown");
 		expired_page(req);
 		goto out;
 	}
@@ -296,7 +303,7 @@ eb_handle_auth_start(struct eb_request *req)
 	struct job *j;
 	int too_long = 0;
 
-	if (strlen(flow) > 128) {
+	if (strlen(flow) > EB_FLOW_MAX_LEN) {
 		expired_page(req);
 		return EB_HANDLED;
 	}
@@ -762,7 +769,7 @@ eb_handle_oauth2_authorize(struct eb_request *req)
 	if (rtype == NULL || strcmp(rtype, "code") != 0 ||
 	    (state != NULL && strlen(state) > 512) ||
 	    (scope != NULL && strlen(scope) > 512) || flow == NULL ||
-	    strlen(flow) > 128) {
+	    strlen(flow) > EB_FLOW_MAX_LEN) {
 		struct eb_buf b;
 
 		/* the redirect URI is the registered one: errors go back */

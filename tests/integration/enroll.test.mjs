@@ -418,6 +418,34 @@ test('signed profile: DER CMS that openssl verifies against the tenant cert, con
 
 // ---------------------------------------------------------- 6: hostile --
 
+test('a challenge stores nothing: the flow sealed in its URL becomes a row when opened, a reload replaces it', async () => {
+  const flows = () => sql(world.db, 'select count(*) as n from login_flows')[0].n;
+  const before = flows();
+  const urls = [];
+  for (let i = 0; i < 30; i++) urls.push(assertChallenge(await post('web', { family: 'iPhone', serial: `SERIAL${i}` }), 'web'));
+  assert.equal(new Set(urls).size, 30, 'every challenge its own flow');
+  assert.equal(flows(), before, 'no row for a challenge');
+  // the device's identifiers are not readable in the URL
+  assert.ok(!urls.some((u) => u.includes('SERIAL')), 'serial number in a challenge URL');
+  const st = await startLogin(urls[7], 'user1@web.generic.test');
+  assert.equal(st.status, 302, st.body);
+  assert.equal(flows(), before + 1, 'one row once the sign-in starts');
+  const row = sql(world.db, `select * from login_flows where id = '${sha256hex(urls[7].split('/').pop())}'`)[0];
+  assert.ok(row, 'the row is keyed by the hash of the flow text');
+  assert.equal(row.mi_serial, 'SERIAL7');
+  assert.equal(row.enrollment_mode, 'BYOD');
+  const again = await startLogin(urls[7], 'user1@web.generic.test');
+  assert.equal(again.status, 302, again.body);
+  assert.equal(flows(), before + 1, 'a reload replaces the attempt');
+  // the same flow under another tenant's path, or altered: the expired page
+  const moved = await startLogin(urls[3].replace('/t/web/', '/t/sig/'), 'user1@sig.generic.test');
+  assert.equal(moved.status, 400, moved.body);
+  const last = urls[3].slice(-1) === 'A' ? 'B' : 'A';
+  const altered = await startLogin(urls[3].slice(0, -1) + last, 'user1@web.generic.test');
+  assert.equal(altered.status, 400, altered.body);
+  assert.equal(flows(), before + 1);
+});
+
 test('hostile first POST bodies: 400 (413 oversize), never a challenge, the server keeps answering', async () => {
   const real = machineInfo({ family: 'iPhone' });
   const altered = Buffer.from(real);

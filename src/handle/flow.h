@@ -1,0 +1,50 @@
+/*
+ * A login flow that has not started yet, carried in the challenge's URL
+ * (`/t/{T}/auth/{flow}`, `authorize?flow=`) instead of the database.
+ *
+ * Every 401 challenge, to an enrollment POST or to an MDM request with a
+ * refused bearer, opens a login flow. Stored, each cost a database write,
+ * and anyone could make them by the thousand without a credential; the
+ * rows stayed for login_ttl. Sealed into the URL (AES-256-GCM under the
+ * state key, bound to the tenant), a challenge writes nothing: the flow
+ * becomes a row only when a person opens the URL and the sign-in starts,
+ * under the SHA-256 of its text, so that a reload replaces that attempt.
+ * The seal keeps the device's identifiers (UDID, serial) out of the URL's
+ * readable text and makes the flow unforgeable; its expiry is inside.
+ */
+#ifndef EB_HANDLE_FLOW_H
+#define EB_HANDLE_FLOW_H
+
+#include <stdint.h>
+
+#include "jose/seal.h"
+#include "store/store.h"
+
+/* The longest flow text accepted (one carries at most seven MachineInfo
+ * strings of 256 bytes, sealed: about 3 KiB; a usual one 300 bytes). */
+#define EB_FLOW_MAX_LEN 4096
+
+/*
+ * The flow text for f: its kind, times, enrollment mode, MachineInfo and
+ * extra, sealed for f->tenant (f->id and the upstream fields are not
+ * carried). 0 with *out to eb_free, or -1 (logged).
+ */
+int eb_flow_seal(const uint8_t key[EB_SEAL_KEY_LEN],
+                 const struct eb_store_flow *f, char **out);
+
+enum eb_flow_open_rc {
+	EB_FLOW_OPEN_OK = 0,
+	EB_FLOW_OPEN_BAD = -1,     /* not ours, another tenant's, or altered */
+	EB_FLOW_OPEN_EXPIRED = -2, /* genuine, but past its expiry */
+	EB_FLOW_OPEN_ERROR = -3,   /* out of memory */
+};
+
+/*
+ * Open the flow text for tenant at time now into *f (released with
+ * eb_store_flow_finish, also on failure): its fields, f->tenant, and
+ * f->id, the lower-case hex SHA-256 of text.
+ */
+int eb_flow_open(const uint8_t key[EB_SEAL_KEY_LEN], const char *tenant,
+                 const char *text, int64_t now, struct eb_store_flow *f);
+
+#endif

@@ -1,0 +1,224 @@
+/*
+ * Unit tests for login flows sealed into the challenge URL
+ * (src/handle/flow.c): what goes in comes out, for its tenant only, until
+ * its expiry; an altered, truncated, foreign or oversized text never
+ * opens; the row id is the hash of the text.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "core/mem.h"
+#include "handle/flow.h"
+#include "store/store.h"
+
+static const uint8_t key[EB_SEAL_KEY_LEN] = "0123456789abcdef0123456789abcde";
+static const uint8_t other_key[EB_SEAL_KEY_LEN] =
+    "fedcba9876543210fedcba987654321";
+
+static struct eb_store_flow
+full_flow(void)
+{
+	struct eb_store_flow f;
+
+	memset(&f, 0, sizeof(f));
+	f.id = "ignored";
+	f.tenant = "acme";
+	f.kind = EB_STORE_FLOW_APPLE_AS_WEB;
+	f.created = 1000;
+	f.expires = 1600;
+	f.enrollment_mode = "BYOD";
+	f.model_family = "iPhone";
+	f.product = "iPhone15,2";
+	f.version = "21A329";
+	f.language = "en-US";
+	f.os_version = "17.0";
+	f.udid = "00008120-0011223344556677";
+	f.serial = "F2LXK0AAHG7F";
+	f.extra = "{\"replaces\":\"g-123\"}";
+	f.upstream_state = "not carried";
+	return f;
+}
+
+static void
+test_round_trip(void **state)
+{
+	struct eb_store_flow in = full_flow(), out;
+	char *text, hash[EB_STORE_HASH_HEXLEN + 1];
+
+	(void)state;
+	assert_int_equal(eb_flow_seal(key, &in, &text), 0);
+	/* URL-safe as it is, and no identifier readable in it */
+	assert_true(strspn(text, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopq"
+	                         "rstuvwxyz0123456789-_") == strlen(text));
+	assert_null(strstr(text, "F2LXK0AAHG7F"));
+	assert_true(strlen(text) < 512);
+
+	assert_int_equal(eb_flow_open(key, "acme", text, 1599, &out),
+	                 EB_FLOW_OPEN_OK);
+	assert_int_equal(eb_store_hash_token(text, strlen(text), hash), 0);
+	assert_string_equal(out.id, hash);
+	assert_string_equal(out.tenant, "acme");
+	assert_int_equal(out.kind, EB_STORE_FLOW_APPLE_AS_WEB);
+	assert_int_equal(out.created, 1000);
+	assert_int_equal(out.expires, 1600);
+	assert_string_equal(out.enrollment_mode, "BYOD");
+	assert_string_equal(out.model_family, "iPhone");
+	assert_string_equal(out.product, "iPhone15,2");
+	assert_string_equal(out.version, "21A329");
+	assert_string_equal(out.language, "en-US");
+	assert_string_equal(out.os_version, "17.0");
+	assert_string_equal(out.udid, "00008120-0011223344556677");
+	assert_string_equal(out.serial, "F2LXK0AAHG7F");
+	assert_string_equal(out.extra, "{\"replaces\":\"g-123\"}");
+	assert_null(out.upstream_state);
+	assert_null(out.user_identifier);
+	eb_store_flow_finish(&out);
+
+	/* two challenges, two flows: the seal is randomised */
+	{
+		char *again;
+
+		assert_int_equal(eb_flow_seal(key, &in, &again), 0);
+		assert_string_not_equal(text, again);
+		eb_free(again);
+	}
+	eb_free(text);
+}
+
+static void
+test_minimal(void **state)
+{
+	struct eb_store_flow in, out;
+	char *text;
+
+	(void)state;
+	memset(&in, 0, sizeof(in));
+	in.tenant = "t1";
+	in.kind = EB_STORE_FLOW_OAUTH2_AUTHORIZE;
+	in.created = 5;
+	in.expires = 65;
+	assert_int_equal(eb_flow_seal(key, &in, &text), 0);
+	assert_int_equal(eb_flow_open(key, "t1", text, 6, &out),
+	                 EB_FLOW_OPEN_OK);
+	assert_int_equal(out.kind, EB_STORE_FLOW_OAUTH2_AUTHORIZE);
+	assert_null(out.enrollment_mode);
+	assert_null(out.udid);
+	assert_null(out.extra);
+	eb_store_flow_finish(&out);
+	/* no tenant: nothing to bind it to */
+	in.tenant = NULL;
+	assert_int_equal(eb_flow_seal(key, &in, &text), -1);
+	eb_free(text);
+}
+
+static void
+test_refused(void **state)
+{
+	struct eb_store_flow in = full_flow(), out;
+	char *text, *bad;
+	size_t i, n;
+
+	(void)state;
+	assert_int_equal(eb_flow_seal(key, &in, &text), 0);
+	n = strlen(text);
+	/* its expiry passed */
+	assert_int_equal(eb_flow_open(key, "acme", text, 1600, &out),
+	                 EB_FLOW_OPEN_EXPIRED);
+	eb_store_flow_finish(&out);
+	/* another tenant's path, another key */
+	assert_int_equal(eb_flow_open(key, "acme2", text, 1000, &out),
+	                 EB_FLOW_OPEN_BAD);
+	assert_null(out.udid);
+	eb_store_flow_finish(&out);
+	assert_int_equal(eb_flow_open(key, "acm", text, 1000, &out),
+	                 EB_FLOW_OPEN_BAD);
+	eb_store_flow_finish(&out);
+	assert_int_equal(eb_flow_open(other_key, "acme", text, 1000, &out),
+	                 EB_FLOW_OPEN_BAD);
+	eb_store_flow_finish(&out);
+	/* any one character changed, or the text cut anywhere */
+	assert_non_null(bad = eb_strdup(text));
+	for (i = 0; i < n; i++) {
+		char c = bad[i];
+
+		bad[i] = c == 'A' ? 'B' : 'A';
+		assert_int_not_equal(eb_flow_open(key, "acme", bad, 1000, &out),
+		                     EB_FLOW_OPEN_OK);
+		eb_store_flow_finish(&out);
+		bad[i] = c;
+	}
+	for (i = 0; i < n; i++) {
+		bad[i] = '\0';
+		assert_int_equal(eb_flow_open(key, "acme", bad, 1000, &out),
+		                 EB_FLOW_OPEN_BAD);
+		eb_store_flow_finish(&out);
+		bad[i] = text[i];
+	}
+	eb_free(bad);
+	/* not base64url, empty, oversized */
+	assert_int_equal(eb_flow_open(key, "acme", "notaflow!", 1000, &out),
+	                 EB_FLOW_OPEN_BAD);
+	eb_store_flow_finish(&out);
+	assert_int_equal(eb_flow_open(key, "acme", "", 1000, &out),
+	                 EB_FLOW_OPEN_BAD);
+	eb_store_flow_finish(&out);
+	assert_non_null(bad = eb_malloc(EB_FLOW_MAX_LEN + 2));
+	memset(bad, 'A', EB_FLOW_MAX_LEN + 1);
+	bad[EB_FLOW_MAX_LEN + 1] = '\0';
+	assert_int_equal(eb_flow_open(key, "acme", bad, 1000, &out),
+	                 EB_FLOW_OPEN_BAD);
+	eb_store_flow_finish(&out);
+	eb_free(bad);
+	eb_free(text);
+}
+
+/* The largest flow a device can cause still fits the limit. */
+static void
+test_largest(void **state)
+{
+	struct eb_store_flow in = full_flow(), out;
+	char big[7][257], *text;
+	int i;
+
+	(void)state;
+	for (i = 0; i < 7; i++) {
+		/* 256 bytes of three-byte characters: JSON keeps them raw */
+		memset(big[i], 0, sizeof(big[i]));
+		while (strlen(big[i]) + 3 <= 255)
+			strcat(big[i], "\xe2\x82\xac");
+		while (strlen(big[i]) < 256)
+			strcat(big[i], "\"");
+	}
+	in.model_family = big[0];
+	in.product = big[1];
+	in.version = big[2];
+	in.language = big[3];
+	in.os_version = big[4];
+	in.udid = big[5];
+	in.serial = big[6];
+	assert_int_equal(eb_flow_seal(key, &in, &text), 0);
+	assert_true(strlen(text) <= EB_FLOW_MAX_LEN);
+	assert_int_equal(eb_flow_open(key, "acme", text, 1000, &out),
+	                 EB_FLOW_OPEN_OK);
+	assert_string_equal(out.serial, big[6]);
+	eb_store_flow_finish(&out);
+	eb_free(text);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(test_round_trip),
+	    cmocka_unit_test(test_minimal),
+	    cmocka_unit_test(test_refused),
+	    cmocka_unit_test(test_largest),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
