@@ -1,5 +1,6 @@
 # Shell helpers shared by the benchmarks in this folder (sourced, not run).
 # POSIX sh; the caller has cd'ed to the repository root.
+# shellcheck shell=sh
 
 say() { printf '%s\n' "bench: $*" >&2; }
 die() { printf '%s\n' "bench: FAIL: $*" >&2; exit 1; }

@@ -25,15 +25,36 @@
 # with ENROLLBRIDGE_NO_TOKEN_CACHE=1 to measure that (Apache's mod_oauth2
 # keeps its own cache of verified tokens either way).
 #
-# Reported: median requests/s and p99 of each over ROUNDS alternating
-# rounds, the proxy's overhead against direct (1 - proxy/direct; target
-# < 15%) and the ratio proxy/Apache (target >= 2). For calibration, the
-# same load also goes through a plain nginx reverse proxy (proxy_pass with
-# kept-alive upstream connections, no authentication): the cost of one
-# more HTTP hop on this machine, a floor no authenticating proxy beats.
+# For calibration, the same load also goes through a plain nginx reverse
+# proxy (proxy_pass with kept-alive upstream connections, no
+# authentication): the cost of one more HTTP hop on this machine, a floor
+# no authenticating proxy beats. It is an nginx instance of its own (own
+# prefix, config, pid file and port), separate from the nginx that is the
+# upstream with UPSTREAM=nginx, so that its CPU time is only proxying.
+#
+# Each round runs every target once, back to back (the order rotated from
+# round to round), for DURATION seconds after a warm-up of each. Reported:
+#  - per target, the median requests/s and p99 over the ROUNDS rounds, and
+#    the CPU time per request of the bridge (its process) and of the nginx
+#    calibration proxy (master and workers): user + system time from
+#    /proc/<pid>/stat between the start and the end of each wrk run,
+#    divided by the requests wrk completed (medians over the rounds);
+#  - per round, paired figures from that round's back-to-back runs: the
+#    proxy's overhead 1 - proxy/direct, the nginx proxy's 1 - nginxproxy/
+#    direct, the ratio proxy/Apache and the CPU ratio bridge/nginx; of each
+#    the median over the rounds and its min..max range. Drift of the
+#    machine's load between rounds largely cancels out of a paired value,
+#    not out of a ratio of medians taken from different rounds;
+#  - the verdicts: the proxy's overhead against direct (target < 15%) and
+#    the ratio proxy/Apache (target >= 2), both judged on the median of the
+#    per-round paired values. The ratio of the medians (as reported before)
+#    is printed too, labelled as such, for continuity; it is not judged.
+# On a busy machine the CPU per request is steadier than requests/s (it
+# measures work done, not who got the cores); the min..max range of the
+# paired values shows how much one round's figure differs from another's.
 #
 # Environment:
-#   DURATION=10 ROUNDS=3 WARMUP=2   seconds per run, rounds, warm-up seconds
+#   DURATION=10 ROUNDS=5 WARMUP=2   seconds per run, rounds, warm-up seconds
 #   THREADS=2 CONNS=64              wrk -t / -c
 #   APACHE=1                        also bench Apache + mod_oauth2 (installs
 #                                   apache2 libapache2-mod-oauth2 with apt-get
@@ -52,19 +73,26 @@
 #                                   each check-in, finds its MessageType and
 #                                   identifiers, answers 200), an upstream
 #                                   that does some work per check-in
+#   PIN=1                           the upstream on the last core alone
+#                                   (taskset), wrk and every proxy on the
+#                                   others, as with an MDM on a host of its
+#                                   own: a proxy's CPU time then stops
+#                                   coming out of the upstream's share;
+#                                   0 (default): all share every core
 #   PERF_OUT=file                   record a call-graph profile of the bridge
 #                                   (perf record --call-graph dwarf) during
 #                                   its first timed round into file
 # Exit status: 0 (informational), 1 on setup failure or non-2xx responses,
-# or (BENCH_STRICT=1) a missed target.
+# or (BENCH_STRICT=1) a missed target (judged on the paired medians).
 set -eu
 
 cd "$(dirname "$0")/../.."
 top=$(pwd)
+# shellcheck source-path=SCRIPTDIR/../..
 . contrib/bench/lib.sh
 
 DURATION=${DURATION:-10}
-ROUNDS=${ROUNDS:-3}
+ROUNDS=${ROUNDS:-5}
 WARMUP=${WARMUP:-2}
 THREADS=${THREADS:-2}
 CONNS=${CONNS:-64}
@@ -72,6 +100,7 @@ APACHE=${APACHE:-1}
 BENCH_STRICT=${BENCH_STRICT:-0}
 BENCH_NO_BUILD=${BENCH_NO_BUILD:-0}
 BUILD_DIR=${BUILD_DIR:-build}
+PIN=${PIN:-0}
 MAX_OVERHEAD=0.15
 MIN_APACHE_RATIO=2
 
@@ -103,13 +132,39 @@ EB=$(cd "$BUILD_DIR" && pwd)/enrollbridge
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/eb-bench-proxy.XXXXXX")
 eb_pid=""
 ngx_pid=""
+ngxp_pid=""
 apache_pid=""
 mdm_pid=""
+
+# pids of the children of $1 (nginx's and Apache's workers)
+children() {
+	[ -n "$1" ] || return 0
+	if command -v pgrep >/dev/null 2>&1; then
+		pgrep -P "$1" || true
+		return 0
+	fi
+	for f in /proc/[0-9]*/stat; do
+		pp=$(sed 's/.*) //' "$f" 2>/dev/null | awk '{ print $2 }')
+		[ "$pp" = "$1" ] && { f=${f%/stat}; echo "${f#/proc/}"; }
+	done
+	return 0
+}
+
+# Stop process $1 and then whichever of its children outlived it.
+# shellcheck disable=SC2317 # called by the EXIT trap
+stop_tree() {
+	[ -n "$1" ] || return 0
+	st_kids=$(children "$1")
+	stop_pid "$1"
+	for k in $st_kids; do stop_pid "$k"; done
+}
+
 # shellcheck disable=SC2317 # called by the EXIT trap
 cleanup() {
 	stop_pid "$eb_pid"
-	stop_pid "$apache_pid"
-	stop_pid "$ngx_pid"
+	stop_tree "$apache_pid"
+	stop_tree "$ngxp_pid"
+	stop_tree "$ngx_pid"
 	stop_pid "$mdm_pid"
 	rm -rf "$tmp"
 }
@@ -117,40 +172,22 @@ trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
-
-# $1: pid, $2: URL answering 200 once up, $3: log file
-
-# ---- the upstream: nginx answering every check-in with 200 --------------------
-ngx_port=$(free_port)
-ngxp_port=$(free_port)
-UPSTREAM=${UPSTREAM:-nginx}
-case $UPSTREAM in
-nginx) up_port=$ngx_port up_label="nginx return 200" ;;
-fake-mdm)
-	up_port=$(free_port)
-	up_label="the demo's fake MDM (node)"
-	node contrib/demo/fake-mdm.mjs --port "$up_port" >/dev/null 2>"$tmp/mdm.log" &
-	mdm_pid=$!
-	i=0 # up when it answers at all (a GET gets its 404)
-	while [ "$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$up_port/")" = 000 ]; do
-		kill -0 "$mdm_pid" 2>/dev/null && [ $i -lt 150 ] ||
-			{ cat "$tmp/mdm.log" >&2; die "the fake MDM did not start"; }
-		sleep 0.1
-		i=$((i + 1))
-	done
-	;;
-*) die "UPSTREAM must be nginx or fake-mdm" ;;
-esac
-nd="$tmp/nginx"
-mkdir -p "$nd/logs" "$nd/tmp"
+# ---- the upstream and the calibration proxy: private nginx instances ----------
+# Each has its own prefix dir, nginx.conf, pid file and port in the temp dir;
+# the system nginx is never touched.
 user_line=""
 [ "$(id -u)" = 0 ] && user_line="user root;"
-cat >"$nd/nginx.conf" <<EOF
+
+# Write $1/nginx.conf: the common settings and the server blocks on stdin.
+ngx_conf() {
+	nc_servers=$(cat)
+	mkdir -p "$1/logs" "$1/tmp"
+	cat >"$1/nginx.conf" <<EOF
 $user_line
 worker_processes auto;
 daemon off;
-pid $nd/nginx.pid;
-error_log $nd/logs/error.log warn;
+pid $1/nginx.pid;
+error_log $1/logs/error.log warn;
 events {
     worker_connections 4096;
     use epoll;
@@ -160,20 +197,85 @@ http {
     server_tokens off;
     keepalive_timeout 65;
     keepalive_requests 1000000;
-    client_body_temp_path $nd/tmp/body;
-    proxy_temp_path $nd/tmp/proxy;
-    fastcgi_temp_path $nd/tmp/fastcgi;
-    uwsgi_temp_path $nd/tmp/uwsgi;
-    scgi_temp_path $nd/tmp/scgi;
+    client_body_temp_path $1/tmp/body;
+    proxy_temp_path $1/tmp/proxy;
+    fastcgi_temp_path $1/tmp/fastcgi;
+    uwsgi_temp_path $1/tmp/uwsgi;
+    scgi_temp_path $1/tmp/scgi;
+$nc_servers
+}
+EOF
+}
+
+# Check and start the nginx of prefix $1, on the cores of $2 ($pin_up or
+# $pin_front); its master's pid -> ngx_started.
+ngx_start() {
+	"$NGINX" -t -q -p "$1" -c "$1/nginx.conf" >"$1/logs/test.log" 2>&1 ||
+		{ cat "$1/logs/test.log" >&2; die "nginx -t rejected $1/nginx.conf"; }
+	# shellcheck disable=SC2086 # $2: a command prefix, or nothing
+	$2 "$NGINX" -p "$1" -c "$1/nginx.conf" >"$1/logs/out.log" 2>&1 &
+	ngx_started=$!
+}
+
+# PIN=1: the upstream gets the last core to itself, as an MDM on a host of
+# its own would; wrk and every proxy share the others. Then a proxy's CPU
+# time no longer comes out of the upstream's share.
+pin_up=""
+pin_front=""
+if [ "$PIN" = 1 ]; then
+	ncpu=$(nproc)
+	[ "$ncpu" -ge 2 ] || die "PIN=1 needs at least 2 cores"
+	command -v taskset >/dev/null 2>&1 || die "PIN=1 needs taskset (util-linux)"
+	pin_up_cpus=$((ncpu - 1))
+	pin_front_cpus="0-$((ncpu - 2))"
+	pin_up="taskset -c $pin_up_cpus"
+	pin_front="taskset -c $pin_front_cpus"
+fi
+
+UPSTREAM=${UPSTREAM:-nginx}
+case $UPSTREAM in
+nginx)
+	# the upstream: nginx answering every check-in with 200
+	up_port=$(free_port)
+	up_label="nginx return 200"
+	nd="$tmp/nginx"
+	ngx_conf "$nd" <<EOF
     server {
-        listen 127.0.0.1:$ngx_port;
+        listen 127.0.0.1:$up_port;
         location / {
             default_type application/xml;
             return 200 '<?xml version="1.0" encoding="UTF-8"?><plist version="1.0"><dict/></plist>';
         }
     }
-    # calibration: a plain reverse proxy (no authentication at all) in
-    # front of the same upstream, with kept-alive upstream connections
+EOF
+	ngx_start "$nd" "$pin_up"
+	ngx_pid=$ngx_started
+	wait_up "$ngx_pid" "http://127.0.0.1:$up_port/checkin" "$nd/logs/error.log"
+	;;
+fake-mdm)
+	up_port=$(free_port)
+	up_label="the demo's fake MDM (node)"
+	# shellcheck disable=SC2086 # a command prefix, or nothing
+	$pin_up node contrib/demo/fake-mdm.mjs --port "$up_port" >/dev/null 2>"$tmp/mdm.log" &
+	mdm_pid=$!
+	i=0 # up when it answers at all (a GET gets its 404)
+	while [ "$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$up_port/")" = 000 ]; do
+		{ kill -0 "$mdm_pid" 2>/dev/null && [ $i -lt 150 ]; } ||
+			{ cat "$tmp/mdm.log" >&2; die "the fake MDM did not start"; }
+		sleep 0.1
+		i=$((i + 1))
+	done
+	;;
+*) die "UPSTREAM must be nginx or fake-mdm" ;;
+esac
+up_url="http://127.0.0.1:$up_port"
+
+# calibration: a plain reverse proxy (no authentication at all) in front of
+# the same upstream, with kept-alive upstream connections; an instance of its
+# own, so that the CPU time of its processes is the proxying alone
+ngxp_port=$(free_port)
+npd="$tmp/nginxproxy"
+ngx_conf "$npd" <<EOF
     upstream mdm {
         server 127.0.0.1:$up_port;
         keepalive 128;
@@ -185,17 +287,15 @@ http {
             proxy_http_version 1.1;
             proxy_set_header Connection "";
         }
+        location = /bench-ready {
+            return 200;
+        }
     }
-}
 EOF
-"$NGINX" -t -q -p "$nd" -c "$nd/nginx.conf" >"$nd/logs/test.log" 2>&1 ||
-	{ cat "$nd/logs/test.log" >&2; die "nginx -t rejected $nd/nginx.conf"; }
-"$NGINX" -p "$nd" -c "$nd/nginx.conf" >"$nd/logs/out.log" 2>&1 &
-ngx_pid=$!
-ngx_url="http://127.0.0.1:$ngx_port"
-wait_up "$ngx_pid" "$ngx_url/checkin" "$nd/logs/error.log"
+ngx_start "$npd" "$pin_front"
+ngxp_pid=$ngx_started
 ngxp_url="http://127.0.0.1:$ngxp_port"
-up_url="http://127.0.0.1:$up_port"
+wait_up "$ngxp_pid" "$ngxp_url/bench-ready" "$npd/logs/error.log"
 
 # ---- enrollbridge, a device token, the binding check-in ------------------------
 eb_port=$(free_port)
@@ -208,6 +308,10 @@ node contrib/bench/proxy_setup.mjs --bin "$EB" --dir "$ed" --port "$eb_port" \
 	die "setup (sign-in at the test IdP) failed"
 }
 eb_pid=$(cat "$ed/eb.pid")
+if [ "$PIN" = 1 ]; then # every thread it has, and those it makes later
+	taskset -a -p -c "$pin_front_cpus" "$eb_pid" >/dev/null ||
+		die "cannot pin the bridge (taskset)"
+fi
 eb_url="http://127.0.0.1:$eb_port"
 EB_TOKEN=$(cat "$ed/token")
 EB_CHECKIN="$top/contrib/bench/checkin.plist"
@@ -284,11 +388,12 @@ EOF
 			cat "$ad/logs/test.log" >&2
 			die "apache2 -t rejected $ad/httpd.conf"
 		}
-		"$APACHE2" -f "$ad/httpd.conf" -DFOREGROUND >"$ad/logs/out.log" 2>&1 &
+		# shellcheck disable=SC2086 # a command prefix, or nothing
+		$pin_front "$APACHE2" -f "$ad/httpd.conf" -DFOREGROUND >"$ad/logs/out.log" 2>&1 &
 		apache_pid=$!
 		i=0
 		while ! curl -sS -o /dev/null "http://127.0.0.1:$ap_port/" 2>/dev/null; do
-			kill -0 "$apache_pid" 2>/dev/null && [ $i -lt 150 ] ||
+			{ kill -0 "$apache_pid" 2>/dev/null && [ $i -lt 150 ]; } ||
 				{ cat "$ad/logs/error.log" "$ad/logs/out.log" >&2; die "apache did not start"; }
 			sleep 0.1
 			i=$((i + 1))
@@ -309,24 +414,45 @@ fi
 # ---- load ------------------------------------------------------------------------
 # wrk's output -> "rps p99_ms non2xx socket_errors requests"
 
-# CPU seconds (user + system) a process has used so far, from /proc
-cpu_of() {
-	[ -n "$1" ] && [ -r "/proc/$1/stat" ] || { echo 0; return 0; }
-	awk -v hz="$(getconf CLK_TCK)" '{ sub(/^.*\) /, ""); printf "%.3f\n", ($12 + $13) / hz }' "/proc/$1/stat"
+# CPU time (user + system, clock ticks) used so far by the processes $*,
+# all their threads included, from /proc/<pid>/stat
+cpu_ticks() {
+	for p in "$@"; do
+		# the fields after the ")" of the command name: utime is the 12th
+		sed 's/.*) //' "/proc/$p/stat" 2>/dev/null || true
+	done | awk '{ t += $12 + $13 } END { print t + 0 }'
+}
+CLK_TCK=$(getconf CLK_TCK 2>/dev/null || echo 100)
+
+# pids whose CPU time is charged to target $1: the bridge's process for the
+# proxy, the calibration nginx's master and workers for nginxproxy; none
+# (not measured) for the others
+cpu_pids() {
+	case $1 in
+	proxy) echo "$eb_pid" ;;
+	nginxproxy)
+		# shellcheck disable=SC2046 # one pid a word
+		echo "$ngxp_pid" $(children "$ngxp_pid")
+		;;
+	esac
 }
 
 # $1: label, $2: URL, $3: seconds, $4: output file -> "rps p99_ms cpu_us_per_req"
-# (the CPU column is the bridge's own, measured for the proxy target only)
+# (the CPU column: that of cpu_pids, 0 for a target whose CPU is not measured)
 run_wrk() {
-	c0=0
-	[ "$1" = proxy ] && c0=$(cpu_of "$eb_pid")
+	w_pids=$(cpu_pids "$1")
+	# shellcheck disable=SC2086 # one pid a word
+	w_c0=$(cpu_ticks $w_pids)
 	perf_pid=""
 	if [ "$1" = proxy ] && [ -n "${PERF_OUT:-}" ] && [ "$3" = "$DURATION" ] && [ ! -e "$PERF_OUT" ]; then
 		perf record -q -F 999 --call-graph dwarf -o "$PERF_OUT" -p "$eb_pid" >/dev/null 2>&1 &
 		perf_pid=$!
 	fi
-	wrk -t"$THREADS" -c"$CONNS" -d"$3"s --latency -s contrib/bench/checkin.lua "$2" >"$4" 2>&1 ||
+	# shellcheck disable=SC2086 # a command prefix, or nothing
+	$pin_front wrk -t"$THREADS" -c"$CONNS" -d"$3"s --latency -s contrib/bench/checkin.lua "$2" >"$4" 2>&1 ||
 		{ cat "$4" >&2; die "wrk failed against $1"; }
+	# shellcheck disable=SC2086
+	w_c1=$(cpu_ticks $w_pids)
 	if [ -n "$perf_pid" ]; then
 		kill -INT "$perf_pid" 2>/dev/null || true
 		wait "$perf_pid" 2>/dev/null || true
@@ -335,13 +461,43 @@ run_wrk() {
 	read -r w_rps w_p99 w_bad w_errs w_n <"$4.parsed"
 	[ "$w_bad" -eq 0 ] || { cat "$4" >&2; die "$1 answered $w_bad non-2xx responses of $w_n"; }
 	[ "$w_errs" -eq 0 ] || say "WARNING: $1: $w_errs socket errors"
-	w_cpu=0
-	if [ "$1" = proxy ]; then
-		w_cpu=$(awk -v a="$c0" -v b="$(cpu_of "$eb_pid")" -v n="$w_n" 'BEGIN { printf "%.1f", (n > 0 ? (b - a) * 1e6 / n : 0) }')
-	fi
-	echo "$w_rps $w_p99 $w_cpu"
+	awk -v r="$w_rps" -v p="$w_p99" -v c=$((w_c1 - w_c0)) -v n="$w_n" -v hz="$CLK_TCK" \
+		'BEGIN { printf "%s %s %.2f\n", r, p, (n > 0 ? c * 1e6 / hz / n : 0) }'
 }
 
+# The paired figures of round $1, from its back-to-back runs (line $1 of
+# each target's results) -> "overhead nginx_overhead apache_ratio cpu_ratio":
+# 1 - proxy/direct, 1 - nginxproxy/direct, proxy/apache (0 without Apache),
+# bridge CPU/nginx CPU per request (0 when nginx's is 0)
+paired_round() {
+	pr_apache="0 0 0"
+	[ -n "$apache_url" ] && pr_apache=$(sed -n "${1}p" "$tmp/apache.res")
+	echo "$(sed -n "${1}p" "$tmp/direct.res") $(sed -n "${1}p" "$tmp/nginxproxy.res")" \
+		"$(sed -n "${1}p" "$tmp/proxy.res") $pr_apache" | awk '{
+		d = $1; n = $4; nc = $6; p = $7; pc = $9; a = $10
+		printf "%.4f %.4f %.4f %.4f\n", (d > 0 ? 1 - p / d : 1), (d > 0 ? 1 - n / d : 1),
+			(a > 0 ? p / a : 0), (nc > 0 ? pc / nc : 0)
+	}'
+}
+
+# paired_round's output on stdin -> one line of text
+paired_text() {
+	awk -v apache="$apache_url" '{
+		printf "proxy overhead %.1f%%  nginx proxy overhead %.1f%%", $1 * 100, $2 * 100
+		if (apache != "") printf "  enrollbridge/apache %.2f", $3
+		printf "  CPU bridge/nginx %.2f\n", $4
+	}'
+}
+
+# The numbers on stdin, one a line -> "median min max count"
+spread() {
+	sort -n | awk '{ v[NR] = $1 }
+	END {
+		if (NR == 0) { print "0 0 0 0"; exit }
+		m = (NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2)
+		printf "%.4f %.4f %.4f %d\n", m, v[1], v[NR], NR
+	}'
+}
 
 targets="direct nginxproxy proxy"
 [ -n "$apache_url" ] && targets="$targets apache"
@@ -354,12 +510,18 @@ url_of() {
 	esac
 }
 
-say "machine: $(nproc) cores ($(sed -n 's/^model name[^:]*: //p' /proc/cpuinfo | head -n 1)); wrk, the servers and the upstream share them"
-say "wrk -t$THREADS -c$CONNS -d${DURATION}s, $ROUNDS rounds after ${WARMUP}s warm-up each: $targets"
+if [ "$PIN" = 1 ]; then
+	share="the upstream alone on core $pin_up_cpus; wrk and the proxies on $pin_front_cpus (PIN=1)"
+else
+	share="wrk, the servers and the upstream share them"
+fi
+say "machine: $(nproc) cores ($(sed -n 's/^model name[^:]*: //p' /proc/cpuinfo | head -n 1)); $share"
+say "wrk -t$THREADS -c$CONNS -d${DURATION}s, $ROUNDS rounds after ${WARMUP}s warm-up each: $targets (back to back in each round, order rotated)"
 for s in $targets; do
 	run_wrk "$s" "$(url_of "$s")" "$WARMUP" "$tmp/warm-$s.txt" >/dev/null
 	: >"$tmp/$s.res"
 done
+: >"$tmp/paired.res"
 r=1
 while [ "$r" -le "$ROUNDS" ]; do
 	# rotate the order so that drift hits every target alike
@@ -367,8 +529,14 @@ while [ "$r" -le "$ROUNDS" ]; do
 	for s in $order; do
 		res=$(run_wrk "$s" "$(url_of "$s")" "$DURATION" "$tmp/r$r-$s.txt")
 		echo "$res" >>"$tmp/$s.res"
-		say "round $r $(printf '%-7s' "$s"): $(echo "$res" | awk '{ printf "%.0f req/s  p99 %.2f ms", $1, $2; if ($3 > 0) printf "  bridge CPU %.1f us/req", $3 }')"
+		say "round $r $(printf '%-10s' "$s"): $(echo "$res" | awk -v s="$s" '{
+			printf "%.0f req/s  p99 %.2f ms", $1, $2
+			if (s == "proxy") printf "  bridge CPU %.1f us/req", $3
+			if (s == "nginxproxy") printf "  nginx CPU %.1f us/req", $3
+		}')"
 	done
+	paired_round "$r" >>"$tmp/paired.res"
+	say "round $r paired    : $(sed -n "${r}p" "$tmp/paired.res" | paired_text)"
 	r=$((r + 1))
 done
 
@@ -384,20 +552,53 @@ for s in $targets; do
 	eval "${s}_p99=\$(awk '{ print \$2 }' \"\$tmp/\$s.res\" | median)"
 done
 proxy_cpu=$(awk '{ print $3 }' "$tmp/proxy.res" | median)
+nginx_cpu=$(awk '{ print $3 }' "$tmp/nginxproxy.res" | median)
+pct() { awk -v v="$1" 'BEGIN { printf "%.1f%%", v * 100 }'; }
+max_ov_pct=$(awk -v t="$MAX_OVERHEAD" 'BEGIN { printf "%d%%", t * 100 }')
+
+# the verdicts: medians of the per-round paired values
+read -r ov_med ov_min ov_max n_rounds <<EOF
+$(awk '{ print $1 }' "$tmp/paired.res" | spread)
+EOF
+ov_ok=$(awk -v t="$MAX_OVERHEAD" '$1 + 0 < t + 0 { k++ } END { print k + 0 }' "$tmp/paired.res")
+ov_verdict=$(awk -v o="$ov_med" -v t="$MAX_OVERHEAD" 'BEGIN { print (o + 0 < t + 0 ? "PASS" : "FAIL") }')
+read -r ng_med ng_min ng_max _ <<EOF
+$(awk '{ print $2 }' "$tmp/paired.res" | spread)
+EOF
+read -r cpu_med cpu_min cpu_max _ <<EOF
+$(awk '{ print $4 }' "$tmp/paired.res" | spread)
+EOF
+# as reported before: ratios of the medians (of runs from different rounds)
 # shellcheck disable=SC2154 # set by the eval above
-overhead=$(awk -v p="$proxy_rps" -v d="$direct_rps" 'BEGIN { printf "%.3f", (d > 0 ? 1 - p / d : 1) }')
-ov_verdict=$(awk -v o="$overhead" -v t="$MAX_OVERHEAD" 'BEGIN { print (o + 0 < t + 0 ? "PASS" : "FAIL") }')
+overhead_mm=$(awk -v p="$proxy_rps" -v d="$direct_rps" 'BEGIN { printf "%.4f", (d > 0 ? 1 - p / d : 1) }')
+# shellcheck disable=SC2154
+ng_mm=$(awk -v p="$nginxproxy_rps" -v d="$direct_rps" 'BEGIN { printf "%.4f", (d > 0 ? 1 - p / d : 0) }')
+cpu_mm=$(awk -v b="$proxy_cpu" -v n="$nginx_cpu" 'BEGIN { printf "%.2f", (n > 0 ? b / n : 0) }')
 ap_line=""
+ap_mm_line=""
 ap_verdict=PASS
 if [ -n "$apache_url" ]; then
+	read -r ap_med ap_min ap_max _ <<EOF
+$(awk '{ print $3 }' "$tmp/paired.res" | spread)
+EOF
+	ap_ok=$(awk -v t="$MIN_APACHE_RATIO" '$3 + 0 >= t + 0 { k++ } END { print k + 0 }' "$tmp/paired.res")
+	ap_verdict=$(awk -v r="$ap_med" -v t="$MIN_APACHE_RATIO" 'BEGIN { print (r + 0 >= t + 0 ? "PASS" : "FAIL") }')
+	ap_line=$(awk -v m="$ap_med" -v lo="$ap_min" -v hi="$ap_max" -v t="$MIN_APACHE_RATIO" \
+		-v v="$ap_verdict" -v k="$ap_ok" -v n="$n_rounds" 'BEGIN {
+		printf "ratio enrollbridge/apache: %.2f (target >= %s): %s  [median of %d per-round paired ratios, range %.2f..%.2f; %d of %d rounds >= %s]",
+			m, t, v, n, lo, hi, k, n, t }')
 	# shellcheck disable=SC2154
-	ap_ratio=$(awk -v p="$proxy_rps" -v a="$apache_rps" 'BEGIN { printf "%.2f", (a > 0 ? p / a : 0) }')
-	ap_verdict=$(awk -v r="$ap_ratio" -v t="$MIN_APACHE_RATIO" 'BEGIN { print (r + 0 >= t + 0 ? "PASS" : "FAIL") }')
-	ap_line="ratio enrollbridge/apache: $ap_ratio (target >= $MIN_APACHE_RATIO): $ap_verdict"
+	ap_mm_line=$(awk -v p="$proxy_rps" -v a="$apache_rps" 'BEGIN {
+		printf "ratio enrollbridge/apache, ratio of medians: %.2f (median proxy / median apache, as reported before; not judged)", (a > 0 ? p / a : 0) }')
 fi
 
 echo
-echo "== MDM proxy benchmark: medians of $ROUNDS x ${DURATION}s, wrk -t$THREADS -c$CONNS on $(nproc) shared cores =="
+if [ "$PIN" = 1 ]; then
+	cores_label="$(nproc) cores: the upstream alone on core $pin_up_cpus, wrk and the proxies on $pin_front_cpus"
+else
+	cores_label="$(nproc) shared cores"
+fi
+echo "== MDM proxy benchmark: medians of $ROUNDS x ${DURATION}s, wrk -t$THREADS -c$CONNS on $cores_label =="
 echo "   (authenticated TokenUpdate check-ins, PUT $(wc -c <"$EB_CHECKIN") bytes; upstream: $up_label)"
 for s in $targets; do
 	eval "v_rps=\$${s}_rps v_p99=\$${s}_p99"
@@ -410,12 +611,22 @@ for s in $targets; do
 	# shellcheck disable=SC2154
 	printf 'checkin  %-22s %9.0f req/s  p99 %7.2f ms' "$label" "$v_rps" "$v_p99"
 	[ "$s" = proxy ] && printf '  bridge CPU %.1f us/req' "$proxy_cpu"
+	[ "$s" = nginxproxy ] && printf '  nginx CPU %.1f us/req' "$nginx_cpu"
 	printf '\n'
 done
-echo "proxy overhead vs direct: $(awk -v o="$overhead" 'BEGIN { printf "%.1f%%", o * 100 }') (target < $(awk -v t="$MAX_OVERHEAD" 'BEGIN { printf "%d%%", t * 100 }')): $ov_verdict"
-# shellcheck disable=SC2154
-echo "calibration: a plain nginx reverse proxy without any authentication costs $(awk -v p="$nginxproxy_rps" -v d="$direct_rps" 'BEGIN { printf "%.1f%%", (d > 0 ? (1 - p / d) * 100 : 0) }') against direct on this machine"
+echo "paired per round (all targets back to back, order rotated; overhead = 1 - x/direct):"
+r=1
+while [ "$r" -le "$n_rounds" ]; do
+	echo "  round $r: $(sed -n "${r}p" "$tmp/paired.res" | paired_text)"
+	r=$((r + 1))
+done
+echo "proxy overhead vs direct: $(pct "$ov_med") (target < $max_ov_pct): $ov_verdict  [median of $n_rounds per-round paired overheads, range $(pct "$ov_min")..$(pct "$ov_max"); $ov_ok of $n_rounds rounds < $max_ov_pct]"
+echo "proxy overhead vs direct, ratio of medians: $(pct "$overhead_mm") (1 - median proxy / median direct, as reported before; not judged)"
+echo "calibration: a plain nginx reverse proxy without any authentication costs $(pct "$ng_med") against direct on this machine  [median of per-round paired values, range $(pct "$ng_min")..$(pct "$ng_max"); ratio of medians $(pct "$ng_mm")]"
 [ -n "$ap_line" ] && echo "$ap_line"
+[ -n "$ap_mm_line" ] && echo "$ap_mm_line"
+echo "CPU per request, bridge/nginx proxy: $(awk -v m="$cpu_med" -v lo="$cpu_min" -v hi="$cpu_max" -v b="$proxy_cpu" -v n="$nginx_cpu" -v mm="$cpu_mm" 'BEGIN {
+	printf "%.2f  [median of per-round ratios, range %.2f..%.2f; ratio of medians %.1f / %.1f us/req = %.2f]", m, lo, hi, b, n, mm }') (steadier than req/s on a busy machine)"
 [ -n "$apache_note" ] && echo "note: $apache_note"
 
 if [ "$BENCH_STRICT" = 1 ] && { [ "$ov_verdict" = FAIL ] || [ "$ap_verdict" = FAIL ]; }; then
