@@ -515,7 +515,9 @@ void eb_store_mapping_finish(struct eb_store_mapping *m);
  *   server's) learns of the touch from an inotify watch once one is in
  *   place in the calling thread (store/watch.h), at the cost of a read(2)
  *   instead of a path walk: then the stamp holds the file's identity and
- *   the count of events the thread has seen.
+ *   a number the thread never repeats (bumped by every batch of events
+ *   and every new watch). Such a stamp means something only to the thread
+ *   that took it, as the bearer cache's per-thread tables use it.
  * A cache takes the stamp before it reads the store: an entry then never
  * holds data older than its stamp says.
  */

@@ -22,7 +22,10 @@ struct watch {
 	uint64_t epoch; /* the handle and change file watched; 0: none */
 	int fd;         /* the inotify instance, or -1 */
 	uint64_t dev, ino;
-	uint64_t seq;        /* events seen */
+	/* bumped by every arming and every batch of events, never reset: a
+	 * stamp of this thread is never repeated, even for a file that
+	 * reuses a dropped one's inode */
+	uint64_t seq;
 	long long retry_ms;  /* no try to arm before this */
 	uint64_t fail_epoch; /* ... for this epoch */
 };
@@ -48,7 +51,6 @@ drop(struct watch *w)
 		atomic_fetch_sub(&g_watching, 1);
 	}
 	w->epoch = 0;
-	w->seq = 0;
 }
 
 static void
@@ -166,7 +168,7 @@ eb_watch_arm(const char *path, uint64_t epoch, const struct stat *seen)
 	w->epoch = epoch;
 	w->dev = (uint64_t)sb.st_dev;
 	w->ino = (uint64_t)sb.st_ino;
-	w->seq = 0;
+	w->seq++;
 	atomic_fetch_add(&g_watching, 1);
 	return;
 fail:

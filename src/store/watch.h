@@ -28,7 +28,8 @@
 /*
  * The watch's view of path for handle epoch (a number no other handle or
  * change file ever had: the watch of another is dropped): 1 with the
- * watched file's device and inode and the count of events seen so far; 0
+ * watched file's device and inode and a number that changes with every
+ * batch of events and every new watch, never repeating in a thread; 0
  * when this thread has no watch on it (lstat it, then eb_watch_arm).
  */
 int eb_watch_stamp(const char *path, uint64_t epoch, uint64_t *dev,

@@ -812,6 +812,22 @@ test_change_watch(void **state)
 	watched_stamp(fx, &a);
 	assert_true(a.ino == b.ino);
 
+	/* the same file dropped and watched again (a hard link kept it, as
+	 * a new file may reuse its inode): never the stamp it had before */
+	snprintf(tmp, sizeof(tmp), "%s/keep", fx->dir);
+	assert_int_equal(link(fx->changed, tmp), 0);
+	assert_int_equal(eb_store_set_change_file(fx->store, fx->changed, 0),
+	                 0);
+	watched_stamp(fx, &a); /* a new watch, no event since */
+	assert_int_equal(unlink(fx->changed), 0);
+	assert_int_equal(eb_store_stamp(fx->store, &b), 0);
+	assert_int_equal(b.file, 0);
+	assert_int_equal(link(tmp, fx->changed), 0);
+	assert_int_equal(unlink(tmp), 0);
+	watched_stamp(fx, &b);
+	assert_true(a.ino == b.ino);
+	assert_false(eb_store_stamp_equal(&a, &b));
+
 	/* deleted: no file; a symbolic link in its place: no stamp */
 	assert_int_equal(unlink(fx->changed), 0);
 	assert_int_equal(eb_store_stamp(fx->store, &b), 0);
