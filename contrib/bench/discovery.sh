@@ -222,29 +222,6 @@ grep -qi '^content-type: application/json$' "$tmp/ngx.hdr" ||
 # ---- load ------------------------------------------------------------------------
 # wrk's output -> "rps p99_ms non2xx socket_errors"
 
-# CPU time (user + system, clock ticks) used so far by the processes $*,
-# all their threads included
-cpu_ticks() {
-	for p in "$@"; do
-		# the fields after the ")" of the command name: utime is the 12th
-		sed 's/.*) //' "/proc/$p/stat" 2>/dev/null || true
-	done | awk '{ t += $12 + $13 } END { print t + 0 }'
-}
-CLK_TCK=$(getconf CLK_TCK 2>/dev/null || echo 100)
-
-# pids of the children of $1 (nginx's workers)
-children() {
-	if command -v pgrep >/dev/null 2>&1; then
-		pgrep -P "$1" || true
-		return 0
-	fi
-	for f in /proc/[0-9]*/stat; do
-		pp=$(sed 's/.*) //' "$f" 2>/dev/null | awk '{ print $2 }')
-		[ "$pp" = "$1" ] && { d=${f%/stat}; echo "${d#/proc/}"; }
-	done
-	return 0
-}
-
 # $1: label, $2: base URL, $3: seconds, $4: output file (raw wrk output),
 # $5...: server pids whose CPU time is charged to the run.
 # Prints "requests/s p99_ms server_cpu_us_per_request".

@@ -65,3 +65,28 @@ parse_wrk() {
 
 # The median of the numbers on stdin, one a line.
 median() { sort -n | awk '{ v[NR] = $1 } END { if (NR % 2) print v[(NR + 1) / 2]; else printf "%.3f\n", (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
+
+# CPU time (user + system, clock ticks) used so far by the processes $*,
+# all their threads included, from /proc/<pid>/stat
+cpu_ticks() {
+	for p in "$@"; do
+		# the fields after the ")" of the command name: utime is the 12th
+		sed 's/.*) //' "/proc/$p/stat" 2>/dev/null || true
+	done | awk '{ t += $12 + $13 } END { print t + 0 }'
+}
+# shellcheck disable=SC2034 # used by the scripts that source this
+CLK_TCK=$(getconf CLK_TCK 2>/dev/null || echo 100)
+
+# pids of the children of $1 (nginx's and Apache's workers)
+children() {
+	[ -n "$1" ] || return 0
+	if command -v pgrep >/dev/null 2>&1; then
+		pgrep -P "$1" || true
+		return 0
+	fi
+	for f in /proc/[0-9]*/stat; do
+		pp=$(sed 's/.*) //' "$f" 2>/dev/null | awk '{ print $2 }')
+		[ "$pp" = "$1" ] && { d=${f%/stat}; echo "${d#/proc/}"; }
+	done
+	return 0
+}

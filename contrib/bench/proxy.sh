@@ -136,20 +136,6 @@ ngxp_pid=""
 apache_pid=""
 mdm_pid=""
 
-# pids of the children of $1 (nginx's and Apache's workers)
-children() {
-	[ -n "$1" ] || return 0
-	if command -v pgrep >/dev/null 2>&1; then
-		pgrep -P "$1" || true
-		return 0
-	fi
-	for f in /proc/[0-9]*/stat; do
-		pp=$(sed 's/.*) //' "$f" 2>/dev/null | awk '{ print $2 }')
-		[ "$pp" = "$1" ] && { f=${f%/stat}; echo "${f#/proc/}"; }
-	done
-	return 0
-}
-
 # Stop process $1 and then whichever of its children outlived it.
 # shellcheck disable=SC2317 # called by the EXIT trap
 stop_tree() {
@@ -413,16 +399,6 @@ fi
 
 # ---- load ------------------------------------------------------------------------
 # wrk's output -> "rps p99_ms non2xx socket_errors requests"
-
-# CPU time (user + system, clock ticks) used so far by the processes $*,
-# all their threads included, from /proc/<pid>/stat
-cpu_ticks() {
-	for p in "$@"; do
-		# the fields after the ")" of the command name: utime is the 12th
-		sed 's/.*) //' "/proc/$p/stat" 2>/dev/null || true
-	done | awk '{ t += $12 + $13 } END { print t + 0 }'
-}
-CLK_TCK=$(getconf CLK_TCK 2>/dev/null || echo 100)
 
 # pids whose CPU time is charged to target $1: the bridge's process for the
 # proxy, the calibration nginx's master and workers for nginxproxy; none
