@@ -110,6 +110,7 @@ test_minimal(void **state)
 	assert_null(out.udid);
 	assert_null(out.extra);
 	eb_store_flow_finish(&out);
+	eb_free(text);
 	/* no tenant: nothing to bind it to */
 	in.tenant = NULL;
 	assert_int_equal(eb_flow_seal(key, &in, &text), -1);
