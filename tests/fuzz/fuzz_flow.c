@@ -48,8 +48,8 @@ reseal(const struct eb_store_flow *f)
 	if (eb_flow_seal(key, f, &text) != 0)
 		return; /* too long to carry */
 	CHECK(eb_flow_open(key, "acme", text, f->created, &g) ==
-	          (f->expires <= f->created ? EB_FLOW_OPEN_EXPIRED
-	                                    : EB_FLOW_OPEN_OK));
+	      (f->expires <= f->created ? EB_FLOW_OPEN_EXPIRED
+	                                : EB_FLOW_OPEN_OK));
 	CHECK(g.kind == f->kind && g.created == f->created &&
 	      g.expires == f->expires);
 	CHECK(same(g.enrollment_mode, f->enrollment_mode) &&
