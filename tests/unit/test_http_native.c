@@ -361,29 +361,9 @@ find_ci(const char *h, size_t hl, const char *s)
 }
 
 static void
-send_all(int fd, const char *p, size_t n, size_t piece, int delay_us)
-{
-	ssize_t w;
-	size_t k;
-
-	while (n > 0) {
-		k = piece > 0 && piece < n ? piece : n;
-		if ((w = send(fd, p, k, MSG_NOSIGNAL)) <= 0) {
-			if (w == -1 && errno == EINTR)
-				continue;
-			return;
-		}
-		p += w;
-		n -= (size_t)w;
-		if (piece > 0 && n > 0 && delay_us > 0)
-			usleep((useconds_t)delay_us);
-	}
-}
-
-static void
 send_str(int fd, const char *s)
 {
-	send_all(fd, s, strlen(s), 0, 0);
+	test_send_all(fd, s, strlen(s), 0, 0);
 }
 
 struct sconn {
@@ -462,20 +442,20 @@ big_response(int fd, const char *head, size_t n, int chunked)
 {
 	char *p = malloc(n + 1);
 
-	send_all(fd, head, strlen(head), 0, 0);
+	test_send_all(fd, head, strlen(head), 0, 0);
 	memset(p, 'x', n);
 	if (chunked) {
 		size_t i;
 
 		/* 500-byte chunks */
 		for (i = 0; i + 500 <= n; i += 500) {
-			send_all(fd, "1f4\r\n", 5, 0, 0);
-			send_all(fd, p, 500, 0, 0);
-			send_all(fd, "\r\n", 2, 0, 0);
+			test_send_all(fd, "1f4\r\n", 5, 0, 0);
+			test_send_all(fd, p, 500, 0, 0);
+			test_send_all(fd, "\r\n", 2, 0, 0);
 		}
-		send_all(fd, "0\r\n\r\n", 5, 0, 0);
+		test_send_all(fd, "0\r\n\r\n", 5, 0, 0);
 	} else {
-		send_all(fd, p, n, 0, 0);
+		test_send_all(fd, p, n, 0, 0);
 	}
 	free(p);
 }
@@ -493,7 +473,8 @@ answer(struct sconn *s, const char *path)
 		/* "/ka" answers "/ka?anything" too */
 		if (strncmp(path, c->path, pl) == 0 &&
 		    (path[pl] == '\0' || path[pl] == '?')) {
-			send_all(s->fd, c->raw, c->len, c->piece, c->delay_us);
+			test_send_all(s->fd, c->raw, c->len, c->piece,
+			              c->delay_us);
 			return c->close ? -1 : 0;
 		}
 	}
@@ -504,7 +485,7 @@ answer(struct sconn *s, const char *path)
 		snprintf(r, sizeof(r),
 		         "HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\nbody-%s",
 		         bl, path + 3);
-		send_all(s->fd, r, strlen(r), 0, 0);
+		test_send_all(s->fd, r, strlen(r), 0, 0);
 		return 0;
 	}
 	if (strncmp(path, "/close-on-next", 14) == 0) {
@@ -542,7 +523,7 @@ answer(struct sconn *s, const char *path)
 		memcpy(line + 98, "\r\n", 2);
 		send_str(s->fd, "HTTP/1.1 200 OK\r\n");
 		for (k = 0; k < 600; k++)
-			send_all(s->fd, line, 100, 0, 0);
+			test_send_all(s->fd, line, 100, 0, 0);
 		return 0;
 	}
 	if (strncmp(path, "/hold-", 6) == 0) {
@@ -598,7 +579,7 @@ answer(struct sconn *s, const char *path)
 				p += sprintf(p, "X-H%d: v\r\n", k);
 		}
 		p += sprintf(p, "Content-Length: 2\r\n\r\nok");
-		send_all(s->fd, r, (size_t)(p - r), 0, 0);
+		test_send_all(s->fd, r, (size_t)(p - r), 0, 0);
 		free(r);
 		return 0;
 	}
@@ -606,7 +587,7 @@ answer(struct sconn *s, const char *path)
 		static const char nf[] =
 		    "HTTP/1.1 404 Not Found\r\nContent-Length: 2\r\n\r\nno";
 
-		send_all(s->fd, nf, sizeof(nf) - 1, 0, 0);
+		test_send_all(s->fd, nf, sizeof(nf) - 1, 0, 0);
 	}
 	return 0;
 }

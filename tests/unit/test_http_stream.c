@@ -128,29 +128,6 @@ reqs_reset(void)
 	pthread_mutex_unlock(&req_lock);
 }
 
-/* Send n bytes piece at a time (0: at once) with delay_us between;
- * 0, or -1 when the connection failed. */
-static int
-send_all(int fd, const char *p, size_t n, size_t piece, int delay_us)
-{
-	ssize_t w;
-	size_t k;
-
-	while (n > 0) {
-		k = piece > 0 && piece < n ? piece : n;
-		if ((w = send(fd, p, k, MSG_NOSIGNAL)) <= 0) {
-			if (w == -1 && errno == EINTR)
-				continue;
-			return -1;
-		}
-		p += w;
-		n -= (size_t)w;
-		if (piece > 0 && n > 0 && delay_us > 0)
-			usleep((useconds_t)delay_us);
-	}
-	return 0;
-}
-
 /* Has the client closed (or reset) the connection? It sends nothing after
  * its request, so anything readable is the end. */
 static int
@@ -328,7 +305,7 @@ serve(int fd, const char *method, const char *target)
 		memcpy(raw, head, hl);
 		memcpy(raw + hl, pattern, n);
 		len = head_only ? hl : cut ? hl + n / 2 : hl + n;
-		send_all(fd, raw, len, piece, delay);
+		test_send_all(fd, raw, len, piece, delay);
 		free(raw);
 		return !cut;
 	}
@@ -344,7 +321,7 @@ serve(int fd, const char *method, const char *target)
 			len = boundary;
 		else if (cut == 3)
 			len = last;
-		send_all(fd, raw, len, piece, delay);
+		test_send_all(fd, raw, len, piece, delay);
 		free(raw);
 		return !cut;
 	}
@@ -361,7 +338,7 @@ serve(int fd, const char *method, const char *target)
 			abort();
 		memcpy(raw, head, hl);
 		memcpy(raw + hl, pattern, n);
-		send_all(fd, raw, hl + n, piece, delay);
+		test_send_all(fd, raw, hl + n, piece, delay);
 		free(raw);
 		return 1;
 	}
@@ -371,14 +348,14 @@ serve(int fd, const char *method, const char *target)
 		    "Location: /cl?n=5000&piece=1000&tag=rd\r\n"
 		    "Content-Length: 5\r\n\r\nmoved";
 
-		send_all(fd, r, sizeof(r) - 1, 0, 0);
+		test_send_all(fd, r, sizeof(r) - 1, 0, 0);
 		return 1;
 	}
 	if (strcmp(target, "/204") == 0) {
 		static const char r[] =
 		    "HTTP/1.1 204 No Content\r\nX-Test: 204\r\n\r\n";
 
-		send_all(fd, r, sizeof(r) - 1, 0, 0);
+		test_send_all(fd, r, sizeof(r) - 1, 0, 0);
 		return 1;
 	}
 	if (pl == 8 && strncmp(target, "/endless", 8) == 0) {
@@ -389,7 +366,7 @@ serve(int fd, const char *method, const char *target)
 		static const char r[] =
 		    "HTTP/1.1 404 Not Found\r\nContent-Length: 2\r\n\r\nno";
 
-		send_all(fd, r, sizeof(r) - 1, 0, 0);
+		test_send_all(fd, r, sizeof(r) - 1, 0, 0);
 	}
 	return 1;
 }

@@ -7,6 +7,7 @@
 #define EB_TEST_TESTNET_H
 
 #include <arpa/inet.h>
+#include <errno.h>
 #include <netinet/in.h>
 #include <stdlib.h>
 #include <string.h>
@@ -47,6 +48,29 @@ test_native_env(void)
 	unsetenv("all_proxy");
 	unsetenv("ALL_PROXY");
 	unsetenv("ENROLLBRIDGE_UPSTREAM_CURL");
+}
+
+/* Send n bytes piece at a time (0: at once) with delay_us between;
+ * 0, or -1 when the connection failed. */
+static inline int
+test_send_all(int fd, const char *p, size_t n, size_t piece, int delay_us)
+{
+	ssize_t w;
+	size_t k;
+
+	while (n > 0) {
+		k = piece > 0 && piece < n ? piece : n;
+		if ((w = send(fd, p, k, MSG_NOSIGNAL)) <= 0) {
+			if (w == -1 && errno == EINTR)
+				continue;
+			return -1;
+		}
+		p += w;
+		n -= (size_t)w;
+		if (piece > 0 && n > 0 && delay_us > 0)
+			usleep((useconds_t)delay_us);
+	}
+	return 0;
 }
 
 #endif
