@@ -79,6 +79,14 @@
 #                                   own: a proxy's CPU time then stops
 #                                   coming out of the upstream's share;
 #                                   0 (default): all share every core
+#   BASELINE=REV                    also bench the bridge built from git
+#                                   revision REV (e.g. the commit before a
+#                                   change) as one more target, set up the
+#                                   same way on its own port, database and
+#                                   token; reported: per-round paired
+#                                   ratios of the two bridges' req/s and
+#                                   CPU per request (a regression check)
+#   BASELINE_BIN=path               the same with a binary built already
 #   PERF_OUT=file                   record a call-graph profile of the bridge
 #                                   (perf record --call-graph dwarf) during
 #                                   its first timed round into file
@@ -130,11 +138,33 @@ EB=$(cd "$BUILD_DIR" && pwd)/enrollbridge
 
 # ---- scratch space and cleanup ------------------------------------------------
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/eb-bench-proxy.XXXXXX")
+
+# the baseline bridge (BASELINE=REV or BASELINE_BIN=path), built in the temp
+# dir from the revision's own tree
+BASE_BIN=${BASELINE_BIN:-}
+base_label=""
+if [ -n "${BASELINE:-}" ] && [ -z "$BASE_BIN" ]; then
+	base_rev=$(git rev-parse --short "$BASELINE^{commit}" 2>/dev/null) ||
+		die "BASELINE=$BASELINE is not a git revision here"
+	say "building the baseline bridge from $base_rev (RelWithDebInfo, in $tmp/base-src)"
+	mkdir -p "$tmp/base-src"
+	git archive "$base_rev" | tar -x -C "$tmp/base-src" || die "git archive $base_rev failed"
+	{ cmake -S "$tmp/base-src" -B "$tmp/base-build" -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null &&
+		cmake --build "$tmp/base-build" -j"$jobs" --target enrollbridge >"$tmp/base-build.log" 2>&1; } ||
+		{ tail -n 30 "$tmp/base-build.log" >&2; die "the baseline build failed"; }
+	BASE_BIN=$tmp/base-build/enrollbridge
+	base_label="revision $base_rev"
+elif [ -n "$BASE_BIN" ]; then
+	[ -x "$BASE_BIN" ] || die "BASELINE_BIN=$BASE_BIN is not an executable"
+	base_label="$BASE_BIN"
+fi
+
 eb_pid=""
 ngx_pid=""
 ngxp_pid=""
 apache_pid=""
 mdm_pid=""
+base_pid=""
 
 # Stop process $1 and then whichever of its children outlived it.
 # shellcheck disable=SC2317 # called by the EXIT trap
@@ -148,6 +178,7 @@ stop_tree() {
 # shellcheck disable=SC2317 # called by the EXIT trap
 cleanup() {
 	stop_pid "$eb_pid"
+	stop_pid "$base_pid"
 	stop_tree "$apache_pid"
 	stop_tree "$ngxp_pid"
 	stop_tree "$ngx_pid"
@@ -303,6 +334,28 @@ EB_TOKEN=$(cat "$ed/token")
 EB_CHECKIN="$top/contrib/bench/checkin.plist"
 export EB_TOKEN EB_CHECKIN
 
+# the baseline: the same setup (own port, directory, sign-in and token)
+base_url=""
+BASE_TOKEN=""
+if [ -n "$BASE_BIN" ]; then
+	base_port=$(free_port)
+	bd="$tmp/ebbase"
+	mkdir -p "$bd"
+	node contrib/bench/proxy_setup.mjs --bin "$BASE_BIN" --dir "$bd" --port "$base_port" \
+		--upstream "$up_url/" >"$bd/setup.log" 2>&1 || {
+		cat "$bd/setup.log" "$bd/eb.log" >&2 2>/dev/null || true
+		[ -f "$bd/eb.pid" ] && base_pid=$(cat "$bd/eb.pid")
+		die "baseline setup (sign-in at the test IdP) failed"
+	}
+	base_pid=$(cat "$bd/eb.pid")
+	if [ "$PIN" = 1 ]; then
+		taskset -a -p -c "$pin_front_cpus" "$base_pid" >/dev/null ||
+			die "cannot pin the baseline bridge (taskset)"
+	fi
+	base_url="http://127.0.0.1:$base_port"
+	BASE_TOKEN=$(cat "$bd/token")
+fi
+
 # one check-in of the load, by hand: 200 through the proxy, 401 without token
 check_put() { # $1: URL, $2: "auth" or "none" -> prints the status
 	if [ "$2" = auth ]; then
@@ -406,6 +459,7 @@ fi
 cpu_pids() {
 	case $1 in
 	proxy) echo "$eb_pid" ;;
+	baseline) echo "$base_pid" ;;
 	nginxproxy)
 		# shellcheck disable=SC2046 # one pid a word
 		echo "$ngxp_pid" $(children "$ngxp_pid")
@@ -425,7 +479,10 @@ run_wrk() {
 		perf_pid=$!
 	fi
 	# shellcheck disable=SC2086 # a command prefix, or nothing
-	$pin_front wrk -t"$THREADS" -c"$CONNS" -d"$3"s --latency -s contrib/bench/checkin.lua "$2" >"$4" 2>&1 ||
+	w_token=$EB_TOKEN
+	[ "$1" = baseline ] && w_token=$BASE_TOKEN
+	# shellcheck disable=SC2086 # a command prefix, or nothing
+	EB_TOKEN=$w_token $pin_front wrk -t"$THREADS" -c"$CONNS" -d"$3"s --latency -s contrib/bench/checkin.lua "$2" >"$4" 2>&1 ||
 		{ cat "$4" >&2; die "wrk failed against $1"; }
 	# shellcheck disable=SC2086
 	w_c1=$(cpu_ticks $w_pids)
@@ -477,13 +534,22 @@ spread() {
 
 targets="direct nginxproxy proxy"
 [ -n "$apache_url" ] && targets="$targets apache"
+[ -n "$base_url" ] && targets="$targets baseline"
 url_of() {
 	case $1 in
 	direct) echo "$up_url/checkin" ;;
 	nginxproxy) echo "$ngxp_url$PROXY_PATH" ;;
 	proxy) echo "$eb_url$PROXY_PATH" ;;
 	apache) echo "$apache_url$PROXY_PATH" ;;
+	baseline) echo "$base_url$PROXY_PATH" ;;
 	esac
+}
+
+# round $1 against the baseline -> "rps_ratio cpu_ratio": bridge/baseline
+# req/s and CPU per request, from that round's back-to-back runs
+baseline_round() {
+	echo "$(sed -n "${1}p" "$tmp/proxy.res") $(sed -n "${1}p" "$tmp/baseline.res")" | awk '{
+		printf "%.4f %.4f\n", ($4 > 0 ? $1 / $4 : 0), ($6 > 0 ? $3 / $6 : 0) }'
 }
 
 if [ "$PIN" = 1 ]; then
@@ -507,12 +573,17 @@ while [ "$r" -le "$ROUNDS" ]; do
 		echo "$res" >>"$tmp/$s.res"
 		say "round $r $(printf '%-10s' "$s"): $(echo "$res" | awk -v s="$s" '{
 			printf "%.0f req/s  p99 %.2f ms", $1, $2
-			if (s == "proxy") printf "  bridge CPU %.1f us/req", $3
+			if (s == "proxy" || s == "baseline") printf "  bridge CPU %.1f us/req", $3
 			if (s == "nginxproxy") printf "  nginx CPU %.1f us/req", $3
 		}')"
 	done
 	paired_round "$r" >>"$tmp/paired.res"
 	say "round $r paired    : $(sed -n "${r}p" "$tmp/paired.res" | paired_text)"
+	if [ -n "$base_url" ]; then
+		baseline_round "$r" >>"$tmp/base-paired.res"
+		say "round $r baseline  : $(sed -n "${r}p" "$tmp/base-paired.res" | awk '{
+			printf "bridge/baseline req/s %.3f  CPU %.3f\n", $1, $2 }')"
+	fi
 	r=$((r + 1))
 done
 
@@ -583,10 +654,12 @@ for s in $targets; do
 	nginxproxy) label="nginx proxy, no auth" ;;
 	proxy) label="enrollbridge proxy" ;;
 	apache) label="apache + mod_oauth2" ;;
+	baseline) label="enrollbridge baseline" ;;
 	esac
 	# shellcheck disable=SC2154
 	printf 'checkin  %-22s %9.0f req/s  p99 %7.2f ms' "$label" "$v_rps" "$v_p99"
 	[ "$s" = proxy ] && printf '  bridge CPU %.1f us/req' "$proxy_cpu"
+	[ "$s" = baseline ] && printf '  bridge CPU %.1f us/req' "$(awk '{ print $3 }' "$tmp/baseline.res" | median)"
 	[ "$s" = nginxproxy ] && printf '  nginx CPU %.1f us/req' "$nginx_cpu"
 	printf '\n'
 done
@@ -604,6 +677,17 @@ echo "calibration: a plain nginx reverse proxy without any authentication costs 
 echo "CPU per request, bridge/nginx proxy: $(awk -v m="$cpu_med" -v lo="$cpu_min" -v hi="$cpu_max" -v b="$proxy_cpu" -v n="$nginx_cpu" -v mm="$cpu_mm" 'BEGIN {
 	printf "%.2f  [median of per-round ratios, range %.2f..%.2f; ratio of medians %.1f / %.1f us/req = %.2f]", m, lo, hi, b, n, mm }') (steadier than req/s on a busy machine)"
 [ -n "$apache_note" ] && echo "note: $apache_note"
+if [ -n "$base_url" ]; then
+	read -r br_med br_min br_max _ <<EOF
+$(awk '{ print $1 }' "$tmp/base-paired.res" | spread)
+EOF
+	read -r bc_med bc_min bc_max _ <<EOF
+$(awk '{ print $2 }' "$tmp/base-paired.res" | spread)
+EOF
+	echo "against the baseline ($base_label): req/s bridge/baseline $(awk -v m="$br_med" -v lo="$br_min" -v hi="$br_max" 'BEGIN {
+		printf "%.3f [range %.3f..%.3f]", m, lo, hi }'), CPU per request bridge/baseline $(awk -v m="$bc_med" -v lo="$bc_min" -v hi="$bc_max" 'BEGIN {
+		printf "%.3f [range %.3f..%.3f]", m, lo, hi }')  [medians of per-round paired ratios; req/s > 1 and CPU < 1 is better]"
+fi
 
 if [ "$BENCH_STRICT" = 1 ] && { [ "$ov_verdict" = FAIL ] || [ "$ap_verdict" = FAIL ]; }; then
 	exit 1
