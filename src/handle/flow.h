@@ -6,11 +6,12 @@
  * refused bearer, opens a login flow. Stored, each cost a database write,
  * and anyone could make them by the thousand without a credential; the
  * rows stayed for login_ttl. Sealed into the URL (AES-256-GCM under the
- * state key, bound to the tenant), a challenge writes nothing: the flow
- * becomes a row only when a person opens the URL and the sign-in starts,
- * under the SHA-256 of its text, so that a reload replaces that attempt.
- * The seal keeps the device's identifiers (UDID, serial) out of the URL's
- * readable text and makes the flow unforgeable; its expiry is inside.
+ * state key, bound to the tenant), a challenge writes nothing; nor does
+ * opening it: the sign-in start carries what its callback needs in the
+ * upstream state (below), and the only row is the used state's hash,
+ * written after the IdP vouched for the sign-in. The seal keeps the device's
+ * identifiers (UDID, serial) out of the URL's readable text and makes the flow
+ * unforgeable; its expiry is inside.
  */
 #ifndef EB_HANDLE_FLOW_H
 #define EB_HANDLE_FLOW_H
