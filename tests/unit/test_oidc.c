@@ -778,14 +778,15 @@ static char *
 state_of(void *arg, const char *nonce, const char *verifier)
 {
 	int *calls = arg;
+	size_t n = strlen(nonce), v = strlen(verifier);
 	char *s;
 
 	if (++*calls > 1)
 		return NULL;
-	if ((s = eb_malloc(3 + strlen(nonce) + strlen(verifier) + 1)) != NULL) {
-		strcpy(s, "st.");
-		strcat(s, nonce);
-		strcat(s, verifier);
+	if ((s = eb_malloc(3 + n + v + 1)) != NULL) {
+		memcpy(s, "st.", 3);
+		memcpy(s + 3, nonce, n);
+		memcpy(s + 3 + n, verifier, v + 1);
 	}
 	return s;
 }
