@@ -147,6 +147,7 @@ test('5,000 sign-in starts from one address: database grows < 1 MiB, no flow row
 
   const statuses = {};
   const states = new Set();
+  let longest = 0;
   let sent = 0;
   let done = 0;
   const t0 = Date.now();
@@ -157,7 +158,10 @@ test('5,000 sign-in starts from one address: database grows < 1 MiB, no flow row
       sent++;
       const r = await get(url, { agent });
       statuses[r.status] = (statuses[r.status] ?? 0) + 1;
-      if (r.location) states.add(stateOf(r.location));
+      if (r.location) {
+        states.add(stateOf(r.location));
+        longest = Math.max(longest, stateOf(r.location).length, r.location.length);
+      }
       if (++done === 500) {
         // the other person starts while the flood runs
         (async () => {
@@ -176,12 +180,13 @@ test('5,000 sign-in starts from one address: database grows < 1 MiB, no flow row
   const p = await personDone;
   const grown = dbBytes() - bytesBefore;
   console.log(`flood: ${done} starts in ${floodMs} ms (${Math.round(done / (floodMs / 1000))}/s), `
-    + `statuses ${JSON.stringify(statuses)}; database grew ${grown} bytes; `
+    + `statuses ${JSON.stringify(statuses)}; longest IdP URL ${longest} bytes; database grew ${grown} bytes; `
     + `the other person signed in in ${p.ms} ms, ${p.floodDoneAtEnd} flood requests done by then`);
 
   assert.equal(done, FLOOD, `only ${done} starts within ${FLOOD_DEADLINE_MS} ms`);
   assert.deepEqual(statuses, { 302: FLOOD }, 'every opening started a sign-in');
   assert.equal(states.size, FLOOD, 'every start its own state');
+  assert.ok(longest < 1024, `an IdP URL of ${longest} bytes: the state must stay well under 2 KiB`);
   assert.ok(grown < MIB, `database grew by ${grown} bytes`);
   // the person's sign-in recorded its used state; the flood nothing
   assert.equal(flowRows(), rowsBefore + 1);
