@@ -42,7 +42,7 @@
 
 /*
  * The login flow for this enrollment attempt, sealed into the challenge's
- * URL (handle/flow.h): nothing is stored until a person opens it. Its
+ * URL (handle/flow.h): nothing is stored before a valid callback. Its
  * text, or NULL (logged).
  */
 static char *

@@ -1,10 +1,13 @@
 /*
- * Login flows sealed into the challenge URL (flow.h). The plaintext is a
- * small JSON object; the associated data names the format and the tenant,
- * so that a flow of one tenant never opens under another's path.
+ * Login flows sealed into the challenge URL, and upstream states sealed
+ * into the `state` sent to the IdP (flow.h). Each plaintext is a small JSON
+ * object; the associated data names the format and the tenant, so that a
+ * text of one tenant never opens under another's path, and a challenge
+ * flow never opens as a state nor a state as a flow.
  */
 #include "handle/flow.h"
 
+#include <stddef.h>
 #include <string.h>
 
 #include <jansson.h>
@@ -13,17 +16,67 @@
 #include "core/mem.h"
 #include "jose/b64.h"
 
-#define FLOW_AD_PREFIX "enrollbridge login flow v1:"
+#define FLOW_AD_PREFIX  "enrollbridge login flow v1:"
+#define STATE_AD_PREFIX "enrollbridge upstream state v1:"
 
-/* The associated data for tenant, in buf; its length, or 0. */
-static size_t
-flow_ad(const char *tenant, char *buf, size_t len)
+/* A string member of struct eb_store_flow and its short JSON name. */
+struct field {
+	const char *name;
+	size_t off;
+};
+
+#define F(n, m)                                                                \
+	{                                                                      \
+		n, offsetof(struct eb_store_flow, m)                           \
+	}
+
+/* What a challenge carries: the device's side. */
+static const struct field flow_fields[] = {
+    F("m", enrollment_mode),
+    F("mf", model_family),
+    F("p", product),
+    F("v", version),
+    F("l", language),
+    F("o", os_version),
+    F("u", udid),
+    F("s", serial),
+    F("x", extra),
+    {NULL, 0},
+};
+
+/* What a started sign-in needs at its callback (the verifier is apart:
+ * it is bytes in struct eb_store_flow). */
+static const struct field state_fields[] = {
+    F("m", enrollment_mode), F("t", user_identifier),
+    F("x", extra),           F("n", upstream_nonce),
+    F("b", browser_binding), F("ci", client_id),
+    F("ru", redirect_uri),   F("ds", device_state),
+    F("sc", scope),          {NULL, 0},
+};
+
+#undef F
+
+static char **
+member(struct eb_store_flow *f, const struct field *fl)
 {
-	size_t p = sizeof(FLOW_AD_PREFIX) - 1, t = strlen(tenant);
+	return (char **)(void *)((char *)f + fl->off);
+}
+
+static const char *
+cmember(const struct eb_store_flow *f, const struct field *fl)
+{
+	return *(char *const *)(const void *)((const char *)f + fl->off);
+}
+
+/* The associated data for tenant under prefix, in buf; its length, or 0. */
+static size_t
+make_ad(const char *prefix, const char *tenant, char *buf, size_t len)
+{
+	size_t p = strlen(prefix), t = strlen(tenant);
 
 	if (p + t + 1 > len)
 		return 0;
-	memcpy(buf, FLOW_AD_PREFIX, p);
+	memcpy(buf, prefix, p);
 	memcpy(buf + p, tenant, t + 1);
 	return p + t;
 }
@@ -35,41 +88,40 @@ set_str(json_t *o, const char *key, const char *s)
 	return s == NULL ? 0 : json_object_set_new(o, key, json_string(s));
 }
 
-int
-eb_flow_seal(const uint8_t key[EB_SEAL_KEY_LEN], const struct eb_store_flow *f,
-             char **out)
+/*
+ * Seal f's kind, times, the listed fields and the members o already holds
+ * for f->tenant under prefix; base64url into *out, at most max bytes.
+ */
+static int
+seal(const uint8_t key[EB_SEAL_KEY_LEN], const char *prefix,
+     const struct field *fields, const struct eb_store_flow *f, json_t *o,
+     size_t max, const char *what, char **out)
 {
 	char ad[256], *pt = NULL;
 	uint8_t *blob = NULL;
-	size_t adlen, bloblen = 0;
-	json_t *o;
+	size_t adlen, bloblen = 0, i;
 	int rc = -1;
 
 	*out = NULL;
 	if (f->tenant == NULL ||
-	    (adlen = flow_ad(f->tenant, ad, sizeof(ad))) == 0)
+	    (adlen = make_ad(prefix, f->tenant, ad, sizeof(ad))) == 0)
 		return -1;
-	if ((o = json_object()) == NULL ||
-	    json_object_set_new(o, "k", json_integer(f->kind)) != 0 ||
+	if (json_object_set_new(o, "k", json_integer(f->kind)) != 0 ||
 	    json_object_set_new(o, "c", json_integer(f->created)) != 0 ||
-	    json_object_set_new(o, "e", json_integer(f->expires)) != 0 ||
-	    set_str(o, "m", f->enrollment_mode) != 0 ||
-	    set_str(o, "mf", f->model_family) != 0 ||
-	    set_str(o, "p", f->product) != 0 ||
-	    set_str(o, "v", f->version) != 0 ||
-	    set_str(o, "l", f->language) != 0 ||
-	    set_str(o, "o", f->os_version) != 0 ||
-	    set_str(o, "u", f->udid) != 0 || set_str(o, "s", f->serial) != 0 ||
-	    set_str(o, "x", f->extra) != 0 ||
-	    (pt = json_dumps(o, JSON_COMPACT)) == NULL)
+	    json_object_set_new(o, "e", json_integer(f->expires)) != 0)
+		goto out;
+	for (i = 0; fields[i].name != NULL; i++)
+		if (set_str(o, fields[i].name, cmember(f, &fields[i])) != 0)
+			goto out;
+	if ((pt = json_dumps(o, JSON_COMPACT)) == NULL)
 		goto out;
 	if (eb_seal_seal(key, ad, adlen, pt, strlen(pt), &blob, &bloblen) !=
 	        0 ||
 	    (*out = eb_b64_url_encode(blob, bloblen)) == NULL)
 		goto out;
-	if (strlen(*out) > EB_FLOW_MAX_LEN) {
-		log_warnx("tenant %s: login flow too long to carry (%zu bytes)",
-		          f->tenant, strlen(*out));
+	if (strlen(*out) > max) {
+		log_warnx("tenant %s: %s too long to carry (%zu bytes)",
+		          f->tenant, what, strlen(*out));
 		eb_free(*out);
 		*out = NULL;
 		goto out;
@@ -77,11 +129,53 @@ eb_flow_seal(const uint8_t key[EB_SEAL_KEY_LEN], const struct eb_store_flow *f,
 	rc = 0;
 out:
 	if (rc != 0 && *out == NULL)
-		log_warnx("tenant %s: cannot seal a login flow", f->tenant);
-	json_decref(o);
+		log_warnx("tenant %s: cannot seal a %s", f->tenant, what);
 	if (pt != NULL)
 		eb_free_secret_str(pt);
 	eb_free(blob);
+	return rc;
+}
+
+int
+eb_flow_seal(const uint8_t key[EB_SEAL_KEY_LEN], const struct eb_store_flow *f,
+             char **out)
+{
+	json_t *o = json_object();
+	int rc;
+
+	*out = NULL;
+	if (o == NULL)
+		return -1;
+	rc = seal(key, FLOW_AD_PREFIX, flow_fields, f, o, EB_FLOW_MAX_LEN,
+	          "login flow", out);
+	json_decref(o);
+	return rc;
+}
+
+int
+eb_flow_state_seal(const uint8_t key[EB_SEAL_KEY_LEN],
+                   const struct eb_store_flow *f, char **out)
+{
+	json_t *o = json_object();
+	char *v = NULL;
+	int rc = -1;
+
+	*out = NULL;
+	/* the verifier is text (RFC 7636: 43 to 128 characters) */
+	if (o == NULL || f->pkce_verifier == NULL ||
+	    f->pkce_verifier_len < 43 || f->pkce_verifier_len > 128 ||
+	    f->upstream_nonce == NULL || f->browser_binding == NULL ||
+	    (v = eb_strndup((const char *)f->pkce_verifier,
+	                    f->pkce_verifier_len)) == NULL ||
+	    strlen(v) != f->pkce_verifier_len ||
+	    json_object_set_new(o, "pv", json_string(v)) != 0)
+		goto out;
+	rc = seal(key, STATE_AD_PREFIX, state_fields, f, o,
+	          EB_FLOW_STATE_MAX_LEN, "sign-in state", out);
+out:
+	json_decref(o); /* the verifier inside is released with it */
+	if (v != NULL)
+		eb_free_secret_str(v);
 	return rc;
 }
 
@@ -100,19 +194,26 @@ get_str(json_t *o, const char *key, char **dst)
 	return (*dst = eb_strdup(json_string_value(v))) == NULL ? -1 : 0;
 }
 
-int
-eb_flow_open(const uint8_t key[EB_SEAL_KEY_LEN], const char *tenant,
-             const char *text, int64_t now, struct eb_store_flow *f)
+/*
+ * Open text sealed under prefix for tenant: kind, times and the listed
+ * fields into *f, its hash into f->id. *op keeps the parsed object for the
+ * caller's own members (json_decref it). Returns enum eb_flow_open_rc.
+ */
+static int
+open_text(const uint8_t key[EB_SEAL_KEY_LEN], const char *prefix,
+          const struct field *fields, size_t max, const char *tenant,
+          const char *text, int64_t now, struct eb_store_flow *f, json_t **op)
 {
 	char ad[256], hash[EB_STORE_HASH_HEXLEN + 1];
 	uint8_t *blob = NULL, *pt = NULL;
-	size_t adlen, len = strlen(text), bloblen = 0, ptlen = 0;
+	size_t adlen, len = strlen(text), bloblen = 0, ptlen = 0, i;
 	json_t *o = NULL, *k, *c, *e;
 	int rc = EB_FLOW_OPEN_BAD;
 
 	memset(f, 0, sizeof(*f));
-	if (len == 0 || len > EB_FLOW_MAX_LEN ||
-	    (adlen = flow_ad(tenant, ad, sizeof(ad))) == 0 ||
+	*op = NULL;
+	if (len == 0 || len > max ||
+	    (adlen = make_ad(prefix, tenant, ad, sizeof(ad))) == 0 ||
 	    eb_b64_url_decode(text, len, &blob, &bloblen) != 0 ||
 	    eb_seal_open(key, ad, adlen, blob, bloblen, &pt, &ptlen) != 0 ||
 	    (o = json_loadb((const char *)pt, ptlen, JSON_REJECT_DUPLICATES,
@@ -128,24 +229,61 @@ eb_flow_open(const uint8_t key[EB_SEAL_KEY_LEN], const char *tenant,
 	f->created = json_integer_value(c);
 	f->expires = json_integer_value(e);
 	rc = EB_FLOW_OPEN_ERROR;
-	if (get_str(o, "m", &f->enrollment_mode) != 0 ||
-	    get_str(o, "mf", &f->model_family) != 0 ||
-	    get_str(o, "p", &f->product) != 0 ||
-	    get_str(o, "v", &f->version) != 0 ||
-	    get_str(o, "l", &f->language) != 0 ||
-	    get_str(o, "o", &f->os_version) != 0 ||
-	    get_str(o, "u", &f->udid) != 0 ||
-	    get_str(o, "s", &f->serial) != 0 ||
-	    get_str(o, "x", &f->extra) != 0 ||
-	    (f->tenant = eb_strdup(tenant)) == NULL ||
+	for (i = 0; fields[i].name != NULL; i++)
+		if (get_str(o, fields[i].name, member(f, &fields[i])) != 0)
+			goto out;
+	if ((f->tenant = eb_strdup(tenant)) == NULL ||
 	    eb_store_hash_token(text, len, hash) != 0 ||
 	    (f->id = eb_strdup(hash)) == NULL)
 		goto out;
 	rc = f->expires <= now ? EB_FLOW_OPEN_EXPIRED : EB_FLOW_OPEN_OK;
+	*op = o;
+	o = NULL;
 out:
 	json_decref(o);
 	if (pt != NULL)
 		eb_free_secret(pt, ptlen + 1);
 	eb_free(blob);
+	return rc;
+}
+
+int
+eb_flow_open(const uint8_t key[EB_SEAL_KEY_LEN], const char *tenant,
+             const char *text, int64_t now, struct eb_store_flow *f)
+{
+	json_t *o = NULL;
+	int rc;
+
+	rc = open_text(key, FLOW_AD_PREFIX, flow_fields, EB_FLOW_MAX_LEN,
+	               tenant, text, now, f, &o);
+	json_decref(o);
+	return rc;
+}
+
+int
+eb_flow_state_open(const uint8_t key[EB_SEAL_KEY_LEN], const char *tenant,
+                   const char *text, int64_t now, struct eb_store_flow *f)
+{
+	json_t *o = NULL, *pv;
+	const char *v;
+	size_t n;
+	int rc;
+
+	rc = open_text(key, STATE_AD_PREFIX, state_fields,
+	               EB_FLOW_STATE_MAX_LEN, tenant, text, now, f, &o);
+	if (o == NULL)
+		return rc;
+	pv = json_object_get(o, "pv");
+	if (!json_is_string(pv) ||
+	    (n = strlen(v = json_string_value(pv))) < 43 || n > 128 ||
+	    f->upstream_nonce == NULL || f->browser_binding == NULL)
+		rc = EB_FLOW_OPEN_BAD;
+	else if ((f->pkce_verifier = eb_malloc(n + 1)) == NULL)
+		rc = EB_FLOW_OPEN_ERROR;
+	else {
+		memcpy(f->pkce_verifier, v, n + 1);
+		f->pkce_verifier_len = n;
+	}
+	json_decref(o);
 	return rc;
 }

@@ -5,14 +5,17 @@
  *   GET /t/{T}/auth/{flow}?user-identifier=...   start: 302 to the IdP
  *   GET /t/{T}/oidc/callback?code=&state=&iss=    finish: 308 to the device
  *
- * The login flow was stored when the device got its 401 challenge. Start
- * adds the upstream request's secrets to it (state, nonce, the PKCE
- * verifier sealed at rest) and binds it to this browser with a cookie whose
- * hash it keeps, so a stolen callback URL is useless elsewhere. The
- * callback takes the flow by state (single use), checks the cookie, lets
- * the OIDC core exchange the code and validate the ID token, maps the
- * person to their Managed Apple Account, applies the access policy, and
- * creates the grant whose token the device receives.
+ * The login flow was sealed into the URL when the device got its 401
+ * challenge (flow.h). Start stores nothing: it seals what the callback
+ * needs (the flow's mode and extra, the typed identifier, the nonce, the
+ * PKCE verifier) into the state sent to the IdP, bound to this browser by
+ * the hash of a fresh cookie, so a stolen callback URL is useless elsewhere
+ * and an anonymous client opening sign-in URLs by the thousand costs no
+ * storage. The callback opens the state, checks the cookie, lets the OIDC
+ * core exchange the code and validate the ID token, records the state as
+ * used (single use, after the IdP vouched for it), maps the person to their
+ * Managed Apple Account, applies the access policy, and creates the grant
+ * whose token the device receives.
  *
  * Everything that talks to the IdP runs on the work queue: the request is
  * suspended meanwhile and no server thread waits on the network.
@@ -149,8 +152,63 @@ count_error(struct eb_request *req, const char *code)
 	               labels, 1);
 }
 
+/*
+ * The eb_login cookie, set to value for max_age seconds, or cleared (value
+ * "" and Max-Age=0). A clearing cookie must carry the Path and attributes
+ * of the one it clears, or the browser keeps that one.
+ */
+static int
+login_cookie(struct eb_request *req, const struct eb_tenant *t,
+             const char *value, int max_age)
+{
+	const struct eb_config *cfg = eb_req_config(req);
+	struct eb_buf c;
+	int rc;
+
+	eb_buf_init(&c, 1024);
+	rc = eb_buf_printf(
+	    &c,
+	    "%s=%s; Path=/t/%s/; Max-Age=%d; HttpOnly; "
+	    "SameSite=Lax%s",
+	    COOKIE_NAME, value, t->id, max_age,
+	    eb_str_has_prefix(cfg->public_url, "https:") ? "; Secure" : "");
+	if (rc != -1)
+		rc = eb_resp_header(req, "Set-Cookie", eb_buf_str(&c));
+	eb_buf_finish_secret(&c);
+	return rc == -1 ? -1 : 0;
+}
+
 /* ---- start ---- */
 
+struct state_arg {
+	const uint8_t *key;
+	const struct eb_store_flow *s; /* all but the nonce and verifier */
+};
+
+/* eb_oidc_state_fn: the sign-in's state, sealed with the request's nonce
+ * and PKCE verifier (handle/flow.h). */
+static char *
+seal_state(void *arg, const char *nonce, const char *verifier)
+{
+	const struct state_arg *a = arg;
+	struct eb_store_flow s = *a->s; /* borrowed members: not finished */
+	char *out = NULL;
+
+	s.upstream_nonce = (char *)(uintptr_t)nonce;
+	s.pkce_verifier = (uint8_t *)(uintptr_t)verifier;
+	s.pkce_verifier_len = strlen(verifier);
+	if (eb_flow_state_seal(a->key, &s, &out) != 0)
+		return NULL;
+	return out;
+}
+
+/*
+ * Start a sign-in: open the challenge's flow, and send the browser to the
+ * IdP with a state that carries, sealed, all the callback needs. Nothing is
+ * stored: opening a sign-in URL costs an anonymous client's target only
+ * CPU, and each opening (another browser, a reload) is its own attempt
+ * that leaves the others intact.
+ */
 static void
 start_job(void *arg)
 {
@@ -162,21 +220,18 @@ start_job(void *arg)
 	const struct eb_oidc_meta *meta = NULL;
 	struct eb_oidc_request oreq;
 	struct eb_oidc_error oerr;
-	struct eb_store_flow f;
+	struct eb_store_flow f, s;
+	struct state_arg sa;
 	char hash[EB_STORE_HASH_HEXLEN + 1], *cookie = NULL, *ruri = NULL;
 	char *hint = NULL, *local = NULL, *domain = NULL;
-	uint8_t *sealed = NULL;
-	size_t sealed_len = 0;
-	struct eb_buf c;
 	int64_t now = (int64_t)time(NULL);
 	int rc;
 
 	memset(&oreq, 0, sizeof(oreq));
 	memset(&oerr, 0, sizeof(oerr));
 	memset(&f, 0, sizeof(f));
-	eb_buf_init(&c, 1024);
-	/* the flow the challenge sealed into the URL (handle/flow.h): it
-	 * becomes a row now, under the hash of its text */
+	memset(&s, 0, sizeof(s));
+	/* the flow the challenge sealed into the URL (handle/flow.h) */
 	rc = eb_flow_open(env->seal_key, t->id, j->flow_id, now, &f);
 	if (rc == EB_FLOW_OPEN_OK && f.kind != j->kind)
 		rc = EB_FLOW_OPEN_BAD;
@@ -203,59 +258,39 @@ start_job(void *arg)
 	if (j->typed != NULL &&
 	    eb_str_split_identifier(j->typed, &local, &domain) == 0)
 		hint = j->typed;
+	/* what the callback needs (not the MachineInfo), bound to this
+	 * browser by the hash of a fresh cookie; its expiry the flow's */
+	s.tenant = (char *)(uintptr_t)t->id;
+	s.kind = f.kind;
+	s.created = now;
+	s.expires = f.expires;
+	s.enrollment_mode = f.enrollment_mode;
+	s.extra = f.extra;
+	s.user_identifier = j->typed;
+	s.browser_binding = hash;
+	/* the device's client and redirect URI are the tenant's (authorize
+	 * checked them), and so is the scope when it asked for none: only
+	 * what differs travels, to keep the state short */
+	if (j->kind == EB_STORE_FLOW_OAUTH2_AUTHORIZE) {
+		s.device_state = j->device_state;
+		if (t->oauth2.scope == NULL ||
+		    strcmp(j->scope, t->oauth2.scope) != 0)
+			s.scope = j->scope;
+	}
+	sa.key = env->seal_key;
+	sa.s = &s;
 	if ((ruri = redirect_uri(cfg, t)) == NULL ||
-	    eb_oidc_begin(env->oidc, t, meta, ruri, hint, &oreq) != 0 ||
 	    (cookie = eb_rand_token(32)) == NULL ||
 	    eb_store_hash_token(cookie, strlen(cookie), hash) != 0 ||
-	    eb_seal_seal(env->seal_key, f.id, strlen(f.id), oreq.verifier,
-	                 strlen(oreq.verifier), &sealed, &sealed_len) != 0) {
+	    eb_oidc_begin_state(env->oidc, t, meta, ruri, hint, seal_state, &sa,
+	                        &oreq) != 0) {
 		log_warnx("tenant %s: cannot build the upstream request",
 		          t->id);
 		idp_failed_page(req);
 		goto out;
 	}
-	/* a restart (page reloaded) replaces the previous attempt's secrets */
-	eb_free(f.user_identifier);
-	f.user_identifier = j->typed;
-	j->typed = NULL;
-	eb_free(f.upstream_state);
-	eb_free(f.upstream_nonce);
-	eb_free_secret(f.pkce_verifier, f.pkce_verifier_len);
-	eb_free(f.browser_binding);
-	f.upstream_state = eb_strdup(oreq.state);
-	f.upstream_nonce = eb_strdup(oreq.nonce);
-	f.pkce_verifier = sealed;
-	f.pkce_verifier_len = sealed_len;
-	sealed = NULL;
-	f.browser_binding = eb_strdup(hash);
-	if (j->kind == EB_STORE_FLOW_OAUTH2_AUTHORIZE) {
-		eb_free(f.client_id);
-		eb_free(f.redirect_uri);
-		eb_free(f.device_state);
-		eb_free(f.scope);
-		f.client_id = j->client_id;
-		f.redirect_uri = j->redirect_uri;
-		f.device_state = j->device_state;
-		f.scope = j->scope;
-		j->client_id = j->redirect_uri = j->device_state = j->scope =
-		    NULL;
-	}
-	if (f.upstream_state == NULL || f.upstream_nonce == NULL ||
-	    f.browser_binding == NULL ||
-	    eb_store_flow_put(env->store, &f) != EB_STORE_OK) {
-		log_warnx("tenant %s: cannot save the login flow", t->id);
-		page(req, 503, "Temporarily unavailable",
-		     "Please try again in a moment.");
-		goto out;
-	}
-	eb_buf_printf(&c,
-	              "%s=%s; Path=/t/%s/; Max-Age=%d; HttpOnly; "
-	              "SameSite=Lax%s",
-	              COOKIE_NAME, cookie, t->id, t->tokens.login_ttl,
-	              eb_str_has_prefix(cfg->public_url, "https:") ? "; Secure"
-	                                                           : "");
 	if (eb_resp_header(req, "Location", oreq.url) == -1 ||
-	    eb_resp_header(req, "Set-Cookie", eb_buf_str(&c)) == -1 ||
+	    login_cookie(req, t, cookie, t->tokens.login_ttl) == -1 ||
 	    eb_resp_header(req, "Cache-Control", "no-store") == -1 ||
 	    eb_resp_set_static(req, 302, "text/plain; charset=utf-8",
 	                       "redirecting to your organization\n", 33) == -1)
@@ -263,12 +298,10 @@ start_job(void *arg)
 	log_info("tenant %s: sign-in started, upstream %s", t->id,
 	         meta->authorization_endpoint);
 out:
-	eb_buf_finish_secret(&c);
 	eb_free_secret_str(cookie);
 	eb_free(ruri);
 	eb_free(local);
 	eb_free(domain);
-	eb_free(sealed);
 	eb_oidc_request_finish(&oreq);
 	eb_store_flow_finish(&f);
 	if (meta != NULL)
@@ -507,6 +540,41 @@ deny_page(struct eb_request *req, const struct eb_policy_verdict *v)
 	eb_buf_finish(&b);
 }
 
+/* *dst, when the state did not carry it: a copy of the tenant's value. */
+static int
+fill(char **dst, const char *value)
+{
+	if (*dst != NULL || value == NULL)
+		return 0;
+	return (*dst = eb_strdup(value)) == NULL ? -1 : 0;
+}
+
+/*
+ * Record that the state f (f->id, the hash of its text) has been used: a
+ * small row keyed by a random id whose upstream_state is that hash, unique
+ * in the store, kept until the state expires. CONFLICT when another
+ * callback recorded it first, on any replica.
+ */
+static int
+mark_used(struct eb_env *env, const struct eb_tenant *t,
+          const struct eb_store_flow *f, int64_t now)
+{
+	struct eb_store_flow u;
+	int rc;
+
+	memset(&u, 0, sizeof(u));
+	if ((u.id = eb_rand_token(18)) == NULL)
+		return EB_STORE_ERROR;
+	u.tenant = (char *)(uintptr_t)t->id;
+	u.kind = f->kind;
+	u.created = now;
+	u.expires = f->expires;
+	u.upstream_state = f->id;
+	rc = eb_store_flow_put(env->store, &u);
+	eb_free(u.id);
+	return rc;
+}
+
 static void
 callback_job(void *arg)
 {
@@ -522,8 +590,7 @@ callback_job(void *arg)
 	struct eb_mapping_result map;
 	struct eb_policy_verdict v;
 	char hash[EB_STORE_HASH_HEXLEN + 1], *ruri = NULL, *token = NULL;
-	uint8_t *verifier = NULL;
-	size_t verifier_len = 0;
+	struct eb_store_flow used;
 	struct eb_buf loc;
 	int64_t now = (int64_t)time(NULL);
 	int rc;
@@ -537,20 +604,32 @@ callback_job(void *arg)
 	eb_buf_init(&loc, 8192);
 
 	/*
-	 * Look, check the browser, then take: a callback from a browser that
-	 * did not start this sign-in (or for another tenant) must not use up
-	 * the flow of the person who did. The take is the single-use step.
+	 * Open the state (ours, this tenant's, not expired), then check the
+	 * browser: a callback from a browser that did not start this sign-in
+	 * is refused before anything else. The IdP's single-use code and the
+	 * nonce stop replays; the state is also marked used once the code is
+	 * exchanged (mark_used), so a flow is used once fleet-wide.
 	 */
-	if (j->state == NULL ||
-	    eb_store_flow_get(env->store, EB_STORE_FLOW_BY_STATE, j->state, now,
-	                      &f) != EB_STORE_OK ||
-	    f.tenant == NULL || strcmp(f.tenant, t->id) != 0 ||
-	    f.upstream_nonce == NULL || f.browser_binding == NULL) {
-		log_info("tenant %s: callback with an unknown, used or "
-		         "expired state",
-		         t->id);
-		count_error(req, "state_unknown");
+	rc = j->state == NULL
+	         ? EB_FLOW_OPEN_BAD
+	         : eb_flow_state_open(env->seal_key, t->id, j->state, now, &f);
+	if (rc != EB_FLOW_OPEN_OK) {
+		log_info("tenant %s: callback with %s state", t->id,
+		         rc == EB_FLOW_OPEN_EXPIRED ? "an expired"
+		         : rc == EB_FLOW_OPEN_ERROR
+		             ? "an unreadable (out of memory)"
+		             : "an unknown, altered or another tenant's");
+		count_error(req, rc == EB_FLOW_OPEN_EXPIRED ? "state_expired"
+		                                            : "state_unknown");
 		expired_page(req);
+		goto out;
+	}
+	if (f.kind == EB_STORE_FLOW_OAUTH2_AUTHORIZE &&
+	    (fill(&f.client_id, t->oauth2.client_id) != 0 ||
+	     fill(&f.redirect_uri, t->oauth2.redirect_uri) != 0 ||
+	     fill(&f.scope, t->oauth2.scope) != 0)) {
+		page(req, 503, "Temporarily unavailable",
+		     "Please try again in a moment.");
 		goto out;
 	}
 	if (j->cookie == NULL ||
@@ -564,13 +643,20 @@ callback_job(void *arg)
 		expired_page(req);
 		goto out;
 	}
-	eb_store_flow_finish(&f);
-	if (eb_store_flow_take(env->store, EB_STORE_FLOW_BY_STATE, j->state,
-	                       now, &f) != EB_STORE_OK) {
-		log_info("tenant %s: callback raced another for the same state",
-		         t->id);
+	/* a replay of a finished callback: refused without asking the IdP */
+	memset(&used, 0, sizeof(used));
+	rc = eb_store_flow_get(env->store, EB_STORE_FLOW_BY_STATE, f.id, now,
+	                       &used);
+	eb_store_flow_finish(&used);
+	if (rc == EB_STORE_OK || rc == EB_STORE_EXPIRED) {
+		log_info("tenant %s: callback with a used state", t->id);
 		count_error(req, "state_unknown");
 		expired_page(req);
+		goto out;
+	}
+	if (rc != EB_STORE_NOT_FOUND) {
+		page(req, 503, "Temporarily unavailable",
+		     "Please try again in a moment.");
 		goto out;
 	}
 	if (j->error != NULL) {
@@ -591,17 +677,11 @@ callback_job(void *arg)
 		idp_failed_page(req);
 		goto out;
 	}
-	if (eb_seal_open(env->seal_key, f.id, strlen(f.id), f.pkce_verifier,
-	                 f.pkce_verifier_len, &verifier, &verifier_len) != 0) {
-		log_warnx("tenant %s: sealed PKCE verifier does not open",
-		          t->id);
-		idp_failed_page(req);
-		goto out;
-	}
 	if ((ruri = redirect_uri(cfg, t)) == NULL)
 		goto out;
-	rc = eb_oidc_finish(env->oidc, t, ruri, j->code, (const char *)verifier,
-	                    f.upstream_nonce, j->iss, &id, &tok, &oerr);
+	rc = eb_oidc_finish(env->oidc, t, ruri, j->code,
+	                    (const char *)f.pkce_verifier, f.upstream_nonce,
+	                    j->iss, &id, &tok, &oerr);
 	if (rc != EB_OIDC_OK) {
 		log_warnx("tenant %s: sign-in failed: %s: %s", t->id, oerr.code,
 		          oerr.reason);
@@ -626,6 +706,19 @@ callback_job(void *arg)
 			     "again.");
 		else
 			idp_failed_page(req);
+		goto out;
+	}
+	/* the IdP vouched for this sign-in: from now on its state is used */
+	if ((rc = mark_used(env, t, &f, now)) != EB_STORE_OK) {
+		if (rc == EB_STORE_CONFLICT) {
+			log_warnx("tenant %s: a state was used twice; the "
+			          "second callback is refused",
+			          t->id);
+			count_error(req, "state_unknown");
+			expired_page(req);
+		} else
+			page(req, 503, "Temporarily unavailable",
+			     "Please try again in a moment.");
 		goto out;
 	}
 	rc =
@@ -667,8 +760,7 @@ callback_job(void *arg)
 	if (eb_resp_header(req, "Location", eb_buf_str(&loc)) == -1)
 		goto out;
 	eb_resp_header(req, "Cache-Control", "no-store");
-	eb_resp_header(req, "Set-Cookie",
-	               COOKIE_NAME "=; Max-Age=0; HttpOnly; SameSite=Lax");
+	login_cookie(req, t, "", 0);
 	eb_resp_set_static(req, 308, "text/plain; charset=utf-8", "signed in\n",
 	                   10);
 	log_info("tenant %s: signed in as %s", t->id, map.managed_apple_id);
@@ -676,8 +768,6 @@ out:
 	eb_buf_finish_secret(&loc);
 	eb_free_secret_str(token);
 	eb_free(ruri);
-	if (verifier != NULL)
-		eb_free_secret(verifier, verifier_len + 1);
 	eb_mapping_result_finish(&map);
 	eb_oidc_tokens_finish(&tok);
 	eb_identity_finish(&id);

@@ -3,8 +3,9 @@
  * bits from the CSPRNG), the S256 challenge, and the URL that sends the
  * browser to the IdP's authorization endpoint with the code flow
  * parameters, the login hint, the tenant's extra parameters and the
- * provider's own. The secrets go back to the caller, which stores them
- * with the login flow; nothing here logs them.
+ * provider's own. The secrets go back to the caller, which keeps them
+ * for the callback (sealed into the state itself, when it chooses the
+ * state: eb_oidc_begin_state); nothing here logs them.
  */
 #include "oidc/oidc_int.h"
 
@@ -102,6 +103,16 @@ eb_oidc_begin(struct eb_oidc *o, const struct eb_tenant *t,
               const struct eb_oidc_meta *m, const char *redirect_uri,
               const char *login_hint, struct eb_oidc_request *out)
 {
+	return eb_oidc_begin_state(o, t, m, redirect_uri, login_hint, NULL,
+	                           NULL, out);
+}
+
+int
+eb_oidc_begin_state(struct eb_oidc *o, const struct eb_tenant *t,
+                    const struct eb_oidc_meta *m, const char *redirect_uri,
+                    const char *login_hint, eb_oidc_state_fn state_fn,
+                    void *arg, struct eb_oidc_request *out)
+{
 	const struct eb_provider_ops *prov;
 	char challenge[44];
 	struct eb_buf q;
@@ -128,11 +139,15 @@ eb_oidc_begin(struct eb_oidc *o, const struct eb_tenant *t,
 			         t->id, t->idp.extra_auth_params.v[i].key);
 			return -1;
 		}
-	out->state = eb_rand_token(RANDOM_BYTES);
 	out->nonce = eb_rand_token(RANDOM_BYTES);
 	out->verifier = eb_rand_token(RANDOM_BYTES);
-	if (out->state == NULL || out->nonce == NULL || out->verifier == NULL ||
+	if (out->nonce == NULL || out->verifier == NULL ||
 	    eb_oidc_pkce_challenge(out->verifier, challenge))
+		goto out_fail;
+	/* the state last: the caller's may carry the nonce and verifier */
+	out->state = state_fn != NULL ? state_fn(arg, out->nonce, out->verifier)
+	                              : eb_rand_token(RANDOM_BYTES);
+	if (out->state == NULL)
 		goto out_fail;
 
 	eb_buf_init(&q, EB_OIDC_MAX_AUTH_URL);

@@ -106,6 +106,21 @@ void eb_oidc_meta_release(struct eb_oidc *o, const struct eb_oidc_meta *m);
 int eb_oidc_begin(struct eb_oidc *o, const struct eb_tenant *t,
                   const struct eb_oidc_meta *m, const char *redirect_uri,
                   const char *login_hint, struct eb_oidc_request *out);
+/*
+ * The state of a request, chosen by the caller from its fresh nonce and
+ * verifier: a new string (eb_free), or NULL to fail the request.
+ */
+typedef char *(*eb_oidc_state_fn)(void *arg, const char *nonce,
+                                  const char *verifier);
+/*
+ * As eb_oidc_begin, with the state from state_fn(arg, ...) (random when
+ * state_fn is NULL): a caller that seals what the callback needs into the
+ * state stores nothing before the IdP answers.
+ */
+int eb_oidc_begin_state(struct eb_oidc *o, const struct eb_tenant *t,
+                        const struct eb_oidc_meta *m, const char *redirect_uri,
+                        const char *login_hint, eb_oidc_state_fn state_fn,
+                        void *arg, struct eb_oidc_request *out);
 void eb_oidc_request_finish(struct eb_oidc_request *r);
 
 /*

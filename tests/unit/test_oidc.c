@@ -772,6 +772,66 @@ test_begin_url(void **state)
 	eb_oidc_destroy(NULL);
 }
 
+/* eb_oidc_state_fn for test_begin_state: "st." + nonce + verifier, as a
+ * caller sealing both into the state would; NULL when arg says so. */
+static char *
+state_of(void *arg, const char *nonce, const char *verifier)
+{
+	int *calls = arg;
+	size_t n = strlen(nonce), v = strlen(verifier);
+	char *s;
+
+	if (++*calls > 1)
+		return NULL;
+	if ((s = eb_malloc(3 + n + v + 1)) != NULL) {
+		memcpy(s, "st.", 3);
+		memcpy(s + 3, nonce, n);
+		memcpy(s + 3 + n, verifier, v + 1);
+	}
+	return s;
+}
+
+/* The caller's state is built from the request's own nonce and verifier,
+ * and is what the URL carries; no state, no request. */
+static void
+test_begin_state(void **state)
+{
+	struct eb_oidc *o = eb_oidc_create(NULL);
+	struct eb_oidc_meta m = {.issuer = ISS_STATIC,
+	                         .authorization_endpoint =
+	                             "https://idp.test/authorize",
+	                         .token_endpoint = "https://idp.test/token",
+	                         .jwks_uri = "https://idp.test/jwks"};
+	const char *redirect = "https://bridge.example/t/acme/oidc/callback";
+	struct eb_oidc_request r;
+	struct eb_tenant t;
+	char *v;
+	int calls = 0;
+
+	(void)state;
+	tenant_init(&t, ISS_STATIC);
+	assert_int_equal(eb_oidc_begin_state(o, &t, &m, redirect, NULL,
+	                                     state_of, &calls, &r),
+	                 0);
+	assert_int_equal(calls, 1);
+	assert_true(eb_str_has_prefix(r.state, "st."));
+	assert_true(strncmp(r.state + 3, r.nonce, strlen(r.nonce)) == 0);
+	assert_string_equal(r.state + 3 + strlen(r.nonce), r.verifier);
+	v = query_param(r.url, "state");
+	assert_non_null(v);
+	assert_string_equal(v, r.state);
+	free(v);
+	eb_oidc_request_finish(&r);
+	/* the state function failed: so does the request */
+	assert_int_equal(eb_oidc_begin_state(o, &t, &m, redirect, NULL,
+	                                     state_of, &calls, &r),
+	                 -1);
+	assert_null(r.url);
+	assert_null(r.state);
+	assert_null(r.verifier);
+	eb_oidc_destroy(o);
+}
+
 /* ---- ID-token validation ----------------------------------------------------
  */
 
@@ -1540,6 +1600,7 @@ main(void)
 	    cmocka_unit_test(test_meta_parse),
 	    cmocka_unit_test(test_pkce_vector),
 	    cmocka_unit_test(test_begin_url),
+	    cmocka_unit_test(test_begin_state),
 	    cmocka_unit_test(test_validate_good),
 	    cmocka_unit_test(test_validate_alg_none_hs256),
 	    cmocka_unit_test(test_validate_claims),

@@ -1,0 +1,116 @@
+/*
+ * Fuzz target for the upstream state a sign-in start seals for its
+ * callback (src/handle/flow.c, eb_flow_state_open). The state comes back
+ * in anyone's callback query, so the first byte chooses what the rest is:
+ *  - even: the state text itself, opened under a fixed key (base64url, the
+ *    seal, then the JSON): it must never open, since nobody but the key's
+ *    holder makes a sealed text;
+ *  - odd: a plaintext, sealed under that key and opened again, to reach
+ *    the JSON reader with any object (the seal only ever holds what
+ *    eb_flow_state_seal wrote, but the reader must not trust that); what
+ *    opens has a nonce, a binding and a 43 to 128 byte verifier, and is
+ *    sealed again and must open to the same state.
+ */
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/mem.h"
+#include "handle/flow.h"
+#include "jose/b64.h"
+
+#define CHECK(cond)                                                            \
+	do {                                                                   \
+		if (!(cond)) {                                                 \
+			fprintf(stderr, "fuzz_state: %s failed at line %d\n",  \
+			        #cond, __LINE__);                              \
+			abort();                                               \
+		}                                                              \
+	} while (0)
+
+#define AD "enrollbridge upstream state v1:acme"
+
+static const uint8_t key[EB_SEAL_KEY_LEN] = "fuzz-key-fuzz-key-fuzz-key-fuzz";
+
+static int
+same(const char *a, const char *b)
+{
+	return (a == NULL && b == NULL) ||
+	       (a != NULL && b != NULL && strcmp(a, b) == 0);
+}
+
+static void
+reseal(const struct eb_store_flow *f)
+{
+	struct eb_store_flow g;
+	char *text;
+
+	if (eb_flow_state_seal(key, f, &text) != 0)
+		return; /* too long to carry */
+	CHECK(eb_flow_state_open(key, "acme", text, f->created, &g) ==
+	      (f->expires <= f->created ? EB_FLOW_OPEN_EXPIRED
+	                                : EB_FLOW_OPEN_OK));
+	CHECK(g.kind == f->kind && g.created == f->created &&
+	      g.expires == f->expires);
+	CHECK(g.pkce_verifier_len == f->pkce_verifier_len &&
+	      memcmp(g.pkce_verifier, f->pkce_verifier,
+	             f->pkce_verifier_len + 1) == 0);
+	CHECK(same(g.enrollment_mode, f->enrollment_mode) &&
+	      same(g.user_identifier, f->user_identifier) &&
+	      same(g.extra, f->extra) &&
+	      same(g.upstream_nonce, f->upstream_nonce) &&
+	      same(g.browser_binding, f->browser_binding) &&
+	      same(g.client_id, f->client_id) &&
+	      same(g.redirect_uri, f->redirect_uri) &&
+	      same(g.device_state, f->device_state) && same(g.scope, f->scope));
+	eb_store_flow_finish(&g);
+	eb_free(text);
+}
+
+int
+LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	struct eb_store_flow f;
+	uint8_t *blob = NULL;
+	size_t bloblen = 0;
+	char *text;
+	int rc;
+
+	if (size < 1 || size > 8192)
+		return 0;
+	if ((data[0] & 1) == 0) {
+		if ((text = eb_malloc(size)) == NULL)
+			return 0;
+		memcpy(text, data + 1, size - 1);
+		text[size - 1] = '\0';
+		rc = eb_flow_state_open(key, "acme", text, 0, &f);
+		CHECK(rc == EB_FLOW_OPEN_BAD || rc == EB_FLOW_OPEN_ERROR);
+		CHECK(f.id == NULL && f.upstream_nonce == NULL &&
+		      f.pkce_verifier == NULL);
+		eb_store_flow_finish(&f);
+		eb_free(text);
+		return 0;
+	}
+	if (eb_seal_seal(key, AD, sizeof(AD) - 1, data + 1, size - 1, &blob,
+	                 &bloblen) != 0)
+		return 0;
+	text = eb_b64_url_encode(blob, bloblen);
+	eb_free(blob);
+	if (text == NULL)
+		return 0;
+	rc = eb_flow_state_open(key, "acme", text, 0, &f);
+	if (rc == EB_FLOW_OPEN_OK || rc == EB_FLOW_OPEN_EXPIRED) {
+		CHECK(f.id != NULL && strlen(f.id) == EB_STORE_HASH_HEXLEN);
+		CHECK(f.tenant != NULL && strcmp(f.tenant, "acme") == 0);
+		CHECK(f.upstream_nonce != NULL && f.browser_binding != NULL);
+		CHECK(f.pkce_verifier != NULL && f.pkce_verifier_len >= 43 &&
+		      f.pkce_verifier_len <= 128 &&
+		      f.pkce_verifier[f.pkce_verifier_len] == '\0');
+		reseal(&f);
+	} else
+		CHECK(f.pkce_verifier == NULL || rc == EB_FLOW_OPEN_ERROR);
+	eb_store_flow_finish(&f);
+	eb_free(text);
+	return 0;
+}
