@@ -598,8 +598,8 @@ test_generation(void **state)
 	BUMPS(eb_store_grant_bind(st, "g1", "UDID", "OTHER", now)); /* fails */
 	BUMPS(eb_store_grant_set_upstream(st, "g1", &u, now));
 	BUMPS(eb_store_token_put(st, &rt));
-	BUMPS(
-	    eb_store_token_rotate_refresh(st, hash, &rt2, NULL, now, 30, &old));
+	BUMPS(eb_store_token_rotate_refresh(st, hash, &rt2, NULL, 0, NULL, now,
+	                                    30, &old));
 	eb_store_token_finish(&old);
 	BUMPS(eb_store_token_revoke(st, next, now));
 	BUMPS(eb_store_token_revoke(st, "no-such-hash", now)); /* fails */
