@@ -5,7 +5,11 @@
  *
  *   authorization_code: the code (single use, bound to client and redirect
  *     URI, short-lived) redeems to an access token and a refresh token. A
- *     replayed code revokes what was issued from it (RFC 6749 4.1.2).
+ *     replayed code revokes what was issued from it (RFC 6749 4.1.2). A
+ *     code whose authorization request carried an S256 code_challenge
+ *     needs the matching code_verifier (RFC 7636); a code without one
+ *     refuses a code_verifier (a downgrade, RFC 9700 2.1.1). Either
+ *     failure uses the code up and revokes its grant.
  *   refresh_token: rotates on every use. The just-rotated token presented
  *     again within a 30-second grace window, while its successor is unused,
  *     is a retry after a lost response: it gets the SAME successor back
@@ -33,6 +37,7 @@
 #include "http/form.h"
 #include "jose/seal.h"
 #include "store/store.h"
+#include "token/pkce.h"
 #include "token/token.h"
 
 #define REFRESH_GRACE 30
@@ -163,6 +168,34 @@ grant_usable(const struct eb_store_grant *g, const char *tenant, int64_t now)
 	       (g->expires == 0 || g->expires > now);
 }
 
+/*
+ * RFC 7636 4.6 for a code just used up: 1 when it may redeem. A mismatch
+ * (or a verifier for a code issued without a challenge) ends the grant the
+ * code stood for: nothing was issued from it, and no one can now.
+ */
+static int
+pkce_ok(struct eb_request *req, const struct eb_tenant *t,
+        const struct eb_store_code *c, const char *verifier, int64_t now)
+{
+	struct eb_env *env = eb_req_env(req);
+
+	if (c->code_challenge == NULL
+	        ? verifier == NULL
+	        : eb_pkce_verify(c->code_challenge, verifier))
+		return 1;
+	log_warnx("tenant %s: token: %s: grant %s revoked", t->id,
+	          c->code_challenge == NULL
+	              ? "code_verifier for a code issued without PKCE"
+	              : "code_verifier missing or not matching",
+	          c->grant_id);
+	if (eb_store_grant_set_status(
+	        env->store, c->grant_id, EB_STORE_GRANT_REVOKED,
+	        "PKCE verification failed", now) == EB_STORE_ERROR)
+		log_warnx("tenant %s: grant %s: cannot revoke it", t->id,
+		          c->grant_id);
+	return 0;
+}
+
 static int
 code_grant(struct eb_request *req, const struct eb_tenant *t,
            const struct eb_form *f, int64_t now)
@@ -204,6 +237,12 @@ code_grant(struct eb_request *req, const struct eb_tenant *t,
 		eb_store_code_finish(&c);
 		return oauth_error(req, 400, "invalid_grant",
 		                   "authorization code invalid or expired");
+	}
+	if (!pkce_ok(req, t, &c, eb_form_get(f, "code_verifier"), now)) {
+		eb_store_code_finish(&c);
+		return oauth_error(req, 400, "invalid_grant",
+		                   "code_verifier does not match the "
+		                   "code_challenge");
 	}
 	rc = eb_store_grant_get(env->store, c.grant_id, &g);
 	if (rc != EB_STORE_OK || !grant_usable(&g, t->id, now)) {

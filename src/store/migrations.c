@@ -152,11 +152,20 @@ static const char schema_v2[] =
     "CREATE INDEX tokens_successor_until ON tokens(successor_until)"
     " WHERE successor_sealed IS NOT NULL;";
 
+/*
+ * PKCE at our authorization endpoint (DESIGN "Refresh tokens, PKCE"): the
+ * device's S256 code_challenge travels with the login flow to the code.
+ */
+static const char schema_v3[] =
+    "ALTER TABLE login_flows ADD COLUMN code_challenge TEXT;"
+    "ALTER TABLE auth_codes ADD COLUMN code_challenge TEXT;";
+
 static const struct eb_store_migration migrations[] = {
     {.version = 1, .name = "initial schema", .sql = schema_v1},
     {.version = 2,
      .name = "refresh successor kept for the grace window",
      .sql = schema_v2},
+    {.version = 3, .name = "PKCE challenge of a code", .sql = schema_v3},
 };
 
 /* Test hook (store.h): pretend to know only the first n migrations. */

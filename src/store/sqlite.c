@@ -40,8 +40,8 @@
 	" enrollment_mode, model_family, mi_product, mi_version,"              \
 	" mi_language, mi_os_version, mi_udid, mi_serial, upstream_state,"     \
 	" upstream_nonce, pkce_verifier, browser_binding, client_id,"          \
-	" redirect_uri, device_state, scope, extra"
-#define FLOW_NCOLS 23
+	" redirect_uri, device_state, scope, extra, code_challenge"
+#define FLOW_NCOLS 24
 #define GRANT_COLS                                                             \
 	"id, tenant, status, auth_method, client_id, managed_apple_id,"        \
 	" user_identifier, idp_issuer, idp_subject, idp_tid, idp_oid,"         \
@@ -69,7 +69,7 @@
 #define TOKEN_NCOLS 12
 #define CODE_COLS                                                              \
 	"hash, tenant, grant_id, client_id, redirect_uri, scope, created_at,"  \
-	" expires_at, used_at"
+	" expires_at, used_at, code_challenge"
 #define KEY_COLS                                                               \
 	"kid, tenant, alg, created_at, retired_at, not_after, public_jwk,"     \
 	" private_key"
@@ -138,14 +138,14 @@ static const char *const stmt_sql[ST__COUNT] = {
                       " WHERE ?1 IS NULL OR tenant = ?1"
                       " ORDER BY id DESC LIMIT ?2",
     [ST_FLOW_INS] = "INSERT INTO login_flows (" FLOW_COLS ") VALUES"
-                    " (" Q16 "," Q4 ",?,?,?)",
+                    " (" Q16 "," Q4 ",?,?,?,?)",
     [ST_FLOW_DEL] = "DELETE FROM login_flows WHERE id = ?",
     [ST_FLOW_BY_ID] = "SELECT " FLOW_COLS " FROM login_flows WHERE id = ?",
     [ST_FLOW_BY_STATE] = "SELECT " FLOW_COLS " FROM login_flows"
                          " WHERE upstream_state = ?",
     [ST_FLOW_SWEEP] = "DELETE FROM login_flows WHERE expires_at <= ?",
     [ST_CODE_INS] = "INSERT INTO auth_codes (" CODE_COLS ") VALUES"
-                    " (" Q8 ",0)",
+                    " (" Q8 ",0,?)",
     [ST_CODE_GET] = "SELECT " CODE_COLS " FROM auth_codes WHERE hash = ?",
     [ST_CODE_USE] = "UPDATE auth_codes SET used_at = ?2 WHERE hash = ?1",
     [ST_CODE_SWEEP] = "DELETE FROM auth_codes WHERE expires_at <= ?",
@@ -607,6 +607,7 @@ read_flow(sqlite3_stmt *st, void *p)
 	f->device_state = rd_text(&r);
 	f->scope = rd_text(&r);
 	f->extra = rd_text(&r);
+	f->code_challenge = rd_text(&r);
 	return r.oom ? -1 : 0;
 }
 
@@ -625,6 +626,7 @@ read_code(sqlite3_stmt *st, void *p)
 	c->created = rd_i64(&r);
 	c->expires = rd_i64(&r);
 	c->used_at = rd_i64(&r);
+	c->code_challenge = rd_text(&r);
 	return r.oom ? -1 : 0;
 }
 
@@ -1287,7 +1289,8 @@ sq_flow_put(void *be, const struct eb_store_flow *f)
 	    b_blob(st, 17, f->pkce_verifier, f->pkce_verifier_len) |
 	    b_text(st, 18, f->browser_binding) | b_text(st, 19, f->client_id) |
 	    b_text(st, 20, f->redirect_uri) | b_text(st, 21, f->device_state) |
-	    b_text(st, 22, f->scope) | b_text(st, 23, f->extra)) {
+	    b_text(st, 22, f->scope) | b_text(st, 23, f->extra) |
+	    b_text(st, 24, f->code_challenge)) {
 		rc = fail(c, sqlite3_errcode(c->db), __func__);
 		goto out;
 	}
@@ -1694,7 +1697,8 @@ sq_code_put(void *be, const struct eb_store_code *cd)
 	    b_text(st, 3, cd->grant_id) | b_text(st, 4, cd->client_id) |
 	    b_text(st, 5, cd->redirect_uri) | b_text(st, 6, cd->scope) |
 	    sqlite3_bind_int64(st, 7, cd->created) |
-	    sqlite3_bind_int64(st, 8, cd->expires))
+	    sqlite3_bind_int64(st, 8, cd->expires) |
+	    b_text(st, 9, cd->code_challenge))
 		return fail(c, sqlite3_errcode(c->db), __func__);
 	return run(c, st, __func__);
 }

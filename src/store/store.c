@@ -729,6 +729,7 @@ eb_store_flow_finish(struct eb_store_flow *f)
 	eb_free(f->device_state);
 	eb_free(f->scope);
 	eb_free(f->extra);
+	eb_free(f->code_challenge);
 	memset(f, 0, sizeof(*f));
 }
 
@@ -743,6 +744,7 @@ eb_store_code_finish(struct eb_store_code *c)
 	eb_free(c->client_id);
 	eb_free(c->redirect_uri);
 	eb_free(c->scope);
+	eb_free(c->code_challenge);
 	memset(c, 0, sizeof(*c));
 }
 

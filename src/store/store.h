@@ -99,6 +99,8 @@ struct eb_store_flow {
 	/* the device's OAuth 2 authorization request (apple-oauth2) */
 	char *client_id, *redirect_uri, *device_state, *scope;
 	char *extra; /* JSON text for later needs, or NULL */
+	/* its RFC 7636 S256 code_challenge, or NULL (devices send none) */
+	char *code_challenge;
 };
 
 enum eb_store_flow_key {
@@ -117,6 +119,8 @@ struct eb_store_code {
 	int64_t created;
 	int64_t expires;
 	int64_t used_at; /* 0 while unused */
+	/* RFC 7636 S256 challenge the code_verifier must match, or NULL */
+	char *code_challenge;
 };
 
 enum eb_store_grant_status {

@@ -8,9 +8,14 @@
 //   answers 401 with the challenge for every access token of the grant;
 // - outside the window, reuse revokes the grant;
 // - our access tokens are refused from exp on, at introspection and at the
-//   proxy (tokens.access_ttl of 2 s here).
+//   proxy (tokens.access_ttl of 2 s here);
+// - PKCE at /t/{T}/oauth2/authorize: an S256 code_challenge binds the code
+//   to its code_verifier; plain (or no method) is refused with the RFC 6749
+//   error redirect; a code without a challenge keeps working without a
+//   verifier, and refuses one.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
+import crypto from 'node:crypto';
 import http from 'node:http';
 import { drive } from '../idp/drive.mjs';
 import { enrollPost } from './lib.mjs';
@@ -261,4 +266,80 @@ test('outside the grace window, reusing a rotated token revokes the grant', { ti
   assert.equal(late.json.error, 'invalid_grant');
   assert.equal(grantOf(t1.refresh_token).status, 'revoked');
   assert.equal((await refresh(t1.refresh_token)).status, 400);
+});
+
+// ---------------------------------------------------------------- PKCE --
+
+const s256 = (v) => crypto.createHash('sha256').update(v).digest('base64url');
+const newVerifier = () => crypto.randomBytes(48).toString('base64url'); // 64 chars
+
+const grantOfCode = (code) => sql(world.db,
+  `select g.status, g.revoke_reason from grants g join auth_codes c on c.grant_id = g.id where c.hash = '${sha256hex(code)}'`)[0];
+
+test('PKCE S256: the code redeems only with the matching code_verifier', async () => {
+  const verifier = newVerifier();
+  const pkce = { code_challenge: s256(verifier), code_challenge_method: 'S256' };
+
+  // no verifier: refused, the code is used up and its grant revoked
+  let a = await authorize(pkce);
+  assert.equal(a.status, 308, a.body);
+  let r = await token(codeForm(a.code));
+  assert.equal(r.status, 400);
+  assert.equal(r.json.error, 'invalid_grant');
+  assert.equal(r.json.access_token, undefined);
+  assert.deepEqual(grantOfCode(a.code), { status: 'revoked', revoke_reason: 'PKCE verification failed' });
+  assert.equal((await token(codeForm(a.code, { code_verifier: verifier }))).status, 400, 'used up');
+
+  // a wrong verifier, and the challenge itself (what plain would send)
+  for (const wrong of [newVerifier(), pkce.code_challenge, `${verifier.slice(0, -1)}A`]) {
+    a = await authorize(pkce);
+    r = await token(codeForm(a.code, { code_verifier: wrong }));
+    assert.equal(r.status, 400, wrong);
+    assert.equal(r.json.error, 'invalid_grant');
+  }
+
+  // the right one
+  a = await authorize(pkce);
+  r = await token(codeForm(a.code, { code_verifier: verifier }));
+  assert.equal(r.status, 200, JSON.stringify(r.json));
+  assert.ok(r.json.refresh_token);
+  assert.equal(await introspect(r.json.access_token), true);
+});
+
+test('PKCE: plain, a challenge without method, other methods and malformed challenges are refused', async () => {
+  const v = newVerifier();
+  for (const p of [
+    { code_challenge: v, code_challenge_method: 'plain' },
+    { code_challenge: v }, // no method: plain (RFC 7636 4.3)
+    { code_challenge: s256(v) }, // even an S256-looking one
+    { code_challenge: s256(v), code_challenge_method: 's256' },
+    { code_challenge: s256(v), code_challenge_method: 'S512' },
+    { code_challenge: `${s256(v)}x`, code_challenge_method: 'S256' },
+    { code_challenge: 'short', code_challenge_method: 'S256' },
+    { code_challenge_method: 'S256' },
+  ]) {
+    const a = await authorize(p, 'st-pkce');
+    assert.equal(a.status, 302, JSON.stringify(p));
+    const u = new URL(a.loc.replace(REDIRECT, 'http://device/cb'));
+    assert.equal(u.searchParams.get('error'), 'invalid_request', JSON.stringify(p));
+    assert.equal(u.searchParams.get('state'), 'st-pkce');
+    assert.ok(u.searchParams.get('error_description'));
+    assert.equal(u.searchParams.get('code'), null);
+  }
+});
+
+test('PKCE: a code issued without a challenge works without a verifier and refuses one', async () => {
+  let a = await authorize();
+  let r = await token(codeForm(a.code));
+  assert.equal(r.status, 200, JSON.stringify(r.json));
+  // a verifier for a code that had no challenge: a downgrade attempt
+  a = await authorize();
+  r = await token(codeForm(a.code, { code_verifier: newVerifier() }));
+  assert.equal(r.status, 400);
+  assert.equal(r.json.error, 'invalid_grant');
+});
+
+test('PKCE: S256 in the authorization server metadata', async () => {
+  const r = await fetch(`${world.bridge.url}/t/rf/.well-known/oauth-authorization-server`);
+  assert.deepEqual((await r.json()).code_challenge_methods_supported, ['S256']);
 });
