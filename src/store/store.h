@@ -20,8 +20,9 @@
  *   and the out record is left zeroed, so finishing it anyway is safe.
  * - Tokens and codes are only ever stored as hashes: callers pass the
  *   lower-case hex SHA-256 of the value (eb_store_hash_token). Secrets that
- *   must stay usable (upstream refresh tokens, PKCE verifiers, private keys)
- *   arrive as ciphertext blobs sealed by the caller.
+ *   must stay usable (upstream refresh tokens, PKCE verifiers, private keys,
+ *   a rotated refresh token's successor during the grace window) arrive as
+ *   ciphertext blobs sealed by the caller.
  * - Every multi-step write is one atomic transaction. Grant changes record
  *   their own audit event in the same transaction.
  * - A handle may be used from any number of threads at once.
