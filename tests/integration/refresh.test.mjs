@@ -178,6 +178,18 @@ test('replay within the grace window returns the same successor, never a new bra
   assert.equal(kept, 0);
 });
 
+test('eight simultaneous presentations of one refresh token: one rotation, the same successor for all', async () => {
+  const t0 = await signIn();
+  const rows = refreshRows(t0.refresh_token);
+  const all = await Promise.all(Array.from({ length: 8 }, () => refresh(t0.refresh_token)));
+  for (const r of all) assert.equal(r.status, 200, JSON.stringify(r.json));
+  const distinct = new Set(all.map((r) => r.json.refresh_token));
+  assert.equal(distinct.size, 1, 'every answer carries the same successor');
+  assert.equal(refreshRows(t0.refresh_token), rows + 1, 'exactly one new refresh token');
+  assert.equal(grantOf(t0.refresh_token).status, 'active');
+  assert.equal((await refresh([...distinct][0])).status, 200);
+});
+
 test('the successor was used, then the old token is presented: the grant is revoked for everyone', async () => {
   const t0 = await signIn();
   const enrollment = `E-${Date.now()}`;
