@@ -319,7 +319,8 @@ parse_tokens(struct eb_cfg_ctx *c, const json_t *root,
 		int def, min, max;
 	} f[] = {
 #define TK(k, d, lo, hi) {#k, offsetof(struct eb_tokens_config, k), d, lo, hi}
-	    TK(access_ttl, 3600, 60, 7 * 86400),
+	    /* minimum 1 s: tests watch an access token expire */
+	    TK(access_ttl, 3600, 1, 7 * 86400),
 	    TK(refresh_ttl, 7776000, 3600, 10 * 366 * 86400),
 	    /* minimum 1 s: tests shorten the renewal cycle and grace */
 	    TK(upstream_renew_interval, 3600, 1, 7 * 86400),

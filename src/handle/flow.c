@@ -47,11 +47,17 @@ static const struct field flow_fields[] = {
 /* What a started sign-in needs at its callback (the verifier is apart:
  * it is bytes in struct eb_store_flow). */
 static const struct field state_fields[] = {
-    F("m", enrollment_mode), F("t", user_identifier),
-    F("x", extra),           F("n", upstream_nonce),
-    F("b", browser_binding), F("ci", client_id),
-    F("ru", redirect_uri),   F("ds", device_state),
-    F("sc", scope),          {NULL, 0},
+    F("m", enrollment_mode),
+    F("t", user_identifier),
+    F("x", extra),
+    F("n", upstream_nonce),
+    F("b", browser_binding),
+    F("ci", client_id),
+    F("ru", redirect_uri),
+    F("ds", device_state),
+    F("sc", scope),
+    F("cc", code_challenge),
+    {NULL, 0},
 };
 
 #undef F

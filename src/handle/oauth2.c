@@ -5,11 +5,20 @@
  *
  *   authorization_code: the code (single use, bound to client and redirect
  *     URI, short-lived) redeems to an access token and a refresh token. A
- *     replayed code revokes what was issued from it (RFC 6749 4.1.2).
- *   refresh_token: rotates on every use; an old refresh token used again
- *     outside a 30-second grace window revokes the whole grant. The grant's
- *     state is consulted, so a revoked or IdP-disabled person gets
- *     invalid_grant and must sign in again.
+ *     replayed code revokes what was issued from it (RFC 6749 4.1.2). A
+ *     code whose authorization request carried an S256 code_challenge
+ *     needs the matching code_verifier (RFC 7636); a code without one
+ *     refuses a code_verifier (a downgrade, RFC 9700 2.1.1). Either
+ *     failure uses the code up and revokes its grant.
+ *   refresh_token: rotates on every use. The just-rotated token presented
+ *     again within a 30-second grace window, while its successor is unused,
+ *     is a retry after a lost response: it gets the SAME successor back
+ *     (kept sealed on the rotated row for the window) and a new access
+ *     token, never a new branch. Any other reuse (after the window, or
+ *     once the successor was used) revokes the whole grant, whoever
+ *     presents it (store/refresh_policy.h). The grant's state is
+ *     consulted, so a revoked or IdP-disabled person gets invalid_grant
+ *     and must sign in again.
  *
  * Errors are RFC 6749 JSON; no response is ever cached.
  */
@@ -26,10 +35,16 @@
 #include "core/str.h"
 #include "handle/handle.h"
 #include "http/form.h"
+#include "jose/seal.h"
 #include "store/store.h"
+#include "token/pkce.h"
 #include "token/token.h"
 
 #define REFRESH_GRACE 30
+/* Associated data of a sealed successor: bound to the rotated token's
+ * hash, so a blob moved to another row does not open. */
+#define SUCCESSOR_AD_PREFIX "eb-refresh-successor:"
+#define SUCCESSOR_AD_MAX    (sizeof(SUCCESSOR_AD_PREFIX) + EB_STORE_HASH_HEXLEN)
 
 static void
 no_cache(struct eb_request *req)
@@ -153,6 +168,34 @@ grant_usable(const struct eb_store_grant *g, const char *tenant, int64_t now)
 	       (g->expires == 0 || g->expires > now);
 }
 
+/*
+ * RFC 7636 4.6 for a code just used up: 1 when it may redeem. A mismatch
+ * (or a verifier for a code issued without a challenge) ends the grant the
+ * code stood for: nothing was issued from it, and no one can now.
+ */
+static int
+pkce_ok(struct eb_request *req, const struct eb_tenant *t,
+        const struct eb_store_code *c, const char *verifier, int64_t now)
+{
+	struct eb_env *env = eb_req_env(req);
+
+	if (c->code_challenge == NULL
+	        ? verifier == NULL
+	        : eb_pkce_verify(c->code_challenge, verifier))
+		return 1;
+	log_warnx("tenant %s: token: %s: grant %s revoked", t->id,
+	          c->code_challenge == NULL
+	              ? "code_verifier for a code issued without PKCE"
+	              : "code_verifier missing or not matching",
+	          c->grant_id);
+	if (eb_store_grant_set_status(
+	        env->store, c->grant_id, EB_STORE_GRANT_REVOKED,
+	        "PKCE verification failed", now) == EB_STORE_ERROR)
+		log_warnx("tenant %s: grant %s: cannot revoke it", t->id,
+		          c->grant_id);
+	return 0;
+}
+
 static int
 code_grant(struct eb_request *req, const struct eb_tenant *t,
            const struct eb_form *f, int64_t now)
@@ -195,6 +238,12 @@ code_grant(struct eb_request *req, const struct eb_tenant *t,
 		return oauth_error(req, 400, "invalid_grant",
 		                   "authorization code invalid or expired");
 	}
+	if (!pkce_ok(req, t, &c, eb_form_get(f, "code_verifier"), now)) {
+		eb_store_code_finish(&c);
+		return oauth_error(req, 400, "invalid_grant",
+		                   "code_verifier does not match the "
+		                   "code_challenge");
+	}
 	rc = eb_store_grant_get(env->store, c.grant_id, &g);
 	if (rc != EB_STORE_OK || !grant_usable(&g, t->id, now)) {
 		eb_store_code_finish(&c);
@@ -215,6 +264,46 @@ code_grant(struct eb_request *req, const struct eb_tenant *t,
 	return rc;
 }
 
+/* The associated data of the successor sealed on the row old_hash. */
+static size_t
+successor_ad(const char *old_hash, char ad[SUCCESSOR_AD_MAX])
+{
+	size_t n = sizeof(SUCCESSOR_AD_PREFIX) - 1;
+
+	memcpy(ad, SUCCESSOR_AD_PREFIX, n);
+	memcpy(ad + n, old_hash, EB_STORE_HASH_HEXLEN);
+	return n + EB_STORE_HASH_HEXLEN;
+}
+
+/*
+ * The successor's value kept sealed on the rotated row (a retry within the
+ * grace window), opened; NULL when it does not open (logged). Free it with
+ * eb_free_secret_str.
+ */
+static char *
+successor_open(struct eb_env *env, const struct eb_tenant *t,
+               const char *old_hash, const struct eb_store_token *old)
+{
+	char ad[SUCCESSOR_AD_MAX];
+	uint8_t *pt = NULL;
+	size_t adlen, ptlen = 0;
+
+	adlen = successor_ad(old_hash, ad);
+	if (old->successor_sealed == NULL ||
+	    eb_seal_open(env->seal_key, ad, adlen, old->successor_sealed,
+	                 old->successor_sealed_len, &pt, &ptlen) != 0) {
+		log_warnx("tenant %s: grant %s: the sealed refresh successor "
+		          "does not open (seal key changed?)",
+		          t->id, old->grant_id);
+		return NULL;
+	}
+	if (strlen((char *)pt) != ptlen) {
+		eb_free_secret(pt, ptlen + 1);
+		return NULL;
+	}
+	return (char *)pt;
+}
+
 static int
 refresh_grant(struct eb_request *req, const struct eb_tenant *t,
               const struct eb_form *f, int64_t now)
@@ -223,15 +312,19 @@ refresh_grant(struct eb_request *req, const struct eb_tenant *t,
 	const char *old = eb_form_get(f, "refresh_token");
 	const char *client_id = eb_form_get(f, "client_id");
 	char hash[EB_STORE_HASH_HEXLEN + 1], nhash[EB_STORE_HASH_HEXLEN + 1];
-	struct eb_store_token cur, next;
+	struct eb_store_token cur, next, old_row;
 	struct eb_store_grant g;
-	char *refresh = NULL;
+	char ad[SUCCESSOR_AD_MAX];
+	char *refresh = NULL, *same = NULL;
+	uint8_t *sealed = NULL;
+	size_t sealed_len = 0, adlen;
 	int rc;
 
 	if (old == NULL)
 		return oauth_error(req, 400, "invalid_request",
 		                   "refresh_token is required");
 	memset(&cur, 0, sizeof(cur));
+	memset(&old_row, 0, sizeof(old_row));
 	memset(&g, 0, sizeof(g));
 	if (eb_store_hash_token(old, strlen(old), hash) != 0)
 		return store_error(req);
@@ -257,19 +350,36 @@ refresh_grant(struct eb_request *req, const struct eb_tenant *t,
 		           : oauth_error(req, 400, "invalid_grant",
 		                         "sign in again");
 	}
-	if (new_refresh(t, &g, now, &refresh, nhash, &next) == -1) {
+	/* the successor, and its value sealed for a retry's sake */
+	adlen = successor_ad(hash, ad);
+	if (new_refresh(t, &g, now, &refresh, nhash, &next) == -1 ||
+	    eb_seal_seal(env->seal_key, ad, adlen, refresh, strlen(refresh),
+	                 &sealed, &sealed_len) != 0) {
 		rc = store_error(req);
 		goto out;
 	}
-	rc = eb_store_token_rotate_refresh(env->store, hash, &next, NULL, now,
-	                                   REFRESH_GRACE, NULL);
+	rc = eb_store_token_rotate_refresh(env->store, hash, &next, sealed,
+	                                   sealed_len, NULL, now, REFRESH_GRACE,
+	                                   &old_row);
 	switch (rc) {
 	case EB_STORE_OK:
 		rc = answer(req, t, &g, refresh, NULL, now);
 		break;
+	case EB_STORE_RETRY:
+		/* a lost response: the same successor, a new access token */
+		log_info("tenant %s: grant %s: refresh retried within the "
+		         "grace window: same refresh token returned",
+		         t->id, g.id);
+		if ((same = successor_open(env, t, hash, &old_row)) == NULL)
+			rc = oauth_error(req, 400, "invalid_grant",
+			                 "sign in again");
+		else
+			rc = answer(req, t, &g, same, NULL, now);
+		break;
 	case EB_STORE_REUSE:
-		log_warnx("tenant %s: refresh token reused outside the grace "
-		          "window: grant %s revoked",
+		log_warnx("tenant %s: rotated refresh token reused (outside "
+		          "the grace window, or its successor already used): "
+		          "grant %s revoked",
 		          t->id, g.id);
 		rc = oauth_error(req, 400, "invalid_grant",
 		                 "refresh token reused; sign in again");
@@ -282,6 +392,9 @@ refresh_grant(struct eb_request *req, const struct eb_tenant *t,
 	}
 out:
 	eb_free_secret_str(refresh);
+	eb_free_secret_str(same);
+	eb_free_secret(sealed, sealed_len);
+	eb_store_token_finish(&old_row);
 	eb_store_token_finish(&cur);
 	eb_store_grant_finish(&g);
 	return rc;

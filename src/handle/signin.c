@@ -45,6 +45,7 @@
 #include "jose/seal.h"
 #include "oidc/oidc.h"
 #include "store/store.h"
+#include "token/pkce.h"
 #include "token/token.h"
 
 #define COOKIE_NAME "eb_login"
@@ -64,6 +65,7 @@ struct job {
 	char *cookie;
 	/* apple-oauth2: the device's authorization request */
 	char *client_id, *redirect_uri, *device_state, *scope;
+	char *code_challenge; /* RFC 7636 S256, or NULL */
 };
 
 static void
@@ -82,6 +84,7 @@ job_free(struct job *j)
 	eb_free(j->redirect_uri);
 	eb_free(j->device_state);
 	eb_free(j->scope);
+	eb_free(j->code_challenge);
 	eb_free(j);
 }
 
@@ -273,6 +276,7 @@ start_job(void *arg)
 	 * what differs travels, to keep the state short */
 	if (j->kind == EB_STORE_FLOW_OAUTH2_AUTHORIZE) {
 		s.device_state = j->device_state;
+		s.code_challenge = j->code_challenge; /* RFC 7636 */
 		if (t->oauth2.scope == NULL ||
 		    strcmp(j->scope, t->oauth2.scope) != 0)
 			s.scope = j->scope;
@@ -488,6 +492,7 @@ issue(struct eb_request *req, const struct eb_tenant *t,
 		code.client_id = f->client_id;
 		code.redirect_uri = f->redirect_uri;
 		code.scope = f->scope;
+		code.code_challenge = f->code_challenge;
 		code.created = now;
 		code.expires = now + t->tokens.code_ttl;
 		if (eb_store_code_put(env->store, &code) != EB_STORE_OK)
@@ -838,7 +843,10 @@ eb_handle_oauth2_authorize(struct eb_request *req)
 	const char *scope = eb_req_query(req, "scope");
 	const char *flow = eb_req_query(req, "flow");
 	const char *hint = eb_req_query(req, "login_hint");
+	const char *challenge = eb_req_query(req, "code_challenge");
+	const char *pkce_why = NULL;
 	struct job *j;
+	int pkce_bad;
 
 	if (t->auth_method != EB_AUTH_OAUTH2) {
 		eb_resp_text(req, 404, "not found\n");
@@ -856,7 +864,14 @@ eb_handle_oauth2_authorize(struct eb_request *req)
 		                     "not registered.");
 		return EB_HANDLED;
 	}
-	if (rtype == NULL || strcmp(rtype, "code") != 0 ||
+	/* PKCE when sent: S256 only (token/pkce.h) */
+	pkce_bad = eb_pkce_check_request(
+	               challenge, eb_req_query(req, "code_challenge_method"),
+	               &pkce_why) != 0;
+	if (pkce_bad)
+		log_info("tenant %s: authorize: PKCE refused: %s", t->id,
+		         pkce_why);
+	if (rtype == NULL || strcmp(rtype, "code") != 0 || pkce_bad ||
 	    (state != NULL && strlen(state) > 512) ||
 	    (scope != NULL && strlen(scope) > 512) || flow == NULL ||
 	    strlen(flow) > EB_FLOW_MAX_LEN) {
@@ -868,6 +883,10 @@ eb_handle_oauth2_authorize(struct eb_request *req)
 		              rtype == NULL || strcmp(rtype, "code") != 0
 		                  ? "unsupported_response_type"
 		                  : "invalid_request");
+		if (pkce_bad && pkce_why != NULL) {
+			eb_buf_addstr(&b, "&error_description=");
+			eb_http_urlencode(&b, pkce_why);
+		}
 		if (state != NULL && strlen(state) <= 512) {
 			eb_buf_addstr(&b, "&state=");
 			eb_http_urlencode(&b, state);
@@ -889,6 +908,11 @@ eb_handle_oauth2_authorize(struct eb_request *req)
 	j->redirect_uri = eb_strdup(ruri);
 	j->device_state = state ? eb_strdup(state) : NULL;
 	j->scope = eb_strdup(scope ? scope : t->oauth2.scope);
+	if (challenge != NULL &&
+	    (j->code_challenge = eb_strdup(challenge)) == NULL) {
+		job_free(j);
+		return EB_HANDLED;
+	}
 	if (hint != NULL && strlen(hint) <= MAX_TYPED)
 		j->typed = eb_strdup(hint);
 	if (j->flow_id == NULL || j->client_id == NULL ||

@@ -139,8 +139,33 @@ static const char schema_v1[] =
     " PRIMARY KEY (tenant, subject)"
     ");";
 
+/*
+ * Refresh-token grace window (DESIGN "Refresh tokens, PKCE"): a retry of a
+ * just-rotated refresh token gets the same successor back, so the rotated
+ * row keeps the successor's value, sealed by the caller, until it is used
+ * or the window ends (successor_until; the sweep wipes it after).
+ */
+static const char schema_v2[] =
+    "ALTER TABLE tokens ADD COLUMN successor_sealed BLOB;"
+    "ALTER TABLE tokens ADD COLUMN successor_until INTEGER NOT NULL"
+    " DEFAULT 0;"
+    "CREATE INDEX tokens_successor_until ON tokens(successor_until)"
+    " WHERE successor_sealed IS NOT NULL;";
+
+/*
+ * PKCE at our authorization endpoint (DESIGN "Refresh tokens, PKCE"): the
+ * device's S256 code_challenge travels with the login flow to the code.
+ */
+static const char schema_v3[] =
+    "ALTER TABLE login_flows ADD COLUMN code_challenge TEXT;"
+    "ALTER TABLE auth_codes ADD COLUMN code_challenge TEXT;";
+
 static const struct eb_store_migration migrations[] = {
     {.version = 1, .name = "initial schema", .sql = schema_v1},
+    {.version = 2,
+     .name = "refresh successor kept for the grace window",
+     .sql = schema_v2},
+    {.version = 3, .name = "PKCE challenge of a code", .sql = schema_v3},
 };
 
 /* Test hook (store.h): pretend to know only the first n migrations. */

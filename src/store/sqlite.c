@@ -25,6 +25,7 @@
 #include "core/log.h"
 #include "core/mem.h"
 #include "store/migrations.h"
+#include "store/refresh_policy.h"
 
 #define BUSY_TIMEOUT_MS  5000
 #define RETAIN_CODES     86400 /* keep used codes a day for replay detection */
@@ -39,8 +40,8 @@
 	" enrollment_mode, model_family, mi_product, mi_version,"              \
 	" mi_language, mi_os_version, mi_udid, mi_serial, upstream_state,"     \
 	" upstream_nonce, pkce_verifier, browser_binding, client_id,"          \
-	" redirect_uri, device_state, scope, extra"
-#define FLOW_NCOLS 23
+	" redirect_uri, device_state, scope, extra, code_challenge"
+#define FLOW_NCOLS 24
 #define GRANT_COLS                                                             \
 	"id, tenant, status, auth_method, client_id, managed_apple_id,"        \
 	" user_identifier, idp_issuer, idp_subject, idp_tid, idp_oid,"         \
@@ -68,7 +69,7 @@
 #define TOKEN_NCOLS 12
 #define CODE_COLS                                                              \
 	"hash, tenant, grant_id, client_id, redirect_uri, scope, created_at,"  \
-	" expires_at, used_at"
+	" expires_at, used_at, code_challenge"
 #define KEY_COLS                                                               \
 	"kid, tenant, alg, created_at, retired_at, not_after, public_jwk,"     \
 	" private_key"
@@ -113,6 +114,9 @@ enum stmt_id {
 	ST_TOKEN_REVOKE,
 	ST_TOKEN_REVOKE_GRANT,
 	ST_TOKEN_SWEEP,
+	ST_TOKEN_SUCC_GET,
+	ST_TOKEN_SUCC_KEEP,
+	ST_TOKEN_SUCC_SWEEP,
 	ST_KEY_INS,
 	ST_KEY_LIST,
 	ST_KEY_RETIRE,
@@ -134,14 +138,14 @@ static const char *const stmt_sql[ST__COUNT] = {
                       " WHERE ?1 IS NULL OR tenant = ?1"
                       " ORDER BY id DESC LIMIT ?2",
     [ST_FLOW_INS] = "INSERT INTO login_flows (" FLOW_COLS ") VALUES"
-                    " (" Q16 "," Q4 ",?,?,?)",
+                    " (" Q16 "," Q4 ",?,?,?,?)",
     [ST_FLOW_DEL] = "DELETE FROM login_flows WHERE id = ?",
     [ST_FLOW_BY_ID] = "SELECT " FLOW_COLS " FROM login_flows WHERE id = ?",
     [ST_FLOW_BY_STATE] = "SELECT " FLOW_COLS " FROM login_flows"
                          " WHERE upstream_state = ?",
     [ST_FLOW_SWEEP] = "DELETE FROM login_flows WHERE expires_at <= ?",
     [ST_CODE_INS] = "INSERT INTO auth_codes (" CODE_COLS ") VALUES"
-                    " (" Q8 ",0)",
+                    " (" Q8 ",0,?)",
     [ST_CODE_GET] = "SELECT " CODE_COLS " FROM auth_codes WHERE hash = ?",
     [ST_CODE_USE] = "UPDATE auth_codes SET used_at = ?2 WHERE hash = ?1",
     [ST_CODE_SWEEP] = "DELETE FROM auth_codes WHERE expires_at <= ?",
@@ -186,11 +190,23 @@ static const char *const stmt_sql[ST__COUNT] = {
                            " ON g.id = t.grant_id WHERE t.hash = ?",
     [ST_TOKEN_ROTATED] = "UPDATE tokens SET status = 'rotated',"
                          " rotated_at = ?2, replaced_by = ?3 WHERE hash = ?1",
-    [ST_TOKEN_REVOKE] = "UPDATE tokens SET status = 'revoked' WHERE hash = ?",
-    [ST_TOKEN_REVOKE_GRANT] = "UPDATE tokens SET status = 'revoked'"
+    [ST_TOKEN_REVOKE] = "UPDATE tokens SET status = 'revoked',"
+                        " successor_sealed = NULL, successor_until = 0"
+                        " WHERE hash = ?",
+    [ST_TOKEN_REVOKE_GRANT] = "UPDATE tokens SET status = 'revoked',"
+                              " successor_sealed = NULL, successor_until = 0"
                               " WHERE grant_id = ? AND status != 'revoked'",
     [ST_TOKEN_SWEEP] = "DELETE FROM tokens WHERE expires_at != 0"
                        " AND expires_at <= ?",
+    /* a rotated refresh token's sealed successor (grace window) */
+    [ST_TOKEN_SUCC_GET] = "SELECT successor_sealed, successor_until"
+                          " FROM tokens WHERE hash = ?",
+    [ST_TOKEN_SUCC_KEEP] = "UPDATE tokens SET successor_sealed = ?2,"
+                           " successor_until = ?3 WHERE hash = ?1",
+    [ST_TOKEN_SUCC_SWEEP] = "UPDATE tokens SET successor_sealed = NULL,"
+                            " successor_until = 0"
+                            " WHERE successor_sealed IS NOT NULL"
+                            " AND successor_until < ?",
     [ST_KEY_INS] = "INSERT INTO signing_keys (" KEY_COLS ") VALUES (" Q8 ")",
     [ST_KEY_LIST] = "SELECT " KEY_COLS " FROM signing_keys"
                     " WHERE ?1 IS NULL OR tenant = '' OR tenant = ?1"
@@ -591,6 +607,7 @@ read_flow(sqlite3_stmt *st, void *p)
 	f->device_state = rd_text(&r);
 	f->scope = rd_text(&r);
 	f->extra = rd_text(&r);
+	f->code_challenge = rd_text(&r);
 	return r.oom ? -1 : 0;
 }
 
@@ -609,6 +626,7 @@ read_code(sqlite3_stmt *st, void *p)
 	c->created = rd_i64(&r);
 	c->expires = rd_i64(&r);
 	c->used_at = rd_i64(&r);
+	c->code_challenge = rd_text(&r);
 	return r.oom ? -1 : 0;
 }
 
@@ -1271,7 +1289,8 @@ sq_flow_put(void *be, const struct eb_store_flow *f)
 	    b_blob(st, 17, f->pkce_verifier, f->pkce_verifier_len) |
 	    b_text(st, 18, f->browser_binding) | b_text(st, 19, f->client_id) |
 	    b_text(st, 20, f->redirect_uri) | b_text(st, 21, f->device_state) |
-	    b_text(st, 22, f->scope) | b_text(st, 23, f->extra)) {
+	    b_text(st, 22, f->scope) | b_text(st, 23, f->extra) |
+	    b_text(st, 24, f->code_challenge)) {
 		rc = fail(c, sqlite3_errcode(c->db), __func__);
 		goto out;
 	}
@@ -1678,7 +1697,8 @@ sq_code_put(void *be, const struct eb_store_code *cd)
 	    b_text(st, 3, cd->grant_id) | b_text(st, 4, cd->client_id) |
 	    b_text(st, 5, cd->redirect_uri) | b_text(st, 6, cd->scope) |
 	    sqlite3_bind_int64(st, 7, cd->created) |
-	    sqlite3_bind_int64(st, 8, cd->expires))
+	    sqlite3_bind_int64(st, 8, cd->expires) |
+	    b_text(st, 9, cd->code_challenge))
 		return fail(c, sqlite3_errcode(c->db), __func__);
 	return run(c, st, __func__);
 }
@@ -1890,32 +1910,81 @@ sq_token_get(void *be, const char *hash, struct eb_store_token *out)
 	return token_select(c, hash, out);
 }
 
-/* Is the token that replaced a rotated one still unused? */
+/*
+ * Keep (blob non-NULL) or wipe (NULL) the sealed successor on the rotated
+ * row hash, inside the caller's transaction.
+ */
 static int
-successor_unused(struct conn *c, const char *hash, int *unused)
+successor_keep(struct conn *c, const char *hash, const uint8_t *blob,
+               size_t len, int64_t until)
 {
-	struct eb_store_token t;
+	sqlite3_stmt *st;
+
+	if ((st = stmt(c, ST_TOKEN_SUCC_KEEP)) == NULL)
+		return EB_STORE_ERROR;
+	if (b_text(st, 1, hash) | b_blob(st, 2, blob, len) |
+	    sqlite3_bind_int64(st, 3, blob != NULL ? until : 0))
+		return fail(c, sqlite3_errcode(c->db), __func__);
+	return run(c, st, __func__);
+}
+
+/*
+ * The sealed successor kept on the rotated row hash, when it is still
+ * within its window at now (until its successor_until second included, as
+ * the sweep does): *blob (NULL when none) for the caller to wipe
+ * and free.
+ */
+static int
+successor_read(struct conn *c, const char *hash, int64_t now, uint8_t **blob,
+               size_t *len)
+{
+	sqlite3_stmt *st;
+	struct rd r;
 	int rc;
 
-	*unused = 0;
-	if ((rc = token_select(c, hash, &t)) == EB_STORE_NOT_FOUND)
-		return EB_STORE_OK;
-	if (rc == EB_STORE_OK)
-		*unused = t.status == EB_STORE_TOKEN_ACTIVE;
-	eb_store_token_finish(&t);
+	*blob = NULL;
+	*len = 0;
+	if ((st = stmt(c, ST_TOKEN_SUCC_GET)) == NULL)
+		return EB_STORE_ERROR;
+	if (b_text(st, 1, hash))
+		return fail(c, sqlite3_errcode(c->db), __func__);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW) {
+		r = (struct rd){st, 0, 0};
+		if (sqlite3_column_int64(st, 1) >= now)
+			*blob = rd_blob(&r, len);
+		rc = EB_STORE_OK;
+		if (r.oom) {
+			log_warnx("store: out of memory");
+			rc = EB_STORE_ERROR;
+		}
+	} else if (rc == SQLITE_DONE)
+		rc = EB_STORE_OK;
+	else
+		rc = fail(c, rc, __func__);
+	sqlite3_reset(st);
 	return rc;
 }
 
+/*
+ * Rotation (store.h), inside one BEGIN IMMEDIATE transaction, so that of
+ * concurrent presenters of one token exactly one sees it active. The rows
+ * are read here; what to do is the shared rule's (refresh_policy.h).
+ */
 static int
 sq_token_rotate(void *be, const char *old_hash,
-                const struct eb_store_token *next,
-                const struct eb_store_token *access, int64_t now, int64_t grace,
-                struct eb_store_token *old_out)
+                const struct eb_store_token *next, const uint8_t *next_sealed,
+                size_t next_sealed_len, const struct eb_store_token *access,
+                int64_t now, int64_t grace, struct eb_store_token *old_out)
 {
-	struct eb_store_token old;
+	struct eb_refresh_policy_token pt;
+	struct eb_refresh_policy_successor ps;
+	struct eb_store_token old, succ;
 	struct gstate gs;
 	struct conn *c;
-	int rc, commit = 1, unused;
+	uint8_t *blob = NULL;
+	size_t bloblen = 0;
+	int rc, commit = 0, why, d;
 
 	if (old_out != NULL)
 		memset(old_out, 0, sizeof(*old_out));
@@ -1927,6 +1996,7 @@ sq_token_rotate(void *be, const char *old_hash,
 	if ((c = conn_get(be)) == NULL || tx_begin(c) != 0)
 		return EB_STORE_ERROR;
 	memset(&gs, 0, sizeof(gs));
+	memset(&succ, 0, sizeof(succ));
 	if ((rc = token_select(c, old_hash, &old)) != 0)
 		goto out;
 	if (old.kind != EB_STORE_TOKEN_REFRESH) {
@@ -1938,52 +2008,84 @@ sq_token_rotate(void *be, const char *old_hash,
 		rc = EB_STORE_CONFLICT;
 		goto out;
 	}
-	if ((rc = gstate_read(c, old.grant_id, &gs)) != 0)
+	rc = gstate_read(c, old.grant_id, &gs);
+	if (rc != EB_STORE_OK && rc != EB_STORE_NOT_FOUND)
 		goto out;
-	commit = 0;
-	if (old.status == EB_STORE_TOKEN_REVOKED)
-		rc = EB_STORE_REVOKED;
-	else if (old.expires != 0 && old.expires <= now)
-		rc = EB_STORE_EXPIRED;
-	else if (gs.status != EB_STORE_GRANT_ACTIVE)
-		rc = EB_STORE_REVOKED;
-	else if (old.status == EB_STORE_TOKEN_ACTIVE) {
+	memset(&pt, 0, sizeof(pt));
+	memset(&ps, 0, sizeof(ps));
+	pt.found = 1;
+	pt.kind = old.kind;
+	pt.status = old.status;
+	pt.expires = old.expires;
+	pt.rotated_at = old.rotated_at;
+	pt.grant_active =
+	    rc == EB_STORE_OK && gs.status == EB_STORE_GRANT_ACTIVE;
+	if (old.status == EB_STORE_TOKEN_ROTATED) {
+		if ((rc = successor_read(c, old.hash, now, &blob, &bloblen)) !=
+		    EB_STORE_OK)
+			goto out;
+		pt.has_sealed_successor = blob != NULL;
+		rc = token_select(c, old.replaced_by, &succ);
+		if (rc != EB_STORE_OK && rc != EB_STORE_NOT_FOUND)
+			goto out;
+		ps.found = rc == EB_STORE_OK;
+		ps.status = succ.status;
+		ps.expires = succ.expires;
+	}
+	d = eb_refresh_policy_decide(&pt, &ps, now, grace, &why);
+	switch (d) {
+	case EB_REFRESH_ROTATE:
 		commit = 1;
-		if ((rc = token_set_rotated(c, old.hash, now, next->hash)) == 0)
-			rc = token_insert(c, next, old.hash);
-	} else {
-		/* Rotated before: a lost response, or a stolen token. */
+		if ((rc = token_set_rotated(c, old.hash, now, next->hash)) ==
+		        0 &&
+		    (rc = successor_keep(c, old.hash, next_sealed,
+		                         next_sealed_len, now + grace)) == 0 &&
+		    (rc = token_insert(c, next, old.hash)) == 0 &&
+		    old.parent_hash != NULL)
+			/* the token before old: its successor (old) is now
+			 * used, so its retry window is over */
+			rc = successor_keep(c, old.parent_hash, NULL, 0, 0);
+		break;
+	case EB_REFRESH_RETURN_SUCCESSOR:
+		/* a lost response: the same successor, no new branch */
 		commit = 1;
-		rc = successor_unused(c, old.replaced_by, &unused);
-		if (rc == EB_STORE_OK && unused &&
-		    now - old.rotated_at <= grace) {
-			if ((rc = token_set_revoked(c, old.replaced_by)) == 0 &&
-			    (rc = token_set_rotated(c, old.hash, old.rotated_at,
-			                            next->hash)) == 0)
-				rc = token_insert(c, next, old.hash);
-		} else if (rc == EB_STORE_OK) {
-			log_warnx("store: refresh token reuse on grant %s: "
-			          "revoking it",
-			          old.grant_id);
-			if ((rc = grant_end(c, old.grant_id, gs.tenant,
-			                    EB_STORE_GRANT_REVOKED,
-			                    "refresh token reused", NULL,
-			                    now)) == 0)
-				rc = EB_STORE_REUSE;
-		}
+		rc = EB_STORE_OK;
+		break;
+	case EB_REFRESH_REVOKE_GRANT:
+		log_warnx("store: refresh token reuse on grant %s: "
+		          "revoking it",
+		          old.grant_id);
+		commit = 1;
+		if ((rc = grant_end(c, old.grant_id, gs.tenant,
+		                    EB_STORE_GRANT_REVOKED,
+		                    "refresh token reused", NULL, now)) == 0)
+			rc = EB_STORE_REUSE;
+		break;
+	default:
+		rc = why != EB_STORE_OK ? why : EB_STORE_REVOKED;
 	}
 	if (rc == EB_STORE_OK && access != NULL)
 		rc = token_insert(c, access, NULL);
-	if (commit && rc != EB_STORE_OK && rc != EB_STORE_REUSE)
-		commit = 0;
+	if (rc == EB_STORE_OK && d == EB_REFRESH_RETURN_SUCCESSOR)
+		rc = EB_STORE_RETRY;
 out:
-	rc = tx_end(c, rc,
-	            commit && (rc == EB_STORE_OK || rc == EB_STORE_REUSE));
+	commit = commit && (rc == EB_STORE_OK || rc == EB_STORE_RETRY ||
+	                    rc == EB_STORE_REUSE);
+	rc = tx_end(c, rc, commit);
 	gstate_finish(&gs);
-	if ((rc == EB_STORE_OK || rc == EB_STORE_REUSE) && old_out != NULL)
+	eb_store_token_finish(&succ);
+	if ((rc == EB_STORE_OK || rc == EB_STORE_RETRY ||
+	     rc == EB_STORE_REUSE) &&
+	    old_out != NULL) {
 		*old_out = old;
-	else
+		if (rc == EB_STORE_RETRY) {
+			old_out->successor_sealed = blob;
+			old_out->successor_sealed_len = bloblen;
+			blob = NULL;
+		}
+	} else
 		eb_store_token_finish(&old);
+	eb_free_secret(blob, bloblen);
 	return rc;
 }
 
@@ -2112,6 +2214,7 @@ sq_sweep(void *be, int64_t now, size_t *removed)
 	    {ST_FLOW_SWEEP, 0},
 	    {ST_CODE_SWEEP, RETAIN_CODES},
 	    {ST_TOKEN_SWEEP, RETAIN_TOKENS},
+	    {ST_TOKEN_SUCC_SWEEP, 0}, /* wipes, also counted */
 	};
 	struct conn *c;
 	sqlite3_stmt *st;

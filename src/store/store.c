@@ -67,6 +67,8 @@ eb_store_strerror(int rc)
 		return "conflict";
 	case EB_STORE_MISMATCH:
 		return "client or redirect mismatch";
+	case EB_STORE_RETRY:
+		return "refresh retried within the grace window";
 	}
 	return "unknown store result";
 }
@@ -614,14 +616,16 @@ eb_store_token_grant_get(struct eb_store *s, const char *hash,
 int
 eb_store_token_rotate_refresh(struct eb_store *s, const char *old_hash,
                               const struct eb_store_token *next,
+                              const uint8_t *next_sealed,
+                              size_t next_sealed_len,
                               const struct eb_store_token *access, int64_t now,
                               int64_t grace, struct eb_store_token *old_out)
 {
 	if (old_out != NULL)
 		ZERO(old_out);
-	/* also revokes a successor, or the whole grant on reuse */
-	DISPATCH_CHANGE(s, token_rotate, old_hash, next, access, now, grace,
-	                old_out);
+	/* also revokes the whole grant on reuse */
+	DISPATCH_CHANGE(s, token_rotate, old_hash, next, next_sealed,
+	                next_sealed_len, access, now, grace, old_out);
 }
 
 int
@@ -725,6 +729,7 @@ eb_store_flow_finish(struct eb_store_flow *f)
 	eb_free(f->device_state);
 	eb_free(f->scope);
 	eb_free(f->extra);
+	eb_free(f->code_challenge);
 	memset(f, 0, sizeof(*f));
 }
 
@@ -739,6 +744,7 @@ eb_store_code_finish(struct eb_store_code *c)
 	eb_free(c->client_id);
 	eb_free(c->redirect_uri);
 	eb_free(c->scope);
+	eb_free(c->code_challenge);
 	memset(c, 0, sizeof(*c));
 }
 
@@ -793,6 +799,7 @@ eb_store_token_finish(struct eb_store_token *t)
 	eb_free(t->jti);
 	eb_free(t->parent_hash);
 	eb_free(t->replaced_by);
+	eb_free_secret(t->successor_sealed, t->successor_sealed_len);
 	memset(t, 0, sizeof(*t));
 }
 

@@ -20,8 +20,9 @@
  *   and the out record is left zeroed, so finishing it anyway is safe.
  * - Tokens and codes are only ever stored as hashes: callers pass the
  *   lower-case hex SHA-256 of the value (eb_store_hash_token). Secrets that
- *   must stay usable (upstream refresh tokens, PKCE verifiers, private keys)
- *   arrive as ciphertext blobs sealed by the caller.
+ *   must stay usable (upstream refresh tokens, PKCE verifiers, private keys,
+ *   a rotated refresh token's successor during the grace window) arrive as
+ *   ciphertext blobs sealed by the caller.
  * - Every multi-step write is one atomic transaction. Grant changes record
  *   their own audit event in the same transaction.
  * - A handle may be used from any number of threads at once.
@@ -44,6 +45,8 @@ enum eb_store_rc {
 	EB_STORE_REVOKED = -6,   /* token revoked or its grant not active */
 	EB_STORE_CONFLICT = -7,  /* duplicate key, or a state that forbids it */
 	EB_STORE_MISMATCH = -8,  /* code presented by another client/redirect */
+	EB_STORE_RETRY = -9,     /* rotated refresh token presented again within
+	                            the grace window: same successor handed back */
 };
 
 /* A short constant description of a return code, for logs. */
@@ -97,6 +100,8 @@ struct eb_store_flow {
 	/* the device's OAuth 2 authorization request (apple-oauth2) */
 	char *client_id, *redirect_uri, *device_state, *scope;
 	char *extra; /* JSON text for later needs, or NULL */
+	/* its RFC 7636 S256 code_challenge, or NULL (devices send none) */
+	char *code_challenge;
 };
 
 enum eb_store_flow_key {
@@ -115,6 +120,8 @@ struct eb_store_code {
 	int64_t created;
 	int64_t expires;
 	int64_t used_at; /* 0 while unused */
+	/* RFC 7636 S256 challenge the code_verifier must match, or NULL */
+	char *code_challenge;
 };
 
 enum eb_store_grant_status {
@@ -199,6 +206,14 @@ struct eb_store_token {
 	int64_t rotated_at;
 	char *parent_hash; /* the refresh token this one replaced */
 	char *replaced_by; /* the refresh token that replaced this one */
+	/*
+	 * Handed out by eb_store_token_rotate_refresh with EB_STORE_RETRY
+	 * only: the successor's value as sealed by the caller at rotation.
+	 * The store keeps it on the rotated row until the successor is used
+	 * or the grace window ends, then wipes it.
+	 */
+	uint8_t *successor_sealed;
+	size_t successor_sealed_len;
 };
 
 struct eb_store_key {
@@ -286,6 +301,7 @@ struct eb_store_ops {
 	                       struct eb_store_grant *grant);
 	int (*token_rotate)(void *be, const char *old_hash,
 	                    const struct eb_store_token *next,
+	                    const uint8_t *next_sealed, size_t next_sealed_len,
 	                    const struct eb_store_token *access, int64_t now,
 	                    int64_t grace, struct eb_store_token *old_out);
 	int (*token_revoke)(void *be, const char *hash, int64_t now);
@@ -453,17 +469,27 @@ int eb_store_token_grant_get(struct eb_store *s, const char *hash,
                              struct eb_store_token *tok,
                              struct eb_store_grant *grant);
 /*
- * Refresh-token rotation, one transaction. old_hash must be an active,
- * unexpired refresh token of an active grant: it becomes ROTATED, next (a
- * refresh token of the same grant) and access (optional) are inserted.
- * Used again within grace seconds of its rotation while its successor is
- * still unused (a lost response): the successor is revoked and next
- * issued instead. Any other reuse: the grant is revoked and REUSE
- * returned. Also NOT_FOUND, EXPIRED, REVOKED (token revoked or grant not
- * active). old_out (may be NULL) receives the old token on OK and REUSE.
+ * Refresh-token rotation, one transaction, decided by the shared rule of
+ * store/refresh_policy.h. old_hash must be an active, unexpired refresh
+ * token of an active grant: it becomes ROTATED, next (a refresh token of
+ * the same grant) and access (optional) are inserted, and next_sealed
+ * (next_sealed_len bytes: next's value sealed by the caller, bound to
+ * old_hash; may be NULL) is kept on the rotated row until next is used or
+ * grace seconds have passed. Presented again within grace seconds of its
+ * rotation while next is still unused (a lost response): nothing new is
+ * stored, access is inserted, and RETRY returned with old_out's
+ * successor_sealed the blob kept at rotation (the caller answers with that
+ * same successor). Any other reuse (outside the window, successor already
+ * used or revoked, no blob kept): the grant is revoked and REUSE returned.
+ * Also NOT_FOUND, EXPIRED, REVOKED (token revoked or grant not active).
+ * old_out (may be NULL, but then RETRY cannot be answered) receives the
+ * old token on OK, RETRY and REUSE. Of concurrent callers presenting the
+ * same token, exactly one rotates.
  */
 int eb_store_token_rotate_refresh(struct eb_store *s, const char *old_hash,
                                   const struct eb_store_token *next,
+                                  const uint8_t *next_sealed,
+                                  size_t next_sealed_len,
                                   const struct eb_store_token *access,
                                   int64_t now, int64_t grace,
                                   struct eb_store_token *old_out);

@@ -4,9 +4,11 @@
  *
  * A token is accepted only when all of these hold: it is at most
  * EB_TOKEN_MAX_LEN bytes, signed ES256 by one of our published keys with
- * typ at+jwt, its iss and aud are the tenant's, it has not expired (60 s of
- * clock skew), the store knows its hash as an active access or web token
- * of this tenant, and its grant is active, unexpired and of this tenant.
+ * typ at+jwt, its iss and aud are the tenant's, it has not expired (no
+ * clock leeway: we minted it with our own clock, so exp is exact; leeway is
+ * for the IdP's ID tokens only), the store knows its hash as an active access
+ * or web token of this tenant, and its grant is active, unexpired and of this
+ * tenant.
  *
  * The token and grant rows may come from a per-thread cache
  * (bearer_cache.h) instead of the database, but only while nothing can have
@@ -33,6 +35,8 @@
 #include "store/store.h"
 #include "token/bearer_cache.h"
 
+/* How far in the future an iat or nbf may be: another replica's clock. It
+ * never extends a token's life; exp gets no leeway at all. */
 #define CLOCK_SKEW 60
 #define JTI_BYTES  16
 #define ISS_MAX    2048
@@ -210,7 +214,8 @@ check_claims(struct eb_signer *s, const struct eb_config *cfg,
 		r = EB_BEARER_WRONG_TENANT;
 		goto out;
 	}
-	if (now > exp + CLOCK_SKEW) {
+	/* RFC 7519 4.1.4: not accepted on or after exp; no leeway */
+	if (now >= exp) {
 		r = EB_BEARER_EXPIRED;
 		goto out;
 	}
@@ -272,7 +277,7 @@ decide(const struct eb_bearer_cache_facts *f, const struct eb_tenant *t,
 		return EB_BEARER_WRONG_TENANT;
 	if (f->status != EB_STORE_TOKEN_ACTIVE)
 		return EB_BEARER_REVOKED;
-	if (f->expires != 0 && now > f->expires + CLOCK_SKEW)
+	if (f->expires != 0 && now >= f->expires)
 		return EB_BEARER_EXPIRED;
 	if (f->g_id == NULL) /* the grant row is gone */
 		return EB_BEARER_REVOKED;

@@ -445,7 +445,7 @@ test_tenant_errors(void **state)
 	/* out of range */
 	expect_tenant_fail("{\"id\": \"acme\", \"domains\": [\"a.example\"], "
 	                   "\"tokens\": {\"access_ttl\": 0}, " IDP_OK "}",
-	                   "tokens.access_ttl", "between 60 and");
+	                   "tokens.access_ttl", "between 1 and");
 	expect_tenant_fail("{\"id\": \"acme\", \"domains\": [\"a.example\"], "
 	                   "\"tokens\": {\"code_ttl\": -5}, " IDP_OK "}",
 	                   "tokens.code_ttl", "between");

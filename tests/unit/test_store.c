@@ -578,6 +578,7 @@ static void
 test_refresh_rotation_and_reuse(void **state)
 {
 	struct fx *fx = *state;
+	static const uint8_t s1[] = {'S', '1', 0, 'x'}; /* R1, "sealed" */
 	struct eb_store_token t, n, a, old;
 
 	mk_grant(fx->s, "g1", "acme");
@@ -591,9 +592,11 @@ test_refresh_rotation_and_reuse(void **state)
 	mk_token(&n, H("1"), EB_STORE_TOKEN_REFRESH, "g1");
 	mk_token(&a, H("a"), EB_STORE_TOKEN_ACCESS, "g1");
 	a.jti = "jti-a1";
-	assert_int_equal(eb_store_token_rotate_refresh(fx->s, H("0"), &n, &a,
-	                                               T0 + 100, 30, &old),
+	assert_int_equal(eb_store_token_rotate_refresh(fx->s, H("0"), &n, s1,
+	                                               sizeof(s1), &a, T0 + 100,
+	                                               30, &old),
 	                 EB_STORE_OK);
+	assert_null(old.successor_sealed);
 	assert_string_equal(old.hash, H("0"));
 	assert_string_equal(old.grant_id, "g1");
 	eb_store_token_finish(&old);
@@ -608,28 +611,38 @@ test_refresh_rotation_and_reuse(void **state)
 	eb_store_token_finish(&t);
 	assert_int_equal(token_status(fx->s, H("a")), EB_STORE_TOKEN_ACTIVE);
 
-	/* R0 again within grace while R1 is unused (lost response): R1b */
+	/* R0 again within grace while R1 is unused (lost response): the
+	 * same R1 comes back (its sealed value), nothing new is stored but
+	 * the access token, R1 stays the one live branch */
 	mk_token(&n, H("2"), EB_STORE_TOKEN_REFRESH, "g1");
+	mk_token(&a, H("b"), EB_STORE_TOKEN_ACCESS, "g1");
+	a.jti = "jti-b";
 	assert_int_equal(eb_store_token_rotate_refresh(fx->s, H("0"), &n, NULL,
-	                                               T0 + 110, 30, NULL),
-	                 EB_STORE_OK);
-	assert_int_equal(token_status(fx->s, H("1")), EB_STORE_TOKEN_REVOKED);
-	assert_int_equal(token_status(fx->s, H("2")), EB_STORE_TOKEN_ACTIVE);
-	assert_int_equal(grant_status(fx->s, "g1"), EB_STORE_GRANT_ACTIVE);
-	/* the revoked R1 is refused without killing the grant */
-	mk_token(&n, H("3"), EB_STORE_TOKEN_REFRESH, "g1");
-	assert_int_equal(eb_store_token_rotate_refresh(fx->s, H("1"), &n, NULL,
-	                                               T0 + 111, 30, NULL),
-	                 EB_STORE_REVOKED);
+	                                               0, &a, T0 + 110, 30,
+	                                               &old),
+	                 EB_STORE_RETRY);
+	assert_int_equal(old.successor_sealed_len, sizeof(s1));
+	assert_memory_equal(old.successor_sealed, s1, sizeof(s1));
+	assert_string_equal(old.replaced_by, H("1"));
+	eb_store_token_finish(&old);
+	assert_int_equal(eb_store_token_get(fx->s, H("2"), &t),
+	                 EB_STORE_NOT_FOUND);
+	assert_int_equal(token_status(fx->s, H("1")), EB_STORE_TOKEN_ACTIVE);
+	assert_int_equal(token_status(fx->s, H("b")), EB_STORE_TOKEN_ACTIVE);
 	assert_int_equal(grant_status(fx->s, "g1"), EB_STORE_GRANT_ACTIVE);
 
-	/* R2 -> R3; then R0 again, outside grace: reuse, grant revoked */
-	assert_int_equal(eb_store_token_rotate_refresh(fx->s, H("2"), &n, NULL,
-	                                               T0 + 120, 30, NULL),
+	/* R1 -> R3: R1 is used now */
+	mk_token(&n, H("3"), EB_STORE_TOKEN_REFRESH, "g1");
+	assert_int_equal(eb_store_token_rotate_refresh(fx->s, H("1"), &n, NULL,
+	                                               0, NULL, T0 + 120, 30,
+	                                               NULL),
 	                 EB_STORE_OK);
+	/* R0 again, still within its own window but its successor R1 is
+	 * used: reuse, the grant is revoked */
 	mk_token(&n, H("4"), EB_STORE_TOKEN_REFRESH, "g1");
 	assert_int_equal(eb_store_token_rotate_refresh(fx->s, H("0"), &n, NULL,
-	                                               T0 + 200, 30, &old),
+	                                               0, NULL, T0 + 125, 30,
+	                                               &old),
 	                 EB_STORE_REUSE);
 	assert_string_equal(old.grant_id, "g1");
 	eb_store_token_finish(&old);
@@ -641,7 +654,8 @@ test_refresh_rotation_and_reuse(void **state)
 	assert_true(has_event(fx->s, "acme", "grant.revoked", "g1"));
 	/* the live R3 is now useless too */
 	assert_int_equal(eb_store_token_rotate_refresh(fx->s, H("3"), &n, NULL,
-	                                               T0 + 201, 30, NULL),
+	                                               0, NULL, T0 + 201, 30,
+	                                               NULL),
 	                 EB_STORE_REVOKED);
 }
 
@@ -663,21 +677,22 @@ test_refresh_edge_cases(void **state)
 	/* an immediate rotation reused right away (successor used) */
 	mk_token(&n, H("1"), EB_STORE_TOKEN_REFRESH, "g1");
 	assert_int_equal(eb_store_token_rotate_refresh(fx->s, H("9"), &n, NULL,
-	                                               T0, 30, NULL),
+	                                               0, NULL, T0, 30, NULL),
 	                 EB_STORE_NOT_FOUND);
 	/* not a refresh token */
 	assert_int_equal(eb_store_token_rotate_refresh(fx->s, H("5"), &n, NULL,
-	                                               T0, 30, NULL),
+	                                               0, NULL, T0, 30, NULL),
 	                 EB_STORE_NOT_FOUND);
 	/* successor for another grant */
 	n.grant_id = "g2";
 	assert_int_equal(eb_store_token_rotate_refresh(fx->s, H("0"), &n, NULL,
-	                                               T0, 30, NULL),
+	                                               0, NULL, T0, 30, NULL),
 	                 EB_STORE_CONFLICT);
 	n.grant_id = "g1";
 	/* expired */
 	assert_int_equal(eb_store_token_rotate_refresh(fx->s, H("0"), &n, NULL,
-	                                               T0 + 86400, 30, NULL),
+	                                               0, NULL, T0 + 86400, 30,
+	                                               NULL),
 	                 EB_STORE_EXPIRED);
 	assert_int_equal(token_status(fx->s, H("0")), EB_STORE_TOKEN_ACTIVE);
 	/* a revoked grant refuses refresh without touching the token */
@@ -686,7 +701,8 @@ test_refresh_edge_cases(void **state)
 	                                           "admin", T0 + 1),
 	                 EB_STORE_OK);
 	assert_int_equal(eb_store_token_rotate_refresh(fx->s, H("0"), &n, NULL,
-	                                               T0 + 2, 30, NULL),
+	                                               0, NULL, T0 + 2, 30,
+	                                               NULL),
 	                 EB_STORE_REVOKED);
 	/* RFC 7009 revoke */
 	mk_token(&t, H("7"), EB_STORE_TOKEN_WEB, "g2");
@@ -1133,8 +1149,8 @@ scenario(const char *path)
 		mk_token(&t, H("0"), EB_STORE_TOKEN_REFRESH, "g1");
 		if (eb_store_token_put(s, &t) == EB_STORE_OK) {
 			mk_token(&n, H("1"), EB_STORE_TOKEN_REFRESH, "g1");
-			rc = eb_store_token_rotate_refresh(s, H("0"), &n, NULL,
-			                                   T0, 30, &old);
+			rc = eb_store_token_rotate_refresh(
+			    s, H("0"), &n, NULL, 0, NULL, T0, 30, &old);
 			assert_true(rc == EB_STORE_OK || rc == EB_STORE_ERROR);
 			eb_store_token_finish(&old);
 		}
