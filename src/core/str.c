@@ -111,7 +111,7 @@ eb_str_split_identifier(const char *id, char **local, char **domain)
 	size_t dlen;
 
 	*local = *domain = NULL;
-	if (strlen(id) > 320)
+	if (strlen(id) > 320 || !eb_str_is_utf8(id, strlen(id)))
 		return -1;
 	for (p = id; *p; p++) {
 		if ((unsigned char)*p < 0x20 || *p == 0x7f)
