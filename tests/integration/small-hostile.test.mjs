@@ -177,3 +177,71 @@ test('b. grants list prints a stored identifier that is not UTF-8 escaped, exit 
   assert.ok(line.includes(' user1\\\\\\xFF@appleid.generic.test '), line);
   assert.match(t.stderr, /managed_apple_id is not UTF-8: bad bytes shown as \\xNN/);
 });
+
+// ------------------------------------------------------------------ c --
+
+const plist = (entries) => '<?xml version="1.0" encoding="UTF-8"?>\n'
+  + '<!DOCTYPE plist PUBLIC "-//Apple//DTD PLIST 1.0//EN" "http://www.apple.com/DTDs/PropertyList-1.0.dtd">\n'
+  + '<plist version="1.0"><dict>'
+  + Object.entries(entries).map(([k, v]) => `<key>${k}</key><string>${v}</string>`).join('')
+  + '</dict></plist>\n';
+
+async function mdmReq(token, rest, body, ct = CT_CHECKIN) {
+  const t0 = Date.now();
+  const r = await fetch(`${bridge.url}/t/gen/mdm/${rest}`, {
+    method: 'PUT',
+    headers: { authorization: `Bearer ${token}`, 'content-type': ct },
+    body,
+    signal: AbortSignal.timeout(30000),
+  });
+  await r.arrayBuffer();
+  return { status: r.status, retryAfter: r.headers.get('retry-after'), ms: Date.now() - t0 };
+}
+
+async function signedIn(login, enrollmentId) {
+  const r = await enroll({ bridge, tenant: 'gen', login });
+  assert.equal(r.status, 308, `sign-in stopped at ${r.stage}`);
+  const auth = await mdmReq(r.token, 'checkin', plist({
+    MessageType: 'Authenticate', Topic: 'com.apple.mgmt.test', EnrollmentID: enrollmentId,
+  }));
+  assert.equal(auth.status, 200, 'the first Authenticate binds the grant');
+  const claims = JSON.parse(Buffer.from(r.token.split('.')[1], 'base64url').toString());
+  return { token: r.token, gid: claims.grant_id };
+}
+
+test('c. one grant flooding slow requests cannot queue another grant\'s check-in', async () => {
+  const a = await signedIn('user1', 'E-FLOOD-A');
+  const b = await signedIn('user2', 'E-CALM-B');
+  slowGrant = a.gid;
+  const result = { a: [] };
+  try {
+    const flood = [];
+    for (let i = 0; i < FLOOD; i++) {
+      flood.push(mdmReq(a.token, 'connect', plist({
+        Status: 'Idle', EnrollmentID: 'E-FLOOD-A', CommandUUID: `c-${i}`,
+      }), CT_COMMAND));
+    }
+    // A's requests reach the MDM (up to its share) and wait there
+    const end = Date.now() + 10000;
+    while (slowNow < 16 && Date.now() < end) await new Promise((r) => setTimeout(r, 20));
+    assert.ok(slowNow >= 16, `A's requests at the MDM: ${slowNow}`);
+    await new Promise((r) => setTimeout(r, 200));
+    const calm = await mdmReq(b.token, 'checkin', plist({
+      MessageType: 'TokenUpdate', Topic: 'com.apple.mgmt.test', Token: 'AAAA', EnrollmentID: 'E-CALM-B',
+    }));
+    result.b = calm;
+    result.a = await Promise.all(flood);
+    assert.equal(calm.status, 200);
+    assert.ok(calm.ms < 1000, `B's check-in took ${calm.ms} ms while A flooded`);
+  } finally {
+    slowGrant = '';
+  }
+  const ok = result.a.filter((x) => x.status === 200).length;
+  const busy = result.a.filter((x) => x.status === 503);
+  console.log(`B answered in ${result.b.ms} ms; A: ${ok} answered, ${busy.length} refused 503; `
+    + `A held at most ${slowMax} MDM connections`);
+  assert.equal(ok + busy.length, FLOOD, `A's other statuses: ${result.a.map((x) => x.status)}`);
+  assert.ok(ok >= 16, 'A is slowed down, not shut out');
+  assert.ok(busy.every((x) => x.retryAfter), '503 with Retry-After');
+  assert.ok(slowMax <= 16, `A held ${slowMax} upstream connections (share 16)`);
+});
