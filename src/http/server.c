@@ -916,8 +916,10 @@ static void
 access_log_text(struct eb_request *req, const struct eb_route *rt,
                 const char *ts, double secs, int status, struct eb_buf *b)
 {
-	eb_buf_printf(b, "%s info access: %s %s %s ", ts, req->id,
-	              eb_req_remote(req), req->method ? req->method : "-");
+	eb_buf_printf(b, "%s info access: %s %s ", ts, req->id,
+	              eb_req_remote(req));
+	add_clean(b, req->method ? req->method : "-"); /* the client's */
+	eb_buf_addc(b, ' ');
 	if (rt != NULL && (rt->flags & EB_ROUTE_REDACT_PATH))
 		add_clean(b, rt->pattern);
 	else if (req->path != NULL && strlen(req->path) <= 256)

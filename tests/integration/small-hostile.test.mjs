@@ -12,7 +12,7 @@ import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import http from 'node:http';
 
-import { cliAsync, enrollPost } from './lib.mjs';
+import { cliAsync, enrollPost, raw } from './lib.mjs';
 import {
   enroll, freePort, oidcTenant, sql, startTestIdp, startWorld, stopAll,
 } from './idp.mjs';
@@ -104,6 +104,25 @@ test('a. error= with a newline at the callback is one escaped text log line', as
   assert.ok(line.includes(`error="server_error\\n${forged}\\r\\x1b[2J\\"\\\\"`), line);
   assert.ok(!bridge.logs.some((l) => l.startsWith('Z error')), 'a forged line');
   assert.ok(!bridge.logs.some((l) => /[\x00-\x08\x0b-\x1f\x7f]/.test(l)), 'a raw control character in the log');
+});
+
+test('a. the text access line escapes the path and method the client sent', async () => {
+  const port = Number(new URL(bridge.url).port);
+  const n = bridge.logs.length;
+  const r = await fetch(`${bridge.url}/t/gen/nothing%0Aforged%20status=200%1B%5B2J`);
+  await r.arrayBuffer();
+  await raw(port, 'G\x01ET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n', 2000).catch(() => '');
+  await new Promise((res) => setTimeout(res, 200));
+  const lines = bridge.logs.slice(n);
+  const access = lines.filter((l) => l.includes(' info access: ') && l.includes('/t/gen/nothing'));
+  assert.equal(access.length, 1, lines.join('\n'));
+  assert.ok(access[0].includes(' "/t/gen/nothing\\nforged status=200\\x1b[2J" '), access[0]);
+  // (a server that refuses such a method before any handler logs no line)
+  for (const l of lines.filter((x) => /ET \/healthz/.test(x) && !x.includes(' GET '))) {
+    assert.match(l, / info access: \S+ 127\.0\.0\.1 G\\x01ET \/healthz /);
+  }
+  assert.ok(!lines.some((l) => l.startsWith('forged')), 'a forged line');
+  assert.ok(!lines.some((l) => /[\x00-\x08\x0b-\x1f\x7f]/.test(l)), `a raw control character:\n${lines.join('\n')}`);
 });
 
 // ------------------------------------------------------------------ b --
