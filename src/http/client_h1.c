@@ -50,7 +50,8 @@
 #define H1_MAX_ORIGINS 64
 /* Most connections a loop opens to one upstream address; more transfers
  * wait for one to be free (an MDM is not flooded with connections when
- * thousands of devices check in at once). */
+ * thousands of devices check in at once), each in its fairness key's
+ * queue (struct h1_share). */
 #define H1_MAX_CONNS 128
 /* Bytes received at once, and most kept unparsed (head, chunk lines). */
 #define H1_RECV           16384
@@ -58,8 +59,10 @@
 #define H1_MAX_CHUNK_LINE 1024
 
 /* Fairness (eb_http_options.fair_key): buckets of an origin's table of
- * keys. */
+ * keys, and the most bytes of a key that count (a grant id or an address
+ * is far shorter). */
 #define H1_SHARE_BUCKETS 256
+#define H1_MAX_KEY       128
 
 _Static_assert(EB_HTTP_FAIR_SHARE >= 4 &&
                    EB_HTTP_FAIR_SHARE >= H1_MAX_CONNS / 8 &&
@@ -540,12 +543,13 @@ xfer_unlink(struct h1_xfer *x)
 /* ---- fairness: shares of an origin (struct h1_share) ---- */
 
 static size_t
-share_hash(const char *key)
+share_hash(const char *key, size_t n)
 {
 	uint32_t h = 2166136261u; /* FNV-1a */
+	size_t i;
 
-	for (; *key != '\0'; key++)
-		h = (h ^ (unsigned char)*key) * 16777619u;
+	for (i = 0; i < n; i++)
+		h = (h ^ (unsigned char)key[i]) * 16777619u;
 	return h % H1_SHARE_BUCKETS;
 }
 
@@ -554,14 +558,15 @@ static struct h1_share *
 share_get(struct h1_origin *o, const char *key)
 {
 	struct h1_share *s;
-	size_t i = share_hash(key), n = strlen(key);
+	size_t n = strnlen(key, H1_MAX_KEY), i = share_hash(key, n);
 
 	for (s = o->shares[i]; s != NULL; s = s->next)
-		if (strcmp(s->key, key) == 0)
+		if (strncmp(s->key, key, n) == 0 && s->key[n] == '\0')
 			return s;
 	if ((s = eb_calloc(1, sizeof(*s) + n + 1)) == NULL)
 		return NULL;
-	memcpy(s->key, key, n + 1);
+	memcpy(s->key, key, n);
+	s->key[n] = '\0';
 	s->next = o->shares[i];
 	o->shares[i] = s;
 	return s;
@@ -575,7 +580,7 @@ share_put(struct h1_origin *o, struct h1_share *s)
 
 	if (s == NULL || s->running > 0 || s->nwait > 0 || s->ready)
 		return;
-	for (pp = &o->shares[share_hash(s->key)]; *pp != NULL;
+	for (pp = &o->shares[share_hash(s->key, strlen(s->key))]; *pp != NULL;
 	     pp = &(*pp)->next)
 		if (*pp == s) {
 			*pp = s->next;
