@@ -21,6 +21,7 @@
 
 #include <jansson.h>
 
+#include "core/buf.h"
 #include "core/config.h"
 #include "core/mem.h"
 #include "core/statedir.h"
@@ -122,18 +123,66 @@ iso(int64_t t, char *out, size_t outlen)
 		snprintf(out, outlen, "-");
 }
 
-/* A field for the space-separated listing: "-" when empty, and no
- * whitespace or control characters that would break the columns. */
+/*
+ * A grant read back from the store may hold bytes that are not UTF-8 (a
+ * row written before the server refused them, or by hand): they are
+ * printed escaped, never dropped, and said once on stderr.
+ */
 static void
-field(const char *s)
+warn_not_utf8(const struct eb_store_grant *g, const char *key, int json)
 {
+	const char *id = g->id != NULL && eb_str_is_utf8(g->id, strlen(g->id))
+	                     ? g->id
+	                     : "(id not UTF-8)";
+
+	if (json)
+		fprintf(stderr,
+		        "grants: warning: grant %s: %s is not UTF-8: bad bytes "
+		        "shown as U+FFFD, all its bytes in %s_hex\n",
+		        id, key, key);
+	else
+		fprintf(stderr,
+		        "grants: warning: grant %s: %s is not UTF-8: bad bytes "
+		        "shown as \\xNN\n",
+		        id, key);
+}
+
+/* A field for the space-separated listing: "-" when empty, no whitespace
+ * or control characters that would break the columns ('?'), and a byte
+ * that is not UTF-8 as \xNN (a backslash as \\, so that both read back). */
+static void
+field(const struct eb_store_grant *g, const char *key, const char *s)
+{
+	const unsigned char *p = (const unsigned char *)s;
+	size_t n, k;
+
 	if (s == NULL || *s == '\0') {
 		fputc('-', stdout);
 		return;
 	}
-	for (; *s != '\0'; s++)
-		fputc((unsigned char)*s <= ' ' || *s == 0x7f ? '?' : *s,
-		      stdout);
+	n = strlen(s);
+	if (!eb_str_is_utf8(s, n))
+		warn_not_utf8(g, key, 0);
+	while (*p != '\0') {
+		if (*p <= ' ' || *p == 0x7f) {
+			fputc('?', stdout);
+			p++;
+		} else if (*p == '\\') {
+			fputs("\\\\", stdout);
+			p++;
+		} else if (*p < 0x80) {
+			fputc(*p++, stdout);
+		} else if ((k = eb_str_utf8_seq(p, strlen((const char *)p))) >
+		           0) {
+			/* a C1 control (U+0080..U+009F) is one for terminals */
+			if (k == 2 && p[0] == 0xc2 && p[1] < 0xa0)
+				fputc('?', stdout);
+			else
+				fwrite(p, 1, k, stdout);
+			p += k;
+		} else
+			printf("\\x%02X", *p++);
+	}
 }
 
 static void
@@ -142,27 +191,64 @@ print_line(const struct eb_store_grant *g)
 	char created[32];
 
 	iso(g->created, created, sizeof(created));
-	field(g->id);
+	field(g, "id", g->id);
 	fputc(' ', stdout);
-	field(g->tenant);
+	field(g, "tenant", g->tenant);
 	printf(" %s ", eb_store_grant_status_name(g->status));
-	field(g->managed_apple_id);
+	field(g, "managed_apple_id", g->managed_apple_id);
 	fputc(' ', stdout);
-	field(g->enrollment_mode);
+	field(g, "enrollment_mode", g->enrollment_mode);
 	fputc(' ', stdout);
 	if (g->binding_kind != NULL && g->binding_value != NULL) {
-		field(g->binding_kind);
+		field(g, "binding_kind", g->binding_kind);
 		fputc('=', stdout);
-		field(g->binding_value);
+		field(g, "binding_value", g->binding_value);
 	} else
 		fputc('-', stdout);
 	printf(" %s\n", created);
 }
 
+/*
+ * A string member; JSON text is UTF-8, so a value that is not (jansson
+ * refuses it) gets U+FFFD for each bad byte and its exact bytes in hex as
+ * "<k>_hex", with a warning: the grant is listed, nothing is lost.
+ */
 static int
-set_s(json_t *o, const char *k, const char *v)
+set_s_of(json_t *o, const struct eb_store_grant *g, const char *k,
+         const char *v)
 {
-	return json_object_set_new(o, k, v ? json_string(v) : json_null());
+	static const char hex[] = "0123456789abcdef";
+	struct eb_buf fixed, hx;
+	char hk[64];
+	size_t i, n, len;
+	int rc;
+
+	if (v == NULL)
+		return json_object_set_new(o, k, json_null());
+	len = strlen(v);
+	if (eb_str_is_utf8(v, len))
+		return json_object_set_new(o, k, json_string(v));
+	warn_not_utf8(g, k, 1);
+	eb_buf_init(&fixed, 3 * len + 1);
+	eb_buf_init(&hx, 2 * len + 1);
+	for (i = 0; i < len; i += n) {
+		if ((n = eb_str_utf8_seq(v + i, len - i)) > 0)
+			eb_buf_add(&fixed, v + i, n);
+		else {
+			eb_buf_add(&fixed, "\xef\xbf\xbd", 3);
+			n = 1;
+		}
+	}
+	for (i = 0; i < len; i++) {
+		eb_buf_addc(&hx, hex[(unsigned char)v[i] >> 4]);
+		eb_buf_addc(&hx, hex[(unsigned char)v[i] & 0xf]);
+	}
+	snprintf(hk, sizeof(hk), "%s_hex", k);
+	rc = json_object_set_new(o, k, json_string(eb_buf_str(&fixed)));
+	rc |= json_object_set_new(o, hk, json_string(eb_buf_str(&hx)));
+	eb_buf_finish(&fixed);
+	eb_buf_finish(&hx);
+	return rc;
 }
 
 static int
@@ -181,18 +267,18 @@ print_json(const struct eb_store_grant *g)
 
 	if (o == NULL)
 		return -1;
-	rc = set_s(o, "id", g->id);
-	rc |= set_s(o, "tenant", g->tenant);
-	rc |= set_s(o, "status", eb_store_grant_status_name(g->status));
-	rc |= set_s(o, "auth_method", g->auth_method);
-	rc |= set_s(o, "client_id", g->client_id);
-	rc |= set_s(o, "managed_apple_id", g->managed_apple_id);
-	rc |= set_s(o, "user_identifier", g->user_identifier);
-	rc |= set_s(o, "idp_issuer", g->idp_issuer);
-	rc |= set_s(o, "idp_subject", g->idp_subject);
-	rc |= set_s(o, "enrollment_mode", g->enrollment_mode);
-	rc |= set_s(o, "binding_kind", g->binding_kind);
-	rc |= set_s(o, "binding_value", g->binding_value);
+	rc = set_s_of(o, g, "id", g->id);
+	rc |= set_s_of(o, g, "tenant", g->tenant);
+	rc |= set_s_of(o, g, "status", eb_store_grant_status_name(g->status));
+	rc |= set_s_of(o, g, "auth_method", g->auth_method);
+	rc |= set_s_of(o, g, "client_id", g->client_id);
+	rc |= set_s_of(o, g, "managed_apple_id", g->managed_apple_id);
+	rc |= set_s_of(o, g, "user_identifier", g->user_identifier);
+	rc |= set_s_of(o, g, "idp_issuer", g->idp_issuer);
+	rc |= set_s_of(o, g, "idp_subject", g->idp_subject);
+	rc |= set_s_of(o, g, "enrollment_mode", g->enrollment_mode);
+	rc |= set_s_of(o, g, "binding_kind", g->binding_kind);
+	rc |= set_s_of(o, g, "binding_value", g->binding_value);
 	rc |= set_i(o, "bound_at", g->bound_at);
 	rc |= set_i(o, "created", g->created);
 	rc |= set_i(o, "updated", g->updated);
@@ -200,8 +286,8 @@ print_json(const struct eb_store_grant *g)
 	rc |= set_i(o, "upstream_renewed_at", g->upstream_renewed_at);
 	rc |= set_i(o, "upstream_failing_since", g->upstream_failing_since);
 	rc |= set_i(o, "revoked_at", g->revoked_at);
-	rc |= set_s(o, "revoke_reason", g->revoke_reason);
-	rc |= set_s(o, "superseded_by", g->superseded_by);
+	rc |= set_s_of(o, g, "revoke_reason", g->revoke_reason);
+	rc |= set_s_of(o, g, "superseded_by", g->superseded_by);
 	if (rc == 0 && (s = json_dumps(o, JSON_COMPACT)) != NULL)
 		printf("%s\n", s);
 	json_get_alloc_funcs(NULL, &jfree);

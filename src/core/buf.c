@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "core/mem.h"
+#include "core/str.h"
 
 #include <openssl/crypto.h>
 
@@ -128,7 +129,7 @@ eb_buf_add_json_str(struct eb_buf *b, const char *s)
 {
 	static const char hex[] = "0123456789abcdef";
 	const unsigned char *p;
-	size_t start = b->len;
+	size_t start = b->len, k;
 
 	if (eb_buf_addc(b, '"') == -1)
 		return -1;
@@ -157,8 +158,14 @@ eb_buf_add_json_str(struct eb_buf *b, const char *s)
 				esc[4] = hex[*p >> 4];
 				esc[5] = hex[*p & 0xf];
 				rc = eb_buf_add(b, esc, 6);
-			} else
+			} else if (*p < 0x80)
 				rc = eb_buf_addc(b, (char)*p);
+			else if ((k = eb_str_utf8_seq(
+			              p, strnlen((const char *)p, 4))) > 0) {
+				rc = eb_buf_add(b, p, k);
+				p += k - 1;
+			} else /* JSON text is UTF-8: U+FFFD for a bad byte */
+				rc = eb_buf_add(b, "\\ufffd", 6);
 		}
 		if (rc == -1)
 			goto fail;

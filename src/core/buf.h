@@ -36,7 +36,9 @@ int eb_buf_printf(struct eb_buf *b, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 int eb_buf_vprintf(struct eb_buf *b, const char *fmt, va_list ap)
     __attribute__((format(printf, 2, 0)));
-/* Append s as a JSON string literal, quotes included. */
+/* Append s as a JSON string literal, quotes included: control characters
+ * \u-escaped, a byte that is not part of well-formed UTF-8 as \ufffd (the
+ * result is always valid JSON). */
 int eb_buf_add_json_str(struct eb_buf *b, const char *s);
 /* Append s HTML-escaped (&<>"'). */
 int eb_buf_add_html(struct eb_buf *b, const char *s);

@@ -2,6 +2,9 @@
  * Logging. One JSON object a line on stderr (or plain text when asked):
  * {"ts":"...","level":"warn","fn":"...","msg":"..."}. Never pass a token,
  * code, secret or cookie value here: log eb_log_fp() of it instead.
+ * Arguments need no escaping by the caller: the text format escapes every
+ * %s argument, the JSON format the whole message (control characters,
+ * invalid UTF-8).
  */
 #ifndef EB_LOG_H
 #define EB_LOG_H
@@ -21,6 +24,15 @@ void eb_log_errno(int level, const char *fn, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 /* Write one already formatted line (a newline is added) in one write(2). */
 void eb_log_line(const char *line, size_t len);
+
+/*
+ * Append n bytes of s to b as the text format logs a value: control
+ * characters and bytes that are not UTF-8 escaped (\n, \xNN...), '\\'
+ * and '"' escaped, the whole quoted when it holds a blank, '=' or '"' or is
+ * empty. The access log uses it for the request path.
+ */
+struct eb_buf;
+void eb_log_add_text(struct eb_buf *b, const char *s, size_t n);
 
 /* A short fingerprint of a secret for logs: 12 hex chars of SHA-256. */
 void eb_log_fp(const void *secret, size_t len, char out[13]);

@@ -111,7 +111,7 @@ eb_str_split_identifier(const char *id, char **local, char **domain)
 	size_t dlen;
 
 	*local = *domain = NULL;
-	if (strlen(id) > 320)
+	if (strlen(id) > 320 || !eb_str_is_utf8(id, strlen(id)))
 		return -1;
 	for (p = id; *p; p++) {
 		if ((unsigned char)*p < 0x20 || *p == 0x7f)
@@ -140,6 +140,54 @@ eb_str_split_identifier(const char *id, char **local, char **domain)
 	*local = l;
 	*domain = eb_str_lower(d);
 	return 0;
+}
+
+size_t
+eb_str_utf8_seq(const void *p, size_t n)
+{
+	const unsigned char *s = p;
+	unsigned int cp;
+	size_t len, i;
+
+	if (n == 0)
+		return 0;
+	if (s[0] < 0x80)
+		return 1;
+	if (s[0] >= 0xc2 && s[0] <= 0xdf)
+		len = 2, cp = s[0] & 0x1fu;
+	else if (s[0] >= 0xe0 && s[0] <= 0xef)
+		len = 3, cp = s[0] & 0x0fu;
+	else if (s[0] >= 0xf0 && s[0] <= 0xf4)
+		len = 4, cp = s[0] & 0x07u;
+	else
+		return 0; /* a continuation byte, C0/C1 (overlong) or F5..FF */
+	if (n < len)
+		return 0;
+	for (i = 1; i < len; i++) {
+		if ((s[i] & 0xc0) != 0x80)
+			return 0;
+		cp = (cp << 6) | (s[i] & 0x3fu);
+	}
+	/* overlong forms, UTF-16 surrogates, past U+10FFFF */
+	if ((len == 3 && cp < 0x800) || (len == 4 && cp < 0x10000) ||
+	    (cp >= 0xd800 && cp <= 0xdfff) || cp > 0x10ffff)
+		return 0;
+	return len;
+}
+
+int
+eb_str_is_utf8(const void *p, size_t n)
+{
+	const unsigned char *s = p;
+	size_t k;
+
+	while (n > 0) {
+		if ((k = eb_str_utf8_seq(s, n)) == 0)
+			return 0;
+		s += k;
+		n -= k;
+	}
+	return 1;
 }
 
 int

@@ -22,11 +22,20 @@ int eb_str_is_tenant_id(const char *s);
 int eb_str_is_fqdn(const char *s);
 /*
  * Split a typed user identifier "local@domain" at its only '@'. Refuses (-1)
- * zero or several '@', an empty part, control characters, more than 320 bytes
- * and a domain that is not a FQDN. On success *local and *domain are fresh
+ * zero or several '@', an empty part, control characters, more than 320 bytes,
+ * bytes that are not UTF-8 (eb_str_is_utf8) and a domain that is not a FQDN. On success *local and *domain are fresh
  * strings (domain lower-cased, trailing dot removed) owned by the caller.
  */
 int eb_str_split_identifier(const char *id, char **local, char **domain);
+/*
+ * UTF-8 (RFC 3629): eb_str_utf8_seq() is the length (1 to 4) of the
+ * well-formed sequence at the start of the n bytes at p, or 0 when there
+ * is none there (a stray continuation byte, a truncated sequence, an
+ * overlong form, a surrogate, past U+10FFFF; also n == 0).
+ * eb_str_is_utf8() is 1 when all n bytes are well-formed UTF-8.
+ */
+size_t eb_str_utf8_seq(const void *p, size_t n);
+int eb_str_is_utf8(const void *p, size_t n);
 /* Constant-time equality of two byte strings (lengths may differ). */
 int eb_str_ct_eq(const void *a, size_t alen, const void *b, size_t blen);
 /* Format into a caller's error buffer; a no-op when err is NULL or errlen

@@ -82,8 +82,11 @@ eb_handle_discovery(struct eb_request *req)
 
 	if (uid != NULL) {
 		if (eb_str_split_identifier(uid, &local, &domain) == -1) {
-			log_info(
-			    "discovery refused: malformed user-identifier");
+			log_info("discovery refused: malformed user-identifier"
+			         "%s",
+			         eb_str_is_utf8(uid, strlen(uid))
+			             ? ""
+			             : " (not UTF-8)");
 			return refuse(
 			    req, "user-identifier is not an address",
 			    "Enter your work or school email address, for "

@@ -860,6 +860,8 @@ eb_proxy_forward(struct eb_request *req, const struct eb_tenant *t,
 	o.connect_timeout = cfg->limits.upstream_timeout;
 	o.max_response_bytes = cfg->limits.upstream_max_bytes;
 	o.stream = &stream_fns;
+	o.fair_key =
+	    id != NULL && id->grant_id ? id->grant_id : eb_req_remote(req);
 	p->req = req;
 	p->refs = 1; /* the transfer's */
 	p->result = result;

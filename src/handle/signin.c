@@ -351,6 +351,17 @@ eb_handle_auth_start(struct eb_request *req)
 	j->kind = EB_STORE_FLOW_APPLE_AS_WEB;
 	j->flow_id = eb_strdup(flow);
 	j->typed = param(req, "user-identifier", MAX_TYPED, &too_long);
+	if (j->typed != NULL && !eb_str_is_utf8(j->typed, strlen(j->typed))) {
+		log_info("tenant %s: sign-in refused: user-identifier is not "
+		         "UTF-8",
+		         t->id);
+		job_free(j);
+		page(req, 400, "Sign-in was not started",
+		     "The account name sent by your device is not valid. Go "
+		     "back to Settings on your device and type your work or "
+		     "school email address again.");
+		return EB_HANDLED;
+	}
 	if (j->flow_id == NULL) {
 		job_free(j);
 		return EB_HANDLED;
@@ -874,6 +885,7 @@ eb_handle_oauth2_authorize(struct eb_request *req)
 	if (rtype == NULL || strcmp(rtype, "code") != 0 || pkce_bad ||
 	    (state != NULL && strlen(state) > 512) ||
 	    (scope != NULL && strlen(scope) > 512) || flow == NULL ||
+	    (hint != NULL && !eb_str_is_utf8(hint, strlen(hint))) ||
 	    strlen(flow) > EB_FLOW_MAX_LEN) {
 		struct eb_buf b;
 

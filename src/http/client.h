@@ -77,7 +77,26 @@ struct eb_http_options {
 	/* Stream the body (eb_http_fetch_async only): see struct
 	 * eb_http_stream. NULL: the body is gathered. Copied. */
 	const struct eb_http_stream *stream;
+	/*
+	 * Fairness (eb_http_fetch_async on the native client's path): the
+	 * party the request is made for, e.g. the MDM proxy's grant id or,
+	 * without one, the client address. Transfers of one key hold at most
+	 * EB_HTTP_FAIR_SHARE of a loop's connections to an upstream; beyond
+	 * that they wait in the key's own queue, and the keys waiting take
+	 * turns (round-robin) as connections come free, so that one party's
+	 * slow requests cannot queue everybody else's. When a key already has
+	 * EB_HTTP_FAIR_QUEUE transfers waiting, eb_http_fetch_async() refuses
+	 * the next (-1: the caller answers 503). NULL: no key, as before keys
+	 * (those transfers share the whole pool, first come first served,
+	 * and still take their turn with the keys). Copied.
+	 */
+	const char *fair_key;
 };
+
+/* A fairness key's most connections to one upstream per loop
+ * (max(4, pool/8) for the pool of 128), and most transfers waiting. */
+#define EB_HTTP_FAIR_SHARE 16
+#define EB_HTTP_FAIR_QUEUE 64
 
 /* One response header; name as received, value without surrounding blanks. */
 struct eb_http_header {

@@ -50,14 +50,46 @@
 #define H1_MAX_ORIGINS 64
 /* Most connections a loop opens to one upstream address; more transfers
  * wait for one to be free (an MDM is not flooded with connections when
- * thousands of devices check in at once). */
+ * thousands of devices check in at once), each in its fairness key's
+ * queue (struct h1_share). */
 #define H1_MAX_CONNS 128
 /* Bytes received at once, and most kept unparsed (head, chunk lines). */
 #define H1_RECV           16384
 #define H1_MAX_UNPARSED   (EB_HTTP_MAX_HEADER_BYTES + H1_RECV)
 #define H1_MAX_CHUNK_LINE 1024
 
+/* Fairness (eb_http_options.fair_key): buckets of an origin's table of
+ * keys, and the most bytes of a key that count (a grant id or an address
+ * is far shorter). */
+#define H1_SHARE_BUCKETS 256
+#define H1_MAX_KEY       128
+
+_Static_assert(EB_HTTP_FAIR_SHARE >= 4 &&
+                   EB_HTTP_FAIR_SHARE >= H1_MAX_CONNS / 8 &&
+                   EB_HTTP_FAIR_SHARE <= H1_MAX_CONNS,
+               "a fair share is max(4, pool/8)");
+
 struct h1_conn;
+struct h1_xfer;
+
+/*
+ * One fairness key's part of an origin: its transfers holding (or
+ * opening) a connection, and those waiting, oldest first. A share with
+ * waiters and room to run one is on the origin's ready list; h1_kick()
+ * takes the list's first, starts its oldest transfer and puts it back at
+ * the end while it has more: the keys take turns. A share exists while it
+ * has a transfer.
+ */
+struct h1_share {
+	struct h1_share *next;       /* hash bucket */
+	struct h1_share *ready_next; /* the origin's ready list */
+	int ready;                   /* on the ready list */
+	size_t running;
+	size_t nwait;
+	size_t refused; /* since its queue was last short (logged once) */
+	struct h1_xfer *wait_head, *wait_tail;
+	char key[]; /* "" for transfers without a key */
+};
 
 struct h1_origin {
 	struct h1_origin *next;
@@ -66,9 +98,10 @@ struct h1_origin {
 	struct h1_conn *idle; /* most recently used first */
 	size_t nidle;
 	size_t nconns; /* open: idle and busy */
-	/* transfers waiting for a connection (at H1_MAX_CONNS), oldest
-	 * first */
-	struct h1_xfer *wait_head, *wait_tail;
+	/* fairness keys of the transfers to this origin */
+	struct h1_share *shares[H1_SHARE_BUCKETS];
+	struct h1_share *ready_head, *ready_tail;
+	size_t nwait; /* transfers waiting, all keys */
 };
 
 enum h1_phase {
@@ -84,8 +117,6 @@ enum h1_phase {
 	                 transfer is not on the wait list) */
 };
 
-struct h1_xfer;
-
 struct h1_conn {
 	struct h1_conn *next; /* idle list */
 	struct h1_loop *h;
@@ -100,9 +131,11 @@ struct h1_conn {
 struct h1_xfer {
 	struct eb_http_xfer base;    /* first: see client_int.h */
 	struct h1_xfer *next, *prev; /* active list */
-	struct h1_xfer *wait_next;   /* the origin's wait list */
+	struct h1_xfer *wait_next;   /* its share's wait list */
 	struct h1_loop *h;
 	struct h1_origin *o;
+	struct h1_share *share; /* its fairness key at o */
+	int holding;            /* counted in share->running */
 	struct h1_conn *c;
 	eb_http_done_fn done;
 	void *arg;
@@ -507,22 +540,147 @@ xfer_unlink(struct h1_xfer *x)
 	}
 }
 
-/* Take x off its origin's wait list. */
+/* ---- fairness: shares of an origin (struct h1_share) ---- */
+
+static size_t
+share_hash(const char *key, size_t n)
+{
+	uint32_t h = 2166136261u; /* FNV-1a */
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		h = (h ^ (unsigned char)key[i]) * 16777619u;
+	return h % H1_SHARE_BUCKETS;
+}
+
+/* key's share of o, made when it has none; NULL when out of memory. */
+static struct h1_share *
+share_get(struct h1_origin *o, const char *key)
+{
+	struct h1_share *s;
+	size_t n = strnlen(key, H1_MAX_KEY), i = share_hash(key, n);
+
+	for (s = o->shares[i]; s != NULL; s = s->next)
+		if (strncmp(s->key, key, n) == 0 && s->key[n] == '\0')
+			return s;
+	if ((s = eb_calloc(1, sizeof(*s) + n + 1)) == NULL)
+		return NULL;
+	memcpy(s->key, key, n);
+	s->key[n] = '\0';
+	s->next = o->shares[i];
+	o->shares[i] = s;
+	return s;
+}
+
+/* Free s once nothing refers to it. */
+static void
+share_put(struct h1_origin *o, struct h1_share *s)
+{
+	struct h1_share **pp;
+
+	if (s == NULL || s->running > 0 || s->nwait > 0 || s->ready)
+		return;
+	for (pp = &o->shares[share_hash(s->key, strlen(s->key))]; *pp != NULL;
+	     pp = &(*pp)->next)
+		if (*pp == s) {
+			*pp = s->next;
+			eb_free(s);
+			return;
+		}
+}
+
+/* Most transfers of s running at once: transfers without a key (not
+ * the proxy's) share the whole pool, as before keys. */
+static size_t
+share_cap(const struct h1_share *s)
+{
+	return s->key[0] != '\0' ? EB_HTTP_FAIR_SHARE : H1_MAX_CONNS;
+}
+
+/* s has waiters and room: give it a turn (at the end of the list). */
+static void
+share_ready(struct h1_origin *o, struct h1_share *s)
+{
+	if (s->ready || s->nwait == 0 || s->running >= share_cap(s))
+		return;
+	s->ready = 1;
+	s->ready_next = NULL;
+	if (o->ready_tail != NULL)
+		o->ready_tail->ready_next = s;
+	else
+		o->ready_head = s;
+	o->ready_tail = s;
+}
+
+/* x takes one of its share's places (it is starting). */
+static void
+share_hold(struct h1_xfer *x)
+{
+	if (!x->holding) {
+		x->holding = 1;
+		x->share->running++;
+	}
+}
+
+/* x gives its place back (it ended, or waits again). */
+static void
+share_release(struct h1_xfer *x)
+{
+	struct h1_share *s = x->share;
+
+	if (!x->holding)
+		return;
+	x->holding = 0;
+	s->running--;
+	share_ready(x->o, s);
+}
+
+/* Queue x behind its share's waiters; h1_kick() starts it in turn. */
+static void
+wait_push(struct h1_xfer *x)
+{
+	struct h1_share *s = x->share;
+
+	share_release(x);
+	x->phase = P_WAIT;
+	x->wait_next = NULL;
+	if (s->wait_tail != NULL)
+		s->wait_tail->wait_next = x;
+	else
+		s->wait_head = x;
+	s->wait_tail = x;
+	s->nwait++;
+	x->o->nwait++;
+	share_ready(x->o, s);
+}
+
+/* Take x off its share's wait list. */
 static void
 wait_unlink(struct h1_xfer *x)
 {
-	struct h1_origin *o = x->o;
+	struct h1_share *s = x->share;
 	struct h1_xfer **pp, *prev = NULL;
 
-	for (pp = &o->wait_head; *pp != NULL;
+	for (pp = &s->wait_head; *pp != NULL;
 	     prev = *pp, pp = &(*pp)->wait_next)
 		if (*pp == x) {
 			*pp = x->wait_next;
-			if (o->wait_tail == x)
-				o->wait_tail = prev;
+			if (s->wait_tail == x)
+				s->wait_tail = prev;
+			s->nwait--;
+			x->o->nwait--;
+			if (s->nwait < EB_HTTP_FAIR_QUEUE / 2)
+				s->refused = 0;
 			break;
 		}
 	x->wait_next = NULL;
+}
+
+/* An origin can take one more transfer now. */
+static int
+origin_has_room(const struct h1_origin *o)
+{
+	return o->idle != NULL || o->nconns < H1_MAX_CONNS;
 }
 
 static void
@@ -581,6 +739,10 @@ finish(struct h1_xfer *x, enum eb_http_error err, const char *why)
 	xfer_unlink(x);
 	if (x->phase == P_WAIT)
 		wait_unlink(x);
+	if (x->share != NULL) {
+		share_release(x);
+		share_put(x->o, x->share);
+	}
 	x->c = NULL;
 	if (c != NULL) {
 		if (err == EB_HTTP_OK && x->keep_alive &&
@@ -699,13 +861,7 @@ start_conn(struct h1_xfer *x)
 	}
 	if (x->o->nconns >= H1_MAX_CONNS) {
 		/* h1_kick() starts it when a connection is free */
-		x->phase = P_WAIT;
-		x->wait_next = NULL;
-		if (x->o->wait_tail != NULL)
-			x->o->wait_tail->wait_next = x;
-		else
-			x->o->wait_head = x;
-		x->o->wait_tail = x;
+		wait_push(x);
 		return 0;
 	}
 	if ((c = eb_calloc(1, sizeof(*c))) == NULL)
@@ -1359,7 +1515,9 @@ void
 h1_loop_free(struct h1_loop *h)
 {
 	struct h1_origin *o;
+	struct h1_share *s;
 	struct h1_conn *c;
+	size_t i;
 
 	if (h == NULL)
 		return;
@@ -1371,6 +1529,12 @@ h1_loop_free(struct h1_loop *h)
 			o->idle = c->next;
 			conn_close(c);
 		}
+		for (i = 0; i < H1_SHARE_BUCKETS; i++)
+			while ((s = o->shares[i]) != NULL) {
+				o->shares[i] = s->next;
+				eb_free(
+				    s); /* none left: every transfer ended */
+			}
 		eb_free(o);
 	}
 	h1_reap(h);
@@ -1414,6 +1578,26 @@ h1_fetch(struct h1_loop *h, const struct eb_http_options *o,
 		xfer_free(x);
 		return rc == 1 ? 0 : -1;
 	}
+	if ((x->share = share_get(x->o, o->fair_key ? o->fair_key : "")) ==
+	    NULL) {
+		xfer_free(x);
+		return -1;
+	}
+	if (x->share->key[0] != '\0' && x->share->nwait >= EB_HTTP_FAIR_QUEUE) {
+		char fp[13];
+
+		/* one party has its fill waiting already: refused at once
+		 * rather than queued for long (the caller answers 503) */
+		if (x->share->refused++ == 0) { /* once while it is full */
+			eb_log_fp(x->share->key, strlen(x->share->key), fp);
+			log_warnx("upstream: %zu requests of one client (key "
+			          "%s) waiting already; refusing more",
+			          x->share->nwait, fp);
+		}
+		share_put(x->o, x->share);
+		xfer_free(x);
+		return -1;
+	}
 	http_timeouts(o, &cto, &to);
 	x->base.native = 1;
 	x->h = h;
@@ -1438,7 +1622,17 @@ h1_fetch(struct h1_loop *h, const struct eb_http_options *o,
 		h->active->prev = x;
 	h->active = x;
 	atomic_fetch_add_explicit(&g_xfers, 1, memory_order_relaxed);
+	/* behind its own key's waiters, at its key's share, or behind the
+	 * others when the origin is full: it waits its turn (h1_kick) */
+	if (x->share->nwait > 0 || x->share->running >= share_cap(x->share) ||
+	    (x->o->nwait > 0 && !origin_has_room(x->o))) {
+		wait_push(x);
+		return 1;
+	}
+	share_hold(x);
 	if (start_conn(x) == -1) {
+		share_release(x);
+		share_put(x->o, x->share);
 		xfer_unlink(x);
 		xfer_free(x);
 		return -1;
@@ -1467,6 +1661,10 @@ h1_abort(struct eb_http_xfer *xfer)
 	xfer_unlink(x);
 	if (x->phase == P_WAIT)
 		wait_unlink(x);
+	if (x->share != NULL) {
+		share_release(x);
+		share_put(x->o, x->share);
+	}
 	conn_close(x->c); /* mid-response: never reused */
 	x->c = NULL;
 	xfer_free(x);
@@ -1509,6 +1707,7 @@ size_t
 h1_kick(struct h1_loop *h)
 {
 	struct h1_origin *o;
+	struct h1_share *s;
 	struct h1_xfer *x;
 	size_t n = 0;
 
@@ -1517,9 +1716,20 @@ h1_kick(struct h1_loop *h)
 	if (h->nresumed > 0)
 		n += kick_resumed(h);
 	for (o = h->origins; o != NULL; o = o->next)
-		while ((x = o->wait_head) != NULL &&
-		       (o->idle != NULL || o->nconns < H1_MAX_CONNS)) {
+		while ((s = o->ready_head) != NULL && origin_has_room(o)) {
+			/* the first key in line: its oldest transfer */
+			o->ready_head = s->ready_next;
+			if (o->ready_head == NULL)
+				o->ready_tail = NULL;
+			s->ready = 0;
+			if ((x = s->wait_head) == NULL ||
+			    s->running >= share_cap(s)) {
+				share_put(o, s);
+				continue;
+			}
 			wait_unlink(x);
+			share_hold(x);
+			share_ready(o, s); /* its next turn, after the others */
 			x->phase = P_HEAD;
 			if (start_conn(x) == -1) {
 				finish(x, EB_HTTP_ERR_CONNECT,

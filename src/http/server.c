@@ -902,13 +902,13 @@ access_cb(void *cls, struct MHD_Connection *conn, const char *url,
 	return queue(req);
 }
 
-/* Append s with anything but printable ASCII replaced: a decoded path
- * may hold a newline, and a log line must stay one line. */
+/* Append s escaped as every logged value is (eb_log_add_text): a decoded
+ * path may hold a newline or a blank, and a log line must stay one line
+ * with fields nobody can fake. */
 static void
 add_clean(struct eb_buf *b, const char *s)
 {
-	for (; *s; s++)
-		eb_buf_addc(b, (*s > 0x20 && *s < 0x7f) ? *s : '?');
+	eb_log_add_text(b, s, strlen(s));
 }
 
 /* The access line in the text log format (log.format "text"). */
@@ -916,8 +916,10 @@ static void
 access_log_text(struct eb_request *req, const struct eb_route *rt,
                 const char *ts, double secs, int status, struct eb_buf *b)
 {
-	eb_buf_printf(b, "%s info access: %s %s %s ", ts, req->id,
-	              eb_req_remote(req), req->method ? req->method : "-");
+	eb_buf_printf(b, "%s info access: %s %s ", ts, req->id,
+	              eb_req_remote(req));
+	add_clean(b, req->method ? req->method : "-"); /* the client's */
+	eb_buf_addc(b, ' ');
 	if (rt != NULL && (rt->flags & EB_ROUTE_REDACT_PATH))
 		add_clean(b, rt->pattern);
 	else if (req->path != NULL && strlen(req->path) <= 256)

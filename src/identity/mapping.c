@@ -276,6 +276,17 @@ eb_mapping_resolve(const struct eb_tenant *t, struct eb_store *store,
 
 	memset(out, 0, sizeof(*out));
 	eb_policy_allow(v);
+	/* the typed identifier is stored with the grant and printed by the
+	 * CLI: one that is not UTF-8 (from a flow started before the sign-in
+	 * start refused them) is refused here too, never stored */
+	if (typed != NULL && !eb_str_is_utf8(typed, strlen(typed))) {
+		eb_policy_deny(v, "typed_invalid",
+		               "Go back to Settings on your device and type "
+		               "your work or school email address again.",
+		               "the account name typed on the device is not "
+		               "UTF-8");
+		return EB_MAPPING_DENY;
+	}
 	if ((login != NULL && (out->idp_login = eb_strdup(login)) == NULL) ||
 	    (typed != NULL && (out->typed = eb_strdup(typed)) == NULL))
 		goto oom;

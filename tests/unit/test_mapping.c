@@ -213,6 +213,25 @@ test_claim_domain_map(void **state)
 	assert_int_equal(v.allow, 1);
 }
 
+/* A typed identifier that is not UTF-8 (from a flow started before the
+ * sign-in start refused them) is refused, never kept for the grant. */
+static void
+test_typed_not_utf8(void **state)
+{
+	const struct eb_tenant *t = tenant(NULL, MAP_DEFAULT, NULL);
+
+	identity("{\"sub\": \"s\", \"email\": \"alice@contoso.com\"}");
+	assert_int_equal(map(t, "\xff\xfe"
+	                        "alice@appleid.contoso.com"),
+	                 EB_MAPPING_DENY);
+	assert_string_equal(v.code, "typed_invalid");
+	assert_null(res.typed);
+	assert_null(res.managed_apple_id);
+	assert_int_equal(map(t, "j\xc3\xb6rg@appleid.contoso.com"),
+	                 EB_MAPPING_OK);
+	assert_string_equal(res.typed, "j\xc3\xb6rg@appleid.contoso.com");
+}
+
 static void
 test_claim_upn_and_managed_domains(void **state)
 {
@@ -712,6 +731,7 @@ main(void)
 	    T(test_identity_from_claims),
 	    T(test_claim_domain_map),
 	    T(test_claim_upn_and_managed_domains),
+	    T(test_typed_not_utf8),
 	    T(test_outside_managed_domains),
 	    T(test_template),
 	    T(test_override_wins),
