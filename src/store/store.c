@@ -67,6 +67,8 @@ eb_store_strerror(int rc)
 		return "conflict";
 	case EB_STORE_MISMATCH:
 		return "client or redirect mismatch";
+	case EB_STORE_TAKEN:
+		return "enrollment bound to another person's grant";
 	}
 	return "unknown store result";
 }
