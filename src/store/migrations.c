@@ -146,7 +146,8 @@ static const char schema_v1[] =
  * can tell here which of them is the device's own, so every grant of such
  * a pair is revoked, with its tokens, and each device signs in again (the
  * bridge answers 401 with the challenge). Then the store itself refuses a
- * second active holder.
+ * second active holder. Identifiers are compared without regard to ASCII
+ * case, as the proxy compares them (an MDM may fold it).
  */
 static const char schema_v2[] =
     "CREATE TEMP TABLE eb_dup_binding AS"
@@ -155,7 +156,7 @@ static const char schema_v2[] =
     " AND EXISTS (SELECT 1 FROM grants h WHERE h.id != g.id"
     "  AND h.status = 'active' AND h.tenant = g.tenant"
     "  AND h.binding_kind = g.binding_kind"
-    "  AND h.binding_value = g.binding_value);"
+    "  AND h.binding_value = g.binding_value COLLATE NOCASE);"
     "UPDATE tokens SET status = 'revoked' WHERE status != 'revoked'"
     " AND grant_id IN (SELECT id FROM eb_dup_binding);"
     "UPDATE grants SET status = 'revoked',"
@@ -166,7 +167,7 @@ static const char schema_v2[] =
     " WHERE id IN (SELECT id FROM eb_dup_binding);"
     "DROP TABLE eb_dup_binding;"
     "CREATE UNIQUE INDEX grants_active_binding"
-    " ON grants(tenant, binding_kind, binding_value)"
+    " ON grants(tenant, binding_kind, binding_value COLLATE NOCASE)"
     " WHERE status = 'active' AND binding_value IS NOT NULL;";
 
 static const struct eb_store_migration migrations[] = {

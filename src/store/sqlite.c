@@ -16,6 +16,7 @@
 #include <pthread.h>
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -170,7 +171,8 @@ static const char *const stmt_sql[ST__COUNT] = {
      * grants_active_binding index (migration 2) */
     [ST_GRANT_HOLDER] = "SELECT id, idp_issuer, idp_subject FROM grants"
                         " WHERE tenant = ?1 AND binding_kind = ?2"
-                        " AND binding_value = ?3 AND status = 'active'"
+                        " AND binding_value = ?3 COLLATE NOCASE"
+                        " AND status = 'active'"
                         " AND id != ?4 LIMIT 1",
     [ST_GRANT_UPSTREAM] =
         "UPDATE grants SET upstream_renewed_at ="
@@ -1738,10 +1740,10 @@ sq_grant_bind(void *be, const char *id, const char *kind, const char *value,
 	if (gs.status != EB_STORE_GRANT_ACTIVE)
 		rc = EB_STORE_REVOKED;
 	else if (gs.bvalue != NULL)
-		rc =
-		    strcmp(gs.bkind, kind) == 0 && strcmp(gs.bvalue, value) == 0
-		        ? EB_STORE_OK
-		        : EB_STORE_CONFLICT;
+		rc = strcmp(gs.bkind, kind) == 0 &&
+		             strcasecmp(gs.bvalue, value) == 0
+		         ? EB_STORE_OK
+		         : EB_STORE_CONFLICT;
 	else if ((rc = take_enrollment(c, id, gs.tenant, kind, value, now)) ==
 	         EB_STORE_OK)
 		rc =

@@ -971,6 +971,13 @@ test_binding_one_active(void **state)
 	assert_int_equal(
 	    mk_person_grant(fx->s, "x1", "acme", "sub-mallory", "E-1"),
 	    EB_STORE_CONFLICT);
+	/* nor under another ASCII case (an MDM may fold it) */
+	assert_int_equal(
+	    mk_person_grant(fx->s, "x2", "acme", "sub-mallory", "e-1"),
+	    EB_STORE_CONFLICT);
+	assert_int_equal(
+	    eb_store_grant_bind(fx->s, "m1", "EnrollmentID", "e-1", T0 + 2),
+	    EB_STORE_TAKEN);
 	/* the same value in another tenant, or of another kind, is another
 	 * enrollment */
 	assert_int_equal(
