@@ -16,9 +16,11 @@
 // Alice is user1; Mallory a second person of the same tenant.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
+import fs from 'node:fs';
 import http from 'node:http';
+import path from 'node:path';
 
-import { cliAsync, raw, statusOf } from './lib.mjs';
+import { SRC, cliAsync, raw, statusOf } from './lib.mjs';
 import {
   enroll, freePort, oidcTenant, sql, startTestIdp, startWorld, stopAll,
 } from './idp.mjs';
@@ -303,4 +305,28 @@ test('3. a stale genuine token delivers a CheckOut of its own enrollment only; a
   assert.equal(up.headers['x-enrollbridge-authenticated'], '0');
   // nothing logged a token
   assert.ok(!bridge.logs.some((l) => /eyJ[A-Za-z0-9_-]{20,}\./.test(l)), 'a JWT in the logs');
+});
+
+// Bodies real devices sent (../shared/fixtures/real-devices, from NanoMDM's
+// test data): still parsed, checked and forwarded byte for byte.
+const FIXTURES = path.resolve(SRC, '../shared/fixtures/real-devices');
+test('real devices\' check-ins and command result pass unchanged', { skip: !fs.existsSync(FIXTURES) && `no ${FIXTURES}` }, async () => {
+  const udid = 'UDID-FIXTURE-1';
+  const load = (f) => fs.readFileSync(path.join(FIXTURES, f), 'utf8')
+    .replace(/<string>(663b07bb783e9ade1dae4fbb92ea12afc0ce5b69|66ADE930-5FDF-5EC4-8429-15640684C489)<\/string>/g,
+      `<string>${udid}</string>`);
+  const t = await signIn('adde');
+  for (const [f, rest, ct] of [
+    ['Authenticate.2.plist', 'checkin', CT_CHECKIN],
+    ['TokenUpdate.1.plist', 'checkin', CT_CHECKIN],
+    ['TokenUpdate.2.plist', 'checkin', CT_CHECKIN],
+    ['DeviceInformation.1.plist', 'server', CT_COMMAND],
+  ]) {
+    const body = load(f);
+    const up = await forwarded(f, () => mdmReq('adde', rest, { token: t, ct, body }));
+    assert.equal(up.body, body, `${f} changed on the way`);
+  }
+  // the same bodies from another device are refused
+  const other = load('TokenUpdate.2.plist').replace(udid, 'UDID-SOMEONE-ELSE');
+  await refused('another device', 401, () => mdmReq('adde', 'checkin', { token: t, body: other }));
 });
