@@ -115,7 +115,8 @@ check_channel_paths(struct eb_cfg_ctx *c, const char *p,
 		snprintf(key, sizeof(key), "device_channel_paths[%zu]", i);
 		q = strchr(s, '?');
 		n = q ? (size_t)(q - s) : strlen(s);
-		if (n == 0 || s[0] == '/' || strspn(s, ok) != n ||
+		if (n == 0 || s[0] == '/' || s[n - 1] == '/' ||
+		    strspn(s, ok) != n ||
 		    (q != NULL && (q[1] == '\0' || strchr(q + 1, '?') != NULL ||
 		                   strspn(q + 1, ok) != strlen(q + 1))))
 			return eb_cfg_fail(
