@@ -431,9 +431,11 @@ bad_request(struct eb_request *req, const struct eb_tenant *t, const char *why,
 }
 
 static int
-forbidden(struct eb_request *req, const struct eb_tenant *t, const char *why)
+forbidden(struct eb_request *req, const struct eb_tenant *t,
+          const char *grant_id, const char *why)
 {
-	log_warnx("tenant %s: MDM request refused (403): %s", t->id, why);
+	log_warnx("tenant %s: MDM request of grant %.8s refused (403): %s",
+	          t->id, grant_id, why);
 	eb_proxy_count(req, "forbidden");
 	eb_resp_text(req, 403, "forbidden\n");
 	return EB_HANDLED;
@@ -530,10 +532,10 @@ check_binding(struct eb_request *req, const struct eb_tenant *t,
 }
 
 /*
- * A CheckOut with a stale token (PROTOCOL.md 5): 1 when token is one of
- * ours for tenant t (signature verified, expired or revoked) whose grant
- * is bound to the enrollment the CheckOut names; 0 when not; -1 when the
- * store failed. why says why not.
+ * A CheckOut with a stale token (PROTOCOL.md 5): 1 when it is a check-in
+ * PUT and token is one of ours for tenant t (signature verified, expired
+ * or revoked) whose grant is bound to the enrollment the CheckOut names;
+ * 0 when not; -1 when the store failed. why says why not.
  */
 static int
 stale_checkout(struct eb_request *req, const struct eb_tenant *t,
@@ -545,6 +547,11 @@ stale_checkout(struct eb_request *req, const struct eb_tenant *t,
 	char *gid;
 	int rc, ok = 0;
 
+	if (strcmp(eb_req_method(req), "PUT") != 0 ||
+	    !media_type_is(eb_req_header(req, "Content-Type"), CT_CHECKIN)) {
+		*why = "CheckOut with a stale token: only as a check-in PUT";
+		return 0;
+	}
 	if ((gid = eb_bearer_grant_hint(env->signer, eb_req_config(req), t,
 	                                token)) == NULL) {
 		*why = "CheckOut with a token that is not ours";
@@ -575,23 +582,25 @@ static int
 device_channel(struct eb_request *req, const struct eb_tenant *t)
 {
 	const struct eb_strlist *l = &t->mdm.device_channel_paths;
+	const char *const *paths;
 	struct eb_proxy_identity id;
 	struct eb_proxy_msg m;
 	const char *why;
 	char err[160];
+	size_t n;
 	int rc;
 
 	memset(&id, 0, sizeof(id));
 	if (parse_body(req, &m, err, sizeof(err)) == -1)
 		return bad_request(req, t, err, "malformed check-in message\n");
+	if (l->n > 0)
+		paths = (const char *const *)l->v, n = l->n;
+	else
+		for (paths = default_channel_paths, n = 0; paths[n] != NULL;)
+			n++;
 	if (eb_proxy_device_channel_ok(
 	        eb_req_method(req), eb_req_header(req, "Content-Type"),
-	        eb_req_param(req, "rest"), eb_req_raw_query(req), &m,
-	        l->n > 0 ? (const char *const *)l->v : default_channel_paths,
-	        l->n > 0 ? l->n
-	                 : sizeof(default_channel_paths) /
-	                           sizeof(default_channel_paths[0]) -
-	                       1,
+	        eb_req_param(req, "rest"), eb_req_raw_query(req), &m, paths, n,
 	        &why))
 		/* macOS device channel: the MDM checks the device identity */
 		rc = eb_proxy_forward(req, t, &id, "device_channel");
@@ -669,7 +678,7 @@ eb_handle_proxy(struct eb_request *req)
 	case BIND_OK:
 		break;
 	case BIND_TAKEN:
-		rc = forbidden(req, t, why);
+		rc = forbidden(req, t, b.grant_id, why);
 		goto out;
 	case BIND_BAD:
 		rc = bad_request(req, t, why, "the body names no enrollment\n");

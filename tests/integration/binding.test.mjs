@@ -294,6 +294,12 @@ test('3. a stale genuine token delivers a CheckOut of its own enrollment only; a
   await refused('stale: CheckOut as DELETE elsewhere', 401, () => mdmReq('gen', 'admin', {
     method: 'DELETE', token: t, body: checkin('CheckOut', { EnrollmentID: 'ENR-MALLORY' }),
   }));
+  await refused('stale: own CheckOut as DELETE elsewhere', 401, () => mdmReq('gen', 'admin/users', {
+    method: 'DELETE', token: t, body: checkin('CheckOut', E),
+  }));
+  await refused('stale: own CheckOut as text/plain', 401, () => mdmReq('gen', 'checkin', {
+    token: t, ct: 'text/plain', body: checkin('CheckOut', E),
+  }));
   await refused('stale: another message', 401, () => mdmReq('gen', 'checkin', { token: t, body: checkin('TokenUpdate', E) }));
   // a token with a broken signature, and an unbound grant's revoked token
   const forged = t.slice(0, -4) + (t.endsWith('AAAA') ? 'BBBB' : 'AAAA');
