@@ -192,6 +192,20 @@ test('1. an unbound grant sends only its first Authenticate; another person\'s e
   await refused('bound: Authenticate', 401, () => mdmReq('gen', 'checkin', { token: mallory, body: checkin('Authenticate', A) }));
 });
 
+test('1. two people racing for one enrollment: exactly one binds it', async () => {
+  for (let i = 0; i < 3; i++) {
+    const E = { EnrollmentID: `ENR-RACE-${i}` };
+    const [a, m] = [await signIn('gen'), await signIn('gen', 'mallory')];
+    const n = seen.length;
+    const rs = await Promise.all([a, m].map((token) => mdmReq('gen', 'checkin', { token, body: checkin('Authenticate', E) })));
+    await new Promise((res) => setTimeout(res, 30));
+    assert.deepEqual(rs.map((r) => r.status).sort(), [200, 403], `round ${i}`);
+    assert.equal(seen.length - n, 1, `round ${i}: forwarded`);
+    const holders = sql(world.db, `select id from grants where status='active' and binding_value='ENR-RACE-${i}'`);
+    assert.deepEqual(holders.map((g) => g.id), [grantOf(rs[0].status === 200 ? a : m)]);
+  }
+});
+
 test('1. the same person enrolling again (ADDE Mac, same UDID) supersedes the older grant', async () => {
   const U = { UDID: 'UDID-MAC-1' };
   const t1 = await signIn('adde');
