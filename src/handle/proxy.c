@@ -11,8 +11,10 @@
  *   - Then the body, decided from what it is, not from what it is
  *     labelled: every non-empty body must be a plist dict whose
  *     identifiers (MessageType, UDID, EnrollmentID, EnrollmentUserID,
- *     UserID) are sane strings, else 400 and nothing is forwarded. A
- *     check-in (any dict with MessageType) or command result it is.
+ *     UserID) are sane strings, else 400 and nothing is forwarded; an
+ *     XML body must read the same in any parser (no duplicate keys, one
+ *     root dict). A check-in (any dict with MessageType) or command
+ *     result it is.
  *   - Binding: a grant is bound to one enrollment, EnrollmentID for user
  *     enrollment (BYOD), UDID for ADDE. Until bound it may send only its
  *     first Authenticate (or, on macOS, where the device channel carries
@@ -179,6 +181,80 @@ quick_strings(const void *body, size_t len, size_t max_bytes,
 	return 1;
 }
 
+/* Whether [p, end) starts with the literal s. */
+static int
+starts(const char *p, const char *end, const char *s)
+{
+	size_t n = strlen(s);
+
+	return (size_t)(end - p) >= n && memcmp(p, s, n) == 0;
+}
+
+/* The first s in [p, end), or NULL. */
+static const char *
+find(const char *p, const char *end, const char *s)
+{
+	size_t n = strlen(s);
+
+	for (; (size_t)(end - p) >= n; p++)
+		if (memcmp(p, s, n) == 0)
+			return p;
+	return NULL;
+}
+
+/*
+ * The number of <key> elements of an XML plist that sit directly in a
+ * top-level <dict> (any of them, if there are several), or -1 when the
+ * markup is not plain enough to count (a DOCTYPE with an internal subset,
+ * an unterminated construct). libplist keeps the last of duplicate keys
+ * and the first of several root dicts, and ignores what trails; an MDM
+ * may do otherwise. A body where this count and the parsed dict's size
+ * differ is refused: what the proxy judged is then what the MDM reads.
+ */
+static long
+xml_top_keys(const char *p, size_t len)
+{
+	const char *end = p + len, *q, *name;
+	long n = 0;
+	int depth = 0, closing;
+	size_t nl;
+
+	while ((p = memchr(p, '<', (size_t)(end - p))) != NULL) {
+		if (starts(p, end, "<!--"))
+			q = find(p + 4, end, "-->");
+		else if (starts(p, end, "<![CDATA["))
+			q = find(p + 9, end, "]]>");
+		else if (starts(p, end, "<?"))
+			q = find(p + 2, end, "?>");
+		else
+			q = memchr(p, '>', (size_t)(end - p));
+		if (q == NULL)
+			return -1;
+		if (p[1] == '!' && !starts(p, end, "<!--") &&
+		    !starts(p, end, "<![CDATA[") &&
+		    memchr(p, '[', (size_t)(q - p)) != NULL)
+			return -1; /* a DOCTYPE's internal subset */
+		closing = p[1] == '/';
+		name = p + 1 + closing;
+		for (nl = 0;
+		     name + nl < q && name[nl] != ' ' && name[nl] != '\t' &&
+		     name[nl] != '\r' && name[nl] != '\n' && name[nl] != '/';
+		     nl++)
+			;
+		if ((nl == 4 && memcmp(name, "dict", 4) == 0) ||
+		    (nl == 5 && memcmp(name, "array", 5) == 0)) {
+			if (closing)
+				depth--;
+			else if (q[-1] != '/')
+				depth++;
+		} else if (nl == 3 && memcmp(name, "key", 3) == 0 && !closing &&
+		           depth == 1)
+			n++;
+		p = q + 1;
+	}
+	return n;
+}
+
 int
 eb_proxy_msg_parse(const char *method, const char *content_type,
                    const void *body, size_t len, size_t max_bytes,
@@ -213,6 +289,13 @@ eb_proxy_msg_parse(const char *method, const char *content_type,
 	if (eb_plist_type(root) != EB_PLIST_DICT) {
 		snprintf(err, errlen, "the body is a plist %s, not a dict",
 		         eb_plist_type_name(eb_plist_type(root)));
+		goto out;
+	}
+	if (!starts(body, (const char *)body + len, "bplist") &&
+	    xml_top_keys(body, len) != (long)eb_plist_dict_size(root)) {
+		snprintf(err, errlen,
+		         "duplicate keys, several root dicts or markup too "
+		         "odd to check");
 		goto out;
 	}
 	for (i = 0; i < K_N; i++)

@@ -34,7 +34,8 @@ struct eb_proxy_msg {
  * check-in or command Content-Type must have one); any other must be a
  * plist dict whose MessageType, UDID, EnrollmentID, EnrollmentUserID and
  * UserID, where present, are sane strings (printable ASCII, no blank, 1
- * to 256 bytes). With MessageType it is a check-in, else a command result
+ * to 256 bytes), and which, in XML, has no duplicate top-level keys nor a
+ * second root dict. With MessageType it is a check-in, else a command result
  * (a check-in Content-Type requires MessageType). Returns 0 with msg
  * filled (eb_proxy_msg_finish it either way), or -1 (400, never
  * forwarded) with a reason in err.

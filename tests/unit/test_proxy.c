@@ -175,6 +175,61 @@ test_not_checkable(void **state)
 	                 -1);
 }
 
+/* What the proxy judged must be what the MDM reads: libplist keeps the
+ * last of duplicate keys and the first of several root dicts, an MDM
+ * might keep the others. */
+static void
+test_parser_differentials(void **state)
+{
+	struct eb_proxy_msg m;
+
+	/* duplicate identifier keys (and a data block, so that the quick
+	 * look leaves the body to the whole parse) */
+	assert_int_equal(
+	    parse("PUT", CT_CHECKIN,
+	          PLIST_HEAD
+	          "<key>MessageType</key><string>CheckOut</string>"
+	          "<key>Token</key><data>\nAAAA\n</data>"
+	          "<key>EnrollmentID</key><string>ALICE</string>"
+	          "<key>EnrollmentID</key><string>MINE</string>" PLIST_TAIL,
+	          &m),
+	    -1);
+	/* two root dicts */
+	assert_int_equal(
+	    parse("PUT", CT_CHECKIN,
+	          "<?xml version=\"1.0\"?><plist version=\"1.0\"><dict>"
+	          "<key>MessageType</key><string>CheckOut</string>"
+	          "<key>EnrollmentID</key><string>MINE</string></dict>"
+	          "<dict><key>EnrollmentID</key><string>ALICE</string>"
+	          "</dict></plist>",
+	          &m),
+	    -1);
+	/* a DOCTYPE with an internal subset (entities) */
+	assert_int_equal(
+	    parse("PUT", CT_CHECKIN,
+	          "<?xml version=\"1.0\"?><!DOCTYPE plist [<!ENTITY a \"b\">]>"
+	          "<plist version=\"1.0\"><dict><key>MessageType</key>"
+	          "<string>CheckOut</string></dict></plist>",
+	          &m),
+	    -1);
+	/* keys inside comments, CDATA and nested dicts are not the root's */
+	assert_int_equal(parse("PUT", CT_COMMAND,
+	                       PLIST_HEAD
+	                       "<!-- <key>UDID</key> -->"
+	                       "<key>UDID</key><string>D1</string>"
+	                       "<key>Q</key><dict><key>UDID</key>"
+	                       "<string>D1</string></dict>"
+	                       "<key>S</key><string><![CDATA[<key>x</key>]]>"
+	                       "</string>"
+	                       "<key>A</key><array><dict><key>UDID</key>"
+	                       "<string>D1</string></dict><dict/></array>"
+	                       "<key>E</key><dict/>" PLIST_TAIL,
+	                       &m),
+	                 0);
+	assert_string_equal(m.udid, "D1");
+	eb_proxy_msg_finish(&m);
+}
+
 /* The body is judged by what it is: a check-in hidden behind a comment,
  * another label, a GET, or a Content-Type with a trailing comma is still
  * parsed and its identifiers taken. */
@@ -428,6 +483,7 @@ main(void)
 	    cmocka_unit_test(test_no_body),
 	    cmocka_unit_test(test_not_checkable),
 	    cmocka_unit_test(test_any_label),
+	    cmocka_unit_test(test_parser_differentials),
 	    cmocka_unit_test(test_ids_check),
 	    cmocka_unit_test(test_may_bind),
 	    cmocka_unit_test(test_device_channel),
