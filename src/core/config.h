@@ -131,6 +131,10 @@ struct eb_mdm_config {
 	struct eb_mdm_client *clients;
 	size_t nclients;
 	int allow_unauthenticated_device_channel;
+	/* where that channel may go: path remainders under /t/{T}/mdm/,
+	 * each "path" or "path?query", matched exactly; empty: the
+	 * defaults in proxy.c */
+	struct eb_strlist device_channel_paths;
 	int use_proxy; /* point ServerURL/CheckInURL at our proxy; default 1
 	                  when upstream set */
 	char *signing_cert; /* profile-signing certificate (PEM path) */

@@ -92,6 +92,54 @@ parse_clients(struct eb_cfg_ctx *c, const json_t *o, struct eb_mdm_config *m)
 	return 0;
 }
 
+/*
+ * mdm.device_channel_paths: where a request without a bearer may go (the
+ * macOS device channel's CheckInURL and ServerURL, as path remainders
+ * under /t/{T}/mdm/). Each is a relative path of URL path characters
+ * without "." or ".." segments or empty ones, and at most one "?" before
+ * a query, so that it can only ever name a path the proxy forwards.
+ */
+static int
+check_channel_paths(struct eb_cfg_ctx *c, const char *p,
+                    const struct eb_strlist *l)
+{
+	static const char ok[] = "abcdefghijklmnopqrstuvwxyz"
+	                         "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
+	                         "-._~!$&'()*+,;=:@/";
+	const char *s, *q, *seg;
+	char key[64];
+	size_t i, n;
+
+	for (i = 0; i < l->n; i++) {
+		s = l->v[i];
+		snprintf(key, sizeof(key), "device_channel_paths[%zu]", i);
+		q = strchr(s, '?');
+		n = q ? (size_t)(q - s) : strlen(s);
+		if (n == 0 || s[0] == '/' || s[n - 1] == '/' ||
+		    strspn(s, ok) != n ||
+		    (q != NULL && (q[1] == '\0' || strchr(q + 1, '?') != NULL ||
+		                   strspn(q + 1, ok) != strlen(q + 1))))
+			return eb_cfg_fail(
+			    c, p, key,
+			    "must be a path under /t/{T}/mdm/ "
+			    "(no leading \"/\"), with an optional "
+			    "?query");
+		for (seg = s; seg < s + n;) {
+			size_t m = strcspn(seg, "/?");
+
+			if (seg + m > s + n)
+				m = (size_t)(s + n - seg);
+			if (m == 0 || (m == 1 && seg[0] == '.') ||
+			    (m == 2 && seg[0] == '.' && seg[1] == '.'))
+				return eb_cfg_fail(c, p, key,
+				                   "has an empty, \".\" or "
+				                   "\"..\" segment");
+			seg += m + 1;
+		}
+	}
+	return 0;
+}
+
 int
 eb_cfg_parse_mdm(struct eb_cfg_ctx *c, const json_t *root,
                  struct eb_mdm_config *m)
@@ -102,6 +150,7 @@ eb_cfg_parse_mdm(struct eb_cfg_ctx *c, const json_t *root,
 	    "audience",
 	    "clients",
 	    "allow_unauthenticated_device_channel",
+	    "device_channel_paths",
 	    "use_proxy",
 	    "signing_cert",
 	    "signing_key",
@@ -125,6 +174,10 @@ eb_cfg_parse_mdm(struct eb_cfg_ctx *c, const json_t *root,
 	    parse_clients(c, o, m) == -1 ||
 	    eb_cfg_bool(c, o, p, "allow_unauthenticated_device_channel",
 	                &m->allow_unauthenticated_device_channel) == -1 ||
+	    eb_cfg_strlist(c, o, p, "device_channel_paths",
+	                   EB_CFG_NONEMPTY | EB_CFG_NOSPACE,
+	                   &m->device_channel_paths) == -1 ||
+	    check_channel_paths(c, p, &m->device_channel_paths) == -1 ||
 	    eb_cfg_bool(c, o, p, "use_proxy", &use_proxy) == -1 ||
 	    eb_cfg_path(c, o, p, "signing_cert", 0, &m->signing_cert) == -1 ||
 	    eb_cfg_path(c, o, p, "signing_key", 0, &m->signing_key) == -1 ||
@@ -151,6 +204,11 @@ eb_cfg_parse_mdm(struct eb_cfg_ctx *c, const json_t *root,
 	if (m->upstream == NULL && m->allow_unauthenticated_device_channel)
 		return eb_cfg_fail(c, p, "allow_unauthenticated_device_channel",
 		                   "needs mdm.upstream");
+	if (m->device_channel_paths.n > 0 &&
+	    !m->allow_unauthenticated_device_channel)
+		return eb_cfg_fail(
+		    c, p, "device_channel_paths",
+		    "needs allow_unauthenticated_device_channel");
 	m->use_proxy = use_proxy == -1 ? m->upstream != NULL : use_proxy;
 	return 0;
 }

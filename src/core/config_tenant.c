@@ -492,6 +492,7 @@ eb_cfg_tenant_free(struct eb_tenant *t)
 	eb_free(t->mdm.signing_cert);
 	eb_free(t->mdm.signing_key);
 	eb_free(t->mdm.device_ca);
+	eb_cfg_strlist_free(&t->mdm.device_channel_paths);
 	if (t->esso != NULL) {
 		eb_cfg_strlist_free(&t->esso->associated_domains);
 		eb_free(t->esso->profile_file);

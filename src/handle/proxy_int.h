@@ -13,33 +13,75 @@ struct eb_config;
 
 /* What an MDM request body says about itself. */
 enum eb_proxy_msg_kind {
-	EB_PROXY_MSG_NONE = 0, /* no plist body (GET, declarative JSON...) */
+	EB_PROXY_MSG_NONE = 0, /* no body (GET...) */
 	EB_PROXY_MSG_CHECKIN,  /* a check-in: a plist dict with MessageType */
-	EB_PROXY_MSG_COMMAND /* a command result (application/x-apple-aspen-mdm)
-	                      */
+	EB_PROXY_MSG_COMMAND   /* any other plist dict: a command result */
 };
 
 struct eb_proxy_msg {
 	int kind; /* enum eb_proxy_msg_kind */
-	/* copies of the plist's strings, NULL when absent */
+	/* copies of the plist's top-level strings, NULL when absent */
 	char *message_type;
 	char *udid;
 	char *enrollment_id;
 	char *enrollment_user_id;
+	char *user_id; /* macOS user channel of a device enrollment */
 };
 
 /*
- * Classify and parse an MDM request body (content_type may be NULL). A
- * PUT/POST with a check-in or command Content-Type must be a plist dict
- * (a check-in with a string MessageType); any other body that parses as a
- * plist dict with MessageType is a check-in too. Returns 0 with msg filled
- * (eb_proxy_msg_finish it either way), or -1 when the body is a malformed
- * check-in or command (400, never forwarded), with a reason in err.
+ * Parse an MDM request body (content_type may be NULL), whatever its
+ * method or Content-Type: an empty body is NONE (but a PUT/POST with a
+ * check-in or command Content-Type must have one); any other must be a
+ * plist dict whose MessageType, UDID, EnrollmentID, EnrollmentUserID and
+ * UserID, where present, are sane strings (printable ASCII, no blank, 1
+ * to 256 bytes), and which, in XML, has no duplicate top-level keys nor a
+ * second root dict. With MessageType it is a check-in, else a command result
+ * (a check-in Content-Type requires MessageType). Returns 0 with msg
+ * filled (eb_proxy_msg_finish it either way), or -1 (400, never
+ * forwarded) with a reason in err.
  */
 int eb_proxy_msg_parse(const char *method, const char *content_type,
                        const void *body, size_t len, size_t max_bytes,
                        struct eb_proxy_msg *msg, char *err, size_t errlen);
 void eb_proxy_msg_finish(struct eb_proxy_msg *msg);
+
+/* The binding kind of a grant of enrollment_mode: "UDID" for "ADDE",
+ * else "EnrollmentID". */
+const char *eb_proxy_binding_kind(const char *enrollment_mode);
+/* The identifier of that kind a message names, or NULL. */
+const char *eb_proxy_msg_names(const struct eb_proxy_msg *m, const char *kind);
+
+enum {
+	EB_PROXY_IDS_OK = 0, /* names the enrollment (kind, value), no other */
+	EB_PROXY_IDS_OTHER,  /* names another enrollment, or mixes kinds */
+	EB_PROXY_IDS_NONE    /* names no enrollment of that kind */
+};
+/*
+ * Judge every identifier a parsed body carries against the binding (kind,
+ * value): for "UDID", no EnrollmentID or EnrollmentUserID may appear; for
+ * "EnrollmentID", no UDID, and an EnrollmentUserID only next to the
+ * EnrollmentID. The named value is compared ignoring ASCII case. why (a
+ * literal) says what was wrong.
+ */
+int eb_proxy_ids_check(const struct eb_proxy_msg *m, const char *kind,
+                       const char *value, const char **why);
+
+/* 1 when m may bind a grant that is not bound yet: an Authenticate, or a
+ * macOS user channel's TokenUpdate (with EnrollmentUserID or UserID). */
+int eb_proxy_may_bind(const struct eb_proxy_msg *m);
+
+/*
+ * 1 when a request without a bearer may be forwarded on the device
+ * channel: PUT, a check-in (check-in Content-Type and MessageType) or a
+ * command result (command Content-Type), naming an enrollment, to one of
+ * paths (each "rest" or "rest?query", matched exactly against rest and
+ * the raw query, which may be NULL). 0 otherwise, why saying why.
+ */
+int eb_proxy_device_channel_ok(const char *method, const char *content_type,
+                               const char *rest, const char *query,
+                               const struct eb_proxy_msg *m,
+                               const char *const *paths, size_t npaths,
+                               const char **why);
 
 /*
  * 1 when the path remainder {rest} may be forwarded: no "." or ".."

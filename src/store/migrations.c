@@ -160,12 +160,44 @@ static const char schema_v3[] =
     "ALTER TABLE login_flows ADD COLUMN code_challenge TEXT;"
     "ALTER TABLE auth_codes ADD COLUMN code_challenge TEXT;";
 
+/*
+ * One active grant per enrollment (issue 11, DESIGN "Enrollment
+ * binding"). Before this, two active grants could hold the same binding
+ * (a second person's check-in naming the first one's enrollment): no one
+ * can tell here which of them is the device's own, so every grant of such
+ * a pair is revoked, with its tokens, and each device signs in again (the
+ * bridge answers 401 with the challenge). Then the store itself refuses a
+ * second active holder. Identifiers are compared without regard to ASCII
+ * case, as the proxy compares them (an MDM may fold it).
+ */
+static const char schema_v4[] =
+    "CREATE TEMP TABLE eb_dup_binding AS"
+    " SELECT g.id AS id FROM grants g"
+    " WHERE g.status = 'active' AND g.binding_value IS NOT NULL"
+    " AND EXISTS (SELECT 1 FROM grants h WHERE h.id != g.id"
+    "  AND h.status = 'active' AND h.tenant = g.tenant"
+    "  AND h.binding_kind = g.binding_kind"
+    "  AND h.binding_value = g.binding_value COLLATE NOCASE);"
+    "UPDATE tokens SET status = 'revoked' WHERE status != 'revoked'"
+    " AND grant_id IN (SELECT id FROM eb_dup_binding);"
+    "UPDATE grants SET status = 'revoked',"
+    " revoke_reason = 'enrollment bound to two grants',"
+    " revoked_at = CAST(strftime('%s', 'now') AS INTEGER),"
+    " updated_at = CAST(strftime('%s', 'now') AS INTEGER),"
+    " upstream_refresh_token = NULL, upstream_next_at = 0"
+    " WHERE id IN (SELECT id FROM eb_dup_binding);"
+    "DROP TABLE eb_dup_binding;"
+    "CREATE UNIQUE INDEX grants_active_binding"
+    " ON grants(tenant, binding_kind, binding_value COLLATE NOCASE)"
+    " WHERE status = 'active' AND binding_value IS NOT NULL;";
+
 static const struct eb_store_migration migrations[] = {
     {.version = 1, .name = "initial schema", .sql = schema_v1},
     {.version = 2,
      .name = "refresh successor kept for the grace window",
      .sql = schema_v2},
     {.version = 3, .name = "PKCE challenge of a code", .sql = schema_v3},
+    {.version = 4, .name = "one active grant per enrollment", .sql = schema_v4},
 };
 
 /* Test hook (store.h): pretend to know only the first n migrations. */

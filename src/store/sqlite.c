@@ -16,6 +16,7 @@
 #include <pthread.h>
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -104,6 +105,8 @@ enum stmt_id {
 	ST_GRANT_LIST,
 	ST_GRANT_END,
 	ST_GRANT_BIND,
+	ST_GRANT_PERSON,
+	ST_GRANT_HOLDER,
 	ST_GRANT_UPSTREAM,
 	ST_GRANT_DUE,
 	ST_GRANT_LEASE,
@@ -166,6 +169,15 @@ static const char *const stmt_sql[ST__COUNT] = {
     [ST_GRANT_BIND] = "UPDATE grants SET binding_kind = ?2,"
                       " binding_value = ?3, bound_at = ?4, updated_at = ?4"
                       " WHERE id = ?1",
+    [ST_GRANT_PERSON] = "SELECT idp_issuer, idp_subject FROM grants"
+                        " WHERE id = ?",
+    /* the active grant holding an enrollment: at most one, by the
+     * grants_active_binding index (migration 2) */
+    [ST_GRANT_HOLDER] = "SELECT id, idp_issuer, idp_subject FROM grants"
+                        " WHERE tenant = ?1 AND binding_kind = ?2"
+                        " AND binding_value = ?3 COLLATE NOCASE"
+                        " AND status = 'active'"
+                        " AND id != ?4 LIMIT 1",
     [ST_GRANT_UPSTREAM] =
         "UPDATE grants SET upstream_renewed_at ="
         " CASE WHEN ?2 != 0 THEN ?2"
@@ -1554,6 +1566,138 @@ grant_set_binding(struct conn *c, const char *id, const char *tenant,
 	                   "inherited_from", from);
 }
 
+/* Who a grant's person is at the IdP: issuer and subject, as stored. */
+struct person {
+	char *id; /* the grant's, for holder() */
+	char *issuer, *subject;
+};
+
+static void
+person_finish(struct person *p)
+{
+	eb_free(p->id);
+	eb_free(p->issuer);
+	eb_free(p->subject);
+	memset(p, 0, sizeof(*p));
+}
+
+/* Fill p from the current row of st: [id,] issuer, subject. */
+static int
+person_read(sqlite3_stmt *st, int with_id, struct person *p, const char *fn)
+{
+	struct rd r = {st, 0, 0};
+
+	if (with_id)
+		p->id = rd_text(&r);
+	p->issuer = rd_text(&r);
+	p->subject = rd_text(&r);
+	if (r.oom) {
+		person_finish(p);
+		eb_log(EB_LOG_WARN, fn, "store: out of memory");
+		return EB_STORE_ERROR;
+	}
+	return EB_STORE_OK;
+}
+
+/*
+ * The same person signed in for both grants: the same IdP subject (and
+ * issuer) in the same tenant. A grant without a subject is nobody's.
+ */
+static int
+same_person(const struct person *a, const struct person *b)
+{
+	if (a->subject == NULL || b->subject == NULL ||
+	    strcmp(a->subject, b->subject) != 0)
+		return 0;
+	if (a->issuer == NULL || b->issuer == NULL)
+		return a->issuer == b->issuer;
+	return strcmp(a->issuer, b->issuer) == 0;
+}
+
+static int
+grant_person(struct conn *c, const char *id, struct person *p)
+{
+	sqlite3_stmt *st;
+	int rc;
+
+	memset(p, 0, sizeof(*p));
+	if ((st = stmt(c, ST_GRANT_PERSON)) == NULL)
+		return EB_STORE_ERROR;
+	if (b_text(st, 1, id))
+		return fail(c, sqlite3_errcode(c->db), __func__);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW)
+		rc = person_read(st, 0, p, __func__);
+	else if (rc == SQLITE_DONE)
+		rc = EB_STORE_NOT_FOUND;
+	else
+		rc = fail(c, rc, __func__);
+	sqlite3_reset(st);
+	return rc;
+}
+
+/*
+ * The active grant other than id that holds the enrollment (kind, value)
+ * in tenant: OK with h filled, NOT_FOUND when there is none.
+ */
+static int
+grant_holder(struct conn *c, const char *tenant, const char *kind,
+             const char *value, const char *id, struct person *h)
+{
+	sqlite3_stmt *st;
+	int rc;
+
+	memset(h, 0, sizeof(*h));
+	if ((st = stmt(c, ST_GRANT_HOLDER)) == NULL)
+		return EB_STORE_ERROR;
+	if (b_text(st, 1, tenant) | b_text(st, 2, kind) | b_text(st, 3, value) |
+	    b_text(st, 4, id))
+		return fail(c, sqlite3_errcode(c->db), __func__);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW)
+		rc = person_read(st, 1, h, __func__);
+	else if (rc == SQLITE_DONE)
+		rc = EB_STORE_NOT_FOUND;
+	else
+		rc = fail(c, rc, __func__);
+	sqlite3_reset(st);
+	return rc;
+}
+
+/*
+ * One active grant per enrollment, decided inside the caller's
+ * transaction before grant id takes (kind, value): another active grant
+ * of the same person holding it is superseded by id (a re-enrollment:
+ * ADDE Macs come back with the same UDID); one of another person makes
+ * it TAKEN. The partial unique index grants_active_binding (migration 2)
+ * refuses a second holder even if this check were bypassed.
+ */
+static int
+take_enrollment(struct conn *c, const char *id, const char *tenant,
+                const char *kind, const char *value, int64_t now)
+{
+	struct person me, h;
+	int rc;
+
+	if ((rc = grant_holder(c, tenant, kind, value, id, &h)) ==
+	    EB_STORE_NOT_FOUND)
+		return EB_STORE_OK;
+	if (rc != EB_STORE_OK)
+		return rc;
+	if ((rc = grant_person(c, id, &me)) != EB_STORE_OK) {
+		person_finish(&h);
+		return rc;
+	}
+	if (!same_person(&me, &h))
+		rc = EB_STORE_TAKEN;
+	else
+		rc = grant_end(c, h.id, tenant, EB_STORE_GRANT_SUPERSEDED,
+		               "re-enrolled", id, now);
+	person_finish(&me);
+	person_finish(&h);
+	return rc;
+}
+
 static int
 sq_grant_supersede(void *be, const char *old_id, const char *new_id,
                    int64_t now)
@@ -1578,9 +1722,19 @@ sq_grant_supersede(void *be, const char *old_id, const char *new_id,
 	    (rc = grant_end(c, old_id, o.tenant, EB_STORE_GRANT_SUPERSEDED,
 	                    "re-authenticated", new_id, now)) != 0)
 		goto out_free;
-	if (n.bvalue == NULL && o.bvalue != NULL)
-		rc = grant_set_binding(c, new_id, n.tenant, o.bkind, o.bvalue,
-		                       now, old_id);
+	if (n.bvalue == NULL && o.bvalue != NULL) {
+		struct person h;
+
+		/* the old grant may have ended (revoked) and its enrollment
+		 * been bound since by another grant: then the new one binds
+		 * at its own first check-in, as any other grant */
+		rc = grant_holder(c, n.tenant, o.bkind, o.bvalue, new_id, &h);
+		if (rc == EB_STORE_NOT_FOUND)
+			rc = grant_set_binding(c, new_id, n.tenant, o.bkind,
+			                       o.bvalue, now, old_id);
+		else if (rc == EB_STORE_OK)
+			person_finish(&h); /* not inherited */
+	}
 out_free:
 	gstate_finish(&o);
 	gstate_finish(&n);
@@ -1605,11 +1759,12 @@ sq_grant_bind(void *be, const char *id, const char *kind, const char *value,
 	if (gs.status != EB_STORE_GRANT_ACTIVE)
 		rc = EB_STORE_REVOKED;
 	else if (gs.bvalue != NULL)
-		rc =
-		    strcmp(gs.bkind, kind) == 0 && strcmp(gs.bvalue, value) == 0
-		        ? EB_STORE_OK
-		        : EB_STORE_CONFLICT;
-	else
+		rc = strcmp(gs.bkind, kind) == 0 &&
+		             strcasecmp(gs.bvalue, value) == 0
+		         ? EB_STORE_OK
+		         : EB_STORE_CONFLICT;
+	else if ((rc = take_enrollment(c, id, gs.tenant, kind, value, now)) ==
+	         EB_STORE_OK)
 		rc =
 		    grant_set_binding(c, id, gs.tenant, kind, value, now, NULL);
 	gstate_finish(&gs);

@@ -69,6 +69,8 @@ eb_store_strerror(int rc)
 		return "client or redirect mismatch";
 	case EB_STORE_RETRY:
 		return "refresh retried within the grace window";
+	case EB_STORE_TAKEN:
+		return "enrollment bound to another person's grant";
 	}
 	return "unknown store result";
 }

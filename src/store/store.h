@@ -47,6 +47,7 @@ enum eb_store_rc {
 	EB_STORE_MISMATCH = -8,  /* code presented by another client/redirect */
 	EB_STORE_RETRY = -9,     /* rotated refresh token presented again within
 	                            the grace window: same successor handed back */
+	EB_STORE_TAKEN = -10, /* enrollment bound to another person's grant */
 };
 
 /* A short constant description of a return code, for logs. */
@@ -422,14 +423,18 @@ int eb_store_grant_set_status(struct eb_store *s, const char *id, int status,
 /*
  * Re-authentication: new_id (active) replaces old_id. An active old grant
  * becomes superseded (superseded_by = new_id, tokens revoked); new_id
- * inherits old_id's enrollment binding when it has none.
+ * inherits old_id's enrollment binding when it has none and no other
+ * active grant holds that enrollment.
  */
 int eb_store_grant_supersede(struct eb_store *s, const char *old_id,
                              const char *new_id, int64_t now);
 /*
  * Bind an active grant to the enrollment (kind "EnrollmentID" or "UDID")
  * at its first check-in. Already bound to the same: OK. Bound to another:
- * CONFLICT. Grant not active: REVOKED.
+ * CONFLICT. Grant not active: REVOKED. One active grant per enrollment
+ * (DESIGN "Enrollment binding"), atomically: an active grant of the same
+ * person (tenant, IdP issuer and subject) holding the enrollment is
+ * superseded by id; one of another person: TAKEN, nothing changes.
  */
 int eb_store_grant_bind(struct eb_store *s, const char *id, const char *kind,
                         const char *value, int64_t now);

@@ -8,8 +8,8 @@
 // the grant to its enrollment (EnrollmentID for BYOD, UDID for ADDE) and
 // another enrollment's request with the same token gets the challenge; a
 // malformed check-in is 400 and never forwarded; CheckOut goes through with
-// a bad token; the macOS device channel goes through unauthenticated only
-// when the tenant allows it; a revoked grant gets the challenge; MDM down,
+// a stale genuine token of its enrollment; the macOS device channel goes
+// through unauthenticated only when the tenant allows it; a revoked grant gets the challenge; MDM down,
 // slow or too big -> 502/504/502 with Retry-After while /healthz stays fast.
 //
 // Everything here talks to the bridge asynchronously (fetch, raw sockets,
@@ -20,7 +20,8 @@ import http from 'node:http';
 
 import { cliAsync, raw, statusOf } from './lib.mjs';
 import {
-  enroll, freePort, metricsText, oidcTenant, parseMetric, sql, startLogin, startTestIdp, startWorld, stopAll,
+  PASSWORD, callback, createJar, drive, enroll, freePort, metricsText, oidcTenant, parseMetric, sql, startLogin,
+  startTestIdp, startWorld, stopAll,
 } from './idp.mjs';
 
 const CT_CHECKIN = 'application/x-apple-aspen-mdm-checkin';
@@ -85,6 +86,25 @@ async function signIn(tenant) {
   const r = await enroll({ bridge, tenant, login: 'user1' });
   assert.equal(r.status, 308, `sign-in stopped at ${r.stage}: ${r.status} ${r.body?.slice(0, 200) ?? ''}`);
   assert.ok(r.token);
+  return r.token;
+}
+
+// A token whose grant is bound (its first Authenticate) to the enrollment
+// ids name: a grant may send nothing else before (issue 11).
+async function boundToken(tenant, ids) {
+  const token = await signIn(tenant);
+  const r = await mdmReq(tenant, 'checkin', { token, body: authenticate(ids) });
+  assert.ok(r.status === 200 || r.status === 502, `binding Authenticate: ${r.status} ${r.body}`);
+  return token;
+}
+
+// The device signs in again from the challenge url its refused request got.
+async function reauth(url, login = 'user1') {
+  const st = await startLogin(url, login);
+  assert.equal(st.status, 302);
+  const cb = await drive(st.location, login, PASSWORD, { jar: createJar() });
+  const r = await callback(cb, st.cookie);
+  assert.equal(r.status, 308);
   return r.token;
 }
 
@@ -169,15 +189,16 @@ test('no bearer: 401 with the full challenge, nothing forwarded', async () => {
 });
 
 test('good bearer: forwarded with identity headers, hop-by-hop and spoofed headers removed', async () => {
-  const token = await signIn('gen');
+  const token = await boundToken('gen', { EnrollmentID: 'ENR-GOOD' });
   const { grant_id: gid } = claimsOf(token);
-  const body = 'hello mdm';
+  // any label: the body is checked for what it is (a command result)
+  const body = plist({ EnrollmentID: 'ENR-GOOD', Status: 'Acknowledged' });
   const req = [
     'POST /t/gen/mdm/created/a%20b/c?x=1&y=%2F HTTP/1.1',
     `Host: 127.0.0.1:${new URL(pub).port}`,
     `Authorization: Bearer ${token}`,
     'Content-Type: text/plain',
-    `Content-Length: ${body.length}`,
+    `Content-Length: ${Buffer.byteLength(body)}`,
     'Connection: close, X-Drop-Me',
     'X-Drop-Me: 1',
     'Keep-Alive: timeout=5',
@@ -278,11 +299,15 @@ test('Authenticate binds the grant (EnrollmentID); another enrollment with the s
   assert.equal(g2.binding_value, 'ENR-A-1');
 });
 
-test('ADDE: the first TokenUpdate binds the UDID; another device is refused', async () => {
+test('ADDE: the first Authenticate binds the UDID; another device is refused', async () => {
   const token = await signIn('adde');
   const { grant_id: gid, enrollment_mode: mode } = claimsOf(token);
   assert.equal(mode, 'ADDE');
+  // before its Authenticate, a grant sends nothing else (issue 11)
   let x = await reaching(() => mdmReq('adde', 'checkin', { token, body: tokenUpdate({ UDID: 'UDID-1111' }) }));
+  assertChallenge(x.r, 'adde');
+  assert.equal(x.got.length, 0);
+  x = await reaching(() => mdmReq('adde', 'checkin', { token, body: authenticate({ UDID: 'UDID-1111' }) }));
   assert.equal(x.r.status, 200);
   assert.equal(x.got[0].headers['x-enrollment-mode'], 'ADDE');
   assert.deepEqual(sql(world.db, `select binding_kind, binding_value from grants where id='${gid}'`)[0],
@@ -311,22 +336,32 @@ test('malformed check-in plist: 400 even with a good bearer, never forwarded', a
   assert.equal(sql(world.db, `select binding_kind from grants where id='${gid}'`)[0].binding_kind, null);
 });
 
-test('CheckOut is forwarded with a stale or missing token, marked unauthenticated', async () => {
-  for (const authorization of ['Bearer stale.token.value', undefined]) {
-    const x = await reaching(() => mdmReq('gen', 'checkin', {
-      headers: authorization ? { authorization } : {},
-      body: plist({ MessageType: 'CheckOut', Topic: 'com.apple.mgmt.test', EnrollmentID: 'ENR-gone' }),
-    }));
-    assert.equal(x.r.status, 200, x.r.body);
-    assert.equal(x.got.length, 1);
-    const h = x.got[0].headers;
-    assert.equal(h['x-enrollbridge-authenticated'], '0');
-    assert.equal(h['x-managed-apple-id'], undefined);
-    assert.equal(h['x-grant-id'], undefined);
+test('CheckOut is forwarded with a stale genuine token of its enrollment, marked unauthenticated', async () => {
+  const token = await boundToken('gen', { EnrollmentID: 'ENR-gone' });
+  const { grant_id: gid } = claimsOf(token);
+  const c = await cliAsync(['grants', 'revoke', '-c', world.config.main, gid]);
+  assert.equal(c.code, 0, c.stderr);
+  const checkout = (eid) => plist({ MessageType: 'CheckOut', Topic: 'com.apple.mgmt.test', EnrollmentID: eid });
+  let x = await reaching(() => mdmReq('gen', 'checkin', { token, body: checkout('ENR-gone') }));
+  assert.equal(x.r.status, 200, x.r.body);
+  assert.equal(x.got.length, 1);
+  const h = x.got[0].headers;
+  assert.equal(h['x-enrollbridge-authenticated'], '0');
+  assert.equal(h['x-managed-apple-id'], undefined);
+  assert.equal(h['x-grant-id'], undefined);
+  // another enrollment, a forged or no token: never (issue 11)
+  for (const [headers, eid] of [
+    [{ authorization: `Bearer ${token}` }, 'ENR-other'],
+    [{ authorization: 'Bearer stale.token.value' }, 'ENR-gone'],
+    [{}, 'ENR-gone'],
+  ]) {
+    x = await reaching(() => mdmReq('gen', 'checkin', { headers, body: checkout(eid) }));
+    assertChallenge(x.r, 'gen');
+    assert.equal(x.got.length, 0);
   }
-  // any other message with the same stale token: the challenge
-  const x = await reaching(() => mdmReq('gen', 'checkin', {
-    headers: { authorization: 'Bearer stale.token.value' },
+  // any other message with the stale token: the challenge
+  x = await reaching(() => mdmReq('gen', 'checkin', {
+    token,
     body: plist({ MessageType: 'TokenUpdate', EnrollmentID: 'ENR-gone' }),
   }));
   assertChallenge(x.r, 'gen');
@@ -363,28 +398,29 @@ test('revoked grant: the next check-in gets the challenge', async () => {
   x = await reaching(() => mdmReq('gen', 'checkin', { token, body: tokenUpdate(ids) }));
   assertChallenge(x.r, 'gen');
   assert.equal(x.got.length, 0);
-  // re-authentication: a new token, and the retried check-in reaches the MDM
-  const token2 = await signIn('gen');
+  // re-authentication from that challenge: a new token that takes over the
+  // enrollment, and the retried check-in reaches the MDM
+  const token2 = await reauth(assertChallenge(x.r, 'gen'));
   x = await reaching(() => mdmReq('gen', 'checkin', { token: token2, body: tokenUpdate(ids) }));
   assert.equal(x.r.status, 200);
   assert.equal(x.got.length, 1);
 });
 
 test('MDM down: 502 with Retry-After; no grant touched', async () => {
-  const token = await signIn('down');
+  const token = await boundToken('down', { EnrollmentID: 'ENR-DOWN' });
   const { grant_id: gid } = claimsOf(token);
   const before = sql(world.db, `select status, binding_kind, updated_at from grants where id='${gid}'`)[0];
-  const r = await mdmReq('down', 'server', { token, ct: CT_COMMAND, body: plist({ Status: 'Idle' }) });
+  const r = await mdmReq('down', 'server', { token, ct: CT_COMMAND, body: plist({ EnrollmentID: 'ENR-DOWN', Status: 'Idle' }) });
   assert.equal(r.status, 502);
   assert.match(r.headers.get('retry-after') ?? '', /^\d+$/);
   assert.deepEqual(sql(world.db, `select status, binding_kind, updated_at from grants where id='${gid}'`)[0], before);
   // a tenant without an upstream
-  const t2 = await signIn('none');
+  const t2 = await signIn('none'); // 404 before any binding question
   assert.equal((await mdmReq('none', 'x', { token: t2, method: 'GET' })).status, 404);
 });
 
 test('MDM slow: 504 within the timeout with Retry-After, and no server thread is blocked', async () => {
-  const token = await signIn('gen');
+  const token = await boundToken('gen', { EnrollmentID: 'ENR-SLOW' });
   // more slow requests than the server has threads (limits.threads 2)
   const slow = Array.from({ length: 8 }, () => mdmReq('gen', 'slow', { token, method: 'GET' }));
   await new Promise((r) => setTimeout(r, 300));
@@ -405,7 +441,7 @@ test('MDM slow: 504 within the timeout with Retry-After, and no server thread is
 });
 
 test('MDM response over limits.upstream_max_bytes: 502', async () => {
-  const token = await signIn('gen');
+  const token = await boundToken('gen', { EnrollmentID: 'ENR-BIG' });
   const r = await mdmReq('gen', 'big', { token, method: 'GET' });
   assert.equal(r.status, 502);
   assert.match(r.headers.get('retry-after') ?? '', /^\d+$/);
@@ -419,7 +455,7 @@ test('metrics: proxied requests by tenant and result, upstream latency', async (
   assert.ok(get('gen', 'forwarded') >= 5);
   assert.ok(get('gen', 'unauthorized') >= 5);
   assert.ok(get('gen', 'bad_request') >= 4);
-  assert.ok(get('gen', 'checkout_unauthenticated') >= 2);
+  assert.ok(get('gen', 'checkout_unauthenticated') >= 1);
   assert.ok(get('gen', 'upstream_timeout') >= 8);
   assert.ok(get('gen', 'upstream_too_large') >= 1);
   assert.ok(get('down', 'upstream_error') >= 1);
@@ -443,7 +479,7 @@ test('metrics: proxied requests by tenant and result, upstream latency', async (
 });
 
 test('clean shutdown with the upstream client running (no sanitizer report)', async () => {
-  const token = await signIn('gen');
+  const token = await boundToken('gen', { EnrollmentID: 'ENR-STOP' });
   // one call still under way when the bridge is told to stop
   const pending = mdmReq('gen', 'slow', { token, method: 'GET' }).catch((e) => e);
   await new Promise((r) => setTimeout(r, 200));

@@ -175,10 +175,21 @@ function assertUpstreamError(o, what) {
 
 // ---------------------------------------------------------------- world --
 
+// A device token whose grant is bound by its first Authenticate (until
+// then a grant may send nothing else, issue 11).
 async function signIn(bridge, tenant) {
   const r = await enroll({ bridge, tenant, login: 'user1' });
   assert.equal(r.status, 308, `sign-in stopped at ${r.stage}: ${r.status} ${r.body?.slice(0, 200) ?? ''}`);
   assert.ok(r.token);
+  const b = await fetch(`${bridge.url}/t/${tenant}/mdm/checkin`, {
+    method: 'PUT',
+    headers: { authorization: `Bearer ${r.token}`, 'content-type': CT_CHECKIN },
+    body: '<?xml version="1.0" encoding="UTF-8"?>\n<plist version="1.0"><dict>'
+      + '<key>MessageType</key><string>Authenticate</string><key>Topic</key><string>com.apple.mgmt.test</string>'
+      + '<key>EnrollmentID</key><string>ENR-STREAM-1</string></dict></plist>\n',
+  });
+  await b.arrayBuffer();
+  assert.equal(b.status, 200, 'the binding Authenticate');
   return r.token;
 }
 

@@ -538,6 +538,49 @@ test_oauth2_mdm_esso(void **state)
 	eb_config_unref(cfg);
 }
 
+/* mdm.device_channel_paths (issue 11): where a bearer-less request may
+ * go; only relative paths under /t/{T}/mdm/, and only with the channel. */
+static void
+test_device_channel_paths(void **state)
+{
+#define DCP_PRE                                                                \
+	"{\"id\": \"acme\", \"domains\": [\"a.example\"], \"mdm\": "           \
+	"{\"upstream\": \"http://mdm.internal:8080/\", "                       \
+	"\"allow_unauthenticated_device_channel\": true, "                     \
+	"\"device_channel_paths\": "
+	static const char *const bad[] = {
+	    "[\"/checkin\"]",     "[\"mdm/../admin\"]", "[\"./checkin\"]",
+	    "[\"mdm//checkin\"]", "[\"checkin?\"]",     "[\"a?b?c\"]",
+	    "[\"mdm/%2e%2e\"]",   "[\"a\\\\b\"]",       "[\"?x=1\"]",
+	    "[\"mdm/\"]",         "[\"mdm/..\"]"};
+	struct eb_config *cfg;
+	const struct eb_tenant *t;
+	char doc[512];
+	size_t i;
+
+	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		snprintf(doc, sizeof(doc), DCP_PRE "%s}, " IDP_OK "}", bad[i]);
+		expect_tenant_fail(doc, "mdm.device_channel_paths[0]", "");
+	}
+	expect_tenant_fail(DCP_PRE "[]}, " IDP_OK "}",
+	                   "mdm.device_channel_paths", "empty");
+	expect_tenant_fail(
+	    "{\"id\": \"acme\", \"domains\": [\"a.example\"], "
+	    "\"mdm\": {\"upstream\": \"http://m.internal/\", "
+	    "\"device_channel_paths\": [\"checkin\"]}, " IDP_OK "}",
+	    "mdm.device_channel_paths", "allow_unauthenticated_device_channel");
+	cfg = load_tenant(
+	    DCP_PRE "[\"mdm/checkin?tenant=acme\", \"server\"]}, " IDP_OK "}");
+	if (cfg == NULL)
+		fail_msg("%s %s %s", err.file, err.key, err.reason);
+	t = cfg->tenants[0];
+	assert_int_equal(t->mdm.device_channel_paths.n, 2);
+	assert_string_equal(t->mdm.device_channel_paths.v[0],
+	                    "mdm/checkin?tenant=acme");
+	eb_config_unref(cfg);
+#undef DCP_PRE
+}
+
 static void
 test_providers(void **state)
 {
@@ -930,7 +973,7 @@ main(void)
 	    T(test_secret_refs),      T(test_domains_and_lookup),
 	    T(test_discovery_bodies), T(test_mode_by_family),
 	    T(test_refcount),         T(test_examples),
-	    T(test_alloc_failures),
+	    T(test_alloc_failures),   T(test_device_channel_paths),
 	};
 #undef T
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -917,6 +917,185 @@ test_grant_lifecycle(void **state)
 	eb_store_grant_list_finish(&l);
 }
 
+/* ---- enrollment binding (issue 11) -------------------------------------*/
+
+/* An active BYOD grant of the person subject, bound when value is set. */
+static int
+mk_person_grant(struct eb_store *s, const char *id, const char *tenant,
+                const char *subject, const char *value)
+{
+	struct eb_store_grant g = {
+	    .id = (char *)id,
+	    .tenant = (char *)tenant,
+	    .status = EB_STORE_GRANT_ACTIVE,
+	    .auth_method = "apple-as-web",
+	    .managed_apple_id = "someone@appleid.contoso.com",
+	    .idp_issuer = "https://idp.example",
+	    .idp_subject = (char *)subject,
+	    .enrollment_mode = "BYOD",
+	    .binding_kind = value ? "EnrollmentID" : NULL,
+	    .binding_value = (char *)value,
+	    .bound_at = value ? T0 : 0,
+	    .created = T0,
+	    .updated = T0,
+	};
+
+	return eb_store_grant_create(s, &g);
+}
+
+static char *
+binding_of(struct eb_store *s, const char *id)
+{
+	struct eb_store_grant g;
+	char *v;
+
+	assert_int_equal(eb_store_grant_get(s, id, &g), EB_STORE_OK);
+	v = g.binding_value ? eb_strdup(g.binding_value) : NULL;
+	eb_store_grant_finish(&g);
+	return v;
+}
+
+static void
+test_binding_one_active(void **state)
+{
+	struct fx *fx = *state;
+	struct eb_store_grant g;
+	struct eb_store_token t;
+	char *v;
+
+	assert_int_equal(
+	    mk_person_grant(fx->s, "a1", "acme", "sub-alice", NULL),
+	    EB_STORE_OK);
+	assert_int_equal(
+	    mk_person_grant(fx->s, "m1", "acme", "sub-mallory", NULL),
+	    EB_STORE_OK);
+	mk_token(&t, H("a1"), EB_STORE_TOKEN_WEB, "a1");
+	assert_int_equal(eb_store_token_put(fx->s, &t), EB_STORE_OK);
+	assert_int_equal(
+	    eb_store_grant_bind(fx->s, "a1", "EnrollmentID", "E-1", T0 + 1),
+	    EB_STORE_OK);
+
+	/* another person cannot take a bound enrollment; nothing changes */
+	assert_int_equal(
+	    eb_store_grant_bind(fx->s, "m1", "EnrollmentID", "E-1", T0 + 2),
+	    EB_STORE_TAKEN);
+	assert_null(binding_of(fx->s, "m1"));
+	assert_int_equal(grant_status(fx->s, "a1"), EB_STORE_GRANT_ACTIVE);
+	assert_int_equal(token_status(fx->s, H("a1")), EB_STORE_TOKEN_ACTIVE);
+
+	/* the store itself refuses a second active holder */
+	assert_int_equal(
+	    mk_person_grant(fx->s, "x1", "acme", "sub-mallory", "E-1"),
+	    EB_STORE_CONFLICT);
+	/* nor under another ASCII case (an MDM may fold it) */
+	assert_int_equal(
+	    mk_person_grant(fx->s, "x2", "acme", "sub-mallory", "e-1"),
+	    EB_STORE_CONFLICT);
+	assert_int_equal(
+	    eb_store_grant_bind(fx->s, "m1", "EnrollmentID", "e-1", T0 + 2),
+	    EB_STORE_TAKEN);
+	/* the same value in another tenant, or of another kind, is another
+	 * enrollment */
+	assert_int_equal(
+	    mk_person_grant(fx->s, "o1", "other", "sub-mallory", "E-1"),
+	    EB_STORE_OK);
+	assert_int_equal(
+	    eb_store_grant_bind(fx->s, "m1", "UDID", "E-1", T0 + 2),
+	    EB_STORE_OK);
+
+	/* the same person again (a re-enrollment): the old grant is
+	 * superseded in the same transaction */
+	assert_int_equal(
+	    mk_person_grant(fx->s, "a2", "acme", "sub-alice", NULL),
+	    EB_STORE_OK);
+	assert_int_equal(
+	    eb_store_grant_bind(fx->s, "a2", "EnrollmentID", "E-1", T0 + 3),
+	    EB_STORE_OK);
+	assert_int_equal(eb_store_grant_get(fx->s, "a1", &g), EB_STORE_OK);
+	assert_int_equal(g.status, EB_STORE_GRANT_SUPERSEDED);
+	assert_string_equal(g.superseded_by, "a2");
+	eb_store_grant_finish(&g);
+	assert_int_equal(token_status(fx->s, H("a1")), EB_STORE_TOKEN_REVOKED);
+	assert_true(has_event(fx->s, "acme", "grant.superseded", "a1"));
+	assert_non_null(v = binding_of(fx->s, "a2"));
+	assert_string_equal(v, "E-1");
+	eb_free(v);
+
+	/* a grant of a person without a subject is nobody's: never the same
+	 * person as another */
+	assert_int_equal(mk_person_grant(fx->s, "n1", "acme", NULL, NULL),
+	                 EB_STORE_OK);
+	assert_int_equal(mk_person_grant(fx->s, "n2", "acme", NULL, NULL),
+	                 EB_STORE_OK);
+	assert_int_equal(
+	    eb_store_grant_bind(fx->s, "n1", "EnrollmentID", "E-9", T0 + 4),
+	    EB_STORE_OK);
+	assert_int_equal(
+	    eb_store_grant_bind(fx->s, "n2", "EnrollmentID", "E-9", T0 + 4),
+	    EB_STORE_TAKEN);
+
+	/* an ended grant holds nothing: its enrollment may be bound again,
+	 * and a supersede does not hand it to a third grant */
+	assert_int_equal(eb_store_grant_set_status(fx->s, "a2",
+	                                           EB_STORE_GRANT_REVOKED,
+	                                           "test", T0 + 5),
+	                 EB_STORE_OK);
+	assert_int_equal(
+	    eb_store_grant_bind(fx->s, "m1", "EnrollmentID", "E-1", T0 + 6),
+	    EB_STORE_CONFLICT); /* m1 is bound to UDID E-1 already */
+	assert_int_equal(
+	    mk_person_grant(fx->s, "m2", "acme", "sub-mallory", NULL),
+	    EB_STORE_OK);
+	assert_int_equal(
+	    eb_store_grant_bind(fx->s, "m2", "EnrollmentID", "E-1", T0 + 6),
+	    EB_STORE_OK);
+	assert_int_equal(
+	    mk_person_grant(fx->s, "a3", "acme", "sub-alice", NULL),
+	    EB_STORE_OK);
+	assert_int_equal(eb_store_grant_supersede(fx->s, "a2", "a3", T0 + 7),
+	                 EB_STORE_OK);
+	assert_null(binding_of(fx->s, "a3"));
+	assert_non_null(v = binding_of(fx->s, "m2"));
+	eb_free(v);
+	assert_int_equal(grant_status(fx->s, "m2"), EB_STORE_GRANT_ACTIVE);
+}
+
+/* A database where two active grants hold one enrollment (made before
+ * the store enforced it) is repaired by the migration: both revoked. */
+static void
+test_binding_migration(void **state)
+{
+	struct fx *fx = *state;
+	struct eb_store_token t;
+	struct eb_store *s;
+	char path[400], err[512];
+
+	snprintf(path, sizeof(path), "%s/dup.db", fx->dir);
+	eb_store_test_schema_limit(3); /* all but the binding index */
+	s = eb_store_open(ops, path, err, sizeof(err));
+	eb_store_test_schema_limit(-1);
+	assert_non_null(s);
+	assert_int_equal(mk_person_grant(s, "a1", "acme", "sub-alice", "E-1"),
+	                 EB_STORE_OK);
+	assert_int_equal(mk_person_grant(s, "m1", "acme", "sub-mallory", "E-1"),
+	                 EB_STORE_OK);
+	assert_int_equal(mk_person_grant(s, "b1", "acme", "sub-bob", "E-2"),
+	                 EB_STORE_OK);
+	mk_token(&t, H("m1"), EB_STORE_TOKEN_WEB, "m1");
+	assert_int_equal(eb_store_token_put(s, &t), EB_STORE_OK);
+	eb_store_close(s);
+
+	s = eb_store_open(ops, path, err, sizeof(err));
+	assert_non_null(s);
+	assert_int_equal(grant_status(s, "a1"), EB_STORE_GRANT_REVOKED);
+	assert_int_equal(grant_status(s, "m1"), EB_STORE_GRANT_REVOKED);
+	assert_int_equal(grant_status(s, "b1"), EB_STORE_GRANT_ACTIVE);
+	assert_int_equal(token_status(s, H("m1")), EB_STORE_TOKEN_REVOKED);
+	assert_int_equal(mk_person_grant(s, "x1", "acme", "sub-x", "E-2"),
+	                 EB_STORE_CONFLICT);
+	eb_store_close(s);
+}
+
 /* ---- audit, keys, mappings ---------------------------------------------*/
 
 static void
@@ -1211,6 +1390,8 @@ main(void)
 	    T(test_refresh_edge_cases),
 	    T(test_sweep),
 	    T(test_grant_lifecycle),
+	    T(test_binding_one_active),
+	    T(test_binding_migration),
 	    T(test_audit),
 	    T(test_keys),
 	    T(test_mapping),
