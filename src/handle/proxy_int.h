@@ -42,8 +42,11 @@ int eb_proxy_msg_parse(const char *method, const char *content_type,
 void eb_proxy_msg_finish(struct eb_proxy_msg *msg);
 
 /*
- * 1 when the path remainder {rest} may be forwarded: no "." or ".."
- * segment, no control byte, no empty segment at the start. 0 otherwise.
+ * 1 when the path remainder {rest} (percent-decoded) may be forwarded: no
+ * dot segment in any spelling ("..", "...", "..;x", ".. "), no control
+ * byte, no backslash, well-formed UTF-8 (no overlong "." either), no
+ * empty segment at the start. 0 otherwise. An encoded "/" or NUL cannot
+ * be seen once decoded: the server refuses those from the raw target.
  */
 int eb_proxy_rest_ok(const char *rest);
 
@@ -62,7 +65,8 @@ char *eb_proxy_upstream_url(const char *upstream, const char *rest,
  * hop-by-hop (also not named by the request's Connection header, given as
  * connection, may be NULL), not one that curl computes (Host,
  * Content-Length, Expect), not one of our identity headers nor a
- * forwarding header. 1 or 0.
+ * forwarding header (X-Enrollbridge-*, X-Forwarded-* included), and a
+ * valid token (RFC 9110 tchar only). 1 or 0.
  */
 int eb_proxy_request_header_ok(const char *name, const char *connection);
 /* Whether an upstream response header is passed back to the device: not
