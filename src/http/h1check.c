@@ -253,10 +253,10 @@ eb_h1check_layout(const struct eb_h1_field *f, size_t n, const char **why)
 		/* the value follows the name's colon and the blanks skipped;
 		 * a folded line moved the name elsewhere */
 		if (value <= name + nl || value - (name + nl) > 4096)
-			goto folded;
+			goto bad;
 		for (k = nl + 1; name + k < value; k++)
 			if (f[i].name[k] != ' ' && f[i].name[k] != '\t')
-				goto folded;
+				goto bad;
 		/* the line ends right after the value with CR LF, both
 		 * overwritten with NUL; then comes the next line, or the
 		 * blank line that ends the head (its CR LF NULs too). A bare
@@ -265,17 +265,15 @@ eb_h1check_layout(const struct eb_h1_field *f, size_t n, const char **why)
 		 * name) leaves bytes between the value and the next line */
 		end = value + vl;
 		if (f[i].value[vl + 1] != '\0')
-			goto cut;
+			goto bad;
 		if (i + 1 < n ? (uintptr_t)f[i + 1].name != end + 2
 		              : f[i].value[vl + 2] != '\0' ||
 		                    f[i].value[vl + 3] != '\0')
-			goto cut;
+			goto bad;
 	}
 	return 0;
-folded:
-	*why = "header line folded (obs-fold) or not as received";
-	return 400;
-cut:
-	*why = "bare LF, NUL in a header line, or a line dropped";
+bad:
+	*why = "header lines not as received (obs-fold, bare LF, NUL or a "
+	       "dropped line)";
 	return 400;
 }
