@@ -165,6 +165,19 @@ const CASES = [
     want: 200,
     mdm: { head: FORWARDED_HEAD },
   },
+  {
+    name: 'identity header in a chunked trailer is not forwarded',
+    req: (c) => c.put('checkin', ['Transfer-Encoding: chunked', 'X-Custom: kept', 'Connection: close'],
+      c.chunked(c.body).replace(/\r\n\r\n$/, '\r\nX-Managed-Apple-ID: victim@appleid.generic.test\r\n\r\n')),
+    want: 200,
+    mdm: { head: FORWARDED_HEAD },
+  },
+  {
+    name: 'control: HTTP/1.0 without Host',
+    req: (c) => c.putCL('checkin', ['X-Custom: kept']).replace(`${c.host}\r\n`, '').replace('HTTP/1.1', 'HTTP/1.0'),
+    want: 200,
+    mdm: { head: FORWARDED_HEAD },
+  },
   { name: 'control: a dotted name that is not a dot segment', req: (c) => c.putCL('a..b/.c/d..', ['Connection: close']), want: 200, mdm: { path: '/base/a..b/.c/d..' } },
 
   // --- finding 4: framing (RFC 9112), refused before any handler
