@@ -233,24 +233,63 @@ query_char(unsigned char c)
 	return path_char(c) || c == '?' || c == '%';
 }
 
-char *
-eb_proxy_upstream_url(const char *upstream, const char *rest, const char *query)
+static const char hex[] = "0123456789ABCDEF";
+
+/* RFC 3986 2.3 unreserved. */
+static int
+unreserved(unsigned char c)
 {
-	static const char hex[] = "0123456789ABCDEF";
+	return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
+	       (c >= '0' && c <= '9') || c == '-' || c == '.' || c == '_' ||
+	       c == '~';
+}
+
+/*
+ * upstream without trailing slashes, "/", the path (len bytes; raw: as
+ * received, else decoded), "?query" when there is one. A decoded path is
+ * percent-encoded where it holds a byte that is not a path character. A
+ * raw one is normalised (RFC 3986 6.2.2): an escaped unreserved
+ * character is decoded, any other escape upper-cased, a byte a path may
+ * not hold encoded; a malformed escape fails.
+ */
+static char *
+build_url(const char *upstream, const char *path, size_t len, int raw,
+          const char *query)
+{
 	struct eb_buf b;
-	size_t ulen = strlen(upstream);
-	const unsigned char *p;
+	size_t ulen = strlen(upstream), i;
+	const unsigned char *p = (const unsigned char *)path;
+	int hi, lo;
 
 	while (ulen > 0 && upstream[ulen - 1] == '/')
 		ulen--;
 	eb_buf_init(&b, MAX_URL);
 	if (eb_buf_add(&b, upstream, ulen) == -1 || eb_buf_addc(&b, '/') == -1)
 		goto fail;
-	for (p = (const unsigned char *)rest; *p != '\0'; p++) {
-		char enc[3] = {'%', hex[*p >> 4], hex[*p & 0xf]};
+	for (i = 0; i < len; i++) {
+		unsigned char c = p[i];
+		char enc[3];
 
-		if ((path_char(*p) ? eb_buf_addc(&b, (char)*p)
-		                   : eb_buf_add(&b, enc, 3)) == -1)
+		if (raw && c == '%') {
+			if (len - i < 3 || (hi = eb_str_hexval(p[i + 1])) < 0 ||
+			    (lo = eb_str_hexval(p[i + 2])) < 0)
+				goto fail;
+			c = (unsigned char)(hi << 4 | lo);
+			i += 2;
+			if (unreserved(c)) {
+				if (eb_buf_addc(&b, (char)c) == -1)
+					goto fail;
+				continue;
+			}
+		} else if (path_char(c)) {
+			if (eb_buf_addc(&b, (char)c) == -1)
+				goto fail;
+			continue;
+		}
+		enc[0] = '%';
+		enc[1] = hex[c >> 4];
+		enc[2] = hex[c & 0xf];
+		if (eb_buf_add(&b, enc, 3) == -1)
 			goto fail;
 	}
 	if (query != NULL && *query != '\0') {
@@ -265,6 +304,34 @@ eb_proxy_upstream_url(const char *upstream, const char *rest, const char *query)
 fail:
 	eb_buf_finish(&b);
 	return NULL;
+}
+
+char *
+eb_proxy_upstream_url(const char *upstream, const char *rest, const char *query)
+{
+	return build_url(upstream, rest, strlen(rest), 0, query);
+}
+
+char *
+eb_proxy_upstream_url_raw(const char *upstream, const char *target)
+{
+	const char *rest = target, *q;
+	size_t plen = strcspn(target, "?");
+	int i;
+
+	/* {rest} begins after the fourth "/" of "/t/{T}/mdm/{rest}" (origin
+	 * form only): the server refused an encoded "/", so the raw and the
+	 * decoded path have the same segments */
+	if (target[0] != '/')
+		return NULL;
+	for (i = 0; i < 4; i++) {
+		if ((rest = memchr(rest, '/',
+		                   plen - (size_t)(rest - target))) == NULL)
+			return NULL;
+		rest++;
+	}
+	q = target[plen] == '?' ? target + plen + 1 : NULL;
+	return build_url(upstream, rest, plen - (size_t)(rest - target), 1, q);
 }
 
 /* ---- metrics ---- */
@@ -868,9 +935,8 @@ eb_proxy_forward(struct eb_request *req, const struct eb_tenant *t,
 		eb_resp_text(req, 400, "more than one Authorization\n");
 		return EB_HANDLED;
 	}
-	if ((url = eb_proxy_upstream_url(t->mdm.upstream,
-	                                 eb_req_param(req, "rest"),
-	                                 eb_req_raw_query(req))) == NULL) {
+	if ((url = eb_proxy_upstream_url_raw(t->mdm.upstream,
+	                                     eb_req_raw_target(req))) == NULL) {
 		eb_proxy_count(req, "bad_request");
 		eb_resp_text(req, 400, "bad request\n");
 		return EB_HANDLED;

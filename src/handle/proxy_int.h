@@ -59,6 +59,17 @@ int eb_proxy_rest_ok(const char *rest);
  */
 char *eb_proxy_upstream_url(const char *upstream, const char *rest,
                             const char *query);
+/*
+ * The upstream URL from the raw request-target of "/t/{T}/mdm/{rest}"
+ * (path and query as received): {rest} normalised once (RFC 3986 6.2.2:
+ * escaped unreserved characters decoded, other escapes upper-cased, bytes
+ * a path may not hold encoded), so that the MDM sees what the device sent
+ * and what the bridge checked, never a reserved character decoded. A
+ * fresh string (eb_free), or NULL when the target is not of that form,
+ * holds a malformed escape or a query byte a URL may not, or out of
+ * memory.
+ */
+char *eb_proxy_upstream_url_raw(const char *upstream, const char *target);
 
 /*
  * Whether a request header from the device is passed upstream: not

@@ -228,6 +228,12 @@ eb_req_raw_query(const struct eb_request *req)
 }
 
 const char *
+eb_req_raw_target(const struct eb_request *req)
+{
+	return req->raw_uri ? req->raw_uri : "";
+}
+
+const char *
 eb_req_header(const struct eb_request *req, const char *name)
 {
 	return MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, name);

@@ -138,7 +138,8 @@ const FORWARDED_HEAD = [
 // want: the status; mdm: 'nothing' or { head: [...] } (compared after
 // placeholders); pipeline: a forwardable request is sent right behind it on
 // the same connection and must be neither answered nor forwarded. Unless
-// by: 'proxy' (refused by the proxy's path rules, framing sound), a refusal
+// by: 'proxy' (refused by the proxy's path rules, framing sound) or 'router'
+// (no route), a refusal
 // comes from the server adapter before any route, carries "Connection:
 // close", and the bridge closes the connection.
 
@@ -177,6 +178,25 @@ const CASES = [
     req: (c) => c.putCL('checkin', ['X-Custom: kept']).replace(`${c.host}\r\n`, '').replace('HTTP/1.1', 'HTTP/1.0'),
     want: 200,
     mdm: { head: FORWARDED_HEAD },
+  },
+  {
+    name: 'path normalised once: an encoded ";" stays encoded (no new path parameter)',
+    req: (c) => c.putCL('checkin%3bjsessionid=1', ['Connection: close']),
+    want: 200,
+    mdm: { path: '/base/checkin%3Bjsessionid=1' },
+  },
+  {
+    name: 'path normalised once: escaped unreserved characters decoded',
+    req: (c) => c.putCL('%61b%2dc/x%20y', ['Connection: close']),
+    want: 200,
+    mdm: { path: '/base/ab-c/x%20y' },
+  },
+  {
+    name: 'absolute-form target: no route, never forwarded',
+    req: (c) => c.putCL('checkin', ['Connection: close']).replace('PUT /t/', `PUT http://127.0.0.1:${port}/t/`),
+    want: 404,
+    mdm: 'nothing',
+    by: 'router',
   },
   { name: 'control: a dotted name that is not a dot segment', req: (c) => c.putCL('a..b/.c/d..', ['Connection: close']), want: 200, mdm: { path: '/base/a..b/.c/d..' } },
 
@@ -333,7 +353,7 @@ for (const k of CASES) {
     assert.equal(lines[0], `HTTP/1.1 ${k.want}`, `want ${k.want}, got:\n${r.text}`);
     if (k.mdm === 'nothing') {
       assert.equal(got.bytes, '', `the MDM received bytes:\n${got.bytes}`);
-      if (k.by === 'proxy') return; // framing is sound: it may keep the connection
+      if (k.by === 'proxy' || k.by === 'router') return; // framing is sound: it may keep the connection
       // refused: one answer, "Connection: close", and the bridge closes
       assert.equal(lines.length, 1, `more than one response (a request behind it was processed):\n${r.text}`);
       assert.match(r.text, /\r\nConnection: close\r\n/i);
@@ -356,7 +376,7 @@ test('hostile: refusals are device errors, not MDM failures, in /metrics', async
   const count = (re) => series(re).reduce((n, l) => n + Number(l.split(' ').pop()), 0);
   // refused by the server before any route: unmatched, 400 (501 for an
   // unknown transfer coding), one per framing row of the matrix
-  const framing = CASES.filter((k) => k.mdm === 'nothing' && k.by !== 'proxy');
+  const framing = CASES.filter((k) => k.mdm === 'nothing' && (k.by === undefined || k.by === 'server'));
   const want400 = framing.filter((k) => k.want === 400).length;
   const want501 = framing.filter((k) => k.want === 501).length;
   assert.ok(want400 > 10 && want501 > 0);
