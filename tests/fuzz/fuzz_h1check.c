@@ -4,6 +4,7 @@
  * is a request head: "METHOD TARGET VERSION" then header lines, CR LF or
  * LF. The head is checked as fields (eb_h1check_request) and, laid out in
  * a buffer the way libmicrohttpd 0.9.75 leaves it, by eb_h1check_layout.
+ * The target also goes through eb_proxy_upstream_url_raw.
  * Invariants: a status is one of the four, with a reason; an accepted head
  * has token names, values without control bytes and a target without an
  * encoded "/", "\" or NUL in its path; an accepted {rest} has no segment
@@ -15,6 +16,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "core/mem.h"
 #include "handle/proxy_int.h"
 #include "http/h1check.h"
 
@@ -44,6 +46,29 @@ check_rest(const char *rest)
 			;
 		CHECK(len == 0 || i < len);
 	}
+}
+
+/* The upstream URL from a raw target: its path holds only escapes of
+ * reserved or other bytes, upper-cased, and path characters. */
+static void
+check_url(const char *target)
+{
+	char *u = eb_proxy_upstream_url_raw("http://m/", target), *p;
+
+	if (u == NULL)
+		return;
+	CHECK(strncmp(u, "http://m/", 9) == 0);
+	for (p = u + 9; *p != '\0' && *p != '?'; p++) {
+		CHECK((unsigned char)*p > 0x20 && (unsigned char)*p < 0x7f);
+		CHECK(*p != '\\' && *p != '#' && *p != '"');
+		if (*p == '%') {
+			CHECK(strchr("0123456789ABCDEF", p[1]) != NULL &&
+			      p[1] != '\0');
+			CHECK(strchr("0123456789ABCDEF", p[2]) != NULL &&
+			      p[2] != '\0');
+		}
+	}
+	eb_free(u);
 }
 
 int
@@ -116,6 +141,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 				      strncasecmp(target + i, "%5c", 3) != 0 &&
 				      strncmp(target + i, "%00", 3) != 0);
 	}
+	check_url(target);
 	st = eb_h1check_layout(f, n, &why);
 	CHECK((st == 0 && why == NULL) || (st == 400 && why != NULL));
 out:
