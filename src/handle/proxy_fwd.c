@@ -5,8 +5,10 @@
  *
  * Requests: hop-by-hop headers (and those the Connection header names),
  * Host/Content-Length/Expect (curl sets them), any copy of our identity
- * headers and of forwarding headers are dropped; the rest, Authorization
- * included, go upstream as received, followed by X-Managed-Apple-ID,
+ * headers and of forwarding headers (X-Enrollbridge-*, X-Forwarded-*),
+ * and any name that is not a token are dropped; a second Authorization is
+ * refused (400); the rest, Authorization included, go upstream as
+ * received, followed by X-Managed-Apple-ID,
  * X-Enrollment-Mode and X-Grant-ID (authenticated requests only),
  * X-Enrollbridge-Authenticated (1 or 0), X-Forwarded-For/-Proto/-Host and
  * X-Request-Id. The bridge is the edge the device talks to, so forwarding
@@ -53,6 +55,7 @@
 #include "core/str.h"
 #include "handle/proxy_int.h"
 #include "http/client.h"
+#include "http/h1check.h"
 #include "http/http.h"
 
 #define RETRY_AFTER  "30"
@@ -150,10 +153,16 @@ eb_proxy_request_header_ok(const char *name, const char *connection)
 {
 	size_t n = strlen(name);
 
+	/* a name that is not a token is a framing trick (a blank before
+	 * the colon, a folded line): the server refuses those, and they
+	 * never go upstream whatever reached here */
+	if (!eb_h1check_token(name, n))
+		return 0;
 	if (in_list(name, n, hop_by_hop) || in_list(name, n, ours) ||
 	    in_list(name, n, computed_req) || named_by(name, connection))
 		return 0;
-	return strncasecmp(name, "X-Enrollbridge-", 15) != 0;
+	return strncasecmp(name, "X-Enrollbridge-", 15) != 0 &&
+	       strncasecmp(name, "X-Forwarded-", 12) != 0;
 }
 
 int
@@ -165,6 +174,26 @@ eb_proxy_response_header_ok(const char *name, const char *connection)
 	       !in_list(name, n, computed_resp) && !named_by(name, connection);
 }
 
+/*
+ * A dot segment in any spelling a server behind the bridge might honour:
+ * only dots (".", "..", "..."), then optionally blanks and a ";" parameter
+ * ("..;", ".. ", "..;jsessionid=1"). Tomcat, Spring and some Windows
+ * servers strip those and walk up; we never forward them.
+ */
+static int
+dot_segment(const char *seg, size_t len)
+{
+	size_t i = 0;
+
+	while (i < len && seg[i] == '.')
+		i++;
+	if (i == 0)
+		return 0;
+	while (i < len && (seg[i] == ' ' || seg[i] == '\t'))
+		i++;
+	return i == len || seg[i] == ';';
+}
+
 int
 eb_proxy_rest_ok(const char *rest)
 {
@@ -173,13 +202,17 @@ eb_proxy_rest_ok(const char *rest)
 
 	if (rest == NULL || *rest == '\0' || *rest == '/')
 		return 0;
+	/* decoded already (the server decodes the path once; the raw
+	 * target had no encoded "/", "\\" or control byte, see
+	 * src/http/h1check.c): what is left to refuse is seen here */
 	for (; *p != '\0'; p++)
-		if ((unsigned char)*p < 0x20 || *p == 0x7f)
+		if ((unsigned char)*p < 0x20 || *p == 0x7f || *p == '\\')
 			return 0;
+	if (!eb_h1check_utf8(rest, strlen(rest)))
+		return 0; /* overlong "%c0%ae" and other malformed UTF-8 */
 	for (seg = rest; *seg != '\0'; seg += len + (seg[len] == '/')) {
 		len = strcspn(seg, "/");
-		if ((len == 1 && seg[0] == '.') ||
-		    (len == 2 && seg[0] == '.' && seg[1] == '.'))
+		if (dot_segment(seg, len))
 			return 0;
 	}
 	return 1;
@@ -200,24 +233,63 @@ query_char(unsigned char c)
 	return path_char(c) || c == '?' || c == '%';
 }
 
-char *
-eb_proxy_upstream_url(const char *upstream, const char *rest, const char *query)
+static const char hex[] = "0123456789ABCDEF";
+
+/* RFC 3986 2.3 unreserved. */
+static int
+unreserved(unsigned char c)
 {
-	static const char hex[] = "0123456789ABCDEF";
+	return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
+	       (c >= '0' && c <= '9') || c == '-' || c == '.' || c == '_' ||
+	       c == '~';
+}
+
+/*
+ * upstream without trailing slashes, "/", the path (len bytes; raw: as
+ * received, else decoded), "?query" when there is one. A decoded path is
+ * percent-encoded where it holds a byte that is not a path character. A
+ * raw one is normalised (RFC 3986 6.2.2): an escaped unreserved
+ * character is decoded, any other escape upper-cased, a byte a path may
+ * not hold encoded; a malformed escape fails.
+ */
+static char *
+build_url(const char *upstream, const char *path, size_t len, int raw,
+          const char *query)
+{
 	struct eb_buf b;
-	size_t ulen = strlen(upstream);
-	const unsigned char *p;
+	size_t ulen = strlen(upstream), i;
+	const unsigned char *p = (const unsigned char *)path;
+	int hi, lo;
 
 	while (ulen > 0 && upstream[ulen - 1] == '/')
 		ulen--;
 	eb_buf_init(&b, MAX_URL);
 	if (eb_buf_add(&b, upstream, ulen) == -1 || eb_buf_addc(&b, '/') == -1)
 		goto fail;
-	for (p = (const unsigned char *)rest; *p != '\0'; p++) {
-		char enc[3] = {'%', hex[*p >> 4], hex[*p & 0xf]};
+	for (i = 0; i < len; i++) {
+		unsigned char c = p[i];
+		char enc[3];
 
-		if ((path_char(*p) ? eb_buf_addc(&b, (char)*p)
-		                   : eb_buf_add(&b, enc, 3)) == -1)
+		if (raw && c == '%') {
+			if (len - i < 3 || (hi = eb_str_hexval(p[i + 1])) < 0 ||
+			    (lo = eb_str_hexval(p[i + 2])) < 0)
+				goto fail;
+			c = (unsigned char)(hi << 4 | lo);
+			i += 2;
+			if (unreserved(c)) {
+				if (eb_buf_addc(&b, (char)c) == -1)
+					goto fail;
+				continue;
+			}
+		} else if (path_char(c)) {
+			if (eb_buf_addc(&b, (char)c) == -1)
+				goto fail;
+			continue;
+		}
+		enc[0] = '%';
+		enc[1] = hex[c >> 4];
+		enc[2] = hex[c & 0xf];
+		if (eb_buf_add(&b, enc, 3) == -1)
 			goto fail;
 	}
 	if (query != NULL && *query != '\0') {
@@ -232,6 +304,34 @@ eb_proxy_upstream_url(const char *upstream, const char *rest, const char *query)
 fail:
 	eb_buf_finish(&b);
 	return NULL;
+}
+
+char *
+eb_proxy_upstream_url(const char *upstream, const char *rest, const char *query)
+{
+	return build_url(upstream, rest, strlen(rest), 0, query);
+}
+
+char *
+eb_proxy_upstream_url_raw(const char *upstream, const char *target)
+{
+	const char *rest = target, *q;
+	size_t plen = strcspn(target, "?");
+	int i;
+
+	/* {rest} begins after the fourth "/" of "/t/{T}/mdm/{rest}" (origin
+	 * form only): the server refused an encoded "/", so the raw and the
+	 * decoded path have the same segments */
+	if (target[0] != '/')
+		return NULL;
+	for (i = 0; i < 4; i++) {
+		if ((rest = memchr(rest, '/',
+		                   plen - (size_t)(rest - target))) == NULL)
+			return NULL;
+		rest++;
+	}
+	q = target[plen] == '?' ? target + plen + 1 : NULL;
+	return build_url(upstream, rest, plen - (size_t)(rest - target), 1, q);
 }
 
 /* ---- metrics ---- */
@@ -829,9 +929,14 @@ eb_proxy_forward(struct eb_request *req, const struct eb_tenant *t,
 	char *url;
 	const char *method = eb_req_method(req);
 
-	if ((url = eb_proxy_upstream_url(t->mdm.upstream,
-	                                 eb_req_param(req, "rest"),
-	                                 eb_req_raw_query(req))) == NULL) {
+	/* one credential only: the MDM must judge the one we checked */
+	if (eb_req_header_count(req, "Authorization") > 1) {
+		eb_proxy_count(req, "bad_request");
+		eb_resp_text(req, 400, "more than one Authorization\n");
+		return EB_HANDLED;
+	}
+	if ((url = eb_proxy_upstream_url_raw(t->mdm.upstream,
+	                                     eb_req_raw_target(req))) == NULL) {
 		eb_proxy_count(req, "bad_request");
 		eb_resp_text(req, 400, "bad request\n");
 		return EB_HANDLED;

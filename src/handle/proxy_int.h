@@ -84,8 +84,11 @@ int eb_proxy_device_channel_ok(const char *method, const char *content_type,
                                const char **why);
 
 /*
- * 1 when the path remainder {rest} may be forwarded: no "." or ".."
- * segment, no control byte, no empty segment at the start. 0 otherwise.
+ * 1 when the path remainder {rest} (percent-decoded) may be forwarded: no
+ * dot segment in any spelling ("..", "...", "..;x", ".. "), no control
+ * byte, no backslash, well-formed UTF-8 (no overlong "." either), no
+ * empty segment at the start. 0 otherwise. An encoded "/" or NUL cannot
+ * be seen once decoded: the server refuses those from the raw target.
  */
 int eb_proxy_rest_ok(const char *rest);
 
@@ -98,13 +101,25 @@ int eb_proxy_rest_ok(const char *rest);
  */
 char *eb_proxy_upstream_url(const char *upstream, const char *rest,
                             const char *query);
+/*
+ * The upstream URL from the raw request-target of "/t/{T}/mdm/{rest}"
+ * (path and query as received): {rest} normalised once (RFC 3986 6.2.2:
+ * escaped unreserved characters decoded, other escapes upper-cased, bytes
+ * a path may not hold encoded), so that the MDM sees what the device sent
+ * and what the bridge checked, never a reserved character decoded. A
+ * fresh string (eb_free), or NULL when the target is not of that form,
+ * holds a malformed escape or a query byte a URL may not, or out of
+ * memory.
+ */
+char *eb_proxy_upstream_url_raw(const char *upstream, const char *target);
 
 /*
  * Whether a request header from the device is passed upstream: not
  * hop-by-hop (also not named by the request's Connection header, given as
  * connection, may be NULL), not one that curl computes (Host,
  * Content-Length, Expect), not one of our identity headers nor a
- * forwarding header. 1 or 0.
+ * forwarding header (X-Enrollbridge-*, X-Forwarded-* included), and a
+ * valid token (RFC 9110 tchar only). 1 or 0.
  */
 int eb_proxy_request_header_ok(const char *name, const char *connection);
 /* Whether an upstream response header is passed back to the device: not

@@ -55,6 +55,8 @@ void eb_req_query_each(const struct eb_request *req,
                        void *arg);
 /* The raw query string as received ("" when none). */
 const char *eb_req_raw_query(const struct eb_request *req);
+/* The request-target as received, path and query, not decoded. */
+const char *eb_req_raw_target(const struct eb_request *req);
 /* Request header (case-insensitive name); NULL when absent. */
 const char *eb_req_header(const struct eb_request *req, const char *name);
 /* Call fn for every request header in the order received (name as sent);

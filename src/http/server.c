@@ -39,6 +39,7 @@
 #include "core/metrics.h"
 #include "core/str.h"
 #include "http/client.h"
+#include "http/h1check.h"
 #include "http/router.h"
 
 enum async_state { A_NONE, A_SUSPENDED, A_DONE };
@@ -224,6 +225,12 @@ eb_req_raw_query(const struct eb_request *req)
 	const char *q = req->raw_uri ? strchr(req->raw_uri, '?') : NULL;
 
 	return q ? q + 1 : "";
+}
+
+const char *
+eb_req_raw_target(const struct eb_request *req)
+{
+	return req->raw_uri ? req->raw_uri : "";
 }
 
 const char *
@@ -850,6 +857,81 @@ first_call(struct eb_request *req, const char *url, const char *method)
 	return MHD_YES;
 }
 
+/* Collects the request's header fields, in the order received. */
+struct field_list {
+	struct eb_h1_field *f;
+	size_t n, cap;
+	int no_value; /* a field without a value: never from a sound head */
+};
+
+static enum MHD_Result
+field_cb(void *cls, enum MHD_ValueKind kind, const char *key, const char *value)
+{
+	struct field_list *l = cls;
+
+	(void)kind;
+	if (l->n == l->cap || value == NULL) {
+		l->no_value = value == NULL;
+		return MHD_NO;
+	}
+	l->f[l->n].name = key;
+	l->f[l->n].value = value;
+	l->n++;
+	return MHD_YES;
+}
+
+/*
+ * RFC 9112 framing (src/http/h1check.c), on the access handler's first
+ * call: the whole head is in, no byte of the body has been read and no
+ * handler has run. A refused request is answered at once with
+ * "Connection: close"; queued this early, the response also makes
+ * libmicrohttpd stop reading the connection, so nothing behind it (a body
+ * or a pipelined request) is ever processed. 1 when refused, -1 when
+ * refused and out of memory (the connection is dropped), 0 to go on.
+ */
+static int
+framing_refused(struct eb_request *req, const char *url, const char *method,
+                const char *version)
+{
+	struct field_list l = {NULL, 0, 0, 0};
+	const char *why = NULL;
+	int n, status;
+
+	n = MHD_get_connection_values(req->conn, MHD_HEADER_KIND, NULL, NULL);
+	if (n > 0 && (l.f = eb_calloc((size_t)n, sizeof(*l.f))) == NULL) {
+		status = 503;
+		why = "out of memory";
+	} else {
+		l.cap = n > 0 ? (size_t)n : 0;
+		if (n > 0)
+			MHD_get_connection_values(req->conn, MHD_HEADER_KIND,
+			                          field_cb, &l);
+		status = eb_h1check_request(method, version, req->raw_uri, l.f,
+		                            l.n, &why);
+		if (status == 0)
+			status = eb_h1check_layout(l.f, l.n, &why);
+		if (status == 0 && l.no_value) {
+			status = 400;
+			why = "header field without a value";
+		}
+	}
+	eb_free(l.f);
+	if (status == 0)
+		return 0;
+	req->method = method;
+	if ((req->path = eb_strdup(url != NULL ? url : "-")) == NULL)
+		return -1;
+	log_info("request %s from %s refused (%d): %s", req->id,
+	         eb_req_remote(req), status, why);
+	eb_resp_text(req, status,
+	             status == 501   ? "transfer coding not implemented\n"
+	             : status == 505 ? "HTTP version not supported\n"
+	                             : "bad request\n");
+	eb_resp_header(req, "Connection", "close");
+	req->dispatched = 1;
+	return 1;
+}
+
 static enum MHD_Result
 access_cb(void *cls, struct MHD_Connection *conn, const char *url,
           const char *method, const char *version, const char *upload_data,
@@ -865,6 +947,8 @@ access_cb(void *cls, struct MHD_Connection *conn, const char *url,
 
 		req->http10 =
 		    version != NULL && strcmp(version, "HTTP/1.0") == 0;
+		if ((rc = framing_refused(req, url, method, version)) != 0)
+			return rc == 1 ? queue(req) : MHD_NO;
 		r = first_call(req, url, method);
 
 		if (req->status != 0 && req->route == -1)
