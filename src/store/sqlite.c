@@ -172,7 +172,7 @@ static const char *const stmt_sql[ST__COUNT] = {
     [ST_GRANT_PERSON] = "SELECT idp_issuer, idp_subject FROM grants"
                         " WHERE id = ?",
     /* the active grant holding an enrollment: at most one, by the
-     * grants_active_binding index (migration 2) */
+     * grants_active_binding index (migration 4) */
     [ST_GRANT_HOLDER] = "SELECT id, idp_issuer, idp_subject FROM grants"
                         " WHERE tenant = ?1 AND binding_kind = ?2"
                         " AND binding_value = ?3 COLLATE NOCASE"
@@ -1669,7 +1669,7 @@ grant_holder(struct conn *c, const char *tenant, const char *kind,
  * transaction before grant id takes (kind, value): another active grant
  * of the same person holding it is superseded by id (a re-enrollment:
  * ADDE Macs come back with the same UDID); one of another person makes
- * it TAKEN. The partial unique index grants_active_binding (migration 2)
+ * it TAKEN. The partial unique index grants_active_binding (migration 4)
  * refuses a second holder even if this check were bypassed.
  */
 static int
