@@ -311,10 +311,24 @@ test('malformed check-in plist: 400 even with a good bearer, never forwarded', a
   assert.equal(sql(world.db, `select binding_kind from grants where id='${gid}'`)[0].binding_kind, null);
 });
 
-test('CheckOut is forwarded with a stale or missing token, marked unauthenticated', async () => {
+test('CheckOut is forwarded with a stale token, marked unauthenticated; not with a missing or forged one', async () => {
+  // a genuine token whose grant was revoked (issue 11: only such a token
+  // may still deliver a CheckOut; no bearer or a forged one gets the
+  // challenge before its body is read)
+  const stale = await signIn('gen');
+  const c = await cliAsync(['grants', 'revoke', '-c', world.config.main, claimsOf(stale).grant_id]);
+  assert.equal(c.code, 0, c.stderr);
   for (const authorization of ['Bearer stale.token.value', undefined]) {
     const x = await reaching(() => mdmReq('gen', 'checkin', {
       headers: authorization ? { authorization } : {},
+      body: plist({ MessageType: 'CheckOut', Topic: 'com.apple.mgmt.test', EnrollmentID: 'ENR-gone' }),
+    }));
+    assertChallenge(x.r, 'gen');
+    assert.equal(x.got.length, 0);
+  }
+  for (let i = 0; i < 2; i++) {
+    const x = await reaching(() => mdmReq('gen', 'checkin', {
+      token: stale,
       body: plist({ MessageType: 'CheckOut', Topic: 'com.apple.mgmt.test', EnrollmentID: 'ENR-gone' }),
     }));
     assert.equal(x.r.status, 200, x.r.body);
@@ -326,7 +340,7 @@ test('CheckOut is forwarded with a stale or missing token, marked unauthenticate
   }
   // any other message with the same stale token: the challenge
   const x = await reaching(() => mdmReq('gen', 'checkin', {
-    headers: { authorization: 'Bearer stale.token.value' },
+    token: stale,
     body: plist({ MessageType: 'TokenUpdate', EnrollmentID: 'ENR-gone' }),
   }));
   assertChallenge(x.r, 'gen');
