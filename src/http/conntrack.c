@@ -9,6 +9,8 @@
  */
 #include "http/conntrack.h"
 
+#include <netinet/in.h>
+#include <string.h>
 #include <sys/socket.h>
 #include <time.h>
 
@@ -125,7 +127,7 @@ struct eb_ct_conn *
 eb_conntrack_add(struct eb_conntrack *ct, int fd, int64_t now)
 {
 	struct eb_ct_conn *c, *old;
-	unsigned batch;
+	unsigned batch, reserve;
 
 	if ((c = eb_calloc(1, sizeof(*c))) == NULL)
 		return NULL;
@@ -136,13 +138,17 @@ eb_conntrack_add(struct eb_conntrack *ct, int fd, int64_t now)
 	append(&ct->heads, c);
 	ct->count++;
 	/*
-	 * The table is full: make room by ending the connections that have
-	 * waited longest for a head (a slow client trickling one, or an idle
-	 * keep-alive one), a few at a time so that a flood of new ones does
-	 * not pay this on every accept. Never the one just accepted.
+	 * The table is (nearly) full: make room by ending the connections
+	 * that have waited longest for a head (a slow client trickling one,
+	 * or an idle keep-alive one), a batch at a time so that a flood of
+	 * new ones does not pay this on every accept. Never the one just
+	 * accepted. Room is made before the table is quite full: a full
+	 * daemon stops accepting, and a new client would wait in the
+	 * kernel's backlog behind the flood until something else closed.
 	 */
-	if (ct->count - ct->doomed >= ct->limit) {
-		batch = 1 + ct->limit / 128;
+	reserve = 1 + ct->limit / 64;
+	if (ct->count - ct->doomed + reserve > ct->limit) {
+		batch = reserve;
 		while (batch-- > 0 && (old = ct->heads.next) != c) {
 			doom(old);
 			ct->evicted++;
@@ -262,4 +268,26 @@ unsigned
 eb_conntrack_count(const struct eb_conntrack *ct)
 {
 	return ct->count;
+}
+
+size_t
+eb_conntrack_addr_key(const struct sockaddr *sa, size_t len,
+                      unsigned char out[16])
+{
+	if (sa->sa_family == AF_INET && len >= sizeof(struct sockaddr_in)) {
+		memcpy(out, &((const struct sockaddr_in *)sa)->sin_addr, 4);
+		return 4;
+	}
+	if (sa->sa_family == AF_INET6 && len >= sizeof(struct sockaddr_in6)) {
+		const struct in6_addr *a =
+		    &((const struct sockaddr_in6 *)sa)->sin6_addr;
+
+		if (IN6_IS_ADDR_V4MAPPED(a)) {
+			memcpy(out, a->s6_addr + 12, 4);
+			return 4;
+		}
+		memcpy(out, a->s6_addr, 8);
+		return 8;
+	}
+	return 0;
 }

@@ -36,9 +36,9 @@ void eb_conntrack_destroy(struct eb_conntrack *ct);
 
 /*
  * A connection on descriptor fd was accepted at now: it waits for a head.
- * When the table is then full, the oldest connections waiting for a head
- * are shut down. The record, or NULL when out of memory (the connection
- * is then not tracked).
+ * When the table is then (nearly) full, the oldest connections waiting for a
+ * head are shut down. The record, or NULL when out of memory (the connection is
+ * then not tracked).
  */
 struct eb_ct_conn *eb_conntrack_add(struct eb_conntrack *ct, int fd,
                                     int64_t now);
@@ -69,6 +69,17 @@ int64_t eb_conntrack_sweep(struct eb_conntrack *ct, int64_t now,
 unsigned eb_conntrack_take_evicted(struct eb_conntrack *ct);
 /* Connections tracked (shut-down ones included until they are removed). */
 unsigned eb_conntrack_count(const struct eb_conntrack *ct);
+
+struct sockaddr;
+/*
+ * The key a client address is counted under by the per-address connection
+ * limit: 4 bytes for IPv4 (an IPv4-mapped IPv6 address too), the 8 bytes
+ * of the /64 for IPv6 (a host or subscriber gets a whole /64: counting
+ * each of its addresses apart would make the limit void). Returns the
+ * key's length, 0 when sa is neither family.
+ */
+size_t eb_conntrack_addr_key(const struct sockaddr *sa, size_t len,
+                             unsigned char out[16]);
 
 /* The monotonic clock in milliseconds. */
 int64_t eb_conntrack_now(void);

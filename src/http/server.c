@@ -937,23 +937,22 @@ body_admit(struct eb_request *req)
 	if (req->status != 0 && body_announced(req))
 		return answer_closing(req); /* the head decided */
 	if (req->status != 0) {
-		req->early = 1; /* no body: the connection may stay */
-		req->dispatched = 1;
+		req->dispatched = 1; /* no body: the connection may stay */
 		return queue(req);
 	}
 	if (cl != NULL)
 		v = strtoull(cl, NULL, 10); /* checked by first_call */
+	if (req->body_limit == 0 && body_announced(req)) {
+		req->early = 1; /* no body byte is read */
+		eb_resp_header(req, "Connection", "close");
+		return run_handler(req);
+	}
 	if (v > req->body_limit) {
 		log_info("http: %s %s: body of %llu bytes over the route's "
 		         "limit (%zu)",
 		         req->method, rt->name, v, req->body_limit);
 		eb_resp_text(req, 413, "request body too large\n");
 		return answer_closing(req);
-	}
-	if (req->body_limit == 0 && body_announced(req)) {
-		req->early = 1; /* no body byte is read */
-		eb_resp_header(req, "Connection", "close");
-		return run_handler(req);
 	}
 	if (v > 0 && budget_take(req, (size_t)v) == -1) {
 		log_warnx("http: request body refused: the budget for "
@@ -1218,6 +1217,11 @@ completed_cb(void *cls, struct MHD_Connection *conn, void **con_cls,
 	*con_cls = NULL;
 	/* on a kept-alive connection the next head is due from now */
 	eb_conntrack_head_wait(req->ct, eb_conntrack_now());
+	/* answered without (all of) its body: the connection ends now (in
+	 * external epoll mode libmicrohttpd would otherwise keep it until
+	 * its next event or its timeout; see stream_read) */
+	if (req->early)
+		stream_shutdown(req);
 	secs = elapsed(&req->start);
 	status = req->queued ? req->status : 0;
 	if (req->method != NULL) {
@@ -1280,29 +1284,11 @@ ncores(void)
 
 /* ---- per-IP connection limit ---- */
 
-/* The address of sa as 4 bytes (IPv4, IPv4-mapped IPv6 too) or, for IPv6,
- * the 8 bytes of its /64 (one subscriber or host gets a whole /64, so a
- * per-address count must not see each of its addresses apart); 0 when it
- * is neither family. */
+/* The per-address key of sa (see eb_conntrack_addr_key). */
 static size_t
 ip_key(const struct sockaddr *sa, socklen_t len, unsigned char out[16])
 {
-	if (sa->sa_family == AF_INET && len >= sizeof(struct sockaddr_in)) {
-		memcpy(out, &((const struct sockaddr_in *)sa)->sin_addr, 4);
-		return 4;
-	}
-	if (sa->sa_family == AF_INET6 && len >= sizeof(struct sockaddr_in6)) {
-		const struct in6_addr *a =
-		    &((const struct sockaddr_in6 *)sa)->sin6_addr;
-
-		if (IN6_IS_ADDR_V4MAPPED(a)) {
-			memcpy(out, a->s6_addr + 12, 4);
-			return 4;
-		}
-		memcpy(out, a->s6_addr, 8);
-		return 8;
-	}
-	return 0;
+	return eb_conntrack_addr_key(sa, (size_t)len, out);
 }
 
 static struct ip_count **
