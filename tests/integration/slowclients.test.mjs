@@ -282,3 +282,26 @@ test('600 unfinished unauthenticated 1 MiB bodies: the process grows by at most 
     `Content-Length: ${MiB}\r\n\r\n`, 1000);
   assert.equal(r.res, '');
 });
+
+test('a request body slower than limits.min_body_rate is closed', async () => {
+  const b = await bridgeWith({ head_timeout: 1, min_body_rate: 200 }, proxyTenants());
+  const s = open(b.port);
+  await s.up;
+  s.write('PUT /t/mac/mdm/checkin HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-apple-aspen-mdm-checkin\r\n' +
+    'Content-Length: 4000\r\n\r\n');
+  // 10 bytes every 200 ms: 50 bytes/s, never idle, far below the minimum
+  const drip = setInterval(() => { if (!s.destroyed) s.write('AAAAAAAAAA'); }, 200);
+  const lived = await Promise.race([s.gone, sleep(10000).then(() => -1)]);
+  clearInterval(drip);
+  s.destroy();
+  assert.ok(lived > 0, 'the dripping body was never closed');
+  assert.ok(lived < 5000, `closed after ${lived} ms`);
+  await b.waitLog(/request body slower than limits\.min_body_rate/);
+  // a body at a normal pace is read whole and handled (the MDM here is
+  // unreachable: 502)
+  const body = '<?xml version="1.0"?><plist version="1.0"><dict><key>MessageType</key><string>CheckOut</string></dict></plist>';
+  const res = await raw(b.port, 'PUT /t/mac/mdm/checkin HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-apple-aspen-mdm-checkin\r\n' +
+    `Content-Length: ${body.length}\r\nConnection: close\r\n\r\n${body}`, 15000);
+  assert.ok([502, 503, 504].includes(statusOf(res)), res.slice(0, 200));
+  await b.stop();
+});
