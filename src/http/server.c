@@ -1041,7 +1041,7 @@ first_call(struct eb_request *req, const char *url, const char *method)
 		if (errno != 0 || end == cl || *end != '\0' ||
 		    v > req->srv->max_body_bytes) {
 			eb_resp_text(req, 413, "request body too large\n");
-			return queue(req);
+			return answer_closing(req);
 		}
 		/* the announced size at once (one allocation for a usual
 		 * body), but no more than 16 KiB before the bytes arrive: a
