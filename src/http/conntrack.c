@@ -16,20 +16,22 @@
 
 #include "core/mem.h"
 
-enum ct_state { CT_HEAD, CT_BODY, CT_BUSY, CT_DOOMED };
+enum ct_state { CT_HEAD, CT_BODY, CT_BUSY, CT_CLOSING, CT_DOOMED };
 
 struct eb_ct_conn {
 	struct eb_ct_conn *prev, *next; /* on a list while HEAD or BODY */
 	struct eb_conntrack *ct;
 	int fd;
 	enum ct_state state;
-	int64_t since;  /* HEAD: waiting since; BODY: head done at */
+	int64_t since;  /* HEAD: waiting since; BODY: head done at;
+	                   CLOSING: to be shut down at */
 	uint64_t bytes; /* BODY: received so far */
 };
 
 struct eb_conntrack {
-	struct eb_ct_conn heads;  /* list head: oldest first */
-	struct eb_ct_conn bodies; /* list head */
+	struct eb_ct_conn heads;   /* list head: oldest first */
+	struct eb_ct_conn bodies;  /* list head */
+	struct eb_ct_conn closing; /* list head: soonest first */
 	unsigned limit;
 	unsigned count;
 	unsigned doomed; /* shut down, not yet removed */
@@ -38,7 +40,8 @@ struct eb_conntrack {
 	size_t min_body_rate;
 };
 
-#define BODY_SWEEP_MS 1000
+#define BODY_SWEEP_MS  1000
+#define CLOSE_AFTER_MS 1000
 
 int64_t
 eb_conntrack_now(void)
@@ -84,6 +87,7 @@ eb_conntrack_create(unsigned limit, int64_t head_timeout_ms,
 		return NULL;
 	list_init(&ct->heads);
 	list_init(&ct->bodies);
+	list_init(&ct->closing);
 	ct->limit = limit > 0 ? limit : 1;
 	ct->head_timeout = head_timeout_ms;
 	ct->min_body_rate = min_body_rate;
@@ -110,6 +114,7 @@ eb_conntrack_destroy(struct eb_conntrack *ct)
 	 * the daemon is stopped before this, so none should be left */
 	free_list(&ct->heads);
 	free_list(&ct->bodies);
+	free_list(&ct->closing);
 	eb_free(ct);
 }
 
@@ -174,7 +179,8 @@ eb_conntrack_remove(struct eb_ct_conn *c)
 void
 eb_conntrack_head_wait(struct eb_ct_conn *c, int64_t now)
 {
-	if (c == NULL || c->ct == NULL || c->state == CT_DOOMED)
+	if (c == NULL || c->ct == NULL || c->state == CT_DOOMED ||
+	    c->state == CT_CLOSING)
 		return;
 	unlink_conn(c);
 	c->state = CT_HEAD;
@@ -205,9 +211,21 @@ eb_conntrack_body_bytes(struct eb_ct_conn *c, size_t n)
 }
 
 void
-eb_conntrack_busy(struct eb_ct_conn *c)
+eb_conntrack_close_after(struct eb_ct_conn *c, int64_t now)
 {
 	if (c == NULL || c->ct == NULL || c->state == CT_DOOMED)
+		return;
+	unlink_conn(c);
+	c->state = CT_CLOSING;
+	c->since = now + CLOSE_AFTER_MS;
+	append(&c->ct->closing, c);
+}
+
+void
+eb_conntrack_busy(struct eb_ct_conn *c)
+{
+	if (c == NULL || c->ct == NULL || c->state == CT_DOOMED ||
+	    c->state == CT_CLOSING)
 		return;
 	unlink_conn(c);
 	c->state = CT_BUSY;
@@ -237,6 +255,8 @@ eb_conntrack_sweep(struct eb_conntrack *ct, int64_t now, unsigned *heads,
 		doom(c);
 		nh++;
 	}
+	while ((c = ct->closing.next) != &ct->closing && now >= c->since)
+		doom(c);
 	for (c = ct->bodies.next; c != &ct->bodies; c = next) {
 		next = c->next;
 		if (body_too_slow(ct, c, now)) {
@@ -246,6 +266,9 @@ eb_conntrack_sweep(struct eb_conntrack *ct, int64_t now, unsigned *heads,
 	}
 	if ((c = ct->heads.next) != &ct->heads)
 		due = c->since + ct->head_timeout - now;
+	if ((c = ct->closing.next) != &ct->closing &&
+	    (due < 0 || c->since - now < due))
+		due = c->since - now;
 	if (ct->bodies.next != &ct->bodies && (due < 0 || due > BODY_SWEEP_MS))
 		due = BODY_SWEEP_MS;
 	if (heads != NULL)

@@ -52,6 +52,12 @@ void eb_conntrack_head_wait(struct eb_ct_conn *c, int64_t now);
 void eb_conntrack_head_done(struct eb_ct_conn *c, int body, int64_t now);
 /* n more body bytes arrived. */
 void eb_conntrack_body_bytes(struct eb_ct_conn *c, size_t n);
+/*
+ * The request was answered without reading its body and the connection
+ * must end: it is shut down a second after now at the latest (time for
+ * the client to read the answer), whatever libmicrohttpd does meanwhile.
+ */
+void eb_conntrack_close_after(struct eb_ct_conn *c, int64_t now);
 /* The request is being served: no deadline applies (the idle timeout of
  * libmicrohttpd still does). */
 void eb_conntrack_busy(struct eb_ct_conn *c);

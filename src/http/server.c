@@ -159,6 +159,8 @@ struct eb_server {
 	unsigned long long id_prefix;
 	size_t body_budget;          /* limits.body_budget_bytes */
 	atomic_size_t body_buffered; /* bytes held against it */
+	atomic_llong budget_logged;  /* second of the last "spent" line */
+	atomic_uint budget_refused;  /* refusals since that line */
 	char *tls_cert_pem;
 	char *tls_key_pem;
 };
@@ -677,6 +679,24 @@ budget_take(struct eb_request *req, size_t n)
 	return 0;
 }
 
+/* Say that the budget refused a body: one line a second at most (a flood
+ * of refusals must not become a flood of log lines), with the count. */
+static void
+budget_spent_log(struct eb_server *srv)
+{
+	long long now = (long long)time(NULL);
+	long long last = atomic_load(&srv->budget_logged);
+	unsigned n = atomic_fetch_add(&srv->budget_refused, 1) + 1;
+
+	if (now == last ||
+	    !atomic_compare_exchange_strong(&srv->budget_logged, &last, now))
+		return;
+	atomic_fetch_sub(&srv->budget_refused, n);
+	log_warnx("http: %u request body(ies) refused (503): the budget for "
+	          "buffered bodies, limits.body_budget_bytes (%zu), is spent",
+	          n, srv->body_budget);
+}
+
 static void
 budget_release(struct eb_request *req)
 {
@@ -886,6 +906,9 @@ answer_closing(struct eb_request *req)
 	eb_resp_header(req, "Connection", "close");
 	eb_buf_finish(&req->body);
 	budget_release(req);
+	/* libmicrohttpd may not look at the connection again until its
+	 * next event: end it in a second whatever happens */
+	eb_conntrack_close_after(req->ct, eb_conntrack_now());
 	return queue(req);
 }
 
@@ -943,9 +966,14 @@ body_admit(struct eb_request *req)
 	if (cl != NULL)
 		v = strtoull(cl, NULL, 10); /* checked by first_call */
 	if (req->body_limit == 0 && body_announced(req)) {
+		enum MHD_Result r;
+
 		req->early = 1; /* no body byte is read */
 		eb_resp_header(req, "Connection", "close");
-		return run_handler(req);
+		r = run_handler(req);
+		if (req->queued)
+			eb_conntrack_close_after(req->ct, eb_conntrack_now());
+		return r;
 	}
 	if (v > req->body_limit) {
 		log_info("http: %s %s: body of %llu bytes over the route's "
@@ -955,9 +983,7 @@ body_admit(struct eb_request *req)
 		return answer_closing(req);
 	}
 	if (v > 0 && budget_take(req, (size_t)v) == -1) {
-		log_warnx("http: request body refused: the budget for "
-		          "buffered bodies (%zu bytes) is spent",
-		          req->srv->body_budget);
+		budget_spent_log(req->srv);
 		eb_resp_header(req, "Retry-After", "5");
 		eb_resp_text(req, 503, "temporarily unavailable\n");
 		return answer_closing(req);
@@ -1001,9 +1027,7 @@ body_take(struct eb_request *req, const char *p, size_t n)
 	if (req->body.len + n > req->budget_held &&
 	    budget_take(req, req->body.len + n - req->budget_held) == -1) {
 		req->body_over_budget = 1;
-		log_warnx("http: request body refused: the budget for "
-		          "buffered bodies (%zu bytes) is spent",
-		          req->srv->body_budget);
+		budget_spent_log(req->srv);
 		eb_resp_header(req, "Retry-After", "5");
 		eb_resp_text(req, 503, "temporarily unavailable\n");
 		return body_refuse(req);
@@ -1106,7 +1130,10 @@ access_cb(void *cls, struct MHD_Connection *conn, const char *url,
 		pthread_mutex_lock(&req->lock);
 		rc = req->astate == A_SUSPENDED;
 		pthread_mutex_unlock(&req->lock);
-		return req->queued || rc ? MHD_YES : queue(req);
+		if (req->queued || rc)
+			return MHD_YES;
+		eb_conntrack_close_after(req->ct, eb_conntrack_now());
+		return queue(req);
 	}
 	if (*upload_data_size > 0) {
 		enum MHD_Result r =

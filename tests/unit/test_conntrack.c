@@ -186,6 +186,36 @@ test_body_rate(void **state)
 }
 
 static void
+test_close_after(void **state)
+{
+	struct eb_conntrack *ct = eb_conntrack_create(10, 10000, 100);
+	struct pair a, b;
+	struct eb_ct_conn *ca, *cb;
+
+	(void)state;
+	open_pair(&a);
+	open_pair(&b);
+	ca = eb_conntrack_add(ct, a.ours, 0);
+	cb = eb_conntrack_add(ct, b.ours, 0);
+	/* a answered before its body at 500: ended a second later, whatever
+	 * else is reported for it meanwhile (its response completing) */
+	eb_conntrack_head_done(ca, 1, 400);
+	eb_conntrack_close_after(ca, 500);
+	eb_conntrack_head_wait(ca, 600);
+	eb_conntrack_busy(ca);
+	assert_int_equal(eb_conntrack_sweep(ct, 600, NULL, NULL), 900);
+	assert_false(ended(&a));
+	eb_conntrack_sweep(ct, 1500, NULL, NULL);
+	assert_true(ended(&a));
+	assert_false(ended(&b));
+	eb_conntrack_remove(ca);
+	eb_conntrack_remove(cb);
+	eb_conntrack_destroy(ct);
+	close_pair(&a);
+	close_pair(&b);
+}
+
+static void
 test_addr_key(void **state)
 {
 	struct sockaddr_in6 a6, b6;
@@ -230,6 +260,7 @@ main(void)
 	    cmocka_unit_test(test_head_deadline),
 	    cmocka_unit_test(test_full_table_evicts_oldest_head),
 	    cmocka_unit_test(test_body_rate),
+	    cmocka_unit_test(test_close_after),
 	    cmocka_unit_test(test_addr_key),
 	};
 
