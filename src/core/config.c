@@ -109,6 +109,9 @@ parse_limits(struct eb_cfg_ctx *c, const json_t *root, struct eb_limits *l)
 	                                   "per_ip_connections",
 	                                   "connection_timeout",
 	                                   "threads",
+	                                   "head_timeout",
+	                                   "min_body_rate",
+	                                   "body_budget_bytes",
 	                                   NULL};
 	const char *p = "limits";
 	long cores = sysconf(_SC_NPROCESSORS_ONLN);
@@ -124,6 +127,9 @@ parse_limits(struct eb_cfg_ctx *c, const json_t *root, struct eb_limits *l)
 	l->per_ip_connections = 256;
 	l->connection_timeout = 30;
 	l->threads = cores < 1 ? 1 : cores > 256 ? 256 : (unsigned)cores;
+	l->head_timeout = 10;
+	l->min_body_rate = 1024;
+	l->body_budget_bytes = 128 * 1024 * 1024;
 	if (eb_cfg_obj(c, root, NULL, p, &o) == -1)
 		return -1;
 	if (o == NULL)
@@ -146,6 +152,9 @@ parse_limits(struct eb_cfg_ctx *c, const json_t *root, struct eb_limits *l)
 	LIMIT(per_ip_connections, 1, 1000000);
 	LIMIT(connection_timeout, 1, 3600);
 	LIMIT(threads, 1, 1024);
+	LIMIT(head_timeout, 1, 3600);
+	LIMIT(min_body_rate, 0, 1LL << 30);
+	LIMIT(body_budget_bytes, 64 * 1024, 1LL << 40);
 #undef LIMIT
 	if (l->per_ip_connections > l->max_connections)
 		return eb_cfg_fail(c, p, "per_ip_connections",

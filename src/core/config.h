@@ -56,6 +56,9 @@ struct eb_limits {
 	unsigned per_ip_connections; /* default 256 */
 	int connection_timeout;      /* idle seconds; default 30 */
 	unsigned threads;            /* HTTP worker threads; default: cores */
+	int head_timeout;            /* seconds for a whole request head; 10 */
+	size_t min_body_rate;        /* body bytes/s after head_timeout; 1024 */
+	size_t body_budget_bytes;    /* all buffered bodies; default 128 MiB */
 };
 
 struct eb_idp_config {

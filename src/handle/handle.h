@@ -44,6 +44,8 @@ int eb_handle_oauth2_introspect(struct eb_request *req);
 int eb_handle_oauth2_revoke(struct eb_request *req);
 /* proxy.c: * /t/{T}/mdm/{rest} */
 int eb_handle_proxy(struct eb_request *req);
+/* proxy_head.c: the proxy's body limit from its bearer, before the body */
+void eb_proxy_head(struct eb_request *req);
 /* health.c */
 int eb_handle_healthz(struct eb_request *req);
 int eb_handle_readyz(struct eb_request *req);

@@ -30,7 +30,7 @@ typedef int (*eb_handler_fn)(struct eb_request *req);
 	      */
 #define EB_ROUTE_REDACT_PATH                                                   \
 	0x02               /* log the pattern, not the path (secrets in path) */
-#define EB_ROUTE_BODY 0x04 /* the handler reads a body */
+#define EB_ROUTE_BODY 0x04 /* the handler reads a body (else none is read) */
 
 struct eb_route {
 	const char *method; /* "GET" (also answers HEAD), "POST", "*" */
@@ -39,7 +39,27 @@ struct eb_route {
 	eb_handler_fn handler;
 	const char *name; /* metrics label */
 	unsigned flags;
+	/* Most body bytes the route reads; 0: limits.max_body_bytes. */
+	size_t max_body;
+	/*
+	 * Optional: run once the headers are in, before any body byte is
+	 * read or buffered. It may set the request's body limit
+	 * (eb_req_set_body_limit) or answer at once (any eb_resp_set_*): the
+	 * body is then never read, the handler never runs, and the
+	 * connection is closed after the response.
+	 */
+	void (*head)(struct eb_request *req);
 };
+
+/*
+ * For a head callback: the most body bytes this request may send (the
+ * route's limit until then). 0: no body byte is read: the handler runs at
+ * once with an empty body and, when a body was announced, the connection
+ * is closed after the response. A body over the limit gets 413 and the
+ * connection is closed.
+ */
+void eb_req_set_body_limit(struct eb_request *req, size_t max);
+size_t eb_req_body_limit(const struct eb_request *req);
 
 /* Request accessors. Strings are owned by the request. */
 const char *eb_req_method(const struct eb_request *req);

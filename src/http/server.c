@@ -24,6 +24,7 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -39,6 +40,7 @@
 #include "core/metrics.h"
 #include "core/str.h"
 #include "http/client.h"
+#include "http/conntrack.h"
 #include "http/h1check.h"
 #include "http/router.h"
 
@@ -100,13 +102,20 @@ struct eb_request {
 	struct timespec start;
 	char id[17];
 	char remote[INET6_ADDRSTRLEN + 8];
+	/* slow clients and body memory (body_admit, body_take) */
+	struct eb_ct_conn *ct; /* the connection's tracking record */
+	size_t body_limit;     /* most body bytes this request may send */
+	size_t budget_held;    /* bytes of the body budget it holds */
+	int body_discard;      /* no route: body bytes are read, not kept */
+	int body_over_budget;  /* the body budget was spent: 503 */
+	int early;             /* answered before its body: close after */
 };
 
 /* Per-IP connection counts, shared by the workers (see ip_accept). */
 struct ip_count {
 	struct ip_count *next;
 	unsigned count;
-	unsigned char len; /* 4 or 16 */
+	unsigned char len; /* 4 or 8 (an IPv6 /64) */
 	unsigned char addr[16];
 };
 #define IP_BUCKETS 1024
@@ -126,8 +135,10 @@ struct worker {
 	int wakefd;
 	pthread_t thread;
 	int running;
-	int mhd_due;        /* a connection was resumed on this thread */
-	atomic_int quiesce; /* 1: asked, 2: done */
+	int mhd_due;             /* a connection was resumed on this thread */
+	atomic_int quiesce;      /* 1: asked, 2: done */
+	struct eb_conntrack *ct; /* this daemon's connections */
+	int64_t sweep_at;        /* next conntrack sweep (monotonic ms) */
 };
 
 struct eb_server {
@@ -147,6 +158,10 @@ struct eb_server {
 	atomic_long inflight;
 	atomic_ullong next_id;
 	unsigned long long id_prefix;
+	size_t body_budget;          /* limits.body_budget_bytes */
+	atomic_size_t body_buffered; /* bytes held against it */
+	atomic_llong budget_logged;  /* second of the last "spent" line */
+	atomic_uint budget_refused;  /* refusals since that line */
 	char *tls_cert_pem;
 	char *tls_key_pem;
 };
@@ -288,6 +303,19 @@ eb_req_body(const struct eb_request *req, size_t *len)
 	if (len != NULL)
 		*len = req->body.len;
 	return eb_buf_str(&req->body);
+}
+
+void
+eb_req_set_body_limit(struct eb_request *req, size_t max)
+{
+	req->body_limit =
+	    max < req->srv->max_body_bytes ? max : req->srv->max_body_bytes;
+}
+
+size_t
+eb_req_body_limit(const struct eb_request *req)
+{
+	return req->body_limit;
 }
 
 static void set_remote(struct eb_request *req);
@@ -638,6 +666,52 @@ stream_free(void *cls)
 
 /* ---- the adapter ---- */
 
+/*
+ * The process-wide budget for buffered request bodies: a request takes its
+ * announced Content-Length up front and, without one, its bytes as they
+ * are buffered; it gives them back when it ends. -1 when spent.
+ */
+static int
+budget_take(struct eb_request *req, size_t n)
+{
+	struct eb_server *srv = req->srv;
+	size_t cur = atomic_load(&srv->body_buffered);
+
+	do {
+		if (n > srv->body_budget || cur > srv->body_budget - n)
+			return -1;
+	} while (
+	    !atomic_compare_exchange_weak(&srv->body_buffered, &cur, cur + n));
+	req->budget_held += n;
+	return 0;
+}
+
+/* Say that the budget refused a body: one line a second at most (a flood
+ * of refusals must not become a flood of log lines), with the count. */
+static void
+budget_spent_log(struct eb_server *srv)
+{
+	long long now = (long long)time(NULL);
+	long long last = atomic_load(&srv->budget_logged);
+	unsigned n = atomic_fetch_add(&srv->budget_refused, 1) + 1;
+
+	if (now == last ||
+	    !atomic_compare_exchange_strong(&srv->budget_logged, &last, now))
+		return;
+	atomic_fetch_sub(&srv->budget_refused, n);
+	log_warnx("http: %u request body(ies) refused (503): the budget for "
+	          "buffered bodies, limits.body_budget_bytes (%zu), is spent",
+	          n, srv->body_budget);
+}
+
+static void
+budget_release(struct eb_request *req)
+{
+	if (req->budget_held > 0)
+		atomic_fetch_sub(&req->srv->body_buffered, req->budget_held);
+	req->budget_held = 0;
+}
+
 static void
 request_free(struct eb_request *req)
 {
@@ -656,6 +730,7 @@ request_free(struct eb_request *req)
 	for (i = 0; i < req->nparams; i++)
 		eb_free(req->params[i]);
 	eb_buf_finish(&req->body);
+	budget_release(req);
 	eb_free(req->path);
 	eb_free(req->raw_uri);
 	eb_config_unref(req->cfg);
@@ -677,6 +752,19 @@ format_id(char out[17], unsigned long long prefix, unsigned long long n)
 	out[16] = '\0';
 }
 
+/* The tracking record of conn (conn_notify), or NULL. */
+static struct eb_ct_conn *
+conn_ct(struct eb_server *srv, struct MHD_Connection *conn)
+{
+	const union MHD_ConnectionInfo *ci =
+	    MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+
+	if (ci == NULL || ci->socket_context == NULL ||
+	    ci->socket_context == (void *)srv)
+		return NULL;
+	return ci->socket_context;
+}
+
 static void *
 uri_log_cb(void *cls, const char *uri, struct MHD_Connection *conn)
 {
@@ -694,6 +782,8 @@ uri_log_cb(void *cls, const char *uri, struct MHD_Connection *conn)
 	req->raw_uri = eb_strdup(uri);
 	pthread_mutex_init(&req->lock, NULL);
 	eb_buf_init(&req->body, srv->max_body_bytes);
+	req->body_limit = srv->max_body_bytes;
+	req->ct = conn_ct(srv, conn);
 	n = atomic_fetch_add(&srv->next_id, 1);
 	format_id(req->id, srv->id_prefix, n);
 	req->cfg = eb_env_config(srv->env);
@@ -801,6 +891,159 @@ bind_route(struct eb_request *req, const struct eb_route_match *m)
 	return 0;
 }
 
+/* The request announces a body (a Content-Length above 0 or a transfer
+ * coding). */
+static int
+body_announced(const struct eb_request *req)
+{
+	const char *cl = eb_req_header(req, MHD_HTTP_HEADER_CONTENT_LENGTH);
+
+	return (cl != NULL && strcmp(cl, "0") != 0) ||
+	       eb_req_header(req, MHD_HTTP_HEADER_TRANSFER_ENCODING) != NULL;
+}
+
+/* Send the response set, before or instead of reading the rest of the
+ * body, and close the connection after it (what follows on it is not
+ * read). */
+static enum MHD_Result
+answer_closing(struct eb_request *req)
+{
+	req->early = 1;
+	req->dispatched = 1;
+	eb_resp_header(req, "Connection", "close");
+	eb_buf_finish(&req->body);
+	budget_release(req);
+	/* libmicrohttpd may not look at the connection again until its
+	 * next event: end it in a second whatever happens */
+	eb_conntrack_close_after(req->ct, eb_conntrack_now());
+	return queue(req);
+}
+
+/* Run the route's handler on the body read so far; the connection waits
+ * (suspended) while an asynchronous handler works. */
+static enum MHD_Result
+run_handler(struct eb_request *req)
+{
+	int rc;
+
+	req->dispatched = 1;
+	eb_conntrack_busy(req->ct);
+	rc = req->srv->routes[req->route].handler(req);
+	if (rc == EB_ASYNC) {
+		pthread_mutex_lock(&req->lock);
+		if (req->astate != A_DONE) {
+			req->astate = A_SUSPENDED;
+			MHD_suspend_connection(req->conn);
+			pthread_mutex_unlock(&req->lock);
+			return MHD_YES;
+		}
+		pthread_mutex_unlock(&req->lock);
+	}
+	return queue(req);
+}
+
+/*
+ * The headers of a routed request are in: settle how much of its body may
+ * be read and buffered before any byte of it is. The route's limit (or
+ * its head callback's decision, which may also answer at once), then the
+ * announced Content-Length against that limit (413) and against the
+ * process-wide body budget (503).
+ */
+static enum MHD_Result
+body_admit(struct eb_request *req)
+{
+	const struct eb_route *rt = &req->srv->routes[req->route];
+	const char *cl = eb_req_header(req, MHD_HTTP_HEADER_CONTENT_LENGTH);
+	unsigned long long v = 0;
+
+	/* a route without EB_ROUTE_BODY reads none: a body sent to it
+	 * is not read (the handler answers at once, the connection closes) */
+	eb_req_set_body_limit(req, !(rt->flags & EB_ROUTE_BODY) ? 0
+	                           : rt->max_body               ? rt->max_body
+	                                          : req->srv->max_body_bytes);
+	if (rt->head != NULL)
+		rt->head(req);
+	req->body.max = req->body_limit;
+	if (req->status != 0 && body_announced(req))
+		return answer_closing(req); /* the head decided */
+	if (req->status != 0) {
+		req->dispatched = 1; /* no body: the connection may stay */
+		return queue(req);
+	}
+	if (cl != NULL)
+		v = strtoull(cl, NULL, 10); /* checked by first_call */
+	if (req->body_limit == 0 && body_announced(req)) {
+		enum MHD_Result r;
+
+		req->early = 1; /* no body byte is read */
+		eb_resp_header(req, "Connection", "close");
+		r = run_handler(req);
+		if (req->queued)
+			eb_conntrack_close_after(req->ct, eb_conntrack_now());
+		return r;
+	}
+	if (v > req->body_limit) {
+		log_info("http: %s %s: body of %llu bytes over the route's "
+		         "limit (%zu)",
+		         req->method, rt->name, v, req->body_limit);
+		eb_resp_text(req, 413, "request body too large\n");
+		return answer_closing(req);
+	}
+	if (v > 0 && budget_take(req, (size_t)v) == -1) {
+		budget_spent_log(req->srv);
+		eb_resp_header(req, "Retry-After", "5");
+		eb_resp_text(req, 503, "temporarily unavailable\n");
+		return answer_closing(req);
+	}
+	return MHD_YES;
+}
+
+/* Drop what was kept of the body; the rest is read and dropped too.
+ * The request is answered (the response set here) once the body ends. */
+static enum MHD_Result
+body_refuse(struct eb_request *req)
+{
+	req->body_discard = 1;
+	eb_buf_finish(&req->body);
+	budget_release(req);
+	return MHD_YES;
+}
+
+/*
+ * Keep n more body bytes: within the request's limit and the body budget,
+ * else the body is dropped and the request answered 413 or 503 once the
+ * body ends (libmicrohttpd takes no response while a body is being
+ * received), and its connection closed. The minimum body rate bounds how
+ * long that takes. Bytes of a request without a route are read and
+ * dropped.
+ */
+static enum MHD_Result
+body_take(struct eb_request *req, const char *p, size_t n)
+{
+	eb_conntrack_body_bytes(req->ct, n);
+	if (req->body_discard || req->queued)
+		return MHD_YES;
+	if (n > req->body.max - req->body.len) {
+		req->body_too_large = 1;
+		log_info("http: %s %s: body over the route's limit (%zu)",
+		         req->method, req->srv->routes[req->route].name,
+		         req->body_limit);
+		eb_resp_text(req, 413, "request body too large\n");
+		return body_refuse(req);
+	}
+	if (req->body.len + n > req->budget_held &&
+	    budget_take(req, req->body.len + n - req->budget_held) == -1) {
+		req->body_over_budget = 1;
+		budget_spent_log(req->srv);
+		eb_resp_header(req, "Retry-After", "5");
+		eb_resp_text(req, 503, "temporarily unavailable\n");
+		return body_refuse(req);
+	}
+	if (eb_buf_add(&req->body, p, n) == -1)
+		return MHD_NO; /* out of memory */
+	return MHD_YES;
+}
+
 static enum MHD_Result
 first_call(struct eb_request *req, const char *url, const char *method)
 {
@@ -829,7 +1072,7 @@ first_call(struct eb_request *req, const char *url, const char *method)
 		if (errno != 0 || end == cl || *end != '\0' ||
 		    v > req->srv->max_body_bytes) {
 			eb_resp_text(req, 413, "request body too large\n");
-			return queue(req);
+			return answer_closing(req);
 		}
 		/* the announced size at once (one allocation for a usual
 		 * body), but no more than 16 KiB before the bytes arrive: a
@@ -843,18 +1086,23 @@ first_call(struct eb_request *req, const char *url, const char *method)
 	                     &m, allow, sizeof(allow));
 	if (rc == -1) {
 		eb_resp_text(req, 404, "not found\n");
+		req->body_discard = 1;
 		return MHD_YES; /* answered once the body (if any) is read */
 	}
 	if (rc == -2) {
 		eb_resp_text(req, 405, "method not allowed\n");
 		eb_resp_header(req, "Allow", allow);
+		req->body_discard = 1;
 		return MHD_YES;
 	}
 	if ((rc = bind_route(req, &m)) == -1)
 		return MHD_NO;
-	if (rc == 1)
+	if (rc == 1) {
 		req->dispatched = 1; /* response set (404 tenant) */
-	return MHD_YES;
+		req->body_discard = 1;
+		return MHD_YES;
+	}
+	return body_admit(req);
 }
 
 /* Collects the request's header fields, in the order received. */
@@ -954,35 +1202,36 @@ access_cb(void *cls, struct MHD_Connection *conn, const char *url,
 		if (req->status != 0 && req->route == -1)
 			req->dispatched =
 			    1; /* 404/405: answer after the body */
+		eb_conntrack_head_done(req->ct,
+		                       !req->queued && body_announced(req),
+		                       eb_conntrack_now());
 		return r;
 	}
-	if (*upload_data_size > 0) {
-		if (!req->body_too_large && eb_buf_add(&req->body, upload_data,
-		                                       *upload_data_size) == -1)
-			req->body_too_large = 1;
+	if (req->early) {
+		/* answered (or being answered) without its body: nothing
+		 * more is kept; the connection closes after the response */
 		*upload_data_size = 0;
-		return MHD_YES;
+		pthread_mutex_lock(&req->lock);
+		rc = req->astate == A_SUSPENDED;
+		pthread_mutex_unlock(&req->lock);
+		if (req->queued || rc)
+			return MHD_YES;
+		eb_conntrack_close_after(req->ct, eb_conntrack_now());
+		return queue(req);
+	}
+	if (*upload_data_size > 0) {
+		enum MHD_Result r =
+		    body_take(req, upload_data, *upload_data_size);
+
+		*upload_data_size = 0;
+		return r;
 	}
 	if (req->queued)
 		return MHD_YES;
-	if (req->body_too_large) {
-		eb_resp_text(req, 413, "request body too large\n");
-		return queue(req);
-	}
-	if (!req->dispatched) {
-		req->dispatched = 1;
-		rc = req->srv->routes[req->route].handler(req);
-		if (rc == EB_ASYNC) {
-			pthread_mutex_lock(&req->lock);
-			if (req->astate != A_DONE) {
-				req->astate = A_SUSPENDED;
-				MHD_suspend_connection(conn);
-				pthread_mutex_unlock(&req->lock);
-				return MHD_YES;
-			}
-			pthread_mutex_unlock(&req->lock);
-		}
-	}
+	if (req->body_too_large || req->body_over_budget)
+		return answer_closing(req); /* the response body_take set */
+	if (!req->dispatched)
+		return run_handler(req);
 	return queue(req);
 }
 
@@ -1079,6 +1328,13 @@ completed_cb(void *cls, struct MHD_Connection *conn, void **con_cls,
 	if (req == NULL)
 		return;
 	*con_cls = NULL;
+	/* on a kept-alive connection the next head is due from now */
+	eb_conntrack_head_wait(req->ct, eb_conntrack_now());
+	/* answered without (all of) its body: the connection ends now (in
+	 * external epoll mode libmicrohttpd would otherwise keep it until
+	 * its next event or its timeout; see stream_read) */
+	if (req->early)
+		stream_shutdown(req);
 	secs = elapsed(&req->start);
 	status = req->queued ? req->status : 0;
 	if (req->method != NULL) {
@@ -1141,27 +1397,11 @@ ncores(void)
 
 /* ---- per-IP connection limit ---- */
 
-/* The address of sa as 4 or 16 bytes (IPv4-mapped IPv6 as IPv4); 0 when
- * it is neither family. */
+/* The per-address key of sa (see eb_conntrack_addr_key). */
 static size_t
 ip_key(const struct sockaddr *sa, socklen_t len, unsigned char out[16])
 {
-	if (sa->sa_family == AF_INET && len >= sizeof(struct sockaddr_in)) {
-		memcpy(out, &((const struct sockaddr_in *)sa)->sin_addr, 4);
-		return 4;
-	}
-	if (sa->sa_family == AF_INET6 && len >= sizeof(struct sockaddr_in6)) {
-		const struct in6_addr *a =
-		    &((const struct sockaddr_in6 *)sa)->sin6_addr;
-
-		if (IN6_IS_ADDR_V4MAPPED(a)) {
-			memcpy(out, a->s6_addr + 12, 4);
-			return 4;
-		}
-		memcpy(out, a->s6_addr, 16);
-		return 16;
-	}
-	return 0;
+	return eb_conntrack_addr_key(sa, (size_t)len, out);
 }
 
 static struct ip_count **
@@ -1250,11 +1490,22 @@ conn_notify(void *cls, struct MHD_Connection *conn, void **socket_context,
 	socklen_t len;
 
 	if (code == MHD_CONNECTION_NOTIFY_STARTED) {
-		*socket_context = srv; /* counted by ip_accept */
+		struct eb_ct_conn *c = NULL;
+
+		/* counted by ip_accept; tracked (head deadline, eviction)
+		 * by the worker whose daemon accepted it */
+		ci = MHD_get_connection_info(conn,
+		                             MHD_CONNECTION_INFO_CONNECTION_FD);
+		if (t_worker != NULL && t_worker->ct != NULL && ci != NULL)
+			c = eb_conntrack_add(t_worker->ct, ci->connect_fd,
+			                     eb_conntrack_now());
+		*socket_context = c != NULL ? (void *)c : (void *)srv;
 		return;
 	}
 	if (*socket_context == NULL)
 		return;
+	if (*socket_context != (void *)srv)
+		eb_conntrack_remove(*socket_context);
 	*socket_context = NULL;
 	ci = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
 	if (ci == NULL || ci->client_addr == NULL)
@@ -1301,6 +1552,36 @@ worker_quiesce(struct worker *w)
 	atomic_store(&w->quiesce, 2);
 }
 
+/*
+ * End the connections of this worker past their head deadline or below
+ * the minimum body rate, and say in the log how many were ended and why
+ * (also those ended because the table was full). Sets the next sweep.
+ */
+static void
+worker_sweep(struct worker *w, int64_t now)
+{
+	unsigned heads, bodies, evicted;
+	int64_t due;
+
+	due = eb_conntrack_sweep(w->ct, now, &heads, &bodies);
+	evicted = eb_conntrack_take_evicted(w->ct);
+	if (heads > 0)
+		log_info("http: closed %u connection(s): no complete request "
+		         "head within limits.head_timeout",
+		         heads);
+	if (bodies > 0)
+		log_info("http: closed %u connection(s): request body slower "
+		         "than limits.min_body_rate",
+		         bodies);
+	if (evicted > 0)
+		log_warnx("http: connection table full: closed the %u oldest "
+		          "connection(s) still waiting for a request head",
+		          evicted);
+	/* at least once a second: the evictions made at accept are logged
+	 * here, and new connections' deadlines come after those known */
+	w->sweep_at = now + (due < 0 || due > 1000 ? 1000 : due);
+}
+
 static void *
 worker_main(void *arg)
 {
@@ -1308,11 +1589,15 @@ worker_main(void *arg)
 	struct epoll_event ev[8];
 	MHD_UNSIGNED_LONG_LONG mt;
 	uint64_t v;
+	int64_t now;
 	int n, i, timeout, ht, mhd_timer, run_mhd, run_http;
 
 	t_worker = w;
 	eb_http_loop_bind(w->hl);
 	while (!atomic_load(&w->srv->stopping)) {
+		/* what it shuts down raises events for the daemon */
+		if ((now = eb_conntrack_now()) >= w->sweep_at)
+			worker_sweep(w, now);
 		timeout = -1;
 		mhd_timer = 0;
 		if (MHD_get_timeout(w->d, &mt) == MHD_YES) {
@@ -1326,6 +1611,10 @@ worker_main(void *arg)
 		}
 		if (w->mhd_due)
 			timeout = 0; /* see below */
+		if (timeout < 0 || w->sweep_at - now < timeout) {
+			timeout = (int)(w->sweep_at - now); /* at most 1 s */
+			mhd_timer = 1; /* then the daemon runs too */
+		}
 		n = epoll_wait(w->epfd, ev, 8, timeout);
 		if (n == -1 && errno != EINTR) {
 			log_warn("http: epoll_wait");
@@ -1434,6 +1723,10 @@ worker_start(struct eb_server *srv, struct worker *w, int lfd,
 
 	w->srv = srv;
 	w->epfd = w->wakefd = -1;
+	if ((w->ct = eb_conntrack_create(
+	         conn_limit, (int64_t)cfg->limits.head_timeout * 1000,
+	         cfg->limits.min_body_rate)) == NULL)
+		return -1;
 	if ((dfd = fcntl(lfd, F_DUPFD_CLOEXEC, 0)) == -1)
 		return -1;
 	flags = MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG |
@@ -1473,6 +1766,32 @@ worker_start(struct eb_server *srv, struct worker *w, int lfd,
 	return 0;
 }
 
+/*
+ * Every connection is a descriptor: raise the soft limit to the hard one
+ * so that limits.max_connections can be reached (beyond it libmicrohttpd
+ * fails accept(2) and new clients wait in the backlog), and say when even
+ * the hard limit is too low.
+ */
+static void
+raise_nofile(unsigned conns)
+{
+	struct rlimit rl;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) == -1)
+		return;
+	if (rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		if (setrlimit(RLIMIT_NOFILE, &rl) == -1)
+			log_warn("http: raising the descriptor limit");
+		(void)getrlimit(RLIMIT_NOFILE, &rl);
+	}
+	if (rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < (rlim_t)conns + 256)
+		log_warnx("http: the descriptor limit (%llu) is below "
+		          "limits.max_connections (%u) plus a reserve: fewer "
+		          "connections can be served",
+		          (unsigned long long)rl.rlim_cur, conns);
+}
+
 struct eb_server *
 eb_server_start(struct eb_env *env, const struct eb_route *routes,
                 size_t nroutes, char *err, size_t errlen)
@@ -1496,6 +1815,8 @@ eb_server_start(struct eb_env *env, const struct eb_route *routes,
 	srv->max_header_bytes = cfg->limits.max_header_bytes;
 	srv->max_body_bytes = cfg->limits.max_body_bytes;
 	srv->per_ip_limit = cfg->limits.per_ip_connections;
+	srv->body_budget = cfg->limits.body_budget_bytes;
+	raise_nofile(cfg->limits.max_connections);
 	RAND_bytes((unsigned char *)&srv->id_prefix, sizeof(srv->id_prefix));
 
 	if (cfg->tls_cert != NULL) {
@@ -1625,6 +1946,7 @@ eb_server_stop(struct eb_server *srv)
 		eb_http_loop_free(w->hl); /* when the thread never ran */
 		if (w->d != NULL)
 			MHD_stop_daemon(w->d);
+		eb_conntrack_destroy(w->ct); /* its connections are closed */
 		if (w->epfd != -1)
 			close(w->epfd);
 		if (w->wakefd != -1)

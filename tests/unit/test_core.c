@@ -162,7 +162,8 @@ nop(struct eb_request *r)
 static void
 test_metrics(void **state)
 {
-	static const struct eb_route routes[] = {{"GET", "/x", nop, "x", 0}};
+	static const struct eb_route routes[] = {
+	    {"GET", "/x", nop, "x", 0, 0, NULL}};
 	struct eb_metrics *m = eb_metrics_create(routes, 1);
 	struct eb_buf b;
 

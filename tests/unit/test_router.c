@@ -19,11 +19,11 @@ h(struct eb_request *r)
 }
 
 static const struct eb_route routes[] = {
-    {"GET", "/.well-known/com.apple.remotemanagement", h, "disco", 0},
-    {"GET", "/t/{T}/auth/{flow}", h, "auth", 0},
-    {"POST", "/t/{T}/enroll", h, "enroll", 0},
-    {"*", "/t/{T}/mdm/{rest}", h, "proxy", 0},
-    {"GET", "/healthz", h, "healthz", 0},
+    {"GET", "/.well-known/com.apple.remotemanagement", h, "disco", 0, 0, NULL},
+    {"GET", "/t/{T}/auth/{flow}", h, "auth", 0, 0, NULL},
+    {"POST", "/t/{T}/enroll", h, "enroll", 0, 0, NULL},
+    {"*", "/t/{T}/mdm/{rest}", h, "proxy", 0, 0, NULL},
+    {"GET", "/healthz", h, "healthz", 0, 0, NULL},
 };
 #define N (sizeof(routes) / sizeof(routes[0]))
 
