@@ -23,8 +23,9 @@ int eb_str_is_fqdn(const char *s);
 /*
  * Split a typed user identifier "local@domain" at its only '@'. Refuses (-1)
  * zero or several '@', an empty part, control characters, more than 320 bytes,
- * bytes that are not UTF-8 (eb_str_is_utf8) and a domain that is not a FQDN. On success *local and *domain are fresh
- * strings (domain lower-cased, trailing dot removed) owned by the caller.
+ * bytes that are not UTF-8 (eb_str_is_utf8) and a domain that is not a FQDN. On
+ * success *local and *domain are fresh strings (domain lower-cased, trailing
+ * dot removed) owned by the caller.
  */
 int eb_str_split_identifier(const char *id, char **local, char **domain);
 /*
