@@ -722,8 +722,10 @@ eb_handle_proxy(struct eb_request *req)
 	if (authz == NULL && t->mdm.allow_unauthenticated_device_channel)
 		return device_channel(req, t);
 	token = eb_bearer_from_header(authz);
-	r = eb_bearer_check(env->signer, env->store, cfg, t, token,
-	                    (int64_t)time(NULL), &b);
+	/* the head stage's verdict (proxy_head.c), else a check now */
+	if ((r = eb_proxy_head_take(req, &b)) < 0)
+		r = eb_bearer_check(env->signer, env->store, cfg, t, token,
+		                    (int64_t)time(NULL), &b);
 	why = eb_bearer_result_name(r);
 	if (r == EB_BEARER_ERROR) {
 		log_warnx("tenant %s: bearer check failed (store)", t->id);

@@ -16,21 +16,55 @@
  *     looks at any body, so it answers 401 with the tenant's challenge
  *     (or 503), and the connection closes after the response.
  *
- * proxy.c checks the bearer again on the whole request (binding, CheckOut):
- * this stage only decides what the body may cost, so the two can never
- * answer differently.
+ * The verdict is kept with the request (eb_proxy_head_take), so proxy.c
+ * judges the whole request (binding, CheckOut) on the same verdict without
+ * checking the bearer a second time; this stage only decides what the
+ * body may cost, so the two can never answer differently.
  */
 #include <stdint.h>
+#include <string.h>
 #include <time.h>
 
 #include "core/config.h"
 #include "core/env.h"
-#include "core/log.h"
+#include "core/mem.h"
 #include "handle/handle.h"
 #include "handle/proxy_int.h"
 #include "token/token.h"
 
 #define STALE_BODY_BYTES (16 * 1024) /* a CheckOut is a few hundred bytes */
+
+/* The verdict of the head stage, kept as the request's data. */
+struct head_verdict {
+	int r; /* EB_BEARER_* */
+	struct eb_bearer b;
+};
+
+static void
+verdict_free(void *p)
+{
+	struct head_verdict *v = p;
+
+	if (v == NULL)
+		return;
+	eb_bearer_finish(&v->b);
+	eb_free(v);
+}
+
+int
+eb_proxy_head_take(struct eb_request *req, struct eb_bearer *b)
+{
+	struct head_verdict *v = eb_req_data(req);
+	int r;
+
+	if (v == NULL)
+		return -1;
+	r = v->r;
+	*b = v->b; /* moved: the request's copy is emptied */
+	memset(&v->b, 0, sizeof(v->b));
+	v->r = -1;
+	return r;
+}
 
 void
 eb_proxy_head(struct eb_request *req)
@@ -38,8 +72,8 @@ eb_proxy_head(struct eb_request *req)
 	const struct eb_tenant *t = eb_req_tenant(req);
 	struct eb_env *env = eb_req_env(req);
 	const char *authz = eb_req_header(req, "Authorization");
-	struct eb_bearer b;
-	int r;
+	struct head_verdict *v;
+	size_t limit = 0;
 
 	if (t == NULL || t->mdm.upstream == NULL) {
 		/* nothing is forwarded: the handler answers, bodiless */
@@ -48,24 +82,31 @@ eb_proxy_head(struct eb_request *req)
 	}
 	if (authz == NULL && t->mdm.allow_unauthenticated_device_channel)
 		return;
-	r = eb_bearer_check(env->signer, env->store, eb_req_config(req), t,
-	                    eb_bearer_from_header(authz), (int64_t)time(NULL),
-	                    &b);
-	eb_bearer_finish(&b);
-	switch (r) {
-	case EB_BEARER_OK:
+	if ((v = eb_calloc(1, sizeof(*v))) == NULL) {
+		/* the handler checks the bearer itself, on no body */
+		eb_req_set_body_limit(req, 0);
 		return;
+	}
+	v->r = eb_bearer_check(env->signer, env->store, eb_req_config(req), t,
+	                       eb_bearer_from_header(authz),
+	                       (int64_t)time(NULL), &v->b);
+	switch (v->r) {
+	case EB_BEARER_OK:
+		limit = eb_req_body_limit(req);
+		break;
 	case EB_BEARER_EXPIRED:
 	case EB_BEARER_REVOKED:
 	case EB_BEARER_UNKNOWN:
-		eb_req_set_body_limit(req, STALE_BODY_BYTES);
-		return;
+		limit = STALE_BODY_BYTES;
+		break;
 	default:
 		/* no bearer, a forged or malformed one, another tenant's, or
 		 * a store failure: no body is read; the handler runs at once
 		 * on the headers alone and answers as for any such request
 		 * (the challenge, or 503), and the connection closes */
-		eb_req_set_body_limit(req, 0);
-		return;
+		limit = 0;
+		break;
 	}
+	eb_req_set_body_limit(req, limit);
+	eb_req_set_data(req, v, verdict_free);
 }

@@ -10,6 +10,7 @@
 struct eb_request;
 struct eb_tenant;
 struct eb_config;
+struct eb_bearer;
 
 /* What an MDM request body says about itself. */
 enum eb_proxy_msg_kind {
@@ -149,5 +150,12 @@ int eb_proxy_forward(struct eb_request *req, const struct eb_tenant *t,
 /* Count one proxied request: enrollbridge_proxy_requests_total. result
  * must be a string literal (its address keys a per-thread cache). */
 void eb_proxy_count(struct eb_request *req, const char *result);
+
+/*
+ * The bearer verdict the head stage (proxy_head.c) reached for req: its
+ * EB_BEARER_* result with *b moved out of the request (eb_bearer_finish
+ * it), or -1 when the head stage kept none (then check the bearer).
+ */
+int eb_proxy_head_take(struct eb_request *req, struct eb_bearer *b);
 
 #endif
