@@ -26,7 +26,7 @@
 #include "core/log.h"
 #include "core/mem.h"
 #include "store/migrations.h"
-#include "store/refresh_policy.h"
+#include "grant/refresh.h"
 
 #define BUSY_TIMEOUT_MS  5000
 #define RETAIN_CODES     86400 /* keep used codes a day for replay detection */
@@ -2124,7 +2124,7 @@ successor_read(struct conn *c, const char *hash, int64_t now, uint8_t **blob,
 /*
  * Rotation (store.h), inside one BEGIN IMMEDIATE transaction, so that of
  * concurrent presenters of one token exactly one sees it active. The rows
- * are read here; what to do is the shared rule's (refresh_policy.h).
+ * are read here; what to do is the shared rule's (grant/refresh.h).
  */
 static int
 sq_token_rotate(void *be, const char *old_hash,
@@ -2132,8 +2132,8 @@ sq_token_rotate(void *be, const char *old_hash,
                 size_t next_sealed_len, const struct eb_store_token *access,
                 int64_t now, int64_t grace, struct eb_store_token *old_out)
 {
-	struct eb_refresh_policy_token pt;
-	struct eb_refresh_policy_successor ps;
+	struct eb_grant_refresh_token pt;
+	struct eb_grant_refresh_successor ps;
 	struct eb_store_token old, succ;
 	struct gstate gs;
 	struct conn *c;
@@ -2187,9 +2187,9 @@ sq_token_rotate(void *be, const char *old_hash,
 		ps.status = succ.status;
 		ps.expires = succ.expires;
 	}
-	d = eb_refresh_policy_decide(&pt, &ps, now, grace, &why);
+	d = eb_grant_refresh_decide(&pt, &ps, now, grace, &why);
 	switch (d) {
-	case EB_REFRESH_ROTATE:
+	case EB_GRANT_REFRESH_ROTATE:
 		commit = 1;
 		if ((rc = token_set_rotated(c, old.hash, now, next->hash)) ==
 		        0 &&
@@ -2201,12 +2201,12 @@ sq_token_rotate(void *be, const char *old_hash,
 			 * used, so its retry window is over */
 			rc = successor_keep(c, old.parent_hash, NULL, 0, 0);
 		break;
-	case EB_REFRESH_RETURN_SUCCESSOR:
+	case EB_GRANT_REFRESH_RETURN_SUCCESSOR:
 		/* a lost response: the same successor, no new branch */
 		commit = 1;
 		rc = EB_STORE_OK;
 		break;
-	case EB_REFRESH_REVOKE_GRANT:
+	case EB_GRANT_REFRESH_REVOKE_GRANT:
 		log_warnx("store: refresh token reuse on grant %s: "
 		          "revoking it",
 		          old.grant_id);
@@ -2221,7 +2221,7 @@ sq_token_rotate(void *be, const char *old_hash,
 	}
 	if (rc == EB_STORE_OK && access != NULL)
 		rc = token_insert(c, access, NULL);
-	if (rc == EB_STORE_OK && d == EB_REFRESH_RETURN_SUCCESSOR)
+	if (rc == EB_STORE_OK && d == EB_GRANT_REFRESH_RETURN_SUCCESSOR)
 		rc = EB_STORE_RETRY;
 out:
 	commit = commit && (rc == EB_STORE_OK || rc == EB_STORE_RETRY ||
