@@ -35,6 +35,7 @@
 #include "core/metrics.h"
 #include "core/rand.h"
 #include "core/workq.h"
+#include "grant/policy.h"
 #include "jose/seal.h"
 #include "oidc/oidc.h"
 #include "store/store.h"
@@ -496,7 +497,7 @@ claim(struct eb_renewer *r, struct eb_config *cfg, const struct eb_tenant *t,
 		return;
 	}
 	/* metadata, token and JWKS calls, then the store */
-	lease = 4 * (int64_t)cfg->limits.upstream_timeout + 60;
+	lease = eb_grant_lease_length(cfg->limits.upstream_timeout);
 	if (eb_store_grant_list_due(r->env->store, t->id, now, lease, slots,
 	                            &l) != EB_STORE_OK)
 		return;
