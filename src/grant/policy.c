@@ -166,6 +166,17 @@ eb_grant_lease_length(int64_t upstream_timeout)
 	return 4 * upstream_timeout + 60;
 }
 
+size_t
+eb_grant_lease_slots(int concurrency, size_t inflight, size_t free_workers)
+{
+	size_t cap;
+
+	if (concurrency <= 0 || inflight >= (size_t)concurrency)
+		return 0;
+	cap = (size_t)concurrency - inflight;
+	return cap < free_workers ? cap : free_workers;
+}
+
 const char *
 eb_grant_code_name(int decision)
 {

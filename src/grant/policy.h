@@ -19,6 +19,7 @@
 #ifndef EB_GRANT_POLICY_H
 #define EB_GRANT_POLICY_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 /* ---- authorization codes ---- */
@@ -171,6 +172,15 @@ int eb_grant_lease_claimable(const struct eb_grant_lease_state *g, int64_t now);
  * upstream_next_at by this much: a worker that dies lets it run out.
  */
 int64_t eb_grant_lease_length(int64_t upstream_timeout);
+
+/*
+ * How many due grants of a tenant a claim may take: the tenant's
+ * renew_concurrency less its renewals in flight (live leases), and no
+ * more than the free workers. 0 when the tenant is at its cap (or the
+ * cap is not positive): what is due waits.
+ */
+size_t eb_grant_lease_slots(int concurrency, size_t inflight,
+                            size_t free_workers);
 
 /* Names for logs and tests: "redeem", "bind", "supersede", ... */
 const char *eb_grant_code_name(int decision);

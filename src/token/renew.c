@@ -478,13 +478,10 @@ claim(struct eb_renewer *r, struct eb_config *cfg, const struct eb_tenant *t,
 		pthread_mutex_lock(&r->lock);
 	}
 	slots = 0;
-	if (ts != NULL &&
-	    ts->inflight < (unsigned)t->tokens.renew_concurrency &&
-	    r->inflight < RENEW_THREADS) {
-		slots = (unsigned)t->tokens.renew_concurrency - ts->inflight;
-		if (slots > RENEW_THREADS - r->inflight)
-			slots = RENEW_THREADS - r->inflight;
-	}
+	if (ts != NULL && r->inflight < RENEW_THREADS)
+		slots = eb_grant_lease_slots(t->tokens.renew_concurrency,
+		                             ts->inflight,
+		                             RENEW_THREADS - r->inflight);
 	pthread_mutex_unlock(&r->lock);
 	if (slots == 0) {
 		/* whatever is due waits for a finished renewal's wake-up */

@@ -370,6 +370,35 @@ lease_table(void **state)
 		if (eb_grant_lease_claimable(&ls, NOW) != c[i].want)
 			fail_msg("catches \"%s\"", c[i].catches);
 	}
+	/* how many a tenant may claim */
+	{
+		static const struct {
+			const char *catches;
+			int conc;
+			size_t inflight, free, want;
+		} sl[] = {
+		    {"the cap ignored (all free workers to one tenant)", 2, 0,
+		     8, 2},
+		    {"renewals in flight not counted against the cap", 4, 3, 8,
+		     1},
+		    {"a tenant at its cap claiming more", 4, 4, 8, 0},
+		    {"over the cap (config reloaded lower) wrapping around", 2,
+		     5, 8, 0},
+		    {"more claimed than there are free workers", 16, 0, 3, 3},
+		    {"no free worker, still claiming", 4, 0, 0, 0},
+		    {"a zero cap meaning unlimited", 0, 0, 8, 0},
+		    {"a negative cap cast to a huge unsigned", -1, 0, 8, 0},
+		};
+
+		for (i = 0; i < sizeof(sl) / sizeof(sl[0]); i++)
+			if (eb_grant_lease_slots(sl[i].conc, sl[i].inflight,
+			                         sl[i].free) != sl[i].want)
+				fail_msg("catches \"%s\": got %zu",
+				         sl[i].catches,
+				         eb_grant_lease_slots(sl[i].conc,
+				                              sl[i].inflight,
+				                              sl[i].free));
+	}
 	/* a lease shorter than one refresh (metadata, token, JWKS calls
 	 * and the write-back) lets a second worker claim it mid-flight */
 	assert_int_equal(eb_grant_lease_length(10), 100);
