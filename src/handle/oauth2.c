@@ -16,7 +16,7 @@
  *     (kept sealed on the rotated row for the window) and a new access
  *     token, never a new branch. Any other reuse (after the window, or
  *     once the successor was used) revokes the whole grant, whoever
- *     presents it (store/refresh_policy.h). The grant's state is
+ *     presents it (grant/refresh.h). The grant's state is
  *     consulted, so a revoked or IdP-disabled person gets invalid_grant
  *     and must sign in again.
  *

@@ -14,8 +14,8 @@
  * storage. The callback opens the state, checks the cookie, lets the OIDC
  * core exchange the code and validate the ID token, records the state as
  * used (single use, after the IdP vouched for it), maps the person to their
- * Managed Apple Account, applies the access policy, and creates the grant
- * whose token the device receives.
+ * Managed Apple Account, applies the access policy, and has grant/issue.h
+ * create the grant whose token the device receives; this file speaks HTTP.
  *
  * Everything that talks to the IdP runs on the work queue: the request is
  * suspended meanwhile and no server thread waits on the network.
@@ -35,6 +35,7 @@
 #include "core/rand.h"
 #include "core/str.h"
 #include "core/workq.h"
+#include "grant/issue.h"
 #include "handle/flow.h"
 #include "handle/handle.h"
 #include "http/client.h"
@@ -42,11 +43,9 @@
 #include "identity/identity.h"
 #include "identity/mapping.h"
 #include "identity/policy.h"
-#include "jose/seal.h"
 #include "oidc/oidc.h"
 #include "store/store.h"
 #include "token/pkce.h"
-#include "token/token.h"
 
 #define COOKIE_NAME "eb_login"
 #define MAX_PARAM   4096 /* code, state, iss, error... */
@@ -371,169 +370,6 @@ eb_handle_auth_start(struct eb_request *req)
 
 /* ---- callback ---- */
 
-/*
- * Re-authentication of an enrolled device (its flow names the grant it
- * replaces): the new grant takes over the old one's enrollment binding and
- * the old one is superseded. Only when the same person signed in: anyone
- * else gets a grant of their own, bound at its first check-in.
- */
-static void
-supersede(struct eb_request *req, const struct eb_tenant *t,
-          const struct eb_store_flow *f, const char *new_id,
-          const char *managed_apple_id, int64_t now)
-{
-	struct eb_env *env = eb_req_env(req);
-	struct eb_store_grant old;
-	const char *replaces;
-	json_t *x;
-
-	if (f->extra == NULL || (x = json_loads(f->extra, 0, NULL)) == NULL)
-		return;
-	replaces = json_string_value(json_object_get(x, "replaces"));
-	memset(&old, 0, sizeof(old));
-	if (replaces != NULL &&
-	    eb_store_grant_get(env->store, replaces, &old) == EB_STORE_OK &&
-	    old.tenant != NULL && strcmp(old.tenant, t->id) == 0) {
-		if (old.managed_apple_id == NULL ||
-		    strcmp(old.managed_apple_id, managed_apple_id) != 0)
-			log_warnx("tenant %s: re-authentication as another "
-			          "account: grant %.8s is not taken over",
-			          t->id, old.id);
-		else if (eb_store_grant_supersede(env->store, old.id, new_id,
-		                                  now) == EB_STORE_OK)
-			log_info("tenant %s: grant %.8s supersedes %.8s on the "
-			         "same enrollment",
-			         t->id, new_id, old.id);
-	}
-	eb_store_grant_finish(&old);
-	json_decref(x);
-}
-
-/* A fresh grant id: "g" and 144 random bits, URL-safe. */
-static char *
-grant_id(void)
-{
-	char *r = eb_rand_token(18), *id = NULL;
-	size_t n;
-
-	if (r != NULL && (id = eb_malloc((n = strlen(r)) + 2)) != NULL) {
-		id[0] = 'g';
-		memcpy(id + 1, r, n + 1);
-	}
-	eb_free(r);
-	return id;
-}
-
-/* Store the grant and its token; returns the raw token, or NULL. */
-static char *
-issue(struct eb_request *req, const struct eb_tenant *t,
-      const struct eb_store_flow *f, const struct eb_identity *id,
-      const struct eb_mapping_result *map, const struct eb_oidc_tokens *tok)
-{
-	struct eb_env *env = eb_req_env(req);
-	struct eb_store_grant g;
-	struct eb_access_claims ac;
-	char hash[EB_STORE_HASH_HEXLEN + 1], *raw = NULL, *gid, *extra = NULL;
-	uint8_t *sealed = NULL;
-	size_t sealed_len = 0;
-	int64_t now = (int64_t)time(NULL);
-
-	/* "g" first: an id never starts with '-', so CLIs never read it as
-	 * an option */
-	if ((gid = grant_id()) == NULL)
-		return NULL;
-	memset(&g, 0, sizeof(g));
-	g.id = gid;
-	g.tenant = t->id;
-	g.status = EB_STORE_GRANT_ACTIVE;
-	g.auth_method = f->kind == EB_STORE_FLOW_OAUTH2_AUTHORIZE
-	                    ? "apple-oauth2"
-	                    : "apple-as-web";
-	g.client_id = f->client_id;
-	g.managed_apple_id = map->managed_apple_id;
-	g.user_identifier = f->user_identifier;
-	g.idp_issuer = id->issuer;
-	g.idp_subject = id->subject;
-	g.idp_tid = id->tid;
-	g.idp_oid = id->oid;
-	g.enrollment_mode =
-	    f->enrollment_mode != NULL
-	        ? f->enrollment_mode
-	        : (char *)(uintptr_t)eb_mode_name(t->default_mode);
-	g.created = g.updated = now;
-	g.expires = now + t->tokens.refresh_ttl;
-	if (tok->refresh_token != NULL) {
-		if (eb_seal_seal(env->seal_key, gid, strlen(gid),
-		                 tok->refresh_token, strlen(tok->refresh_token),
-		                 &sealed, &sealed_len) != 0)
-			goto out;
-		g.upstream_refresh_token = sealed;
-		g.upstream_refresh_token_len = sealed_len;
-		g.upstream_next_at = now + t->tokens.upstream_renew_interval;
-	}
-	g.upstream_renewed_at = now;
-	if (tok->refresh_token == NULL)
-		log_info("tenant %s: the IdP gave no refresh token: grant %s "
-		         "is not renewed silently",
-		         t->id, gid);
-	if (tok->sub != NULL) {
-		/* the ID token's own sub, which the silent renewal checks
-		 * refreshed ID tokens against (Entra's subject is tid:oid) */
-		json_t *x = json_pack("{s:s}", "sub", tok->sub);
-
-		extra = x != NULL ? json_dumps(x, JSON_COMPACT) : NULL;
-		json_decref(x);
-		if ((g.extra = extra) == NULL)
-			goto out;
-	}
-	if (eb_store_grant_create(env->store, &g) != EB_STORE_OK)
-		goto out;
-	supersede(req, t, f, gid, map->managed_apple_id, now);
-	if ((raw = eb_rand_token(32)) == NULL ||
-	    eb_store_hash_token(raw, strlen(raw), hash) != 0)
-		goto fail;
-	if (f->kind == EB_STORE_FLOW_OAUTH2_AUTHORIZE) {
-		struct eb_store_code code;
-
-		/* single use, short-lived, bound to client and redirect URI */
-		memset(&code, 0, sizeof(code));
-		code.hash = hash;
-		code.tenant = t->id;
-		code.grant_id = gid;
-		code.client_id = f->client_id;
-		code.redirect_uri = f->redirect_uri;
-		code.scope = f->scope;
-		code.code_challenge = f->code_challenge;
-		code.created = now;
-		code.expires = now + t->tokens.code_ttl;
-		if (eb_store_code_put(env->store, &code) != EB_STORE_OK)
-			goto fail;
-		goto out;
-	}
-	/* apple-as-web: the device gets an access token (RFC 9068) that
-	 * lives as long as its grant; eb_token_issue stores its hash */
-	eb_free_secret_str(raw);
-	memset(&ac, 0, sizeof(ac));
-	ac.grant_id = gid;
-	ac.sub = map->managed_apple_id;
-	ac.managed_apple_id = map->managed_apple_id;
-	ac.enrollment_mode = g.enrollment_mode;
-	ac.client_id = t->oauth2.client_id;
-	ac.iat = now;
-	ac.exp = g.expires;
-	raw = eb_token_issue(env->signer, env->store, eb_req_config(req), t,
-	                     &ac, EB_STORE_TOKEN_WEB);
-	goto out;
-fail:
-	eb_free_secret_str(raw);
-	raw = NULL;
-out:
-	eb_free(extra);
-	eb_free(sealed);
-	eb_free(gid);
-	return raw;
-}
-
 static void
 deny_page(struct eb_request *req, const struct eb_policy_verdict *v)
 {
@@ -605,6 +441,7 @@ callback_job(void *arg)
 	struct eb_oidc_error oerr;
 	struct eb_mapping_result map;
 	struct eb_policy_verdict v;
+	struct eb_grant_issue_in gi;
 	char hash[EB_STORE_HASH_HEXLEN + 1], *ruri = NULL, *token = NULL;
 	struct eb_store_flow used;
 	struct eb_buf loc;
@@ -754,7 +591,13 @@ callback_job(void *arg)
 		deny_page(req, &v);
 		goto out;
 	}
-	if ((token = issue(req, t, &f, &id, &map, &tok)) == NULL) {
+	gi.t = t;
+	gi.f = &f;
+	gi.id = &id;
+	gi.map = &map;
+	gi.tok = &tok;
+	gi.now = (int64_t)time(NULL); /* after the IdP's answer */
+	if ((token = eb_grant_issue(env, cfg, &gi)) == NULL) {
 		log_warnx("tenant %s: cannot store the grant", t->id);
 		page(req, 503, "Temporarily unavailable",
 		     "Please try again in a moment.");

@@ -26,7 +26,8 @@
 #include "core/log.h"
 #include "core/mem.h"
 #include "store/migrations.h"
-#include "store/refresh_policy.h"
+#include "grant/policy.h"
+#include "grant/refresh.h"
 
 #define BUSY_TIMEOUT_MS  5000
 #define RETAIN_CODES     86400 /* keep used codes a day for replay detection */
@@ -1536,12 +1537,16 @@ sq_grant_set_status(void *be, const char *id, int status, const char *reason,
 		return EB_STORE_ERROR;
 	if ((rc = gstate_read(c, id, &gs)) != 0)
 		goto out;
-	if (gs.status == status)
-		rc = EB_STORE_OK; /* nothing to change */
-	else if (gs.status != EB_STORE_GRANT_ACTIVE)
-		rc = EB_STORE_CONFLICT;
-	else
+	switch (eb_grant_end_decide(gs.status, status)) {
+	case EB_GRANT_END:
 		rc = grant_end(c, id, gs.tenant, status, reason, NULL, now);
+		break;
+	case EB_GRANT_END_NOOP:
+		rc = EB_STORE_OK; /* nothing to change */
+		break;
+	default:
+		rc = EB_STORE_CONFLICT;
+	}
 	gstate_finish(&gs);
 out:
 	return tx_end(c, rc, rc == EB_STORE_OK);
@@ -1599,19 +1604,12 @@ person_read(sqlite3_stmt *st, int with_id, struct person *p, const char *fn)
 	return EB_STORE_OK;
 }
 
-/*
- * The same person signed in for both grants: the same IdP subject (and
- * issuer) in the same tenant. A grant without a subject is nobody's.
- */
+/* The same person signed in for both grants (grant/policy.h). */
 static int
 same_person(const struct person *a, const struct person *b)
 {
-	if (a->subject == NULL || b->subject == NULL ||
-	    strcmp(a->subject, b->subject) != 0)
-		return 0;
-	if (a->issuer == NULL || b->issuer == NULL)
-		return a->issuer == b->issuer;
-	return strcmp(a->issuer, b->issuer) == 0;
+	return eb_grant_same_person(a->issuer, a->subject, b->issuer,
+	                            b->subject);
 }
 
 static int
@@ -1665,77 +1663,80 @@ grant_holder(struct conn *c, const char *tenant, const char *kind,
 }
 
 /*
- * One active grant per enrollment, decided inside the caller's
- * transaction before grant id takes (kind, value): another active grant
- * of the same person holding it is superseded by id (a re-enrollment:
- * ADDE Macs come back with the same UDID); one of another person makes
- * it TAKEN. The partial unique index grants_active_binding (migration 4)
- * refuses a second holder even if this check were bypassed.
+ * One active grant per enrollment (grant/policy.h): read, inside the
+ * caller's transaction, the active grant other than id that holds (kind,
+ * value) in tenant, into h, and whether its person is id's. The partial
+ * unique index grants_active_binding (migration 4) refuses a second
+ * holder even if the rule were bypassed.
  */
 static int
-take_enrollment(struct conn *c, const char *id, const char *tenant,
-                const char *kind, const char *value, int64_t now)
+enrollment_holder(struct conn *c, const char *id, const char *tenant,
+                  const char *kind, const char *value,
+                  struct eb_grant_bind_in *in, struct person *h)
 {
-	struct person me, h;
+	struct person me;
 	int rc;
 
-	if ((rc = grant_holder(c, tenant, kind, value, id, &h)) ==
+	if ((rc = grant_holder(c, tenant, kind, value, id, h)) ==
 	    EB_STORE_NOT_FOUND)
 		return EB_STORE_OK;
 	if (rc != EB_STORE_OK)
 		return rc;
-	if ((rc = grant_person(c, id, &me)) != EB_STORE_OK) {
-		person_finish(&h);
+	in->holder_found = 1;
+	if ((rc = grant_person(c, id, &me)) != EB_STORE_OK)
 		return rc;
-	}
-	if (!same_person(&me, &h))
-		rc = EB_STORE_TAKEN;
-	else
-		rc = grant_end(c, h.id, tenant, EB_STORE_GRANT_SUPERSEDED,
-		               "re-enrolled", id, now);
+	in->holder_same_person = same_person(&me, h);
 	person_finish(&me);
-	person_finish(&h);
-	return rc;
+	return EB_STORE_OK;
 }
 
 static int
 sq_grant_supersede(void *be, const char *old_id, const char *new_id,
                    int64_t now)
 {
+	struct eb_grant_supersede_plan plan;
+	struct eb_grant_supersede_in in;
 	struct gstate o, n;
+	struct person h;
 	struct conn *c;
 	int rc;
 
 	if ((c = conn_get(be)) == NULL || tx_begin(c) != 0)
 		return EB_STORE_ERROR;
 	memset(&o, 0, sizeof(o));
+	memset(&h, 0, sizeof(h));
 	if ((rc = gstate_read(c, new_id, &n)) != 0)
 		goto out;
 	if ((rc = gstate_read(c, old_id, &o)) != 0)
 		goto out_free;
-	if (strcmp(old_id, new_id) == 0 || strcmp(o.tenant, n.tenant) != 0 ||
-	    n.status != EB_STORE_GRANT_ACTIVE) {
-		rc = EB_STORE_CONFLICT;
-		goto out_free;
+	memset(&in, 0, sizeof(in));
+	in.same_id = strcmp(old_id, new_id) == 0;
+	in.same_tenant = strcmp(o.tenant, n.tenant) == 0;
+	in.old_status = o.status;
+	in.new_status = n.status;
+	in.old_bound = o.bvalue != NULL;
+	in.new_bound = n.bvalue != NULL;
+	if (in.old_bound && !in.new_bound) {
+		/* who else holds old's enrollment; old itself, about to
+		 * end, does not count (one active holder: the index) */
+		rc = grant_holder(c, n.tenant, o.bkind, o.bvalue, new_id, &h);
+		if (rc != EB_STORE_OK && rc != EB_STORE_NOT_FOUND)
+			goto out_free;
+		in.holder_found =
+		    rc == EB_STORE_OK && strcmp(h.id, old_id) != 0;
 	}
-	if (o.status == EB_STORE_GRANT_ACTIVE &&
+	eb_grant_supersede_decide(&in, &plan);
+	if ((rc = plan.rc) != EB_STORE_OK)
+		goto out_free;
+	if (plan.end_old &&
 	    (rc = grant_end(c, old_id, o.tenant, EB_STORE_GRANT_SUPERSEDED,
 	                    "re-authenticated", new_id, now)) != 0)
 		goto out_free;
-	if (n.bvalue == NULL && o.bvalue != NULL) {
-		struct person h;
-
-		/* the old grant may have ended (revoked) and its enrollment
-		 * been bound since by another grant: then the new one binds
-		 * at its own first check-in, as any other grant */
-		rc = grant_holder(c, n.tenant, o.bkind, o.bvalue, new_id, &h);
-		if (rc == EB_STORE_NOT_FOUND)
-			rc = grant_set_binding(c, new_id, n.tenant, o.bkind,
-			                       o.bvalue, now, old_id);
-		else if (rc == EB_STORE_OK)
-			person_finish(&h); /* not inherited */
-	}
+	if (plan.inherit)
+		rc = grant_set_binding(c, new_id, n.tenant, o.bkind, o.bvalue,
+		                       now, old_id);
 out_free:
+	person_finish(&h);
 	gstate_finish(&o);
 	gstate_finish(&n);
 out:
@@ -1746,27 +1747,47 @@ static int
 sq_grant_bind(void *be, const char *id, const char *kind, const char *value,
               int64_t now)
 {
+	struct eb_grant_bind_in in;
 	struct gstate gs;
+	struct person h;
 	struct conn *c;
 	int rc;
 
-	if (kind == NULL || value == NULL)
-		return EB_STORE_CONFLICT;
+	memset(&in, 0, sizeof(in));
+	memset(&h, 0, sizeof(h));
+	in.kind = kind;
+	in.value = value;
+	if (eb_grant_bind_decide(&in, &rc) == EB_GRANT_BIND_BAD)
+		return rc;
 	if ((c = conn_get(be)) == NULL || tx_begin(c) != 0)
 		return EB_STORE_ERROR;
 	if ((rc = gstate_read(c, id, &gs)) != 0)
 		goto out;
-	if (gs.status != EB_STORE_GRANT_ACTIVE)
-		rc = EB_STORE_REVOKED;
-	else if (gs.bvalue != NULL)
-		rc = strcmp(gs.bkind, kind) == 0 &&
-		             strcasecmp(gs.bvalue, value) == 0
-		         ? EB_STORE_OK
-		         : EB_STORE_CONFLICT;
-	else if ((rc = take_enrollment(c, id, gs.tenant, kind, value, now)) ==
-	         EB_STORE_OK)
+	in.status = gs.status;
+	in.bkind = gs.bkind;
+	in.bvalue = gs.bvalue;
+	/* the holder matters only to an active grant not yet bound */
+	if (gs.status == EB_STORE_GRANT_ACTIVE && gs.bkind == NULL &&
+	    gs.bvalue == NULL &&
+	    (rc = enrollment_holder(c, id, gs.tenant, kind, value, &in, &h)) !=
+	        EB_STORE_OK)
+		goto out_free;
+	switch (eb_grant_bind_decide(&in, &rc)) {
+	case EB_GRANT_BIND_SUPERSEDE:
+		if ((rc = grant_end(c, h.id, gs.tenant,
+		                    EB_STORE_GRANT_SUPERSEDED, "re-enrolled",
+		                    id, now)) != EB_STORE_OK)
+			break;
+		/* FALLTHROUGH */
+	case EB_GRANT_BIND:
 		rc =
 		    grant_set_binding(c, id, gs.tenant, kind, value, now, NULL);
+		break;
+	default:
+		break; /* rc is the rule's answer */
+	}
+out_free:
+	person_finish(&h);
 	gstate_finish(&gs);
 out:
 	return tx_end(c, rc, rc == EB_STORE_OK);
@@ -1794,6 +1815,34 @@ sq_grant_set_upstream(void *be, const char *id,
 	return rc;
 }
 
+/*
+ * The claim rule (grant/policy.h) on the rows the due query returned: the
+ * query is an index range, the rule decides; a row it refuses is dropped
+ * and never leased.
+ */
+static void
+due_only(struct eb_store_grant_list *l, int64_t now)
+{
+	struct eb_grant_lease_state ls;
+	size_t i, n = 0;
+
+	for (i = 0; i < l->n; i++) {
+		ls.status = l->v[i].status;
+		ls.upstream_next_at = l->v[i].upstream_next_at;
+		ls.expires = l->v[i].expires;
+		if (eb_grant_lease_claimable(&ls, now)) {
+			if (n != i)
+				l->v[n] = l->v[i];
+			n++;
+			continue;
+		}
+		log_warnx("store: grant %.8s is not due; not claimed",
+		          l->v[i].id);
+		eb_store_grant_finish(&l->v[i]);
+	}
+	l->n = n;
+}
+
 static int
 sq_grant_list_due(void *be, const char *tenant, int64_t now, int64_t lease,
                   size_t limit, struct eb_store_grant_list *out)
@@ -1817,6 +1866,8 @@ sq_grant_list_due(void *be, const char *tenant, int64_t now, int64_t lease,
 		goto out;
 	}
 	rc = fetch_all(c, st, &RT_GRANT, (void **)&out->v, &out->n, __func__);
+	if (rc == EB_STORE_OK)
+		due_only(out, now);
 	for (i = 0; rc == EB_STORE_OK && lease > 0 && i < out->n; i++) {
 		if ((st = stmt(c, ST_GRANT_LEASE)) == NULL) {
 			rc = EB_STORE_ERROR;
@@ -1875,6 +1926,7 @@ sq_code_consume(void *be, const char *hash, const char *client_id,
                 const char *redirect_uri, int64_t now,
                 struct eb_store_code *out)
 {
+	struct eb_grant_code_state cs;
 	struct eb_store_code cd;
 	struct gstate gs;
 	struct conn *c;
@@ -1897,11 +1949,18 @@ sq_code_consume(void *be, const char *hash, const char *client_id,
 	}
 	if ((rc = fetch_one(c, st, &RT_CODE, &cd, __func__)) != 0)
 		goto out;
-	if (cd.used_at != 0) {
+	memset(&cs, 0, sizeof(cs));
+	cs.found = 1;
+	cs.used_at = cd.used_at;
+	cs.expires = cd.expires;
+	cs.client_id = cd.client_id;
+	cs.redirect_uri = cd.redirect_uri;
+	if (eb_grant_code_decide(&cs, client_id, redirect_uri, now, &answer) ==
+	    EB_GRANT_CODE_REVOKE) {
 		/* RFC 6749 4.1.2: revoke what the code was redeemed for. */
-		answer = EB_STORE_REPLAY;
 		if ((rc = gstate_read(c, cd.grant_id, &gs)) == EB_STORE_OK &&
-		    gs.status == EB_STORE_GRANT_ACTIVE)
+		    eb_grant_end_decide(gs.status, EB_STORE_GRANT_REVOKED) ==
+		        EB_GRANT_END)
 			rc = grant_end(
 			    c, cd.grant_id, gs.tenant, EB_STORE_GRANT_REVOKED,
 			    "authorization code replayed", NULL, now);
@@ -1909,14 +1968,7 @@ sq_code_consume(void *be, const char *hash, const char *client_id,
 			rc = EB_STORE_OK;
 		gstate_finish(&gs);
 	} else {
-		if (cd.expires <= now)
-			answer = EB_STORE_EXPIRED;
-		else if (client_id == NULL || redirect_uri == NULL ||
-		         strcmp(client_id, cd.client_id) != 0 ||
-		         strcmp(redirect_uri, cd.redirect_uri) != 0)
-			answer = EB_STORE_MISMATCH;
-		else
-			answer = EB_STORE_OK;
+		/* redeemed or refused, a code is used once */
 		cd.used_at = now;
 		rc = code_mark_used(c, hash, now);
 	}
@@ -2124,7 +2176,7 @@ successor_read(struct conn *c, const char *hash, int64_t now, uint8_t **blob,
 /*
  * Rotation (store.h), inside one BEGIN IMMEDIATE transaction, so that of
  * concurrent presenters of one token exactly one sees it active. The rows
- * are read here; what to do is the shared rule's (refresh_policy.h).
+ * are read here; what to do is the shared rule's (grant/refresh.h).
  */
 static int
 sq_token_rotate(void *be, const char *old_hash,
@@ -2132,8 +2184,8 @@ sq_token_rotate(void *be, const char *old_hash,
                 size_t next_sealed_len, const struct eb_store_token *access,
                 int64_t now, int64_t grace, struct eb_store_token *old_out)
 {
-	struct eb_refresh_policy_token pt;
-	struct eb_refresh_policy_successor ps;
+	struct eb_grant_refresh_token pt;
+	struct eb_grant_refresh_successor ps;
 	struct eb_store_token old, succ;
 	struct gstate gs;
 	struct conn *c;
@@ -2187,9 +2239,9 @@ sq_token_rotate(void *be, const char *old_hash,
 		ps.status = succ.status;
 		ps.expires = succ.expires;
 	}
-	d = eb_refresh_policy_decide(&pt, &ps, now, grace, &why);
+	d = eb_grant_refresh_decide(&pt, &ps, now, grace, &why);
 	switch (d) {
-	case EB_REFRESH_ROTATE:
+	case EB_GRANT_REFRESH_ROTATE:
 		commit = 1;
 		if ((rc = token_set_rotated(c, old.hash, now, next->hash)) ==
 		        0 &&
@@ -2201,12 +2253,12 @@ sq_token_rotate(void *be, const char *old_hash,
 			 * used, so its retry window is over */
 			rc = successor_keep(c, old.parent_hash, NULL, 0, 0);
 		break;
-	case EB_REFRESH_RETURN_SUCCESSOR:
+	case EB_GRANT_REFRESH_RETURN_SUCCESSOR:
 		/* a lost response: the same successor, no new branch */
 		commit = 1;
 		rc = EB_STORE_OK;
 		break;
-	case EB_REFRESH_REVOKE_GRANT:
+	case EB_GRANT_REFRESH_REVOKE_GRANT:
 		log_warnx("store: refresh token reuse on grant %s: "
 		          "revoking it",
 		          old.grant_id);
@@ -2221,7 +2273,7 @@ sq_token_rotate(void *be, const char *old_hash,
 	}
 	if (rc == EB_STORE_OK && access != NULL)
 		rc = token_insert(c, access, NULL);
-	if (rc == EB_STORE_OK && d == EB_REFRESH_RETURN_SUCCESSOR)
+	if (rc == EB_STORE_OK && d == EB_GRANT_REFRESH_RETURN_SUCCESSOR)
 		rc = EB_STORE_RETRY;
 out:
 	commit = commit && (rc == EB_STORE_OK || rc == EB_STORE_RETRY ||

@@ -475,7 +475,7 @@ int eb_store_token_grant_get(struct eb_store *s, const char *hash,
                              struct eb_store_grant *grant);
 /*
  * Refresh-token rotation, one transaction, decided by the shared rule of
- * store/refresh_policy.h. old_hash must be an active, unexpired refresh
+ * grant/refresh.h. old_hash must be an active, unexpired refresh
  * token of an active grant: it becomes ROTATED, next (a refresh token of
  * the same grant) and access (optional) are inserted, and next_sealed
  * (next_sealed_len bytes: next's value sealed by the caller, bound to

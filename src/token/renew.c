@@ -35,6 +35,7 @@
 #include "core/metrics.h"
 #include "core/rand.h"
 #include "core/workq.h"
+#include "grant/policy.h"
 #include "jose/seal.h"
 #include "oidc/oidc.h"
 #include "store/store.h"
@@ -477,13 +478,10 @@ claim(struct eb_renewer *r, struct eb_config *cfg, const struct eb_tenant *t,
 		pthread_mutex_lock(&r->lock);
 	}
 	slots = 0;
-	if (ts != NULL &&
-	    ts->inflight < (unsigned)t->tokens.renew_concurrency &&
-	    r->inflight < RENEW_THREADS) {
-		slots = (unsigned)t->tokens.renew_concurrency - ts->inflight;
-		if (slots > RENEW_THREADS - r->inflight)
-			slots = RENEW_THREADS - r->inflight;
-	}
+	if (ts != NULL && r->inflight < RENEW_THREADS)
+		slots = eb_grant_lease_slots(t->tokens.renew_concurrency,
+		                             ts->inflight,
+		                             RENEW_THREADS - r->inflight);
 	pthread_mutex_unlock(&r->lock);
 	if (slots == 0) {
 		/* whatever is due waits for a finished renewal's wake-up */
@@ -496,7 +494,7 @@ claim(struct eb_renewer *r, struct eb_config *cfg, const struct eb_tenant *t,
 		return;
 	}
 	/* metadata, token and JWKS calls, then the store */
-	lease = 4 * (int64_t)cfg->limits.upstream_timeout + 60;
+	lease = eb_grant_lease_length(cfg->limits.upstream_timeout);
 	if (eb_store_grant_list_due(r->env->store, t->id, now, lease, slots,
 	                            &l) != EB_STORE_OK)
 		return;

@@ -1,6 +1,6 @@
 /*
  * The refresh-token grace window (issue 11, finding 9): the shared rule
- * (store/refresh_policy.h) checked over every combination of its inputs
+ * (grant/refresh.h) checked over every combination of its inputs
  * against the properties DESIGN.md states, plus a table of named cases; and
  * the SQLite backend applying it: a retry within the window gets the same
  * sealed successor and stores nothing new, the window's edges, a rotation
@@ -22,7 +22,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#include "store/refresh_policy.h"
+#include "grant/refresh.h"
 #include "store/store.h"
 
 #define T0    1700000000
@@ -36,7 +36,7 @@ decide(int found, int kind, int status, int64_t expires, int64_t rotated_at,
        int grant_active, int sealed, int sfound, int sstatus, int64_t sexp,
        int64_t now, int *why)
 {
-	struct eb_refresh_policy_token t = {
+	struct eb_grant_refresh_token t = {
 	    .found = found,
 	    .kind = kind,
 	    .status = status,
@@ -45,13 +45,13 @@ decide(int found, int kind, int status, int64_t expires, int64_t rotated_at,
 	    .grant_active = grant_active,
 	    .has_sealed_successor = sealed,
 	};
-	struct eb_refresh_policy_successor s = {
+	struct eb_grant_refresh_successor s = {
 	    .found = sfound,
 	    .status = sstatus,
 	    .expires = sexp,
 	};
 
-	return eb_refresh_policy_decide(&t, &s, now, GRACE, why);
+	return eb_grant_refresh_decide(&t, &s, now, GRACE, why);
 }
 
 /* Named cases: what a user of the token endpoint would see. */
@@ -70,42 +70,44 @@ test_policy_table(void **state)
 		int want, why;
 	} c[] = {
 	    {"active token rotates", 1, RT, A, now + 60, 0, 1, 0, 0, 0, 0,
-	     EB_REFRESH_ROTATE, EB_STORE_OK},
+	     EB_GRANT_REFRESH_ROTATE, EB_STORE_OK},
 	    {"never-expiring active token rotates", 1, RT, A, 0, 0, 1, 0, 0, 0,
-	     0, EB_REFRESH_ROTATE, EB_STORE_OK},
-	    {"unknown token", 0, RT, A, 0, 0, 1, 0, 0, 0, 0, EB_REFRESH_INVALID,
-	     EB_STORE_NOT_FOUND},
+	     0, EB_GRANT_REFRESH_ROTATE, EB_STORE_OK},
+	    {"unknown token", 0, RT, A, 0, 0, 1, 0, 0, 0, 0,
+	     EB_GRANT_REFRESH_INVALID, EB_STORE_NOT_FOUND},
 	    {"an access token is no refresh token", 1, EB_STORE_TOKEN_ACCESS, A,
-	     0, 0, 1, 0, 0, 0, 0, EB_REFRESH_INVALID, EB_STORE_NOT_FOUND},
+	     0, 0, 1, 0, 0, 0, 0, EB_GRANT_REFRESH_INVALID, EB_STORE_NOT_FOUND},
 	    {"expired at its expiry", 1, RT, A, now, 0, 1, 0, 0, 0, 0,
-	     EB_REFRESH_INVALID, EB_STORE_EXPIRED},
-	    {"revoked token", 1, RT, X, 0, 0, 1, 0, 0, 0, 0, EB_REFRESH_INVALID,
-	     EB_STORE_REVOKED},
-	    {"grant ended", 1, RT, A, 0, 0, 0, 0, 0, 0, 0, EB_REFRESH_INVALID,
-	     EB_STORE_REVOKED},
+	     EB_GRANT_REFRESH_INVALID, EB_STORE_EXPIRED},
+	    {"revoked token", 1, RT, X, 0, 0, 1, 0, 0, 0, 0,
+	     EB_GRANT_REFRESH_INVALID, EB_STORE_REVOKED},
+	    {"grant ended", 1, RT, A, 0, 0, 0, 0, 0, 0, 0,
+	     EB_GRANT_REFRESH_INVALID, EB_STORE_REVOKED},
 	    {"retry 10 s after rotation, successor unused", 1, RT, R, 0,
-	     now - 10, 1, 1, 1, A, now + 600, EB_REFRESH_RETURN_SUCCESSOR,
+	     now - 10, 1, 1, 1, A, now + 600, EB_GRANT_REFRESH_RETURN_SUCCESSOR,
 	     EB_STORE_OK},
 	    {"retry at the window's last second", 1, RT, R, 0, now - GRACE, 1,
-	     1, 1, A, 0, EB_REFRESH_RETURN_SUCCESSOR, EB_STORE_OK},
+	     1, 1, A, 0, EB_GRANT_REFRESH_RETURN_SUCCESSOR, EB_STORE_OK},
 	    {"one second after the window", 1, RT, R, 0, now - GRACE - 1, 1, 1,
-	     1, A, 0, EB_REFRESH_REVOKE_GRANT, EB_STORE_OK},
+	     1, A, 0, EB_GRANT_REFRESH_REVOKE_GRANT, EB_STORE_OK},
 	    {"within the window, successor used", 1, RT, R, 0, now - 1, 1, 1, 1,
-	     R, 0, EB_REFRESH_REVOKE_GRANT, EB_STORE_OK},
+	     R, 0, EB_GRANT_REFRESH_REVOKE_GRANT, EB_STORE_OK},
 	    {"within the window, successor revoked", 1, RT, R, 0, now - 1, 1, 1,
-	     1, X, 0, EB_REFRESH_REVOKE_GRANT, EB_STORE_OK},
+	     1, X, 0, EB_GRANT_REFRESH_REVOKE_GRANT, EB_STORE_OK},
 	    {"within the window, successor gone", 1, RT, R, 0, now - 1, 1, 1, 0,
-	     0, 0, EB_REFRESH_REVOKE_GRANT, EB_STORE_OK},
+	     0, 0, EB_GRANT_REFRESH_REVOKE_GRANT, EB_STORE_OK},
 	    {"within the window, successor value not kept", 1, RT, R, 0,
-	     now - 1, 1, 0, 1, A, 0, EB_REFRESH_REVOKE_GRANT, EB_STORE_OK},
+	     now - 1, 1, 0, 1, A, 0, EB_GRANT_REFRESH_REVOKE_GRANT,
+	     EB_STORE_OK},
 	    {"within the window, successor expired", 1, RT, R, 0, now - 1, 1, 1,
-	     1, A, now, EB_REFRESH_INVALID, EB_STORE_EXPIRED},
+	     1, A, now, EB_GRANT_REFRESH_INVALID, EB_STORE_EXPIRED},
 	    {"rotated in the future (clock stepped back)", 1, RT, R, 0, now + 5,
-	     1, 1, 1, A, 0, EB_REFRESH_REVOKE_GRANT, EB_STORE_OK},
+	     1, 1, 1, A, 0, EB_GRANT_REFRESH_REVOKE_GRANT, EB_STORE_OK},
 	    {"an expired rotated token is still reuse", 1, RT, R, now - 500,
-	     now - 900, 1, 1, 1, R, 0, EB_REFRESH_REVOKE_GRANT, EB_STORE_OK},
+	     now - 900, 1, 1, 1, R, 0, EB_GRANT_REFRESH_REVOKE_GRANT,
+	     EB_STORE_OK},
 	    {"rotated, grant ended", 1, RT, R, 0, now - 1, 0, 1, 1, A, 0,
-	     EB_REFRESH_INVALID, EB_STORE_REVOKED},
+	     EB_GRANT_REFRESH_INVALID, EB_STORE_REVOKED},
 	};
 	size_t i;
 	int why, d;
@@ -117,12 +119,12 @@ test_policy_table(void **state)
 		           c[i].sfound, c[i].sstatus, c[i].sexp, now, &why);
 		if (d != c[i].want || why != c[i].why)
 			fail_msg("%s: got %s (%d), want %s (%d)", c[i].what,
-			         eb_refresh_policy_name(d), why,
-			         eb_refresh_policy_name(c[i].want), c[i].why);
+			         eb_grant_refresh_name(d), why,
+			         eb_grant_refresh_name(c[i].want), c[i].why);
 	}
 	/* a rotated token without a successor record at all */
 	{
-		struct eb_refresh_policy_token t = {
+		struct eb_grant_refresh_token t = {
 		    .found = 1,
 		    .kind = RT,
 		    .status = R,
@@ -132,14 +134,14 @@ test_policy_table(void **state)
 		};
 
 		assert_int_equal(
-		    eb_refresh_policy_decide(&t, NULL, now, GRACE, NULL),
-		    EB_REFRESH_REVOKE_GRANT);
+		    eb_grant_refresh_decide(&t, NULL, now, GRACE, NULL),
+		    EB_GRANT_REFRESH_REVOKE_GRANT);
 		assert_int_equal(
-		    eb_refresh_policy_decide(NULL, NULL, now, GRACE, &why),
-		    EB_REFRESH_INVALID);
+		    eb_grant_refresh_decide(NULL, NULL, now, GRACE, &why),
+		    EB_GRANT_REFRESH_INVALID);
 		assert_int_equal(why, EB_STORE_NOT_FOUND);
 	}
-	assert_string_equal(eb_refresh_policy_name(EB_REFRESH_ROTATE),
+	assert_string_equal(eb_grant_refresh_name(EB_GRANT_REFRESH_ROTATE),
 	                    "rotate");
 }
 
@@ -189,8 +191,8 @@ test_policy_exhaustive(void **state)
 		se = sexp[x[9]];
 		dec = decide(found, kind, st, te, ro, grant, sealed, sfound,
 		             sst, se, now, &why);
-		assert_true(dec >= EB_REFRESH_ROTATE &&
-		            dec <= EB_REFRESH_INVALID);
+		assert_true(dec >= EB_GRANT_REFRESH_ROTATE &&
+		            dec <= EB_GRANT_REFRESH_INVALID);
 		seen[dec]++;
 
 		usable = found && kind == EB_STORE_TOKEN_REFRESH && grant;
@@ -198,7 +200,7 @@ test_policy_exhaustive(void **state)
 		succ_live = sfound && sst == EB_STORE_TOKEN_ACTIVE;
 		succ_fresh = se == 0 || se > now;
 		/* why is set, and says something only for a refusal */
-		if (dec == EB_REFRESH_INVALID)
+		if (dec == EB_GRANT_REFRESH_INVALID)
 			assert_true(why == EB_STORE_NOT_FOUND ||
 			            why == EB_STORE_EXPIRED ||
 			            why == EB_STORE_REVOKED);
@@ -207,33 +209,35 @@ test_policy_exhaustive(void **state)
 		/* nothing is done for an unknown token, a non-refresh token,
 		 * a revoked one, or an ended grant */
 		if (!usable || st == EB_STORE_TOKEN_REVOKED)
-			assert_int_equal(dec, EB_REFRESH_INVALID);
+			assert_int_equal(dec, EB_GRANT_REFRESH_INVALID);
 		/* an active token rotates exactly while unexpired */
 		if (usable && st == EB_STORE_TOKEN_ACTIVE)
 			assert_int_equal(dec, te == 0 || te > now
-			                          ? EB_REFRESH_ROTATE
-			                          : EB_REFRESH_INVALID);
+			                          ? EB_GRANT_REFRESH_ROTATE
+			                          : EB_GRANT_REFRESH_INVALID);
 		/* only an active token ever makes a new branch */
-		if (dec == EB_REFRESH_ROTATE)
+		if (dec == EB_GRANT_REFRESH_ROTATE)
 			assert_int_equal(st, EB_STORE_TOKEN_ACTIVE);
 		/* a rotated token: reuse outside the window, or once the
 		 * successor was used, revoked or lost, ends the grant; a
 		 * retry gets the same successor while it can be handed */
 		if (usable && st == EB_STORE_TOKEN_ROTATED) {
 			if (!in_window || !succ_live)
-				assert_int_equal(dec, EB_REFRESH_REVOKE_GRANT);
-			else if (!succ_fresh)
-				assert_int_equal(dec, EB_REFRESH_INVALID);
-			else if (!sealed)
-				assert_int_equal(dec, EB_REFRESH_REVOKE_GRANT);
-			else
 				assert_int_equal(dec,
-				                 EB_REFRESH_RETURN_SUCCESSOR);
+				                 EB_GRANT_REFRESH_REVOKE_GRANT);
+			else if (!succ_fresh)
+				assert_int_equal(dec, EB_GRANT_REFRESH_INVALID);
+			else if (!sealed)
+				assert_int_equal(dec,
+				                 EB_GRANT_REFRESH_REVOKE_GRANT);
+			else
+				assert_int_equal(
+				    dec, EB_GRANT_REFRESH_RETURN_SUCCESSOR);
 		}
-		if (dec == EB_REFRESH_RETURN_SUCCESSOR)
+		if (dec == EB_GRANT_REFRESH_RETURN_SUCCESSOR)
 			assert_true(st == EB_STORE_TOKEN_ROTATED && in_window &&
 			            succ_live && succ_fresh && sealed);
-		if (dec == EB_REFRESH_REVOKE_GRANT)
+		if (dec == EB_GRANT_REFRESH_REVOKE_GRANT)
 			assert_true(usable && st == EB_STORE_TOKEN_ROTATED);
 	}
 	assert_int_equal(total, 31104);

@@ -1,28 +1,28 @@
 /*
- * The refresh-token rule (refresh_policy.h): from the presented token's
+ * The refresh-token rule (grant/refresh.h): from the presented token's
  * state, its successor's state, the time and the grace window, one of
  * rotate, return the same successor, revoke the grant, or refuse. Pure: no
  * store, no clock, no allocation; each backend reads the rows inside its
  * transaction and acts on the answer there.
  */
-#include "store/refresh_policy.h"
+#include "grant/refresh.h"
 
 #include <stddef.h>
 
 #include "store/store.h"
 
-static enum eb_refresh_policy_decision
+static enum eb_grant_refresh_decision
 invalid(int *why, int rc)
 {
 	if (why != NULL)
 		*why = rc;
-	return EB_REFRESH_INVALID;
+	return EB_GRANT_REFRESH_INVALID;
 }
 
-enum eb_refresh_policy_decision
-eb_refresh_policy_decide(const struct eb_refresh_policy_token *tok,
-                         const struct eb_refresh_policy_successor *succ,
-                         int64_t now, int64_t grace, int *why)
+enum eb_grant_refresh_decision
+eb_grant_refresh_decide(const struct eb_grant_refresh_token *tok,
+                        const struct eb_grant_refresh_successor *succ,
+                        int64_t now, int64_t grace, int *why)
 {
 	if (why != NULL)
 		*why = EB_STORE_OK;
@@ -35,7 +35,7 @@ eb_refresh_policy_decide(const struct eb_refresh_policy_token *tok,
 	if (tok->status == EB_STORE_TOKEN_ACTIVE) {
 		if (tok->expires != 0 && tok->expires <= now)
 			return invalid(why, EB_STORE_EXPIRED);
-		return EB_REFRESH_ROTATE;
+		return EB_GRANT_REFRESH_ROTATE;
 	}
 	if (tok->status != EB_STORE_TOKEN_ROTATED)
 		return invalid(why, EB_STORE_REVOKED);
@@ -45,33 +45,33 @@ eb_refresh_policy_decide(const struct eb_refresh_policy_token *tok,
 	 * token's own expiry does not soften that).
 	 */
 	if (grace < 0 || now < tok->rotated_at || now - tok->rotated_at > grace)
-		return EB_REFRESH_REVOKE_GRANT;
+		return EB_GRANT_REFRESH_REVOKE_GRANT;
 	/* within the window: the successor must be the one live branch */
 	if (succ == NULL || !succ->found)
-		return EB_REFRESH_REVOKE_GRANT;
+		return EB_GRANT_REFRESH_REVOKE_GRANT;
 	if (succ->status != EB_STORE_TOKEN_ACTIVE)
 		/* used (rotated) or revoked: someone else holds the grant */
-		return EB_REFRESH_REVOKE_GRANT;
+		return EB_GRANT_REFRESH_REVOKE_GRANT;
 	if (succ->expires != 0 && succ->expires <= now)
 		return invalid(why, EB_STORE_EXPIRED);
 	/* only the same successor may be handed back; when its value is
 	 * gone we cannot, and a new branch is never made */
 	if (!tok->has_sealed_successor)
-		return EB_REFRESH_REVOKE_GRANT;
-	return EB_REFRESH_RETURN_SUCCESSOR;
+		return EB_GRANT_REFRESH_REVOKE_GRANT;
+	return EB_GRANT_REFRESH_RETURN_SUCCESSOR;
 }
 
 const char *
-eb_refresh_policy_name(int decision)
+eb_grant_refresh_name(int decision)
 {
 	switch (decision) {
-	case EB_REFRESH_ROTATE:
+	case EB_GRANT_REFRESH_ROTATE:
 		return "rotate";
-	case EB_REFRESH_RETURN_SUCCESSOR:
+	case EB_GRANT_REFRESH_RETURN_SUCCESSOR:
 		return "return_successor";
-	case EB_REFRESH_REVOKE_GRANT:
+	case EB_GRANT_REFRESH_REVOKE_GRANT:
 		return "revoke_grant";
-	case EB_REFRESH_INVALID:
+	case EB_GRANT_REFRESH_INVALID:
 		return "invalid";
 	}
 	return "unknown";

@@ -11,20 +11,21 @@
  * (after the window, or once the successor has been used) means two parties
  * hold the grant: it is revoked, whoever presents it.
  */
-#ifndef EB_STORE_REFRESH_POLICY_H
-#define EB_STORE_REFRESH_POLICY_H
+#ifndef EB_GRANT_REFRESH_H
+#define EB_GRANT_REFRESH_H
 
 #include <stdint.h>
 
-enum eb_refresh_policy_decision {
-	EB_REFRESH_ROTATE = 0, /* active: mint and store a successor */
-	EB_REFRESH_RETURN_SUCCESSOR = 1, /* a retry: hand back the same one */
-	EB_REFRESH_REVOKE_GRANT = 2,     /* reuse: end the grant */
-	EB_REFRESH_INVALID = 3,          /* refuse; nothing changes */
+enum eb_grant_refresh_decision {
+	EB_GRANT_REFRESH_ROTATE = 0, /* active: mint and store a successor */
+	EB_GRANT_REFRESH_RETURN_SUCCESSOR =
+	    1,                             /* a retry: hand back the same one */
+	EB_GRANT_REFRESH_REVOKE_GRANT = 2, /* reuse: end the grant */
+	EB_GRANT_REFRESH_INVALID = 3,      /* refuse; nothing changes */
 };
 
 /* The presented token's row as stored, and its grant. */
-struct eb_refresh_policy_token {
+struct eb_grant_refresh_token {
 	int found;       /* 0: no such token */
 	int kind;        /* enum eb_store_token_kind */
 	int status;      /* enum eb_store_token_status */
@@ -35,7 +36,7 @@ struct eb_refresh_policy_token {
 };
 
 /* The row its replaced_by names (only read when the token is rotated). */
-struct eb_refresh_policy_successor {
+struct eb_grant_refresh_successor {
 	int found;  /* 0: replaced_by names no row (or none) */
 	int status; /* enum eb_store_token_status */
 	int64_t expires;
@@ -44,16 +45,16 @@ struct eb_refresh_policy_successor {
 /*
  * The decision for token tok (its successor succ, may be NULL when it has
  * none) presented at now, with a grace window of grace seconds after its
- * rotation. For EB_REFRESH_INVALID, *why (may be NULL) is the store code
+ * rotation. For EB_GRANT_REFRESH_INVALID, *why (may be NULL) is the store code
  * to answer: EB_STORE_NOT_FOUND, EB_STORE_EXPIRED or EB_STORE_REVOKED;
  * otherwise it is set to EB_STORE_OK.
  */
-enum eb_refresh_policy_decision
-eb_refresh_policy_decide(const struct eb_refresh_policy_token *tok,
-                         const struct eb_refresh_policy_successor *succ,
-                         int64_t now, int64_t grace, int *why);
+enum eb_grant_refresh_decision
+eb_grant_refresh_decide(const struct eb_grant_refresh_token *tok,
+                        const struct eb_grant_refresh_successor *succ,
+                        int64_t now, int64_t grace, int *why);
 
 /* "rotate", "return_successor", "revoke_grant", "invalid". */
-const char *eb_refresh_policy_name(int decision);
+const char *eb_grant_refresh_name(int decision);
 
 #endif

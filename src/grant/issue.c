@@ -1,0 +1,201 @@
+/*
+ * Grant issuing (grant/issue.h): a sign-in the IdP vouched for and the
+ * access policy allowed becomes an active grant in the store, with the
+ * upstream refresh token sealed to the grant's id, the take-over of the
+ * grant the flow replaces, and the device's credential: a single-use
+ * authorization code bound to client, redirect URI and PKCE challenge
+ * (apple-oauth2), or an RFC 9068 access token living as long as the grant
+ * (apple-as-web). What may be taken over is grant/policy.h's rule; the
+ * store applies the binding rules inside its transaction.
+ */
+#include "grant/issue.h"
+
+#include <stdint.h>
+#include <string.h>
+
+#include <jansson.h>
+
+#include "core/config.h"
+#include "core/env.h"
+#include "core/log.h"
+#include "core/mem.h"
+#include "core/rand.h"
+#include "grant/policy.h"
+#include "identity/identity.h"
+#include "identity/mapping.h"
+#include "jose/seal.h"
+#include "oidc/oidc.h"
+#include "store/store.h"
+#include "token/token.h"
+
+/*
+ * Re-authentication of an enrolled device (its flow names the grant it
+ * replaces): the new grant takes over the old one's enrollment binding and
+ * the old one is superseded. Only when the same person signed in
+ * (eb_grant_takeover_decide): anyone else gets a grant of their own, bound
+ * at its first check-in.
+ */
+static void
+take_over(struct eb_env *env, const struct eb_tenant *t,
+          const struct eb_store_flow *f, const char *new_id,
+          const char *managed_apple_id, int64_t now)
+{
+	struct eb_store_grant old;
+	const char *replaces;
+	json_t *x;
+
+	if (f->extra == NULL || (x = json_loads(f->extra, 0, NULL)) == NULL)
+		return;
+	replaces = json_string_value(json_object_get(x, "replaces"));
+	memset(&old, 0, sizeof(old));
+	if (replaces == NULL ||
+	    eb_store_grant_get(env->store, replaces, &old) != EB_STORE_OK)
+		goto out;
+	switch (eb_grant_takeover_decide(old.tenant, old.managed_apple_id,
+	                                 t->id, managed_apple_id)) {
+	case EB_GRANT_TAKEOVER:
+		if (eb_store_grant_supersede(env->store, old.id, new_id, now) ==
+		    EB_STORE_OK)
+			log_info("tenant %s: grant %.8s supersedes %.8s on the "
+			         "same enrollment",
+			         t->id, new_id, old.id);
+		break;
+	case EB_GRANT_TAKEOVER_OTHER_ACCOUNT:
+		log_warnx("tenant %s: re-authentication as another "
+		          "account: grant %.8s is not taken over",
+		          t->id, old.id);
+		break;
+	default:
+		break;
+	}
+out:
+	eb_store_grant_finish(&old);
+	json_decref(x);
+}
+
+/* A fresh grant id: "g" and 144 random bits, URL-safe. */
+static char *
+grant_id(void)
+{
+	char *r = eb_rand_token(18), *id = NULL;
+	size_t n;
+
+	if (r != NULL && (id = eb_malloc((n = strlen(r)) + 2)) != NULL) {
+		id[0] = 'g';
+		memcpy(id + 1, r, n + 1);
+	}
+	eb_free(r);
+	return id;
+}
+
+char *
+eb_grant_issue(struct eb_env *env, const struct eb_config *cfg,
+               const struct eb_grant_issue_in *in)
+{
+	const struct eb_tenant *t = in->t;
+	const struct eb_store_flow *f = in->f;
+	const struct eb_identity *id = in->id;
+	const struct eb_mapping_result *map = in->map;
+	const struct eb_oidc_tokens *tok = in->tok;
+	struct eb_store_grant g;
+	struct eb_access_claims ac;
+	char hash[EB_STORE_HASH_HEXLEN + 1], *raw = NULL, *gid, *extra = NULL;
+	uint8_t *sealed = NULL;
+	size_t sealed_len = 0;
+	int64_t now = in->now;
+
+	/* "g" first: an id never starts with '-', so CLIs never read it as
+	 * an option */
+	if ((gid = grant_id()) == NULL)
+		return NULL;
+	memset(&g, 0, sizeof(g));
+	g.id = gid;
+	g.tenant = t->id;
+	g.status = EB_STORE_GRANT_ACTIVE;
+	g.auth_method = f->kind == EB_STORE_FLOW_OAUTH2_AUTHORIZE
+	                    ? "apple-oauth2"
+	                    : "apple-as-web";
+	g.client_id = f->client_id;
+	g.managed_apple_id = map->managed_apple_id;
+	g.user_identifier = f->user_identifier;
+	g.idp_issuer = id->issuer;
+	g.idp_subject = id->subject;
+	g.idp_tid = id->tid;
+	g.idp_oid = id->oid;
+	g.enrollment_mode =
+	    f->enrollment_mode != NULL
+	        ? f->enrollment_mode
+	        : (char *)(uintptr_t)eb_mode_name(t->default_mode);
+	g.created = g.updated = now;
+	g.expires = now + t->tokens.refresh_ttl;
+	if (tok->refresh_token != NULL) {
+		if (eb_seal_seal(env->seal_key, gid, strlen(gid),
+		                 tok->refresh_token, strlen(tok->refresh_token),
+		                 &sealed, &sealed_len) != 0)
+			goto out;
+		g.upstream_refresh_token = sealed;
+		g.upstream_refresh_token_len = sealed_len;
+		g.upstream_next_at = now + t->tokens.upstream_renew_interval;
+	}
+	g.upstream_renewed_at = now;
+	if (tok->refresh_token == NULL)
+		log_info("tenant %s: the IdP gave no refresh token: grant %s "
+		         "is not renewed silently",
+		         t->id, gid);
+	if (tok->sub != NULL) {
+		/* the ID token's own sub, which the silent renewal checks
+		 * refreshed ID tokens against (Entra's subject is tid:oid) */
+		json_t *x = json_pack("{s:s}", "sub", tok->sub);
+
+		extra = x != NULL ? json_dumps(x, JSON_COMPACT) : NULL;
+		json_decref(x);
+		if ((g.extra = extra) == NULL)
+			goto out;
+	}
+	if (eb_store_grant_create(env->store, &g) != EB_STORE_OK)
+		goto out;
+	take_over(env, t, f, gid, map->managed_apple_id, now);
+	if ((raw = eb_rand_token(32)) == NULL ||
+	    eb_store_hash_token(raw, strlen(raw), hash) != 0)
+		goto fail;
+	if (f->kind == EB_STORE_FLOW_OAUTH2_AUTHORIZE) {
+		struct eb_store_code code;
+
+		/* single use, short-lived, bound to client and redirect URI */
+		memset(&code, 0, sizeof(code));
+		code.hash = hash;
+		code.tenant = t->id;
+		code.grant_id = gid;
+		code.client_id = f->client_id;
+		code.redirect_uri = f->redirect_uri;
+		code.scope = f->scope;
+		code.code_challenge = f->code_challenge;
+		code.created = now;
+		code.expires = now + t->tokens.code_ttl;
+		if (eb_store_code_put(env->store, &code) != EB_STORE_OK)
+			goto fail;
+		goto out;
+	}
+	/* apple-as-web: the device gets an access token (RFC 9068) that
+	 * lives as long as its grant; eb_token_issue stores its hash */
+	eb_free_secret_str(raw);
+	memset(&ac, 0, sizeof(ac));
+	ac.grant_id = gid;
+	ac.sub = map->managed_apple_id;
+	ac.managed_apple_id = map->managed_apple_id;
+	ac.enrollment_mode = g.enrollment_mode;
+	ac.client_id = t->oauth2.client_id;
+	ac.iat = now;
+	ac.exp = g.expires;
+	raw = eb_token_issue(env->signer, env->store, cfg, t, &ac,
+	                     EB_STORE_TOKEN_WEB);
+	goto out;
+fail:
+	eb_free_secret_str(raw);
+	raw = NULL;
+out:
+	eb_free(extra);
+	eb_free(sealed);
+	eb_free(gid);
+	return raw;
+}
