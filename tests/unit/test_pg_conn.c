@@ -7,7 +7,8 @@
  * statements made once per connection, BIGINT times in binary format, the
  * transaction helper retrying a genuine serialization failure (two
  * concurrent SERIALIZABLE transactions on two pool connections) and giving
- * up after its bound, 23505 as EB_STORE_CONFLICT, a backend killed with
+ * up after its bound, a genuine deadlock retried, statement and lock
+ * timeouts as errors, 23505 as EB_STORE_CONFLICT, a backend killed with
  * pg_terminate_backend replaced, and a DSN's password never in the log.
  * Without EB_TEST_PG the server tests skip, except under CI=true, where
  * they fail: the PostgreSQL leg must not pass by not running.
@@ -530,6 +531,125 @@ test_tx_retries_serialization(void **state)
 	eb_pg_pool_destroy(p);
 }
 
+/* Two transactions lock rows 11 and 12 in opposite orders. */
+struct dl {
+	pthread_barrier_t *both_hold_one;
+	struct eb_pg_pool *p;
+	int64_t first, second;
+	int attempts;
+	int rc;
+};
+
+static int
+dl_fn(struct eb_pg_conn *c, void *arg)
+{
+	struct dl *d = arg;
+	struct eb_pg_args a;
+	int rc;
+
+	d->attempts++;
+	eb_pg_args_init(&a);
+	eb_pg_args_int8(&a, d->first);
+	if ((rc = eb_pg_exec(c, S_BUMP_W, &a, NULL)) != EB_STORE_OK)
+		return rc;
+	if (d->attempts == 1) /* only then: a retry must not wait here */
+		pthread_barrier_wait(d->both_hold_one);
+	eb_pg_args_init(&a);
+	eb_pg_args_int8(&a, d->second);
+	return eb_pg_exec(c, S_BUMP_W, &a, NULL);
+}
+
+static void *
+dl_thread(void *arg)
+{
+	struct dl *d = arg;
+	struct eb_pg_conn *c = eb_pg_pool_acquire(d->p);
+
+	d->rc = c != NULL ? eb_pg_tx(c, EB_PG_READ_COMMITTED, dl_fn, d)
+	                  : EB_STORE_ERROR;
+	eb_pg_pool_release(d->p, c);
+	return NULL;
+}
+
+/*
+ * A genuine deadlock (40P01): the server aborts one of the two after
+ * deadlock_timeout (1 s); the helper runs that one again and both commit.
+ */
+static void
+test_tx_retries_deadlock(void **state)
+{
+	pthread_barrier_t bar;
+	struct eb_pg_pool *p;
+	struct eb_pg_conn *c;
+	struct dl d1, d2;
+	pthread_t t1, t2;
+
+	need_pg();
+	p = pool(3, 5000, "ebt-deadlock");
+	c = eb_pg_pool_acquire(p);
+	sql(c, "DELETE FROM w WHERE id IN (11, 12); "
+	       "INSERT INTO w VALUES (11, 0), (12, 0)");
+	eb_pg_pool_release(p, c);
+	pthread_barrier_init(&bar, NULL, 2);
+	memset(&d1, 0, sizeof(d1));
+	d1.both_hold_one = &bar;
+	d1.p = p;
+	d2 = d1;
+	d1.first = d2.second = 11;
+	d1.second = d2.first = 12;
+	assert_int_equal(pthread_create(&t1, NULL, dl_thread, &d1), 0);
+	assert_int_equal(pthread_create(&t2, NULL, dl_thread, &d2), 0);
+	pthread_join(t1, NULL);
+	pthread_join(t2, NULL);
+	pthread_barrier_destroy(&bar);
+	assert_int_equal(d1.rc, EB_STORE_OK);
+	assert_int_equal(d2.rc, EB_STORE_OK);
+	assert_int_equal(d1.attempts + d2.attempts, 3);
+	c = eb_pg_pool_acquire(p);
+	assert_int_equal(get_w(c, 11), 2);
+	assert_int_equal(get_w(c, 12), 2);
+	eb_pg_pool_release(p, c);
+	eb_pg_pool_destroy(p);
+}
+
+/* statement_timeout (57014) and lock_timeout (55P03) are errors, not hangs. */
+static void
+test_timeouts(void **state)
+{
+	struct eb_pg_pool_limits lim = {2, 1000, 200, "ebt-timeouts"};
+	struct eb_pg_pool *p;
+	struct eb_pg_conn *a, *b;
+	struct eb_pg_args args;
+	struct timespec t0;
+	char err[256];
+
+	need_pg();
+	p = eb_pg_pool_create(dsn, stmts, NSTMTS, &lim, err, sizeof(err));
+	assert_non_null(p);
+	a = eb_pg_pool_acquire(p);
+	b = eb_pg_pool_acquire(p);
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	assert_int_equal(eb_pg_exec_sql(a, "SELECT pg_sleep(5)", NULL),
+	                 EB_STORE_ERROR);
+	assert_string_equal(eb_pg_conn_sqlstate(a), "57014");
+	assert_true(ms_since(&t0) < 2000);
+
+	sql(a, "DELETE FROM w WHERE id = 21; INSERT INTO w VALUES (21, 0)");
+	sql(a, "BEGIN");
+	eb_pg_args_init(&args);
+	eb_pg_args_int8(&args, 21);
+	assert_int_equal(eb_pg_exec(a, S_BUMP_W, &args, NULL), EB_STORE_OK);
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	assert_int_equal(eb_pg_exec(b, S_BUMP_W, &args, NULL), EB_STORE_ERROR);
+	assert_string_equal(eb_pg_conn_sqlstate(b), "55P03");
+	assert_true(ms_since(&t0) < 2000);
+	/* released inside a transaction: rolled back, not left open */
+	eb_pg_pool_release(p, a);
+	assert_int_equal(get_w(b, 21), 0);
+	eb_pg_pool_release(p, b);
+	eb_pg_pool_destroy(p);
+}
+
 struct ins {
 	const char *k;
 	int ignore_error; /* return OK whatever the insert said */
@@ -741,6 +861,8 @@ main(void)
 	    cmocka_unit_test(test_prepared_reused),
 	    cmocka_unit_test(test_unique_is_conflict),
 	    cmocka_unit_test(test_tx_retries_serialization),
+	    cmocka_unit_test(test_tx_retries_deadlock),
+	    cmocka_unit_test(test_timeouts),
 	    cmocka_unit_test(test_tx_rollback),
 	    cmocka_unit_test(test_killed_backend_replaced),
 	    cmocka_unit_test(test_password_never_logged),

@@ -216,7 +216,11 @@ pq_msg(const char *m, char *buf, size_t len)
 	return buf;
 }
 
-/* The session settings every connection carries. 0 or -1 (logged). */
+/*
+ * The session settings every connection carries. 0 or -1 (logged). A lock
+ * wait gives up at 3/4 of the statement timeout, so that it is reported as
+ * one (55P03) rather than as a slow statement (57014).
+ */
 static int
 session_setup(struct eb_pg_pool *p, PGconn *pg)
 {
@@ -227,7 +231,8 @@ session_setup(struct eb_pg_pool *p, PGconn *pg)
 	snprintf(sql, sizeof(sql),
 	         "SET statement_timeout = %u; SET lock_timeout = %u; "
 	         "SET idle_in_transaction_session_timeout = %u",
-	         p->lim.statement_ms, p->lim.statement_ms, PG_IDLE_TX_MS);
+	         p->lim.statement_ms,
+	         p->lim.statement_ms - p->lim.statement_ms / 4, PG_IDLE_TX_MS);
 	r = PQexec(pg, sql);
 	ok = PQresultStatus(r) == PGRES_COMMAND_OK;
 	if (!ok)

@@ -49,9 +49,10 @@ struct eb_pg_stmt {
 };
 
 struct eb_pg_pool_limits {
-	unsigned size;         /* connections, 1..1000 */
-	unsigned acquire_ms;   /* longest wait for a free connection */
-	unsigned statement_ms; /* statement_timeout and lock_timeout; 0: none */
+	unsigned size;       /* connections, 1..1000 */
+	unsigned acquire_ms; /* longest wait for a free connection */
+	/* statement_timeout, and lock_timeout at 3/4 of it; 0: none */
+	unsigned statement_ms;
 	const char *application; /* application_name, or NULL */
 };
 
