@@ -757,6 +757,19 @@ test_killed_backend_replaced(void **state)
 	assert_int_equal(
 	    sql_int8(k, "SELECT count(*) FROM u WHERE k = 'k-killed'"), 1);
 
+	/* Inside a transaction opened by hand: the statement is not run
+	 * again on its own on the new connection, and nothing is kept. */
+	sql(c, "BEGIN");
+	x.k = "k-hand-a";
+	assert_int_equal(ins_fn(c, &x), EB_STORE_OK);
+	kill_backend(k, eb_pg_conn_backend_pid(c));
+	x.k = "k-hand-b";
+	assert_int_equal(ins_fn(c, &x), EB_STORE_ERROR);
+	assert_int_equal(eb_pg_conn_reconnects(c), 3);
+	assert_int_equal(sql_int8(k, "SELECT count(*) FROM u WHERE k IN "
+	                             "('k-hand-a', 'k-hand-b')"),
+	                 0);
+
 	/* Killed while checked in: the next user gets a working one. */
 	kill_backend(k, eb_pg_conn_backend_pid(c));
 	eb_pg_pool_release(p, c);

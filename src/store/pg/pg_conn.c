@@ -361,6 +361,25 @@ probe(struct eb_pg_conn *c)
 	return c->doomed ? -1 : 0;
 }
 
+/*
+ * Whether c has a transaction open (eb_pg_tx's or a BEGIN sent by hand):
+ * a lost connection took it along, so a statement must not be run again
+ * on its own on the new one.
+ */
+static int
+in_block(const struct eb_pg_conn *c)
+{
+	PGTransactionStatusType t;
+
+	if (c->in_tx)
+		return 1;
+	if (c->pg == NULL)
+		return 0;
+	t = PQtransactionStatus(c->pg);
+	return t == PQTRANS_INTRANS || t == PQTRANS_INERROR ||
+	       t == PQTRANS_ACTIVE;
+}
+
 /* Whether a statement that failed on c cannot have run at all. */
 static int
 never_ran(const struct eb_pg_conn *c, int was_bad)
@@ -380,7 +399,7 @@ exec_prepared(struct eb_pg_conn *c, size_t i, const struct eb_pg_args *a,
 	int k, n = a != NULL ? a->n : 0;
 
 	c->sqlstate[0] = '\0';
-	if (c->pg == NULL || PQstatus(c->pg) != CONNECTION_OK)
+	if (c->pg == NULL || c->doomed || PQstatus(c->pg) != CONNECTION_OK)
 		return EB_PG_BROKEN;
 	if (!c->prepared[i]) {
 		for (k = 0; k < st->nparams; k++)
@@ -409,7 +428,7 @@ int
 eb_pg_exec(struct eb_pg_conn *c, size_t stmt, const struct eb_pg_args *a,
            PGresult **res)
 {
-	int rc, was_bad;
+	int rc, was_bad, block;
 
 	if (res != NULL)
 		*res = NULL;
@@ -418,12 +437,18 @@ eb_pg_exec(struct eb_pg_conn *c, size_t stmt, const struct eb_pg_args *a,
 		log_errx("statement %zu: bad call", stmt);
 		return EB_STORE_ERROR;
 	}
+	block = in_block(c);
 	was_bad = probe(c) == -1;
 	rc = exec_prepared(c, stmt, a, res);
 	if (rc != EB_PG_BROKEN || c->in_tx)
 		return rc;
 	if (reconnect(c) == -1)
 		return EB_STORE_ERROR;
+	if (block) {
+		log_warnx("%s: transaction lost with the connection",
+		          c->pool->stmts[stmt].name);
+		return EB_STORE_ERROR;
+	}
 	if (!never_ran(c, was_bad)) {
 		log_warnx("%s: outcome unknown after a lost connection",
 		          c->pool->stmts[stmt].name);
@@ -440,7 +465,7 @@ exec_sql(struct eb_pg_conn *c, const char *sql, PGresult **res)
 	PGresult *r;
 
 	c->sqlstate[0] = '\0';
-	if (c->pg == NULL || PQstatus(c->pg) != CONNECTION_OK)
+	if (c->pg == NULL || c->doomed || PQstatus(c->pg) != CONNECTION_OK)
 		return EB_PG_BROKEN;
 	r = PQexec(c->pg, sql);
 	if (PQresultStatus(r) != PGRES_TUPLES_OK &&
@@ -456,15 +481,16 @@ exec_sql(struct eb_pg_conn *c, const char *sql, PGresult **res)
 int
 eb_pg_exec_sql(struct eb_pg_conn *c, const char *sql, PGresult **res)
 {
-	int rc, was_bad;
+	int rc, was_bad, block;
 
 	if (res != NULL)
 		*res = NULL;
+	block = in_block(c);
 	was_bad = probe(c) == -1;
 	rc = exec_sql(c, sql, res);
 	if (rc != EB_PG_BROKEN || c->in_tx)
 		return rc;
-	if (reconnect(c) == -1 || !never_ran(c, was_bad))
+	if (reconnect(c) == -1 || block || !never_ran(c, was_bad))
 		return EB_STORE_ERROR;
 	rc = exec_sql(c, sql, res);
 	return rc == EB_PG_BROKEN ? EB_STORE_ERROR : rc;
