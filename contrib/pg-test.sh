@@ -70,6 +70,12 @@ start() {
 			return 1
 		}
 		chown postgres: "$dir"
+		runuser -u postgres -- test -w "$dir" || {
+			echo "pg-test: the postgres user cannot reach $dir;" \
+			    "set TMPDIR to a folder it can" >&2
+			rm -rf "$dir"
+			return 1
+		}
 	fi
 	if ! as_pg "$bin/initdb" -D "$dir/data" -A trust -U eb -E UTF8 \
 	    --locale=C.UTF-8 --no-sync >"$dir/initdb.log" 2>&1; then
