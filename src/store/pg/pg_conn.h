@@ -122,7 +122,9 @@ enum eb_pg_iso { EB_PG_READ_COMMITTED = 0, EB_PG_SERIALIZABLE = 1 };
  * more times; on a lost connection before COMMIT, once more on a new
  * connection. fn must be pure database work: it may run more than once.
  * A connection lost during COMMIT is EB_STORE_ERROR (the outcome is not
- * known; never retried).
+ * known; never retried). c must not be in a transaction already, and fn
+ * must not call eb_pg_tx (no nesting). fn passes on the codes of
+ * eb_pg_exec as they are (EB_PG_RETRY, EB_PG_BROKEN included).
  */
 #define EB_PG_TX_RETRIES 3
 int eb_pg_tx(struct eb_pg_conn *c, enum eb_pg_iso iso,
