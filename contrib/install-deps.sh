@@ -8,6 +8,7 @@ PKGS="
 build-essential cmake pkg-config clang libclang-rt-14-dev clang-format
 libmicrohttpd-dev libcurl4-openssl-dev libssl-dev openssl
 libcjose-dev libjansson-dev libplist-dev libplist-utils libsqlite3-dev sqlite3
+libpq-dev postgresql
 liboauth2-dev libcmocka-dev
 curl ca-certificates python3
 wrk nginx-light chromium

@@ -3,6 +3,9 @@
 # missing, build twice (optimised, and with ASan+UBSan), run the unit tests,
 # the fuzz-corpus replays and the integration tests (real binary, real test
 # IdP) under the sanitizers, and the fast tests again on the optimised build.
+# A throwaway PostgreSQL (contrib/pg-test.sh) serves both legs through
+# EB_TEST_PG; under CI=true a PostgreSQL that does not start fails the run
+# (the PostgreSQL tests must never be skipped there), elsewhere they skip.
 set -eu
 cd "$(dirname "$0")/.."
 top=$(pwd)
@@ -28,8 +31,22 @@ cmake --build build-asan -j"$jobs" >&2
 export ASAN_OPTIONS="detect_leaks=1:abort_on_error=0:strict_string_checks=1:detect_stack_use_after_return=1"
 export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1"
 
+echo "== throwaway PostgreSQL" >&2
+pg_t0=$(date +%s%N)
+if pg_env=$(sh contrib/pg-test.sh start); then
+	eval "$pg_env"
+	trap 'sh "$top/contrib/pg-test.sh" stop "$EB_PG_DIR"' EXIT
+	trap 'exit 130' INT TERM
+	echo "== PostgreSQL up in $((($(date +%s%N) - pg_t0) / 1000000)) ms" >&2
+elif [ "${CI:-}" = true ]; then
+	echo "test.sh: PostgreSQL did not start; CI needs the PostgreSQL tests" >&2
+	exit 1
+else
+	echo "test.sh: PostgreSQL did not start; its tests will skip" >&2
+fi
+
 echo "== unit and fuzz-replay tests (optimised build)" >&2
 (cd build && ctest --output-on-failure -j"$jobs" -E '^integration/')
 echo "== all tests (sanitizer build)" >&2
 cd "$top/build-asan"
-exec ctest --output-on-failure -j"$jobs" --timeout 900
+ctest --output-on-failure -j"$jobs" --timeout 900
