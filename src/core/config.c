@@ -22,6 +22,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "core/digest.h"
 #include "core/log.h"
 #include "core/mem.h"
 #include "core/str.h"
@@ -149,7 +150,7 @@ parse_limits(struct eb_cfg_ctx *c, const json_t *root, struct eb_limits *l)
 	LIMIT(upstream_max_bytes, 1024, 64LL * 1024 * 1024);
 	LIMIT(jwks_max_keys, 1, 1024);
 	LIMIT(max_connections, 1, 1000000);
-	LIMIT(per_ip_connections, 1, 1000000);
+	LIMIT(per_ip_connections, 0, 1000000); /* 0: off */
 	LIMIT(connection_timeout, 1, 3600);
 	LIMIT(threads, 1, 1024);
 	LIMIT(head_timeout, 1, 3600);
@@ -189,12 +190,48 @@ parse_log(struct eb_cfg_ctx *c, const json_t *root, struct eb_config *cfg)
 	           : 0;
 }
 
+/* "trusted_proxies": a list of CIDRs (trusted.h). */
+static int
+parse_trusted(struct eb_cfg_ctx *c, const json_t *root, struct eb_trusted *t)
+{
+	const json_t *a = json_object_get(root, "trusted_proxies");
+	const char *why;
+	char key[64];
+	size_t i;
+
+	if (a == NULL)
+		return 0;
+	if (!json_is_array(a))
+		return eb_cfg_fail(c, NULL, "trusted_proxies",
+		                   "must be a list of CIDRs");
+	if (json_array_size(a) > EB_TRUSTED_MAX_CIDRS)
+		return eb_cfg_fail(c, NULL, "trusted_proxies",
+		                   "more than %d CIDRs", EB_TRUSTED_MAX_CIDRS);
+	if (json_array_size(a) == 0)
+		return 0;
+	if ((t->v = eb_calloc(json_array_size(a), sizeof(*t->v))) == NULL)
+		return eb_cfg_fail(c, NULL, "trusted_proxies", "out of memory");
+	for (i = 0; i < json_array_size(a); i++) {
+		const json_t *e = json_array_get(a, i);
+
+		snprintf(key, sizeof(key), "trusted_proxies[%zu]", i);
+		if (!json_is_string(e))
+			return eb_cfg_fail(c, NULL, key, "must be a string");
+		if (eb_trusted_parse_cidr(json_string_value(e), &t->v[i],
+		                          &why) == -1)
+			return eb_cfg_fail(c, NULL, key, "%s", why);
+		t->n++;
+	}
+	return 0;
+}
+
 static int
 parse_main(struct eb_cfg_ctx *c, const json_t *root, struct eb_config *cfg)
 {
 	static const char *const keys[] = {
-	    "listen", "public_url", "database", "state_dir", "tenants_dir",
-	    "tls",    "limits",     "log",      NULL};
+	    "listen",          "public_url", "database", "state_dir",
+	    "tenants_dir",     "tls",        "limits",   "log",
+	    "trusted_proxies", NULL};
 	static const char *const tkeys[] = {"cert", "key", NULL};
 	char *listen = NULL;
 	json_t *tls;
@@ -214,7 +251,8 @@ parse_main(struct eb_cfg_ctx *c, const json_t *root, struct eb_config *cfg)
 	        -1 ||
 	    eb_cfg_obj(c, root, NULL, "tls", &tls) == -1 ||
 	    parse_limits(c, root, &cfg->limits) == -1 ||
-	    parse_log(c, root, cfg) == -1)
+	    parse_log(c, root, cfg) == -1 ||
+	    parse_trusted(c, root, &cfg->trusted_proxies) == -1)
 		return -1;
 	if (tls != NULL &&
 	    (eb_cfg_keys(c, tls, "tls", tkeys) == -1 ||
@@ -317,7 +355,7 @@ check_unique(struct eb_cfg_ctx *c, const struct eb_config *cfg,
 static int
 load_tenants(struct eb_cfg_ctx *mc, struct eb_config *cfg)
 {
-	struct eb_cfg_ctx c = {NULL, cfg->tenants_dir, mc->err};
+	struct eb_cfg_ctx c = {NULL, cfg->tenants_dir, mc->err, NULL, NULL};
 	struct eb_tenant *t;
 	struct stat st;
 	char **names, *path = NULL;
@@ -341,6 +379,8 @@ load_tenants(struct eb_cfg_ctx *mc, struct eb_config *cfg)
 		if (stat(path, &st) == 0 && !S_ISREG(st.st_mode))
 			continue; /* a folder called x.json: not ours */
 		c.file = path;
+		c.hash = mc->hash;
+		c.hash_name = names[i];
 		if ((root = eb_cfg_read_json(&c, path)) == NULL)
 			goto out;
 		t = eb_cfg_tenant_parse(&c, root, cfg->public_url);
@@ -386,6 +426,7 @@ config_free(struct eb_config *cfg)
 	eb_free(cfg->tenants_dir);
 	eb_free(cfg->tls_cert);
 	eb_free(cfg->tls_key);
+	eb_free(cfg->trusted_proxies.v);
 	eb_free(cfg);
 }
 
@@ -395,6 +436,9 @@ eb_config_load(const char *path, struct eb_config_error *err)
 	struct eb_config_error local;
 	struct eb_cfg_ctx c;
 	struct eb_config *cfg;
+	unsigned char digest[32];
+	EVP_MD_CTX *md = NULL;
+	size_t i;
 	json_t *root;
 	char *dir;
 	int rc;
@@ -416,12 +460,22 @@ eb_config_load(const char *path, struct eb_config_error *err)
 	cfg->refs = 1;
 	c.dir = dir;
 	rc = -1;
-	if ((root = eb_cfg_read_json(&c, path)) != NULL) {
+	c.hash_name = "main";
+	if ((c.hash = md = EVP_MD_CTX_new()) == NULL ||
+	    EVP_DigestInit_ex(md, eb_sha256_md(), NULL) != 1)
+		eb_cfg_fail(&c, NULL, NULL, "cannot hash the configuration");
+	else if ((root = eb_cfg_read_json(&c, path)) != NULL) {
 		rc = parse_main(&c, root, cfg);
 		json_decref(root);
 	}
 	if (rc == 0)
 		rc = load_tenants(&c, cfg);
+	if (rc == 0 && EVP_DigestFinal_ex(md, digest, NULL) != 1)
+		rc = eb_cfg_fail(&c, NULL, NULL,
+		                 "cannot hash the configuration");
+	for (i = 0; rc == 0 && i < 32; i++)
+		snprintf(cfg->sha256 + 2 * i, 3, "%02x", digest[i]);
+	EVP_MD_CTX_free(md);
 	eb_free(dir);
 	if (rc == -1) {
 		config_free(cfg);

@@ -16,6 +16,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "core/trusted.h"
+
 enum eb_enroll_mode { EB_MODE_BYOD = 0, EB_MODE_ADDE = 1 };
 enum eb_auth_method { EB_AUTH_AS_WEB = 0, EB_AUTH_OAUTH2 = 1 };
 enum eb_client_auth { EB_CLIENT_AUTH_BASIC = 0, EB_CLIENT_AUTH_POST = 1 };
@@ -53,7 +55,7 @@ struct eb_limits {
 	size_t upstream_max_bytes; /* upstream response bodies; default 1 MiB */
 	size_t jwks_max_keys;      /* default 64 */
 	unsigned max_connections;  /* default 4096 */
-	unsigned per_ip_connections; /* default 256 */
+	unsigned per_ip_connections; /* default 256; 0: off (behind an LB) */
 	int connection_timeout;      /* idle seconds; default 30 */
 	unsigned threads;            /* HTTP worker threads; default: cores */
 	int head_timeout;            /* seconds for a whole request head; 10 */
@@ -189,6 +191,11 @@ struct eb_config {
 	int log_json;   /* "log": {"format": "json"|"text"} */
 	int log_level;  /* "log": {"level": ...} */
 	int access_log; /* "log": {"access": true} */
+	/* peers whose X-Forwarded-For / Forwarded name the client */
+	struct eb_trusted trusted_proxies;
+	/* SHA-256 (hex) of the files' bytes as read: main, then each tenant
+	 * file by name in load order (enrollbridge_config_info) */
+	char sha256[65];
 	struct eb_tenant **tenants;
 	size_t ntenants;
 	/* private: reference count, see eb_config_ref/unref */

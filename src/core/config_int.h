@@ -25,6 +25,10 @@ struct eb_cfg_ctx {
 	const char *file; /* the file being parsed, for errors */
 	const char *dir;  /* its folder: relative paths resolve here */
 	struct eb_config_error *err;
+	/* when set, eb_cfg_read_json adds every file's bytes, under
+	 * hash_name, to this EVP_MD_CTX (the configuration's sha256) */
+	void *hash;
+	const char *hash_name;
 };
 
 /* Flags for lists, maps and strings. */

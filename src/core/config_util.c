@@ -8,10 +8,12 @@
 #include "core/config_int.h"
 
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 
 #include <openssl/crypto.h>
+#include <openssl/evp.h>
 
 #include "core/mem.h"
 #include "core/str.h"
@@ -53,6 +55,27 @@ eb_cfg_fail(struct eb_cfg_ctx *c, const char *prefix, const char *name,
 	return -1;
 }
 
+/*
+ * One file into the configuration's hash: its name, a NUL, its length as
+ * 8 bytes big-endian, its bytes as read (secret references unresolved, so
+ * the hash says nothing about a secret kept outside the files).
+ */
+static int
+hash_file(struct eb_cfg_ctx *c, const char *buf, size_t len)
+{
+	unsigned char n[8];
+	int i;
+
+	for (i = 0; i < 8; i++)
+		n[i] = (unsigned char)((uint64_t)len >> (56 - 8 * i));
+	if (EVP_DigestUpdate(c->hash, c->hash_name, strlen(c->hash_name) + 1) !=
+	        1 ||
+	    EVP_DigestUpdate(c->hash, n, sizeof(n)) != 1 ||
+	    EVP_DigestUpdate(c->hash, buf, len) != 1)
+		return eb_cfg_fail(c, NULL, NULL, "cannot hash the file");
+	return 0;
+}
+
 /* Read a whole regular file of at most max bytes; NUL-terminated. */
 json_t *
 eb_cfg_read_json(struct eb_cfg_ctx *c, const char *path)
@@ -66,6 +89,11 @@ eb_cfg_read_json(struct eb_cfg_ctx *c, const char *path)
 	if ((buf = eb_cfg_read_file(path, EB_CFG_MAX_FILE, &len, &why)) ==
 	    NULL) {
 		eb_cfg_fail(c, NULL, NULL, "cannot read file: %s", why);
+		return NULL;
+	}
+	if (c->hash != NULL && c->hash_name != NULL &&
+	    hash_file(c, buf, len) == -1) {
+		eb_free_secret(buf, len + 1);
 		return NULL;
 	}
 	root = json_loadb(buf, len, JSON_REJECT_DUPLICATES, &jerr);

@@ -1,8 +1,10 @@
 /*
- * Liveness, readiness and metrics. /readyz answers 200 while the store
- * answers; one tenant's IdP being down shows in /metrics, never here.
+ * Liveness, readiness and metrics. /readyz answers 200 while this
+ * replica's store answers; one tenant's IdP being down shows in /metrics,
+ * never here, so a balancer never takes every replica out for one tenant.
  */
 #include "core/buf.h"
+#include "core/config.h"
 #include "core/env.h"
 #include "core/log.h"
 #include "core/metrics.h"
@@ -62,6 +64,25 @@ sample_counters(struct eb_metrics *m)
 	               (double)misses);
 }
 
+/*
+ * enrollbridge_config_info{sha256="..."} 1: the hash of the configuration
+ * files this request was served with (config.h), so that replicas running
+ * different files show in one query. Written here rather than kept in the
+ * registry: after a reload the old hash must vanish, not linger at 1.
+ */
+static int
+config_info(const struct eb_config *cfg, struct eb_buf *b)
+{
+	if (cfg == NULL)
+		return 0;
+	return eb_buf_printf(b,
+	                     "# HELP enrollbridge_config_info SHA-256 of the "
+	                     "loaded configuration files.\n"
+	                     "# TYPE enrollbridge_config_info gauge\n"
+	                     "enrollbridge_config_info{sha256=\"%s\"} 1\n",
+	                     cfg->sha256);
+}
+
 int
 eb_handle_metrics(struct eb_request *req)
 {
@@ -72,7 +93,8 @@ eb_handle_metrics(struct eb_request *req)
 
 	sample_counters(env->metrics);
 	eb_buf_init(&b, 8 << 20);
-	if (eb_metrics_render(env->metrics, &b) == -1) {
+	if (eb_metrics_render(env->metrics, &b) == -1 ||
+	    config_info(eb_req_config(req), &b) == -1) {
 		eb_buf_finish(&b);
 		return EB_HANDLED;
 	}

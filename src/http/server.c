@@ -39,6 +39,7 @@
 #include "core/mem.h"
 #include "core/metrics.h"
 #include "core/str.h"
+#include "core/trusted.h"
 #include "http/client.h"
 #include "http/conntrack.h"
 #include "http/h1check.h"
@@ -318,13 +319,13 @@ eb_req_body_limit(const struct eb_request *req)
 	return req->body_limit;
 }
 
-static void set_remote(struct eb_request *req);
+static void set_remote(struct eb_request *req, int heads);
 
 const char *
 eb_req_remote(const struct eb_request *req)
 {
 	if (req->remote[0] == '\0')
-		set_remote((struct eb_request *)(uintptr_t)req);
+		set_remote((struct eb_request *)(uintptr_t)req, 0);
 	return req->remote;
 }
 
@@ -792,11 +793,77 @@ uri_log_cb(void *cls, const char *uri, struct MHD_Connection *conn)
 	return req;
 }
 
+/* All lines of one request header, joined with ", " as RFC 9110 5.3
+ * allows for a list; too long (over EB_TRUSTED_MAX_HEADER) marks it. */
+struct joined {
+	const char *name;
+	char buf[EB_TRUSTED_MAX_HEADER + 1];
+	size_t len;
+	int seen, too_long;
+};
+
+static enum MHD_Result
+join_cb(void *cls, enum MHD_ValueKind kind, const char *key, const char *value)
+{
+	struct joined *j = cls;
+	size_t vl = value != NULL ? strlen(value) : 0;
+
+	(void)kind;
+	if (!eb_str_ieq(key, j->name))
+		return MHD_YES;
+	if (j->len + (j->seen ? 2 : 0) + vl > EB_TRUSTED_MAX_HEADER) {
+		j->too_long = 1;
+		return MHD_NO;
+	}
+	if (j->seen) {
+		memcpy(j->buf + j->len, ", ", 2);
+		j->len += 2;
+	}
+	memcpy(j->buf + j->len, value != NULL ? value : "", vl);
+	j->len += vl;
+	j->buf[j->len] = '\0';
+	j->seen = 1;
+	return MHD_YES;
+}
+
+/* At most one line a second about forwarding headers a trusted peer got
+ * wrong: a broken balancer would otherwise write one per request. */
 static void
-set_remote(struct eb_request *req)
+forwarded_bad_log(const struct eb_request *req, const char *peer,
+                  const char *why)
+{
+	static atomic_llong last;
+	struct timespec ts;
+	long long now, prev;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	now = (long long)ts.tv_sec;
+	prev = atomic_load(&last);
+	if (prev == now || !atomic_compare_exchange_strong(&last, &prev, now))
+		return;
+	log_warnx("request %s: forwarding headers from trusted proxy %s "
+	          "ignored (%s): the proxy's address is used",
+	          req->id, peer, why);
+}
+
+/*
+ * The client address: the TCP peer's, or, when the peer is one of the
+ * configured trusted_proxies and heads is set (the request head is
+ * complete), the one its X-Forwarded-For / Forwarded name (trusted.h).
+ * Malformed headers from a trusted peer leave the peer address; they never
+ * fail the request.
+ */
+static void
+set_remote(struct eb_request *req, int heads)
 {
 	const union MHD_ConnectionInfo *ci;
 	const struct sockaddr *sa;
+	const struct eb_trusted *tp;
+	struct joined *xff = NULL, *fwd = NULL;
+	unsigned char a[16];
+	char peer[sizeof(req->remote)];
+	const char *why = NULL;
+	int fam;
 
 	ci = MHD_get_connection_info(req->conn,
 	                             MHD_CONNECTION_INFO_CLIENT_ADDRESS);
@@ -804,15 +871,47 @@ set_remote(struct eb_request *req)
 		strcpy(req->remote, "-");
 		return;
 	}
-	if (sa->sa_family == AF_INET)
-		inet_ntop(AF_INET, &((const struct sockaddr_in *)sa)->sin_addr,
-		          req->remote, sizeof(req->remote));
-	else if (sa->sa_family == AF_INET6)
-		inet_ntop(AF_INET6,
-		          &((const struct sockaddr_in6 *)sa)->sin6_addr,
-		          req->remote, sizeof(req->remote));
-	else
+	if (sa->sa_family == AF_INET) {
+		fam = 4;
+		memcpy(a, &((const struct sockaddr_in *)sa)->sin_addr, 4);
+	} else if (sa->sa_family == AF_INET6) {
+		fam = 6;
+		memcpy(a, &((const struct sockaddr_in6 *)sa)->sin6_addr, 16);
+	} else {
 		strcpy(req->remote, "-");
+		return;
+	}
+	inet_ntop(fam == 4 ? AF_INET : AF_INET6, a, req->remote,
+	          sizeof(req->remote));
+	tp = req->cfg != NULL ? &req->cfg->trusted_proxies : NULL;
+	if (!heads || tp == NULL || tp->n == 0 ||
+	    !eb_trusted_contains(tp, fam, a))
+		return;
+	if ((xff = eb_calloc(1, sizeof(*xff))) == NULL ||
+	    (fwd = eb_calloc(1, sizeof(*fwd))) == NULL) {
+		why = "out of memory";
+		goto out;
+	}
+	xff->name = "X-Forwarded-For";
+	fwd->name = "Forwarded";
+	MHD_get_connection_values(req->conn, MHD_HEADER_KIND, join_cb, xff);
+	MHD_get_connection_values(req->conn, MHD_HEADER_KIND, join_cb, fwd);
+	if (xff->too_long || fwd->too_long) {
+		why = "too long";
+		goto out;
+	}
+	memcpy(peer, req->remote, sizeof(peer));
+	if (eb_trusted_client(tp, xff->seen ? xff->buf : NULL,
+	                      fwd->seen ? fwd->buf : NULL, req->remote,
+	                      sizeof(req->remote), &why) == EB_TRUSTED_BAD)
+		memcpy(req->remote, peer, sizeof(peer));
+	else
+		why = NULL;
+out:
+	if (why != NULL)
+		forwarded_bad_log(req, req->remote, why);
+	eb_free(xff);
+	eb_free(fwd);
 }
 
 static enum MHD_Result
@@ -1195,6 +1294,7 @@ access_cb(void *cls, struct MHD_Connection *conn, const char *url,
 
 		req->http10 =
 		    version != NULL && strcmp(version, "HTTP/1.0") == 0;
+		set_remote(req, 1); /* the head is complete */
 		if ((rc = framing_refused(req, url, method, version)) != 0)
 			return rc == 1 ? queue(req) : MHD_NO;
 		r = first_call(req, url, method);
