@@ -339,7 +339,8 @@ extern const struct eb_store_ops eb_store_sqlite_ops;
  * Open the store at target with backend ops (NULL: SQLite), creating and
  * migrating it as needed. Returns NULL on failure with a clear reason in
  * err (errlen bytes; err may be NULL): a missing parent directory, a
- * database whose schema is newer than this binary, I/O errors.
+ * database whose schema is newer than this binary and not compatible with
+ * it (its migrations' compat), I/O errors.
  */
 struct eb_store *eb_store_open(const struct eb_store_ops *ops,
                                const char *target, char *err, size_t errlen);
