@@ -3,6 +3,7 @@
  *
  *   enrollbridge serve -c FILE           run the bridge
  *   enrollbridge check-config -c FILE    validate configuration, exit 0/1
+ *   enrollbridge migrate -c FILE         apply pending schema migrations
  *   enrollbridge discover USER@DOMAIN    check a deployment like a device
  *   enrollbridge version
  *
@@ -56,6 +57,7 @@ usage(FILE *f)
 	fprintf(
 	    f, "usage: enrollbridge serve -c FILE\n"
 	       "       enrollbridge check-config -c FILE\n"
+	       "       enrollbridge migrate -c FILE\n"
 	       "       enrollbridge discover USER@DOMAIN [--base URL] "
 	       "[--model-family F] [--cafile PEM] [--json]\n"
 	       "       enrollbridge map -c FILE --tenant T --claims FILE.json "
@@ -267,8 +269,10 @@ cmd_serve(int argc, char **argv)
 	                    "or the store (miss).");
 	eb_metrics_set(env->metrics, "enrollbridge_tenants", "",
 	               (double)cfg->ntenants);
-	if ((env->store = eb_store_open(NULL, cfg->database, err,
-	                                sizeof(err))) == NULL) {
+	if ((env->store = eb_store_open_flags(
+	         NULL, cfg->database,
+	         cfg->database_migrate ? 0 : EB_STORE_OPEN_NO_MIGRATE, NULL,
+	         NULL, err, sizeof(err))) == NULL) {
 		log_errx("%s: database: %s", cfg->file, err);
 		goto out;
 	}
@@ -364,6 +368,62 @@ out:
 	return rc;
 }
 
+/* Print one applied migration (enrollbridge migrate). */
+static void
+print_applied(void *arg, int version, const char *name)
+{
+	int *count = arg;
+
+	printf("applied migration %d: %s\n", version, name);
+	(*count)++;
+}
+
+/*
+ * enrollbridge migrate -c FILE: apply the pending migrations (whatever
+ * database_migrate says: running this is the explicit request) and exit;
+ * for a Kubernetes Job or a pre-start hook when serve does not migrate.
+ */
+static int
+cmd_migrate(int argc, char **argv)
+{
+	struct eb_config *cfg;
+	struct eb_store *store = NULL;
+	const char *path = config_arg(argc, argv);
+	char err[512];
+	int64_t version = 0;
+	int count = 0, rc = 1;
+
+	if (path == NULL) {
+		usage(stderr);
+		return 2;
+	}
+	if ((cfg = load_or_explain(path)) == NULL)
+		return 1;
+	eb_log_init(cfg->log_level, cfg->log_json);
+	if ((store = eb_store_open_flags(NULL, cfg->database, 0, print_applied,
+	                                 &count, err, sizeof(err))) == NULL) {
+		fprintf(stderr, "migrate: %s: database: %s\n", cfg->file, err);
+		goto out;
+	}
+	if (eb_store_schema_version(store, &version) != EB_STORE_OK) {
+		fprintf(stderr,
+		        "migrate: %s: database: cannot read the schema "
+		        "version\n",
+		        cfg->file);
+		goto out;
+	}
+	if (count == 0)
+		printf("schema version %lld: up to date\n", (long long)version);
+	else
+		printf("schema version %lld\n", (long long)version);
+	fflush(stdout);
+	rc = 0;
+out:
+	eb_store_close(store);
+	eb_config_unref(cfg);
+	return rc;
+}
+
 static int
 cmd_version(int argc, char **argv)
 {
@@ -393,10 +453,15 @@ static const struct {
 	const char *name;
 	int (*fn)(int, char **);
 } commands[] = {
-    {"serve", cmd_serve},       {"check-config", cmd_check_config},
-    {"discover", cmd_discover}, {"map", cmd_map},
-    {"version", cmd_version},   {"keys", eb_cli_keys},
-    {"grants", eb_cli_grants},  {"device-sim", cmd_device_sim},
+    {"serve", cmd_serve},
+    {"check-config", cmd_check_config},
+    {"migrate", cmd_migrate},
+    {"discover", cmd_discover},
+    {"map", cmd_map},
+    {"version", cmd_version},
+    {"keys", eb_cli_keys},
+    {"grants", eb_cli_grants},
+    {"device-sim", cmd_device_sim},
 };
 
 int

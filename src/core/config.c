@@ -229,9 +229,10 @@ static int
 parse_main(struct eb_cfg_ctx *c, const json_t *root, struct eb_config *cfg)
 {
 	static const char *const keys[] = {
-	    "listen",          "public_url", "database", "state_dir",
-	    "tenants_dir",     "tls",        "limits",   "log",
-	    "trusted_proxies", NULL};
+	    "listen",           "public_url",  "database",
+	    "state_dir",        "tenants_dir", "tls",
+	    "limits",           "log",         "trusted_proxies",
+	    "database_migrate", NULL};
 	static const char *const tkeys[] = {"cert", "key", NULL};
 	char *listen = NULL;
 	json_t *tls;
@@ -240,6 +241,7 @@ parse_main(struct eb_cfg_ctx *c, const json_t *root, struct eb_config *cfg)
 	if (eb_cfg_keys(c, root, NULL, keys) == -1 ||
 	    eb_cfg_str(c, root, NULL, "listen", 0, 0, &listen) == -1)
 		return -1;
+	cfg->database_migrate = 1; /* SQLite: serve migrates by default */
 	rc = parse_listen(c, listen ? listen : "127.0.0.1:8080", cfg);
 	eb_free(listen);
 	if (rc == -1 ||
@@ -247,6 +249,8 @@ parse_main(struct eb_cfg_ctx *c, const json_t *root, struct eb_config *cfg)
 	               &cfg->public_url) == -1 ||
 	    eb_cfg_path(c, root, NULL, "state_dir", 0, &cfg->state_dir) == -1 ||
 	    eb_cfg_path(c, root, NULL, "database", 0, &cfg->database) == -1 ||
+	    eb_cfg_bool(c, root, NULL, "database_migrate",
+	                &cfg->database_migrate) == -1 ||
 	    eb_cfg_path(c, root, NULL, "tenants_dir", 0, &cfg->tenants_dir) ==
 	        -1 ||
 	    eb_cfg_obj(c, root, NULL, "tls", &tls) == -1 ||

@@ -181,8 +181,11 @@ struct eb_config {
 	char *file; /* main file path */
 	char *listen_host;
 	uint16_t listen_port;
-	char *public_url;  /* no trailing slash */
-	char *database;    /* default {state_dir}/enrollbridge.db */
+	char *public_url; /* no trailing slash */
+	char *database;   /* default {state_dir}/enrollbridge.db */
+	/* "database_migrate": opening the store applies pending migrations
+	 * (default true); false leaves them to `enrollbridge migrate` */
+	int database_migrate;
 	char *state_dir;   /* default "state" beside the main file */
 	char *tenants_dir; /* default "tenants" beside the main file */
 	char *tls_cert;

@@ -92,16 +92,27 @@ create_key(const char *dir, const char *path, uint8_t *key, size_t len,
 	ssize_t n;
 	int fd;
 
-	if (snprintf(tmp, sizeof(tmp), "%s/.%s.tmp", dir, "newkey") >=
-	    (int)sizeof(tmp)) {
-		snprintf(err, errlen, "%s: path too long", dir);
-		return -1;
-	}
-	if (eb_rand_bytes(key, len) == -1) {
+	uint8_t tag[8];
+
+	/*
+	 * The temporary name is this creator's own (replicas starting at once
+	 * on one state_dir each write theirs): with a shared one, a second
+	 * creator unlinked or replaced the first one's file before its link,
+	 * so one failed ("cannot create") or kept a key that was not the one
+	 * on disk.
+	 */
+	if (eb_rand_bytes(tag, sizeof(tag)) == -1 ||
+	    eb_rand_bytes(key, len) == -1) {
 		snprintf(err, errlen, "random number generator failed");
 		return -1;
 	}
-	unlink(tmp);
+	if (snprintf(tmp, sizeof(tmp),
+	             "%s/.newkey.%ld.%02x%02x%02x%02x%02x%02x%02x%02x.tmp", dir,
+	             (long)getpid(), tag[0], tag[1], tag[2], tag[3], tag[4],
+	             tag[5], tag[6], tag[7]) >= (int)sizeof(tmp)) {
+		snprintf(err, errlen, "%s: path too long", dir);
+		goto fail;
+	}
 	fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
 	          0600);
 	if (fd == -1) {

@@ -191,13 +191,34 @@ static const char schema_v4[] =
     " ON grants(tenant, binding_kind, binding_value COLLATE NOCASE)"
     " WHERE status = 'active' AND binding_value IS NOT NULL;";
 
+/*
+ * Rolling upgrades (SCALEOUT 3.11): each migration records its compat, so
+ * that a binary one release behind can start on a database a newer one has
+ * migrated. Versions 1-4 are additive (columns with defaults, an index that
+ * only refuses what was already wrong), so every compat so far is 1.
+ */
+static const char schema_v5[] =
+    "ALTER TABLE schema_migrations ADD COLUMN compat INTEGER NOT NULL"
+    " DEFAULT 1;";
+
 static const struct eb_store_migration migrations[] = {
-    {.version = 1, .name = "initial schema", .sql = schema_v1},
+    {.version = 1, .name = "initial schema", .sql = schema_v1, .compat = 1},
     {.version = 2,
      .name = "refresh successor kept for the grace window",
-     .sql = schema_v2},
-    {.version = 3, .name = "PKCE challenge of a code", .sql = schema_v3},
-    {.version = 4, .name = "one active grant per enrollment", .sql = schema_v4},
+     .sql = schema_v2,
+     .compat = 1},
+    {.version = 3,
+     .name = "PKCE challenge of a code",
+     .sql = schema_v3,
+     .compat = 1},
+    {.version = 4,
+     .name = "one active grant per enrollment",
+     .sql = schema_v4,
+     .compat = 1},
+    {.version = 5,
+     .name = "compatibility version of each migration",
+     .sql = schema_v5,
+     .compat = 1},
 };
 
 /* Test hook (store.h): pretend to know only the first n migrations. */

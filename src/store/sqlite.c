@@ -4,8 +4,10 @@
  * connection per thread per store (a pthread key; closed at thread exit or
  * at close), each in WAL mode with a busy timeout, foreign keys on,
  * synchronous=NORMAL and a cache of prepared statements; the application of
- * the ordered migrations (migrations.c), refusing a database newer than
- * this binary; and the operations of struct eb_store_ops, each multi-step
+ * the ordered migrations (migrations.c), or only their check when the
+ * caller leaves migrating to `enrollbridge migrate`, refusing a newer
+ * database unless its compat says this binary still works with it; and the
+ * operations of struct eb_store_ops, each multi-step
  * write one BEGIN IMMEDIATE transaction.
  */
 #include "store/store.h"
@@ -968,13 +970,21 @@ record_migration(struct conn *c, const struct eb_store_migration *m, char *err,
 	sqlite3_stmt *st = NULL;
 	int rc = -1;
 
+	/* the compat column exists once migration COMPAT_SINCE has run */
 	if (sqlite3_prepare_v2(
 	        c->db,
-	        "INSERT INTO schema_migrations (version, name, applied_at)"
-	        " VALUES (?, ?, strftime('%s', 'now'))",
+	        m->version >= EB_STORE_COMPAT_SINCE
+	            ? "INSERT INTO schema_migrations (version, name, "
+	              "applied_at,"
+	              " compat) VALUES (?, ?, strftime('%s', 'now'), ?)"
+	            : "INSERT INTO schema_migrations (version, name, "
+	              "applied_at)"
+	              " VALUES (?, ?, strftime('%s', 'now'))",
 	        -1, &st, NULL) == SQLITE_OK &&
 	    sqlite3_bind_int(st, 1, m->version) == SQLITE_OK &&
 	    b_text(st, 2, m->name) == SQLITE_OK &&
+	    (m->version < EB_STORE_COMPAT_SINCE ||
+	     sqlite3_bind_int(st, 3, m->compat) == SQLITE_OK) &&
 	    sqlite3_step(st) == SQLITE_DONE)
 		rc = 0;
 	else
@@ -984,13 +994,122 @@ record_migration(struct conn *c, const struct eb_store_migration *m, char *err,
 	return rc;
 }
 
+/* The single integer the query sql answers, into *out; -1 on error. */
+static int
+query_int(struct conn *c, const char *sql, int64_t *out, char *err,
+          size_t errlen)
+{
+	sqlite3_stmt *st = NULL;
+	int rc = -1;
+
+	if (sqlite3_prepare_v2(c->db, sql, -1, &st, NULL) == SQLITE_OK &&
+	    sqlite3_step(st) == SQLITE_ROW) {
+		*out = sqlite3_column_int64(st, 0);
+		rc = 0;
+	} else
+		snprintf(err, errlen, "store: %s: %s", c->sq->path,
+		         sqlite3_errmsg(c->db));
+	sqlite3_finalize(st);
+	return rc;
+}
+
 /*
- * Apply the migrations the database lacks, each in its own transaction
- * (so concurrent openers never apply one twice); refuse a database whose
- * version is newer than the newest migration known here.
+ * The database is at cur, newer than the known versions: start when the
+ * oldest schema its migrations still work with (max compat) is one this
+ * binary knows; refuse otherwise. A database from before compat was
+ * recorded counts as compatible with its own version only.
  */
 static int
-migrate(struct conn *c, char *err, size_t errlen)
+check_newer(struct conn *c, int64_t cur, int known, char *err, size_t errlen)
+{
+	int64_t has = 0, compat = cur;
+
+	if (query_int(
+	        c,
+	        "SELECT count(*) FROM pragma_table_info('schema_migrations')"
+	        " WHERE name = 'compat'",
+	        &has, err, errlen) != 0)
+		return -1;
+	if (has &&
+	    query_int(c,
+	              "SELECT coalesce(max(compat), 0) FROM schema_migrations",
+	              &compat, err, errlen) != 0)
+		return -1;
+	if (compat > known) {
+		snprintf(
+		    err, errlen,
+		    "store: database %s has schema version %lld, newer "
+		    "than this enrollbridge knows (%d), and needs binaries "
+		    "of schema %lld or later: run a newer enrollbridge or "
+		    "restore a backup",
+		    c->sq->path, (long long)cur, known, (long long)compat);
+		return -1;
+	}
+	log_warnx("store: %s: schema version %lld is newer than this "
+	          "enrollbridge knows (%d) but compatible with it (compat "
+	          "%lld): starting; upgrade this replica",
+	          c->sq->path, (long long)cur, known, (long long)compat);
+	return 0;
+}
+
+/*
+ * Without migrating (database_migrate: false): the database must be up to
+ * date, or newer and compatible. Reads in one transaction so the version
+ * and compat agree.
+ */
+static int
+check_schema(struct conn *c, char *err, size_t errlen)
+{
+	const struct eb_store_migration *m;
+	int64_t has = 0, cur = 0;
+	size_t n;
+	int known;
+
+	m = eb_store_migrations(&n);
+	known = n > 0 ? m[n - 1].version : 0;
+	if (exec(c, "BEGIN", err, errlen) != 0)
+		return -1;
+	if (query_int(c,
+	              "SELECT count(*) FROM sqlite_master WHERE type = 'table'"
+	              " AND name = 'schema_migrations'",
+	              &has, err, errlen) != 0 ||
+	    (has && query_int(c,
+	                      "SELECT coalesce(max(version), 0)"
+	                      " FROM schema_migrations",
+	                      &cur, err, errlen) != 0))
+		goto out_rollback;
+	if (cur < known) {
+		snprintf(err, errlen,
+		         "store: database %s is at schema version %lld and "
+		         "migration%s %lld%s%.0d pending; database_migrate is "
+		         "false: run `enrollbridge migrate -c FILE` first",
+		         c->sq->path, (long long)cur,
+		         cur + 1 < known ? "s" : "", (long long)cur + 1,
+		         cur + 1 < known ? "-" : "",
+		         cur + 1 < known ? known : 0);
+		goto out_rollback;
+	}
+	if (cur > known && check_newer(c, cur, known, err, errlen) != 0)
+		goto out_rollback;
+	if (exec(c, "COMMIT", err, errlen) != 0)
+		goto out_rollback;
+	return 0;
+
+out_rollback:
+	tx_rollback(c);
+	return -1;
+}
+
+/*
+ * Apply the migrations the database lacks, each in its own transaction
+ * (BEGIN IMMEDIATE: concurrent openers, in this process or another,
+ * serialise on the write lock and each re-reads the version inside it, so
+ * none applies one twice); a newer database is accepted only when
+ * compatible (check_newer). applied (may be NULL) hears of each one.
+ */
+static int
+migrate(struct conn *c, eb_store_applied_fn *applied, void *arg, char *err,
+        size_t errlen)
 {
 	const struct eb_store_migration *m;
 	sqlite3_stmt *st = NULL;
@@ -1019,13 +1138,9 @@ migrate(struct conn *c, char *err, size_t errlen)
 		cur = sqlite3_column_int64(st, 0);
 		sqlite3_reset(st);
 		if (cur > known) {
-			snprintf(
-			    err, errlen,
-			    "store: database %s has schema version %lld, newer "
-			    "than this enrollbridge knows (%d): run a newer "
-			    "enrollbridge or restore a backup",
-			    c->sq->path, (long long)cur, known);
-			goto out_rollback;
+			if (check_newer(c, cur, known, err, errlen) != 0)
+				goto out_rollback;
+			break;
 		}
 		if (cur == known)
 			break;
@@ -1044,6 +1159,8 @@ migrate(struct conn *c, char *err, size_t errlen)
 			goto out_rollback;
 		log_info("store: %s: applied migration %d (%s)", c->sq->path,
 		         m->version, m->name);
+		if (applied != NULL)
+			applied(arg, m->version, m->name);
 	}
 	if (exec(c, "COMMIT", err, errlen) != 0)
 		goto out_rollback;
@@ -1055,7 +1172,8 @@ out_rollback:
 }
 
 static int
-sq_open(const char *target, void **bep, char *err, size_t errlen)
+sq_open_flags(const char *target, int flags, eb_store_applied_fn *applied,
+              void *arg, void **bep, char *err, size_t errlen)
 {
 	struct sq *sq;
 	struct conn *c;
@@ -1083,7 +1201,9 @@ sq_open(const char *target, void **bep, char *err, size_t errlen)
 	}
 	sq->key_ok = 1;
 	if ((c = conn_get_err(sq, err, errlen)) == NULL ||
-	    migrate(c, err, errlen) != 0)
+	    ((flags & EB_STORE_OPEN_NO_MIGRATE)
+	         ? check_schema(c, err, errlen)
+	         : migrate(c, applied, arg, err, errlen)) != 0)
 		goto out_close;
 	*bep = sq;
 	return 0;
@@ -1093,6 +1213,12 @@ out_close:
 out_log:
 	log_warnx("%s", err);
 	return -1;
+}
+
+static int
+sq_open(const char *target, void **bep, char *err, size_t errlen)
+{
+	return sq_open_flags(target, 0, NULL, NULL, bep, err, errlen);
 }
 
 static void
@@ -2457,6 +2583,7 @@ const struct eb_store_ops eb_store_sqlite_ops = {
     .close = sq_close,
     .ping = sq_ping,
     .schema_version = sq_schema_version,
+    .open_flags = sq_open_flags,
     .audit_add = sq_audit_add,
     .audit_list = sq_audit_list,
     .flow_put = sq_flow_put,

@@ -152,6 +152,16 @@ struct eb_store *
 eb_store_open(const struct eb_store_ops *ops, const char *target, char *err,
               size_t errlen)
 {
+	return eb_store_open_flags(ops, target, 0, NULL, NULL, err, errlen);
+}
+
+struct eb_store *
+eb_store_open_flags(const struct eb_store_ops *ops, const char *target,
+                    int flags, eb_store_applied_fn *applied, void *arg,
+                    char *err, size_t errlen)
+{
+	int rc;
+
 	struct eb_store *s;
 	char local[256];
 
@@ -174,7 +184,20 @@ eb_store_open(const struct eb_store_ops *ops, const char *target, char *err,
 		return NULL;
 	}
 	s->ops = ops;
-	if (ops->open(target, &s->be, err, errlen) != 0) {
+	if (ops->open_flags != NULL)
+		rc = ops->open_flags(target, flags, applied, arg, &s->be, err,
+		                     errlen);
+	else if (flags == 0 && applied == NULL)
+		rc = ops->open(target, &s->be, err, errlen);
+	else {
+		snprintf(err, errlen,
+		         "store: the %s backend cannot open "
+		         "with flags",
+		         ops->name ? ops->name : "?");
+		log_warnx("%s", err);
+		rc = -1;
+	}
+	if (rc != 0) {
 		eb_free(s);
 		return NULL;
 	}

@@ -246,6 +246,9 @@ struct eb_store_mapping {
 
 /* ---- the backend interface -------------------------------------------- */
 
+/* Called after each migration an open applied (eb_store_open_flags). */
+typedef void eb_store_applied_fn(void *arg, int version, const char *name);
+
 /*
  * What a backend implements. be is the backend's own handle, made by open.
  * Every operation has the meaning of the eb_store_* function of the same
@@ -320,6 +323,11 @@ struct eb_store_ops {
 	                      const char *subject);
 
 	int (*sweep)(void *be, int64_t now, size_t *removed);
+
+	/* optional: open with EB_STORE_OPEN_* flags (eb_store_open_flags) */
+	int (*open_flags)(const char *target, int flags,
+	                  eb_store_applied_fn *applied, void *arg, void **bep,
+	                  char *err, size_t errlen);
 };
 
 /* The SQLite backend (store/sqlite.c); target is the database file path. */
@@ -331,10 +339,26 @@ extern const struct eb_store_ops eb_store_sqlite_ops;
  * Open the store at target with backend ops (NULL: SQLite), creating and
  * migrating it as needed. Returns NULL on failure with a clear reason in
  * err (errlen bytes; err may be NULL): a missing parent directory, a
- * database whose schema is newer than this binary, I/O errors.
+ * database whose schema is newer than this binary and not compatible with
+ * it (its migrations' compat), I/O errors.
  */
 struct eb_store *eb_store_open(const struct eb_store_ops *ops,
                                const char *target, char *err, size_t errlen);
+/*
+ * Do not apply migrations (`database_migrate: false`): open only a database
+ * whose schema is up to date, or newer but compatible with this binary;
+ * refuse one with pending migrations, naming them and `enrollbridge
+ * migrate`.
+ */
+#define EB_STORE_OPEN_NO_MIGRATE 0x1
+/*
+ * eb_store_open with EB_STORE_OPEN_* flags; applied (may be NULL) is
+ * called with arg for each migration applied, in order.
+ */
+struct eb_store *eb_store_open_flags(const struct eb_store_ops *ops,
+                                     const char *target, int flags,
+                                     eb_store_applied_fn *applied, void *arg,
+                                     char *err, size_t errlen);
 /*
  * Close the store and every per-thread connection it holds. No other
  * thread may be using it. eb_store_close(NULL) is a no-op.
