@@ -3,7 +3,8 @@
  * OpenSSL DRBG; under one key we expect far fewer than 2^32 blobs, which keeps
  * the random-nonce collision risk negligible (NIST SP 800-38D 8.3). The
  * associated data fed to GCM is the version byte followed by the caller's ad,
- * so the version cannot be swapped either.
+ * so the version cannot be swapped either; for version 2 (ring) blobs it is
+ * the version byte and the key id.
  */
 #include "jose/seal.h"
 
@@ -13,15 +14,16 @@
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/rand.h>
+#include <openssl/sha.h>
 
 #include "core/log.h"
 #include "core/mem.h"
 
 /* Run GCM over one message; enc != 0 encrypts. 0 on success, -1 otherwise. */
 static int
-gcm(int enc, const uint8_t *key, const uint8_t *nonce, uint8_t version,
-    const void *ad, size_t adlen, const uint8_t *in, size_t inlen, uint8_t *out,
-    uint8_t *tag)
+gcm(int enc, const uint8_t *key, const uint8_t *nonce, const uint8_t *hdr,
+    size_t hdrlen, const void *ad, size_t adlen, const uint8_t *in,
+    size_t inlen, uint8_t *out, uint8_t *tag)
 {
 	EVP_CIPHER_CTX *ctx;
 	int n, rc = -1;
@@ -36,7 +38,7 @@ gcm(int enc, const uint8_t *key, const uint8_t *nonce, uint8_t version,
 	                        NULL) != 1 ||
 	    EVP_CipherInit_ex(ctx, NULL, NULL, key, nonce, enc) != 1)
 		goto out_free_ctx;
-	if (EVP_CipherUpdate(ctx, NULL, &n, &version, 1) != 1)
+	if (EVP_CipherUpdate(ctx, NULL, &n, hdr, (int)hdrlen) != 1)
 		goto out_free_ctx;
 	if (adlen > 0 && EVP_CipherUpdate(ctx, NULL, &n, ad, (int)adlen) != 1)
 		goto out_free_ctx;
@@ -74,7 +76,7 @@ eb_seal_seal(const uint8_t key[EB_SEAL_KEY_LEN], const void *ad, size_t adlen,
 		log_errx("no random bytes for a nonce");
 		goto out_free_blob;
 	}
-	if (gcm(1, key, blob + 1, EB_SEAL_VERSION, ad, adlen, pt, ptlen,
+	if (gcm(1, key, blob + 1, blob, 1, ad, adlen, pt, ptlen,
 	        blob + 1 + EB_SEAL_NONCE_LEN,
 	        blob + 1 + EB_SEAL_NONCE_LEN + ptlen) != 0)
 		goto out_free_blob;
@@ -102,7 +104,7 @@ eb_seal_open(const uint8_t key[EB_SEAL_KEY_LEN], const void *ad, size_t adlen,
 	memcpy(tag, blob + bloblen - EB_SEAL_TAG_LEN, EB_SEAL_TAG_LEN);
 	if ((pt = eb_malloc(ptlen + 1)) == NULL)
 		return -1;
-	if (gcm(0, key, blob + 1, blob[0], ad, adlen,
+	if (gcm(0, key, blob + 1, blob, 1, ad, adlen,
 	        blob + 1 + EB_SEAL_NONCE_LEN, ptlen, pt, tag) != 0) {
 		eb_free_secret(pt, ptlen + 1);
 		return -1;
@@ -111,5 +113,151 @@ eb_seal_open(const uint8_t key[EB_SEAL_KEY_LEN], const void *ad, size_t adlen,
 	*out = pt;
 	if (outlen != NULL)
 		*outlen = ptlen;
+	return 0;
+}
+
+struct eb_seal_ring {
+	size_t n;
+	uint8_t key[EB_SEAL_RING_MAX][EB_SEAL_KEY_LEN];
+	uint8_t id[EB_SEAL_RING_MAX][EB_SEAL_KEYID_LEN];
+};
+
+struct eb_seal_ring *
+eb_seal_ring_new(void)
+{
+	struct eb_seal_ring *r;
+
+	if ((r = eb_malloc(sizeof(*r))) == NULL)
+		return NULL;
+	memset(r, 0, sizeof(*r));
+	return r;
+}
+
+int
+eb_seal_ring_add(struct eb_seal_ring *r, const uint8_t key[EB_SEAL_KEY_LEN])
+{
+	uint8_t md[SHA256_DIGEST_LENGTH];
+
+	if (r == NULL || key == NULL || r->n >= EB_SEAL_RING_MAX)
+		return -1;
+	if (SHA256(key, EB_SEAL_KEY_LEN, md) == NULL)
+		return -1;
+	memcpy(r->key[r->n], key, EB_SEAL_KEY_LEN);
+	memcpy(r->id[r->n], md, EB_SEAL_KEYID_LEN);
+	r->n++;
+	return 0;
+}
+
+size_t
+eb_seal_ring_count(const struct eb_seal_ring *r)
+{
+	return r != NULL ? r->n : 0;
+}
+
+const uint8_t *
+eb_seal_ring_first(const struct eb_seal_ring *r)
+{
+	return r != NULL && r->n > 0 ? r->key[0] : NULL;
+}
+
+void
+eb_seal_ring_free(struct eb_seal_ring *r)
+{
+	if (r == NULL)
+		return;
+	OPENSSL_cleanse(r, sizeof(*r));
+	eb_free(r);
+}
+
+int
+eb_seal_ring_seal(const struct eb_seal_ring *r, const void *ad, size_t adlen,
+                  const void *pt, size_t ptlen, uint8_t **out, size_t *outlen)
+{
+	const size_t hdrlen = 1 + EB_SEAL_KEYID_LEN;
+	uint8_t *blob;
+	size_t len;
+
+	*out = NULL;
+	if (r == NULL || r->n == 0 || ptlen > INT_MAX - EB_SEAL_OVERHEAD2 ||
+	    (adlen > 0 && ad == NULL))
+		return -1;
+	len = EB_SEAL_OVERHEAD2 + ptlen;
+	if ((blob = eb_malloc(len)) == NULL)
+		return -1;
+	blob[0] = EB_SEAL_VERSION2;
+	memcpy(blob + 1, r->id[0], EB_SEAL_KEYID_LEN);
+	if (RAND_bytes(blob + hdrlen, EB_SEAL_NONCE_LEN) != 1) {
+		log_errx("no random bytes for a nonce");
+		goto out_free_blob;
+	}
+	if (gcm(1, r->key[0], blob + hdrlen, blob, hdrlen, ad, adlen, pt, ptlen,
+	        blob + hdrlen + EB_SEAL_NONCE_LEN,
+	        blob + hdrlen + EB_SEAL_NONCE_LEN + ptlen) != 0)
+		goto out_free_blob;
+	*out = blob;
+	if (outlen != NULL)
+		*outlen = len;
+	return 0;
+out_free_blob:
+	eb_free_secret(blob, len);
+	return -1;
+}
+
+/* Open a version 2 blob under key i of r. */
+static int
+open2(const struct eb_seal_ring *r, size_t i, const void *ad, size_t adlen,
+      const uint8_t *blob, size_t bloblen, uint8_t **out, size_t *outlen)
+{
+	const size_t hdrlen = 1 + EB_SEAL_KEYID_LEN;
+	uint8_t tag[EB_SEAL_TAG_LEN], *pt;
+	size_t ptlen = bloblen - EB_SEAL_OVERHEAD2;
+
+	memcpy(tag, blob + bloblen - EB_SEAL_TAG_LEN, EB_SEAL_TAG_LEN);
+	if ((pt = eb_malloc(ptlen + 1)) == NULL)
+		return -1;
+	if (gcm(0, r->key[i], blob + hdrlen, blob, hdrlen, ad, adlen,
+	        blob + hdrlen + EB_SEAL_NONCE_LEN, ptlen, pt, tag) != 0) {
+		eb_free_secret(pt, ptlen + 1);
+		return -1;
+	}
+	pt[ptlen] = '\0';
+	*out = pt;
+	if (outlen != NULL)
+		*outlen = ptlen;
+	return 0;
+}
+
+int
+eb_seal_ring_open(const struct eb_seal_ring *r, const void *ad, size_t adlen,
+                  const uint8_t *blob, size_t bloblen, uint8_t **out,
+                  size_t *outlen, size_t *which)
+{
+	size_t i;
+
+	*out = NULL;
+	if (r == NULL || blob == NULL || bloblen < 1 ||
+	    (adlen > 0 && ad == NULL))
+		return -1;
+	if (blob[0] == EB_SEAL_VERSION) {
+		for (i = 0; i < r->n; i++)
+			if (eb_seal_open(r->key[i], ad, adlen, blob, bloblen,
+			                 out, outlen) == 0)
+				goto found;
+		return -1;
+	}
+	if (blob[0] != EB_SEAL_VERSION2 || bloblen < EB_SEAL_OVERHEAD2 ||
+	    bloblen > INT_MAX)
+		return -1;
+	/* Only keys whose id matches can open it: the sealer wrote its own
+	 * key's id, and the id is authenticated. Ids may collide, so every
+	 * matching key is tried. */
+	for (i = 0; i < r->n; i++)
+		if (memcmp(r->id[i], blob + 1, EB_SEAL_KEYID_LEN) == 0 &&
+		    open2(r, i, ad, adlen, blob, bloblen, out, outlen) == 0)
+			goto found;
+	return -1;
+found:
+	if (which != NULL)
+		*which = i;
 	return 0;
 }

@@ -8,6 +8,17 @@
  * Optional associated data (say, the grant id or the row's key) is
  * authenticated with the version byte, so a blob copied into another row, or
  * altered in any bit, fails to open.
+ *
+ * A key ring (eb_seal_ring_*) holds several keys so they can be rotated and
+ * shared by replicas: the first key seals, every key opens. Ring blobs are
+ * version 2 and name their key by a short id, so open tries that key first:
+ *
+ *     version (0x02) | key id (4 bytes) | nonce (12) | ciphertext | tag (16)
+ *
+ * where the key id is the first 4 bytes of SHA-256 of the key (a hint, not a
+ * secret: ids may collide, and then every matching key is tried). The version
+ * byte and key id are both authenticated. Version 1 blobs still open under a
+ * ring by trying every key.
  */
 #ifndef EB_SEAL_H
 #define EB_SEAL_H
@@ -41,5 +52,46 @@ int eb_seal_seal(const uint8_t key[EB_SEAL_KEY_LEN], const void *ad,
 int eb_seal_open(const uint8_t key[EB_SEAL_KEY_LEN], const void *ad,
                  size_t adlen, const uint8_t *blob, size_t bloblen,
                  uint8_t **out, size_t *outlen);
+
+#define EB_SEAL_VERSION2  2
+#define EB_SEAL_KEYID_LEN 4
+/* Bytes a version 2 blob adds to its plaintext. */
+#define EB_SEAL_OVERHEAD2 (EB_SEAL_OVERHEAD + EB_SEAL_KEYID_LEN)
+/* The most keys a ring holds. */
+#define EB_SEAL_RING_MAX 16
+
+struct eb_seal_ring;
+
+/* An empty ring, or NULL when out of memory. */
+struct eb_seal_ring *eb_seal_ring_new(void);
+/*
+ * Append a copy of key. The first key added seals; later ones only open.
+ * -1 when the ring is full or out of memory.
+ */
+int eb_seal_ring_add(struct eb_seal_ring *r,
+                     const uint8_t key[EB_SEAL_KEY_LEN]);
+/* How many keys r holds. */
+size_t eb_seal_ring_count(const struct eb_seal_ring *r);
+/*
+ * The sealing key's raw bytes (for callers that still seal with
+ * eb_seal_seal directly), or NULL for an empty ring.
+ */
+const uint8_t *eb_seal_ring_first(const struct eb_seal_ring *r);
+/* Wipe every key and free r (NULL is fine). */
+void eb_seal_ring_free(struct eb_seal_ring *r);
+/* As eb_seal_seal, under the ring's first key, into a version 2 blob. */
+int eb_seal_ring_seal(const struct eb_seal_ring *r, const void *ad,
+                      size_t adlen, const void *pt, size_t ptlen, uint8_t **out,
+                      size_t *outlen);
+/*
+ * As eb_seal_open with any key of the ring: a version 2 blob is tried under
+ * the keys whose id it carries (no other key can open it); a version 1 blob
+ * under every key in order. If which is not NULL it is set to the index of
+ * the key that opened the blob (0 is the sealing key), so callers can tell
+ * a blob that wants re-sealing.
+ */
+int eb_seal_ring_open(const struct eb_seal_ring *r, const void *ad,
+                      size_t adlen, const uint8_t *blob, size_t bloblen,
+                      uint8_t **out, size_t *outlen, size_t *which);
 
 #endif
