@@ -232,7 +232,7 @@ parse_main(struct eb_cfg_ctx *c, const json_t *root, struct eb_config *cfg)
 	    "listen",           "public_url",  "database",
 	    "state_dir",        "tenants_dir", "tls",
 	    "limits",           "log",         "trusted_proxies",
-	    "database_migrate", NULL};
+	    "database_migrate", "seal_keys",   NULL};
 	static const char *const tkeys[] = {"cert", "key", NULL};
 	char *listen = NULL;
 	json_t *tls;
@@ -256,7 +256,8 @@ parse_main(struct eb_cfg_ctx *c, const json_t *root, struct eb_config *cfg)
 	    eb_cfg_obj(c, root, NULL, "tls", &tls) == -1 ||
 	    parse_limits(c, root, &cfg->limits) == -1 ||
 	    parse_log(c, root, cfg) == -1 ||
-	    parse_trusted(c, root, &cfg->trusted_proxies) == -1)
+	    parse_trusted(c, root, &cfg->trusted_proxies) == -1 ||
+	    eb_cfg_parse_seal_keys(c, root, cfg) == -1)
 		return -1;
 	if (tls != NULL &&
 	    (eb_cfg_keys(c, tls, "tls", tkeys) == -1 ||
@@ -431,6 +432,7 @@ config_free(struct eb_config *cfg)
 	eb_free(cfg->tls_cert);
 	eb_free(cfg->tls_key);
 	eb_free(cfg->trusted_proxies.v);
+	eb_config_seal_keys_free(cfg);
 	eb_free(cfg);
 }
 

@@ -18,6 +18,9 @@
 
 #include "core/trusted.h"
 
+#define EB_CONFIG_SEAL_KEY_LEN  32
+#define EB_CONFIG_SEAL_KEYS_MAX 8 /* a ring also holds state_dir/seal.key */
+
 enum eb_enroll_mode { EB_MODE_BYOD = 0, EB_MODE_ADDE = 1 };
 enum eb_auth_method { EB_AUTH_AS_WEB = 0, EB_AUTH_OAUTH2 = 1 };
 enum eb_client_auth { EB_CLIENT_AUTH_BASIC = 0, EB_CLIENT_AUTH_POST = 1 };
@@ -186,7 +189,11 @@ struct eb_config {
 	/* "database_migrate": opening the store applies pending migrations
 	 * (default true); false leaves them to `enrollbridge migrate` */
 	int database_migrate;
-	char *state_dir;   /* default "state" beside the main file */
+	char *state_dir; /* default "state" beside the main file */
+	/* "seal_keys": decoded keys, the first seals and all open (NULL and
+	 * 0 when absent: state_dir/seal.key alone, as before) */
+	uint8_t (*seal_keys)[EB_CONFIG_SEAL_KEY_LEN];
+	size_t nseal_keys;
 	char *tenants_dir; /* default "tenants" beside the main file */
 	char *tls_cert;
 	char *tls_key; /* secret path */
@@ -245,5 +252,12 @@ int eb_model_family_parse(const char *s);
  */
 char *eb_config_secret(const char *ref, const char *base_dir, char *reason,
                        size_t reasonlen);
+/*
+ * Decode one resolved seal key of len bytes: 32 raw bytes, or base64 or
+ * base64url of 32 bytes. 0, or -1 with *why set (never quoting s).
+ */
+int eb_config_seal_key_decode(const char *s, size_t len,
+                              uint8_t out[EB_CONFIG_SEAL_KEY_LEN],
+                              const char **why);
 
 #endif

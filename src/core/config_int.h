@@ -91,6 +91,12 @@ int eb_cfg_path(struct eb_cfg_ctx *c, const json_t *o, const char *prefix,
 int eb_cfg_secret_get(struct eb_cfg_ctx *c, const json_t *o, const char *prefix,
                       const char *name, int required, char **out);
 
+/* The main file's "seal_keys" into cfg (config_seal.c); absent is fine. */
+int eb_cfg_parse_seal_keys(struct eb_cfg_ctx *c, const json_t *root,
+                           struct eb_config *cfg);
+/* Wipe and free cfg's seal keys. */
+void eb_config_seal_keys_free(struct eb_config *cfg);
+
 /* Set *out to a copy of v unless it is already set. */
 int eb_cfg_default_str(struct eb_cfg_ctx *c, const char *prefix,
                        const char *name, char **out, const char *v);
