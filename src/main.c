@@ -36,11 +36,13 @@
 #include "core/log.h"
 #include "core/mem.h"
 #include "core/metrics.h"
+#include "core/sealring.h"
 #include "core/statedir.h"
 #include "core/workq.h"
 #include "handle/handle.h"
 #include "http/client.h"
 #include "http/server.h"
+#include "jose/seal.h"
 #include "oidc/oidc.h"
 #include "store/store.h"
 #include "token/renew.h"
@@ -284,16 +286,18 @@ cmd_serve(int argc, char **argv)
 	if ((env->profiles = eb_profile_cache_create()) == NULL)
 		goto out;
 	if (eb_statedir_prepare(cfg->state_dir, err, sizeof(err)) == -1 ||
-	    eb_statedir_key(cfg->state_dir, "seal.key", env->seal_key,
-	                    sizeof(env->seal_key), err, sizeof(err)) == -1) {
+	    (env->seal_ring = eb_sealring_load(cfg, err, sizeof(err))) ==
+	        NULL) {
 		log_errx("%s: %s", cfg->file, err);
 		goto out;
 	}
+	memcpy(env->seal_key, eb_seal_ring_first(env->seal_ring),
+	       sizeof(env->seal_key));
 	if (watch_store_changes(env->store, cfg) != 0)
 		goto out;
-	if ((env->signer = eb_signer_open(env->store, env->seal_key,
-	                                  eb_signer_max_ttl(cfg), err,
-	                                  sizeof(err))) == NULL) {
+	if ((env->signer = eb_signer_open_ring(env->store, env->seal_ring,
+	                                       eb_signer_max_ttl(cfg), err,
+	                                       sizeof(err))) == NULL) {
 		log_errx("%s: signing keys: %s", cfg->file, err);
 		goto out;
 	}
@@ -359,6 +363,7 @@ out:
 	eb_oidc_destroy(env->oidc);
 	eb_signer_close(env->signer);
 	OPENSSL_cleanse(env->seal_key, sizeof(env->seal_key));
+	eb_seal_ring_free(env->seal_ring);
 	eb_store_close(env->store);
 	eb_profile_cache_destroy(env->profiles);
 	eb_metrics_destroy(env->metrics);

@@ -12,8 +12,10 @@
 #include <openssl/crypto.h>
 
 #include "core/config.h"
+#include "core/sealring.h"
 #include "core/statedir.h"
 #include "jose/jose.h"
+#include "jose/seal.h"
 #include "store/store.h"
 #include "token/token.h"
 
@@ -60,7 +62,7 @@ iso(int64_t t, char *out, size_t outlen)
 }
 
 static int
-list(struct eb_store *store, const uint8_t seal_key[32])
+list(struct eb_store *store, const struct eb_seal_ring *ring)
 {
 	struct eb_store_key_list l;
 	char created[32], not_after[32];
@@ -78,7 +80,7 @@ list(struct eb_store *store, const uint8_t seal_key[32])
 
 		if (k->tenant != NULL && k->tenant[0] != '\0')
 			continue;
-		usable = eb_signer_key_usable(seal_key, k);
+		usable = eb_signer_key_usable_ring(ring, k);
 		/* the signer's rule: the newest usable key not retired */
 		if (k->retired_at == 0) {
 			state = !have_current && usable ? "current" : "standby";
@@ -95,13 +97,13 @@ list(struct eb_store *store, const uint8_t seal_key[32])
 }
 
 static int
-rotate(struct eb_store *store, const uint8_t seal_key[32],
+rotate(struct eb_store *store, const struct eb_seal_ring *ring,
        const struct eb_config *cfg)
 {
 	char kid[EB_JOSE_MAX_KID + 1], err[256];
 
-	if (eb_signer_rotate(store, seal_key, eb_signer_max_ttl(cfg), kid,
-	                     sizeof(kid), err, sizeof(err)) != 0) {
+	if (eb_signer_rotate_ring(store, ring, eb_signer_max_ttl(cfg), kid,
+	                          sizeof(kid), err, sizeof(err)) != 0) {
 		fprintf(stderr, "keys: rotation failed: %s\n", err);
 		return 1;
 	}
@@ -116,7 +118,7 @@ eb_cli_keys(int argc, char **argv)
 	struct eb_config *cfg = NULL;
 	struct eb_store *store = NULL;
 	const char *path;
-	uint8_t seal_key[32];
+	struct eb_seal_ring *ring = NULL;
 	char err[512];
 	int rc = 1, do_rotate;
 
@@ -138,8 +140,7 @@ eb_cli_keys(int argc, char **argv)
 		return 1;
 	}
 	if (eb_statedir_prepare(cfg->state_dir, err, sizeof(err)) == -1 ||
-	    eb_statedir_key(cfg->state_dir, "seal.key", seal_key,
-	                    sizeof(seal_key), err, sizeof(err)) == -1) {
+	    (ring = eb_sealring_load(cfg, err, sizeof(err))) == NULL) {
 		fprintf(stderr, "keys: %s\n", err);
 		goto out;
 	}
@@ -150,9 +151,9 @@ eb_cli_keys(int argc, char **argv)
 		fprintf(stderr, "keys: %s: database: %s\n", cfg->file, err);
 		goto out;
 	}
-	rc = do_rotate ? rotate(store, seal_key, cfg) : list(store, seal_key);
+	rc = do_rotate ? rotate(store, ring, cfg) : list(store, ring);
 out:
-	OPENSSL_cleanse(seal_key, sizeof(seal_key));
+	eb_seal_ring_free(ring);
 	eb_store_close(store);
 	eb_config_unref(cfg);
 	return rc;

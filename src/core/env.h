@@ -24,6 +24,8 @@ struct eb_profile_cache;
 
 #define EB_SEAL_KEY_BYTES 32
 
+struct eb_seal_ring;
+
 struct eb_env {
 	char *config_path;
 	pthread_mutex_t
@@ -39,7 +41,11 @@ struct eb_env {
 	struct eb_profile_cache *profiles; /* parsed profile files */
 	/* checks a new configuration's files before a reload swaps it in */
 	int (*validate)(const struct eb_config *cfg, char *err, size_t errlen);
-	/* key sealing upstream secrets at rest (state_dir/seal.key) */
+	/* keys sealing secrets at rest (jose/seal.h, core/sealring.h): the
+	 * first seals, every one opens */
+	struct eb_seal_ring *seal_ring;
+	/* the ring's first key, raw: the URL flows and sign-in state
+	 * (handle/flow.c) are still sealed and opened with it alone */
 	uint8_t seal_key[EB_SEAL_KEY_BYTES];
 };
 

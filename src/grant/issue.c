@@ -129,9 +129,9 @@ eb_grant_issue(struct eb_env *env, const struct eb_config *cfg,
 	g.created = g.updated = now;
 	g.expires = now + t->tokens.refresh_ttl;
 	if (tok->refresh_token != NULL) {
-		if (eb_seal_seal(env->seal_key, gid, strlen(gid),
-		                 tok->refresh_token, strlen(tok->refresh_token),
-		                 &sealed, &sealed_len) != 0)
+		if (eb_seal_ring_seal(
+		        env->seal_ring, gid, strlen(gid), tok->refresh_token,
+		        strlen(tok->refresh_token), &sealed, &sealed_len) != 0)
 			goto out;
 		g.upstream_refresh_token = sealed;
 		g.upstream_refresh_token_len = sealed_len;

@@ -290,10 +290,12 @@ successor_open(struct eb_env *env, const struct eb_tenant *t,
 
 	adlen = successor_ad(old_hash, ad);
 	if (old->successor_sealed == NULL ||
-	    eb_seal_open(env->seal_key, ad, adlen, old->successor_sealed,
-	                 old->successor_sealed_len, &pt, &ptlen) != 0) {
+	    eb_seal_ring_open(env->seal_ring, ad, adlen, old->successor_sealed,
+	                      old->successor_sealed_len, &pt, &ptlen,
+	                      NULL) != 0) {
 		log_warnx("tenant %s: grant %s: the sealed refresh successor "
-		          "does not open (seal key changed?)",
+		          "does not open under any seal key (seal_keys "
+		          "changed?)",
 		          t->id, old->grant_id);
 		return NULL;
 	}
@@ -353,8 +355,8 @@ refresh_grant(struct eb_request *req, const struct eb_tenant *t,
 	/* the successor, and its value sealed for a retry's sake */
 	adlen = successor_ad(hash, ad);
 	if (new_refresh(t, &g, now, &refresh, nhash, &next) == -1 ||
-	    eb_seal_seal(env->seal_key, ad, adlen, refresh, strlen(refresh),
-	                 &sealed, &sealed_len) != 0) {
+	    eb_seal_ring_seal(env->seal_ring, ad, adlen, refresh,
+	                      strlen(refresh), &sealed, &sealed_len) != 0) {
 		rc = store_error(req);
 		goto out;
 	}

@@ -160,6 +160,29 @@ eb_seal_ring_first(const struct eb_seal_ring *r)
 	return r != NULL && r->n > 0 ? r->key[0] : NULL;
 }
 
+struct eb_seal_ring *
+eb_seal_ring_of(const uint8_t key[EB_SEAL_KEY_LEN])
+{
+	struct eb_seal_ring *r;
+
+	if ((r = eb_seal_ring_new()) != NULL && eb_seal_ring_add(r, key) != 0) {
+		eb_seal_ring_free(r);
+		r = NULL;
+	}
+	return r;
+}
+
+struct eb_seal_ring *
+eb_seal_ring_dup(const struct eb_seal_ring *r)
+{
+	struct eb_seal_ring *c;
+
+	if (r == NULL || (c = eb_seal_ring_new()) == NULL)
+		return NULL;
+	memcpy(c, r, sizeof(*c));
+	return c;
+}
+
 void
 eb_seal_ring_free(struct eb_seal_ring *r)
 {

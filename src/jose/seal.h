@@ -77,6 +77,10 @@ size_t eb_seal_ring_count(const struct eb_seal_ring *r);
  * eb_seal_seal directly), or NULL for an empty ring.
  */
 const uint8_t *eb_seal_ring_first(const struct eb_seal_ring *r);
+/* A ring holding just key, or NULL when out of memory. */
+struct eb_seal_ring *eb_seal_ring_of(const uint8_t key[EB_SEAL_KEY_LEN]);
+/* A copy of r (the same keys in the same order), or NULL. */
+struct eb_seal_ring *eb_seal_ring_dup(const struct eb_seal_ring *r);
 /* Wipe every key and free r (NULL is fine). */
 void eb_seal_ring_free(struct eb_seal_ring *r);
 /* As eb_seal_seal, under the ring's first key, into a version 2 blob. */

@@ -322,14 +322,14 @@ renew(struct eb_renewer *r, const struct eb_tenant *t,
 		eb_store_grant_set_upstream(env->store, g->id, &u, now);
 		return was_failing ? -1 : 0;
 	}
-	if (eb_seal_open(env->seal_key, g->id, strlen(g->id),
-	                 g->upstream_refresh_token,
-	                 g->upstream_refresh_token_len, &rt, &rt_len) != 0 ||
+	if (eb_seal_ring_open(
+	        env->seal_ring, g->id, strlen(g->id), g->upstream_refresh_token,
+	        g->upstream_refresh_token_len, &rt, &rt_len, NULL) != 0 ||
 	    eb_renewer_expected_sub(g, &sub) != 0) {
-		log_warnx(
-		    "tenant %s: grant %s: the sealed upstream refresh "
-		    "token does not open (seal key changed?) or no memory",
-		    t->id, g->id);
+		log_warnx("tenant %s: grant %s: the sealed upstream refresh "
+		          "token does not open under any seal key (seal_keys "
+		          "changed?) or no memory",
+		          t->id, g->id);
 		eb_renewer_decide(EB_OIDC_E_INTERNAL, "unsealed",
 		                  g->upstream_failing_since, now, &t->tokens,
 		                  &o);
@@ -342,9 +342,9 @@ renew(struct eb_renewer *r, const struct eb_tenant *t,
 	                  g->upstream_failing_since, now, &t->tokens, &o);
 	if (o.action == EB_RENEWER_RENEWED && tok.refresh_token != NULL &&
 	    strcmp(tok.refresh_token, (const char *)rt) != 0 &&
-	    eb_seal_seal(env->seal_key, g->id, strlen(g->id), tok.refresh_token,
-	                 strlen(tok.refresh_token), &sealed,
-	                 &sealed_len) != 0) {
+	    eb_seal_ring_seal(env->seal_ring, g->id, strlen(g->id),
+	                      tok.refresh_token, strlen(tok.refresh_token),
+	                      &sealed, &sealed_len) != 0) {
 		/* the old one may be dead now: try again soon */
 		log_warnx("tenant %s: grant %s: cannot seal the rotated "
 		          "upstream refresh token",

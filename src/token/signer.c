@@ -83,7 +83,7 @@ struct vslot {
 
 struct eb_signer {
 	struct eb_store *store;
-	uint8_t seal_key[EB_SEAL_KEY_LEN];
+	struct eb_seal_ring *ring; /* our copy: the first key seals */
 	int64_t max_ttl;
 	pthread_mutex_t lock; /* ks, refs, last_* */
 	pthread_mutex_t reload_lock;
@@ -170,9 +170,9 @@ fingerprint(const struct eb_store_key_list *l)
 	return eb_buf_detach(&b, NULL);
 }
 
-/* The private key of row k, when its sealed half opens under seal_key. */
+/* The private key of row k, when its sealed half opens under a ring key. */
 static struct eb_jose_key *
-unseal(const uint8_t seal_key[EB_SEAL_KEY_LEN], const struct eb_store_key *k)
+unseal(const struct eb_seal_ring *ring, const struct eb_store_key *k)
 {
 	struct eb_jose_key *key;
 	enum eb_jose_err jerr = EB_JOSE_OK;
@@ -182,10 +182,10 @@ unseal(const uint8_t seal_key[EB_SEAL_KEY_LEN], const struct eb_store_key *k)
 	if (k->kid == NULL || k->private_key == NULL || k->alg == NULL ||
 	    strcmp(k->alg, "ES256") != 0)
 		return NULL;
-	if (eb_seal_open(seal_key, k->kid, strlen(k->kid), k->private_key,
-	                 k->private_key_len, &pt, &ptlen) != 0) {
-		log_warnx("signing key %s does not open with our seal key; "
-		          "ignored",
+	if (eb_seal_ring_open(ring, k->kid, strlen(k->kid), k->private_key,
+	                      k->private_key_len, &pt, &ptlen, NULL) != 0) {
+		log_warnx("signing key %s does not open with any of our seal "
+		          "keys; ignored",
 		          k->kid);
 		return NULL;
 	}
@@ -207,9 +207,8 @@ unseal(const uint8_t seal_key[EB_SEAL_KEY_LEN], const struct eb_store_key *k)
 
 /* Build a key set from the store's rows (newest first) at now. */
 static struct keyset *
-keyset_build(const uint8_t seal_key[EB_SEAL_KEY_LEN],
-             const struct eb_store_key_list *l, int64_t now, char *err,
-             size_t errlen)
+keyset_build(const struct eb_seal_ring *ring, const struct eb_store_key_list *l,
+             int64_t now, char *err, size_t errlen)
 {
 	struct keyset *ks;
 	struct eb_buf b;
@@ -237,7 +236,7 @@ keyset_build(const uint8_t seal_key[EB_SEAL_KEY_LEN],
 			          EB_JOSE_MAX_KEYS);
 			break;
 		}
-		if ((key = unseal(seal_key, k)) == NULL)
+		if ((key = unseal(ring, k)) == NULL)
 			continue;
 		if ((pub = eb_jose_key_public_json(key)) == NULL) {
 			eb_jose_key_destroy(key);
@@ -287,8 +286,8 @@ fail:
 
 /* A new key, sealed and stored; its kid is copied to kid_out. */
 static int
-add_key(struct eb_store *store, const uint8_t seal_key[EB_SEAL_KEY_LEN],
-        int64_t now, char *kid_out, size_t kidlen, char *err, size_t errlen)
+add_key(struct eb_store *store, const struct eb_seal_ring *ring, int64_t now,
+        char *kid_out, size_t kidlen, char *err, size_t errlen)
 {
 	struct eb_jose_key *key;
 	struct eb_store_key k;
@@ -306,8 +305,8 @@ add_key(struct eb_store *store, const uint8_t seal_key[EB_SEAL_KEY_LEN],
 	k.kid = (char *)(uintptr_t)eb_jose_key_kid(key);
 	if ((priv = eb_jose_key_private_json(key, &privlen)) == NULL ||
 	    (pub = eb_jose_key_public_json(key)) == NULL ||
-	    eb_seal_seal(seal_key, k.kid, strlen(k.kid), priv, privlen, &sealed,
-	                 &sealed_len) != 0) {
+	    eb_seal_ring_seal(ring, k.kid, strlen(k.kid), priv, privlen,
+	                      &sealed, &sealed_len) != 0) {
 		snprintf(err, errlen, "cannot seal the new signing key");
 		goto out;
 	}
@@ -371,8 +370,7 @@ reload(struct eb_signer *s, int64_t now, int force)
 		rc = 0;
 		goto out;
 	}
-	if ((ks = keyset_build(s->seal_key, &l, now, err, sizeof(err))) ==
-	    NULL) {
+	if ((ks = keyset_build(s->ring, &l, now, err, sizeof(err))) == NULL) {
 		log_errx("signing keys not reloaded: %s", err);
 		goto out;
 	}
@@ -414,12 +412,33 @@ struct eb_signer *
 eb_signer_open(struct eb_store *store, const uint8_t seal_key[32],
                int64_t max_token_ttl, char *err, size_t errlen)
 {
+	struct eb_seal_ring *ring;
+	struct eb_signer *s;
+
+	if (seal_key == NULL) {
+		snprintf(err, errlen, "bad arguments");
+		return NULL;
+	}
+	if ((ring = eb_seal_ring_of(seal_key)) == NULL) {
+		snprintf(err, errlen, "out of memory");
+		return NULL;
+	}
+	s = eb_signer_open_ring(store, ring, max_token_ttl, err, errlen);
+	eb_seal_ring_free(ring);
+	return s;
+}
+
+struct eb_signer *
+eb_signer_open_ring(struct eb_store *store, const struct eb_seal_ring *ring,
+                    int64_t max_token_ttl, char *err, size_t errlen)
+{
 	struct eb_signer *s;
 	struct eb_store_key_list l;
 	int64_t now = (int64_t)time(NULL);
 	int need;
 
-	if (store == NULL || seal_key == NULL || max_token_ttl < 0) {
+	if (store == NULL || eb_seal_ring_count(ring) == 0 ||
+	    max_token_ttl < 0) {
 		snprintf(err, errlen, "bad arguments");
 		return NULL;
 	}
@@ -429,14 +448,18 @@ eb_signer_open(struct eb_store *store, const uint8_t seal_key[32],
 	}
 	need = !has_signing_key(&l);
 	eb_store_key_list_finish(&l);
-	if (need && add_key(store, seal_key, now, NULL, 0, err, errlen) != 0)
+	if (need && add_key(store, ring, now, NULL, 0, err, errlen) != 0)
 		return NULL;
 	if ((s = eb_calloc(1, sizeof(*s))) == NULL) {
 		snprintf(err, errlen, "out of memory");
 		return NULL;
 	}
 	s->store = store;
-	memcpy(s->seal_key, seal_key, EB_SEAL_KEY_LEN);
+	if ((s->ring = eb_seal_ring_dup(ring)) == NULL) {
+		snprintf(err, errlen, "out of memory");
+		eb_free(s);
+		return NULL;
+	}
 	s->max_ttl = max_token_ttl;
 	pthread_mutex_init(&s->lock, NULL);
 	pthread_mutex_init(&s->reload_lock, NULL);
@@ -472,7 +495,7 @@ eb_signer_close(struct eb_signer *s)
 		pthread_mutex_destroy(&s->vlock[i]);
 	pthread_mutex_destroy(&s->lock);
 	pthread_mutex_destroy(&s->reload_lock);
-	OPENSSL_cleanse(s->seal_key, sizeof(s->seal_key));
+	eb_seal_ring_free(s->ring);
 	eb_free(s);
 }
 
@@ -492,6 +515,24 @@ eb_signer_rotate(struct eb_store *store, const uint8_t seal_key[32],
                  int64_t max_token_ttl, char *kid_out, size_t kidlen, char *err,
                  size_t errlen)
 {
+	struct eb_seal_ring *ring;
+	int rc;
+
+	if ((ring = eb_seal_ring_of(seal_key)) == NULL) {
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
+	rc = eb_signer_rotate_ring(store, ring, max_token_ttl, kid_out, kidlen,
+	                           err, errlen);
+	eb_seal_ring_free(ring);
+	return rc;
+}
+
+int
+eb_signer_rotate_ring(struct eb_store *store, const struct eb_seal_ring *ring,
+                      int64_t max_token_ttl, char *kid_out, size_t kidlen,
+                      char *err, size_t errlen)
+{
 	struct eb_store_key_list l;
 	char kid[EB_JOSE_MAX_KID + 1];
 	int64_t now = (int64_t)time(NULL);
@@ -507,7 +548,7 @@ eb_signer_rotate(struct eb_store *store, const uint8_t seal_key[32],
 		return -1;
 	}
 	/* the new key first: there is never a moment without one */
-	if (add_key(store, seal_key, now, kid, sizeof(kid), err, errlen) != 0)
+	if (add_key(store, ring, now, kid, sizeof(kid), err, errlen) != 0)
 		goto out;
 	for (i = 0; i < l.n; i++) {
 		const struct eb_store_key *k = &l.v[i];
@@ -740,7 +781,18 @@ eb_signer_current_kid(struct eb_signer *s, char *out, size_t outlen)
 int
 eb_signer_key_usable(const uint8_t seal_key[32], const struct eb_store_key *k)
 {
-	struct eb_jose_key *key = unseal(seal_key, k);
+	struct eb_seal_ring *ring = eb_seal_ring_of(seal_key);
+	int ok = ring != NULL && eb_signer_key_usable_ring(ring, k);
+
+	eb_seal_ring_free(ring);
+	return ok;
+}
+
+int
+eb_signer_key_usable_ring(const struct eb_seal_ring *ring,
+                          const struct eb_store_key *k)
+{
+	struct eb_jose_key *key = unseal(ring, k);
 
 	eb_jose_key_destroy(key);
 	return key != NULL;

@@ -25,6 +25,7 @@
 struct eb_store;
 struct eb_store_key;
 struct eb_signer;
+struct eb_seal_ring;
 
 /* Longest bearer token we look at (bytes). */
 #define EB_TOKEN_MAX_LEN 8192
@@ -40,6 +41,13 @@ struct eb_signer *eb_signer_open(struct eb_store *store,
                                  const uint8_t seal_key[32],
                                  int64_t max_token_ttl, char *err,
                                  size_t errlen);
+/* The same with a seal key ring (jose/seal.h): new keys are sealed under
+ * its first key and stored keys open under any of its keys. The signer
+ * keeps its own copy of the ring. */
+struct eb_signer *eb_signer_open_ring(struct eb_store *store,
+                                      const struct eb_seal_ring *ring,
+                                      int64_t max_token_ttl, char *err,
+                                      size_t errlen);
 void eb_signer_close(struct eb_signer *s);
 /* Reload the key set from the store when it changed (cheap when not). */
 int eb_signer_refresh(struct eb_signer *s);
@@ -47,6 +55,10 @@ int eb_signer_refresh(struct eb_signer *s);
 int eb_signer_rotate(struct eb_store *store, const uint8_t seal_key[32],
                      int64_t max_token_ttl, char *kid_out, size_t kidlen,
                      char *err, size_t errlen);
+int eb_signer_rotate_ring(struct eb_store *store,
+                          const struct eb_seal_ring *ring,
+                          int64_t max_token_ttl, char *kid_out, size_t kidlen,
+                          char *err, size_t errlen);
 /* The public JWKS document ({"keys":[...]}): current and still-valid
  * retired keys. Returns a fresh string (eb_free). */
 char *eb_signer_jwks(struct eb_signer *s, size_t *lenp);
@@ -77,6 +89,8 @@ int64_t eb_signer_max_ttl(const struct eb_config *cfg);
  * signer trusts only such keys), else 0. For `keys list`. */
 int eb_signer_key_usable(const uint8_t seal_key[32],
                          const struct eb_store_key *k);
+int eb_signer_key_usable_ring(const struct eb_seal_ring *ring,
+                              const struct eb_store_key *k);
 
 /* ---- access tokens ---- */
 

@@ -69,6 +69,8 @@ setup(void **state)
 	}
 	for (i = 0; i < sizeof(fx->env.seal_key); i++)
 		fx->env.seal_key[i] = (uint8_t)(i * 7 + 1);
+	if ((fx->env.seal_ring = eb_seal_ring_of(fx->env.seal_key)) == NULL)
+		return -1;
 	fx->t.id = "t1";
 	fx->t.default_mode = EB_MODE_BYOD;
 	fx->t.tokens.refresh_ttl = 3600;
@@ -85,6 +87,7 @@ teardown(void **state)
 	struct fx *fx = *state;
 
 	eb_store_close(fx->env.store);
+	eb_seal_ring_free(fx->env.seal_ring);
 	nftw(fx->dir, rm_entry, 8, FTW_DEPTH | FTW_PHYS);
 	free(fx);
 	return 0;
@@ -183,18 +186,18 @@ issues_a_sealed_grant_and_a_code(void **state)
 	assert_true(g.upstream_refresh_token_len > strlen(UPRT));
 	assert_false(contains(g.upstream_refresh_token,
 	                      g.upstream_refresh_token_len, UPRT));
-	assert_int_equal(eb_seal_open(fx->env.seal_key, gid, strlen(gid),
-	                              g.upstream_refresh_token,
-	                              g.upstream_refresh_token_len, &pt,
-	                              &ptlen),
+	assert_int_equal(eb_seal_ring_open(fx->env.seal_ring, gid, strlen(gid),
+	                                   g.upstream_refresh_token,
+	                                   g.upstream_refresh_token_len, &pt,
+	                                   &ptlen, NULL),
 	                 0);
 	assert_int_equal(ptlen, strlen(UPRT));
 	assert_memory_equal(pt, UPRT, ptlen);
 	eb_free_secret(pt, ptlen);
-	assert_int_not_equal(eb_seal_open(fx->env.seal_key, "gother", 6,
-	                                  g.upstream_refresh_token,
-	                                  g.upstream_refresh_token_len, &pt,
-	                                  &ptlen),
+	assert_int_not_equal(eb_seal_ring_open(fx->env.seal_ring, "gother", 6,
+	                                       g.upstream_refresh_token,
+	                                       g.upstream_refresh_token_len,
+	                                       &pt, &ptlen, NULL),
 	                     0);
 	eb_store_grant_finish(&g);
 	eb_free(gid);

@@ -334,6 +334,7 @@ test_worker_idp_down(void **state)
 	                                           sizeof(serr)));
 	assert_int_equal(eb_rand_bytes(env->seal_key, sizeof(env->seal_key)),
 	                 0);
+	assert_non_null(env->seal_ring = eb_seal_ring_of(env->seal_key));
 	oo.metrics = env->metrics;
 	assert_non_null(env->oidc = eb_oidc_create(&oo));
 
@@ -387,6 +388,7 @@ test_worker_idp_down(void **state)
 	eb_oidc_destroy(env->oidc);
 	eb_store_close(env->store);
 	eb_metrics_destroy(env->metrics);
+	eb_seal_ring_free(env->seal_ring);
 	eb_env_destroy(env);
 }
 
