@@ -303,8 +303,10 @@ renew(struct eb_renewer *r, const struct eb_tenant *t,
 	struct eb_oidc_tokens tok;
 	struct eb_oidc_error err;
 	uint8_t *rt = NULL, *sealed = NULL;
-	size_t rt_len = 0, sealed_len = 0;
+	size_t rt_len = 0, sealed_len = 0, which = 0;
+	const char *keep;
 	char *sub = NULL, fp[13];
+	int rotated = 0;
 	int64_t now = (int64_t)time(NULL);
 	int was_failing = g->upstream_failing_since != 0, delta = 0, rc;
 
@@ -324,7 +326,7 @@ renew(struct eb_renewer *r, const struct eb_tenant *t,
 	}
 	if (eb_seal_ring_open(
 	        env->seal_ring, g->id, strlen(g->id), g->upstream_refresh_token,
-	        g->upstream_refresh_token_len, &rt, &rt_len, NULL) != 0 ||
+	        g->upstream_refresh_token_len, &rt, &rt_len, &which) != 0 ||
 	    eb_renewer_expected_sub(g, &sub) != 0) {
 		log_warnx("tenant %s: grant %s: the sealed upstream refresh "
 		          "token does not open under any seal key (seal_keys "
@@ -340,11 +342,14 @@ renew(struct eb_renewer *r, const struct eb_tenant *t,
 	now = (int64_t)time(NULL);
 	eb_renewer_decide(rc == 0 ? EB_OIDC_OK : (int)err.kind, err.code,
 	                  g->upstream_failing_since, now, &t->tokens, &o);
-	if (o.action == EB_RENEWER_RENEWED && tok.refresh_token != NULL &&
-	    strcmp(tok.refresh_token, (const char *)rt) != 0 &&
-	    eb_seal_ring_seal(env->seal_ring, g->id, strlen(g->id),
-	                      tok.refresh_token, strlen(tok.refresh_token),
-	                      &sealed, &sealed_len) != 0) {
+	/* store the token the IdP rotated to, or the same one when it opened
+	 * under an older seal key: rotating seal_keys needs no other pass */
+	rotated = tok.refresh_token != NULL &&
+	          strcmp(tok.refresh_token, (const char *)rt) != 0;
+	keep = rotated ? tok.refresh_token : (const char *)rt;
+	if (o.action == EB_RENEWER_RENEWED && (rotated || which != 0) &&
+	    eb_seal_ring_seal(env->seal_ring, g->id, strlen(g->id), keep,
+	                      strlen(keep), &sealed, &sealed_len) != 0) {
 		/* the old one may be dead now: try again soon */
 		log_warnx("tenant %s: grant %s: cannot seal the rotated "
 		          "upstream refresh token",
@@ -380,7 +385,11 @@ record:
 		u.renewed_at = now;
 		u.refresh_token = sealed;
 		u.refresh_token_len = sealed_len;
-		if (sealed != NULL) {
+		if (sealed != NULL && !rotated)
+			log_info("tenant %s: grant %s: upstream refresh token "
+			         "re-sealed under the first seal key",
+			         t->id, g->id);
+		if (sealed != NULL && rotated) {
 			eb_log_fp(tok.refresh_token, strlen(tok.refresh_token),
 			          fp);
 			log_debug(

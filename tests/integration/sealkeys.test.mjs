@@ -1,13 +1,13 @@
 // The seal key ring (issue 12, item 6), against the real binary and a real
-// test IdP: a bridge started with seal_keys [K1] signs a person in; restarted
-// with [K2, K1] the grant's upstream refresh token (sealed under K1) still
-// opens and is renewed, while new secrets (a second grant, a rotated signing
-// key) are sealed under K2, a version 2 blob naming K2's id; restarted with
-// [K2] alone, data sealed under K1 fails closed with a clear log line and
-// the process never crashes: first the signer refuses to start when its only
-// key is K1's, then, after a rotation, the K1 grant's renewal fails while the
-// K2 grant renews. No key ever appears in a log. Loopback only; every
-// process is stopped by the test.
+// test IdP: a bridge started with seal_keys [K1] signs a person in;
+// restarted with [K2, K1] the grant's upstream refresh token (sealed under
+// K1) still opens, is renewed and re-sealed under K2, while new secrets (a
+// second grant, a rotated signing key) are sealed under K2, a version 2 blob
+// naming K2's id; restarted with [K2] alone, data sealed under K1 fails
+// closed with a clear log line and the process never crashes: a K1 signing
+// key is left out (and `serve` refuses to start when it is the only one), a
+// K1-sealed upstream token is not renewed while a K2 one is. No key ever
+// appears in a log. Loopback only; every process is stopped by the test.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import crypto from 'node:crypto';
@@ -28,6 +28,7 @@ let world;
 let bridge;
 let db;
 let keyFile1;
+let k1Blob; // gen's upstream refresh token as sealed under K1
 
 // K1 in a file as standard base64, K2 in the environment as base64url
 const K2_ENV = { EB_IT_SEAL_K2: K2.toString('base64url') };
@@ -106,6 +107,8 @@ test('[K2, K1]: K1 data still opens and renews; new secrets are sealed under K2'
   setSealKeys(['env:EB_IT_SEAL_K2', `file:${keyFile1}`]);
   bridge = await startBridge(world.config.main, { env: K2_ENV });
   const g0 = grant('gen');
+  k1Blob = g0.rt;
+  assert.equal(k1Blob.slice(0, 10), `02${idOf(K1)}`);
   const g1 = await until('a renewal of the K1 grant', () => {
     const g = grant('gen');
     return g.upstream_renewed_at > g0.upstream_renewed_at ? g : null;
@@ -113,6 +116,9 @@ test('[K2, K1]: K1 data still opens and renews; new secrets are sealed under K2'
   assert.equal(g1.status, 'active');
   assert.equal(g1.upstream_failing_since, 0);
   assert.ok(!bridge.logs.some((l) => /does not open/.test(l)), 'everything opened');
+  // the renewal re-sealed the same token under the first key, K2
+  assert.equal(g1.rt.slice(0, 10), `02${idOf(K2)}`, 'a K1 token is re-sealed under K2 as it renews');
+  await bridge.waitLog(/tenant gen: grant .*: upstream refresh token re-sealed under the first seal key/);
 
   const g2 = await signIn('two', 'user1@two.generic.test');
   assert.equal(g2.rt.slice(0, 10), `02${idOf(K2)}`, 'the new grant is sealed under K2');
@@ -140,6 +146,8 @@ test('[K2]: K1 data fails closed with a clear log, never a crash', async () => {
   const k1kid = signingKeys()[0].kid;
   assert.ok(lines.some((l) => l.startsWith(`${k1kid} `) && l.endsWith(' unusable')), list.stdout);
 
+  // gen's token as it was sealed under K1 (say, from a backup)
+  sql(db, `update grants set upstream_refresh_token=X'${k1Blob}' where tenant='gen'`);
   bridge = await startBridge(world.config.main, { env: K2_ENV });
   await bridge.waitLog(new RegExp(`signing key ${k1kid} does not open with any of our seal keys`));
   const b0 = grant('gen');
