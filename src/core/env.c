@@ -5,6 +5,8 @@
 
 #include <string.h>
 
+#include <openssl/crypto.h>
+
 #include "core/log.h"
 #include "core/mem.h"
 #include "core/metrics.h"
@@ -94,6 +96,13 @@ eb_env_reload(struct eb_env *env)
 	    str_differs(old->state_dir, ncfg->state_dir))
 		log_warnx("reload: listen, tls, database and state_dir changes "
 		          "take effect only after a restart");
+	/* the seal key ring is built once, at start (core/sealring.h) */
+	if (old->nseal_keys != ncfg->nseal_keys ||
+	    (old->nseal_keys > 0 &&
+	     CRYPTO_memcmp(old->seal_keys, ncfg->seal_keys,
+	                   old->nseal_keys * sizeof(*old->seal_keys)) != 0))
+		log_warnx("reload: seal_keys changes take effect only after a "
+		          "restart");
 	eb_config_unref(old);
 
 	pthread_mutex_lock(&env->cfg_lock);

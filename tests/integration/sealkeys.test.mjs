@@ -132,6 +132,10 @@ test('[K2, K1]: K1 data still opens and renews; new secrets are sealed under K2'
   const list = cli(['keys', 'list', '-c', world.config.main], { env: { ...process.env, ...K2_ENV } });
   assert.equal(list.code, 0, list.stderr);
   assert.ok(!/unusable/.test(list.stdout), list.stdout);
+  // a reload does not swap the ring under a running process, and says so
+  setSealKeys(['env:EB_IT_SEAL_K2']);
+  bridge.proc.kill('SIGHUP');
+  await bridge.waitLog(/reload: seal_keys changes take effect only after a restart/);
   noKeyInLogs(bridge.logs);
 });
 
