@@ -3,6 +3,7 @@
  * each decoding to exactly 32 bytes (raw, base64, base64url); a wrong item is
  * refused naming the file and its index, never quoting the value.
  */
+#define _XOPEN_SOURCE 700 /* nftw, mkdtemp (cfgfx.h) */
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -17,65 +18,20 @@
 
 #include "core/config.h"
 
-#define TENANT_OK                                                              \
-	"{\"id\": \"acme\", \"domains\": [\"acme.example\"], \"idp\": "        \
-	"{\"type\": \"oidc\", \"issuer\": \"https://idp.example.com\", "       \
-	"\"client_id\": \"cid\", \"client_secret\": \"s3cret-value\"}}"
-
-static char dir[256];
-
-static void
-write_file(const char *rel, const char *content)
-{
-	char path[512];
-	FILE *f;
-
-	snprintf(path, sizeof(path), "%s/%s", dir, rel);
-	assert_non_null(f = fopen(path, "w"));
-	assert_true(fputs(content, f) >= 0);
-	assert_int_equal(fclose(f), 0);
-}
-
-/* Load a main file whose only other key is public_url, plus "extra". */
-static struct eb_config *
-load_with(const char *extra, struct eb_config_error *e)
-{
-	char main[256], path[512];
-
-	snprintf(main, sizeof(main),
-	         "{\"public_url\": \"https://eb.example.com\"%s%s}",
-	         extra[0] ? ", " : "", extra);
-	write_file("config.json", main);
-	snprintf(path, sizeof(path), "%s/config.json", dir);
-	memset(e, 0, sizeof(*e));
-	return eb_config_load(path, e);
-}
+#include "cfgfx.h"
 
 static int
 setup(void **state)
 {
-	const char *base = getenv("EB_BINARY_DIR");
-	char path[512];
-
 	(void)state;
-	snprintf(dir, sizeof(dir), "%s/cfgseal-XXXXXX", base ? base : "/tmp");
-	if (mkdtemp(dir) == NULL)
-		return -1;
-	snprintf(path, sizeof(path), "%s/tenants", dir);
-	if (mkdir(path, 0700) != 0)
-		return -1;
-	write_file("tenants/acme.json", TENANT_OK);
-	return 0;
+	return cfgfx_setup("cfgseal");
 }
 
 static int
 teardown(void **state)
 {
-	char cmd[300];
-
 	(void)state;
-	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
-	return system(cmd) == 0 ? 0 : -1;
+	return cfgfx_teardown();
 }
 
 /* The key 0xfb 0xff repeated, whose encodings use + / - _. */

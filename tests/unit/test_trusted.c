@@ -23,6 +23,8 @@
 #include "core/config.h"
 #include "core/trusted.h"
 
+#include "cfgfx.h"
+
 static struct eb_cidr cidrs[8];
 static struct eb_trusted tp = {cidrs, 0};
 
@@ -281,68 +283,28 @@ test_both_headers(void **state)
 	assert_string_equal(client("evil", "for=203.0.113.7"), "BAD");
 }
 
-/* Configuration: a temporary folder per test. */
-static char dir[256];
+/* Configuration: a temporary folder per test (cfgfx.h). */
 static struct eb_config_error err;
-
-#define TENANT_OK                                                              \
-	"{\"id\": \"acme\", \"domains\": [\"acme.example\"], \"idp\": "        \
-	"{\"type\": \"oidc\", \"issuer\": \"https://idp.example.com\", "       \
-	"\"client_id\": \"cid\", \"client_secret\": \"s\"}}"
-
-static void
-write_file(const char *rel, const char *content)
-{
-	char path[512];
-	FILE *f;
-
-	snprintf(path, sizeof(path), "%s/%s", dir, rel);
-	assert_non_null(f = fopen(path, "w"));
-	assert_true(fputs(content, f) >= 0);
-	assert_int_equal(fclose(f), 0);
-}
 
 static struct eb_config *
 load_main(const char *main)
 {
-	char path[512];
-
-	write_file("config.json", main);
-	snprintf(path, sizeof(path), "%s/config.json", dir);
-	return eb_config_load(path, &err);
-}
-
-static int
-rm_entry(const char *p, const struct stat *st, int flag, struct FTW *ftw)
-{
-	(void)st;
-	(void)flag;
-	(void)ftw;
-	return remove(p);
+	return cfgfx_load(main, &err);
 }
 
 static int
 setup(void **state)
 {
-	char path[512];
-
 	(void)state;
-	snprintf(dir, sizeof(dir), "/tmp/eb-trusted-XXXXXX");
-	if (mkdtemp(dir) == NULL)
-		return -1;
-	snprintf(path, sizeof(path), "%s/tenants", dir);
 	memset(&err, 0, sizeof(err));
-	if (mkdir(path, 0700) != 0)
-		return -1;
-	write_file("tenants/acme.json", TENANT_OK);
-	return 0;
+	return cfgfx_setup("eb-trusted");
 }
 
 static int
 teardown(void **state)
 {
 	(void)state;
-	return nftw(dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+	return cfgfx_teardown();
 }
 
 #define MAIN(extra) "{\"public_url\": \"https://eb.example.com\"" extra "}"
