@@ -1712,9 +1712,10 @@ person_finish(struct person *p)
 	memset(p, 0, sizeof(*p));
 }
 
-/* Fill p from the current row of st: [id,] issuer, subject. */
+/* Fill p from the current row of st: [id,] issuer, subject; 0, or -1
+ * when out of memory (p finished). */
 static int
-person_read(sqlite3_stmt *st, int with_id, struct person *p, const char *fn)
+person_read(sqlite3_stmt *st, int with_id, struct person *p)
 {
 	struct rd r = {st, 0, 0};
 
@@ -1724,11 +1725,29 @@ person_read(sqlite3_stmt *st, int with_id, struct person *p, const char *fn)
 	p->subject = rd_text(&r);
 	if (r.oom) {
 		person_finish(p);
-		eb_log(EB_LOG_WARN, fn, "store: out of memory");
-		return EB_STORE_ERROR;
+		return -1;
 	}
-	return EB_STORE_OK;
+	return 0;
 }
+static int
+read_person(sqlite3_stmt *st, void *p)
+{
+	return person_read(st, 0, p);
+}
+static int
+read_holder(sqlite3_stmt *st, void *p)
+{
+	return person_read(st, 1, p);
+}
+static void
+fin_person(void *p)
+{
+	person_finish(p);
+}
+static const struct rowtype RT_PERSON = {sizeof(struct person), read_person,
+                                         fin_person};
+static const struct rowtype RT_HOLDER = {sizeof(struct person), read_holder,
+                                         fin_person};
 
 /* The same person signed in for both grants (grant/policy.h). */
 static int
@@ -1742,22 +1761,13 @@ static int
 grant_person(struct conn *c, const char *id, struct person *p)
 {
 	sqlite3_stmt *st;
-	int rc;
 
 	memset(p, 0, sizeof(*p));
 	if ((st = stmt(c, ST_GRANT_PERSON)) == NULL)
 		return EB_STORE_ERROR;
 	if (b_text(st, 1, id))
 		return fail(c, sqlite3_errcode(c->db), __func__);
-	rc = sqlite3_step(st);
-	if (rc == SQLITE_ROW)
-		rc = person_read(st, 0, p, __func__);
-	else if (rc == SQLITE_DONE)
-		rc = EB_STORE_NOT_FOUND;
-	else
-		rc = fail(c, rc, __func__);
-	sqlite3_reset(st);
-	return rc;
+	return fetch_one(c, st, &RT_PERSON, p, __func__);
 }
 
 /*
@@ -1769,7 +1779,6 @@ grant_holder(struct conn *c, const char *tenant, const char *kind,
              const char *value, const char *id, struct person *h)
 {
 	sqlite3_stmt *st;
-	int rc;
 
 	memset(h, 0, sizeof(*h));
 	if ((st = stmt(c, ST_GRANT_HOLDER)) == NULL)
@@ -1777,15 +1786,7 @@ grant_holder(struct conn *c, const char *tenant, const char *kind,
 	if (b_text(st, 1, tenant) | b_text(st, 2, kind) | b_text(st, 3, value) |
 	    b_text(st, 4, id))
 		return fail(c, sqlite3_errcode(c->db), __func__);
-	rc = sqlite3_step(st);
-	if (rc == SQLITE_ROW)
-		rc = person_read(st, 1, h, __func__);
-	else if (rc == SQLITE_DONE)
-		rc = EB_STORE_NOT_FOUND;
-	else
-		rc = fail(c, rc, __func__);
-	sqlite3_reset(st);
-	return rc;
+	return fetch_one(c, st, &RT_HOLDER, h, __func__);
 }
 
 /*
