@@ -58,27 +58,29 @@ out_free_ctx:
 	return rc;
 }
 
-int
-eb_seal_seal(const uint8_t key[EB_SEAL_KEY_LEN], const void *ad, size_t adlen,
-             const void *pt, size_t ptlen, uint8_t **out, size_t *outlen)
+/*
+ * Seal pt under key behind the hdrlen header bytes at hdr (version, and
+ * for version 2 the key id): hdr | nonce | ciphertext | tag, the header
+ * authenticated with ad. The callers checked the sizes.
+ */
+static int
+seal_hdr(const uint8_t key[EB_SEAL_KEY_LEN], const uint8_t *hdr, size_t hdrlen,
+         const void *ad, size_t adlen, const void *pt, size_t ptlen,
+         uint8_t **out, size_t *outlen)
 {
+	size_t len = hdrlen + EB_SEAL_NONCE_LEN + ptlen + EB_SEAL_TAG_LEN;
 	uint8_t *blob;
-	size_t len;
 
-	*out = NULL;
-	if (ptlen > INT_MAX - EB_SEAL_OVERHEAD || (adlen > 0 && ad == NULL))
-		return -1;
-	len = EB_SEAL_OVERHEAD + ptlen;
 	if ((blob = eb_malloc(len)) == NULL)
 		return -1;
-	blob[0] = EB_SEAL_VERSION;
-	if (RAND_bytes(blob + 1, EB_SEAL_NONCE_LEN) != 1) {
+	memcpy(blob, hdr, hdrlen);
+	if (RAND_bytes(blob + hdrlen, EB_SEAL_NONCE_LEN) != 1) {
 		log_errx("no random bytes for a nonce");
 		goto out_free_blob;
 	}
-	if (gcm(1, key, blob + 1, blob, 1, ad, adlen, pt, ptlen,
-	        blob + 1 + EB_SEAL_NONCE_LEN,
-	        blob + 1 + EB_SEAL_NONCE_LEN + ptlen) != 0)
+	if (gcm(1, key, blob + hdrlen, blob, hdrlen, ad, adlen, pt, ptlen,
+	        blob + hdrlen + EB_SEAL_NONCE_LEN,
+	        blob + hdrlen + EB_SEAL_NONCE_LEN + ptlen) != 0)
 		goto out_free_blob;
 	*out = blob;
 	if (outlen != NULL)
@@ -89,23 +91,24 @@ out_free_blob:
 	return -1;
 }
 
-int
-eb_seal_open(const uint8_t key[EB_SEAL_KEY_LEN], const void *ad, size_t adlen,
-             const uint8_t *blob, size_t bloblen, uint8_t **out, size_t *outlen)
+/*
+ * Open a blob of bloblen bytes (at least hdrlen + nonce + tag) whose
+ * header is hdrlen bytes, under key: the plaintext, NUL-terminated, in
+ * *out; -1 when it does not open.
+ */
+static int
+open_hdr(const uint8_t key[EB_SEAL_KEY_LEN], size_t hdrlen, const void *ad,
+         size_t adlen, const uint8_t *blob, size_t bloblen, uint8_t **out,
+         size_t *outlen)
 {
 	uint8_t tag[EB_SEAL_TAG_LEN], *pt;
-	size_t ptlen;
+	size_t ptlen = bloblen - hdrlen - EB_SEAL_NONCE_LEN - EB_SEAL_TAG_LEN;
 
-	*out = NULL;
-	if (blob == NULL || bloblen < EB_SEAL_OVERHEAD || bloblen > INT_MAX ||
-	    blob[0] != EB_SEAL_VERSION || (adlen > 0 && ad == NULL))
-		return -1;
-	ptlen = bloblen - EB_SEAL_OVERHEAD;
 	memcpy(tag, blob + bloblen - EB_SEAL_TAG_LEN, EB_SEAL_TAG_LEN);
 	if ((pt = eb_malloc(ptlen + 1)) == NULL)
 		return -1;
-	if (gcm(0, key, blob + 1, blob, 1, ad, adlen,
-	        blob + 1 + EB_SEAL_NONCE_LEN, ptlen, pt, tag) != 0) {
+	if (gcm(0, key, blob + hdrlen, blob, hdrlen, ad, adlen,
+	        blob + hdrlen + EB_SEAL_NONCE_LEN, ptlen, pt, tag) != 0) {
 		eb_free_secret(pt, ptlen + 1);
 		return -1;
 	}
@@ -114,6 +117,30 @@ eb_seal_open(const uint8_t key[EB_SEAL_KEY_LEN], const void *ad, size_t adlen,
 	if (outlen != NULL)
 		*outlen = ptlen;
 	return 0;
+}
+
+int
+eb_seal_seal(const uint8_t key[EB_SEAL_KEY_LEN], const void *ad, size_t adlen,
+             const void *pt, size_t ptlen, uint8_t **out, size_t *outlen)
+{
+	const uint8_t hdr[1] = {EB_SEAL_VERSION};
+
+	*out = NULL;
+	if (ptlen > INT_MAX - EB_SEAL_OVERHEAD || (adlen > 0 && ad == NULL))
+		return -1;
+	return seal_hdr(key, hdr, sizeof(hdr), ad, adlen, pt, ptlen, out,
+	                outlen);
+}
+
+int
+eb_seal_open(const uint8_t key[EB_SEAL_KEY_LEN], const void *ad, size_t adlen,
+             const uint8_t *blob, size_t bloblen, uint8_t **out, size_t *outlen)
+{
+	*out = NULL;
+	if (blob == NULL || bloblen < EB_SEAL_OVERHEAD || bloblen > INT_MAX ||
+	    blob[0] != EB_SEAL_VERSION || (adlen > 0 && ad == NULL))
+		return -1;
+	return open_hdr(key, 1, ad, adlen, blob, bloblen, out, outlen);
 }
 
 struct eb_seal_ring {
@@ -196,34 +223,16 @@ int
 eb_seal_ring_seal(const struct eb_seal_ring *r, const void *ad, size_t adlen,
                   const void *pt, size_t ptlen, uint8_t **out, size_t *outlen)
 {
-	const size_t hdrlen = 1 + EB_SEAL_KEYID_LEN;
-	uint8_t *blob;
-	size_t len;
+	uint8_t hdr[1 + EB_SEAL_KEYID_LEN];
 
 	*out = NULL;
 	if (r == NULL || r->n == 0 || ptlen > INT_MAX - EB_SEAL_OVERHEAD2 ||
 	    (adlen > 0 && ad == NULL))
 		return -1;
-	len = EB_SEAL_OVERHEAD2 + ptlen;
-	if ((blob = eb_malloc(len)) == NULL)
-		return -1;
-	blob[0] = EB_SEAL_VERSION2;
-	memcpy(blob + 1, r->id[0], EB_SEAL_KEYID_LEN);
-	if (RAND_bytes(blob + hdrlen, EB_SEAL_NONCE_LEN) != 1) {
-		log_errx("no random bytes for a nonce");
-		goto out_free_blob;
-	}
-	if (gcm(1, r->key[0], blob + hdrlen, blob, hdrlen, ad, adlen, pt, ptlen,
-	        blob + hdrlen + EB_SEAL_NONCE_LEN,
-	        blob + hdrlen + EB_SEAL_NONCE_LEN + ptlen) != 0)
-		goto out_free_blob;
-	*out = blob;
-	if (outlen != NULL)
-		*outlen = len;
-	return 0;
-out_free_blob:
-	eb_free_secret(blob, len);
-	return -1;
+	hdr[0] = EB_SEAL_VERSION2;
+	memcpy(hdr + 1, r->id[0], EB_SEAL_KEYID_LEN);
+	return seal_hdr(r->key[0], hdr, sizeof(hdr), ad, adlen, pt, ptlen, out,
+	                outlen);
 }
 
 /* Open a version 2 blob under key i of r. */
@@ -231,23 +240,8 @@ static int
 open2(const struct eb_seal_ring *r, size_t i, const void *ad, size_t adlen,
       const uint8_t *blob, size_t bloblen, uint8_t **out, size_t *outlen)
 {
-	const size_t hdrlen = 1 + EB_SEAL_KEYID_LEN;
-	uint8_t tag[EB_SEAL_TAG_LEN], *pt;
-	size_t ptlen = bloblen - EB_SEAL_OVERHEAD2;
-
-	memcpy(tag, blob + bloblen - EB_SEAL_TAG_LEN, EB_SEAL_TAG_LEN);
-	if ((pt = eb_malloc(ptlen + 1)) == NULL)
-		return -1;
-	if (gcm(0, r->key[i], blob + hdrlen, blob, hdrlen, ad, adlen,
-	        blob + hdrlen + EB_SEAL_NONCE_LEN, ptlen, pt, tag) != 0) {
-		eb_free_secret(pt, ptlen + 1);
-		return -1;
-	}
-	pt[ptlen] = '\0';
-	*out = pt;
-	if (outlen != NULL)
-		*outlen = ptlen;
-	return 0;
+	return open_hdr(r->key[i], 1 + EB_SEAL_KEYID_LEN, ad, adlen, blob,
+	                bloblen, out, outlen);
 }
 
 int
