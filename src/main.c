@@ -271,10 +271,8 @@ cmd_serve(int argc, char **argv)
 	                    "or the store (miss).");
 	eb_metrics_set(env->metrics, "enrollbridge_tenants", "",
 	               (double)cfg->ntenants);
-	if ((env->store = eb_store_open_flags(
-	         NULL, cfg->database,
-	         cfg->database_migrate ? 0 : EB_STORE_OPEN_NO_MIGRATE, NULL,
-	         NULL, err, sizeof(err))) == NULL) {
+	if ((env->store = eb_store_open_config(cfg, err, sizeof(err))) ==
+	    NULL) {
 		log_errx("%s: database: %s", cfg->file, err);
 		goto out;
 	}

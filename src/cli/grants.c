@@ -412,10 +412,7 @@ eb_cli_grants(int argc, char **argv)
 		        cerr.key[0] ? cerr.key : "-", cerr.reason);
 		return 1;
 	}
-	if ((store = eb_store_open_flags(
-	         NULL, cfg->database,
-	         cfg->database_migrate ? 0 : EB_STORE_OPEN_NO_MIGRATE, NULL,
-	         NULL, err, sizeof(err))) == NULL) {
+	if ((store = eb_store_open_config(cfg, err, sizeof(err))) == NULL) {
 		fprintf(stderr, "grants: %s: database: %s\n", cfg->file, err);
 		eb_config_unref(cfg);
 		return 1;

@@ -144,10 +144,7 @@ eb_cli_keys(int argc, char **argv)
 		fprintf(stderr, "keys: %s\n", err);
 		goto out;
 	}
-	if ((store = eb_store_open_flags(
-	         NULL, cfg->database,
-	         cfg->database_migrate ? 0 : EB_STORE_OPEN_NO_MIGRATE, NULL,
-	         NULL, err, sizeof(err))) == NULL) {
+	if ((store = eb_store_open_config(cfg, err, sizeof(err))) == NULL) {
 		fprintf(stderr, "keys: %s: database: %s\n", cfg->file, err);
 		goto out;
 	}

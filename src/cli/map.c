@@ -150,10 +150,7 @@ open_store(const struct eb_config *cfg, struct eb_store **st)
 		       cfg->database ? cfg->database : "-");
 		return 0;
 	}
-	if ((*st = eb_store_open_flags(
-	         NULL, cfg->database,
-	         cfg->database_migrate ? 0 : EB_STORE_OPEN_NO_MIGRATE, NULL,
-	         NULL, err, sizeof(err))) == NULL) {
+	if ((*st = eb_store_open_config(cfg, err, sizeof(err))) == NULL) {
 		fprintf(stderr, "map: %s: %s\n", cfg->database, err);
 		return -1;
 	}

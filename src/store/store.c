@@ -21,6 +21,7 @@
 
 #include <openssl/evp.h>
 
+#include "core/config.h"
 #include "core/digest.h"
 #include "core/log.h"
 #include "core/mem.h"
@@ -153,6 +154,15 @@ eb_store_open(const struct eb_store_ops *ops, const char *target, char *err,
               size_t errlen)
 {
 	return eb_store_open_flags(ops, target, 0, NULL, NULL, err, errlen);
+}
+
+struct eb_store *
+eb_store_open_config(const struct eb_config *cfg, char *err, size_t errlen)
+{
+	return eb_store_open_flags(
+	    NULL, cfg->database,
+	    cfg->database_migrate ? 0 : EB_STORE_OPEN_NO_MIGRATE, NULL, NULL,
+	    err, errlen);
 }
 
 struct eb_store *

@@ -34,6 +34,7 @@
 #include <stdint.h>
 
 struct eb_store;
+struct eb_config;
 
 enum eb_store_rc {
 	EB_STORE_OK = 0,
@@ -359,6 +360,13 @@ struct eb_store *eb_store_open_flags(const struct eb_store_ops *ops,
                                      const char *target, int flags,
                                      eb_store_applied_fn *applied, void *arg,
                                      char *err, size_t errlen);
+/*
+ * Open the store cfg names: its database, migrated unless
+ * database_migrate is false (then EB_STORE_OPEN_NO_MIGRATE). As
+ * eb_store_open_flags otherwise; what serve and every CLI command open.
+ */
+struct eb_store *eb_store_open_config(const struct eb_config *cfg, char *err,
+                                      size_t errlen);
 /*
  * Close the store and every per-thread connection it holds. No other
  * thread may be using it. eb_store_close(NULL) is a no-op.
