@@ -20,6 +20,7 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <sqlite3.h>
@@ -315,6 +316,39 @@ pragma(sqlite3 *db, const char *sql, const char *want)
 	return want == NULL || ok ? 0 : -1;
 }
 
+/*
+ * Switch db to WAL: 0, or -1. The switch of a new database takes a lock
+ * that SQLite does not wait for through the busy handler: when another
+ * process opens the same new database at the same moment (replicas
+ * started together), it answers SQLITE_BUSY at once. Retried here, every
+ * 10 ms, for as long as the busy timeout.
+ */
+static int
+wal_on(sqlite3 *db)
+{
+	const struct timespec pause = {0, 10 * 1000 * 1000};
+	sqlite3_stmt *st;
+	const unsigned char *got;
+	int rc, waited, ok;
+
+	for (waited = 0;; waited += 10) {
+		if (sqlite3_prepare_v2(db, "PRAGMA journal_mode=WAL", -1, &st,
+		                       NULL) != SQLITE_OK)
+			return -1;
+		ok = 0;
+		while ((rc = sqlite3_step(st)) == SQLITE_ROW)
+			if ((got = sqlite3_column_text(st, 0)) != NULL &&
+			    sqlite3_stricmp((const char *)got, "wal") == 0)
+				ok = 1;
+		sqlite3_finalize(st);
+		if (rc == SQLITE_DONE)
+			return ok ? 0 : -1;
+		if ((rc & 0xff) != SQLITE_BUSY || waited >= BUSY_TIMEOUT_MS)
+			return -1;
+		nanosleep(&pause, NULL);
+	}
+}
+
 static struct conn *
 conn_open(struct sq *sq, char *err, size_t errlen)
 {
@@ -336,7 +370,7 @@ conn_open(struct sq *sq, char *err, size_t errlen)
 	sqlite3_busy_timeout(c->db, BUSY_TIMEOUT_MS);
 	sqlite3_db_config(c->db, SQLITE_DBCONFIG_DEFENSIVE, 1, NULL);
 	what = "journal_mode=WAL";
-	if (pragma(c->db, "PRAGMA journal_mode=WAL", "wal") != 0)
+	if (wal_on(c->db) != 0)
 		goto out_fail;
 	what = "synchronous=NORMAL";
 	if (pragma(c->db, "PRAGMA synchronous=NORMAL", NULL) != 0)
