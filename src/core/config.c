@@ -26,6 +26,8 @@
 #include "core/log.h"
 #include "core/mem.h"
 #include "core/str.h"
+#include <pthread.h>
+#include <openssl/rand.h>
 
 static const char *const family_names[EB_FAMILY_COUNT] = {
     "iPhone", "iPad", "Mac", "AppleTV", "Watch", "RealityDevice"};
@@ -113,6 +115,9 @@ parse_limits(struct eb_cfg_ctx *c, const json_t *root, struct eb_limits *l)
 	                                   "head_timeout",
 	                                   "min_body_rate",
 	                                   "body_budget_bytes",
+	                                   "db_pool",
+	                                   "db_timeout",
+	                                   "renew_lease",
 	                                   NULL};
 	const char *p = "limits";
 	long cores = sysconf(_SC_NPROCESSORS_ONLN);
@@ -131,6 +136,9 @@ parse_limits(struct eb_cfg_ctx *c, const json_t *root, struct eb_limits *l)
 	l->head_timeout = 10;
 	l->min_body_rate = 1024;
 	l->body_budget_bytes = 128 * 1024 * 1024;
+	l->db_pool = 0; /* derived from threads after parsing */
+	l->db_timeout = 5;
+	l->renew_lease = 0; /* derived from upstream_timeout */
 	if (eb_cfg_obj(c, root, NULL, p, &o) == -1)
 		return -1;
 	if (o == NULL)
@@ -156,6 +164,9 @@ parse_limits(struct eb_cfg_ctx *c, const json_t *root, struct eb_limits *l)
 	LIMIT(head_timeout, 1, 3600);
 	LIMIT(min_body_rate, 0, 1LL << 30);
 	LIMIT(body_budget_bytes, 64 * 1024, 1LL << 40);
+	LIMIT(db_pool, 1, 64);
+	LIMIT(db_timeout, 1, 300);
+	LIMIT(renew_lease, 10, 86400);
 #undef LIMIT
 	if (l->per_ip_connections > l->max_connections)
 		return eb_cfg_fail(c, p, "per_ip_connections",
@@ -225,6 +236,77 @@ parse_trusted(struct eb_cfg_ctx *c, const json_t *root, struct eb_trusted *t)
 	return 0;
 }
 
+int
+eb_config_dsn_is_pg(const char *target)
+{
+	/* libpq connection keywords a key=value DSN may start with */
+	static const char *const keys[] = {"host",
+	                                   "hostaddr",
+	                                   "port",
+	                                   "dbname",
+	                                   "user",
+	                                   "password",
+	                                   "passfile",
+	                                   "service",
+	                                   "sslmode",
+	                                   "connect_timeout",
+	                                   "options",
+	                                   "application_name",
+	                                   "target_session_attrs",
+	                                   NULL};
+	size_t i, n;
+
+	if (target == NULL)
+		return 0;
+	if (strncmp(target, "postgresql://", 13) == 0 ||
+	    strncmp(target, "postgres://", 11) == 0)
+		return 1;
+	while (*target == ' ' || *target == '\t')
+		target++;
+	for (i = 0; keys[i] != NULL; i++) {
+		n = strlen(keys[i]);
+		if (strncmp(target, keys[i], n) != 0)
+			continue;
+		target += n;
+		while (*target == ' ' || *target == '\t')
+			target++;
+		return *target == '=';
+	}
+	return 0;
+}
+
+/*
+ * "database": an SQLite file path (relative to the main file's folder), or
+ * a PostgreSQL DSN (URI or libpq key=value), which may be given through a
+ * secret reference ("env:NAME", "file:PATH") so that its password stays
+ * out of the file. A DSN is kept verbatim.
+ */
+static int
+parse_database(struct eb_cfg_ctx *c, const json_t *root, struct eb_config *cfg)
+{
+	json_t *v = json_object_get(root, "database");
+	const char *s;
+
+	if (v == NULL)
+		return 0;
+	if (!json_is_string(v))
+		return eb_cfg_fail(c, NULL, "database", "must be a string");
+	s = json_string_value(v);
+	if (strncmp(s, "env:", 4) != 0 && strncmp(s, "file:", 5) != 0 &&
+	    !eb_config_dsn_is_pg(s))
+		return eb_cfg_path(c, root, NULL, "database", 0,
+		                   &cfg->database);
+	if (eb_cfg_secret_get(c, root, NULL, "database", 0, &cfg->database) ==
+	    -1)
+		return -1;
+	if (!eb_config_dsn_is_pg(cfg->database))
+		return eb_cfg_fail(c, NULL, "database",
+		                   "a secret reference must hold a PostgreSQL "
+		                   "DSN (postgresql://... or key=value)");
+	cfg->database_pg = 1;
+	return 0;
+}
+
 static int
 parse_main(struct eb_cfg_ctx *c, const json_t *root, struct eb_config *cfg)
 {
@@ -232,7 +314,8 @@ parse_main(struct eb_cfg_ctx *c, const json_t *root, struct eb_config *cfg)
 	    "listen",           "public_url",  "database",
 	    "state_dir",        "tenants_dir", "tls",
 	    "limits",           "log",         "trusted_proxies",
-	    "database_migrate", "seal_keys",   NULL};
+	    "database_migrate", "seal_keys",   "database_notify",
+	    "replica_id",       NULL};
 	static const char *const tkeys[] = {"cert", "key", NULL};
 	char *listen = NULL;
 	json_t *tls;
@@ -241,16 +324,23 @@ parse_main(struct eb_cfg_ctx *c, const json_t *root, struct eb_config *cfg)
 	if (eb_cfg_keys(c, root, NULL, keys) == -1 ||
 	    eb_cfg_str(c, root, NULL, "listen", 0, 0, &listen) == -1)
 		return -1;
-	cfg->database_migrate = 1; /* SQLite: serve migrates by default */
+	cfg->database_notify = 1;
 	rc = parse_listen(c, listen ? listen : "127.0.0.1:8080", cfg);
 	eb_free(listen);
 	if (rc == -1 ||
 	    eb_cfg_url(c, root, NULL, "public_url", 1, EB_URL_NO_SLASH,
 	               &cfg->public_url) == -1 ||
 	    eb_cfg_path(c, root, NULL, "state_dir", 0, &cfg->state_dir) == -1 ||
-	    eb_cfg_path(c, root, NULL, "database", 0, &cfg->database) == -1 ||
+	    parse_database(c, root, cfg) == -1 ||
+	    /* SQLite: serve migrates by default; PostgreSQL: a separate
+	     * `enrollbridge migrate` step (SCALEOUT 3.11) */
+	    (cfg->database_migrate = !cfg->database_pg, 0) ||
 	    eb_cfg_bool(c, root, NULL, "database_migrate",
 	                &cfg->database_migrate) == -1 ||
+	    eb_cfg_bool(c, root, NULL, "database_notify",
+	                &cfg->database_notify) == -1 ||
+	    eb_cfg_str(c, root, NULL, "replica_id", 0, EB_CFG_NONEMPTY,
+	               &cfg->replica_id) == -1 ||
 	    eb_cfg_path(c, root, NULL, "tenants_dir", 0, &cfg->tenants_dir) ==
 	        -1 ||
 	    eb_cfg_obj(c, root, NULL, "tls", &tls) == -1 ||
@@ -274,6 +364,16 @@ parse_main(struct eb_cfg_ctx *c, const json_t *root, struct eb_config *cfg)
 	if (cfg->tenants_dir == NULL &&
 	    (cfg->tenants_dir = eb_cfg_join(c->dir, "tenants")) == NULL)
 		return eb_cfg_fail(c, NULL, "tenants_dir", "out of memory");
+	if (cfg->database_pg && cfg->nseal_keys == 0)
+		return eb_cfg_fail(c, NULL, "seal_keys",
+		                   "is required when database is PostgreSQL: "
+		                   "every replica must open what another "
+		                   "sealed, so no per-host key is made");
+	if (cfg->limits.db_pool == 0)
+		cfg->limits.db_pool =
+		    cfg->limits.threads + 8 > 64 ? 64 : cfg->limits.threads + 8;
+	if (cfg->limits.renew_lease == 0)
+		cfg->limits.renew_lease = 4 * cfg->limits.upstream_timeout + 60;
 	return 0;
 }
 
@@ -426,7 +526,8 @@ config_free(struct eb_config *cfg)
 	eb_free(cfg->file);
 	eb_free(cfg->listen_host);
 	eb_free(cfg->public_url);
-	eb_free(cfg->database);
+	eb_free_secret_str(cfg->database); /* a DSN may hold a password */
+	eb_free(cfg->replica_id);
 	eb_free(cfg->state_dir);
 	eb_free(cfg->tenants_dir);
 	eb_free(cfg->tls_cert);
@@ -580,4 +681,31 @@ const char *
 eb_mode_version(enum eb_enroll_mode m)
 {
 	return m == EB_MODE_ADDE ? "mdm-adde" : "mdm-byod";
+}
+
+static char replica_default[128];
+static pthread_once_t replica_once = PTHREAD_ONCE_INIT;
+
+static void
+replica_make(void)
+{
+	char host[64] = "host";
+	unsigned char r[2] = {0, 0};
+
+	if (gethostname(host, sizeof(host)) == -1)
+		snprintf(host, sizeof(host), "host");
+	host[sizeof(host) - 1] = '\0';
+	if (RAND_bytes(r, sizeof(r)) != 1)
+		r[0] = r[1] = 0; /* unique enough with the pid */
+	snprintf(replica_default, sizeof(replica_default), "%s:%ld:%02x%02x",
+	         host, (long)getpid(), r[0], r[1]);
+}
+
+const char *
+eb_config_replica_id(const struct eb_config *cfg)
+{
+	if (cfg != NULL && cfg->replica_id != NULL)
+		return cfg->replica_id;
+	pthread_once(&replica_once, replica_make);
+	return replica_default;
 }

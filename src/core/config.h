@@ -64,6 +64,10 @@ struct eb_limits {
 	int head_timeout;            /* seconds for a whole request head; 10 */
 	size_t min_body_rate;        /* body bytes/s after head_timeout; 1024 */
 	size_t body_budget_bytes;    /* all buffered bodies; default 128 MiB */
+	unsigned db_pool; /* PostgreSQL connections; default threads + 8 */
+	int db_timeout;   /* seconds, statement and lock timeout; default 5 */
+	int renew_lease;  /* seconds a renewal claim is held;
+	                     default 4 * upstream_timeout + 60 */
 };
 
 struct eb_idp_config {
@@ -185,7 +189,14 @@ struct eb_config {
 	char *listen_host;
 	uint16_t listen_port;
 	char *public_url; /* no trailing slash */
-	char *database;   /* default {state_dir}/enrollbridge.db */
+	char *database;   /* default {state_dir}/enrollbridge.db; or a DSN */
+	int database_pg;  /* database is a PostgreSQL DSN (secret) */
+	/* "database_notify": NOTIFY on invalidations (default true); false
+	 * leaves the other replicas to the heartbeat poll */
+	int database_notify;
+	/* "replica_id": this process in leases, logs and application_name;
+	 * NULL: eb_config_replica_id() makes one */
+	char *replica_id;
 	/* "database_migrate": opening the store applies pending migrations
 	 * (default true); false leaves them to `enrollbridge migrate` */
 	int database_migrate;
@@ -244,6 +255,18 @@ const char *eb_mode_name(enum eb_enroll_mode m);
 const char *eb_mode_version(enum eb_enroll_mode m);
 /* Parse a model-family string; -1 when unknown. */
 int eb_model_family_parse(const char *s);
+
+/*
+ * 1 when s names a PostgreSQL database rather than an SQLite file: it
+ * starts with "postgresql://" or "postgres://", or it is a libpq key=value
+ * string whose first key is one libpq knows ("host=", "dbname=", ...).
+ */
+int eb_config_dsn_is_pg(const char *s);
+/*
+ * The replica id: cfg's replica_id, or one made once per process from the
+ * host name, the pid and 4 random hex digits ("host:1234:9f3a").
+ */
+const char *eb_config_replica_id(const struct eb_config *cfg);
 
 /*
  * Resolve a secret reference: "file:PATH" (contents, one trailing newline

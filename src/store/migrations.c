@@ -201,6 +201,53 @@ static const char schema_v5[] =
     "ALTER TABLE schema_migrations ADD COLUMN compat INTEGER NOT NULL"
     " DEFAULT 1;";
 
+/*
+ * N replicas (issue 12, SCALEOUT 3.3-3.10), additive: renewal claims carry
+ * an owner, a fence token and an end (a worker whose lease ran out has its
+ * write-back refused); signing keys an activation time (published before
+ * any replica signs with them); named lease rows for singleton jobs
+ * (sweep, gauges); the invalidation generation row the PostgreSQL feed
+ * follows; per-tenant lock rows for the fleet-wide renewal cap.
+ */
+static const char schema_v6[] =
+    "ALTER TABLE grants ADD COLUMN lease_owner TEXT;"
+    "ALTER TABLE grants ADD COLUMN lease_token TEXT;"
+    "ALTER TABLE grants ADD COLUMN lease_until INTEGER NOT NULL DEFAULT 0;"
+    "CREATE INDEX grants_lease ON grants(tenant, lease_until)"
+    " WHERE lease_until != 0;"
+    "ALTER TABLE signing_keys ADD COLUMN activates_at INTEGER NOT NULL"
+    " DEFAULT 0;"
+    "CREATE TABLE eb_locks ("
+    " name TEXT PRIMARY KEY,"
+    " owner TEXT NOT NULL,"
+    " until_at INTEGER NOT NULL DEFAULT 0"
+    ");"
+    "CREATE TABLE eb_generation ("
+    " id INTEGER PRIMARY KEY CHECK (id = 1),"
+    " n INTEGER NOT NULL"
+    ");"
+    "INSERT INTO eb_generation VALUES (1, 0);"
+    "CREATE TABLE renew_slots (tenant TEXT PRIMARY KEY);";
+static const char schema_v6_pg[] =
+    "ALTER TABLE grants ADD COLUMN lease_owner TEXT;"
+    "ALTER TABLE grants ADD COLUMN lease_token TEXT;"
+    "ALTER TABLE grants ADD COLUMN lease_until BIGINT NOT NULL DEFAULT 0;"
+    "CREATE INDEX grants_lease ON grants(tenant, lease_until)"
+    " WHERE lease_until <> 0;"
+    "ALTER TABLE signing_keys ADD COLUMN activates_at BIGINT NOT NULL"
+    " DEFAULT 0;"
+    "CREATE TABLE IF NOT EXISTS eb_locks ("
+    " name TEXT PRIMARY KEY,"
+    " owner TEXT NOT NULL,"
+    " until_at BIGINT NOT NULL DEFAULT 0"
+    ");"
+    "CREATE TABLE eb_generation ("
+    " id INTEGER PRIMARY KEY CHECK (id = 1),"
+    " n BIGINT NOT NULL"
+    ");"
+    "INSERT INTO eb_generation VALUES (1, 0);"
+    "CREATE TABLE renew_slots (tenant TEXT PRIMARY KEY);";
+
 static const struct eb_store_migration migrations[] = {
     {.version = 1, .name = "initial schema", .sql = schema_v1, .compat = 1},
     {.version = 2,
@@ -218,6 +265,11 @@ static const struct eb_store_migration migrations[] = {
     {.version = 5,
      .name = "compatibility version of each migration",
      .sql = schema_v5,
+     .compat = 1},
+    {.version = 6,
+     .name = "renewal leases, key activation, lock and generation rows",
+     .sql = schema_v6,
+     .sql_pg = schema_v6_pg,
      .compat = 1},
 };
 

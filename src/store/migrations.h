@@ -11,7 +11,8 @@
 struct eb_store_migration {
 	int version;
 	const char *name;
-	const char *sql; /* one or more statements */
+	const char *sql;    /* SQLite: one or more statements */
+	const char *sql_pg; /* the same change for PostgreSQL */
 	/*
 	 * The oldest schema version whose binaries still work with the
 	 * database once this migration is applied: an additive migration

@@ -72,6 +72,8 @@ eb_store_strerror(int rc)
 		return "refresh retried within the grace window";
 	case EB_STORE_TAKEN:
 		return "enrollment bound to another person's grant";
+	case EB_STORE_LOST:
+		return "renewal lease lost; result dropped";
 	}
 	return "unknown store result";
 }
@@ -147,6 +149,22 @@ eb_store_grant_status_parse(const char *name)
 	return -1;
 }
 
+/* ---- backend selection ------------------------------------------------ */
+
+int
+eb_store_target_is_pg(const char *target)
+{
+	return eb_config_dsn_is_pg(target);
+}
+
+const struct eb_store_ops *
+eb_store_ops_for(const char *target)
+{
+	if (!eb_store_target_is_pg(target))
+		return &eb_store_sqlite_ops;
+	return NULL; /* the PostgreSQL backend is not linked in yet */
+}
+
 /* ---- lifecycle -------------------------------------------------------- */
 
 struct eb_store *
@@ -159,8 +177,19 @@ eb_store_open(const struct eb_store_ops *ops, const char *target, char *err,
 struct eb_store *
 eb_store_open_config(const struct eb_config *cfg, char *err, size_t errlen)
 {
+	const struct eb_store_ops *ops = eb_store_ops_for(cfg->database);
+
+	if (ops == NULL) {
+		if (err != NULL && errlen > 0)
+			snprintf(err, errlen,
+			         "store: database names a PostgreSQL database, "
+			         "and this binary has no PostgreSQL backend");
+		log_warnx("store: database names a PostgreSQL database, and "
+		          "this binary has no PostgreSQL backend");
+		return NULL;
+	}
 	return eb_store_open_flags(
-	    NULL, cfg->database,
+	    ops, cfg->database,
 	    cfg->database_migrate ? 0 : EB_STORE_OPEN_NO_MIGRATE, NULL, NULL,
 	    err, errlen);
 }
@@ -616,6 +645,66 @@ eb_store_grant_list_due(struct eb_store *s, const char *tenant, int64_t now,
 	return rc;
 }
 
+/* Claims write the grants they return: a change, unless none. */
+int
+eb_store_grant_claim_due(struct eb_store *s, const char *tenant, int64_t now,
+                         int64_t lease, size_t limit, size_t cap,
+                         const char *owner, struct eb_store_grant_list *out)
+{
+	int rc;
+
+	ZERO(out);
+	if (s == NULL || s->ops->grant_claim_due == NULL) {
+		log_warnx("store: operation grant_claim_due not available");
+		return EB_STORE_ERROR;
+	}
+	if (owner == NULL || lease <= 0 || (cap > 0 && tenant == NULL)) {
+		log_warnx("store: grant_claim_due needs an owner, a lease, and "
+		          "a tenant with a cap");
+		return EB_STORE_ERROR;
+	}
+	rc = s->ops->grant_claim_due(s->be, tenant, now, lease, limit, cap,
+	                             owner, out);
+	if (rc != EB_STORE_OK || out->n > 0)
+		changed(s, rc);
+	return rc;
+}
+
+int
+eb_store_grant_release(struct eb_store *s, const char *id,
+                       const char *lease_token, int64_t now)
+{
+	DISPATCH_CHANGE(s, grant_release, id, lease_token, now);
+}
+
+int
+eb_store_grant_count(struct eb_store *s, const char *tenant, int status,
+                     int failing_only, int64_t *out)
+{
+	*out = 0;
+	DISPATCH(s, grant_count, tenant, status, failing_only, out);
+}
+
+int
+eb_store_lock_try(struct eb_store *s, const char *name, const char *owner,
+                  int64_t ttl, int64_t now)
+{
+	DISPATCH(s, lock_try, name, owner, ttl, now);
+}
+
+int
+eb_store_lock_release(struct eb_store *s, const char *name, const char *owner)
+{
+	DISPATCH(s, lock_release, name, owner);
+}
+
+int
+eb_store_key_rotate(struct eb_store *s, const struct eb_store_key *k,
+                    int64_t retire_at, int64_t not_after)
+{
+	DISPATCH(s, key_rotate, k, retire_at, not_after);
+}
+
 int
 eb_store_token_put(struct eb_store *s, const struct eb_store_token *t)
 {
@@ -806,6 +895,8 @@ eb_store_grant_finish(struct eb_store_grant *g)
 	eb_free(g->revoke_reason);
 	eb_free(g->superseded_by);
 	eb_free(g->extra);
+	eb_free(g->lease_owner);
+	eb_free(g->lease_token);
 	memset(g, 0, sizeof(*g));
 }
 

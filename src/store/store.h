@@ -49,6 +49,8 @@ enum eb_store_rc {
 	EB_STORE_RETRY = -9,     /* rotated refresh token presented again within
 	                            the grace window: same successor handed back */
 	EB_STORE_TAKEN = -10, /* enrollment bound to another person's grant */
+	EB_STORE_LOST = -11,  /* renewal lease lost (expired or taken over):
+	                         the caller's result is dropped */
 };
 
 /* A short constant description of a return code, for logs. */
@@ -158,6 +160,14 @@ struct eb_store_grant {
 	char *revoke_reason;
 	char *superseded_by;
 	char *extra; /* JSON text (claims snapshot...) or NULL */
+	/*
+	 * Renewal claim (eb_store_grant_claim_due): who holds it, its fence
+	 * (new random text per claim) and until when. NULL, NULL, 0 when
+	 * unclaimed or released.
+	 */
+	char *lease_owner;
+	char *lease_token;
+	int64_t lease_until;
 };
 
 struct eb_store_grant_list {
@@ -180,6 +190,13 @@ struct eb_store_upstream {
 	int64_t failing_since;        /* always written (0: healthy) */
 	const uint8_t *refresh_token; /* NULL: leave as is */
 	size_t refresh_token_len;
+	/*
+	 * The fence of the claim the result comes from: the write happens
+	 * only while the grant still holds this lease_token (and then clears
+	 * the lease); otherwise LOST and nothing changes. NULL: unconditional
+	 * (admin tools, tests), the lease is left as is.
+	 */
+	const char *lease_token;
 };
 
 enum eb_store_token_kind {
@@ -223,6 +240,8 @@ struct eb_store_key {
 	char *tenant; /* "" or NULL: shared by all tenants */
 	char *alg;    /* "ES256" */
 	int64_t created;
+	/* no signing before this (published before it is used); 0: at once */
+	int64_t activates_at;
 	int64_t retired_at;   /* 0 while signing */
 	int64_t not_after;    /* drop from the JWKS after this; 0: never */
 	char *public_jwk;     /* JSON text */
@@ -329,10 +348,44 @@ struct eb_store_ops {
 	int (*open_flags)(const char *target, int flags,
 	                  eb_store_applied_fn *applied, void *arg, void **bep,
 	                  char *err, size_t errlen);
+
+	/* ---- N replicas (SCALEOUT 3.3); each has the meaning of the
+	 * eb_store_* function of the same name ---- */
+	int (*grant_claim_due)(void *be, const char *tenant, int64_t now,
+	                       int64_t lease, size_t limit, size_t cap,
+	                       const char *owner,
+	                       struct eb_store_grant_list *out);
+	int (*grant_release)(void *be, const char *id, const char *lease_token,
+	                     int64_t now);
+	int (*grant_count)(void *be, const char *tenant, int status,
+	                   int failing_only, int64_t *out);
+	int (*lock_try)(void *be, const char *name, const char *owner,
+	                int64_t ttl, int64_t now);
+	int (*lock_release)(void *be, const char *name, const char *owner);
+	int (*key_rotate)(void *be, const struct eb_store_key *k,
+	                  int64_t retire_at, int64_t not_after);
+	/* optional: follow other processes' invalidations (eb_store_feed_start)
+	 */
+	int (*feed_start)(void *be, _Atomic uint64_t *seq,
+	                  _Atomic int64_t *alive_ns);
+	void (*feed_stop)(void *be);
 };
 
 /* The SQLite backend (store/sqlite.c); target is the database file path. */
 extern const struct eb_store_ops eb_store_sqlite_ops;
+
+/*
+ * 1 when target names a PostgreSQL database rather than an SQLite file: it
+ * starts with "postgresql://" or "postgres://", or it is a libpq key=value
+ * string (its first word is "key=" for a key libpq knows, e.g. "host=",
+ * "dbname=", "service="). 0 otherwise.
+ */
+int eb_store_target_is_pg(const char *target);
+/*
+ * The backend for target: PostgreSQL for a DSN, SQLite otherwise. NULL
+ * when target needs a backend this binary was built without.
+ */
+const struct eb_store_ops *eb_store_ops_for(const char *target);
 
 /* ---- lifecycle -------------------------------------------------------- */
 
@@ -485,6 +538,32 @@ int eb_store_grant_set_upstream(struct eb_store *s, const char *id,
 int eb_store_grant_list_due(struct eb_store *s, const char *tenant, int64_t now,
                             int64_t lease, size_t limit,
                             struct eb_store_grant_list *out);
+/*
+ * Claim renewal work for owner (SCALEOUT 3.7): active, unexpired grants of
+ * tenant (NULL: all) whose renewal is due at now, most overdue first, at
+ * most limit, and, when cap > 0 (tenant required), only as many as keep
+ * the tenant's live leases (lease_until > now, any owner) at most cap
+ * fleet-wide. Each claimed grant gets lease_owner = owner, a fresh random
+ * lease_token, lease_until = now + lease and its next renewal moved to
+ * now + lease, in one transaction: of concurrent claimers (threads or
+ * processes) no two get the same grant, and a grant whose lease has run
+ * out can be claimed again. The returned grants carry their lease.
+ */
+int eb_store_grant_claim_due(struct eb_store *s, const char *tenant,
+                             int64_t now, int64_t lease, size_t limit,
+                             size_t cap, const char *owner,
+                             struct eb_store_grant_list *out);
+/*
+ * Hand a claim back unworked (a stopping replica): when id still holds
+ * lease_token, clear the lease and make the grant due at now again. OK also
+ * when the claim is no longer held (nothing changes).
+ */
+int eb_store_grant_release(struct eb_store *s, const char *id,
+                           const char *lease_token, int64_t now);
+/* How many grants of tenant (NULL: all) have status (-1: any); with
+ * failing_only, only those with upstream_failing_since != 0. */
+int eb_store_grant_count(struct eb_store *s, const char *tenant, int status,
+                         int failing_only, int64_t *out);
 void eb_store_grant_finish(struct eb_store_grant *g);
 void eb_store_grant_list_finish(struct eb_store_grant_list *l);
 
@@ -547,8 +626,30 @@ int eb_store_key_list(struct eb_store *s, const char *tenant,
 /* Stop signing with kid at retired_at; publish it until not_after. */
 int eb_store_key_retire(struct eb_store *s, const char *kid, int64_t retired_at,
                         int64_t not_after);
+/*
+ * Atomic rotation: in one transaction every current key of k->tenant
+ * (retired_at 0) gets retired_at = retire_at (normally k->activates_at) and
+ * not_after, and k is inserted as the one current key. CONFLICT when a
+ * concurrent rotation or bootstrap got there first (the store keeps one
+ * current key per tenant; key_put of a second current key is CONFLICT too).
+ */
+int eb_store_key_rotate(struct eb_store *s, const struct eb_store_key *k,
+                        int64_t retire_at, int64_t not_after);
 void eb_store_key_finish(struct eb_store_key *k);
 void eb_store_key_list_finish(struct eb_store_key_list *l);
+
+/* ---- named leases (singleton jobs: sweep, gauges) ---------------------- */
+
+/*
+ * Take or extend the lease `name` for owner until now + ttl: OK when owner
+ * now holds it (it was free, expired, or owner's already), CONFLICT when
+ * another owner holds an unexpired lease.
+ */
+int eb_store_lock_try(struct eb_store *s, const char *name, const char *owner,
+                      int64_t ttl, int64_t now);
+/* Give the lease up when owner holds it; OK either way. */
+int eb_store_lock_release(struct eb_store *s, const char *name,
+                          const char *owner);
 
 /* ---- mapping overrides ------------------------------------------------ */
 
@@ -586,6 +687,7 @@ void eb_store_mapping_finish(struct eb_store_mapping *m);
  */
 struct eb_store_stamp {
 	uint64_t generation;
+	uint64_t feed; /* the backend feed's sequence (0 without a feed) */
 	int file; /* 1: the change file exists (fields below), 0: it does not */
 	int watched; /* 1: from this thread's watch: dev, ino and seq only */
 	uint64_t dev, ino, seq;
@@ -594,6 +696,14 @@ struct eb_store_stamp {
 
 /* The process-wide token/grant generation. */
 uint64_t eb_store_generation(void);
+/*
+ * Follow invalidations made by other processes through the backend's feed
+ * (PostgreSQL: LISTEN plus a heartbeat poll, SCALEOUT 3.6), when it has
+ * one: 1 started, 0 the backend has none (use a change file), -1 failed
+ * (logged). With a feed, eb_store_stamp includes its sequence and returns
+ * -1 while the feed has not proved itself current within the last second.
+ */
+int eb_store_feed_start(struct eb_store *s);
 /*
  * Give s a change file (path is copied; NULL: none). With announce, every
  * change made through s then also touches it (eb_store_announce_change):
