@@ -4,6 +4,7 @@
  *   enrollbridge serve -c FILE           run the bridge
  *   enrollbridge check-config -c FILE    validate configuration, exit 0/1
  *   enrollbridge migrate -c FILE         apply pending schema migrations
+ *   enrollbridge import-sqlite -c FILE P move an SQLite install into PostgreSQL
  *   enrollbridge discover USER@DOMAIN    check a deployment like a device
  *   enrollbridge version
  *
@@ -26,6 +27,7 @@
 
 #include "cli/discover.h"
 #include "cli/grants.h"
+#include "cli/importdb.h"
 #include "cli/keys.h"
 #include "apple/esso.h"
 #include "apple/profile.h"
@@ -60,6 +62,7 @@ usage(FILE *f)
 	    f, "usage: enrollbridge serve -c FILE\n"
 	       "       enrollbridge check-config -c FILE\n"
 	       "       enrollbridge migrate -c FILE\n"
+	       "       enrollbridge import-sqlite -c FILE SQLITE_PATH\n"
 	       "       enrollbridge discover USER@DOMAIN [--base URL] "
 	       "[--model-family F] [--cafile PEM] [--json]\n"
 	       "       enrollbridge map -c FILE --tenant T --claims FILE.json "
@@ -465,6 +468,7 @@ static const struct {
     {"keys", eb_cli_keys},
     {"grants", eb_cli_grants},
     {"device-sim", cmd_device_sim},
+    {"import-sqlite", eb_cli_import_sqlite},
 };
 
 int
