@@ -60,6 +60,7 @@ struct eb_pg_feed {
 	char inval[FEED_CHANNEL_MAX + 1], keychan[FEED_CHANNEL_MAX + 1];
 	int64_t last_n;   /* the highest generation observed */
 	int64_t proof_ns; /* last proof of being current, 0: none */
+	char fatal[6];    /* SQLSTATE of a FATAL the server sent, "" none */
 };
 
 static int64_t
@@ -93,7 +94,12 @@ notice(void *arg, const PGresult *r)
 	const char *st = PQresultErrorField(r, PG_DIAG_SQLSTATE);
 	const char *msg = PQresultErrorField(r, PG_DIAG_MESSAGE_PRIMARY);
 
-	(void)arg;
+	const char *sev = PQresultErrorField(r, PG_DIAG_SEVERITY_NONLOCALIZED);
+	struct eb_pg_feed *f = arg;
+
+	/* an error while idle: the server's last word before it hangs up */
+	if (sev != NULL && strcmp(sev, "FATAL") == 0)
+		snprintf(f->fatal, sizeof(f->fatal), "%s", st ? st : "");
 	log_debug("feed: server says: SQLSTATE %s: %s", st ? st : "none",
 	          msg ? msg : "");
 }
@@ -182,6 +188,21 @@ drain(struct eb_pg_feed *f)
 }
 
 /*
+ * The reason of failed result r: its SQLSTATE and primary message only
+ * (the rest may quote the statement or row values).
+ */
+static void
+failed(const PGresult *r, char *err, size_t errlen)
+{
+	const char *st = PQresultErrorField(r, PG_DIAG_SQLSTATE);
+	const char *msg = PQresultErrorField(r, PG_DIAG_MESSAGE_PRIMARY);
+	char m[256];
+
+	snprintf(err, errlen, "SQLSTATE %s: %s", st != NULL ? st : "none",
+	         one_line(msg, m, sizeof(m)));
+}
+
+/*
  * Run sql (one or more statements) and wait for all its results, reading
  * notifications as they come. 0 with the last rows result in *out (when
  * out is not NULL, for the caller to PQclear), or -1 with a reason in err.
@@ -229,9 +250,7 @@ query(struct eb_pg_feed *f, const char *sql, PGresult **out, char *err,
 		}
 		if (PQresultStatus(r) != PGRES_COMMAND_OK &&
 		    PQresultStatus(r) != PGRES_TUPLES_OK && rc == 0) {
-			snprintf(
-			    err, errlen, "%s",
-			    one_line(PQresultErrorMessage(r), m, sizeof(m)));
+			failed(r, err, errlen);
 			rc = -1;
 		}
 		PQclear(r);
@@ -280,6 +299,7 @@ connect_async(struct eb_pg_feed *f, char *err, size_t errlen)
 	char m[256];
 	int w;
 
+	f->fatal[0] = '\0';
 	if ((f->pg = PQconnectStartParams(keys, vals, 1)) == NULL) {
 		snprintf(err, errlen, "out of memory");
 		return -1;
@@ -451,9 +471,17 @@ follow(struct eb_pg_feed *f)
 	if (w < 0)
 		return;
 	if (w == 1) {
-		if (!PQconsumeInput(f->pg) || PQstatus(f->pg) != CONNECTION_OK)
-			lose(f, one_line(PQerrorMessage(f->pg), m, sizeof(m)));
-		else
+		if (!PQconsumeInput(f->pg) ||
+		    PQstatus(f->pg) != CONNECTION_OK) {
+			if (f->fatal[0] != '\0')
+				snprintf(m, sizeof(m),
+				         "the server closed the session "
+				         "(SQLSTATE %s)",
+				         f->fatal);
+			else
+				one_line(PQerrorMessage(f->pg), m, sizeof(m));
+			lose(f, m);
+		} else
 			drain(f);
 		return;
 	}
