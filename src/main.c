@@ -215,6 +215,28 @@ watch_store_changes(struct eb_store *store, const struct eb_config *cfg)
 	return 0;
 }
 
+/*
+ * Learn of the changes other processes make: through the backend's feed
+ * when it has one (PostgreSQL: other replicas, the CLI on any host), else
+ * through the change file. A feed that cannot start is fatal: serving
+ * without it would leave revocations made elsewhere unseen.
+ */
+static int
+follow_store_changes(struct eb_store *store, const struct eb_config *cfg)
+{
+	switch (eb_store_feed_start(store)) {
+	case 1:
+		return 0;
+	case 0:
+		return watch_store_changes(store, cfg);
+	default:
+		log_errx("%s: database: cannot follow the changes other "
+		         "replicas make (see above); not starting",
+		         cfg->file);
+		return -1;
+	}
+}
+
 static int
 cmd_serve(int argc, char **argv)
 {
@@ -294,7 +316,7 @@ cmd_serve(int argc, char **argv)
 	}
 	memcpy(env->seal_key, eb_seal_ring_first(env->seal_ring),
 	       sizeof(env->seal_key));
-	if (watch_store_changes(env->store, cfg) != 0)
+	if (follow_store_changes(env->store, cfg) != 0)
 		goto out;
 	if ((env->signer = eb_signer_open_ring(env->store, env->seal_ring,
 	                                       eb_signer_max_ttl(cfg), err,

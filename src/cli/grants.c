@@ -12,6 +12,8 @@
  * only signing keys (which the bearer check does not cache), `map` only
  * reads, and `device-sim` goes through the server's HTTP interface. A new
  * command that writes tokens or grants must announce them the same way.
+ * A backend with a feed (PostgreSQL) needs no file: its invalidating
+ * transactions notify every replica's feed, from any host.
  */
 #include "cli/grants.h"
 
@@ -417,7 +419,9 @@ eb_cli_grants(int argc, char **argv)
 		eb_config_unref(cfg);
 		return 1;
 	}
-	if (do_revoke && announce_changes(store, cfg) != 0) {
+	/* a backend with a feed announces through the database itself */
+	if (do_revoke && !eb_store_backend_has_feed(store) &&
+	    announce_changes(store, cfg) != 0) {
 		eb_store_close(store);
 		eb_config_unref(cfg);
 		return 1;

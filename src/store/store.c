@@ -33,7 +33,14 @@ struct eb_store {
 	char *change_path; /* the change file, or NULL */
 	int announce;      /* touch it after every change made through us */
 	uint64_t epoch;    /* this handle with this change file (watch.h) */
+	/* the backend's feed (eb_store_feed_start), when has_feed */
+	int has_feed;
+	_Atomic uint64_t feed_seq;     /* bumped on every invalidation or gap */
+	_Atomic int64_t feed_alive_ns; /* CLOCK_MONOTONIC of its last proof */
 };
+
+/* How long a feed's last proof of being current lets stamps be used. */
+#define FEED_FRESH_NS 1000000000LL
 
 /*
  * The token/grant generation. A mutable global, against our rule, because
@@ -250,6 +257,12 @@ eb_store_close(struct eb_store *s)
 {
 	if (s == NULL)
 		return;
+	/* no stamp may be taken from a feed that is being torn down */
+	if (s->has_feed) {
+		atomic_store(&s->feed_alive_ns, 0);
+		if (s->ops->feed_stop != NULL)
+			s->ops->feed_stop(s->be);
+	}
 	atomic_fetch_add(&generation, 1);
 	if (s->ops->close != NULL)
 		s->ops->close(s->be);
@@ -272,11 +285,59 @@ eb_store_generation(void)
 }
 
 int
+eb_store_feed_start(struct eb_store *s)
+{
+	if (s == NULL)
+		return -1;
+	if (s->ops->feed_start == NULL)
+		return 0;
+	if (s->has_feed)
+		return 1;
+	atomic_store(&s->feed_alive_ns, 0);
+	if (s->ops->feed_start(s->be, &s->feed_seq, &s->feed_alive_ns) != 0) {
+		log_warnx("store: the %s backend cannot follow other "
+		          "processes' changes",
+		          s->ops->name ? s->ops->name : "?");
+		return -1;
+	}
+	s->has_feed = 1;
+	/* stamps taken without the feed mean nothing now */
+	atomic_fetch_add(&generation, 1);
+	return 1;
+}
+
+int
+eb_store_backend_has_feed(const struct eb_store *s)
+{
+	return s != NULL && s->ops->feed_start != NULL;
+}
+
+/* The feed's part of a stamp: 0, or -1 while it is not proved current. */
+static int
+stamp_feed(struct eb_store *s, struct eb_store_stamp *out)
+{
+	struct timespec ts;
+	int64_t alive, now;
+
+	out->feed = atomic_load(&s->feed_seq);
+	alive = atomic_load(&s->feed_alive_ns);
+	if (alive <= 0 || clock_gettime(CLOCK_MONOTONIC, &ts) == -1)
+		return -1;
+	now = (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
+	return now - alive > FEED_FRESH_NS ? -1 : 0;
+}
+
+int
 eb_store_set_change_file(struct eb_store *s, const char *path, int announce)
 {
 	char *p = NULL;
 
-	if (s == NULL || (path != NULL && (p = eb_strdup(path)) == NULL))
+	if (s == NULL)
+		return -1;
+	/* the feed tells of other processes' changes; the database of ours */
+	if (s->has_feed)
+		return 0;
+	if (path != NULL && (p = eb_strdup(path)) == NULL)
 		return -1;
 	eb_free(s->change_path);
 	s->change_path = p;
@@ -307,6 +368,8 @@ eb_store_stamp(struct eb_store *s, struct eb_store_stamp *out)
 
 	memset(out, 0, sizeof(*out));
 	out->generation = atomic_load(&generation);
+	if (s != NULL && s->has_feed)
+		return stamp_feed(s, out);
 	if (s == NULL || s->change_path == NULL)
 		return -1;
 	/* a watcher's thread with its watch in place: no path walk */
@@ -331,11 +394,12 @@ int
 eb_store_stamp_equal(const struct eb_store_stamp *a,
                      const struct eb_store_stamp *b)
 {
-	return a->generation == b->generation && a->file == b->file &&
-	       a->watched == b->watched && a->seq == b->seq &&
-	       a->dev == b->dev && a->ino == b->ino && a->size == b->size &&
-	       a->mtime_sec == b->mtime_sec && a->mtime_nsec == b->mtime_nsec &&
-	       a->ctime_sec == b->ctime_sec && a->ctime_nsec == b->ctime_nsec;
+	return a->generation == b->generation && a->feed == b->feed &&
+	       a->file == b->file && a->watched == b->watched &&
+	       a->seq == b->seq && a->dev == b->dev && a->ino == b->ino &&
+	       a->size == b->size && a->mtime_sec == b->mtime_sec &&
+	       a->mtime_nsec == b->mtime_nsec && a->ctime_sec == b->ctime_sec &&
+	       a->ctime_nsec == b->ctime_nsec;
 }
 
 static int

@@ -673,6 +673,9 @@ void eb_store_mapping_finish(struct eb_store_mapping *m);
  *   a bearer check hands out, through any handle, whatever its result (a
  *   failure may have come part-way), before the operation returns. Also
  *   bumped by open and close, so that an entry never outlives its handle.
+ * - the feed's sequence, when the handle follows a feed (a database
+ *   several processes or hosts write, eb_store_feed_start): bumped on every
+ *   invalidation another process commits and on every gap in following.
  * - the change file, when the handle has one: a process that writes the
  *   database while others may be caching (the CLI) touches it after each
  *   such change, so that its stat(2) differs. A watching handle (the
@@ -701,9 +704,17 @@ uint64_t eb_store_generation(void);
  * (PostgreSQL: LISTEN plus a heartbeat poll, SCALEOUT 3.6), when it has
  * one: 1 started, 0 the backend has none (use a change file), -1 failed
  * (logged). With a feed, eb_store_stamp includes its sequence and returns
- * -1 while the feed has not proved itself current within the last second.
+ * -1 while the feed has not proved itself current within the last second,
+ * and s needs no change file (eb_store_set_change_file does nothing).
+ * Call it before other threads use s; eb_store_close stops the feed.
  */
 int eb_store_feed_start(struct eb_store *s);
+/*
+ * 1 when s's backend tells other processes of its changes itself, through
+ * the database (it has a feed): a process writing through s then needs no
+ * change file to announce them (the CLI); 0 otherwise.
+ */
+int eb_store_backend_has_feed(const struct eb_store *s);
 /*
  * Give s a change file (path is copied; NULL: none). With announce, every
  * change made through s then also touches it (eb_store_announce_change):
@@ -714,9 +725,11 @@ int eb_store_feed_start(struct eb_store *s);
 int eb_store_set_change_file(struct eb_store *s, const char *path,
                              int announce);
 /*
- * The current stamp of s: 0, or -1 when it cannot be relied on: s has no
- * change file, or the file is not a regular file or cannot be stat'ed for
- * a reason other than its absence. A cache must not answer without one.
+ * The current stamp of s: 0, or -1 when it cannot be relied on: s has a
+ * feed that has not proved itself current within the last second (no
+ * feed, no cache), or s has neither a feed nor a change file, or the file
+ * is not a regular file or cannot be stat'ed for a reason other than its
+ * absence. A cache must not answer without one.
  */
 int eb_store_stamp(struct eb_store *s, struct eb_store_stamp *out);
 /* 1 when a and b are the same stamp, 0 otherwise. */

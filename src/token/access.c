@@ -15,9 +15,15 @@
  * changed them: every store operation that may change a token or a grant
  * bumps a process-wide generation before it returns, a CLI revoking under
  * a running server touches the change file the cache stats, and an entry
- * lives a second at most. So a revocation still takes effect at once: the
- * first check that starts after it returns (or after `grants revoke`
- * exits) reads the store again. Expiry is compared with now on every
+ * lives a second at most. So on one host with SQLite a revocation takes
+ * effect at once: the first check that starts after it returns (or after
+ * `grants revoke` exits) reads the store again. Across replicas on one
+ * PostgreSQL database (DESIGN "Scale-out") the bound is weaker: another
+ * replica learns of it through its store feed, and refuses the token on
+ * every request that starts 100 ms after the revoking call returned (the
+ * doorbell takes milliseconds; without it the feed's 250 ms heartbeat
+ * read catches up). While a replica's feed is down or late by more than a
+ * second it does not cache at all. Expiry is compared with now on every
  * check, cached or not.
  */
 #include "token/token.h"

@@ -16,8 +16,9 @@
 #include "core/mem.h"
 #include "core/str.h"
 
-#define CACHE_SLOTS  1024         /* a power of two */
-#define CACHE_TTL_NS 1000000000LL /* for changes nothing announces */
+#define CACHE_SLOTS 1024 /* a power of two */
+/* for changes nothing announces (a feed's invalidations are announced) */
+#define CACHE_TTL_NS 1000000000LL
 
 struct entry {
 	char hash[EB_STORE_HASH_HEXLEN + 1];

@@ -9,10 +9,14 @@
  * rows it copies. It records the store's stamp (store.h, change tracking)
  * taken before the rows were read; it is used only while the stamp is
  * unchanged (no token or grant operation in this process since, no touch
- * of the change file by another process) and for at most a second (for
- * changes nothing announces: an edit by hand, another server on the same
- * database). "Not found" is never cached, nor anything from a store
- * without a change file. Expiry is not decided here: the caller compares
+ * of the change file by another process, no invalidation the store's feed
+ * learnt of from another replica) and for at most a second (for changes
+ * nothing announces: an edit by hand). "Not found" is never cached, nor
+ * anything from a store with neither a change file nor a feed proved
+ * current within the last second: with the feed down, caching is off.
+ * Across replicas on PostgreSQL (DESIGN "Scale-out") a revocation is so
+ * refused on every replica for requests that start 100 ms after the
+ * revoking call returned. Expiry is not decided here: the caller compares
  * the cached expiry times with its now on every check.
  */
 #ifndef EB_BEARER_CACHE_H

@@ -8,7 +8,9 @@
  * still enforced from the cache; an unannounced change from another
  * process is seen after the one-second TTL; "not found" is never cached;
  * every token or grant operation bumps the generation; threads see a
- * revocation as soon as it returns.
+ * revocation as soon as it returns; with a backend's feed (N replicas)
+ * the stamp follows the feed's sequence and is refused while the feed is
+ * not proved current (no feed, no cache).
  *
  * "Another process" is this test binary run again (/proc/self/exe child
  * ...), so that no SQLite state is inherited across fork.
@@ -939,16 +941,179 @@ test_threads(void **state)
 	eb_free_secret_str(tok);
 }
 
+/* ---- a backend with a feed (the stamp rule for N replicas) ------------ */
+
+/*
+ * A backend with no storage, only a feed this test drives by hand: its
+ * sequence and last proof are the store handle's, as a real feed's are.
+ */
+static struct {
+	_Atomic uint64_t *seq;
+	_Atomic int64_t *alive;
+	int fail;    /* feed_start fails */
+	int stopped; /* feed_stop calls */
+	int closed;  /* close calls, after feed_stop */
+} ff;
+
+static int
+ff_open(const char *target, void **bep, char *err, size_t errlen)
+{
+	*bep = &ff;
+	return 0;
+}
+
+static void
+ff_close(void *be)
+{
+	assert_int_equal(ff.stopped, 1); /* the feed is stopped first */
+	ff.closed++;
+}
+
+static int64_t
+ff_now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
+
+static int
+ff_start(void *be, _Atomic uint64_t *seq, _Atomic int64_t *alive_ns)
+{
+	if (ff.fail)
+		return -1;
+	ff.seq = seq;
+	ff.alive = alive_ns;
+	atomic_fetch_add(seq, 1);
+	atomic_store(alive_ns, ff_now());
+	return 0;
+}
+
+static void
+ff_stop(void *be)
+{
+	ff.stopped++;
+}
+
+static const struct eb_store_ops ff_ops = {
+    .name = "feed-only",
+    .open = ff_open,
+    .close = ff_close,
+    .feed_start = ff_start,
+    .feed_stop = ff_stop,
+};
+
+/*
+ * With a feed: the stamp carries its sequence, is refused while the feed
+ * has not proved itself within a second (no feed, no cache: the bearer
+ * cache then neither answers nor fills), needs no change file, and a
+ * sequence bump makes the cache miss. A feed that cannot start is an
+ * error; a backend without one falls back to the change file.
+ */
+static void
+test_feed_stamp(void **state)
+{
+	struct eb_bearer_cache_facts f = {
+	    .kind = EB_STORE_TOKEN_ACCESS,
+	    .status = EB_STORE_TOKEN_ACTIVE,
+	    .tenant = "acme",
+	    .grant_id = "g1",
+	    .g_id = "g1",
+	    .g_tenant = "acme",
+	};
+	struct eb_bearer_cache_ctx ctx;
+	struct eb_store_stamp a, b;
+	struct eb_store *s;
+	char hash[EB_STORE_HASH_HEXLEN + 1], err[128];
+
+	memset(&ff, 0, sizeof(ff));
+	hash_of("feed-token", hash);
+	assert_non_null(s = eb_store_open(&ff_ops, "x", err, sizeof(err)));
+	assert_int_equal(eb_store_backend_has_feed(s), 1);
+	assert_int_equal(eb_store_stamp(s, &a), -1); /* not started yet */
+	assert_int_equal(eb_store_feed_start(s), 1);
+	assert_int_equal(eb_store_feed_start(s), 1); /* once */
+	/* a change file is not used, nor needed */
+	assert_int_equal(eb_store_set_change_file(s, "/nonexistent/x", 0), 0);
+	assert_int_equal(eb_store_stamp(s, &a), 0);
+	assert_int_equal(a.feed, atomic_load(ff.seq));
+	assert_int_equal(a.file, 0);
+	assert_int_equal(eb_store_stamp(s, &b), 0);
+	assert_true(eb_store_stamp_equal(&a, &b));
+
+	/* cached while the stamp holds, missed after an invalidation */
+	assert_null(eb_bearer_cache_get(s, hash, &ctx));
+	assert_true(ctx.usable);
+	eb_bearer_cache_put(&ctx, &f);
+	assert_non_null(eb_bearer_cache_get(s, hash, &ctx));
+	atomic_fetch_add(ff.seq, 1);
+	assert_int_equal(eb_store_stamp(s, &b), 0);
+	assert_false(eb_store_stamp_equal(&a, &b));
+	assert_null(eb_bearer_cache_get(s, hash, &ctx));
+	eb_bearer_cache_put(&ctx, &f);
+	assert_non_null(eb_bearer_cache_get(s, hash, &ctx));
+
+	/* a feed late by more than a second, or down: no cache at all */
+	atomic_store(ff.alive, ff_now() - 1100000000LL);
+	assert_int_equal(eb_store_stamp(s, &b), -1);
+	assert_null(eb_bearer_cache_get(s, hash, &ctx));
+	assert_false(ctx.usable);
+	atomic_store(ff.alive, ff_now() - 900000000LL);
+	assert_int_equal(eb_store_stamp(s, &b), 0);
+	atomic_store(ff.alive, 0);
+	assert_int_equal(eb_store_stamp(s, &b), -1);
+	atomic_store(ff.alive, ff_now());
+	assert_non_null(eb_bearer_cache_get(s, hash, &ctx));
+
+	/* closing stops the feed, then closes the backend */
+	eb_store_close(s);
+	assert_int_equal(ff.stopped, 1);
+	assert_int_equal(ff.closed, 1);
+	eb_bearer_cache_clear();
+
+	/* a feed that cannot start: an error, and still no cache */
+	memset(&ff, 0, sizeof(ff));
+	ff.fail = 1;
+	ff.stopped = 1; /* close asserts it; nothing to stop here */
+	assert_non_null(s = eb_store_open(&ff_ops, "x", err, sizeof(err)));
+	assert_int_equal(eb_store_feed_start(s), -1);
+	assert_int_equal(eb_store_stamp(s, &a), -1);
+	eb_store_close(s);
+	assert_int_equal(ff.stopped, 1); /* not called: never started */
+}
+
+/* SQLite has no feed: the change file it is. */
+static void
+test_no_feed_sqlite(void **state)
+{
+	struct fx *fx = *state;
+	struct eb_store *s;
+	char err[256];
+
+	assert_non_null(s = eb_store_open(NULL, fx->db, err, sizeof(err)));
+	assert_int_equal(eb_store_backend_has_feed(s), 0);
+	assert_int_equal(eb_store_feed_start(s), 0);
+	eb_store_close(s);
+}
+
 int
 main(int argc, char **argv)
 {
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
 	const struct CMUnitTest tests[] = {
-	    T(test_hit_same_facts),       T(test_revoke_in_process),
-	    T(test_revoke_other_process), T(test_expiry_from_cache),
-	    T(test_ttl_backstop),         T(test_not_found_not_cached),
-	    T(test_generation),           T(test_change_file),
-	    T(test_change_watch),         T(test_threads),
+	    T(test_hit_same_facts),
+	    T(test_revoke_in_process),
+	    T(test_revoke_other_process),
+	    T(test_expiry_from_cache),
+	    T(test_ttl_backstop),
+	    T(test_not_found_not_cached),
+	    T(test_generation),
+	    T(test_change_file),
+	    T(test_change_watch),
+	    T(test_threads),
+	    cmocka_unit_test(test_feed_stamp),
+	    T(test_no_feed_sqlite),
 	};
 
 	if (argc > 2 && strcmp(argv[1], "child") == 0)
