@@ -793,5 +793,7 @@ int eb_store_pg_test_schema(const char *dsn, char *target, size_t len);
 int eb_store_pg_test_schema_name(const char *target, char *name, size_t len);
 /* Drop the schema target names, with everything in it: 0 or -1. */
 int eb_store_pg_test_drop(const char *dsn, const char *target);
+/* The invalidation generation row (SCALEOUT 3.6) of target: 0 or -1. */
+int eb_store_pg_test_generation(const char *target, int64_t *n);
 
 #endif

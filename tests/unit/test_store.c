@@ -1902,6 +1902,106 @@ test_race_lock_try(void **state)
 	                 EB_STORE_OK);
 }
 
+/* The generation row of the store under test (PostgreSQL). */
+static int64_t
+generation(struct fx *fx)
+{
+	int64_t n = -1;
+
+	assert_int_equal(eb_store_pg_test_generation(fx->path, &n), 0);
+	return n;
+}
+
+/* Whether op changed the generation row: 1 bumped, 0 not. */
+#define BUMPED(fx, op)                                                         \
+	({                                                                     \
+		int64_t g0_ = generation(fx);                                  \
+		op;                                                            \
+		generation(fx) != g0_;                                         \
+	})
+
+/*
+ * PostgreSQL (SCALEOUT 3.6): the operations that can make a cached bearer
+ * fact wrong bump the generation row in their transaction, so other
+ * replicas' feeds learn of them; the hot paths (token_put, a normal
+ * rotation, the renewal write-back, claims) never do.
+ */
+static void
+test_pg_invalidations(void **state)
+{
+	struct fx *fx = *state;
+	static const uint8_t sealed[] = {1, 2};
+	struct eb_store_grant_list l;
+	struct eb_store_upstream u;
+	struct eb_store_token t, n, old;
+	struct eb_store_code c;
+
+	if (!on_pg)
+		skip();
+	mk_grant(fx->s, "g1", "acme");
+	mk_token(&t, H("a"), EB_STORE_TOKEN_ACCESS, "g1");
+	assert_false(BUMPED(
+	    fx, assert_int_equal(eb_store_token_put(fx->s, &t), EB_STORE_OK)));
+	mk_token(&t, H("r"), EB_STORE_TOKEN_REFRESH, "g1");
+	assert_int_equal(eb_store_token_put(fx->s, &t), EB_STORE_OK);
+	mk_token(&n, H("s"), EB_STORE_TOKEN_REFRESH, "g1");
+	assert_false(BUMPED(
+	    fx, assert_int_equal(eb_store_token_rotate_refresh(
+	                             fx->s, H("r"), &n, sealed, sizeof(sealed),
+	                             NULL, T0 + 1, 30, &old),
+	                         EB_STORE_OK)));
+	eb_store_token_finish(&old);
+	memset(&u, 0, sizeof(u));
+	u.next_at = T0 + 100;
+	assert_false(BUMPED(fx, assert_int_equal(eb_store_grant_set_upstream(
+	                                             fx->s, "g1", &u, T0 + 2),
+	                                         EB_STORE_OK)));
+	assert_false(BUMPED(fx, assert_int_equal(eb_store_grant_claim_due(
+	                                             fx->s, "acme", T0 + 200,
+	                                             60, 8, 0, "w", &l),
+	                                         EB_STORE_OK)));
+	assert_int_equal(l.n, 1);
+	eb_store_grant_list_finish(&l);
+	/* the invalidating ones */
+	assert_true(BUMPED(fx, assert_int_equal(eb_store_grant_bind(
+	                                            fx->s, "g1", "EnrollmentID",
+	                                            "E-1", T0 + 3),
+	                                        EB_STORE_OK)));
+	assert_true(BUMPED(
+	    fx, assert_int_equal(eb_store_token_revoke(fx->s, H("a"), T0 + 4),
+	                         EB_STORE_OK)));
+	/* a refresh token presented after its window: reuse */
+	assert_true(BUMPED(fx, assert_int_equal(eb_store_token_rotate_refresh(
+	                                            fx->s, H("r"), &n, NULL, 0,
+	                                            NULL, T0 + 99, 30, &old),
+	                                        EB_STORE_REUSE)));
+	eb_store_token_finish(&old);
+	mk_person_grant(fx->s, "g2", "acme", "sub-alice", NULL);
+	mk_person_grant(fx->s, "g3", "acme", "sub-alice", NULL);
+	assert_true(BUMPED(fx, assert_int_equal(eb_store_grant_supersede(
+	                                            fx->s, "g2", "g3", T0 + 5),
+	                                        EB_STORE_OK)));
+	assert_true(
+	    BUMPED(fx, assert_int_equal(eb_store_grant_set_status(
+	                                    fx->s, "g3", EB_STORE_GRANT_REVOKED,
+	                                    "x", T0 + 6),
+	                                EB_STORE_OK)));
+	mk_person_grant(fx->s, "g4", "acme", "sub-alice", NULL);
+	mk_code(&c, H("c"), "g4");
+	assert_int_equal(eb_store_code_put(fx->s, &c), EB_STORE_OK);
+	assert_false(
+	    BUMPED(fx, assert_int_equal(
+	                   eb_store_code_consume(fx->s, H("c"), "apple-device",
+	                                         REDIR, T0 + 1, NULL),
+	                   EB_STORE_OK)));
+	assert_true(
+	    BUMPED(fx, assert_int_equal(
+	                   eb_store_code_consume(fx->s, H("c"), "apple-device",
+	                                         REDIR, T0 + 2, NULL),
+	                   EB_STORE_REPLAY)));
+	assert_int_equal(grant_status(fx->s, "g4"), EB_STORE_GRANT_REVOKED);
+}
+
 /* PostgreSQL: an unreachable server is a clear error without the
  * password. */
 static void
@@ -2080,6 +2180,7 @@ main(void)
 	    T(test_lease_fencing),
 	    T(test_race_claim_cap),
 	    T(test_race_lock_try),
+	    T(test_pg_invalidations),
 	    cmocka_unit_test(test_pg_unreachable),
 	    T(test_torture),
 	};

@@ -600,3 +600,22 @@ eb_store_pg_test_drop(const char *dsn, const char *target)
 	PQfinish(pg);
 	return rc;
 }
+
+int
+eb_store_pg_test_generation(const char *target, int64_t *n)
+{
+	PGconn *pg;
+	PGresult *r;
+	int rc = -1;
+
+	if ((pg = test_connect(target)) == NULL)
+		return -1;
+	r = PQexec(pg, "SELECT n FROM eb_generation WHERE id = 1");
+	if (PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1) {
+		*n = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
+		rc = 0;
+	}
+	PQclear(r);
+	PQfinish(pg);
+	return rc;
+}
