@@ -396,10 +396,7 @@ extern const struct eb_store_ops eb_store_pg_ops;
  * "dbname=", "service="). 0 otherwise.
  */
 int eb_store_target_is_pg(const char *target);
-/*
- * The backend for target: PostgreSQL for a DSN, SQLite otherwise. NULL
- * when target needs a backend this binary was built without.
- */
+/* The backend for target: PostgreSQL for a DSN, SQLite otherwise. */
 const struct eb_store_ops *eb_store_ops_for(const char *target);
 
 /* ---- lifecycle -------------------------------------------------------- */

@@ -1,8 +1,9 @@
 /*
  * Private declarations of the PostgreSQL store backend (src/store/pg/):
  * the backend handle, the statement table (pg_sql.c) and its ids, the row
- * readers and the run-in-a-connection / run-in-a-transaction helpers the
- * operation files (pg_grants.c, pg_tokens.c, pg_misc.c) share. Nothing
+ * readers and the run-in-a-connection / run-in-a-transaction helpers
+ * (pg_rows.c) the operation files (pg_grants.c, pg_tokens.c, pg_misc.c)
+ * share, and their operations for the ops table (pg_store.c). Nothing
  * outside this folder includes it.
  */
 #ifndef EB_PG_INT_H
