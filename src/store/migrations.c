@@ -5,6 +5,9 @@
  * enums are stored as their names (store.c) and checked; secrets are BLOBs
  * sealed by the caller; tokens and codes are keyed by hex SHA-256; each
  * table that may need more fields later has an `extra` JSON text column.
+ * Each migration also has its PostgreSQL text (sql_pg), written out for
+ * that dialect (BIGINT times, BYTEA blobs) at the same version: a
+ * migration without one makes a PostgreSQL open fail, naming it.
  */
 #include "store/migrations.h"
 
