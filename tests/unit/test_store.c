@@ -1902,6 +1902,72 @@ test_race_lock_try(void **state)
 	                 EB_STORE_OK);
 }
 
+static void
+key_racer(struct racer *r)
+{
+	struct eb_store_key k = {
+	    .alg = "ES256", .created = T0, .public_jwk = "{\"kty\":\"EC\"}"};
+	char kid[16];
+
+	snprintf(kid, sizeof(kid), "boot-%d", r->n);
+	k.kid = kid;
+	r->rc = eb_store_key_put(r->s, &k);
+}
+
+/* How many keys of tenant (NULL: shared) are current (not retired). */
+static int
+current_keys(struct eb_store *s, const char *tenant)
+{
+	struct eb_store_key_list l;
+	size_t i;
+	int n = 0;
+
+	assert_int_equal(eb_store_key_list(s, tenant, &l), EB_STORE_OK);
+	for (i = 0; i < l.n; i++)
+		n += l.v[i].retired_at == 0;
+	eb_store_key_list_finish(&l);
+	return n;
+}
+
+/*
+ * Catches "list keys, none: add one" done by each of several replicas
+ * starting together (SCALEOUT 2.1 #10): one bootstrap key is current, the
+ * others are refused; a rotation then retires it and adds the next one in
+ * one step.
+ */
+static void
+test_race_key_bootstrap(void **state)
+{
+	struct fx *fx = *state;
+	struct eb_store_key k = {.kid = "next",
+	                         .alg = "ES256",
+	                         .created = T0 + 10,
+	                         .activates_at = T0 + 600,
+	                         .public_jwk = "{\"kty\":\"EC\"}"};
+	struct eb_store_key_list l;
+	struct racer r[4];
+
+	if (ops->key_rotate == NULL)
+		skip();
+	race(fx, 4, key_racer, NULL, r);
+	assert_int_equal(count_rc(r, 4, EB_STORE_OK), 1);
+	assert_int_equal(count_rc(r, 4, EB_STORE_CONFLICT), 3);
+	assert_int_equal(current_keys(fx->s, NULL), 1);
+	assert_int_equal(eb_store_key_rotate(fx->s, &k, T0 + 600, T0 + 9000),
+	                 EB_STORE_OK);
+	assert_int_equal(current_keys(fx->s, NULL), 1);
+	assert_int_equal(eb_store_key_list(fx->s, NULL, &l), EB_STORE_OK);
+	assert_int_equal(l.n, 2);
+	assert_string_equal(l.v[0].kid, "next");
+	assert_int_equal(l.v[0].activates_at, T0 + 600);
+	assert_int_equal(l.v[1].retired_at, T0 + 600);
+	assert_int_equal(l.v[1].not_after, T0 + 9000);
+	eb_store_key_list_finish(&l);
+	/* a second current key by key_put is refused */
+	k.kid = "extra";
+	assert_int_equal(eb_store_key_put(fx->s, &k), EB_STORE_CONFLICT);
+}
+
 /* The generation row of the store under test (PostgreSQL). */
 static int64_t
 generation(struct fx *fx)
@@ -2180,6 +2246,7 @@ main(void)
 	    T(test_lease_fencing),
 	    T(test_race_claim_cap),
 	    T(test_race_lock_try),
+	    T(test_race_key_bootstrap),
 	    T(test_pg_invalidations),
 	    cmocka_unit_test(test_pg_unreachable),
 	    T(test_torture),
