@@ -2001,6 +2001,7 @@ test_pg_invalidations(void **state)
 	struct eb_store_upstream u;
 	struct eb_store_token t, n, old;
 	struct eb_store_code c;
+	struct eb_store *q;
 
 	if (!on_pg)
 		skip();
@@ -2066,6 +2067,17 @@ test_pg_invalidations(void **state)
 	                                         REDIR, T0 + 2, NULL),
 	                   EB_STORE_REPLAY)));
 	assert_int_equal(grant_status(fx->s, "g4"), EB_STORE_GRANT_REVOKED);
+	/* without NOTIFY (database_notify: false) the row still moves */
+	assert_non_null(q = eb_store_open_flags(ops, fx->path,
+	                                        EB_STORE_OPEN_NO_NOTIFY, NULL,
+	                                        NULL, NULL, 0));
+	mk_person_grant(q, "g5", "acme", "sub-bob", NULL);
+	assert_true(BUMPED(
+	    fx,
+	    assert_int_equal(eb_store_grant_set_status(
+	                         q, "g5", EB_STORE_GRANT_REVOKED, "x", T0 + 7),
+	                     EB_STORE_OK)));
+	eb_store_close(q);
 }
 
 /* PostgreSQL: an unreachable server is a clear error without the
