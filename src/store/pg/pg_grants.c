@@ -531,34 +531,57 @@ eb_pg_grant_set_upstream(void *be, const char *id,
 	return eb_pg_with(be, upstream_fn, &q);
 }
 
-/* A claim statement's rows: GRANT_COLS and the row's next_at before. */
-static void
-read_claimed(struct eb_pg_rd *r, void *p)
+/*
+ * Run a due or claim statement (rows: GRANT_COLS, then the row's next_at before
+ * the claim) into out, most overdue first. The claim rule (grant/policy.h)
+ * is checked again on every row, as sqlite.c does: the SQL selects with
+ * the same condition, so a row it refuses is a bug, logged and dropped.
+ */
+static int
+claimed_rows(struct eb_pg_conn *c, int stmt, const struct eb_pg_args *a,
+             int64_t now, struct eb_store_grant_list *out)
 {
-	struct eb_store_grant *g = p;
 	struct eb_grant_lease_state ls;
-	int64_t was;
+	struct eb_pg_rd rd;
+	PGresult *r;
+	size_t i, n;
+	int rc;
 
-	eb_pg_read_grant(r, g);
-	was = eb_pg_rd_i64(r);
-	ls.status = EB_STORE_GRANT_ACTIVE;
-	ls.upstream_next_at = was;
-	ls.expires = g->expires;
-	/* the SQL's condition is the rule's; a disagreement is a bug */
-	if (g->status != EB_STORE_GRANT_ACTIVE ||
-	    !eb_grant_lease_claimable(&ls, was))
-		log_warnx("store: grant %.8s claimed against the lease rule",
-		          g->id != NULL ? g->id : "?");
+	memset(out, 0, sizeof(*out));
+	if ((rc = eb_pg_exec(c, (size_t)stmt, a, &r)) != EB_STORE_OK)
+		return rc;
+	n = (size_t)PQntuples(r);
+	if (n > 0 && (out->v = eb_calloc(n, sizeof(*out->v))) == NULL) {
+		log_warnx("store: out of memory");
+		PQclear(r);
+		return EB_STORE_ERROR;
+	}
+	for (i = 0; i < n; i++) {
+		struct eb_store_grant *g = &out->v[out->n];
+
+		eb_pg_rd_init(&rd, r, (int)i);
+		eb_pg_read_grant(&rd, g);
+		ls.status = g->status;
+		ls.upstream_next_at = eb_pg_rd_i64(&rd);
+		ls.expires = g->expires;
+		if (rd.bad) {
+			eb_store_grant_finish(g);
+			eb_store_grant_list_finish(out);
+			PQclear(r);
+			log_warnx("store: out of memory or a malformed row");
+			return EB_STORE_ERROR;
+		}
+		if (!eb_grant_lease_claimable(&ls, now)) {
+			log_warnx("store: grant %.8s is not due; not claimed",
+			          g->id != NULL ? g->id : "?");
+			eb_store_grant_finish(g);
+			continue;
+		}
+		out->n++;
+	}
+	PQclear(r);
+	return EB_STORE_OK;
 }
-
-static void
-fin_grant(void *p)
-{
-	eb_store_grant_finish(p);
-}
-
-static const struct eb_pg_rowtype rt_claimed = {sizeof(struct eb_store_grant),
-                                                read_claimed, fin_grant};
 
 struct due_q {
 	const char *tenant, *owner;
@@ -587,11 +610,9 @@ due_fn(struct eb_pg_conn *c, void *arg)
 	eb_pg_args_int8(&a, q->now);
 	limit_arg(&a, q->limit);
 	if (q->lease <= 0)
-		return eb_pg_all(c, PS_GRANT_DUE, &a, &eb_pg_rt_grant,
-		                 (void **)&q->out->v, &q->out->n);
+		return claimed_rows(c, PS_GRANT_DUE, &a, q->now, q->out);
 	eb_pg_args_int8(&a, q->lease);
-	return eb_pg_all(c, PS_GRANT_DUE_LEASE, &a, &rt_claimed,
-	                 (void **)&q->out->v, &q->out->n);
+	return claimed_rows(c, PS_GRANT_DUE_LEASE, &a, q->now, q->out);
 }
 
 int
@@ -669,8 +690,7 @@ claim_fn(struct eb_pg_conn *c, void *arg)
 	eb_pg_args_int8(&a, q->lease);
 	eb_pg_args_text(&a, q->owner);
 	eb_pg_args_text(&a, fence);
-	return eb_pg_all(c, PS_GRANT_CLAIM, &a, &rt_claimed,
-	                 (void **)&q->out->v, &q->out->n);
+	return claimed_rows(c, PS_GRANT_CLAIM, &a, q->now, q->out);
 }
 
 int

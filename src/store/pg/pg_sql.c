@@ -258,7 +258,8 @@ const struct eb_pg_stmt eb_pg_stmts[PS__COUNT] = {
          7,
          {T, I, I, I, B, I, T}},
     [PS_GRANT_DUE] = {"eb_grant_due",
-                      "SELECT " GRANT_COLS " FROM grants WHERE" DUE_WHERE
+                      "SELECT " GRANT_COLS ", upstream_next_at FROM grants"
+                      " WHERE" DUE_WHERE
                       " ORDER BY upstream_next_at, id LIMIT $3",
                       3,
                       {T, I, I}},
