@@ -532,8 +532,8 @@ eb_pg_grant_set_upstream(void *be, const char *id,
 }
 
 /*
- * Run a due or claim statement (rows: GRANT_COLS, then the row's next_at before
- * the claim) into out, most overdue first. The claim rule (grant/policy.h)
+ * Run a due or claim statement (rows: GRANT_COLS, then the row's next_at
+ * before the claim) into out, most overdue first. The claim rule (grant/policy.h)
  * is checked again on every row, as sqlite.c does: the SQL selects with
  * the same condition, so a row it refuses is a bug, logged and dropped.
  */
