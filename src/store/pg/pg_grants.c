@@ -533,9 +533,10 @@ eb_pg_grant_set_upstream(void *be, const char *id,
 
 /*
  * Run a due or claim statement (rows: GRANT_COLS, then the row's next_at
- * before the claim) into out, most overdue first. The claim rule (grant/policy.h)
- * is checked again on every row, as sqlite.c does: the SQL selects with
- * the same condition, so a row it refuses is a bug, logged and dropped.
+ * before the claim) into out, most overdue first. The claim rule
+ * (grant/policy.h) is checked again on every row, as sqlite.c does: the
+ * SQL selects with the same condition, so a row it refuses is a bug,
+ * logged and dropped.
  */
 static int
 claimed_rows(struct eb_pg_conn *c, int stmt, const struct eb_pg_args *a,
