@@ -1,12 +1,16 @@
 /*
  * The store conformance suite: every test runs against each backend listed
  * in `backends` through the ops table (a new backend adds one line), in a
- * fresh mkdtemp folder. It checks what callers rely on: migrations applied
- * once and a newer schema refused, single-use flows (one winner among
- * concurrent takers), code replay and refresh-token reuse detection with
- * the grant revoked, the grant lifecycle with its audit trail, per-thread
- * connections, clear open errors, and clean failure when any allocation
- * fails (torture). A few checks are SQLite-only (WAL, file mode) and say so.
+ * fresh mkdtemp folder (SQLite) or a fresh schema on the server EB_TEST_PG
+ * names (PostgreSQL; without it that run skips, but fails under CI=true).
+ * It checks what callers rely on: migrations applied once and a newer
+ * schema refused, single-use flows (one winner among concurrent takers),
+ * code replay and refresh-token reuse detection with the grant revoked,
+ * the grant lifecycle with its audit trail, per-thread connections, clear
+ * open errors, clean failure when any allocation fails (torture), and
+ * races between handles (each the shape of two replicas) that a naive
+ * port loses, each naming the variant it catches. A few checks are
+ * backend-only (WAL, file mode; the generation row) and say so.
  */
 #define _XOPEN_SOURCE 700 /* nftw */
 #include <stdarg.h>
