@@ -428,8 +428,8 @@ cmd_migrate(int argc, char **argv)
 	if ((cfg = load_or_explain(path)) == NULL)
 		return 1;
 	eb_log_init(cfg->log_level, cfg->log_json);
-	if ((store = eb_store_open_flags(NULL, cfg->database, 0, print_applied,
-	                                 &count, err, sizeof(err))) == NULL) {
+	if ((store = eb_store_open_config_migrate(cfg, print_applied, &count,
+	                                          err, sizeof(err))) == NULL) {
 		fprintf(stderr, "migrate: %s: database: %s\n", cfg->file, err);
 		goto out;
 	}

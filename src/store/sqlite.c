@@ -1206,8 +1206,10 @@ out_rollback:
 }
 
 static int
-sq_open_flags(const char *target, int flags, eb_store_applied_fn *applied,
-              void *arg, void **bep, char *err, size_t errlen)
+sq_open_flags(const char *target, int flags,
+              const struct eb_store_open_opts *opts,
+              eb_store_applied_fn *applied, void *arg, void **bep, char *err,
+              size_t errlen)
 {
 	struct sq *sq;
 	struct conn *c;
@@ -1252,7 +1254,7 @@ out_log:
 static int
 sq_open(const char *target, void **bep, char *err, size_t errlen)
 {
-	return sq_open_flags(target, 0, NULL, NULL, bep, err, errlen);
+	return sq_open_flags(target, 0, NULL, NULL, NULL, bep, err, errlen);
 }
 
 static void

@@ -167,9 +167,8 @@ eb_store_target_is_pg(const char *target)
 const struct eb_store_ops *
 eb_store_ops_for(const char *target)
 {
-	if (!eb_store_target_is_pg(target))
-		return &eb_store_sqlite_ops;
-	return NULL; /* the PostgreSQL backend is not linked in yet */
+	return eb_store_target_is_pg(target) ? &eb_store_pg_ops
+	                                     : &eb_store_sqlite_ops;
 }
 
 /* ---- lifecycle -------------------------------------------------------- */
@@ -181,30 +180,60 @@ eb_store_open(const struct eb_store_ops *ops, const char *target, char *err,
 	return eb_store_open_flags(ops, target, 0, NULL, NULL, err, errlen);
 }
 
+/* Open cfg's database with flags (EB_STORE_OPEN_NO_NOTIFY added from
+ * cfg) and cfg's connection settings. */
+static struct eb_store *
+open_config(const struct eb_config *cfg, int flags,
+            eb_store_applied_fn *applied, void *arg, char *err, size_t errlen)
+{
+	struct eb_store_open_opts opts;
+	char app[128];
+
+	memset(&opts, 0, sizeof(opts));
+	opts.pool = cfg->limits.db_pool;
+	opts.timeout_ms = cfg->limits.db_timeout > 0
+	                      ? (unsigned)cfg->limits.db_timeout * 1000u
+	                      : 0;
+	snprintf(app, sizeof(app), "enrollbridge/%s",
+	         eb_config_replica_id(cfg));
+	opts.application = app;
+	if (!cfg->database_notify)
+		flags |= EB_STORE_OPEN_NO_NOTIFY;
+	return eb_store_open_with(eb_store_ops_for(cfg->database),
+	                          cfg->database, flags, &opts, applied, arg,
+	                          err, errlen);
+}
+
 struct eb_store *
 eb_store_open_config(const struct eb_config *cfg, char *err, size_t errlen)
 {
-	const struct eb_store_ops *ops = eb_store_ops_for(cfg->database);
+	return open_config(cfg,
+	                   cfg->database_migrate ? 0 : EB_STORE_OPEN_NO_MIGRATE,
+	                   NULL, NULL, err, errlen);
+}
 
-	if (ops == NULL) {
-		if (err != NULL && errlen > 0)
-			snprintf(err, errlen,
-			         "store: database names a PostgreSQL database, "
-			         "and this binary has no PostgreSQL backend");
-		log_warnx("store: database names a PostgreSQL database, and "
-		          "this binary has no PostgreSQL backend");
-		return NULL;
-	}
-	return eb_store_open_flags(
-	    ops, cfg->database,
-	    cfg->database_migrate ? 0 : EB_STORE_OPEN_NO_MIGRATE, NULL, NULL,
-	    err, errlen);
+struct eb_store *
+eb_store_open_config_migrate(const struct eb_config *cfg,
+                             eb_store_applied_fn *applied, void *arg, char *err,
+                             size_t errlen)
+{
+	return open_config(cfg, 0, applied, arg, err, errlen);
 }
 
 struct eb_store *
 eb_store_open_flags(const struct eb_store_ops *ops, const char *target,
                     int flags, eb_store_applied_fn *applied, void *arg,
                     char *err, size_t errlen)
+{
+	return eb_store_open_with(ops, target, flags, NULL, applied, arg, err,
+	                          errlen);
+}
+
+struct eb_store *
+eb_store_open_with(const struct eb_store_ops *ops, const char *target,
+                   int flags, const struct eb_store_open_opts *opts,
+                   eb_store_applied_fn *applied, void *arg, char *err,
+                   size_t errlen)
 {
 	int rc;
 
@@ -231,9 +260,9 @@ eb_store_open_flags(const struct eb_store_ops *ops, const char *target,
 	}
 	s->ops = ops;
 	if (ops->open_flags != NULL)
-		rc = ops->open_flags(target, flags, applied, arg, &s->be, err,
-		                     errlen);
-	else if (flags == 0 && applied == NULL)
+		rc = ops->open_flags(target, flags, opts, applied, arg, &s->be,
+		                     err, errlen);
+	else if ((flags & ~EB_STORE_OPEN_NO_NOTIFY) == 0 && applied == NULL)
 		rc = ops->open(target, &s->be, err, errlen);
 	else {
 		snprintf(err, errlen,

@@ -266,6 +266,16 @@ struct eb_store_mapping {
 
 /* ---- the backend interface -------------------------------------------- */
 
+/*
+ * How a backend with connections (PostgreSQL) opens; SQLite ignores it.
+ * Zero members mean the backend's defaults.
+ */
+struct eb_store_open_opts {
+	unsigned pool;           /* most connections (limits.db_pool) */
+	unsigned timeout_ms;     /* statement and lock timeout (db_timeout) */
+	const char *application; /* application_name: "enrollbridge/<id>" */
+};
+
 /* Called after each migration an open applied (eb_store_open_flags). */
 typedef void eb_store_applied_fn(void *arg, int version, const char *name);
 
@@ -344,8 +354,10 @@ struct eb_store_ops {
 
 	int (*sweep)(void *be, int64_t now, size_t *removed);
 
-	/* optional: open with EB_STORE_OPEN_* flags (eb_store_open_flags) */
+	/* optional: open with EB_STORE_OPEN_* flags and opts (NULL:
+	 * defaults) (eb_store_open_with) */
 	int (*open_flags)(const char *target, int flags,
+	                  const struct eb_store_open_opts *opts,
 	                  eb_store_applied_fn *applied, void *arg, void **bep,
 	                  char *err, size_t errlen);
 
@@ -373,6 +385,9 @@ struct eb_store_ops {
 
 /* The SQLite backend (store/sqlite.c); target is the database file path. */
 extern const struct eb_store_ops eb_store_sqlite_ops;
+/* The PostgreSQL backend (store/pg/); target is a libpq DSN (key=value or
+ * URI), whose search_path names the schema. */
+extern const struct eb_store_ops eb_store_pg_ops;
 
 /*
  * 1 when target names a PostgreSQL database rather than an SQLite file: it
@@ -381,10 +396,7 @@ extern const struct eb_store_ops eb_store_sqlite_ops;
  * "dbname=", "service="). 0 otherwise.
  */
 int eb_store_target_is_pg(const char *target);
-/*
- * The backend for target: PostgreSQL for a DSN, SQLite otherwise. NULL
- * when target needs a backend this binary was built without.
- */
+/* The backend for target: PostgreSQL for a DSN, SQLite otherwise. */
 const struct eb_store_ops *eb_store_ops_for(const char *target);
 
 /* ---- lifecycle -------------------------------------------------------- */
@@ -406,6 +418,12 @@ struct eb_store *eb_store_open(const struct eb_store_ops *ops,
  */
 #define EB_STORE_OPEN_NO_MIGRATE 0x1
 /*
+ * PostgreSQL: invalidations bump the generation row without NOTIFY
+ * (`database_notify: false`); other processes' feeds then learn of them
+ * by polling that row.
+ */
+#define EB_STORE_OPEN_NO_NOTIFY 0x2
+/*
  * eb_store_open with EB_STORE_OPEN_* flags; applied (may be NULL) is
  * called with arg for each migration applied, in order.
  */
@@ -413,13 +431,29 @@ struct eb_store *eb_store_open_flags(const struct eb_store_ops *ops,
                                      const char *target, int flags,
                                      eb_store_applied_fn *applied, void *arg,
                                      char *err, size_t errlen);
+/* eb_store_open_flags with opts (may be NULL) for the backend. */
+struct eb_store *eb_store_open_with(const struct eb_store_ops *ops,
+                                    const char *target, int flags,
+                                    const struct eb_store_open_opts *opts,
+                                    eb_store_applied_fn *applied, void *arg,
+                                    char *err, size_t errlen);
 /*
- * Open the store cfg names: its database, migrated unless
- * database_migrate is false (then EB_STORE_OPEN_NO_MIGRATE). As
+ * Open the store cfg names: its database with the backend for it
+ * (eb_store_ops_for), migrated unless database_migrate is false (then
+ * EB_STORE_OPEN_NO_MIGRATE), without NOTIFY when database_notify is false,
+ * with the pool size, timeout and application name of cfg. As
  * eb_store_open_flags otherwise; what serve and every CLI command open.
  */
 struct eb_store *eb_store_open_config(const struct eb_config *cfg, char *err,
                                       size_t errlen);
+/*
+ * The same for `enrollbridge migrate`: always migrates, and applied (may
+ * be NULL) hears of each migration applied.
+ */
+struct eb_store *eb_store_open_config_migrate(const struct eb_config *cfg,
+                                              eb_store_applied_fn *applied,
+                                              void *arg, char *err,
+                                              size_t errlen);
 /*
  * Close the store and every per-thread connection it holds. No other
  * thread may be using it. eb_store_close(NULL) is a no-op.
@@ -759,5 +793,17 @@ int eb_store_grant_status_parse(const char *name);
  * would see it); negative restores it. Not for production use.
  */
 void eb_store_test_schema_limit(int n);
+/*
+ * Testing (PostgreSQL): create a fresh schema t_<pid>_<n> on the server
+ * dsn names and write to target (len bytes) dsn with that schema as its
+ * search_path: 0, or -1 (no server, or target too small).
+ */
+int eb_store_pg_test_schema(const char *dsn, char *target, size_t len);
+/* The schema name a target of eb_store_pg_test_schema names: 0 or -1. */
+int eb_store_pg_test_schema_name(const char *target, char *name, size_t len);
+/* Drop the schema target names, with everything in it: 0 or -1. */
+int eb_store_pg_test_drop(const char *dsn, const char *target);
+/* The invalidation generation row (SCALEOUT 3.6) of target: 0 or -1. */
+int eb_store_pg_test_generation(const char *target, int64_t *n);
 
 #endif

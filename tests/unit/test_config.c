@@ -761,6 +761,87 @@ test_secret_refs(void **state)
 	assert_non_null(strstr(reason, "regular file"));
 }
 
+#define SEAL_OK "\"seal_keys\": [\"0123456789abcdef0123456789ABCDEF\"]"
+
+/*
+ * "database" naming PostgreSQL (issue 12): a DSN is kept verbatim, never
+ * joined to the config folder; it may come from a file: or env:
+ * reference (the password out of the main file); seal_keys is required
+ * with it, and migrating is then a separate step by default.
+ */
+static void
+test_database_pg(void **state)
+{
+	static const char dsn[] =
+	    "host=db.internal port=5432 dbname=eb user=eb password=pw-1";
+	static const char uri[] = "postgresql://eb:pw-2@db.internal/eb";
+	struct eb_config *cfg;
+	char body[512];
+
+	(void)state;
+	write_tenant("t.json", TENANT_OK);
+	snprintf(body, sizeof(body),
+	         "{\"public_url\": \"https://eb.example.com/\","
+	         " \"database\": \"%s\", " SEAL_OK "}",
+	         dsn);
+	write_file("config.json", body);
+	cfg = load();
+	if (cfg == NULL)
+		fail_msg("%s: %s: %s", err.file, err.key, err.reason);
+	assert_string_equal(cfg->database, dsn);
+	assert_int_equal(cfg->database_pg, 1);
+	assert_int_equal(cfg->database_migrate, 0);
+	assert_int_equal(cfg->database_notify, 1);
+	eb_config_unref(cfg);
+
+	snprintf(body, sizeof(body),
+	         "{\"public_url\": \"https://eb.example.com/\","
+	         " \"database\": \"%s\", \"database_migrate\": true,"
+	         " \"database_notify\": false, " SEAL_OK "}",
+	         uri);
+	write_file("config.json", body);
+	assert_non_null(cfg = load());
+	assert_string_equal(cfg->database, uri);
+	assert_int_equal(cfg->database_migrate, 1);
+	assert_int_equal(cfg->database_notify, 0);
+	eb_config_unref(cfg);
+
+	/* through a file: reference, relative to the config folder */
+	write_file("db.dsn", "postgres://eb:pw-3@db.internal/eb\n");
+	write_file("config.json",
+	           "{\"public_url\": \"https://eb.example.com/\","
+	           " \"database\": \"file:db.dsn\", " SEAL_OK "}");
+	assert_non_null(cfg = load());
+	assert_string_equal(cfg->database, "postgres://eb:pw-3@db.internal/eb");
+	assert_int_equal(cfg->database_pg, 1);
+	eb_config_unref(cfg);
+
+	/* a reference must hold a DSN, and the reason shows no value */
+	write_file("db.dsn", "/var/db/eb.db\n");
+	expect_fail("config.json", "database", "PostgreSQL DSN");
+	assert_null(strstr(err.reason, "/var/db"));
+
+	/* no seal_keys: refused, naming the key, the DSN's password unseen */
+	snprintf(body, sizeof(body),
+	         "{\"public_url\": \"https://eb.example.com/\","
+	         " \"database\": \"%s\"}",
+	         dsn);
+	write_file("config.json", body);
+	expect_fail("config.json", "seal_keys", "PostgreSQL");
+	assert_null(strstr(err.reason, "pw-1"));
+
+	/* an SQLite path is still joined to the config folder */
+	write_file("config.json",
+	           "{\"public_url\": \"https://eb.example.com/\","
+	           " \"database\": \"eb.db\"}");
+	assert_non_null(cfg = load());
+	assert_true(ends_with(cfg->database, "/eb.db"));
+	assert_true(strncmp(cfg->database, dir, strlen(dir)) == 0);
+	assert_int_equal(cfg->database_pg, 0);
+	assert_int_equal(cfg->database_migrate, 1);
+	eb_config_unref(cfg);
+}
+
 static void
 test_domains_and_lookup(void **state)
 {
@@ -965,15 +1046,25 @@ main(void)
 {
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
 	const struct CMUnitTest tests[] = {
-	    T(test_minimal_defaults), T(test_full_main),
-	    T(test_main_errors),      T(test_public_url),
-	    T(test_tenant_errors),    T(test_oauth2_mdm_esso),
-	    T(test_providers),        T(test_duplicates_across_tenants),
-	    T(test_no_tenants),       T(test_secrets),
-	    T(test_secret_refs),      T(test_domains_and_lookup),
-	    T(test_discovery_bodies), T(test_mode_by_family),
-	    T(test_refcount),         T(test_examples),
-	    T(test_alloc_failures),   T(test_device_channel_paths),
+	    T(test_minimal_defaults),
+	    T(test_full_main),
+	    T(test_main_errors),
+	    T(test_public_url),
+	    T(test_tenant_errors),
+	    T(test_oauth2_mdm_esso),
+	    T(test_providers),
+	    T(test_duplicates_across_tenants),
+	    T(test_no_tenants),
+	    T(test_secrets),
+	    T(test_secret_refs),
+	    T(test_database_pg),
+	    T(test_domains_and_lookup),
+	    T(test_discovery_bodies),
+	    T(test_mode_by_family),
+	    T(test_refcount),
+	    T(test_examples),
+	    T(test_alloc_failures),
+	    T(test_device_channel_paths),
 	};
 #undef T
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -30,7 +30,7 @@
 #define EB_PG_BYTEA 17
 
 /* Most parameters one statement takes. */
-#define EB_PG_MAXARGS 16
+#define EB_PG_MAXARGS 32
 
 /*
  * Codes below the store's (enum eb_store_rc) that only this folder sees:

@@ -1,0 +1,458 @@
+/*
+ * The PostgreSQL backend's statements, one table indexed by enum
+ * eb_pg_stmt_id, each prepared per connection with typed parameters
+ * (pg_conn.h). Their shapes are PostgreSQL's own (SCALEOUT 3.5): single-use
+ * reads are DELETE ... RETURNING, read-then-write rows are taken FOR
+ * UPDATE, claims are one UPDATE over a FOR UPDATE SKIP LOCKED subquery,
+ * a grant and its audit event are one statement, and "no limit" is a NULL
+ * LIMIT. The column lists match the readers in pg_rows.c.
+ */
+#include "store/pg/pg_int.h"
+
+#define T EB_PG_TEXT
+#define I EB_PG_INT8
+#define B EB_PG_BYTEA
+
+#define FLOW_COLS                                                              \
+	"id, tenant, kind, created_at, expires_at, user_identifier,"           \
+	" enrollment_mode, model_family, mi_product, mi_version,"              \
+	" mi_language, mi_os_version, mi_udid, mi_serial, upstream_state,"     \
+	" upstream_nonce, pkce_verifier, browser_binding, client_id,"          \
+	" redirect_uri, device_state, scope, extra, code_challenge"
+#define GRANT_COLS26                                                           \
+	"id, tenant, status, auth_method, client_id, managed_apple_id,"        \
+	" user_identifier, idp_issuer, idp_subject, idp_tid, idp_oid,"         \
+	" enrollment_mode, binding_kind, binding_value, bound_at,"             \
+	" created_at, updated_at, expires_at, upstream_refresh_token,"         \
+	" upstream_renewed_at, upstream_next_at, upstream_failing_since,"      \
+	" revoked_at, revoke_reason, superseded_by, extra"
+#define GRANT_COLS GRANT_COLS26 ", lease_owner, lease_token, lease_until"
+#define GRANT_COLS_G                                                           \
+	"g.id, g.tenant, g.status, g.auth_method, g.client_id,"                \
+	" g.managed_apple_id, g.user_identifier, g.idp_issuer, g.idp_subject," \
+	" g.idp_tid, g.idp_oid, g.enrollment_mode, g.binding_kind,"            \
+	" g.binding_value, g.bound_at, g.created_at, g.updated_at,"            \
+	" g.expires_at, g.upstream_refresh_token, g.upstream_renewed_at,"      \
+	" g.upstream_next_at, g.upstream_failing_since, g.revoked_at,"         \
+	" g.revoke_reason, g.superseded_by, g.extra, g.lease_owner,"           \
+	" g.lease_token, g.lease_until"
+#define TOKEN_COLS                                                             \
+	"hash, kind, tenant, grant_id, client_id, jti, created_at,"            \
+	" expires_at, status, rotated_at, parent_hash, replaced_by"
+#define TOKEN_COLS_T                                                           \
+	"t.hash, t.kind, t.tenant, t.grant_id, t.client_id, t.jti,"            \
+	" t.created_at, t.expires_at, t.status, t.rotated_at, t.parent_hash,"  \
+	" t.replaced_by"
+#define CODE_COLS                                                              \
+	"hash, tenant, grant_id, client_id, redirect_uri, scope, created_at,"  \
+	" expires_at, used_at, code_challenge"
+#define KEY_COLS                                                               \
+	"kid, tenant, alg, created_at, retired_at, not_after, public_jwk,"     \
+	" private_key, activates_at"
+#define MAP_COLS                                                               \
+	"tenant, subject, managed_apple_id, note, created_at, updated_at"
+#define AUDIT_COLS "id, ts, tenant, event, subject, detail"
+
+/* What a due grant is: the claim rule of grant/policy.h, in SQL. */
+#define DUE_WHERE                                                              \
+	" status = 'active' AND upstream_next_at <> 0"                         \
+	" AND upstream_next_at <= $2 AND (expires_at = 0 OR expires_at > $2)"  \
+	" AND ($1::text IS NULL OR tenant = $1)"
+
+/* The audit insert that follows a grant change in one statement. */
+#define AUDIT_FROM_G(ts, ev, det)                                              \
+	" INSERT INTO audit_events (ts, tenant, event, subject, detail)"       \
+	" SELECT " ts ", g.tenant, " ev ", g.id, " det " FROM g"
+
+const struct eb_pg_stmt eb_pg_stmts[PS__COUNT] = {
+    [PS_PING] = {"eb_ping", "SELECT 1", 0, {0}},
+    [PS_VERSION] = {"eb_version",
+                    "SELECT coalesce(max(version), 0)::bigint"
+                    " FROM schema_migrations",
+                    0,
+                    {0}},
+    [PS_CLOCK] = {"eb_clock",
+                  "SELECT extract(epoch FROM clock_timestamp())::bigint",
+                  0,
+                  {0}},
+    [PS_INVAL_NOTIFY] = {"eb_inval_notify",
+                         "WITH g AS (UPDATE eb_generation SET n = n + 1"
+                         " WHERE id = 1 RETURNING n)"
+                         " SELECT pg_notify(current_schema() || '.eb_inval',"
+                         " n::text) FROM g",
+                         0,
+                         {0}},
+    [PS_INVAL_QUIET] = {"eb_inval_quiet",
+                        "UPDATE eb_generation SET n = n + 1 WHERE id = 1",
+                        0,
+                        {0}},
+
+    [PS_AUDIT_ADD] = {"eb_audit_add",
+                      "INSERT INTO audit_events (ts, tenant, event, subject,"
+                      " detail) VALUES ($1, $2, $3, $4, $5)",
+                      5,
+                      {I, T, T, T, T}},
+    [PS_AUDIT_LIST] = {"eb_audit_list",
+                       "SELECT " AUDIT_COLS " FROM audit_events"
+                       " WHERE $1::text IS NULL OR tenant = $1"
+                       " ORDER BY id DESC LIMIT $2",
+                       2,
+                       {T, I}},
+
+    [PS_FLOW_PUT] =
+        {"eb_flow_put",
+         "INSERT INTO login_flows (" FLOW_COLS ") VALUES ($1, $2, $3, $4, $5,"
+         " $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19,"
+         " $20, $21, $22, $23, $24) ON CONFLICT (id) DO UPDATE SET"
+         " tenant = EXCLUDED.tenant, kind = EXCLUDED.kind,"
+         " created_at = EXCLUDED.created_at,"
+         " expires_at = EXCLUDED.expires_at,"
+         " user_identifier = EXCLUDED.user_identifier,"
+         " enrollment_mode = EXCLUDED.enrollment_mode,"
+         " model_family = EXCLUDED.model_family,"
+         " mi_product = EXCLUDED.mi_product,"
+         " mi_version = EXCLUDED.mi_version,"
+         " mi_language = EXCLUDED.mi_language,"
+         " mi_os_version = EXCLUDED.mi_os_version,"
+         " mi_udid = EXCLUDED.mi_udid, mi_serial = EXCLUDED.mi_serial,"
+         " upstream_state = EXCLUDED.upstream_state,"
+         " upstream_nonce = EXCLUDED.upstream_nonce,"
+         " pkce_verifier = EXCLUDED.pkce_verifier,"
+         " browser_binding = EXCLUDED.browser_binding,"
+         " client_id = EXCLUDED.client_id,"
+         " redirect_uri = EXCLUDED.redirect_uri,"
+         " device_state = EXCLUDED.device_state, scope = EXCLUDED.scope,"
+         " extra = EXCLUDED.extra, code_challenge = EXCLUDED.code_challenge",
+         24,
+         {T, T, T, I, I, T, T, T, T, T, T, T,
+          T, T, T, T, B, T, T, T, T, T, T, T}},
+    [PS_FLOW_BY_ID] = {"eb_flow_by_id",
+                       "SELECT " FLOW_COLS " FROM login_flows WHERE id = $1",
+                       1,
+                       {T}},
+    [PS_FLOW_BY_STATE] = {"eb_flow_by_state",
+                          "SELECT " FLOW_COLS " FROM login_flows"
+                          " WHERE upstream_state = $1",
+                          1,
+                          {T}},
+    [PS_FLOW_TAKE_ID] = {"eb_flow_take_id",
+                         "DELETE FROM login_flows WHERE id = $1"
+                         " RETURNING " FLOW_COLS,
+                         1,
+                         {T}},
+    [PS_FLOW_TAKE_STATE] = {"eb_flow_take_state",
+                            "DELETE FROM login_flows WHERE upstream_state = $1"
+                            " RETURNING " FLOW_COLS,
+                            1,
+                            {T}},
+    [PS_FLOW_SWEEP] = {"eb_flow_sweep",
+                       "DELETE FROM login_flows WHERE id IN (SELECT id FROM"
+                       " login_flows WHERE expires_at <= $1 LIMIT $2)",
+                       2,
+                       {I, I}},
+
+    [PS_CODE_INS] = {"eb_code_ins",
+                     "INSERT INTO auth_codes (" CODE_COLS ") VALUES ($1, $2,"
+                     " $3, $4, $5, $6, $7, $8, 0, $9)",
+                     9,
+                     {T, T, T, T, T, T, I, I, T}},
+    [PS_CODE_LOCK] = {"eb_code_lock",
+                      "SELECT " CODE_COLS " FROM auth_codes WHERE hash = $1"
+                      " FOR UPDATE",
+                      1,
+                      {T}},
+    [PS_CODE_USE] = {"eb_code_use",
+                     "UPDATE auth_codes SET used_at = $2 WHERE hash = $1",
+                     2,
+                     {T, I}},
+    [PS_CODE_SWEEP] = {"eb_code_sweep",
+                       "DELETE FROM auth_codes WHERE hash IN (SELECT hash FROM"
+                       " auth_codes WHERE expires_at <= $1 LIMIT $2)",
+                       2,
+                       {I, I}},
+
+    [PS_GRANT_INS] =
+        {"eb_grant_ins",
+         "WITH g AS (INSERT INTO grants (" GRANT_COLS26 ") VALUES ($1, $2, $3,"
+         " $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17,"
+         " $18, $19, $20, $21, $22, $23, $24, $25, $26) RETURNING id, "
+         "tenant)" AUDIT_FROM_G("$16", "'grant.created'", "$27"),
+         27,
+         {T, T, T, T, T, T, T, T, T, T, T, T, T, T,
+          I, I, I, I, B, I, I, I, I, T, T, T, T}},
+    [PS_GRANT_GET] = {"eb_grant_get",
+                      "SELECT " GRANT_COLS " FROM grants WHERE id = $1",
+                      1,
+                      {T}},
+    [PS_GRANT_LOCK] = {"eb_grant_lock",
+                       "SELECT status, tenant, binding_kind, binding_value,"
+                       " idp_issuer, idp_subject FROM grants WHERE id = $1"
+                       " FOR UPDATE",
+                       1,
+                       {T}},
+    /* two grants in id order (the lock-order rule, SCALEOUT 3.4) */
+    [PS_GRANT_LOCK2] = {"eb_grant_lock2",
+                        "SELECT id FROM grants WHERE id IN ($1, $2)"
+                        " ORDER BY id FOR UPDATE",
+                        2,
+                        {T, T}},
+    [PS_GRANT_LIST] = {"eb_grant_list",
+                       "SELECT " GRANT_COLS " FROM grants"
+                       " WHERE ($1::text IS NULL OR tenant = $1)"
+                       " AND ($2::text IS NULL OR status = $2)"
+                       " AND ($3::text IS NULL OR managed_apple_id = $3)"
+                       " ORDER BY created_at DESC, id LIMIT $4",
+                       4,
+                       {T, T, T, I}},
+    /* end a grant: the row, its tokens and the audit event at once */
+    [PS_GRANT_END] =
+        {"eb_grant_end",
+         "WITH g AS (UPDATE grants SET status = $2, revoke_reason = $3,"
+         " revoked_at = $4, updated_at = $4, superseded_by = $5,"
+         " upstream_refresh_token = NULL, upstream_next_at = 0,"
+         " lease_owner = NULL, lease_token = NULL, lease_until = 0"
+         " WHERE id = $1 RETURNING id, tenant),"
+         " t AS (UPDATE tokens SET status = 'revoked',"
+         " successor_sealed = NULL, successor_until = 0"
+         " WHERE grant_id = $1 AND status <> 'revoked')" AUDIT_FROM_G(
+             "$4", "$6", "$7"),
+         7,
+         {T, T, T, I, T, T, T}},
+    [PS_GRANT_BIND] = {"eb_grant_bind",
+                       "WITH g AS (UPDATE grants SET binding_kind = $2,"
+                       " binding_value = $3, bound_at = $4, updated_at = $4"
+                       " WHERE id = $1 RETURNING id, tenant)" AUDIT_FROM_G(
+                           "$4", "'grant.bound'", "$5"),
+                       5,
+                       {T, T, T, I, T}},
+    /* the active grant holding an enrollment, case-insensitively (the
+     * grants_active_binding index, migration 4) */
+    [PS_GRANT_HOLDER] = {"eb_grant_holder",
+                         "SELECT id, idp_issuer, idp_subject FROM grants"
+                         " WHERE tenant = $1 AND binding_kind = $2"
+                         " AND lower(binding_value) = lower($3)"
+                         " AND status = 'active' AND id <> $4"
+                         " LIMIT 1 FOR UPDATE",
+                         4,
+                         {T, T, T, T}},
+    /*
+     * Renewal write-back, fenced by the claim's lease_token when given
+     * ($7): the row changes only while it holds it, and the lease ends.
+     * The second column is the row's status before (NULL: no row).
+     */
+    [PS_GRANT_UPSTREAM] =
+        {"eb_grant_upstream",
+         "WITH u AS (UPDATE grants SET upstream_renewed_at ="
+         " CASE WHEN $2 <> 0 THEN $2 ELSE upstream_renewed_at END,"
+         " upstream_next_at = $3, upstream_failing_since = $4,"
+         " upstream_refresh_token = coalesce($5, upstream_refresh_token),"
+         " updated_at = $6,"
+         " lease_owner = CASE WHEN $7::text IS NULL THEN lease_owner END,"
+         " lease_token = CASE WHEN $7::text IS NULL THEN lease_token END,"
+         " lease_until = CASE WHEN $7::text IS NULL THEN lease_until"
+         " ELSE 0 END"
+         " WHERE id = $1 AND status = 'active'"
+         " AND ($7::text IS NULL OR lease_token = $7) RETURNING id)"
+         " SELECT (SELECT count(*) FROM u),"
+         " (SELECT status FROM grants WHERE id = $1)",
+         7,
+         {T, I, I, I, B, I, T}},
+    [PS_GRANT_DUE] = {"eb_grant_due",
+                      "SELECT " GRANT_COLS ", upstream_next_at FROM grants"
+                      " WHERE" DUE_WHERE
+                      " ORDER BY upstream_next_at, id LIMIT $3",
+                      3,
+                      {T, I, I}},
+    /* grant_list_due with a lease: claimed by postponement, no owner */
+    [PS_GRANT_DUE_LEASE] =
+        {"eb_grant_due_lease",
+         "WITH c AS (UPDATE grants g SET upstream_next_at = $2 + $4"
+         " FROM (SELECT id, upstream_next_at AS was FROM grants"
+         " WHERE" DUE_WHERE " ORDER BY upstream_next_at, id LIMIT $3"
+         " FOR UPDATE SKIP LOCKED) d WHERE g.id = d.id"
+         " RETURNING " GRANT_COLS_G ", d.was)"
+         " SELECT " GRANT_COLS ", was FROM c ORDER BY was, id",
+         4,
+         {T, I, I, I}},
+    /* SCALEOUT 3.7: one statement, concurrent claimers skip each other */
+    [PS_GRANT_CLAIM] =
+        {"eb_grant_claim",
+         "WITH c AS (UPDATE grants g SET upstream_next_at = $2 + $4,"
+         " lease_until = $2 + $4, lease_owner = $5,"
+         " lease_token = $6 || '-' || g.id"
+         " FROM (SELECT id, upstream_next_at AS was FROM grants"
+         " WHERE" DUE_WHERE " ORDER BY upstream_next_at, id LIMIT $3"
+         " FOR UPDATE SKIP LOCKED) d WHERE g.id = d.id"
+         " RETURNING " GRANT_COLS_G ", d.was)"
+         " SELECT " GRANT_COLS ", was FROM c ORDER BY was, id",
+         6,
+         {T, I, I, I, T, T}},
+    [PS_GRANT_SLOT_ADD] = {"eb_grant_slot_add",
+                           "INSERT INTO renew_slots (tenant) VALUES ($1)"
+                           " ON CONFLICT DO NOTHING",
+                           1,
+                           {T}},
+    [PS_GRANT_SLOT_LOCK] = {"eb_grant_slot_lock",
+                            "SELECT tenant FROM renew_slots WHERE tenant = $1"
+                            " FOR UPDATE",
+                            1,
+                            {T}},
+    [PS_GRANT_LIVE] = {"eb_grant_live",
+                       "SELECT count(*) FROM grants WHERE tenant = $1"
+                       " AND lease_until > $2",
+                       2,
+                       {T, I}},
+    [PS_GRANT_RELEASE] = {"eb_grant_release",
+                          "UPDATE grants SET lease_owner = NULL,"
+                          " lease_token = NULL, lease_until = 0,"
+                          " upstream_next_at = $3"
+                          " WHERE id = $1 AND lease_token = $2"
+                          " AND status = 'active'",
+                          3,
+                          {T, T, I}},
+    [PS_GRANT_COUNT] = {"eb_grant_count",
+                        "SELECT count(*) FROM grants"
+                        " WHERE ($1::text IS NULL OR tenant = $1)"
+                        " AND ($2::text IS NULL OR status = $2)"
+                        " AND ($3 = 0 OR upstream_failing_since <> 0)",
+                        3,
+                        {T, T, I}},
+
+    [PS_TOKEN_INS] = {"eb_token_ins",
+                      "INSERT INTO tokens (" TOKEN_COLS ") VALUES ($1, $2, $3,"
+                      " $4, $5, $6, $7, $8, 'active', 0, $9, NULL)",
+                      9,
+                      {T, T, T, T, T, T, I, I, T}},
+    [PS_TOKEN_GET] = {"eb_token_get",
+                      "SELECT " TOKEN_COLS " FROM tokens WHERE hash = $1",
+                      1,
+                      {T}},
+    [PS_TOKEN_LOCK] = {"eb_token_lock",
+                       "SELECT " TOKEN_COLS ", successor_sealed,"
+                       " successor_until FROM tokens WHERE hash = $1"
+                       " FOR UPDATE",
+                       1,
+                       {T}},
+    [PS_TOKEN_GRANT_GET] = {"eb_token_grant_get",
+                            "SELECT " TOKEN_COLS_T ", " GRANT_COLS_G
+                            " FROM tokens t LEFT JOIN grants g"
+                            " ON g.id = t.grant_id WHERE t.hash = $1",
+                            1,
+                            {T}},
+    [PS_TOKEN_ROTATED] = {"eb_token_rotated",
+                          "UPDATE tokens SET status = 'rotated',"
+                          " rotated_at = $2, replaced_by = $3,"
+                          " successor_sealed = $4, successor_until = $5"
+                          " WHERE hash = $1",
+                          5,
+                          {T, I, T, B, I}},
+    [PS_TOKEN_SUCC_WIPE] = {"eb_token_succ_wipe",
+                            "UPDATE tokens SET successor_sealed = NULL,"
+                            " successor_until = 0 WHERE hash = $1"
+                            " AND successor_sealed IS NOT NULL",
+                            1,
+                            {T}},
+    [PS_TOKEN_REVOKE] = {"eb_token_revoke",
+                         "UPDATE tokens SET status = 'revoked',"
+                         " successor_sealed = NULL, successor_until = 0"
+                         " WHERE hash = $1",
+                         1,
+                         {T}},
+    [PS_TOKEN_SWEEP] = {"eb_token_sweep",
+                        "DELETE FROM tokens WHERE hash IN (SELECT hash FROM"
+                        " tokens WHERE expires_at <> 0 AND expires_at <= $1"
+                        " LIMIT $2)",
+                        2,
+                        {I, I}},
+    [PS_TOKEN_SUCC_SWEEP] = {"eb_token_succ_sweep",
+                             "UPDATE tokens SET successor_sealed = NULL,"
+                             " successor_until = 0 WHERE hash IN (SELECT hash"
+                             " FROM tokens WHERE successor_sealed IS NOT NULL"
+                             " AND successor_until < $1 LIMIT $2)",
+                             2,
+                             {I, I}},
+
+    /* one current key per tenant: writers of keys queue on this row */
+    [PS_KEY_GUARD_ADD] = {"eb_key_guard_add",
+                          "INSERT INTO eb_locks (name, owner, until_at)"
+                          " VALUES ('eb.signing-keys', '', 0)"
+                          " ON CONFLICT DO NOTHING",
+                          0,
+                          {0}},
+    [PS_KEY_GUARD_LOCK] = {"eb_key_guard_lock",
+                           "SELECT name FROM eb_locks"
+                           " WHERE name = 'eb.signing-keys' FOR UPDATE",
+                           0,
+                           {0}},
+    /* no row back: a current key of the tenant exists (CONFLICT) */
+    [PS_KEY_INS] = {"eb_key_ins",
+                    "INSERT INTO signing_keys (" KEY_COLS ") SELECT $1, $2,"
+                    " $3, $4, $5, $6, $7, $8, $9 WHERE $5 <> 0 OR NOT EXISTS"
+                    " (SELECT 1 FROM signing_keys WHERE tenant = $2"
+                    " AND retired_at = 0) RETURNING kid",
+                    9,
+                    {T, T, T, I, I, I, T, B, I}},
+    [PS_KEY_LIST] = {"eb_key_list",
+                     "SELECT " KEY_COLS " FROM signing_keys"
+                     " WHERE $1::text IS NULL OR tenant = '' OR tenant = $1"
+                     " ORDER BY created_at DESC, kid",
+                     1,
+                     {T}},
+    [PS_KEY_RETIRE] = {"eb_key_retire",
+                       "UPDATE signing_keys SET retired_at = $2,"
+                       " not_after = $3 WHERE kid = $1",
+                       3,
+                       {T, I, I}},
+    [PS_KEY_RETIRE_CURRENT] = {"eb_key_retire_current",
+                               "UPDATE signing_keys SET retired_at = $2,"
+                               " not_after = $3 WHERE tenant = $1"
+                               " AND retired_at = 0",
+                               3,
+                               {T, I, I}},
+
+    [PS_MAP_PUT] = {"eb_map_put",
+                    "INSERT INTO mapping_overrides (" MAP_COLS ") VALUES"
+                    " ($1, $2, $3, $4, $5, $5)"
+                    " ON CONFLICT (tenant, subject) DO UPDATE"
+                    " SET managed_apple_id = EXCLUDED.managed_apple_id,"
+                    " note = EXCLUDED.note, updated_at = EXCLUDED.updated_at",
+                    5,
+                    {T, T, T, T, I}},
+    [PS_MAP_GET] = {"eb_map_get",
+                    "SELECT " MAP_COLS " FROM mapping_overrides"
+                    " WHERE tenant = $1 AND subject = $2",
+                    2,
+                    {T, T}},
+    [PS_MAP_DEL] = {"eb_map_del",
+                    "DELETE FROM mapping_overrides"
+                    " WHERE tenant = $1 AND subject = $2",
+                    2,
+                    {T, T}},
+
+    /* SCALEOUT 3.10: a row back means owner holds the lease */
+    [PS_LOCK_TRY] = {"eb_lock_try",
+                     "INSERT INTO eb_locks (name, owner, until_at)"
+                     " VALUES ($1, $2, $3 + $4) ON CONFLICT (name) DO UPDATE"
+                     " SET owner = EXCLUDED.owner,"
+                     " until_at = EXCLUDED.until_at"
+                     " WHERE eb_locks.owner = EXCLUDED.owner"
+                     " OR eb_locks.until_at < $3 RETURNING owner",
+                     4,
+                     {T, T, I, I}},
+    [PS_LOCK_RELEASE] = {"eb_lock_release",
+                         "DELETE FROM eb_locks WHERE name = $1"
+                         " AND owner = $2",
+                         2,
+                         {T, T}},
+
+    [PS_MIG_RECORD] = {"eb_mig_record",
+                       "INSERT INTO schema_migrations (version, name,"
+                       " applied_at) VALUES ($1, $2, $3)",
+                       3,
+                       {I, T, I}},
+    [PS_MIG_RECORD_COMPAT] = {"eb_mig_record_compat",
+                              "INSERT INTO schema_migrations (version, name,"
+                              " applied_at, compat) VALUES ($1, $2, $3, $4)",
+                              4,
+                              {I, T, I, I}},
+};
