@@ -124,7 +124,7 @@ export async function startLb(targets, { port = 0 } = {}) {
       if (refused) down[i] = Date.now() + DOWN_MS;
       const again = !retried && (refused || (bodySent === 0 && IDEMPOTENT.has(req.method)));
       const other = again ? pick(i) : -1;
-      if (other >= 0 && !req.destroyed) { attempt(req, res, other, true); return; }
+      if (other >= 0 && !res.destroyed) { attempt(req, res, other, true); return; }
       res.writeHead(e.code === 'ETIMEDOUT' ? 504 : 502, { 'content-type': 'text/plain' });
       res.end(`lb: ${e.code ?? e.message}\n`);
     });
