@@ -19,7 +19,7 @@
 //   byte of the request body was handed to the target and the method is
 //   idempotent (GET, HEAD, OPTIONS, PUT, DELETE). Anything else answers 502
 //   (503 with no target left), or, when the response had started, cuts the
-//   client connection.
+//   client connection. A client that goes away cuts the target exchange.
 // - Bounded: every upstream exchange times out after UPSTREAM_MS (504),
 //   and close() shuts the listener, every client and upstream connection.
 import http from 'node:http';
@@ -109,6 +109,9 @@ export async function startLb(targets, { port = 0 } = {}) {
     up.on('socket', (s) => {
       if (s.connecting) s.once('connect', startBody); else startBody();
     });
+    // the client went away before the answer was complete: so does the
+    // exchange with the target
+    res.on('close', () => { if (!res.writableFinished) up.destroy(); });
     up.on('timeout', () => up.destroy(Object.assign(new Error('upstream timeout'), { code: 'ETIMEDOUT' })));
     up.on('response', (ur) => {
       answered = true;

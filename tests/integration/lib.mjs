@@ -127,8 +127,14 @@ export function sql(target, query) {
   const db = typeof target === 'string' ? target : target.cfg.database;
   if (isPgTarget(db)) {
     const q = query.trim().replace(/;$/, '');
-    const out = psql(db, `SELECT coalesce(json_agg(t), '[]') FROM (${q}) t`).trim();
-    return JSON.parse(out || '[]');
+    let wrapped;
+    if (/^(select|with|values|table)\b/i.test(q)) wrapped = `SELECT coalesce(json_agg(t), '[]') FROM (${q}) t`;
+    else if (/\breturning\b/i.test(q)) wrapped = `WITH t AS (${q}) SELECT coalesce(json_agg(t), '[]') FROM t`;
+    else {
+      psql(db, q); // a statement without rows
+      return [];
+    }
+    return JSON.parse(psql(db, wrapped).trim() || '[]');
   }
   const r = spawnSync('sqlite3', ['-json', '-cmd', '.timeout 5000', db, query], { encoding: 'utf8' });
   if (r.status !== 0) throw new Error(`sqlite3: ${r.stderr}`);
@@ -345,9 +351,12 @@ export async function startReplicas(conf, n, { env = {} } = {}) {
     lb,
     replicas,
     url: lb.url,
+    // SIGTERM to each; resolves with [{ i, code, signal }] (a clean exit is
+    // code 0: under the sanitizers a leak or error makes it non-zero).
     async stop() {
-      await Promise.allSettled(replicas.map((r) => r.bridge.stop()));
+      const ends = await Promise.all(replicas.map((r) => r.bridge.stop()));
       await lb.close();
+      return ends.map((e, i) => ({ i, ...e }));
     },
   };
 }
