@@ -122,12 +122,13 @@ export async function startLb(targets, { port = 0 } = {}) {
     });
     up.on('error', (e) => {
       if (piping) req.unpipe(up);
+      if (res.destroyed) return; // the client is gone (see above)
       if (answered || res.headersSent) { res.destroy(); return; }
       const refused = CONNECT_ERRORS.has(e.code);
       if (refused) down[i] = Date.now() + DOWN_MS;
       const again = !retried && (refused || (bodySent === 0 && IDEMPOTENT.has(req.method)));
       const other = again ? pick(i) : -1;
-      if (other >= 0 && !res.destroyed) { attempt(req, res, other, true); return; }
+      if (other >= 0) { attempt(req, res, other, true); return; }
       res.writeHead(e.code === 'ETIMEDOUT' ? 504 : 502, { 'content-type': 'text/plain' });
       res.end(`lb: ${e.code ?? e.message}\n`);
     });

@@ -403,6 +403,7 @@ test('3: kill -9 of A during refreshes and sign-ins loses nothing; all goes on t
   // as fast as it can; a lost answer (502, or a cut connection) is retried
   // with the same token, as a device would
   let stop = false;
+  const sent0 = [...world.lb.counts];
   const storm = chains.map(async (c) => {
     while (!stop) {
       let r;
@@ -419,12 +420,14 @@ test('3: kill -9 of A during refreshes and sign-ins loses nothing; all goes on t
     }
   });
   await sleep(1500);
+  assert.ok(world.lb.counts[A] > sent0[A] && world.lb.counts[B] > sent0[B], 'the storm went to both replicas');
   await world.replicas[A].kill('SIGKILL');
   const servedBefore = world.lb.counts[B];
   await sleep(500);
   stop = true;
   await Promise.all(storm);
   assert.ok(world.lb.counts[B] > servedBefore, 'B served after the kill');
+  console.log(`kill -9: ${chains.map((c) => `${c.ok} rotations, ${c.retries} retried`).join('; ')}`);
   for (const c of chains) {
     assert.equal(c.error, undefined, `a chain failed: ${JSON.stringify(c.error)}`);
     assert.ok(c.ok > 0);
