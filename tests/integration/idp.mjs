@@ -7,7 +7,6 @@
 //   (the IdP's login form, headless)    -> the IdP's redirect to our callback
 //   GET  /t/T/oidc/callback?code&state&iss (+ cookie) -> 308 apple-remotemanagement-user-login://...
 import crypto from 'node:crypto';
-import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 
 import { startIdp } from '../idp/server.mjs';
@@ -15,7 +14,7 @@ import { drive, createJar, DriveError } from '../idp/drive.mjs';
 import {
   TENANT_CONTOSO, TENANT_FABRIKAM, GROUP_STAFF, GROUP_ENROLL, GROUP_ADMINS, PASSWORD,
 } from '../idp/accounts.mjs';
-import { baseTenant, freePort, startBridge, writeConfig, enrollPost } from './lib.mjs';
+import { baseTenant, freePort, startBridge, writeConfig, enrollPost, sql } from './lib.mjs';
 
 export {
   drive, createJar, DriveError, TENANT_CONTOSO, TENANT_FABRIKAM, GROUP_STAFF, GROUP_ENROLL,
@@ -242,11 +241,8 @@ export async function enroll({
 
 // ---------------------------------------------------- bridge inspection --
 
-export function sql(db, query) {
-  const r = spawnSync('sqlite3', ['-json', '-cmd', '.timeout 5000', db, query], { encoding: 'utf8' });
-  if (r.status !== 0) throw new Error(`sqlite3: ${r.stderr}`);
-  return r.stdout.trim() ? JSON.parse(r.stdout) : [];
-}
+// sql(db, query): rows from the SQLite file or PostgreSQL DSN (lib.mjs).
+export { sql };
 
 export const sha256hex = (s) => crypto.createHash('sha256').update(s).digest('hex');
 

@@ -2,10 +2,12 @@
 // temporary folder, starts the real enrollbridge binary on a free loopback
 // port, and talks to it over real sockets.
 import { spawn, spawnSync } from 'node:child_process';
+import crypto from 'node:crypto';
 import fs from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
+import { startLb } from './lb.mjs';
 
 export const BIN = process.env.EB_BIN ||
   path.resolve(process.env.EB_BINARY_DIR || 'build', 'enrollbridge');
@@ -44,11 +46,115 @@ export function baseTenant(id, domains, extra = {}) {
   };
 }
 
-// Write a configuration; returns { dir, main, tenantsDir, write(tenant) }.
+// ------------------------------------------------------- the backend --
+// EB_TEST_BACKEND=pg (with EB_TEST_PG, a libpq DSN of a server the tests
+// may create databases on, e.g. from contrib/pg-test.sh) makes writeConfig
+// give every configuration a fresh PostgreSQL database and a seal key file;
+// anything else keeps the SQLite file in the temporary folder.
+export const BACKEND = process.env.EB_TEST_BACKEND === 'pg' ? 'pg' : 'sqlite';
+
+// A database target is PostgreSQL when it is a URI or a key=value DSN.
+export const isPgTarget = (db) => typeof db === 'string'
+  && (/^postgres(ql)?:\/\//.test(db) || /^\s*[a-z_]+\s*=/.test(db));
+
+let psqlPath;
+function psqlBin() {
+  if (psqlPath) return psqlPath;
+  const dirs = [];
+  const pc = spawnSync('pg_config', ['--bindir'], { encoding: 'utf8' });
+  if (pc.status === 0) dirs.push(pc.stdout.trim());
+  const base = '/usr/lib/postgresql';
+  if (fs.existsSync(base)) {
+    const vs = fs.readdirSync(base).filter((v) => /^\d+$/.test(v)).sort((a, b) => Number(b) - Number(a));
+    for (const v of vs) dirs.push(path.join(base, v, 'bin'));
+  }
+  const hit = dirs.map((d) => path.join(d, 'psql')).find((f) => fs.existsSync(f));
+  if (!hit) throw new Error('EB_TEST_BACKEND=pg: no psql (pg_config --bindir, /usr/lib/postgresql/*/bin)');
+  psqlPath = hit;
+  return hit;
+}
+
+function psql(dsn, query) {
+  const r = spawnSync(psqlBin(), ['-X', '-At', '-v', 'ON_ERROR_STOP=1', '-d', dsn, '-c', query],
+    { encoding: 'utf8', timeout: 30000 });
+  // the DSN may hold a password: never in an error
+  if (r.status !== 0) throw new Error(`psql: ${(r.stderr || r.error?.message || '').trim()}`);
+  return r.stdout;
+}
+
+// The base DSN with its database replaced by name.
+function dsnFor(base, name) {
+  if (/^postgres(ql)?:\/\//.test(base)) {
+    const u = new URL(base);
+    u.pathname = `/${name}`;
+    return u.toString();
+  }
+  return `${base} dbname=${name}`; // libpq: the last dbname wins
+}
+
+function pgBase() {
+  const base = process.env.EB_TEST_PG;
+  if (!base) throw new Error('EB_TEST_BACKEND=pg needs EB_TEST_PG (eval "$(contrib/pg-test.sh start)")');
+  return base;
+}
+
+const pgDatabases = new Set();
+// Drop every database writeConfig created (also done at exit).
+export function dropTestDatabases() {
+  for (const name of pgDatabases) {
+    try {
+      psql(pgBase(), `DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
+    } catch (e) {
+      process.stderr.write(`lib: cannot drop ${name}: ${e.message}\n`);
+    }
+    pgDatabases.delete(name);
+  }
+}
+process.on('exit', dropTestDatabases);
+
+function pgDatabase() {
+  const base = pgBase();
+  const name = `eb_it_${crypto.randomBytes(6).toString('hex')}`;
+  psql(base, `CREATE DATABASE ${name}`);
+  pgDatabases.add(name);
+  return dsnFor(base, name);
+}
+
+// Rows of query as objects, from a configuration (writeConfig's answer), a
+// SQLite file or a PostgreSQL DSN. On PostgreSQL, count(*) and other
+// bigints come back as numbers too (json_agg).
+export function sql(target, query) {
+  const db = typeof target === 'string' ? target : target.cfg.database;
+  if (isPgTarget(db)) {
+    const q = query.trim().replace(/;$/, '');
+    let wrapped;
+    if (/^(select|with|values|table)\b/i.test(q)) wrapped = `SELECT coalesce(json_agg(t), '[]') FROM (${q}) t`;
+    else if (/\breturning\b/i.test(q)) wrapped = `WITH t AS (${q}) SELECT coalesce(json_agg(t), '[]') FROM t`;
+    else {
+      psql(db, q); // a statement without rows
+      return [];
+    }
+    return JSON.parse(psql(db, wrapped).trim() || '[]');
+  }
+  const r = spawnSync('sqlite3', ['-json', '-cmd', '.timeout 5000', db, query], { encoding: 'utf8' });
+  if (r.status !== 0) throw new Error(`sqlite3: ${r.stderr}`);
+  return r.stdout.trim() ? JSON.parse(r.stdout) : [];
+}
+
+// Write a configuration; returns { dir, main, tenantsDir, write(tenant), cfg }.
 export function writeConfig({ port, tenants, main = {} }) {
   const dir = tmpDir();
   const tenantsDir = path.join(dir, 'tenants');
   fs.mkdirSync(tenantsDir);
+  const backend = {};
+  if (BACKEND === 'pg' && main.database === undefined) {
+    const keyFile = path.join(dir, 'seal.key');
+    // 32 bytes as base64 text: secret files refuse a NUL byte and lose a
+    // trailing newline, which a raw key may hold
+    fs.writeFileSync(keyFile, `${crypto.randomBytes(32).toString('base64')}\n`, { mode: 0o600 });
+    backend.database = pgDatabase();
+    backend.seal_keys = [`file:${keyFile}`];
+  }
   const cfg = {
     listen: `127.0.0.1:${port}`,
     public_url: `http://127.0.0.1:${port}`,
@@ -56,6 +162,7 @@ export function writeConfig({ port, tenants, main = {} }) {
     state_dir: path.join(dir, 'state'),
     tenants_dir: 'tenants',
     log: { format: 'json', level: 'debug', access: true },
+    ...backend,
     ...main,
   };
   const mainPath = path.join(dir, 'enrollbridge.json');
@@ -65,7 +172,9 @@ export function writeConfig({ port, tenants, main = {} }) {
   return { dir, main: mainPath, tenantsDir, write, cfg };
 }
 
-export async function startBridge(configPath, { env = {} } = {}) {
+// url: where to reach this process (its health check too); public_url by
+// default, a replica's own listen address behind the LB.
+export async function startBridge(configPath, { env = {}, url: direct } = {}) {
   const proc = spawn(BIN, ['serve', '-c', configPath], {
     env: { ...process.env, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -83,7 +192,7 @@ export async function startBridge(configPath, { env = {} } = {}) {
   proc.stdout.on('data', (d) => logs.push(...d.toString().split('\n').filter(Boolean)));
   const exited = new Promise((resolve) => proc.on('exit', (code, signal) => resolve({ code, signal })));
   const cfg = JSON.parse(fs.readFileSync(configPath, 'utf8'));
-  const url = cfg.public_url;
+  const url = direct ?? cfg.public_url;
   const deadline = Date.now() + 15000;
   for (;;) {
     if (proc.exitCode !== null) throw new Error(`enrollbridge exited ${proc.exitCode}:\n${logs.join('\n')}`);
@@ -183,4 +292,71 @@ export function enrollPost(url, opts = {}) {
     headers: { 'content-type': 'application/pkcs7-signature', 'user-agent': 'DeviceManagementClient/1.0', ...(opts.headers ?? {}) },
     body: opts.body ?? machineInfo(opts),
   });
+}
+
+// ------------------------------------------------------------ replicas --
+
+// The sum of one metric's samples whose labels include `labels`, from
+// Prometheus text.
+export function metricSum(text, name, labels = {}) {
+  let sum = 0;
+  for (const line of text.split('\n')) {
+    const m = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})?\s+(\S+)/.exec(line);
+    if (!m || m[1] !== name) continue;
+    const have = {};
+    for (const lm of (m[2] ?? '').matchAll(/([a-zA-Z_]+)="((?:[^"\\]|\\.)*)"/g)) have[lm[1]] = lm[2];
+    if (Object.entries(labels).every(([k, v]) => have[k] === v)) sum += Number(m[3]);
+  }
+  return sum;
+}
+
+// n bridge processes on one configuration (writeConfig's answer, its
+// public_url the load balancer's address), sharing database, state_dir and
+// seal keys; the main file of replica i differs only in `listen`. They start
+// at the same time (an empty database sees them race), then a round-robin
+// LB (lb.mjs) on public_url's port goes in front. Returns { lb, replicas,
+// stop() }; each replica is { i, port, url (direct), main, proc, logs,
+// exited, metrics() (its /metrics text), metric(name, labels), kill(signal),
+// restart(), stop() }.
+export async function startReplicas(conf, n, { env = {} } = {}) {
+  const lbPort = Number(new URL(conf.cfg.public_url).port);
+  const replicas = [];
+  for (let i = 0; i < n; i += 1) {
+    const port = await freePort();
+    const main = path.join(conf.dir, `enrollbridge-${i}.json`);
+    fs.writeFileSync(main, JSON.stringify({ ...conf.cfg, listen: `127.0.0.1:${port}` }, null, 2));
+    replicas.push({ i, port, url: `http://127.0.0.1:${port}`, main });
+  }
+  const boot = async (r) => {
+    const b = await startBridge(r.main, { env, url: r.url });
+    Object.assign(r, { proc: b.proc, logs: b.logs, exited: b.exited, bridge: b });
+    return r;
+  };
+  const started = await Promise.allSettled(replicas.map(boot));
+  const failed = started.find((s) => s.status === 'rejected');
+  if (failed) {
+    await Promise.allSettled(replicas.filter((r) => r.bridge).map((r) => r.bridge.stop('SIGKILL')));
+    throw failed.reason;
+  }
+  for (const r of replicas) {
+    r.metrics = async () => (await fetch(`${r.url}/metrics`)).text();
+    r.metric = async (name, labels) => metricSum(await r.metrics(), name, labels);
+    r.kill = (signal = 'SIGKILL') => r.bridge.stop(signal);
+    r.stop = () => r.bridge.stop();
+    r.restart = () => boot(r);
+    r.waitLog = (re, ms) => r.bridge.waitLog(re, ms);
+  }
+  const lb = await startLb(replicas.map((r) => r.port), { port: lbPort });
+  return {
+    lb,
+    replicas,
+    url: lb.url,
+    // SIGTERM to each; resolves with [{ i, code, signal }] (a clean exit is
+    // code 0: under the sanitizers a leak or error makes it non-zero).
+    async stop() {
+      const ends = await Promise.all(replicas.map((r) => r.bridge.stop()));
+      await lb.close();
+      return ends.map((e, i) => ({ i, ...e }));
+    },
+  };
 }

@@ -1,0 +1,464 @@
+// Two replicas on one database behind a load balancer (SCALEOUT.md 4.3,
+// guarantees 3.1), against the real binary, the test IdP and a fake MDM:
+// 1. a revocation on A (HTTP, or `grants revoke`) is refused on B within a
+//    bound, B having answered from its bearer cache until then;
+// 2. a refresh token reused on the other replica revokes the grant, and a
+//    refresh raced on A and B never leaves two live refresh tokens;
+// 3. kill -9 of A during refreshes and sign-ins loses nothing: everything
+//    goes on through B, sign-ins begun on A included;
+// 4. two replicas started at once on an empty database: one signing key,
+//    the latest schema;
+// 5. a 401 flow minted on A starts on B and calls back on A.
+// The database is the SQLite file both share (WAL, the change file in the
+// shared state_dir), or with EB_TEST_BACKEND=pg a fresh PostgreSQL database
+// (lib.mjs). Loopback only; every wait is bounded.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import http from 'node:http';
+import path from 'node:path';
+import { performance } from 'node:perf_hooks';
+import {
+  BACKEND, SRC, cliAsync, dropTestDatabases, enrollPost, startReplicas, writeConfig,
+} from './lib.mjs';
+import {
+  callback, challenge, drive, freePort, idpAdmin, oidcTenant, sha256hex, sql, startLogin, startTestIdp, stopAll,
+  APPLE_RESULT, PASSWORD,
+} from './idp.mjs';
+
+const REDIRECT = 'apple-remotemanagement-user-login:/oauth2/redirection';
+const MDM = { client_id: 'mdm-rp', client_secret: 'rp-secret' };
+const A = 0;
+const B = 1;
+const TRIALS = 20;
+const THREADS = 2;
+// G3's target through the feed (PostgreSQL, NOTIFY), and what a change
+// file touched by the CLI gives on SQLite (inotify).
+const X_MS = 100;
+// On SQLite a server does not announce its own changes to other processes
+// (SCALEOUT.md 2.2 #13 and #17): another replica's cache entry lives out its
+// 1 s TTL, counted from a read made before the revocation returned. That is
+// the bound for a revocation made by a replica there.
+const X_SERVER_MS = BACKEND === 'pg' ? X_MS : 1000;
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+let idp, mdm, conf, world;
+const clients = new Map(); // registered at the IdP, by client_id
+
+function startMdm() {
+  const server = http.createServer((req, res) => {
+    req.resume();
+    req.on('end', () => {
+      res.writeHead(200, { 'content-type': 'application/xml' });
+      res.end('<ok/>');
+    });
+  });
+  return new Promise((resolve) => server.listen(0, '127.0.0.1', () => resolve(server)));
+}
+
+// The oauth2 tenant "rp" (devices sign in with apple-oauth2, MDM clients
+// revoke) and the apple-as-web tenant "rw", both at the one test IdP (a
+// suffix for other worlds: the IdP knows each client by the tenant id).
+async function specs(publicUrl, suffix) {
+  const rp = oidcTenant(publicUrl, idp, `rp${suffix}`);
+  rp.tenant.auth_method = 'apple-oauth2';
+  rp.tenant.oauth2 = { client_id: 'apple-device', scope: 'mdm' };
+  rp.tenant.mdm = { upstream: `http://127.0.0.1:${mdm.address().port}/base/`, clients: [MDM] };
+  const rw = oidcTenant(publicUrl, idp, `rw${suffix}`);
+  for (const s of [rp, rw]) {
+    // a second world with the same tenant: one client, both callbacks
+    const prev = clients.get(s.client.client_id);
+    if (prev) {
+      s.client.client_secret = prev.client_secret;
+      s.tenant.idp.client_secret = prev.client_secret;
+      s.client.redirect_uris = [...new Set([...prev.redirect_uris, ...s.client.redirect_uris])];
+    }
+    clients.set(s.client.client_id, s.client);
+    await idpAdmin(idp, '/clients', s.client);
+  }
+  return [rp.tenant, rw.tenant];
+}
+
+// Two replicas and their LB on a fresh database; main is merged into the
+// main file (renewal or key settings for cases still to come).
+async function newWorld(suffix = '', main = {}) {
+  const port = await freePort();
+  const c = writeConfig({
+    port,
+    tenants: await specs(`http://127.0.0.1:${port}`, suffix),
+    main: { ...main, limits: { upstream_timeout: 3, threads: THREADS, ...main.limits } },
+  });
+  return { conf: c, world: await startReplicas(c, 2) };
+}
+
+before(async () => {
+  mdm = await startMdm();
+  idp = await startTestIdp();
+  ({ conf, world } = await newWorld());
+});
+
+after(async () => {
+  const ends = world ? await world.stop() : [];
+  if (idp) await stopAll(idp);
+  mdm?.closeAllConnections?.();
+  await new Promise((r) => (mdm ? mdm.close(r) : r()));
+  dropTestDatabases();
+  for (const e of ends) assert.deepEqual(e, { i: e.i, code: 0, signal: null }, 'a replica exited cleanly');
+});
+
+// ------------------------------------------------------------- helpers --
+
+// A replica's own address, or the LB's (on undefined).
+const at = (on) => (on === undefined ? world.url : world.replicas[on].url);
+
+async function token(form, on) {
+  const r = await fetch(`${at(on)}/t/rp/oauth2/token`, {
+    method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: new URLSearchParams(form),
+  });
+  const text = await r.text();
+  let json;
+  try { json = JSON.parse(text); } catch { json = { raw: text }; }
+  return { status: r.status, json };
+}
+const refreshForm = (rt) => ({ grant_type: 'refresh_token', refresh_token: rt, client_id: 'apple-device' });
+const refresh = (rt, on) => token(refreshForm(rt), on);
+
+// The device's apple-oauth2 sign-in through the LB, up to the IdP's redirect
+// back to us. authorizeOn forces the request that creates the flow row.
+async function beginSignIn({ authorizeOn } = {}) {
+  const r = await enrollPost(`${world.url}/t/rp/enroll`);
+  assert.equal(r.status, 401);
+  const u = new URL(/authorization-url="([^"]+)"/.exec(r.headers.get('www-authenticate'))[1]);
+  const p = { response_type: 'code', client_id: 'apple-device', redirect_uri: REDIRECT, scope: 'mdm', state: 's', login_hint: 'user1@rp.generic.test' };
+  for (const [k, v] of Object.entries(p)) u.searchParams.set(k, v);
+  if (authorizeOn !== undefined) world.lb.next(authorizeOn);
+  const r2 = await fetch(u, { redirect: 'manual' });
+  assert.equal(r2.status, 302, await r2.text());
+  const cookie = r2.headers.get('set-cookie').split(';')[0];
+  const cb = await drive(r2.headers.get('location'), 'user1', 'secret', { consent: true });
+  return { cb, cookie };
+}
+
+// The callback (forced to callbackOn) and the code exchange through the LB.
+async function finishSignIn({ cb, cookie }, { callbackOn } = {}) {
+  if (callbackOn !== undefined) world.lb.next(callbackOn);
+  const r = await fetch(cb, { redirect: 'manual', headers: { cookie } });
+  assert.equal(r.status, 308, await r.text());
+  const code = new URL(r.headers.get('location').replace(REDIRECT, 'http://d/cb')).searchParams.get('code');
+  const t = await token({ grant_type: 'authorization_code', code, redirect_uri: REDIRECT, client_id: 'apple-device' });
+  assert.equal(t.status, 200, JSON.stringify(t.json));
+  return { ...t.json, grant: grantOf(t.json.refresh_token) };
+}
+
+const signIn = async (o = {}) => finishSignIn(await beginSignIn(o), o);
+const grantOf = (rt) => sql(conf, `select grant_id from tokens where hash = '${sha256hex(rt)}'`)[0].grant_id;
+const liveRefreshDoubles = (c = conf) => sql(c, "select grant_id, count(*) as n from tokens where kind = 'refresh' and status = 'active' group by grant_id having count(*) > 1");
+
+const plist = (entries) => '<?xml version="1.0" encoding="UTF-8"?>\n<plist version="1.0"><dict>'
+  + Object.entries(entries).map(([k, v]) => `<key>${k}</key><string>${v}</string>`).join('')
+  + '</dict></plist>\n';
+
+// An MDM check-in with this bearer, on replica `on`; its status.
+async function checkin(accessToken, enrollmentId, on) {
+  const r = await fetch(`${at(on)}/t/rp/mdm/checkin`, {
+    method: 'PUT',
+    headers: { authorization: `Bearer ${accessToken}`, 'content-type': 'application/x-apple-aspen-mdm-checkin' },
+    body: plist({ MessageType: 'Authenticate', Topic: 'com.apple.mgmt.test', EnrollmentID: enrollmentId }),
+  });
+  await r.arrayBuffer();
+  return r.status;
+}
+
+async function revokeHttp(rt, on) {
+  const r = await fetch(`${at(on)}/t/rp/oauth2/revoke`, {
+    method: 'POST',
+    headers: {
+      'content-type': 'application/x-www-form-urlencoded',
+      authorization: `Basic ${Buffer.from(`${MDM.client_id}:${MDM.client_secret}`).toString('base64')}`,
+    },
+    body: new URLSearchParams({ token: rt, token_type_hint: 'refresh_token' }),
+  });
+  await r.arrayBuffer();
+  assert.equal(r.status, 200);
+}
+
+const cacheHits = (on) => world.replicas[on].metric('enrollbridge_bearer_cache_total', { result: 'hit' });
+const pct = (xs, p) => { const s = [...xs].sort((a, b) => a - b); return s[Math.min(s.length - 1, Math.ceil((p / 100) * s.length) - 1)]; };
+
+// G3: every request that starts more than X after t0 is refused. So check
+// in with the token on `on` until refused, and answer how long after t0 the
+// last accepted check-in started (0 when none was): that is what must stay
+// within X, whatever the requests' own durations. Infinity when still
+// accepted after limitMs.
+// (refusedAfter collects when the first refusal arrived, for the log.)
+const refusedAfter = [];
+async function acceptedFor(tok, enrollment, on, t0, limitMs = 3000) {
+  let last = t0;
+  for (;;) {
+    const start = performance.now();
+    const s = await checkin(tok, enrollment, on);
+    if (s === 401) {
+      refusedAfter.push(performance.now() - t0);
+      return last - t0;
+    }
+    assert.equal(s, 200);
+    last = start;
+    if (start - t0 > limitMs) return Infinity;
+  }
+}
+
+// Twenty check-ins on `on`, most of them answered from its bearer cache
+// (each of its threads has its own, and a thread's first watch of the
+// change file changes its stamp: a few misses, then hits). So the replica
+// holds the token's facts in cache, and a test that needs it to notice a
+// change elsewhere can fail.
+async function warm(tok, enrollment, on) {
+  const hits0 = await cacheHits(on);
+  for (let i = 0; i < 20; i += 1) assert.equal(await checkin(tok, enrollment, on), 200);
+  const hits = await cacheHits(on) - hits0;
+  assert.ok(hits >= 10, `replica ${on} answers the bearer from its cache (${hits} hits of 20)`);
+}
+
+// One trial of case 1: a fresh grant bound on A, B answering it from its
+// cache, revoke(grant) run, then how long B went on accepting it.
+let trialNo = 0;
+async function revocationTrial(revoke) {
+  const t = await signIn();
+  const enrollment = `E-rp-${process.pid}-${trialNo += 1}`;
+  assert.equal(await checkin(t.access_token, enrollment, A), 200, 'bound on A');
+  await warm(t.access_token, enrollment, B);
+  await revoke(t);
+  const t0 = performance.now();
+  return acceptedFor(t.access_token, enrollment, B, t0);
+}
+
+// TRIALS trials; how long B went on accepting (ms), p50/p99 printed with
+// when the first refusal arrived.
+async function revocationDeltas(name, revoke) {
+  const ds = [];
+  refusedAfter.length = 0;
+  for (let i = 0; i < TRIALS; i += 1) ds.push(await revocationTrial(revoke));
+  const ms = (xs) => `p50 ${pct(xs, 50).toFixed(1)} ms, p99 ${pct(xs, 99).toFixed(1)} ms, max ${Math.max(...xs).toFixed(1)} ms`;
+  const line = `${name} on ${BACKEND}, over ${ds.length}: still accepted for ${ms(ds)}`;
+  console.log(`${line}; first refusal after ${ms(refusedAfter)}`);
+  return { ds, line };
+}
+
+function assertBound({ ds, line }, bound) {
+  for (const d of ds) assert.ok(d <= bound, `${line}: ${d.toFixed(1)} ms > ${bound} ms`);
+}
+
+// ---------------------------------------------------------------- tests --
+
+// Case 4's data: the shared world and three more pairs, each pair started
+// at once on an empty database; what their databases hold after start.
+let coldStarts;
+async function coldStartResults() {
+  if (coldStarts) return coldStarts;
+  const look = (c) => ({
+    keys: sql(c, "select count(*) as n from signing_keys where tenant = '' and retired_at = 0")[0].n,
+    schema: sql(c, 'select max(version) as v, count(*) as n, count(distinct version) as d from schema_migrations')[0],
+  });
+  const out = [look(conf)];
+  for (let round = 0; round < 3; round += 1) {
+    const w = await newWorld(`x${round}`);
+    try {
+      out.push(look(w.conf));
+      for (const r of w.world.replicas) assert.equal((await fetch(`${r.url}/healthz`)).status, 200);
+    } finally {
+      for (const e of await w.world.stop()) assert.equal(e.code, 0, `replica ${e.i} exited cleanly`);
+    }
+  }
+  coldStarts = out;
+  return out;
+}
+
+test('4: both replicas started at once on an empty database come up on the latest schema', async () => {
+  const latest = Math.max(...[...fs.readFileSync(path.join(SRC, 'src/store/migrations.c'), 'utf8')
+    .matchAll(/\.version = (\d+)/g)].map((m) => Number(m[1])));
+  for (const r of await coldStartResults()) assert.deepEqual(r.schema, { v: latest, n: latest, d: latest });
+});
+
+// On SQLite the signer's bootstrap (signer.c: list the keys, add one when
+// none is current) is not atomic across processes: two replicas starting
+// together often both add a key. SCALEOUT.md 3.3-8 and 3.8 make key_put
+// refuse a second current key; until then this case is a known failure on
+// SQLite (reported, not hidden: it runs and prints its result).
+test('4: both replicas started at once on an empty database: one signing key', {
+  todo: BACKEND === 'sqlite' && 'SQLite: concurrent signing-key bootstrap adds one key per replica (no key_put CONFLICT yet)',
+}, async () => {
+  const keys = (await coldStartResults()).map((r) => r.keys);
+  console.log(`current shared signing keys after each cold start on ${BACKEND}: ${keys.join(', ')}`);
+  assert.deepEqual(keys, keys.map(() => 1), `current shared signing keys after each cold start: ${keys.join(', ')}`);
+});
+
+// The HTTP case, measured once for the two tests below.
+let httpRevocations;
+const httpDeltas = async () => {
+  httpRevocations ??= await revocationDeltas('HTTP revoke on A, refused on B', (t) => revokeHttp(t.refresh_token, A));
+  return httpRevocations;
+};
+
+test(`1: a revocation on A (HTTP) is refused on B within ${X_MS} ms`, {
+  todo: BACKEND === 'sqlite' && 'SQLite: a replica does not announce its own changes to other processes; they see them after the 1 s cache TTL (SCALEOUT.md 2.2 #13, #17)',
+}, async () => {
+  assertBound(await httpDeltas(), X_MS);
+});
+
+test(`1: SQLite: a revocation on A (HTTP) is refused on B within the cache TTL (${X_SERVER_MS} ms)`, {
+  skip: BACKEND !== 'sqlite' && 'the feed bound applies (the case above)',
+}, async () => {
+  assertBound(await httpDeltas(), X_SERVER_MS);
+});
+
+test(`1: a revocation by \`grants revoke\` is refused on B within ${X_MS} ms`, async () => {
+  assertBound(await revocationDeltas('grants revoke, refused on B', async (t) => {
+    const r = await cliAsync(['grants', 'revoke', '-c', world.replicas[A].main, t.grant]);
+    assert.equal(r.code, 0, r.stderr);
+  }), X_MS);
+});
+
+// Without the NOTIFY doorbell the 250 ms heartbeat poll bounds it.
+test('1: with database_notify false, a revocation on A is refused on B within 600 ms', {
+  skip: BACKEND !== 'pg' && 'PostgreSQL only (the invalidation feed)',
+}, async () => {
+  const saved = { conf, world };
+  ({ conf, world } = await newWorld('', { database_notify: false }));
+  try {
+    assertBound(await revocationDeltas('HTTP revoke on A, no NOTIFY, refused on B', (t) => revokeHttp(t.refresh_token, A)), 600);
+  } finally {
+    const ends = await world.stop();
+    ({ conf, world } = saved);
+    for (const e of ends) assert.equal(e.code, 0, `replica ${e.i} exited cleanly`);
+  }
+});
+
+test('2: a refresh token reused on the other replica revokes the grant', async () => {
+  const t0 = await signIn();
+  const r1 = await refresh(t0.refresh_token, A);
+  assert.equal(r1.status, 200, JSON.stringify(r1.json));
+  const r2 = await refresh(r1.json.refresh_token, A);
+  assert.equal(r2.status, 200, JSON.stringify(r2.json));
+  const enrollment = `E-reuse-${process.pid}`;
+  assert.equal(await checkin(r2.json.access_token, enrollment, A), 200);
+  await warm(r2.json.access_token, enrollment, A);
+  await warm(r2.json.access_token, enrollment, B);
+  // RT0's successor was used: RT0 on B is theft
+  const reuse = await refresh(t0.refresh_token, B);
+  const tr = performance.now();
+  assert.equal(reuse.status, 400);
+  assert.equal(reuse.json.error, 'invalid_grant');
+  assert.match(reuse.json.error_description, /reused/);
+  const dA = await acceptedFor(r2.json.access_token, enrollment, A, tr);
+  const dB = await acceptedFor(r2.json.access_token, enrollment, B, tr);
+  assert.ok(dA <= X_SERVER_MS && dB <= X_SERVER_MS, `accepted for ${dA} ms on A, ${dB} ms on B`);
+  const after = await refresh(r2.json.refresh_token, A);
+  assert.equal(after.status, 400);
+  assert.deepEqual(sql(conf, `select status, revoke_reason from grants where id = '${t0.grant}'`),
+    [{ status: 'revoked', revoke_reason: 'refresh token reused' }]);
+  const audit = sql(conf, `select detail from audit_events where event = 'grant.revoked' and subject = '${t0.grant}'`);
+  assert.equal(audit.length, 1, JSON.stringify(audit));
+});
+
+test('2: one refresh token presented on A and B at once, 30 chains: never two live refresh tokens', async () => {
+  for (let i = 0; i < 30; i += 1) {
+    const t = await signIn();
+    const both = await Promise.all([refresh(t.refresh_token, A), refresh(t.refresh_token, B)]);
+    const ok = both.filter((r) => r.status === 200);
+    assert.ok(ok.length >= 1, JSON.stringify(both.map((r) => r.json)));
+    const distinct = new Set(ok.map((r) => r.json.refresh_token));
+    assert.equal(distinct.size, 1, 'one successor, whichever replica answered');
+    const next = await refresh([...distinct][0], i % 2 ? A : B);
+    assert.equal(next.status, 200, JSON.stringify(next.json));
+  }
+  assert.deepEqual(liveRefreshDoubles(), []);
+});
+
+test('5: a 401 flow minted on A starts on B and calls back on A', async () => {
+  const direct = { url: world.replicas[A].url };
+  const ch = await challenge(direct, 'rw');
+  assert.equal(ch.status, 401);
+  assert.ok(ch.url.startsWith(`${world.url}/`), 'the challenge names the LB');
+  world.lb.next(B);
+  const st = await startLogin(ch.url, 'user1@rw.generic.test');
+  assert.equal(st.status, 302, st.body);
+  const cb = await drive(st.location, 'user1', PASSWORD, { consent: true });
+  world.lb.next(A);
+  const done = await callback(cb, st.cookie);
+  assert.equal(done.status, 308, done.body);
+  assert.ok(done.location.startsWith(APPLE_RESULT), done.location);
+  assert.ok(done.token, 'an access token for the device');
+});
+
+test('3: kill -9 of A during refreshes and sign-ins loses nothing; all goes on through B', async () => {
+  const chains = [];
+  for (let i = 0; i < 6; i += 1) chains.push({ last: (await signIn()).refresh_token, ok: 0, retries: 0 });
+  const victim = await signIn();
+  const rv = await cliAsync(['grants', 'revoke', '-c', world.replicas[B].main, victim.grant]);
+  assert.equal(rv.code, 0, rv.stderr);
+  const pending = [];
+  for (let i = 0; i < 3; i += 1) pending.push(await beginSignIn({ authorizeOn: A }));
+
+  // the storm: every chain refreshes through the LB (alternating A and B)
+  // as fast as it can; a lost answer (502, or a cut connection) is retried
+  // with the same token, as a device would
+  let stop = false;
+  const sent0 = [...world.lb.counts];
+  const storm = chains.map(async (c) => {
+    while (!stop) {
+      let r;
+      try {
+        r = await refresh(c.last);
+      } catch {
+        c.retries += 1;
+        continue;
+      }
+      if (r.status === 502) { c.retries += 1; continue; }
+      if (r.status !== 200) { c.error = r.json; return; }
+      c.last = r.json.refresh_token;
+      c.ok += 1;
+    }
+  });
+  await sleep(1500);
+  assert.ok(world.lb.counts[A] > sent0[A] && world.lb.counts[B] > sent0[B], 'the storm went to both replicas');
+  await world.replicas[A].kill('SIGKILL');
+  const servedBefore = world.lb.counts[B];
+  await sleep(500);
+  stop = true;
+  await Promise.all(storm);
+  assert.ok(world.lb.counts[B] > servedBefore, 'B served after the kill');
+  console.log(`kill -9: ${chains.map((c) => `${c.ok} rotations, ${c.retries} retried`).join('; ')}`);
+  for (const c of chains) {
+    assert.equal(c.error, undefined, `a chain failed: ${JSON.stringify(c.error)}`);
+    assert.ok(c.ok > 0);
+  }
+
+  // the sign-ins whose flow row A created complete on B
+  for (const p of pending) {
+    const t = await finishSignIn(p, { callbackOn: B });
+    assert.ok(t.access_token);
+  }
+  // every chain goes on from the last token it received
+  for (const c of chains) {
+    for (let k = 0; k < 3; k += 1) {
+      const r = await refresh(c.last, B);
+      assert.equal(r.status, 200, JSON.stringify(r.json));
+      c.last = r.json.refresh_token;
+    }
+  }
+  assert.equal((await refresh(victim.refresh_token, B)).status, 400, 'the revoked grant stays revoked');
+  assert.deepEqual(sql(conf, `select status from grants where id = '${victim.grant}'`), [{ status: 'revoked' }]);
+  assert.deepEqual(liveRefreshDoubles(), []);
+  if (BACKEND === 'sqlite') assert.deepEqual(sql(conf, 'pragma integrity_check'), [{ integrity_check: 'ok' }]);
+
+  // A again: it serves at once, reading an old token from the store
+  const a = await world.replicas[A].restart();
+  world.lb.up(A);
+  const t = await refresh(chains[0].last, B);
+  assert.equal(t.status, 200);
+  chains[0].last = t.json.refresh_token;
+  const miss0 = await a.metric('enrollbridge_bearer_cache_total', { result: 'miss' });
+  assert.equal(await checkin(t.json.access_token, `E-restart-${process.pid}`, A), 200);
+  assert.equal(await a.metric('enrollbridge_bearer_cache_total', { result: 'miss' }), miss0 + 1);
+  assert.equal((await refresh(chains[0].last, A)).status, 200);
+});
