@@ -26,6 +26,8 @@ struct eb_pg_store {
 	char *dsn;    /* may hold a password: wiped on close, never logged */
 	char *schema; /* current_schema() of its sessions, for messages */
 	int notify;   /* NOTIFY on invalidations (EB_STORE_OPEN_NO_NOTIFY) */
+	char *application;       /* application_name, or NULL */
+	struct eb_pg_feed *feed; /* other replicas' invalidations, or NULL */
 };
 
 enum eb_pg_stmt_id {

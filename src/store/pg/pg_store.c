@@ -21,6 +21,7 @@
 #include "core/log.h"
 #include "core/mem.h"
 #include "store/migrations.h"
+#include "store/pg/pg_feed.h"
 #include "store/pg/pg_int.h"
 
 #define PG_DEFAULT_POOL    8
@@ -372,7 +373,12 @@ pg_open_flags(const char *target, int flags,
 	                       ? opts->timeout_ms
 	                       : PG_DEFAULT_TIMEOUT;
 	lim.acquire_ms = lim.statement_ms;
-	lim.application = opts != NULL ? opts->application : NULL;
+	if (opts != NULL && opts->application != NULL &&
+	    (ps->application = eb_strdup(opts->application)) == NULL) {
+		snprintf(err, errlen, "store: out of memory");
+		goto out_close;
+	}
+	lim.application = ps->application;
 	ps->pool = eb_pg_pool_create(target, eb_pg_stmts, PS__COUNT, &lim, perr,
 	                             sizeof(perr));
 	if (ps->pool == NULL) {
@@ -424,8 +430,10 @@ pg_close(void *be)
 
 	if (ps == NULL)
 		return;
+	eb_pg_feed_stop(ps->feed);
 	eb_pg_pool_destroy(ps->pool);
 	eb_free_secret_str(ps->dsn);
+	eb_free(ps->application);
 	eb_free(ps->schema);
 	eb_free(ps);
 }
@@ -461,6 +469,36 @@ pg_schema_version(void *be, int64_t *version)
 {
 	*version = 0;
 	return eb_pg_with(be, version_fn, version);
+}
+
+/*
+ * The change feed (pg_feed.c): a thread on a connection of its own that
+ * follows the generation row every invalidating transaction bumps.
+ */
+static int
+pg_feed_start(void *be, _Atomic uint64_t *seq, _Atomic int64_t *alive_ns)
+{
+	struct eb_pg_store *ps = be;
+	char err[512];
+
+	if (ps->feed != NULL)
+		return 0;
+	ps->feed = eb_pg_feed_start_as(ps->dsn, ps->application, seq, alive_ns,
+	                               err, sizeof(err));
+	if (ps->feed == NULL) {
+		log_warnx("store: PostgreSQL change feed: %s", err);
+		return -1;
+	}
+	return 0;
+}
+
+static void
+pg_feed_stop(void *be)
+{
+	struct eb_pg_store *ps = be;
+
+	eb_pg_feed_stop(ps->feed);
+	ps->feed = NULL;
 }
 
 const struct eb_store_ops eb_store_pg_ops = {
@@ -503,7 +541,8 @@ const struct eb_store_ops eb_store_pg_ops = {
     .lock_try = eb_pg_lock_try,
     .lock_release = eb_pg_lock_release,
     .key_rotate = eb_pg_key_rotate,
-    /* feed_start/feed_stop: pg_feed.c, wired separately */
+    .feed_start = pg_feed_start,
+    .feed_stop = pg_feed_stop,
 };
 
 /* ---- test hooks (store.h) ---- */
