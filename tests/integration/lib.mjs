@@ -52,6 +52,16 @@ export function baseTenant(id, domains, extra = {}) {
 // give every configuration a fresh PostgreSQL database and a seal key file;
 // anything else keeps the SQLite file in the temporary folder.
 export const BACKEND = process.env.EB_TEST_BACKEND === 'pg' ? 'pg' : 'sqlite';
+// A PostgreSQL leg without a server: skipped (ctest's SKIP_RETURN_CODE 77)
+// for a developer, a failure under CI, where the leg must run.
+if (BACKEND === 'pg' && !process.env.EB_TEST_PG) {
+  if (process.env.CI) {
+    console.error('EB_TEST_BACKEND=pg under CI without EB_TEST_PG: the PostgreSQL leg must run');
+    process.exit(1);
+  }
+  console.error('EB_TEST_BACKEND=pg without EB_TEST_PG: skipped (eval "$(contrib/pg-test.sh start)")');
+  process.exit(77);
+}
 
 // A database target is PostgreSQL when it is a URI or a key=value DSN.
 export const isPgTarget = (db) => typeof db === 'string'
@@ -154,6 +164,7 @@ export function writeConfig({ port, tenants, main = {} }) {
     fs.writeFileSync(keyFile, `${crypto.randomBytes(32).toString('base64')}\n`, { mode: 0o600 });
     backend.database = pgDatabase();
     backend.seal_keys = [`file:${keyFile}`];
+    backend.database_migrate = true; // serve migrates, as on SQLite
   }
   const cfg = {
     listen: `127.0.0.1:${port}`,
