@@ -10,7 +10,10 @@
  * accepted) until its not_after, including one not active yet: a rotation
  * made with a delay is in every replica's JWKS before anyone signs with
  * it (SCALEOUT 3.8). The store keeps one current key (retired_at 0); a
- * rotation retires the old one at the new one's activation. A key is only
+ * rotation retires the old one at the new one's activation. A delayed key
+ * also waits, in each signer, until that signer has published it once: a
+ * signer that last looked before the activation keeps its old key for one
+ * more reload (the old key stays published well beyond). A key is only
  * trusted when its sealed private half opens under our seal key: a row slipped
  * into the database by someone without that key is ignored, never published.
  *
@@ -227,11 +230,83 @@ unseal(const struct eb_seal_ring *ring, const struct eb_store_key *k)
 	return key;
 }
 
-/* Build a key set from the store's rows (newest first) at now. */
+/* The candidates for the current key while a key set is built. */
+struct pick {
+	struct eb_jose_key *newest; /* the newest key signing now */
+	struct eb_jose_key *known;  /* the newest of those published before */
+	struct eb_jose_key *prev;   /* the last set's current key */
+};
+
+/*
+ * Whether this signer may sign with row k, given its last key set prev: a
+ * key rotated with a delay signs only once this signer has published it
+ * in an earlier key set, so its own JWKS listed the key before any token
+ * signed with it. A key meant to sign at once (activates_at <= created)
+ * and a first load need no such wait.
+ */
+static int
+published_before(const struct keyset *prev, const struct eb_store_key *k)
+{
+	return prev == NULL || k->activates_at <= k->created ||
+	       eb_jose_jwks_has_kid(prev->jwks, k->kid);
+}
+
+/* Offer key (row k) as a candidate: 1 when p keeps it, 0 when not. */
+static int
+pick_offer(struct pick *p, struct eb_jose_key *key,
+           const struct eb_store_key *k, const struct keyset *prev, int64_t now)
+{
+	int kept = 0;
+
+	if (is_signing(k, now)) {
+		if (p->newest == NULL) {
+			p->newest = key;
+			kept = 1;
+		}
+		if (p->known == NULL && published_before(prev, k)) {
+			p->known = key;
+			kept = 1;
+		}
+	}
+	if (p->prev == NULL && prev != NULL &&
+	    strcmp(k->kid, eb_jose_key_kid(prev->current)) == 0) {
+		p->prev = key;
+		kept = 1;
+	}
+	return kept;
+}
+
+/*
+ * The current key: the newest signing key published before, else (a new
+ * key just activated that this signer never published) the last current
+ * key for one more round, else the newest. The others are destroyed.
+ */
+static struct eb_jose_key *
+pick_finish(struct pick *p)
+{
+	struct eb_jose_key *cur = p->known  ? p->known
+	                          : p->prev ? p->prev
+	                                    : p->newest;
+
+	if (p->newest != cur)
+		eb_jose_key_destroy(p->newest);
+	if (p->known != cur && p->known != p->newest)
+		eb_jose_key_destroy(p->known);
+	if (p->prev != cur && p->prev != p->newest && p->prev != p->known)
+		eb_jose_key_destroy(p->prev);
+	memset(p, 0, sizeof(*p));
+	return cur;
+}
+
+/*
+ * Build a key set from the store's rows (newest first) at now, for a
+ * signer whose current key set is prev (NULL: none yet).
+ */
 static struct keyset *
 keyset_build(const struct eb_seal_ring *ring, const struct eb_store_key_list *l,
-             int64_t now, char *err, size_t errlen)
+             int64_t now, const struct keyset *prev, char *err, size_t errlen)
 {
+	struct pick pk = {NULL, NULL, NULL};
 	struct keyset *ks;
 	struct eb_buf b;
 	enum eb_jose_err jerr = EB_JOSE_OK;
@@ -275,12 +350,13 @@ keyset_build(const struct eb_seal_ring *ring, const struct eb_store_key_list *l,
 		next_event(&ks->next_change, k->activates_at, now);
 		next_event(&ks->next_change, k->retired_at, now);
 		next_event(&ks->next_change, k->not_after, now);
-		/* the newest key signing now is the current one */
-		if (ks->current == NULL && is_signing(k, now))
-			ks->current = key;
-		else
+		if (!pick_offer(&pk, key, k, prev, now))
 			eb_jose_key_destroy(key);
 	}
+	/* the newest key signing now, once we have published it */
+	if (pk.known != pk.newest)
+		next_event(&ks->next_change, now + 1, now);
+	ks->current = pick_finish(&pk);
 	if (eb_buf_addstr(&b, "]}") == -1)
 		goto oom;
 	if (ks->current == NULL) {
@@ -301,6 +377,7 @@ keyset_build(const struct eb_seal_ring *ring, const struct eb_store_key_list *l,
 oom:
 	snprintf(err, errlen, "out of memory");
 fail:
+	eb_jose_key_destroy(pick_finish(&pk)); /* candidates not placed */
 	eb_buf_finish(&b);
 	keyset_free(ks);
 	return NULL;
@@ -423,7 +500,8 @@ reload(struct eb_signer *s, int64_t now, int force)
 		rc = 0;
 		goto out;
 	}
-	if ((ks = keyset_build(s->ring, &l, now, err, sizeof(err))) == NULL) {
+	if ((ks = keyset_build(s->ring, &l, now, cur, err, sizeof(err))) ==
+	    NULL) {
 		log_errx("signing keys not reloaded: %s", err);
 		goto out;
 	}

@@ -413,6 +413,19 @@ test_rotate_delayed(void **state)
 		assert_string_equal(kid_of(sg), nkid);
 	}
 	assert_true(jwks_has(fx->s, old));
+
+	/* a signer that did not look at the store before the activation
+	 * publishes the new key first, and signs with it one refresh later */
+	assert_int_equal(eb_signer_rotate_ring(fx->store, ring, MAX_TTL, 1, k2,
+	                                       sizeof(k2), err, sizeof(err)),
+	                 0);
+	sleep(2);
+	assert_int_equal(eb_signer_refresh(s2), 0);
+	assert_true(jwks_has(s2, k2));
+	assert_string_equal(kid_of(s2), nkid);
+	sleep(1);
+	assert_int_equal(eb_signer_refresh(s2), 0);
+	assert_string_equal(kid_of(s2), k2);
 	eb_signer_close(s2);
 	eb_seal_ring_free(ring);
 	json_decref(c);
