@@ -796,14 +796,67 @@ test_key_rotate_race(void **state)
 	assert_string_equal(kid, "k9");
 }
 
+/*
+ * A database from before the one-current-key rule, with two current keys
+ * of one tenant (a standby), is repaired by migration 7: the newest stays
+ * current, the other is retired but still published, and the rule holds
+ * from then on. Catches a migration that creates the index without the
+ * repair (it fails on such a database, and the upgrade with it), and one
+ * that keeps the wrong key (tokens suddenly signed by the standby).
+ */
+static void
+test_key_migration(void **state)
+{
+	struct fx *fx = *state;
+	struct eb_store_key_list l;
+	struct eb_store_key k;
+	struct eb_store *s;
+	char path[400], err[512], kid[32];
+	size_t i;
+
+	if (ops != &eb_store_sqlite_ops)
+		skip(); /* the target of an older schema is a file here */
+	snprintf(path, sizeof(path), "%s/v6.db", fx->dir);
+	eb_store_test_schema_limit(6);
+	s = eb_store_open(ops, path, err, sizeof(err));
+	eb_store_test_schema_limit(-1);
+	assert_non_null(s);
+	mk_key(&k, "old", T0, 0);
+	assert_int_equal(eb_store_key_put(s, &k), EB_STORE_OK);
+	mk_key(&k, "new", T0 + 10, 0);
+	assert_int_equal(eb_store_key_put(s, &k), EB_STORE_OK);
+	mk_key(&k, "tenant-key", T0, 0);
+	k.tenant = "acme"; /* another tenant's current key is left alone */
+	assert_int_equal(eb_store_key_put(s, &k), EB_STORE_OK);
+	eb_store_close(s);
+
+	assert_non_null(s = eb_store_open(ops, path, err, sizeof(err)));
+	assert_int_equal(eb_store_key_list(s, NULL, &l), EB_STORE_OK);
+	assert_int_equal(l.n, 3);
+	for (i = 0; i < l.n; i++) {
+		if (strcmp(l.v[i].kid, "old") == 0) {
+			assert_int_not_equal(l.v[i].retired_at, 0);
+			assert_int_equal(l.v[i].not_after, 0); /* published */
+		} else
+			assert_int_equal(l.v[i].retired_at, 0);
+	}
+	eb_store_key_list_finish(&l);
+	assert_int_equal(current_keys(s, kid, sizeof(kid)), 2);
+	mk_key(&k, "third", T0 + 20, 0);
+	assert_int_equal(eb_store_key_put(s, &k), EB_STORE_CONFLICT);
+	eb_store_close(s);
+}
+
 int
 main(void)
 {
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
 	const struct CMUnitTest tests[] = {
-	    T(test_claim_each_once), T(test_fencing),         T(test_release),
-	    T(test_tenant_cap),      T(test_count),           T(test_lock),
+	    T(test_claim_each_once), T(test_fencing),
+	    T(test_release),         T(test_tenant_cap),
+	    T(test_count),           T(test_lock),
 	    T(test_key_bootstrap),   T(test_key_rotate_race),
+	    T(test_key_migration),
 	};
 	size_t i;
 	int failed = 0;
