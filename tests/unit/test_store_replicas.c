@@ -137,7 +137,7 @@ struct claimer {
 	struct fx *fx;
 	pthread_barrier_t *go;
 	const char *tenant;
-	char owner[16];
+	char owner[24];
 	size_t limit, cap;
 	int64_t now;
 	int rounds; /* 0: until nothing is left */
@@ -554,7 +554,7 @@ test_count(void **state)
 struct locker {
 	struct fx *fx;
 	pthread_barrier_t *go;
-	char owner[16];
+	char owner[24];
 	int rc;
 };
 
@@ -586,7 +586,7 @@ test_lock(void **state)
 	struct locker k[NTHREADS];
 	pthread_barrier_t go;
 	pthread_t th[NTHREADS];
-	char holder[16] = "", other[16] = "";
+	char holder[24] = "", other[24] = "";
 	int i, ok = 0;
 
 	pthread_barrier_init(&go, NULL, NTHREADS);
@@ -683,7 +683,7 @@ current_keys(struct eb_store *s, char *kid, size_t kidlen)
 struct keyer {
 	struct fx *fx;
 	pthread_barrier_t *go;
-	char kid[16];
+	char kid[24];
 	int rotate; /* 0: bootstrap (key_put) */
 	int rc;
 };
