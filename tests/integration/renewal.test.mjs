@@ -220,11 +220,17 @@ test('the renewer stops cleanly with the server, a hung refresh within the upstr
   await idpMode(idpB, 'token_hang');
   const hung = async () => (await idpLog(idpB)).filter((e) => e.mode === 'token_hang').length;
   await until('a hung refresh', async () => (await hung()) > 0, (INTERVAL + 8) * 1000);
+  // this one replica holds the "stats" lease (it exports the gauge)
+  const held = sql(db, `select owner, until_at from eb_locks where name='stats'`);
+  assert.equal(held.length, 1, 'the stats lease is held');
+  assert.ok(held[0].until_at > Date.now() / 1000, JSON.stringify(held));
   const t0 = Date.now();
   const r = await bridge.stop();
   const ms = Date.now() - t0;
   assert.equal(r.code, 0, bridge.logs.slice(-20).join('\n'));
   assert.ok(ms < 3000 + 2000, `stopped in ${ms} ms (upstream_timeout 3 s)`);
   assert.equal(grantOf('slow').status, 'active', 'a refresh cut short by the stop revokes nothing');
+  // a stopping replica hands its leases back rather than let them run out
+  assert.equal(sql(db, `select count(*) as n from eb_locks where name='stats'`)[0].n, 0);
   assert.ok(bridge.logs.some((l) => l.includes('silent renewal started')));
 });
