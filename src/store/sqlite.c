@@ -212,9 +212,11 @@ static const char *const stmt_sql[ST__COUNT] = {
                                  " lease_owner = NULL, lease_token = NULL,"
                                  " lease_until = 0"
                                  " WHERE id = ?1 AND status = 'active'",
-    /* renewals of a tenant in flight, every process's */
+    /* renewals of a tenant in flight, every process's (a grant ended
+     * meanwhile is nobody's work any more) */
     [ST_GRANT_LIVE] = "SELECT count(*) FROM grants"
-                      " WHERE tenant = ?1 AND lease_until > ?2",
+                      " WHERE tenant = ?1 AND lease_until > ?2"
+                      " AND status = 'active'",
     [ST_GRANT_CLAIMABLE] = "SELECT " GRANT_COLS " FROM grants"
                            " WHERE status = 'active' AND upstream_next_at != 0"
                            " AND upstream_next_at <= ?2"
@@ -2835,21 +2837,17 @@ static int
 rotation_free(struct conn *c, const struct eb_store_key *k)
 {
 	sqlite3_stmt *st;
-	int rc;
+	int rc = EB_STORE_OK, step;
 
 	if ((st = stmt(c, ST_KEY_CURRENT)) == NULL)
 		return EB_STORE_ERROR;
 	if (b_text(st, 1, k->tenant ? k->tenant : ""))
 		return fail(c, sqlite3_errcode(c->db), __func__);
-	rc = EB_STORE_OK;
-	while (rc == EB_STORE_OK && (rc = sqlite3_step(st)) == SQLITE_ROW)
-		rc = sqlite3_column_int64(st, 1) > k->created
-		         ? EB_STORE_CONFLICT
-		         : EB_STORE_OK;
-	if (rc == SQLITE_DONE)
-		rc = EB_STORE_OK;
-	else if (rc != EB_STORE_OK && rc != EB_STORE_CONFLICT)
-		rc = fail(c, rc, __func__);
+	while ((step = sqlite3_step(st)) == SQLITE_ROW)
+		if (sqlite3_column_int64(st, 1) > k->created)
+			rc = EB_STORE_CONFLICT;
+	if (step != SQLITE_DONE)
+		rc = fail(c, step, __func__);
 	sqlite3_reset(st);
 	return rc;
 }

@@ -542,7 +542,8 @@ int eb_store_grant_list_due(struct eb_store *s, const char *tenant, int64_t now,
  * Claim renewal work for owner (SCALEOUT 3.7): active, unexpired grants of
  * tenant (NULL: all) whose renewal is due at now, most overdue first, at
  * most limit, and, when cap > 0 (tenant required), only as many as keep
- * the tenant's live leases (lease_until > now, any owner) at most cap
+ * the tenant's live leases (active grants with lease_until > now, any
+ * owner) at most cap
  * fleet-wide. Each claimed grant gets lease_owner = owner, a fresh random
  * lease_token, lease_until = now + lease and its next renewal moved to
  * now + lease, in one transaction: of concurrent claimers (threads or

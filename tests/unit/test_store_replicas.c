@@ -488,6 +488,16 @@ test_tenant_cap(void **state)
 		                                          LEASE, 8, 3, "B", &l),
 		                 EB_STORE_OK);
 		assert_int_equal(l.n, 1);
+		/* a grant revoked mid-renewal is nobody's work any more */
+		assert_int_equal(
+		    eb_store_grant_set_status(fx->s, l.v[0].id,
+		                              EB_STORE_GRANT_REVOKED, "t", now),
+		    EB_STORE_OK);
+		eb_store_grant_list_finish(&l);
+		assert_int_equal(eb_store_grant_claim_due(fx->s, "acme", now,
+		                                          LEASE, 8, 3, "C", &l),
+		                 EB_STORE_OK);
+		assert_int_equal(l.n, 1);
 		eb_store_grant_list_finish(&l);
 		assert_int_equal(eb_store_grant_claim_due(fx->s, "other", now,
 		                                          LEASE, 8, 3, "B", &l),
