@@ -59,20 +59,20 @@ static void
 usage(FILE *f)
 {
 	fprintf(
-	    f,
-	    "usage: enrollbridge serve -c FILE\n"
-	    "       enrollbridge check-config -c FILE\n"
-	    "       enrollbridge migrate -c FILE\n"
-	    "       enrollbridge discover USER@DOMAIN [--base URL] "
-	    "[--model-family F] [--cafile PEM] [--json]\n"
-	    "       enrollbridge map -c FILE --tenant T --claims FILE.json "
-	    "[--typed USER@DOMAIN]\n"
-	    "       enrollbridge keys list -c FILE\n"
-	    "       enrollbridge keys rotate -c FILE [--activate-in SECONDS]\n"
-	    "       enrollbridge grants list -c FILE [--tenant T] [--json]\n"
-	    "       enrollbridge grants revoke -c FILE GRANT_ID "
-	    "[--reason TEXT]\n"
-	    "       enrollbridge version\n");
+	    f, "usage: enrollbridge serve -c FILE\n"
+	       "       enrollbridge check-config -c FILE\n"
+	       "       enrollbridge migrate -c FILE\n"
+	       "       enrollbridge discover USER@DOMAIN [--base URL] "
+	       "[--model-family F] [--cafile PEM] [--json]\n"
+	       "       enrollbridge map -c FILE --tenant T --claims FILE.json "
+	       "[--typed USER@DOMAIN]\n"
+	       "       enrollbridge keys list -c FILE\n"
+	       "       enrollbridge keys rotate -c FILE "
+	       "[--activate-in SECONDS]\n"
+	       "       enrollbridge grants list -c FILE [--tenant T] [--json]\n"
+	       "       enrollbridge grants revoke -c FILE GRANT_ID "
+	       "[--reason TEXT]\n"
+	       "       enrollbridge version\n");
 }
 
 /* Parse "-c FILE" / "--config FILE"; returns the path or NULL. */
