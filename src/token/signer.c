@@ -13,9 +13,11 @@
  * rotation retires the old one at the new one's activation. A delayed key
  * also waits, in each signer, until that signer has published it once: a
  * signer that last looked before the activation keeps its old key for one
- * more reload (the old key stays published well beyond). A key is only
- * trusted when its sealed private half opens under our seal key: a row slipped
- * into the database by someone without that key is ignored, never published.
+ * more reload (the old key stays published well beyond).
+ *
+ * A key is only trusted when its sealed private half opens under our seal
+ * key: a row slipped into the database by someone without that key is
+ * ignored, never published.
  *
  * A loaded key set is an immutable, reference-counted snapshot. Readers
  * take a reference under a short mutex; a reload builds a new snapshot off
