@@ -25,7 +25,8 @@
  * Metrics: enrollbridge_renewals_total{tenant,result="ok|denied|
  * unavailable|error|lost"} (per replica) and the gauge
  * enrollbridge_upstream_failing_grants{tenant} (fleet-wide, exported by the
- * one replica holding the "stats" lease). Logs name grants by id, never a token.
+ * one replica holding the "stats" lease). Logs name grants by id, never a
+ * token.
  */
 #ifndef EB_RENEW_H
 #define EB_RENEW_H
@@ -48,7 +49,8 @@ struct eb_renewer *eb_renewer_start(struct eb_env *env);
  * Stop claiming work, let the refreshes under way finish (each is bounded
  * by limits.upstream_timeout per IdP call), join every thread and free.
  * Claims not yet started are released (due again at once, for another
- * replica), and the "stats" lease is given up. eb_renewer_stop(NULL) is a no-op.
+ * replica), and the "stats" lease is given up. eb_renewer_stop(NULL) is a
+ * no-op.
  */
 void eb_renewer_stop(struct eb_renewer *r);
 /* Run a cycle now instead of at the next tick. */
