@@ -52,6 +52,8 @@
 
 #define DRAIN_MS         10000
 #define SWEEP_EVERY      60 /* seconds between sweeps of expired flows, codes */
+#define SWEEP_TTL        120 /* the "sweep" lease outlives two sweeps */
+#define SWEEP_LOCK       "sweep"
 #define UPSTREAM_THREADS 16
 #define UPSTREAM_QUEUE   1024
 
@@ -67,7 +69,9 @@ usage(FILE *f)
 	       "[--model-family F] [--cafile PEM] [--json]\n"
 	       "       enrollbridge map -c FILE --tenant T --claims FILE.json "
 	       "[--typed USER@DOMAIN]\n"
-	       "       enrollbridge keys list|rotate -c FILE\n"
+	       "       enrollbridge keys list -c FILE\n"
+	       "       enrollbridge keys rotate -c FILE "
+	       "[--activate-in SECONDS]\n"
 	       "       enrollbridge grants list -c FILE [--tenant T] [--json]\n"
 	       "       enrollbridge grants revoke -c FILE GRANT_ID "
 	       "[--reason TEXT]\n"
@@ -237,13 +241,27 @@ follow_store_changes(struct eb_store *store, const struct eb_config *cfg)
 	}
 }
 
+/* The sweep, on the one replica holding the "sweep" lease. */
+static void
+sweep(struct eb_store *store, const char *owner)
+{
+	int64_t now = (int64_t)time(NULL);
+	size_t removed = 0;
+
+	if (eb_store_lock_try(store, SWEEP_LOCK, owner, SWEEP_TTL, now) !=
+	    EB_STORE_OK)
+		return; /* another replica sweeps */
+	if (eb_store_sweep(store, now, &removed) == EB_STORE_OK && removed > 0)
+		log_debug("swept %zu expired records", removed);
+}
+
 static int
 cmd_serve(int argc, char **argv)
 {
 	struct eb_config *cfg;
 	struct eb_env *env = NULL;
 	const char *path = config_arg(argc, argv);
-	char err[512];
+	char err[512], owner[256];
 	sigset_t set;
 	int sig, rc = 1;
 
@@ -254,6 +272,14 @@ cmd_serve(int argc, char **argv)
 	if ((cfg = load_or_explain(path)) == NULL)
 		return 1;
 	eb_log_init(cfg->log_level, cfg->log_json);
+	/* this process in leases, for its whole life (reloads keep it) */
+	if (snprintf(owner, sizeof(owner), "%s", eb_config_replica_id(cfg)) >=
+	    (int)sizeof(owner)) {
+		log_errx("%s: replica_id: longer than %zu bytes", path,
+		         sizeof(owner) - 1);
+		eb_config_unref(cfg);
+		return 1;
+	}
 
 	/* Signals are handled by this thread only: block them before any
 	 * thread is created so that every thread inherits the mask. */
@@ -353,13 +379,8 @@ cmd_serve(int argc, char **argv)
 		struct timespec ts = {SWEEP_EVERY, 0};
 
 		if ((sig = sigtimedwait(&set, NULL, &ts)) == -1) {
-			size_t removed = 0;
-
-			if (errno == EAGAIN &&
-			    eb_store_sweep(env->store, (int64_t)time(NULL),
-			                   &removed) == EB_STORE_OK &&
-			    removed > 0)
-				log_debug("swept %zu expired records", removed);
+			if (errno == EAGAIN)
+				sweep(env->store, owner);
 			/* picks up `keys rotate` made by another process */
 			eb_signer_refresh(env->signer);
 			continue;
@@ -382,6 +403,8 @@ cmd_serve(int argc, char **argv)
 out:
 	eb_server_stop(env->server);
 	eb_renewer_stop(env->renewer);
+	if (env->store != NULL)
+		eb_store_lock_release(env->store, SWEEP_LOCK, owner);
 	eb_workq_destroy(env->workq);
 	eb_oidc_destroy(env->oidc);
 	eb_signer_close(env->signer);

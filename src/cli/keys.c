@@ -1,11 +1,17 @@
 /*
  * The keys command (keys.h): list and rotate the token signing keys. It
- * works on the store directly, with the state_dir seal key, so it runs
- * beside a live server; the server notices a rotation on its own.
+ * works on the store directly, with the seal key ring, so it runs beside
+ * live servers; they notice a rotation on their own. `rotate
+ * --activate-in SECONDS` publishes the new key at once and signs with it
+ * only from then on: with several replicas (or MDMs caching the JWKS) a
+ * delay of 330 s (the JWKS max-age of 300 s, two lazy refreshes and a
+ * margin) means no token is signed by a key a verifier has not seen.
  */
 #include "cli/keys.h"
 
+#include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
@@ -22,17 +28,45 @@
 static void
 usage(void)
 {
-	fprintf(stderr, "usage: enrollbridge keys list -c FILE\n"
-	                "       enrollbridge keys rotate -c FILE\n");
+	fprintf(stderr,
+	        "usage: enrollbridge keys list -c FILE\n"
+	        "       enrollbridge keys rotate -c FILE [--activate-in "
+	        "SECONDS]\n");
 }
 
-/* "-c FILE" / "--config FILE" / "--config=FILE" after the action. */
+/* Longest --activate-in: a day (a longer delay is a mistake). */
+#define ACTIVATE_IN_MAX 86400
+
+/* SECONDS of --activate-in, 0..ACTIVATE_IN_MAX; -1 (said) when bad. */
+static int64_t
+seconds(const char *s)
+{
+	char *end;
+	long long v;
+
+	errno = 0;
+	v = strtoll(s, &end, 10);
+	if (s[0] < '0' || s[0] > '9' || *end != '\0' || errno != 0 || v < 0 ||
+	    v > ACTIVATE_IN_MAX) {
+		fprintf(stderr,
+		        "keys: --activate-in takes whole seconds, 0 to %d\n",
+		        ACTIVATE_IN_MAX);
+		return -1;
+	}
+	return (int64_t)v;
+}
+
+/*
+ * "-c FILE" / "--config FILE" / "--config=FILE" after the action, and for
+ * rotate "--activate-in SECONDS" (*activate_in; 0 when not given).
+ */
 static const char *
-config_path(int argc, char **argv)
+config_path(int argc, char **argv, int64_t *activate_in)
 {
 	const char *path = NULL;
 	int i;
 
+	*activate_in = 0;
 	for (i = 2; i < argc; i++) {
 		if ((strcmp(argv[i], "-c") == 0 ||
 		     strcmp(argv[i], "--config") == 0) &&
@@ -40,7 +74,16 @@ config_path(int argc, char **argv)
 			path = argv[++i];
 		else if (strncmp(argv[i], "--config=", 9) == 0)
 			path = argv[i] + 9;
-		else {
+		else if (strcmp(argv[1], "rotate") == 0 &&
+		         strcmp(argv[i], "--activate-in") == 0 &&
+		         i + 1 < argc) {
+			if ((*activate_in = seconds(argv[++i])) < 0)
+				return NULL;
+		} else if (strcmp(argv[1], "rotate") == 0 &&
+		           strncmp(argv[i], "--activate-in=", 14) == 0) {
+			if ((*activate_in = seconds(argv[i] + 14)) < 0)
+				return NULL;
+		} else {
 			fprintf(stderr, "keys: %s is not an option\n", argv[i]);
 			return NULL;
 		}
@@ -66,6 +109,7 @@ list(struct eb_store *store, const struct eb_seal_ring *ring)
 {
 	struct eb_store_key_list l;
 	char created[32], not_after[32];
+	int64_t now = (int64_t)time(NULL);
 	size_t i;
 	int have_current = 0;
 
@@ -81,8 +125,11 @@ list(struct eb_store *store, const struct eb_seal_ring *ring)
 		if (k->tenant != NULL && k->tenant[0] != '\0')
 			continue;
 		usable = eb_signer_key_usable_ring(ring, k);
-		/* the signer's rule: the newest usable key not retired */
-		if (k->retired_at == 0) {
+		/* the signer's rule: the newest usable key active and not
+		 * retired at now signs; a key not active yet is pending */
+		if (k->activates_at > now)
+			state = "pending";
+		else if (k->retired_at == 0 || k->retired_at > now) {
 			state = !have_current && usable ? "current" : "standby";
 			if (usable)
 				have_current = 1;
@@ -98,12 +145,13 @@ list(struct eb_store *store, const struct eb_seal_ring *ring)
 
 static int
 rotate(struct eb_store *store, const struct eb_seal_ring *ring,
-       const struct eb_config *cfg)
+       const struct eb_config *cfg, int64_t activate_in)
 {
 	char kid[EB_JOSE_MAX_KID + 1], err[256];
 
-	if (eb_signer_rotate_ring(store, ring, eb_signer_max_ttl(cfg), kid,
-	                          sizeof(kid), err, sizeof(err)) != 0) {
+	if (eb_signer_rotate_ring(store, ring, eb_signer_max_ttl(cfg),
+	                          activate_in, kid, sizeof(kid), err,
+	                          sizeof(err)) != 0) {
 		fprintf(stderr, "keys: rotation failed: %s\n", err);
 		return 1;
 	}
@@ -120,6 +168,7 @@ eb_cli_keys(int argc, char **argv)
 	const char *path;
 	struct eb_seal_ring *ring = NULL;
 	char err[512];
+	int64_t activate_in;
 	int rc = 1, do_rotate;
 
 	if (argc < 2 ||
@@ -128,7 +177,7 @@ eb_cli_keys(int argc, char **argv)
 		return 2;
 	}
 	do_rotate = strcmp(argv[1], "rotate") == 0;
-	if ((path = config_path(argc, argv)) == NULL) {
+	if ((path = config_path(argc, argv, &activate_in)) == NULL) {
 		usage();
 		return 2;
 	}
@@ -148,7 +197,8 @@ eb_cli_keys(int argc, char **argv)
 		fprintf(stderr, "keys: %s: database: %s\n", cfg->file, err);
 		goto out;
 	}
-	rc = do_rotate ? rotate(store, ring, cfg) : list(store, ring);
+	rc = do_rotate ? rotate(store, ring, cfg, activate_in)
+	               : list(store, ring);
 out:
 	eb_seal_ring_free(ring);
 	eb_store_close(store);

@@ -171,6 +171,15 @@ parse_limits(struct eb_cfg_ctx *c, const json_t *root, struct eb_limits *l)
 	if (l->per_ip_connections > l->max_connections)
 		return eb_cfg_fail(c, p, "per_ip_connections",
 		                   "must not exceed limits.max_connections");
+	/* a renewal starts its IdP calls only with 3 x upstream_timeout of
+	 * its claim left (grant/policy.h): a shorter claim never renews */
+	if (l->renew_lease != 0 &&
+	    l->renew_lease < 3LL * l->upstream_timeout + 10)
+		return eb_cfg_fail(
+		    c, p, "renew_lease",
+		    "must be at least 3 x limits.upstream_timeout "
+		    "+ 10 seconds (the IdP calls and the "
+		    "write-back of one renewal)");
 	return 0;
 }
 

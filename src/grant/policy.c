@@ -155,7 +155,7 @@ eb_grant_lease_claimable(const struct eb_grant_lease_state *g, int64_t now)
 {
 	return g->status == EB_STORE_GRANT_ACTIVE && g->upstream_next_at != 0 &&
 	       g->upstream_next_at <= now &&
-	       (g->expires == 0 || g->expires > now);
+	       (g->expires == 0 || g->expires > now) && g->lease_until <= now;
 }
 
 int64_t
@@ -175,6 +175,41 @@ eb_grant_lease_slots(int concurrency, size_t inflight, size_t free_workers)
 		return 0;
 	cap = (size_t)concurrency - inflight;
 	return cap < free_workers ? cap : free_workers;
+}
+
+size_t
+eb_grant_lease_claim_max(size_t limit, size_t cap, size_t live)
+{
+	size_t n = limit == 0 ? SIZE_MAX : limit;
+
+	if (cap == 0)
+		return n;
+	if (live >= cap)
+		return 0;
+	return cap - live < n ? cap - live : n;
+}
+
+int
+eb_grant_lease_fenced(const char *held, const char *presented)
+{
+	size_t n, i;
+	unsigned char d = 0;
+
+	if (held == NULL || presented == NULL || held[0] == '\0' ||
+	    (n = strlen(held)) != strlen(presented))
+		return 0;
+	for (i = 0; i < n; i++)
+		d |= (unsigned char)(held[i] ^ presented[i]);
+	return d == 0;
+}
+
+int
+eb_grant_lease_may_call(int64_t lease_until, int64_t now,
+                        int64_t upstream_timeout)
+{
+	if (upstream_timeout < 0)
+		upstream_timeout = 0;
+	return lease_until - now >= 3 * upstream_timeout;
 }
 
 const char *

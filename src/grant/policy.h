@@ -156,12 +156,14 @@ struct eb_grant_lease_state {
 	int status;
 	int64_t upstream_next_at; /* 0: never renewed */
 	int64_t expires;          /* 0: never */
+	int64_t lease_until;      /* a claim held until then; 0: none */
 };
 
 /*
  * A worker may claim the grant at now: active, renewable, due, not
- * expired. Backends select with the same condition in SQL (an index
- * range); the rule is checked again on every claimed row.
+ * expired, and no other claim still live. Backends select with the same
+ * condition in SQL (an index range); the rule is checked again on every claimed
+ * row.
  */
 int eb_grant_lease_claimable(const struct eb_grant_lease_state *g, int64_t now);
 
@@ -181,6 +183,31 @@ int64_t eb_grant_lease_length(int64_t upstream_timeout);
  */
 size_t eb_grant_lease_slots(int concurrency, size_t inflight,
                             size_t free_workers);
+
+/*
+ * How many grants one claim may take (grant_claim_due): at most limit (0:
+ * no limit) and, when cap > 0, only as many as keep the tenant's live
+ * leases (live, every replica's) at most cap. 0 when at or over the cap.
+ */
+size_t eb_grant_lease_claim_max(size_t limit, size_t cap, size_t live);
+
+/*
+ * The write-back fence: 1 when the grant still holds the claim whose
+ * token the worker presents (held: the row's lease_token, NULL when
+ * released), else 0: the lease ran out and another worker claimed it,
+ * or it was released, and the worker's result is dropped (LOST). Compared
+ * in constant time.
+ */
+int eb_grant_lease_fenced(const char *held, const char *presented);
+
+/*
+ * Whether a worker holding a claim until lease_until may still start an
+ * IdP call at now: 1 while at least 3 x upstream_timeout of it remains
+ * (room for the metadata, token and JWKS calls); otherwise the call
+ * would likely outlive the lease and race the next claimer.
+ */
+int eb_grant_lease_may_call(int64_t lease_until, int64_t now,
+                            int64_t upstream_timeout);
 
 /* Names for logs and tests: "redeem", "bind", "supersede", ... */
 const char *eb_grant_code_name(int decision);

@@ -403,6 +403,37 @@ static const char schema_v6_pg[] =
     "INSERT INTO eb_generation VALUES (1, 0);"
     "CREATE TABLE renew_slots (tenant TEXT PRIMARY KEY);";
 
+/*
+ * One current signing key per tenant (SCALEOUT 3.8), so that a second
+ * bootstrap or a racing rotation is refused (CONFLICT) instead of leaving
+ * two keys that both sign. Keys that were current beside a newer one (a
+ * standby nothing signed with) are retired now and stay published, as
+ * they were (not_after unchanged). "Newest" is the order the signer reads:
+ * created_at descending, then kid (byte order: COLLATE "C" on
+ * PostgreSQL). Compat 1: an older binary keeps
+ * working; only its `keys rotate` (insert before retire) is refused,
+ * cleanly, with nothing changed.
+ */
+static const char schema_v7[] =
+    "UPDATE signing_keys SET retired_at = CAST(strftime('%s', 'now') AS"
+    " INTEGER) WHERE retired_at = 0 AND EXISTS (SELECT 1 FROM signing_keys n"
+    " WHERE n.tenant = signing_keys.tenant AND n.retired_at = 0"
+    " AND (n.created_at > signing_keys.created_at"
+    " OR (n.created_at = signing_keys.created_at"
+    " AND n.kid < signing_keys.kid)));"
+    "CREATE UNIQUE INDEX signing_keys_one_current ON signing_keys(tenant)"
+    " WHERE retired_at = 0;";
+static const char schema_v7_pg[] =
+    "UPDATE signing_keys SET retired_at ="
+    " CAST(extract(epoch FROM now()) AS BIGINT)"
+    " WHERE retired_at = 0 AND EXISTS (SELECT 1 FROM signing_keys n"
+    " WHERE n.tenant = signing_keys.tenant AND n.retired_at = 0"
+    " AND (n.created_at > signing_keys.created_at"
+    " OR (n.created_at = signing_keys.created_at"
+    " AND n.kid COLLATE \"C\" < signing_keys.kid COLLATE \"C\")));"
+    "CREATE UNIQUE INDEX signing_keys_one_current ON signing_keys(tenant)"
+    " WHERE retired_at = 0;";
+
 static const struct eb_store_migration migrations[] = {
     {.version = 1,
      .name = "initial schema",
@@ -433,6 +464,11 @@ static const struct eb_store_migration migrations[] = {
      .name = "renewal leases, key activation, lock and generation rows",
      .sql = schema_v6,
      .sql_pg = schema_v6_pg,
+     .compat = 1},
+    {.version = 7,
+     .name = "one current signing key per tenant",
+     .sql = schema_v7,
+     .sql_pg = schema_v7_pg,
      .compat = 1},
 };
 

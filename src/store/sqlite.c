@@ -28,6 +28,7 @@
 #include "core/buf.h"
 #include "core/log.h"
 #include "core/mem.h"
+#include "core/rand.h"
 #include "store/migrations.h"
 #include "grant/policy.h"
 #include "grant/refresh.h"
@@ -47,14 +48,16 @@
 	" upstream_nonce, pkce_verifier, browser_binding, client_id,"          \
 	" redirect_uri, device_state, scope, extra, code_challenge"
 #define FLOW_NCOLS 24
-#define GRANT_COLS                                                             \
+/* what a new grant is created with (a claim comes later) */
+#define GRANT_INS_COLS                                                         \
 	"id, tenant, status, auth_method, client_id, managed_apple_id,"        \
 	" user_identifier, idp_issuer, idp_subject, idp_tid, idp_oid,"         \
 	" enrollment_mode, binding_kind, binding_value, bound_at,"             \
 	" created_at, updated_at, expires_at, upstream_refresh_token,"         \
 	" upstream_renewed_at, upstream_next_at, upstream_failing_since,"      \
 	" revoked_at, revoke_reason, superseded_by, extra"
-#define GRANT_NCOLS 26
+#define GRANT_COLS  GRANT_INS_COLS ", lease_owner, lease_token, lease_until"
+#define GRANT_NCOLS 29
 #define TOKEN_COLS                                                             \
 	"hash, kind, tenant, grant_id, client_id, jti, created_at,"            \
 	" expires_at, status, rotated_at, parent_hash, replaced_by"
@@ -66,7 +69,8 @@
 	" g.binding_value, g.bound_at, g.created_at, g.updated_at,"            \
 	" g.expires_at, g.upstream_refresh_token, g.upstream_renewed_at,"      \
 	" g.upstream_next_at, g.upstream_failing_since, g.revoked_at,"         \
-	" g.revoke_reason, g.superseded_by, g.extra"
+	" g.revoke_reason, g.superseded_by, g.extra, g.lease_owner,"           \
+	" g.lease_token, g.lease_until"
 #define TOKEN_COLS_T                                                           \
 	"t.hash, t.kind, t.tenant, t.grant_id, t.client_id, t.jti,"            \
 	" t.created_at, t.expires_at, t.status, t.rotated_at, t.parent_hash,"  \
@@ -77,10 +81,18 @@
 	" expires_at, used_at, code_challenge"
 #define KEY_COLS                                                               \
 	"kid, tenant, alg, created_at, retired_at, not_after, public_jwk,"     \
-	" private_key"
+	" private_key, activates_at"
 #define MAP_COLS                                                               \
 	"tenant, subject, managed_apple_id, note, created_at, updated_at"
 #define AUDIT_COLS "id, ts, tenant, event, subject, detail"
+
+/* A renewal outcome (struct eb_store_upstream), ?2-?6. */
+#define UPSTREAM_SET                                                           \
+	"upstream_renewed_at = CASE WHEN ?2 != 0 THEN ?2"                      \
+	" ELSE upstream_renewed_at END,"                                       \
+	" upstream_next_at = ?3, upstream_failing_since = ?4,"                 \
+	" upstream_refresh_token = CASE WHEN ?5 IS NOT NULL"                   \
+	" THEN ?5 ELSE upstream_refresh_token END, updated_at = ?6"
 
 #define Q4  "?,?,?,?"
 #define Q8  Q4 "," Q4
@@ -114,6 +126,15 @@ enum stmt_id {
 	ST_GRANT_UPSTREAM,
 	ST_GRANT_DUE,
 	ST_GRANT_LEASE,
+	ST_GRANT_UPSTREAM_FENCED,
+	ST_GRANT_LIVE,
+	ST_GRANT_CLAIMABLE,
+	ST_GRANT_CLAIM,
+	ST_GRANT_LEASE_GET,
+	ST_GRANT_RELEASE,
+	ST_GRANT_COUNT,
+	ST_LOCK_TRY,
+	ST_LOCK_RELEASE,
 	ST_TOKEN_INS,
 	ST_TOKEN_GET,
 	ST_TOKEN_GRANT_GET,
@@ -127,6 +148,8 @@ enum stmt_id {
 	ST_KEY_INS,
 	ST_KEY_LIST,
 	ST_KEY_RETIRE,
+	ST_KEY_CURRENT,
+	ST_KEY_RETIRE_CURRENT,
 	ST_MAP_PUT,
 	ST_MAP_GET,
 	ST_MAP_DEL,
@@ -156,7 +179,7 @@ static const char *const stmt_sql[ST__COUNT] = {
     [ST_CODE_GET] = "SELECT " CODE_COLS " FROM auth_codes WHERE hash = ?",
     [ST_CODE_USE] = "UPDATE auth_codes SET used_at = ?2 WHERE hash = ?1",
     [ST_CODE_SWEEP] = "DELETE FROM auth_codes WHERE expires_at <= ?",
-    [ST_GRANT_INS] = "INSERT INTO grants (" GRANT_COLS ") VALUES"
+    [ST_GRANT_INS] = "INSERT INTO grants (" GRANT_INS_COLS ") VALUES"
                      " (" Q16 "," Q8 ",?,?)",
     [ST_GRANT_GET] = "SELECT " GRANT_COLS " FROM grants WHERE id = ?",
     [ST_GRANT_STATE] = "SELECT status, tenant, binding_kind, binding_value"
@@ -182,15 +205,46 @@ static const char *const stmt_sql[ST__COUNT] = {
                         " AND binding_value = ?3 COLLATE NOCASE"
                         " AND status = 'active'"
                         " AND id != ?4 LIMIT 1",
-    [ST_GRANT_UPSTREAM] =
-        "UPDATE grants SET upstream_renewed_at ="
-        " CASE WHEN ?2 != 0 THEN ?2"
-        " ELSE upstream_renewed_at END,"
-        " upstream_next_at = ?3,"
-        " upstream_failing_since = ?4,"
-        " upstream_refresh_token = CASE WHEN ?5 IS NOT NULL"
-        " THEN ?5 ELSE upstream_refresh_token END,"
-        " updated_at = ?6 WHERE id = ?1 AND status = 'active'",
+    [ST_GRANT_UPSTREAM] = "UPDATE grants SET " UPSTREAM_SET
+                          " WHERE id = ?1 AND status = 'active'",
+    /* the write-back of a claim: its lease ends with it */
+    [ST_GRANT_UPSTREAM_FENCED] = "UPDATE grants SET " UPSTREAM_SET ","
+                                 " lease_owner = NULL, lease_token = NULL,"
+                                 " lease_until = 0"
+                                 " WHERE id = ?1 AND status = 'active'",
+    /* renewals of a tenant in flight, every process's (a grant ended
+     * meanwhile is nobody's work any more) */
+    [ST_GRANT_LIVE] = "SELECT count(*) FROM grants"
+                      " WHERE tenant = ?1 AND lease_until > ?2"
+                      " AND status = 'active'",
+    [ST_GRANT_CLAIMABLE] = "SELECT " GRANT_COLS " FROM grants"
+                           " WHERE status = 'active' AND upstream_next_at != 0"
+                           " AND upstream_next_at <= ?2"
+                           " AND (expires_at = 0 OR expires_at > ?2)"
+                           " AND lease_until <= ?2"
+                           " AND (?1 IS NULL OR tenant = ?1)"
+                           " ORDER BY upstream_next_at, id LIMIT ?3",
+    [ST_GRANT_CLAIM] = "UPDATE grants SET upstream_next_at = ?2,"
+                       " lease_until = ?2, lease_owner = ?3,"
+                       " lease_token = ?4 WHERE id = ?1",
+    [ST_GRANT_LEASE_GET] = "SELECT lease_token FROM grants WHERE id = ?",
+    [ST_GRANT_RELEASE] = "UPDATE grants SET lease_owner = NULL,"
+                         " lease_token = NULL, lease_until = 0,"
+                         " upstream_next_at = CASE WHEN status = 'active'"
+                         " AND upstream_next_at != 0 THEN ?2"
+                         " ELSE upstream_next_at END WHERE id = ?1",
+    [ST_GRANT_COUNT] = "SELECT count(*) FROM grants"
+                       " WHERE (?1 IS NULL OR tenant = ?1)"
+                       " AND (?2 IS NULL OR status = ?2)"
+                       " AND (?3 = 0 OR upstream_failing_since != 0)",
+    /* take a free or expired lease, or extend one's own (SCALEOUT 3.10) */
+    [ST_LOCK_TRY] = "INSERT INTO eb_locks (name, owner, until_at)"
+                    " VALUES (?1, ?2, ?3 + ?4) ON CONFLICT (name) DO UPDATE"
+                    " SET owner = excluded.owner,"
+                    " until_at = excluded.until_at"
+                    " WHERE eb_locks.owner = excluded.owner"
+                    " OR eb_locks.until_at <= ?3",
+    [ST_LOCK_RELEASE] = "DELETE FROM eb_locks WHERE name = ?1 AND owner = ?2",
     [ST_GRANT_DUE] = "SELECT " GRANT_COLS " FROM grants"
                      " WHERE status = 'active' AND upstream_next_at != 0"
                      " AND upstream_next_at <= ?2"
@@ -223,12 +277,19 @@ static const char *const stmt_sql[ST__COUNT] = {
                             " successor_until = 0"
                             " WHERE successor_sealed IS NOT NULL"
                             " AND successor_until < ?",
-    [ST_KEY_INS] = "INSERT INTO signing_keys (" KEY_COLS ") VALUES (" Q8 ")",
+    [ST_KEY_INS] = "INSERT INTO signing_keys (" KEY_COLS ") VALUES"
+                   " (" Q8 ",?)",
     [ST_KEY_LIST] = "SELECT " KEY_COLS " FROM signing_keys"
                     " WHERE ?1 IS NULL OR tenant = '' OR tenant = ?1"
                     " ORDER BY created_at DESC, kid",
     [ST_KEY_RETIRE] = "UPDATE signing_keys SET retired_at = ?2,"
                       " not_after = ?3 WHERE kid = ?1",
+    /* the tenant's current key: at most one (migration 7) */
+    [ST_KEY_CURRENT] = "SELECT kid, activates_at FROM signing_keys"
+                       " WHERE tenant = ?1 AND retired_at = 0",
+    [ST_KEY_RETIRE_CURRENT] = "UPDATE signing_keys SET retired_at = ?2,"
+                              " not_after = ?3"
+                              " WHERE tenant = ?1 AND retired_at = 0",
     [ST_MAP_PUT] =
         "INSERT INTO mapping_overrides (" MAP_COLS ") VALUES"
         " (?1,?2,?3,?4,?5,?5) ON CONFLICT (tenant, subject) DO UPDATE"
@@ -711,6 +772,9 @@ read_grant_rd(struct rd *rp, struct eb_store_grant *g)
 	g->revoke_reason = rd_text(&r);
 	g->superseded_by = rd_text(&r);
 	g->extra = rd_text(&r);
+	g->lease_owner = rd_text(&r);
+	g->lease_token = rd_text(&r);
+	g->lease_until = rd_i64(&r);
 	*rp = r;
 }
 
@@ -767,6 +831,7 @@ read_key(sqlite3_stmt *st, void *p)
 	k->not_after = rd_i64(&r);
 	k->public_jwk = rd_text(&r);
 	k->private_key = rd_blob(&r, &k->private_key_len);
+	k->activates_at = rd_i64(&r);
 	return r.oom ? -1 : 0;
 }
 
@@ -1956,6 +2021,47 @@ out:
 	return tx_end(c, rc, rc == EB_STORE_OK);
 }
 
+/* Bind a renewal outcome for ST_GRANT_UPSTREAM(_FENCED). */
+static int
+bind_upstream(sqlite3_stmt *st, const char *id,
+              const struct eb_store_upstream *u, int64_t now)
+{
+	return b_text(st, 1, id) | sqlite3_bind_int64(st, 2, u->renewed_at) |
+	       sqlite3_bind_int64(st, 3, u->next_at) |
+	       sqlite3_bind_int64(st, 4, u->failing_since) |
+	       b_blob(st, 5, u->refresh_token, u->refresh_token_len) |
+	       sqlite3_bind_int64(st, 6, now);
+}
+
+/*
+ * Inside the caller's transaction: OK when grant id still holds the claim
+ * token (the fence rule, grant/policy.h), LOST when not, NOT_FOUND when
+ * there is no such grant.
+ */
+static int
+lease_held(struct conn *c, const char *id, const char *token)
+{
+	sqlite3_stmt *st;
+	int rc;
+
+	if ((st = stmt(c, ST_GRANT_LEASE_GET)) == NULL)
+		return EB_STORE_ERROR;
+	if (b_text(st, 1, id))
+		return fail(c, sqlite3_errcode(c->db), __func__);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW)
+		rc = eb_grant_lease_fenced(
+		         (const char *)sqlite3_column_text(st, 0), token)
+		         ? EB_STORE_OK
+		         : EB_STORE_LOST;
+	else if (rc == SQLITE_DONE)
+		rc = EB_STORE_NOT_FOUND;
+	else
+		rc = fail(c, rc, __func__);
+	sqlite3_reset(st);
+	return rc;
+}
+
 static int
 sq_grant_set_upstream(void *be, const char *id,
                       const struct eb_store_upstream *u, int64_t now)
@@ -1964,18 +2070,35 @@ sq_grant_set_upstream(void *be, const char *id,
 	sqlite3_stmt *st;
 	int rc;
 
-	if ((c = conn_get(be)) == NULL ||
-	    (st = stmt(c, ST_GRANT_UPSTREAM)) == NULL)
+	if ((c = conn_get(be)) == NULL)
 		return EB_STORE_ERROR;
-	if (b_text(st, 1, id) | sqlite3_bind_int64(st, 2, u->renewed_at) |
-	    sqlite3_bind_int64(st, 3, u->next_at) |
-	    sqlite3_bind_int64(st, 4, u->failing_since) |
-	    b_blob(st, 5, u->refresh_token, u->refresh_token_len) |
-	    sqlite3_bind_int64(st, 6, now))
-		return fail(c, sqlite3_errcode(c->db), __func__);
+	if (u->lease_token == NULL) {
+		/* unfenced (admin tools): the lease is left as is */
+		if ((st = stmt(c, ST_GRANT_UPSTREAM)) == NULL)
+			return EB_STORE_ERROR;
+		if (bind_upstream(st, id, u, now))
+			return fail(c, sqlite3_errcode(c->db), __func__);
+		if ((rc = run(c, st, __func__)) == 0 &&
+		    sqlite3_changes(c->db) == 0)
+			rc = EB_STORE_NOT_FOUND;
+		return rc;
+	}
+	if (tx_begin(c) != 0)
+		return EB_STORE_ERROR;
+	if ((rc = lease_held(c, id, u->lease_token)) != EB_STORE_OK)
+		goto out;
+	if ((st = stmt(c, ST_GRANT_UPSTREAM_FENCED)) == NULL) {
+		rc = EB_STORE_ERROR;
+		goto out;
+	}
+	if (bind_upstream(st, id, u, now)) {
+		rc = fail(c, sqlite3_errcode(c->db), __func__);
+		goto out;
+	}
 	if ((rc = run(c, st, __func__)) == 0 && sqlite3_changes(c->db) == 0)
-		rc = EB_STORE_NOT_FOUND;
-	return rc;
+		rc = EB_STORE_NOT_FOUND; /* ended meanwhile */
+out:
+	return tx_end(c, rc, rc == EB_STORE_OK);
 }
 
 /*
@@ -1993,6 +2116,7 @@ due_only(struct eb_store_grant_list *l, int64_t now)
 		ls.status = l->v[i].status;
 		ls.upstream_next_at = l->v[i].upstream_next_at;
 		ls.expires = l->v[i].expires;
+		ls.lease_until = l->v[i].lease_until;
 		if (eb_grant_lease_claimable(&ls, now)) {
 			if (n != i)
 				l->v[n] = l->v[i];
@@ -2050,6 +2174,208 @@ out:
 	if (rc != EB_STORE_OK)
 		eb_store_grant_list_finish(out);
 	return rc;
+}
+
+/* Step a bound statement whose one row is one integer into *out. */
+static int
+fetch_i64(struct conn *c, sqlite3_stmt *st, int64_t *out, const char *fn)
+{
+	int rc = sqlite3_step(st);
+
+	if (rc == SQLITE_ROW) {
+		*out = sqlite3_column_int64(st, 0);
+		rc = EB_STORE_OK;
+	} else if (rc == SQLITE_DONE)
+		rc = EB_STORE_NOT_FOUND;
+	else
+		rc = fail(c, rc, fn);
+	sqlite3_reset(st);
+	return rc;
+}
+
+/* The tenant's live leases at now, every owner's. */
+static int
+live_leases(struct conn *c, const char *tenant, int64_t now, size_t *out)
+{
+	sqlite3_stmt *st;
+	int64_t n = 0;
+	int rc;
+
+	*out = 0;
+	if ((st = stmt(c, ST_GRANT_LIVE)) == NULL)
+		return EB_STORE_ERROR;
+	if (b_text(st, 1, tenant) | sqlite3_bind_int64(st, 2, now))
+		return fail(c, sqlite3_errcode(c->db), __func__);
+	if ((rc = fetch_i64(c, st, &n, __func__)) == EB_STORE_OK && n > 0)
+		*out = (size_t)n;
+	return rc;
+}
+
+/* Give g (a claimable row) to owner until until, with a fresh fence. */
+static int
+claim_one(struct conn *c, struct eb_store_grant *g, const char *owner,
+          int64_t until)
+{
+	sqlite3_stmt *st;
+	char *token, *own;
+	int rc;
+
+	if ((token = eb_rand_token(16)) == NULL ||
+	    (own = eb_strdup(owner)) == NULL) {
+		eb_free(token);
+		log_warnx("store: no lease token (out of memory or entropy)");
+		return EB_STORE_ERROR;
+	}
+	if ((st = stmt(c, ST_GRANT_CLAIM)) == NULL) {
+		rc = EB_STORE_ERROR;
+		goto out;
+	}
+	if (b_text(st, 1, g->id) | sqlite3_bind_int64(st, 2, until) |
+	    b_text(st, 3, owner) | b_text(st, 4, token)) {
+		rc = fail(c, sqlite3_errcode(c->db), __func__);
+		goto out;
+	}
+	if ((rc = run(c, st, __func__)) != EB_STORE_OK)
+		goto out;
+	eb_free(g->lease_owner);
+	eb_free(g->lease_token);
+	g->lease_owner = own;
+	g->lease_token = token;
+	g->lease_until = until;
+	g->upstream_next_at = until;
+	return EB_STORE_OK;
+out:
+	eb_free(own);
+	eb_free(token);
+	return rc;
+}
+
+static int
+sq_grant_claim_due(void *be, const char *tenant, int64_t now, int64_t lease,
+                   size_t limit, size_t cap, const char *owner,
+                   struct eb_store_grant_list *out)
+{
+	struct conn *c;
+	sqlite3_stmt *st;
+	size_t live = 0, n, i;
+	int rc = EB_STORE_OK;
+
+	memset(out, 0, sizeof(*out));
+	if ((c = conn_get(be)) == NULL || tx_begin(c) != 0)
+		return EB_STORE_ERROR;
+	/* one writer at a time (BEGIN IMMEDIATE): the count holds until
+	 * the claims below are committed */
+	if (cap > 0 && (rc = live_leases(c, tenant, now, &live)) != 0)
+		goto out;
+	if ((n = eb_grant_lease_claim_max(limit, cap, live)) == 0)
+		goto out;
+	if ((st = stmt(c, ST_GRANT_CLAIMABLE)) == NULL) {
+		rc = EB_STORE_ERROR;
+		goto out;
+	}
+	if (b_text(st, 1, tenant) | sqlite3_bind_int64(st, 2, now) |
+	    sqlite3_bind_int64(st, 3,
+	                       n < INT64_MAX ? (int64_t)n : (int64_t)-1)) {
+		rc = fail(c, sqlite3_errcode(c->db), __func__);
+		goto out;
+	}
+	rc = fetch_all(c, st, &RT_GRANT, (void **)&out->v, &out->n, __func__);
+	if (rc == EB_STORE_OK)
+		due_only(out, now);
+	for (i = 0; rc == EB_STORE_OK && i < out->n; i++)
+		rc = claim_one(c, &out->v[i], owner, now + lease);
+out:
+	rc = tx_end(c, rc, rc == EB_STORE_OK);
+	if (rc != EB_STORE_OK)
+		eb_store_grant_list_finish(out);
+	return rc;
+}
+
+static int
+sq_grant_release(void *be, const char *id, const char *lease_token, int64_t now)
+{
+	struct conn *c;
+	sqlite3_stmt *st;
+	int rc;
+
+	if ((c = conn_get(be)) == NULL || tx_begin(c) != 0)
+		return EB_STORE_ERROR;
+	rc = lease_held(c, id, lease_token);
+	if (rc == EB_STORE_LOST || rc == EB_STORE_NOT_FOUND) {
+		rc = EB_STORE_OK; /* no longer ours: nothing to hand back */
+		goto out;
+	}
+	if (rc != EB_STORE_OK)
+		goto out;
+	if ((st = stmt(c, ST_GRANT_RELEASE)) == NULL) {
+		rc = EB_STORE_ERROR;
+		goto out;
+	}
+	if (b_text(st, 1, id) | sqlite3_bind_int64(st, 2, now)) {
+		rc = fail(c, sqlite3_errcode(c->db), __func__);
+		goto out;
+	}
+	rc = run(c, st, __func__);
+out:
+	return tx_end(c, rc, rc == EB_STORE_OK);
+}
+
+static int
+sq_grant_count(void *be, const char *tenant, int status, int failing_only,
+               int64_t *out)
+{
+	struct conn *c;
+	sqlite3_stmt *st;
+
+	*out = 0;
+	if ((c = conn_get(be)) == NULL ||
+	    (st = stmt(c, ST_GRANT_COUNT)) == NULL)
+		return EB_STORE_ERROR;
+	if (b_text(st, 1, tenant) |
+	    b_text(st, 2,
+	           status >= 0 ? eb_store_grant_status_name(status) : NULL) |
+	    sqlite3_bind_int(st, 3, failing_only != 0))
+		return fail(c, sqlite3_errcode(c->db), __func__);
+	return fetch_i64(c, st, out, __func__);
+}
+
+/* ---- named leases ----------------------------------------------------- */
+
+static int
+sq_lock_try(void *be, const char *name, const char *owner, int64_t ttl,
+            int64_t now)
+{
+	struct conn *c;
+	sqlite3_stmt *st;
+	int rc;
+
+	if (name == NULL || owner == NULL || ttl <= 0) {
+		log_warnx("store: lock_try needs a name, an owner and a ttl");
+		return EB_STORE_ERROR;
+	}
+	if ((c = conn_get(be)) == NULL || (st = stmt(c, ST_LOCK_TRY)) == NULL)
+		return EB_STORE_ERROR;
+	if (b_text(st, 1, name) | b_text(st, 2, owner) |
+	    sqlite3_bind_int64(st, 3, now) | sqlite3_bind_int64(st, 4, ttl))
+		return fail(c, sqlite3_errcode(c->db), __func__);
+	/* no row written: another owner's lease is still live */
+	if ((rc = run(c, st, __func__)) == 0 && sqlite3_changes(c->db) == 0)
+		rc = EB_STORE_CONFLICT;
+	return rc;
+}
+
+static int
+sq_lock_release(void *be, const char *name, const char *owner)
+{
+	struct conn *c;
+	sqlite3_stmt *st;
+
+	if ((c = conn_get(be)) == NULL ||
+	    (st = stmt(c, ST_LOCK_RELEASE)) == NULL)
+		return EB_STORE_ERROR;
+	if (b_text(st, 1, name) | b_text(st, 2, owner))
+		return fail(c, sqlite3_errcode(c->db), __func__);
+	return run(c, st, __func__);
 }
 
 /* ---- authorization codes ---------------------------------------------- */
@@ -2476,21 +2802,88 @@ sq_token_revoke(void *be, const char *hash, int64_t now)
 /* ---- signing keys ----------------------------------------------------- */
 
 static int
-sq_key_put(void *be, const struct eb_store_key *k)
+key_insert(struct conn *c, const struct eb_store_key *k)
 {
-	struct conn *c;
 	sqlite3_stmt *st;
 
-	if ((c = conn_get(be)) == NULL || (st = stmt(c, ST_KEY_INS)) == NULL)
+	if ((st = stmt(c, ST_KEY_INS)) == NULL)
 		return EB_STORE_ERROR;
 	if (b_text(st, 1, k->kid) | b_text(st, 2, k->tenant ? k->tenant : "") |
 	    b_text(st, 3, k->alg) | sqlite3_bind_int64(st, 4, k->created) |
 	    sqlite3_bind_int64(st, 5, k->retired_at) |
 	    sqlite3_bind_int64(st, 6, k->not_after) |
 	    b_text(st, 7, k->public_jwk) |
-	    b_blob(st, 8, k->private_key, k->private_key_len))
+	    b_blob(st, 8, k->private_key, k->private_key_len) |
+	    sqlite3_bind_int64(st, 9, k->activates_at))
 		return fail(c, sqlite3_errcode(c->db), __func__);
+	/* a second current key of the tenant is CONFLICT (migration 7) */
 	return run(c, st, __func__);
+}
+
+static int
+sq_key_put(void *be, const struct eb_store_key *k)
+{
+	struct conn *c;
+
+	if ((c = conn_get(be)) == NULL)
+		return EB_STORE_ERROR;
+	return key_insert(c, k);
+}
+
+/*
+ * Inside the rotation's transaction: CONFLICT when the tenant's current
+ * key is not active yet at k->created (another rotation is pending: this
+ * one would retire a key before it ever signed).
+ */
+static int
+rotation_free(struct conn *c, const struct eb_store_key *k)
+{
+	sqlite3_stmt *st;
+	int rc = EB_STORE_OK, step;
+
+	if ((st = stmt(c, ST_KEY_CURRENT)) == NULL)
+		return EB_STORE_ERROR;
+	if (b_text(st, 1, k->tenant ? k->tenant : ""))
+		return fail(c, sqlite3_errcode(c->db), __func__);
+	while ((step = sqlite3_step(st)) == SQLITE_ROW)
+		if (sqlite3_column_int64(st, 1) > k->created)
+			rc = EB_STORE_CONFLICT;
+	if (step != SQLITE_DONE)
+		rc = fail(c, step, __func__);
+	sqlite3_reset(st);
+	return rc;
+}
+
+static int
+sq_key_rotate(void *be, const struct eb_store_key *k, int64_t retire_at,
+              int64_t not_after)
+{
+	struct conn *c;
+	sqlite3_stmt *st;
+	int rc;
+
+	if (k->retired_at != 0) {
+		log_warnx("store: key_rotate of a retired key");
+		return EB_STORE_ERROR;
+	}
+	if ((c = conn_get(be)) == NULL || tx_begin(c) != 0)
+		return EB_STORE_ERROR;
+	if ((rc = rotation_free(c, k)) != EB_STORE_OK)
+		goto out;
+	if ((st = stmt(c, ST_KEY_RETIRE_CURRENT)) == NULL) {
+		rc = EB_STORE_ERROR;
+		goto out;
+	}
+	if (b_text(st, 1, k->tenant ? k->tenant : "") |
+	    sqlite3_bind_int64(st, 2, retire_at) |
+	    sqlite3_bind_int64(st, 3, not_after)) {
+		rc = fail(c, sqlite3_errcode(c->db), __func__);
+		goto out;
+	}
+	if ((rc = run(c, st, __func__)) == EB_STORE_OK)
+		rc = key_insert(c, k);
+out:
+	return tx_end(c, rc, rc == EB_STORE_OK);
 }
 
 static int
@@ -2636,6 +3029,12 @@ const struct eb_store_ops eb_store_sqlite_ops = {
     .grant_bind = sq_grant_bind,
     .grant_set_upstream = sq_grant_set_upstream,
     .grant_list_due = sq_grant_list_due,
+    .grant_claim_due = sq_grant_claim_due,
+    .grant_release = sq_grant_release,
+    .grant_count = sq_grant_count,
+    .lock_try = sq_lock_try,
+    .lock_release = sq_lock_release,
+    .key_rotate = sq_key_rotate,
     .token_put = sq_token_put,
     .token_get = sq_token_get,
     .token_grant_get = sq_token_grant_get,

@@ -576,7 +576,8 @@ int eb_store_grant_list_due(struct eb_store *s, const char *tenant, int64_t now,
  * Claim renewal work for owner (SCALEOUT 3.7): active, unexpired grants of
  * tenant (NULL: all) whose renewal is due at now, most overdue first, at
  * most limit, and, when cap > 0 (tenant required), only as many as keep
- * the tenant's live leases (lease_until > now, any owner) at most cap
+ * the tenant's live leases (active grants with lease_until > now, any
+ * owner) at most cap
  * fleet-wide. Each claimed grant gets lease_owner = owner, a fresh random
  * lease_token, lease_until = now + lease and its next renewal moved to
  * now + lease, in one transaction: of concurrent claimers (threads or
@@ -663,9 +664,15 @@ int eb_store_key_retire(struct eb_store *s, const char *kid, int64_t retired_at,
 /*
  * Atomic rotation: in one transaction every current key of k->tenant
  * (retired_at 0) gets retired_at = retire_at (normally k->activates_at) and
- * not_after, and k is inserted as the one current key. CONFLICT when a
- * concurrent rotation or bootstrap got there first (the store keeps one
- * current key per tenant; key_put of a second current key is CONFLICT too).
+ * not_after, and k is inserted as the one current key. CONFLICT, nothing
+ * changed, when a concurrent rotation or bootstrap got there first (the
+ * store keeps one current key per tenant, index signing_keys_one_current;
+ * key_put of a second current key is CONFLICT too), and when the current
+ * key is still pending (its activates_at later than k->created): that
+ * rotation is under way, and this one would retire its key before it
+ * ever signed. A backend with one writer at a time (SQLite) sees two
+ * racing rotations one after the other; this rule is what refuses the
+ * second there.
  */
 int eb_store_key_rotate(struct eb_store *s, const struct eb_store_key *k,
                         int64_t retire_at, int64_t not_after);

@@ -5,20 +5,25 @@
  *
  * Scheduling: each tick the thread takes a reference on the current
  * configuration and walks its tenants (starting one further each time, so
- * no tenant is always last), claiming at most
- *   min(renew_concurrency - in flight for the tenant, free pool threads)
- * due grants with a lease long enough for a refresh to finish (several IdP
- * calls of limits.upstream_timeout each). Nothing waits in the pool's
- * queue, so a lease never runs out while a grant waits its turn. When a
- * tenant had more due than it could claim, every finished renewal wakes
- * the thread again, so a backlog drains at the concurrency limit rather
- * than one batch per tick.
+ * no tenant is always last), claiming from the store, as this replica
+ * (eb_config_replica_id), at most
+ *   min(renew_concurrency - in flight here for the tenant, free threads)
+ * due grants, and no more than keep the tenant's live claims of the whole
+ * fleet at renew_concurrency (the store counts them: the cap is
+ * fleet-wide). Each claim is a lease of limits.renew_lease seconds with a
+ * fence token: the outcome is written back only while the claim is still
+ * ours (else LOST: counted as result="lost", logged, dropped), and an IdP
+ * call is not started when less than 3 x upstream_timeout of the lease is
+ * left. Nothing waits in the pool's queue, so a lease never runs out while
+ * a grant waits its turn. When a tenant had more due than it could claim,
+ * every finished renewal wakes the thread again, so a backlog drains at
+ * the concurrency limit rather than one batch per tick. On stop, claims
+ * not started are released (due again at once, for another replica).
  *
- * The failing-grants gauge is kept from each renewal's transition
- * (healthy -> failing -> healthy or revoked) and recounted from the store
- * now and then (at start and every RECOUNT_EVERY seconds, while none of the
- * tenant's renewals is in flight), so admin revocations and restarts do
- * not leave it wrong for long.
+ * The failing-grants gauge is a fleet fact: the replica holding the named
+ * lease "stats" counts it from the store every STATS_EVERY seconds (and at
+ * the next cycle after one of its renewals changed a grant's failing
+ * state), and only that replica exports it.
  */
 #include "token/renew.h"
 
@@ -43,7 +48,9 @@
 #define RENEW_THREADS 8   /* the pool: refreshes in flight, all tenants */
 #define TICK_MAX      5   /* seconds between cycles at most */
 #define RETRY_MAX     300 /* seconds between attempts while failing */
-#define RECOUNT_EVERY 300 /* seconds between recounts of the gauge */
+#define STATS_EVERY   60  /* seconds between recounts of the gauge */
+#define STATS_TTL     120 /* the "stats" lease outlives two recounts */
+#define STATS_LOCK    "stats"
 #define EXTRA_MAX     65536
 
 #define M_RENEWALS "enrollbridge_renewals_total"
@@ -53,9 +60,7 @@
 struct tstate {
 	char *id;
 	unsigned inflight;
-	int backlog;        /* the last claim was cut short by the limits */
-	long failing;       /* the gauge's value */
-	int64_t counted_at; /* last recount from the store; 0: never */
+	int backlog; /* the last claim was cut short by the limits */
 };
 
 struct eb_renewer {
@@ -70,6 +75,9 @@ struct eb_renewer {
 	unsigned inflight; /* all tenants */
 	int starved;       /* a tenant found the pool full this cycle */
 	size_t rotate;
+	int64_t stats_at; /* last recount of the gauge; 0: never */
+	int stats_dirty;  /* a renewal changed a grant's failing state */
+	char *owner;      /* this replica in claims and leases */
 };
 
 struct job {
@@ -209,18 +217,6 @@ count(struct eb_renewer *r, const char *tenant, const char *result)
 	eb_metrics_add(r->env->metrics, M_RENEWALS, labels, 1);
 }
 
-/* Publish ts->failing; called with r->lock held. */
-static void
-gauge_locked(struct eb_renewer *r, struct tstate *ts)
-{
-	char labels[96];
-
-	if (ts->failing < 0)
-		ts->failing = 0;
-	snprintf(labels, sizeof(labels), "tenant=\"%s\"", ts->id);
-	eb_metrics_set(r->env->metrics, M_FAILING, labels, (double)ts->failing);
-}
-
 /* The state of tenant id, created on first sight; r->lock held. */
 static struct tstate *
 tstate_locked(struct eb_renewer *r, const char *id)
@@ -244,58 +240,98 @@ tstate_locked(struct eb_renewer *r, const char *id)
 	return ts;
 }
 
-/* Recount the tenant's failing grants from the store (none in flight). */
+/*
+ * The failing-grants gauge, when this replica holds the "stats" lease:
+ * every tenant's active grants with a failing IdP, counted in the store.
+ */
 static void
-recount(struct eb_renewer *r, struct tstate *ts, int64_t now)
+stats(struct eb_renewer *r, const struct eb_config *cfg, int64_t now)
 {
-	struct eb_store_grant_filter f;
-	struct eb_store_grant_list l;
-	long n = 0;
+	char labels[96];
+	int64_t n;
 	size_t i;
 
-	memset(&f, 0, sizeof(f));
-	f.tenant = ts->id;
-	f.status = EB_STORE_GRANT_ACTIVE;
-	if (eb_store_grant_list(r->env->store, &f, &l) != EB_STORE_OK)
-		return;
-	for (i = 0; i < l.n; i++)
-		if (l.v[i].upstream_failing_since != 0)
-			n++;
-	eb_store_grant_list_finish(&l);
-	pthread_mutex_lock(&r->lock);
-	ts->failing = n;
-	ts->counted_at = now;
-	gauge_locked(r, ts);
-	pthread_mutex_unlock(&r->lock);
+	if (eb_store_lock_try(r->env->store, STATS_LOCK, r->owner, STATS_TTL,
+	                      now) != EB_STORE_OK)
+		return; /* another replica exports it */
+	for (i = 0; i < cfg->ntenants; i++) {
+		const char *id = cfg->tenants[i]->id;
+
+		if (eb_store_grant_count(r->env->store, id,
+		                         EB_STORE_GRANT_ACTIVE, 1,
+		                         &n) != EB_STORE_OK)
+			continue;
+		snprintf(labels, sizeof(labels), "tenant=\"%s\"", id);
+		eb_metrics_set(r->env->metrics, M_FAILING, labels, (double)n);
+	}
 }
 
 /* ---- one renewal (a pool thread) --------------------------------------- */
 
+enum held { HELD_ENDED = 0, HELD = 1, HELD_LOST = 2, HELD_ERROR = -1 };
+
 /*
- * 1 while the grant is active (an admin may have revoked or a new sign-in
- * superseded it meanwhile), 0 when not, -1 when the store fails.
+ * Whether claim g is still ours and the grant active: an admin may have
+ * revoked or a new sign-in superseded it meanwhile, and a claim whose
+ * lease ran out may have gone to another worker (whose result counts).
  */
-static int
-still_active(struct eb_renewer *r, const char *id)
+static enum held
+still_held(struct eb_renewer *r, const struct eb_store_grant *g)
 {
 	struct eb_store_grant cur;
-	int active, rc;
+	enum held h;
+	int rc;
 
 	memset(&cur, 0, sizeof(cur));
-	if ((rc = eb_store_grant_get(r->env->store, id, &cur)) != EB_STORE_OK)
-		return rc == EB_STORE_NOT_FOUND ? 0 : -1;
-	active = cur.status == EB_STORE_GRANT_ACTIVE;
+	if ((rc = eb_store_grant_get(r->env->store, g->id, &cur)) !=
+	    EB_STORE_OK)
+		return rc == EB_STORE_NOT_FOUND ? HELD_ENDED : HELD_ERROR;
+	if (cur.status != EB_STORE_GRANT_ACTIVE)
+		h = HELD_ENDED;
+	else if (!eb_grant_lease_fenced(cur.lease_token, g->lease_token))
+		h = HELD_LOST;
+	else
+		h = HELD;
 	eb_store_grant_finish(&cur);
-	return active;
+	return h;
+}
+
+/* A claim lost to another worker: the result is dropped (warn, counted). */
+static void
+lost(struct eb_renewer *r, const struct eb_tenant *t, const char *id)
+{
+	log_warnx("tenant %s: grant %s: renewal lease lost (ran out and "
+	          "taken over, or released); result dropped",
+	          t->id, id);
+	count(r, t->id, "lost");
+}
+
+/* Write back outcome u of claim g: 0, or -1 (logged; LOST counted). */
+static int
+write_back(struct eb_renewer *r, const struct eb_tenant *t,
+           const struct eb_store_grant *g, struct eb_store_upstream *u,
+           int64_t now)
+{
+	int rc;
+
+	u->lease_token = g->lease_token;
+	rc = eb_store_grant_set_upstream(r->env->store, g->id, u, now);
+	if (rc == EB_STORE_LOST)
+		lost(r, t, g->id);
+	else if (rc != EB_STORE_OK)
+		log_warnx("tenant %s: grant %s: renewal outcome not recorded "
+		          "(%s)",
+		          t->id, g->id, eb_store_strerror(rc));
+	return rc == EB_STORE_OK ? 0 : -1;
 }
 
 /*
- * Renew grant g of tenant t. Returns the change to the failing gauge
- * (-1, 0, +1).
+ * Renew claimed grant g of tenant t. Returns 1 when the grant's failing
+ * state changed (the gauge is recounted), else 0.
  */
 static int
-renew(struct eb_renewer *r, const struct eb_tenant *t,
-      const struct eb_store_grant *g)
+renew(struct eb_renewer *r, const struct eb_config *cfg,
+      const struct eb_tenant *t, const struct eb_store_grant *g)
 {
 	struct eb_env *env = r->env;
 	struct eb_store_upstream u;
@@ -308,7 +344,7 @@ renew(struct eb_renewer *r, const struct eb_tenant *t,
 	char *sub = NULL, fp[13];
 	int rotated = 0;
 	int64_t now = (int64_t)time(NULL);
-	int was_failing = g->upstream_failing_since != 0, delta = 0, rc;
+	int was_failing = g->upstream_failing_since != 0, changed = 0, rc;
 
 	memset(&u, 0, sizeof(u));
 	memset(&tok, 0, sizeof(tok));
@@ -321,8 +357,16 @@ renew(struct eb_renewer *r, const struct eb_tenant *t,
 		         t->id, g->id);
 		u.failing_since = 0;
 		u.next_at = 0;
-		eb_store_grant_set_upstream(env->store, g->id, &u, now);
-		return was_failing ? -1 : 0;
+		return write_back(r, t, g, &u, now) == 0 && was_failing;
+	}
+	if (!eb_grant_lease_may_call(g->lease_until, now,
+	                             cfg->limits.upstream_timeout)) {
+		/* it waited too long: the call could outlive the lease */
+		log_info("tenant %s: grant %s: too little of its renewal "
+		         "lease left to call the IdP; handed back",
+		         t->id, g->id);
+		eb_store_grant_release(env->store, g->id, g->lease_token, now);
+		return 0;
 	}
 	if (eb_seal_ring_open(
 	        env->seal_ring, g->id, strlen(g->id), g->upstream_refresh_token,
@@ -359,15 +403,22 @@ renew(struct eb_renewer *r, const struct eb_tenant *t,
 		                  &o);
 	}
 record:
-	switch (still_active(r, g->id)) {
-	case 0:
+	switch (still_held(r, g)) {
+	case HELD_ENDED:
 		log_debug("tenant %s: grant %s ended during its renewal", t->id,
 		          g->id);
-		delta = was_failing ? -1 : 0;
+		changed = was_failing;
 		goto out;
-	case -1:
+	case HELD_LOST:
+		/* never act on it: the IdP may have answered another worker's
+		 * rotated token, and our old one now looks revoked */
+		lost(r, t, g->id);
+		goto out;
+	case HELD_ERROR:
 		/* its lease runs out and it is tried again */
 		goto out;
+	case HELD:
+		break;
 	}
 	count(r, t->id, o.result);
 	switch (o.action) {
@@ -379,7 +430,7 @@ record:
 		if (eb_store_grant_set_status(env->store, g->id,
 		                              EB_STORE_GRANT_REVOKED, o.reason,
 		                              now) == EB_STORE_OK)
-			delta = was_failing ? -1 : 0;
+			changed = was_failing;
 		goto out;
 	case EB_RENEWER_RENEWED:
 		u.renewed_at = now;
@@ -401,7 +452,7 @@ record:
 			log_info("tenant %s: grant %s renewed; the IdP answers "
 			         "again",
 			         t->id, g->id);
-			delta = -1;
+			changed = 1;
 		} else
 			log_debug("tenant %s: grant %s renewed", t->id, g->id);
 		break;
@@ -413,26 +464,22 @@ record:
 		       t->id, g->id, (long long)o.failing_since,
 		       t->tokens.upstream_grace, (long long)(o.next_at - now),
 		       err.code[0] ? err.code : o.result);
-		delta = was_failing ? 0 : 1;
+		changed = !was_failing;
 		break;
 	default:
 		break;
 	}
 	u.next_at = o.next_at;
 	u.failing_since = o.failing_since;
-	if (eb_store_grant_set_upstream(env->store, g->id, &u, now) !=
-	    EB_STORE_OK) {
-		log_warnx("tenant %s: grant %s: renewal outcome not recorded",
-		          t->id, g->id);
-		delta = 0;
-	}
+	if (write_back(r, t, g, &u, now) != 0)
+		changed = 0;
 out:
 	if (rt != NULL)
 		eb_free_secret(rt, rt_len + 1);
 	eb_free(sealed);
 	eb_free(sub);
 	eb_oidc_tokens_finish(&tok);
-	return delta;
+	return changed;
 }
 
 static void
@@ -440,21 +487,22 @@ job_run(void *arg)
 {
 	struct job *j = arg;
 	struct eb_renewer *r = j->r;
-	int stopping, delta = 0;
+	int stopping, changed = 0;
 
 	pthread_mutex_lock(&r->lock);
 	stopping = r->stopping;
 	pthread_mutex_unlock(&r->lock);
-	/* when stopping, the lease runs out and the next process renews */
-	if (!stopping)
-		delta = renew(r, j->t, &j->g);
+	/* when stopping, hand the claim back: another replica renews it */
+	if (stopping)
+		eb_store_grant_release(r->env->store, j->g.id, j->g.lease_token,
+		                       (int64_t)time(NULL));
+	else
+		changed = renew(r, j->cfg, j->t, &j->g);
 	pthread_mutex_lock(&r->lock);
 	j->ts->inflight--;
 	r->inflight--;
-	if (delta != 0) {
-		j->ts->failing += delta;
-		gauge_locked(r, j->ts);
-	}
+	if (changed)
+		r->stats_dirty = 1;
 	if (j->ts->backlog || r->starved) {
 		r->kicked = 1;
 		pthread_cond_signal(&r->cv);
@@ -476,20 +524,13 @@ claim(struct eb_renewer *r, struct eb_config *cfg, const struct eb_tenant *t,
 	struct tstate *ts;
 	struct job *j;
 	size_t slots, i;
-	int64_t lease;
+	int conc = t->tokens.renew_concurrency;
 
 	pthread_mutex_lock(&r->lock);
 	ts = tstate_locked(r, t->id);
-	if (ts != NULL && ts->inflight == 0 &&
-	    (ts->counted_at == 0 || now - ts->counted_at >= RECOUNT_EVERY)) {
-		pthread_mutex_unlock(&r->lock);
-		recount(r, ts, now);
-		pthread_mutex_lock(&r->lock);
-	}
 	slots = 0;
 	if (ts != NULL && r->inflight < RENEW_THREADS)
-		slots = eb_grant_lease_slots(t->tokens.renew_concurrency,
-		                             ts->inflight,
+		slots = eb_grant_lease_slots(conc, ts->inflight,
 		                             RENEW_THREADS - r->inflight);
 	pthread_mutex_unlock(&r->lock);
 	if (slots == 0) {
@@ -502,18 +543,20 @@ claim(struct eb_renewer *r, struct eb_config *cfg, const struct eb_tenant *t,
 		pthread_mutex_unlock(&r->lock);
 		return;
 	}
-	/* metadata, token and JWKS calls, then the store */
-	lease = eb_grant_lease_length(cfg->limits.upstream_timeout);
-	if (eb_store_grant_list_due(r->env->store, t->id, now, lease, slots,
-	                            &l) != EB_STORE_OK)
+	/* the store applies the cap to the whole fleet's live claims */
+	if (eb_store_grant_claim_due(r->env->store, t->id, now,
+	                             cfg->limits.renew_lease, slots,
+	                             (size_t)conc, r->owner, &l) != EB_STORE_OK)
 		return;
 	pthread_mutex_lock(&r->lock);
 	ts->backlog = l.n == slots;
 	pthread_mutex_unlock(&r->lock);
 	for (i = 0; i < l.n; i++) {
 		if ((j = eb_calloc(1, sizeof(*j))) == NULL) {
+			eb_store_grant_release(r->env->store, l.v[i].id,
+			                       l.v[i].lease_token, now);
 			eb_store_grant_finish(&l.v[i]);
-			continue; /* its lease runs out: renewed later */
+			continue;
 		}
 		j->r = r;
 		j->cfg = eb_config_ref(cfg);
@@ -530,6 +573,8 @@ claim(struct eb_renewer *r, struct eb_config *cfg, const struct eb_tenant *t,
 			ts->inflight--;
 			r->inflight--;
 			pthread_mutex_unlock(&r->lock);
+			eb_store_grant_release(r->env->store, j->g.id,
+			                       j->g.lease_token, now);
 			eb_store_grant_finish(&j->g);
 			eb_config_unref(j->cfg);
 			eb_free(j);
@@ -559,7 +604,7 @@ run(void *arg)
 	struct timespec until;
 	size_t i, n, start;
 	int64_t now;
-	int period;
+	int period, recount;
 
 	for (;;) {
 		cfg = eb_env_config(r->env);
@@ -568,7 +613,15 @@ run(void *arg)
 		pthread_mutex_lock(&r->lock);
 		start = n > 0 ? r->rotate++ % n : 0;
 		r->starved = 0;
+		recount = r->stats_dirty || r->stats_at == 0 ||
+		          now - r->stats_at >= STATS_EVERY || now < r->stats_at;
+		if (recount) {
+			r->stats_dirty = 0;
+			r->stats_at = now;
+		}
 		pthread_mutex_unlock(&r->lock);
+		if (recount)
+			stats(r, cfg, now);
 		for (i = 0; i < n; i++)
 			claim(r, cfg, cfg->tenants[(start + i) % n], now);
 		period = tick(cfg);
@@ -596,18 +649,30 @@ run(void *arg)
 struct eb_renewer *
 eb_renewer_start(struct eb_env *env)
 {
+	struct eb_config *cfg;
 	struct eb_renewer *r;
 
 	if ((r = eb_calloc(1, sizeof(*r))) == NULL)
 		return NULL;
 	r->env = env;
+	cfg = eb_env_config(env);
+	r->owner = eb_strdup(eb_config_replica_id(cfg));
+	eb_config_unref(cfg);
+	if (r->owner == NULL) {
+		eb_free(r);
+		return NULL;
+	}
 	pthread_mutex_init(&r->lock, NULL);
 	pthread_cond_init(&r->cv, NULL);
 	eb_metrics_describe(env->metrics, M_RENEWALS, "counter",
-	                    "Upstream token renewals by tenant and result.");
+	                    "Upstream token renewals by this replica, by "
+	                    "tenant and result (ok, denied, unavailable, "
+	                    "error, lost: the claim ran out and another "
+	                    "worker's result counts).");
 	eb_metrics_describe(env->metrics, M_FAILING, "gauge",
 	                    "Active grants whose IdP has been failing to renew "
-	                    "them.");
+	                    "them, fleet-wide; exported only by the replica "
+	                    "holding the stats lease, recounted every 60 s.");
 	if ((r->pool = eb_workq_create(RENEW_THREADS, RENEW_THREADS)) == NULL)
 		goto fail;
 	if (pthread_create(&r->thread, NULL, run, r) != 0) {
@@ -620,6 +685,7 @@ fail:
 	log_errx("cannot start the renewal threads");
 	pthread_cond_destroy(&r->cv);
 	pthread_mutex_destroy(&r->lock);
+	eb_free(r->owner);
 	eb_free(r);
 	return NULL;
 }
@@ -647,8 +713,10 @@ eb_renewer_stop(struct eb_renewer *r)
 	pthread_cond_signal(&r->cv);
 	pthread_mutex_unlock(&r->lock);
 	pthread_join(r->thread, NULL);
-	/* refreshes under way finish (bounded by the upstream timeout) */
+	/* refreshes under way finish (bounded by the upstream timeout);
+	 * claims not started are released */
 	eb_workq_destroy(r->pool);
+	eb_store_lock_release(r->env->store, STATS_LOCK, r->owner);
 	for (i = 0; i < r->nts; i++) {
 		eb_free(r->ts[i]->id);
 		eb_free(r->ts[i]);
@@ -656,5 +724,6 @@ eb_renewer_stop(struct eb_renewer *r)
 	eb_free(r->ts);
 	pthread_cond_destroy(&r->cv);
 	pthread_mutex_destroy(&r->lock);
+	eb_free(r->owner);
 	eb_free(r);
 }

@@ -6,8 +6,10 @@
  *
  * One thread wakes every few seconds (sooner when kicked, or when a renewal
  * finishes while a tenant has more due), reads the CURRENT configuration,
- * and per tenant claims at most tokens.renew_concurrency due grants from the
- * store (with a lease, so two workers never renew the same grant). The
+ * and per tenant claims due grants from the store: a lease with a fence
+ * token, so two workers (threads or replicas) never renew the same grant
+ * and a worker whose lease ran out cannot write back; at most
+ * tokens.renew_concurrency claims of a tenant are live in the whole fleet. The
  * refreshes run on the renewer's own small thread pool, never on the
  * sign-in work queue. Outcomes:
  *
@@ -21,8 +23,10 @@
  *                         grant revoked
  *
  * Metrics: enrollbridge_renewals_total{tenant,result="ok|denied|
- * unavailable|error"} and the gauge enrollbridge_upstream_failing_grants
- * {tenant}. Logs name grants by id, never a token.
+ * unavailable|error|lost"} (per replica) and the gauge
+ * enrollbridge_upstream_failing_grants{tenant} (fleet-wide, exported by the
+ * one replica holding the "stats" lease). Logs name grants by id, never a
+ * token.
  */
 #ifndef EB_RENEW_H
 #define EB_RENEW_H
@@ -44,8 +48,9 @@ struct eb_renewer *eb_renewer_start(struct eb_env *env);
 /*
  * Stop claiming work, let the refreshes under way finish (each is bounded
  * by limits.upstream_timeout per IdP call), join every thread and free.
- * Grants claimed but not yet started keep their lease and are renewed
- * after it by the next process. eb_renewer_stop(NULL) is a no-op.
+ * Claims not yet started are released (due again at once, for another
+ * replica), and the "stats" lease is given up. eb_renewer_stop(NULL) is a
+ * no-op.
  */
 void eb_renewer_stop(struct eb_renewer *r);
 /* Run a cycle now instead of at the next tick. */

@@ -5,10 +5,19 @@
  * key, the published JWKS, and the key set our own tokens are verified
  * against.
  *
- * The newest key that is not retired signs. A retired key stays published
- * (and accepted) until its not_after. A key is only trusted when its sealed
- * private half opens under our seal key: a row slipped into the database by
- * someone without that key is ignored, never published.
+ * The newest key that is active (activates_at <= now) and not retired
+ * (retired_at 0 or later than now) signs. Every key is published (and
+ * accepted) until its not_after, including one not active yet: a rotation
+ * made with a delay is in every replica's JWKS before anyone signs with
+ * it (SCALEOUT 3.8). The store keeps one current key (retired_at 0); a
+ * rotation retires the old one at the new one's activation. A delayed key
+ * also waits, in each signer, until that signer has published it once: a
+ * signer that last looked before the activation keeps its old key for one
+ * more reload (the old key stays published well beyond).
+ *
+ * A key is only trusted when its sealed private half opens under our seal
+ * key: a row slipped into the database by someone without that key is
+ * ignored, never published.
  *
  * A loaded key set is an immutable, reference-counted snapshot. Readers
  * take a reference under a short mutex; a reload builds a new snapshot off
@@ -54,7 +63,8 @@ struct keyset {
 	size_t jwks_len;
 	struct eb_jose_jwks *jwks;
 	char *fp;            /* fingerprint of the rows it was built from */
-	int64_t next_change; /* earliest not_after of a published key, or 0 */
+	int64_t next_change; /* earliest future activation, retirement or
+	                        not_after of a key, or 0: rebuild then */
 	uint64_t gen;        /* distinct for every key set ever built */
 };
 
@@ -146,6 +156,22 @@ is_published(const struct eb_store_key *k, int64_t now)
 	return k->retired_at == 0 || k->not_after == 0 || k->not_after > now;
 }
 
+/* May sign at now: active, and not retired yet. */
+static int
+is_signing(const struct eb_store_key *k, int64_t now)
+{
+	return k->activates_at <= now &&
+	       (k->retired_at == 0 || k->retired_at > now);
+}
+
+/* Lower *next to t when t is a future instant before it. */
+static void
+next_event(int64_t *next, int64_t t, int64_t now)
+{
+	if (t > now && (*next == 0 || t < *next))
+		*next = t;
+}
+
 /* The fingerprint of the rows that matter: any change means a reload. */
 static char *
 fingerprint(const struct eb_store_key_list *l)
@@ -159,8 +185,9 @@ fingerprint(const struct eb_store_key_list *l)
 
 		if (!is_shared(k) || k->kid == NULL)
 			continue;
-		if (eb_buf_printf(&b, "%s|%lld|%lld|%lld;", k->kid,
+		if (eb_buf_printf(&b, "%s|%lld|%lld|%lld|%lld;", k->kid,
 		                  (long long)k->created,
+		                  (long long)k->activates_at,
 		                  (long long)k->retired_at,
 		                  (long long)k->not_after) == -1) {
 			eb_buf_finish(&b);
@@ -205,11 +232,83 @@ unseal(const struct eb_seal_ring *ring, const struct eb_store_key *k)
 	return key;
 }
 
-/* Build a key set from the store's rows (newest first) at now. */
+/* The candidates for the current key while a key set is built. */
+struct pick {
+	struct eb_jose_key *newest; /* the newest key signing now */
+	struct eb_jose_key *known;  /* the newest of those published before */
+	struct eb_jose_key *prev;   /* the last set's current key */
+};
+
+/*
+ * Whether this signer may sign with row k, given its last key set prev: a
+ * key rotated with a delay signs only once this signer has published it
+ * in an earlier key set, so its own JWKS listed the key before any token
+ * signed with it. A key meant to sign at once (activates_at <= created)
+ * and a first load need no such wait.
+ */
+static int
+published_before(const struct keyset *prev, const struct eb_store_key *k)
+{
+	return prev == NULL || k->activates_at <= k->created ||
+	       eb_jose_jwks_has_kid(prev->jwks, k->kid);
+}
+
+/* Offer key (row k) as a candidate: 1 when p keeps it, 0 when not. */
+static int
+pick_offer(struct pick *p, struct eb_jose_key *key,
+           const struct eb_store_key *k, const struct keyset *prev, int64_t now)
+{
+	int kept = 0;
+
+	if (is_signing(k, now)) {
+		if (p->newest == NULL) {
+			p->newest = key;
+			kept = 1;
+		}
+		if (p->known == NULL && published_before(prev, k)) {
+			p->known = key;
+			kept = 1;
+		}
+	}
+	if (p->prev == NULL && prev != NULL &&
+	    strcmp(k->kid, eb_jose_key_kid(prev->current)) == 0) {
+		p->prev = key;
+		kept = 1;
+	}
+	return kept;
+}
+
+/*
+ * The current key: the newest signing key published before, else (a new
+ * key just activated that this signer never published) the last current
+ * key for one more round, else the newest. The others are destroyed.
+ */
+static struct eb_jose_key *
+pick_finish(struct pick *p)
+{
+	struct eb_jose_key *cur = p->known  ? p->known
+	                          : p->prev ? p->prev
+	                                    : p->newest;
+
+	if (p->newest != cur)
+		eb_jose_key_destroy(p->newest);
+	if (p->known != cur && p->known != p->newest)
+		eb_jose_key_destroy(p->known);
+	if (p->prev != cur && p->prev != p->newest && p->prev != p->known)
+		eb_jose_key_destroy(p->prev);
+	memset(p, 0, sizeof(*p));
+	return cur;
+}
+
+/*
+ * Build a key set from the store's rows (newest first) at now, for a
+ * signer whose current key set is prev (NULL: none yet).
+ */
 static struct keyset *
 keyset_build(const struct eb_seal_ring *ring, const struct eb_store_key_list *l,
-             int64_t now, char *err, size_t errlen)
+             int64_t now, const struct keyset *prev, char *err, size_t errlen)
 {
+	struct pick pk = {NULL, NULL, NULL};
 	struct keyset *ks;
 	struct eb_buf b;
 	enum eb_jose_err jerr = EB_JOSE_OK;
@@ -250,15 +349,16 @@ keyset_build(const struct eb_seal_ring *ring, const struct eb_store_key_list *l,
 		}
 		eb_free(pub);
 		npub++;
-		if (k->retired_at != 0 && k->not_after != 0 &&
-		    (ks->next_change == 0 || k->not_after < ks->next_change))
-			ks->next_change = k->not_after;
-		/* the newest key still signing is the current one */
-		if (ks->current == NULL && k->retired_at == 0)
-			ks->current = key;
-		else
+		next_event(&ks->next_change, k->activates_at, now);
+		next_event(&ks->next_change, k->retired_at, now);
+		next_event(&ks->next_change, k->not_after, now);
+		if (!pick_offer(&pk, key, k, prev, now))
 			eb_jose_key_destroy(key);
 	}
+	/* the newest key signing now, once we have published it */
+	if (pk.known != pk.newest)
+		next_event(&ks->next_change, now + 1, now);
+	ks->current = pick_finish(&pk);
 	if (eb_buf_addstr(&b, "]}") == -1)
 		goto oom;
 	if (ks->current == NULL) {
@@ -279,68 +379,100 @@ keyset_build(const struct eb_seal_ring *ring, const struct eb_store_key_list *l,
 oom:
 	snprintf(err, errlen, "out of memory");
 fail:
+	eb_jose_key_destroy(pick_finish(&pk)); /* candidates not placed */
 	eb_buf_finish(&b);
 	keyset_free(ks);
 	return NULL;
 }
 
-/* A new key, sealed and stored; its kid is copied to kid_out. */
-static int
-add_key(struct eb_store *store, const struct eb_seal_ring *ring, int64_t now,
-        char *kid_out, size_t kidlen, char *err, size_t errlen)
-{
+/* A new key: generated, its private half sealed. */
+struct newkey {
 	struct eb_jose_key *key;
-	struct eb_store_key k;
-	char *priv = NULL, *pub = NULL;
-	size_t privlen = 0;
-	uint8_t *sealed = NULL;
-	size_t sealed_len = 0;
+	struct eb_store_key row; /* borrows from key and the buffers */
+	char *pub;
+	uint8_t *sealed;
+};
+
+static void
+newkey_finish(struct newkey *nk)
+{
+	eb_free(nk->pub);
+	eb_free(nk->sealed);
+	eb_jose_key_destroy(nk->key);
+	memset(nk, 0, sizeof(*nk));
+}
+
+static int
+newkey_make(struct newkey *nk, const struct eb_seal_ring *ring, int64_t now,
+            int64_t activates_at, char *err, size_t errlen)
+{
+	char *priv = NULL;
+	size_t privlen = 0, sealed_len = 0;
 	int rc = -1;
 
-	if ((key = eb_jose_key_generate()) == NULL) {
+	memset(nk, 0, sizeof(*nk));
+	if ((nk->key = eb_jose_key_generate()) == NULL) {
 		snprintf(err, errlen, "cannot generate a signing key");
 		return -1;
 	}
-	memset(&k, 0, sizeof(k));
-	k.kid = (char *)(uintptr_t)eb_jose_key_kid(key);
-	if ((priv = eb_jose_key_private_json(key, &privlen)) == NULL ||
-	    (pub = eb_jose_key_public_json(key)) == NULL ||
-	    eb_seal_ring_seal(ring, k.kid, strlen(k.kid), priv, privlen,
-	                      &sealed, &sealed_len) != 0) {
+	nk->row.kid = (char *)(uintptr_t)eb_jose_key_kid(nk->key);
+	if ((priv = eb_jose_key_private_json(nk->key, &privlen)) == NULL ||
+	    (nk->pub = eb_jose_key_public_json(nk->key)) == NULL ||
+	    eb_seal_ring_seal(ring, nk->row.kid, strlen(nk->row.kid), priv,
+	                      privlen, &nk->sealed, &sealed_len) != 0) {
 		snprintf(err, errlen, "cannot seal the new signing key");
 		goto out;
 	}
-	k.tenant = "";
-	k.alg = "ES256";
-	k.created = now;
-	k.public_jwk = pub;
-	k.private_key = sealed;
-	k.private_key_len = sealed_len;
-	if (eb_store_key_put(store, &k) != EB_STORE_OK) {
-		snprintf(err, errlen, "cannot store the new signing key");
-		goto out;
-	}
-	if (kid_out != NULL &&
-	    snprintf(kid_out, kidlen, "%s", k.kid) >= (int)kidlen)
-		log_warnx("kid buffer too small");
-	log_info("new signing key %s", k.kid);
+	nk->row.tenant = "";
+	nk->row.alg = "ES256";
+	nk->row.created = now;
+	nk->row.activates_at = activates_at;
+	nk->row.public_jwk = nk->pub;
+	nk->row.private_key = nk->sealed;
+	nk->row.private_key_len = sealed_len;
 	rc = 0;
 out:
 	if (priv != NULL)
 		eb_free_secret(priv, privlen);
-	eb_free(pub);
-	eb_free(sealed);
-	eb_jose_key_destroy(key);
+	if (rc != 0)
+		newkey_finish(nk);
 	return rc;
 }
 
+/*
+ * The first key of an empty store, active at once. 0 when stored or when
+ * another process stored one first (CONFLICT: the caller reloads).
+ */
 static int
-has_signing_key(const struct eb_store_key_list *l)
+bootstrap_key(struct eb_store *store, const struct eb_seal_ring *ring,
+              int64_t now, char *err, size_t errlen)
+{
+	struct newkey nk;
+	int rc;
+
+	if (newkey_make(&nk, ring, now, now, err, errlen) != 0)
+		return -1;
+	rc = eb_store_key_put(store, &nk.row);
+	if (rc == EB_STORE_OK)
+		log_info("new signing key %s", nk.row.kid);
+	else if (rc == EB_STORE_CONFLICT)
+		log_info("another process stored the first signing key");
+	else
+		snprintf(err, errlen, "cannot store the new signing key");
+	newkey_finish(&nk);
+	return rc == EB_STORE_OK || rc == EB_STORE_CONFLICT ? 0 : -1;
+}
+
+/* A shared key signs now or will: the current one (retired_at 0), or
+ * one that signs until a pending key activates. */
+static int
+has_signing_key(const struct eb_store_key_list *l, int64_t now)
 {
 	size_t i;
 
 	for (i = 0; i < l->n; i++)
-		if (is_shared(&l->v[i]) && l->v[i].retired_at == 0)
+		if (is_shared(&l->v[i]) &&
+		    (l->v[i].retired_at == 0 || is_signing(&l->v[i], now)))
 			return 1;
 	return 0;
 }
@@ -370,7 +502,8 @@ reload(struct eb_signer *s, int64_t now, int force)
 		rc = 0;
 		goto out;
 	}
-	if ((ks = keyset_build(s->ring, &l, now, err, sizeof(err))) == NULL) {
+	if ((ks = keyset_build(s->ring, &l, now, cur, err, sizeof(err))) ==
+	    NULL) {
 		log_errx("signing keys not reloaded: %s", err);
 		goto out;
 	}
@@ -446,9 +579,9 @@ eb_signer_open_ring(struct eb_store *store, const struct eb_seal_ring *ring,
 		snprintf(err, errlen, "cannot list the signing keys");
 		return NULL;
 	}
-	need = !has_signing_key(&l);
+	need = !has_signing_key(&l, now);
 	eb_store_key_list_finish(&l);
-	if (need && add_key(store, ring, now, NULL, 0, err, errlen) != 0)
+	if (need && bootstrap_key(store, ring, now, err, errlen) != 0)
 		return NULL;
 	if ((s = eb_calloc(1, sizeof(*s))) == NULL) {
 		snprintf(err, errlen, "out of memory");
@@ -522,55 +655,48 @@ eb_signer_rotate(struct eb_store *store, const uint8_t seal_key[32],
 		snprintf(err, errlen, "out of memory");
 		return -1;
 	}
-	rc = eb_signer_rotate_ring(store, ring, max_token_ttl, kid_out, kidlen,
-	                           err, errlen);
+	rc = eb_signer_rotate_ring(store, ring, max_token_ttl, 0, kid_out,
+	                           kidlen, err, errlen);
 	eb_seal_ring_free(ring);
 	return rc;
 }
 
 int
 eb_signer_rotate_ring(struct eb_store *store, const struct eb_seal_ring *ring,
-                      int64_t max_token_ttl, char *kid_out, size_t kidlen,
-                      char *err, size_t errlen)
+                      int64_t max_token_ttl, int64_t activate_in, char *kid_out,
+                      size_t kidlen, char *err, size_t errlen)
 {
-	struct eb_store_key_list l;
-	char kid[EB_JOSE_MAX_KID + 1];
-	int64_t now = (int64_t)time(NULL);
-	size_t i;
-	int rc = -1;
+	struct newkey nk;
+	int64_t now = (int64_t)time(NULL), at;
+	int rc;
 
-	if (max_token_ttl < 0) {
+	if (max_token_ttl < 0 || activate_in < 0) {
 		snprintf(err, errlen, "bad arguments");
 		return -1;
 	}
-	if (eb_store_key_list(store, NULL, &l) != EB_STORE_OK) {
-		snprintf(err, errlen, "cannot list the signing keys");
+	at = now + activate_in;
+	if (newkey_make(&nk, ring, now, at, err, errlen) != 0)
 		return -1;
+	/* one step: the old key signs until the new one does, and is
+	 * published for as long as a token it signed may live */
+	rc = eb_store_key_rotate(store, &nk.row, at,
+	                         at + max_token_ttl + ROTATE_MARGIN);
+	if (rc == EB_STORE_CONFLICT)
+		snprintf(err, errlen,
+		         "another rotation got there first, or the last one "
+		         "is still pending (its key not active yet)");
+	else if (rc != EB_STORE_OK)
+		snprintf(err, errlen, "cannot store the new signing key");
+	else {
+		log_info("new signing key %s, signing from +%llds; the "
+		         "previous one published until +%llds after",
+		         nk.row.kid, (long long)activate_in,
+		         (long long)(max_token_ttl + ROTATE_MARGIN));
+		if (kid_out != NULL)
+			snprintf(kid_out, kidlen, "%s", nk.row.kid);
 	}
-	/* the new key first: there is never a moment without one */
-	if (add_key(store, ring, now, kid, sizeof(kid), err, errlen) != 0)
-		goto out;
-	for (i = 0; i < l.n; i++) {
-		const struct eb_store_key *k = &l.v[i];
-
-		if (!is_shared(k) || k->retired_at != 0 ||
-		    strcmp(k->kid, kid) == 0)
-			continue;
-		if (eb_store_key_retire(store, k->kid, now,
-		                        now + max_token_ttl + ROTATE_MARGIN) !=
-		    EB_STORE_OK) {
-			snprintf(err, errlen, "cannot retire key %s", k->kid);
-			goto out;
-		}
-		log_info("signing key %s retired, published until +%llds",
-		         k->kid, (long long)(max_token_ttl + ROTATE_MARGIN));
-	}
-	if (kid_out != NULL)
-		snprintf(kid_out, kidlen, "%s", kid);
-	rc = 0;
-out:
-	eb_store_key_list_finish(&l);
-	return rc;
+	newkey_finish(&nk);
+	return rc == EB_STORE_OK ? 0 : -1;
 }
 
 int64_t

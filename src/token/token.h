@@ -33,9 +33,10 @@ struct eb_seal_ring;
 /* ---- signer ---- */
 
 /*
- * Open the signer over store: load the keys, generating a first one when
- * there is none. max_token_ttl is how long a retired key must stay
- * published (the longest token lifetime of any tenant).
+ * Open the signer over store: load the keys, generating a first one
+ * (active at once) when there is no current key; when another process
+ * stored one first, that one is used. max_token_ttl is how long a retired key
+ * must stay published (the longest token lifetime of any tenant).
  */
 struct eb_signer *eb_signer_open(struct eb_store *store,
                                  const uint8_t seal_key[32],
@@ -51,16 +52,24 @@ struct eb_signer *eb_signer_open_ring(struct eb_store *store,
 void eb_signer_close(struct eb_signer *s);
 /* Reload the key set from the store when it changed (cheap when not). */
 int eb_signer_refresh(struct eb_signer *s);
-/* Generate a new current key and retire the previous one (CLI). */
+/*
+ * Generate a new key and make it the current one in one step (CLI): it is
+ * published at once and signs from activate_in seconds on (0: at once);
+ * the previous current key signs until then and stays published for
+ * max_token_ttl plus a margin after. Fails (err says so) when another
+ * rotation got there first or is still pending (its key not active yet).
+ * eb_signer_rotate is the same with one seal key and activate_in 0.
+ */
 int eb_signer_rotate(struct eb_store *store, const uint8_t seal_key[32],
                      int64_t max_token_ttl, char *kid_out, size_t kidlen,
                      char *err, size_t errlen);
 int eb_signer_rotate_ring(struct eb_store *store,
                           const struct eb_seal_ring *ring,
-                          int64_t max_token_ttl, char *kid_out, size_t kidlen,
-                          char *err, size_t errlen);
-/* The public JWKS document ({"keys":[...]}): current and still-valid
- * retired keys. Returns a fresh string (eb_free). */
+                          int64_t max_token_ttl, int64_t activate_in,
+                          char *kid_out, size_t kidlen, char *err,
+                          size_t errlen);
+/* The public JWKS document ({"keys":[...]}): current, not yet active and
+ * still-valid retired keys. Returns a fresh string (eb_free). */
 char *eb_signer_jwks(struct eb_signer *s, size_t *lenp);
 /* Sign claims with the current key; typ e.g. "at+jwt". Fresh string. */
 char *eb_signer_sign(struct eb_signer *s, const char *typ, json_t *claims);

@@ -382,6 +382,52 @@ test('keys rotate while the server runs: both kids in the JWKS within seconds', 
   }
 });
 
+test('keys rotate --activate-in 2: the new key is in the JWKS before any token is signed with it', async () => {
+  const oldKid = header(await signIn()).kid;
+  const tRotate = Date.now();
+  const r = cli(['keys', 'rotate', '-c', world.config.main, '--activate-in', '2']);
+  assert.equal(r.code, 0, r.stderr);
+  const newKid = r.stdout.trim();
+  assert.match(newKid, /^[A-Za-z0-9_-]{43}$/);
+
+  const l = keysList();
+  assert.match(l.stdout, new RegExp(`^${newKid} pending \\S+ -$`, 'm'));
+  assert.match(l.stdout, new RegExp(`^${oldKid} current \\S+ \\S+Z$`, 'm'));
+  // a second rotation while this one is pending would retire its key unused
+  const again = cli(['keys', 'rotate', '-c', world.config.main]);
+  assert.equal(again.code, 1);
+  assert.match(again.stderr, /pending/);
+  assert.match(cli(['keys', 'rotate', '-c', world.config.main, '--activate-in', 'soon']).stderr,
+    /--activate-in takes whole seconds/);
+
+  // sign in over and over: every token signed with the new key comes after
+  // a JWKS that already listed it, and the old key signs until activation
+  const kids = [];
+  let published = false;
+  let firstNew = 0;
+  const deadline = Date.now() + 10000;
+  while (Date.now() < deadline) {
+    published ||= (await jwksKids()).includes(newKid);
+    const tok = await signIn();
+    const kid = header(tok).kid;
+    kids.push(kid);
+    if (kid === newKid) {
+      assert.ok(published, 'a token signed with a key the JWKS did not list yet');
+      firstNew = Date.now();
+      const JWKS = jose.createRemoteJWKSet(new URL(`${iss('gen')}/jwks.json`));
+      await jose.jwtVerify(tok, JWKS, { issuer: iss('gen'), audience: aud('gen'), typ: 'at+jwt' });
+      break;
+    }
+    assert.equal(kid, oldKid);
+    await new Promise((res) => setTimeout(res, 150));
+  }
+  assert.ok(firstNew > 0, `never signed with the new key: ${kids}`);
+  assert.equal(kids[0], oldKid, 'the new key signed at once');
+  // activation is at the rotation's second + 2: at least 1 s after it
+  assert.ok(firstNew - tRotate >= 1000, `the new key signed ${firstNew - tRotate} ms after rotation`);
+  assert.match(keysList().stdout, new RegExp(`^${newKid} current \\S+ -$`, 'm'));
+});
+
 test('no token, secret or private key in logs or the database', async () => {
   const token = await signIn();
   const logs = bridge.logs.join('\n');

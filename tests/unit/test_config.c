@@ -263,6 +263,9 @@ test_main_errors(void **state)
 	     "limits.max_body_bytes", "between"},
 	    {"{\"public_url\": \"https://a.example\", \"limits\": {\"x\": 1}}",
 	     "limits.x", "unknown key"},
+	    {"{\"public_url\": \"https://a.example\", \"limits\": "
+	     "{\"upstream_timeout\": 30, \"renew_lease\": 99}}",
+	     "limits.renew_lease", "must be at least 3 x"},
 	    {"{\"public_url\": \"https://a.example\", \"log\": {\"level\": "
 	     "\"loud\"}}",
 	     "log.level", "one of: debug, info, warn, error"},

@@ -346,18 +346,24 @@ lease_table(void **state)
 		int status;
 		int64_t next_at, expires;
 		int want;
+		int64_t lease_until;
 	} c[] = {
-	    {"a due grant not claimed", A, NOW - 1, 0, 1},
-	    {"due compared with < (the due second skipped)", A, NOW, 0, 1},
+	    {"a due grant not claimed", A, NOW - 1, 0, 1, 0},
+	    {"due compared with < (the due second skipped)", A, NOW, 0, 1, 0},
 	    {"a grant claimed before it is due (or while leased)", A, NOW + 1,
-	     0, 0},
+	     0, 0, 0},
 	    {"a grant without upstream refresh token claimed (next_at 0)", A, 0,
-	     0, 0},
+	     0, 0, 0},
 	    {"a revoked grant renewed (IdP called for nobody)", R, NOW - 1, 0,
-	     0},
-	    {"a superseded grant renewed", S, NOW - 1, 0, 0},
-	    {"an expired grant renewed", A, NOW - 1, NOW, 0},
-	    {"a grant expiring later not renewed", A, NOW - 1, NOW + 1, 1},
+	     0, 0},
+	    {"a superseded grant renewed", S, NOW - 1, 0, 0, 0},
+	    {"an expired grant renewed", A, NOW - 1, NOW, 0, 0},
+	    {"a grant expiring later not renewed", A, NOW - 1, NOW + 1, 1, 0},
+	    {"a grant claimed while another claim is live (two IdP calls)", A,
+	     NOW - 1, 0, 0, NOW + 1},
+	    {"a lease ending now taken as still live", A, NOW - 1, 0, 1, NOW},
+	    {"an expired lease blocking the grant for ever", A, NOW - 1, 0, 1,
+	     NOW - 100},
 	};
 	struct eb_grant_lease_state ls;
 	size_t i;
@@ -367,6 +373,7 @@ lease_table(void **state)
 		ls.status = c[i].status;
 		ls.upstream_next_at = c[i].next_at;
 		ls.expires = c[i].expires;
+		ls.lease_until = c[i].lease_until;
 		if (eb_grant_lease_claimable(&ls, NOW) != c[i].want)
 			fail_msg("catches \"%s\"", c[i].catches);
 	}
@@ -406,14 +413,87 @@ lease_table(void **state)
 	assert_int_equal(eb_grant_lease_length(-5), 60);
 }
 
+/* How many one claim may take, fleet-wide cap included. */
+static void
+lease_claim_table(void **state)
+{
+	static const struct {
+		const char *catches;
+		size_t limit, cap, live, want;
+	} c[] = {
+	    {"the batch limit ignored", 8, 0, 0, 8},
+	    {"a zero limit meaning none", 0, 0, 0, SIZE_MAX},
+	    {"other replicas' live leases not counted against the cap", 8, 3, 2,
+	     1},
+	    {"a tenant at its fleet-wide cap claiming more", 8, 3, 3, 0},
+	    {"over the cap (lowered by a reload) wrapping around", 8, 3, 7, 0},
+	    {"the cap taken instead of the smaller batch", 2, 5, 0, 2},
+	    {"a cap with no limit claiming everything due", 0, 4, 1, 3},
+	};
+	size_t i, got;
+
+	(void)state;
+	for (i = 0; i < sizeof(c) / sizeof(c[0]); i++)
+		if ((got = eb_grant_lease_claim_max(c[i].limit, c[i].cap,
+		                                    c[i].live)) != c[i].want)
+			fail_msg("catches \"%s\": got %zu", c[i].catches, got);
+}
+
+/* The write-back fence and the time left for an IdP call. */
+static void
+lease_fence_table(void **state)
+{
+	static const struct {
+		const char *catches;
+		const char *held, *presented;
+		int want;
+	} f[] = {
+	    {"the claim's own write-back refused", "a1b2", "a1b2", 1},
+	    {"a write-back after another owner's claim accepted (old refresh "
+	     "token overwrites the rotated one)",
+	     "c3d4", "a1b2", 0},
+	    {"a write-back after a release accepted", NULL, "a1b2", 0},
+	    {"an unfenced (NULL) token taken as a match", "a1b2", NULL, 0},
+	    {"a prefix taken as a match", "a1b2", "a1", 0},
+	    {"empty tokens taken as a match", "", "", 0},
+	};
+	static const struct {
+		const char *catches;
+		int64_t until, timeout;
+		int want;
+	} m[] = {
+	    {"a call started with the lease nearly over", NOW + 10, 10, 0},
+	    {"exactly 3 x timeout left refused", NOW + 30, 10, 1},
+	    {"a fresh lease refused", NOW + 100, 10, 1},
+	    {"an expired lease still used", NOW - 1, 0, 0},
+	    {"a negative timeout making any lease enough", NOW - 1, -5, 0},
+	};
+	size_t i;
+
+	(void)state;
+	for (i = 0; i < sizeof(f) / sizeof(f[0]); i++)
+		if (eb_grant_lease_fenced(f[i].held, f[i].presented) !=
+		    f[i].want)
+			fail_msg("catches \"%s\"", f[i].catches);
+	for (i = 0; i < sizeof(m) / sizeof(m[0]); i++)
+		if (eb_grant_lease_may_call(m[i].until, NOW, m[i].timeout) !=
+		    m[i].want)
+			fail_msg("catches \"%s\"", m[i].catches);
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(code_table),      cmocka_unit_test(end_table),
-	    cmocka_unit_test(person_table),    cmocka_unit_test(bind_table),
-	    cmocka_unit_test(supersede_table), cmocka_unit_test(takeover_table),
+	    cmocka_unit_test(code_table),
+	    cmocka_unit_test(end_table),
+	    cmocka_unit_test(person_table),
+	    cmocka_unit_test(bind_table),
+	    cmocka_unit_test(supersede_table),
+	    cmocka_unit_test(takeover_table),
 	    cmocka_unit_test(lease_table),
+	    cmocka_unit_test(lease_claim_table),
+	    cmocka_unit_test(lease_fence_table),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -23,6 +23,7 @@
 #include <sys/stat.h>
 #include <pthread.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <jansson.h>
 
@@ -368,6 +369,68 @@ test_unknown_kid_refresh(void **state)
 	json_decref(c);
 }
 
+/* A key rotated with a delay is published at once and signs only from its
+ * activation; a second rotation while it is pending is refused. */
+static void
+test_rotate_delayed(void **state)
+{
+	struct fx *fx = *state;
+	struct eb_seal_ring *ring;
+	struct eb_signer *s2;
+	char old[EB_JOSE_MAX_KID + 1], nkid[EB_JOSE_MAX_KID + 1], err[256];
+	char k2[EB_JOSE_MAX_KID + 1], *tok;
+	json_t *c = json_pack("{s:s}", "sub", "x");
+	int i;
+
+	snprintf(old, sizeof(old), "%s", kid_of(fx->s));
+	assert_non_null(ring = eb_seal_ring_of(fx->seal));
+	assert_int_equal(eb_signer_rotate_ring(fx->store, ring, MAX_TTL, 2,
+	                                       nkid, sizeof(nkid), err,
+	                                       sizeof(err)),
+	                 0);
+	assert_int_equal(eb_signer_refresh(fx->s), 0);
+	/* published before it signs: every verifier knows it in time */
+	assert_true(jwks_has(fx->s, nkid));
+	assert_string_equal(kid_of(fx->s), old);
+	/* a signer opened now (another replica) signs with the old key too,
+	 * and makes no key of its own */
+	s2 = eb_signer_open(fx->store, fx->seal, MAX_TTL, err, sizeof(err));
+	assert_non_null(s2);
+	assert_string_equal(kid_of(s2), old);
+	/* a second rotation would retire the pending key before it signed */
+	assert_int_equal(eb_signer_rotate_ring(fx->store, ring, MAX_TTL, 2, k2,
+	                                       sizeof(k2), err, sizeof(err)),
+	                 -1);
+	assert_non_null(strstr(err, "pending"));
+	sleep(3);
+	/* at its activation every signer switches, without a store change
+	 * (signing looks at the store at most every 2 s) */
+	for (i = 0; i < 2; i++) {
+		struct eb_signer *sg = i == 0 ? fx->s : s2;
+
+		assert_non_null(tok = eb_signer_sign(sg, "at+jwt", c));
+		eb_free(tok);
+		assert_string_equal(kid_of(sg), nkid);
+	}
+	assert_true(jwks_has(fx->s, old));
+
+	/* a signer that did not look at the store before the activation
+	 * publishes the new key first, and signs with it one refresh later */
+	assert_int_equal(eb_signer_rotate_ring(fx->store, ring, MAX_TTL, 1, k2,
+	                                       sizeof(k2), err, sizeof(err)),
+	                 0);
+	sleep(2);
+	assert_int_equal(eb_signer_refresh(s2), 0);
+	assert_true(jwks_has(s2, k2));
+	assert_string_equal(kid_of(s2), nkid);
+	sleep(1);
+	assert_int_equal(eb_signer_refresh(s2), 0);
+	assert_string_equal(kid_of(s2), k2);
+	eb_signer_close(s2);
+	eb_seal_ring_free(ring);
+	json_decref(c);
+}
+
 /* A row whose private half does not open under our seal key is never
  * published nor trusted, even when "retired" (public key only needed). */
 static void
@@ -393,6 +456,9 @@ test_untrusted_row_ignored(void **state)
 	row.tenant = "";
 	row.alg = "ES256";
 	row.created = now + 100; /* newest: would be current if trusted */
+	/* signing (active, retired only later), beside the one current
+	 * key the store allows */
+	row.retired_at = now + 1000;
 	row.public_jwk = pub;
 	row.private_key = sealed;
 	row.private_key_len = sealed_len;
@@ -681,6 +747,7 @@ main(void)
 	    T(test_sign_verify),
 	    T(test_rotate_and_refresh),
 	    T(test_unknown_kid_refresh),
+	    T(test_rotate_delayed),
 	    T(test_untrusted_row_ignored),
 	    T(test_concurrent_rotation),
 	    T(test_issue_claims),
