@@ -31,8 +31,10 @@ static const struct {
 	const struct eb_store_ops *ops;
 } backends[] = {
     {"sqlite", &eb_store_sqlite_ops},
+    {"postgresql", &eb_store_pg_ops},
 };
 static const struct eb_store_ops *ops; /* the backend under test */
+static const char *pg_base;            /* EB_TEST_PG */
 
 #define T0       1700000000
 #define LEASE    100
@@ -42,7 +44,7 @@ static const struct eb_store_ops *ops; /* the backend under test */
 
 struct fx {
 	char dir[256];
-	char target[320];
+	char target[1200]; /* a file, or a DSN naming a fresh schema */
 	struct eb_store *s;
 };
 
@@ -68,7 +70,11 @@ setup(void **state)
 	         base ? base : "/tmp");
 	if (mkdtemp(fx->dir) == NULL)
 		return -1;
-	snprintf(fx->target, sizeof(fx->target), "%s/eb.db", fx->dir);
+	if (ops != &eb_store_pg_ops)
+		snprintf(fx->target, sizeof(fx->target), "%s/eb.db", fx->dir);
+	else if (eb_store_pg_test_schema(pg_base, fx->target,
+	                                 sizeof(fx->target)) != 0)
+		return -1;
 	if ((fx->s = eb_store_open(ops, fx->target, err, sizeof(err))) ==
 	    NULL) {
 		print_error("open: %s\n", err);
@@ -85,6 +91,8 @@ teardown(void **state)
 
 	eb_store_close(fx->s);
 	nftw(fx->dir, rm_entry, 8, FTW_DEPTH | FTW_PHYS);
+	if (ops == &eb_store_pg_ops)
+		eb_store_pg_test_drop(pg_base, fx->target);
 	free(fx);
 	return 0;
 }
@@ -857,6 +865,32 @@ test_key_migration(void **state)
 	eb_store_close(s);
 }
 
+/*
+ * EB_TEST_PG names a server we can make schemas on; without one the
+ * PostgreSQL run skips, but never under CI.
+ */
+static int
+pg_missing(void)
+{
+	const char *ci = getenv("CI");
+	char target[1200];
+
+	pg_base = getenv("EB_TEST_PG");
+	if (pg_base != NULL && *pg_base != '\0' &&
+	    eb_store_pg_test_schema(pg_base, target, sizeof(target)) == 0) {
+		eb_store_pg_test_drop(pg_base, target);
+		return 0;
+	}
+	if (ci != NULL && strcmp(ci, "true") == 0) {
+		fprintf(stderr, "FAIL: PostgreSQL run failed: no usable "
+		                "EB_TEST_PG under CI\n");
+		return 1;
+	}
+	fprintf(stderr, "SKIP: PostgreSQL run skipped: no usable EB_TEST_PG "
+	                "(contrib/pg-test.sh start)\n");
+	return -1;
+}
+
 int
 main(void)
 {
@@ -874,6 +908,13 @@ main(void)
 	if (getenv("EB_TEST_FILTER") != NULL) /* run some tests only */
 		cmocka_set_test_filter(getenv("EB_TEST_FILTER"));
 	for (i = 0; i < sizeof(backends) / sizeof(backends[0]); i++) {
+		int missing;
+
+		if (backends[i].ops == &eb_store_pg_ops &&
+		    (missing = pg_missing()) != 0) {
+			failed |= missing > 0;
+			continue;
+		}
 		ops = backends[i].ops;
 		failed |= _cmocka_run_group_tests(
 		    backends[i].name, tests, sizeof(tests) / sizeof(tests[0]),
