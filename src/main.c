@@ -289,8 +289,6 @@ cmd_serve(int argc, char **argv)
 		log_errx("%s: %s", cfg->file, err);
 		goto out;
 	}
-	memcpy(env->seal_key, eb_seal_ring_first(env->seal_ring),
-	       sizeof(env->seal_key));
 	if (watch_store_changes(env->store, cfg) != 0)
 		goto out;
 	if ((env->signer = eb_signer_open_ring(env->store, env->seal_ring,
@@ -360,7 +358,6 @@ out:
 	eb_workq_destroy(env->workq);
 	eb_oidc_destroy(env->oidc);
 	eb_signer_close(env->signer);
-	OPENSSL_cleanse(env->seal_key, sizeof(env->seal_key));
 	eb_seal_ring_free(env->seal_ring);
 	eb_store_close(env->store);
 	eb_profile_cache_destroy(env->profiles);

@@ -182,8 +182,9 @@ unseal(const struct eb_seal_ring *ring, const struct eb_store_key *k)
 	if (k->kid == NULL || k->private_key == NULL || k->alg == NULL ||
 	    strcmp(k->alg, "ES256") != 0)
 		return NULL;
-	if (eb_seal_ring_open(ring, k->kid, strlen(k->kid), k->private_key,
-	                      k->private_key_len, &pt, &ptlen, NULL) != 0) {
+	if (eb_seal_ring_open(ring, EB_SEAL_AT_REST, k->kid, strlen(k->kid),
+	                      k->private_key, k->private_key_len, &pt, &ptlen,
+	                      NULL) != 0) {
 		log_warnx("signing key %s does not open with any of our seal "
 		          "keys; ignored",
 		          k->kid);
@@ -305,8 +306,8 @@ add_key(struct eb_store *store, const struct eb_seal_ring *ring, int64_t now,
 	k.kid = (char *)(uintptr_t)eb_jose_key_kid(key);
 	if ((priv = eb_jose_key_private_json(key, &privlen)) == NULL ||
 	    (pub = eb_jose_key_public_json(key)) == NULL ||
-	    eb_seal_ring_seal(ring, k.kid, strlen(k.kid), priv, privlen,
-	                      &sealed, &sealed_len) != 0) {
+	    eb_seal_ring_seal(ring, EB_SEAL_AT_REST, k.kid, strlen(k.kid), priv,
+	                      privlen, &sealed, &sealed_len) != 0) {
 		snprintf(err, errlen, "cannot seal the new signing key");
 		goto out;
 	}
