@@ -4,6 +4,8 @@
  *   enrollbridge serve -c FILE           run the bridge
  *   enrollbridge check-config -c FILE    validate configuration, exit 0/1
  *   enrollbridge migrate -c FILE         apply pending schema migrations
+ *   enrollbridge reseal -c FILE          re-encrypt sealed secrets under the
+ *                                        first seal key (cli/reseal.h)
  *   enrollbridge discover USER@DOMAIN    check a deployment like a device
  *   enrollbridge version
  *
@@ -27,6 +29,7 @@
 #include "cli/discover.h"
 #include "cli/grants.h"
 #include "cli/keys.h"
+#include "cli/reseal.h"
 #include "apple/esso.h"
 #include "apple/profile.h"
 #include "cli/devicesim.h"
@@ -65,6 +68,7 @@ usage(FILE *f)
 	       "       enrollbridge map -c FILE --tenant T --claims FILE.json "
 	       "[--typed USER@DOMAIN]\n"
 	       "       enrollbridge keys list|rotate -c FILE\n"
+	       "       enrollbridge reseal -c FILE [--batch N] [--dry-run]\n"
 	       "       enrollbridge grants list -c FILE [--tenant T] [--json]\n"
 	       "       enrollbridge grants revoke -c FILE GRANT_ID "
 	       "[--reason TEXT]\n"
@@ -453,15 +457,11 @@ static const struct {
 	const char *name;
 	int (*fn)(int, char **);
 } commands[] = {
-    {"serve", cmd_serve},
-    {"check-config", cmd_check_config},
-    {"migrate", cmd_migrate},
-    {"discover", cmd_discover},
-    {"map", cmd_map},
-    {"version", cmd_version},
-    {"keys", eb_cli_keys},
-    {"grants", eb_cli_grants},
-    {"device-sim", cmd_device_sim},
+    {"serve", cmd_serve},      {"check-config", cmd_check_config},
+    {"migrate", cmd_migrate},  {"discover", cmd_discover},
+    {"map", cmd_map},          {"version", cmd_version},
+    {"keys", eb_cli_keys},     {"reseal", eb_cli_reseal},
+    {"grants", eb_cli_grants}, {"device-sim", cmd_device_sim},
 };
 
 int
