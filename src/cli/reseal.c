@@ -31,12 +31,14 @@
 /* attempts per row when servers keep changing it under us */
 #define TRIES 5
 
+#define USAGE "usage: enrollbridge reseal -c FILE [--batch N] [--dry-run]\n"
+
 static void
 usage(FILE *f)
 {
 	fprintf(
 	    f,
-	    "usage: enrollbridge reseal -c FILE [--batch N] [--dry-run]\n"
+	    USAGE
 	    "\n"
 	    "Re-encrypt what the store keeps sealed under an older seal key\n"
 	    "or format with the first key of seal_keys: every grant's\n"
@@ -376,7 +378,7 @@ eb_cli_reseal(int argc, char **argv)
 	case 1:
 		return 0;
 	case -1:
-		usage(stderr);
+		fputs(USAGE, stderr);
 		return 2;
 	}
 	memset(&cerr, 0, sizeof(cerr));
