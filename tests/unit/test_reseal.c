@@ -8,7 +8,12 @@
  *   the one that was read: a renewal that stored a newer upstream token in
  *   between makes it CONFLICT and is never undone; nothing else of the row
  *   changes; of concurrent swaps from the same old value exactly one wins;
- * - bad arguments and a backend without the operations fail cleanly.
+ * - bad arguments and a backend without the operations fail cleanly;
+ * - the command's core (eb_reseal_run, cli/reseal.h) moves version 1 and
+ *   old-key values to version 3 under the first key, counts what was
+ *   current, names what opens under no key, writes nothing when dry, and,
+ *   through a backend wrapper that plays a renewal landing between its read
+ *   and its swap, re-reads and never undoes the newer value.
  */
 #define _XOPEN_SOURCE 700 /* nftw */
 #include <stdarg.h>
@@ -24,6 +29,9 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "cli/reseal.h"
+#include "core/mem.h"
+#include "jose/seal.h"
 #include "store/store.h"
 
 static const struct {
@@ -415,18 +423,246 @@ test_concurrent_swaps(void **state)
 	assert_true(grant_holds(fx->s, "g1", r[won].next, sizeof(r[won].next)));
 }
 
+/* ---- eb_reseal_run ---- */
+
+static uint8_t KA[EB_SEAL_KEY_LEN], KB[EB_SEAL_KEY_LEN], KC[EB_SEAL_KEY_LEN];
+
+/* pt sealed for name: version 1 under key, or version 3 (ring of key) */
+static uint8_t *
+seal_for(int version, const uint8_t *key, const char *name, const char *pt,
+         size_t *len)
+{
+	struct eb_seal_ring *r;
+	uint8_t *blob = NULL;
+
+	if (version == 1) {
+		assert_int_equal(eb_seal_seal(key, name, strlen(name), pt,
+		                              strlen(pt), &blob, len),
+		                 0);
+		return blob;
+	}
+	assert_non_null(r = eb_seal_ring_of(key));
+	assert_int_equal(eb_seal_ring_seal(r, EB_SEAL_AT_REST, name,
+	                                   strlen(name), pt, strlen(pt), &blob,
+	                                   len),
+	                 0);
+	eb_seal_ring_free(r);
+	return blob;
+}
+
+/* 1 when blob (sealed for name) is current under r and opens to pt. */
+static int
+current_is(const struct eb_seal_ring *r, const char *name, const uint8_t *blob,
+           size_t len, const char *pt)
+{
+	uint8_t *out = NULL;
+	size_t outlen = 0;
+	int stale = 1, same;
+
+	if (blob == NULL ||
+	    eb_seal_ring_open(r, EB_SEAL_AT_REST, name, strlen(name), blob, len,
+	                      &out, &outlen, &stale) != 0)
+		return 0;
+	same = outlen == strlen(pt) && memcmp(out, pt, outlen) == 0;
+	eb_free_secret(out, outlen + 1);
+	return same && !stale;
+}
+
+static void
+grant_sealed(struct eb_store *s, const char *id, int version,
+             const uint8_t *key, const char *pt)
+{
+	uint8_t *blob;
+	size_t len;
+
+	blob = seal_for(version, key, id, pt, &len);
+	mk_grant(s, id, blob, len);
+	eb_free(blob);
+}
+
+static int
+grant_current(struct eb_store *s, const struct eb_seal_ring *r, const char *id,
+              const char *pt)
+{
+	struct eb_store_grant g;
+	int ok;
+
+	assert_int_equal(eb_store_grant_get(s, id, &g), EB_STORE_OK);
+	ok = current_is(r, id, g.upstream_refresh_token,
+	                g.upstream_refresh_token_len, pt);
+	eb_store_grant_finish(&g);
+	return ok;
+}
+
+static void
+counts_are(const struct eb_reseal_counts *c, size_t resealed, size_t current,
+           size_t changed, size_t failed)
+{
+	if (c->resealed != resealed || c->current != current ||
+	    c->changed != changed || c->failed != failed)
+		fail_msg("counts %zu/%zu/%zu/%zu, want %zu/%zu/%zu/%zu",
+		         c->resealed, c->current, c->changed, c->failed,
+		         resealed, current, changed, failed);
+}
+
+static void
+test_run(void **state)
+{
+	struct fx *fx = *state;
+	struct eb_seal_ring *ba, *b;
+	struct eb_reseal_report rep;
+	struct eb_store_key_list l;
+	uint8_t *blob;
+	size_t len, i;
+
+	assert_non_null(ba = eb_seal_ring_of(KB));
+	assert_int_equal(eb_seal_ring_add(ba, KA), 0);
+	assert_non_null(b = eb_seal_ring_of(KB));
+	grant_sealed(fx->s, "g1", 1, KA, "rt-g1");
+	grant_sealed(fx->s, "g2", 3, KA, "rt-g2");
+	grant_sealed(fx->s, "g3", 3, KB, "rt-g3");
+	mk_grant(fx->s, "g4", NULL, 0);
+	grant_sealed(fx->s, "g5", 3, KC, "rt-g5"); /* a key nobody has */
+	blob = seal_for(1, KA, "k1", "priv-k1", &len);
+	mk_key(fx->s, "k1", "", blob, len);
+	eb_free(blob);
+	blob = seal_for(3, KB, "k2", "priv-k2", &len);
+	mk_key(fx->s, "k2", "acme", blob, len);
+	eb_free(blob);
+
+	/* dry: counted, checked, nothing written */
+	assert_int_equal(eb_reseal_run(fx->s, ba, 2, 1, &rep), -1);
+	counts_are(&rep.grants, 2, 1, 0, 1);
+	counts_are(&rep.keys, 1, 1, 0, 0);
+	assert_false(grant_current(fx->s, ba, "g1", "rt-g1"));
+	assert_false(grant_current(fx->s, ba, "g2", "rt-g2"));
+
+	assert_int_equal(eb_reseal_run(fx->s, ba, 2, 0, &rep), -1);
+	counts_are(&rep.grants, 2, 1, 0, 1);
+	counts_are(&rep.keys, 1, 1, 0, 0);
+	/* B alone now opens them all, as current */
+	assert_true(grant_current(fx->s, b, "g1", "rt-g1"));
+	assert_true(grant_current(fx->s, b, "g2", "rt-g2"));
+	assert_true(grant_current(fx->s, b, "g3", "rt-g3"));
+	assert_int_equal(eb_store_key_list(fx->s, NULL, &l), EB_STORE_OK);
+	assert_int_equal(l.n, 2);
+	for (i = 0; i < l.n; i++)
+		assert_true(current_is(
+		    b, l.v[i].kid, l.v[i].private_key, l.v[i].private_key_len,
+		    strcmp(l.v[i].kid, "k1") == 0 ? "priv-k1" : "priv-k2"));
+	eb_store_key_list_finish(&l);
+
+	/* g5's token gone (its grant ended): everything is current */
+	assert_int_equal(eb_store_grant_set_status(fx->s, "g5",
+	                                           EB_STORE_GRANT_REVOKED,
+	                                           "test", T0 + 1),
+	                 EB_STORE_OK);
+	assert_int_equal(eb_reseal_run(fx->s, ba, 1, 0, &rep), 0);
+	counts_are(&rep.grants, 0, 3, 0, 0);
+	counts_are(&rep.keys, 0, 2, 0, 0);
+	eb_seal_ring_free(b);
+	eb_seal_ring_free(ba);
+}
+
+/*
+ * A backend whose grant_reseal first lets a "renewal" store a newer value
+ * (sealed under the old key A for g1, under B for g2, anew on every call
+ * for g3), then does the real compare and swap: it must CONFLICT.
+ */
+static struct eb_store_ops racy;
+static int g1_raced;
+
+static void
+renew_to(void *be, const char *id, const uint8_t *blob, size_t len)
+{
+	struct eb_store_upstream u;
+
+	memset(&u, 0, sizeof(u));
+	u.renewed_at = T0 + 60;
+	u.next_at = T0 + 3600;
+	u.refresh_token = blob;
+	u.refresh_token_len = len;
+	assert_int_equal(ops->grant_set_upstream(be, id, &u, T0 + 60),
+	                 EB_STORE_OK);
+}
+
+static int
+racy_reseal(void *be, const char *id, const uint8_t *old, size_t old_len,
+            const uint8_t *next, size_t next_len)
+{
+	uint8_t *blob = NULL;
+	size_t len = 0;
+
+	if (strcmp(id, "g1") == 0 && !g1_raced++)
+		blob = seal_for(3, KA, id, "renewed-g1", &len);
+	else if (strcmp(id, "g2") == 0)
+		blob = seal_for(3, KB, id, "renewed-g2", &len);
+	else if (strcmp(id, "g3") == 0)
+		blob = seal_for(1, KA, id, "renewed-g3", &len);
+	if (blob != NULL) {
+		renew_to(be, id, blob, len);
+		eb_free(blob);
+	}
+	return ops->grant_reseal(be, id, old, old_len, next, next_len);
+}
+
+static void
+test_run_concurrent(void **state)
+{
+	struct fx *fx = *state;
+	struct eb_seal_ring *ba, *b;
+	struct eb_reseal_report rep;
+	struct eb_store *s;
+	char err[512];
+
+	racy = *ops;
+	racy.name = "racy";
+	racy.grant_reseal = racy_reseal;
+	g1_raced = 0;
+	eb_store_close(fx->s);
+	assert_non_null(fx->s =
+	                    eb_store_open(&racy, fx->path, err, sizeof(err)));
+	s = fx->s;
+	assert_non_null(ba = eb_seal_ring_of(KB));
+	assert_int_equal(eb_seal_ring_add(ba, KA), 0);
+	assert_non_null(b = eb_seal_ring_of(KB));
+	grant_sealed(s, "g1", 1, KA, "rt-g1");
+	grant_sealed(s, "g2", 1, KA, "rt-g2");
+	grant_sealed(s, "g3", 1, KA, "rt-g3");
+
+	assert_int_equal(eb_reseal_run(s, ba, 10, 0, &rep), -1);
+	/* g1 resealed on the 2nd try, g2 found current after the race, g3
+	 * changed on every try: given up, and said */
+	counts_are(&rep.grants, 1, 1, 3, 1);
+	counts_are(&rep.keys, 0, 0, 0, 0);
+	/* the renewals' newer tokens survive: never the older one back */
+	assert_true(grant_current(s, b, "g1", "renewed-g1"));
+	assert_true(grant_current(s, b, "g2", "renewed-g2"));
+	assert_false(grant_current(s, ba, "g3", "rt-g3"));
+	eb_seal_ring_free(b);
+	eb_seal_ring_free(ba);
+}
+
 int
 main(void)
 {
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
 	const struct CMUnitTest tests[] = {
-	    T(test_list_sealed_pages), T(test_grant_reseal_cas),
-	    T(test_key_reseal_cas),    T(test_bad_arguments),
-	    T(test_concurrent_swaps),  cmocka_unit_test(test_missing_ops),
+	    T(test_list_sealed_pages),
+	    T(test_grant_reseal_cas),
+	    T(test_key_reseal_cas),
+	    T(test_bad_arguments),
+	    T(test_concurrent_swaps),
+	    cmocka_unit_test(test_missing_ops),
+	    T(test_run),
+	    T(test_run_concurrent),
 	};
 	size_t i;
 	int failed = 0;
 
+	memset(KA, 0xa1, sizeof(KA));
+	memset(KB, 0xb2, sizeof(KB));
+	memset(KC, 0xc3, sizeof(KC));
 	for (i = 0; i < sizeof(backends) / sizeof(backends[0]); i++) {
 		ops = backends[i].ops;
 		failed |= _cmocka_run_group_tests(
