@@ -196,11 +196,10 @@ int
 eb_seal_ring_add(struct eb_seal_ring *r, const uint8_t key[EB_SEAL_KEY_LEN])
 {
 	uint8_t md[SHA256_DIGEST_LENGTH];
+	int p;
 
 	if (r == NULL || key == NULL || r->n >= EB_SEAL_RING_MAX)
 		return -1;
-	int p;
-
 	if (SHA256(key, EB_SEAL_KEY_LEN, md) == NULL)
 		return -1;
 	for (p = 0; p < EB_SEAL_PURPOSES; p++)
