@@ -129,6 +129,18 @@ test('[A]: the upstream token and the signing key are sealed under A', async () 
   const ch = await challenge(bridge, 'gen');
   assert.equal(ch.status, 401);
   flowUrl = ch.url;
+  // usage errors and help
+  for (const bad of [['--batch', '0'], ['--batch', '10001'], ['--batch', 'x'], ['--nope'], ['--batch']]) {
+    const u = reseal(...bad);
+    assert.equal(u.code, 2, `${bad.join(' ')}: ${u.stderr}`);
+    assert.match(u.stderr, /usage: enrollbridge reseal -c FILE \[--batch N\] \[--dry-run\]/);
+  }
+  const missing = cli(['reseal']);
+  assert.equal(missing.code, 2);
+  assert.match(missing.stderr, /-c FILE is required/);
+  const help = cli(['reseal', '--help']);
+  assert.equal(help.code, 0);
+  assert.match(help.stdout, /successor is left as it is: it is kept only for\nits 30-second grace window/);
   // already current: nothing to do
   const out = reseal();
   assert.equal(out.code, 0, out.stderr);
