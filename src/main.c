@@ -5,6 +5,8 @@
  *   enrollbridge check-config -c FILE    validate configuration, exit 0/1
  *   enrollbridge migrate -c FILE         apply pending schema migrations
  *   enrollbridge import-sqlite -c FILE P move an SQLite install into PostgreSQL
+ *   enrollbridge reseal -c FILE          re-encrypt sealed secrets under the
+ *                                        first seal key (cli/reseal.h)
  *   enrollbridge discover USER@DOMAIN    check a deployment like a device
  *   enrollbridge version
  *
@@ -29,6 +31,7 @@
 #include "cli/grants.h"
 #include "cli/importdb.h"
 #include "cli/keys.h"
+#include "cli/reseal.h"
 #include "apple/esso.h"
 #include "apple/profile.h"
 #include "cli/devicesim.h"
@@ -72,6 +75,7 @@ usage(FILE *f)
 	       "       enrollbridge keys list -c FILE\n"
 	       "       enrollbridge keys rotate -c FILE "
 	       "[--activate-in SECONDS]\n"
+	       "       enrollbridge reseal -c FILE [--batch N] [--dry-run]\n"
 	       "       enrollbridge grants list -c FILE [--tenant T] [--json]\n"
 	       "       enrollbridge grants revoke -c FILE GRANT_ID "
 	       "[--reason TEXT]\n"
@@ -340,8 +344,6 @@ cmd_serve(int argc, char **argv)
 		log_errx("%s: %s", cfg->file, err);
 		goto out;
 	}
-	memcpy(env->seal_key, eb_seal_ring_first(env->seal_ring),
-	       sizeof(env->seal_key));
 	if (follow_store_changes(env->store, cfg) != 0)
 		goto out;
 	if ((env->signer = eb_signer_open_ring(env->store, env->seal_ring,
@@ -408,7 +410,6 @@ out:
 	eb_workq_destroy(env->workq);
 	eb_oidc_destroy(env->oidc);
 	eb_signer_close(env->signer);
-	OPENSSL_cleanse(env->seal_key, sizeof(env->seal_key));
 	eb_seal_ring_free(env->seal_ring);
 	eb_store_close(env->store);
 	eb_profile_cache_destroy(env->profiles);
@@ -511,6 +512,7 @@ static const struct {
     {"map", cmd_map},
     {"version", cmd_version},
     {"keys", eb_cli_keys},
+    {"reseal", eb_cli_reseal},
     {"grants", eb_cli_grants},
     {"device-sim", cmd_device_sim},
     {"import-sqlite", eb_cli_import_sqlite},

@@ -22,8 +22,6 @@ struct eb_signer;
 struct eb_renewer;
 struct eb_profile_cache;
 
-#define EB_SEAL_KEY_BYTES 32
-
 struct eb_seal_ring;
 
 struct eb_env {
@@ -41,12 +39,9 @@ struct eb_env {
 	struct eb_profile_cache *profiles; /* parsed profile files */
 	/* checks a new configuration's files before a reload swaps it in */
 	int (*validate)(const struct eb_config *cfg, char *err, size_t errlen);
-	/* keys sealing secrets at rest (jose/seal.h, core/sealring.h): the
-	 * first seals, every one opens */
+	/* keys sealing secrets at rest and URL flows (jose/seal.h,
+	 * core/sealring.h): the first seals, every one opens */
 	struct eb_seal_ring *seal_ring;
-	/* the ring's first key, raw: the URL flows and sign-in state
-	 * (handle/flow.c) are still sealed and opened with it alone */
-	uint8_t seal_key[EB_SEAL_KEY_BYTES];
 };
 
 /* A context owning cfg's reference. */

@@ -129,9 +129,10 @@ eb_grant_issue(struct eb_env *env, const struct eb_config *cfg,
 	g.created = g.updated = now;
 	g.expires = now + t->tokens.refresh_ttl;
 	if (tok->refresh_token != NULL) {
-		if (eb_seal_ring_seal(
-		        env->seal_ring, gid, strlen(gid), tok->refresh_token,
-		        strlen(tok->refresh_token), &sealed, &sealed_len) != 0)
+		if (eb_seal_ring_seal(env->seal_ring, EB_SEAL_AT_REST, gid,
+		                      strlen(gid), tok->refresh_token,
+		                      strlen(tok->refresh_token), &sealed,
+		                      &sealed_len) != 0)
 			goto out;
 		g.upstream_refresh_token = sealed;
 		g.upstream_refresh_token_len = sealed_len;

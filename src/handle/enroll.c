@@ -83,7 +83,7 @@ new_flow(struct eb_request *req, const struct eb_tenant *t,
 			return NULL;
 		f.extra = extra;
 	}
-	(void)eb_flow_seal(env->seal_key, &f, &text);
+	(void)eb_flow_seal(env->seal_ring, &f, &text);
 	eb_free(extra);
 	return text;
 }

@@ -3,7 +3,9 @@
  * into the `state` sent to the IdP (flow.h). Each plaintext is a small JSON
  * object; the associated data names the format and the tenant, so that a
  * text of one tenant never opens under another's path, and a challenge
- * flow never opens as a state nor a state as a flow.
+ * flow never opens as a state nor a state as a flow. Both are sealed with
+ * the ring's flow subkeys (jose/seal.h); flows sealed before those, under
+ * the raw first key, still open until they expire.
  */
 #include "handle/flow.h"
 
@@ -99,7 +101,7 @@ set_str(json_t *o, const char *key, const char *s)
  * for f->tenant under prefix; base64url into *out, at most max bytes.
  */
 static int
-seal(const uint8_t key[EB_SEAL_KEY_LEN], const char *prefix,
+seal(const struct eb_seal_ring *ring, const char *prefix,
      const struct field *fields, const struct eb_store_flow *f, json_t *o,
      size_t max, const char *what, char **out)
 {
@@ -121,8 +123,8 @@ seal(const uint8_t key[EB_SEAL_KEY_LEN], const char *prefix,
 			goto out;
 	if ((pt = json_dumps(o, JSON_COMPACT)) == NULL)
 		goto out;
-	if (eb_seal_seal(key, ad, adlen, pt, strlen(pt), &blob, &bloblen) !=
-	        0 ||
+	if (eb_seal_ring_seal(ring, EB_SEAL_FLOW, ad, adlen, pt, strlen(pt),
+	                      &blob, &bloblen) != 0 ||
 	    (*out = eb_b64_url_encode(blob, bloblen)) == NULL)
 		goto out;
 	if (strlen(*out) > max) {
@@ -143,7 +145,7 @@ out:
 }
 
 int
-eb_flow_seal(const uint8_t key[EB_SEAL_KEY_LEN], const struct eb_store_flow *f,
+eb_flow_seal(const struct eb_seal_ring *ring, const struct eb_store_flow *f,
              char **out)
 {
 	json_t *o = json_object();
@@ -152,14 +154,14 @@ eb_flow_seal(const uint8_t key[EB_SEAL_KEY_LEN], const struct eb_store_flow *f,
 	*out = NULL;
 	if (o == NULL)
 		return -1;
-	rc = seal(key, FLOW_AD_PREFIX, flow_fields, f, o, EB_FLOW_MAX_LEN,
+	rc = seal(ring, FLOW_AD_PREFIX, flow_fields, f, o, EB_FLOW_MAX_LEN,
 	          "login flow", out);
 	json_decref(o);
 	return rc;
 }
 
 int
-eb_flow_state_seal(const uint8_t key[EB_SEAL_KEY_LEN],
+eb_flow_state_seal(const struct eb_seal_ring *ring,
                    const struct eb_store_flow *f, char **out)
 {
 	json_t *o = json_object();
@@ -176,7 +178,7 @@ eb_flow_state_seal(const uint8_t key[EB_SEAL_KEY_LEN],
 	    strlen(v) != f->pkce_verifier_len ||
 	    json_object_set_new(o, "pv", json_string(v)) != 0)
 		goto out;
-	rc = seal(key, STATE_AD_PREFIX, state_fields, f, o,
+	rc = seal(ring, STATE_AD_PREFIX, state_fields, f, o,
 	          EB_FLOW_STATE_MAX_LEN, "sign-in state", out);
 out:
 	json_decref(o); /* the verifier inside is released with it */
@@ -206,7 +208,7 @@ get_str(json_t *o, const char *key, char **dst)
  * caller's own members (json_decref it). Returns enum eb_flow_open_rc.
  */
 static int
-open_text(const uint8_t key[EB_SEAL_KEY_LEN], const char *prefix,
+open_text(const struct eb_seal_ring *ring, const char *prefix,
           const struct field *fields, size_t max, const char *tenant,
           const char *text, int64_t now, struct eb_store_flow *f, json_t **op)
 {
@@ -221,7 +223,8 @@ open_text(const uint8_t key[EB_SEAL_KEY_LEN], const char *prefix,
 	if (len == 0 || len > max ||
 	    (adlen = make_ad(prefix, tenant, ad, sizeof(ad))) == 0 ||
 	    eb_b64_url_decode(text, len, &blob, &bloblen) != 0 ||
-	    eb_seal_open(key, ad, adlen, blob, bloblen, &pt, &ptlen) != 0 ||
+	    eb_seal_ring_open(ring, EB_SEAL_FLOW, ad, adlen, blob, bloblen, &pt,
+	                      &ptlen, NULL) != 0 ||
 	    (o = json_loadb((const char *)pt, ptlen, JSON_REJECT_DUPLICATES,
 	                    NULL)) == NULL ||
 	    !json_is_object(o))
@@ -254,20 +257,20 @@ out:
 }
 
 int
-eb_flow_open(const uint8_t key[EB_SEAL_KEY_LEN], const char *tenant,
+eb_flow_open(const struct eb_seal_ring *ring, const char *tenant,
              const char *text, int64_t now, struct eb_store_flow *f)
 {
 	json_t *o = NULL;
 	int rc;
 
-	rc = open_text(key, FLOW_AD_PREFIX, flow_fields, EB_FLOW_MAX_LEN,
+	rc = open_text(ring, FLOW_AD_PREFIX, flow_fields, EB_FLOW_MAX_LEN,
 	               tenant, text, now, f, &o);
 	json_decref(o);
 	return rc;
 }
 
 int
-eb_flow_state_open(const uint8_t key[EB_SEAL_KEY_LEN], const char *tenant,
+eb_flow_state_open(const struct eb_seal_ring *ring, const char *tenant,
                    const char *text, int64_t now, struct eb_store_flow *f)
 {
 	json_t *o = NULL, *pv;
@@ -275,7 +278,7 @@ eb_flow_state_open(const uint8_t key[EB_SEAL_KEY_LEN], const char *tenant,
 	size_t n;
 	int rc;
 
-	rc = open_text(key, STATE_AD_PREFIX, state_fields,
+	rc = open_text(ring, STATE_AD_PREFIX, state_fields,
 	               EB_FLOW_STATE_MAX_LEN, tenant, text, now, f, &o);
 	if (o == NULL)
 		return rc;

@@ -6,8 +6,9 @@
  * refused bearer, opens a login flow. Stored, each cost a database write,
  * and anyone could make them by the thousand without a credential; the
  * rows stayed for login_ttl. Sealed into the URL (AES-256-GCM under the
- * state key, bound to the tenant), a challenge writes nothing; nor does
- * opening it: the sign-in start carries what its callback needs in the
+ * seal ring's flow subkey, bound to the tenant; any key of the ring opens
+ * it, so a flow survives a seal_keys rotation), a challenge writes nothing; nor
+ * does opening it: the sign-in start carries what its callback needs in the
  * upstream state (below), and the only row is the used state's hash,
  * written after the IdP vouched for the sign-in. The seal keeps the device's
  * identifiers (UDID, serial) out of the URL's readable text and makes the flow
@@ -30,8 +31,8 @@
  * extra, sealed for f->tenant (f->id and the upstream fields are not
  * carried). 0 with *out to eb_free, or -1 (logged).
  */
-int eb_flow_seal(const uint8_t key[EB_SEAL_KEY_LEN],
-                 const struct eb_store_flow *f, char **out);
+int eb_flow_seal(const struct eb_seal_ring *ring, const struct eb_store_flow *f,
+                 char **out);
 
 enum eb_flow_open_rc {
 	EB_FLOW_OPEN_OK = 0,
@@ -45,7 +46,7 @@ enum eb_flow_open_rc {
  * eb_store_flow_finish, also on failure): its fields, f->tenant, and
  * f->id, the lower-case hex SHA-256 of text.
  */
-int eb_flow_open(const uint8_t key[EB_SEAL_KEY_LEN], const char *tenant,
+int eb_flow_open(const struct eb_seal_ring *ring, const char *tenant,
                  const char *text, int64_t now, struct eb_store_flow *f);
 
 /*
@@ -74,7 +75,7 @@ int eb_flow_open(const uint8_t key[EB_SEAL_KEY_LEN], const char *tenant,
  * and scope, sealed for f->tenant. 0 with *out to eb_free, or -1 (logged;
  * also when longer than EB_FLOW_STATE_MAX_LEN).
  */
-int eb_flow_state_seal(const uint8_t key[EB_SEAL_KEY_LEN],
+int eb_flow_state_seal(const struct eb_seal_ring *ring,
                        const struct eb_store_flow *f, char **out);
 
 /*
@@ -84,7 +85,7 @@ int eb_flow_state_seal(const uint8_t key[EB_SEAL_KEY_LEN],
  * the lower-case hex SHA-256 of text. Returns enum eb_flow_open_rc;
  * upstream_nonce, pkce_verifier and browser_binding are always set on OK.
  */
-int eb_flow_state_open(const uint8_t key[EB_SEAL_KEY_LEN], const char *tenant,
+int eb_flow_state_open(const struct eb_seal_ring *ring, const char *tenant,
                        const char *text, int64_t now, struct eb_store_flow *f);
 
 #endif

@@ -290,9 +290,9 @@ successor_open(struct eb_env *env, const struct eb_tenant *t,
 
 	adlen = successor_ad(old_hash, ad);
 	if (old->successor_sealed == NULL ||
-	    eb_seal_ring_open(env->seal_ring, ad, adlen, old->successor_sealed,
-	                      old->successor_sealed_len, &pt, &ptlen,
-	                      NULL) != 0) {
+	    eb_seal_ring_open(env->seal_ring, EB_SEAL_AT_REST, ad, adlen,
+	                      old->successor_sealed, old->successor_sealed_len,
+	                      &pt, &ptlen, NULL) != 0) {
 		log_warnx("tenant %s: grant %s: the sealed refresh successor "
 		          "does not open under any seal key (seal_keys "
 		          "changed?)",
@@ -355,8 +355,9 @@ refresh_grant(struct eb_request *req, const struct eb_tenant *t,
 	/* the successor, and its value sealed for a retry's sake */
 	adlen = successor_ad(hash, ad);
 	if (new_refresh(t, &g, now, &refresh, nhash, &next) == -1 ||
-	    eb_seal_ring_seal(env->seal_ring, ad, adlen, refresh,
-	                      strlen(refresh), &sealed, &sealed_len) != 0) {
+	    eb_seal_ring_seal(env->seal_ring, EB_SEAL_AT_REST, ad, adlen,
+	                      refresh, strlen(refresh), &sealed,
+	                      &sealed_len) != 0) {
 		rc = store_error(req);
 		goto out;
 	}

@@ -183,7 +183,7 @@ login_cookie(struct eb_request *req, const struct eb_tenant *t,
 /* ---- start ---- */
 
 struct state_arg {
-	const uint8_t *key;
+	const struct eb_seal_ring *ring;
 	const struct eb_store_flow *s; /* all but the nonce and verifier */
 };
 
@@ -199,7 +199,7 @@ seal_state(void *arg, const char *nonce, const char *verifier)
 	s.upstream_nonce = (char *)(uintptr_t)nonce;
 	s.pkce_verifier = (uint8_t *)(uintptr_t)verifier;
 	s.pkce_verifier_len = strlen(verifier);
-	if (eb_flow_state_seal(a->key, &s, &out) != 0)
+	if (eb_flow_state_seal(a->ring, &s, &out) != 0)
 		return NULL;
 	return out;
 }
@@ -234,7 +234,7 @@ start_job(void *arg)
 	memset(&f, 0, sizeof(f));
 	memset(&s, 0, sizeof(s));
 	/* the flow the challenge sealed into the URL (handle/flow.h) */
-	rc = eb_flow_open(env->seal_key, t->id, j->flow_id, now, &f);
+	rc = eb_flow_open(env->seal_ring, t->id, j->flow_id, now, &f);
 	if (rc == EB_FLOW_OPEN_OK && f.kind != j->kind)
 		rc = EB_FLOW_OPEN_BAD;
 	if (rc != EB_FLOW_OPEN_OK) {
@@ -280,7 +280,7 @@ start_job(void *arg)
 		    strcmp(j->scope, t->oauth2.scope) != 0)
 			s.scope = j->scope;
 	}
-	sa.key = env->seal_key;
+	sa.ring = env->seal_ring;
 	sa.s = &s;
 	if ((ruri = redirect_uri(cfg, t)) == NULL ||
 	    (cookie = eb_rand_token(32)) == NULL ||
@@ -465,7 +465,7 @@ callback_job(void *arg)
 	 */
 	rc = j->state == NULL
 	         ? EB_FLOW_OPEN_BAD
-	         : eb_flow_state_open(env->seal_key, t->id, j->state, now, &f);
+	         : eb_flow_state_open(env->seal_ring, t->id, j->state, now, &f);
 	if (rc != EB_FLOW_OPEN_OK) {
 		log_info("tenant %s: callback with %s state", t->id,
 		         rc == EB_FLOW_OPEN_EXPIRED ? "an expired"

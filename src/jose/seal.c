@@ -3,8 +3,9 @@
  * OpenSSL DRBG; under one key we expect far fewer than 2^32 blobs, which keeps
  * the random-nonce collision risk negligible (NIST SP 800-38D 8.3). The
  * associated data fed to GCM is the version byte followed by the caller's ad,
- * so the version cannot be swapped either; for version 2 (ring) blobs it is
- * the version byte and the key id.
+ * so the version cannot be swapped either; for version 2 and 3 (ring) blobs
+ * it is the version byte and the key id. Version 3 subkeys come from HKDF
+ * (EVP_PKEY_HKDF), derived once when a key joins a ring.
  */
 #include "jose/seal.h"
 
@@ -13,6 +14,7 @@
 
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
+#include <openssl/kdf.h>
 #include <openssl/rand.h>
 #include <openssl/sha.h>
 
@@ -147,7 +149,37 @@ struct eb_seal_ring {
 	size_t n;
 	uint8_t key[EB_SEAL_RING_MAX][EB_SEAL_KEY_LEN];
 	uint8_t id[EB_SEAL_RING_MAX][EB_SEAL_KEYID_LEN];
+	/* the version 3 subkeys of each key, by purpose */
+	uint8_t sub[EB_SEAL_RING_MAX][EB_SEAL_PURPOSES][EB_SEAL_KEY_LEN];
 };
+
+/* The HKDF info of each purpose (seal.h): never change these. */
+static const char *const purpose_info[EB_SEAL_PURPOSES] = {
+    [EB_SEAL_FLOW] = "enrollbridge seal v3 flow",
+    [EB_SEAL_AT_REST] = "enrollbridge seal v3 at-rest",
+};
+
+/* out = HKDF-SHA256(key, no salt, info); 0 or -1. */
+static int
+subkey(const uint8_t key[EB_SEAL_KEY_LEN], const char *info,
+       uint8_t out[EB_SEAL_KEY_LEN])
+{
+	EVP_PKEY_CTX *ctx;
+	size_t len = EB_SEAL_KEY_LEN;
+	int rc = -1;
+
+	if ((ctx = EVP_PKEY_CTX_new_id(EVP_PKEY_HKDF, NULL)) == NULL)
+		return -1;
+	if (EVP_PKEY_derive_init(ctx) == 1 &&
+	    EVP_PKEY_CTX_set_hkdf_md(ctx, EVP_sha256()) == 1 &&
+	    EVP_PKEY_CTX_set1_hkdf_key(ctx, key, EB_SEAL_KEY_LEN) == 1 &&
+	    EVP_PKEY_CTX_add1_hkdf_info(ctx, (const unsigned char *)info,
+	                                (int)strlen(info)) == 1 &&
+	    EVP_PKEY_derive(ctx, out, &len) == 1 && len == EB_SEAL_KEY_LEN)
+		rc = 0;
+	EVP_PKEY_CTX_free(ctx);
+	return rc;
+}
 
 struct eb_seal_ring *
 eb_seal_ring_new(void)
@@ -164,11 +196,18 @@ int
 eb_seal_ring_add(struct eb_seal_ring *r, const uint8_t key[EB_SEAL_KEY_LEN])
 {
 	uint8_t md[SHA256_DIGEST_LENGTH];
+	int p;
 
 	if (r == NULL || key == NULL || r->n >= EB_SEAL_RING_MAX)
 		return -1;
 	if (SHA256(key, EB_SEAL_KEY_LEN, md) == NULL)
 		return -1;
+	for (p = 0; p < EB_SEAL_PURPOSES; p++)
+		if (subkey(key, purpose_info[p], r->sub[r->n][p]) != 0) {
+			OPENSSL_cleanse(r->sub[r->n], sizeof(r->sub[r->n]));
+			log_errx("seal: cannot derive a subkey");
+			return -1;
+		}
 	memcpy(r->key[r->n], key, EB_SEAL_KEY_LEN);
 	memcpy(r->id[r->n], md, EB_SEAL_KEYID_LEN);
 	r->n++;
@@ -220,61 +259,79 @@ eb_seal_ring_free(struct eb_seal_ring *r)
 }
 
 int
-eb_seal_ring_seal(const struct eb_seal_ring *r, const void *ad, size_t adlen,
-                  const void *pt, size_t ptlen, uint8_t **out, size_t *outlen)
+eb_seal_ring_seal(const struct eb_seal_ring *r, int purpose, const void *ad,
+                  size_t adlen, const void *pt, size_t ptlen, uint8_t **out,
+                  size_t *outlen)
 {
 	uint8_t hdr[1 + EB_SEAL_KEYID_LEN];
 
 	*out = NULL;
-	if (r == NULL || r->n == 0 || ptlen > INT_MAX - EB_SEAL_OVERHEAD2 ||
-	    (adlen > 0 && ad == NULL))
+	if (r == NULL || r->n == 0 || purpose < 0 ||
+	    purpose >= EB_SEAL_PURPOSES ||
+	    ptlen > INT_MAX - EB_SEAL_OVERHEAD3 || (adlen > 0 && ad == NULL))
 		return -1;
-	hdr[0] = EB_SEAL_VERSION2;
+	hdr[0] = EB_SEAL_VERSION3;
 	memcpy(hdr + 1, r->id[0], EB_SEAL_KEYID_LEN);
-	return seal_hdr(r->key[0], hdr, sizeof(hdr), ad, adlen, pt, ptlen, out,
-	                outlen);
+	return seal_hdr(r->sub[0][purpose], hdr, sizeof(hdr), ad, adlen, pt,
+	                ptlen, out, outlen);
 }
 
-/* Open a version 2 blob under key i of r. */
-static int
-open2(const struct eb_seal_ring *r, size_t i, const void *ad, size_t adlen,
-      const uint8_t *blob, size_t bloblen, uint8_t **out, size_t *outlen)
+/*
+ * Open a version 2 or 3 blob: under the keys of r whose id it carries (the
+ * sealer wrote its own key's id, and the id is authenticated; ids may
+ * collide, so every matching key is tried), raw for version 2, the purpose
+ * subkey for version 3. The key's index, or -1.
+ */
+static long
+open_by_id(const struct eb_seal_ring *r, int purpose, const void *ad,
+           size_t adlen, const uint8_t *blob, size_t bloblen, uint8_t **out,
+           size_t *outlen)
 {
-	return open_hdr(r->key[i], 1 + EB_SEAL_KEYID_LEN, ad, adlen, blob,
-	                bloblen, out, outlen);
+	const uint8_t *key;
+	size_t i;
+
+	if (bloblen < EB_SEAL_OVERHEAD2 || bloblen > INT_MAX)
+		return -1;
+	for (i = 0; i < r->n; i++) {
+		if (memcmp(r->id[i], blob + 1, EB_SEAL_KEYID_LEN) != 0)
+			continue;
+		key = blob[0] == EB_SEAL_VERSION3 ? r->sub[i][purpose]
+		                                  : r->key[i];
+		if (open_hdr(key, 1 + EB_SEAL_KEYID_LEN, ad, adlen, blob,
+		             bloblen, out, outlen) == 0)
+			return (long)i;
+	}
+	return -1;
 }
 
 int
-eb_seal_ring_open(const struct eb_seal_ring *r, const void *ad, size_t adlen,
-                  const uint8_t *blob, size_t bloblen, uint8_t **out,
-                  size_t *outlen, size_t *which)
+eb_seal_ring_open(const struct eb_seal_ring *r, int purpose, const void *ad,
+                  size_t adlen, const uint8_t *blob, size_t bloblen,
+                  uint8_t **out, size_t *outlen, int *stale)
 {
-	size_t i;
+	long i = -1;
+	size_t k;
 
 	*out = NULL;
-	if (r == NULL || blob == NULL || bloblen < 1 ||
-	    (adlen > 0 && ad == NULL))
+	if (r == NULL || blob == NULL || bloblen < 1 || purpose < 0 ||
+	    purpose >= EB_SEAL_PURPOSES || (adlen > 0 && ad == NULL))
 		return -1;
-	if (blob[0] == EB_SEAL_VERSION) {
-		for (i = 0; i < r->n; i++)
-			if (eb_seal_open(r->key[i], ad, adlen, blob, bloblen,
+	switch (blob[0]) {
+	case EB_SEAL_VERSION:
+		for (k = 0; k < r->n && i < 0; k++)
+			if (eb_seal_open(r->key[k], ad, adlen, blob, bloblen,
 			                 out, outlen) == 0)
-				goto found;
-		return -1;
+				i = (long)k;
+		break;
+	case EB_SEAL_VERSION2:
+	case EB_SEAL_VERSION3:
+		i = open_by_id(r, purpose, ad, adlen, blob, bloblen, out,
+		               outlen);
+		break;
 	}
-	if (blob[0] != EB_SEAL_VERSION2 || bloblen < EB_SEAL_OVERHEAD2 ||
-	    bloblen > INT_MAX)
+	if (i < 0)
 		return -1;
-	/* Only keys whose id matches can open it: the sealer wrote its own
-	 * key's id, and the id is authenticated. Ids may collide, so every
-	 * matching key is tried. */
-	for (i = 0; i < r->n; i++)
-		if (memcmp(r->id[i], blob + 1, EB_SEAL_KEYID_LEN) == 0 &&
-		    open2(r, i, ad, adlen, blob, bloblen, out, outlen) == 0)
-			goto found;
-	return -1;
-found:
-	if (which != NULL)
-		*which = i;
+	if (stale != NULL)
+		*stale = blob[0] != EB_SEAL_VERSION3 || i != 0;
 	return 0;
 }

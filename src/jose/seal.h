@@ -1,7 +1,8 @@
 /*
  * Encryption at rest for the secrets we must keep usable (upstream refresh
- * tokens, PKCE verifiers, private signing keys): AES-256-GCM under a 32-byte
- * key, producing a self-describing blob
+ * tokens, private signing keys, a rotated refresh token's successor) and for
+ * the login flows and sign-in states carried in URLs: AES-256-GCM under a
+ * 32-byte key, producing a self-describing blob
  *
  *     version (1 byte, 0x01) | nonce (12 random bytes) | ciphertext | tag (16)
  *
@@ -10,15 +11,27 @@
  * altered in any bit, fails to open.
  *
  * A key ring (eb_seal_ring_*) holds several keys so they can be rotated and
- * shared by replicas: the first key seals, every key opens. Ring blobs are
- * version 2 and name their key by a short id, so open tries that key first:
+ * shared by replicas: the first key seals, every key opens. Ring blobs name
+ * their key by a short id, so open tries that key first. They are sealed
+ * under a per-purpose subkey of the ring key (version 3):
  *
- *     version (0x02) | key id (4 bytes) | nonce (12) | ciphertext | tag (16)
+ *     version (0x03) | key id (4 bytes) | nonce (12) | ciphertext | tag (16)
  *
- * where the key id is the first 4 bytes of SHA-256 of the key (a hint, not a
- * secret: ids may collide, and then every matching key is tried). The version
- * byte and key id are both authenticated. Version 1 blobs still open under a
- * ring by trying every key.
+ * where the subkey is HKDF-SHA256 (RFC 5869) of the ring key with no salt
+ * and the info "enrollbridge seal v3 " followed by the purpose's name
+ * ("flow" or "at-rest"), and the key id is the first 4 bytes of SHA-256 of
+ * the ring key (a hint, not a secret: ids may collide, and then every
+ * matching key is tried). The purpose is not written: it is implied by the
+ * caller, and a blob opened for another purpose fails like one under a wrong
+ * key. Each purpose so has its own GCM random-nonce budget (SP 800-38D 8.3:
+ * 2^32 blobs per key), and the URL flows, sealed on every 401, never use up
+ * the one of the secrets kept in the database. The version byte and key id
+ * are both authenticated.
+ *
+ * Older blobs still open under a ring, under the raw ring keys whatever the
+ * purpose: version 2 (the same layout as 3, sealed with the ring key itself)
+ * under the keys whose id it carries, version 1 under every key in turn.
+ * `enrollbridge reseal` rewrites the stored ones in the current form.
  */
 #ifndef EB_SEAL_H
 #define EB_SEAL_H
@@ -73,8 +86,8 @@ int eb_seal_ring_add(struct eb_seal_ring *r,
 /* How many keys r holds. */
 size_t eb_seal_ring_count(const struct eb_seal_ring *r);
 /*
- * The sealing key's raw bytes (for callers that still seal with
- * eb_seal_seal directly), or NULL for an empty ring.
+ * The sealing key's raw bytes (for tests and for comparing rings), or NULL
+ * for an empty ring.
  */
 const uint8_t *eb_seal_ring_first(const struct eb_seal_ring *r);
 /* A ring holding just key, or NULL when out of memory. */
@@ -83,19 +96,35 @@ struct eb_seal_ring *eb_seal_ring_of(const uint8_t key[EB_SEAL_KEY_LEN]);
 struct eb_seal_ring *eb_seal_ring_dup(const struct eb_seal_ring *r);
 /* Wipe every key and free r (NULL is fine). */
 void eb_seal_ring_free(struct eb_seal_ring *r);
-/* As eb_seal_seal, under the ring's first key, into a version 2 blob. */
-int eb_seal_ring_seal(const struct eb_seal_ring *r, const void *ad,
+/* What a ring blob is for: each purpose has its own subkeys. */
+enum eb_seal_purpose {
+	EB_SEAL_FLOW = 0, /* URL login flows and sign-in states (login_ttl) */
+	EB_SEAL_AT_REST = 1, /* what the store keeps (refresh tokens, keys) */
+};
+#define EB_SEAL_PURPOSES 2
+
+#define EB_SEAL_VERSION3 3
+/* Bytes a version 3 blob adds to its plaintext (as version 2). */
+#define EB_SEAL_OVERHEAD3 EB_SEAL_OVERHEAD2
+
+/*
+ * As eb_seal_seal, under the purpose subkey of the ring's first key, into a
+ * version 3 blob. -1 for an empty ring or an unknown purpose.
+ */
+int eb_seal_ring_seal(const struct eb_seal_ring *r, int purpose, const void *ad,
                       size_t adlen, const void *pt, size_t ptlen, uint8_t **out,
                       size_t *outlen);
 /*
- * As eb_seal_open with any key of the ring: a version 2 blob is tried under
- * the keys whose id it carries (no other key can open it); a version 1 blob
- * under every key in order. If which is not NULL it is set to the index of
- * the key that opened the blob (0 is the sealing key), so callers can tell
- * a blob that wants re-sealing.
+ * As eb_seal_open with any key of the ring: a version 3 blob under the
+ * purpose subkeys of the keys whose id it carries (no other key, and no
+ * other purpose, can open it); a version 2 blob under those raw keys; a
+ * version 1 blob under every raw key in order. If stale is not NULL it is
+ * set, on success, to 0 when the blob is in the current form (version 3
+ * under the first key) and to 1 when it wants re-sealing (an older version,
+ * or a later key).
  */
-int eb_seal_ring_open(const struct eb_seal_ring *r, const void *ad,
+int eb_seal_ring_open(const struct eb_seal_ring *r, int purpose, const void *ad,
                       size_t adlen, const uint8_t *blob, size_t bloblen,
-                      uint8_t **out, size_t *outlen, size_t *which);
+                      uint8_t **out, size_t *outlen, int *stale);
 
 #endif

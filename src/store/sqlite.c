@@ -135,6 +135,9 @@ enum stmt_id {
 	ST_GRANT_COUNT,
 	ST_LOCK_TRY,
 	ST_LOCK_RELEASE,
+	ST_GRANT_SEALED,
+	ST_GRANT_RESEAL,
+	ST_GRANT_EXISTS,
 	ST_TOKEN_INS,
 	ST_TOKEN_GET,
 	ST_TOKEN_GRANT_GET,
@@ -150,6 +153,8 @@ enum stmt_id {
 	ST_KEY_RETIRE,
 	ST_KEY_CURRENT,
 	ST_KEY_RETIRE_CURRENT,
+	ST_KEY_RESEAL,
+	ST_KEY_EXISTS,
 	ST_MAP_PUT,
 	ST_MAP_GET,
 	ST_MAP_DEL,
@@ -252,6 +257,13 @@ static const char *const stmt_sql[ST__COUNT] = {
                      " AND (?1 IS NULL OR tenant = ?1)"
                      " ORDER BY upstream_next_at, id LIMIT ?3",
     [ST_GRANT_LEASE] = "UPDATE grants SET upstream_next_at = ?2 WHERE id = ?1",
+    /* enrollbridge reseal: pages of sealed tokens, compare and swap */
+    [ST_GRANT_SEALED] = "SELECT " GRANT_COLS " FROM grants"
+                        " WHERE upstream_refresh_token IS NOT NULL"
+                        " AND id > ?1 ORDER BY id LIMIT ?2",
+    [ST_GRANT_RESEAL] = "UPDATE grants SET upstream_refresh_token = ?3"
+                        " WHERE id = ?1 AND upstream_refresh_token = ?2",
+    [ST_GRANT_EXISTS] = "SELECT 1 FROM grants WHERE id = ?",
     [ST_TOKEN_INS] = "INSERT INTO tokens (" TOKEN_COLS ") VALUES"
                      " (?,?,?,?,?,?,?,?,'active',0,?,NULL)",
     [ST_TOKEN_GET] = "SELECT " TOKEN_COLS " FROM tokens WHERE hash = ?",
@@ -290,6 +302,9 @@ static const char *const stmt_sql[ST__COUNT] = {
     [ST_KEY_RETIRE_CURRENT] = "UPDATE signing_keys SET retired_at = ?2,"
                               " not_after = ?3"
                               " WHERE tenant = ?1 AND retired_at = 0",
+    [ST_KEY_RESEAL] = "UPDATE signing_keys SET private_key = ?3"
+                      " WHERE kid = ?1 AND private_key = ?2",
+    [ST_KEY_EXISTS] = "SELECT 1 FROM signing_keys WHERE kid = ?",
     [ST_MAP_PUT] =
         "INSERT INTO mapping_overrides (" MAP_COLS ") VALUES"
         " (?1,?2,?3,?4,?5,?5) ON CONFLICT (tenant, subject) DO UPDATE"
@@ -2917,6 +2932,78 @@ sq_key_retire(void *be, const char *kid, int64_t retired_at, int64_t not_after)
 	return rc;
 }
 
+/* ---- re-sealing (enrollbridge reseal) ---------------------------------- */
+
+static int
+sq_grant_list_sealed(void *be, const char *after, size_t limit,
+                     struct eb_store_grant_list *out)
+{
+	struct conn *c;
+	sqlite3_stmt *st;
+
+	memset(out, 0, sizeof(*out));
+	if ((c = conn_get(be)) == NULL ||
+	    (st = stmt(c, ST_GRANT_SEALED)) == NULL)
+		return EB_STORE_ERROR;
+	if (b_text(st, 1, after != NULL ? after : "") |
+	    sqlite3_bind_int64(
+	        st, 2, limit > 0 && limit < INT64_MAX ? (int64_t)limit : -1))
+		return fail(c, sqlite3_errcode(c->db), __func__);
+	return fetch_all(c, st, &RT_GRANT, (void **)&out->v, &out->n, __func__);
+}
+
+/*
+ * Compare and swap with statement cas (?1 the row's key, ?2 the old value,
+ * ?3 the new one); when it changed nothing, exists (?1) tells CONFLICT
+ * from NOT_FOUND.
+ */
+static int
+cas_blob(void *be, enum stmt_id cas, enum stmt_id exists, const char *key,
+         const uint8_t *old, size_t old_len, const uint8_t *next,
+         size_t next_len, const char *fn)
+{
+	struct conn *c;
+	sqlite3_stmt *st;
+	int rc;
+
+	if ((c = conn_get(be)) == NULL || (st = stmt(c, cas)) == NULL)
+		return EB_STORE_ERROR;
+	if (b_text(st, 1, key) | b_blob(st, 2, old, old_len) |
+	    b_blob(st, 3, next, next_len))
+		return fail(c, sqlite3_errcode(c->db), fn);
+	if ((rc = run(c, st, fn)) != EB_STORE_OK || sqlite3_changes(c->db) > 0)
+		return rc;
+	if ((st = stmt(c, exists)) == NULL)
+		return EB_STORE_ERROR;
+	if (b_text(st, 1, key))
+		return fail(c, sqlite3_errcode(c->db), fn);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW)
+		rc = EB_STORE_CONFLICT;
+	else if (rc == SQLITE_DONE)
+		rc = EB_STORE_NOT_FOUND;
+	else
+		rc = fail(c, rc, fn);
+	sqlite3_reset(st);
+	return rc;
+}
+
+static int
+sq_grant_reseal(void *be, const char *id, const uint8_t *old, size_t old_len,
+                const uint8_t *next, size_t next_len)
+{
+	return cas_blob(be, ST_GRANT_RESEAL, ST_GRANT_EXISTS, id, old, old_len,
+	                next, next_len, __func__);
+}
+
+static int
+sq_key_reseal(void *be, const char *kid, const uint8_t *old, size_t old_len,
+              const uint8_t *next, size_t next_len)
+{
+	return cas_blob(be, ST_KEY_RESEAL, ST_KEY_EXISTS, kid, old, old_len,
+	                next, next_len, __func__);
+}
+
 /* ---- mapping overrides ------------------------------------------------ */
 
 static int
@@ -3047,4 +3134,7 @@ const struct eb_store_ops eb_store_sqlite_ops = {
     .mapping_get = sq_mapping_get,
     .mapping_delete = sq_mapping_delete,
     .sweep = sq_sweep,
+    .grant_list_sealed = sq_grant_list_sealed,
+    .grant_reseal = sq_grant_reseal,
+    .key_reseal = sq_key_reseal,
 };

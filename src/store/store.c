@@ -873,6 +873,46 @@ eb_store_key_retire(struct eb_store *s, const char *kid, int64_t retired_at,
 }
 
 int
+eb_store_grant_list_sealed(struct eb_store *s, const char *after, size_t limit,
+                           struct eb_store_grant_list *out)
+{
+	ZERO(out);
+	DISPATCH(s, grant_list_sealed, after, limit, out);
+}
+
+/* A compare-and-swap needs both values: an empty one is a caller's bug. */
+static int
+reseal_args(const char *what, const char *id, const uint8_t *old,
+            size_t old_len, const uint8_t *next, size_t next_len)
+{
+	if (id != NULL && old != NULL && old_len > 0 && next != NULL &&
+	    next_len > 0)
+		return 0;
+	log_warnx("store: %s: an id, the old and the new value are needed",
+	          what);
+	return -1;
+}
+
+int
+eb_store_grant_reseal(struct eb_store *s, const char *id, const uint8_t *old,
+                      size_t old_len, const uint8_t *next, size_t next_len)
+{
+	if (reseal_args("grant_reseal", id, old, old_len, next, next_len) != 0)
+		return EB_STORE_ERROR;
+	/* the same secret, sealed anew: nothing a bearer check reads */
+	DISPATCH(s, grant_reseal, id, old, old_len, next, next_len);
+}
+
+int
+eb_store_key_reseal(struct eb_store *s, const char *kid, const uint8_t *old,
+                    size_t old_len, const uint8_t *next, size_t next_len)
+{
+	if (reseal_args("key_reseal", kid, old, old_len, next, next_len) != 0)
+		return EB_STORE_ERROR;
+	DISPATCH(s, key_reseal, kid, old, old_len, next, next_len);
+}
+
+int
 eb_store_mapping_put(struct eb_store *s, const struct eb_store_mapping *m)
 {
 	/* the Managed Apple ID of later grants: err on the side of a bump */

@@ -381,6 +381,16 @@ struct eb_store_ops {
 	int (*feed_start)(void *be, _Atomic uint64_t *seq,
 	                  _Atomic int64_t *alive_ns);
 	void (*feed_stop)(void *be);
+
+	/* ---- re-sealing (enrollbridge reseal); each has the meaning of
+	 * the eb_store_* function of the same name ---- */
+	int (*grant_list_sealed)(void *be, const char *after, size_t limit,
+	                         struct eb_store_grant_list *out);
+	int (*grant_reseal)(void *be, const char *id, const uint8_t *old,
+	                    size_t old_len, const uint8_t *next,
+	                    size_t next_len);
+	int (*key_reseal)(void *be, const char *kid, const uint8_t *old,
+	                  size_t old_len, const uint8_t *next, size_t next_len);
 };
 
 /* The SQLite backend (store/sqlite.c); target is the database file path. */
@@ -678,6 +688,48 @@ int eb_store_key_rotate(struct eb_store *s, const struct eb_store_key *k,
                         int64_t retire_at, int64_t not_after);
 void eb_store_key_finish(struct eb_store_key *k);
 void eb_store_key_list_finish(struct eb_store_key_list *l);
+
+/* ---- re-sealing (enrollbridge reseal) ---------------------------------- */
+
+/*
+ * Moving the sealed secrets to the current seal key (jose/seal.h) while
+ * servers keep running: list them in pages, and swap each one only when it
+ * is still the value that was read, since a renewal may store a newer
+ * upstream refresh token at any moment and must never be undone.
+ *
+ * eb_store_grant_list_sealed: the grants whose upstream_refresh_token is
+ * not NULL, whatever their status, whose id sorts after `after` in byte
+ * order (NULL or "": from the first; PostgreSQL: compare and sort with
+ * COLLATE "C"), in ascending id order, at most limit (0: no limit), as
+ * eb_store_grant_get reads them. Paging: pass the last id of a page as the
+ * next after, until a page has fewer than limit grants. Read-only.
+ *
+ * eb_store_grant_reseal: compare and swap grant id's sealed upstream
+ * refresh token. When the stored value is exactly old (old_len bytes, byte
+ * for byte), it becomes next (next_len bytes), in one atomic statement
+ * (SQLite and PostgreSQL: UPDATE grants SET upstream_refresh_token = next
+ * WHERE id = id AND upstream_refresh_token = old), and OK. Nothing else
+ * changes: not updated_at, not the renewal fields or the lease, no audit
+ * event (the secret is the same, only its sealing differs). CONFLICT when
+ * the grant exists but holds another value or none (a renewal or an end
+ * came in between): nothing changes, and the caller re-reads and decides
+ * again. NOT_FOUND when there is no grant id. old and next must be non-NULL
+ * and non-empty (ERROR otherwise). Not a change for the bearer check's
+ * cache (the generation is not bumped).
+ *
+ * eb_store_key_reseal: the same for signing key kid's sealed private_key
+ * (UPDATE signing_keys SET private_key = next WHERE kid = kid AND
+ * private_key = old): OK, CONFLICT (it holds another value or none),
+ * NOT_FOUND (no such kid). The keyset to go through is eb_store_key_list
+ * with a NULL tenant.
+ */
+int eb_store_grant_list_sealed(struct eb_store *s, const char *after,
+                               size_t limit, struct eb_store_grant_list *out);
+int eb_store_grant_reseal(struct eb_store *s, const char *id,
+                          const uint8_t *old, size_t old_len,
+                          const uint8_t *next, size_t next_len);
+int eb_store_key_reseal(struct eb_store *s, const char *kid, const uint8_t *old,
+                        size_t old_len, const uint8_t *next, size_t next_len);
 
 /* ---- named leases (singleton jobs: sweep, gauges) ---------------------- */
 

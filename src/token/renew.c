@@ -339,12 +339,13 @@ renew(struct eb_renewer *r, const struct eb_config *cfg,
 	struct eb_oidc_tokens tok;
 	struct eb_oidc_error err;
 	uint8_t *rt = NULL, *sealed = NULL;
-	size_t rt_len = 0, sealed_len = 0, which = 0;
+	size_t rt_len = 0, sealed_len = 0;
 	const char *keep;
 	char *sub = NULL, fp[13];
 	int rotated = 0;
 	int64_t now = (int64_t)time(NULL);
 	int was_failing = g->upstream_failing_since != 0, changed = 0, rc;
+	int stale = 0;
 
 	memset(&u, 0, sizeof(u));
 	memset(&tok, 0, sizeof(tok));
@@ -368,9 +369,10 @@ renew(struct eb_renewer *r, const struct eb_config *cfg,
 		eb_store_grant_release(env->store, g->id, g->lease_token, now);
 		return 0;
 	}
-	if (eb_seal_ring_open(
-	        env->seal_ring, g->id, strlen(g->id), g->upstream_refresh_token,
-	        g->upstream_refresh_token_len, &rt, &rt_len, &which) != 0 ||
+	if (eb_seal_ring_open(env->seal_ring, EB_SEAL_AT_REST, g->id,
+	                      strlen(g->id), g->upstream_refresh_token,
+	                      g->upstream_refresh_token_len, &rt, &rt_len,
+	                      &stale) != 0 ||
 	    eb_renewer_expected_sub(g, &sub) != 0) {
 		log_warnx("tenant %s: grant %s: the sealed upstream refresh "
 		          "token does not open under any seal key (seal_keys "
@@ -387,13 +389,14 @@ renew(struct eb_renewer *r, const struct eb_config *cfg,
 	eb_renewer_decide(rc == 0 ? EB_OIDC_OK : (int)err.kind, err.code,
 	                  g->upstream_failing_since, now, &t->tokens, &o);
 	/* store the token the IdP rotated to, or the same one when it opened
-	 * under an older seal key: rotating seal_keys needs no other pass */
+	 * in an older form (version, key): it moves to the current one */
 	rotated = tok.refresh_token != NULL &&
 	          strcmp(tok.refresh_token, (const char *)rt) != 0;
 	keep = rotated ? tok.refresh_token : (const char *)rt;
-	if (o.action == EB_RENEWER_RENEWED && (rotated || which != 0) &&
-	    eb_seal_ring_seal(env->seal_ring, g->id, strlen(g->id), keep,
-	                      strlen(keep), &sealed, &sealed_len) != 0) {
+	if (o.action == EB_RENEWER_RENEWED && (rotated || stale) &&
+	    eb_seal_ring_seal(env->seal_ring, EB_SEAL_AT_REST, g->id,
+	                      strlen(g->id), keep, strlen(keep), &sealed,
+	                      &sealed_len) != 0) {
 		/* the old one may be dead now: try again soon */
 		log_warnx("tenant %s: grant %s: cannot seal the rotated "
 		          "upstream refresh token",

@@ -209,8 +209,9 @@ unseal(const struct eb_seal_ring *ring, const struct eb_store_key *k)
 	if (k->kid == NULL || k->private_key == NULL || k->alg == NULL ||
 	    strcmp(k->alg, "ES256") != 0)
 		return NULL;
-	if (eb_seal_ring_open(ring, k->kid, strlen(k->kid), k->private_key,
-	                      k->private_key_len, &pt, &ptlen, NULL) != 0) {
+	if (eb_seal_ring_open(ring, EB_SEAL_AT_REST, k->kid, strlen(k->kid),
+	                      k->private_key, k->private_key_len, &pt, &ptlen,
+	                      NULL) != 0) {
 		log_warnx("signing key %s does not open with any of our seal "
 		          "keys; ignored",
 		          k->kid);
@@ -418,8 +419,9 @@ newkey_make(struct newkey *nk, const struct eb_seal_ring *ring, int64_t now,
 	nk->row.kid = (char *)(uintptr_t)eb_jose_key_kid(nk->key);
 	if ((priv = eb_jose_key_private_json(nk->key, &privlen)) == NULL ||
 	    (nk->pub = eb_jose_key_public_json(nk->key)) == NULL ||
-	    eb_seal_ring_seal(ring, nk->row.kid, strlen(nk->row.kid), priv,
-	                      privlen, &nk->sealed, &sealed_len) != 0) {
+	    eb_seal_ring_seal(ring, EB_SEAL_AT_REST, nk->row.kid,
+	                      strlen(nk->row.kid), priv, privlen, &nk->sealed,
+	                      &sealed_len) != 0) {
 		snprintf(err, errlen, "cannot seal the new signing key");
 		goto out;
 	}

@@ -31,6 +31,8 @@
 #define AD "enrollbridge login flow v1:acme"
 
 static const uint8_t key[EB_SEAL_KEY_LEN] = "fuzz-key-fuzz-key-fuzz-key-fuzz";
+/* a ring of key alone, made at the first input and kept */
+static struct eb_seal_ring *ring;
 
 static int
 same(const char *a, const char *b)
@@ -45,9 +47,9 @@ reseal(const struct eb_store_flow *f)
 	struct eb_store_flow g;
 	char *text;
 
-	if (eb_flow_seal(key, f, &text) != 0)
+	if (eb_flow_seal(ring, f, &text) != 0)
 		return; /* too long to carry */
-	CHECK(eb_flow_open(key, "acme", text, f->created, &g) ==
+	CHECK(eb_flow_open(ring, "acme", text, f->created, &g) ==
 	      (f->expires <= f->created ? EB_FLOW_OPEN_EXPIRED
 	                                : EB_FLOW_OPEN_OK));
 	CHECK(g.kind == f->kind && g.created == f->created &&
@@ -73,26 +75,28 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 	if (size < 1 || size > 8192)
 		return 0;
+	if (ring == NULL)
+		CHECK((ring = eb_seal_ring_of(key)) != NULL);
 	if ((data[0] & 1) == 0) {
 		if ((text = eb_malloc(size)) == NULL)
 			return 0;
 		memcpy(text, data + 1, size - 1);
 		text[size - 1] = '\0';
-		rc = eb_flow_open(key, "acme", text, 0, &f);
+		rc = eb_flow_open(ring, "acme", text, 0, &f);
 		CHECK(rc == EB_FLOW_OPEN_BAD || rc == EB_FLOW_OPEN_ERROR);
 		CHECK(f.id == NULL && f.udid == NULL);
 		eb_store_flow_finish(&f);
 		eb_free(text);
 		return 0;
 	}
-	if (eb_seal_seal(key, AD, sizeof(AD) - 1, data + 1, size - 1, &blob,
-	                 &bloblen) != 0)
+	if (eb_seal_ring_seal(ring, EB_SEAL_FLOW, AD, sizeof(AD) - 1, data + 1,
+	                      size - 1, &blob, &bloblen) != 0)
 		return 0;
 	text = eb_b64_url_encode(blob, bloblen);
 	eb_free(blob);
 	if (text == NULL)
 		return 0;
-	rc = eb_flow_open(key, "acme", text, 0, &f);
+	rc = eb_flow_open(ring, "acme", text, 0, &f);
 	if (rc == EB_FLOW_OPEN_OK || rc == EB_FLOW_OPEN_EXPIRED) {
 		CHECK(f.id != NULL && strlen(f.id) == EB_STORE_HASH_HEXLEN);
 		CHECK(f.tenant != NULL && strcmp(f.tenant, "acme") == 0);

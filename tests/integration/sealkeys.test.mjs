@@ -2,7 +2,7 @@
 // test IdP: a bridge started with seal_keys [K1] signs a person in;
 // restarted with [K2, K1] the grant's upstream refresh token (sealed under
 // K1) still opens, is renewed and re-sealed under K2, while new secrets (a
-// second grant, a rotated signing key) are sealed under K2, a version 2 blob
+// second grant, a rotated signing key) are sealed under K2, a version 3 blob
 // naming K2's id; restarted with [K2] alone, data sealed under K1 fails
 // closed with a clear log line and the process never crashes: a K1 signing
 // key is left out (and `serve` refuses to start when it is the only one), a
@@ -93,10 +93,10 @@ after(async () => {
 
 test('[K1]: a grant and the signing key are sealed under K1; no state_dir key', async () => {
   const g = await signIn('gen', 'user1@generic.test');
-  assert.equal(g.rt.slice(0, 10), `02${idOf(K1)}`, 'a version 2 blob naming K1');
+  assert.equal(g.rt.slice(0, 10), `03${idOf(K1)}`, 'a version 3 blob naming K1');
   const keys = signingKeys();
   assert.equal(keys.length, 1);
-  assert.equal(keys[0].pk.slice(0, 10), `02${idOf(K1)}`);
+  assert.equal(keys[0].pk.slice(0, 10), `03${idOf(K1)}`);
   assert.ok(!fs.existsSync(path.join(world.config.cfg.state_dir, 'seal.key')),
     'with seal_keys no per-process key is generated');
   await bridge.waitLog(/seal keys: 1 from seal_keys/);
@@ -108,7 +108,7 @@ test('[K2, K1]: K1 data still opens and renews; new secrets are sealed under K2'
   bridge = await startBridge(world.config.main, { env: K2_ENV });
   const g0 = grant('gen');
   k1Blob = g0.rt;
-  assert.equal(k1Blob.slice(0, 10), `02${idOf(K1)}`);
+  assert.equal(k1Blob.slice(0, 10), `03${idOf(K1)}`);
   const g1 = await until('a renewal of the K1 grant', () => {
     const g = grant('gen');
     return g.upstream_renewed_at > g0.upstream_renewed_at ? g : null;
@@ -117,18 +117,18 @@ test('[K2, K1]: K1 data still opens and renews; new secrets are sealed under K2'
   assert.equal(g1.upstream_failing_since, 0);
   assert.ok(!bridge.logs.some((l) => /does not open/.test(l)), 'everything opened');
   // the renewal re-sealed the same token under the first key, K2
-  assert.equal(g1.rt.slice(0, 10), `02${idOf(K2)}`, 'a K1 token is re-sealed under K2 as it renews');
+  assert.equal(g1.rt.slice(0, 10), `03${idOf(K2)}`, 'a K1 token is re-sealed under K2 as it renews');
   await bridge.waitLog(/tenant gen: grant .*: upstream refresh token re-sealed under the first seal key/);
 
   const g2 = await signIn('two', 'user1@two.generic.test');
-  assert.equal(g2.rt.slice(0, 10), `02${idOf(K2)}`, 'the new grant is sealed under K2');
+  assert.equal(g2.rt.slice(0, 10), `03${idOf(K2)}`, 'the new grant is sealed under K2');
 
   const rot = cli(['keys', 'rotate', '-c', world.config.main], { env: { ...process.env, ...K2_ENV } });
   assert.equal(rot.code, 0, rot.stderr);
   const keys = signingKeys();
   assert.equal(keys.length, 2);
-  assert.equal(keys[0].pk.slice(0, 10), `02${idOf(K1)}`);
-  assert.equal(keys[1].pk.slice(0, 10), `02${idOf(K2)}`, 'the rotated key is sealed under K2');
+  assert.equal(keys[0].pk.slice(0, 10), `03${idOf(K1)}`);
+  assert.equal(keys[1].pk.slice(0, 10), `03${idOf(K2)}`, 'the rotated key is sealed under K2');
   const list = cli(['keys', 'list', '-c', world.config.main], { env: { ...process.env, ...K2_ENV } });
   assert.equal(list.code, 0, list.stderr);
   assert.ok(!/unusable/.test(list.stdout), list.stdout);

@@ -4,7 +4,9 @@
  * its expiry; an altered, truncated, foreign or oversized text never
  * opens; the row id is the hash of the text. The same for the upstream
  * state a sign-in start seals for its callback (flow.h), which also never
- * opens as a challenge flow nor the other way round.
+ * opens as a challenge flow nor the other way round. Across a seal_keys
+ * rotation a flow sealed under the old first key still opens, and so does
+ * one sealed before the ring's flow subkeys (a version 1 blob).
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -15,12 +17,15 @@
 #include <cmocka.h>
 
 #include "core/mem.h"
+#include "jose/b64.h"
 #include "handle/flow.h"
 #include "store/store.h"
 
 static const uint8_t key[EB_SEAL_KEY_LEN] = "0123456789abcdef0123456789abcde";
 static const uint8_t other_key[EB_SEAL_KEY_LEN] =
     "fedcba9876543210fedcba987654321";
+/* rings of key and of other_key (setup) */
+static struct eb_seal_ring *ring, *other_ring;
 
 static struct eb_store_flow
 full_flow(void)
@@ -53,14 +58,14 @@ test_round_trip(void **state)
 	char *text, hash[EB_STORE_HASH_HEXLEN + 1];
 
 	(void)state;
-	assert_int_equal(eb_flow_seal(key, &in, &text), 0);
+	assert_int_equal(eb_flow_seal(ring, &in, &text), 0);
 	/* URL-safe as it is, and no identifier readable in it */
 	assert_true(strspn(text, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopq"
 	                         "rstuvwxyz0123456789-_") == strlen(text));
 	assert_null(strstr(text, "F2LXK0AAHG7F"));
 	assert_true(strlen(text) < 512);
 
-	assert_int_equal(eb_flow_open(key, "acme", text, 1599, &out),
+	assert_int_equal(eb_flow_open(ring, "acme", text, 1599, &out),
 	                 EB_FLOW_OPEN_OK);
 	assert_int_equal(eb_store_hash_token(text, strlen(text), hash), 0);
 	assert_string_equal(out.id, hash);
@@ -85,7 +90,7 @@ test_round_trip(void **state)
 	{
 		char *again;
 
-		assert_int_equal(eb_flow_seal(key, &in, &again), 0);
+		assert_int_equal(eb_flow_seal(ring, &in, &again), 0);
 		assert_string_not_equal(text, again);
 		eb_free(again);
 	}
@@ -104,8 +109,8 @@ test_minimal(void **state)
 	in.kind = EB_STORE_FLOW_OAUTH2_AUTHORIZE;
 	in.created = 5;
 	in.expires = 65;
-	assert_int_equal(eb_flow_seal(key, &in, &text), 0);
-	assert_int_equal(eb_flow_open(key, "t1", text, 6, &out),
+	assert_int_equal(eb_flow_seal(ring, &in, &text), 0);
+	assert_int_equal(eb_flow_open(ring, "t1", text, 6, &out),
 	                 EB_FLOW_OPEN_OK);
 	assert_int_equal(out.kind, EB_STORE_FLOW_OAUTH2_AUTHORIZE);
 	assert_null(out.enrollment_mode);
@@ -115,7 +120,7 @@ test_minimal(void **state)
 	eb_free(text);
 	/* no tenant: nothing to bind it to */
 	in.tenant = NULL;
-	assert_int_equal(eb_flow_seal(key, &in, &text), -1);
+	assert_int_equal(eb_flow_seal(ring, &in, &text), -1);
 	eb_free(text);
 }
 
@@ -127,21 +132,21 @@ test_refused(void **state)
 	size_t i, n;
 
 	(void)state;
-	assert_int_equal(eb_flow_seal(key, &in, &text), 0);
+	assert_int_equal(eb_flow_seal(ring, &in, &text), 0);
 	n = strlen(text);
 	/* its expiry passed */
-	assert_int_equal(eb_flow_open(key, "acme", text, 1600, &out),
+	assert_int_equal(eb_flow_open(ring, "acme", text, 1600, &out),
 	                 EB_FLOW_OPEN_EXPIRED);
 	eb_store_flow_finish(&out);
 	/* another tenant's path, another key */
-	assert_int_equal(eb_flow_open(key, "acme2", text, 1000, &out),
+	assert_int_equal(eb_flow_open(ring, "acme2", text, 1000, &out),
 	                 EB_FLOW_OPEN_BAD);
 	assert_null(out.udid);
 	eb_store_flow_finish(&out);
-	assert_int_equal(eb_flow_open(key, "acm", text, 1000, &out),
+	assert_int_equal(eb_flow_open(ring, "acm", text, 1000, &out),
 	                 EB_FLOW_OPEN_BAD);
 	eb_store_flow_finish(&out);
-	assert_int_equal(eb_flow_open(other_key, "acme", text, 1000, &out),
+	assert_int_equal(eb_flow_open(other_ring, "acme", text, 1000, &out),
 	                 EB_FLOW_OPEN_BAD);
 	eb_store_flow_finish(&out);
 	/* any one character changed, or the text cut anywhere */
@@ -150,30 +155,31 @@ test_refused(void **state)
 		char c = bad[i];
 
 		bad[i] = c == 'A' ? 'B' : 'A';
-		assert_int_not_equal(eb_flow_open(key, "acme", bad, 1000, &out),
-		                     EB_FLOW_OPEN_OK);
+		assert_int_not_equal(
+		    eb_flow_open(ring, "acme", bad, 1000, &out),
+		    EB_FLOW_OPEN_OK);
 		eb_store_flow_finish(&out);
 		bad[i] = c;
 	}
 	for (i = 0; i < n; i++) {
 		bad[i] = '\0';
-		assert_int_equal(eb_flow_open(key, "acme", bad, 1000, &out),
+		assert_int_equal(eb_flow_open(ring, "acme", bad, 1000, &out),
 		                 EB_FLOW_OPEN_BAD);
 		eb_store_flow_finish(&out);
 		bad[i] = text[i];
 	}
 	eb_free(bad);
 	/* not base64url, empty, oversized */
-	assert_int_equal(eb_flow_open(key, "acme", "notaflow!", 1000, &out),
+	assert_int_equal(eb_flow_open(ring, "acme", "notaflow!", 1000, &out),
 	                 EB_FLOW_OPEN_BAD);
 	eb_store_flow_finish(&out);
-	assert_int_equal(eb_flow_open(key, "acme", "", 1000, &out),
+	assert_int_equal(eb_flow_open(ring, "acme", "", 1000, &out),
 	                 EB_FLOW_OPEN_BAD);
 	eb_store_flow_finish(&out);
 	assert_non_null(bad = eb_malloc(EB_FLOW_MAX_LEN + 2));
 	memset(bad, 'A', EB_FLOW_MAX_LEN + 1);
 	bad[EB_FLOW_MAX_LEN + 1] = '\0';
-	assert_int_equal(eb_flow_open(key, "acme", bad, 1000, &out),
+	assert_int_equal(eb_flow_open(ring, "acme", bad, 1000, &out),
 	                 EB_FLOW_OPEN_BAD);
 	eb_store_flow_finish(&out);
 	eb_free(bad);
@@ -204,9 +210,9 @@ test_largest(void **state)
 	in.os_version = big[4];
 	in.udid = big[5];
 	in.serial = big[6];
-	assert_int_equal(eb_flow_seal(key, &in, &text), 0);
+	assert_int_equal(eb_flow_seal(ring, &in, &text), 0);
 	assert_true(strlen(text) <= EB_FLOW_MAX_LEN);
-	assert_int_equal(eb_flow_open(key, "acme", text, 1000, &out),
+	assert_int_equal(eb_flow_open(ring, "acme", text, 1000, &out),
 	                 EB_FLOW_OPEN_OK);
 	assert_string_equal(out.serial, big[6]);
 	eb_store_flow_finish(&out);
@@ -248,13 +254,13 @@ test_state_round_trip(void **state)
 	char *text, *again, hash[EB_STORE_HASH_HEXLEN + 1];
 
 	(void)state;
-	assert_int_equal(eb_flow_state_seal(key, &in, &text), 0);
+	assert_int_equal(eb_flow_state_seal(ring, &in, &text), 0);
 	assert_true(strspn(text, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopq"
 	                         "rstuvwxyz0123456789-_") == strlen(text));
 	/* a usual state stays well under the limit, and no secret shows */
 	assert_true(strlen(text) < 600);
 	assert_null(strstr(text, "alice"));
-	assert_int_equal(eb_flow_state_open(key, "acme", text, 1599, &out),
+	assert_int_equal(eb_flow_state_open(ring, "acme", text, 1599, &out),
 	                 EB_FLOW_OPEN_OK);
 	assert_int_equal(eb_store_hash_token(text, strlen(text), hash), 0);
 	assert_string_equal(out.id, hash);
@@ -274,7 +280,7 @@ test_state_round_trip(void **state)
 	assert_null(out.client_id);
 	eb_store_flow_finish(&out);
 	/* two starts of one flow: two states */
-	assert_int_equal(eb_flow_state_seal(key, &in, &again), 0);
+	assert_int_equal(eb_flow_state_seal(ring, &in, &again), 0);
 	assert_string_not_equal(text, again);
 	eb_free(again);
 	eb_free(text);
@@ -285,8 +291,8 @@ test_state_round_trip(void **state)
 	in.redirect_uri = "apple-remotemanagement-user-login:/oauth2/redirect";
 	in.device_state = "dev-state";
 	in.scope = "mdm";
-	assert_int_equal(eb_flow_state_seal(key, &in, &text), 0);
-	assert_int_equal(eb_flow_state_open(key, "acme", text, 1200, &out),
+	assert_int_equal(eb_flow_state_seal(ring, &in, &text), 0);
+	assert_int_equal(eb_flow_state_open(ring, "acme", text, 1200, &out),
 	                 EB_FLOW_OPEN_OK);
 	assert_int_equal(out.kind, EB_STORE_FLOW_OAUTH2_AUTHORIZE);
 	assert_string_equal(out.client_id, "apple-device");
@@ -307,30 +313,30 @@ test_state_refused(void **state)
 	size_t i, n;
 
 	(void)state;
-	assert_int_equal(eb_flow_state_seal(key, &in, &text), 0);
+	assert_int_equal(eb_flow_state_seal(ring, &in, &text), 0);
 	n = strlen(text);
-	assert_int_equal(eb_flow_state_open(key, "acme", text, 1600, &out),
+	assert_int_equal(eb_flow_state_open(ring, "acme", text, 1600, &out),
 	                 EB_FLOW_OPEN_EXPIRED);
 	eb_store_flow_finish(&out);
-	assert_int_equal(eb_flow_state_open(key, "acme2", text, 1000, &out),
+	assert_int_equal(eb_flow_state_open(ring, "acme2", text, 1000, &out),
 	                 EB_FLOW_OPEN_BAD);
 	assert_null(out.pkce_verifier);
 	assert_null(out.upstream_nonce);
 	eb_store_flow_finish(&out);
 	assert_int_equal(
-	    eb_flow_state_open(other_key, "acme", text, 1000, &out),
+	    eb_flow_state_open(other_ring, "acme", text, 1000, &out),
 	    EB_FLOW_OPEN_BAD);
 	eb_store_flow_finish(&out);
 	/* a state is not a challenge flow, nor a flow a state */
-	assert_int_equal(eb_flow_open(key, "acme", text, 1000, &out),
+	assert_int_equal(eb_flow_open(ring, "acme", text, 1000, &out),
 	                 EB_FLOW_OPEN_BAD);
 	eb_store_flow_finish(&out);
 	{
 		struct eb_store_flow fl = full_flow();
 
-		assert_int_equal(eb_flow_seal(key, &fl, &flow), 0);
+		assert_int_equal(eb_flow_seal(ring, &fl, &flow), 0);
 		assert_int_equal(
-		    eb_flow_state_open(key, "acme", flow, 1000, &out),
+		    eb_flow_state_open(ring, "acme", flow, 1000, &out),
 		    EB_FLOW_OPEN_BAD);
 		eb_store_flow_finish(&out);
 		eb_free(flow);
@@ -342,7 +348,7 @@ test_state_refused(void **state)
 
 		bad[i] = c == 'A' ? 'B' : 'A';
 		assert_int_not_equal(
-		    eb_flow_state_open(key, "acme", bad, 1000, &out),
+		    eb_flow_state_open(ring, "acme", bad, 1000, &out),
 		    EB_FLOW_OPEN_OK);
 		eb_store_flow_finish(&out);
 		bad[i] = c;
@@ -351,14 +357,14 @@ test_state_refused(void **state)
 	eb_free(text);
 	/* what the callback cannot do without is never sealed out */
 	in.browser_binding = NULL;
-	assert_int_equal(eb_flow_state_seal(key, &in, &text), -1);
+	assert_int_equal(eb_flow_state_seal(ring, &in, &text), -1);
 	assert_null(text);
 	in = state_flow();
 	in.pkce_verifier_len = 42;
-	assert_int_equal(eb_flow_state_seal(key, &in, &text), -1);
+	assert_int_equal(eb_flow_state_seal(ring, &in, &text), -1);
 	in = state_flow();
 	in.upstream_nonce = NULL;
-	assert_int_equal(eb_flow_state_seal(key, &in, &text), -1);
+	assert_int_equal(eb_flow_state_seal(ring, &in, &text), -1);
 	/* over the limit: refused, not truncated */
 	{
 		char big[EB_FLOW_STATE_MAX_LEN];
@@ -367,14 +373,14 @@ test_state_refused(void **state)
 		memset(big, 'a', sizeof(big) - 1);
 		big[sizeof(big) - 1] = '\0';
 		in.device_state = big;
-		assert_int_equal(eb_flow_state_seal(key, &in, &text), -1);
+		assert_int_equal(eb_flow_state_seal(ring, &in, &text), -1);
 		assert_null(text);
 		bad = eb_malloc(EB_FLOW_STATE_MAX_LEN + 2);
 		assert_non_null(bad);
 		memset(bad, 'A', EB_FLOW_STATE_MAX_LEN + 1);
 		bad[EB_FLOW_STATE_MAX_LEN + 1] = '\0';
 		assert_int_equal(
-		    eb_flow_state_open(key, "acme", bad, 1000, &out),
+		    eb_flow_state_open(ring, "acme", bad, 1000, &out),
 		    EB_FLOW_OPEN_BAD);
 		eb_store_flow_finish(&out);
 		eb_free(bad);
@@ -401,17 +407,75 @@ test_state_largest(void **state)
 	in.kind = EB_STORE_FLOW_OAUTH2_AUTHORIZE;
 	in.user_identifier = typed;
 	in.device_state = ds;
-	assert_int_equal(eb_flow_state_seal(key, &in, &text), 0);
+	assert_int_equal(eb_flow_state_seal(ring, &in, &text), 0);
 	assert_true(strlen(text) <= EB_FLOW_STATE_MAX_LEN);
-	assert_int_equal(eb_flow_state_open(key, "acme", text, 1000, &out),
+	assert_int_equal(eb_flow_state_open(ring, "acme", text, 1000, &out),
 	                 EB_FLOW_OPEN_OK);
 	assert_string_equal(out.device_state, ds);
 	assert_string_equal(out.user_identifier, typed);
 	eb_store_flow_finish(&out);
 	eb_free(text);
 	in.scope = sc;
-	assert_int_equal(eb_flow_state_seal(key, &in, &text), -1);
+	assert_int_equal(eb_flow_state_seal(ring, &in, &text), -1);
 	assert_null(text);
+}
+
+/* [A] seals; [B, A] opens it; [B] does not; a version 1 text opens too. */
+static void
+test_rotation(void **state)
+{
+	static const char ad[] = "enrollbridge login flow v1:acme";
+	static const char pt[] = "{\"k\":0,\"c\":1000,\"e\":1600,\"u\":\"U1\"}";
+	struct eb_store_flow in = full_flow(), out;
+	struct eb_seal_ring *ba;
+	uint8_t *blob;
+	size_t len;
+	char *text;
+
+	(void)state;
+	assert_non_null(ba = eb_seal_ring_of(other_key));
+	assert_int_equal(eb_seal_ring_add(ba, key), 0);
+	assert_int_equal(eb_flow_seal(ring, &in, &text), 0);
+	assert_int_equal(eb_flow_open(ba, "acme", text, 1000, &out),
+	                 EB_FLOW_OPEN_OK);
+	assert_string_equal(out.udid, in.udid);
+	eb_store_flow_finish(&out);
+	assert_int_equal(eb_flow_open(other_ring, "acme", text, 1000, &out),
+	                 EB_FLOW_OPEN_BAD);
+	eb_store_flow_finish(&out);
+	eb_free(text);
+	/* sealed before the flow subkeys, with the raw key */
+	assert_int_equal(
+	    eb_seal_seal(key, ad, strlen(ad), pt, strlen(pt), &blob, &len), 0);
+	assert_non_null(text = eb_b64_url_encode(blob, len));
+	eb_free(blob);
+	assert_int_equal(eb_flow_open(ba, "acme", text, 1000, &out),
+	                 EB_FLOW_OPEN_OK);
+	assert_string_equal(out.udid, "U1");
+	eb_store_flow_finish(&out);
+	assert_int_equal(eb_flow_open(other_ring, "acme", text, 1000, &out),
+	                 EB_FLOW_OPEN_BAD);
+	eb_store_flow_finish(&out);
+	eb_free(text);
+	eb_seal_ring_free(ba);
+}
+
+static int
+setup(void **state)
+{
+	(void)state;
+	ring = eb_seal_ring_of(key);
+	other_ring = eb_seal_ring_of(other_key);
+	return ring == NULL || other_ring == NULL ? -1 : 0;
+}
+
+static int
+teardown(void **state)
+{
+	(void)state;
+	eb_seal_ring_free(ring);
+	eb_seal_ring_free(other_ring);
+	return 0;
 }
 
 int
@@ -425,7 +489,8 @@ main(void)
 	    cmocka_unit_test(test_state_round_trip),
 	    cmocka_unit_test(test_state_refused),
 	    cmocka_unit_test(test_state_largest),
+	    cmocka_unit_test(test_rotation),
 	};
 
-	return cmocka_run_group_tests(tests, NULL, NULL);
+	return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -52,6 +52,7 @@ setup(void **state)
 {
 	struct fx *fx = calloc(1, sizeof(*fx));
 	const char *base = getenv("EB_BINARY_DIR");
+	uint8_t key[EB_SEAL_KEY_LEN];
 	char err[512];
 	size_t i;
 
@@ -67,9 +68,9 @@ setup(void **state)
 		print_error("open: %s\n", err);
 		return -1;
 	}
-	for (i = 0; i < sizeof(fx->env.seal_key); i++)
-		fx->env.seal_key[i] = (uint8_t)(i * 7 + 1);
-	if ((fx->env.seal_ring = eb_seal_ring_of(fx->env.seal_key)) == NULL)
+	for (i = 0; i < sizeof(key); i++)
+		key[i] = (uint8_t)(i * 7 + 1);
+	if ((fx->env.seal_ring = eb_seal_ring_of(key)) == NULL)
 		return -1;
 	fx->t.id = "t1";
 	fx->t.default_mode = EB_MODE_BYOD;
@@ -186,19 +187,19 @@ issues_a_sealed_grant_and_a_code(void **state)
 	assert_true(g.upstream_refresh_token_len > strlen(UPRT));
 	assert_false(contains(g.upstream_refresh_token,
 	                      g.upstream_refresh_token_len, UPRT));
-	assert_int_equal(eb_seal_ring_open(fx->env.seal_ring, gid, strlen(gid),
-	                                   g.upstream_refresh_token,
-	                                   g.upstream_refresh_token_len, &pt,
-	                                   &ptlen, NULL),
-	                 0);
+	assert_int_equal(
+	    eb_seal_ring_open(fx->env.seal_ring, EB_SEAL_AT_REST, gid,
+	                      strlen(gid), g.upstream_refresh_token,
+	                      g.upstream_refresh_token_len, &pt, &ptlen, NULL),
+	    0);
 	assert_int_equal(ptlen, strlen(UPRT));
 	assert_memory_equal(pt, UPRT, ptlen);
 	eb_free_secret(pt, ptlen);
-	assert_int_not_equal(eb_seal_ring_open(fx->env.seal_ring, "gother", 6,
-	                                       g.upstream_refresh_token,
-	                                       g.upstream_refresh_token_len,
-	                                       &pt, &ptlen, NULL),
-	                     0);
+	assert_int_not_equal(
+	    eb_seal_ring_open(fx->env.seal_ring, EB_SEAL_AT_REST, "gother", 6,
+	                      g.upstream_refresh_token,
+	                      g.upstream_refresh_token_len, &pt, &ptlen, NULL),
+	    0);
 	eb_store_grant_finish(&g);
 	eb_free(gid);
 }

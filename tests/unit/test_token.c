@@ -207,19 +207,27 @@ test_first_key_sealed(void **state)
 	assert_non_null(l.v[0].private_key);
 	assert_null(
 	    memmem(l.v[0].private_key, l.v[0].private_key_len, "\"d\"", 3));
-	/* sealed as a ring blob (version 2) under the one key */
-	assert_int_equal(l.v[0].private_key[0], EB_SEAL_VERSION2);
+	/* sealed as a ring blob (version 3) under the one key */
+	assert_int_equal(l.v[0].private_key[0], EB_SEAL_VERSION3);
 	assert_non_null(ring = eb_seal_ring_of(fx->seal));
-	assert_int_equal(
-	    eb_seal_ring_open(ring, kid, strlen(kid), l.v[0].private_key,
-	                      l.v[0].private_key_len, &pt, &ptlen, NULL),
-	    0);
+	assert_int_equal(eb_seal_ring_open(ring, EB_SEAL_AT_REST, kid,
+	                                   strlen(kid), l.v[0].private_key,
+	                                   l.v[0].private_key_len, &pt, &ptlen,
+	                                   NULL),
+	                 0);
 	assert_non_null(strstr((char *)pt, "\"d\""));
 	eb_free_secret(pt, ptlen + 1);
-	assert_int_not_equal(
-	    eb_seal_ring_open(ring, "other", 5, l.v[0].private_key,
-	                      l.v[0].private_key_len, &pt, &ptlen, NULL),
-	    0);
+	assert_int_not_equal(eb_seal_ring_open(ring, EB_SEAL_AT_REST, "other",
+	                                       5, l.v[0].private_key,
+	                                       l.v[0].private_key_len, &pt,
+	                                       &ptlen, NULL),
+	                     0);
+	/* nor for another purpose */
+	assert_int_not_equal(eb_seal_ring_open(ring, EB_SEAL_FLOW, kid,
+	                                       strlen(kid), l.v[0].private_key,
+	                                       l.v[0].private_key_len, &pt,
+	                                       &ptlen, NULL),
+	                     0);
 	eb_seal_ring_free(ring);
 	assert_int_equal(eb_signer_key_usable(fx->seal, &l.v[0]), 1);
 	eb_store_key_list_finish(&l);
