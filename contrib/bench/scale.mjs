@@ -1,10 +1,10 @@
 // Node side of contrib/bench/scale.sh: the test IdP, sign-ins without a
 // browser, and the load client of the refresh storm. One subcommand a run:
 //
-//   idp --clients FILE [--rotate 0|1]
+//   idp --clients FILE [--rotate 0|1] [--exit-on-stdin-eof]
 //       The test OpenID Provider (tests/idp, oidc-provider) on loopback,
 //       with the clients of FILE (a JSON array). Prints one JSON line
-//       {issuer, admin, ctl} and runs until its stdin closes (or SIGTERM).
+//       {issuer, admin, ctl} and runs until SIGTERM (or its stdin closes).
 //       --rotate 1 switches oidc-provider's refresh-token rotation on for
 //       every client (the test IdP keeps the library default: rotation only
 //       for public clients). ctl answers GET /count: the refresh_token
@@ -13,7 +13,8 @@
 //       N apple-as-web sign-ins as a device would (tests/integration/idp.mjs),
 //       the device tokens to FILE, one a line (0600). --bind: each token's
 //       first check-in (Authenticate, PLIST with its own EnrollmentID) at
-//       URL/t/T/mdm/checkin binds it.
+//       URL/t/T/mdm/checkin binds it: to PLIST's own EnrollmentID when N
+//       is 1 (the enrollment of the load's check-ins), else to one of its own.
 //   oauth2 --pub URL --tenant T --n N [--conc C] --out FILE
 //       N apple-oauth2 sign-ins (authorize, the IdP's login, code, token),
 //       each a grant of its own; the refresh tokens to FILE, one a line.
@@ -96,9 +97,11 @@ const quantile = (sorted, q) => (sorted.length === 0 ? 0
 const writeLines = (file, lines) => fs.writeFileSync(file, `${lines.join('\n')}\n`, { mode: 0o600 });
 const readLines = (file) => fs.readFileSync(file, 'utf8').split('\n').filter(Boolean);
 
-const plistBody = (file, type, enrollmentId) => fs.readFileSync(file, 'utf8')
-  .replace('TokenUpdate', type)
-  .replace(/4B0B3C8E-0D2F-4F6A-9E57-BENCH0000001/, enrollmentId);
+// PLIST with its MessageType set, and its EnrollmentID replaced unless eid is null
+function plistBody(file, type, eid) {
+  const s = fs.readFileSync(file, 'utf8').replace('TokenUpdate', type);
+  return eid === null ? s : s.replace(/(<key>EnrollmentID<\/key>\s*<string>)[^<]*/, `$1${eid}`);
+}
 
 function checkin(url, tenant, token, body) {
   return request(`${url}/t/${tenant}/mdm/checkin`, {
@@ -138,9 +141,11 @@ async function cmdIdp() {
   const stop = () => { ctl.close(); idp.close().finally(() => process.exit(0)); setTimeout(() => process.exit(0), 1000).unref(); };
   process.on('SIGTERM', stop);
   process.on('SIGINT', stop);
-  process.stdin.on('end', stop);
-  process.stdin.on('error', () => {});
-  process.stdin.resume();
+  if (argv.includes('--exit-on-stdin-eof')) {
+    process.stdin.on('end', stop);
+    process.stdin.on('error', () => {});
+    process.stdin.resume();
+  }
 }
 
 // ------------------------------------------------------------------ web --
@@ -149,11 +154,13 @@ async function cmdWeb() {
   const pub = arg('pub');
   const tenant = arg('tenant');
   const bind = arg('bind', '');
-  const tokens = await pool(Number(arg('n')), Number(arg('conc', '4')), async (i) => {
+  const n = Number(arg('n'));
+  const tokens = await pool(n, Number(arg('conc', '4')), async (i) => {
     const r = await enroll({ bridge: { url: pub }, tenant, login: 'user1' });
     if (r.status !== 308 || !r.token) throw new Error(`sign-in ${i} failed at ${r.stage}: ${r.status}`);
     if (bind) {
-      const c = await checkin(pub, tenant, r.token, plistBody(bind, 'Authenticate', enrollmentId(i)));
+      const body = plistBody(bind, 'Authenticate', null);
+      const c = await checkin(pub, tenant, r.token, n === 1 ? body : plistBody(bind, 'Authenticate', enrollmentId(i)));
       if (c.status !== 200) throw new Error(`binding check-in ${i}: ${c.status}`);
     }
     return r.token;
