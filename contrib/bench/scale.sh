@@ -87,10 +87,11 @@
 # within 10 s); the goals (>= 5x oidc-provider, <= 1.2 at GRANTS_BIG) print
 # PASS/FAIL and fail the run only with BENCH_STRICT=1.
 # Loopback only; every process is started here and stopped by its PID.
+# shellcheck disable=SC2317 # the runners are called through $rd_run
+# shellcheck disable=SC2154 # port_NAME are set with eval
 set -eu
 
 cd "$(dirname "$0")/../.."
-top=$(pwd)
 # shellcheck source-path=SCRIPTDIR/../..
 . contrib/bench/lib.sh
 
@@ -123,11 +124,13 @@ GOAL_IDP=5
 GOAL_SCALE=1.2
 
 for v in DURATION ROUNDS WARMUP THREADS CONNS SCALE_CONNS CHAINS GRANTS_SMALL GRANTS_BIG RENEW_N REV_TRIALS; do
+	val=""
 	eval "val=\$$v"
 	case $val in '' | *[!0-9]*) die "$v must be a whole number" ;; esac
 done
-[ "$ROUNDS" -ge 1 ] && [ "$CHAINS" -ge 1 ] && [ "$REV_TRIALS" -ge 1 ] ||
-	die "ROUNDS, CHAINS and REV_TRIALS must be at least 1"
+if [ "$ROUNDS" -lt 1 ] || [ "$CHAINS" -lt 1 ] || [ "$REV_TRIALS" -lt 1 ] || [ "$SCALE_CONNS" -lt 1 ]; then
+	die "ROUNDS, CHAINS, REV_TRIALS and SCALE_CONNS must be at least 1"
+fi
 
 # ---- dependencies and build -------------------------------------------------
 sh contrib/install-deps.sh
@@ -356,7 +359,7 @@ idp_refreshes() {
 eb_conf() {
 	d="$tmp/eb-$1"
 	mkdir -p "$d/tenants"
-	mkdir -p -m 700 "$d/state"
+	mkdir -m 700 "$d/state"
 	listen_of "$1" >"$d/url"
 	rid=""
 	case $1 in pga) rid=',"replica_id":"a"' ;; pgb) rid=',"replica_id":"b"' ;; esac
@@ -427,8 +430,20 @@ sql_on() {
 seed() {
 	now=$(date +%s)
 	if is_pg "$1"; then
+		# as one bulk load: the secondary indexes dropped and made again
+		# from their own definitions (pg_indexes), foreign-key triggers
+		# off for the session (the seed's references are right by
+		# construction; the cluster's user is its superuser)
 		psql_q "SET synchronous_commit = off;
+SET session_replication_role = replica;
+SET maintenance_work_mem = '256MB';
 BEGIN;
+CREATE TEMP TABLE eb_seed_idx AS SELECT indexname, indexdef FROM pg_indexes
+  WHERE schemaname = current_schema() AND tablename IN ('grants', 'tokens')
+  AND indexname NOT IN (SELECT conname FROM pg_constraint WHERE contype IN ('p', 'u'));
+DO \$\$ DECLARE r record; BEGIN
+  FOR r IN SELECT indexname FROM eb_seed_idx LOOP EXECUTE format('DROP INDEX %I', r.indexname); END LOOP;
+END \$\$;
 INSERT INTO grants (id, tenant, status, auth_method, managed_apple_id, user_identifier, idp_issuer,
   idp_subject, enrollment_mode, binding_kind, binding_value, bound_at, created_at, updated_at)
 SELECT md5(random()::text), 'contoso', 'active', 'apple-as-web', 'seed' || i || '@appleid.generic.test',
@@ -437,6 +452,9 @@ SELECT md5(random()::text), 'contoso', 'active', 'apple-as-web', 'seed' || i || 
 INSERT INTO tokens (hash, kind, tenant, grant_id, client_id, jti, created_at, expires_at, status)
 SELECT md5(random()::text) || md5(random()::text), 'access', tenant, id, NULL, md5(random()::text),
   $now, $now + 86400, 'active' FROM grants WHERE idp_issuer = 'http://seed.invalid';
+DO \$\$ DECLARE r record; BEGIN
+  FOR r IN SELECT indexdef FROM eb_seed_idx LOOP EXECUTE r.indexdef; END LOOP;
+END \$\$;
 COMMIT; ANALYZE grants; ANALYZE tokens;" "$(db_of "$1")" >/dev/null
 	else
 		sqlite3 "$(db_of "$1")" >/dev/null <<EOF
@@ -533,7 +551,11 @@ bridges_of() {
 	esac
 }
 # the bridge a target's sign-ins go through (its public URL)
-front_of() { set -- $(bridges_of "$1"); pub_of "$1"; }
+front_of() {
+	# shellcheck disable=SC2046 # one name a word
+	set -- $(bridges_of "$1")
+	pub_of "$1"
+}
 
 # pids whose CPU is charged to target $1: its bridges and, for PG, every
 # PostgreSQL process; the IdP's process for the idp target
@@ -553,6 +575,7 @@ cpu_pids_of() {
 # statements in target $1's database so far (PG; 0 for the others)
 stmts_of() {
 	if is_pg "$1"; then
+		# shellcheck disable=SC2046 # one name a word
 		set -- $(bridges_of "$1")
 		psql_q "SELECT coalesce(sum(calls), 0) FROM pg_stat_statements
 			WHERE dbid = (SELECT oid FROM pg_database WHERE datname = '$(db_of "$1")')
@@ -750,6 +773,7 @@ done
 renew_fail=0
 : >"$tmp/W4.res"
 for t in $renew_legs; do
+	# shellcheck disable=SC2046 # one name a word
 	set -- $(bridges_of "$t")
 	now=$(date +%s)
 	sql_on "$1" "UPDATE grants SET upstream_next_at = $now - 1, upstream_renewed_at = 0
@@ -853,6 +877,7 @@ else
 fi
 leg_on SC && echo "Scale check: cold check-in p99, wrk -t1 -c$SCALE_CONNS, $GRANTS_BIG grants vs $GRANTS_SMALL (goal <= $GOAL_SCALE; seed of the big store: ${seeded_big} s):"
 for pair in "sq1 sqbig" "pg1 pgbig"; do
+	# shellcheck disable=SC2086 # two names
 	set -- $pair
 	[ -f "$tmp/SC-$2.res" ] || continue
 	row SC "$1"
