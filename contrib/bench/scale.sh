@@ -872,6 +872,7 @@ while read -r t due secs rate per rev; do
 done <"$tmp/W4.res"
 if [ -n "$rev_line" ]; then
 	echo "W5 revocation propagation, revoke at A, poll at B: $rev_line"
+	echo "     (SCALEOUT 3.6 expects p99 <= 50 ms with the change feed; informational)"
 else
 	echo "W5 revocation propagation: PG x2 only, and LEGS must include W5 (not run)"
 fi
