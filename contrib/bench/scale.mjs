@@ -27,7 +27,8 @@
 //       grant_type=refresh_token with the latest refresh token it holds and
 //       takes the one answered (the same again when the server does not
 //       rotate). Writes the chains' latest tokens back to FILE and prints
-//       {n, bad, rps, p50, p99} (ms). Any answer but 200 counts as bad.
+//       {n, bad, rps, p50, p99 (ms), client_us (this client's CPU time per
+//       request)}. Any answer but 200 counts as bad.
 //   revprop --a URL --b URL --tenant T --trials N --plist FILE
 //       Revocation propagation between two replicas: per trial an
 //       apple-oauth2 sign-in, the access token bound by a check-in at B
@@ -259,6 +260,7 @@ async function cmdStorm() {
   const lat = [];
   let bad = 0;
   let badStatus = '';
+  const cpu0 = process.cpuUsage();
   const t0 = process.hrtime.bigint();
   const end = Date.now() + seconds * 1000;
   await Promise.all(chains.map(async (rt0, k) => {
@@ -280,10 +282,17 @@ async function cmdStorm() {
     chains[k] = rt;
   }));
   const secs = Number(process.hrtime.bigint() - t0) / 1e9;
+  const cpu = process.cpuUsage(cpu0);
   writeLines(file, chains);
   lat.sort((a, b) => a - b);
   process.stdout.write(`${JSON.stringify({
-    n: lat.length, bad, why: badStatus, rps: lat.length / secs, p50: quantile(lat, 0.5), p99: quantile(lat, 0.99),
+    n: lat.length,
+    bad,
+    why: badStatus,
+    rps: lat.length / secs,
+    p50: quantile(lat, 0.5),
+    p99: quantile(lat, 0.99),
+    client_us: lat.length ? (cpu.user + cpu.system) / lat.length : 0,
   })}\n`);
 }
 

@@ -477,7 +477,7 @@ EOF
 }
 
 # configure, migrate and seed every bridge's store, then start them (warm)
-seeded_big=0
+seeded_big=""
 for b in $bridges; do
 	if is_pg "$b"; then
 		eb_conf "$b" "$PG_DSN dbname=$(db_of "$b")"
@@ -497,7 +497,7 @@ for b in $bridges; do
 	seed "$b" "$n" || die "seeding $n grants for $b failed"
 	s1=$(date +%s)
 	say "$b: seeded $n grants + $n access tokens in $((s1 - s0)) s"
-	case $b in sqbig | pgbig) seeded_big=$((s1 - s0)) ;; esac
+	case $b in sqbig | pgbig) seeded_big="$seeded_big $b $((s1 - s0)) s," ;; esac
 	[ $((s1 - s0)) -le 60 ] || say "WARNING: the seed of $b took more than 60 s (GRANTS_BIG lowers it)"
 done
 for b in $bridges; do eb_start "$b"; done
@@ -652,8 +652,8 @@ r = json.loads(open(sys.argv[1]).read().strip().splitlines()[-1])
 if r["bad"]:
     sys.exit("bench: FAIL: %s: a refresh chain broke: %s" % (sys.argv[5], r["why"]))
 n = r["n"]
-print("%.1f %.3f %.2f %.3f" % (r["rps"], r["p99"], int(sys.argv[2]) * 1e6 / int(sys.argv[3]) / n if n else 0,
-                                int(sys.argv[4]) / n if n else 0))
+print("%.1f %.3f %.2f %.3f %.1f" % (r["rps"], r["p99"], int(sys.argv[2]) * 1e6 / int(sys.argv[3]) / n if n else 0,
+                                     int(sys.argv[4]) / n if n else 0, r["client_us"]))
 EOF
 }
 
@@ -726,7 +726,8 @@ fi
 rev_line=""
 rev_fail=0
 if [ "$pg_on" = 1 ] && leg_on W5; then
-	node contrib/bench/scale.mjs revprop --a "$(listen_of pga)" --b "$(listen_of pgb)" --tenant rf \
+	# shellcheck disable=SC2086 # a command prefix, or nothing
+	$on_load node contrib/bench/scale.mjs revprop --a "$(listen_of pga)" --b "$(listen_of pgb)" --tenant rf \
 		--trials "$REV_TRIALS" --plist contrib/bench/checkin.plist >"$tmp/revprop.json" 2>"$tmp/revprop.log" ||
 		{ cat "$tmp/revprop.log" >&2; die "revocation propagation run failed"; }
 	rev_line=$(python3 -c 'import json,sys; r=json.load(open(sys.argv[1]))
@@ -828,6 +829,7 @@ row() { # leg target
 	printf '%-4s %-18s %9.0f req/s  p99 %7.2f ms  CPU %7.1f us/req' "$1" "$(label "$2")" \
 		"$(med "$1" "$2" 1)" "$(med "$1" "$2" 2)" "$(med "$1" "$2" 3)"
 	if is_pg "$2"; then printf '  %5.2f stmts/req' "$(med "$1" "$2" 4)"; fi
+	[ "$1" = W3 ] && printf '  (node client CPU %.0f us/req)' "$(med "$1" "$2" 5)"
 	printf '\n'
 }
 verdict_fail=0
@@ -876,7 +878,7 @@ if [ -n "$rev_line" ]; then
 else
 	echo "W5 revocation propagation: PG x2 only, and LEGS must include W5 (not run)"
 fi
-leg_on SC && echo "Scale check: cold check-in p99, wrk -t1 -c$SCALE_CONNS, $GRANTS_BIG grants vs $GRANTS_SMALL (goal <= $GOAL_SCALE; seed of the big store: ${seeded_big} s):"
+leg_on SC && echo "Scale check: cold check-in p99, wrk -t1 -c$SCALE_CONNS, $GRANTS_BIG grants vs $GRANTS_SMALL (goal <= $GOAL_SCALE; seeds:${seeded_big%,}):"
 for pair in "sq1 sqbig" "pg1 pgbig"; do
 	# shellcheck disable=SC2086 # two names
 	set -- $pair
