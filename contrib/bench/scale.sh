@@ -64,7 +64,8 @@
 # Environment (defaults; QUICK=1 in brackets):
 #   BACKENDS=sqlite,pg           which backends; pg is skipped with a note
 #                                when the binary cannot open a DSN
-#   QUICK=1                      a short run (about 2 minutes, SQLite)
+#   QUICK=1                      a short run (about 1 minute with SQLite
+#                                alone, 2 with PostgreSQL too)
 #   DURATION=8 [3]  ROUNDS=3 [2]  WARMUP=2 [1]   seconds, rounds, warm-up
 #   THREADS=2 CONNS=32           wrk -t / -c for the check-ins
 #   SCALE_CONNS=4                wrk -t1 -c for the scale check (a low
