@@ -15,6 +15,11 @@
 #
 # DIR defaults to $EB_PG_DIR. Diagnostics go to stderr; a failure to start
 # exits non-zero after printing the server log.
+#
+# For benchmarks: EB_PG_DURABLE=1 starts the cluster with PostgreSQL's (and
+# Debian's) defaults instead, fsync=on, synchronous_commit=on and
+# full_page_writes=on; EB_PG_OPTS adds server options ("-c name=value ...",
+# after the others, so they win).
 set -eu
 
 pgbin() {
@@ -88,13 +93,17 @@ start() {
 	if [ -f "$("$bin/pg_config" --pkglibdir 2>/dev/null)/pg_stat_statements.so" ]; then
 		extra="-c shared_preload_libraries=pg_stat_statements"
 	fi
+	durability="-c fsync=off -c synchronous_commit=off -c full_page_writes=off"
+	if [ "${EB_PG_DURABLE:-0}" = 1 ]; then
+		durability="-c fsync=on -c synchronous_commit=on -c full_page_writes=on"
+	fi
 	tries=0
 	while :; do
 		port=$(free_port)
 		if as_pg "$bin/pg_ctl" -D "$dir/data" -l "$dir/data/server.log" \
 		    -w -t 30 -o "-k $dir -p $port -c listen_addresses=127.0.0.1 \
-		    -c fsync=off -c synchronous_commit=off -c full_page_writes=off \
-		    -c max_connections=300 $extra" start >"$dir/pg_ctl.log" 2>&1; then
+		    $durability -c max_connections=300 $extra ${EB_PG_OPTS:-}" \
+		    start >"$dir/pg_ctl.log" 2>&1; then
 			break
 		fi
 		tries=$((tries + 1))
