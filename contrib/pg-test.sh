@@ -12,6 +12,9 @@
 #   contrib/pg-test.sh env [DIR]         print those lines again
 #   contrib/pg-test.sh stop [DIR]        stop it (pg_ctl, else its PID) and
 #                                        remove the folder
+#   contrib/pg-test.sh pause [DIR]       stop the server, keep the cluster
+#   contrib/pg-test.sh resume [DIR]      start it again, same port and options
+#                                        (outage tests)
 #
 # DIR defaults to $EB_PG_DIR. Diagnostics go to stderr; a failure to start
 # exits non-zero after printing the server log.
@@ -100,10 +103,11 @@ start() {
 	tries=0
 	while :; do
 		port=$(free_port)
+		opts="-k $dir -p $port -c listen_addresses=127.0.0.1 \
+		    $durability -c max_connections=300 $extra ${EB_PG_OPTS:-}"
 		if as_pg "$bin/pg_ctl" -D "$dir/data" -l "$dir/data/server.log" \
-		    -w -t 30 -o "-k $dir -p $port -c listen_addresses=127.0.0.1 \
-		    $durability -c max_connections=300 $extra ${EB_PG_OPTS:-}" \
-		    start >"$dir/pg_ctl.log" 2>&1; then
+		    -w -t 30 -o "$opts" start >"$dir/pg_ctl.log" 2>&1; then
+			printf '%s\n' "$opts" >"$dir/opts"
 			break
 		fi
 		tries=$((tries + 1))
@@ -143,8 +147,34 @@ stop() {
 	rm -rf "$dir"
 }
 
+# Stop the server (fast: sessions are cut) but keep the cluster.
+pause() {
+	dir=${1:-${EB_PG_DIR:-}}
+	[ -f "$dir/opts" ] || {
+		echo "pg-test: no cluster in $dir" >&2
+		return 1
+	}
+	as_pg "$(pgbin)/pg_ctl" -D "$dir/data" -m fast -w -t 30 stop >/dev/null
+}
+
+# Start a paused server again with the options it was started with.
+resume() {
+	dir=${1:-${EB_PG_DIR:-}}
+	[ -f "$dir/opts" ] || {
+		echo "pg-test: no cluster in $dir" >&2
+		return 1
+	}
+	as_pg "$(pgbin)/pg_ctl" -D "$dir/data" -l "$dir/data/server.log" \
+	    -w -t 30 -o "$(cat "$dir/opts")" start >"$dir/pg_ctl.log" 2>&1 || {
+		cat "$dir/pg_ctl.log" >&2
+		return 1
+	}
+}
+
 case ${1:-} in
 start) start ;;
+pause) pause "${2:-}" ;;
+resume) resume "${2:-}" ;;
 stop) stop "${2:-}" ;;
 env) print_env "${2:-${EB_PG_DIR:-}}" ;;
 *)
