@@ -2861,7 +2861,8 @@ rotation_free(struct conn *c, const struct eb_store_key *k)
 	if (b_text(st, 1, k->tenant ? k->tenant : ""))
 		return fail(c, sqlite3_errcode(c->db), __func__);
 	while ((step = sqlite3_step(st)) == SQLITE_ROW)
-		if (sqlite3_column_int64(st, 1) > k->created)
+		if (!eb_key_rotation_free(sqlite3_column_int64(st, 1),
+		                          k->created))
 			rc = EB_STORE_CONFLICT;
 	if (step != SQLITE_DONE)
 		rc = fail(c, step, __func__);
