@@ -549,6 +549,67 @@ test_tenant_cap(void **state)
  * without the status filter: a revoked grant that was failing keeps the
  * gauge up for ever.
  */
+/*
+ * Ending a claimed grant clears its claim: it no longer counts against the
+ * tenant's cap, the claimer's write-back finds no grant to renew
+ * (NOT_FOUND, not LOST: nobody else has it) and its release changes
+ * nothing. Catches a backend that keeps the lease on an ended grant and
+ * counts it as renewal work in flight, starving the tenant's cap.
+ */
+static void
+test_end_clears_claim(void **state)
+{
+	struct fx *fx = *state;
+	struct eb_store_grant_list l, l2;
+	struct eb_store_upstream u;
+	struct eb_store_grant g;
+
+	mk_due(fx->s, "g1", "acme", T0 - 1);
+	mk_due(fx->s, "g2", "acme", T0 - 1);
+	assert_int_equal(
+	    eb_store_grant_claim_due(fx->s, "acme", T0, LEASE, 1, 1, "one", &l),
+	    EB_STORE_OK);
+	assert_int_equal(l.n, 1);
+	/* at the cap of 1: g2 waits */
+	assert_int_equal(eb_store_grant_claim_due(fx->s, "acme", T0, LEASE, 0,
+	                                          1, "two", &l2),
+	                 EB_STORE_OK);
+	assert_int_equal(l2.n, 0);
+	eb_store_grant_list_finish(&l2);
+	assert_int_equal(eb_store_grant_set_status(fx->s, l.v[0].id,
+	                                           EB_STORE_GRANT_REVOKED,
+	                                           "test", T0 + 1),
+	                 EB_STORE_OK);
+	get(fx->s, l.v[0].id, &g);
+	assert_null(g.lease_owner);
+	assert_null(g.lease_token);
+	assert_int_equal(g.lease_until, 0);
+	assert_int_equal(g.upstream_next_at, 0);
+	eb_store_grant_finish(&g);
+	memset(&u, 0, sizeof(u));
+	u.next_at = T0 + 3600;
+	u.lease_token = l.v[0].lease_token;
+	assert_int_equal(
+	    eb_store_grant_set_upstream(fx->s, l.v[0].id, &u, T0 + 2),
+	    EB_STORE_NOT_FOUND);
+	assert_int_equal(eb_store_grant_release(fx->s, l.v[0].id,
+	                                        l.v[0].lease_token, T0 + 2),
+	                 EB_STORE_OK);
+	get(fx->s, l.v[0].id, &g);
+	assert_int_equal(g.status, EB_STORE_GRANT_REVOKED);
+	assert_int_equal(g.upstream_next_at, 0);
+	eb_store_grant_finish(&g);
+	/* the ended grant's claim no longer holds a slot: the other is
+	 * claimed under the same cap */
+	assert_int_equal(eb_store_grant_claim_due(fx->s, "acme", T0 + 2, LEASE,
+	                                          0, 1, "two", &l2),
+	                 EB_STORE_OK);
+	assert_int_equal(l2.n, 1);
+	assert_string_not_equal(l2.v[0].id, l.v[0].id);
+	eb_store_grant_list_finish(&l2);
+	eb_store_grant_list_finish(&l);
+}
+
 static void
 test_count(void **state)
 {
@@ -925,10 +986,15 @@ main(void)
 {
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
 	const struct CMUnitTest tests[] = {
-	    T(test_claim_each_once), T(test_fencing),
-	    T(test_release),         T(test_tenant_cap),
-	    T(test_count),           T(test_lock),
-	    T(test_key_bootstrap),   T(test_key_rotate_race),
+	    T(test_claim_each_once),
+	    T(test_fencing),
+	    T(test_release),
+	    T(test_tenant_cap),
+	    T(test_end_clears_claim),
+	    T(test_count),
+	    T(test_lock),
+	    T(test_key_bootstrap),
+	    T(test_key_rotate_race),
 	    T(test_key_migration),
 	};
 	size_t i;
