@@ -283,8 +283,9 @@ typedef void eb_store_applied_fn(void *arg, int version, const char *name);
  * What a backend implements. be is the backend's own handle, made by open.
  * Every operation has the meaning of the eb_store_* function of the same
  * name below; a NULL operation makes that function fail with
- * EB_STORE_ERROR. tests/unit/test_store.c is the conformance suite every
- * backend must pass.
+ * EB_STORE_ERROR. tests/unit/test_store.c, test_store_replicas.c (claims,
+ * leases, keys under racing replicas) and test_reseal.c are the
+ * conformance suites every backend must pass.
  */
 struct eb_store_ops {
 	const char *name;
@@ -545,8 +546,9 @@ int eb_store_grant_list(struct eb_store *s,
  * Move an active grant to status (revoked/expired, with reason) at now:
  * its tokens are revoked, its upstream refresh token erased, its renewal
  * unscheduled (upstream_next_at 0) and its claim, if any, cleared (lease
- * NULL, NULL, 0: an ended grant is nobody's work); audit "grant.<status>". Same status again: OK, nothing changes. A grant that
- * is no longer active never becomes active again: CONFLICT.
+ * NULL, NULL, 0: an ended grant is nobody's work); audit "grant.<status>". Same
+ * status again: OK, nothing changes. A grant that is no longer active never
+ * becomes active again: CONFLICT.
  */
 int eb_store_grant_set_status(struct eb_store *s, const char *id, int status,
                               const char *reason, int64_t now);
@@ -584,9 +586,9 @@ int eb_store_grant_set_upstream(struct eb_store *s, const char *id,
  * renewal is due at now (upstream_next_at != 0 and <= now) and that no claim
  * holds (lease_until <= now): the rule eb_grant_lease_claimable of
  * grant/policy.h, which backends check again on every row. Most overdue
- * first, at most limit. With lease > 0 they are claimed: their next renewal moves to
- * now + lease in the same transaction, so concurrent workers never pick the
- * same grant twice.
+ * first, at most limit. With lease > 0 they are claimed: their next renewal
+ * moves to now + lease in the same transaction, so concurrent workers never
+ * pick the same grant twice.
  */
 int eb_store_grant_list_due(struct eb_store *s, const char *tenant, int64_t now,
                             int64_t lease, size_t limit,
@@ -598,11 +600,11 @@ int eb_store_grant_list_due(struct eb_store *s, const char *tenant, int64_t now,
  * cap > 0 (tenant required), only as many as keep the tenant's live leases
  * (active grants with lease_until > now, any owner; an ended grant holds
  * none) at most cap fleet-wide (eb_grant_lease_claim_max). lease must be
- * > 0 and owner set (ERROR otherwise). Each claimed grant gets lease_owner = owner, a fresh random
- * lease_token, lease_until = now + lease and its next renewal moved to
- * now + lease, in one transaction: of concurrent claimers (threads or
- * processes) no two get the same grant, and a grant whose lease has run
- * out can be claimed again. The returned grants carry their lease.
+ * > 0 and owner set (ERROR otherwise). Each claimed grant gets lease_owner =
+ * owner, a fresh random lease_token, lease_until = now + lease and its next
+ * renewal moved to now + lease, in one transaction: of concurrent claimers
+ * (threads or processes) no two get the same grant, and a grant whose lease has
+ * run out can be claimed again. The returned grants carry their lease.
  */
 int eb_store_grant_claim_due(struct eb_store *s, const char *tenant,
                              int64_t now, int64_t lease, size_t limit,
