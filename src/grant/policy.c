@@ -212,6 +212,12 @@ eb_grant_lease_may_call(int64_t lease_until, int64_t now,
 	return lease_until - now >= 3 * upstream_timeout;
 }
 
+int
+eb_key_rotation_free(int64_t current_activates_at, int64_t created)
+{
+	return current_activates_at <= created;
+}
+
 const char *
 eb_grant_code_name(int decision)
 {

@@ -209,6 +209,18 @@ int eb_grant_lease_fenced(const char *held, const char *presented);
 int eb_grant_lease_may_call(int64_t lease_until, int64_t now,
                             int64_t upstream_timeout);
 
+/* ---- signing keys ---- */
+
+/*
+ * Whether a rotation to a key created at created may retire the tenant's
+ * current key, which signs from current_activates_at (0: at once): 1 when
+ * that key is active by then, 0 when it is still pending (another rotation
+ * is under way and its key would be retired before it ever signed: the
+ * store answers CONFLICT). Of two racing rotations the second is refused
+ * by this rule on a backend with one writer at a time.
+ */
+int eb_key_rotation_free(int64_t current_activates_at, int64_t created);
+
 /* Names for logs and tests: "redeem", "bind", "supersede", ... */
 const char *eb_grant_code_name(int decision);
 const char *eb_grant_bind_name(int decision);

@@ -196,8 +196,9 @@ static const char *const stmt_sql[ST__COUNT] = {
                       " ORDER BY created_at DESC, id LIMIT ?4",
     [ST_GRANT_END] = "UPDATE grants SET status = ?2, revoke_reason = ?3,"
                      " revoked_at = ?4, updated_at = ?4, superseded_by = ?5,"
-                     " upstream_refresh_token = NULL, upstream_next_at = 0"
-                     " WHERE id = ?1",
+                     " upstream_refresh_token = NULL, upstream_next_at = 0,"
+                     " lease_owner = NULL, lease_token = NULL,"
+                     " lease_until = 0 WHERE id = ?1",
     [ST_GRANT_BIND] = "UPDATE grants SET binding_kind = ?2,"
                       " binding_value = ?3, bound_at = ?4, updated_at = ?4"
                       " WHERE id = ?1",
@@ -232,7 +233,8 @@ static const char *const stmt_sql[ST__COUNT] = {
     [ST_GRANT_CLAIM] = "UPDATE grants SET upstream_next_at = ?2,"
                        " lease_until = ?2, lease_owner = ?3,"
                        " lease_token = ?4 WHERE id = ?1",
-    [ST_GRANT_LEASE_GET] = "SELECT lease_token FROM grants WHERE id = ?",
+    [ST_GRANT_LEASE_GET] = "SELECT lease_token, status FROM grants"
+                           " WHERE id = ?",
     [ST_GRANT_RELEASE] = "UPDATE grants SET lease_owner = NULL,"
                          " lease_token = NULL, lease_until = 0,"
                          " upstream_next_at = CASE WHEN status = 'active'"
@@ -2051,11 +2053,12 @@ bind_upstream(sqlite3_stmt *st, const char *id,
 /*
  * Inside the caller's transaction: OK when grant id still holds the claim
  * token (the fence rule, grant/policy.h), LOST when not, NOT_FOUND when
- * there is no such grant.
+ * there is no such grant or it is no longer active (nobody's work).
  */
 static int
 lease_held(struct conn *c, const char *id, const char *token)
 {
+	const char *held, *status;
 	sqlite3_stmt *st;
 	int rc;
 
@@ -2064,12 +2067,16 @@ lease_held(struct conn *c, const char *id, const char *token)
 	if (b_text(st, 1, id))
 		return fail(c, sqlite3_errcode(c->db), __func__);
 	rc = sqlite3_step(st);
-	if (rc == SQLITE_ROW)
-		rc = eb_grant_lease_fenced(
-		         (const char *)sqlite3_column_text(st, 0), token)
-		         ? EB_STORE_OK
-		         : EB_STORE_LOST;
-	else if (rc == SQLITE_DONE)
+	if (rc == SQLITE_ROW) {
+		held = (const char *)sqlite3_column_text(st, 0);
+		status = (const char *)sqlite3_column_text(st, 1);
+		if (eb_store_grant_status_parse(status) !=
+		    EB_STORE_GRANT_ACTIVE)
+			rc = EB_STORE_NOT_FOUND;
+		else
+			rc = eb_grant_lease_fenced(held, token) ? EB_STORE_OK
+			                                        : EB_STORE_LOST;
+	} else if (rc == SQLITE_DONE)
 		rc = EB_STORE_NOT_FOUND;
 	else
 		rc = fail(c, rc, __func__);
@@ -2861,7 +2868,8 @@ rotation_free(struct conn *c, const struct eb_store_key *k)
 	if (b_text(st, 1, k->tenant ? k->tenant : ""))
 		return fail(c, sqlite3_errcode(c->db), __func__);
 	while ((step = sqlite3_step(st)) == SQLITE_ROW)
-		if (sqlite3_column_int64(st, 1) > k->created)
+		if (!eb_key_rotation_free(sqlite3_column_int64(st, 1),
+		                          k->created))
 			rc = EB_STORE_CONFLICT;
 	if (step != SQLITE_DONE)
 		rc = fail(c, step, __func__);

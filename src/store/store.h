@@ -283,8 +283,9 @@ typedef void eb_store_applied_fn(void *arg, int version, const char *name);
  * What a backend implements. be is the backend's own handle, made by open.
  * Every operation has the meaning of the eb_store_* function of the same
  * name below; a NULL operation makes that function fail with
- * EB_STORE_ERROR. tests/unit/test_store.c is the conformance suite every
- * backend must pass.
+ * EB_STORE_ERROR. tests/unit/test_store.c, test_store_replicas.c (claims,
+ * leases, keys under racing replicas) and test_reseal.c are the
+ * conformance suites every backend must pass.
  */
 struct eb_store_ops {
 	const char *name;
@@ -543,9 +544,11 @@ int eb_store_grant_list(struct eb_store *s,
                         struct eb_store_grant_list *out);
 /*
  * Move an active grant to status (revoked/expired, with reason) at now:
- * its tokens are revoked and its upstream refresh token erased; audit
- * "grant.<status>". Same status again: OK, nothing changes. A grant that
- * is no longer active never becomes active again: CONFLICT.
+ * its tokens are revoked, its upstream refresh token erased, its renewal
+ * unscheduled (upstream_next_at 0) and its claim, if any, cleared (lease
+ * NULL, NULL, 0: an ended grant is nobody's work); audit "grant.<status>". Same
+ * status again: OK, nothing changes. A grant that is no longer active never
+ * becomes active again: CONFLICT.
  */
 int eb_store_grant_set_status(struct eb_store *s, const char *id, int status,
                               const char *reason, int64_t now);
@@ -567,32 +570,41 @@ int eb_store_grant_supersede(struct eb_store *s, const char *old_id,
  */
 int eb_store_grant_bind(struct eb_store *s, const char *id, const char *kind,
                         const char *value, int64_t now);
-/* Record a renewal attempt's outcome (see struct eb_store_upstream) on an
- * active grant; NOT_FOUND when the grant is gone or no longer active (an
- * ended grant never gets an upstream token back). */
+/*
+ * Record a renewal attempt's outcome (see struct eb_store_upstream) on an
+ * active grant. Fenced (u->lease_token set): written only while the grant
+ * holds that lease_token, and the lease is cleared in the same write;
+ * LOST, nothing changed, when the active grant holds another claim or
+ * none. Unfenced (NULL): the lease is left as is. NOT_FOUND when the grant
+ * is gone or no longer active (an ended grant never gets an upstream token
+ * back), fenced or not.
+ */
 int eb_store_grant_set_upstream(struct eb_store *s, const char *id,
                                 const struct eb_store_upstream *u, int64_t now);
 /*
  * Active, unexpired grants (of tenant, or all when NULL) whose upstream
- * renewal is due at now (upstream_next_at != 0 and <= now), most overdue first,
- * at most limit. With lease > 0 they are claimed: their next renewal moves to
- * now + lease in the same transaction, so concurrent workers never pick the
- * same grant twice.
+ * renewal is due at now (upstream_next_at != 0 and <= now) and that no claim
+ * holds (lease_until <= now): the rule eb_grant_lease_claimable of
+ * grant/policy.h, which backends check again on every row. Most overdue
+ * first, at most limit. With lease > 0 they are claimed: their next renewal
+ * moves to now + lease in the same transaction, so concurrent workers never
+ * pick the same grant twice.
  */
 int eb_store_grant_list_due(struct eb_store *s, const char *tenant, int64_t now,
                             int64_t lease, size_t limit,
                             struct eb_store_grant_list *out);
 /*
- * Claim renewal work for owner (SCALEOUT 3.7): active, unexpired grants of
- * tenant (NULL: all) whose renewal is due at now, most overdue first, at
- * most limit, and, when cap > 0 (tenant required), only as many as keep
- * the tenant's live leases (active grants with lease_until > now, any
- * owner) at most cap
- * fleet-wide. Each claimed grant gets lease_owner = owner, a fresh random
- * lease_token, lease_until = now + lease and its next renewal moved to
- * now + lease, in one transaction: of concurrent claimers (threads or
- * processes) no two get the same grant, and a grant whose lease has run
- * out can be claimed again. The returned grants carry their lease.
+ * Claim renewal work for owner (SCALEOUT 3.7): the grants of tenant (NULL:
+ * all) due at now as eb_store_grant_list_due says (a grant whose claim is
+ * still live is not due), most overdue first, at most limit, and, when
+ * cap > 0 (tenant required), only as many as keep the tenant's live leases
+ * (active grants with lease_until > now, any owner; an ended grant holds
+ * none) at most cap fleet-wide (eb_grant_lease_claim_max). lease must be
+ * > 0 and owner set (ERROR otherwise). Each claimed grant gets lease_owner =
+ * owner, a fresh random lease_token, lease_until = now + lease and its next
+ * renewal moved to now + lease, in one transaction: of concurrent claimers
+ * (threads or processes) no two get the same grant, and a grant whose lease has
+ * run out can be claimed again. The returned grants carry their lease.
  */
 int eb_store_grant_claim_due(struct eb_store *s, const char *tenant,
                              int64_t now, int64_t lease, size_t limit,
@@ -600,8 +612,10 @@ int eb_store_grant_claim_due(struct eb_store *s, const char *tenant,
                              struct eb_store_grant_list *out);
 /*
  * Hand a claim back unworked (a stopping replica): when id still holds
- * lease_token, clear the lease and make the grant due at now again. OK also
- * when the claim is no longer held (nothing changes).
+ * lease_token, clear the lease and, when the grant is active with a
+ * renewal scheduled (upstream_next_at != 0), make it due at now again. OK
+ * also when the claim is no longer held or the grant is gone (nothing
+ * changes).
  */
 int eb_store_grant_release(struct eb_store *s, const char *id,
                            const char *lease_token, int64_t now);
@@ -736,7 +750,9 @@ int eb_store_key_reseal(struct eb_store *s, const char *kid, const uint8_t *old,
 /*
  * Take or extend the lease `name` for owner until now + ttl: OK when owner
  * now holds it (it was free, expired, or owner's already), CONFLICT when
- * another owner holds an unexpired lease.
+ * another owner holds an unexpired lease. A lease held until t has expired
+ * at t (as a renewal claim's lease_until). name and owner set and ttl > 0,
+ * or ERROR.
  */
 int eb_store_lock_try(struct eb_store *s, const char *name, const char *owner,
                       int64_t ttl, int64_t now);

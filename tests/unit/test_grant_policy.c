@@ -481,6 +481,32 @@ lease_fence_table(void **state)
 			fail_msg("catches \"%s\"", m[i].catches);
 }
 
+/* A rotation while the current key is still pending. */
+static void
+key_rotation_table(void **state)
+{
+	static const struct {
+		const char *catches;
+		int64_t activates_at, created;
+		int want;
+	} k[] = {
+	    {"a key active at once (0) never rotated", 0, NOW, 1},
+	    {"a key active since before refused", NOW - 60, NOW, 1},
+	    {"a key activating at that very second refused", NOW, NOW, 1},
+	    {"the second of two racing rotations retiring a key that never "
+	     "signed",
+	     NOW + 1, NOW, 0},
+	    {"a rotation pending for a day overtaken", NOW + 86400, NOW, 0},
+	};
+	size_t i;
+
+	(void)state;
+	for (i = 0; i < sizeof(k) / sizeof(k[0]); i++)
+		if (eb_key_rotation_free(k[i].activates_at, k[i].created) !=
+		    k[i].want)
+			fail_msg("catches \"%s\"", k[i].catches);
+}
+
 int
 main(void)
 {
@@ -494,6 +520,7 @@ main(void)
 	    cmocka_unit_test(lease_table),
 	    cmocka_unit_test(lease_claim_table),
 	    cmocka_unit_test(lease_fence_table),
+	    cmocka_unit_test(key_rotation_table),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

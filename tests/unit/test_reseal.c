@@ -1,9 +1,11 @@
 /*
  * The store operations behind `enrollbridge reseal` (store.h, "re-sealing"),
- * against each backend in `backends` (SQLite for now; PostgreSQL adds a
- * line once it implements them), in a fresh mkdtemp folder:
+ * against each backend in `backends` (a new backend adds one line), on a
+ * fresh target (a file in a mkdtemp folder, or a fresh PostgreSQL schema:
+ * EB_TEST_PG names the server; without one that run skips, but fails
+ * under CI):
  * - grant_list_sealed pages through exactly the grants holding an upstream
- *   refresh token, in id order, whatever their status;
+ *   refresh token, in byte order of their ids, whatever their status;
  * - grant_reseal and key_reseal swap a sealed value only while it is still
  *   the one that was read: a renewal that stored a newer upstream token in
  *   between makes it CONFLICT and is never undone; nothing else of the row
@@ -39,8 +41,10 @@ static const struct {
 	const struct eb_store_ops *ops;
 } backends[] = {
     {"sqlite", &eb_store_sqlite_ops},
+    {"postgresql", &eb_store_pg_ops},
 };
 static const struct eb_store_ops *ops; /* the backend under test */
+static const char *pg_base;            /* EB_TEST_PG */
 
 #define T0 1700000000
 
@@ -50,7 +54,7 @@ static const uint8_t RENEWED[] = {3, 0xb2, 1, 1};
 
 struct fx {
 	char dir[256];
-	char path[320];
+	char path[1200]; /* a file, or a DSN naming a fresh schema */
 	struct eb_store *s;
 };
 
@@ -76,7 +80,11 @@ setup(void **state)
 	         base ? base : "/tmp");
 	if (mkdtemp(fx->dir) == NULL)
 		return -1;
-	snprintf(fx->path, sizeof(fx->path), "%s/eb.db", fx->dir);
+	if (ops != &eb_store_pg_ops)
+		snprintf(fx->path, sizeof(fx->path), "%s/eb.db", fx->dir);
+	else if (eb_store_pg_test_schema(pg_base, fx->path, sizeof(fx->path)) !=
+	         0)
+		return -1;
 	if ((fx->s = eb_store_open(ops, fx->path, err, sizeof(err))) == NULL) {
 		print_error("open: %s\n", err);
 		return -1;
@@ -92,6 +100,8 @@ teardown(void **state)
 
 	eb_store_close(fx->s);
 	nftw(fx->dir, rm_entry, 8, FTW_DEPTH | FTW_PHYS);
+	if (ops == &eb_store_pg_ops)
+		eb_store_pg_test_drop(pg_base, fx->path);
 	free(fx);
 	return 0;
 }
@@ -120,14 +130,18 @@ mk_grant(struct eb_store *s, const char *id, const uint8_t *rt, size_t rtlen)
 	assert_int_equal(eb_store_grant_create(s, &g), EB_STORE_OK);
 }
 
+/* A signing key; the store keeps one current key per tenant, so all but
+ * one of a tenant's are retired (retired_at != 0). */
 static void
 mk_key(struct eb_store *s, const char *kid, const char *tenant,
-       const uint8_t *priv, size_t len)
+       int64_t retired_at, const uint8_t *priv, size_t len)
 {
 	struct eb_store_key k = {.kid = (char *)kid,
 	                         .tenant = (char *)tenant,
 	                         .alg = "ES256",
 	                         .created = T0,
+	                         .retired_at = retired_at,
+	                         .not_after = retired_at != 0 ? T0 + 86400 : 0,
 	                         .public_jwk = "{\"kty\":\"EC\"}",
 	                         .private_key = (uint8_t *)(uintptr_t)priv,
 	                         .private_key_len = len};
@@ -154,7 +168,9 @@ test_list_sealed_pages(void **state)
 {
 	struct fx *fx = *state;
 	struct eb_store_grant_list l;
-	const char *const with[] = {"g-a", "g-b", "g-d", "g-e", "g-f"};
+	/* byte order: "g-B" before "g-a" (a locale's collation has them the
+	 * other way round) */
+	const char *const with[] = {"g-B", "g-a", "g-b", "g-d", "g-e", "g-f"};
 	char after[64] = "";
 	size_t seen = 0, i, pages = 0;
 
@@ -165,6 +181,7 @@ test_list_sealed_pages(void **state)
 	mk_grant(fx->s, "g-f", NEW, sizeof(NEW));
 	mk_grant(fx->s, "g-b", OLD, sizeof(OLD));
 	mk_grant(fx->s, "g-d", OLD, sizeof(OLD));
+	mk_grant(fx->s, "g-B", OLD, sizeof(OLD));
 	mk_grant(fx->s, "g-z", OLD, sizeof(OLD));
 	assert_int_equal(eb_store_grant_set_status(fx->s, "g-z",
 	                                           EB_STORE_GRANT_REVOKED,
@@ -176,7 +193,7 @@ test_list_sealed_pages(void **state)
 		                 EB_STORE_OK);
 		assert_true(l.n <= 2);
 		for (i = 0; i < l.n; i++, seen++) {
-			assert_true(seen < 5);
+			assert_true(seen < 6);
 			assert_string_equal(l.v[i].id, with[seen]);
 			assert_non_null(l.v[i].upstream_refresh_token);
 			assert_string_equal(l.v[i].tenant, "acme");
@@ -187,14 +204,14 @@ test_list_sealed_pages(void **state)
 		i = l.n;
 		eb_store_grant_list_finish(&l);
 	} while (i == 2);
-	assert_int_equal(seen, 5);
-	assert_int_equal(pages, 3);
+	assert_int_equal(seen, 6);
+	assert_int_equal(pages, 4);
 	/* no limit, and "" as the start */
 	assert_int_equal(eb_store_grant_list_sealed(fx->s, "", 0, &l),
 	                 EB_STORE_OK);
-	assert_int_equal(l.n, 5);
-	assert_int_equal(l.v[4].upstream_refresh_token_len, sizeof(NEW));
-	assert_memory_equal(l.v[4].upstream_refresh_token, NEW, sizeof(NEW));
+	assert_int_equal(l.n, 6);
+	assert_int_equal(l.v[5].upstream_refresh_token_len, sizeof(NEW));
+	assert_memory_equal(l.v[5].upstream_refresh_token, NEW, sizeof(NEW));
 	eb_store_grant_list_finish(&l);
 	/* past the last */
 	assert_int_equal(eb_store_grant_list_sealed(fx->s, "g-f", 10, &l),
@@ -277,9 +294,9 @@ test_key_reseal_cas(void **state)
 	struct fx *fx = *state;
 	struct eb_store_key_list l;
 
-	mk_key(fx->s, "k1", "", OLD, sizeof(OLD));
-	mk_key(fx->s, "k2", "acme", OLD, sizeof(OLD));
-	mk_key(fx->s, "k3", "", NULL, 0);
+	mk_key(fx->s, "k1", "", 0, OLD, sizeof(OLD));
+	mk_key(fx->s, "k2", "acme", 0, OLD, sizeof(OLD));
+	mk_key(fx->s, "k3", "", T0 + 1, NULL, 0); /* retired, kept public */
 	assert_int_equal(eb_store_key_reseal(fx->s, "k2", OLD, sizeof(OLD), NEW,
 	                                     sizeof(NEW)),
 	                 EB_STORE_OK);
@@ -318,7 +335,7 @@ test_bad_arguments(void **state)
 	struct fx *fx = *state;
 
 	mk_grant(fx->s, "g1", OLD, sizeof(OLD));
-	mk_key(fx->s, "k1", "", OLD, sizeof(OLD));
+	mk_key(fx->s, "k1", "", 0, OLD, sizeof(OLD));
 	assert_int_equal(
 	    eb_store_grant_reseal(fx->s, "g1", NULL, 0, NEW, sizeof(NEW)),
 	    EB_STORE_ERROR);
@@ -524,10 +541,10 @@ test_run(void **state)
 	mk_grant(fx->s, "g4", NULL, 0);
 	grant_sealed(fx->s, "g5", 3, KC, "rt-g5"); /* a key nobody has */
 	blob = seal_for(1, KA, "k1", "priv-k1", &len);
-	mk_key(fx->s, "k1", "", blob, len);
+	mk_key(fx->s, "k1", "", 0, blob, len);
 	eb_free(blob);
 	blob = seal_for(3, KB, "k2", "priv-k2", &len);
-	mk_key(fx->s, "k2", "acme", blob, len);
+	mk_key(fx->s, "k2", "acme", 0, blob, len);
 	eb_free(blob);
 
 	/* dry: counted, checked, nothing written */
@@ -643,6 +660,32 @@ test_run_concurrent(void **state)
 	eb_seal_ring_free(ba);
 }
 
+/*
+ * EB_TEST_PG names a server we can make schemas on; without one the
+ * PostgreSQL run skips, but never under CI.
+ */
+static int
+pg_missing(void)
+{
+	const char *ci = getenv("CI");
+	char target[1200];
+
+	pg_base = getenv("EB_TEST_PG");
+	if (pg_base != NULL && *pg_base != '\0' &&
+	    eb_store_pg_test_schema(pg_base, target, sizeof(target)) == 0) {
+		eb_store_pg_test_drop(pg_base, target);
+		return 0;
+	}
+	if (ci != NULL && strcmp(ci, "true") == 0) {
+		fprintf(stderr, "FAIL: PostgreSQL run failed: no usable "
+		                "EB_TEST_PG under CI\n");
+		return 1;
+	}
+	fprintf(stderr, "SKIP: PostgreSQL run skipped: no usable EB_TEST_PG "
+	                "(contrib/pg-test.sh start)\n");
+	return -1;
+}
+
 int
 main(void)
 {
@@ -663,7 +706,16 @@ main(void)
 	memset(KA, 0xa1, sizeof(KA));
 	memset(KB, 0xb2, sizeof(KB));
 	memset(KC, 0xc3, sizeof(KC));
+	if (getenv("EB_TEST_FILTER") != NULL) /* run some tests only */
+		cmocka_set_test_filter(getenv("EB_TEST_FILTER"));
 	for (i = 0; i < sizeof(backends) / sizeof(backends[0]); i++) {
+		int missing;
+
+		if (backends[i].ops == &eb_store_pg_ops &&
+		    (missing = pg_missing()) != 0) {
+			failed |= missing > 0;
+			continue;
+		}
 		ops = backends[i].ops;
 		failed |= _cmocka_run_group_tests(
 		    backends[i].name, tests, sizeof(tests) / sizeof(tests[0]),

@@ -1657,80 +1657,11 @@ mk_due_grant(struct eb_store *s, const char *id, const char *tenant,
 	assert_int_equal(eb_store_grant_create(s, &g), EB_STORE_OK);
 }
 
-#define CLAIM_GRANTS 1000
-
-struct claims {
-	pthread_mutex_t mu;
-	unsigned char seen[CLAIM_GRANTS];
-	int twice;
-};
-
-static void
-claim_racer(struct racer *r)
-{
-	struct claims *cl = r->arg;
-	struct eb_store_grant_list l;
-	char owner[16];
-	size_t i;
-	int rc;
-
-	snprintf(owner, sizeof(owner), "w%d", r->n);
-	for (;;) {
-		rc = eb_store_grant_claim_due(r->s, "acme", T0, 600, 8, 0,
-		                              owner, &l);
-		if (rc != EB_STORE_OK || l.n == 0) {
-			r->rc = rc;
-			eb_store_grant_list_finish(&l);
-			return;
-		}
-		pthread_mutex_lock(&cl->mu);
-		for (i = 0; i < l.n; i++) {
-			int k = atoi(l.v[i].id + 1);
-
-			if (cl->seen[k]++)
-				cl->twice++;
-		}
-		pthread_mutex_unlock(&cl->mu);
-		r->got += l.n;
-		eb_store_grant_list_finish(&l);
-	}
-}
-
 /*
- * Catches the naive claim (SELECT the due grants, then UPDATE each):
- * workers pick the same grant (1,112-1,760 double claims measured).
+ * Concurrent claimers over many due grants (each claimed once, the work
+ * shared) are test_store_replicas.c's test_claim_each_once: one version,
+ * on every backend, one handle per claimer as replicas have.
  */
-static void
-test_race_claim_due(void **state)
-{
-	struct fx *fx = *state;
-	struct claims *cl;
-	struct racer r[4];
-	char id[16];
-	int i, busy = 0;
-	size_t total = 0;
-
-	need_replica_ops();
-	assert_non_null(cl = calloc(1, sizeof(*cl)));
-	pthread_mutex_init(&cl->mu, NULL);
-	for (i = 0; i < CLAIM_GRANTS; i++) {
-		snprintf(id, sizeof(id), "g%d", i);
-		mk_due_grant(fx->s, id, "acme", T0 - 1000 + i % 100);
-	}
-	race(fx, 4, claim_racer, cl, r);
-	for (i = 0; i < 4; i++) {
-		assert_int_equal(r[i].rc, EB_STORE_OK);
-		total += r[i].got;
-		busy += r[i].got > 0;
-	}
-	assert_int_equal(cl->twice, 0);
-	assert_int_equal(total, CLAIM_GRANTS);
-	for (i = 0; i < CLAIM_GRANTS; i++)
-		assert_int_equal(cl->seen[i], 1);
-	assert_true(busy >= 3);
-	pthread_mutex_destroy(&cl->mu);
-	free(cl);
-}
 
 /*
  * Catches a write-back without a fence: a worker whose lease ran out
@@ -2258,7 +2189,6 @@ main(void)
 	    T(test_race_bind),
 	    T(test_race_supersede_revoke),
 	    T(test_race_migrations),
-	    T(test_race_claim_due),
 	    T(test_lease_fencing),
 	    T(test_race_claim_cap),
 	    T(test_race_lock_try),

@@ -533,8 +533,8 @@ eb_pg_grant_set_upstream(void *be, const char *id,
 
 /*
  * Run a due or claim statement (rows: GRANT_COLS, then the row's next_at
- * before the claim) into out, most overdue first. The claim rule
- * (grant/policy.h) is checked again on every row, as sqlite.c does: the
+ * and lease_until before the claim) into out, most overdue first. The claim
+ * rule (grant/policy.h) is checked again on every row, as sqlite.c does: the
  * SQL selects with the same condition, so a row it refuses is a bug,
  * logged and dropped.
  */
@@ -564,6 +564,7 @@ claimed_rows(struct eb_pg_conn *c, int stmt, const struct eb_pg_args *a,
 		eb_pg_read_grant(&rd, g);
 		ls.status = g->status;
 		ls.upstream_next_at = eb_pg_rd_i64(&rd);
+		ls.lease_until = eb_pg_rd_i64(&rd);
 		ls.expires = g->expires;
 		if (rd.bad) {
 			eb_store_grant_finish(g);
@@ -630,16 +631,17 @@ eb_pg_grant_list_due(void *be, const char *tenant, int64_t now, int64_t lease,
 	return eb_pg_with(be, due_fn, &q);
 }
 
-/* The fleet-wide cap: how many more the tenant may claim, under its
- * renew_slots row (claimers of one tenant queue there). */
+/* The tenant's live leases (every replica's), counted under its
+ * renew_slots row: claimers of one tenant queue there. */
 static int
-cap_slots(struct eb_pg_conn *c, struct due_q *q, size_t *slots)
+live_leases(struct eb_pg_conn *c, struct due_q *q, size_t *live)
 {
 	struct eb_pg_args a;
 	PGresult *r;
-	int64_t live = 0;
+	int64_t n = 0;
 	int rc;
 
+	*live = 0;
 	eb_pg_args_init(&a);
 	eb_pg_args_text(&a, q->tenant);
 	if ((rc = eb_pg_run(c, PS_GRANT_SLOT_ADD, &a, NULL)) != EB_STORE_OK ||
@@ -648,11 +650,11 @@ cap_slots(struct eb_pg_conn *c, struct due_q *q, size_t *slots)
 	eb_pg_args_int8(&a, q->now);
 	if ((rc = eb_pg_exec(c, PS_GRANT_LIVE, &a, &r)) != EB_STORE_OK)
 		return rc;
-	if (eb_pg_get_int8(r, 0, 0, &live) != 0)
+	if (eb_pg_get_int8(r, 0, 0, &n) != 0)
 		rc = EB_STORE_ERROR;
 	PQclear(r);
-	*slots =
-	    live >= 0 && (uint64_t)live < q->cap ? q->cap - (size_t)live : 0;
+	if (n > 0)
+		*live = (size_t)n;
 	return rc;
 }
 
@@ -664,18 +666,15 @@ claim_fn(struct eb_pg_conn *c, void *arg)
 	struct eb_pg_args a;
 	unsigned char rnd[12];
 	char fence[2 * sizeof(rnd) + 1];
-	size_t i, limit = q->limit, slots;
+	size_t i, n, live = 0;
 	int rc;
 
 	eb_store_grant_list_finish(q->out);
-	if (q->cap > 0) {
-		if ((rc = cap_slots(c, q, &slots)) != EB_STORE_OK)
-			return rc;
-		if (slots == 0)
-			return EB_STORE_OK; /* at the cap: what is due waits */
-		if (limit == 0 || limit > slots)
-			limit = slots;
-	}
+	if (q->cap > 0 && (rc = live_leases(c, q, &live)) != EB_STORE_OK)
+		return rc;
+	/* the shared cap rule; at the cap what is due waits */
+	if ((n = eb_grant_lease_claim_max(q->limit, q->cap, live)) == 0)
+		return EB_STORE_OK;
 	/* the fence: new random per claim, made unique per row by its id */
 	if (eb_rand_bytes(rnd, sizeof(rnd)) != 0)
 		return EB_STORE_ERROR;
@@ -687,7 +686,7 @@ claim_fn(struct eb_pg_conn *c, void *arg)
 	eb_pg_args_init(&a);
 	eb_pg_args_text(&a, q->tenant);
 	eb_pg_args_int8(&a, q->now);
-	limit_arg(&a, limit);
+	limit_arg(&a, n == SIZE_MAX ? 0 : n);
 	eb_pg_args_int8(&a, q->lease);
 	eb_pg_args_text(&a, q->owner);
 	eb_pg_args_text(&a, fence);

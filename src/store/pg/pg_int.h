@@ -79,7 +79,13 @@ enum eb_pg_stmt_id {
 	PS_KEY_INS,
 	PS_KEY_LIST,
 	PS_KEY_RETIRE,
+	PS_KEY_CURRENT,
 	PS_KEY_RETIRE_CURRENT,
+	PS_GRANT_SEALED,
+	PS_GRANT_RESEAL,
+	PS_GRANT_EXISTS,
+	PS_KEY_RESEAL,
+	PS_KEY_EXISTS,
 	PS_MAP_PUT,
 	PS_MAP_GET,
 	PS_MAP_DEL,
@@ -191,6 +197,10 @@ int eb_pg_grant_release(void *be, const char *id, const char *lease_token,
                         int64_t now);
 int eb_pg_grant_count(void *be, const char *tenant, int status,
                       int failing_only, int64_t *out);
+int eb_pg_grant_list_sealed(void *be, const char *after, size_t limit,
+                            struct eb_store_grant_list *out);
+int eb_pg_grant_reseal(void *be, const char *id, const uint8_t *old,
+                       size_t old_len, const uint8_t *next, size_t next_len);
 /* End grant id (active) in the caller's transaction, grant row locked. */
 int eb_pg_grant_end(struct eb_pg_conn *c, const char *id, int status,
                     const char *reason, const char *superseded_by, int64_t now);
@@ -239,6 +249,8 @@ int eb_pg_key_retire(void *be, const char *kid, int64_t retired_at,
                      int64_t not_after);
 int eb_pg_key_rotate(void *be, const struct eb_store_key *k, int64_t retire_at,
                      int64_t not_after);
+int eb_pg_key_reseal(void *be, const char *kid, const uint8_t *old,
+                     size_t old_len, const uint8_t *next, size_t next_len);
 int eb_pg_mapping_put(void *be, const struct eb_store_mapping *m);
 int eb_pg_mapping_get(void *be, const char *tenant, const char *subject,
                       struct eb_store_mapping *out);

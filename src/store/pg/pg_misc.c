@@ -10,6 +10,7 @@
 
 #include "core/log.h"
 #include "core/mem.h"
+#include "grant/policy.h"
 #include "store/pg/pg_int.h"
 
 /* ---- audit ---- */
@@ -234,6 +235,32 @@ struct key_rot {
 	int64_t retire_at, not_after;
 };
 
+/*
+ * Under the key guard: CONFLICT when the tenant's current key is still
+ * pending at k->created (the rotation rule, grant/policy.h).
+ */
+static int
+rotation_free(struct eb_pg_conn *c, const struct eb_store_key *k)
+{
+	struct eb_pg_args a;
+	PGresult *r;
+	int64_t at;
+	int i, rc;
+
+	eb_pg_args_init(&a);
+	eb_pg_args_text(&a, k->tenant != NULL ? k->tenant : "");
+	if ((rc = eb_pg_exec(c, PS_KEY_CURRENT, &a, &r)) != EB_STORE_OK)
+		return rc;
+	for (i = 0; rc == EB_STORE_OK && i < PQntuples(r); i++) {
+		if (eb_pg_get_int8(r, i, 0, &at) != 0)
+			rc = EB_STORE_ERROR;
+		else if (!eb_key_rotation_free(at, k->created))
+			rc = EB_STORE_CONFLICT;
+	}
+	PQclear(r);
+	return rc;
+}
+
 static int
 key_rotate_tx(struct eb_pg_conn *c, void *arg)
 {
@@ -241,7 +268,8 @@ key_rotate_tx(struct eb_pg_conn *c, void *arg)
 	struct eb_pg_args a;
 	int rc;
 
-	if ((rc = key_guard(c)) != EB_STORE_OK)
+	if ((rc = key_guard(c)) != EB_STORE_OK ||
+	    (rc = rotation_free(c, q->k)) != EB_STORE_OK)
 		return rc;
 	eb_pg_args_init(&a);
 	eb_pg_args_text(&a, q->k->tenant != NULL ? q->k->tenant : "");
@@ -497,4 +525,95 @@ eb_pg_lock_release(void *be, const char *name, const char *owner)
 	if (name == NULL || owner == NULL)
 		return EB_STORE_OK;
 	return eb_pg_with(be, lock_release_fn, &q);
+}
+
+/* ---- re-sealing (enrollbridge reseal) ---- */
+
+struct sealed_q {
+	const char *after;
+	size_t limit;
+	struct eb_store_grant_list *out;
+};
+
+static int
+list_sealed_fn(struct eb_pg_conn *c, void *arg)
+{
+	struct sealed_q *q = arg;
+	struct eb_pg_args a;
+
+	eb_pg_args_init(&a);
+	eb_pg_args_text(&a, q->after != NULL ? q->after : "");
+	if (q->limit > 0 && q->limit < INT64_MAX)
+		eb_pg_args_int8(&a, (int64_t)q->limit);
+	else
+		eb_pg_args_text(&a, NULL); /* LIMIT NULL: all */
+	return eb_pg_all(c, PS_GRANT_SEALED, &a, &eb_pg_rt_grant,
+	                 (void **)&q->out->v, &q->out->n);
+}
+
+int
+eb_pg_grant_list_sealed(void *be, const char *after, size_t limit,
+                        struct eb_store_grant_list *out)
+{
+	struct sealed_q q = {after, limit, out};
+
+	memset(out, 0, sizeof(*out));
+	return eb_pg_with(be, list_sealed_fn, &q);
+}
+
+/* A compare and swap: statement cas ($1 the row's key, $2 the old value,
+ * $3 the new one); when it changed nothing, exists ($1) tells CONFLICT
+ * from NOT_FOUND. */
+struct cas_q {
+	int cas, exists;
+	const char *key;
+	const uint8_t *old, *next;
+	size_t old_len, next_len;
+};
+
+static int
+cas_fn(struct eb_pg_conn *c, void *arg)
+{
+	struct cas_q *q = arg;
+	struct eb_pg_args a;
+	size_t n = 0;
+	int rc;
+
+	eb_pg_args_init(&a);
+	eb_pg_args_text(&a, q->key);
+	eb_pg_args_blob(&a, q->old, q->old_len);
+	eb_pg_args_blob(&a, q->next, q->next_len);
+	if ((rc = eb_pg_run(c, q->cas, &a, &n)) != EB_STORE_OK || n > 0)
+		return rc;
+	eb_pg_args_init(&a);
+	eb_pg_args_text(&a, q->key);
+	if ((rc = eb_pg_run(c, q->exists, &a, &n)) != EB_STORE_OK)
+		return rc;
+	return n > 0 ? EB_STORE_CONFLICT : EB_STORE_NOT_FOUND;
+}
+
+int
+eb_pg_grant_reseal(void *be, const char *id, const uint8_t *old, size_t old_len,
+                   const uint8_t *next, size_t next_len)
+{
+	struct cas_q q = {PS_GRANT_RESEAL, PS_GRANT_EXISTS, id, old, next,
+	                  old_len,         next_len};
+
+	if (id == NULL || old == NULL || old_len == 0 || next == NULL ||
+	    next_len == 0)
+		return EB_STORE_ERROR;
+	return eb_pg_with(be, cas_fn, &q);
+}
+
+int
+eb_pg_key_reseal(void *be, const char *kid, const uint8_t *old, size_t old_len,
+                 const uint8_t *next, size_t next_len)
+{
+	struct cas_q q = {PS_KEY_RESEAL, PS_KEY_EXISTS, kid,     old,
+	                  next,          old_len,       next_len};
+
+	if (kid == NULL || old == NULL || old_len == 0 || next == NULL ||
+	    next_len == 0)
+		return EB_STORE_ERROR;
+	return eb_pg_with(be, cas_fn, &q);
 }

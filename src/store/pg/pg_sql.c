@@ -53,11 +53,12 @@
 	"tenant, subject, managed_apple_id, note, created_at, updated_at"
 #define AUDIT_COLS "id, ts, tenant, event, subject, detail"
 
-/* What a due grant is: the claim rule of grant/policy.h, in SQL. */
+/* What a due grant is: the claim rule of grant/policy.h, in SQL (no live
+ * claim included). */
 #define DUE_WHERE                                                              \
 	" status = 'active' AND upstream_next_at <> 0"                         \
 	" AND upstream_next_at <= $2 AND (expires_at = 0 OR expires_at > $2)"  \
-	" AND ($1::text IS NULL OR tenant = $1)"
+	" AND lease_until <= $2 AND ($1::text IS NULL OR tenant = $1)"
 
 /* The audit insert that follows a grant change in one statement. */
 #define AUDIT_FROM_G(ts, ev, det)                                              \
@@ -258,7 +259,8 @@ const struct eb_pg_stmt eb_pg_stmts[PS__COUNT] = {
          7,
          {T, I, I, I, B, I, T}},
     [PS_GRANT_DUE] = {"eb_grant_due",
-                      "SELECT " GRANT_COLS ", upstream_next_at FROM grants"
+                      "SELECT " GRANT_COLS ", upstream_next_at, lease_until"
+                      " FROM grants"
                       " WHERE" DUE_WHERE
                       " ORDER BY upstream_next_at, id LIMIT $3",
                       3,
@@ -267,11 +269,13 @@ const struct eb_pg_stmt eb_pg_stmts[PS__COUNT] = {
     [PS_GRANT_DUE_LEASE] =
         {"eb_grant_due_lease",
          "WITH c AS (UPDATE grants g SET upstream_next_at = $2 + $4"
-         " FROM (SELECT id, upstream_next_at AS was FROM grants"
+         " FROM (SELECT id, upstream_next_at AS was,"
+         " lease_until AS was_until FROM grants"
          " WHERE" DUE_WHERE " ORDER BY upstream_next_at, id LIMIT $3"
          " FOR UPDATE SKIP LOCKED) d WHERE g.id = d.id"
-         " RETURNING " GRANT_COLS_G ", d.was)"
-         " SELECT " GRANT_COLS ", was FROM c ORDER BY was, id",
+         " RETURNING " GRANT_COLS_G ", d.was, d.was_until)"
+         " SELECT " GRANT_COLS ", was, was_until FROM c"
+         " ORDER BY was, id",
          4,
          {T, I, I, I}},
     /* SCALEOUT 3.7: one statement, concurrent claimers skip each other */
@@ -280,11 +284,13 @@ const struct eb_pg_stmt eb_pg_stmts[PS__COUNT] = {
          "WITH c AS (UPDATE grants g SET upstream_next_at = $2 + $4,"
          " lease_until = $2 + $4, lease_owner = $5,"
          " lease_token = $6 || '-' || g.id"
-         " FROM (SELECT id, upstream_next_at AS was FROM grants"
+         " FROM (SELECT id, upstream_next_at AS was,"
+         " lease_until AS was_until FROM grants"
          " WHERE" DUE_WHERE " ORDER BY upstream_next_at, id LIMIT $3"
          " FOR UPDATE SKIP LOCKED) d WHERE g.id = d.id"
-         " RETURNING " GRANT_COLS_G ", d.was)"
-         " SELECT " GRANT_COLS ", was FROM c ORDER BY was, id",
+         " RETURNING " GRANT_COLS_G ", d.was, d.was_until)"
+         " SELECT " GRANT_COLS ", was, was_until FROM c"
+         " ORDER BY was, id",
          6,
          {T, I, I, I, T, T}},
     [PS_GRANT_SLOT_ADD] = {"eb_grant_slot_add",
@@ -299,15 +305,16 @@ const struct eb_pg_stmt eb_pg_stmts[PS__COUNT] = {
                             {T}},
     [PS_GRANT_LIVE] = {"eb_grant_live",
                        "SELECT count(*) FROM grants WHERE tenant = $1"
-                       " AND lease_until > $2",
+                       " AND lease_until > $2 AND status = 'active'",
                        2,
                        {T, I}},
     [PS_GRANT_RELEASE] = {"eb_grant_release",
                           "UPDATE grants SET lease_owner = NULL,"
                           " lease_token = NULL, lease_until = 0,"
-                          " upstream_next_at = $3"
-                          " WHERE id = $1 AND lease_token = $2"
-                          " AND status = 'active'",
+                          " upstream_next_at = CASE WHEN status = 'active'"
+                          " AND upstream_next_at <> 0 THEN $3"
+                          " ELSE upstream_next_at END"
+                          " WHERE id = $1 AND lease_token = $2",
                           3,
                           {T, T, I}},
     [PS_GRANT_COUNT] = {"eb_grant_count",
@@ -403,12 +410,46 @@ const struct eb_pg_stmt eb_pg_stmts[PS__COUNT] = {
                        " not_after = $3 WHERE kid = $1",
                        3,
                        {T, I, I}},
+    /* the tenant's current key: at most one (migration 7) */
+    [PS_KEY_CURRENT] = {"eb_key_current",
+                        "SELECT activates_at FROM signing_keys"
+                        " WHERE tenant = $1 AND retired_at = 0",
+                        1,
+                        {T}},
     [PS_KEY_RETIRE_CURRENT] = {"eb_key_retire_current",
                                "UPDATE signing_keys SET retired_at = $2,"
                                " not_after = $3 WHERE tenant = $1"
                                " AND retired_at = 0",
                                3,
                                {T, I, I}},
+
+    /* enrollbridge reseal: pages of sealed tokens in byte order, compare
+     * and swap */
+    [PS_GRANT_SEALED] = {"eb_grant_sealed",
+                         "SELECT " GRANT_COLS " FROM grants"
+                         " WHERE upstream_refresh_token IS NOT NULL"
+                         " AND id COLLATE \"C\" > $1 COLLATE \"C\""
+                         " ORDER BY id COLLATE \"C\" LIMIT $2",
+                         2,
+                         {T, I}},
+    [PS_GRANT_RESEAL] = {"eb_grant_reseal",
+                         "UPDATE grants SET upstream_refresh_token = $3"
+                         " WHERE id = $1 AND upstream_refresh_token = $2",
+                         3,
+                         {T, B, B}},
+    [PS_GRANT_EXISTS] = {"eb_grant_exists",
+                         "SELECT 1 FROM grants WHERE id = $1",
+                         1,
+                         {T}},
+    [PS_KEY_RESEAL] = {"eb_key_reseal",
+                       "UPDATE signing_keys SET private_key = $3"
+                       " WHERE kid = $1 AND private_key = $2",
+                       3,
+                       {T, B, B}},
+    [PS_KEY_EXISTS] = {"eb_key_exists",
+                       "SELECT 1 FROM signing_keys WHERE kid = $1",
+                       1,
+                       {T}},
 
     [PS_MAP_PUT] = {"eb_map_put",
                     "INSERT INTO mapping_overrides (" MAP_COLS ") VALUES"
@@ -436,7 +477,7 @@ const struct eb_pg_stmt eb_pg_stmts[PS__COUNT] = {
                      " SET owner = EXCLUDED.owner,"
                      " until_at = EXCLUDED.until_at"
                      " WHERE eb_locks.owner = EXCLUDED.owner"
-                     " OR eb_locks.until_at < $3 RETURNING owner",
+                     " OR eb_locks.until_at <= $3 RETURNING owner",
                      4,
                      {T, T, I, I}},
     [PS_LOCK_RELEASE] = {"eb_lock_release",

@@ -541,6 +541,9 @@ const struct eb_store_ops eb_store_pg_ops = {
     .lock_try = eb_pg_lock_try,
     .lock_release = eb_pg_lock_release,
     .key_rotate = eb_pg_key_rotate,
+    .grant_list_sealed = eb_pg_grant_list_sealed,
+    .grant_reseal = eb_pg_grant_reseal,
+    .key_reseal = eb_pg_key_reseal,
     .feed_start = pg_feed_start,
     .feed_stop = pg_feed_stop,
 };
