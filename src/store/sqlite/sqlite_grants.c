@@ -111,35 +111,8 @@ eb_sq_grant_create(void *be, const struct eb_store_grant *g)
 		rc = EB_STORE_ERROR;
 		goto out;
 	}
-	if (eb_sq_bind_text(st, 1, g->id) | eb_sq_bind_text(st, 2, g->tenant) |
-	    eb_sq_bind_text(st, 3, status) |
-	    eb_sq_bind_text(st, 4, g->auth_method) |
-	    eb_sq_bind_text(st, 5, g->client_id) |
-	    eb_sq_bind_text(st, 6, g->managed_apple_id) |
-	    eb_sq_bind_text(st, 7, g->user_identifier) |
-	    eb_sq_bind_text(st, 8, g->idp_issuer) |
-	    eb_sq_bind_text(st, 9, g->idp_subject) |
-	    eb_sq_bind_text(st, 10, g->idp_tid) |
-	    eb_sq_bind_text(st, 11, g->idp_oid) |
-	    eb_sq_bind_text(st, 12, g->enrollment_mode) |
-	    eb_sq_bind_text(st, 13, g->binding_kind) |
-	    eb_sq_bind_text(st, 14, g->binding_value) |
-	    sqlite3_bind_int64(st, 15, g->bound_at) |
-	    sqlite3_bind_int64(st, 16, g->created) |
-	    sqlite3_bind_int64(st, 17, g->updated) |
-	    sqlite3_bind_int64(st, 18, g->expires) |
-	    eb_sq_bind_blob(st, 19, g->upstream_refresh_token,
-	                    g->upstream_refresh_token_len) |
-	    sqlite3_bind_int64(st, 20, g->upstream_renewed_at) |
-	    sqlite3_bind_int64(st, 21, g->upstream_next_at) |
-	    sqlite3_bind_int64(st, 22, g->upstream_failing_since) |
-	    sqlite3_bind_int64(st, 23, g->revoked_at) |
-	    eb_sq_bind_text(st, 24, g->revoke_reason) |
-	    eb_sq_bind_text(st, 25, g->superseded_by) |
-	    eb_sq_bind_text(st, 26, g->extra)) {
-		rc = eb_sq_fail(c, sqlite3_errcode(c->db), __func__);
+	if ((rc = eb_sq_bind_row(c, st, &eb_columns_grant, g, __func__)) != 0)
 		goto out;
-	}
 	if ((rc = eb_sq_run(c, st, __func__)) != 0)
 		goto out;
 	rc = eb_sq_audit_grant(c, g->tenant, "created", g->id, g->created,
@@ -288,10 +261,10 @@ fin_person(void *p)
 {
 	person_finish(p);
 }
-const struct eb_sq_rowtype eb_sq_rt_person = {sizeof(struct person),
-                                              read_person, fin_person};
-const struct eb_sq_rowtype eb_sq_rt_holder = {sizeof(struct person),
-                                              read_holder, fin_person};
+static const struct eb_sq_rowtype RT_PERSON = {sizeof(struct person), NULL,
+                                               read_person, fin_person};
+static const struct eb_sq_rowtype RT_HOLDER = {sizeof(struct person), NULL,
+                                               read_holder, fin_person};
 
 /* The same person signed in for both grants (grant/policy.h). */
 static int
@@ -311,7 +284,7 @@ grant_person(struct eb_sq_conn *c, const char *id, struct person *p)
 		return EB_STORE_ERROR;
 	if (eb_sq_bind_text(st, 1, id))
 		return eb_sq_fail(c, sqlite3_errcode(c->db), __func__);
-	return eb_sq_one(c, st, &eb_sq_rt_person, p, __func__);
+	return eb_sq_one(c, st, &RT_PERSON, p, __func__);
 }
 
 /*
@@ -330,7 +303,7 @@ grant_holder(struct eb_sq_conn *c, const char *tenant, const char *kind,
 	if (eb_sq_bind_text(st, 1, tenant) | eb_sq_bind_text(st, 2, kind) |
 	    eb_sq_bind_text(st, 3, value) | eb_sq_bind_text(st, 4, id))
 		return eb_sq_fail(c, sqlite3_errcode(c->db), __func__);
-	return eb_sq_one(c, st, &eb_sq_rt_holder, h, __func__);
+	return eb_sq_one(c, st, &RT_HOLDER, h, __func__);
 }
 
 /*

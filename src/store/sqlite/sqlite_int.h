@@ -19,6 +19,7 @@
 
 #include <sqlite3.h>
 
+#include "store/columns.h"
 #include "store/store.h"
 
 #define BUSY_TIMEOUT_MS  5000
@@ -26,7 +27,6 @@
 #define RETAIN_TOKENS    86400
 #define AUDIT_LIST_MAX   1000
 #define AUDIT_DETAIL_MAX 4096
-#define TOKEN_NCOLS      12
 
 /* The statements, one per id, prepared once per connection (sqlite_sql.c). */
 enum eb_sq_stmt_id {
@@ -120,10 +120,14 @@ struct eb_sq_rd {
 	int oom;
 };
 
-/* How to read and release one kind of record. */
+/*
+ * How to read and release one kind of row: a record of store.h through its
+ * column list, or another row through its own reader.
+ */
 struct eb_sq_rowtype {
 	size_t size;
-	int (*read)(sqlite3_stmt *, void *);
+	const struct eb_columns *cols;       /* a record's, or NULL */
+	int (*read)(sqlite3_stmt *, void *); /* when cols is NULL: 0 or -1 */
 	void (*finish)(void *);
 };
 
@@ -157,8 +161,17 @@ char *eb_sq_rd_text(struct eb_sq_rd *r);
 int64_t eb_sq_rd_i64(struct eb_sq_rd *r);
 uint8_t *eb_sq_rd_blob(struct eb_sq_rd *r, size_t *len);
 int eb_sq_rd_enum(struct eb_sq_rd *r, const char *(*namef)(int));
-void eb_sq_read_grant_rd(struct eb_sq_rd *rp, struct eb_store_grant *g);
-void eb_sq_read_token_rd(struct eb_sq_rd *rp, struct eb_store_token *t);
+/*
+ * Bind the BOUND columns of rec (a record described by cols) to the
+ * parameters from 1 on, in the order of its list: OK, or ERROR (logged as
+ * fn's) on a bad enum value or a failed bind.
+ */
+int eb_sq_bind_row(struct eb_sq_conn *c, sqlite3_stmt *st,
+                   const struct eb_columns *cols, const void *rec,
+                   const char *fn);
+/* Read cols from r's current column on into rec, allocating its strings. */
+void eb_sq_rd_cols(struct eb_sq_rd *r, const struct eb_columns *cols,
+                   void *rec);
 int eb_sq_one(struct eb_sq_conn *c, sqlite3_stmt *st,
               const struct eb_sq_rowtype *rt, void *out, const char *fn);
 int eb_sq_all(struct eb_sq_conn *c, sqlite3_stmt *st,
@@ -209,8 +222,6 @@ int eb_sq_grant_release(void *be, const char *id, const char *lease_token,
                         int64_t now);
 int eb_sq_grant_count(void *be, const char *tenant, int status,
                       int failing_only, int64_t *out);
-extern const struct eb_sq_rowtype eb_sq_rt_person;
-extern const struct eb_sq_rowtype eb_sq_rt_holder;
 
 /* sqlite_tokens.c */
 int eb_sq_code_put(void *be, const struct eb_store_code *cd);

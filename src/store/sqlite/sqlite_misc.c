@@ -16,17 +16,15 @@
 /* ---- audit ------------------------------------------------------------ */
 
 static int
-audit_insert(struct eb_sq_conn *c, int64_t ts, const char *tenant,
-             const char *event, const char *subject, const char *detail)
+audit_insert(struct eb_sq_conn *c, const struct eb_store_audit *ev)
 {
 	sqlite3_stmt *st;
+	int rc;
 
 	if ((st = eb_sq_stmt(c, ST_AUDIT_ADD)) == NULL)
 		return EB_STORE_ERROR;
-	if (sqlite3_bind_int64(st, 1, ts) | eb_sq_bind_text(st, 2, tenant) |
-	    eb_sq_bind_text(st, 3, event) | eb_sq_bind_text(st, 4, subject) |
-	    eb_sq_bind_text(st, 5, detail))
-		return eb_sq_fail(c, sqlite3_errcode(c->db), __func__);
+	if ((rc = eb_sq_bind_row(c, st, &eb_columns_audit, ev, __func__)) != 0)
+		return rc;
 	return eb_sq_run(c, st, __func__);
 }
 
@@ -41,6 +39,7 @@ eb_sq_audit_grant(struct eb_sq_conn *c, const char *tenant, const char *what,
                   const char *k2, const char *v2)
 {
 	struct eb_buf b;
+	struct eb_store_audit ev = {0};
 	char event[48];
 	int rc = EB_STORE_ERROR, sep = 0;
 
@@ -62,7 +61,13 @@ eb_sq_audit_grant(struct eb_sq_conn *c, const char *tenant, const char *what,
 	}
 	if (eb_buf_addc(&b, '}') != 0)
 		goto out;
-	rc = audit_insert(c, now, tenant, event, id, eb_buf_str(&b));
+	/* the record is only read: its strings stay the caller's */
+	ev.ts = now;
+	ev.tenant = (char *)tenant;
+	ev.event = event;
+	ev.subject = (char *)id;
+	ev.detail = (char *)eb_buf_str(&b);
+	rc = audit_insert(c, &ev);
 out:
 	if (rc == EB_STORE_ERROR && b.len == 0)
 		log_warnx("store: out of memory");
@@ -77,8 +82,7 @@ eb_sq_audit_add(void *be, const struct eb_store_audit *ev)
 
 	if ((c = eb_sq_conn(be)) == NULL)
 		return EB_STORE_ERROR;
-	return audit_insert(c, ev->ts, ev->tenant, ev->event, ev->subject,
-	                    ev->detail);
+	return audit_insert(c, ev);
 }
 
 int
@@ -153,32 +157,8 @@ eb_sq_flow_put(void *be, const struct eb_store_flow *f)
 		rc = EB_STORE_ERROR;
 		goto out;
 	}
-	if (eb_sq_bind_text(st, 1, f->id) | eb_sq_bind_text(st, 2, f->tenant) |
-	    eb_sq_bind_text(st, 3, kind) |
-	    sqlite3_bind_int64(st, 4, f->created) |
-	    sqlite3_bind_int64(st, 5, f->expires) |
-	    eb_sq_bind_text(st, 6, f->user_identifier) |
-	    eb_sq_bind_text(st, 7, f->enrollment_mode) |
-	    eb_sq_bind_text(st, 8, f->model_family) |
-	    eb_sq_bind_text(st, 9, f->product) |
-	    eb_sq_bind_text(st, 10, f->version) |
-	    eb_sq_bind_text(st, 11, f->language) |
-	    eb_sq_bind_text(st, 12, f->os_version) |
-	    eb_sq_bind_text(st, 13, f->udid) |
-	    eb_sq_bind_text(st, 14, f->serial) |
-	    eb_sq_bind_text(st, 15, f->upstream_state) |
-	    eb_sq_bind_text(st, 16, f->upstream_nonce) |
-	    eb_sq_bind_blob(st, 17, f->pkce_verifier, f->pkce_verifier_len) |
-	    eb_sq_bind_text(st, 18, f->browser_binding) |
-	    eb_sq_bind_text(st, 19, f->client_id) |
-	    eb_sq_bind_text(st, 20, f->redirect_uri) |
-	    eb_sq_bind_text(st, 21, f->device_state) |
-	    eb_sq_bind_text(st, 22, f->scope) |
-	    eb_sq_bind_text(st, 23, f->extra) |
-	    eb_sq_bind_text(st, 24, f->code_challenge)) {
-		rc = eb_sq_fail(c, sqlite3_errcode(c->db), __func__);
+	if ((rc = eb_sq_bind_row(c, st, &eb_columns_flow, f, __func__)) != 0)
 		goto out;
-	}
 	rc = eb_sq_run(c, st, __func__);
 out:
 	return eb_sq_tx_end(c, rc, rc == EB_STORE_OK);
@@ -270,20 +250,17 @@ eb_sq_lock_release(void *be, const char *name, const char *owner)
 static int
 key_insert(struct eb_sq_conn *c, const struct eb_store_key *k)
 {
+	struct eb_store_key row;
 	sqlite3_stmt *st;
+	int rc;
 
 	if ((st = eb_sq_stmt(c, ST_KEY_INS)) == NULL)
 		return EB_STORE_ERROR;
-	if (eb_sq_bind_text(st, 1, k->kid) |
-	    eb_sq_bind_text(st, 2, k->tenant ? k->tenant : "") |
-	    eb_sq_bind_text(st, 3, k->alg) |
-	    sqlite3_bind_int64(st, 4, k->created) |
-	    sqlite3_bind_int64(st, 5, k->retired_at) |
-	    sqlite3_bind_int64(st, 6, k->not_after) |
-	    eb_sq_bind_text(st, 7, k->public_jwk) |
-	    eb_sq_bind_blob(st, 8, k->private_key, k->private_key_len) |
-	    sqlite3_bind_int64(st, 9, k->activates_at))
-		return eb_sq_fail(c, sqlite3_errcode(c->db), __func__);
+	row = *k;
+	if (row.tenant == NULL)
+		row.tenant = (char *)""; /* shared by all tenants */
+	if ((rc = eb_sq_bind_row(c, st, &eb_columns_key, &row, __func__)) != 0)
+		return rc;
 	/* a second current key of the tenant is CONFLICT (migration 7) */
 	return eb_sq_run(c, st, __func__);
 }
@@ -471,17 +448,19 @@ int
 eb_sq_mapping_put(void *be, const struct eb_store_mapping *m)
 {
 	struct eb_sq_conn *c;
+	struct eb_store_mapping row;
 	sqlite3_stmt *st;
+	int rc;
 
 	if ((c = eb_sq_conn(be)) == NULL ||
 	    (st = eb_sq_stmt(c, ST_MAP_PUT)) == NULL)
 		return EB_STORE_ERROR;
-	if (eb_sq_bind_text(st, 1, m->tenant) |
-	    eb_sq_bind_text(st, 2, m->subject) |
-	    eb_sq_bind_text(st, 3, m->managed_apple_id) |
-	    eb_sq_bind_text(st, 4, m->note) |
-	    sqlite3_bind_int64(st, 5, m->updated ? m->updated : m->created))
-		return eb_sq_fail(c, sqlite3_errcode(c->db), __func__);
+	/* created and last updated at the same time, as far as this put goes */
+	row = *m;
+	row.created = row.updated = m->updated ? m->updated : m->created;
+	if ((rc = eb_sq_bind_row(c, st, &eb_columns_mapping, &row, __func__)) !=
+	    0)
+		return rc;
 	return eb_sq_run(c, st, __func__);
 }
 

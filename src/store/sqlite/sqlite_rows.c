@@ -90,183 +90,92 @@ eb_sq_rd_enum(struct eb_sq_rd *r, const char *(*namef)(int))
 	return -1;
 }
 
-/* ---- row readers ------------------------------------------------------ */
+/* ---- records through their column lists (store/columns.h) ------------- */
 
+/* Bind one column of rec to parameter i: SQLITE_OK or SQLite's error. */
 static int
-read_audit(sqlite3_stmt *st, void *p)
+bind_col(sqlite3_stmt *st, int i, const struct eb_col *col,
+         const unsigned char *rec)
 {
-	struct eb_store_audit *a = p;
-	struct eb_sq_rd r = {st, 0, 0};
+	const void *p = rec + col->off;
 
-	a->id = eb_sq_rd_i64(&r);
-	a->ts = eb_sq_rd_i64(&r);
-	a->tenant = eb_sq_rd_text(&r);
-	a->event = eb_sq_rd_text(&r);
-	a->subject = eb_sq_rd_text(&r);
-	a->detail = eb_sq_rd_text(&r);
-	return r.oom ? -1 : 0;
+	switch (col->kind) {
+	case EB_COL_TEXT:
+		return eb_sq_bind_text(st, i, *(char *const *)p);
+	case EB_COL_I64:
+		return sqlite3_bind_int64(st, i, *(const int64_t *)p);
+	case EB_COL_BLOB:
+		return eb_sq_bind_blob(st, i, *(uint8_t *const *)p,
+		                       *(const size_t *)(rec + col->len_off));
+	case EB_COL_ENUM:
+		return eb_sq_bind_text(st, i, col->enum_name(*(const int *)p));
+	}
+	return SQLITE_MISUSE;
 }
 
-static int
-read_flow(sqlite3_stmt *st, void *p)
+int
+eb_sq_bind_row(struct eb_sq_conn *c, sqlite3_stmt *st,
+               const struct eb_columns *cols, const void *rec, const char *fn)
 {
-	struct eb_store_flow *f = p;
-	struct eb_sq_rd r = {st, 0, 0};
+	const unsigned char *b = rec;
+	const struct eb_col *col;
+	size_t k;
+	int i = 0;
 
-	f->id = eb_sq_rd_text(&r);
-	f->tenant = eb_sq_rd_text(&r);
-	f->kind = eb_sq_rd_enum(&r, eb_store_flow_kind_name);
-	f->created = eb_sq_rd_i64(&r);
-	f->expires = eb_sq_rd_i64(&r);
-	f->user_identifier = eb_sq_rd_text(&r);
-	f->enrollment_mode = eb_sq_rd_text(&r);
-	f->model_family = eb_sq_rd_text(&r);
-	f->product = eb_sq_rd_text(&r);
-	f->version = eb_sq_rd_text(&r);
-	f->language = eb_sq_rd_text(&r);
-	f->os_version = eb_sq_rd_text(&r);
-	f->udid = eb_sq_rd_text(&r);
-	f->serial = eb_sq_rd_text(&r);
-	f->upstream_state = eb_sq_rd_text(&r);
-	f->upstream_nonce = eb_sq_rd_text(&r);
-	f->pkce_verifier = eb_sq_rd_blob(&r, &f->pkce_verifier_len);
-	f->browser_binding = eb_sq_rd_text(&r);
-	f->client_id = eb_sq_rd_text(&r);
-	f->redirect_uri = eb_sq_rd_text(&r);
-	f->device_state = eb_sq_rd_text(&r);
-	f->scope = eb_sq_rd_text(&r);
-	f->extra = eb_sq_rd_text(&r);
-	f->code_challenge = eb_sq_rd_text(&r);
-	return r.oom ? -1 : 0;
+	for (k = 0; k < cols->n; k++) {
+		col = &cols->v[k];
+		if (col->write != EB_COL_BOUND)
+			continue;
+		if (col->kind == EB_COL_ENUM &&
+		    col->enum_name(*(const int *)(b + col->off)) == NULL) {
+			eb_log(EB_LOG_WARN, fn, "store: bad %s value %d",
+			       col->name, *(const int *)(b + col->off));
+			return EB_STORE_ERROR;
+		}
+		if (bind_col(st, ++i, col, b) != SQLITE_OK)
+			return eb_sq_fail(c, sqlite3_errcode(c->db), fn);
+	}
+	return EB_STORE_OK;
 }
 
-static int
-read_code(sqlite3_stmt *st, void *p)
-{
-	struct eb_store_code *c = p;
-	struct eb_sq_rd r = {st, 0, 0};
-
-	c->hash = eb_sq_rd_text(&r);
-	c->tenant = eb_sq_rd_text(&r);
-	c->grant_id = eb_sq_rd_text(&r);
-	c->client_id = eb_sq_rd_text(&r);
-	c->redirect_uri = eb_sq_rd_text(&r);
-	c->scope = eb_sq_rd_text(&r);
-	c->created = eb_sq_rd_i64(&r);
-	c->expires = eb_sq_rd_i64(&r);
-	c->used_at = eb_sq_rd_i64(&r);
-	c->code_challenge = eb_sq_rd_text(&r);
-	return r.oom ? -1 : 0;
-}
-
-/* A grant's GRANT_NCOLS columns from r's current column on. */
 void
-eb_sq_read_grant_rd(struct eb_sq_rd *rp, struct eb_store_grant *g)
+eb_sq_rd_cols(struct eb_sq_rd *r, const struct eb_columns *cols, void *rec)
 {
-	struct eb_sq_rd r = *rp;
+	unsigned char *b = rec;
+	const struct eb_col *col;
+	void *p;
+	size_t k;
 
-	g->id = eb_sq_rd_text(&r);
-	g->tenant = eb_sq_rd_text(&r);
-	g->status = eb_sq_rd_enum(&r, eb_store_grant_status_name);
-	g->auth_method = eb_sq_rd_text(&r);
-	g->client_id = eb_sq_rd_text(&r);
-	g->managed_apple_id = eb_sq_rd_text(&r);
-	g->user_identifier = eb_sq_rd_text(&r);
-	g->idp_issuer = eb_sq_rd_text(&r);
-	g->idp_subject = eb_sq_rd_text(&r);
-	g->idp_tid = eb_sq_rd_text(&r);
-	g->idp_oid = eb_sq_rd_text(&r);
-	g->enrollment_mode = eb_sq_rd_text(&r);
-	g->binding_kind = eb_sq_rd_text(&r);
-	g->binding_value = eb_sq_rd_text(&r);
-	g->bound_at = eb_sq_rd_i64(&r);
-	g->created = eb_sq_rd_i64(&r);
-	g->updated = eb_sq_rd_i64(&r);
-	g->expires = eb_sq_rd_i64(&r);
-	g->upstream_refresh_token =
-	    eb_sq_rd_blob(&r, &g->upstream_refresh_token_len);
-	g->upstream_renewed_at = eb_sq_rd_i64(&r);
-	g->upstream_next_at = eb_sq_rd_i64(&r);
-	g->upstream_failing_since = eb_sq_rd_i64(&r);
-	g->revoked_at = eb_sq_rd_i64(&r);
-	g->revoke_reason = eb_sq_rd_text(&r);
-	g->superseded_by = eb_sq_rd_text(&r);
-	g->extra = eb_sq_rd_text(&r);
-	g->lease_owner = eb_sq_rd_text(&r);
-	g->lease_token = eb_sq_rd_text(&r);
-	g->lease_until = eb_sq_rd_i64(&r);
-	*rp = r;
+	for (k = 0; k < cols->n; k++) {
+		col = &cols->v[k];
+		p = b + col->off;
+		switch (col->kind) {
+		case EB_COL_TEXT:
+			*(char **)p = eb_sq_rd_text(r);
+			break;
+		case EB_COL_I64:
+			*(int64_t *)p = eb_sq_rd_i64(r);
+			break;
+		case EB_COL_BLOB:
+			*(uint8_t **)p =
+			    eb_sq_rd_blob(r, (size_t *)(b + col->len_off));
+			break;
+		case EB_COL_ENUM:
+			*(int *)p = eb_sq_rd_enum(r, col->enum_name);
+			break;
+		}
+	}
 }
 
+/* Read the current row of st into out (zeroed): 0, or -1 out of memory. */
 static int
-read_grant(sqlite3_stmt *st, void *p)
+row_read(sqlite3_stmt *st, const struct eb_sq_rowtype *rt, void *out)
 {
 	struct eb_sq_rd r = {st, 0, 0};
 
-	eb_sq_read_grant_rd(&r, p);
-	return r.oom ? -1 : 0;
-}
-
-/* A token's TOKEN_NCOLS columns from r's current column on. */
-void
-eb_sq_read_token_rd(struct eb_sq_rd *rp, struct eb_store_token *t)
-{
-	struct eb_sq_rd r = *rp;
-
-	t->hash = eb_sq_rd_text(&r);
-	t->kind = eb_sq_rd_enum(&r, eb_store_token_kind_name);
-	t->tenant = eb_sq_rd_text(&r);
-	t->grant_id = eb_sq_rd_text(&r);
-	t->client_id = eb_sq_rd_text(&r);
-	t->jti = eb_sq_rd_text(&r);
-	t->created = eb_sq_rd_i64(&r);
-	t->expires = eb_sq_rd_i64(&r);
-	t->status = eb_sq_rd_enum(&r, eb_store_token_status_name);
-	t->rotated_at = eb_sq_rd_i64(&r);
-	t->parent_hash = eb_sq_rd_text(&r);
-	t->replaced_by = eb_sq_rd_text(&r);
-	*rp = r;
-}
-
-static int
-read_token(sqlite3_stmt *st, void *p)
-{
-	struct eb_sq_rd r = {st, 0, 0};
-
-	eb_sq_read_token_rd(&r, p);
-	return r.oom ? -1 : 0;
-}
-
-static int
-read_key(sqlite3_stmt *st, void *p)
-{
-	struct eb_store_key *k = p;
-	struct eb_sq_rd r = {st, 0, 0};
-
-	k->kid = eb_sq_rd_text(&r);
-	k->tenant = eb_sq_rd_text(&r);
-	k->alg = eb_sq_rd_text(&r);
-	k->created = eb_sq_rd_i64(&r);
-	k->retired_at = eb_sq_rd_i64(&r);
-	k->not_after = eb_sq_rd_i64(&r);
-	k->public_jwk = eb_sq_rd_text(&r);
-	k->private_key = eb_sq_rd_blob(&r, &k->private_key_len);
-	k->activates_at = eb_sq_rd_i64(&r);
-	return r.oom ? -1 : 0;
-}
-
-static int
-read_mapping(sqlite3_stmt *st, void *p)
-{
-	struct eb_store_mapping *m = p;
-	struct eb_sq_rd r = {st, 0, 0};
-
-	m->tenant = eb_sq_rd_text(&r);
-	m->subject = eb_sq_rd_text(&r);
-	m->managed_apple_id = eb_sq_rd_text(&r);
-	m->note = eb_sq_rd_text(&r);
-	m->created = eb_sq_rd_i64(&r);
-	m->updated = eb_sq_rd_i64(&r);
+	if (rt->cols == NULL)
+		return rt->read(st, out);
+	eb_sq_rd_cols(&r, rt->cols, out);
 	return r.oom ? -1 : 0;
 }
 
@@ -306,20 +215,17 @@ fin_mapping(void *p)
 	eb_store_mapping_finish(p);
 }
 
-const struct eb_sq_rowtype eb_sq_rt_audit = {sizeof(struct eb_store_audit),
-                                             read_audit, fin_audit};
-const struct eb_sq_rowtype eb_sq_rt_flow = {sizeof(struct eb_store_flow),
-                                            read_flow, fin_flow};
-const struct eb_sq_rowtype eb_sq_rt_code = {sizeof(struct eb_store_code),
-                                            read_code, fin_code};
-const struct eb_sq_rowtype eb_sq_rt_grant = {sizeof(struct eb_store_grant),
-                                             read_grant, fin_grant};
-const struct eb_sq_rowtype eb_sq_rt_token = {sizeof(struct eb_store_token),
-                                             read_token, fin_token};
-const struct eb_sq_rowtype eb_sq_rt_key = {sizeof(struct eb_store_key),
-                                           read_key, fin_key};
-const struct eb_sq_rowtype eb_sq_rt_mapping = {sizeof(struct eb_store_mapping),
-                                               read_mapping, fin_mapping};
+#define RECORD(C)                                                              \
+	const struct eb_sq_rowtype eb_sq_rt_##C = {                            \
+	    sizeof(struct eb_store_##C), &eb_columns_##C, NULL, fin_##C}
+
+RECORD(audit);
+RECORD(flow);
+RECORD(code);
+RECORD(grant);
+RECORD(token);
+RECORD(key);
+RECORD(mapping);
 
 /*
  * Step a bound statement expected to yield at most one row into out
@@ -334,7 +240,7 @@ eb_sq_one(struct eb_sq_conn *c, sqlite3_stmt *st,
 	memset(out, 0, rt->size);
 	rc = sqlite3_step(st);
 	if (rc == SQLITE_ROW) {
-		if (rt->read(st, out) != 0) {
+		if (row_read(st, rt, out) != 0) {
 			rt->finish(out);
 			log_warnx("store: out of memory");
 			rc = EB_STORE_ERROR;
@@ -367,7 +273,7 @@ eb_sq_all(struct eb_sq_conn *c, sqlite3_stmt *st,
 			v = nv;
 		}
 		memset(v + n * rt->size, 0, rt->size);
-		if (rt->read(st, v + n * rt->size) != 0) {
+		if (row_read(st, rt, v + n * rt->size) != 0) {
 			rt->finish(v + n * rt->size);
 			goto out_oom;
 		}

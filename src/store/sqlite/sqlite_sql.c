@@ -5,49 +5,36 @@
  */
 #include "store/sqlite/sqlite_int.h"
 
-/* ---- statements ------------------------------------------------------- */
+/*
+ * The records' column lists and their inserts, from store/columns.h. An
+ * insert names the BOUND columns, bound in list order (eb_sq_bind_row), and
+ * the FIXED ones with their constant, leaving the AUTO ones to the
+ * database. Every list item comes with its separator before it, so the
+ * lists start with rowid: NULL, that is SQLite's choice, as when left out
+ * (no table is WITHOUT ROWID).
+ */
+#define SQ_ICOL(C, column, field, kind, write) SQ_ICOL_##write(#column)
+#define SQ_ICOL_BOUND(name)                    ", " name
+#define SQ_ICOL_FIXED(sql)                     SQ_ICOL_BOUND /* (name) follows */
+#define SQ_ICOL_AUTO(name)
+#define SQ_IVAL(C, column, field, kind, write) SQ_IVAL_##write
+#define SQ_IVAL_BOUND                          ", ?"
+#define SQ_IVAL_FIXED(sql)                     ", " sql
+#define SQ_IVAL_AUTO
+#define INSERT(table, list)                                                    \
+	"INSERT INTO " table                                                   \
+	" (rowid" list(SQ_ICOL, , ) ") VALUES (NULL" list(SQ_IVAL, , ) ")"
 
-#define FLOW_COLS                                                              \
-	"id, tenant, kind, created_at, expires_at, user_identifier,"           \
-	" enrollment_mode, model_family, mi_product, mi_version,"              \
-	" mi_language, mi_os_version, mi_udid, mi_serial, upstream_state,"     \
-	" upstream_nonce, pkce_verifier, browser_binding, client_id,"          \
-	" redirect_uri, device_state, scope, extra, code_challenge"
-/* what a new grant is created with (a claim comes later) */
-#define GRANT_INS_COLS                                                         \
-	"id, tenant, status, auth_method, client_id, managed_apple_id,"        \
-	" user_identifier, idp_issuer, idp_subject, idp_tid, idp_oid,"         \
-	" enrollment_mode, binding_kind, binding_value, bound_at,"             \
-	" created_at, updated_at, expires_at, upstream_refresh_token,"         \
-	" upstream_renewed_at, upstream_next_at, upstream_failing_since,"      \
-	" revoked_at, revoke_reason, superseded_by, extra"
-#define GRANT_COLS GRANT_INS_COLS ", lease_owner, lease_token, lease_until"
-#define TOKEN_COLS                                                             \
-	"hash, kind, tenant, grant_id, client_id, jti, created_at,"            \
-	" expires_at, status, rotated_at, parent_hash, replaced_by"
-/* The same lists qualified, for the token-and-grant join. */
-#define GRANT_COLS_G                                                           \
-	"g.id, g.tenant, g.status, g.auth_method, g.client_id,"                \
-	" g.managed_apple_id, g.user_identifier, g.idp_issuer, g.idp_subject," \
-	" g.idp_tid, g.idp_oid, g.enrollment_mode, g.binding_kind,"            \
-	" g.binding_value, g.bound_at, g.created_at, g.updated_at,"            \
-	" g.expires_at, g.upstream_refresh_token, g.upstream_renewed_at,"      \
-	" g.upstream_next_at, g.upstream_failing_since, g.revoked_at,"         \
-	" g.revoke_reason, g.superseded_by, g.extra, g.lease_owner,"           \
-	" g.lease_token, g.lease_until"
-#define TOKEN_COLS_T                                                           \
-	"t.hash, t.kind, t.tenant, t.grant_id, t.client_id, t.jti,"            \
-	" t.created_at, t.expires_at, t.status, t.rotated_at, t.parent_hash,"  \
-	" t.replaced_by"
-#define CODE_COLS                                                              \
-	"hash, tenant, grant_id, client_id, redirect_uri, scope, created_at,"  \
-	" expires_at, used_at, code_challenge"
-#define KEY_COLS                                                               \
-	"kid, tenant, alg, created_at, retired_at, not_after, public_jwk,"     \
-	" private_key, activates_at"
-#define MAP_COLS                                                               \
-	"tenant, subject, managed_apple_id, note, created_at, updated_at"
-#define AUDIT_COLS "id, ts, tenant, event, subject, detail"
+#define AUDIT_COLS EB_COLUMNS_SQL(EB_COLUMNS_AUDIT)
+#define FLOW_COLS  EB_COLUMNS_SQL(EB_COLUMNS_FLOW)
+#define CODE_COLS  EB_COLUMNS_SQL(EB_COLUMNS_CODE)
+#define GRANT_COLS EB_COLUMNS_SQL(EB_COLUMNS_GRANT)
+#define TOKEN_COLS EB_COLUMNS_SQL(EB_COLUMNS_TOKEN)
+#define KEY_COLS   EB_COLUMNS_SQL(EB_COLUMNS_KEY)
+#define MAP_COLS   EB_COLUMNS_SQL(EB_COLUMNS_MAPPING)
+/* The same qualified, for the token-and-grant join. */
+#define GRANT_COLS_G EB_COLUMNS_QSQL(EB_COLUMNS_GRANT, "g.")
+#define TOKEN_COLS_T EB_COLUMNS_QSQL(EB_COLUMNS_TOKEN, "t.")
 
 /* A renewal outcome (struct eb_store_upstream), ?2-?6. */
 #define UPSTREAM_SET                                                           \
@@ -57,35 +44,27 @@
 	" upstream_refresh_token = CASE WHEN ?5 IS NOT NULL"                   \
 	" THEN ?5 ELSE upstream_refresh_token END, updated_at = ?6"
 
-#define Q4  "?,?,?,?"
-#define Q8  Q4 "," Q4
-#define Q16 Q8 "," Q8
-
 const char *const eb_sq_sql[ST__COUNT] = {
     [ST_BEGIN] = "BEGIN IMMEDIATE",
     [ST_COMMIT] = "COMMIT",
     [ST_ROLLBACK] = "ROLLBACK",
     [ST_PING] = "SELECT count(*) FROM schema_migrations",
     [ST_VERSION] = "SELECT coalesce(max(version), 0) FROM schema_migrations",
-    [ST_AUDIT_ADD] = "INSERT INTO audit_events (ts, tenant, event, subject,"
-                     " detail) VALUES (?,?,?,?,?)",
+    [ST_AUDIT_ADD] = INSERT("audit_events", EB_COLUMNS_AUDIT),
     [ST_AUDIT_LIST] = "SELECT " AUDIT_COLS " FROM audit_events"
                       " WHERE ?1 IS NULL OR tenant = ?1"
                       " ORDER BY id DESC LIMIT ?2",
-    [ST_FLOW_INS] = "INSERT INTO login_flows (" FLOW_COLS ") VALUES"
-                    " (" Q16 "," Q4 ",?,?,?,?)",
+    [ST_FLOW_INS] = INSERT("login_flows", EB_COLUMNS_FLOW),
     [ST_FLOW_DEL] = "DELETE FROM login_flows WHERE id = ?",
     [ST_FLOW_BY_ID] = "SELECT " FLOW_COLS " FROM login_flows WHERE id = ?",
     [ST_FLOW_BY_STATE] = "SELECT " FLOW_COLS " FROM login_flows"
                          " WHERE upstream_state = ?",
     [ST_FLOW_SWEEP] = "DELETE FROM login_flows WHERE expires_at <= ?",
-    [ST_CODE_INS] = "INSERT INTO auth_codes (" CODE_COLS ") VALUES"
-                    " (" Q8 ",0,?)",
+    [ST_CODE_INS] = INSERT("auth_codes", EB_COLUMNS_CODE),
     [ST_CODE_GET] = "SELECT " CODE_COLS " FROM auth_codes WHERE hash = ?",
     [ST_CODE_USE] = "UPDATE auth_codes SET used_at = ?2 WHERE hash = ?1",
     [ST_CODE_SWEEP] = "DELETE FROM auth_codes WHERE expires_at <= ?",
-    [ST_GRANT_INS] = "INSERT INTO grants (" GRANT_INS_COLS ") VALUES"
-                     " (" Q16 "," Q8 ",?,?)",
+    [ST_GRANT_INS] = INSERT("grants", EB_COLUMNS_GRANT),
     [ST_GRANT_GET] = "SELECT " GRANT_COLS " FROM grants WHERE id = ?",
     [ST_GRANT_STATE] = "SELECT status, tenant, binding_kind, binding_value"
                        " FROM grants WHERE id = ?",
@@ -164,8 +143,7 @@ const char *const eb_sq_sql[ST__COUNT] = {
     [ST_GRANT_RESEAL] = "UPDATE grants SET upstream_refresh_token = ?3"
                         " WHERE id = ?1 AND upstream_refresh_token = ?2",
     [ST_GRANT_EXISTS] = "SELECT 1 FROM grants WHERE id = ?",
-    [ST_TOKEN_INS] = "INSERT INTO tokens (" TOKEN_COLS ") VALUES"
-                     " (?,?,?,?,?,?,?,?,'active',0,?,NULL)",
+    [ST_TOKEN_INS] = INSERT("tokens", EB_COLUMNS_TOKEN),
     [ST_TOKEN_GET] = "SELECT " TOKEN_COLS " FROM tokens WHERE hash = ?",
     [ST_TOKEN_GRANT_GET] = "SELECT " TOKEN_COLS_T ", " GRANT_COLS_G
                            " FROM tokens t LEFT JOIN grants g"
@@ -189,8 +167,7 @@ const char *const eb_sq_sql[ST__COUNT] = {
                             " successor_until = 0"
                             " WHERE successor_sealed IS NOT NULL"
                             " AND successor_until < ?",
-    [ST_KEY_INS] = "INSERT INTO signing_keys (" KEY_COLS ") VALUES"
-                   " (" Q8 ",?)",
+    [ST_KEY_INS] = INSERT("signing_keys", EB_COLUMNS_KEY),
     [ST_KEY_LIST] = "SELECT " KEY_COLS " FROM signing_keys"
                     " WHERE ?1 IS NULL OR tenant = '' OR tenant = ?1"
                     " ORDER BY created_at DESC, kid",
@@ -205,11 +182,12 @@ const char *const eb_sq_sql[ST__COUNT] = {
     [ST_KEY_RESEAL] = "UPDATE signing_keys SET private_key = ?3"
                       " WHERE kid = ?1 AND private_key = ?2",
     [ST_KEY_EXISTS] = "SELECT 1 FROM signing_keys WHERE kid = ?",
-    [ST_MAP_PUT] =
-        "INSERT INTO mapping_overrides (" MAP_COLS ") VALUES"
-        " (?1,?2,?3,?4,?5,?5) ON CONFLICT (tenant, subject) DO UPDATE"
-        " SET managed_apple_id = excluded.managed_apple_id,"
-        " note = excluded.note, updated_at = excluded.updated_at",
+    [ST_MAP_PUT] = INSERT(
+        "mapping_overrides",
+        EB_COLUMNS_MAPPING) " ON CONFLICT (tenant, subject) DO UPDATE"
+                            " SET managed_apple_id = excluded.managed_apple_id,"
+                            " note = excluded.note, updated_at = "
+                            "excluded.updated_at",
     [ST_MAP_GET] = "SELECT " MAP_COLS " FROM mapping_overrides"
                    " WHERE tenant = ? AND subject = ?",
     [ST_MAP_DEL] = "DELETE FROM mapping_overrides"

@@ -19,20 +19,13 @@ eb_sq_code_put(void *be, const struct eb_store_code *cd)
 {
 	struct eb_sq_conn *c;
 	sqlite3_stmt *st;
+	int rc;
 
 	if ((c = eb_sq_conn(be)) == NULL ||
 	    (st = eb_sq_stmt(c, ST_CODE_INS)) == NULL)
 		return EB_STORE_ERROR;
-	if (eb_sq_bind_text(st, 1, cd->hash) |
-	    eb_sq_bind_text(st, 2, cd->tenant) |
-	    eb_sq_bind_text(st, 3, cd->grant_id) |
-	    eb_sq_bind_text(st, 4, cd->client_id) |
-	    eb_sq_bind_text(st, 5, cd->redirect_uri) |
-	    eb_sq_bind_text(st, 6, cd->scope) |
-	    sqlite3_bind_int64(st, 7, cd->created) |
-	    sqlite3_bind_int64(st, 8, cd->expires) |
-	    eb_sq_bind_text(st, 9, cd->code_challenge))
-		return eb_sq_fail(c, sqlite3_errcode(c->db), __func__);
+	if ((rc = eb_sq_bind_row(c, st, &eb_columns_code, cd, __func__)) != 0)
+		return rc;
 	return eb_sq_run(c, st, __func__);
 }
 
@@ -122,7 +115,9 @@ token_insert(struct eb_sq_conn *c, const struct eb_store_token *t,
              const char *parent)
 {
 	const char *kind = eb_store_token_kind_name(t->kind);
+	struct eb_store_token row;
 	sqlite3_stmt *st;
+	int rc;
 
 	if (kind == NULL) {
 		log_warnx("store: token with a bad kind");
@@ -130,15 +125,12 @@ token_insert(struct eb_sq_conn *c, const struct eb_store_token *t,
 	}
 	if ((st = eb_sq_stmt(c, ST_TOKEN_INS)) == NULL)
 		return EB_STORE_ERROR;
-	if (eb_sq_bind_text(st, 1, t->hash) | eb_sq_bind_text(st, 2, kind) |
-	    eb_sq_bind_text(st, 3, t->tenant) |
-	    eb_sq_bind_text(st, 4, t->grant_id) |
-	    eb_sq_bind_text(st, 5, t->client_id) |
-	    eb_sq_bind_text(st, 6, t->jti) |
-	    sqlite3_bind_int64(st, 7, t->created) |
-	    sqlite3_bind_int64(st, 8, t->expires) |
-	    eb_sq_bind_text(st, 9, parent))
-		return eb_sq_fail(c, sqlite3_errcode(c->db), __func__);
+	/* a new token is active; its parent is the caller's choice */
+	row = *t;
+	row.parent_hash = (char *)parent;
+	if ((rc = eb_sq_bind_row(c, st, &eb_columns_token, &row, __func__)) !=
+	    0)
+		return rc;
 	return eb_sq_run(c, st, __func__);
 }
 
@@ -184,9 +176,10 @@ eb_sq_token_grant_get(void *be, const char *hash, struct eb_store_token *tok,
 		r.st = st;
 		r.col = 0;
 		r.oom = 0;
-		eb_sq_read_token_rd(&r, tok);
-		if (sqlite3_column_type(st, TOKEN_NCOLS) != SQLITE_NULL)
-			eb_sq_read_grant_rd(&r, grant);
+		eb_sq_rd_cols(&r, &eb_columns_token, tok);
+		/* the grant's columns follow: NULL when it is gone */
+		if (sqlite3_column_type(st, r.col) != SQLITE_NULL)
+			eb_sq_rd_cols(&r, &eb_columns_grant, grant);
 		if (r.oom) {
 			eb_store_token_finish(tok);
 			eb_store_grant_finish(grant);
