@@ -138,14 +138,28 @@ struct eb_sq_gstate {
 	char *bkind, *bvalue;
 };
 
-/* sqlite_conn.c */
+/* ---- sqlite_conn.c ---- */
+
+/* This thread's connection to store be, opened on first use; NULL logged. */
 struct eb_sq_conn *eb_sq_conn(void *be);
+/* The cached statement id, reset and unbound; NULL (logged) on failure. */
 sqlite3_stmt *eb_sq_stmt(struct eb_sq_conn *c, enum eb_sq_stmt_id id);
+/*
+ * A failed SQLite result rc as ours: CONFLICT for a duplicate key, NOT_FOUND
+ * for a missing reference, else ERROR logged as fn's.
+ */
 int eb_sq_fail(struct eb_sq_conn *c, int rc, const char *fn);
+/* Step st, a statement that returns no row, and reset it: OK or eb_sq_fail. */
 int eb_sq_run(struct eb_sq_conn *c, sqlite3_stmt *st, const char *fn);
+/*
+ * BEGIN IMMEDIATE; a rollback (a no-op when a failed statement already
+ * ended the transaction); the end of one: commit when commit is set (rc, or
+ * ERROR when the commit fails), else roll back and return rc.
+ */
 int eb_sq_tx_begin(struct eb_sq_conn *c);
 void eb_sq_tx_rollback(struct eb_sq_conn *c);
 int eb_sq_tx_end(struct eb_sq_conn *c, int rc, int commit);
+/* The operations of struct eb_store_ops (store.h), by file. */
 int eb_sq_open_flags(const char *target, int flags,
                      const struct eb_store_open_opts *opts,
                      eb_store_applied_fn *applied, void *arg, void **bep,
@@ -154,11 +168,17 @@ int eb_sq_open(const char *target, void **bep, char *err, size_t errlen);
 void eb_sq_close(void *be);
 int eb_sq_ping(void *be);
 
-/* sqlite_rows.c */
+/* ---- sqlite_rows.c ---- */
+
+/* Bind s (NULL: SQL NULL) or n bytes at p (NULL: SQL NULL) to parameter i. */
 int eb_sq_bind_text(sqlite3_stmt *st, int i, const char *s);
 int eb_sq_bind_blob(sqlite3_stmt *st, int i, const void *p, size_t n);
+/*
+ * The next column of r as an allocated string, a blob (its size in *len)
+ * or the enum value whose name (through namef) it holds, -1 for none; NULL
+ * for SQL NULL. An allocation failure sets r->oom.
+ */
 char *eb_sq_rd_text(struct eb_sq_rd *r);
-int64_t eb_sq_rd_i64(struct eb_sq_rd *r);
 uint8_t *eb_sq_rd_blob(struct eb_sq_rd *r, size_t *len);
 int eb_sq_rd_enum(struct eb_sq_rd *r, const char *(*namef)(int));
 /*
@@ -172,6 +192,11 @@ int eb_sq_bind_row(struct eb_sq_conn *c, sqlite3_stmt *st,
 /* Read cols from r's current column on into rec, allocating its strings. */
 void eb_sq_rd_cols(struct eb_sq_rd *r, const struct eb_columns *cols,
                    void *rec);
+/*
+ * Step a bound statement: at most one row into out (zeroed first; OK,
+ * NOT_FOUND or ERROR), every row into *vp / *np, or the one integer of its
+ * one row into *out. The statement is reset.
+ */
 int eb_sq_one(struct eb_sq_conn *c, sqlite3_stmt *st,
               const struct eb_sq_rowtype *rt, void *out, const char *fn);
 int eb_sq_all(struct eb_sq_conn *c, sqlite3_stmt *st,
@@ -179,6 +204,7 @@ int eb_sq_all(struct eb_sq_conn *c, sqlite3_stmt *st,
               const char *fn);
 int eb_sq_i64(struct eb_sq_conn *c, sqlite3_stmt *st, int64_t *out,
               const char *fn);
+/* The records of store.h, read through their column lists. */
 extern const struct eb_sq_rowtype eb_sq_rt_audit;
 extern const struct eb_sq_rowtype eb_sq_rt_flow;
 extern const struct eb_sq_rowtype eb_sq_rt_code;
@@ -187,19 +213,33 @@ extern const struct eb_sq_rowtype eb_sq_rt_token;
 extern const struct eb_sq_rowtype eb_sq_rt_key;
 extern const struct eb_sq_rowtype eb_sq_rt_mapping;
 
-/* sqlite_schema.c */
+/* ---- sqlite_schema.c ---- */
+
+/*
+ * On c, a new connection: check that the schema is one this binary works
+ * with, or apply the migrations it lacks (applied told of each). 0, or -1
+ * with the reason in err.
+ */
 int eb_sq_check_schema(struct eb_sq_conn *c, char *err, size_t errlen);
 int eb_sq_migrate(struct eb_sq_conn *c, eb_store_applied_fn *applied, void *arg,
                   char *err, size_t errlen);
+/* Operation. */
 int eb_sq_schema_version(void *be, int64_t *version);
 
-/* sqlite_grants.c */
+/* ---- sqlite_grants.c ---- */
+
+/* Release g; read grant id's decision state into g (OK, NOT_FOUND, ERROR). */
 void eb_sq_gstate_finish(struct eb_sq_gstate *g);
 int eb_sq_gstate_read(struct eb_sq_conn *c, const char *id,
                       struct eb_sq_gstate *g);
+/*
+ * End grant id (status revoked, expired or superseded), its tokens revoked,
+ * the change audited, in the caller's transaction.
+ */
 int eb_sq_grant_end(struct eb_sq_conn *c, const char *id, const char *tenant,
                     int status, const char *reason, const char *superseded_by,
                     int64_t now);
+/* Operations. */
 int eb_sq_grant_create(void *be, const struct eb_store_grant *g);
 int eb_sq_grant_get(void *be, const char *id, struct eb_store_grant *out);
 int eb_sq_grant_list(void *be, const struct eb_store_grant_filter *f,
@@ -223,7 +263,7 @@ int eb_sq_grant_release(void *be, const char *id, const char *lease_token,
 int eb_sq_grant_count(void *be, const char *tenant, int status,
                       int failing_only, int64_t *out);
 
-/* sqlite_tokens.c */
+/* ---- sqlite_tokens.c: operations ---- */
 int eb_sq_code_put(void *be, const struct eb_store_code *cd);
 int eb_sq_code_consume(void *be, const char *hash, const char *client_id,
                        const char *redirect_uri, int64_t now,
@@ -240,11 +280,17 @@ int eb_sq_token_rotate(void *be, const char *old_hash,
                        int64_t grace, struct eb_store_token *old_out);
 int eb_sq_token_revoke(void *be, const char *hash, int64_t now);
 
-/* sqlite_misc.c */
+/* ---- sqlite_misc.c ---- */
+
+/*
+ * Record a change of grant id as event "grant.<what>", with up to two string
+ * fields as detail (NULL values left out), in the caller's transaction.
+ */
 int eb_sq_audit_grant(struct eb_sq_conn *c, const char *tenant,
                       const char *what, const char *id, int64_t now,
                       const char *k1, const char *v1, const char *k2,
                       const char *v2);
+/* Operations. */
 int eb_sq_audit_add(void *be, const struct eb_store_audit *ev);
 int eb_sq_audit_list(void *be, const char *tenant, size_t limit,
                      struct eb_store_audit_list *out);

@@ -455,7 +455,8 @@ eb_sq_mapping_put(void *be, const struct eb_store_mapping *m)
 	if ((c = eb_sq_conn(be)) == NULL ||
 	    (st = eb_sq_stmt(c, ST_MAP_PUT)) == NULL)
 		return EB_STORE_ERROR;
-	/* created and last updated at the same time, as far as this put goes */
+	/* one time for both, as before: updated, else created (an upsert
+	 * keeps created_at and takes updated_at) */
 	row = *m;
 	row.created = row.updated = m->updated ? m->updated : m->created;
 	if ((rc = eb_sq_bind_row(c, st, &eb_columns_mapping, &row, __func__)) !=

@@ -48,8 +48,8 @@ eb_sq_rd_text(struct eb_sq_rd *r)
 	return s;
 }
 
-int64_t
-eb_sq_rd_i64(struct eb_sq_rd *r)
+static int64_t
+rd_i64(struct eb_sq_rd *r)
 {
 	return sqlite3_column_int64(r->st, r->col++);
 }
@@ -154,7 +154,7 @@ eb_sq_rd_cols(struct eb_sq_rd *r, const struct eb_columns *cols, void *rec)
 			*(char **)p = eb_sq_rd_text(r);
 			break;
 		case EB_COL_I64:
-			*(int64_t *)p = eb_sq_rd_i64(r);
+			*(int64_t *)p = rd_i64(r);
 			break;
 		case EB_COL_BLOB:
 			*(uint8_t **)p =
