@@ -37,7 +37,8 @@
  * FIXED column's sql going into the VALUES list and an AUTO column left out
  * of both lists. Its $n placeholders cannot be counted by the preprocessor:
  * it either builds the VALUES list when it prepares, or keeps it written
- * and checks its length against EB_COLUMNS_COUNT(list) at compile time.
+ * and checks its count of $n against EB_COLUMNS_NBOUND(list) at compile
+ * time.
  */
 #ifndef EB_STORE_COLUMNS_H
 #define EB_STORE_COLUMNS_H
@@ -187,6 +188,13 @@
 /* How many columns the list has, as an integer constant expression. */
 #define EB_COL_ONE(C, column, field, kind, write) +1
 #define EB_COLUMNS_COUNT(list)                    (0 list(EB_COL_ONE, , ))
+
+/* How many of them an insert binds (the BOUND ones). */
+#define EB_COL_BOUND_ONE(C, column, field, kind, write) EB_COL_IS_##write
+#define EB_COL_IS_BOUND                                 +1
+#define EB_COL_IS_FIXED(sql)
+#define EB_COL_IS_AUTO
+#define EB_COLUMNS_NBOUND(list) (0 list(EB_COL_BOUND_ONE, , ))
 
 enum eb_col_kind {
 	EB_COL_TEXT,
