@@ -4,7 +4,7 @@
  * mapping overrides, audit events) behind one ops table, so that another
  * backend can be added without touching callers. Callers use the
  * eb_store_* functions below; they dispatch through the handle's ops. The
- * SQLite backend (store/sqlite.c) is the default.
+ * SQLite backend (store/sqlite/) is the default.
  *
  * Conventions for every function here:
  * - Times are int64 unix seconds; where "now" matters the caller passes it,
@@ -394,7 +394,7 @@ struct eb_store_ops {
 	                  size_t old_len, const uint8_t *next, size_t next_len);
 };
 
-/* The SQLite backend (store/sqlite.c); target is the database file path. */
+/* The SQLite backend (store/sqlite/); target is the database file path. */
 extern const struct eb_store_ops eb_store_sqlite_ops;
 /* The PostgreSQL backend (store/pg/); target is a libpq DSN (key=value or
  * URI), whose search_path names the schema. */
