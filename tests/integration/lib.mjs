@@ -151,6 +151,16 @@ export function sql(target, query) {
   return r.stdout.trim() ? JSON.parse(r.stdout) : [];
 }
 
+// A blob column as upper-case hex in a query, the same text on both
+// backends (SQLite's hex(); NULL stays NULL on PostgreSQL, '' on SQLite:
+// both falsy). target (a configuration, file or DSN) picks the dialect;
+// without it, the backend of this run.
+export function hexOf(col, target) {
+  const db = target === undefined ? undefined : typeof target === 'string' ? target : target.cfg.database;
+  const pg = db === undefined ? BACKEND === 'pg' : isPgTarget(db);
+  return pg ? `upper(encode(${col}, 'hex'))` : `hex(${col})`;
+}
+
 // Write a configuration; returns { dir, main, tenantsDir, write(tenant), cfg }.
 export function writeConfig({ port, tenants, main = {} }) {
   const dir = tmpDir();
