@@ -161,6 +161,14 @@ export function hexOf(col, target) {
   return pg ? `upper(encode(${col}, 'hex'))` : `hex(${col})`;
 }
 
+// A blob literal from hex text, for either dialect (target as for hexOf).
+export function blobOf(hex, target) {
+  if (!/^[0-9a-fA-F]*$/.test(hex) || hex.length % 2) throw new Error(`blobOf: not hex: ${hex}`);
+  const db = target === undefined ? undefined : typeof target === 'string' ? target : target.cfg.database;
+  const pg = db === undefined ? BACKEND === 'pg' : isPgTarget(db);
+  return pg ? `decode('${hex}', 'hex')` : `X'${hex}'`;
+}
+
 // Write a configuration; returns { dir, main, tenantsDir, write(tenant), cfg }.
 export function writeConfig({ port, tenants, main = {} }) {
   const dir = tmpDir();
