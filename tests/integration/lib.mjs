@@ -169,6 +169,25 @@ export function blobOf(hex, target) {
   return pg ? `decode('${hex}', 'hex')` : `X'${hex}'`;
 }
 
+// The database's own consistency check, [] when it finds nothing: SQLite's
+// integrity_check; on PostgreSQL amcheck (in a schema of its own, away from
+// the bridge's) over every B-tree index (with its heap) and every table.
+export function integrityProblems(target) {
+  const db = typeof target === 'string' ? target : target.cfg.database;
+  if (!isPgTarget(db)) {
+    return sql(db, 'pragma integrity_check').map((r) => r.integrity_check).filter((m) => m !== 'ok');
+  }
+  sql(db, 'CREATE SCHEMA IF NOT EXISTS eb_amcheck; CREATE EXTENSION IF NOT EXISTS amcheck SCHEMA eb_amcheck');
+  const idx = sql(db, `select c.relname, eb_amcheck.bt_index_check(c.oid, true)::text as r
+    from pg_index i join pg_class c on c.oid = i.indexrelid join pg_am am on am.oid = c.relam
+    where am.amname = 'btree' and c.relnamespace = 'public'::regnamespace`);
+  if (idx.length === 0) return ['amcheck: no index checked'];
+  const heap = sql(db, `select c.relname, v.msg from pg_class c
+    cross join lateral eb_amcheck.verify_heapam(c.oid) v
+    where c.relkind = 'r' and c.relnamespace = 'public'::regnamespace`);
+  return heap.map((r) => `${r.relname}: ${r.msg}`);
+}
+
 // Write a configuration; returns { dir, main, tenantsDir, write(tenant), cfg }.
 export function writeConfig({ port, tenants, main = {} }) {
   const dir = tmpDir();
