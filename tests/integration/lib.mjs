@@ -138,8 +138,10 @@ export function sql(target, query) {
   if (isPgTarget(db)) {
     const q = query.trim().replace(/;$/, '');
     let wrapped;
-    if (/^(select|with|values|table)\b/i.test(q)) wrapped = `SELECT coalesce(json_agg(t), '[]') FROM (${q}) t`;
-    else if (/\breturning\b/i.test(q)) wrapped = `WITH t AS (${q}) SELECT coalesce(json_agg(t), '[]') FROM t`;
+    // the row alias must not be a column name: json_agg(t) would take the
+    // column t rather than the row
+    if (/^(select|with|values|table)\b/i.test(q)) wrapped = `SELECT coalesce(json_agg(eb_row_), '[]') FROM (${q}) eb_row_`;
+    else if (/\breturning\b/i.test(q)) wrapped = `WITH eb_row_ AS (${q}) SELECT coalesce(json_agg(eb_row_), '[]') FROM eb_row_`;
     else {
       psql(db, q); // a statement without rows
       return [];
