@@ -190,6 +190,28 @@ export function integrityProblems(target) {
   return heap.map((r) => `${r.relname}: ${r.msg}`);
 }
 
+// Everything the database stores, as text to search for what must never be
+// there: the SQLite file's bytes and its WAL's; on PostgreSQL a data-only pg_dump, where
+// bytea shows as hex, so contains(needle) looks for the needle as text and
+// as hex both.
+export function dbContents(target) {
+  const db = typeof target === 'string' ? target : target.cfg.database;
+  if (!isPgTarget(db)) {
+    // in WAL mode the newest pages may still be in the -wal file only
+    const bytes = Buffer.concat([db, `${db}-wal`].filter((f) => fs.existsSync(f)).map((f) => fs.readFileSync(f)));
+    return { contains: (needle) => bytes.includes(Buffer.from(needle)) };
+  }
+  const r = spawnSync(path.join(path.dirname(psqlBin()), 'pg_dump'), ['--data-only', '-d', db],
+    { encoding: 'utf8', timeout: 30000, maxBuffer: 256 << 20 });
+  if (r.status !== 0) throw new Error(`pg_dump: ${(r.stderr || r.error?.message || '').trim()}`);
+  const text = r.stdout;
+  if (!/COPY public\.signing_keys/.test(text)) throw new Error('pg_dump: no signing_keys data in the dump');
+  const lower = text.toLowerCase();
+  return {
+    contains: (needle) => text.includes(needle) || lower.includes(Buffer.from(needle).toString('hex')),
+  };
+}
+
 // Write a configuration; returns { dir, main, tenantsDir, write(tenant), cfg }.
 export function writeConfig({ port, tenants, main = {} }) {
   const dir = tmpDir();
