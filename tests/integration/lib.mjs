@@ -122,7 +122,8 @@ export function dropTestDatabases() {
 }
 process.on('exit', dropTestDatabases);
 
-function pgDatabase() {
+// A fresh, empty PostgreSQL database on EB_TEST_PG (dropped at exit); its DSN.
+export function pgDatabase() {
   const base = pgBase();
   const name = `eb_it_${crypto.randomBytes(6).toString('hex')}`;
   psql(base, `CREATE DATABASE ${name}`);
