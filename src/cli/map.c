@@ -137,24 +137,29 @@ provider_check(const struct eb_tenant *t, const struct eb_provider_ops *ops,
 
 /*
  * The store, when the configured database exists (a dry run never creates
- * one). *st is NULL when skipped; returns -1 only when opening failed.
+ * an SQLite file; a PostgreSQL database is always there to ask). *st is
+ * NULL when skipped; returns -1 only when opening failed.
  */
 static int
 open_store(const struct eb_config *cfg, struct eb_store **st)
 {
+	const char *where;
 	char err[256] = "";
 
 	*st = NULL;
-	if (cfg->database == NULL || access(cfg->database, F_OK) == -1) {
+	if (cfg->database == NULL ||
+	    (!cfg->database_pg && access(cfg->database, F_OK) == -1)) {
 		printf("overrides: skipped (no database at %s)\n",
 		       cfg->database ? cfg->database : "-");
 		return 0;
 	}
+	/* a DSN may hold a password: never printed */
+	where = cfg->database_pg ? "the PostgreSQL database" : cfg->database;
 	if ((*st = eb_store_open_config(cfg, err, sizeof(err))) == NULL) {
-		fprintf(stderr, "map: %s: %s\n", cfg->database, err);
+		fprintf(stderr, "map: %s: %s\n", where, err);
 		return -1;
 	}
-	printf("overrides: checked (%s)\n", cfg->database);
+	printf("overrides: checked (%s)\n", where);
 	return 0;
 }
 

@@ -122,7 +122,8 @@ export function dropTestDatabases() {
 }
 process.on('exit', dropTestDatabases);
 
-function pgDatabase() {
+// A fresh, empty PostgreSQL database on EB_TEST_PG (dropped at exit); its DSN.
+export function pgDatabase() {
   const base = pgBase();
   const name = `eb_it_${crypto.randomBytes(6).toString('hex')}`;
   psql(base, `CREATE DATABASE ${name}`);
@@ -138,8 +139,10 @@ export function sql(target, query) {
   if (isPgTarget(db)) {
     const q = query.trim().replace(/;$/, '');
     let wrapped;
-    if (/^(select|with|values|table)\b/i.test(q)) wrapped = `SELECT coalesce(json_agg(t), '[]') FROM (${q}) t`;
-    else if (/\breturning\b/i.test(q)) wrapped = `WITH t AS (${q}) SELECT coalesce(json_agg(t), '[]') FROM t`;
+    // the row alias must not be a column name: json_agg(t) would take the
+    // column t rather than the row
+    if (/^(select|with|values|table)\b/i.test(q)) wrapped = `SELECT coalesce(json_agg(eb_row_), '[]') FROM (${q}) eb_row_`;
+    else if (/\breturning\b/i.test(q)) wrapped = `WITH eb_row_ AS (${q}) SELECT coalesce(json_agg(eb_row_), '[]') FROM eb_row_`;
     else {
       psql(db, q); // a statement without rows
       return [];
@@ -149,6 +152,65 @@ export function sql(target, query) {
   const r = spawnSync('sqlite3', ['-json', '-cmd', '.timeout 5000', db, query], { encoding: 'utf8' });
   if (r.status !== 0) throw new Error(`sqlite3: ${r.stderr}`);
   return r.stdout.trim() ? JSON.parse(r.stdout) : [];
+}
+
+// A blob column as upper-case hex in a query, the same text on both
+// backends (SQLite's hex(); NULL stays NULL on PostgreSQL, '' on SQLite:
+// both falsy). target (a configuration, file or DSN) picks the dialect;
+// without it, the backend of this run.
+export function hexOf(col, target) {
+  const db = target === undefined ? undefined : typeof target === 'string' ? target : target.cfg.database;
+  const pg = db === undefined ? BACKEND === 'pg' : isPgTarget(db);
+  return pg ? `upper(encode(${col}, 'hex'))` : `hex(${col})`;
+}
+
+// A blob literal from hex text, for either dialect (target as for hexOf).
+export function blobOf(hex, target) {
+  if (!/^[0-9a-fA-F]*$/.test(hex) || hex.length % 2) throw new Error(`blobOf: not hex: ${hex}`);
+  const db = target === undefined ? undefined : typeof target === 'string' ? target : target.cfg.database;
+  const pg = db === undefined ? BACKEND === 'pg' : isPgTarget(db);
+  return pg ? `decode('${hex}', 'hex')` : `X'${hex}'`;
+}
+
+// The database's own consistency check, [] when it finds nothing: SQLite's
+// integrity_check; on PostgreSQL amcheck (in a schema of its own, away from
+// the bridge's) over every B-tree index (with its heap) and every table.
+export function integrityProblems(target) {
+  const db = typeof target === 'string' ? target : target.cfg.database;
+  if (!isPgTarget(db)) {
+    return sql(db, 'pragma integrity_check').map((r) => r.integrity_check).filter((m) => m !== 'ok');
+  }
+  sql(db, 'CREATE SCHEMA IF NOT EXISTS eb_amcheck; CREATE EXTENSION IF NOT EXISTS amcheck SCHEMA eb_amcheck');
+  const idx = sql(db, `select c.relname, eb_amcheck.bt_index_check(c.oid, true)::text as r
+    from pg_index i join pg_class c on c.oid = i.indexrelid join pg_am am on am.oid = c.relam
+    where am.amname = 'btree' and c.relnamespace = 'public'::regnamespace`);
+  if (idx.length === 0) return ['amcheck: no index checked'];
+  const heap = sql(db, `select c.relname, v.msg from pg_class c
+    cross join lateral eb_amcheck.verify_heapam(c.oid) v
+    where c.relkind = 'r' and c.relnamespace = 'public'::regnamespace`);
+  return heap.map((r) => `${r.relname}: ${r.msg}`);
+}
+
+// Everything the database stores, as text to search for what must never be
+// there: the SQLite file's bytes and its WAL's; on PostgreSQL a data-only pg_dump, where
+// bytea shows as hex, so contains(needle) looks for the needle as text and
+// as hex both.
+export function dbContents(target) {
+  const db = typeof target === 'string' ? target : target.cfg.database;
+  if (!isPgTarget(db)) {
+    // in WAL mode the newest pages may still be in the -wal file only
+    const bytes = Buffer.concat([db, `${db}-wal`].filter((f) => fs.existsSync(f)).map((f) => fs.readFileSync(f)));
+    return { contains: (needle) => bytes.includes(Buffer.from(needle)) };
+  }
+  const r = spawnSync(path.join(path.dirname(psqlBin()), 'pg_dump'), ['--data-only', '-d', db],
+    { encoding: 'utf8', timeout: 30000, maxBuffer: 256 << 20 });
+  if (r.status !== 0) throw new Error(`pg_dump: ${(r.stderr || r.error?.message || '').trim()}`);
+  const text = r.stdout;
+  if (!/COPY public\.signing_keys/.test(text)) throw new Error('pg_dump: no signing_keys data in the dump');
+  const lower = text.toLowerCase();
+  return {
+    contains: (needle) => text.includes(needle) || lower.includes(Buffer.from(needle).toString('hex')),
+  };
 }
 
 // Write a configuration; returns { dir, main, tenantsDir, write(tenant), cfg }.

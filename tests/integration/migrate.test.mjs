@@ -9,7 +9,11 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
-import { baseTenant, cli, cliAsync, freePort, startBridge, writeConfig } from './lib.mjs';
+import { BACKEND, baseTenant, cli, cliAsync, freePort, sql, startBridge, writeConfig } from './lib.mjs';
+
+// PostgreSQL: the tables the bridge's schema holds so far
+const publicTables = (conf) => sql(conf, `select table_name as t from information_schema.tables
+  where table_schema = 'public' order by 1`).map((r) => r.t);
 
 const tenant = () => baseTenant('acme', ['acme.example']);
 
@@ -23,7 +27,8 @@ test('migrate creates the schema, prints the versions, then is up to date', () =
   applied.forEach((l, i) => assert.match(l, new RegExp(`^applied migration ${i + 1}: .+`)));
   const last = applied.length;
   assert.match(r.stdout, new RegExp(`^schema version ${last}$`, 'm'));
-  assert.ok(fs.statSync(conf.cfg.database).size > 0);
+  if (BACKEND === 'pg') assert.equal(publicTables(conf).includes('schema_migrations'), true);
+  else assert.ok(fs.statSync(conf.cfg.database).size > 0);
 
   const again = cli(['migrate', '-c', conf.main]);
   assert.equal(again.code, 0, again.stderr);
@@ -40,10 +45,18 @@ test('migrate names a bad config and exits 1', () => {
 
 test('migrate names a database it cannot use and exits 1', () => {
   const conf = writeConfig({ port: 9, tenants: [tenant()] });
-  fs.writeFileSync(conf.cfg.database, 'this is not a database, just enough bytes to be read as one.'.repeat(40));
+  if (BACKEND === 'pg') {
+    // a server that answers, a database that does not exist
+    const cfg = JSON.parse(fs.readFileSync(conf.main, 'utf8'));
+    cfg.database = `${cfg.database} dbname=eb_it_absent_${process.pid}`;
+    fs.writeFileSync(conf.main, JSON.stringify(cfg, null, 2));
+  } else {
+    fs.writeFileSync(conf.cfg.database, 'this is not a database, just enough bytes to be read as one.'.repeat(40));
+  }
   const r = cli(['migrate', '-c', conf.main]);
   assert.equal(r.code, 1);
   assert.match(r.stderr, /migrate: .*database: store: /);
+  assert.equal(r.stdout, '');
 });
 
 test('serve with database_migrate false refuses pending migrations, serves after migrate', async () => {
@@ -77,7 +90,8 @@ test('two serve processes on one empty database both come up', async () => {
   second.public_url = `http://127.0.0.1:${p2}`;
   const main2 = path.join(conf.dir, 'second.json');
   fs.writeFileSync(main2, JSON.stringify(second));
-  assert.equal(fs.existsSync(conf.cfg.database), false);
+  if (BACKEND === 'pg') assert.deepEqual(publicTables(conf), [], 'the database starts empty');
+  else assert.equal(fs.existsSync(conf.cfg.database), false);
 
   const started = await Promise.allSettled([startBridge(conf.main), startBridge(main2)]);
   try {

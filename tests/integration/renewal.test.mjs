@@ -18,6 +18,7 @@ import {
   ENTRA_PATH, enroll, entraTenant, freePort, idpAdmin, idpLog, idpMode, idpReset,
   metricsText, oidcTenant, parseMetric, sql, startTestIdp, startWorld, stopAll,
 } from './idp.mjs';
+import { hexOf } from './lib.mjs';
 
 const INTERVAL = 2;
 const tokens = (grace) => ({ tokens: { upstream_renew_interval: INTERVAL, upstream_grace: grace } });
@@ -43,7 +44,7 @@ async function until(what, fn, ms = 10000) {
 }
 
 const grantOf = (tenant) => sql(db, `select id, status, revoke_reason, upstream_renewed_at,
-  upstream_next_at, upstream_failing_since, hex(upstream_refresh_token) as rt, created_at
+  upstream_next_at, upstream_failing_since, ${hexOf('upstream_refresh_token')} as rt, created_at
   from grants where tenant='${tenant}' order by created_at desc limit 1`)[0];
 
 async function signIn(tenant, login, typed) {

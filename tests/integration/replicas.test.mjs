@@ -19,7 +19,7 @@ import http from 'node:http';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import {
-  BACKEND, SRC, cliAsync, dropTestDatabases, enrollPost, startReplicas, writeConfig,
+  BACKEND, SRC, cliAsync, dropTestDatabases, enrollPost, integrityProblems, startReplicas, writeConfig,
 } from './lib.mjs';
 import {
   callback, challenge, drive, freePort, idpAdmin, oidcTenant, sha256hex, sql, startLogin, startTestIdp, stopAll,
@@ -450,7 +450,7 @@ test('3: kill -9 of A during refreshes and sign-ins loses nothing; all goes on t
   assert.equal((await refresh(victim.refresh_token, B)).status, 400, 'the revoked grant stays revoked');
   assert.deepEqual(sql(conf, `select status from grants where id = '${victim.grant}'`), [{ status: 'revoked' }]);
   assert.deepEqual(liveRefreshDoubles(), []);
-  if (BACKEND === 'sqlite') assert.deepEqual(sql(conf, 'pragma integrity_check'), [{ integrity_check: 'ok' }]);
+  assert.deepEqual(integrityProblems(conf), []);
 
   // A again: it serves at once, reading an old token from the store
   const a = await world.replicas[A].restart();

@@ -15,7 +15,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 
 import { enroll, freePort, oidcTenant, sql, startTestIdp, startWorld, stopAll } from './idp.mjs';
-import { cli, startBridge, tmpDir } from './lib.mjs';
+import { blobOf, cli, hexOf, startBridge, tmpDir } from './lib.mjs';
 
 const INTERVAL = 2;
 const K1 = crypto.randomBytes(32);
@@ -41,9 +41,9 @@ function setSealKeys(list) {
 
 // one grant per tenant: gen signs in under K1, two under K2
 const grant = (tenant) => sql(db, `select id, status, upstream_renewed_at, upstream_failing_since,
-  hex(upstream_refresh_token) as rt from grants where tenant='${tenant}'
+  ${hexOf('upstream_refresh_token')} as rt from grants where tenant='${tenant}'
   order by created_at desc limit 1`)[0];
-const signingKeys = () => sql(db, `select kid, retired_at, hex(private_key) as pk from signing_keys
+const signingKeys = () => sql(db, `select kid, retired_at, ${hexOf('private_key')} as pk from signing_keys
   order by created_at`);
 
 async function until(what, fn, ms = 10000) {
@@ -151,7 +151,7 @@ test('[K2]: K1 data fails closed with a clear log, never a crash', async () => {
   assert.ok(lines.some((l) => l.startsWith(`${k1kid} `) && l.endsWith(' unusable')), list.stdout);
 
   // gen's token as it was sealed under K1 (say, from a backup)
-  sql(db, `update grants set upstream_refresh_token=X'${k1Blob}' where tenant='gen'`);
+  sql(db, `update grants set upstream_refresh_token=${blobOf(k1Blob)} where tenant='gen'`);
   bridge = await startBridge(world.config.main, { env: K2_ENV });
   await bridge.waitLog(new RegExp(`signing key ${k1kid} does not open with any of our seal keys`));
   const b0 = grant('gen');

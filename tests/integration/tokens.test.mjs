@@ -13,7 +13,7 @@ import { spawnSync } from 'node:child_process';
 import { createRequire } from 'node:module';
 import { pathToFileURL } from 'node:url';
 
-import { BIN, cli } from './lib.mjs';
+import { BIN, cli, dbContents } from './lib.mjs';
 import { enroll, freePort, oidcTenant, startTestIdp, startWorld, stopAll } from './idp.mjs';
 
 // npm jose, from the test IdP's dependencies (tests/idp/package.json)
@@ -434,8 +434,10 @@ test('no token, secret or private key in logs or the database', async () => {
   assert.ok(!logs.includes(token), 'a token in the logs');
   assert.ok(!logs.includes(token.split('.')[2]), 'a token signature in the logs');
   assert.ok(!logs.includes(MDM.client_secret), 'an MDM secret in the logs');
-  const db = fs.readFileSync(world.config.cfg.database);
-  assert.ok(!db.includes(Buffer.from('"d":')), 'a private JWK in the database');
+  const db = dbContents(world.config);
+  assert.ok(db.contains('"kty"'), 'the public JWKs are in what was searched');
+  assert.ok(!db.contains('"d":'), 'a private JWK in the database');
+  assert.ok(!db.contains(token.split('.')[2]), 'a token signature in the database');
   // the keys command refuses a missing config cleanly
   assert.equal(cli(['keys', 'list']).code, 2);
   assert.equal(cli(['keys', 'list', '-c', '/nonexistent.json']).code, 1);

@@ -285,6 +285,44 @@ col_list(struct eb_buf *b, char **cols, size_t n)
 	return 0;
 }
 
+/*
+ * Move the sequence behind table.col (identity or serial), if it has one,
+ * past the copied values. Asked column by column: a query naming max(col)
+ * of a text column beside setval's bigint would not even parse.
+ */
+static int
+reset_sequence(struct imp *im, const char *table, const char *col)
+{
+	const char *params[2];
+	struct eb_buf sql;
+	PGresult *r;
+	char qtable[160];
+	int rc = -1;
+
+	snprintf(qtable, sizeof(qtable), "\"%s\"", table);
+	params[0] = qtable;
+	params[1] = col;
+	if (pg_cmd(im, "SELECT pg_get_serial_sequence($1, $2)", 2, params,
+	           &r) == -1)
+		return -1;
+	if (PQntuples(r) != 1 || PQgetisnull(r, 0, 0)) {
+		PQclear(r);
+		return 0;
+	}
+	PQclear(r);
+	eb_buf_init(&sql, 4096);
+	if (eb_buf_printf(&sql,
+	                  "SELECT setval(pg_get_serial_sequence($1, $2),"
+	                  " coalesce((SELECT max(\"%s\") FROM \"%s\"), 1),"
+	                  " (SELECT count(*) > 0 FROM \"%s\"))",
+	                  col, table, table) == -1)
+		fail(im, "out of memory");
+	else
+		rc = pg_cmd(im, eb_buf_str(&sql), 2, params, NULL);
+	eb_buf_finish(&sql);
+	return rc;
+}
+
 /* Copy one table; *rows counts what was copied. */
 static int
 copy_table(struct imp *im, const char *table, int64_t *rows)
@@ -401,21 +439,9 @@ finish_copy:
 	    pg_cmd(im, "DROP TABLE eb_import", 0, NULL, NULL) == -1)
 		goto out;
 	/* identity and serial columns continue after the copied ids */
-	for (i = 0; i < n; i++) {
-		eb_buf_reset(&sql);
-		if (eb_buf_printf(
-		        &sql,
-		        "SELECT setval(s, coalesce((SELECT max(\"%s\") FROM "
-		        "\"%s\"), 1), (SELECT count(*) > 0 FROM \"%s\")) FROM "
-		        "pg_get_serial_sequence('\"%s\"', '%s') AS s WHERE s "
-		        "IS NOT NULL",
-		        cols[i], table, table, table, cols[i]) == -1) {
-			fail(im, "out of memory");
+	for (i = 0; i < n; i++)
+		if (reset_sequence(im, table, cols[i]) == -1)
 			goto out;
-		}
-		if (pg_cmd(im, eb_buf_str(&sql), 0, NULL, NULL) == -1)
-			goto out;
-	}
 	rc = 0;
 out:
 	sqlite3_finalize(st);
@@ -457,6 +483,64 @@ list_tables(struct imp *im, char **names, size_t *n)
 	sqlite3_finalize(st);
 	if (rc != SQLITE_DONE)
 		return fail(im, "SQLite: %s", sqlite3_errmsg(im->lite));
+	return 0;
+}
+
+/* Whether PostgreSQL's foreign keys (fk: child, parent rows) make child
+ * wait for a table among names[from..n) other than itself. */
+static int
+waits(PGresult *fk, const char *child, char **names, size_t from, size_t n)
+{
+	int k;
+	size_t j;
+
+	for (k = 0; k < PQntuples(fk); k++) {
+		if (strcmp(PQgetvalue(fk, k, 0), child) != 0 ||
+		    strcmp(PQgetvalue(fk, k, 1), child) == 0)
+			continue;
+		for (j = from; j < n; j++)
+			if (strcmp(PQgetvalue(fk, k, 1), names[j]) == 0)
+				return 1;
+	}
+	return 0;
+}
+
+/*
+ * Put the tables in an order the target's foreign keys accept: a table
+ * after every table it references (grants before tokens and codes).
+ */
+static int
+order_tables(struct imp *im, char **names, size_t n)
+{
+	PGresult *fk;
+	size_t done, i;
+	char *t;
+
+	if (pg_cmd(im,
+	           "SELECT c.relname, p.relname FROM pg_constraint k"
+	           " JOIN pg_class c ON c.oid = k.conrelid"
+	           " JOIN pg_class p ON p.oid = k.confrelid"
+	           " WHERE k.contype = 'f'"
+	           " AND c.relnamespace = current_schema()::regnamespace",
+	           0, NULL, &fk) == -1)
+		return -1;
+	for (done = 0; done < n;) {
+		for (i = done; i < n; i++)
+			if (!waits(fk, names[i], names, done, n))
+				break;
+		if (i == n) {
+			PQclear(fk);
+			return fail(im,
+			            "the foreign keys of table %s form a "
+			            "cycle",
+			            names[done]);
+		}
+		t = names[i];
+		memmove(&names[done + 1], &names[done],
+		        (i - done) * sizeof(*names));
+		names[done++] = t;
+	}
+	PQclear(fk);
 	return 0;
 }
 
@@ -543,6 +627,7 @@ eb_store_pg_import_sqlite(const char *sqlite_path, const char *dsn,
 		goto out;
 	}
 	if (list_tables(&im, tables, &n) == -1 ||
+	    order_tables(&im, tables, n) == -1 ||
 	    pg_check_empty(&im, tables, n) == -1)
 		goto out;
 	for (i = 0; i < n; i++) {

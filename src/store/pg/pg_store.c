@@ -250,7 +250,9 @@ check_tx(struct eb_pg_conn *c, void *arg)
 	return cur > known ? check_newer(c, m, cur, known) : EB_STORE_OK;
 }
 
-/* eb_locks on its own: concurrent CREATE ... IF NOT EXISTS still races. */
+/* eb_locks on its own: concurrent CREATE ... IF NOT EXISTS still races,
+ * failing on the catalogue's unique index (23505), on the table (42P07) or
+ * on its row type (42710); the next try finds it made. */
 static int
 ensure_locks(struct eb_pg_conn *c)
 {
@@ -261,7 +263,8 @@ ensure_locks(struct eb_pg_conn *c)
 		if ((rc = eb_pg_exec_sql(c, LOCKS_TABLE, NULL)) == EB_STORE_OK)
 			return rc;
 		st = eb_pg_conn_sqlstate(c);
-		if (strcmp(st, "23505") != 0 && strcmp(st, "42P07") != 0)
+		if (strcmp(st, "23505") != 0 && strcmp(st, "42P07") != 0 &&
+		    strcmp(st, "42710") != 0)
 			break;
 		usleep(2000 * (useconds_t)(i + 1));
 	}
