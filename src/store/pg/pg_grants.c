@@ -562,14 +562,11 @@ claimed_rows(struct eb_pg_conn *c, int stmt, const struct eb_pg_args *a,
 
 		eb_pg_rd_init(&rd, r, (int)i);
 		eb_pg_read_grant(&rd, g);
-		/* the state before the claim: the statement picked the row
-		 * as due, and a claim always moves upstream_next_at to its
-		 * lease's end, so no earlier lease is still held */
+		/* the state before the claim, as the statement returned it */
 		ls.status = g->status;
 		ls.upstream_next_at = eb_pg_rd_i64(&rd);
 		ls.lease_until = eb_pg_rd_i64(&rd);
 		ls.expires = g->expires;
-		ls.lease_until = 0;
 		if (rd.bad) {
 			eb_store_grant_finish(g);
 			eb_store_grant_list_finish(out);
