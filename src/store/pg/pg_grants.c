@@ -565,6 +565,9 @@ claimed_rows(struct eb_pg_conn *c, int stmt, const struct eb_pg_args *a,
 		ls.status = g->status;
 		ls.upstream_next_at = eb_pg_rd_i64(&rd);
 		ls.expires = g->expires;
+		/* a live claim postpones next_at (DUE_WHERE skips it): the
+		 * row had none before this statement */
+		ls.lease_until = 0;
 		if (rd.bad) {
 			eb_store_grant_finish(g);
 			eb_store_grant_list_finish(out);
