@@ -23,7 +23,7 @@ import {
   BACKEND, SRC, cliAsync, dropTestDatabases, enrollPost, sqlAsync, startReplicas, writeConfig,
 } from './lib.mjs';
 import {
-  callback, challenge, drive, enroll, freePort, idpAdmin, oidcTenant, sha256hex, sql, startLogin, startTestIdp, stopAll,
+  callback, challenge, drive, enroll, freePort, idpAdmin, idpMode, oidcTenant, sha256hex, sql, startLogin, startTestIdp, stopAll,
   APPLE_RESULT, PASSWORD,
 } from './idp.mjs';
 // oidc-provider's configuration, to switch refresh-token rotation on for
@@ -579,7 +579,7 @@ async function seeded(suffix, n, tokens, limits) {
   try {
     rw.tmpl = await templateGrant(rw);
     rw.rts = await mintRefreshTokens(rw.clientId, rw.tmpl.idp_subject, n);
-    rw.ids = seedGrants(rw.conf, rw.tmpl, rw.rts);
+    rw.grantIds = seedGrants(rw.conf, rw.tmpl, rw.rts);
   } catch (e) {
     await rw.world.stop();
     throw e;
@@ -629,26 +629,11 @@ function watchRefreshes(clientId) {
   return seen;
 }
 
-// A slow IdP on demand: token requests wait idpDelayMs, and one whose
-// client hung up meanwhile (a replica killed) is dropped unanswered, never
-// processed, as if it had not arrived.
-let idpDelayMs = 0;
-let delayInstalled = false;
-function slowIdp(ms) {
-  idpDelayMs = ms;
-  if (delayInstalled) return;
-  delayInstalled = true;
-  idp.provider.use(async (ctx, next) => {
-    if (idpDelayMs > 0 && ctx.method === 'POST' && ctx.path === '/token') {
-      await sleep(idpDelayMs);
-      if (ctx.req.socket.destroyed || ctx.req.socket.readableEnded) {
-        ctx.respond = false;
-        return;
-      }
-    }
-    await next();
-  });
-}
+// A slow IdP: token requests answered after ms (test IdP mode token_slow,
+// which drops unprocessed a request whose client hung up meanwhile, as if
+// it had not arrived); 0 for the usual speed.
+const slowIdp = (ms) => (ms > 0 ? idpMode(idp, { mode: 'token_slow', ms })
+  : idpAdmin(idp, '/mode/token_slow', undefined, 'DELETE'));
 
 const renewalsOk = async (rw, on) => rw.world.replicas[on].metric('enrollbridge_renewals_total', { tenant: rw.tenant, result: 'ok' });
 
@@ -720,18 +705,20 @@ const sessions = (rw, on) => sql(rw.conf, `select count(*) as n from pg_stat_act
   where application_name = 'enrollbridge/${rw.ids[on]}'`)[0].n;
 
 test('7: kill -9 of A during renewals: B renews all 50 once the lease runs out, each once at the IdP', async () => {
-  const UT = 1;
+  const UT = 2;
   const LEASE = 3 * UT + 10; // the least renew_lease allows
   const N = 50;
-  const rw = await seeded('k', N, { upstream_renew_interval: 3600, renew_concurrency: 8 },
+  const rw = await seeded('k', N, { upstream_renew_interval: 3600, renew_concurrency: CAP },
     { upstream_timeout: UT, renew_lease: LEASE });
   const seen = watchRefreshes(rw.clientId);
   let killed = false;
   try {
     if (BACKEND === 'pg') assert.ok(sessions(rw, A) > 0, "A's sessions are visible before the kill");
-    slowIdp(400); // within upstream_timeout: 8 at a time, 400 ms each
+    // within upstream_timeout: a replica's 8 threads renew 8 in 1.2 s, so
+    // the work lasts until both replicas' cycles have come
+    await slowIdp(1200);
     dueNow(rw);
-    await until('renewals under way on A', async () => seen.ok.length >= 8 && (await liveLeases(rw, rw.ids[A])) > 0, 10000);
+    await until('renewals under way on A', async () => seen.ok.length >= 8 && (await liveLeases(rw, rw.ids[A])) > 0, 10000, rw);
     await rw.world.replicas[A].kill('SIGKILL');
     killed = true;
     const tKill = performance.now();
@@ -753,7 +740,7 @@ test('7: kill -9 of A during renewals: B renews all 50 once the lease runs out, 
       assert.ok(sessions(rw, B) > 0, "B's sessions stay");
     }
   } finally {
-    slowIdp(0);
+    await slowIdp(0);
     seen.stop();
     const ends = await rw.world.stop();
     assert.equal(ends[B].code, 0, 'B exited cleanly');
@@ -773,9 +760,9 @@ test('8: SIGTERM of A holding claims: A ends every claim before it exits, B rene
     // B frozen: A alone claims, as many as it has threads
     b.proc.kill('SIGSTOP');
     stopped = true;
-    slowIdp(1500);
+    await slowIdp(1500);
     dueNow(rw);
-    await until('A holding claims', async () => (await liveLeases(rw, rw.ids[A])) > 0, 10000);
+    await until('A holding claims', async () => (await liveLeases(rw, rw.ids[A])) > 0, 10000, rw);
     const held = await liveLeases(rw, rw.ids[A]);
     const tTerm = performance.now();
     const end = await rw.world.replicas[A].stop();
@@ -795,7 +782,7 @@ test('8: SIGTERM of A holding claims: A ends every claim before it exits, B rene
     assertOncePerToken(seen, rw.rts);
   } finally {
     if (stopped) b.proc.kill('SIGCONT');
-    slowIdp(0);
+    await slowIdp(0);
     seen.stop();
     const ends = await rw.world.stop();
     assert.equal(ends[B].code, 0, 'B exited cleanly');
