@@ -8,7 +8,20 @@
 //    goes on through B, sign-ins begun on A included;
 // 4. two replicas started at once on an empty database: one signing key,
 //    the latest schema;
-// 5. a 401 flow minted on A starts on B and calls back on A.
+// 5. a 401 flow minted on A starts on B and calls back on A;
+// 6. 1,000 due grants (200 under QUICK) are renewed once each, split
+//    between A and B, with the IdP rotating refresh tokens (a double
+//    refresh is refused there), the tenant's live claims never above
+//    renew_concurrency;
+// 7. kill -9 of A mid-renewal: B renews A's stranded claims once their
+//    lease runs out, each grant once at the IdP; A's sessions leave
+//    pg_stat_activity;
+// 8. SIGTERM of A holding claims: A ends them all before it exits, and B
+//    renews the rest at once, not after the lease;
+// 9. `keys rotate --activate-in 2`: both replicas publish the new kid a
+//    while before either signs with it; A's tokens verify on B.
+// Cases 6-8 seed grants without sign-ins: refresh tokens minted through
+// the test IdP's models, sealed here as seal.h describes, copied rows.
 // The database is the SQLite file both share (WAL, the change file in the
 // shared state_dir), or with EB_TEST_BACKEND=pg a fresh PostgreSQL database
 // (lib.mjs). Loopback only; every wait is bounded.
