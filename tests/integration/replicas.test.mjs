@@ -36,7 +36,7 @@ import {
   BACKEND, SRC, cliAsync, dropTestDatabases, enrollPost, sqlAsync, startReplicas, writeConfig,
 } from './lib.mjs';
 import {
-  callback, challenge, drive, enroll, freePort, idpAdmin, idpMode, oidcTenant, sha256hex, sql, startLogin, startTestIdp, stopAll,
+  callback, challenge, drive, enroll, freePort, idpAdmin, idpLog, idpMode, oidcTenant, sha256hex, sql, startLogin, startTestIdp, stopAll,
   APPLE_RESULT, PASSWORD,
 } from './idp.mjs';
 // oidc-provider's configuration, to switch refresh-token rotation on for
@@ -632,7 +632,7 @@ function watchRefreshes(clientId) {
   const on = (list) => (ctx, err) => {
     const p = ctx.oidc?.params;
     if (p?.grant_type !== 'refresh_token' || ctx.oidc.client?.clientId !== clientId) return;
-    list.push({ rt: p.refresh_token, error: err?.message });
+    list.push({ rt: p.refresh_token, error: err?.message, t: Date.now() });
   };
   const ok = on(seen.ok);
   const bad = on(seen.err);
@@ -650,6 +650,23 @@ function watchRefreshes(clientId) {
 // it had not arrived); 0 for the usual speed.
 const slowIdp = (ms) => (ms > 0 ? idpMode(idp, { mode: 'token_slow', ms })
   : idpAdmin(idp, '/mode/token_slow', undefined, 'DELETE'));
+
+// Wait for a moment when no token answer of the slow IdP (delay ms) went
+// out in the last 150 ms nor is due in the next 100 ms: a replica killed
+// then has every call either answered and written back or still waiting
+// at the IdP (dropped unprocessed). A kill just after an answer would
+// lose it before the write-back, and the grant's next renewal presents
+// the same token again (the known limit of SCALEOUT 3.7).
+async function quietMoment(seen, since, delay) {
+  for (let i = 0; i < 200; i += 1) {
+    const now = Date.now();
+    const arrived = (await idpLog(idp)).filter((e) => e.mode === 'token_slow' && e.t >= since).map((e) => e.t);
+    const answered = seen.ok.map((e) => e.t);
+    if (!answered.some((t) => t > now - 150) && !arrived.some((t) => t + delay > now - 150 && t + delay < now + 100)) return;
+    await sleep(20);
+  }
+  throw new Error('no quiet moment at the IdP');
+}
 
 const renewalsOk = async (rw, on) => rw.world.replicas[on].metric('enrollbridge_renewals_total', { tenant: rw.tenant, result: 'ok' });
 
@@ -732,9 +749,12 @@ test('7: kill -9 of A during renewals: B renews all 50 once the lease runs out, 
     if (BACKEND === 'pg') assert.ok(sessions(rw, A) > 0, "A's sessions are visible before the kill");
     // within upstream_timeout: a replica's 8 threads renew 8 in 1.2 s, so
     // the work lasts until both replicas' cycles have come
-    await slowIdp(1200);
+    const DELAY = 1200;
+    await slowIdp(DELAY);
+    const tDue = Date.now();
     dueNow(rw);
     await until('renewals under way on A', async () => seen.ok.length >= 8 && (await liveLeases(rw, rw.ids[A])) > 0, 10000, rw);
+    await quietMoment(seen, tDue, DELAY);
     await rw.world.replicas[A].kill('SIGKILL');
     killed = true;
     const tKill = performance.now();
