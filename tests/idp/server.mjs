@@ -26,7 +26,7 @@ const TARGETS = {
   auth: (p) => p === '/auth' || p.startsWith('/auth/'),
   any: (p) => !p.startsWith('/__admin'),
 };
-const BEHAVIOURS = new Set(['malformed', 'huge', 'hang', '503', 'close', 'redirect', 'html', 'empty']);
+const BEHAVIOURS = new Set(['malformed', 'huge', 'hang', 'slow', '503', 'close', 'redirect', 'html', 'empty']);
 const ID_TOKEN_MODES = new Set([
   'alg_none', 'hs256_pubkey', 'unknown_kid', 'foreign_key', 'alg_kty_mismatch',
   'wrong_iss', 'wrong_aud', 'multi_aud_no_azp', 'multi_aud_wrong_azp', 'expired',
@@ -654,7 +654,17 @@ ${error ? `<p class="err" id="error">${esc(error)}</p>` : ''}
     state.log.push(entry);
 
     const em = endpointMode(path);
-    if (em) { entry.mode = em.mode; behave(ctx, em); return; }
+    if (em && em.mode.endsWith('_slow')) {
+      // answered as usual after a delay; a client that hung up meanwhile
+      // (killed) gets nothing, and its request is never processed
+      entry.mode = em.mode;
+      await new Promise((r) => { setTimeout(r, Number(em.opts.ms ?? 1000)); });
+      if (ctx.req.socket.destroyed || !ctx.req.socket.writable) {
+        entry.dropped = true;
+        ctx.respond = false;
+        return;
+      }
+    } else if (em) { entry.mode = em.mode; behave(ctx, em); return; }
 
     const mi = /^\/interaction\/([^/]+)(?:\/(login|confirm))?$/.exec(path);
     if (mi) {

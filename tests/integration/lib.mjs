@@ -1,7 +1,7 @@
 // Test harness for integration tests: writes a configuration into a fresh
 // temporary folder, starts the real enrollbridge binary on a free loopback
 // port, and talks to it over real sockets.
-import { spawn, spawnSync } from 'node:child_process';
+import { execFile, spawn, spawnSync } from 'node:child_process';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import net from 'node:net';
@@ -213,6 +213,24 @@ export function dbContents(target) {
   };
 }
 
+// sql() without blocking the event loop (a sampler next to an in-process
+// IdP): resolves with the rows.
+export function sqlAsync(target, query) {
+  const db = typeof target === 'string' ? target : target.cfg.database;
+  const q = query.trim().replace(/;$/, '');
+  const run = (bin, args) => new Promise((resolve, reject) => {
+    execFile(bin, args, { encoding: 'utf8', timeout: 30000 }, (e, out, err) => {
+      if (e) reject(new Error(`${path.basename(bin)}: ${(err || e.message).trim()}`));
+      else resolve(out);
+    });
+  });
+  if (isPgTarget(db)) {
+    return run(psqlBin(), ['-X', '-At', '-v', 'ON_ERROR_STOP=1', '-d', db, '-c',
+      `SELECT coalesce(json_agg(t), '[]') FROM (${q}) t`]).then((o) => JSON.parse(o.trim() || '[]'));
+  }
+  return run('sqlite3', ['-json', '-cmd', '.timeout 5000', db, q]).then((o) => (o.trim() ? JSON.parse(o) : []));
+}
+
 // Write a configuration; returns { dir, main, tenantsDir, write(tenant), cfg }.
 export function writeConfig({ port, tenants, main = {} }) {
   const dir = tmpDir();
@@ -390,14 +408,15 @@ export function metricSum(text, name, labels = {}) {
 // LB (lb.mjs) on public_url's port goes in front. Returns { lb, replicas,
 // stop() }; each replica is { i, port, url (direct), main, proc, logs,
 // exited, metrics() (its /metrics text), metric(name, labels), kill(signal),
-// restart(), stop() }.
-export async function startReplicas(conf, n, { env = {} } = {}) {
+// restart(), stop() }. each(i) may add keys to replica i's main file (say
+// its replica_id).
+export async function startReplicas(conf, n, { env = {}, each = () => ({}) } = {}) {
   const lbPort = Number(new URL(conf.cfg.public_url).port);
   const replicas = [];
   for (let i = 0; i < n; i += 1) {
     const port = await freePort();
     const main = path.join(conf.dir, `enrollbridge-${i}.json`);
-    fs.writeFileSync(main, JSON.stringify({ ...conf.cfg, listen: `127.0.0.1:${port}` }, null, 2));
+    fs.writeFileSync(main, JSON.stringify({ ...conf.cfg, ...each(i), listen: `127.0.0.1:${port}` }, null, 2));
     replicas.push({ i, port, url: `http://127.0.0.1:${port}`, main });
   }
   const boot = async (r) => {

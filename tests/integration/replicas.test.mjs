@@ -8,23 +8,40 @@
 //    goes on through B, sign-ins begun on A included;
 // 4. two replicas started at once on an empty database: one signing key,
 //    the latest schema;
-// 5. a 401 flow minted on A starts on B and calls back on A.
+// 5. a 401 flow minted on A starts on B and calls back on A;
+// 6. 1,000 due grants (200 under QUICK) are renewed once each, split
+//    between A and B, with the IdP rotating refresh tokens (a double
+//    refresh is refused there), the tenant's live claims never above
+//    renew_concurrency;
+// 7. kill -9 of A mid-renewal: B renews A's stranded claims once their
+//    lease runs out, each grant once at the IdP; A's sessions leave
+//    pg_stat_activity;
+// 8. SIGTERM of A holding claims: A ends them all before it exits, and B
+//    renews the rest at once, not after the lease;
+// 9. `keys rotate --activate-in 2`: both replicas publish the new kid a
+//    while before either signs with it; A's tokens verify on B.
+// Cases 6-8 seed grants without sign-ins: refresh tokens minted through
+// the test IdP's models, sealed here as seal.h describes, copied rows.
 // The database is the SQLite file both share (WAL, the change file in the
 // shared state_dir), or with EB_TEST_BACKEND=pg a fresh PostgreSQL database
 // (lib.mjs). Loopback only; every wait is bounded.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
+import crypto from 'node:crypto';
 import fs from 'node:fs';
 import http from 'node:http';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import {
-  BACKEND, SRC, cliAsync, dropTestDatabases, enrollPost, integrityProblems, startReplicas, writeConfig,
+  BACKEND, SRC, cliAsync, dropTestDatabases, enrollPost, integrityProblems, sqlAsync, startReplicas, writeConfig,
 } from './lib.mjs';
 import {
-  callback, challenge, drive, freePort, idpAdmin, oidcTenant, sha256hex, sql, startLogin, startTestIdp, stopAll,
+  callback, challenge, drive, enroll, freePort, idpAdmin, idpLog, idpMode, oidcTenant, sha256hex, sql, startLogin, startTestIdp, stopAll,
   APPLE_RESULT, PASSWORD,
 } from './idp.mjs';
+// oidc-provider's configuration, to switch refresh-token rotation on for
+// one case (the same module instance as the IdP's own import)
+import instance from '../idp/node_modules/oidc-provider/lib/helpers/weak_cache.js';
 
 const REDIRECT = 'apple-remotemanagement-user-login:/oauth2/redirection';
 const MDM = { client_id: 'mdm-rp', client_secret: 'rp-secret' };
@@ -462,4 +479,393 @@ test('3: kill -9 of A during refreshes and sign-ins loses nothing; all goes on t
   assert.equal(await checkin(t.json.access_token, `E-restart-${process.pid}`, A), 200);
   assert.equal(await a.metric('enrollbridge_bearer_cache_total', { result: 'miss' }), miss0 + 1);
   assert.equal((await refresh(chains[0].last, A)).status, 200);
+});
+
+// ------------------------------------------------- renewal across replicas --
+// Cases 6-8 each start their own pair on a fresh database with one
+// apple-as-web tenant "rn<suffix>" whose grants are renewed at the shared
+// test IdP, the replicas named by replica_id (their claims' lease_owner and
+// their sessions' application_name "enrollbridge/<replica_id>").
+
+const TICK = 5; // renew.c TICK_MAX: the renewer's cycle with a long interval
+const SCOPE = 'openid email offline_access';
+
+async function renewWorld(suffix, tokens, limits = {}) {
+  const port = await freePort();
+  const s = oidcTenant(`http://127.0.0.1:${port}`, idp, `rn${suffix}`);
+  s.tenant.tokens = { upstream_grace: 3600, ...tokens };
+  await idpAdmin(idp, '/clients', s.client);
+  const ids = ['A', 'B'].map((n) => `${n}-rn${suffix}-${process.pid}`);
+  const c = writeConfig({
+    port,
+    tenants: [s.tenant],
+    main: { limits: { upstream_timeout: 3, threads: THREADS, ...limits } },
+  });
+  const w = await startReplicas(c, 2, { each: (i) => ({ replica_id: ids[i] }) });
+  return { conf: c, world: w, tenant: s.tenant.id, clientId: s.client.client_id, ids };
+}
+
+// One real sign-in (through the LB): the grant the seeded ones copy.
+async function templateGrant(rw) {
+  const r = await enroll({ bridge: { url: rw.world.url }, tenant: rw.tenant, login: 'user1' });
+  assert.equal(r.status, 308, `sign-in: ${r.stage} ${r.status}`);
+  const g = sql(rw.conf, `select id, idp_subject from grants where tenant = '${rw.tenant}'`);
+  assert.equal(g.length, 1);
+  return g[0];
+}
+
+// n refresh tokens of the IdP for client and account sub, each of its own
+// IdP grant (so a refresh token used twice, which with rotation on revokes
+// its IdP grant, costs that one only), minted through oidc-provider's
+// models: what a sign-in leaves at the IdP, without the sign-in.
+async function mintRefreshTokens(clientId, sub, n) {
+  const { Client, Grant, RefreshToken } = idp.provider;
+  const client = await Client.find(clientId);
+  assert.ok(client, `client ${clientId} at the IdP`);
+  const out = [];
+  for (let i = 0; i < n; i += 1) {
+    const g = new Grant({ accountId: sub, clientId });
+    g.addOIDCScope(SCOPE);
+    const grantId = await g.save();
+    const rt = new RefreshToken({
+      accountId: sub, client, grantId, gty: 'authorization_code', scope: SCOPE,
+      authTime: Math.floor(Date.now() / 1000),
+    });
+    out.push(await rt.save());
+  }
+  return out;
+}
+
+// The ring key the replicas seal with: seal_keys' file (base64 text) on
+// PostgreSQL, state_dir/seal.key (raw) on SQLite.
+function sealKey(c) {
+  const f = c.cfg.seal_keys?.[0];
+  const key = f ? Buffer.from(fs.readFileSync(f.replace(/^file:/, ''), 'utf8').trim(), 'base64')
+    : fs.readFileSync(path.join(c.cfg.state_dir, 'seal.key'));
+  assert.equal(key.length, 32, 'a 32-byte seal key');
+  return key;
+}
+
+// A version 3 at-rest blob as seal.h documents it, from a second
+// implementation: 03 | key id | nonce | AES-256-GCM(subkey) ct | tag, the
+// subkey HKDF-SHA256(key, no salt, "enrollbridge seal v3 at-rest"), the key
+// id SHA-256(key)[0..4], the associated data the header then ad.
+function sealAtRest(key, ad, plaintext) {
+  const sub = Buffer.from(crypto.hkdfSync('sha256', key, Buffer.alloc(0), 'enrollbridge seal v3 at-rest', 32));
+  const hdr = Buffer.concat([Buffer.from([3]), crypto.createHash('sha256').update(key).digest().subarray(0, 4)]);
+  const nonce = crypto.randomBytes(12);
+  const c = crypto.createCipheriv('aes-256-gcm', sub, nonce);
+  c.setAAD(Buffer.concat([hdr, Buffer.from(ad)]));
+  const ct = Buffer.concat([c.update(plaintext), c.final()]);
+  return Buffer.concat([hdr, nonce, ct, c.getAuthTag()]);
+}
+
+// Copies of grant tmpl, one per refresh token (sealed for its row), not
+// due (upstream_next_at 0) until made so; their ids.
+function seedGrants(c, tmpl, rts) {
+  const cols = (BACKEND === 'pg'
+    ? sql(c, "select column_name as name from information_schema.columns where table_name = 'grants' order by ordinal_position")
+    : sql(c, 'pragma table_info(grants)')).map((r) => r.name);
+  const fresh = {
+    id: 'v.column1', upstream_refresh_token: 'v.column2', upstream_next_at: '0', upstream_renewed_at: '0',
+    upstream_failing_since: '0', lease_owner: 'NULL', lease_token: 'NULL', lease_until: '0',
+    binding_kind: 'NULL', binding_value: 'NULL', bound_at: '0', superseded_by: 'NULL',
+  };
+  const select = cols.map((k) => fresh[k] ?? `g.${k}`).join(', ');
+  const blob = (b) => (BACKEND === 'pg' ? `'\\x${b.toString('hex')}'::bytea` : `X'${b.toString('hex')}'`);
+  const key = sealKey(c);
+  const ids = [];
+  for (let i = 0; i < rts.length; i += 200) {
+    const values = rts.slice(i, i + 200).map((rt, k) => {
+      const id = `${tmpl.id}-c${i + k}`;
+      ids.push(id);
+      return `('${id}', ${blob(sealAtRest(key, id, rt))})`;
+    });
+    sql(c, `insert into grants (${cols.join(', ')}) select ${select} from grants g, (values ${values.join(', ')}) v where g.id = '${tmpl.id}'`);
+  }
+  return ids;
+}
+
+// A pair, its template grant and n seeded copies with their tokens.
+async function seeded(suffix, n, tokens, limits) {
+  const rw = await renewWorld(suffix, tokens, limits);
+  try {
+    rw.tmpl = await templateGrant(rw);
+    rw.rts = await mintRefreshTokens(rw.clientId, rw.tmpl.idp_subject, n);
+    rw.grantIds = seedGrants(rw.conf, rw.tmpl, rw.rts);
+  } catch (e) {
+    await rw.world.stop();
+    throw e;
+  }
+  return rw;
+}
+
+const dueNow = (rw) => sql(rw.conf, `update grants set upstream_next_at = ${Math.floor(Date.now() / 1000)}
+  where tenant = '${rw.tenant}' and id <> '${rw.tmpl.id}'`);
+// Seeded grants still to renew (a revoked one is done: the checks after
+// the wait say why).
+const pending = async (rw) => (await sqlAsync(rw.conf, `select count(*) as n from grants
+  where tenant = '${rw.tenant}' and id <> '${rw.tmpl.id}' and status = 'active'
+  and (upstream_renewed_at = 0 or lease_until <> 0)`))[0].n;
+const liveLeases = async (rw, owner) => (await sqlAsync(rw.conf, `select count(*) as n from grants
+  where tenant = '${rw.tenant}' and lease_until > ${Math.floor(Date.now() / 1000)}
+  ${owner ? `and lease_owner = '${owner}'` : ''}`))[0].n;
+
+// The replicas' last log lines but access lines, for a failure message.
+const tails = (rw) => rw.world.replicas.map((r) => `--- replica ${r.i}:\n${(r.logs ?? [])
+  .filter((l) => !l.includes('"access"')).slice(-15).join('\n')}`).join('\n');
+
+async function until(what, fn, ms, rw) {
+  const end = Date.now() + ms;
+  for (;;) {
+    const v = await fn();
+    if (v) return v;
+    if (Date.now() > end) throw new Error(`timed out after ${ms} ms waiting for ${what}${rw ? `\n${tails(rw)}` : ''}`);
+    await sleep(100);
+  }
+}
+
+// The IdP's refresh_token grants for one client, as oidc-provider reports
+// them: [{rt, error}] answered and refused.
+function watchRefreshes(clientId) {
+  const seen = { ok: [], err: [] };
+  const on = (list) => (ctx, err) => {
+    const p = ctx.oidc?.params;
+    if (p?.grant_type !== 'refresh_token' || ctx.oidc.client?.clientId !== clientId) return;
+    list.push({ rt: p.refresh_token, error: err?.message, t: Date.now() });
+  };
+  const ok = on(seen.ok);
+  const bad = on(seen.err);
+  idp.provider.on('grant.success', ok);
+  idp.provider.on('grant.error', bad);
+  seen.stop = () => {
+    idp.provider.off('grant.success', ok);
+    idp.provider.off('grant.error', bad);
+  };
+  return seen;
+}
+
+// A slow IdP: token requests answered after ms (test IdP mode token_slow,
+// which drops unprocessed a request whose client hung up meanwhile, as if
+// it had not arrived); 0 for the usual speed.
+const slowIdp = (ms) => (ms > 0 ? idpMode(idp, { mode: 'token_slow', ms })
+  : idpAdmin(idp, '/mode/token_slow', undefined, 'DELETE'));
+
+// Wait for a moment when no token answer of the slow IdP (delay ms) went
+// out in the last 150 ms nor is due in the next 100 ms: a replica killed
+// then has every call either answered and written back or still waiting
+// at the IdP (dropped unprocessed). A kill just after an answer would
+// lose it before the write-back, and the grant's next renewal presents
+// the same token again (the known limit of SCALEOUT 3.7).
+async function quietMoment(seen, since, delay) {
+  for (let i = 0; i < 200; i += 1) {
+    const now = Date.now();
+    const arrived = (await idpLog(idp)).filter((e) => e.mode === 'token_slow' && e.t >= since).map((e) => e.t);
+    const answered = seen.ok.map((e) => e.t);
+    if (!answered.some((t) => t > now - 150) && !arrived.some((t) => t + delay > now - 150 && t + delay < now + 100)) return;
+    await sleep(20);
+  }
+  throw new Error('no quiet moment at the IdP');
+}
+
+const renewalsOk = async (rw, on) => rw.world.replicas[on].metric('enrollbridge_renewals_total', { tenant: rw.tenant, result: 'ok' });
+
+// How often each of the tokens was answered: every one exactly once, and
+// nothing refused.
+function assertOncePerToken(seen, rts) {
+  assert.deepEqual(seen.err.map((e) => e.error), [], 'no refresh refused by the IdP');
+  const n = new Map();
+  for (const e of seen.ok) n.set(e.rt, (n.get(e.rt) ?? 0) + 1);
+  const twice = [...n.values()].filter((k) => k > 1).length;
+  assert.equal(twice, 0, `${twice} refresh tokens presented more than once`);
+  assert.equal(seen.ok.length, rts.length, 'one refresh per grant');
+  assert.ok(rts.every((rt) => n.get(rt) === 1), 'each seeded token used');
+}
+
+const GRANTS = process.env.QUICK ? 200 : 1000;
+const CAP = 16;
+
+test(`6: renewal of ${GRANTS} due grants is split between A and B without a double refresh`, async () => {
+  const rw = await seeded('s', GRANTS, { upstream_renew_interval: 3600, renew_concurrency: CAP });
+  const conf = instance(idp.provider).configuration();
+  const seen = watchRefreshes(rw.clientId);
+  const sampler = { max: 0, n: 0, stop: false };
+  try {
+    // with rotation a token presented twice is refused (invalid_grant)
+    // and its grant revoked: a double refresh cannot pass unseen
+    conf.rotateRefreshToken = true;
+    sampler.done = (async () => {
+      while (!sampler.stop) {
+        sampler.max = Math.max(sampler.max, await liveLeases(rw));
+        sampler.n += 1;
+        await sleep(50);
+      }
+    })();
+    const t0 = performance.now();
+    dueNow(rw);
+    await until(`${GRANTS} renewals`, async () => (await pending(rw)) === 0, process.env.QUICK ? 15000 : 90000, rw);
+    const secs = (performance.now() - t0) / 1000;
+    await sleep(1000); // a late second refresh would show now
+    sampler.stop = true;
+    await sampler.done;
+    const ok = [await renewalsOk(rw, A), await renewalsOk(rw, B)];
+    console.log(`${GRANTS} renewals on ${BACKEND} in ${secs.toFixed(1)} s: A ${ok[A]}, B ${ok[B]}; `
+      + `at most ${sampler.max} live leases over ${sampler.n} samples`);
+    assertOncePerToken(seen, rw.rts);
+    const db = sql(rw.conf, `select count(*) as n, sum(case when upstream_renewed_at > 0 then 1 else 0 end) as renewed,
+      sum(case when upstream_failing_since <> 0 then 1 else 0 end) as failing,
+      sum(case when status = 'active' then 1 else 0 end) as active
+      from grants where tenant = '${rw.tenant}' and id <> '${rw.tmpl.id}'`)[0];
+    assert.deepEqual(db, { n: GRANTS, renewed: GRANTS, failing: 0, active: GRANTS });
+    assert.equal(ok[A] + ok[B], GRANTS, 'renewals_total{result="ok"} over A and B');
+    for (const on of [A, B]) assert.ok(ok[on] >= GRANTS / 5, `replica ${on} did ${ok[on]} of ${GRANTS}`);
+    for (const on of [A, B]) {
+      assert.equal(await rw.world.replicas[on].metric('enrollbridge_renewals_total', { result: 'lost' }), 0);
+    }
+    assert.ok(sampler.n >= 10 && sampler.max >= 2, `the sampler saw the leases (${sampler.n} samples, max ${sampler.max})`);
+    assert.ok(sampler.max <= CAP, `${sampler.max} live leases > renew_concurrency ${CAP}`);
+  } finally {
+    sampler.stop = true;
+    await sampler.done;
+    conf.rotateRefreshToken = false;
+    seen.stop();
+    for (const e of await rw.world.stop()) assert.equal(e.code, 0, `replica ${e.i} exited cleanly`);
+  }
+});
+
+// The replica's own database sessions, by application_name.
+const sessions = (rw, on) => sql(rw.conf, `select count(*) as n from pg_stat_activity
+  where application_name = 'enrollbridge/${rw.ids[on]}'`)[0].n;
+
+test('7: kill -9 of A during renewals: B renews all 50 once the lease runs out, each once at the IdP', async () => {
+  const UT = 2;
+  const LEASE = 3 * UT + 10; // the least renew_lease allows
+  const N = 50;
+  const rw = await seeded('k', N, { upstream_renew_interval: 3600, renew_concurrency: CAP },
+    { upstream_timeout: UT, renew_lease: LEASE });
+  const seen = watchRefreshes(rw.clientId);
+  let killed = false;
+  try {
+    if (BACKEND === 'pg') assert.ok(sessions(rw, A) > 0, "A's sessions are visible before the kill");
+    // within upstream_timeout: a replica's 8 threads renew 8 in 1.2 s, so
+    // the work lasts until both replicas' cycles have come
+    const DELAY = 1200;
+    await slowIdp(DELAY);
+    const tDue = Date.now();
+    dueNow(rw);
+    await until('renewals under way on A', async () => seen.ok.length >= 8 && (await liveLeases(rw, rw.ids[A])) > 0, 10000, rw);
+    await quietMoment(seen, tDue, DELAY);
+    await rw.world.replicas[A].kill('SIGKILL');
+    killed = true;
+    const tKill = performance.now();
+    // A's claims that now wait for their lease to run out
+    const stranded = await liveLeases(rw, rw.ids[A]);
+    const doneBefore = seen.ok.length;
+    await until(`all ${N} renewed`, async () => (await pending(rw)) === 0, (LEASE + 2 * TICK + 5) * 1000, rw);
+    const secs = (performance.now() - tKill) / 1000;
+    await sleep(500);
+    console.log(`kill -9 mid-renewal on ${BACKEND}: ${doneBefore} of ${N} answered before, ${stranded} claims of A stranded, `
+      + `all renewed ${secs.toFixed(1)} s after the kill`);
+    assert.ok(stranded > 0 && doneBefore < N, 'A died holding claims, with work left');
+    assert.ok(secs <= LEASE + 2 * TICK, `renewed ${secs.toFixed(1)} s after the kill > renew_lease + 2 cycles`);
+    assertOncePerToken(seen, rw.rts);
+    assert.equal(sql(rw.conf, `select count(*) as n from grants where tenant = '${rw.tenant}'
+      and (upstream_failing_since <> 0 or status <> 'active')`)[0].n, 0);
+    if (BACKEND === 'pg') {
+      await until("A's sessions gone from pg_stat_activity", async () => sessions(rw, A) === 0, 5000);
+      assert.ok(sessions(rw, B) > 0, "B's sessions stay");
+    }
+  } finally {
+    await slowIdp(0);
+    seen.stop();
+    const ends = await rw.world.stop();
+    assert.equal(ends[B].code, 0, 'B exited cleanly');
+    if (killed) assert.equal(ends[A].signal, 'SIGKILL');
+  }
+});
+
+test('8: SIGTERM of A holding claims: A ends every claim before it exits, B renews the rest without waiting out the lease', async () => {
+  const LEASE = 60;
+  const N = 24;
+  const rw = await seeded('g', N, { upstream_renew_interval: 3600, renew_concurrency: CAP },
+    { upstream_timeout: 3, renew_lease: LEASE });
+  const seen = watchRefreshes(rw.clientId);
+  const b = rw.world.replicas[B];
+  let stopped = false;
+  try {
+    // B frozen: A alone claims, as many as it has threads
+    b.proc.kill('SIGSTOP');
+    stopped = true;
+    await slowIdp(1500);
+    dueNow(rw);
+    await until('A holding claims', async () => (await liveLeases(rw, rw.ids[A])) > 0, 10000, rw);
+    const held = await liveLeases(rw, rw.ids[A]);
+    const tTerm = performance.now();
+    const end = await rw.world.replicas[A].stop();
+    assert.equal(end.code, 0, 'A exited cleanly');
+    const left = await liveLeases(rw, rw.ids[A]);
+    b.proc.kill('SIGCONT');
+    stopped = false;
+    assert.ok(held > 0 && held < N, `A held ${held} of ${N}`);
+    assert.equal(left, 0, `${left} claims of A left to run out`);
+    await until(`all ${N} renewed`, async () => (await pending(rw)) === 0, (2 * TICK + 10) * 1000, rw);
+    const secs = (performance.now() - tTerm) / 1000;
+    const okB = await renewalsOk(rw, B);
+    console.log(`SIGTERM on ${BACKEND}: A held ${held} claims, ${left} left after its exit; `
+      + `B renewed ${okB}; all renewed ${secs.toFixed(1)} s after the stop (lease ${LEASE} s)`);
+    assert.ok(okB >= N - held, `B renewed ${okB}`);
+    assert.ok(secs < LEASE / 2, `renewed ${secs.toFixed(1)} s after the stop`);
+    assertOncePerToken(seen, rw.rts);
+  } finally {
+    if (stopped) b.proc.kill('SIGCONT');
+    await slowIdp(0);
+    seen.stop();
+    const ends = await rw.world.stop();
+    assert.equal(ends[B].code, 0, 'B exited cleanly');
+  }
+});
+
+// ------------------------------------------------------- key rotation --
+
+const kidOf = (jwt) => JSON.parse(Buffer.from(jwt.split('.')[0], 'base64url').toString()).kid;
+const jwksKids = async (on) => (await (await fetch(`${at(on)}/t/rp/jwks.json`)).json()).keys.map((k) => k.kid);
+
+const LEAD_MS = 500;
+test('9: keys rotate --activate-in 2 on A: A and B publish the new kid before either signs with it', async () => {
+  const chains = [(await signIn()).refresh_token, (await signIn()).refresh_token];
+  const oldKid = kidOf((await refresh(chains[A], A)).json.access_token);
+  const r = await cliAsync(['keys', 'rotate', '-c', world.replicas[A].main, '--activate-in', '2']);
+  assert.equal(r.code, 0, r.stderr);
+  const kid = r.stdout.trim();
+  assert.ok(kid && kid !== oldKid, `a new kid: ${kid}`);
+  const published = [null, null];
+  const signed = [null, null];
+  const t0 = performance.now();
+  while (!(signed[A] && signed[B])) {
+    assert.ok(performance.now() - t0 < 15000, `the new key signs within 15 s (published ${published}, signed ${signed.map(Boolean)})`);
+    for (const on of [A, B]) if (published[on] === null && (await jwksKids(on)).includes(kid)) published[on] = performance.now() - t0;
+    const seenBefore = [...published];
+    for (const on of [A, B]) {
+      const t = await refresh(chains[on], on);
+      assert.equal(t.status, 200, JSON.stringify(t.json));
+      chains[on] = t.json.refresh_token;
+      const k = kidOf(t.json.access_token);
+      assert.ok(k === kid || k === oldKid, `signed with ${k}`);
+      if (k !== kid || signed[on]) continue;
+      const ms = performance.now() - t0;
+      assert.ok(seenBefore[A] !== null && seenBefore[B] !== null,
+        `replica ${on} signed with ${kid} before both published it (A ${seenBefore[A]}, B ${seenBefore[B]})`);
+      // a lead, not a tie: a verifier that fetched either JWKS a moment
+      // before the first token must know the key
+      const lead = ms - Math.max(...seenBefore);
+      assert.ok(lead >= LEAD_MS, `replica ${on} signed with ${kid} ${lead.toFixed(0)} ms after both published it`);
+      signed[on] = { token: t.json.access_token, ms };
+    }
+    await sleep(50);
+  }
+  console.log(`key rotation on ${BACKEND}: published on A after ${published[A].toFixed(0)} ms, B ${published[B].toFixed(0)} ms; `
+    + `first signed on A after ${signed[A].ms.toFixed(0)} ms, B ${signed[B].ms.toFixed(0)} ms`);
+  for (const on of [A, B]) assert.ok((await jwksKids(on)).includes(oldKid), 'the old key stays published');
+  // a token A signed with the new key is good on B
+  assert.equal(await checkin(signed[A].token, `E-rot-${process.pid}`, B), 200);
 });
