@@ -335,6 +335,8 @@ struct sq {
 	int key_ok;
 	pthread_mutex_t lock; /* guards conns */
 	struct conn *conns;
+	/* this process's refresh rotations, one at a time (sq_token_rotate) */
+	pthread_mutex_t rotate_lock;
 };
 
 static void
@@ -1307,6 +1309,12 @@ sq_open_flags(const char *target, int flags,
 		snprintf(err, errlen, "store: pthread_mutex_init failed");
 		goto out_log;
 	}
+	if (pthread_mutex_init(&sq->rotate_lock, NULL) != 0) {
+		pthread_mutex_destroy(&sq->lock);
+		eb_free(sq);
+		snprintf(err, errlen, "store: pthread_mutex_init failed");
+		goto out_log;
+	}
 	if ((sq->path = eb_strdup(target)) == NULL) {
 		snprintf(err, errlen, "store: out of memory");
 		goto out_close;
@@ -1357,6 +1365,7 @@ sq_close(void *be)
 	sq->conns = NULL;
 	pthread_mutex_unlock(&sq->lock);
 	pthread_mutex_destroy(&sq->lock);
+	pthread_mutex_destroy(&sq->rotate_lock);
 	eb_free(sq->path);
 	eb_free(sq);
 }
@@ -2683,7 +2692,7 @@ successor_read(struct conn *c, const char *hash, int64_t now, uint8_t **blob,
  * are read here; what to do is the shared rule's (grant/refresh.h).
  */
 static int
-sq_token_rotate(void *be, const char *old_hash,
+token_rotate_tx(void *be, const char *old_hash,
                 const struct eb_store_token *next, const uint8_t *next_sealed,
                 size_t next_sealed_len, const struct eb_store_token *access,
                 int64_t now, int64_t grace, struct eb_store_token *old_out)
@@ -2797,6 +2806,28 @@ out:
 	} else
 		eb_store_token_finish(&old);
 	eb_free_secret(blob, bloblen);
+	return rc;
+}
+
+/*
+ * The rotations of this process queue on a mutex rather than in SQLite's
+ * busy handler, which sleeps 1 to 100 ms a try while another connection
+ * holds the write lock: in a refresh storm that sleep, not the work,
+ * set the pace. Other processes (the CLI) still meet the busy handler.
+ */
+static int
+sq_token_rotate(void *be, const char *old_hash,
+                const struct eb_store_token *next, const uint8_t *next_sealed,
+                size_t next_sealed_len, const struct eb_store_token *access,
+                int64_t now, int64_t grace, struct eb_store_token *old_out)
+{
+	struct sq *sq = be;
+	int rc;
+
+	pthread_mutex_lock(&sq->rotate_lock);
+	rc = token_rotate_tx(be, old_hash, next, next_sealed, next_sealed_len,
+	                     access, now, grace, old_out);
+	pthread_mutex_unlock(&sq->rotate_lock);
 	return rc;
 }
 
