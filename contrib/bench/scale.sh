@@ -10,16 +10,19 @@
 #     verification and a store read per request).
 #  W3 refresh storm: CHAINS concurrent refresh chains (each its own
 #     apple-oauth2 grant, each request presenting the latest refresh token)
-#     at /t/rf/oauth2/token, driven by wrk with refresh.lua (one connection a chain, wrk -tN -cN);
-#     the same client, the same way, in the same rounds, drives the test
-#     IdP's own token endpoint (oidc-provider, a certified OpenID Provider):
-#     refresh_token grants of chains of its refresh tokens (client
-#     client_secret_basic, scope openid email offline_access: each answer
-#     carries a signed RS256 ID token, as ours carries an ES256 access
-#     token). Rotation at the IdP is oidc-provider's default for a
-#     confidential client (none: the same refresh token again) unless
-#     IDP_ROTATE=1; ours always rotates. Reported: the paired ratio
-#     ours/oidc-provider of requests/s per round (goal >= 5).
+#     at /t/rf/oauth2/token, driven by wrk with refresh.lua (wrk -tN -cN:
+#     one connection a chain); the same client, the same way, in the same
+#     rounds, drives the test IdP's own token endpoint (oidc-provider, a
+#     certified OpenID Provider): refresh_token grants of chains of its
+#     refresh tokens (client client_secret_basic, scope openid email
+#     offline_access: each answer carries a signed RS256 ID token, as ours
+#     carries an ES256 access token). 2 x CHAINS sign-ins per target: the
+#     second half are spares for a chain that breaks (counted; any fails
+#     the run). IDP_ROTATE=1 (the default) turns oidc-provider's rotation
+#     on, as ours always rotates (the fair comparison); IDP_ROTATE=0 keeps
+#     its default for a confidential client (none: the same refresh token
+#     again). Reported: the paired ratio ours/oidc-provider of requests/s
+#     per round (goal >= 5), CPU per refresh of each, wrk's own CPU.
 #  W4 renewal: RENEW_N real apple-as-web sign-ins (each grant holds a real
 #     refresh token of the test IdP; about 35 ms of this box each, 4 at a
 #     time), made due at once in the store, then the bridge(s) started:
@@ -77,7 +80,8 @@
 #   GRANTS_BIG=1000000 [200000]  grants in the big stores (seeded in < 60 s)
 #   RENEW_N=1000 [200]           due grants renewed in W4 (real sign-ins)
 #   REV_TRIALS=20 [20]           W5 trials
-#   IDP_ROTATE=0                 1: oidc-provider rotates refresh tokens too
+#   IDP_ROTATE=1                 0: oidc-provider does not rotate (its default
+#                                for a confidential client)
 #   PG_SYNC=on                   off: synchronous_commit=off
 #   PIN=0                        1: disjoint cores (see above)
 #   BENCH_STRICT=1               exit 1 below a goal too (not only on a
@@ -112,7 +116,7 @@ GRANTS_SMALL=${GRANTS_SMALL:-1000}
 GRANTS_BIG=${GRANTS_BIG:-1000000}
 RENEW_N=${RENEW_N:-1000}
 REV_TRIALS=${REV_TRIALS:-20}
-IDP_ROTATE=${IDP_ROTATE:-0}
+IDP_ROTATE=${IDP_ROTATE:-1}
 PG_SYNC=${PG_SYNC:-on}
 PIN=${PIN:-0}
 BENCH_STRICT=${BENCH_STRICT:-0}
