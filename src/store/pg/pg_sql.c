@@ -333,6 +333,19 @@ const struct eb_pg_stmt eb_pg_stmts[PS__COUNT] = {
                        " FOR UPDATE",
                        1,
                        {T}},
+    /*
+     * A rotation's locks in one statement: grant $2, then token $1 (row
+     * marks are taken in FROM order, so the grant first, SCALEOUT 3.4),
+     * and whether the grant is active. No row when either is missing.
+     */
+    [PS_TOKEN_GRANT_LOCK] = {"eb_token_grant_lock",
+                             "SELECT " TOKEN_COLS_T ", t.successor_sealed,"
+                             " t.successor_until, CASE WHEN g.status ="
+                             " 'active' THEN 1 ELSE 0 END::int8"
+                             " FROM grants g, tokens t WHERE g.id = $2"
+                             " AND t.hash = $1 FOR UPDATE OF g, t",
+                             2,
+                             {T, T}},
     [PS_TOKEN_GRANT_GET] = {"eb_token_grant_get",
                             "SELECT " TOKEN_COLS_T ", " GRANT_COLS_G
                             " FROM tokens t LEFT JOIN grants g"

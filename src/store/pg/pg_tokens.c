@@ -276,10 +276,15 @@ rotate_reset(struct rotate *q)
 	q->answer = EB_STORE_OK;
 }
 
-/* The presented token, row locked, and its kept successor while within
- * its window (successor_until second included, as the sweep). */
+/*
+ * The presented token, row locked, and its kept successor while within
+ * its window (successor_until second included, as the sweep). With
+ * PS_TOKEN_GRANT_LOCK the grant row is locked first in the same
+ * statement and *active says whether it is active; with PS_TOKEN_LOCK
+ * only the token (active NULL).
+ */
 static int
-token_lock(struct eb_pg_conn *c, struct rotate *q)
+token_lock(struct eb_pg_conn *c, struct rotate *q, int stmt, int *active)
 {
 	struct eb_pg_args a;
 	struct eb_pg_rd rd;
@@ -291,7 +296,9 @@ token_lock(struct eb_pg_conn *c, struct rotate *q)
 
 	eb_pg_args_init(&a);
 	eb_pg_args_text(&a, q->old_hash);
-	if ((rc = eb_pg_exec(c, PS_TOKEN_LOCK, &a, &r)) != EB_STORE_OK)
+	if (active != NULL)
+		eb_pg_args_text(&a, q->next->grant_id);
+	if ((rc = eb_pg_exec(c, stmt, &a, &r)) != EB_STORE_OK)
 		return rc;
 	if (PQntuples(r) == 0) {
 		PQclear(r);
@@ -301,6 +308,8 @@ token_lock(struct eb_pg_conn *c, struct rotate *q)
 	eb_pg_read_token(&rd, &q->old);
 	b = eb_pg_rd_blob(&rd, &blen);
 	until = eb_pg_rd_i64(&rd);
+	if (active != NULL)
+		*active = eb_pg_rd_i64(&rd) == 1;
 	PQclear(r);
 	if (rd.bad) {
 		eb_free_secret(b, blen);
@@ -432,25 +441,39 @@ rotate_decide(struct eb_pg_conn *c, struct rotate *q, int grant_active)
 	return rc;
 }
 
+/*
+ * The locks of a rotation, grant row first, then the token's (SCALEOUT
+ * 3.4). The grant is the successor's: when the presented token turns out
+ * to be of another grant, nothing is written and the transaction rolls
+ * back. In one statement when both rows exist; else one at a time, to
+ * tell a missing token from a missing grant.
+ */
+static int
+rotate_lock(struct eb_pg_conn *c, struct rotate *q, int *active)
+{
+	struct eb_pg_gstate gs;
+	int rc;
+
+	rc = token_lock(c, q, PS_TOKEN_GRANT_LOCK, active);
+	if (rc != EB_STORE_NOT_FOUND)
+		return rc;
+	eb_store_token_finish(&q->old);
+	rc = eb_pg_gstate_lock(c, q->next->grant_id, &gs);
+	*active = rc == EB_STORE_OK && gs.status == EB_STORE_GRANT_ACTIVE;
+	eb_pg_gstate_finish(&gs);
+	if (rc != EB_STORE_OK && rc != EB_STORE_NOT_FOUND)
+		return rc;
+	return token_lock(c, q, PS_TOKEN_LOCK, NULL);
+}
+
 static int
 rotate_tx(struct eb_pg_conn *c, void *arg)
 {
 	struct rotate *q = arg;
-	struct eb_pg_gstate gs;
-	int rc, active;
+	int rc, active = 0;
 
 	rotate_reset(q);
-	/*
-	 * The grant row first, then the token's (SCALEOUT 3.4). The grant is
-	 * the successor's: when the presented token turns out to be of
-	 * another grant, nothing is written and the transaction rolls back.
-	 */
-	rc = eb_pg_gstate_lock(c, q->next->grant_id, &gs);
-	active = rc == EB_STORE_OK && gs.status == EB_STORE_GRANT_ACTIVE;
-	eb_pg_gstate_finish(&gs);
-	if (rc != EB_STORE_OK && rc != EB_STORE_NOT_FOUND)
-		return rc;
-	if ((rc = token_lock(c, q)) != EB_STORE_OK)
+	if ((rc = rotate_lock(c, q, &active)) != EB_STORE_OK)
 		return rc;
 	if (q->old.kind != EB_STORE_TOKEN_REFRESH)
 		return EB_STORE_NOT_FOUND;
