@@ -1,5 +1,6 @@
 // Node side of contrib/bench/scale.sh: the test IdP, sign-ins without a
-// browser, and the load client of the refresh storm. One subcommand a run:
+// browser and revocation propagation (the refresh storm's load client is
+// wrk with refresh.lua). One subcommand a run:
 //
 //   idp --clients FILE [--rotate 0|1] [--exit-on-stdin-eof]
 //       The test OpenID Provider (tests/idp, oidc-provider) on loopback,
@@ -21,14 +22,6 @@
 //   rp --issuer URL --client ID --secret S --n N [--conc C] --out FILE
 //       N authorization-code flows straight at the IdP (PKCE, offline_access)
 //       as a relying party; its refresh tokens to FILE, one a line.
-//   storm --url TOKEN_ENDPOINT --chains FILE --seconds S [--client-id ID]
-//         [--basic ID:SECRET]
-//       One refresh chain per line of FILE, all at once: each sends
-//       grant_type=refresh_token with the latest refresh token it holds and
-//       takes the one answered (the same again when the server does not
-//       rotate). Writes the chains' latest tokens back to FILE and prints
-//       {n, bad, rps, p50, p99 (ms), client_us (this client's CPU time per
-//       request)}. Any answer but 200 counts as bad.
 //   revprop --a URL --b URL --tenant T --trials N --plist FILE
 //       Revocation propagation between two replicas: per trial an
 //       apple-oauth2 sign-in, the access token bound by a check-in at B
@@ -247,55 +240,6 @@ async function cmdRp() {
   writeLines(arg('out'), out);
 }
 
-// ---------------------------------------------------------------- storm --
-async function cmdStorm() {
-  const url = arg('url');
-  const file = arg('chains');
-  const seconds = Number(arg('seconds'));
-  const clientId = arg('client-id', '');
-  const basic = arg('basic', '');
-  const headers = { 'content-type': 'application/x-www-form-urlencoded' };
-  if (basic) headers.authorization = `Basic ${Buffer.from(basic).toString('base64')}`;
-  const chains = readLines(file);
-  const lat = [];
-  let bad = 0;
-  let badStatus = '';
-  const cpu0 = process.cpuUsage();
-  const t0 = process.hrtime.bigint();
-  const end = Date.now() + seconds * 1000;
-  await Promise.all(chains.map(async (rt0, k) => {
-    let rt = rt0;
-    while (Date.now() < end) {
-      const form = { grant_type: 'refresh_token', refresh_token: rt };
-      if (clientId) form.client_id = clientId;
-      const s = process.hrtime.bigint();
-      const r = await request(url, { method: 'POST', headers, body: new URLSearchParams(form).toString() });
-      lat.push(Number(process.hrtime.bigint() - s) / 1e6);
-      if (r.status !== 200) {
-        bad++;
-        badStatus = `${r.status} ${r.body.slice(0, 120)}`;
-        break; // a broken chain stops; the run is reported as failed
-      }
-      const j = JSON.parse(r.body);
-      if (j.refresh_token) rt = j.refresh_token;
-    }
-    chains[k] = rt;
-  }));
-  const secs = Number(process.hrtime.bigint() - t0) / 1e9;
-  const cpu = process.cpuUsage(cpu0);
-  writeLines(file, chains);
-  lat.sort((a, b) => a - b);
-  process.stdout.write(`${JSON.stringify({
-    n: lat.length,
-    bad,
-    why: badStatus,
-    rps: lat.length / secs,
-    p50: quantile(lat, 0.5),
-    p99: quantile(lat, 0.99),
-    client_us: lat.length ? (cpu.user + cpu.system) / lat.length : 0,
-  })}\n`);
-}
-
 // -------------------------------------------------------------- revprop --
 async function cmdRevprop() {
   const a = arg('a');
@@ -335,7 +279,7 @@ async function cmdRevprop() {
 }
 
 const cmds = {
-  idp: cmdIdp, web: cmdWeb, oauth2: cmdOauth2, rp: cmdRp, storm: cmdStorm, revprop: cmdRevprop,
+  idp: cmdIdp, web: cmdWeb, oauth2: cmdOauth2, rp: cmdRp, revprop: cmdRevprop,
 };
 if (!cmds[cmd]) {
   process.stderr.write(`usage: node scale.mjs ${Object.keys(cmds).join('|')} ...\n`);

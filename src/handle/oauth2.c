@@ -112,44 +112,44 @@ new_refresh(const struct eb_tenant *t, const struct eb_store_grant *g,
 	return 0;
 }
 
-/* Mint the access token and answer 200 with both tokens. */
-static int
-answer(struct eb_request *req, const struct eb_tenant *t,
-       const struct eb_store_grant *g, const char *refresh, const char *scope,
-       int64_t now)
+/* The claims of an access token for grant g at now. */
+static void
+access_claims(const struct eb_tenant *t, const struct eb_store_grant *g,
+              const char *scope, int64_t now, struct eb_access_claims *c)
 {
-	struct eb_env *env = eb_req_env(req);
-	struct eb_access_claims c;
+	memset(c, 0, sizeof(*c));
+	c->grant_id = g->id;
+	c->sub = g->managed_apple_id;
+	c->managed_apple_id = g->managed_apple_id;
+	c->enrollment_mode = g->enrollment_mode;
+	c->client_id = g->client_id ? g->client_id : t->oauth2.client_id;
+	c->scope = scope;
+	c->iat = now;
+	c->exp = now + t->tokens.access_ttl;
+	if (g->expires != 0 && g->expires < c->exp)
+		c->exp = g->expires;
+}
+
+/* Answer 200 with access token at (valid for expires_in seconds) and
+ * refresh. */
+static int
+answer_tokens(struct eb_request *req, const char *at, int64_t expires_in,
+              const char *refresh, const char *scope)
+{
 	struct eb_buf b;
-	char *at, *body;
+	char *body;
 	size_t len;
 
-	memset(&c, 0, sizeof(c));
-	c.grant_id = g->id;
-	c.sub = g->managed_apple_id;
-	c.managed_apple_id = g->managed_apple_id;
-	c.enrollment_mode = g->enrollment_mode;
-	c.client_id = g->client_id ? g->client_id : t->oauth2.client_id;
-	c.scope = scope;
-	c.iat = now;
-	c.exp = now + t->tokens.access_ttl;
-	if (g->expires != 0 && g->expires < c.exp)
-		c.exp = g->expires;
-	at = eb_token_issue(env->signer, env->store, eb_req_config(req), t, &c,
-	                    EB_STORE_TOKEN_ACCESS);
-	if (at == NULL)
-		return store_error(req);
 	eb_buf_init(&b, 16384);
 	eb_buf_addstr(&b, "{\"token_type\":\"Bearer\",\"access_token\":");
 	eb_buf_add_json_str(&b, at);
 	eb_buf_printf(&b, ",\"expires_in\":%lld,\"refresh_token\":",
-	              (long long)(c.exp - now));
+	              (long long)expires_in);
 	eb_buf_add_json_str(&b, refresh);
 	if (scope != NULL) {
 		eb_buf_addstr(&b, ",\"scope\":");
 		eb_buf_add_json_str(&b, scope);
 	}
-	eb_free_secret_str(at);
 	if (eb_buf_addc(&b, '}') == -1) {
 		eb_buf_finish_secret(&b);
 		return store_error(req);
@@ -158,6 +158,27 @@ answer(struct eb_request *req, const struct eb_tenant *t,
 	body = eb_buf_detach(&b, &len);
 	eb_resp_set_owned(req, 200, "application/json", body, len);
 	return EB_HANDLED;
+}
+
+/* Mint the access token, store it, and answer 200 with both tokens. */
+static int
+answer(struct eb_request *req, const struct eb_tenant *t,
+       const struct eb_store_grant *g, const char *refresh, const char *scope,
+       int64_t now)
+{
+	struct eb_env *env = eb_req_env(req);
+	struct eb_access_claims c;
+	char *at;
+	int rc;
+
+	access_claims(t, g, scope, now, &c);
+	at = eb_token_issue(env->signer, env->store, eb_req_config(req), t, &c,
+	                    EB_STORE_TOKEN_ACCESS);
+	if (at == NULL)
+		return store_error(req);
+	rc = answer_tokens(req, at, c.exp - now, refresh, scope);
+	eb_free_secret_str(at);
+	return rc;
 }
 
 static int
@@ -306,84 +327,137 @@ successor_open(struct eb_env *env, const struct eb_tenant *t,
 	return (char *)pt;
 }
 
+/* What one refresh needs, made before the rotation's transaction. */
+struct refresh_step {
+	char hash[EB_STORE_HASH_HEXLEN + 1], nhash[EB_STORE_HASH_HEXLEN + 1];
+	struct eb_store_token cur, next, old_row;
+	struct eb_store_grant g;
+	struct eb_access_claims claims;
+	struct eb_token_minted at; /* stored by the rotation */
+	char *refresh, *same;
+	uint8_t *sealed;
+	size_t sealed_len;
+};
+
+static void
+refresh_step_finish(struct refresh_step *r)
+{
+	eb_free_secret_str(r->refresh);
+	eb_free_secret_str(r->same);
+	eb_free_secret(r->sealed, r->sealed_len);
+	eb_token_minted_finish(&r->at);
+	eb_store_token_finish(&r->old_row);
+	eb_store_token_finish(&r->cur);
+	eb_store_grant_finish(&r->g);
+}
+
+/*
+ * The presented token and its grant, in one lookup: 0 when it may be
+ * rotated, else the answer already set (-1).
+ */
+static int
+refresh_lookup(struct eb_request *req, const struct eb_tenant *t,
+               const char *client_id, struct refresh_step *r, int64_t now,
+               int *rc)
+{
+	struct eb_env *env = eb_req_env(req);
+	int src;
+
+	src = eb_store_token_grant_get(env->store, r->hash, &r->cur, &r->g);
+	if (src == EB_STORE_ERROR) {
+		*rc = store_error(req);
+		return -1;
+	}
+	if (src != EB_STORE_OK || r->cur.kind != EB_STORE_TOKEN_REFRESH ||
+	    strcmp(r->cur.tenant, t->id) != 0 ||
+	    (r->cur.client_id != NULL && client_id != NULL &&
+	     strcmp(r->cur.client_id, client_id) != 0)) {
+		*rc = oauth_error(req, 400, "invalid_grant",
+		                  "refresh token invalid");
+		return -1;
+	}
+	if (r->g.id == NULL || !grant_usable(&r->g, t->id, now)) {
+		log_info("tenant %s: refresh refused: grant no longer valid",
+		         t->id);
+		*rc = oauth_error(req, 400, "invalid_grant", "sign in again");
+		return -1;
+	}
+	return 0;
+}
+
+/*
+ * The successor and its value sealed for a retry's sake, and the access
+ * token (signed here, stored by the rotation in its transaction): 0 or -1.
+ */
+static int
+refresh_prepare(struct eb_request *req, const struct eb_tenant *t,
+                struct refresh_step *r, int64_t now)
+{
+	struct eb_env *env = eb_req_env(req);
+	char ad[SUCCESSOR_AD_MAX];
+	size_t adlen;
+
+	adlen = successor_ad(r->hash, ad);
+	if (new_refresh(t, &r->g, now, &r->refresh, r->nhash, &r->next) == -1 ||
+	    eb_seal_ring_seal(env->seal_ring, EB_SEAL_AT_REST, ad, adlen,
+	                      r->refresh, strlen(r->refresh), &r->sealed,
+	                      &r->sealed_len) != 0)
+		return -1;
+	access_claims(t, &r->g, NULL, now, &r->claims);
+	return eb_token_mint(env->signer, eb_req_config(req), t, &r->claims,
+	                     EB_STORE_TOKEN_ACCESS, &r->at);
+}
+
 static int
 refresh_grant(struct eb_request *req, const struct eb_tenant *t,
               const struct eb_form *f, int64_t now)
 {
 	struct eb_env *env = eb_req_env(req);
 	const char *old = eb_form_get(f, "refresh_token");
-	const char *client_id = eb_form_get(f, "client_id");
-	char hash[EB_STORE_HASH_HEXLEN + 1], nhash[EB_STORE_HASH_HEXLEN + 1];
-	struct eb_store_token cur, next, old_row;
-	struct eb_store_grant g;
-	char ad[SUCCESSOR_AD_MAX];
-	char *refresh = NULL, *same = NULL;
-	uint8_t *sealed = NULL;
-	size_t sealed_len = 0, adlen;
+	struct refresh_step r;
+	int64_t expires_in;
 	int rc;
 
 	if (old == NULL)
 		return oauth_error(req, 400, "invalid_request",
 		                   "refresh_token is required");
-	memset(&cur, 0, sizeof(cur));
-	memset(&old_row, 0, sizeof(old_row));
-	memset(&g, 0, sizeof(g));
-	if (eb_store_hash_token(old, strlen(old), hash) != 0)
+	memset(&r, 0, sizeof(r));
+	if (eb_store_hash_token(old, strlen(old), r.hash) != 0)
 		return store_error(req);
-	rc = eb_store_token_get(env->store, hash, &cur);
-	if (rc == EB_STORE_ERROR)
-		return store_error(req);
-	if (rc != EB_STORE_OK || cur.kind != EB_STORE_TOKEN_REFRESH ||
-	    strcmp(cur.tenant, t->id) != 0 ||
-	    (cur.client_id != NULL && client_id != NULL &&
-	     strcmp(cur.client_id, client_id) != 0)) {
-		eb_store_token_finish(&cur);
-		return oauth_error(req, 400, "invalid_grant",
-		                   "refresh token invalid");
-	}
-	rc = eb_store_grant_get(env->store, cur.grant_id, &g);
-	if (rc != EB_STORE_OK || !grant_usable(&g, t->id, now)) {
-		log_info("tenant %s: refresh refused: grant no longer valid",
-		         t->id);
-		eb_store_token_finish(&cur);
-		eb_store_grant_finish(&g);
-		return rc == EB_STORE_ERROR
-		           ? store_error(req)
-		           : oauth_error(req, 400, "invalid_grant",
-		                         "sign in again");
-	}
-	/* the successor, and its value sealed for a retry's sake */
-	adlen = successor_ad(hash, ad);
-	if (new_refresh(t, &g, now, &refresh, nhash, &next) == -1 ||
-	    eb_seal_ring_seal(env->seal_ring, EB_SEAL_AT_REST, ad, adlen,
-	                      refresh, strlen(refresh), &sealed,
-	                      &sealed_len) != 0) {
+	if (refresh_lookup(req, t, eb_form_get(f, "client_id"), &r, now, &rc) ==
+	    -1)
+		goto out;
+	if (refresh_prepare(req, t, &r, now) == -1) {
 		rc = store_error(req);
 		goto out;
 	}
-	rc = eb_store_token_rotate_refresh(env->store, hash, &next, sealed,
-	                                   sealed_len, NULL, now, REFRESH_GRACE,
-	                                   &old_row);
+	expires_in = r.claims.exp - now;
+	rc = eb_store_token_rotate_refresh(env->store, r.hash, &r.next,
+	                                   r.sealed, r.sealed_len, &r.at.row,
+	                                   now, REFRESH_GRACE, &r.old_row);
 	switch (rc) {
 	case EB_STORE_OK:
-		rc = answer(req, t, &g, refresh, NULL, now);
+		rc =
+		    answer_tokens(req, r.at.token, expires_in, r.refresh, NULL);
 		break;
 	case EB_STORE_RETRY:
 		/* a lost response: the same successor, a new access token */
 		log_info("tenant %s: grant %s: refresh retried within the "
 		         "grace window: same refresh token returned",
-		         t->id, g.id);
-		if ((same = successor_open(env, t, hash, &old_row)) == NULL)
+		         t->id, r.g.id);
+		if ((r.same = successor_open(env, t, r.hash, &r.old_row)) ==
+		    NULL)
 			rc = oauth_error(req, 400, "invalid_grant",
 			                 "sign in again");
 		else
-			rc = answer(req, t, &g, same, NULL, now);
+			rc = answer_tokens(req, r.at.token, expires_in, r.same,
+			                   NULL);
 		break;
 	case EB_STORE_REUSE:
 		log_warnx("tenant %s: rotated refresh token reused (outside "
 		          "the grace window, or its successor already used): "
 		          "grant %s revoked",
-		          t->id, g.id);
+		          t->id, r.g.id);
 		rc = oauth_error(req, 400, "invalid_grant",
 		                 "refresh token reused; sign in again");
 		break;
@@ -394,12 +468,7 @@ refresh_grant(struct eb_request *req, const struct eb_tenant *t,
 		rc = oauth_error(req, 400, "invalid_grant", "sign in again");
 	}
 out:
-	eb_free_secret_str(refresh);
-	eb_free_secret_str(same);
-	eb_free_secret(sealed, sealed_len);
-	eb_store_token_finish(&old_row);
-	eb_store_token_finish(&cur);
-	eb_store_grant_finish(&g);
+	refresh_step_finish(&r);
 	return rc;
 }
 

@@ -68,67 +68,90 @@ set_str(json_t *o, const char *k, const char *v)
 	return json_object_set_new(o, k, json_string(v));
 }
 
-char *
-eb_token_issue(struct eb_signer *s, struct eb_store *store,
-               const struct eb_config *cfg, const struct eb_tenant *t,
-               const struct eb_access_claims *c, int kind)
+int
+eb_token_mint(struct eb_signer *s, const struct eb_config *cfg,
+              const struct eb_tenant *t, const struct eb_access_claims *c,
+              int kind, struct eb_token_minted *m)
 {
 	json_t *claims = NULL;
-	struct eb_store_token st;
-	char hash[EB_STORE_HASH_HEXLEN + 1], *iss = NULL, *jti = NULL;
-	char *tok = NULL;
+	char *iss = NULL;
 	int64_t iat, exp;
 	int rc;
 
-	if (s == NULL || store == NULL || cfg == NULL || t == NULL ||
-	    c == NULL || c->grant_id == NULL || c->sub == NULL ||
+	memset(m, 0, sizeof(*m));
+	if (s == NULL || cfg == NULL || t == NULL || c == NULL ||
+	    c->grant_id == NULL || c->sub == NULL ||
 	    (kind != EB_STORE_TOKEN_ACCESS && kind != EB_STORE_TOKEN_WEB))
-		return NULL;
+		return -1;
 	iat = c->iat != 0 ? c->iat : (int64_t)time(NULL);
 	exp = c->exp != 0 ? c->exp : iat + t->tokens.access_ttl;
 	if (exp <= iat)
-		return NULL;
+		return -1;
 	if ((iss = issuer_of(cfg, t)) == NULL ||
-	    (jti = eb_rand_token(JTI_BYTES)) == NULL ||
+	    (m->jti = eb_rand_token(JTI_BYTES)) == NULL ||
 	    (claims = json_object()) == NULL)
-		goto out;
+		goto fail;
 	rc = set_str(claims, "iss", iss);
 	rc |= set_str(claims, "sub", c->sub);
 	rc |= set_str(claims, "aud", t->mdm.audience);
 	rc |= json_object_set_new(claims, "exp", json_integer(exp));
 	rc |= json_object_set_new(claims, "iat", json_integer(iat));
-	rc |= set_str(claims, "jti", jti);
+	rc |= set_str(claims, "jti", m->jti);
 	rc |= set_str(claims, "client_id", c->client_id);
 	rc |= set_str(claims, "managed_apple_id", c->managed_apple_id);
 	rc |= set_str(claims, "enrollment_mode", c->enrollment_mode);
 	rc |= set_str(claims, "grant_id", c->grant_id);
 	rc |= set_str(claims, "scope", c->scope);
-	if (rc != 0 || (tok = eb_signer_sign(s, "at+jwt", claims)) == NULL)
-		goto out;
-	if (eb_store_hash_token(tok, strlen(tok), hash) != 0)
+	if (rc != 0 ||
+	    (m->token = eb_signer_sign(s, "at+jwt", claims)) == NULL ||
+	    eb_store_hash_token(m->token, strlen(m->token), m->hash) != 0)
 		goto fail;
-	memset(&st, 0, sizeof(st));
-	st.hash = hash;
-	st.kind = kind;
-	st.tenant = t->id;
-	st.grant_id = (char *)(uintptr_t)c->grant_id;
-	st.client_id = (char *)(uintptr_t)c->client_id;
-	st.jti = jti;
-	st.created = iat;
-	st.expires = exp;
-	if ((rc = eb_store_token_put(store, &st)) != EB_STORE_OK) {
+	json_decref(claims);
+	eb_free(iss);
+	m->row.hash = m->hash;
+	m->row.kind = kind;
+	m->row.tenant = t->id;
+	m->row.grant_id = (char *)(uintptr_t)c->grant_id;
+	m->row.client_id = (char *)(uintptr_t)c->client_id;
+	m->row.jti = m->jti;
+	m->row.created = iat;
+	m->row.expires = exp;
+	return 0;
+fail:
+	json_decref(claims);
+	eb_free(iss);
+	eb_token_minted_finish(m);
+	return -1;
+}
+
+void
+eb_token_minted_finish(struct eb_token_minted *m)
+{
+	eb_free_secret_str(m->token);
+	eb_free(m->jti);
+	memset(m, 0, sizeof(*m));
+}
+
+char *
+eb_token_issue(struct eb_signer *s, struct eb_store *store,
+               const struct eb_config *cfg, const struct eb_tenant *t,
+               const struct eb_access_claims *c, int kind)
+{
+	struct eb_token_minted m;
+	char *tok;
+	int rc;
+
+	if (store == NULL || eb_token_mint(s, cfg, t, c, kind, &m) != 0)
+		return NULL;
+	if ((rc = eb_store_token_put(store, &m.row)) != EB_STORE_OK) {
 		log_warnx("tenant %s: cannot store a token for grant %s: %s",
 		          t->id, c->grant_id, eb_store_strerror(rc));
-		goto fail;
+		eb_token_minted_finish(&m);
+		return NULL;
 	}
-	goto out;
-fail:
-	eb_free_secret_str(tok);
-	tok = NULL;
-out:
-	json_decref(claims);
-	eb_free(jti);
-	eb_free(iss);
+	tok = m.token;
+	m.token = NULL;
+	eb_token_minted_finish(&m);
 	return tok;
 }
 

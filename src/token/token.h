@@ -21,6 +21,7 @@
 #include <jansson.h>
 
 #include "core/config.h"
+#include "store/store.h"
 
 struct eb_store;
 struct eb_store_key;
@@ -124,6 +125,25 @@ struct eb_access_claims {
 char *eb_token_issue(struct eb_signer *s, struct eb_store *store,
                      const struct eb_config *cfg, const struct eb_tenant *t,
                      const struct eb_access_claims *c, int kind);
+
+/*
+ * An access token minted but not yet stored: the signed token, and its
+ * store row (row's pointers point into m and the claims), for a caller
+ * that stores it inside its own transaction (the refresh rotation).
+ */
+struct eb_token_minted {
+	char *token; /* eb_free_secret_str'd by eb_token_minted_finish */
+	char *jti;
+	char hash[EB_STORE_HASH_HEXLEN + 1];
+	struct eb_store_token row;
+};
+
+/* eb_token_issue without the store: 0, or -1 (nothing to finish). The
+ * claims c must outlive m->row. */
+int eb_token_mint(struct eb_signer *s, const struct eb_config *cfg,
+                  const struct eb_tenant *t, const struct eb_access_claims *c,
+                  int kind, struct eb_token_minted *m);
+void eb_token_minted_finish(struct eb_token_minted *m);
 
 /* Why a presented bearer was refused. */
 enum eb_bearer_result {

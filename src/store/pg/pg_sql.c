@@ -340,25 +340,43 @@ const struct eb_pg_stmt eb_pg_stmts[PS__COUNT] = {
                        " FOR UPDATE",
                        1,
                        {T}},
+    /*
+     * A rotation's locks in one statement: grant $2, then token $1 (row
+     * marks are taken in FROM order, so the grant first, SCALEOUT 3.4),
+     * and whether the grant is active. No row when either is missing.
+     */
+    [PS_TOKEN_GRANT_LOCK] = {"eb_token_grant_lock",
+                             "SELECT " TOKEN_COLS_T ", t.successor_sealed,"
+                             " t.successor_until, CASE WHEN g.status ="
+                             " 'active' THEN 1 ELSE 0 END::int8"
+                             " FROM grants g, tokens t WHERE g.id = $2"
+                             " AND t.hash = $1 FOR UPDATE OF g, t",
+                             2,
+                             {T, T}},
     [PS_TOKEN_GRANT_GET] = {"eb_token_grant_get",
                             "SELECT " TOKEN_COLS_T ", " GRANT_COLS_G
                             " FROM tokens t LEFT JOIN grants g"
                             " ON g.id = t.grant_id WHERE t.hash = $1",
                             1,
                             {T}},
-    [PS_TOKEN_ROTATED] = {"eb_token_rotated",
-                          "UPDATE tokens SET status = 'rotated',"
-                          " rotated_at = $2, replaced_by = $3,"
-                          " successor_sealed = $4, successor_until = $5"
-                          " WHERE hash = $1",
-                          5,
-                          {T, I, T, B, I}},
-    [PS_TOKEN_SUCC_WIPE] = {"eb_token_succ_wipe",
-                            "UPDATE tokens SET successor_sealed = NULL,"
-                            " successor_until = 0 WHERE hash = $1"
-                            " AND successor_sealed IS NOT NULL",
-                            1,
-                            {T}},
+    /*
+     * A rotation's writes in one statement: the presented token rotated
+     * (its successor kept sealed), the sealed successor on its parent
+     * wiped ($6, NULL when it has none), the successor inserted ($3,
+     * $7-$13) and the access token ($14-$21, none when $14 is NULL).
+     */
+    [PS_TOKEN_ROTATE_WRITE] =
+        {"eb_token_rotate_write",
+         "WITH r AS (UPDATE tokens SET status = 'rotated', rotated_at = $2,"
+         " replaced_by = $3, successor_sealed = $4, successor_until = $5"
+         " WHERE hash = $1), w AS (UPDATE tokens SET successor_sealed = NULL,"
+         " successor_until = 0 WHERE hash = $6 AND successor_sealed IS NOT"
+         " NULL) INSERT INTO tokens (" TOKEN_COLS ") SELECT * FROM (VALUES"
+         " ($3, $7, $8, $9, $10, $11, $12, $13, 'active', 0::int8, $1,"
+         " NULL::text), ($14, $15, $16, $17, $18, $19, $20, $21, 'active',"
+         " 0::int8, NULL::text, NULL::text)) v WHERE v.column1 IS NOT NULL",
+         21,
+         {T, I, T, B, I, T, T, T, T, T, T, I, I, T, T, T, T, T, T, I, I}},
     [PS_TOKEN_REVOKE] = {"eb_token_revoke",
                          "UPDATE tokens SET status = 'revoked',"
                          " successor_sealed = NULL, successor_until = 0"

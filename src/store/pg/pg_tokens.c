@@ -276,10 +276,15 @@ rotate_reset(struct rotate *q)
 	q->answer = EB_STORE_OK;
 }
 
-/* The presented token, row locked, and its kept successor while within
- * its window (successor_until second included, as the sweep). */
+/*
+ * The presented token, row locked, and its kept successor while within
+ * its window (successor_until second included, as the sweep). With
+ * PS_TOKEN_GRANT_LOCK the grant row is locked first in the same
+ * statement and *active says whether it is active; with PS_TOKEN_LOCK
+ * only the token (active NULL).
+ */
 static int
-token_lock(struct eb_pg_conn *c, struct rotate *q)
+token_lock(struct eb_pg_conn *c, struct rotate *q, int stmt, int *active)
 {
 	struct eb_pg_args a;
 	struct eb_pg_rd rd;
@@ -291,7 +296,9 @@ token_lock(struct eb_pg_conn *c, struct rotate *q)
 
 	eb_pg_args_init(&a);
 	eb_pg_args_text(&a, q->old_hash);
-	if ((rc = eb_pg_exec(c, PS_TOKEN_LOCK, &a, &r)) != EB_STORE_OK)
+	if (active != NULL)
+		eb_pg_args_text(&a, q->next->grant_id);
+	if ((rc = eb_pg_exec(c, stmt, &a, &r)) != EB_STORE_OK)
 		return rc;
 	if (PQntuples(r) == 0) {
 		PQclear(r);
@@ -301,6 +308,8 @@ token_lock(struct eb_pg_conn *c, struct rotate *q)
 	eb_pg_read_token(&rd, &q->old);
 	b = eb_pg_rd_blob(&rd, &blen);
 	until = eb_pg_rd_i64(&rd);
+	if (active != NULL)
+		*active = eb_pg_rd_i64(&rd) == 1;
 	PQclear(r);
 	if (rd.bad) {
 		eb_free_secret(b, blen);
@@ -339,11 +348,37 @@ successor_state(struct eb_pg_conn *c, const char *hash,
 	return rc == EB_STORE_NOT_FOUND ? EB_STORE_OK : rc;
 }
 
+/* A token row's columns but its hash, for PS_TOKEN_ROTATE_WRITE (t NULL:
+ * none). */
+static int
+rotate_args_token(struct eb_pg_args *a, const struct eb_store_token *t)
+{
+	const char *kind = NULL;
+
+	if (t != NULL && (kind = eb_store_token_kind_name(t->kind)) == NULL) {
+		log_warnx("store: token with a bad kind");
+		return -1;
+	}
+	eb_pg_args_text(a, kind);
+	eb_pg_args_text(a, t != NULL ? t->tenant : NULL);
+	eb_pg_args_text(a, t != NULL ? t->grant_id : NULL);
+	eb_pg_args_text(a, t != NULL ? t->client_id : NULL);
+	eb_pg_args_text(a, t != NULL ? t->jti : NULL);
+	eb_pg_args_int8(a, t != NULL ? t->created : 0);
+	eb_pg_args_int8(a, t != NULL ? t->expires : 0);
+	return 0;
+}
+
+/*
+ * Rotate: the presented token marked rotated (its successor sealed on
+ * it), its parent's sealed successor wiped (the parent's successor, the
+ * presented token, is now used, so that retry window is over), the
+ * successor and the access token inserted: one statement.
+ */
 static int
 rotate_apply(struct eb_pg_conn *c, struct rotate *q)
 {
 	struct eb_pg_args a;
-	int rc;
 
 	eb_pg_args_init(&a);
 	eb_pg_args_text(&a, q->old.hash);
@@ -351,15 +386,13 @@ rotate_apply(struct eb_pg_conn *c, struct rotate *q)
 	eb_pg_args_text(&a, q->next->hash);
 	eb_pg_args_blob(&a, q->next_sealed, q->next_sealed_len);
 	eb_pg_args_int8(&a, q->next_sealed != NULL ? q->now + q->grace : 0);
-	if ((rc = eb_pg_run(c, PS_TOKEN_ROTATED, &a, NULL)) != EB_STORE_OK ||
-	    (rc = token_insert(c, q->next, q->old.hash)) != EB_STORE_OK ||
-	    q->old.parent_hash == NULL)
-		return rc;
-	/* the token before old: its successor (old) is now used, so its
-	 * retry window is over */
-	eb_pg_args_init(&a);
 	eb_pg_args_text(&a, q->old.parent_hash);
-	return eb_pg_run(c, PS_TOKEN_SUCC_WIPE, &a, NULL);
+	if (rotate_args_token(&a, q->next) != 0)
+		return EB_STORE_ERROR;
+	eb_pg_args_text(&a, q->access != NULL ? q->access->hash : NULL);
+	if (rotate_args_token(&a, q->access) != 0)
+		return EB_STORE_ERROR;
+	return eb_pg_run(c, PS_TOKEN_ROTATE_WRITE, &a, NULL);
 }
 
 /* The rule's decision, carried out; q->answer is what the caller gets. */
@@ -385,8 +418,7 @@ rotate_decide(struct eb_pg_conn *c, struct rotate *q, int grant_active)
 	d = eb_grant_refresh_decide(&pt, &ps, q->now, q->grace, &why);
 	switch (d) {
 	case EB_GRANT_REFRESH_ROTATE:
-		rc = rotate_apply(c, q);
-		break;
+		return rotate_apply(c, q);
 	case EB_GRANT_REFRESH_RETURN_SUCCESSOR:
 		/* a lost response: the same successor, no new branch */
 		q->answer = EB_STORE_RETRY;
@@ -409,36 +441,47 @@ rotate_decide(struct eb_pg_conn *c, struct rotate *q, int grant_active)
 	return rc;
 }
 
+/*
+ * The locks of a rotation, grant row first, then the token's (SCALEOUT
+ * 3.4). The grant is the successor's: when the presented token turns out
+ * to be of another grant, nothing is written and the transaction rolls
+ * back. In one statement when both rows exist; else one at a time, to
+ * tell a missing token from a missing grant.
+ */
+static int
+rotate_lock(struct eb_pg_conn *c, struct rotate *q, int *active)
+{
+	struct eb_pg_gstate gs;
+	int rc;
+
+	rc = token_lock(c, q, PS_TOKEN_GRANT_LOCK, active);
+	if (rc != EB_STORE_NOT_FOUND)
+		return rc;
+	eb_store_token_finish(&q->old);
+	rc = eb_pg_gstate_lock(c, q->next->grant_id, &gs);
+	*active = rc == EB_STORE_OK && gs.status == EB_STORE_GRANT_ACTIVE;
+	eb_pg_gstate_finish(&gs);
+	if (rc != EB_STORE_OK && rc != EB_STORE_NOT_FOUND)
+		return rc;
+	return token_lock(c, q, PS_TOKEN_LOCK, NULL);
+}
+
 static int
 rotate_tx(struct eb_pg_conn *c, void *arg)
 {
 	struct rotate *q = arg;
-	struct eb_pg_gstate gs;
-	struct token_q tq;
-	int rc, active;
+	int rc, active = 0;
 
 	rotate_reset(q);
-	/* which grant: a token's grant_id never changes, so unlocked */
-	tq.hash = q->old_hash;
-	tq.tok = &q->old;
-	if ((rc = token_get_fn(c, &tq)) != EB_STORE_OK)
+	if ((rc = rotate_lock(c, q, &active)) != EB_STORE_OK)
 		return rc;
 	if (q->old.kind != EB_STORE_TOKEN_REFRESH)
 		return EB_STORE_NOT_FOUND;
-	if (q->next->grant_id == NULL ||
+	if (q->old.grant_id == NULL ||
 	    strcmp(q->next->grant_id, q->old.grant_id) != 0) {
 		log_warnx("store: rotation to another grant refused");
 		return EB_STORE_CONFLICT;
 	}
-	/* the grant row first, then the token's (SCALEOUT 3.4) */
-	rc = eb_pg_gstate_lock(c, q->old.grant_id, &gs);
-	active = rc == EB_STORE_OK && gs.status == EB_STORE_GRANT_ACTIVE;
-	eb_pg_gstate_finish(&gs);
-	if (rc != EB_STORE_OK && rc != EB_STORE_NOT_FOUND)
-		return rc;
-	eb_store_token_finish(&q->old);
-	if ((rc = token_lock(c, q)) != EB_STORE_OK)
-		return rc;
 	return rotate_decide(c, q, active);
 }
 
@@ -458,6 +501,10 @@ eb_pg_token_rotate(void *be, const char *old_hash,
 	    next->hash == NULL) {
 		log_warnx("store: rotation needs a new refresh token");
 		return EB_STORE_ERROR;
+	}
+	if (next->grant_id == NULL) {
+		log_warnx("store: rotation to another grant refused");
+		return EB_STORE_CONFLICT;
 	}
 	if (old_hash == NULL)
 		return EB_STORE_NOT_FOUND;
