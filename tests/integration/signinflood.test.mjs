@@ -107,27 +107,39 @@ async function failures(code) {
   return all.filter((s) => s.labels.tenant === 'gen' && s.labels.code === code).reduce((a, s) => a + s.value, 0);
 }
 
-// ---- AES-256-GCM as src/jose/seal.c: version | nonce(12) | ct | tag(16),
-// associated data = version byte + "enrollbridge upstream state v1:" + tenant
+// ---- AES-256-GCM as src/jose/seal.h, version 3 (the ring's form):
+// 0x03 | key id (4) | nonce (12) | ct | tag (16), under the "flow" subkey
+// HKDF-SHA256(ring key, no salt, "enrollbridge seal v3 flow"); associated
+// data = the header (version and key id) + "enrollbridge upstream state
+// v1:" + tenant. A second implementation of the format, so it cannot drift.
 function sealKey() {
   return fs.readFileSync(path.join(world.config.cfg.state_dir, 'seal.key'));
 }
-function stateAd(tenant) {
-  return Buffer.concat([Buffer.from([1]), Buffer.from(`enrollbridge upstream state v1:${tenant}`)]);
+function flowKey() {
+  return Buffer.from(crypto.hkdfSync('sha256', sealKey(), Buffer.alloc(0), 'enrollbridge seal v3 flow', 32));
+}
+function header() {
+  return Buffer.concat([Buffer.from([3]), crypto.createHash('sha256').update(sealKey()).digest().subarray(0, 4)]);
+}
+function stateAd(hdr, tenant) {
+  return Buffer.concat([hdr, Buffer.from(`enrollbridge upstream state v1:${tenant}`)]);
 }
 function openState(text, tenant) {
   const blob = Buffer.from(text, 'base64url');
-  const d = crypto.createDecipheriv('aes-256-gcm', sealKey(), blob.subarray(1, 13));
-  d.setAAD(stateAd(tenant));
+  assert.equal(blob[0], 3, 'sign-in state sealed in the ring form (version 3)');
+  const hdr = blob.subarray(0, 5);
+  const d = crypto.createDecipheriv('aes-256-gcm', flowKey(), blob.subarray(5, 17));
+  d.setAAD(stateAd(hdr, tenant));
   d.setAuthTag(blob.subarray(blob.length - 16));
-  return JSON.parse(Buffer.concat([d.update(blob.subarray(13, blob.length - 16)), d.final()]).toString());
+  return JSON.parse(Buffer.concat([d.update(blob.subarray(17, blob.length - 16)), d.final()]).toString());
 }
 function sealState(obj, tenant) {
+  const hdr = header();
   const nonce = crypto.randomBytes(12);
-  const c = crypto.createCipheriv('aes-256-gcm', sealKey(), nonce);
-  c.setAAD(stateAd(tenant));
+  const c = crypto.createCipheriv('aes-256-gcm', flowKey(), nonce);
+  c.setAAD(stateAd(hdr, tenant));
   const ct = Buffer.concat([c.update(JSON.stringify(obj)), c.final()]);
-  return Buffer.concat([Buffer.from([1]), nonce, ct, c.getAuthTag()]).toString('base64url');
+  return Buffer.concat([hdr, nonce, ct, c.getAuthTag()]).toString('base64url');
 }
 const withState = (url, state) => {
   const u = new URL(url);
