@@ -21,7 +21,7 @@ import { pathToFileURL } from 'node:url';
 
 import { challenge, enroll, freePort, oidcTenant, sql, startLogin, startTestIdp, startWorld, stopAll }
   from './idp.mjs';
-import { cli, startBridge, tmpDir } from './lib.mjs';
+import { cli, hexOf, startBridge, tmpDir } from './lib.mjs';
 
 // npm jose, from the test IdP's dependencies (tests/idp/package.json)
 const requireIdp = createRequire(new URL('../idp/package.json', import.meta.url));
@@ -60,8 +60,8 @@ function setSealKeys(list) {
 }
 
 const grant = () => sql(db, `select id, status, upstream_renewed_at, upstream_failing_since,
-  hex(upstream_refresh_token) as rt from grants where id='${grantId}'`)[0];
-const signingKeys = () => sql(db, 'select kid, hex(private_key) as pk from signing_keys order by created_at');
+  ${hexOf('upstream_refresh_token', db)} as rt from grants where id='${grantId}'`)[0];
+const signingKeys = () => sql(db, `select kid, ${hexOf('private_key', db)} as pk from signing_keys order by created_at`);
 const reseal = (...extra) => cli(['reseal', '-c', world.config.main, ...extra]);
 
 function noKeyIn(text) {

@@ -113,6 +113,10 @@ async function failures(code) {
 // data = the header (version and key id) + "enrollbridge upstream state
 // v1:" + tenant. A second implementation of the format, so it cannot drift.
 function sealKey() {
+  // the first of seal_keys (a file: reference, base64) when configured,
+  // else the key the bridge made in state_dir
+  const ref = world.config.cfg.seal_keys?.[0];
+  if (ref?.startsWith('file:')) return Buffer.from(fs.readFileSync(ref.slice(5), 'utf8').trim(), 'base64');
   return fs.readFileSync(path.join(world.config.cfg.state_dir, 'seal.key'));
 }
 function flowKey() {

@@ -12,7 +12,7 @@ import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import http from 'node:http';
 
-import { cliAsync, enrollPost, raw } from './lib.mjs';
+import { BACKEND, cliAsync, enrollPost, raw } from './lib.mjs';
 import {
   enroll, freePort, oidcTenant, sql, startTestIdp, startWorld, stopAll,
 } from './idp.mjs';
@@ -150,7 +150,8 @@ test('b. sign-in start and apple-oauth2 authorize refuse it; nothing is stored',
   assert.equal(r.status, 400);
   assert.match(r.headers.get('content-type'), /^text\/html/);
   await r.text();
-  const stored = sql(world.db, "select count(*) as n from login_flows where hex(user_identifier) like 'FFFE%'")[0].n;
+  const hexId = BACKEND === 'pg' ? "upper(encode(convert_to(user_identifier, 'UTF8'), 'hex'))" : 'hex(user_identifier)';
+  const stored = sql(world.db, `select count(*) as n from login_flows where ${hexId} like 'FFFE%'`)[0].n;
   assert.equal(stored, 0);
   assert.equal(sql(world.db, 'select count(*) as n from login_flows')[0]?.n, before);
 
@@ -169,7 +170,10 @@ test('b. sign-in start and apple-oauth2 authorize refuse it; nothing is stored',
   assert.ok(loc.includes('state=s1'), loc);
 });
 
-test('b. grants list prints a stored identifier that is not UTF-8 escaped, exit 0', async () => {
+// A legacy SQLite row only: PostgreSQL stores nothing but valid UTF-8 text.
+test('b. grants list prints a stored identifier that is not UTF-8 escaped, exit 0', {
+  skip: BACKEND === 'pg' && 'PostgreSQL text holds only valid UTF-8: such a row cannot exist there',
+}, async () => {
   const r = await enroll({ bridge, tenant: 'gen', login: 'user1' });
   assert.equal(r.status, 308, `sign-in stopped at ${r.stage}`);
   const { grant_id: gid } = JSON.parse(Buffer.from(r.token.split('.')[1], 'base64url').toString());
