@@ -14,12 +14,8 @@
 #define B EB_PG_BYTEA
 
 /*
- * The records' column lists, from store/columns.h, in the order of their
- * readers (eb_pg_rd_cols). An insert names every column of its list and
- * gives, in list order, $n for a BOUND column (numbered in list order, as
- * eb_pg_args_row appends them), the constant of a FIXED one and DEFAULT
- * for an AUTO one; its parameter count and types come from the list
- * (PARAMS), so only the $n are written here, and test_pg_sql checks them.
+ * The records' column lists, from store/columns.h, in the order their
+ * reader (eb_pg_rd_cols) takes them.
  */
 #define AUDIT_COLS   EB_COLUMNS_SQL(EB_COLUMNS_AUDIT)
 #define FLOW_COLS    EB_COLUMNS_SQL(EB_COLUMNS_FLOW)
@@ -30,6 +26,33 @@
 #define MAP_COLS     EB_COLUMNS_SQL(EB_COLUMNS_MAPPING)
 #define GRANT_COLS_G EB_COLUMNS_QSQL(EB_COLUMNS_GRANT, "g.")
 #define TOKEN_COLS_T EB_COLUMNS_QSQL(EB_COLUMNS_TOKEN, "t.")
+
+/*
+ * An insert's column list, "a , b , c": the columns it writes, BOUND and
+ * FIXED, in list order. An AUTO one is left to the database, and need not
+ * exist yet (the grant's lease columns came with migration 6, and a store
+ * opened on an older schema still inserts grants). Each written column is
+ * one macro argument after a comma: ICOLS_ drops the first comma and
+ * stringifies the rest, commas and all.
+ *
+ * Its VALUES list is written by hand in list order: $n for a BOUND column,
+ * numbered in list order as eb_pg_args_row appends them, and the FIXED
+ * column's constant. Its parameter count and types come from the list
+ * (PARAMS); test_pg_sql checks the written $n and constants against it.
+ */
+#define ICOL(C, column, field, kind, write) ICOL_##write(column)
+#define ICOL_BOUND(column)                  , column
+#define ICOL_FIXED(sql)                     ICOL_BOUND /* (column) follows */
+#define ICOL_AUTO(column)
+#define ICOLS(list)         ICOLS_(list(ICOL, , ))
+#define ICOLS_(...)         ICOLS__(__VA_ARGS__)
+#define ICOLS__(empty, ...) #__VA_ARGS__
+#define AUDIT_ICOLS         ICOLS(EB_COLUMNS_AUDIT)
+#define FLOW_ICOLS          ICOLS(EB_COLUMNS_FLOW)
+#define CODE_ICOLS          ICOLS(EB_COLUMNS_CODE)
+#define GRANT_ICOLS         ICOLS(EB_COLUMNS_GRANT)
+#define KEY_ICOLS           ICOLS(EB_COLUMNS_KEY)
+#define MAP_ICOLS           ICOLS(EB_COLUMNS_MAPPING)
 
 /* A BOUND column's parameter type by its kind; others bind nothing. */
 #define PG_TYPE_TEXT                            T
@@ -84,8 +107,8 @@ const struct eb_pg_stmt eb_pg_stmts[PS__COUNT] = {
                         {0}},
 
     [PS_AUDIT_ADD] = {"eb_audit_add",
-                      "INSERT INTO audit_events (" AUDIT_COLS ")"
-                      " VALUES (DEFAULT, $1, $2, $3, $4, $5)",
+                      "INSERT INTO audit_events (" AUDIT_ICOLS ")"
+                      " VALUES ($1, $2, $3, $4, $5)",
                       PARAMS(EB_COLUMNS_AUDIT)},
     [PS_AUDIT_LIST] = {"eb_audit_list",
                        "SELECT " AUDIT_COLS " FROM audit_events"
@@ -96,7 +119,7 @@ const struct eb_pg_stmt eb_pg_stmts[PS__COUNT] = {
 
     [PS_FLOW_PUT] =
         {"eb_flow_put",
-         "INSERT INTO login_flows (" FLOW_COLS ") VALUES ($1, $2, $3, $4, $5,"
+         "INSERT INTO login_flows (" FLOW_ICOLS ") VALUES ($1, $2, $3, $4, $5,"
          " $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19,"
          " $20, $21, $22, $23, $24) ON CONFLICT (id) DO UPDATE SET"
          " tenant = EXCLUDED.tenant, kind = EXCLUDED.kind,"
@@ -145,7 +168,7 @@ const struct eb_pg_stmt eb_pg_stmts[PS__COUNT] = {
                        {I, I}},
 
     [PS_CODE_INS] = {"eb_code_ins",
-                     "INSERT INTO auth_codes (" CODE_COLS ") VALUES ($1, $2,"
+                     "INSERT INTO auth_codes (" CODE_ICOLS ") VALUES ($1, $2,"
                      " $3, $4, $5, $6, $7, $8, 0, $9)",
                      PARAMS(EB_COLUMNS_CODE)},
     [PS_CODE_LOCK] = {"eb_code_lock",
@@ -165,11 +188,10 @@ const struct eb_pg_stmt eb_pg_stmts[PS__COUNT] = {
 
     [PS_GRANT_INS] =
         {"eb_grant_ins",
-         "WITH g AS (INSERT INTO grants (" GRANT_COLS ") VALUES ($1, $2, $3,"
-         " $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17,"
-         " $18, $19, $20, $21, $22, $23, $24, $25, $26, DEFAULT, DEFAULT,"
-         " DEFAULT) RETURNING id, tenant)" AUDIT_FROM_G(
-             "$16", "'grant.created'", "$27"),
+         "WITH g AS (INSERT INTO grants (" GRANT_ICOLS ") VALUES ($1, $2,"
+         " $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16,"
+         " $17, $18, $19, $20, $21, $22, $23, $24, $25, $26)"
+         " RETURNING id, tenant)" AUDIT_FROM_G("$16", "'grant.created'", "$27"),
          /* the record's, then the audit detail */
          EB_COLUMNS_NBOUND(EB_COLUMNS_GRANT) + 1,
          {PG_TYPES(EB_COLUMNS_GRANT) T}},
@@ -385,7 +407,7 @@ const struct eb_pg_stmt eb_pg_stmts[PS__COUNT] = {
                            {0}},
     /* no row back: a current key of the tenant exists (CONFLICT) */
     [PS_KEY_INS] = {"eb_key_ins",
-                    "INSERT INTO signing_keys (" KEY_COLS ") SELECT $1, $2,"
+                    "INSERT INTO signing_keys (" KEY_ICOLS ") SELECT $1, $2,"
                     " $3, $4, $5, $6, $7, $8, $9 WHERE $5 <> 0 OR NOT EXISTS"
                     " (SELECT 1 FROM signing_keys WHERE tenant = $2"
                     " AND retired_at = 0) RETURNING kid",
@@ -443,7 +465,7 @@ const struct eb_pg_stmt eb_pg_stmts[PS__COUNT] = {
                        {T}},
 
     [PS_MAP_PUT] = {"eb_map_put",
-                    "INSERT INTO mapping_overrides (" MAP_COLS ") VALUES"
+                    "INSERT INTO mapping_overrides (" MAP_ICOLS ") VALUES"
                     " ($1, $2, $3, $4, $5, $6)"
                     " ON CONFLICT (tenant, subject) DO UPDATE"
                     " SET managed_apple_id = EXCLUDED.managed_apple_id,"
