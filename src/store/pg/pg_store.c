@@ -250,7 +250,11 @@ check_tx(struct eb_pg_conn *c, void *arg)
 	return cur > known ? check_newer(c, m, cur, known) : EB_STORE_OK;
 }
 
-/* eb_locks on its own: concurrent CREATE ... IF NOT EXISTS still races. */
+/*
+ * eb_locks on its own: concurrent CREATE ... IF NOT EXISTS still races,
+ * the loser failing on the table's name (42P07), its row type's (42710)
+ * or the catalogue's unique index (23505).
+ */
 static int
 ensure_locks(struct eb_pg_conn *c)
 {
@@ -261,7 +265,8 @@ ensure_locks(struct eb_pg_conn *c)
 		if ((rc = eb_pg_exec_sql(c, LOCKS_TABLE, NULL)) == EB_STORE_OK)
 			return rc;
 		st = eb_pg_conn_sqlstate(c);
-		if (strcmp(st, "23505") != 0 && strcmp(st, "42P07") != 0)
+		if (strcmp(st, "23505") != 0 && strcmp(st, "42P07") != 0 &&
+		    strcmp(st, "42710") != 0)
 			break;
 		usleep(2000 * (useconds_t)(i + 1));
 	}
