@@ -27,18 +27,18 @@
  * struct eb_columns per record), which a backend walks with one binder and
  * one reader per kind. The SQLite backend (store/sqlite/sqlite_rows.c and
  * sqlite_sql.c) does so, and builds its column lists and VALUES lists from
- * the same macros. For PostgreSQL the way in is the same: the statement
- * texts take their column lists from EB_COLUMNS_SQL(list) (and
- * EB_COLUMNS_QSQL for a join); the reader walks eb_columns_<record> with
- * its binary-format readers (TEXT: PQgetvalue text, I64: 8-byte big
- * endian, BLOB: bytea, ENUM: text through the name function); the binder
- * walks the same table appending each BOUND column to its parameter list
- * with the type of its kind (TEXT/ENUM text, I64 int8, BLOB bytea), a
- * FIXED column's sql going into the VALUES list and an AUTO column left out
- * of both lists. Its $n placeholders cannot be counted by the preprocessor:
- * it either builds the VALUES list when it prepares, or keeps it written
- * and checks its count of $n against EB_COLUMNS_NBOUND(list) at compile
- * time.
+ * the same macros. The PostgreSQL backend (store/pg/pg_rows.c and
+ * pg_sql.c) does the same: its statement texts take their column lists
+ * from EB_COLUMNS_SQL (EB_COLUMNS_QSQL for a join) and its inserts the
+ * columns they write (BOUND and FIXED, AUTO ones left out); its reader
+ * walks the table with binary-format readers (TEXT text, I64 8-byte big
+ * endian, BLOB bytea, ENUM text through the name function) and its binder
+ * appends each BOUND column with the type of its kind (TEXT/ENUM text, I64
+ * int8, BLOB bytea). Its $n placeholders cannot be counted by the
+ * preprocessor: they are written in each insert's VALUES list, the
+ * parameter count (EB_COLUMNS_NBOUND) and types come from the list, and
+ * tests/unit/test_pg_sql.c checks the written $n and FIXED constants
+ * against the table.
  */
 #ifndef EB_STORE_COLUMNS_H
 #define EB_STORE_COLUMNS_H

@@ -51,7 +51,7 @@ fin_gstate(void *p)
 }
 
 static const struct eb_pg_rowtype rt_gstate = {sizeof(struct eb_pg_gstate),
-                                               read_gstate, fin_gstate};
+                                               NULL, read_gstate, fin_gstate};
 
 int
 eb_pg_gstate_lock(struct eb_pg_conn *c, const char *id, struct eb_pg_gstate *g)
@@ -145,7 +145,7 @@ fin_holder(void *p)
 	memset(h, 0, sizeof(*h));
 }
 
-static const struct eb_pg_rowtype rt_holder = {sizeof(struct holder),
+static const struct eb_pg_rowtype rt_holder = {sizeof(struct holder), NULL,
                                                read_holder, fin_holder};
 
 /* The active grant other than id holding (kind, value) in tenant, locked:
@@ -178,33 +178,10 @@ grant_create_fn(struct eb_pg_conn *c, void *arg)
 	                 "enrollment_mode", g->enrollment_mode) != 0)
 		return EB_STORE_ERROR;
 	eb_pg_args_init(&a);
-	eb_pg_args_text(&a, g->id);
-	eb_pg_args_text(&a, g->tenant);
-	eb_pg_args_text(&a, eb_store_grant_status_name(g->status));
-	eb_pg_args_text(&a, g->auth_method);
-	eb_pg_args_text(&a, g->client_id);
-	eb_pg_args_text(&a, g->managed_apple_id);
-	eb_pg_args_text(&a, g->user_identifier);
-	eb_pg_args_text(&a, g->idp_issuer);
-	eb_pg_args_text(&a, g->idp_subject);
-	eb_pg_args_text(&a, g->idp_tid);
-	eb_pg_args_text(&a, g->idp_oid);
-	eb_pg_args_text(&a, g->enrollment_mode);
-	eb_pg_args_text(&a, g->binding_kind);
-	eb_pg_args_text(&a, g->binding_value);
-	eb_pg_args_int8(&a, g->bound_at);
-	eb_pg_args_int8(&a, g->created);
-	eb_pg_args_int8(&a, g->updated);
-	eb_pg_args_int8(&a, g->expires);
-	eb_pg_args_blob(&a, g->upstream_refresh_token,
-	                g->upstream_refresh_token_len);
-	eb_pg_args_int8(&a, g->upstream_renewed_at);
-	eb_pg_args_int8(&a, g->upstream_next_at);
-	eb_pg_args_int8(&a, g->upstream_failing_since);
-	eb_pg_args_int8(&a, g->revoked_at);
-	eb_pg_args_text(&a, g->revoke_reason);
-	eb_pg_args_text(&a, g->superseded_by);
-	eb_pg_args_text(&a, g->extra);
+	if (eb_pg_args_row(&a, &eb_columns_grant, g) != 0) {
+		eb_buf_finish(&det);
+		return EB_STORE_ERROR;
+	}
 	eb_pg_args_text(&a, eb_buf_str(&det));
 	/* one statement: the grant and its "grant.created" event */
 	rc = eb_pg_run(c, PS_GRANT_INS, &a, NULL);

@@ -12,6 +12,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "store/columns.h"
 #include "store/pg/pg_conn.h"
 #include "store/store.h"
 
@@ -116,10 +117,24 @@ uint8_t *eb_pg_rd_blob(struct eb_pg_rd *rd, size_t *len);
 /* The enum value whose name (through namef) is the column's text, or -1. */
 int eb_pg_rd_enum(struct eb_pg_rd *rd, const char *(*namef)(int));
 
+/* Read the record's columns (cols, in list order) from rd's current
+ * column on into rec: TEXT as text, I64 as int8, BLOB as bytea (a copy
+ * and its length), ENUM as text through its name function. */
+void eb_pg_rd_cols(struct eb_pg_rd *rd, const struct eb_columns *cols,
+                   void *rec);
+/*
+ * Append rec's BOUND columns (cols, in list order) to a, each with the
+ * type of its kind (TEXT/ENUM text, I64 int8, BLOB bytea; NULL pointers
+ * are SQL NULL): 0, or -1 (logged) when an ENUM has no name.
+ */
+int eb_pg_args_row(struct eb_pg_args *a, const struct eb_columns *cols,
+                   const void *rec);
+
 /* How to read and release one kind of record. */
 struct eb_pg_rowtype {
 	size_t size;
-	void (*read)(struct eb_pg_rd *, void *);
+	const struct eb_columns *cols;           /* a record's, or NULL */
+	void (*read)(struct eb_pg_rd *, void *); /* when cols is NULL */
 	void (*finish)(void *);
 };
 

@@ -22,11 +22,8 @@ audit_add_fn(struct eb_pg_conn *c, void *arg)
 	struct eb_pg_args a;
 
 	eb_pg_args_init(&a);
-	eb_pg_args_int8(&a, ev->ts);
-	eb_pg_args_text(&a, ev->tenant);
-	eb_pg_args_text(&a, ev->event);
-	eb_pg_args_text(&a, ev->subject);
-	eb_pg_args_text(&a, ev->detail);
+	if (eb_pg_args_row(&a, &eb_columns_audit, ev) != 0)
+		return EB_STORE_ERROR;
 	return eb_pg_run(c, PS_AUDIT_ADD, &a, NULL);
 }
 
@@ -76,30 +73,8 @@ flow_put_fn(struct eb_pg_conn *c, void *arg)
 	struct eb_pg_args a;
 
 	eb_pg_args_init(&a);
-	eb_pg_args_text(&a, f->id);
-	eb_pg_args_text(&a, f->tenant);
-	eb_pg_args_text(&a, eb_store_flow_kind_name(f->kind));
-	eb_pg_args_int8(&a, f->created);
-	eb_pg_args_int8(&a, f->expires);
-	eb_pg_args_text(&a, f->user_identifier);
-	eb_pg_args_text(&a, f->enrollment_mode);
-	eb_pg_args_text(&a, f->model_family);
-	eb_pg_args_text(&a, f->product);
-	eb_pg_args_text(&a, f->version);
-	eb_pg_args_text(&a, f->language);
-	eb_pg_args_text(&a, f->os_version);
-	eb_pg_args_text(&a, f->udid);
-	eb_pg_args_text(&a, f->serial);
-	eb_pg_args_text(&a, f->upstream_state);
-	eb_pg_args_text(&a, f->upstream_nonce);
-	eb_pg_args_blob(&a, f->pkce_verifier, f->pkce_verifier_len);
-	eb_pg_args_text(&a, f->browser_binding);
-	eb_pg_args_text(&a, f->client_id);
-	eb_pg_args_text(&a, f->redirect_uri);
-	eb_pg_args_text(&a, f->device_state);
-	eb_pg_args_text(&a, f->scope);
-	eb_pg_args_text(&a, f->extra);
-	eb_pg_args_text(&a, f->code_challenge);
+	if (eb_pg_args_row(&a, &eb_columns_flow, f) != 0)
+		return EB_STORE_ERROR;
 	return eb_pg_run(c, PS_FLOW_PUT, &a, NULL);
 }
 
@@ -174,19 +149,16 @@ eb_pg_flow_take(void *be, int by, const char *key, int64_t now,
 
 /* ---- signing keys ---- */
 
-static void
+/* k's parameters; a key without tenant is everyone's (""). */
+static int
 key_args(struct eb_pg_args *a, const struct eb_store_key *k)
 {
+	struct eb_store_key row = *k;
+
+	if (row.tenant == NULL)
+		row.tenant = "";
 	eb_pg_args_init(a);
-	eb_pg_args_text(a, k->kid);
-	eb_pg_args_text(a, k->tenant != NULL ? k->tenant : "");
-	eb_pg_args_text(a, k->alg);
-	eb_pg_args_int8(a, k->created);
-	eb_pg_args_int8(a, k->retired_at);
-	eb_pg_args_int8(a, k->not_after);
-	eb_pg_args_text(a, k->public_jwk);
-	eb_pg_args_blob(a, k->private_key, k->private_key_len);
-	eb_pg_args_int8(a, k->activates_at);
+	return eb_pg_args_row(a, &eb_columns_key, &row);
 }
 
 /* Queue behind other key writers (the lock row), in the caller's tx. */
@@ -208,7 +180,8 @@ key_insert(struct eb_pg_conn *c, const struct eb_store_key *k)
 	size_t n = 0;
 	int rc;
 
-	key_args(&a, k);
+	if (key_args(&a, k) != 0)
+		return EB_STORE_ERROR;
 	if ((rc = eb_pg_run(c, PS_KEY_INS, &a, &n)) != EB_STORE_OK)
 		return rc;
 	return n == 1 ? EB_STORE_OK : EB_STORE_CONFLICT;
@@ -356,14 +329,15 @@ static int
 map_put_fn(struct eb_pg_conn *c, void *arg)
 {
 	const struct eb_store_mapping *m = arg;
+	struct eb_store_mapping row = *m;
 	struct eb_pg_args a;
 
+	/* one time for both, updated, else created (an upsert keeps
+	 * created_at and takes updated_at) */
+	row.created = row.updated = m->updated ? m->updated : m->created;
 	eb_pg_args_init(&a);
-	eb_pg_args_text(&a, m->tenant);
-	eb_pg_args_text(&a, m->subject);
-	eb_pg_args_text(&a, m->managed_apple_id);
-	eb_pg_args_text(&a, m->note);
-	eb_pg_args_int8(&a, m->updated ? m->updated : m->created);
+	if (eb_pg_args_row(&a, &eb_columns_mapping, &row) != 0)
+		return EB_STORE_ERROR;
 	return eb_pg_run(c, PS_MAP_PUT, &a, NULL);
 }
 

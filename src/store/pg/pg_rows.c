@@ -1,9 +1,10 @@
 /*
  * What the PostgreSQL operation files share: reading result rows (binary
- * format) into the store's records, running a statement for one row, all
- * rows or a count, running an operation on a pooled connection or in one
- * transaction, the invalidation that ends an invalidating transaction,
- * and the audit event of a grant change.
+ * format) into the store's records and binding a record as an insert's
+ * parameters, both through its column table (store/columns.h), running a
+ * statement for one row, all rows or a count, running an operation on a pooled
+ * connection or in one transaction, the invalidation that ends an invalidating
+ * transaction, and the audit event of a grant change.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -94,152 +95,86 @@ eb_pg_rd_enum(struct eb_pg_rd *rd, const char *(*namef)(int))
 	return -1;
 }
 
-/* ---- records ---- */
+/* ---- records through their column lists (store/columns.h) ---- */
 
-static void
-read_audit(struct eb_pg_rd *r, void *p)
+void
+eb_pg_rd_cols(struct eb_pg_rd *rd, const struct eb_columns *cols, void *rec)
 {
-	struct eb_store_audit *a = p;
+	unsigned char *b = rec;
+	const struct eb_col *col;
+	void *p;
+	size_t k;
 
-	a->id = eb_pg_rd_i64(r);
-	a->ts = eb_pg_rd_i64(r);
-	a->tenant = eb_pg_rd_text(r);
-	a->event = eb_pg_rd_text(r);
-	a->subject = eb_pg_rd_text(r);
-	a->detail = eb_pg_rd_text(r);
+	for (k = 0; k < cols->n; k++) {
+		col = &cols->v[k];
+		p = b + col->off;
+		switch (col->kind) {
+		case EB_COL_TEXT:
+			*(char **)p = eb_pg_rd_text(rd);
+			break;
+		case EB_COL_I64:
+			*(int64_t *)p = eb_pg_rd_i64(rd);
+			break;
+		case EB_COL_BLOB:
+			*(uint8_t **)p =
+			    eb_pg_rd_blob(rd, (size_t *)(b + col->len_off));
+			break;
+		case EB_COL_ENUM:
+			*(int *)p = eb_pg_rd_enum(rd, col->enum_name);
+			break;
+		}
+	}
 }
 
-static void
-read_flow(struct eb_pg_rd *r, void *p)
+int
+eb_pg_args_row(struct eb_pg_args *a, const struct eb_columns *cols,
+               const void *rec)
 {
-	struct eb_store_flow *f = p;
+	const unsigned char *b = rec;
+	const struct eb_col *col;
+	const char *name;
+	const void *p;
+	size_t k;
 
-	f->id = eb_pg_rd_text(r);
-	f->tenant = eb_pg_rd_text(r);
-	f->kind = eb_pg_rd_enum(r, eb_store_flow_kind_name);
-	f->created = eb_pg_rd_i64(r);
-	f->expires = eb_pg_rd_i64(r);
-	f->user_identifier = eb_pg_rd_text(r);
-	f->enrollment_mode = eb_pg_rd_text(r);
-	f->model_family = eb_pg_rd_text(r);
-	f->product = eb_pg_rd_text(r);
-	f->version = eb_pg_rd_text(r);
-	f->language = eb_pg_rd_text(r);
-	f->os_version = eb_pg_rd_text(r);
-	f->udid = eb_pg_rd_text(r);
-	f->serial = eb_pg_rd_text(r);
-	f->upstream_state = eb_pg_rd_text(r);
-	f->upstream_nonce = eb_pg_rd_text(r);
-	f->pkce_verifier = eb_pg_rd_blob(r, &f->pkce_verifier_len);
-	f->browser_binding = eb_pg_rd_text(r);
-	f->client_id = eb_pg_rd_text(r);
-	f->redirect_uri = eb_pg_rd_text(r);
-	f->device_state = eb_pg_rd_text(r);
-	f->scope = eb_pg_rd_text(r);
-	f->extra = eb_pg_rd_text(r);
-	f->code_challenge = eb_pg_rd_text(r);
-}
-
-static void
-read_code(struct eb_pg_rd *r, void *p)
-{
-	struct eb_store_code *c = p;
-
-	c->hash = eb_pg_rd_text(r);
-	c->tenant = eb_pg_rd_text(r);
-	c->grant_id = eb_pg_rd_text(r);
-	c->client_id = eb_pg_rd_text(r);
-	c->redirect_uri = eb_pg_rd_text(r);
-	c->scope = eb_pg_rd_text(r);
-	c->created = eb_pg_rd_i64(r);
-	c->expires = eb_pg_rd_i64(r);
-	c->used_at = eb_pg_rd_i64(r);
-	c->code_challenge = eb_pg_rd_text(r);
+	for (k = 0; k < cols->n; k++) {
+		col = &cols->v[k];
+		if (col->write != EB_COL_BOUND)
+			continue;
+		p = b + col->off;
+		switch (col->kind) {
+		case EB_COL_TEXT:
+			eb_pg_args_text(a, *(char *const *)p);
+			break;
+		case EB_COL_I64:
+			eb_pg_args_int8(a, *(const int64_t *)p);
+			break;
+		case EB_COL_BLOB:
+			eb_pg_args_blob(a, *(uint8_t *const *)p,
+			                *(const size_t *)(b + col->len_off));
+			break;
+		case EB_COL_ENUM:
+			if ((name = col->enum_name(*(const int *)p)) == NULL) {
+				log_warnx("store: bad %s value %d", col->name,
+				          *(const int *)p);
+				return -1;
+			}
+			eb_pg_args_text(a, name);
+			break;
+		}
+	}
+	return 0;
 }
 
 void
-eb_pg_read_grant(struct eb_pg_rd *r, void *p)
+eb_pg_read_grant(struct eb_pg_rd *rd, void *g)
 {
-	struct eb_store_grant *g = p;
-
-	g->id = eb_pg_rd_text(r);
-	g->tenant = eb_pg_rd_text(r);
-	g->status = eb_pg_rd_enum(r, eb_store_grant_status_name);
-	g->auth_method = eb_pg_rd_text(r);
-	g->client_id = eb_pg_rd_text(r);
-	g->managed_apple_id = eb_pg_rd_text(r);
-	g->user_identifier = eb_pg_rd_text(r);
-	g->idp_issuer = eb_pg_rd_text(r);
-	g->idp_subject = eb_pg_rd_text(r);
-	g->idp_tid = eb_pg_rd_text(r);
-	g->idp_oid = eb_pg_rd_text(r);
-	g->enrollment_mode = eb_pg_rd_text(r);
-	g->binding_kind = eb_pg_rd_text(r);
-	g->binding_value = eb_pg_rd_text(r);
-	g->bound_at = eb_pg_rd_i64(r);
-	g->created = eb_pg_rd_i64(r);
-	g->updated = eb_pg_rd_i64(r);
-	g->expires = eb_pg_rd_i64(r);
-	g->upstream_refresh_token =
-	    eb_pg_rd_blob(r, &g->upstream_refresh_token_len);
-	g->upstream_renewed_at = eb_pg_rd_i64(r);
-	g->upstream_next_at = eb_pg_rd_i64(r);
-	g->upstream_failing_since = eb_pg_rd_i64(r);
-	g->revoked_at = eb_pg_rd_i64(r);
-	g->revoke_reason = eb_pg_rd_text(r);
-	g->superseded_by = eb_pg_rd_text(r);
-	g->extra = eb_pg_rd_text(r);
-	g->lease_owner = eb_pg_rd_text(r);
-	g->lease_token = eb_pg_rd_text(r);
-	g->lease_until = eb_pg_rd_i64(r);
+	eb_pg_rd_cols(rd, &eb_columns_grant, g);
 }
 
 void
-eb_pg_read_token(struct eb_pg_rd *r, void *p)
+eb_pg_read_token(struct eb_pg_rd *rd, void *t)
 {
-	struct eb_store_token *t = p;
-
-	t->hash = eb_pg_rd_text(r);
-	t->kind = eb_pg_rd_enum(r, eb_store_token_kind_name);
-	t->tenant = eb_pg_rd_text(r);
-	t->grant_id = eb_pg_rd_text(r);
-	t->client_id = eb_pg_rd_text(r);
-	t->jti = eb_pg_rd_text(r);
-	t->created = eb_pg_rd_i64(r);
-	t->expires = eb_pg_rd_i64(r);
-	t->status = eb_pg_rd_enum(r, eb_store_token_status_name);
-	t->rotated_at = eb_pg_rd_i64(r);
-	t->parent_hash = eb_pg_rd_text(r);
-	t->replaced_by = eb_pg_rd_text(r);
-}
-
-static void
-read_key(struct eb_pg_rd *r, void *p)
-{
-	struct eb_store_key *k = p;
-
-	k->kid = eb_pg_rd_text(r);
-	k->tenant = eb_pg_rd_text(r);
-	k->alg = eb_pg_rd_text(r);
-	k->created = eb_pg_rd_i64(r);
-	k->retired_at = eb_pg_rd_i64(r);
-	k->not_after = eb_pg_rd_i64(r);
-	k->public_jwk = eb_pg_rd_text(r);
-	k->private_key = eb_pg_rd_blob(r, &k->private_key_len);
-	k->activates_at = eb_pg_rd_i64(r);
-}
-
-static void
-read_mapping(struct eb_pg_rd *r, void *p)
-{
-	struct eb_store_mapping *m = p;
-
-	m->tenant = eb_pg_rd_text(r);
-	m->subject = eb_pg_rd_text(r);
-	m->managed_apple_id = eb_pg_rd_text(r);
-	m->note = eb_pg_rd_text(r);
-	m->created = eb_pg_rd_i64(r);
-	m->updated = eb_pg_rd_i64(r);
+	eb_pg_rd_cols(rd, &eb_columns_token, t);
 }
 
 static void
@@ -278,20 +213,17 @@ fin_mapping(void *p)
 	eb_store_mapping_finish(p);
 }
 
-const struct eb_pg_rowtype eb_pg_rt_audit = {sizeof(struct eb_store_audit),
-                                             read_audit, fin_audit};
-const struct eb_pg_rowtype eb_pg_rt_flow = {sizeof(struct eb_store_flow),
-                                            read_flow, fin_flow};
-const struct eb_pg_rowtype eb_pg_rt_code = {sizeof(struct eb_store_code),
-                                            read_code, fin_code};
-const struct eb_pg_rowtype eb_pg_rt_grant = {sizeof(struct eb_store_grant),
-                                             eb_pg_read_grant, fin_grant};
-const struct eb_pg_rowtype eb_pg_rt_token = {sizeof(struct eb_store_token),
-                                             eb_pg_read_token, fin_token};
-const struct eb_pg_rowtype eb_pg_rt_key = {sizeof(struct eb_store_key),
-                                           read_key, fin_key};
-const struct eb_pg_rowtype eb_pg_rt_mapping = {sizeof(struct eb_store_mapping),
-                                               read_mapping, fin_mapping};
+#define RECORD(C)                                                              \
+	const struct eb_pg_rowtype eb_pg_rt_##C = {                            \
+	    sizeof(struct eb_store_##C), &eb_columns_##C, NULL, fin_##C}
+
+RECORD(audit);
+RECORD(flow);
+RECORD(code);
+RECORD(grant);
+RECORD(token);
+RECORD(key);
+RECORD(mapping);
 
 /* ---- statements ---- */
 
@@ -303,7 +235,10 @@ read_row(const PGresult *r, int i, const struct eb_pg_rowtype *rt, void *out)
 
 	memset(out, 0, rt->size);
 	eb_pg_rd_init(&rd, r, i);
-	rt->read(&rd, out);
+	if (rt->cols != NULL)
+		eb_pg_rd_cols(&rd, rt->cols, out);
+	else
+		rt->read(&rd, out);
 	if (!rd.bad)
 		return 0;
 	rt->finish(out);

@@ -5,7 +5,7 @@
  * reads are DELETE ... RETURNING, read-then-write rows are taken FOR
  * UPDATE, claims are one UPDATE over a FOR UPDATE SKIP LOCKED subquery,
  * a grant and its audit event are one statement, and "no limit" is a NULL
- * LIMIT. The column lists match the readers in pg_rows.c.
+ * LIMIT.
  */
 #include "store/pg/pg_int.h"
 
@@ -13,45 +13,63 @@
 #define I EB_PG_INT8
 #define B EB_PG_BYTEA
 
-#define FLOW_COLS                                                              \
-	"id, tenant, kind, created_at, expires_at, user_identifier,"           \
-	" enrollment_mode, model_family, mi_product, mi_version,"              \
-	" mi_language, mi_os_version, mi_udid, mi_serial, upstream_state,"     \
-	" upstream_nonce, pkce_verifier, browser_binding, client_id,"          \
-	" redirect_uri, device_state, scope, extra, code_challenge"
-#define GRANT_COLS26                                                           \
-	"id, tenant, status, auth_method, client_id, managed_apple_id,"        \
-	" user_identifier, idp_issuer, idp_subject, idp_tid, idp_oid,"         \
-	" enrollment_mode, binding_kind, binding_value, bound_at,"             \
-	" created_at, updated_at, expires_at, upstream_refresh_token,"         \
-	" upstream_renewed_at, upstream_next_at, upstream_failing_since,"      \
-	" revoked_at, revoke_reason, superseded_by, extra"
-#define GRANT_COLS GRANT_COLS26 ", lease_owner, lease_token, lease_until"
-#define GRANT_COLS_G                                                           \
-	"g.id, g.tenant, g.status, g.auth_method, g.client_id,"                \
-	" g.managed_apple_id, g.user_identifier, g.idp_issuer, g.idp_subject," \
-	" g.idp_tid, g.idp_oid, g.enrollment_mode, g.binding_kind,"            \
-	" g.binding_value, g.bound_at, g.created_at, g.updated_at,"            \
-	" g.expires_at, g.upstream_refresh_token, g.upstream_renewed_at,"      \
-	" g.upstream_next_at, g.upstream_failing_since, g.revoked_at,"         \
-	" g.revoke_reason, g.superseded_by, g.extra, g.lease_owner,"           \
-	" g.lease_token, g.lease_until"
-#define TOKEN_COLS                                                             \
-	"hash, kind, tenant, grant_id, client_id, jti, created_at,"            \
-	" expires_at, status, rotated_at, parent_hash, replaced_by"
-#define TOKEN_COLS_T                                                           \
-	"t.hash, t.kind, t.tenant, t.grant_id, t.client_id, t.jti,"            \
-	" t.created_at, t.expires_at, t.status, t.rotated_at, t.parent_hash,"  \
-	" t.replaced_by"
-#define CODE_COLS                                                              \
-	"hash, tenant, grant_id, client_id, redirect_uri, scope, created_at,"  \
-	" expires_at, used_at, code_challenge"
-#define KEY_COLS                                                               \
-	"kid, tenant, alg, created_at, retired_at, not_after, public_jwk,"     \
-	" private_key, activates_at"
-#define MAP_COLS                                                               \
-	"tenant, subject, managed_apple_id, note, created_at, updated_at"
-#define AUDIT_COLS "id, ts, tenant, event, subject, detail"
+/*
+ * The records' column lists, from store/columns.h, in the order their
+ * reader (eb_pg_rd_cols) takes them.
+ */
+#define AUDIT_COLS   EB_COLUMNS_SQL(EB_COLUMNS_AUDIT)
+#define FLOW_COLS    EB_COLUMNS_SQL(EB_COLUMNS_FLOW)
+#define CODE_COLS    EB_COLUMNS_SQL(EB_COLUMNS_CODE)
+#define GRANT_COLS   EB_COLUMNS_SQL(EB_COLUMNS_GRANT)
+#define TOKEN_COLS   EB_COLUMNS_SQL(EB_COLUMNS_TOKEN)
+#define KEY_COLS     EB_COLUMNS_SQL(EB_COLUMNS_KEY)
+#define MAP_COLS     EB_COLUMNS_SQL(EB_COLUMNS_MAPPING)
+#define GRANT_COLS_G EB_COLUMNS_QSQL(EB_COLUMNS_GRANT, "g.")
+#define TOKEN_COLS_T EB_COLUMNS_QSQL(EB_COLUMNS_TOKEN, "t.")
+
+/*
+ * An insert's column list, "a , b , c": the columns it writes, BOUND and
+ * FIXED, in list order. An AUTO one is left to the database, and need not
+ * exist yet (the grant's lease columns came with migration 6, and a store
+ * opened on an older schema still inserts grants). Each written column is
+ * one macro argument after a comma: ICOLS_ drops the first comma and
+ * stringifies the rest, commas and all.
+ *
+ * Its VALUES list is written by hand in list order: $n for a BOUND column,
+ * numbered in list order as eb_pg_args_row appends them, and the FIXED
+ * column's constant. Its parameter count and types come from the list
+ * (PARAMS); test_pg_sql checks the written $n and constants against it.
+ */
+#define ICOL(C, column, field, kind, write) ICOL_##write(column)
+#define ICOL_BOUND(column)                  , column
+#define ICOL_FIXED(sql)                     ICOL_BOUND /* (column) follows */
+#define ICOL_AUTO(column)
+#define ICOLS(list)         ICOLS_(list(ICOL, , ))
+#define ICOLS_(...)         ICOLS__(__VA_ARGS__)
+#define ICOLS__(empty, ...) #__VA_ARGS__
+#define AUDIT_ICOLS         ICOLS(EB_COLUMNS_AUDIT)
+#define FLOW_ICOLS          ICOLS(EB_COLUMNS_FLOW)
+#define CODE_ICOLS          ICOLS(EB_COLUMNS_CODE)
+#define GRANT_ICOLS         ICOLS(EB_COLUMNS_GRANT)
+#define KEY_ICOLS           ICOLS(EB_COLUMNS_KEY)
+#define MAP_ICOLS           ICOLS(EB_COLUMNS_MAPPING)
+
+/* A BOUND column's parameter type by its kind; others bind nothing. */
+#define PG_TYPE_TEXT                            T
+#define PG_TYPE_I64                             I
+#define PG_TYPE_BLOB                            B
+#define PG_TYPE_ENUM                            T
+#define PG_PTYPE(C, column, field, kind, write) PG_PTYPE_##write(PG_TYPE_##kind)
+#define PG_PTYPE_BOUND(t)                       t,
+#define PG_PTYPE_FIXED(sql)                     PG_PTYPE_AUTO /* (t) follows */
+#define PG_PTYPE_AUTO(t)
+#define PG_TYPES(list) list(PG_PTYPE, , )
+/* An insert's parameter count and types: its record's BOUND columns. */
+#define PARAMS(list)                                                           \
+	EB_COLUMNS_NBOUND(list),                                               \
+	{                                                                      \
+		PG_TYPES(list)                                                 \
+	}
 
 /* What a due grant is: the claim rule of grant/policy.h, in SQL (no live
  * claim included). */
@@ -89,10 +107,9 @@ const struct eb_pg_stmt eb_pg_stmts[PS__COUNT] = {
                         {0}},
 
     [PS_AUDIT_ADD] = {"eb_audit_add",
-                      "INSERT INTO audit_events (ts, tenant, event, subject,"
-                      " detail) VALUES ($1, $2, $3, $4, $5)",
-                      5,
-                      {I, T, T, T, T}},
+                      "INSERT INTO audit_events (" AUDIT_ICOLS ")"
+                      " VALUES ($1, $2, $3, $4, $5)",
+                      PARAMS(EB_COLUMNS_AUDIT)},
     [PS_AUDIT_LIST] = {"eb_audit_list",
                        "SELECT " AUDIT_COLS " FROM audit_events"
                        " WHERE $1::text IS NULL OR tenant = $1"
@@ -102,7 +119,7 @@ const struct eb_pg_stmt eb_pg_stmts[PS__COUNT] = {
 
     [PS_FLOW_PUT] =
         {"eb_flow_put",
-         "INSERT INTO login_flows (" FLOW_COLS ") VALUES ($1, $2, $3, $4, $5,"
+         "INSERT INTO login_flows (" FLOW_ICOLS ") VALUES ($1, $2, $3, $4, $5,"
          " $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19,"
          " $20, $21, $22, $23, $24) ON CONFLICT (id) DO UPDATE SET"
          " tenant = EXCLUDED.tenant, kind = EXCLUDED.kind,"
@@ -124,9 +141,7 @@ const struct eb_pg_stmt eb_pg_stmts[PS__COUNT] = {
          " redirect_uri = EXCLUDED.redirect_uri,"
          " device_state = EXCLUDED.device_state, scope = EXCLUDED.scope,"
          " extra = EXCLUDED.extra, code_challenge = EXCLUDED.code_challenge",
-         24,
-         {T, T, T, I, I, T, T, T, T, T, T, T,
-          T, T, T, T, B, T, T, T, T, T, T, T}},
+         PARAMS(EB_COLUMNS_FLOW)},
     [PS_FLOW_BY_ID] = {"eb_flow_by_id",
                        "SELECT " FLOW_COLS " FROM login_flows WHERE id = $1",
                        1,
@@ -153,10 +168,9 @@ const struct eb_pg_stmt eb_pg_stmts[PS__COUNT] = {
                        {I, I}},
 
     [PS_CODE_INS] = {"eb_code_ins",
-                     "INSERT INTO auth_codes (" CODE_COLS ") VALUES ($1, $2,"
+                     "INSERT INTO auth_codes (" CODE_ICOLS ") VALUES ($1, $2,"
                      " $3, $4, $5, $6, $7, $8, 0, $9)",
-                     9,
-                     {T, T, T, T, T, T, I, I, T}},
+                     PARAMS(EB_COLUMNS_CODE)},
     [PS_CODE_LOCK] = {"eb_code_lock",
                       "SELECT " CODE_COLS " FROM auth_codes WHERE hash = $1"
                       " FOR UPDATE",
@@ -174,13 +188,13 @@ const struct eb_pg_stmt eb_pg_stmts[PS__COUNT] = {
 
     [PS_GRANT_INS] =
         {"eb_grant_ins",
-         "WITH g AS (INSERT INTO grants (" GRANT_COLS26 ") VALUES ($1, $2, $3,"
-         " $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17,"
-         " $18, $19, $20, $21, $22, $23, $24, $25, $26) RETURNING id, "
-         "tenant)" AUDIT_FROM_G("$16", "'grant.created'", "$27"),
-         27,
-         {T, T, T, T, T, T, T, T, T, T, T, T, T, T,
-          I, I, I, I, B, I, I, I, I, T, T, T, T}},
+         "WITH g AS (INSERT INTO grants (" GRANT_ICOLS ") VALUES ($1, $2,"
+         " $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16,"
+         " $17, $18, $19, $20, $21, $22, $23, $24, $25, $26)"
+         " RETURNING id, tenant)" AUDIT_FROM_G("$16", "'grant.created'", "$27"),
+         /* the record's, then the audit detail */
+         EB_COLUMNS_NBOUND(EB_COLUMNS_GRANT) + 1,
+         {PG_TYPES(EB_COLUMNS_GRANT) T}},
     [PS_GRANT_GET] = {"eb_grant_get",
                       "SELECT " GRANT_COLS " FROM grants WHERE id = $1",
                       1,
@@ -411,12 +425,11 @@ const struct eb_pg_stmt eb_pg_stmts[PS__COUNT] = {
                            {0}},
     /* no row back: a current key of the tenant exists (CONFLICT) */
     [PS_KEY_INS] = {"eb_key_ins",
-                    "INSERT INTO signing_keys (" KEY_COLS ") SELECT $1, $2,"
+                    "INSERT INTO signing_keys (" KEY_ICOLS ") SELECT $1, $2,"
                     " $3, $4, $5, $6, $7, $8, $9 WHERE $5 <> 0 OR NOT EXISTS"
                     " (SELECT 1 FROM signing_keys WHERE tenant = $2"
                     " AND retired_at = 0) RETURNING kid",
-                    9,
-                    {T, T, T, I, I, I, T, B, I}},
+                    PARAMS(EB_COLUMNS_KEY)},
     [PS_KEY_LIST] = {"eb_key_list",
                      "SELECT " KEY_COLS " FROM signing_keys"
                      " WHERE $1::text IS NULL OR tenant = '' OR tenant = $1"
@@ -470,13 +483,12 @@ const struct eb_pg_stmt eb_pg_stmts[PS__COUNT] = {
                        {T}},
 
     [PS_MAP_PUT] = {"eb_map_put",
-                    "INSERT INTO mapping_overrides (" MAP_COLS ") VALUES"
-                    " ($1, $2, $3, $4, $5, $5)"
+                    "INSERT INTO mapping_overrides (" MAP_ICOLS ") VALUES"
+                    " ($1, $2, $3, $4, $5, $6)"
                     " ON CONFLICT (tenant, subject) DO UPDATE"
                     " SET managed_apple_id = EXCLUDED.managed_apple_id,"
                     " note = EXCLUDED.note, updated_at = EXCLUDED.updated_at",
-                    5,
-                    {T, T, T, T, I}},
+                    PARAMS(EB_COLUMNS_MAPPING)},
     [PS_MAP_GET] = {"eb_map_get",
                     "SELECT " MAP_COLS " FROM mapping_overrides"
                     " WHERE tenant = $1 AND subject = $2",

@@ -250,9 +250,11 @@ check_tx(struct eb_pg_conn *c, void *arg)
 	return cur > known ? check_newer(c, m, cur, known) : EB_STORE_OK;
 }
 
-/* eb_locks on its own: concurrent CREATE ... IF NOT EXISTS still races,
- * failing on the catalogue's unique index (23505), on the table (42P07) or
- * on its row type (42710); the next try finds it made. */
+/*
+ * eb_locks on its own: concurrent CREATE ... IF NOT EXISTS still races,
+ * the loser failing on the table's name (42P07), its row type's (42710)
+ * or the catalogue's unique index (23505).
+ */
 static int
 ensure_locks(struct eb_pg_conn *c)
 {

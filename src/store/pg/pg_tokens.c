@@ -17,7 +17,7 @@
 #include "grant/refresh.h"
 #include "store/pg/pg_int.h"
 
-#define TOKEN_NCOLS 12
+#define TOKEN_NCOLS EB_COLUMNS_COUNT(EB_COLUMNS_TOKEN)
 
 /* ---- authorization codes ---- */
 
@@ -28,15 +28,8 @@ code_put_fn(struct eb_pg_conn *c, void *arg)
 	struct eb_pg_args a;
 
 	eb_pg_args_init(&a);
-	eb_pg_args_text(&a, cd->hash);
-	eb_pg_args_text(&a, cd->tenant);
-	eb_pg_args_text(&a, cd->grant_id);
-	eb_pg_args_text(&a, cd->client_id);
-	eb_pg_args_text(&a, cd->redirect_uri);
-	eb_pg_args_text(&a, cd->scope);
-	eb_pg_args_int8(&a, cd->created);
-	eb_pg_args_int8(&a, cd->expires);
-	eb_pg_args_text(&a, cd->code_challenge);
+	if (eb_pg_args_row(&a, &eb_columns_code, cd) != 0)
+		return EB_STORE_ERROR;
 	return eb_pg_run(c, PS_CODE_INS, &a, NULL);
 }
 
