@@ -1966,10 +1966,15 @@ eb_server_start(struct eb_env *env, const struct eb_route *routes,
 		}
 	}
 	close(lfd); /* each daemon has its own descriptor of the socket */
-	log_info("listening on %s%s%s:%u (%u threads%s)",
-	         strchr(cfg->listen_host, ':') ? "[" : "", cfg->listen_host,
-	         strchr(cfg->listen_host, ':') ? "]" : "", (unsigned)srv->port,
-	         threads, srv->tls ? ", TLS" : "");
+	/* no empty %s pieces: the text log shows an empty value as "" */
+	if (strchr(cfg->listen_host, ':') != NULL)
+		log_info(srv->tls ? "listening on [%s]:%u (%u threads, TLS)"
+		                  : "listening on [%s]:%u (%u threads)",
+		         cfg->listen_host, (unsigned)srv->port, threads);
+	else
+		log_info(srv->tls ? "listening on %s:%u (%u threads, TLS)"
+		                  : "listening on %s:%u (%u threads)",
+		         cfg->listen_host, (unsigned)srv->port, threads);
 	eb_config_unref(cfg);
 	return srv;
 fail:
