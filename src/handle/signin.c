@@ -47,10 +47,13 @@
 #include "store/store.h"
 #include "token/pkce.h"
 
-#define COOKIE_NAME "eb_login"
-#define MAX_PARAM   4096 /* code, state, iss, error... */
-#define MAX_TYPED   320
-#define RETRY_AFTER "30"
+#define COOKIE_NAME   "eb_login"
+#define MAX_PARAM     4096 /* code, state, iss, error... */
+#define MAX_TYPED     320
+#define RETRY_AFTER   "30"
+#define IDP_ERR_SHOW  64  /* bytes of the IdP's error code shown */
+#define IDP_DESC_SHOW 300 /* bytes of its error_description shown */
+#define IDP_DESC_LOG  512 /* and logged */
 #define APPLE_CALLBACK                                                         \
 	"apple-remotemanagement-user-login://authentication-results"
 
@@ -60,7 +63,7 @@ struct job {
 	int kind; /* enum eb_store_flow_kind of the flow being started */
 	char *flow_id;
 	char *typed;
-	char *state, *code, *iss, *error;
+	char *state, *code, *iss, *error, *error_desc;
 	char *cookie;
 	/* apple-oauth2: the device's authorization request */
 	char *client_id, *redirect_uri, *device_state, *scope;
@@ -78,6 +81,7 @@ job_free(struct job *j)
 	eb_free_secret_str(j->code);
 	eb_free(j->iss);
 	eb_free(j->error);
+	eb_free(j->error_desc);
 	eb_free_secret_str(j->cookie);
 	eb_free(j->client_id);
 	eb_free(j->redirect_uri);
@@ -126,6 +130,59 @@ idp_failed_page(struct eb_request *req)
 	     "We could not complete the sign-in with your organization. Try "
 	     "again in a few minutes; if it keeps happening, contact your IT "
 	     "department and give them the reference below.");
+}
+
+/* n, or less so that s[0..n) does not end inside a UTF-8 sequence */
+static size_t
+utf8_cut(const char *s, size_t n)
+{
+	size_t i = n;
+
+	if (strlen(s) <= n)
+		return strlen(s);
+	while (i > 0 && ((unsigned char)s[i] & 0xc0) == 0x80)
+		i--;
+	return i;
+}
+
+/*
+ * The IdP's error redirect (RFC 6749 4.1.2.1): the page says what the IdP
+ * said (e.g. an Entra AADSTS code), bounded; the page escapes it.
+ */
+static void
+idp_error_page(struct eb_request *req, const char *error, const char *desc)
+{
+	struct eb_buf b;
+	size_t n;
+	int denied = strcmp(error, "access_denied") == 0;
+
+	eb_buf_init(&b, 2048);
+	if (denied)
+		eb_buf_addstr(&b, "The sign-in was cancelled or refused by "
+		                  "your organization. Go back to Settings on "
+		                  "your device to try again.");
+	else
+		eb_buf_addstr(&b, "Your organization's sign-in service "
+		                  "refused the sign-in. Try again; if it keeps "
+		                  "happening, contact your IT department and "
+		                  "give them the details and reference below.");
+	eb_buf_addstr(&b, " Details: ");
+	n = utf8_cut(error, IDP_ERR_SHOW);
+	eb_buf_add(&b, error, n);
+	if (desc != NULL && desc[0] != '\0') {
+		eb_buf_addstr(&b, " - ");
+		n = utf8_cut(desc, IDP_DESC_SHOW);
+		eb_buf_add(&b, desc, n);
+		if (n < strlen(desc))
+			eb_buf_addstr(&b, "...");
+	}
+	if (denied)
+		page(req, 403, "Sign-in was not completed", eb_buf_str(&b));
+	else
+		page(req, 502,
+		     "Your organization's sign-in service had a problem",
+		     eb_buf_str(&b));
+	eb_buf_finish(&b);
 }
 
 static char *
@@ -371,7 +428,8 @@ eb_handle_auth_start(struct eb_request *req)
 /* ---- callback ---- */
 
 static void
-deny_page(struct eb_request *req, const struct eb_policy_verdict *v)
+deny_page(struct eb_request *req, const struct eb_tenant *t,
+          const struct eb_policy_verdict *v)
 {
 	struct eb_buf b;
 	size_t n;
@@ -387,6 +445,11 @@ deny_page(struct eb_request *req, const struct eb_policy_verdict *v)
 	if (v->hint[0] != '\0') {
 		eb_buf_addc(&b, ' ');
 		eb_buf_addstr(&b, v->hint);
+	}
+	/* the tenant's own words, escaped with the rest by the page */
+	if (t->access.deny_message != NULL && t->access.deny_message[0]) {
+		eb_buf_addc(&b, ' ');
+		eb_buf_addstr(&b, t->access.deny_message);
 	}
 	page(req, 403, "You can't enroll this device", eb_buf_str(&b));
 	eb_buf_finish(&b);
@@ -513,16 +576,12 @@ callback_job(void *arg)
 		goto out;
 	}
 	if (j->error != NULL) {
-		log_info("tenant %s: IdP answered error=%.64s", t->id,
-		         j->error);
+		log_info("tenant %s: IdP answered error=%.64s "
+		         "error_description=%.*s",
+		         t->id, j->error, IDP_DESC_LOG,
+		         j->error_desc != NULL ? j->error_desc : "");
 		count_error(req, "idp_error");
-		if (strcmp(j->error, "access_denied") == 0)
-			page(req, 403, "Sign-in was not completed",
-			     "The sign-in was cancelled or refused by your "
-			     "organization. Go back to Settings on your "
-			     "device to try again.");
-		else
-			idp_failed_page(req);
+		idp_error_page(req, j->error, j->error_desc);
 		goto out;
 	}
 	if (j->code == NULL) {
@@ -551,7 +610,7 @@ callback_job(void *arg)
 			                     "to enroll devices here");
 			eb_policy_audit(env->store, t, id.subject ? &id : NULL,
 			                NULL, f.user_identifier, &v, now);
-			deny_page(req, &v);
+			deny_page(req, t, &v);
 		} else if (oerr.kind == EB_OIDC_E_DENIED)
 			page(req, 403, "Sign-in was not completed",
 			     "Your organization did not accept this sign-in. "
@@ -588,7 +647,7 @@ callback_job(void *arg)
 	if (!v.allow) {
 		log_info("tenant %s: enrollment refused: %s", t->id, v.code);
 		count_error(req, v.code);
-		deny_page(req, &v);
+		deny_page(req, t, &v);
 		goto out;
 	}
 	gi.t = t;
@@ -670,6 +729,7 @@ eb_handle_oidc_callback(struct eb_request *req)
 	j->code = eb_strdup(eb_form_get(&q, "code"));
 	j->iss = eb_strdup(eb_form_get(&q, "iss"));
 	j->error = eb_strdup(eb_form_get(&q, "error"));
+	j->error_desc = eb_strdup(eb_form_get(&q, "error_description"));
 	eb_form_finish(&q);
 	if (eb_req_cookie(req, COOKIE_NAME) != NULL)
 		j->cookie = eb_strndup(eb_req_cookie(req, COOKIE_NAME), 256);
