@@ -228,6 +228,10 @@ eb_cli_map(int argc, char **argv)
 	json_t *claims;
 	int rc;
 
+	if (argc >= 2 &&
+	    (strcmp(argv[1], "set") == 0 || strcmp(argv[1], "unset") == 0 ||
+	     strcmp(argv[1], "list") == 0))
+		return eb_cli_map_edit(argc - 1, argv + 1);
 	if ((rc = parse_args(argc, argv, &a)) != 0) {
 		usage();
 		return rc == 1 ? 0 : 2;

@@ -19,4 +19,14 @@
  */
 int eb_cli_map(int argc, char **argv);
 
+/*
+ * `map set -c FILE --tenant T --subject S --apple-id A [--note N]`,
+ * `map unset -c FILE --tenant T --subject S`,
+ * `map list -c FILE --tenant T [--json]`: the mapping overrides in the
+ * store (both backends). argv[0] is "set", "unset" or "list". Returns 0,
+ * 1 when the store fails or unset finds no override, 2 on a usage or
+ * configuration error.
+ */
+int eb_cli_map_edit(int argc, char **argv);
+
 #endif

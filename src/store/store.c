@@ -934,6 +934,14 @@ eb_store_mapping_delete(struct eb_store *s, const char *tenant,
 	DISPATCH_CHANGE(s, mapping_delete, tenant, subject);
 }
 
+int
+eb_store_mapping_list(struct eb_store *s, const char *tenant,
+                      struct eb_store_mapping_list *out)
+{
+	ZERO(out);
+	DISPATCH(s, mapping_list, tenant, out);
+}
+
 /* ---- releasing records ------------------------------------------------ */
 
 void
@@ -1084,6 +1092,19 @@ eb_store_key_list_finish(struct eb_store_key_list *l)
 		return;
 	for (i = 0; i < l->n; i++)
 		eb_store_key_finish(&l->v[i]);
+	eb_free(l->v);
+	memset(l, 0, sizeof(*l));
+}
+
+void
+eb_store_mapping_list_finish(struct eb_store_mapping_list *l)
+{
+	size_t i;
+
+	if (l == NULL)
+		return;
+	for (i = 0; i < l->n; i++)
+		eb_store_mapping_finish(&l->v[i]);
 	eb_free(l->v);
 	memset(l, 0, sizeof(*l));
 }

@@ -264,6 +264,11 @@ struct eb_store_mapping {
 	int64_t created, updated;
 };
 
+struct eb_store_mapping_list {
+	struct eb_store_mapping *v;
+	size_t n;
+};
+
 /* ---- the backend interface -------------------------------------------- */
 
 /*
@@ -352,6 +357,8 @@ struct eb_store_ops {
 	                   struct eb_store_mapping *out);
 	int (*mapping_delete)(void *be, const char *tenant,
 	                      const char *subject);
+	int (*mapping_list)(void *be, const char *tenant,
+	                    struct eb_store_mapping_list *out);
 
 	int (*sweep)(void *be, int64_t now, size_t *removed);
 
@@ -768,7 +775,11 @@ int eb_store_mapping_get(struct eb_store *s, const char *tenant,
                          const char *subject, struct eb_store_mapping *out);
 int eb_store_mapping_delete(struct eb_store *s, const char *tenant,
                             const char *subject);
+/* A tenant's overrides, by subject. */
+int eb_store_mapping_list(struct eb_store *s, const char *tenant,
+                          struct eb_store_mapping_list *out);
 void eb_store_mapping_finish(struct eb_store_mapping *m);
+void eb_store_mapping_list_finish(struct eb_store_mapping_list *l);
 
 /* ---- change tracking -------------------------------------------------- */
 

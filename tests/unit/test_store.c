@@ -1258,6 +1258,40 @@ test_mapping(void **state)
 	                 EB_STORE_NOT_FOUND);
 }
 
+static void
+test_mapping_list(void **state)
+{
+	struct fx *fx = *state;
+	struct eb_store_mapping m = {.tenant = "acme",
+	                             .subject = "s2",
+	                             .managed_apple_id = "b@appleid.acme.test",
+	                             .note = "n",
+	                             .created = T0};
+	struct eb_store_mapping_list l;
+
+	assert_int_equal(eb_store_mapping_list(fx->s, "acme", &l), 0);
+	assert_int_equal(l.n, 0);
+	eb_store_mapping_list_finish(&l);
+	assert_int_equal(eb_store_mapping_put(fx->s, &m), 0);
+	m.subject = "s1";
+	m.managed_apple_id = "a@appleid.acme.test";
+	m.note = NULL;
+	assert_int_equal(eb_store_mapping_put(fx->s, &m), 0);
+	m.tenant = "other";
+	assert_int_equal(eb_store_mapping_put(fx->s, &m), 0);
+	/* one tenant's rows, by subject */
+	assert_int_equal(eb_store_mapping_list(fx->s, "acme", &l), 0);
+	assert_int_equal(l.n, 2);
+	assert_string_equal(l.v[0].subject, "s1");
+	assert_string_equal(l.v[0].managed_apple_id, "a@appleid.acme.test");
+	assert_null(l.v[0].note);
+	assert_string_equal(l.v[1].subject, "s2");
+	assert_string_equal(l.v[1].tenant, "acme");
+	assert_string_equal(l.v[1].note, "n");
+	assert_int_equal(l.v[1].created, T0);
+	eb_store_mapping_list_finish(&l);
+}
+
 /* ---- threads -----------------------------------------------------------*/
 
 struct worker {
@@ -2255,6 +2289,7 @@ main(void)
 	    T(test_import_sqlite),
 	    T(test_keys),
 	    T(test_mapping),
+	    T(test_mapping_list),
 	    T(test_threads),
 	    T(test_race_code_consume),
 	    T(test_race_refresh_rotation),

@@ -90,6 +90,7 @@ enum eb_pg_stmt_id {
 	PS_MAP_PUT,
 	PS_MAP_GET,
 	PS_MAP_DEL,
+	PS_MAP_LIST,
 	PS_LOCK_TRY,
 	PS_LOCK_RELEASE,
 	PS_MIG_RECORD,
@@ -270,6 +271,8 @@ int eb_pg_mapping_put(void *be, const struct eb_store_mapping *m);
 int eb_pg_mapping_get(void *be, const char *tenant, const char *subject,
                       struct eb_store_mapping *out);
 int eb_pg_mapping_delete(void *be, const char *tenant, const char *subject);
+int eb_pg_mapping_list(void *be, const char *tenant,
+                       struct eb_store_mapping_list *out);
 int eb_pg_sweep(void *be, int64_t now, size_t *removed);
 int eb_pg_lock_try(void *be, const char *name, const char *owner, int64_t ttl,
                    int64_t now);

@@ -388,6 +388,33 @@ eb_pg_mapping_delete(void *be, const char *tenant, const char *subject)
 	return eb_pg_with(be, map_q_fn, &q);
 }
 
+struct map_list_q {
+	const char *tenant;
+	struct eb_store_mapping_list *out;
+};
+
+static int
+map_list_fn(struct eb_pg_conn *c, void *arg)
+{
+	struct map_list_q *q = arg;
+	struct eb_pg_args a;
+
+	eb_pg_args_init(&a);
+	eb_pg_args_text(&a, q->tenant);
+	return eb_pg_all(c, PS_MAP_LIST, &a, &eb_pg_rt_mapping,
+	                 (void **)&q->out->v, &q->out->n);
+}
+
+int
+eb_pg_mapping_list(void *be, const char *tenant,
+                   struct eb_store_mapping_list *out)
+{
+	struct map_list_q q = {tenant, out};
+
+	memset(out, 0, sizeof(*out));
+	return eb_pg_with(be, map_list_fn, &q);
+}
+
 /* ---- sweep ---- */
 
 struct sweep {

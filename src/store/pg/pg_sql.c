@@ -499,6 +499,11 @@ const struct eb_pg_stmt eb_pg_stmts[PS__COUNT] = {
                     " WHERE tenant = $1 AND subject = $2",
                     2,
                     {T, T}},
+    [PS_MAP_LIST] = {"eb_map_list",
+                     "SELECT " MAP_COLS " FROM mapping_overrides"
+                     " WHERE tenant = $1 ORDER BY subject",
+                     1,
+                     {T}},
 
     /* SCALEOUT 3.10: a row back means owner holds the lease */
     [PS_LOCK_TRY] = {"eb_lock_try",

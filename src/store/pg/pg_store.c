@@ -539,6 +539,7 @@ const struct eb_store_ops eb_store_pg_ops = {
     .mapping_put = eb_pg_mapping_put,
     .mapping_get = eb_pg_mapping_get,
     .mapping_delete = eb_pg_mapping_delete,
+    .mapping_list = eb_pg_mapping_list,
     .sweep = eb_pg_sweep,
     .grant_claim_due = eb_pg_grant_claim_due,
     .grant_release = eb_pg_grant_release,

@@ -486,6 +486,7 @@ const struct eb_store_ops eb_store_sqlite_ops = {
     .mapping_put = eb_sq_mapping_put,
     .mapping_get = eb_sq_mapping_get,
     .mapping_delete = eb_sq_mapping_delete,
+    .mapping_list = eb_sq_mapping_list,
     .sweep = eb_sq_sweep,
     .grant_list_sealed = eb_sq_grant_list_sealed,
     .grant_reseal = eb_sq_grant_reseal,

@@ -89,6 +89,7 @@ enum eb_sq_stmt_id {
 	ST_MAP_PUT,
 	ST_MAP_GET,
 	ST_MAP_DEL,
+	ST_MAP_LIST,
 	ST__COUNT
 };
 
@@ -318,6 +319,8 @@ int eb_sq_mapping_put(void *be, const struct eb_store_mapping *m);
 int eb_sq_mapping_get(void *be, const char *tenant, const char *subject,
                       struct eb_store_mapping *out);
 int eb_sq_mapping_delete(void *be, const char *tenant, const char *subject);
+int eb_sq_mapping_list(void *be, const char *tenant,
+                       struct eb_store_mapping_list *out);
 int eb_sq_sweep(void *be, int64_t now, size_t *removed);
 
 #endif /* EB_STORE_SQLITE_INT_H */

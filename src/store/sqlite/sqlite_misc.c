@@ -542,3 +542,20 @@ eb_sq_sweep(void *be, int64_t now, size_t *removed)
 		*removed = n;
 	return rc;
 }
+
+int
+eb_sq_mapping_list(void *be, const char *tenant,
+                   struct eb_store_mapping_list *out)
+{
+	struct eb_sq_conn *c;
+	sqlite3_stmt *st;
+
+	memset(out, 0, sizeof(*out));
+	if ((c = eb_sq_conn(be)) == NULL ||
+	    (st = eb_sq_stmt(c, ST_MAP_LIST)) == NULL)
+		return EB_STORE_ERROR;
+	if (eb_sq_bind_text(st, 1, tenant))
+		return eb_sq_fail(c, sqlite3_errcode(c->db), __func__);
+	return eb_sq_all(c, st, &eb_sq_rt_mapping, (void **)&out->v, &out->n,
+	                 __func__);
+}

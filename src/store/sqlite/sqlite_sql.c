@@ -194,4 +194,6 @@ const char *const eb_sq_sql[ST__COUNT] = {
                    " WHERE tenant = ? AND subject = ?",
     [ST_MAP_DEL] = "DELETE FROM mapping_overrides"
                    " WHERE tenant = ? AND subject = ?",
+    [ST_MAP_LIST] = "SELECT " MAP_COLS " FROM mapping_overrides"
+                    " WHERE tenant = ? ORDER BY subject",
 };
