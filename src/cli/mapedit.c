@@ -244,7 +244,11 @@ do_list(struct eb_store *st, const struct edit_args *a)
 	for (i = 0; i < l.n; i++) {
 		if (a->json) {
 			if (print_json(&l.v[i]) == -1) {
-				fprintf(stderr, "map list: out of memory\n");
+				fprintf(stderr,
+				        "map list: cannot print the override "
+				        "of row %zu as JSON (out of memory, "
+				        "or text that is not UTF-8)\n",
+				        i + 1);
 				rc = 1;
 				break;
 			}
