@@ -384,6 +384,54 @@ eb_plist_dict_set_string(struct eb_plist *dict, const char *key,
 }
 
 int
+eb_plist_dict_set_data(struct eb_plist *dict, const char *key,
+                       const uint8_t *val, size_t len)
+{
+	uint64_t n = 0;
+	plist_t d;
+
+	if (val == NULL || len == 0)
+		return -1;
+	if ((d = plist_new_data((const char *)val, len)) != NULL &&
+	    (plist_get_data_ptr(d, &n) == NULL || n != len)) {
+		plist_free(d); /* the copy failed */
+		return -1;
+	}
+	return dict_set(dict, key, d);
+}
+
+int
+eb_plist_dict_add_string(struct eb_plist *dict, const char *key,
+                         const char *val)
+{
+	struct eb_plist *a;
+	plist_t arr, item;
+	size_t i, n;
+	const char *s;
+
+	if (val == NULL || eb_plist_type(dict) != EB_PLIST_DICT)
+		return -1;
+	if ((a = eb_plist_dict_get(dict, key)) == NULL) {
+		if (dict_set(dict, key, plist_new_array()) == -1)
+			return -1;
+		a = eb_plist_dict_get(dict, key);
+	}
+	if (eb_plist_type(a) != EB_PLIST_ARRAY)
+		return -1;
+	n = eb_plist_array_size(a);
+	for (i = 0; i < n; i++)
+		if ((s = eb_plist_string(eb_plist_array_get(a, i), NULL)) !=
+		        NULL &&
+		    strcmp(s, val) == 0)
+			return 0;
+	arr = node(a);
+	if ((item = plist_new_string(val)) == NULL)
+		return -1;
+	plist_array_append_item(arr, item);
+	return plist_array_get_size(arr) == n + 1 ? 0 : -1;
+}
+
+int
 eb_plist_dict_set_bool(struct eb_plist *dict, const char *key, int val)
 {
 	return dict_set(dict, key, plist_new_bool(val != 0));

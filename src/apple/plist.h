@@ -127,6 +127,16 @@ struct eb_plist *eb_plist_dict_get_array(const struct eb_plist *dict,
  */
 int eb_plist_dict_set_string(struct eb_plist *dict, const char *key,
                              const char *val);
+/* A copy of len (at least 1) bytes at val, as a data value. */
+int eb_plist_dict_set_data(struct eb_plist *dict, const char *key,
+                           const uint8_t *val, size_t len);
+/*
+ * Add the string val to the array under key in dict (made when absent)
+ * unless it holds it already. Returns 0, or -1 when the key holds
+ * something other than an array or out of memory.
+ */
+int eb_plist_dict_add_string(struct eb_plist *dict, const char *key,
+                             const char *val);
 int eb_plist_dict_set_bool(struct eb_plist *dict, const char *key, int val);
 int eb_plist_dict_set_int(struct eb_plist *dict, const char *key, int64_t val);
 /*

@@ -163,6 +163,14 @@ struct eb_esso_config {
 	struct eb_strlist developer_app_ids; /* developer mode document */
 };
 
+struct eb_pemkey; /* jose/pemkey.h */
+
+/* "apple_business": answering GetToken (com.apple.maid) check-ins. */
+struct eb_apple_business_config {
+	char *server_uuid;     /* the JWT's iss, lower-case UUID */
+	struct eb_pemkey *key; /* RS256 (RSA) or ES256 (P-256) */
+};
+
 struct eb_tenant {
 	char *id;
 	char *file; /* the file it was loaded from, for messages */
@@ -177,6 +185,8 @@ struct eb_tenant {
 	struct eb_oauth2_config oauth2;
 	struct eb_mdm_config mdm;
 	struct eb_esso_config *esso; /* NULL when not configured */
+	/* NULL when not configured */
+	struct eb_apple_business_config *apple_business;
 	/* derived at load time */
 	char *base_url; /* {public_url}/t/{id}/enroll */
 	char
