@@ -90,6 +90,9 @@ int eb_cfg_path(struct eb_cfg_ctx *c, const json_t *o, const char *prefix,
 /* A secret (inline, "file:", "env:"), resolved; its JSON text is wiped. */
 int eb_cfg_secret_get(struct eb_cfg_ctx *c, const json_t *o, const char *prefix,
                       const char *name, int required, char **out);
+/* The same for a PEM secret: line breaks (CR, LF) allowed. */
+int eb_cfg_secret_pem(struct eb_cfg_ctx *c, const json_t *o, const char *prefix,
+                      const char *name, int required, char **out);
 
 /* The main file's "seal_keys" into cfg (config_seal.c); absent is fine. */
 int eb_cfg_parse_seal_keys(struct eb_cfg_ctx *c, const json_t *root,
@@ -125,6 +128,10 @@ int eb_cfg_parse_oauth2(struct eb_cfg_ctx *c, const json_t *root,
                         struct eb_tenant *t);
 int eb_cfg_parse_mdm(struct eb_cfg_ctx *c, const json_t *root,
                      struct eb_mdm_config *m);
+/* "apple_business" (config_apple.c), and freeing it. */
+int eb_cfg_parse_apple_business(struct eb_cfg_ctx *c, const json_t *root,
+                                struct eb_tenant *t);
+void eb_cfg_apple_business_free(struct eb_apple_business_config *ab);
 int eb_cfg_parse_esso(struct eb_cfg_ctx *c, const json_t *root,
                       struct eb_tenant *t);
 

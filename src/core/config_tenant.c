@@ -399,7 +399,8 @@ eb_cfg_tenant_parse(struct eb_cfg_ctx *c, json_t *root, const char *public_url)
 	    "id",          "domains", "enrollment",
 	    "auth_method", "idp",     "managed_apple_id",
 	    "access",      "tokens",  "oauth2",
-	    "mdm",         "esso",    NULL};
+	    "mdm",         "esso",    "apple_business",
+	    NULL};
 	static const char *const methods[] = {"apple-as-web", "apple-oauth2",
 	                                      NULL};
 	struct eb_tenant *t;
@@ -439,6 +440,7 @@ eb_cfg_tenant_parse(struct eb_cfg_ctx *c, json_t *root, const char *public_url)
 	    eb_cfg_parse_oauth2(c, root, t) == -1 ||
 	    eb_cfg_parse_mdm(c, root, &t->mdm) == -1 ||
 	    eb_cfg_parse_esso(c, root, t) == -1 ||
+	    eb_cfg_parse_apple_business(c, root, t) == -1 ||
 	    derive(c, t, public_url) == -1)
 		goto fail;
 	return t;
@@ -499,6 +501,7 @@ eb_cfg_tenant_free(struct eb_tenant *t)
 		eb_cfg_strlist_free(&t->esso->developer_app_ids);
 		eb_free(t->esso);
 	}
+	eb_cfg_apple_business_free(t->apple_business);
 	eb_free(t->base_url);
 	eb_free(t->disco_body[0]);
 	eb_free(t->disco_body[1]);

@@ -408,9 +408,10 @@ eb_cfg_path(struct eb_cfg_ctx *c, const json_t *o, const char *prefix,
 	return 0;
 }
 
-int
-eb_cfg_secret_get(struct eb_cfg_ctx *c, const json_t *o, const char *prefix,
-                  const char *name, int required, char **out)
+/* As eb_cfg_secret_get; lines: CR and LF are allowed (PEM). */
+static int
+secret_get(struct eb_cfg_ctx *c, const json_t *o, const char *prefix,
+           const char *name, int required, int lines, char **out)
 {
 	json_t *v = json_object_get(o, name);
 	char reason[sizeof(c->err->reason)], *s;
@@ -428,7 +429,8 @@ eb_cfg_secret_get(struct eb_cfg_ctx *c, const json_t *o, const char *prefix,
 	if (s == NULL)
 		return eb_cfg_fail(c, prefix, name, "%s", reason);
 	for (p = s; *p; p++)
-		if ((unsigned char)*p < 0x20 || *p == 0x7f) {
+		if (((unsigned char)*p < 0x20 || *p == 0x7f) &&
+		    !(lines && (*p == '\n' || *p == '\r'))) {
 			eb_free_secret_str(s);
 			return eb_cfg_fail(
 			    c, prefix, name,
@@ -437,6 +439,20 @@ eb_cfg_secret_get(struct eb_cfg_ctx *c, const json_t *o, const char *prefix,
 	eb_free_secret_str(*out);
 	*out = s;
 	return 0;
+}
+
+int
+eb_cfg_secret_get(struct eb_cfg_ctx *c, const json_t *o, const char *prefix,
+                  const char *name, int required, char **out)
+{
+	return secret_get(c, o, prefix, name, required, 0, out);
+}
+
+int
+eb_cfg_secret_pem(struct eb_cfg_ctx *c, const json_t *o, const char *prefix,
+                  const char *name, int required, char **out)
+{
+	return secret_get(c, o, prefix, name, required, 1, out);
 }
 
 void

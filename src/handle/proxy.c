@@ -39,6 +39,7 @@
 #include <strings.h>
 #include <time.h>
 
+#include "apple/gettoken.h"
 #include "apple/plist.h"
 #include "core/config.h"
 #include "core/env.h"
@@ -95,10 +96,12 @@ enum {
 	K_ENROLLMENT_ID,
 	K_ENROLLMENT_USER_ID,
 	K_USER_ID,
+	K_TOKEN_SERVICE_TYPE,
 	K_N
 };
-static const char *const msg_keys[K_N] = {"MessageType", "UDID", "EnrollmentID",
-                                          "EnrollmentUserID", "UserID"};
+static const char *const msg_keys[K_N] = {"MessageType",  "UDID",
+                                          "EnrollmentID", "EnrollmentUserID",
+                                          "UserID",       "TokenServiceType"};
 
 /* The struct eb_proxy_msg field of key i. */
 static char **
@@ -113,6 +116,8 @@ msg_field(struct eb_proxy_msg *msg, int i)
 		return &msg->enrollment_id;
 	case K_ENROLLMENT_USER_ID:
 		return &msg->enrollment_user_id;
+	case K_TOKEN_SERVICE_TYPE:
+		return &msg->token_service_type;
 	default:
 		return &msg->user_id;
 	}
@@ -332,6 +337,7 @@ eb_proxy_msg_finish(struct eb_proxy_msg *msg)
 	eb_free(msg->enrollment_id);
 	eb_free(msg->enrollment_user_id);
 	eb_free(msg->user_id);
+	eb_free(msg->token_service_type);
 	memset(msg, 0, sizeof(*msg));
 }
 
@@ -693,6 +699,41 @@ device_channel(struct eb_request *req, const struct eb_tenant *t)
 	return rc;
 }
 
+/*
+ * A bound, authenticated GetToken for Managed Apple Account access
+ * management, on a tenant with apple_business: answered here with the
+ * token signed by the tenant's key (nothing reaches the MDM). 1 when
+ * answered (rc set), 0 when the message is anything else.
+ */
+static int
+maid_token(struct eb_request *req, const struct eb_tenant *t,
+           const struct eb_proxy_msg *m, const char *grant_id, int *rc)
+{
+	uint8_t *xml;
+	size_t len;
+
+	if (t->apple_business == NULL || !is_message(m, "GetToken") ||
+	    m->token_service_type == NULL ||
+	    strcmp(m->token_service_type, EB_GETTOKEN_MAID) != 0)
+		return 0;
+	if (eb_gettoken_response(t->apple_business, (int64_t)time(NULL), &xml,
+	                         &len) == -1) {
+		log_warnx("tenant %s: cannot make the %s token of grant %.8s",
+		          t->id, EB_GETTOKEN_MAID, grant_id);
+		eb_proxy_count(req, "error");
+		eb_resp_text(req, 500, "internal error\n");
+		*rc = EB_HANDLED;
+		return 1;
+	}
+	log_info("tenant %s: GetToken %s answered for grant %.8s", t->id,
+	         EB_GETTOKEN_MAID, grant_id);
+	eb_proxy_count(req, "gettoken");
+	/* on failure the server answers 500 (and has freed xml) */
+	(void)eb_resp_set_owned(req, 200, "application/xml", (char *)xml, len);
+	*rc = EB_HANDLED;
+	return 1;
+}
+
 int
 eb_handle_proxy(struct eb_request *req)
 {
@@ -775,6 +816,8 @@ eb_handle_proxy(struct eb_request *req)
 		rc = unavailable(req);
 		goto out;
 	}
+	if (maid_token(req, t, &m, b.grant_id, &rc))
+		goto out;
 	id.authenticated = 1;
 	id.managed_apple_id = b.managed_apple_id;
 	id.enrollment_mode = b.enrollment_mode;

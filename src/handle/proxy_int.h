@@ -27,6 +27,7 @@ struct eb_proxy_msg {
 	char *enrollment_id;
 	char *enrollment_user_id;
 	char *user_id; /* macOS user channel of a device enrollment */
+	char *token_service_type; /* a GetToken's TokenServiceType */
 };
 
 /*
