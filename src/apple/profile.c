@@ -423,6 +423,12 @@ eb_profile_patch(struct eb_plist *profile, const struct eb_profile_patch *p,
 	    (proxy_key(mdm, "ServerURL", p, err, errlen) == -1 ||
 	     proxy_key(mdm, "CheckInURL", p, err, errlen) == -1))
 		return -1;
+	if (p->token_capability &&
+	    eb_plist_dict_add_string(mdm, "ServerCapabilities",
+	                             "com.apple.mdm.token") == -1) {
+		eb_errf(err, errlen, "ServerCapabilities is not an array");
+		return -1;
+	}
 	return 0;
 }
 
@@ -689,6 +695,8 @@ eb_profile_build(const struct eb_tenant *t, const struct eb_profile_opts *o,
 		}
 		patch.proxy_base = eb_buf_str(&base);
 		patch.upstream = t->mdm.upstream;
+		/* only the proxy answers GetToken */
+		patch.token_capability = t->apple_business != NULL;
 	}
 	if (eb_profile_patch(p, &patch, err, errlen) == -1)
 		goto out;

@@ -129,6 +129,9 @@ struct eb_profile_patch {
 	 * "{public_url}/t/{T}/mdm" (no trailing slash) */
 	const char *proxy_base;
 	const char *upstream; /* mdm.upstream, for proxy URLs; may be NULL */
+	/* the proxy answers GetToken: ServerCapabilities gains
+	 * com.apple.mdm.token */
+	int token_capability;
 };
 
 /*

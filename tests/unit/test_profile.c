@@ -434,6 +434,48 @@ test_no_checkin_url(void **state)
 	eb_plist_free(p);
 }
 
+/* With apple_business the proxy answers GetToken: the profile says the
+ * server can (com.apple.mdm.token), once; without it nothing is added. */
+static void
+test_token_capability(void **state)
+{
+	struct eb_profile_patch patch;
+	struct eb_plist *p, *mdm, *caps;
+	char err[256];
+
+	(void)state;
+	p = eb_profile_read_file(fixture("enroll.mobileconfig"), NULL, NULL,
+	                         err, sizeof(err));
+	assert_non_null(p);
+	mdm = eb_profile_mdm_payload(p, err, sizeof(err));
+	assert_non_null(mdm);
+	memset(&patch, 0, sizeof(patch));
+	patch.mode = EB_MODE_BYOD;
+	patch.managed_apple_id = MAID;
+	patch.proxy_base = PUBLIC_URL "/t/acme/mdm";
+	/* already listed: not repeated */
+	patch.token_capability = 1;
+	assert_int_equal(eb_profile_patch(p, &patch, err, sizeof(err)), 0);
+	check_usual_keys(mdm);
+	/* absent: not added unless asked */
+	assert_int_equal(eb_plist_dict_remove(mdm, "ServerCapabilities"), 1);
+	patch.token_capability = 0;
+	assert_int_equal(eb_profile_patch(p, &patch, err, sizeof(err)), 0);
+	assert_null(eb_plist_dict_get(mdm, "ServerCapabilities"));
+	patch.token_capability = 1;
+	assert_int_equal(eb_profile_patch(p, &patch, err, sizeof(err)), 0);
+	caps = eb_plist_dict_get_array(mdm, "ServerCapabilities");
+	assert_int_equal(eb_plist_array_size(caps), 1);
+	assert_string_equal(eb_plist_string(eb_plist_array_get(caps, 0), NULL),
+	                    "com.apple.mdm.token");
+	/* not an array: refused */
+	assert_int_equal(
+	    eb_plist_dict_set_string(mdm, "ServerCapabilities", "x"), 0);
+	assert_int_equal(eb_profile_patch(p, &patch, err, sizeof(err)), -1);
+	assert_non_null(strstr(err, "ServerCapabilities"));
+	eb_plist_free(p);
+}
+
 static void
 test_mdm_payload_checks(void **state)
 {
@@ -962,6 +1004,7 @@ main(void)
 	    cmocka_unit_test(test_cache),
 	    cmocka_unit_test(test_fetch),
 	    cmocka_unit_test(test_fetch_dead),
+	    cmocka_unit_test(test_token_capability),
 	    cmocka_unit_test(test_parse_rejects),
 	    cmocka_unit_test(test_alloc_failures),
 	};
