@@ -9,6 +9,7 @@
  *   device-sim enroll USER@DOMAIN [--base URL] [--model-family F]
  *       [--udid U] [--login L --password P | --interactive] [--cafile PEM]
  *       [--timeout SECONDS] [--json]
+ *       [--maid-key PUBLIC-PEM [--maid-server-uuid UUID]]
  *     walks a whole account-driven enrollment against a deployment, the
  *     way a device does (PROTOCOL.md sections 1-5): discovery, the first
  *     POST and its challenge, the web sign-in (driven headlessly through
@@ -18,7 +19,9 @@
  *     the report style of `enrollbridge discover` (whose byte-level checks
  *     are reused); exit 0 when the enrollment passed, 1 when a step
  *     failed, 2 on a usage error. Tokens and codes are never printed: only
- *     their length and a short fingerprint.
+ *     their length and a short fingerprint. With --maid-key, the device
+ *     then asks for its Managed Apple Account access management token
+ *     (GetToken, com.apple.maid) and verifies it (devicesim_maid.c).
  */
 #include "cli/devicesim.h"
 #include "cli/cliopt.h"
@@ -62,7 +65,8 @@ usage(void)
 	    "[--model-family F]\n"
 	    "           [--udid U] [--login L --password P | "
 	    "--interactive]\n"
-	    "           [--cafile PEM] [--timeout SECONDS] [--json]\n");
+	    "           [--cafile PEM] [--timeout SECONDS] [--json]\n"
+	    "           [--maid-key PUBLIC-PEM [--maid-server-uuid UUID]]\n");
 }
 
 static int
@@ -364,6 +368,12 @@ parse_enroll_args(int argc, char **argv, struct eb_devsim *s)
 		else if ((v = eb_cli_optval(argc, argv, &i, "--cafile",
 		                            &missing)))
 			s->cafile = v;
+		else if ((v = eb_cli_optval(argc, argv, &i, "--maid-key",
+		                            &missing)))
+			s->maid_key = v;
+		else if ((v = eb_cli_optval(argc, argv, &i,
+		                            "--maid-server-uuid", &missing)))
+			s->maid_uuid = v;
 		else if ((v = eb_cli_optval(argc, argv, &i, "--timeout",
 		                            &missing))) {
 			t = strtol(v, &end, 10);
@@ -391,6 +401,11 @@ parse_enroll_args(int argc, char **argv, struct eb_devsim *s)
 	}
 	if (s->id == NULL) {
 		fprintf(stderr, "device-sim: missing USER@DOMAIN\n");
+		return -1;
+	}
+	if (s->maid_uuid != NULL && s->maid_key == NULL) {
+		fprintf(stderr,
+		        "device-sim: --maid-server-uuid needs --maid-key\n");
 		return -1;
 	}
 	if ((s->login == NULL) != (s->password == NULL)) {
@@ -439,7 +454,9 @@ walk(struct eb_devsim *s, const char *url)
 	if (eb_devsim_profile(s) == -1)
 		return -1;
 	eb_devsim_flush(s);
-	return eb_devsim_checkin(s);
+	if (eb_devsim_checkin(s) == -1)
+		return -1;
+	return eb_devsim_gettoken(s);
 }
 
 static int

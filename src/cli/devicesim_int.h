@@ -38,6 +38,8 @@ struct eb_devsim {
 	int interactive;
 	int json;
 	int timeout;
+	const char *maid_key;  /* --maid-key: check GetToken com.apple.maid */
+	const char *maid_uuid; /* --maid-server-uuid: its expected iss */
 	/* what the walk learns */
 	struct eb_discover_report r;
 	size_t printed;
@@ -83,5 +85,12 @@ int eb_devsim_as_web(struct eb_devsim *s);
 int eb_devsim_oauth2(struct eb_devsim *s);
 int eb_devsim_profile(struct eb_devsim *s);
 int eb_devsim_checkin(struct eb_devsim *s);
+/* With --maid-key: GetToken com.apple.maid, its JWT verified (gettoken.c). */
+int eb_devsim_gettoken(struct eb_devsim *s);
+/* A check-in PUT of type to url; on 200 *keep (when not NULL) gets the
+ * response (eb_http_response_free), else it is freed. 0 or -1. */
+int eb_devsim_mdm_put(struct eb_devsim *s, const char *name, const char *type,
+                      const char *url, const char *ct,
+                      struct eb_http_response **keep);
 
 #endif

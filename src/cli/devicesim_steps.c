@@ -18,6 +18,7 @@
 
 #include "apple/cms.h"
 #include "apple/device.h"
+#include "apple/gettoken.h"
 #include "apple/plist.h"
 #include "apple/profile.h"
 #include "apple/wwwauth.h"
@@ -876,6 +877,9 @@ build_message(struct eb_devsim *s, const char *type, size_t *len)
 		           ? -1
 		           : eb_plist_dict_set_string(p, "PushMagic", tok);
 		eb_free(tok);
+	} else if (strcmp(type, "GetToken") == 0) {
+		bad |= eb_plist_dict_set_string(p, "TokenServiceType",
+		                                EB_GETTOKEN_MAID);
 	}
 	if (bad != 0 || eb_plist_to_xml(p, &xml, len) == -1) {
 		eb_plist_free(p);
@@ -885,9 +889,10 @@ build_message(struct eb_devsim *s, const char *type, size_t *len)
 	return (char *)xml;
 }
 
-static int
-mdm_put(struct eb_devsim *s, const char *name, const char *type,
-        const char *url, const char *ct)
+int
+eb_devsim_mdm_put(struct eb_devsim *s, const char *name, const char *type,
+                  const char *url, const char *ct,
+                  struct eb_http_response **keep)
 {
 	const char *headers[4], *wa;
 	struct eb_http_response *resp;
@@ -927,6 +932,10 @@ mdm_put(struct eb_devsim *s, const char *name, const char *type,
 		                   ? " (no command)"
 		                   : "");
 		rc = 0;
+		if (keep != NULL) {
+			*keep = resp;
+			return 0;
+		}
 	} else if (resp->status == 401) {
 		wa = eb_http_response_header(resp, "WWW-Authenticate");
 		eb_devsim_note(
@@ -956,10 +965,11 @@ eb_devsim_checkin(struct eb_devsim *s)
 {
 	const char *url = s->checkin_url ? s->checkin_url : s->server_url;
 
-	if (mdm_put(s, "checkin-authenticate", "Authenticate", url,
-	            CT_CHECKIN) == -1 ||
-	    mdm_put(s, "checkin-tokenupdate", "TokenUpdate", url, CT_CHECKIN) ==
-	        -1)
+	if (eb_devsim_mdm_put(s, "checkin-authenticate", "Authenticate", url,
+	                      CT_CHECKIN, NULL) == -1 ||
+	    eb_devsim_mdm_put(s, "checkin-tokenupdate", "TokenUpdate", url,
+	                      CT_CHECKIN, NULL) == -1)
 		return -1;
-	return mdm_put(s, "command-idle", "Idle", s->server_url, CT_COMMAND);
+	return eb_devsim_mdm_put(s, "command-idle", "Idle", s->server_url,
+	                         CT_COMMAND, NULL);
 }

@@ -218,3 +218,136 @@ eb_pemkey_sign_jwt(const struct eb_pemkey *key, const json_t *claims)
 	eb_free(input);
 	return eb_buf_detach(&b, NULL);
 }
+
+struct eb_pemkey *
+eb_pemkey_load_public(const char *pem, size_t len, const char **why)
+{
+	struct eb_pemkey *k;
+	BIO *bio;
+
+	*why = "out of memory";
+	if (len > INT_MAX)
+		return NULL;
+	if ((k = eb_calloc(1, sizeof(*k))) == NULL)
+		return NULL;
+	if ((bio = BIO_new_mem_buf(pem, (int)len)) == NULL)
+		goto out_free;
+	k->pkey = PEM_read_bio_PUBKEY(bio, NULL, NULL, NULL);
+	BIO_free(bio);
+	if (k->pkey == NULL) {
+		*why = "not a PEM public key";
+		goto out_free;
+	}
+	if (check_key(k, why) == -1)
+		goto out_free;
+	*why = NULL;
+	return k;
+out_free:
+	eb_pemkey_destroy(k);
+	return NULL;
+}
+
+/* Decode the base64url text [s, s + len) into a fresh buffer (NUL added). */
+static uint8_t *
+b64_part(const char *s, size_t len, size_t *outlen)
+{
+	long n = eb_b64_url_decoded_len(len);
+	uint8_t *out;
+
+	if (n < 0 || len == 0 || (out = eb_malloc((size_t)n + 1)) == NULL)
+		return NULL;
+	if ((n = eb_b64_url_decode_to(s, len, out)) < 0) {
+		eb_free(out);
+		return NULL;
+	}
+	out[n] = 0;
+	*outlen = (size_t)n;
+	return out;
+}
+
+/* The JWS signature sig as OpenSSL wants it (ES256: r||s to DER). */
+static int
+check_sig(const struct eb_pemkey *k, const char *input, size_t inlen,
+          const uint8_t *sig, size_t siglen)
+{
+	unsigned char der[80], *p = der;
+	ECDSA_SIG *es;
+	BIGNUM *r, *s;
+	EVP_MD_CTX *ctx;
+	int derlen, ok = 0;
+
+	if (k->ec) {
+		if (siglen != 2 * P256_COORD || (es = ECDSA_SIG_new()) == NULL)
+			return 0;
+		r = BN_bin2bn(sig, P256_COORD, NULL);
+		s = BN_bin2bn(sig + P256_COORD, P256_COORD, NULL);
+		if (r == NULL || s == NULL || ECDSA_SIG_set0(es, r, s) != 1) {
+			BN_free(r);
+			BN_free(s);
+			ECDSA_SIG_free(es);
+			return 0;
+		}
+		derlen = i2d_ECDSA_SIG(es, NULL);
+		if (derlen <= 0 || derlen > (int)sizeof(der) ||
+		    i2d_ECDSA_SIG(es, &p) != derlen) {
+			ECDSA_SIG_free(es);
+			return 0;
+		}
+		ECDSA_SIG_free(es);
+		sig = der, siglen = (size_t)derlen;
+	}
+	if ((ctx = EVP_MD_CTX_new()) == NULL)
+		return 0;
+	ok =
+	    EVP_DigestVerifyInit(ctx, NULL, EVP_sha256(), NULL, k->pkey) == 1 &&
+	    EVP_DigestVerify(ctx, sig, siglen, (const unsigned char *)input,
+	                     inlen) == 1;
+	EVP_MD_CTX_free(ctx);
+	return ok;
+}
+
+int
+eb_pemkey_verify_jwt(const struct eb_pemkey *key, const char *jwt,
+                     json_t **claims, const char **why)
+{
+	const char *d1, *d2, *alg;
+	uint8_t *h = NULL, *pl = NULL, *sig = NULL;
+	size_t hl, pll, sl, len;
+	json_t *hdr = NULL;
+	int rc = -1;
+
+	*claims = NULL;
+	*why = "not a compact JWS";
+	if ((len = strnlen(jwt, MAX_JWT + 1)) > MAX_JWT ||
+	    (d1 = strchr(jwt, '.')) == NULL ||
+	    (d2 = strchr(d1 + 1, '.')) == NULL || strchr(d2 + 1, '.') != NULL)
+		return -1;
+	if ((h = b64_part(jwt, (size_t)(d1 - jwt), &hl)) == NULL ||
+	    (pl = b64_part(d1 + 1, (size_t)(d2 - d1 - 1), &pll)) == NULL ||
+	    (sig = b64_part(d2 + 1, len - (size_t)(d2 + 1 - jwt), &sl)) ==
+	        NULL ||
+	    (hdr = eb_jose_json_parse_object((char *)h, hl, 4)) == NULL)
+		goto out;
+	alg = json_string_value(json_object_get(hdr, "alg"));
+	if (alg == NULL || strcmp(alg, eb_pemkey_alg(key)) != 0) {
+		*why = "header alg is not the key's";
+		goto out;
+	}
+	if (!check_sig(key, jwt, (size_t)(d2 - jwt), sig, sl)) {
+		*why = "bad signature";
+		goto out;
+	}
+	if ((*claims = eb_jose_json_parse_object((char *)pl, pll,
+	                                         EB_JOSE_MAX_DEPTH)) == NULL) {
+		*why = "payload is not a JSON object";
+		goto out;
+	}
+	*why = NULL;
+	rc = 0;
+out:
+	json_decref(hdr);
+	eb_free(h);
+	eb_free(pl);
+	eb_free(sig);
+	return rc;
+}

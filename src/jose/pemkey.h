@@ -30,4 +30,18 @@ const char *eb_pemkey_alg(const struct eb_pemkey *key);
  */
 char *eb_pemkey_sign_jwt(const struct eb_pemkey *key, const json_t *claims);
 
+/*
+ * Load a public key (PEM "PUBLIC KEY") of the same kinds, for checking
+ * tokens made by eb_pemkey_sign_jwt(); NULL with *why set.
+ */
+struct eb_pemkey *eb_pemkey_load_public(const char *pem, size_t len,
+                                        const char **why);
+/*
+ * Verify the compact JWS jwt against key: three strict base64url parts, a
+ * header whose alg is the key's, a valid signature. 0 with *claims (the
+ * payload object, json_decref it), or -1 with *why set.
+ */
+int eb_pemkey_verify_jwt(const struct eb_pemkey *key, const char *jwt,
+                         json_t **claims, const char **why);
+
 #endif

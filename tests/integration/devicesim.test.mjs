@@ -10,11 +10,13 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
+import crypto from 'node:crypto';
+import fs from 'node:fs';
 import http from 'node:http';
 import path from 'node:path';
 
 import { drive } from '../idp/drive.mjs';
-import { BIN, cliAsync, SRC } from './lib.mjs';
+import { BIN, cliAsync, SRC, tmpDir } from './lib.mjs';
 import { freePort, oidcTenant, startTestIdp, startWorld, stopAll } from './idp.mjs';
 
 const PROFILE = path.join(SRC, 'tests/unit/data/profiles/enroll.mobileconfig');
@@ -22,6 +24,12 @@ const EMPTY_PLIST = '<?xml version="1.0" encoding="UTF-8"?>\n<plist version="1.0
 
 let idp;
 let world;
+let keyDir;
+const MAID_UUID = '0f1e2d3c-4b5a-4978-8877-665544332211';
+const maidKeys = {
+  ec: crypto.generateKeyPairSync('ec', { namedCurve: 'P-256' }),
+  rsa: crypto.generateKeyPairSync('rsa', { modulusLength: 2048 }),
+};
 let mdm;
 const seen = []; // what reached the fake MDM
 
@@ -57,7 +65,17 @@ before(async () => {
   oa.tenant.mdm = { upstream, profile: { file: PROFILE } };
   const down = oidcTenant(pub, idp, 'down');
   down.tenant.mdm = { upstream: dead, profile: { file: PROFILE } };
-  world = await startWorld(port, [web, oa, down]);
+  keyDir = tmpDir();
+  const maid = [];
+  for (const [kind, k] of Object.entries(maidKeys)) {
+    fs.writeFileSync(path.join(keyDir, `${kind}.pem`), k.privateKey.export({ type: 'pkcs8', format: 'pem' }), { mode: 0o600 });
+    fs.writeFileSync(path.join(keyDir, `${kind}.pub`), k.publicKey.export({ type: 'spki', format: 'pem' }));
+    const t = oidcTenant(pub, idp, `maid${kind}`);
+    t.tenant.mdm = { upstream, profile: { file: PROFILE } };
+    t.tenant.apple_business = { server_uuid: MAID_UUID, private_key: `file:${path.join(keyDir, `${kind}.pem`)}` };
+    maid.push(t);
+  }
+  world = await startWorld(port, [web, oa, down, ...maid]);
 });
 
 after(async () => {
@@ -191,8 +209,44 @@ test('a dead MDM: the enrollment passes up to the check-in, which fails with a h
   assert.match(r.stdout, /hint: the bridge could not reach the MDM/);
 });
 
+for (const [kind, alg] of [['ec', 'ES256'], ['rsa', 'RS256']]) {
+  test(`--maid-key: GetToken com.apple.maid answered by the bridge, ${alg} verified, claims exact`, async () => {
+    const n = seen.length;
+    const r = await sim(`user1@maid${kind}.generic.test`, '--login', 'user1', '--password', 'secret',
+      '--maid-key', path.join(keyDir, `${kind}.pub`), '--maid-server-uuid', MAID_UUID.toUpperCase());
+    assertPassed(r, [...COMMON, 'checkin-gettoken', 'gettoken-maid']);
+    assert.match(step(r.stdout, 'gettoken-maid'), new RegExp(`^PASS gettoken-maid: ${alg} JWT \\(\\d+ chars, fp [0-9a-f]{12}\\) verifies with the key, claims exact \\(iss ${MAID_UUID}\\)`));
+    const got = seen.slice(n);
+    assert.equal(got.filter((g) => /GetToken/.test(g.body)).length, 0, 'the GetToken reached the MDM');
+  });
+}
+
+test('--maid-key: the wrong key, the wrong UUID, a tenant without apple_business all FAIL', async () => {
+  let r = await sim('user1@maidec.generic.test', '--login', 'user1', '--password', 'secret',
+    '--maid-key', path.join(keyDir, 'rsa.pub'));
+  assert.equal(r.code, 1, r.stdout);
+  assert.match(step(r.stdout, 'gettoken-maid'), /^FAIL gettoken-maid: header alg is not the key's/);
+  const other = crypto.generateKeyPairSync('ec', { namedCurve: 'P-256' }).publicKey;
+  fs.writeFileSync(path.join(keyDir, 'other.pub'), other.export({ type: 'spki', format: 'pem' }));
+  r = await sim('user1@maidec.generic.test', '--login', 'user1', '--password', 'secret',
+    '--maid-key', path.join(keyDir, 'other.pub'));
+  assert.equal(r.code, 1, r.stdout);
+  assert.match(step(r.stdout, 'gettoken-maid'), /^FAIL gettoken-maid: bad signature/);
+  r = await sim('user1@maidec.generic.test', '--login', 'user1', '--password', 'secret',
+    '--maid-key', path.join(keyDir, 'ec.pub'), '--maid-server-uuid', '00000000-0000-4000-8000-000000000000');
+  assert.equal(r.code, 1, r.stdout);
+  assert.match(step(r.stdout, 'gettoken-maid'), /^FAIL gettoken-maid: iss is not the server UUID given/);
+  const n = seen.length;
+  r = await sim('user1@web.generic.test', '--login', 'user1', '--password', 'secret',
+    '--maid-key', path.join(keyDir, 'ec.pub'));
+  assert.equal(r.code, 1, r.stdout);
+  assert.match(step(r.stdout, 'gettoken-maid'), /^FAIL gettoken-maid: the answer is not a plist dict with TokenData/);
+  assert.equal(seen.slice(n).filter((g) => /com\.apple\.maid/.test(g.body)).length, 1, 'forwarded to the MDM');
+});
+
 test('usage errors exit 2', async () => {
-  for (const args of [[], ['not-an-id'], ['a@b.example', '--login', 'x'], ['a@b.example', '--model-family', 'Toaster']]) {
+  for (const args of [[], ['not-an-id'], ['a@b.example', '--login', 'x'], ['a@b.example', '--model-family', 'Toaster'],
+    ['a@b.example', '--maid-server-uuid', MAID_UUID]]) {
     const r = await cliAsync(['device-sim', 'enroll', ...args]);
     assert.equal(r.code, 2, `${args.join(' ')}: ${r.stdout}${r.stderr}`);
   }

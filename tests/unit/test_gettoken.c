@@ -117,6 +117,41 @@ verify(const char *jwt, EVP_PKEY *pk, const char *alg)
 	return claims;
 }
 
+/* eb_pemkey_verify_jwt: jwt passes with pk's public key, a changed
+ * signature or payload does not. */
+static void
+check_ours(char *jwt, EVP_PKEY *pk)
+{
+	BIO *bio = BIO_new(BIO_s_mem());
+	struct eb_pemkey *pub;
+	const char *why = NULL;
+	json_t *claims = NULL;
+	char *data, *dot;
+	size_t i;
+	long n;
+
+	assert_int_equal(PEM_write_bio_PUBKEY(bio, pk), 1);
+	n = BIO_get_mem_data(bio, &data);
+	pub = eb_pemkey_load_public(data, (size_t)n, &why);
+	BIO_free(bio);
+	assert_non_null(pub);
+	assert_int_equal(eb_pemkey_verify_jwt(pub, jwt, &claims, &why), 0);
+	assert_true(json_is_object(claims));
+	json_decref(claims);
+	i = strlen(jwt) - 3; /* inside the signature */
+	jwt[i] = jwt[i] == 'A' ? 'B' : 'A';
+	assert_int_equal(eb_pemkey_verify_jwt(pub, jwt, &claims, &why), -1);
+	assert_null(claims);
+	jwt[i] = jwt[i] == 'A' ? 'B' : 'A';
+	dot = strchr(jwt, '.') + 2; /* inside the payload */
+	*dot = *dot == 'A' ? 'B' : 'A';
+	assert_int_equal(eb_pemkey_verify_jwt(pub, jwt, &claims, &why), -1);
+	assert_string_equal(why, "bad signature");
+	*dot = *dot == 'A' ? 'B' : 'A';
+	assert_int_equal(eb_pemkey_verify_jwt(pub, "a.b", &claims, &why), -1);
+	eb_pemkey_destroy(pub);
+}
+
 static void
 check_claims(json_t *c, int64_t now)
 {
@@ -158,6 +193,7 @@ round_trip(EVP_PKEY *pk, const char *alg)
 	assert_non_null(td);
 	jwt = strndup((const char *)td, tdlen);
 	c = verify(jwt, pk, alg);
+	check_ours(jwt, pk);
 	check_claims(c, 1700000000);
 	snprintf(jti1, sizeof(jti1), "%s",
 	         json_string_value(json_object_get(c, "jti")));
