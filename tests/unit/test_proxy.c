@@ -70,6 +70,39 @@ test_checkin_byod(void **state)
 	eb_proxy_msg_finish(&m);
 }
 
+/* A GetToken's TokenServiceType is read by both the quick look and the
+ * full parse (a leading comment forces the latter); a non-string one is
+ * not sane and refused. */
+static void
+test_gettoken(void **state)
+{
+	struct eb_proxy_msg m;
+	const char *quick = PLIST_HEAD
+	    "<key>MessageType</key><string>GetToken</string>"
+	    "<key>TokenServiceType</key><string>com.apple.maid</string>"
+	    "<key>EnrollmentID</key><string>E1</string>" PLIST_TAIL;
+	const char *full =
+	    "<!-- c -->" PLIST_HEAD
+	    "<key>MessageType</key><string>GetToken</string>"
+	    "<key>TokenServiceType</key><string>com.apple.watch.pairing"
+	    "</string><key>UDID</key><string>U1</string>" PLIST_TAIL;
+	const char *bad = PLIST_HEAD
+	    "<key>MessageType</key><string>GetToken</string>"
+	    "<key>TokenServiceType</key><integer>1</integer>" PLIST_TAIL;
+
+	(void)state;
+	assert_int_equal(parse("PUT", CT_CHECKIN, quick, &m), 0);
+	assert_string_equal(m.message_type, "GetToken");
+	assert_string_equal(m.token_service_type, "com.apple.maid");
+	eb_proxy_msg_finish(&m);
+	assert_int_equal(parse("PUT", CT_CHECKIN, full, &m), 0);
+	assert_string_equal(m.token_service_type, "com.apple.watch.pairing");
+	assert_string_equal(m.udid, "U1");
+	eb_proxy_msg_finish(&m);
+	assert_int_equal(parse("PUT", CT_CHECKIN, bad, &m), -1);
+	assert_null(m.token_service_type);
+}
+
 static void
 test_command(void **state)
 {
@@ -487,6 +520,7 @@ main(void)
 	    cmocka_unit_test(test_ids_check),
 	    cmocka_unit_test(test_may_bind),
 	    cmocka_unit_test(test_device_channel),
+	    cmocka_unit_test(test_gettoken),
 	    cmocka_unit_test(test_paths),
 	    cmocka_unit_test(test_headers),
 	};
