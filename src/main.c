@@ -83,6 +83,8 @@ usage(FILE *f)
 	       "       enrollbridge grants list -c FILE [--tenant T] [--json]\n"
 	       "       enrollbridge grants revoke -c FILE GRANT_ID "
 	       "[--reason TEXT]\n"
+	       "       enrollbridge grants retire -c FILE GRANT_ID "
+	       "[--reason TEXT]\n"
 	       "       enrollbridge version\n");
 }
 

@@ -31,6 +31,7 @@
 #include "store/store.h"
 
 #define DEFAULT_REASON "revoked by an administrator"
+#define RETIRE_REASON  "retired by an administrator"
 #define MAX_REASON     512
 
 struct grants_args {
@@ -45,6 +46,8 @@ usage(void)
 	    stderr,
 	    "usage: enrollbridge grants list -c FILE [--tenant T] [--json]\n"
 	    "       enrollbridge grants revoke -c FILE GRANT_ID "
+	    "[--reason TEXT]\n"
+	    "       enrollbridge grants retire -c FILE GRANT_ID "
 	    "[--reason TEXT]\n");
 }
 
@@ -99,7 +102,7 @@ parse_args(int argc, char **argv, int revoke, struct grants_args *a)
 		return -1;
 	}
 	if (revoke && a->id == NULL) {
-		fprintf(stderr, "grants: revoke needs a GRANT_ID\n");
+		fprintf(stderr, "grants: %s needs a GRANT_ID\n", argv[1]);
 		return -1;
 	}
 	if (a->tenant != NULL && !eb_str_is_tenant_id(a->tenant)) {
@@ -288,6 +291,7 @@ print_json(const struct eb_store_grant *g)
 	rc |= set_i(o, "upstream_renewed_at", g->upstream_renewed_at);
 	rc |= set_i(o, "upstream_failing_since", g->upstream_failing_since);
 	rc |= set_i(o, "revoked_at", g->revoked_at);
+	rc |= set_i(o, "retired_at", g->retired_at);
 	rc |= set_s_of(o, g, "revoke_reason", g->revoke_reason);
 	rc |= set_s_of(o, g, "superseded_by", g->superseded_by);
 	if (rc == 0 && (s = json_dumps(o, JSON_COMPACT)) != NULL)
@@ -368,6 +372,35 @@ revoke(struct eb_store *store, const struct grants_args *a)
 	return 0;
 }
 
+/* End a grant for unenrollment: its device gets 403 at its next request. */
+static int
+retire(struct eb_store *store, const struct grants_args *a)
+{
+	int rc;
+
+	rc = eb_store_grant_retire(store, a->id,
+	                           a->reason ? a->reason : RETIRE_REASON,
+	                           (int64_t)time(NULL));
+	if (rc == EB_STORE_NOT_FOUND) {
+		fprintf(stderr, "grants: no grant %s\n", a->id);
+		return 1;
+	}
+	if (rc == EB_STORE_CONFLICT) {
+		fprintf(stderr,
+		        "grants: grant %s was superseded or expired; not "
+		        "changed\n",
+		        a->id);
+		return 1;
+	}
+	if (rc != EB_STORE_OK) {
+		fprintf(stderr, "grants: cannot retire grant %s: %s\n", a->id,
+		        eb_store_strerror(rc));
+		return 1;
+	}
+	printf("%s retired\n", a->id);
+	return 0;
+}
+
 /* Make every change through store touch the server's change file. */
 static int
 announce_changes(struct eb_store *store, const struct eb_config *cfg)
@@ -395,14 +428,16 @@ eb_cli_grants(int argc, char **argv)
 	struct eb_store *store;
 	struct grants_args a;
 	char err[512];
-	int do_revoke, rc;
+	int do_revoke, do_retire, rc;
 
 	if (argc < 2 ||
-	    (strcmp(argv[1], "list") != 0 && strcmp(argv[1], "revoke") != 0)) {
+	    (strcmp(argv[1], "list") != 0 && strcmp(argv[1], "revoke") != 0 &&
+	     strcmp(argv[1], "retire") != 0)) {
 		usage();
 		return 2;
 	}
-	do_revoke = strcmp(argv[1], "revoke") == 0;
+	do_retire = strcmp(argv[1], "retire") == 0;
+	do_revoke = do_retire || strcmp(argv[1], "revoke") == 0;
 	if (parse_args(argc, argv, do_revoke, &a) != 0) {
 		usage();
 		return 2;
@@ -426,7 +461,10 @@ eb_cli_grants(int argc, char **argv)
 		eb_config_unref(cfg);
 		return 1;
 	}
-	rc = do_revoke ? revoke(store, &a) : list(store, &a);
+	if (do_retire)
+		rc = retire(store, &a);
+	else
+		rc = do_revoke ? revoke(store, &a) : list(store, &a);
 	eb_store_close(store);
 	eb_config_unref(cfg);
 	return rc;
