@@ -1,7 +1,12 @@
 /*
- * `enrollbridge grants list -c FILE [--tenant T] [--json]` and
- * `enrollbridge grants revoke -c FILE GRANT_ID [--reason TEXT]` and
- * `enrollbridge grants retire -c FILE GRANT_ID [--reason TEXT]`.
+ * `enrollbridge grants list -c FILE [--tenant T] [--user SUBJECT] [--json]`
+ * and `enrollbridge grants revoke|retire -c FILE {GRANT_ID | --user SUBJECT
+ * [--tenant T]} [--reason TEXT]`.
+ *
+ * --user names one person: the IdP subject as stored (idp_subject) or the
+ * Managed Apple Account (case-insensitive). list shows only their grants;
+ * revoke and retire end each of their active grants (of tenant T when
+ * given), exit 1 when there is none.
  *
  * list prints one grant per line, newest first, starting with its id:
  *

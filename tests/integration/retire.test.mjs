@@ -41,8 +41,15 @@ const checkin = (type, ids) => '<?xml version="1.0" encoding="UTF-8"?>\n<plist v
 
 const grantOf = (jwt) => JSON.parse(Buffer.from(jwt.split('.')[1], 'base64url').toString()).grant_id;
 
-async function signIn() {
-  const r = await enroll({ bridge, tenant: 'gen', login: 'user1' });
+const MALLORY = {
+  login: 'mallory',
+  claims: {
+    sub: 'mallory', email: 'mallory@generic.test', email_verified: true, name: 'Mallory', preferred_username: 'mallory',
+  },
+};
+
+async function signIn(login = 'user1') {
+  const r = await enroll({ bridge, tenant: 'gen', login });
   assert.equal(r.status, 308, `sign-in stopped at ${r.stage}: ${r.status}`);
   return r.token;
 }
@@ -60,16 +67,18 @@ async function put(token, body) {
   return { r: res, got: seen.slice(n) };
 }
 
-async function grant(id) {
-  const c = await cliAsync(['grants', 'list', '-c', world.config.main, '--json']);
+async function grants(...more) {
+  const c = await cliAsync(['grants', 'list', '-c', world.config.main, '--json', ...more]);
   assert.equal(c.code, 0, c.stderr);
-  return c.stdout.trim().split('\n').map((l) => JSON.parse(l)).find((g) => g.id === id);
+  return c.stdout.trim().split('\n').filter(Boolean).map((l) => JSON.parse(l));
 }
+
+const grant = async (id) => (await grants()).find((g) => g.id === id);
 
 before(async () => {
   const port = await freePort();
   mdm = await startMdm();
-  idp = await startTestIdp();
+  idp = await startTestIdp({ accounts: [MALLORY] });
   const gen = oidcTenant(`http://127.0.0.1:${port}`, idp, 'gen');
   gen.tenant.mdm = { upstream: `http://127.0.0.1:${mdm.address().port}/base/` };
   world = await startWorld(port, [gen]);
@@ -144,5 +153,54 @@ test('retire: unknown grant and usage errors', async () => {
   assert.match(c.stderr, /no grant no-such-grant/);
   const u = await cliAsync(['grants', 'retire', '-c', world.config.main]);
   assert.equal(u.code, 2);
-  assert.match(u.stderr, /retire needs a GRANT_ID/);
+  assert.match(u.stderr, /retire needs a GRANT_ID or --user/);
+});
+
+test('--user: list, retire and revoke every active grant of one person, no one else\'s', async () => {
+  const a1 = await signIn();
+  const a2 = await signIn();
+  const m = await signIn('mallory');
+  const subject = (await grant(grantOf(a1))).idp_subject;
+  const apple = (await grant(grantOf(a1))).managed_apple_id;
+  assert.ok(subject && apple);
+  const mine = await grants('--user', subject);
+  assert.ok(mine.length >= 2);
+  assert.ok(mine.every((g) => g.idp_subject === subject));
+  assert.ok(!mine.some((g) => g.id === grantOf(m)));
+  // by Managed Apple Account, any case: the same grants
+  assert.deepEqual((await grants('--user', apple.toUpperCase())).map((g) => g.id), mine.map((g) => g.id));
+
+  const c = await cliAsync(['grants', 'retire', '-c', world.config.main, '--user', subject, '--tenant', 'gen']);
+  assert.equal(c.code, 0, c.stderr);
+  assert.match(c.stdout, new RegExp(`${grantOf(a1)} retired`));
+  assert.match(c.stdout, new RegExp(`${grantOf(a2)} retired`));
+  for (const t of [a1, a2]) {
+    const g = await grant(grantOf(t));
+    assert.equal(g.status, 'revoked');
+    assert.ok(g.retired_at > 0);
+    const u = await put(t, checkin('Authenticate', { EnrollmentID: `ENR-${grantOf(t)}` }));
+    assert.equal(u.r.status, 403);
+    assert.equal(u.got.length, 0);
+  }
+  const mg = await grant(grantOf(m));
+  assert.equal(mg.status, 'active');
+  assert.equal(mg.retired_at, 0);
+  // nothing active left for that person: exit 1
+  const none = await cliAsync(['grants', 'retire', '-c', world.config.main, '--user', subject]);
+  assert.equal(none.code, 1);
+  assert.match(none.stderr, /no active grant/);
+
+  // revoke --user: Mallory's grant revoked, not retired: 401 + challenge
+  const r = await cliAsync(['grants', 'revoke', '-c', world.config.main, '--user', 'mallory']);
+  assert.equal(r.code, 0, r.stderr);
+  const mg2 = await grant(grantOf(m));
+  assert.equal(mg2.status, 'revoked');
+  assert.equal(mg2.retired_at, 0);
+  const u = await put(m, checkin('Authenticate', { EnrollmentID: 'ENR-M' }));
+  assert.equal(u.r.status, 401);
+  assert.match(u.r.headers.get('www-authenticate') ?? '', /^Bearer method=/);
+  assert.equal(u.got.length, 0);
+  // GRANT_ID and --user together, or --tenant with a GRANT_ID: usage errors
+  assert.equal((await cliAsync(['grants', 'revoke', '-c', world.config.main, 'x', '--user', 'y'])).code, 2);
+  assert.equal((await cliAsync(['grants', 'revoke', '-c', world.config.main, 'x', '--tenant', 'gen'])).code, 2);
 });
