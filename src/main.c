@@ -63,27 +63,28 @@
 static void
 usage(FILE *f)
 {
-	fprintf(
-	    f, "usage: enrollbridge serve -c FILE\n"
-	       "       enrollbridge check-config -c FILE\n"
-	       "       enrollbridge migrate -c FILE\n"
-	       "       enrollbridge import-sqlite -c FILE SQLITE_PATH\n"
-	       "       enrollbridge discover USER@DOMAIN [--base URL] "
-	       "[--model-family F] [--cafile PEM] [--json]\n"
-	       "       enrollbridge map -c FILE --tenant T --claims FILE.json "
-	       "[--typed USER@DOMAIN]\n"
-	       "       enrollbridge map set -c FILE --tenant T --subject S "
-	       "--apple-id USER@DOMAIN [--note TEXT]\n"
-	       "       enrollbridge map unset -c FILE --tenant T --subject S\n"
-	       "       enrollbridge map list -c FILE --tenant T [--json]\n"
-	       "       enrollbridge keys list -c FILE\n"
-	       "       enrollbridge keys rotate -c FILE "
-	       "[--activate-in SECONDS]\n"
-	       "       enrollbridge reseal -c FILE [--batch N] [--dry-run]\n"
-	       "       enrollbridge grants list -c FILE [--tenant T] [--json]\n"
-	       "       enrollbridge grants revoke -c FILE GRANT_ID "
-	       "[--reason TEXT]\n"
-	       "       enrollbridge version\n");
+	fprintf(f,
+	        "usage: enrollbridge serve -c FILE\n"
+	        "       enrollbridge check-config -c FILE\n"
+	        "       enrollbridge migrate -c FILE\n"
+	        "       enrollbridge import-sqlite -c FILE SQLITE_PATH\n"
+	        "       enrollbridge discover USER@DOMAIN [--base URL] "
+	        "[--model-family F] [--cafile PEM] [--json]\n"
+	        "       enrollbridge map -c FILE --tenant T --claims FILE.json "
+	        "[--typed USER@DOMAIN]\n"
+	        "       enrollbridge map set -c FILE --tenant T --subject S "
+	        "--apple-id USER@DOMAIN [--note TEXT]\n"
+	        "       enrollbridge map unset -c FILE --tenant T --subject S\n"
+	        "       enrollbridge map list -c FILE --tenant T [--json]\n"
+	        "       enrollbridge keys list -c FILE\n"
+	        "       enrollbridge keys rotate -c FILE "
+	        "[--activate-in SECONDS]\n"
+	        "       enrollbridge reseal -c FILE [--batch N] [--dry-run]\n"
+	        "       enrollbridge grants list -c FILE [--tenant T] "
+	        "[--user SUBJECT] [--json]\n"
+	        "       enrollbridge grants revoke|retire -c FILE "
+	        "{GRANT_ID | --user SUBJECT [--tenant T]} [--reason TEXT]\n"
+	        "       enrollbridge version\n");
 }
 
 /* Parse "-c FILE" / "--config FILE"; returns the path or NULL. */

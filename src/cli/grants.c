@@ -19,6 +19,7 @@
 
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 
 #include <jansson.h>
@@ -31,21 +32,25 @@
 #include "store/store.h"
 
 #define DEFAULT_REASON "revoked by an administrator"
+#define RETIRE_REASON  "retired by an administrator"
 #define MAX_REASON     512
 
 struct grants_args {
 	const char *config, *tenant, *reason, *id;
+	const char *user; /* --user: an IdP subject or Managed Apple Account */
 	int json;
 };
 
 static void
 usage(void)
 {
-	fprintf(
-	    stderr,
-	    "usage: enrollbridge grants list -c FILE [--tenant T] [--json]\n"
-	    "       enrollbridge grants revoke -c FILE GRANT_ID "
-	    "[--reason TEXT]\n");
+	fprintf(stderr,
+	        "usage: enrollbridge grants list -c FILE [--tenant T] "
+	        "[--user SUBJECT] [--json]\n"
+	        "       enrollbridge grants revoke -c FILE "
+	        "{GRANT_ID | --user SUBJECT [--tenant T]} [--reason TEXT]\n"
+	        "       enrollbridge grants retire -c FILE "
+	        "{GRANT_ID | --user SUBJECT [--tenant T]} [--reason TEXT]\n");
 }
 
 /* 0, or -1 on a usage error (message printed). */
@@ -74,10 +79,14 @@ parse_args(int argc, char **argv, int revoke, struct grants_args *a)
 			a->config = argv[++i];
 		else if (strncmp(o, "--config=", 9) == 0)
 			a->config = o + 9;
-		else if (!revoke && strcmp(o, "--tenant") == 0 && has_val)
+		else if (strcmp(o, "--tenant") == 0 && has_val)
 			a->tenant = argv[++i];
-		else if (!revoke && strncmp(o, "--tenant=", 9) == 0)
+		else if (strncmp(o, "--tenant=", 9) == 0)
 			a->tenant = o + 9;
+		else if (strcmp(o, "--user") == 0 && has_val)
+			a->user = argv[++i];
+		else if (strncmp(o, "--user=", 7) == 0)
+			a->user = o + 7;
 		else if (!revoke && strcmp(o, "--json") == 0)
 			a->json = 1;
 		else if (revoke && strcmp(o, "--reason") == 0 && has_val)
@@ -98,8 +107,17 @@ parse_args(int argc, char **argv, int revoke, struct grants_args *a)
 		fprintf(stderr, "grants: -c FILE is required\n");
 		return -1;
 	}
-	if (revoke && a->id == NULL) {
-		fprintf(stderr, "grants: revoke needs a GRANT_ID\n");
+	if (revoke && (a->id == NULL) == (a->user == NULL)) {
+		fprintf(stderr, "grants: %s needs a GRANT_ID or --user\n",
+		        argv[1]);
+		return -1;
+	}
+	if (revoke && a->id != NULL && a->tenant != NULL) {
+		fprintf(stderr, "grants: --tenant goes with --user only\n");
+		return -1;
+	}
+	if (a->user != NULL && (*a->user == '\0' || strlen(a->user) > 1024)) {
+		fprintf(stderr, "grants: --user: empty or too long\n");
 		return -1;
 	}
 	if (a->tenant != NULL && !eb_str_is_tenant_id(a->tenant)) {
@@ -288,6 +306,7 @@ print_json(const struct eb_store_grant *g)
 	rc |= set_i(o, "upstream_renewed_at", g->upstream_renewed_at);
 	rc |= set_i(o, "upstream_failing_since", g->upstream_failing_since);
 	rc |= set_i(o, "revoked_at", g->revoked_at);
+	rc |= set_i(o, "retired_at", g->retired_at);
 	rc |= set_s_of(o, g, "revoke_reason", g->revoke_reason);
 	rc |= set_s_of(o, g, "superseded_by", g->superseded_by);
 	if (rc == 0 && (s = json_dumps(o, JSON_COMPACT)) != NULL)
@@ -297,6 +316,22 @@ print_json(const struct eb_store_grant *g)
 		jfree(s);
 	json_decref(o);
 	return s != NULL ? 0 : -1;
+}
+
+/*
+ * Whether g is the person user names (NULL: anyone): the IdP subject as
+ * stored (`sub`, or `tid:oid` for Entra), or the Managed Apple Account
+ * (case-insensitive).
+ */
+static int
+is_user(const struct eb_store_grant *g, const char *user)
+{
+	if (user == NULL)
+		return 1;
+	if (g->idp_subject != NULL && strcmp(g->idp_subject, user) == 0)
+		return 1;
+	return g->managed_apple_id != NULL &&
+	       strcasecmp(g->managed_apple_id, user) == 0;
 }
 
 static int
@@ -315,6 +350,8 @@ list(struct eb_store *store, const struct grants_args *a)
 		return 1;
 	}
 	for (i = 0; i < l.n; i++) {
+		if (!is_user(&l.v[i], a->user))
+			continue;
 		if (!a->json)
 			print_line(&l.v[i]);
 		else if (print_json(&l.v[i]) != 0)
@@ -368,6 +405,73 @@ revoke(struct eb_store *store, const struct grants_args *a)
 	return 0;
 }
 
+/* End a grant for unenrollment: its device gets 403 at its next request. */
+static int
+retire(struct eb_store *store, const struct grants_args *a)
+{
+	int rc;
+
+	rc = eb_store_grant_retire(store, a->id,
+	                           a->reason ? a->reason : RETIRE_REASON,
+	                           (int64_t)time(NULL));
+	if (rc == EB_STORE_NOT_FOUND) {
+		fprintf(stderr, "grants: no grant %s\n", a->id);
+		return 1;
+	}
+	if (rc == EB_STORE_CONFLICT) {
+		fprintf(stderr,
+		        "grants: grant %s was superseded or expired; not "
+		        "changed\n",
+		        a->id);
+		return 1;
+	}
+	if (rc != EB_STORE_OK) {
+		fprintf(stderr, "grants: cannot retire grant %s: %s\n", a->id,
+		        eb_store_strerror(rc));
+		return 1;
+	}
+	printf("%s retired\n", a->id);
+	return 0;
+}
+
+/*
+ * revoke or retire (end) every active grant of a->user, of a->tenant when
+ * set. 0 when at least one was ended and none failed; 1 otherwise.
+ */
+static int
+end_user(struct eb_store *store, const struct grants_args *a,
+         int (*end)(struct eb_store *, const struct grants_args *))
+{
+	struct eb_store_grant_filter f;
+	struct eb_store_grant_list l;
+	struct grants_args one;
+	size_t i, n = 0;
+	int rc = 0;
+
+	memset(&f, 0, sizeof(f));
+	f.tenant = a->tenant;
+	f.status = EB_STORE_GRANT_ACTIVE;
+	if (eb_store_grant_list(store, &f, &l) != EB_STORE_OK) {
+		fprintf(stderr, "grants: cannot list the grants\n");
+		return 1;
+	}
+	for (i = 0; i < l.n; i++) {
+		if (!is_user(&l.v[i], a->user))
+			continue;
+		one = *a;
+		one.id = l.v[i].id;
+		n++;
+		if (end(store, &one) != 0)
+			rc = 1;
+	}
+	eb_store_grant_list_finish(&l);
+	if (n == 0) {
+		fprintf(stderr, "grants: no active grant of that user\n");
+		rc = 1;
+	}
+	return rc;
+}
+
 /* Make every change through store touch the server's change file. */
 static int
 announce_changes(struct eb_store *store, const struct eb_config *cfg)
@@ -395,14 +499,16 @@ eb_cli_grants(int argc, char **argv)
 	struct eb_store *store;
 	struct grants_args a;
 	char err[512];
-	int do_revoke, rc;
+	int do_revoke, do_retire, rc;
 
 	if (argc < 2 ||
-	    (strcmp(argv[1], "list") != 0 && strcmp(argv[1], "revoke") != 0)) {
+	    (strcmp(argv[1], "list") != 0 && strcmp(argv[1], "revoke") != 0 &&
+	     strcmp(argv[1], "retire") != 0)) {
 		usage();
 		return 2;
 	}
-	do_revoke = strcmp(argv[1], "revoke") == 0;
+	do_retire = strcmp(argv[1], "retire") == 0;
+	do_revoke = do_retire || strcmp(argv[1], "revoke") == 0;
 	if (parse_args(argc, argv, do_revoke, &a) != 0) {
 		usage();
 		return 2;
@@ -426,7 +532,12 @@ eb_cli_grants(int argc, char **argv)
 		eb_config_unref(cfg);
 		return 1;
 	}
-	rc = do_revoke ? revoke(store, &a) : list(store, &a);
+	if (!do_revoke)
+		rc = list(store, &a);
+	else if (a.user != NULL)
+		rc = end_user(store, &a, do_retire ? retire : revoke);
+	else
+		rc = do_retire ? retire(store, &a) : revoke(store, &a);
 	eb_store_close(store);
 	eb_config_unref(cfg);
 	return rc;

@@ -171,6 +171,16 @@ struct eb_apple_business_config {
 	struct eb_pemkey *key; /* RS256 (RSA) or ES256 (P-256) */
 };
 
+/*
+ * Tenant on_access_lost: when the IdP says a person is gone or disabled,
+ * their grants are revoked (REAUTH: the device gets 401 and the challenge)
+ * or retired (UNENROLL: 403 com.apple.unrecognized.device, it unenrolls).
+ */
+enum eb_on_access_lost {
+	EB_ON_ACCESS_LOST_REAUTH = 0,
+	EB_ON_ACCESS_LOST_UNENROLL = 1,
+};
+
 struct eb_tenant {
 	char *id;
 	char *file; /* the file it was loaded from, for messages */
@@ -178,6 +188,8 @@ struct eb_tenant {
 	enum eb_enroll_mode default_mode;
 	signed char by_family[EB_FAMILY_COUNT]; /* -1: default_mode */
 	enum eb_auth_method auth_method;
+	/* what a person losing access does to their devices' grants */
+	enum eb_on_access_lost on_access_lost;
 	struct eb_idp_config idp;
 	struct eb_mapping_config mapping;
 	struct eb_access_config access;

@@ -395,16 +395,25 @@ oom:
 struct eb_tenant *
 eb_cfg_tenant_parse(struct eb_cfg_ctx *c, json_t *root, const char *public_url)
 {
-	static const char *const keys[] = {
-	    "id",          "domains", "enrollment",
-	    "auth_method", "idp",     "managed_apple_id",
-	    "access",      "tokens",  "oauth2",
-	    "mdm",         "esso",    "apple_business",
-	    NULL};
+	static const char *const keys[] = {"id",
+	                                   "domains",
+	                                   "enrollment",
+	                                   "auth_method",
+	                                   "idp",
+	                                   "managed_apple_id",
+	                                   "access",
+	                                   "tokens",
+	                                   "oauth2",
+	                                   "mdm",
+	                                   "esso",
+	                                   "apple_business",
+	                                   "on_access_lost",
+	                                   NULL};
 	static const char *const methods[] = {"apple-as-web", "apple-oauth2",
 	                                      NULL};
+	static const char *const lost[] = {"reauth", "unenroll", NULL};
 	struct eb_tenant *t;
-	int am = EB_AUTH_AS_WEB;
+	int am = EB_AUTH_AS_WEB, ol = EB_ON_ACCESS_LOST_REAUTH;
 
 	if ((t = eb_calloc(1, sizeof(*t))) == NULL) {
 		eb_cfg_fail(c, NULL, NULL, "out of memory");
@@ -430,9 +439,11 @@ eb_cfg_tenant_parse(struct eb_cfg_ctx *c, json_t *root, const char *public_url)
 	if (eb_cfg_strlist(c, root, NULL, "domains",
 	                   EB_CFG_FQDN | EB_CFG_NONEMPTY, &t->domains) == -1 ||
 	    parse_enrollment(c, root, t) == -1 ||
-	    eb_cfg_enum(c, root, NULL, "auth_method", methods, &am) == -1)
+	    eb_cfg_enum(c, root, NULL, "auth_method", methods, &am) == -1 ||
+	    eb_cfg_enum(c, root, NULL, "on_access_lost", lost, &ol) == -1)
 		goto fail;
 	t->auth_method = (enum eb_auth_method)am;
+	t->on_access_lost = (enum eb_on_access_lost)ol;
 	if (parse_idp(c, root, &t->idp) == -1 ||
 	    parse_mapping(c, root, t) == -1 ||
 	    parse_access(c, root, &t->access) == -1 ||

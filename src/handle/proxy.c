@@ -530,6 +530,59 @@ forbidden(struct eb_request *req, const struct eb_tenant *t,
 	return EB_HANDLED;
 }
 
+/*
+ * The answer to a device whose grant was retired (`grants retire`): the
+ * MDM protocol's "unrecognized device", so that it unenrolls (DESIGN
+ * "Lifecycle and identity"). Nothing is forwarded.
+ */
+static const char unenroll_body[] =
+    "{\"code\":\"com.apple.unrecognized.device\","
+    "\"message\":\"This device's enrollment has ended; it is to be "
+    "removed.\"}\n";
+
+static int
+unenroll(struct eb_request *req, const struct eb_tenant *t)
+{
+	log_info("tenant %s: MDM request of a retired grant: 403, the device "
+	         "is to unenroll",
+	         t->id);
+	eb_proxy_count(req, "retired");
+	/* on failure (allocation) the server answers 500 */
+	(void)eb_resp_set_static(req, 403, "application/json", unenroll_body,
+	                         sizeof(unenroll_body) - 1);
+	return EB_HANDLED;
+}
+
+/*
+ * Whether the revoked token's grant (of tenant t) was retired: 1 yes, 0
+ * no (or not ours), -1 the store failed.
+ */
+static int
+grant_retired(struct eb_request *req, const struct eb_tenant *t,
+              const char *token)
+{
+	struct eb_env *env = eb_req_env(req);
+	struct eb_store_grant g;
+	char *gid;
+	int rc, retired;
+
+	if ((gid = eb_bearer_grant_hint(env->signer, eb_req_config(req), t,
+	                                token)) == NULL)
+		return 0;
+	memset(&g, 0, sizeof(g));
+	rc = eb_store_grant_get(env->store, gid, &g);
+	retired = rc == EB_STORE_OK && g.tenant != NULL &&
+	          strcmp(g.tenant, t->id) == 0 && g.retired_at != 0;
+	eb_store_grant_finish(&g);
+	eb_free(gid);
+	if (rc != EB_STORE_OK && rc != EB_STORE_NOT_FOUND) {
+		log_warnx("tenant %s: cannot read a grant: %s", t->id,
+		          eb_store_strerror(rc));
+		return -1;
+	}
+	return retired;
+}
+
 /* Parse the request's body into m: 0, or -1 with the reason in err. */
 static int
 parse_body(struct eb_request *req, struct eb_proxy_msg *m, char *err,
@@ -790,6 +843,16 @@ eb_handle_proxy(struct eb_request *req)
 				rc = unavailable(req);
 				goto out;
 			}
+		}
+	}
+	if (r == EB_BEARER_REVOKED) {
+		switch (grant_retired(req, t, token)) {
+		case 1:
+			rc = unenroll(req, t);
+			goto out;
+		case -1:
+			rc = unavailable(req);
+			goto out;
 		}
 	}
 	if (r != EB_BEARER_OK) {

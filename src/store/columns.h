@@ -129,6 +129,7 @@
 	S X(C, upstream_failing_since, upstream_failing_since, I64, BOUND)     \
 	S X(C, revoked_at, revoked_at, I64, BOUND)                             \
 	S X(C, revoke_reason, revoke_reason, TEXT, BOUND)                      \
+	S X(C, retired_at, retired_at, I64, AUTO)                              \
 	S X(C, superseded_by, superseded_by, TEXT, BOUND)                      \
 	S X(C, extra, extra, TEXT, BOUND)                                      \
 	S X(C, lease_owner, lease_owner, TEXT, AUTO)                           \

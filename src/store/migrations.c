@@ -434,6 +434,16 @@ static const char schema_v7_pg[] =
     "CREATE UNIQUE INDEX signing_keys_one_current ON signing_keys(tenant)"
     " WHERE retired_at = 0;";
 
+/*
+ * Grants ended for unenrollment (`grants retire`): the proxy answers their
+ * device 403 com.apple.unrecognized.device instead of 401. Compat 1: an
+ * older binary reads the column as absent and sees a revoked grant.
+ */
+static const char schema_v8[] =
+    "ALTER TABLE grants ADD COLUMN retired_at INTEGER NOT NULL DEFAULT 0;";
+static const char schema_v8_pg[] =
+    "ALTER TABLE grants ADD COLUMN retired_at BIGINT NOT NULL DEFAULT 0;";
+
 static const struct eb_store_migration migrations[] = {
     {.version = 1,
      .name = "initial schema",
@@ -469,6 +479,11 @@ static const struct eb_store_migration migrations[] = {
      .name = "one current signing key per tenant",
      .sql = schema_v7,
      .sql_pg = schema_v7_pg,
+     .compat = 1},
+    {.version = 8,
+     .name = "grants retired for unenrollment",
+     .sql = schema_v8,
+     .sql_pg = schema_v8_pg,
      .compat = 1},
 };
 

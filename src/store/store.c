@@ -698,6 +698,13 @@ eb_store_grant_set_status(struct eb_store *s, const char *id, int status,
 }
 
 int
+eb_store_grant_retire(struct eb_store *s, const char *id, const char *reason,
+                      int64_t now)
+{
+	DISPATCH_CHANGE(s, grant_retire, id, reason, now);
+}
+
+int
 eb_store_grant_supersede(struct eb_store *s, const char *old_id,
                          const char *new_id, int64_t now)
 {

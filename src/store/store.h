@@ -158,6 +158,8 @@ struct eb_store_grant {
 	int64_t upstream_failing_since; /* 0 while the IdP answers */
 	int64_t revoked_at;
 	char *revoke_reason;
+	/* when `grants retire` ended it for unenrollment; 0 otherwise */
+	int64_t retired_at;
 	char *superseded_by;
 	char *extra; /* JSON text (claims snapshot...) or NULL */
 	/*
@@ -321,6 +323,8 @@ struct eb_store_ops {
 	                  struct eb_store_grant_list *out);
 	int (*grant_set_status)(void *be, const char *id, int status,
 	                        const char *reason, int64_t now);
+	int (*grant_retire)(void *be, const char *id, const char *reason,
+	                    int64_t now);
 	int (*grant_supersede)(void *be, const char *old_id, const char *new_id,
 	                       int64_t now);
 	int (*grant_bind)(void *be, const char *id, const char *kind,
@@ -559,6 +563,15 @@ int eb_store_grant_list(struct eb_store *s,
  */
 int eb_store_grant_set_status(struct eb_store *s, const char *id, int status,
                               const char *reason, int64_t now);
+/*
+ * End a grant for unenrollment (`grants retire`): an active grant is
+ * revoked as eb_store_grant_set_status does, and marked retired_at = now;
+ * a revoked grant not yet retired is marked. Audit "grant.retired". Already
+ * retired: OK, nothing changes. Superseded or expired: CONFLICT. An
+ * invalidation (PostgreSQL bumps the generation row in the transaction).
+ */
+int eb_store_grant_retire(struct eb_store *s, const char *id,
+                          const char *reason, int64_t now);
 /*
  * Re-authentication: new_id (active) replaces old_id. An active old grant
  * becomes superseded (superseded_by = new_id, tokens revoked); new_id

@@ -326,6 +326,31 @@ write_back(struct eb_renewer *r, const struct eb_tenant *t,
 }
 
 /*
+ * End grant g after a renewal outcome o of REVOKE. A person the IdP says is
+ * gone ("denied": invalid_grant, another subject) loses it per the tenant's
+ * on_access_lost: retired (their device unenrolls) or revoked (it signs in
+ * again). An IdP that cannot be checked past the grace only ever revokes:
+ * an outage must not unenroll every device. A store result.
+ */
+static int
+end_grant(struct eb_env *env, const struct eb_tenant *t,
+          const struct eb_store_grant *g, const struct eb_renewer_outcome *o,
+          const char *detail, int64_t now)
+{
+	int retire = t->on_access_lost == EB_ON_ACCESS_LOST_UNENROLL &&
+	             strcmp(o->result, "denied") == 0;
+
+	log_warnx("tenant %s: grant %s (%s) %s: %s (%s)", t->id, g->id,
+	          g->managed_apple_id ? g->managed_apple_id : "-",
+	          retire ? "retired (the device unenrolls)" : "revoked",
+	          o->reason, detail[0] ? detail : "-");
+	if (retire)
+		return eb_store_grant_retire(env->store, g->id, o->reason, now);
+	return eb_store_grant_set_status(
+	    env->store, g->id, EB_STORE_GRANT_REVOKED, o->reason, now);
+}
+
+/*
  * Renew claimed grant g of tenant t. Returns 1 when the grant's failing
  * state changed (the gauge is recounted), else 0.
  */
@@ -426,13 +451,7 @@ record:
 	count(r, t->id, o.result);
 	switch (o.action) {
 	case EB_RENEWER_REVOKE:
-		log_warnx("tenant %s: grant %s (%s) revoked: %s (%s)", t->id,
-		          g->id,
-		          g->managed_apple_id ? g->managed_apple_id : "-",
-		          o.reason, err.reason[0] ? err.reason : "-");
-		if (eb_store_grant_set_status(env->store, g->id,
-		                              EB_STORE_GRANT_REVOKED, o.reason,
-		                              now) == EB_STORE_OK)
+		if (end_grant(env, t, g, &o, err.reason, now) == EB_STORE_OK)
 			changed = was_failing;
 		goto out;
 	case EB_RENEWER_RENEWED:

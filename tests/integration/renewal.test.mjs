@@ -4,7 +4,8 @@
 // renewed within the interval (DB bookkeeping and the IdP's own log); Entra
 // grants (subject "tid:oid") pass the refreshed-ID-token subject check; the
 // IdP rotating refresh tokens; a user disabled at the IdP gets the grant
-// revoked with an audit event; an IdP outage revokes nothing within grace,
+// revoked with an audit event (retired, on a tenant with on_access_lost
+// unenroll); an IdP outage revokes nothing within grace,
 // shows in metrics and heals, and a short grace revokes once it is over.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -84,11 +85,15 @@ before(async () => {
   const contoso = entraTenant(pub, idpA, 'contoso');
   const slow = oidcTenant(pub, idpB, 'slow', { domains: ['slow.generic.test'] });
   const fast = oidcTenant(pub, idpB, 'fast', { domains: ['fast.generic.test'] });
+  // on_access_lost unenroll: a person gone at the IdP has the grant retired
+  const genu = oidcTenant(pub, idpA, 'genu');
+  genu.tenant.on_access_lost = 'unenroll';
+  Object.assign(genu.tenant, tokens(3600));
   Object.assign(gen.tenant, tokens(3600));
   Object.assign(contoso.tenant, tokens(3600));
   Object.assign(slow.tenant, tokens(3600));
   Object.assign(fast.tenant, tokens(5));
-  world = await startWorld(port, [gen, contoso, slow, fast]);
+  world = await startWorld(port, [gen, contoso, slow, fast, genu]);
   ({ bridge, db } = world);
 });
 
@@ -169,6 +174,28 @@ test('a user disabled at the IdP loses the grant within the interval (Entra)', a
   assert.equal(live, 0, 'the device token is revoked');
   assert.ok(await metric('enrollbridge_renewals_total', { tenant: 'contoso', result: 'denied' }) >= 1);
   await idpAdmin(idpA, '/users/alice@contoso.com/enable');
+});
+
+test('on_access_lost unenroll: a user disabled at the IdP has the grant retired, not only revoked', async () => {
+  const g0 = await signIn('genu', 'user1', 'user1@genu.generic.test');
+  const t0 = Math.floor(Date.now() / 1000);
+  await idpAdmin(idpA, '/users/user1/disable');
+  try {
+    const g = await until('retirement', () => {
+      const x = sql(db, `select status, revoke_reason, retired_at from grants where id='${g0.id}'`)[0];
+      return x.status === 'revoked' ? x : null;
+    }, (INTERVAL + 8) * 1000);
+    assert.match(g.revoke_reason, /^upstream: invalid_grant/);
+    assert.ok(Number(g.retired_at) >= t0, `retired_at ${g.retired_at}`);
+    const audit = sql(db, `select * from audit_events where tenant='genu'
+      and event='grant.retired' and subject='${g0.id}'`);
+    assert.equal(audit.length, 1, JSON.stringify(audit));
+  } finally {
+    await idpAdmin(idpA, '/users/user1/enable');
+  }
+  // the reauth tenant's revocation (the test above) left retired_at 0
+  const c = sql(db, "select retired_at from grants where tenant='contoso' and status='revoked'");
+  assert.ok(c.length >= 1 && c.every((x) => Number(x.retired_at) === 0), JSON.stringify(c));
 });
 
 test('IdP down: nothing revoked within grace, visible in metrics; a short grace revokes', async () => {

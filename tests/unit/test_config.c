@@ -164,6 +164,7 @@ test_minimal_defaults(void **state)
 	assert_string_equal(t->domains.v[0], "acme.example");
 	assert_int_equal(t->default_mode, EB_MODE_BYOD);
 	assert_int_equal(t->auth_method, EB_AUTH_AS_WEB);
+	assert_int_equal(t->on_access_lost, EB_ON_ACCESS_LOST_REAUTH);
 	assert_string_equal(t->idp.client_secret, "s3cret-value");
 	assert_int_equal(t->idp.client_auth, EB_CLIENT_AUTH_BASIC);
 	assert_int_equal(t->idp.scopes.n, 4);
@@ -417,6 +418,12 @@ test_tenant_errors(void **state)
 	                   "\"auth_method\": \"apple-web\", " IDP_OK "}",
 	                   "auth_method", "one of: apple-as-web, apple-oauth2");
 	expect_tenant_fail("{\"id\": \"acme\", \"domains\": [\"a.example\"], "
+	                   "\"on_access_lost\": \"wipe\", " IDP_OK "}",
+	                   "on_access_lost", "one of: reauth, unenroll");
+	expect_tenant_fail("{\"id\": \"acme\", \"domains\": [\"a.example\"], "
+	                   "\"on_access_lost\": true, " IDP_OK "}",
+	                   "on_access_lost", "");
+	expect_tenant_fail("{\"id\": \"acme\", \"domains\": [\"a.example\"], "
 	                   "\"idp\": {\"type\": \"saml\"}}",
 	                   "idp.type", "one of: oidc, entra, google");
 	expect_tenant_fail("{\"id\": \"acme\", \"domains\": [\"a.example\"], "
@@ -460,6 +467,27 @@ test_tenant_errors(void **state)
 	expect_tenant_fail("{\"id\": \"acme\",", "", "invalid JSON");
 	expect_tenant_fail("{\"id\": \"acme\", \"id\": \"b\"}", "",
 	                   "duplicate object key");
+}
+
+static void
+test_on_access_lost(void **state)
+{
+	struct eb_config *cfg;
+
+	(void)state;
+	cfg = load_tenant("{\"id\": \"acme\", \"domains\": [\"a.example\"], "
+	                  "\"on_access_lost\": \"unenroll\", " IDP_OK "}");
+	if (cfg == NULL)
+		fail_msg("%s %s %s", err.file, err.key, err.reason);
+	assert_int_equal(cfg->tenants[0]->on_access_lost,
+	                 EB_ON_ACCESS_LOST_UNENROLL);
+	eb_config_unref(cfg);
+	cfg = load_tenant("{\"id\": \"acme\", \"domains\": [\"a.example\"], "
+	                  "\"on_access_lost\": \"reauth\", " IDP_OK "}");
+	assert_non_null(cfg);
+	assert_int_equal(cfg->tenants[0]->on_access_lost,
+	                 EB_ON_ACCESS_LOST_REAUTH);
+	eb_config_unref(cfg);
 }
 
 static void
@@ -1054,6 +1082,7 @@ main(void)
 	    T(test_main_errors),
 	    T(test_public_url),
 	    T(test_tenant_errors),
+	    T(test_on_access_lost),
 	    T(test_oauth2_mdm_esso),
 	    T(test_providers),
 	    T(test_duplicates_across_tenants),

@@ -1964,6 +1964,84 @@ generation(struct fx *fx)
 	})
 
 /*
+ * grants retire (issue 13): an active grant ends revoked and marked
+ * retired, its tokens revoked, audited once; a revoked grant can be marked
+ * later; a superseded one cannot. On PostgreSQL, an invalidation.
+ */
+static void
+test_grant_retire(void **state)
+{
+	struct fx *fx = *state;
+	struct eb_store_grant g;
+	struct eb_store_token t;
+	int bumped = 1;
+
+	mk_grant(fx->s, "g1", "acme");
+	mk_grant(fx->s, "g2", "acme");
+	mk_grant(fx->s, "g3", "acme");
+	mk_token(&t, H("1"), EB_STORE_TOKEN_ACCESS, "g1");
+	assert_int_equal(eb_store_token_put(fx->s, &t), EB_STORE_OK);
+	assert_int_equal(eb_store_grant_get(fx->s, "g1", &g), EB_STORE_OK);
+	assert_int_equal(g.retired_at, 0);
+	eb_store_grant_finish(&g);
+	if (on_pg)
+		bumped = BUMPED(
+		    fx, assert_int_equal(
+		            eb_store_grant_retire(fx->s, "g1", "lost", T0 + 10),
+		            EB_STORE_OK));
+	else
+		assert_int_equal(
+		    eb_store_grant_retire(fx->s, "g1", "lost", T0 + 10),
+		    EB_STORE_OK);
+	assert_true(bumped);
+	assert_int_equal(eb_store_grant_get(fx->s, "g1", &g), EB_STORE_OK);
+	assert_int_equal(g.status, EB_STORE_GRANT_REVOKED);
+	assert_int_equal(g.retired_at, T0 + 10);
+	assert_int_equal(g.revoked_at, T0 + 10);
+	assert_string_equal(g.revoke_reason, "lost");
+	assert_null(g.upstream_refresh_token);
+	eb_store_grant_finish(&g);
+	assert_int_equal(token_status(fx->s, H("1")), EB_STORE_TOKEN_REVOKED);
+	assert_true(has_event(fx->s, "acme", "grant.revoked", "g1"));
+	assert_true(has_event(fx->s, "acme", "grant.retired", "g1"));
+	/* again: nothing changes */
+	assert_int_equal(eb_store_grant_retire(fx->s, "g1", "x", T0 + 20),
+	                 EB_STORE_OK);
+	assert_int_equal(eb_store_grant_get(fx->s, "g1", &g), EB_STORE_OK);
+	assert_int_equal(g.retired_at, T0 + 10);
+	eb_store_grant_finish(&g);
+	/* a revoked grant is marked later; revoke leaves retired_at 0 */
+	assert_int_equal(eb_store_grant_set_status(fx->s, "g2",
+	                                           EB_STORE_GRANT_REVOKED,
+	                                           "admin", T0 + 30),
+	                 EB_STORE_OK);
+	assert_int_equal(eb_store_grant_get(fx->s, "g2", &g), EB_STORE_OK);
+	assert_int_equal(g.retired_at, 0);
+	eb_store_grant_finish(&g);
+	assert_int_equal(eb_store_grant_retire(fx->s, "g2", NULL, T0 + 40),
+	                 EB_STORE_OK);
+	assert_int_equal(eb_store_grant_get(fx->s, "g2", &g), EB_STORE_OK);
+	assert_int_equal(g.retired_at, T0 + 40);
+	assert_int_equal(g.revoked_at, T0 + 30);
+	assert_string_equal(g.revoke_reason, "admin");
+	eb_store_grant_finish(&g);
+	/* superseded: refused, unchanged; unknown: NOT_FOUND */
+	assert_int_equal(eb_store_grant_supersede(fx->s, "g3", "g1", T0 + 50),
+	                 EB_STORE_CONFLICT); /* g1 is not active */
+	mk_grant(fx->s, "g4", "acme");
+	assert_int_equal(eb_store_grant_supersede(fx->s, "g3", "g4", T0 + 50),
+	                 EB_STORE_OK);
+	assert_int_equal(eb_store_grant_retire(fx->s, "g3", NULL, T0 + 60),
+	                 EB_STORE_CONFLICT);
+	assert_int_equal(eb_store_grant_get(fx->s, "g3", &g), EB_STORE_OK);
+	assert_int_equal(g.status, EB_STORE_GRANT_SUPERSEDED);
+	assert_int_equal(g.retired_at, 0);
+	eb_store_grant_finish(&g);
+	assert_int_equal(eb_store_grant_retire(fx->s, "zz", NULL, T0),
+	                 EB_STORE_NOT_FOUND);
+}
+
+/*
  * PostgreSQL (SCALEOUT 3.6): the operations that can make a cached bearer
  * fact wrong bump the generation row in their transaction, so other
  * replicas' feeds learn of them; the hot paths (token_put, a normal
@@ -2283,6 +2361,7 @@ main(void)
 	    T(test_refresh_edge_cases),
 	    T(test_sweep),
 	    T(test_grant_lifecycle),
+	    T(test_grant_retire),
 	    T(test_binding_one_active),
 	    T(test_binding_migration),
 	    T(test_audit),

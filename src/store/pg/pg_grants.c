@@ -313,6 +313,52 @@ eb_pg_grant_set_status(void *be, const char *id, int status, const char *reason,
 	return eb_pg_in_tx(be, set_status_tx, &q);
 }
 
+static int
+retire_tx(struct eb_pg_conn *c, void *arg)
+{
+	struct change *q = arg;
+	struct eb_pg_gstate gs;
+	struct eb_pg_args a;
+	struct eb_buf det;
+	int rc;
+
+	if ((rc = eb_pg_gstate_lock(c, q->id, &gs)) != EB_STORE_OK)
+		return rc;
+	switch (eb_grant_end_decide(gs.status, EB_STORE_GRANT_REVOKED)) {
+	case EB_GRANT_END:
+		rc = eb_pg_grant_end(c, q->id, EB_STORE_GRANT_REVOKED,
+		                     q->reason, NULL, q->now);
+		break;
+	case EB_GRANT_END_NOOP: /* revoked already: mark it */
+		rc = EB_STORE_OK;
+		break;
+	default:
+		rc = EB_STORE_CONFLICT;
+	}
+	eb_pg_gstate_finish(&gs);
+	if (rc != EB_STORE_OK)
+		return rc;
+	if (eb_pg_detail(&det, "reason", q->reason, NULL, NULL) != 0)
+		return EB_STORE_ERROR;
+	eb_pg_args_init(&a);
+	eb_pg_args_text(&a, q->id);
+	eb_pg_args_int8(&a, q->now);
+	eb_pg_args_text(&a, eb_buf_str(&det));
+	rc = eb_pg_run(c, PS_GRANT_RETIRE, &a, NULL);
+	eb_buf_finish(&det);
+	if (rc == EB_STORE_OK)
+		rc = eb_pg_invalidate(c, q->ps->notify);
+	return rc;
+}
+
+int
+eb_pg_grant_retire(void *be, const char *id, const char *reason, int64_t now)
+{
+	struct change q = {.ps = be, .id = id, .reason = reason, .now = now};
+
+	return eb_pg_in_tx(be, retire_tx, &q);
+}
+
 /* Lock old and new grants in id order, reading both. */
 static int
 lock_pair(struct eb_pg_conn *c, const char *old_id, const char *new_id,

@@ -56,6 +56,7 @@ enum eb_pg_stmt_id {
 	PS_GRANT_LIST,
 	PS_GRANT_END,
 	PS_GRANT_BIND,
+	PS_GRANT_RETIRE,
 	PS_GRANT_HOLDER,
 	PS_GRANT_UPSTREAM,
 	PS_GRANT_DUE,
@@ -195,6 +196,8 @@ int eb_pg_grant_create(void *be, const struct eb_store_grant *g);
 int eb_pg_grant_get(void *be, const char *id, struct eb_store_grant *out);
 int eb_pg_grant_list(void *be, const struct eb_store_grant_filter *f,
                      struct eb_store_grant_list *out);
+int eb_pg_grant_retire(void *be, const char *id, const char *reason,
+                       int64_t now);
 int eb_pg_grant_set_status(void *be, const char *id, int status,
                            const char *reason, int64_t now);
 int eb_pg_grant_supersede(void *be, const char *old_id, const char *new_id,

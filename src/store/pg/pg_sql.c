@@ -233,6 +233,13 @@ const struct eb_pg_stmt eb_pg_stmts[PS__COUNT] = {
              "$4", "$6", "$7"),
          7,
          {T, T, T, I, T, T, T}},
+    [PS_GRANT_RETIRE] = {"eb_grant_retire",
+                         "WITH g AS (UPDATE grants SET retired_at = $2,"
+                         " updated_at = $2 WHERE id = $1 AND retired_at = 0"
+                         " RETURNING id, tenant)" AUDIT_FROM_G(
+                             "$2", "'grant.retired'", "$3"),
+                         3,
+                         {T, I, T}},
     [PS_GRANT_BIND] = {"eb_grant_bind",
                        "WITH g AS (UPDATE grants SET binding_kind = $2,"
                        " binding_value = $3, bound_at = $4, updated_at = $4"

@@ -524,6 +524,7 @@ const struct eb_store_ops eb_store_pg_ops = {
     .grant_get = eb_pg_grant_get,
     .grant_list = eb_pg_grant_list,
     .grant_set_status = eb_pg_grant_set_status,
+    .grant_retire = eb_pg_grant_retire,
     .grant_supersede = eb_pg_grant_supersede,
     .grant_bind = eb_pg_grant_bind,
     .grant_set_upstream = eb_pg_grant_set_upstream,

@@ -465,6 +465,7 @@ const struct eb_store_ops eb_store_sqlite_ops = {
     .grant_get = eb_sq_grant_get,
     .grant_list = eb_sq_grant_list,
     .grant_set_status = eb_sq_grant_set_status,
+    .grant_retire = eb_sq_grant_retire,
     .grant_supersede = eb_sq_grant_supersede,
     .grant_bind = eb_sq_grant_bind,
     .grant_set_upstream = eb_sq_grant_set_upstream,

@@ -195,6 +195,55 @@ out:
 	return eb_sq_tx_end(c, rc, rc == EB_STORE_OK);
 }
 
+/* Mark a revoked grant retired (once), audited. */
+static int
+grant_mark_retired(struct eb_sq_conn *c, const char *id, const char *tenant,
+                   const char *reason, int64_t now)
+{
+	sqlite3_stmt *st;
+	int rc;
+
+	if ((st = eb_sq_stmt(c, ST_GRANT_RETIRE)) == NULL)
+		return EB_STORE_ERROR;
+	if (eb_sq_bind_text(st, 1, id) | sqlite3_bind_int64(st, 2, now))
+		return eb_sq_fail(c, sqlite3_errcode(c->db), __func__);
+	if ((rc = eb_sq_run(c, st, __func__)) != 0)
+		return rc;
+	if (sqlite3_changes(c->db) == 0)
+		return EB_STORE_OK; /* already retired */
+	return eb_sq_audit_grant(c, tenant, "retired", id, now, "reason",
+	                         reason, NULL, NULL);
+}
+
+int
+eb_sq_grant_retire(void *be, const char *id, const char *reason, int64_t now)
+{
+	struct eb_sq_gstate gs;
+	struct eb_sq_conn *c;
+	int rc;
+
+	if ((c = eb_sq_conn(be)) == NULL || eb_sq_tx_begin(c) != 0)
+		return EB_STORE_ERROR;
+	if ((rc = eb_sq_gstate_read(c, id, &gs)) != 0)
+		goto out;
+	switch (eb_grant_end_decide(gs.status, EB_STORE_GRANT_REVOKED)) {
+	case EB_GRANT_END:
+		rc = eb_sq_grant_end(c, id, gs.tenant, EB_STORE_GRANT_REVOKED,
+		                     reason, NULL, now);
+		if (rc == EB_STORE_OK)
+			rc = grant_mark_retired(c, id, gs.tenant, reason, now);
+		break;
+	case EB_GRANT_END_NOOP: /* revoked already */
+		rc = grant_mark_retired(c, id, gs.tenant, reason, now);
+		break;
+	default:
+		rc = EB_STORE_CONFLICT;
+	}
+	eb_sq_gstate_finish(&gs);
+out:
+	return eb_sq_tx_end(c, rc, rc == EB_STORE_OK);
+}
+
 static int
 grant_set_binding(struct eb_sq_conn *c, const char *id, const char *tenant,
                   const char *kind, const char *value, int64_t now,

@@ -52,6 +52,7 @@ enum eb_sq_stmt_id {
 	ST_GRANT_LIST,
 	ST_GRANT_END,
 	ST_GRANT_BIND,
+	ST_GRANT_RETIRE,
 	ST_GRANT_PERSON,
 	ST_GRANT_HOLDER,
 	ST_GRANT_UPSTREAM,
@@ -245,6 +246,8 @@ int eb_sq_grant_create(void *be, const struct eb_store_grant *g);
 int eb_sq_grant_get(void *be, const char *id, struct eb_store_grant *out);
 int eb_sq_grant_list(void *be, const struct eb_store_grant_filter *f,
                      struct eb_store_grant_list *out);
+int eb_sq_grant_retire(void *be, const char *id, const char *reason,
+                       int64_t now);
 int eb_sq_grant_set_status(void *be, const char *id, int status,
                            const char *reason, int64_t now);
 int eb_sq_grant_supersede(void *be, const char *old_id, const char *new_id,

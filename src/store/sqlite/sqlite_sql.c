@@ -78,6 +78,8 @@ const char *const eb_sq_sql[ST__COUNT] = {
                      " upstream_refresh_token = NULL, upstream_next_at = 0,"
                      " lease_owner = NULL, lease_token = NULL,"
                      " lease_until = 0 WHERE id = ?1",
+    [ST_GRANT_RETIRE] = "UPDATE grants SET retired_at = ?2, updated_at = ?2"
+                        " WHERE id = ?1 AND retired_at = 0",
     [ST_GRANT_BIND] = "UPDATE grants SET binding_kind = ?2,"
                       " binding_value = ?3, bound_at = ?4, updated_at = ?4"
                       " WHERE id = ?1",
