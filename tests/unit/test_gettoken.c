@@ -42,8 +42,12 @@ pem_of(EVP_PKEY *pk)
 	assert_int_equal(
 	    PEM_write_bio_PrivateKey(bio, pk, NULL, NULL, 0, NULL, NULL), 1);
 	n = BIO_get_mem_data(bio, &data);
-	out = strndup(data, (size_t)n);
+	assert_true(n > 0);
+	/* a memory BIO's data is not NUL-terminated: copy exactly n bytes */
+	out = malloc((size_t)n + 1);
 	assert_non_null(out);
+	memcpy(out, data, (size_t)n);
+	out[n] = '\0';
 	BIO_free(bio);
 	return out;
 }
@@ -191,7 +195,11 @@ round_trip(EVP_PKEY *pk, const char *alg)
 	assert_int_equal(eb_plist_dict_size(d), 1);
 	td = eb_plist_dict_get_data(d, "TokenData", &tdlen);
 	assert_non_null(td);
-	jwt = strndup((const char *)td, tdlen);
+	/* plist data is not NUL-terminated: copy exactly tdlen bytes */
+	jwt = malloc(tdlen + 1);
+	assert_non_null(jwt);
+	memcpy(jwt, td, tdlen);
+	jwt[tdlen] = '\0';
 	c = verify(jwt, pk, alg);
 	check_ours(jwt, pk);
 	check_claims(c, 1700000000);
