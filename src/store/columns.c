@@ -10,7 +10,11 @@
 	static const struct eb_col C##_cols[] = {LIST(EB_COL_DESC, , C)};      \
 	const struct eb_columns eb_columns_##C = {                             \
 	    C##_cols, sizeof(C##_cols) / sizeof(C##_cols[0]),                  \
-	    sizeof(struct eb_store_##C)};
+	    sizeof(struct eb_store_##C)};                                      \
+	void eb_columns_finish_##C(void *p)                                    \
+	{                                                                      \
+		eb_store_##C##_finish(p);                                      \
+	}
 
 TABLE(audit, EB_COLUMNS_AUDIT)
 TABLE(flow, EB_COLUMNS_FLOW)

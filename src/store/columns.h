@@ -232,6 +232,13 @@ extern const struct eb_columns eb_columns_audit, eb_columns_flow,
     eb_columns_code, eb_columns_grant, eb_columns_token, eb_columns_key,
     eb_columns_mapping;
 
+/* Each record's eb_store_*_finish() taking a void pointer, for the
+ * backends' generic row readers (one set for both). */
+void eb_columns_finish_audit(void *), eb_columns_finish_flow(void *),
+    eb_columns_finish_code(void *), eb_columns_finish_grant(void *),
+    eb_columns_finish_token(void *), eb_columns_finish_key(void *),
+    eb_columns_finish_mapping(void *);
+
 /* The kinds' field types, and the table entry of one column. */
 #define EB_COL_TYPE_TEXT char *
 #define EB_COL_TYPE_I64  int64_t

@@ -177,45 +177,10 @@ eb_pg_read_token(struct eb_pg_rd *rd, void *t)
 	eb_pg_rd_cols(rd, &eb_columns_token, t);
 }
 
-static void
-fin_audit(void *p)
-{
-	eb_store_audit_finish(p);
-}
-static void
-fin_flow(void *p)
-{
-	eb_store_flow_finish(p);
-}
-static void
-fin_code(void *p)
-{
-	eb_store_code_finish(p);
-}
-static void
-fin_grant(void *p)
-{
-	eb_store_grant_finish(p);
-}
-static void
-fin_token(void *p)
-{
-	eb_store_token_finish(p);
-}
-static void
-fin_key(void *p)
-{
-	eb_store_key_finish(p);
-}
-static void
-fin_mapping(void *p)
-{
-	eb_store_mapping_finish(p);
-}
-
 #define RECORD(C)                                                              \
 	const struct eb_pg_rowtype eb_pg_rt_##C = {                            \
-	    sizeof(struct eb_store_##C), &eb_columns_##C, NULL, fin_##C}
+	    sizeof(struct eb_store_##C), &eb_columns_##C, NULL,                \
+	    eb_columns_finish_##C}
 
 RECORD(audit);
 RECORD(flow);

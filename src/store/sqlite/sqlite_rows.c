@@ -179,45 +179,10 @@ row_read(sqlite3_stmt *st, const struct eb_sq_rowtype *rt, void *out)
 	return r.oom ? -1 : 0;
 }
 
-static void
-fin_audit(void *p)
-{
-	eb_store_audit_finish(p);
-}
-static void
-fin_flow(void *p)
-{
-	eb_store_flow_finish(p);
-}
-static void
-fin_code(void *p)
-{
-	eb_store_code_finish(p);
-}
-static void
-fin_grant(void *p)
-{
-	eb_store_grant_finish(p);
-}
-static void
-fin_token(void *p)
-{
-	eb_store_token_finish(p);
-}
-static void
-fin_key(void *p)
-{
-	eb_store_key_finish(p);
-}
-static void
-fin_mapping(void *p)
-{
-	eb_store_mapping_finish(p);
-}
-
 #define RECORD(C)                                                              \
 	const struct eb_sq_rowtype eb_sq_rt_##C = {                            \
-	    sizeof(struct eb_store_##C), &eb_columns_##C, NULL, fin_##C}
+	    sizeof(struct eb_store_##C), &eb_columns_##C, NULL,                \
+	    eb_columns_finish_##C}
 
 RECORD(audit);
 RECORD(flow);
