@@ -106,13 +106,16 @@ flow_q_fn(struct eb_pg_conn *c, void *arg)
 	return eb_pg_one(c, q->stmt, &a, &eb_pg_rt_flow, q->out);
 }
 
-int
-eb_pg_flow_get(void *be, int by, const char *key, int64_t now,
-               struct eb_store_flow *out)
+/*
+ * Run stmt for the flow keyed key into out: EXPIRED (nothing handed out)
+ * when it has expired at now. flow_get reads; flow_take's statement is a
+ * DELETE ... RETURNING, so the row goes to one taker only.
+ */
+static int
+flow_by(void *be, int stmt, const char *key, int64_t now,
+        struct eb_store_flow *out)
 {
-	struct flow_q q = {by == EB_STORE_FLOW_BY_STATE ? PS_FLOW_BY_STATE
-	                                                : PS_FLOW_BY_ID,
-	                   key, out};
+	struct flow_q q = {stmt, key, out};
 	int rc;
 
 	memset(out, 0, sizeof(*out));
@@ -127,24 +130,22 @@ eb_pg_flow_get(void *be, int by, const char *key, int64_t now,
 }
 
 int
+eb_pg_flow_get(void *be, int by, const char *key, int64_t now,
+               struct eb_store_flow *out)
+{
+	return flow_by(
+	    be, by == EB_STORE_FLOW_BY_STATE ? PS_FLOW_BY_STATE : PS_FLOW_BY_ID,
+	    key, now, out);
+}
+
+int
 eb_pg_flow_take(void *be, int by, const char *key, int64_t now,
                 struct eb_store_flow *out)
 {
-	struct flow_q q = {by == EB_STORE_FLOW_BY_STATE ? PS_FLOW_TAKE_STATE
-	                                                : PS_FLOW_TAKE_ID,
-	                   key, out};
-	int rc;
-
-	memset(out, 0, sizeof(*out));
-	if (key == NULL)
-		return EB_STORE_NOT_FOUND;
-	/* DELETE ... RETURNING: the row goes to one taker only */
-	if ((rc = eb_pg_with(be, flow_q_fn, &q)) == EB_STORE_OK &&
-	    out->expires <= now) {
-		eb_store_flow_finish(out);
-		rc = EB_STORE_EXPIRED;
-	}
-	return rc;
+	return flow_by(be,
+	               by == EB_STORE_FLOW_BY_STATE ? PS_FLOW_TAKE_STATE
+	                                            : PS_FLOW_TAKE_ID,
+	               key, now, out);
 }
 
 /* ---- signing keys ---- */
