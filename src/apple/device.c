@@ -107,6 +107,9 @@ eb_device_machineinfo(const struct eb_device_info *d, uint8_t **out,
 	    set(pl, "LANGUAGE", d->language) != 0 ||
 	    set(pl, "UDID", d->udid) != 0 ||
 	    set(pl, "SERIAL", d->serial) != 0 ||
+	    (d->can_request_update &&
+	     eb_plist_dict_set_bool(pl, "MDM_CAN_REQUEST_SOFTWARE_UPDATE", 1) !=
+	         0) ||
 	    eb_plist_to_xml(pl, &xml, &xmllen) != 0) {
 		snprintf(err, errlen, "cannot build the MachineInfo plist");
 		goto out;

@@ -18,6 +18,8 @@ struct eb_device_info {
 	const char *language;   /* "en-US" */
 	const char *udid;       /* ADDE only */
 	const char *serial;     /* ADDE only */
+	/* MDM_CAN_REQUEST_SOFTWARE_UPDATE true (Setup Assistant devices) */
+	int can_request_update;
 };
 
 /*

@@ -168,6 +168,10 @@ eb_machineinfo_parse_plist(struct eb_machineinfo *mi, const void *data,
 	    take(root, "MEID", 0, &mi->meid, err, errlen) == -1)
 		goto out_fail;
 	mi->model_family = eb_machineinfo_family(mi->product);
+	/* a boolean; absent or of another type: the device cannot */
+	if (eb_plist_dict_get_bool(root, "MDM_CAN_REQUEST_SOFTWARE_UPDATE",
+	                           &mi->can_request_update) != 0)
+		mi->can_request_update = 0;
 	eb_plist_free(root);
 	return 0;
 out_fail:

@@ -34,6 +34,9 @@ struct eb_machineinfo {
 	 * "AppleTV", "Watch", "RealityDevice"), static; NULL if unknown */
 	const char *model_family;
 	int ca_verified; /* 1 when the signer chained up to device_ca */
+	/* MDM_CAN_REQUEST_SOFTWARE_UPDATE true: the device says it can act on
+	 * Apple's com.apple.softwareupdate.required answer */
+	int can_request_update;
 };
 
 /*

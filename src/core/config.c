@@ -670,6 +670,94 @@ eb_model_family_parse(const char *s)
 	return -1;
 }
 
+const char *
+eb_os_name(int os)
+{
+	static const char *const names[EB_OS_COUNT] = {"iOS", "iPadOS", "macOS",
+	                                               "visionOS"};
+
+	return os >= 0 && os < EB_OS_COUNT ? names[os] : NULL;
+}
+
+int
+eb_family_os(int family)
+{
+	switch (family) {
+	case EB_FAMILY_IPHONE:
+		return EB_OS_IOS;
+	case EB_FAMILY_IPAD:
+		return EB_OS_IPADOS;
+	case EB_FAMILY_MAC:
+		return EB_OS_MACOS;
+	case EB_FAMILY_REALITY:
+		return EB_OS_VISIONOS;
+	default:
+		return -1;
+	}
+}
+
+#define OS_VERSION_PARTS 4
+
+/* The leading numeric components of s into v (missing ones 0); the count,
+ * or -1 when s does not start with a digit or a number is too long. */
+static int
+os_version_split(const char *s, long v[OS_VERSION_PARTS])
+{
+	int n = 0, digits;
+
+	memset(v, 0, OS_VERSION_PARTS * sizeof(long));
+	if (s == NULL || *s < '0' || *s > '9')
+		return -1;
+	while (n < OS_VERSION_PARTS && *s >= '0' && *s <= '9') {
+		for (digits = 0; *s >= '0' && *s <= '9'; s++, digits++) {
+			if (digits == 5)
+				return -1;
+			v[n] = v[n] * 10 + (*s - '0');
+		}
+		n++;
+		if (*s != '.' || s[1] < '0' || s[1] > '9')
+			break;
+		s++;
+	}
+	return n;
+}
+
+int
+eb_os_version_cmp(const char *a, const char *b)
+{
+	long va[OS_VERSION_PARTS], vb[OS_VERSION_PARTS];
+	int i;
+
+	if (os_version_split(a, va) == -1 || os_version_split(b, vb) == -1)
+		return -2;
+	for (i = 0; i < OS_VERSION_PARTS; i++)
+		if (va[i] != vb[i])
+			return va[i] < vb[i] ? -1 : 1;
+	return 0;
+}
+
+int
+eb_os_version_valid(const char *s)
+{
+	int parts = 0, digits = 0;
+
+	if (s == NULL)
+		return 0;
+	for (;; s++) {
+		if (*s >= '0' && *s <= '9') {
+			if (++digits > 5)
+				return 0;
+		} else if ((*s == '.' || *s == '\0') && digits > 0) {
+			if (++parts > OS_VERSION_PARTS)
+				return 0;
+			if (*s == '\0')
+				return 1;
+			digits = 0;
+		} else
+			return 0;
+	}
+}
+
 enum eb_enroll_mode
 eb_tenant_mode(const struct eb_tenant *t, const char *model_family)
 {
@@ -678,6 +766,27 @@ eb_tenant_mode(const struct eb_tenant *t, const char *model_family)
 	if (f >= 0 && t->by_family[f] >= 0)
 		return (enum eb_enroll_mode)t->by_family[f];
 	return t->default_mode;
+}
+
+/* The first version of each OS that sends discovery's model-family. */
+static const char *const family_since[EB_OS_COUNT] = {
+    [EB_OS_IOS] = "17.0",
+    [EB_OS_IPADOS] = "17.0",
+    [EB_OS_MACOS] = "14.0",
+    [EB_OS_VISIONOS] = "1.0",
+};
+
+enum eb_enroll_mode
+eb_tenant_mode_device(const struct eb_tenant *t, const char *model_family,
+                      const char *os_version)
+{
+	int os = eb_family_os(eb_model_family_parse(model_family));
+
+	/* an OS that sent no model-family was answered the default */
+	if (os_version != NULL && os >= 0 &&
+	    eb_os_version_cmp(os_version, family_since[os]) == -1)
+		model_family = NULL;
+	return eb_tenant_mode(t, model_family);
 }
 
 const char *

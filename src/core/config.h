@@ -181,6 +181,26 @@ enum eb_on_access_lost {
 	EB_ON_ACCESS_LOST_UNENROLL = 1,
 };
 
+/* The operating systems restrictions.min_os_version names. */
+enum eb_os {
+	EB_OS_IOS,
+	EB_OS_IPADOS,
+	EB_OS_MACOS,
+	EB_OS_VISIONOS,
+	EB_OS_COUNT
+};
+
+/*
+ * Tenant "restrictions": which devices may enroll (checked at the
+ * enrollment POST, on the MachineInfo) and how many per person (checked
+ * at the end of sign-in).
+ */
+struct eb_restrictions {
+	long max_devices_per_user;         /* active grants; 0: no limit */
+	char *min_os_version[EB_OS_COUNT]; /* "17.0"; NULL: no minimum */
+	unsigned families; /* bit (1 << enum eb_model_family); 0: any */
+};
+
 struct eb_tenant {
 	char *id;
 	char *file; /* the file it was loaded from, for messages */
@@ -199,6 +219,7 @@ struct eb_tenant {
 	struct eb_esso_config *esso; /* NULL when not configured */
 	/* NULL when not configured */
 	struct eb_apple_business_config *apple_business;
+	struct eb_restrictions restrictions;
 	/* derived at load time */
 	char *base_url; /* {public_url}/t/{id}/enroll */
 	char
@@ -272,11 +293,41 @@ const struct eb_tenant *eb_config_tenant_by_domain(const struct eb_config *cfg,
 /* Enrollment mode for a model family string (NULL or unknown: default). */
 enum eb_enroll_mode eb_tenant_mode(const struct eb_tenant *t,
                                    const char *model_family);
+/*
+ * The one enrollment-mode rule (discovery and the enrollment POST both
+ * use it, so that the profile's EnrollmentMode matches what discovery
+ * announced): the tenant's mode for the device's model family
+ * (enrollment.by_model_family, else enrollment.default). Discovery knows
+ * the family from its model-family parameter, the POST from the
+ * MachineInfo's PRODUCT (signed, always present). An OS older than the
+ * first that sends model-family (iOS/iPadOS 17, macOS 14) was answered
+ * the default at discovery, so a MachineInfo whose OS_VERSION (os_version,
+ * NULL at discovery) is older gets the default too.
+ */
+enum eb_enroll_mode eb_tenant_mode_device(const struct eb_tenant *t,
+                                          const char *model_family,
+                                          const char *os_version);
 /* "BYOD"/"ADDE" and "mdm-byod"/"mdm-adde". */
 const char *eb_mode_name(enum eb_enroll_mode m);
 const char *eb_mode_version(enum eb_enroll_mode m);
 /* Parse a model-family string; -1 when unknown. */
 int eb_model_family_parse(const char *s);
+/* "iOS", "iPadOS", "macOS", "visionOS" (enum eb_os); NULL when out of range. */
+const char *eb_os_name(int os);
+/*
+ * The operating system of a model family (enum eb_model_family): the OS
+ * restrictions.min_os_version names for it, or -1 (AppleTV, Watch).
+ */
+int eb_family_os(int family);
+/*
+ * Compare two OS versions numerically, component by component ("17.10" >
+ * "17.9", "17" == "17.0"); text after the numbers ("17.0 (a)") is ignored.
+ * Returns <0, 0, >0; -2 when either does not start with a number.
+ */
+int eb_os_version_cmp(const char *a, const char *b);
+/* 1 when s is a clean version for the configuration: 1 to 4 numbers of at
+ * most 5 digits separated by dots ("17", "17.0", "14.6.1"). */
+int eb_os_version_valid(const char *s);
 
 /*
  * 1 when s names a PostgreSQL database rather than an SQLite file: it

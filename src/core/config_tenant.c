@@ -49,6 +49,91 @@ parse_enrollment(struct eb_cfg_ctx *c, const json_t *root, struct eb_tenant *t)
 	return 0;
 }
 
+/* restrictions.min_os_version: {"iOS": "17.0", ...} */
+static int
+parse_min_os(struct eb_cfg_ctx *c, const json_t *r, struct eb_restrictions *rs)
+{
+	static const char *const keys[] = {"iOS", "iPadOS", "macOS", "visionOS",
+	                                   NULL};
+	const char *p = "restrictions.min_os_version";
+	json_t *o;
+	int i;
+
+	if (eb_cfg_obj(c, r, "restrictions", "min_os_version", &o) == -1)
+		return -1;
+	if (o == NULL)
+		return 0;
+	if (eb_cfg_keys(c, o, p, keys) == -1)
+		return -1;
+	for (i = 0; i < EB_OS_COUNT; i++) {
+		if (eb_cfg_str(c, o, p, keys[i], 0, 0,
+		               &rs->min_os_version[i]) == -1)
+			return -1;
+		if (rs->min_os_version[i] != NULL &&
+		    !eb_os_version_valid(rs->min_os_version[i]))
+			return eb_cfg_fail(c, p, keys[i],
+			                   "must be a version like \"17.0\" "
+			                   "(numbers separated by dots)");
+	}
+	return 0;
+}
+
+/* restrictions.model_families: ["iPhone", "iPad", ...] */
+static int
+parse_families(struct eb_cfg_ctx *c, const json_t *r,
+               struct eb_restrictions *rs)
+{
+	struct eb_strlist l;
+	char key[64];
+	size_t i;
+	int f, rc = 0;
+
+	memset(&l, 0, sizeof(l));
+	if (eb_cfg_strlist(c, r, "restrictions", "model_families",
+	                   EB_CFG_NONEMPTY, &l) == -1) {
+		eb_cfg_strlist_free(&l);
+		return -1;
+	}
+	for (i = 0; i < l.n && rc == 0; i++) {
+		for (f = 0; families[f] != NULL; f++)
+			if (strcmp(families[f], l.v[i]) == 0)
+				break;
+		if (families[f] == NULL) {
+			snprintf(key, sizeof(key), "model_families[%zu]", i);
+			rc = eb_cfg_fail(c, "restrictions", key,
+			                 "unknown model family \"%s\" (one of "
+			                 "iPhone, iPad, Mac, AppleTV, Watch, "
+			                 "RealityDevice)",
+			                 l.v[i]);
+		} else
+			rs->families |= 1u << f;
+	}
+	eb_cfg_strlist_free(&l);
+	return rc;
+}
+
+static int
+parse_restrictions(struct eb_cfg_ctx *c, const json_t *root,
+                   struct eb_restrictions *rs)
+{
+	static const char *const keys[] = {
+	    "max_devices_per_user", "min_os_version", "model_families", NULL};
+	const char *p = "restrictions";
+	long long max = 0;
+	json_t *o;
+
+	if (eb_cfg_obj(c, root, NULL, p, &o) == -1)
+		return -1;
+	if (o == NULL)
+		return 0;
+	if (eb_cfg_keys(c, o, p, keys) == -1 ||
+	    eb_cfg_int(c, o, p, "max_devices_per_user", 1, 10000, &max) == -1 ||
+	    parse_min_os(c, o, rs) == -1 || parse_families(c, o, rs) == -1)
+		return -1;
+	rs->max_devices_per_user = (long)max;
+	return 0;
+}
+
 /* Keys only one provider type understands. */
 static int
 check_type_keys(struct eb_cfg_ctx *c, const json_t *o, const char *type)
@@ -408,6 +493,7 @@ eb_cfg_tenant_parse(struct eb_cfg_ctx *c, json_t *root, const char *public_url)
 	                                   "esso",
 	                                   "apple_business",
 	                                   "on_access_lost",
+	                                   "restrictions",
 	                                   NULL};
 	static const char *const methods[] = {"apple-as-web", "apple-oauth2",
 	                                      NULL};
@@ -452,6 +538,7 @@ eb_cfg_tenant_parse(struct eb_cfg_ctx *c, json_t *root, const char *public_url)
 	    eb_cfg_parse_mdm(c, root, &t->mdm) == -1 ||
 	    eb_cfg_parse_esso(c, root, t) == -1 ||
 	    eb_cfg_parse_apple_business(c, root, t) == -1 ||
+	    parse_restrictions(c, root, &t->restrictions) == -1 ||
 	    derive(c, t, public_url) == -1)
 		goto fail;
 	return t;
@@ -513,6 +600,8 @@ eb_cfg_tenant_free(struct eb_tenant *t)
 		eb_free(t->esso);
 	}
 	eb_cfg_apple_business_free(t->apple_business);
+	for (i = 0; i < EB_OS_COUNT; i++)
+		eb_free(t->restrictions.min_os_version[i]);
 	eb_free(t->base_url);
 	eb_free(t->disco_body[0]);
 	eb_free(t->disco_body[1]);

@@ -6,7 +6,9 @@
  * The tenant is chosen by the domain of user-identifier (split at its only
  * '@', case-insensitive), else by the Host header; the per-tenant URL names
  * it outright. The answer is the tenant's prebuilt JSON for the enrollment
- * mode (tenant default, or model-family override), served as exactly
+ * mode (eb_tenant_mode_device: the model-family's override, else the
+ * tenant default; the enrollment POST applies the same rule to the
+ * MachineInfo's PRODUCT, so the profile agrees), served as exactly
  * "application/json" with "Cache-Control: no-store". Anyone we cannot or
  * will not serve gets Apple's 403 com.apple.well-known.failed document,
  * which iOS 17.5+ shows to the user and which makes iOS 18.2+ fall back to
@@ -70,6 +72,19 @@ host_domain(struct eb_request *req)
 	return eb_str_lower(d);
 }
 
+/* 1 when some model family enrolls in another mode than the default. */
+static int
+mode_varies(const struct eb_tenant *t)
+{
+	int i;
+
+	for (i = 0; i < EB_FAMILY_COUNT; i++)
+		if (t->by_family[i] >= 0 &&
+		    t->by_family[i] != (signed char)t->default_mode)
+			return 1;
+	return 0;
+}
+
 int
 eb_handle_discovery(struct eb_request *req)
 {
@@ -115,7 +130,13 @@ eb_handle_discovery(struct eb_request *req)
 		    "This account can't be used to enroll this device. "
 		    "Contact your IT department.");
 	eb_req_set_tenant(req, t);
-	mode = eb_tenant_mode(t, family);
+	/* the rule the enrollment POST applies to the MachineInfo too */
+	mode = eb_tenant_mode_device(t, family, NULL);
+	if (family == NULL && mode_varies(t))
+		log_info("tenant %s: discovery without model-family: answered "
+		         "the default mode %s (an OS older than iOS 17/macOS "
+		         "14, or a redirect that dropped the query)",
+		         t->id, eb_mode_name(mode));
 	eb_resp_header(req, "Cache-Control", "no-store");
 	eb_resp_set_static(req, 200, "application/json", t->disco_body[mode],
 	                   t->disco_len[mode]);

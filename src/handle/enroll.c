@@ -4,7 +4,11 @@
  * The body is the device's CMS-signed MachineInfo, read within
  * max_body_bytes whatever the Content-Type says; a malformed one is a 400
  * (with or without a bearer), never a crash. Its PRODUCT names the model
- * family, which chooses the enrollment mode exactly as discovery did.
+ * family, which chooses the enrollment mode exactly as discovery did
+ * (eb_tenant_mode_device). The tenant's restrictions (model families,
+ * minimum OS versions) are judged on it first, at every POST: a refused
+ * device gets 403 with a JSON code and message (apple/restrict.h) before
+ * anyone signs in, audited as "enroll.refused".
  *
  * Without a valid bearer the device gets 401 and exactly one
  * WWW-Authenticate line in Apple's form for the tenant's auth_method, plus
@@ -28,6 +32,7 @@
 
 #include "apple/machineinfo.h"
 #include "apple/profile.h"
+#include "apple/restrict.h"
 #include "apple/wwwauth.h"
 #include "core/buf.h"
 #include "core/config.h"
@@ -225,6 +230,85 @@ profile_job(void *arg)
 	eb_req_resume(req);
 }
 
+/* An audit event written on the work queue (the store may block). */
+struct audit_job {
+	struct eb_store *store;
+	struct eb_store_audit ev;
+};
+
+static void
+audit_job(void *arg)
+{
+	struct audit_job *j = arg;
+
+	(void)eb_store_audit_add(j->store, &j->ev);
+	eb_free(j->ev.tenant);
+	eb_free(j->ev.subject);
+	eb_free(j->ev.detail);
+	eb_free(j);
+}
+
+/* Record "enroll.refused" for a device the restrictions turned away. */
+static void
+audit_refusal(struct eb_request *req, const struct eb_tenant *t,
+              const struct eb_machineinfo *mi,
+              const struct eb_restrict_verdict *v)
+{
+	struct eb_env *env = eb_req_env(req);
+	struct audit_job *j;
+	json_t *d;
+
+	if ((j = eb_calloc(1, sizeof(*j))) == NULL)
+		return;
+	d = json_pack("{s:s,s:s,s:s,s:s?,s:s?}", "code", v->code, "reason",
+	              v->reason, "product", mi->product, "os_version",
+	              mi->os_version, "build", mi->version);
+	j->store = env->store;
+	j->ev.ts = (int64_t)time(NULL);
+	j->ev.event = "enroll.refused";
+	j->ev.tenant = eb_strdup(t->id);
+	j->ev.subject = eb_strdup(mi->serial ? mi->serial
+	                          : mi->udid ? mi->udid
+	                                     : mi->product);
+	j->ev.detail = d != NULL ? json_dumps(d, JSON_COMPACT) : NULL;
+	json_decref(d);
+	if (j->ev.tenant == NULL || j->ev.subject == NULL ||
+	    j->ev.detail == NULL ||
+	    eb_workq_submit(env->workq, audit_job, j) != 0) {
+		log_warnx("tenant %s: enrollment refusal not audited", t->id);
+		eb_free(j->ev.tenant);
+		eb_free(j->ev.subject);
+		eb_free(j->ev.detail);
+		eb_free(j);
+	}
+}
+
+/*
+ * The tenant's restrictions on the device (apple/restrict.h): 1 when the
+ * request was answered 403 (JSON), 0 when the device may go on.
+ */
+static int
+restricted(struct eb_request *req, const struct eb_tenant *t,
+           const struct eb_machineinfo *mi)
+{
+	struct eb_restrict_verdict v;
+	char *body;
+	size_t len;
+
+	eb_restrict_device(t, mi, &v);
+	if (v.allow)
+		return 0;
+	log_info("tenant %s: enrollment refused (%s): %s", t->id, v.code,
+	         v.reason);
+	audit_refusal(req, t, mi, &v);
+	eb_resp_header(req, "Cache-Control", "no-store");
+	if ((body = eb_restrict_body(&v, &len)) != NULL)
+		/* on failure the server answers 500 (and has freed body) */
+		(void)eb_resp_set_owned(req, 403, "application/json", body,
+		                        len);
+	return 1;
+}
+
 int
 eb_handle_enroll(struct eb_request *req)
 {
@@ -251,7 +335,13 @@ eb_handle_enroll(struct eb_request *req)
 		return EB_HANDLED;
 	}
 	ctx.mi = &mi;
-	ctx.mode = eb_tenant_mode(t, mi.model_family);
+	/* before any sign-in, and again with a bearer */
+	if (restricted(req, t, &mi)) {
+		eb_machineinfo_finish(&mi);
+		return EB_HANDLED;
+	}
+	/* the rule discovery used (core/config.h), on the signed PRODUCT */
+	ctx.mode = eb_tenant_mode_device(t, mi.model_family, mi.os_version);
 	if (token != NULL) {
 		if ((j = eb_calloc(1, sizeof(*j))) == NULL) {
 			eb_machineinfo_finish(&mi);

@@ -1072,6 +1072,118 @@ test_alloc_failures(void **state)
 	eb_config_unref(cfg);
 }
 
+static void
+test_restrictions(void **state)
+{
+	struct eb_config *cfg;
+	const struct eb_restrictions *r;
+
+	(void)state;
+	cfg = load_tenant("{\"id\": \"acme\", \"domains\": [\"a.example\"], "
+	                  "\"restrictions\": {\"max_devices_per_user\": 2, "
+	                  "\"min_os_version\": {\"iOS\": \"17.0\", "
+	                  "\"macOS\": \"14.6.1\"}, \"model_families\": "
+	                  "[\"iPhone\", \"Mac\"]}, " IDP_OK "}");
+	if (cfg == NULL)
+		fail_msg("%s %s %s", err.file, err.key, err.reason);
+	r = &cfg->tenants[0]->restrictions;
+	assert_int_equal(r->max_devices_per_user, 2);
+	assert_string_equal(r->min_os_version[EB_OS_IOS], "17.0");
+	assert_string_equal(r->min_os_version[EB_OS_MACOS], "14.6.1");
+	assert_null(r->min_os_version[EB_OS_IPADOS]);
+	assert_int_equal(r->families,
+	                 (1u << EB_FAMILY_IPHONE) | (1u << EB_FAMILY_MAC));
+	eb_config_unref(cfg);
+	/* absent: no restriction */
+	cfg = load_tenant(
+	    "{\"id\": \"acme\", \"domains\": [\"a.example\"], " IDP_OK "}");
+	assert_non_null(cfg);
+	assert_int_equal(cfg->tenants[0]->restrictions.max_devices_per_user, 0);
+	assert_int_equal(cfg->tenants[0]->restrictions.families, 0);
+	eb_config_unref(cfg);
+	expect_tenant_fail("{\"id\": \"acme\", \"domains\": [\"a.example\"], "
+	                   "\"restrictions\": {\"max_devices\": 2}, " IDP_OK
+	                   "}",
+	                   "restrictions.max_devices", "");
+	expect_tenant_fail(
+	    "{\"id\": \"acme\", \"domains\": [\"a.example\"], "
+	    "\"restrictions\": {\"max_devices_per_user\": 0}, " IDP_OK "}",
+	    "restrictions.max_devices_per_user", "between 1 and");
+	expect_tenant_fail("{\"id\": \"acme\", \"domains\": [\"a.example\"], "
+	                   "\"restrictions\": {\"min_os_version\": "
+	                   "{\"tvOS\": \"17.0\"}}, " IDP_OK "}",
+	                   "restrictions.min_os_version.tvOS", "");
+	expect_tenant_fail("{\"id\": \"acme\", \"domains\": [\"a.example\"], "
+	                   "\"restrictions\": {\"min_os_version\": "
+	                   "{\"iOS\": \"17.x\"}}, " IDP_OK "}",
+	                   "restrictions.min_os_version.iOS",
+	                   "numbers separated by dots");
+	expect_tenant_fail("{\"id\": \"acme\", \"domains\": [\"a.example\"], "
+	                   "\"restrictions\": {\"min_os_version\": "
+	                   "{\"iOS\": 17}}, " IDP_OK "}",
+	                   "restrictions.min_os_version.iOS", "");
+	expect_tenant_fail("{\"id\": \"acme\", \"domains\": [\"a.example\"], "
+	                   "\"restrictions\": {\"model_families\": "
+	                   "[\"iPhone\", \"Vision\"]}, " IDP_OK "}",
+	                   "restrictions.model_families[1]",
+	                   "unknown model family \"Vision\"");
+	expect_tenant_fail("{\"id\": \"acme\", \"domains\": [\"a.example\"], "
+	                   "\"restrictions\": {\"model_families\": []}, " IDP_OK
+	                   "}",
+	                   "restrictions.model_families", "must not be empty");
+}
+
+static void
+test_os_version(void **state)
+{
+	(void)state;
+	assert_true(eb_os_version_cmp("17.0", "17") == 0);
+	assert_true(eb_os_version_cmp("17.10", "17.9") > 0);
+	assert_true(eb_os_version_cmp("16.7.10", "17.0") < 0);
+	assert_true(eb_os_version_cmp("14.6.1", "14.6") > 0);
+	assert_true(eb_os_version_cmp("17.0 (a)", "17.0") == 0);
+	assert_int_equal(eb_os_version_cmp("", "17.0"), -2);
+	assert_int_equal(eb_os_version_cmp("x17", "17.0"), -2);
+	assert_int_equal(eb_os_version_cmp("17.0", NULL), -2);
+	assert_int_equal(eb_os_version_cmp("1234567", "17.0"), -2);
+	assert_true(eb_os_version_valid("17"));
+	assert_true(eb_os_version_valid("14.6.1"));
+	assert_true(eb_os_version_valid("1.2.3.4"));
+	assert_false(eb_os_version_valid("1.2.3.4.5"));
+	assert_false(eb_os_version_valid("17."));
+	assert_false(eb_os_version_valid(".17"));
+	assert_false(eb_os_version_valid("17..0"));
+	assert_false(eb_os_version_valid("17.0 "));
+	assert_false(eb_os_version_valid("123456"));
+	assert_false(eb_os_version_valid(""));
+}
+
+static void
+test_mode_rule(void **state)
+{
+	struct eb_config *cfg;
+	const struct eb_tenant *t;
+
+	(void)state;
+	cfg = load_tenant("{\"id\": \"acme\", \"domains\": [\"a.example\"], "
+	                  "\"enrollment\": {\"default\": \"byod\", "
+	                  "\"by_model_family\": {\"Mac\": \"adde\"}}, " IDP_OK
+	                  "}");
+	assert_non_null(cfg);
+	t = cfg->tenants[0];
+	/* discovery: the model-family, or the default without one */
+	assert_int_equal(eb_tenant_mode_device(t, "Mac", NULL), EB_MODE_ADDE);
+	assert_int_equal(eb_tenant_mode_device(t, NULL, NULL), EB_MODE_BYOD);
+	/* the POST: the PRODUCT's family on an OS that sends model-family */
+	assert_int_equal(eb_tenant_mode_device(t, "Mac", "14.0"), EB_MODE_ADDE);
+	assert_int_equal(eb_tenant_mode_device(t, "Mac", "15.1"), EB_MODE_ADDE);
+	/* an older one asked discovery without model-family: the default */
+	assert_int_equal(eb_tenant_mode_device(t, "Mac", "13.6"), EB_MODE_BYOD);
+	assert_int_equal(eb_tenant_mode_device(t, "iPhone", "18.1"),
+	                 EB_MODE_BYOD);
+	eb_config_unref(cfg);
+}
+
 int
 main(void)
 {
@@ -1083,6 +1195,9 @@ main(void)
 	    T(test_public_url),
 	    T(test_tenant_errors),
 	    T(test_on_access_lost),
+	    T(test_restrictions),
+	    T(test_os_version),
+	    T(test_mode_rule),
 	    T(test_oauth2_mdm_esso),
 	    T(test_providers),
 	    T(test_duplicates_across_tenants),
