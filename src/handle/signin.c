@@ -36,6 +36,7 @@
 #include "core/str.h"
 #include "core/workq.h"
 #include "grant/issue.h"
+#include "grant/limit.h"
 #include "handle/flow.h"
 #include "handle/handle.h"
 #include "http/client.h"
@@ -642,6 +643,14 @@ callback_job(void *arg)
 	}
 	if (rc == EB_MAPPING_OK)
 		eb_policy_check(t, &id, &map, &v);
+	/* restrictions.max_devices_per_user, after the policy */
+	if (v.allow &&
+	    eb_grant_limit_check(env->store, t, &f, map.managed_apple_id, now,
+	                         &v) == -1) {
+		page(req, 503, "Temporarily unavailable",
+		     "Please try again in a moment.");
+		goto out;
+	}
 	eb_policy_audit(env->store, t, &id, rc == EB_MAPPING_OK ? &map : NULL,
 	                f.user_identifier, &v, now);
 	if (!v.allow) {
