@@ -30,6 +30,11 @@
  *     mdm.device_channel_paths, marked unauthenticated. A stale (expired
  *     or revoked) but genuine token of this tenant may still deliver a
  *     CheckOut (PROTOCOL.md 5), and only for its grant's own enrollment.
+ *   - Retired enrollments: a request without a valid token (none, unknown,
+ *     expired, revoked) whose body names an enrollment whose newest grant
+ *     was retired, and that no active grant holds since, gets 403
+ *     com.apple.unrecognized.device, so that a device that lost its token
+ *     unenrolls too; its CheckOut still reaches the MDM.
  *
  * Every refusal is logged once with its reason, never with the token.
  */
@@ -583,6 +588,52 @@ grant_retired(struct eb_request *req, const struct eb_tenant *t,
 	return retired;
 }
 
+/*
+ * Whether the enrollment m names (its EnrollmentID or UDID) was retired:
+ * its newest grant is retired and no active grant holds it (an ADDE device
+ * enrolled again after its retirement keeps its UDID: it stays). For a
+ * request without a valid token, which may have lost it (DESIGN
+ * "Lifecycle and identity"). 1 yes, 0 no, -1 the store failed.
+ */
+static int
+enrollment_retired(struct eb_request *req, const struct eb_tenant *t,
+                   const struct eb_proxy_msg *m)
+{
+	static const char *const kinds[2] = {"EnrollmentID", "UDID"};
+	const char *values[2] = {m->enrollment_id, m->udid};
+	struct eb_store_grant_filter f;
+	struct eb_store_grant_list l;
+	size_t i, k, n;
+	int rc, active, retired = 0;
+
+	for (k = 0; k < 2 && !retired; k++) {
+		if (values[k] == NULL)
+			continue;
+		memset(&f, 0, sizeof(f));
+		f.tenant = t->id;
+		f.status = -1;
+		f.binding_value = values[k];
+		f.limit = 16; /* newest first: re-authentications add grants */
+		rc = eb_store_grant_list(eb_req_env(req)->store, &f, &l);
+		if (rc != EB_STORE_OK) {
+			log_warnx("tenant %s: cannot look an enrollment up: %s",
+			          t->id, eb_store_strerror(rc));
+			return -1;
+		}
+		for (i = n = 0, active = 0; i < l.n; i++) {
+			if (l.v[i].binding_kind == NULL ||
+			    strcmp(l.v[i].binding_kind, kinds[k]) != 0)
+				continue;
+			if (n++ == 0)
+				retired = l.v[i].retired_at != 0;
+			active |= l.v[i].status == EB_STORE_GRANT_ACTIVE;
+		}
+		retired = retired && !active;
+		eb_store_grant_list_finish(&l);
+	}
+	return retired;
+}
+
 /* Parse the request's body into m: 0, or -1 with the reason in err. */
 static int
 parse_body(struct eb_request *req, struct eb_proxy_msg *m, char *err,
@@ -717,6 +768,40 @@ stale_checkout(struct eb_request *req, const struct eb_tenant *t,
 	return ok;
 }
 
+/*
+ * A message without a valid token naming a retired enrollment: a CheckOut
+ * (a check-in PUT) still reaches the MDM, unauthenticated; anything else
+ * gets the unenroll answer. 1 when answered (*rc set), 0 when the
+ * enrollment is not retired.
+ */
+static int
+retired_answer(struct eb_request *req, const struct eb_tenant *t,
+               const struct eb_proxy_msg *m, int *rc)
+{
+	struct eb_proxy_identity id;
+
+	switch (enrollment_retired(req, t, m)) {
+	case 0:
+		return 0;
+	case -1:
+		*rc = unavailable(req);
+		return 1;
+	}
+	if (is_message(m, "CheckOut") &&
+	    strcmp(eb_req_method(req), "PUT") == 0 &&
+	    media_type_is(eb_req_header(req, "Content-Type"), CT_CHECKIN)) {
+		memset(&id, 0, sizeof(id));
+		log_info(
+		    "tenant %s: CheckOut of a retired enrollment forwarded "
+		    "unauthenticated",
+		    t->id);
+		*rc = eb_proxy_forward(req, t, &id, "checkout_unauthenticated");
+		return 1;
+	}
+	*rc = unenroll(req, t);
+	return 1;
+}
+
 /* No Authorization at all, on a tenant that lets the macOS device
  * channel through: forwarded, marked unauthenticated, when it is that
  * channel's check-in or command result to its path; else the challenge. */
@@ -740,6 +825,11 @@ device_channel(struct eb_request *req, const struct eb_tenant *t)
 	else
 		for (paths = default_channel_paths, n = 0; paths[n] != NULL;)
 			n++;
+	/* a retired enrollment's device channel unenrolls too */
+	if (retired_answer(req, t, &m, &rc)) {
+		eb_proxy_msg_finish(&m);
+		return rc;
+	}
 	if (eb_proxy_device_channel_ok(
 	        eb_req_method(req), eb_req_header(req, "Content-Type"),
 	        eb_req_param(req, "rest"), eb_req_raw_query(req), &m, paths, n,
@@ -798,7 +888,7 @@ eb_handle_proxy(struct eb_request *req)
 	struct eb_bearer b;
 	const char *authz, *token, *why;
 	char err[160];
-	int r, rc;
+	int r, rc, parsed = 0; /* the body: 1 parsed, 2 malformed */
 
 	memset(&b, 0, sizeof(b));
 	memset(&id, 0, sizeof(id));
@@ -829,8 +919,8 @@ eb_handle_proxy(struct eb_request *req)
 	if (r == EB_BEARER_EXPIRED || r == EB_BEARER_REVOKED) {
 		/* genuine but stale: a CheckOut of its own enrollment may
 		 * still go (PROTOCOL.md 5), unauthenticated; nothing else */
-		if (parse_body(req, &m, err, sizeof(err)) == 0 &&
-		    is_message(&m, "CheckOut")) {
+		parsed = parse_body(req, &m, err, sizeof(err)) == 0 ? 1 : 2;
+		if (parsed == 1 && is_message(&m, "CheckOut")) {
 			switch (stale_checkout(req, t, token, &m, &why)) {
 			case 1:
 				log_info("tenant %s: CheckOut forwarded "
@@ -856,6 +946,12 @@ eb_handle_proxy(struct eb_request *req)
 		}
 	}
 	if (r != EB_BEARER_OK) {
+		/* no valid token, maybe lost: a retired enrollment unenrolls */
+		if (parsed == 0)
+			parsed =
+			    parse_body(req, &m, err, sizeof(err)) == 0 ? 1 : 2;
+		if (parsed == 1 && retired_answer(req, t, &m, &rc) != 0)
+			goto out;
 		rc = challenge(req, t, why);
 		goto out;
 	}

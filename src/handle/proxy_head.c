@@ -10,11 +10,14 @@
  *     deliver (PROTOCOL.md 5);
  *   - no Authorization where the tenant allows the unauthenticated device
  *     channel: limits.max_body_bytes (the MDM checks the device);
- *   - anything else (no bearer, a forged or malformed one, another
- *     tenant's, a store failure): no body at all. The handler then runs
- *     at once on the headers alone; proxy.c judges the bearer before it
- *     looks at any body, so it answers 401 with the tenant's challenge
- *     (or 503), and the connection closes after the response.
+ *   - no bearer, with a Content-Length of at most that small limit: the
+ *     body is read, so that a message naming a retired enrollment gets
+ *     the unenroll answer (proxy.c); a larger or chunked one is not;
+ *   - anything else (a larger body without bearer, a forged or malformed one,
+ * another tenant's, a store failure): no body at all. The handler then runs at
+ * once on the headers alone; proxy.c judges the bearer before it looks at any
+ * body, so it answers 401 with the tenant's challenge (or 503), and the
+ * connection closes after the response.
  *
  * The verdict is kept with the request (eb_proxy_head_take), so proxy.c
  * judges the whole request (binding, CheckOut) on the same verdict without
@@ -66,6 +69,26 @@ eb_proxy_head_take(struct eb_request *req, struct eb_bearer *b)
 	return r;
 }
 
+/* A Content-Length of at most STALE_BODY_BYTES (not chunked): 1, else 0. */
+static int
+small_body(struct eb_request *req)
+{
+	const char *cl = eb_req_header(req, "Content-Length");
+	size_t n = 0;
+
+	if (cl == NULL || *cl == '\0' ||
+	    eb_req_header(req, "Transfer-Encoding") != NULL)
+		return 0;
+	for (; *cl != '\0'; cl++) {
+		if (*cl < '0' || *cl > '9')
+			return 0;
+		n = n * 10 + (size_t)(*cl - '0');
+		if (n > STALE_BODY_BYTES)
+			return 0;
+	}
+	return 1;
+}
+
 void
 eb_proxy_head(struct eb_request *req)
 {
@@ -98,6 +121,11 @@ eb_proxy_head(struct eb_request *req)
 	case EB_BEARER_REVOKED:
 	case EB_BEARER_UNKNOWN:
 		limit = STALE_BODY_BYTES;
+		break;
+	case EB_BEARER_MISSING:
+		/* a device that lost its token may name a retired
+		 * enrollment (proxy.c): a small announced body is read */
+		limit = small_body(req) ? STALE_BODY_BYTES : 0;
 		break;
 	default:
 		/* no bearer, a forged or malformed one, another tenant's, or

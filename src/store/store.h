@@ -182,7 +182,10 @@ struct eb_store_grant_filter {
 	const char *tenant; /* NULL: all tenants */
 	int status;         /* enum eb_store_grant_status, or -1: any */
 	const char *managed_apple_id; /* NULL: any */
-	size_t limit;                 /* 0: no limit */
+	/* bound to this enrollment (EnrollmentID or UDID, as the device
+	 * sends it; the index matches it exactly); NULL: any */
+	const char *binding_value;
+	size_t limit; /* 0: no limit */
 };
 
 /* Renewal bookkeeping written by eb_store_grant_set_upstream. */

@@ -216,9 +216,10 @@ const struct eb_pg_stmt eb_pg_stmts[PS__COUNT] = {
                        " WHERE ($1::text IS NULL OR tenant = $1)"
                        " AND ($2::text IS NULL OR status = $2)"
                        " AND ($3::text IS NULL OR managed_apple_id = $3)"
+                       " AND ($5::text IS NULL OR binding_value = $5)"
                        " ORDER BY created_at DESC, id LIMIT $4",
-                       4,
-                       {T, T, T, I}},
+                       5,
+                       {T, T, T, I, T}},
     /* end a grant: the row, its tokens and the audit event at once */
     [PS_GRANT_END] =
         {"eb_grant_end",

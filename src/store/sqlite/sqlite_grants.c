@@ -157,7 +157,8 @@ eb_sq_grant_list(void *be, const struct eb_store_grant_filter *f,
 	    sqlite3_bind_int64(st, 4,
 	                       f && f->limit > 0 && f->limit < INT64_MAX
 	                           ? (int64_t)f->limit
-	                           : -1))
+	                           : -1) |
+	    eb_sq_bind_text(st, 5, f ? f->binding_value : NULL))
 		return eb_sq_fail(c, sqlite3_errcode(c->db), __func__);
 	return eb_sq_all(c, st, &eb_sq_rt_grant, (void **)&out->v, &out->n,
 	                 __func__);
