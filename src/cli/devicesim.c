@@ -22,6 +22,9 @@
  *     their length and a short fingerprint. With --maid-key, the device
  *     then asks for its Managed Apple Account access management token
  *     (GetToken, com.apple.maid) and verifies it (devicesim_maid.c).
+ *     With --state FILE the enrolled device is saved for `device-sim
+ *     checkin` (devicesim_state.c). An MDM request answered 403
+ *     com.apple.unrecognized.device prints "UNENROLLED" and exits 3.
  */
 #include "cli/devicesim.h"
 #include "cli/cliopt.h"
@@ -61,12 +64,21 @@ usage(void)
 	    " --product P]\n"
 	    "           [--udid U] [--serial S] [--version V] "
 	    "[--os-version O] [--language L]\n"
+	    "           [--can-request-update true|false]\n"
 	    "       enrollbridge device-sim enroll USER@DOMAIN [--base URL] "
 	    "[--model-family F]\n"
 	    "           [--udid U] [--login L --password P | "
 	    "--interactive]\n"
 	    "           [--cafile PEM] [--timeout SECONDS] [--json]\n"
-	    "           [--maid-key PUBLIC-PEM [--maid-server-uuid UUID]]\n");
+	    "           [--maid-key PUBLIC-PEM [--maid-server-uuid UUID]] "
+	    "[--state FILE]\n"
+	    "       enrollbridge device-sim checkin --state FILE "
+	    "[--message Authenticate|TokenUpdate|CheckOut|Idle]\n"
+	    "           [--no-token]\n"
+	    "exit status: 0 passed, 1 a step failed, 2 usage error, 3 "
+	    "unenrolled (an MDM\n"
+	    "request got 403 com.apple.unrecognized.device: the device "
+	    "removes its profile)\n");
 }
 
 static int
@@ -104,6 +116,9 @@ cmd_machineinfo(int argc, char **argv)
 			d.os_version = v;
 		else if (strcmp(k, "--language") == 0)
 			d.language = v;
+		else if (strcmp(k, "--can-request-update") == 0 &&
+		         (strcmp(v, "true") == 0 || strcmp(v, "false") == 0))
+			d.can_request_update = strcmp(v, "true") == 0;
 		else {
 			usage();
 			return 2;
@@ -368,6 +383,9 @@ parse_enroll_args(int argc, char **argv, struct eb_devsim *s)
 		else if ((v = eb_cli_optval(argc, argv, &i, "--cafile",
 		                            &missing)))
 			s->cafile = v;
+		else if ((v = eb_cli_optval(argc, argv, &i, "--state",
+		                            &missing)))
+			s->state_file = v;
 		else if ((v = eb_cli_optval(argc, argv, &i, "--maid-key",
 		                            &missing)))
 			s->maid_key = v;
@@ -488,7 +506,7 @@ cmd_enroll(int argc, char **argv)
 		goto out_free;
 	}
 	eb_discover_report_init(&s.r);
-	if (walk(&s, url) == -1 && s.r.nfail == 0 && !s.r.oom)
+	if (walk(&s, url) == -1 && s.r.nfail == 0 && !s.r.oom && !s.unenrolled)
 		eb_devsim_note(
 		    &s, EB_DISCOVER_FAIL, "internal", NULL,
 		    "the walk stopped (out of memory or no randomness)");
@@ -496,11 +514,21 @@ cmd_enroll(int argc, char **argv)
 		eb_devsim_note(&s, EB_DISCOVER_FAIL, "internal", NULL,
 		               "out of memory");
 	rc = s.r.nfail > 0 || s.r.oom ? 1 : 0;
+	/* an enrolled device (profile installed) is kept for `checkin` */
+	if (s.state_file != NULL && s.server_url != NULL && s.token != NULL &&
+	    eb_devsim_state_save(&s) == -1)
+		rc = 1;
+	if (s.unenrolled && !s.r.oom)
+		rc = EB_DEVSIM_EXIT_UNENROLLED;
 	if (s.json) {
 		print_json(&s, url, rc == 0);
 	} else {
 		eb_devsim_flush(&s);
-		if (rc == 0)
+		if (rc == EB_DEVSIM_EXIT_UNENROLLED)
+			printf("UNENROLLED: the server ended this enrollment "
+			       "(403 %s)\n",
+			       EB_UNRECOGNIZED_DEVICE);
+		else if (rc == 0)
 			printf("OK: the whole enrollment passed (%s, %zu "
 			       "warning%s)\n",
 			       s.version, s.r.nwarn, s.r.nwarn == 1 ? "" : "s");
@@ -536,6 +564,8 @@ eb_cli_device_sim(int argc, char **argv)
 		return cmd_machineinfo(argc - 1, argv + 1);
 	if (argc >= 2 && strcmp(argv[1], "enroll") == 0)
 		return cmd_enroll(argc - 1, argv + 1);
+	if (argc >= 2 && strcmp(argv[1], "checkin") == 0)
+		return eb_devsim_cmd_checkin(argc - 1, argv + 1);
 	usage();
 	return 2;
 }

@@ -54,7 +54,15 @@ struct eb_devsim {
 	char *token;         /* the access token (secret) */
 	char *refresh;       /* apple-oauth2 refresh token (secret) */
 	char *topic, *server_url, *checkin_url;
+	/* --state FILE: where enroll saves, and checkin reads, the above */
+	const char *state_file;
+	/* an MDM request got 403 com.apple.unrecognized.device */
+	int unenrolled;
 };
+
+/* Exit status of enroll and checkin when the device was told to unenroll. */
+#define EB_DEVSIM_EXIT_UNENROLLED 3
+#define EB_UNRECOGNIZED_DEVICE    "com.apple.unrecognized.device"
 
 /*
  * Record a verdict in s->r (the discover command's report, so the same
@@ -85,6 +93,16 @@ int eb_devsim_as_web(struct eb_devsim *s);
 int eb_devsim_oauth2(struct eb_devsim *s);
 int eb_devsim_profile(struct eb_devsim *s);
 int eb_devsim_checkin(struct eb_devsim *s);
+/*
+ * Save what later check-ins need (MDM URLs, enrollment identifiers, the
+ * token) to s->state_file, created with mode 0600; load it back (s->product
+ * then points at *product, fresh: eb_free it after s). 0 or -1 (message
+ * printed).
+ */
+int eb_devsim_state_save(const struct eb_devsim *s);
+int eb_devsim_state_load(struct eb_devsim *s, char **product);
+/* `device-sim checkin --state FILE ...` (devicesim_state.c). */
+int eb_devsim_cmd_checkin(int argc, char **argv);
 /* With --maid-key: GetToken com.apple.maid, its JWT verified (gettoken.c). */
 int eb_devsim_gettoken(struct eb_devsim *s);
 /* A check-in PUT of type to url; on 200 *keep (when not NULL) gets the

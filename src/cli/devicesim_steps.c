@@ -889,6 +889,18 @@ build_message(struct eb_devsim *s, const char *type, size_t *len)
 	return (char *)xml;
 }
 
+/* A 403 whose JSON body's code is com.apple.unrecognized.device. */
+static int
+is_unrecognized(const struct eb_http_response *resp)
+{
+	json_t *j = json_loadb(resp->body, resp->body_len, 0, NULL);
+	const char *code = json_string_value(json_object_get(j, "code"));
+	int yes = code != NULL && strcmp(code, EB_UNRECOGNIZED_DEVICE) == 0;
+
+	json_decref(j);
+	return yes;
+}
+
 int
 eb_devsim_mdm_put(struct eb_devsim *s, const char *name, const char *type,
                   const char *url, const char *ct,
@@ -900,9 +912,9 @@ eb_devsim_mdm_put(struct eb_devsim *s, const char *name, const char *type,
 	size_t len = 0;
 	int rc = -1;
 
-	auth = bearer_header(s);
+	auth = s->token != NULL ? bearer_header(s) : NULL;
 	body = build_message(s, type, &len);
-	if (auth == NULL || body == NULL) {
+	if ((s->token != NULL && auth == NULL) || body == NULL) {
 		eb_free_secret_str(auth);
 		eb_free(body);
 		s->r.oom = 1;
@@ -944,6 +956,13 @@ eb_devsim_mdm_put(struct eb_devsim *s, const char *name, const char *type,
 		    "bridge's log (token binding, grant state)",
 		    "%s: HTTP 401, WWW-Authenticate: %.300s", type,
 		    wa ? wa : "(none)");
+	} else if (resp->status == 403 && is_unrecognized(resp)) {
+		s->unenrolled = 1;
+		eb_devsim_note(
+		    s, EB_DISCOVER_INFO, name, NULL,
+		    "%s: HTTP 403 %s: the enrollment ended; a "
+		    "device now removes its MDM profile (unenrolled)",
+		    type, EB_UNRECOGNIZED_DEVICE);
 	} else if (resp->status == 502 || resp->status == 504) {
 		eb_devsim_note(
 		    s, EB_DISCOVER_FAIL, name,
