@@ -362,11 +362,16 @@ export function cliAsync(args, { timeout = 30000, env } = {}) {
 // The CMS-signed MachineInfo a device POSTs to BaseURL, made by
 // `enrollbridge device-sim machineinfo` (cached per set of options).
 const machineInfoCache = new Map();
-export function machineInfo({ family = 'iPhone', product, udid, serial } = {}) {
+export function machineInfo({
+  family = 'iPhone', product, udid, serial, osVersion, version, canRequestUpdate,
+} = {}) {
   const args = ['device-sim', 'machineinfo'];
   if (product) args.push('--product', product); else args.push('--model-family', family);
   if (udid) args.push('--udid', udid);
   if (serial) args.push('--serial', serial);
+  if (osVersion) args.push('--os-version', osVersion);
+  if (version) args.push('--version', version);
+  if (canRequestUpdate !== undefined) args.push('--can-request-update', String(canRequestUpdate));
   const key = args.join(' ');
   if (!machineInfoCache.has(key)) {
     const r = spawnSync(BIN, args, { timeout: 30000 });
