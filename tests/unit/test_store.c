@@ -861,6 +861,28 @@ test_grant_lifecycle(void **state)
 	                 EB_STORE_NOT_FOUND);
 	assert_true(has_event(fx->s, "acme", "grant.bound", "g1"));
 
+	/* list by binding value: exactly as bound, in its tenant */
+	memset(&flt, 0, sizeof(flt));
+	flt.status = -1;
+	flt.tenant = "acme";
+	flt.binding_value = "E-1";
+	assert_int_equal(eb_store_grant_list(fx->s, &flt, &l), 0);
+	assert_int_equal(l.n, 1);
+	assert_string_equal(l.v[0].id, "g1");
+	assert_string_equal(l.v[0].binding_kind, "EnrollmentID");
+	eb_store_grant_list_finish(&l);
+	flt.binding_value = "E-2";
+	assert_int_equal(eb_store_grant_list(fx->s, &flt, &l), 0);
+	assert_int_equal(l.n, 0);
+	eb_store_grant_list_finish(&l);
+	flt.binding_value = "E-1";
+	flt.tenant = "other";
+	assert_int_equal(eb_store_grant_list(fx->s, &flt, &l), 0);
+	assert_int_equal(l.n, 0);
+	eb_store_grant_list_finish(&l);
+	memset(&flt, 0, sizeof(flt));
+	flt.status = -1;
+
 	/* renewal bookkeeping: due list with a lease */
 	assert_int_equal(
 	    eb_store_grant_list_due(fx->s, "acme", T0 + 100, 0, 10, &l), 0);
