@@ -80,7 +80,10 @@ before(async () => {
   const dev = oidcTenant(pub, idp, 'dev');
   dev.tenant.enrollment = { default: 'adde' };
   dev.tenant.mdm = { upstream };
-  world = await startWorld(port, [res, lim, gen, dev]);
+  const macdc = oidcTenant(pub, idp, 'macdc');
+  macdc.tenant.enrollment = { default: 'adde' };
+  macdc.tenant.mdm = { upstream, allow_unauthenticated_device_channel: true };
+  world = await startWorld(port, [res, lim, gen, dev, macdc]);
 });
 
 after(async () => {
@@ -346,6 +349,30 @@ test('an ADDE device enrolled again after its retirement keeps its UDID: not une
   assert.match(u.r.headers.get('www-authenticate') ?? '', /^Bearer method=/);
   // and the old token's grant is still retired: 403 for it
   assert.equal((await putTo('dev', a.token, checkin('TokenUpdate', { UDID: udid }))).r.status, 403);
+});
+
+test('the macOS device channel (no bearer) of a retired enrollment unenrolls too; others still pass', async () => {
+  const udid = 'MAC-DC-RETIRED-1';
+  const a = await enroll({ bridge: world.bridge, tenant: 'macdc', login: 'user1' });
+  assert.equal(a.status, 308);
+  assert.equal((await putTo('macdc', a.token, checkin('Authenticate', { UDID: udid }))).r.status, 200);
+  // the device channel, bearer-less, is forwarded while enrolled
+  let u = await putTo('macdc', null, checkin('TokenUpdate', { UDID: udid }));
+  assert.equal(u.r.status, 200, u.r.body);
+  assert.equal(u.got.length, 1);
+  const c = await cliAsync(['grants', 'retire', '-c', world.config.main, grantOf(a.token)]);
+  assert.equal(c.code, 0, c.stderr);
+  u = await putTo('macdc', null, checkin('TokenUpdate', { UDID: udid }));
+  assert.equal(u.r.status, 403, u.r.body);
+  assert.equal(JSON.parse(u.r.body).code, 'com.apple.unrecognized.device');
+  assert.equal(u.got.length, 0);
+  u = await putTo('macdc', null, checkin('CheckOut', { UDID: udid }));
+  assert.equal(u.r.status, 200);
+  assert.equal(u.got.length, 1);
+  // another Mac's device channel: forwarded as before
+  u = await putTo('macdc', null, checkin('TokenUpdate', { UDID: 'MAC-DC-OTHER' }));
+  assert.equal(u.r.status, 200);
+  assert.equal(u.got.length, 1);
 });
 
 // --------------------------------------------------------------- device-sim --
