@@ -13,11 +13,12 @@
  *   - no bearer, with a Content-Length of at most that small limit: the
  *     body is read, so that a message naming a retired enrollment gets
  *     the unenroll answer (proxy.c); a larger or chunked one is not;
- *   - anything else (a larger body without bearer, a forged or malformed one,
- * another tenant's, a store failure): no body at all. The handler then runs at
- * once on the headers alone; proxy.c judges the bearer before it looks at any
- * body, so it answers 401 with the tenant's challenge (or 503), and the
- * connection closes after the response.
+ *   - anything else (no bearer and a larger or chunked body, a forged or
+ *     malformed bearer, another tenant's, a store failure): no body at
+ *     all. The handler then runs at once on the headers alone; proxy.c
+ *     judges the bearer before it looks at any body, so it answers 401
+ *     with the tenant's challenge (or 503), and the connection closes
+ *     after the response.
  *
  * The verdict is kept with the request (eb_proxy_head_take), so proxy.c
  * judges the whole request (binding, CheckOut) on the same verdict without
