@@ -308,7 +308,8 @@ userinfo(struct eb_oidc *o, const struct eb_tenant *t,
 	if (m->userinfo_endpoint == NULL)
 		return eb_oidc_seterr(
 		    err, EB_OIDC_E_PROTOCOL, "userinfo_unavailable",
-		    "use_userinfo is set but the IdP has no userinfo endpoint");
+		    "userinfo is needed (use_userinfo, or a refresh without "
+		    "an ID token) but the IdP has no userinfo endpoint");
 	eb_buf_init(&auth, MAX_FORM_BYTES);
 	if (eb_buf_addstr(&auth, "Authorization: Bearer ") ||
 	    eb_buf_addstr(&auth, access_token)) {

@@ -8,10 +8,11 @@
 // (on_access_lost reauth) or 403 com.apple.unrecognized.device (unenroll),
 // with an "access.lost" audit event; bob's groups overage is resolved
 // through the IdP's Graph endpoint at each renewal, and a Graph outage is
-// neither an allow nor an unenrollment; a grant the IdP gave no refresh
-// token is challenged after tokens.max_unverified_age, and the sign-in
-// that follows keeps the enrollment. The time from the group removal at
-// the IdP to the device's first refused request is printed.
+// neither an allow nor an unenrollment (past the grace: revoked, not
+// retired); a grant the IdP gave no refresh token is challenged after
+// tokens.max_unverified_age, and the sign-in that follows keeps the
+// enrollment. The time from the group removal at the IdP to the device's
+// first refused request is printed.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import http from 'node:http';
@@ -24,6 +25,7 @@ import {
 
 const CT_CHECKIN = 'application/x-apple-aspen-mdm-checkin';
 const MAX_UNVERIFIED = 3;
+const GRACE = 2; // tenant ug
 
 // an Entra-like person who stays in the enroll group throughout
 const DAVE = {
@@ -156,12 +158,14 @@ before(async () => {
   const graph = { graph_groups: true, graph_url: `${idp.origin}/graph` };
   const re = entraTenant(pub, idp, 're', { domains: ['re.contoso.com'], extraIdp: graph });
   const un = entraTenant(pub, idp, 'un', { domains: ['un.contoso.com'], extraIdp: graph });
-  for (const s of [re, un]) {
+  const ug = entraTenant(pub, idp, 'ug', { domains: ['ug.contoso.com'], extraIdp: graph });
+  for (const s of [re, un, ug]) {
     s.tenant.mdm = { upstream };
     s.tenant.tokens = tokens;
+    s.tenant.on_access_lost = s === re ? 'reauth' : 'unenroll';
   }
-  un.tenant.on_access_lost = 'unenroll';
-  world = await startWorld(port, [re, un]);
+  ug.tenant.tokens = { ...tokens, upstream_grace: GRACE };
+  world = await startWorld(port, [re, un, ug]);
   ({ bridge, db } = world);
 });
 
@@ -268,6 +272,23 @@ test('Graph down while re-checking: no allow, no unenroll; once it answers, the 
   g = grantRow(d.id);
   assert.ok(Number(g.retired_at) > 0);
   checkAccessLost(d.id, 'retire');
+});
+
+test('Graph down past upstream_grace on an unenroll tenant: revoked (401), never retired', async () => {
+  await idpReset(idp);
+  const d = await enrolled('ug', 'bob@contoso.com', 'ENR-BOB-UG');
+  await idpMode(idp, 'graph_503');
+  const r = await until('revoked past the grace', async () => {
+    const x = await put('ug', d.token, checkin('TokenUpdate', d.E));
+    return x.status !== 200 ? x : undefined;
+  });
+  assert.equal(r.status, 401, 'an outage challenges, it does not unenroll');
+  const g = grantRow(d.id);
+  assert.equal(g.status, 'revoked');
+  assert.equal(Number(g.retired_at), 0);
+  assert.match(g.revoke_reason, /for longer than grace/);
+  assert.equal(audits('access.lost', d.id).length, 0);
+  await idpAdmin(idp, '/mode/graph_503', undefined, 'DELETE');
 });
 
 test('no refresh token: challenged after max_unverified_age; the new sign-in keeps the enrollment', async () => {
