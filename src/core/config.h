@@ -116,9 +116,12 @@ struct eb_tokens_config {
 	int refresh_ttl;             /* default 7776000 */
 	int upstream_renew_interval; /* default 3600 */
 	int upstream_grace;          /* default 86400 */
-	int renew_concurrency;       /* default 4 */
-	int code_ttl;                /* our authorization codes; default 60 */
-	int login_ttl;               /* login flows; default 600 */
+	int max_unverified_age; /* a grant without an upstream refresh token
+	                           is re-verified by sign-in after this;
+	                           default 604800 */
+	int renew_concurrency;  /* default 4 */
+	int code_ttl;           /* our authorization codes; default 60 */
+	int login_ttl;          /* login flows; default 600 */
 };
 
 struct eb_oauth2_config {

@@ -410,6 +410,8 @@ parse_tokens(struct eb_cfg_ctx *c, const json_t *root,
 	    /* minimum 1 s: tests shorten the renewal cycle and grace */
 	    TK(upstream_renew_interval, 3600, 1, 7 * 86400),
 	    TK(upstream_grace, 86400, 1, 90 * 86400),
+	    /* minimum 1 s: tests watch an unverified grant end */
+	    TK(max_unverified_age, 7 * 86400, 1, 10 * 366 * 86400),
 	    TK(renew_concurrency, 4, 1, 256),
 	    TK(code_ttl, 60, 10, 600),
 	    TK(login_ttl, 600, 60, 3600),

@@ -139,10 +139,15 @@ eb_grant_issue(struct eb_env *env, const struct eb_config *cfg,
 		g.upstream_next_at = now + t->tokens.upstream_renew_interval;
 	}
 	g.upstream_renewed_at = now;
-	if (tok->refresh_token == NULL)
+	if (tok->refresh_token == NULL) {
+		/* nothing to renew with: the renewer ends it as a sign-in
+		 * challenge once it is max_unverified_age old */
+		g.upstream_next_at = now + t->tokens.max_unverified_age;
 		log_info("tenant %s: the IdP gave no refresh token: grant %s "
-		         "is not renewed silently",
-		         t->id, gid);
+		         "is not renewed silently; re-verified by sign-in in "
+		         "%ds",
+		         t->id, gid, t->tokens.max_unverified_age);
+	}
 	if (tok->sub != NULL) {
 		/* the ID token's own sub, which the silent renewal checks
 		 * refreshed ID tokens against (Entra's subject is tid:oid) */

@@ -287,11 +287,12 @@ out:
 }
 
 /* Read userinfo with the access token and merge it into claims (the ID
- * token's values win); its sub must be the ID token's. */
+ * token's values win); its sub must be want_sub (NULL: claims' own sub, or
+ * any when claims has none). */
 static int
 userinfo(struct eb_oidc *o, const struct eb_tenant *t,
          const struct eb_oidc_meta *m, const char *access_token, json_t *claims,
-         struct eb_oidc_error *err)
+         const char *want_sub, struct eb_oidc_error *err)
 {
 	const char *hdrs[3] = {"Accept: application/json", NULL, NULL};
 	struct eb_http_options ho;
@@ -301,10 +302,14 @@ userinfo(struct eb_oidc *o, const struct eb_tenant *t,
 	json_t *doc = NULL, *v;
 	int rc = -1;
 
+	if (want_sub == NULL)
+		want_sub = json_string_value(json_object_get(claims, "sub"));
+
 	if (m->userinfo_endpoint == NULL)
 		return eb_oidc_seterr(
 		    err, EB_OIDC_E_PROTOCOL, "userinfo_unavailable",
-		    "use_userinfo is set but the IdP has no userinfo endpoint");
+		    "userinfo is needed (use_userinfo, or a refresh without "
+		    "an ID token) but the IdP has no userinfo endpoint");
 	eb_buf_init(&auth, MAX_FORM_BYTES);
 	if (eb_buf_addstr(&auth, "Authorization: Bearer ") ||
 	    eb_buf_addstr(&auth, access_token)) {
@@ -338,8 +343,7 @@ userinfo(struct eb_oidc *o, const struct eb_tenant *t,
 		               "userinfo is not a JSON object within limits");
 	else if ((sub = json_string_value(json_object_get(doc, "sub"))) ==
 	             NULL ||
-	         strcmp(sub,
-	                json_string_value(json_object_get(claims, "sub"))) != 0)
+	         (want_sub != NULL && strcmp(sub, want_sub) != 0))
 		eb_oidc_seterr(err, EB_OIDC_E_TOKEN, "userinfo_sub_mismatch",
 		               "userinfo sub differs from the ID token's");
 	else {
@@ -481,7 +485,7 @@ eb_oidc_finish(struct eb_oidc *o, const struct eb_tenant *t,
 		goto out;
 	}
 	if (t->idp.use_userinfo &&
-	    userinfo(o, t, m, tk.access_token, claims, err))
+	    userinfo(o, t, m, tk.access_token, claims, NULL, err))
 		goto out;
 	if (eb_identity_from_claims(
 	        &ident, json_string_value(json_object_get(claims, "iss")),
@@ -529,9 +533,10 @@ out:
 }
 
 int
-eb_oidc_refresh_subject(struct eb_oidc *o, const struct eb_tenant *t,
-                        const char *refresh_token, const char *expected_sub,
-                        struct eb_oidc_tokens *out, struct eb_oidc_error *err)
+eb_oidc_refresh_claims(struct eb_oidc *o, const struct eb_tenant *t,
+                       const char *refresh_token, const char *expected_sub,
+                       struct eb_oidc_tokens *out, json_t **claims_out,
+                       struct eb_oidc_error *err)
 {
 	const struct eb_oidc_meta *m = NULL;
 	struct eb_oidc_error lerr = {0};
@@ -543,6 +548,8 @@ eb_oidc_refresh_subject(struct eb_oidc *o, const struct eb_tenant *t,
 	if (err == NULL)
 		err = &lerr;
 	memset(out, 0, sizeof(*out));
+	if (claims_out != NULL)
+		*claims_out = NULL;
 	if (refresh_token == NULL || refresh_token[0] == '\0') {
 		eb_oidc_seterr(err, EB_OIDC_E_DENIED, "no_refresh_token",
 		               "no upstream refresh token to renew with");
@@ -578,6 +585,10 @@ eb_oidc_refresh_subject(struct eb_oidc *o, const struct eb_tenant *t,
 	}
 	*out = tk;
 	memset(&tk, 0, sizeof(tk));
+	if (claims_out != NULL) {
+		*claims_out = claims;
+		claims = NULL;
+	}
 	rc = 0;
 out:
 	if (rc != 0 && logged != 2)
@@ -588,6 +599,105 @@ out:
 		          err->reason);
 	json_decref(claims);
 	eb_oidc_tokens_finish(&tk);
+	if (m != NULL)
+		eb_oidc_meta_release(o, m);
+	return rc;
+}
+
+int
+eb_oidc_refresh_subject(struct eb_oidc *o, const struct eb_tenant *t,
+                        const char *refresh_token, const char *expected_sub,
+                        struct eb_oidc_tokens *out, struct eb_oidc_error *err)
+{
+	return eb_oidc_refresh_claims(o, t, refresh_token, expected_sub, out,
+	                              NULL, err);
+}
+
+/* The fresh claims: claims (may be NULL) with userinfo merged in when the
+ * tenant asks for it or there is no ID token. A new reference or NULL. */
+static json_t *
+fresh_claims(struct eb_oidc *o, const struct eb_tenant *t,
+             const struct eb_oidc_meta *m, const char *access_token,
+             json_t *claims, const char *expected_sub,
+             struct eb_oidc_error *err)
+{
+	json_t *c;
+
+	if (claims != NULL && !t->idp.use_userinfo)
+		return json_incref(claims);
+	if (access_token == NULL) {
+		eb_oidc_seterr(err, EB_OIDC_E_PROTOCOL, "access_token_missing",
+		               "no access token to read userinfo with");
+		return NULL;
+	}
+	c = claims != NULL ? json_deep_copy(claims) : json_object();
+	if (c == NULL) {
+		eb_oidc_seterr(err, EB_OIDC_E_INTERNAL, "nomem", "no memory");
+		return NULL;
+	}
+	if (userinfo(o, t, m, access_token, c,
+	             claims != NULL ? NULL : expected_sub, err) != 0) {
+		json_decref(c);
+		return NULL;
+	}
+	return c;
+}
+
+int
+eb_oidc_identity(struct eb_oidc *o, const struct eb_tenant *t,
+                 const char *issuer, const char *access_token, json_t *claims,
+                 const char *expected_sub, struct eb_identity *id,
+                 struct eb_oidc_error *err)
+{
+	const struct eb_provider_ops *prov;
+	const struct eb_oidc_meta *m = NULL;
+	struct eb_oidc_error lerr = {0};
+	struct eb_identity ident;
+	const char *iss;
+	json_t *c = NULL;
+	int rc = -1, logged = 0;
+
+	if (err == NULL)
+		err = &lerr;
+	eb_identity_init(&ident);
+	if ((prov = eb_provider_find(t->idp.type)) == NULL) {
+		eb_oidc_seterr(err, EB_OIDC_E_INTERNAL, "no_provider",
+		               "no provider for idp type");
+		goto out;
+	}
+	if (eb_oidc_metadata_for(o, t, &m, err)) {
+		logged = 1;
+		goto out;
+	}
+	if ((c = fresh_claims(o, t, m, access_token, claims, expected_sub,
+	                      err)) == NULL)
+		goto out;
+	iss = json_string_value(json_object_get(c, "iss"));
+	if (eb_identity_from_claims(&ident, iss ? iss : issuer, c)) {
+		eb_oidc_seterr(err, EB_OIDC_E_TOKEN, "sub_missing",
+		               "claims without a subject");
+		goto out;
+	}
+	if (apply_provider(o, t, prov, &ident, access_token, err)) {
+		if (err->kind == EB_OIDC_E_POLICY) {
+			/* the caller records who was refused */
+			*id = ident;
+			eb_identity_init(&ident);
+		}
+		goto out;
+	}
+	*id = ident;
+	eb_identity_init(&ident);
+	rc = 0;
+out:
+	if (rc != 0)
+		eb_oidc_metric_error(o, t->id, err);
+	if (rc != 0 && !logged)
+		log_warnx("tenant %s: re-check of a person failed: %s %s (%s)",
+		          t->id, eb_oidc_errkind_name(err->kind), err->code,
+		          err->reason);
+	json_decref(c);
+	eb_identity_finish(&ident);
 	if (m != NULL)
 		eb_oidc_meta_release(o, m);
 	return rc;

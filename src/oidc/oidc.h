@@ -169,6 +169,34 @@ int eb_oidc_refresh_subject(struct eb_oidc *o, const struct eb_tenant *t,
                             struct eb_oidc_tokens *out,
                             struct eb_oidc_error *err);
 
+/*
+ * Like eb_oidc_refresh_subject; on success *claims_out (when not NULL)
+ * holds the refreshed ID token's validated claims (json_decref them), or
+ * NULL when the IdP sent no new ID token.
+ */
+int eb_oidc_refresh_claims(struct eb_oidc *o, const struct eb_tenant *t,
+                           const char *refresh_token, const char *expected_sub,
+                           struct eb_oidc_tokens *out, json_t **claims_out,
+                           struct eb_oidc_error *err);
+
+/*
+ * Who the person is now, for the access re-check at a renewal: claims (a
+ * refreshed ID token's, validated; NULL when the IdP sent none) with
+ * userinfo read with access_token merged in when the tenant sets
+ * use_userinfo, or userinfo alone when claims is NULL (its sub must then be
+ * expected_sub, unless NULL); issuer is used when the claims carry no iss.
+ * Then the provider's rules and its group resolution (Entra overage through
+ * Microsoft Graph with access_token), as at sign-in. Fills id (release with
+ * eb_identity_finish) and returns 0; else -1 with err: E_POLICY when a
+ * provider rule refuses the person (id filled), E_UNAVAILABLE, E_PROTOCOL
+ * or E_TOKEN when the person cannot be checked now (an outage: never an
+ * allow).
+ */
+int eb_oidc_identity(struct eb_oidc *o, const struct eb_tenant *t,
+                     const char *issuer, const char *access_token,
+                     json_t *claims, const char *expected_sub,
+                     struct eb_identity *id, struct eb_oidc_error *err);
+
 void eb_oidc_tokens_finish(struct eb_oidc_tokens *t);
 
 /*

@@ -444,6 +444,22 @@ static const char schema_v8[] =
 static const char schema_v8_pg[] =
     "ALTER TABLE grants ADD COLUMN retired_at BIGINT NOT NULL DEFAULT 0;";
 
+/*
+ * Grants the IdP gave no refresh token used to be left unscheduled; they are
+ * due now, and the renewer schedules each at its sign-in plus the tenant's
+ * tokens.max_unverified_age (or ends it when it is older than that).
+ */
+static const char schema_v9[] =
+    "UPDATE grants SET upstream_next_at = CASE WHEN upstream_renewed_at > 0"
+    " THEN upstream_renewed_at ELSE created_at END"
+    " WHERE status = 'active' AND upstream_refresh_token IS NULL"
+    " AND upstream_next_at = 0;";
+static const char schema_v9_pg[] =
+    "UPDATE grants SET upstream_next_at = CASE WHEN upstream_renewed_at > 0"
+    " THEN upstream_renewed_at ELSE created_at END"
+    " WHERE status = 'active' AND upstream_refresh_token IS NULL"
+    " AND upstream_next_at = 0;";
+
 static const struct eb_store_migration migrations[] = {
     {.version = 1,
      .name = "initial schema",
@@ -484,6 +500,11 @@ static const struct eb_store_migration migrations[] = {
      .name = "grants retired for unenrollment",
      .sql = schema_v8,
      .sql_pg = schema_v8_pg,
+     .compat = 1},
+    {.version = 9,
+     .name = "grants without an upstream refresh token re-verified",
+     .sql = schema_v9,
+     .sql_pg = schema_v9_pg,
      .compat = 1},
 };
 

@@ -44,6 +44,7 @@
 #include "jose/seal.h"
 #include "oidc/oidc.h"
 #include "store/store.h"
+#include "token/recheck.h"
 
 #define RENEW_THREADS 8   /* the pool: refreshes in flight, all tenants */
 #define TICK_MAX      5   /* seconds between cycles at most */
@@ -126,6 +127,13 @@ eb_renewer_decide(int errkind, const char *code, int64_t failing_since,
 		out->action = EB_RENEWER_REVOKE;
 		out->result = "denied";
 		snprintf(out->reason, sizeof(out->reason), "upstream: %.64s",
+		         code);
+		return;
+	case EB_OIDC_E_POLICY:
+		/* the re-check: the person no longer passes access */
+		out->action = EB_RENEWER_REVOKE;
+		out->result = "denied";
+		snprintf(out->reason, sizeof(out->reason), "access lost: %.64s",
 		         code);
 		return;
 	case EB_OIDC_E_TOKEN:
@@ -335,19 +343,116 @@ write_back(struct eb_renewer *r, const struct eb_tenant *t,
 static int
 end_grant(struct eb_env *env, const struct eb_tenant *t,
           const struct eb_store_grant *g, const struct eb_renewer_outcome *o,
-          const char *detail, int64_t now)
+          const char *code, const char *detail, int64_t now)
 {
-	int retire = t->on_access_lost == EB_ON_ACCESS_LOST_UNENROLL &&
-	             strcmp(o->result, "denied") == 0;
+	int denied = strcmp(o->result, "denied") == 0, rc;
+	int retire = t->on_access_lost == EB_ON_ACCESS_LOST_UNENROLL && denied;
 
 	log_warnx("tenant %s: grant %s (%s) %s: %s (%s)", t->id, g->id,
 	          g->managed_apple_id ? g->managed_apple_id : "-",
 	          retire ? "retired (the device unenrolls)" : "revoked",
 	          o->reason, detail[0] ? detail : "-");
 	if (retire)
-		return eb_store_grant_retire(env->store, g->id, o->reason, now);
-	return eb_store_grant_set_status(
-	    env->store, g->id, EB_STORE_GRANT_REVOKED, o->reason, now);
+		rc = eb_store_grant_retire(env->store, g->id, o->reason, now);
+	else
+		rc = eb_store_grant_set_status(
+		    env->store, g->id, EB_STORE_GRANT_REVOKED, o->reason, now);
+	/* why the person lost access, for the audit trail */
+	if (rc == EB_STORE_OK && denied)
+		eb_recheck_audit(env->store, t, g, code[0] ? code : o->result,
+		                 detail[0] ? detail : o->reason,
+		                 retire ? "retire" : "revoke", now);
+	return rc;
+}
+
+/*
+ * A grant the IdP gave no refresh token: nothing to renew with, so it is
+ * re-verified by a sign-in once max_unverified_age has passed since the
+ * last one (its device gets 401 and the challenge). Returns as renew().
+ */
+static int
+unverified(struct eb_renewer *r, const struct eb_tenant *t,
+           const struct eb_store_grant *g, int64_t now)
+{
+	struct eb_renewer_outcome o;
+	struct eb_store_upstream u;
+	int64_t due = g->upstream_renewed_at + t->tokens.max_unverified_age;
+	int was_failing = g->upstream_failing_since != 0;
+
+	memset(&u, 0, sizeof(u));
+	if (now < due) {
+		/* not yet (the setting grew, or claimed early) */
+		u.next_at = due;
+		return write_back(r, t, g, &u, now) == 0 && was_failing;
+	}
+	switch (still_held(r, g)) {
+	case HELD_LOST:
+		lost(r, t, g->id);
+		return 0;
+	case HELD:
+		break;
+	default:
+		return 0;
+	}
+	memset(&o, 0, sizeof(o));
+	o.action = EB_RENEWER_REVOKE;
+	o.result = "unverified";
+	snprintf(o.reason, sizeof(o.reason),
+	         "unverified: no upstream refresh token and signed in more "
+	         "than max_unverified_age ago");
+	count(r, t->id, o.result);
+	return end_grant(r->env, t, g, &o, "", "", now) == EB_STORE_OK &&
+	       was_failing;
+}
+
+/*
+ * Refresh grant g with its upstream refresh token rt and re-check the
+ * person with what comes back: tok filled on a successful refresh (its
+ * rotated refresh token must be kept even when the re-check fails), the
+ * outcome decided into o; code and detail say why for the log and the
+ * audit trail.
+ */
+static void
+refresh_and_check(struct eb_renewer *r, const struct eb_tenant *t,
+                  const struct eb_store_grant *g, const char *rt,
+                  const char *sub, struct eb_oidc_tokens *tok,
+                  struct eb_renewer_outcome *o, char *code, size_t codelen,
+                  char *detail, size_t detlen)
+{
+	struct eb_policy_verdict v;
+	struct eb_oidc_error err;
+	json_t *claims = NULL;
+	int kind = EB_OIDC_OK;
+	int64_t now;
+
+	memset(&err, 0, sizeof(err));
+	if (eb_oidc_refresh_claims(r->env->oidc, t, rt, sub, tok, &claims,
+	                           &err) != 0)
+		kind = (int)err.kind;
+	else if (tok->access_token != NULL) {
+		switch (eb_recheck(r->env, t, g, tok, claims, sub, &v, &err)) {
+		case EB_RECHECK_DENIED:
+			kind = EB_OIDC_E_POLICY;
+			snprintf(err.code, sizeof(err.code), "%s", v.code);
+			snprintf(err.reason, sizeof(err.reason), "%s",
+			         v.reason);
+			log_info("tenant %s: grant %s: the person no longer "
+			         "passes access: %s (%s)",
+			         t->id, g->id, v.code, v.reason);
+			break;
+		case EB_RECHECK_FAILED:
+			kind = (int)err.kind;
+			break;
+		default:
+			break;
+		}
+	}
+	json_decref(claims);
+	now = (int64_t)time(NULL);
+	eb_renewer_decide(kind, err.code, g->upstream_failing_since, now,
+	                  &t->tokens, o);
+	snprintf(code, codelen, "%s", err.code);
+	snprintf(detail, detlen, "%s", err.reason);
 }
 
 /*
@@ -362,29 +467,19 @@ renew(struct eb_renewer *r, const struct eb_config *cfg,
 	struct eb_store_upstream u;
 	struct eb_renewer_outcome o;
 	struct eb_oidc_tokens tok;
-	struct eb_oidc_error err;
 	uint8_t *rt = NULL, *sealed = NULL;
 	size_t rt_len = 0, sealed_len = 0;
 	const char *keep;
-	char *sub = NULL, fp[13];
+	char *sub = NULL, fp[13], code[64] = "", detail[256] = "";
 	int rotated = 0;
 	int64_t now = (int64_t)time(NULL);
-	int was_failing = g->upstream_failing_since != 0, changed = 0, rc;
+	int was_failing = g->upstream_failing_since != 0, changed = 0;
 	int stale = 0;
 
 	memset(&u, 0, sizeof(u));
 	memset(&tok, 0, sizeof(tok));
-	memset(&err, 0, sizeof(err));
-	if (g->upstream_refresh_token == NULL) {
-		/* the IdP gave none at sign-in: nothing to renew with, and
-		 * no reason to hold that against the person */
-		log_info("tenant %s: grant %s has no upstream refresh token; "
-		         "it is not renewed",
-		         t->id, g->id);
-		u.failing_since = 0;
-		u.next_at = 0;
-		return write_back(r, t, g, &u, now) == 0 && was_failing;
-	}
+	if (g->upstream_refresh_token == NULL)
+		return unverified(r, t, g, now);
 	if (!eb_grant_lease_may_call(g->lease_until, now,
 	                             cfg->limits.upstream_timeout)) {
 		/* it waited too long: the call could outlive the lease */
@@ -408,17 +503,17 @@ renew(struct eb_renewer *r, const struct eb_config *cfg,
 		                  &o);
 		goto record;
 	}
-	rc = eb_oidc_refresh_subject(env->oidc, t, (const char *)rt, sub, &tok,
-	                             &err);
+	refresh_and_check(r, t, g, (const char *)rt, sub, &tok, &o, code,
+	                  sizeof(code), detail, sizeof(detail));
 	now = (int64_t)time(NULL);
-	eb_renewer_decide(rc == 0 ? EB_OIDC_OK : (int)err.kind, err.code,
-	                  g->upstream_failing_since, now, &t->tokens, &o);
 	/* store the token the IdP rotated to, or the same one when it opened
-	 * in an older form (version, key): it moves to the current one */
+	 * in an older form (version, key): it moves to the current one; also
+	 * when the re-check could not be made (the old one may be dead) */
 	rotated = tok.refresh_token != NULL &&
 	          strcmp(tok.refresh_token, (const char *)rt) != 0;
 	keep = rotated ? tok.refresh_token : (const char *)rt;
-	if (o.action == EB_RENEWER_RENEWED && (rotated || stale) &&
+	if (tok.access_token != NULL && o.action != EB_RENEWER_REVOKE &&
+	    (rotated || stale) &&
 	    eb_seal_ring_seal(env->seal_ring, EB_SEAL_AT_REST, g->id,
 	                      strlen(g->id), keep, strlen(keep), &sealed,
 	                      &sealed_len) != 0) {
@@ -451,13 +546,11 @@ record:
 	count(r, t->id, o.result);
 	switch (o.action) {
 	case EB_RENEWER_REVOKE:
-		if (end_grant(env, t, g, &o, err.reason, now) == EB_STORE_OK)
+		if (end_grant(env, t, g, &o, code, detail, now) == EB_STORE_OK)
 			changed = was_failing;
 		goto out;
 	case EB_RENEWER_RENEWED:
 		u.renewed_at = now;
-		u.refresh_token = sealed;
-		u.refresh_token_len = sealed_len;
 		if (sealed != NULL && !rotated)
 			log_info("tenant %s: grant %s: upstream refresh token "
 			         "re-sealed under the first seal key",
@@ -485,12 +578,14 @@ record:
 		       "(grace %ds), retry in %llds: %s",
 		       t->id, g->id, (long long)o.failing_since,
 		       t->tokens.upstream_grace, (long long)(o.next_at - now),
-		       err.code[0] ? err.code : o.result);
+		       code[0] ? code : o.result);
 		changed = !was_failing;
 		break;
 	default:
 		break;
 	}
+	u.refresh_token = sealed;
+	u.refresh_token_len = sealed_len;
 	u.next_at = o.next_at;
 	u.failing_since = o.failing_since;
 	if (write_back(r, t, g, &u, now) != 0)
@@ -688,9 +783,11 @@ eb_renewer_start(struct eb_env *env)
 	pthread_cond_init(&r->cv, NULL);
 	eb_metrics_describe(env->metrics, M_RENEWALS, "counter",
 	                    "Upstream token renewals by this replica, by "
-	                    "tenant and result (ok, denied, unavailable, "
-	                    "error, lost: the claim ran out and another "
-	                    "worker's result counts).");
+	                    "tenant and result (ok, denied: the IdP or the "
+	                    "access re-check refused the person, unavailable, "
+	                    "error, unverified: no refresh token and older "
+	                    "than max_unverified_age, lost: the claim ran out "
+	                    "and another worker's result counts).");
 	eb_metrics_describe(env->metrics, M_FAILING, "gauge",
 	                    "Active grants whose IdP has been failing to renew "
 	                    "them, fleet-wide; exported only by the replica "

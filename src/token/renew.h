@@ -13,17 +13,25 @@
  * refreshes run on the renewer's own small thread pool, never on the
  * sign-in work queue. Outcomes:
  *
- *   IdP renews            next renewal at now + upstream_renew_interval
+ *   IdP renews            the person is re-checked (token/recheck.h):
+ *                         fresh claims, mapping, access policy; when they
+ *                         pass, next renewal at now + upstream_renew_interval
  *                         (+-10% jitter, to spread load); a rotated refresh
  *                         token is sealed and stored; failing_since cleared
  *   IdP says no           (invalid_grant, ...; or the refreshed ID token is
- *                         for another subject) the grant is revoked
- *   IdP unreachable       failing_since recorded, retried soon; only when it
+ *                         for another subject; or the re-check refuses the
+ *                         person) the grant ends per on_access_lost (revoked
+ *                         or retired), audit "access.lost"
+ *   IdP unreachable       (also the userinfo or Graph call of the re-check)
+ *                         failing_since recorded, retried soon; only when it
  *                         has failed for longer than upstream_grace is the
- *                         grant revoked
+ *                         grant revoked (never retired)
+ *   no refresh token      the grant is due at its sign-in +
+ *                         tokens.max_unverified_age and then revoked
+ *                         ("unverified"): the device signs in again
  *
  * Metrics: enrollbridge_renewals_total{tenant,result="ok|denied|
- * unavailable|error|lost"} (per replica) and the gauge
+ * unavailable|error|unverified|lost"} (per replica) and the gauge
  * enrollbridge_upstream_failing_grants{tenant} (fleet-wide, exported by the
  * one replica holding the "stats" lease). Logs name grants by id, never a
  * token.

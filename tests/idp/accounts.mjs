@@ -12,7 +12,9 @@ export const GROUP_STAFF = '0c7b7a1e-aaaa-4f00-9000-000000000001';
 export const GROUP_ENROLL = '0c7b7a1e-aaaa-4f00-9000-000000000002';
 export const GROUP_ADMINS = '0c7b7a1e-aaaa-4f00-9000-000000000003';
 
-function entra({ login, sub, tid, oid, upn, name, groups, extra = {} }) {
+function entra({
+  login, sub, tid, oid, upn, name, groups, directoryGroups, extra = {},
+}) {
   const claims = {
     sub,
     tid,
@@ -23,7 +25,9 @@ function entra({ login, sub, tid, oid, upn, name, groups, extra = {} }) {
   };
   if (upn !== undefined) claims.upn = upn;
   if (groups !== undefined) claims.groups = groups;
-  return { login, password: PASSWORD, kind: 'entra', claims };
+  const a = { login, password: PASSWORD, kind: 'entra', claims };
+  if (directoryGroups !== undefined) a.directoryGroups = directoryGroups;
+  return a;
 }
 
 function google({ login, sub, hd, email, emailVerified = true, name }) {
@@ -55,6 +59,8 @@ export function defaultAccounts() {
       oid: '00000000-0000-0000-77f3-3332eca7ea82',
       upn: 'bob@contoso.com',
       name: 'Bob Overage',
+      // what the IdP's Graph endpoint answers for him
+      directoryGroups: [GROUP_STAFF, GROUP_ENROLL],
       extra: {
         hasgroups: true,
         _claim_names: { groups: 'src1' },

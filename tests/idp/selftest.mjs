@@ -10,7 +10,7 @@ import { fileURLToPath } from 'node:url';
 import * as jose from 'jose';
 
 import { drive, DriveError, createJar } from './drive.mjs';
-import { TENANT_CONTOSO, GROUP_ENROLL } from './accounts.mjs';
+import { TENANT_CONTOSO, GROUP_ENROLL, GROUP_STAFF } from './accounts.mjs';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const REDIRECT = 'http://127.0.0.1:9/t/acme/oidc/callback';
@@ -273,6 +273,63 @@ test('refresh works, fails after disable, works after enable, fails after revoke
   x = await refresh();
   assert.equal(x.status, 400);
   assert.equal(x.json.error, 'invalid_grant');
+});
+
+test('claims and groups changed at run time; the Graph endpoint; no_refresh_token', async () => {
+  const graph = (at) => fetch(`${idp.issuer}/graph/v1.0/me/getMemberObjects`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', ...(at ? { authorization: `Bearer ${at}` } : {}) },
+    body: '{"securityEnabledOnly":false}',
+  });
+  const r = await login(disc, 'alice@contoso.com');
+  const refresh = () => tokenRequest(disc, { grant_type: 'refresh_token', refresh_token: r.tok.refresh_token });
+  let g = await graph(r.tok.access_token);
+  assert.equal(g.status, 200);
+  assert.deepEqual((await g.json()).value.length, 2);
+  // groups: the token's claim and Graph both follow the directory
+  let a = await admin('/users/alice@contoso.com/groups', { groups: ['g-only'] });
+  assert.deepEqual(a.groups, ['g-only']);
+  let x = await refresh();
+  assert.equal(x.status, 200, x.text);
+  assert.deepEqual(decode(x.json.id_token).claims.groups, ['g-only']);
+  g = await graph(x.json.access_token);
+  assert.deepEqual((await g.json()).value, ['g-only']);
+  // claims: merged, null deletes; userinfo carries them too
+  await admin('/users/alice@contoso.com/claims', { name: 'Alice Renamed', email: null });
+  x = await refresh();
+  const c = decode(x.json.id_token).claims;
+  assert.equal(c.name, 'Alice Renamed');
+  assert.equal(c.email, undefined);
+  const ui = await (await fetch(disc.userinfo_endpoint, { headers: { authorization: `Bearer ${x.json.access_token}` } })).json();
+  assert.equal(ui.name, 'Alice Renamed');
+  // bob's overage: Graph answers his directory groups, the token has none
+  const b = await login(disc, 'bob@contoso.com');
+  assert.equal(decode(b.tok.id_token).claims.groups, undefined);
+  g = await graph(b.tok.access_token);
+  assert.deepEqual((await g.json()).value, [GROUP_STAFF, GROUP_ENROLL]);
+  await admin('/users/bob@contoso.com/groups', { groups: [GROUP_STAFF] });
+  g = await graph(b.tok.access_token);
+  assert.deepEqual((await g.json()).value, [GROUP_STAFF]);
+  // unknown or missing bearer: 401; graph_503 takes it down
+  assert.equal((await graph('not-a-token')).status, 401);
+  assert.equal((await graph()).status, 401);
+  await admin('/mode', { mode: 'graph_503', count: 1 });
+  assert.equal((await graph(b.tok.access_token)).status, 503);
+  assert.equal((await graph(b.tok.access_token)).status, 200);
+  // no_refresh_token: the next token response carries none
+  await admin('/mode', { mode: 'no_refresh_token', count: 1 });
+  x = await refresh();
+  assert.equal(x.status, 200);
+  assert.equal(x.json.refresh_token, undefined);
+  assert.ok(x.json.access_token);
+  // bad input is refused
+  const bad = await fetch(`${idp.admin}/users/alice@contoso.com/groups`, { method: 'POST', body: '{"groups":"x"}' });
+  assert.equal(bad.status, 400);
+  // reset restores the accounts
+  await admin('/reset', {});
+  const st = await admin('/users/alice@contoso.com/claims', {});
+  assert.equal(st.claims.name, 'Alice Contoso');
+  assert.deepEqual(st.groups, [GROUP_STAFF, GROUP_ENROLL]);
 });
 
 test('hostile ID tokens', async () => {

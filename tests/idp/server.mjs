@@ -25,14 +25,19 @@ const TARGETS = {
   userinfo: (p) => p === '/me',
   auth: (p) => p === '/auth' || p.startsWith('/auth/'),
   any: (p) => !p.startsWith('/__admin'),
+  graph: (p) => p.startsWith(GRAPH_PREFIX),
 };
+// A Microsoft-Graph-like endpoint (tenant idp.graph_url = ORIGIN/graph):
+// the current groups of the user owning the bearer access token.
+const GRAPH_PREFIX = '/graph/';
+const GRAPH_MEMBER_OBJECTS = '/graph/v1.0/me/getMemberObjects';
 const BEHAVIOURS = new Set(['malformed', 'huge', 'hang', 'slow', '503', 'close', 'redirect', 'html', 'empty']);
 const ID_TOKEN_MODES = new Set([
   'alg_none', 'hs256_pubkey', 'unknown_kid', 'foreign_key', 'alg_kty_mismatch',
   'wrong_iss', 'wrong_aud', 'multi_aud_no_azp', 'multi_aud_wrong_azp', 'expired',
   'iat_future', 'no_nonce', 'wrong_nonce', 'patch_id_token', 'no_id_token', 'bad_signature',
 ]);
-const OTHER_MODES = new Set(['mixup_iss', 'no_iss', 'jwks_many', 'discovery_patch', 'down', 'down_close']);
+const OTHER_MODES = new Set(['mixup_iss', 'no_iss', 'jwks_many', 'discovery_patch', 'down', 'down_close', 'no_refresh_token']);
 
 export function knownMode(name) {
   if (ID_TOKEN_MODES.has(name) || OTHER_MODES.has(name)) return true;
@@ -193,6 +198,8 @@ export async function startIdp(opts = {}) {
 
   const accounts = new Map();
   for (const a of [...defaultAccounts(), ...(opts.accounts ?? []).map((x) => ({ password: 'secret', kind: 'custom', ...x }))]) accounts.set(a.login.toLowerCase(), a);
+  // what /__admin/reset restores after run-time claim and group changes
+  const pristine = new Map([...accounts].map(([k, a]) => [k, structuredClone(a)]));
   const bySub = () => new Map([...accounts.values()].map((a) => [a.claims.sub, a]));
   const disabled = new Set(); // of sub
 
@@ -278,8 +285,11 @@ export async function startIdp(opts = {}) {
   }
 
   // ----- mode bookkeeping ---------------------------------------------------
-  function takeMode(pred) {
-    const i = state.modes.findIndex((m) => pred(m.mode));
+  // info: what the request is ({grant_type} at the token endpoint); a mode
+  // added with opts.grant_type applies only to token requests of that grant
+  function takeMode(pred, info) {
+    const i = state.modes.findIndex((m) => pred(m.mode)
+      && (m.opts.grant_type === undefined || m.opts.grant_type === info?.grant_type));
     if (i < 0) return undefined;
     const m = state.modes[i];
     if (m.remaining !== null) {
@@ -464,6 +474,28 @@ export async function startIdp(opts = {}) {
     return revoked;
   }
 
+  // The directory's groups of account a: what the Graph endpoint answers.
+  function groupsOf(a) {
+    return a.directoryGroups ?? (Array.isArray(a.claims.groups) ? a.claims.groups : []);
+  }
+
+  // POST /graph/v1.0/me/getMemberObjects with "Authorization: Bearer AT":
+  // {"value": [group ids]} of the account the access token was issued to.
+  async function graph(ctx) {
+    const json = (status, body) => { ctx.status = status; ctx.type = 'application/json'; ctx.body = JSON.stringify(body); };
+    if (ctx.path !== GRAPH_MEMBER_OBJECTS) return json(404, { error: { code: 'Request_ResourceNotFound' } });
+    if (ctx.method !== 'POST') return json(405, { error: { code: 'Request_BadRequest' } });
+    const m = /^Bearer (\S+)$/.exec(ctx.get('authorization') ?? '');
+    const at = m ? await provider.AccessToken.find(m[1]) : undefined;
+    if (!at || !at.accountId) {
+      ctx.set('WWW-Authenticate', 'Bearer error="invalid_token"');
+      return json(401, { error: { code: 'InvalidAuthenticationToken', message: 'Access token is unknown or expired.' } });
+    }
+    const a = bySub().get(at.accountId);
+    if (!a || disabled.has(at.accountId)) return json(401, { error: { code: 'InvalidAuthenticationToken', message: 'The user is gone or disabled.' } });
+    return json(200, { value: [...groupsOf(a)] });
+  }
+
   function adminState() {
     return {
       issuer,
@@ -492,6 +524,7 @@ export async function startIdp(opts = {}) {
         state.modes = [];
         releaseHung();
         disabled.clear();
+        for (const [k, a] of pristine) accounts.set(k, structuredClone(a));
         state.log = [];
         return json(200, { ok: true });
       }
@@ -523,6 +556,25 @@ export async function startIdp(opts = {}) {
         if (m[2] === 'revoke') revoked = revokeUser(sub);
         return json(200, {
           ok: true, login: a.login, sub, disabled: disabled.has(sub), revoked,
+        });
+      }
+      if ((m = /^\/users\/([^/]+)\/(claims|groups)$/.exec(path))) {
+        const a = userFor(m[1]);
+        if (!a) return json(404, { error: 'no such user' });
+        const body = await readJson(ctx.req);
+        if (m[2] === 'claims') {
+          if (!body || typeof body !== 'object' || Array.isArray(body)) return json(400, { error: 'need a JSON object of claims' });
+          if ('sub' in body) return json(400, { error: 'sub cannot change' });
+          for (const [k, v] of Object.entries(body)) { if (v === null) delete a.claims[k]; else a.claims[k] = v; }
+        } else {
+          if (!Array.isArray(body.groups) || !body.groups.every((g) => typeof g === 'string')) return json(400, { error: 'need {"groups": [strings]}' });
+          // the directory's membership (what Graph answers), and the token's
+          // groups claim when the account carries one (no overage)
+          a.directoryGroups = [...body.groups];
+          if (Array.isArray(a.claims.groups)) a.claims.groups = [...body.groups];
+        }
+        return json(200, {
+          ok: true, login: a.login, claims: a.claims, groups: groupsOf(a),
         });
       }
       if (path === '/clients') {
@@ -666,6 +718,8 @@ ${error ? `<p class="err" id="error">${esc(error)}</p>` : ''}
       }
     } else if (em) { entry.mode = em.mode; behave(ctx, em); return; }
 
+    if (TARGETS.graph(path)) { await graph(ctx); return; }
+
     const mi = /^\/interaction\/([^/]+)(?:\/(login|confirm))?$/.exec(path);
     if (mi) {
       try {
@@ -702,8 +756,16 @@ ${error ? `<p class="err" id="error">${esc(error)}</p>` : ''}
         if (_s) entry.client_secret_in_body = true;
       }
       entry.status = ctx.status;
+      if (ctx.status === 200 && ctx.body && typeof ctx.body === 'object' && !Buffer.isBuffer(ctx.body) && ctx.body.refresh_token) {
+        const nm = takeMode((mode) => mode === 'no_refresh_token', { grant_type: ctx.oidc?.body?.grant_type });
+        if (nm) {
+          entry.mode = nm.mode;
+          const { refresh_token: _r, ...rest } = ctx.body;
+          ctx.body = rest;
+        }
+      }
       if (ctx.status === 200 && ctx.body && typeof ctx.body === 'object' && !Buffer.isBuffer(ctx.body) && ctx.body.id_token) {
-        const tm = takeMode((mode) => ID_TOKEN_MODES.has(mode));
+        const tm = takeMode((mode) => ID_TOKEN_MODES.has(mode), { grant_type: ctx.oidc?.body?.grant_type });
         if (tm) { entry.mode = tm.mode; ctx.body = tamperIdToken(ctx.body, tm); }
       }
     }

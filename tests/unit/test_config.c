@@ -177,6 +177,7 @@ test_minimal_defaults(void **state)
 	assert_int_equal(t->tokens.refresh_ttl, 7776000);
 	assert_int_equal(t->tokens.upstream_renew_interval, 3600);
 	assert_int_equal(t->tokens.upstream_grace, 86400);
+	assert_int_equal(t->tokens.max_unverified_age, 7 * 86400);
 	assert_int_equal(t->tokens.renew_concurrency, 4);
 	assert_int_equal(t->tokens.code_ttl, 60);
 	assert_int_equal(t->tokens.login_ttl, 600);
@@ -463,6 +464,14 @@ test_tenant_errors(void **state)
 	                   "\"tokens\": {\"refresh_ttl\": 99999999999}, "
 	                   "" IDP_OK "}",
 	                   "tokens.refresh_ttl", "between");
+	expect_tenant_fail("{\"id\": \"acme\", \"domains\": [\"a.example\"], "
+	                   "\"tokens\": {\"max_unverified_age\": 0}, " IDP_OK
+	                   "}",
+	                   "tokens.max_unverified_age", "between 1 and");
+	expect_tenant_fail(
+	    "{\"id\": \"acme\", \"domains\": [\"a.example\"], "
+	    "\"tokens\": {\"max_unverified_age\": \"7d\"}, " IDP_OK "}",
+	    "tokens.max_unverified_age", "must be an integer");
 	/* broken JSON names the tenant file */
 	expect_tenant_fail("{\"id\": \"acme\",", "", "invalid JSON");
 	expect_tenant_fail("{\"id\": \"acme\", \"id\": \"b\"}", "",

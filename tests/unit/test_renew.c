@@ -80,6 +80,13 @@ test_decide_denied_revokes(void **state)
 	assert_int_equal(o.action, EB_RENEWER_REVOKE);
 	assert_string_equal(o.reason, "upstream: consent_required");
 
+	/* the access re-check: no longer in a required group */
+	eb_renewer_decide(EB_OIDC_E_POLICY, "group_required", 500, 1000, &TK,
+	                  &o);
+	assert_int_equal(o.action, EB_RENEWER_REVOKE);
+	assert_string_equal(o.result, "denied");
+	assert_string_equal(o.reason, "access lost: group_required");
+
 	eb_renewer_decide(EB_OIDC_E_TOKEN, "sub_mismatch", 0, 1000, &TK, &o);
 	assert_int_equal(o.action, EB_RENEWER_REVOKE);
 	assert_string_equal(o.result, "denied");
@@ -328,6 +335,7 @@ test_worker_idp_down(void **state)
 	struct eb_oidc_opts oo = {
 	    .timeout = 2, .max_bytes = 1 << 20, .jwks_max_keys = 16};
 	struct eb_config_error err;
+	struct eb_store_upstream u;
 	struct eb_store_grant g;
 	struct eb_config *cfg;
 	struct eb_env *env;
@@ -344,7 +352,8 @@ test_worker_idp_down(void **state)
 	           "\"idp\": {\"type\": \"oidc\", \"issuer\": "
 	           "\"http://127.0.0.1:1\", \"client_id\": \"cid\", "
 	           "\"client_secret\": \"s\"}, \"tokens\": "
-	           "{\"upstream_renew_interval\": 1, \"upstream_grace\": 2}}");
+	           "{\"upstream_renew_interval\": 1, \"upstream_grace\": 2, "
+	           "\"max_unverified_age\": 4}}");
 	snprintf(path, sizeof(path), "%s/config.json", dir);
 	memset(&err, 0, sizeof(err));
 	if ((cfg = eb_config_load(path, &err)) == NULL)
@@ -360,6 +369,14 @@ test_worker_idp_down(void **state)
 
 	put_grant(env, "g-down", "upstream-refresh-secret", now);
 	put_grant(env, "g-none", NULL, now);
+	/* signed in just now, without a refresh token */
+	put_grant(env, "g-young", NULL, now);
+	memset(&u, 0, sizeof(u));
+	u.renewed_at = now;
+	u.next_at = now - 1;
+	assert_int_equal(
+	    eb_store_grant_set_upstream(env->store, "g-young", &u, now),
+	    EB_STORE_OK);
 	memset(&g, 0, sizeof(g));
 
 	assert_non_null(r = eb_renewer_start(env));
@@ -382,10 +399,18 @@ test_worker_idp_down(void **state)
 	                           "tenant=\"t\",result=\"lost\"") == 0);
 	/* counted from the store by the holder of the stats lease: us */
 	assert_true(gauge_until(env, 1) == 1);
-	/* the grant without a refresh token is off the schedule, untouched */
+	/* without a refresh token and signed in longer than
+	 * max_unverified_age ago: revoked, the device signs in again */
 	get_grant(env, "g-none", &g);
-	assert_int_equal(g.upstream_next_at, 0);
+	assert_int_equal(g.status, EB_STORE_GRANT_REVOKED);
+	assert_non_null(strstr(g.revoke_reason, "unverified"));
+	assert_int_equal(g.retired_at, 0);
+	assert_true(eb_metrics_get(env->metrics, "enrollbridge_renewals_total",
+	                           "tenant=\"t\",result=\"unverified\"") >= 1);
+	/* a younger one is scheduled for when it gets that old */
+	get_grant(env, "g-young", &g);
 	assert_int_equal(g.status, EB_STORE_GRANT_ACTIVE);
+	assert_int_equal(g.upstream_next_at, now + 4);
 
 	/* past the 2 s grace: revoked, and no longer counted as failing */
 	for (i = 0; i < 100; i++) {
@@ -400,6 +425,15 @@ test_worker_idp_down(void **state)
 	assert_true(g.revoked_at - failing > 2);
 	assert_null(g.upstream_refresh_token);
 	assert_true(gauge_until(env, 0) == 0);
+	/* and the younger one ends once it is old enough */
+	for (i = 0; i < 100; i++) {
+		get_grant(env, "g-young", &g);
+		if (g.status != EB_STORE_GRANT_ACTIVE)
+			break;
+		usleep(100 * 1000);
+	}
+	assert_int_equal(g.status, EB_STORE_GRANT_REVOKED);
+	assert_true(g.revoked_at >= now + 4);
 	eb_store_grant_finish(&g);
 
 	eb_renewer_stop(r);

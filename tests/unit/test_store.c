@@ -29,6 +29,7 @@
 
 #include "core/mem.h"
 #include "store/pg/pg_import.h"
+#include "store/migrations.h"
 #include "store/store.h"
 
 static const struct {
@@ -1163,6 +1164,63 @@ test_binding_migration(void **state)
 	assert_int_equal(token_status(s, H("m1")), EB_STORE_TOKEN_REVOKED);
 	assert_int_equal(mk_person_grant(s, "x1", "acme", "sub-x", "E-2"),
 	                 EB_STORE_CONFLICT);
+	eb_store_close(s);
+}
+
+/* The version of the migration named name (the merge of branches may
+ * renumber it). */
+static int
+migration_version(const char *name)
+{
+	const struct eb_store_migration *m;
+	size_t n, i;
+
+	m = eb_store_migrations(&n);
+	for (i = 0; i < n; i++)
+		if (strcmp(m[i].name, name) == 0)
+			return m[i].version;
+	fail_msg("no migration \"%s\"", name);
+	return -1;
+}
+
+/* Grants without an upstream refresh token, left unscheduled by older
+ * binaries, become due so the renewer re-verifies them; nothing else. */
+static void
+test_unverified_migration(void **state)
+{
+	struct fx *fx = *state;
+	struct eb_store_grant g;
+	struct eb_store *s;
+	char path[1200], err[512];
+	int v = migration_version(
+	    "grants without an upstream refresh token re-verified");
+
+	fx_target(fx, "unverified.db", path, sizeof(path));
+	eb_store_test_schema_limit(v - 1);
+	s = eb_store_open(ops, path, err, sizeof(err));
+	eb_store_test_schema_limit(-1);
+	assert_non_null(s);
+	assert_int_equal(mk_person_grant(s, "n1", "acme", "sub-n", NULL),
+	                 EB_STORE_OK);
+	mk_grant(s, "r1", "acme"); /* with a refresh token, scheduled */
+	assert_int_equal(mk_person_grant(s, "x1", "acme", "sub-x", NULL),
+	                 EB_STORE_OK);
+	assert_int_equal(eb_store_grant_set_status(
+	                     s, "x1", EB_STORE_GRANT_REVOKED, "gone", T0),
+	                 EB_STORE_OK);
+	eb_store_close(s);
+
+	assert_non_null(s = eb_store_open(ops, path, err, sizeof(err)));
+	memset(&g, 0, sizeof(g));
+	assert_int_equal(eb_store_grant_get(s, "n1", &g), EB_STORE_OK);
+	assert_int_equal(g.upstream_next_at, T0); /* its created_at */
+	eb_store_grant_finish(&g);
+	assert_int_equal(eb_store_grant_get(s, "r1", &g), EB_STORE_OK);
+	assert_int_equal(g.upstream_next_at, T0 + 3600);
+	eb_store_grant_finish(&g);
+	assert_int_equal(eb_store_grant_get(s, "x1", &g), EB_STORE_OK);
+	assert_int_equal(g.upstream_next_at, 0);
+	eb_store_grant_finish(&g);
 	eb_store_close(s);
 }
 
@@ -2386,6 +2444,7 @@ main(void)
 	    T(test_grant_retire),
 	    T(test_binding_one_active),
 	    T(test_binding_migration),
+	    T(test_unverified_migration),
 	    T(test_audit),
 	    T(test_import_sqlite),
 	    T(test_keys),
