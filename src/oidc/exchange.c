@@ -24,6 +24,7 @@
 #include "core/log.h"
 #include "core/mem.h"
 #include "core/str.h"
+#include "identity/route.h"
 #include "providers/provider.h"
 
 #define MAX_EXPIRES_IN   (10 * 365 * 86400)
@@ -390,7 +391,7 @@ apply_provider(struct eb_oidc *o, const struct eb_tenant *t,
                const char *access_token, struct eb_oidc_error *err)
 {
 	char why[256] = "";
-	int v;
+	int v, need;
 
 	if (prov->check_identity != NULL &&
 	    (v = prov->check_identity(t, id, why, sizeof(why))) !=
@@ -401,7 +402,12 @@ apply_provider(struct eb_oidc *o, const struct eb_tenant *t,
 		                          : EB_OIDC_E_PROTOCOL,
 		    v == EB_PROVIDER_DENY ? "policy_denied" : "provider_failed",
 		    "%s", why[0] ? why : "refused by the provider");
-	if (t->access.require_groups.n == 0 || id->groups_known)
+	need = t->access.require_groups.n > 0;
+	/* routes matching on groups: resolved where the provider can (an
+	 * overage), else they match on the groups the token carries */
+	if (id->groups_known || (!need && !eb_route_needs_groups(t)))
+		return 0;
+	if (prov->resolve_groups == NULL && !need)
 		return 0;
 	if (prov->resolve_groups == NULL)
 		return eb_oidc_seterr(
