@@ -167,6 +167,12 @@ test('alice (enroll group) takes route "enrollers": profile and check-ins at MDM
   assert.equal(f.headers['x-enrollbridge-udid'], MAC.udid);
   assert.deepEqual(claimsHeader(f.headers), at.idp);
 
+  // the grant remembers its route
+  const gl = await cliAsync(['grants', 'list', '-c', world.config.main, '--json']);
+  assert.equal(gl.code, 0, gl.stderr);
+  const g = gl.stdout.trim().split('\n').map((l) => JSON.parse(l)).find((x) => x.id === at.grant_id);
+  assert.equal(g.route, 'enrollers');
+
   const c = await put(token, checkin('Authenticate', { EnrollmentID: 'ENR-ALICE' }));
   assert.equal(c.status, 200, c.body);
   assert.equal(c.A.length, 0);
@@ -185,6 +191,10 @@ test('erin (no enroll group) keeps the tenant: MDM A, the tenant\'s mdm.claims, 
   assert.deepEqual(at.idp.groups, [GROUP_STAFF]);
   assert.equal(at.idp.tid, TENANT_CONTOSO);
   assert.equal(typeof at.idp.name, 'string');
+
+  const gl = await cliAsync(['grants', 'list', '-c', world.config.main, '--json']);
+  const g = gl.stdout.trim().split('\n').map((l) => JSON.parse(l)).find((x) => x.id === at.grant_id);
+  assert.equal(g.route, undefined);
 
   const p = await profile(token);
   assert.equal(p.status, 200, p.body.toString());
