@@ -67,6 +67,7 @@ function tenantConfig({ withRoute = true } = {}) {
     claims: ['name', 'groups', 'tid'],
     clients: [{ client_id: 'mdm-a', client_secret: 'introspect-secret' }],
   };
+  t.esso = { app_store_id: 456 };
   if (withRoute) {
     t.routes = [
       { name: 'nobody', match: { claims: { tid: 'not-a-tenant' } }, mdm: { upstream: mdms.A.url } },
@@ -74,6 +75,8 @@ function tenantConfig({ withRoute = true } = {}) {
         name: 'enrollers',
         match: { groups: [GROUP_ENROLL] },
         mdm: { upstream: mdms.B.url, profile: { url: `${mdms.B.url}/profile` }, claims: ['name', 'upn'] },
+        esso: { app_store_id: 123 },
+        enrollment: { default: 'adde' },
       },
     ];
   }
@@ -145,6 +148,9 @@ test('alice (enroll group) takes route "enrollers": profile and check-ins at MDM
   const token = await signIn('alice@contoso.com');
   const at = payloadOf(token);
   assert.equal(at.route, 'enrollers');
+  // the route's enrollment makes her (iPhone) enrollment ADDE
+  assert.equal(at.enrollment_mode, 'ADDE');
+  await bridge.waitLog(/route enrollers makes this BYOD enrollment ADDE/);
   assert.deepEqual(at.idp, { name: at.idp.name, upn: 'alice@contoso.com' });
   assert.equal(typeof at.idp.name, 'string');
 
@@ -159,7 +165,7 @@ test('alice (enroll group) takes route "enrollers": profile and check-ins at MDM
   assert.ok(await verifyWithJwks(f.headers.authorization.slice(7)), 'the bearer verifies with our JWKS');
   assert.equal(f.headers['x-enrollbridge-managed-apple-account'], 'alice@appleid.contoso.com');
   assert.equal(f.headers['x-enrollbridge-login'], 'alice@contoso.com');
-  assert.equal(f.headers['x-enrollbridge-enrollment-mode'], 'BYOD');
+  assert.equal(f.headers['x-enrollbridge-enrollment-mode'], 'ADDE');
   assert.equal(f.headers['x-enrollbridge-grant-id'], at.grant_id);
   assert.equal(f.headers['x-enrollbridge-route'], 'enrollers');
   assert.equal(f.headers['x-enrollbridge-model-family'], 'Mac');
@@ -173,12 +179,13 @@ test('alice (enroll group) takes route "enrollers": profile and check-ins at MDM
   const g = gl.stdout.trim().split('\n').map((l) => JSON.parse(l)).find((x) => x.id === at.grant_id);
   assert.equal(g.route, 'enrollers');
 
-  const c = await put(token, checkin('Authenticate', { EnrollmentID: 'ENR-ALICE' }));
+  const c = await put(token, checkin('Authenticate', { UDID: 'UDID-ALICE-1' }));
   assert.equal(c.status, 200, c.body);
   assert.equal(c.A.length, 0);
   assert.equal(c.B.length, 1);
   const h = c.B[0].headers;
   assert.equal(h['x-enrollbridge-route'], 'enrollers');
+  assert.equal(h['x-enrollment-mode'], 'ADDE');
   assert.equal(h['x-managed-apple-id'], 'alice@appleid.contoso.com');
   assert.equal(h['x-enrollbridge-managed-apple-account'], 'alice@appleid.contoso.com');
   assert.deepEqual(claimsHeader(h), at.idp);
@@ -247,6 +254,33 @@ test('introspection shows route and idp like the token', async () => {
   assert.deepEqual(j.idp, at.idp);
 });
 
+test('re-authentication of a routed grant names the route\'s ESSO document', async () => {
+  const first = await enrollPost(`${bridge.url}/t/contoso/enroll`);
+  await first.arrayBuffer();
+  assert.equal(first.status, 401);
+  assert.equal(first.headers.get('x-apple-mdm-esso'), `${bridge.url}/t/contoso/esso.json`);
+  const tenantDoc = await (await fetch(first.headers.get('x-apple-mdm-esso'))).json();
+  assert.equal(tenantDoc.iTunesStoreID, 456);
+
+  const token = await signIn('alice@contoso.com');
+  const rv = await cliAsync(['grants', 'revoke', '-c', world.config.main, payloadOf(token).grant_id]);
+  assert.equal(rv.code, 0, rv.stderr);
+  const r = await put(token, checkin('TokenUpdate', { EnrollmentID: 'ENR-ALICE-ESSO' }));
+  assert.equal(r.status, 401);
+  assert.equal(r.A.length + r.B.length, 0);
+  const again = await fetch(`${bridge.url}/t/contoso/mdm/checkin`, {
+    method: 'PUT',
+    headers: { authorization: `Bearer ${token}`, 'content-type': CT_CHECKIN },
+    body: checkin('TokenUpdate', { EnrollmentID: 'ENR-ALICE-ESSO' }),
+  });
+  await again.arrayBuffer();
+  const url = again.headers.get('x-apple-mdm-esso');
+  assert.equal(url, `${bridge.url}/t/contoso/esso.json?route=enrollers`);
+  const doc = await (await fetch(url)).json();
+  assert.equal(doc.iTunesStoreID, 123);
+  assert.equal((await fetch(`${bridge.url}/t/contoso/esso.json?route=gone`)).status, 404);
+});
+
 test('enrollbridge map names the route a claims document takes', async () => {
   const dir = tmpDir('eb-routes-map-');
   const doc = (groups) => {
@@ -258,7 +292,7 @@ test('enrollbridge map names the route a claims document takes', async () => {
   };
   const a = await cliAsync(['map', '-c', world.config.main, '--tenant', 'contoso', '--claims', doc([GROUP_ENROLL])]);
   assert.equal(a.code, 0, a.stderr);
-  assert.match(a.stdout, /^route: enrollers \(overrides mdm\)$/m);
+  assert.match(a.stdout, /^route: enrollers \(overrides enrollment mdm esso\)$/m);
   assert.match(a.stdout, new RegExp(`^mdm_upstream: ${mdms.B.url}$`, 'm'));
   const e = await cliAsync(['map', '-c', world.config.main, '--tenant', 'contoso', '--claims', doc([GROUP_STAFF, 'x'])]);
   assert.equal(e.code, 0, e.stderr);
@@ -269,11 +303,11 @@ test('enrollbridge map names the route a claims document takes', async () => {
 test('a route removed from the configuration fails closed: 503, nothing forwarded, logged', async () => {
   const alice = await signIn('alice@contoso.com');
   const erin = await signIn('erin@contoso.com');
-  assert.equal((await put(alice, checkin('Authenticate', { EnrollmentID: 'ENR-ALICE-2' }))).B.length, 1);
+  assert.equal((await put(alice, checkin('Authenticate', { UDID: 'UDID-ALICE-2' }))).B.length, 1);
   world.config.write(tenantConfig({ withRoute: false }));
   bridge.proc.kill('SIGHUP');
   await bridge.waitLog(/configuration reloaded/);
-  const c = await put(alice, checkin('TokenUpdate', { EnrollmentID: 'ENR-ALICE-2' }));
+  const c = await put(alice, checkin('TokenUpdate', { UDID: 'UDID-ALICE-2' }));
   assert.equal(c.status, 503);
   assert.equal(c.A.length + c.B.length, 0, 'nothing forwarded for a gone route');
   await bridge.waitLog(/route enrollers, which is no longer configured/);
