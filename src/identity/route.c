@@ -7,26 +7,7 @@
 
 #include <jansson.h>
 
-#include "core/str.h"
-
-/* Entra group ids (GUIDs) compare ignoring case, names exactly (as the
- * access policy does). */
-static int
-group_eq(const char *want, const char *have)
-{
-	size_t i;
-
-	if (strcmp(want, have) == 0)
-		return 1;
-	if (strlen(want) != 36)
-		return 0;
-	for (i = 0; i < 36; i++)
-		if ((i == 8 || i == 13 || i == 18 || i == 23)
-		        ? want[i] != '-'
-		        : strchr("0123456789abcdefABCDEF", want[i]) == NULL)
-			return 0;
-	return eb_str_ieq(want, have);
-}
+#include "identity/policy.h"
 
 static int
 groups_match(const struct eb_strlist *want, const struct eb_identity *id)
@@ -37,7 +18,7 @@ groups_match(const struct eb_strlist *want, const struct eb_identity *id)
 		return 1;
 	for (i = 0; i < want->n; i++)
 		for (j = 0; j < id->groups.n; j++)
-			if (group_eq(want->v[i], id->groups.v[j]))
+			if (eb_policy_group_eq(want->v[i], id->groups.v[j]))
 				return 1;
 	return 0;
 }

@@ -24,6 +24,7 @@
 #include "core/log.h"
 #include "core/mem.h"
 #include "core/str.h"
+#include "identity/policy.h"
 #include "identity/route.h"
 #include "providers/provider.h"
 
@@ -403,11 +404,14 @@ apply_provider(struct eb_oidc *o, const struct eb_tenant *t,
 		    v == EB_PROVIDER_DENY ? "policy_denied" : "provider_failed",
 		    "%s", why[0] ? why : "refused by the provider");
 	need = t->access.require_groups.n > 0;
-	/* routes matching on groups: resolved where the provider can (an
-	 * overage), else they match on the groups the token carries */
 	if (id->groups_known || (!need && !eb_route_needs_groups(t)))
 		return 0;
-	if (prov->resolve_groups == NULL && !need)
+	/* only routes match on groups: a token without any is a person in
+	 * none, unless it says they were too many to carry (an overage):
+	 * then they are resolved, and a failure refuses the sign-in rather
+	 * than send the person to the wrong MDM */
+	if (!need &&
+	    (prov->resolve_groups == NULL || !eb_policy_groups_overage(id)))
 		return 0;
 	if (prov->resolve_groups == NULL)
 		return eb_oidc_seterr(

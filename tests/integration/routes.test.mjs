@@ -236,6 +236,16 @@ test('erin (no enroll group) keeps the tenant: MDM A, the tenant\'s mdm.claims, 
   assert.deepEqual(claimsHeader(got), at.idp);
 });
 
+test('a groups overage the bridge cannot resolve refuses the sign-in rather than guess a route', async () => {
+  // bob's token says he has groups but carries none; without idp.graph_groups
+  // they cannot be read, and a route matches on groups
+  const r = await enroll({ bridge, tenant: 'contoso', login: 'bob@contoso.com' });
+  assert.equal(r.stage, 'callback');
+  assert.equal(r.status, 403);
+  assert.match(r.body, /group/i);
+  assert.equal(r.token, undefined);
+});
+
 test('introspection shows route and idp like the token', async () => {
   const token = await signIn('alice@contoso.com');
   const at = payloadOf(token);
