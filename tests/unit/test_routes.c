@@ -10,6 +10,7 @@
 #include <setjmp.h>
 #include <cmocka.h>
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -17,6 +18,7 @@
 
 #include "core/config.h"
 #include "core/mem.h"
+#include "grant/issue.h"
 #include "handle/idheaders.h"
 #include "identity/identity.h"
 #include "identity/route.h"
@@ -93,6 +95,57 @@ test_match(void **state)
 	/* an empty match takes everyone */
 	identity(&id, "{\"sub\":\"a\"}");
 	assert_ptr_equal(eb_route_match(&t, &id), &r[0]);
+	eb_identity_finish(&id);
+}
+
+static void
+test_grant_extra(void **state)
+{
+	static char *names[] = {"name", "groups", "big", "missing", "tid"};
+	struct eb_tenant view;
+	struct eb_identity id;
+	json_t *x, *idp;
+	char *s, big[EB_GRANT_IDP_MAX + 16], json[EB_GRANT_IDP_MAX + 128];
+
+	(void)state;
+	memset(&view, 0, sizeof(view));
+	view.id = "acme";
+	view.mdm.claims.v = names;
+	view.mdm.claims.n = 5;
+	memset(big, 'x', sizeof(big) - 1);
+	big[sizeof(big) - 1] = '\0';
+	snprintf(json, sizeof(json),
+	         "{\"sub\":\"a\",\"name\":\"Alice\",\"groups\":[\"g1\",\"g2\"],"
+	         "\"tid\":\"t1\",\"preferred_username\":\"alice@x\","
+	         "\"big\":\"%s\"}",
+	         big);
+	identity(&id, json);
+	assert_non_null(s = eb_grant_extra(&view, "eng", &id, "sub-1"));
+	assert_non_null(x = json_loads(s, 0, NULL));
+	assert_string_equal(json_string_value(json_object_get(x, "sub")),
+	                    "sub-1");
+	assert_string_equal(json_string_value(json_object_get(x, "route")),
+	                    "eng");
+	assert_string_equal(json_string_value(json_object_get(x, "login")),
+	                    "alice@x");
+	idp = json_object_get(x, "idp");
+	assert_string_equal(json_string_value(json_object_get(idp, "name")),
+	                    "Alice");
+	assert_int_equal(json_array_size(json_object_get(idp, "groups")), 2);
+	assert_string_equal(json_string_value(json_object_get(idp, "tid")),
+	                    "t1");
+	/* too big for the snapshot: left out; absent claims: absent */
+	assert_null(json_object_get(idp, "big"));
+	assert_null(json_object_get(idp, "missing"));
+	json_decref(x);
+	eb_free(s);
+	eb_identity_finish(&id);
+	/* no route, no mdm.claims: only sub and login */
+	view.mdm.claims.n = 0;
+	identity(&id, "{\"sub\":\"a\",\"upn\":\"a@upn\"}");
+	assert_non_null(s = eb_grant_extra(&view, NULL, &id, NULL));
+	assert_string_equal(s, "{\"login\":\"a@upn\"}");
+	eb_free(s);
 	eb_identity_finish(&id);
 }
 
@@ -181,6 +234,7 @@ main(void)
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_match),
 	    cmocka_unit_test(test_headers),
+	    cmocka_unit_test(test_grant_extra),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
