@@ -127,26 +127,42 @@ load_or_explain(const char *path)
  * profile without a com.apple.mdm payload is a configuration error) and
  * Enrollment SSO profiles (nothing but extensible SSO and certificates).
  */
+/* One tenant, or one route's view of it (key names the route). */
+static int
+check_view(const struct eb_tenant *t, const char *key, char *err, size_t errlen)
+{
+	char why[384];
+
+	why[0] = '\0';
+	if (t->mdm.profile_file != NULL &&
+	    eb_profile_check_config(t, NULL, why, sizeof(why)) != 0) {
+		snprintf(err, errlen, "%s: %smdm.profile: %s", t->file, key,
+		         why);
+		return -1;
+	}
+	if (t->esso != NULL && eb_esso_check_config(t, why, sizeof(why)) != 0) {
+		snprintf(err, errlen, "%s: %sesso: %s", t->file, key, why);
+		return -1;
+	}
+	return 0;
+}
+
 static int
 check_files(const struct eb_config *cfg, char *err, size_t errlen)
 {
-	char why[384];
-	size_t i;
+	char key[48];
+	size_t i, j;
 
 	for (i = 0; i < cfg->ntenants; i++) {
 		const struct eb_tenant *t = cfg->tenants[i];
 
-		why[0] = '\0';
-		if (t->mdm.profile_file != NULL &&
-		    eb_profile_check_config(t, NULL, why, sizeof(why)) != 0) {
-			snprintf(err, errlen, "%s: mdm.profile: %s", t->file,
-			         why);
+		if (check_view(t, "", err, errlen) == -1)
 			return -1;
-		}
-		if (t->esso != NULL &&
-		    eb_esso_check_config(t, why, sizeof(why)) != 0) {
-			snprintf(err, errlen, "%s: esso: %s", t->file, why);
-			return -1;
+		for (j = 0; j < t->nroutes; j++) {
+			snprintf(key, sizeof(key), "routes[%zu].", j);
+			if (check_view(&t->routes[j].view, key, err, errlen) ==
+			    -1)
+				return -1;
 		}
 	}
 	return 0;

@@ -27,6 +27,7 @@
 #define CACHE_MAX_ENTRIES     256
 #define FETCH_DEFAULT_TIMEOUT 10
 #define FETCH_DEFAULT_MAX     (1024 * 1024)
+#define FETCH_MAX_HEADERS     32 /* the bearer and identity headers */
 #define URL_MAX               8192
 #define MDM_PAYLOAD_TYPE      "com.apple.mdm"
 #define TOPIC_PREFIX          "com.apple.mgmt."
@@ -608,15 +609,24 @@ static struct eb_plist *
 fetch_profile(const struct eb_tenant *t, const struct eb_profile_opts *o,
               char *err, size_t errlen)
 {
-	static const char *const headers[] = {
+	const char *headers[FETCH_MAX_HEADERS + 2] = {
 	    "Accept: application/x-apple-aspen-config, application/x-plist, "
-	    "*/*",
-	    NULL};
+	    "*/*"};
 	struct eb_http_options ho;
 	struct eb_http_response *r;
 	struct eb_plist *p = NULL;
 	char why[256];
+	size_t i;
 
+	for (i = 0; o->fetch_headers != NULL && o->fetch_headers[i] != NULL;
+	     i++) {
+		if (i == FETCH_MAX_HEADERS) {
+			eb_errf(err, errlen, "too many profile fetch headers");
+			return NULL;
+		}
+		headers[i + 1] = o->fetch_headers[i];
+	}
+	headers[i + 1] = NULL;
 	eb_http_options_init(&ho, "GET", t->mdm.profile_url);
 	ho.headers = headers;
 	ho.timeout =

@@ -61,6 +61,10 @@ struct eb_profile_opts {
 	int fetch_timeout;              /* seconds, MDM fetch; 0: 10 */
 	size_t fetch_max_bytes;         /* MDM fetch; 0: 1 MiB */
 	const char *fetch_cafile;       /* tests: trust these CAs (PEM) */
+	/* more request headers for the mdm.profile.url fetch ("Name: value",
+	 * NULL-terminated; may be NULL): the person's bearer and identity
+	 * (handle/enroll.c) */
+	const char *const *fetch_headers;
 };
 
 /*

@@ -277,6 +277,22 @@ set_i(json_t *o, const char *k, int64_t v)
 	return json_object_set_new(o, k, json_integer(v));
 }
 
+/* The grant's route (its extra JSON, grant/issue.h) as "route", when any. */
+static int
+set_route(json_t *o, const char *extra)
+{
+	json_t *x, *r;
+	int rc = 0;
+
+	if (extra == NULL ||
+	    (x = json_loads(extra, JSON_REJECT_DUPLICATES, NULL)) == NULL)
+		return 0;
+	if (json_is_string(r = json_object_get(x, "route")))
+		rc = json_object_set(o, "route", r);
+	json_decref(x);
+	return rc;
+}
+
 static int
 print_json(const struct eb_store_grant *g)
 {
@@ -309,6 +325,7 @@ print_json(const struct eb_store_grant *g)
 	rc |= set_i(o, "retired_at", g->retired_at);
 	rc |= set_s_of(o, g, "revoke_reason", g->revoke_reason);
 	rc |= set_s_of(o, g, "superseded_by", g->superseded_by);
+	rc |= set_route(o, g->extra);
 	if (rc == 0 && (s = json_dumps(o, JSON_COMPACT)) != NULL)
 		printf("%s\n", s);
 	json_get_alloc_funcs(NULL, &jfree);

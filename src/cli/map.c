@@ -17,6 +17,7 @@
 #include "identity/identity.h"
 #include "identity/mapping.h"
 #include "identity/policy.h"
+#include "identity/route.h"
 #include "providers/provider.h"
 #include "store/store.h"
 
@@ -163,6 +164,32 @@ open_store(const struct eb_config *cfg, struct eb_store **st)
 	return 0;
 }
 
+/* The route a sign-in with these claims takes, and where it leads. */
+static void
+print_route(const struct eb_tenant *t, const struct eb_identity *id)
+{
+	const struct eb_tenant_route *r = eb_route_match(t, id);
+	const struct eb_tenant *view = r != NULL ? &r->view : t;
+
+	if (r == NULL)
+		printf(
+		    "route: - (the tenant's own enrollment, mdm and esso)\n");
+	else
+		printf("route: %s (overrides%s%s%s)\n", r->name,
+		       r->overrides & EB_ROUTE_ENROLLMENT ? " enrollment" : "",
+		       r->overrides & EB_ROUTE_MDM ? " mdm" : "",
+		       r->overrides & EB_ROUTE_ESSO ? " esso" : "");
+	printf("mdm_upstream: %s\n",
+	       view->mdm.upstream ? view->mdm.upstream : "-");
+	printf("mdm_profile: %s\n",
+	       view->mdm.profile_url    ? view->mdm.profile_url
+	       : view->mdm.profile_file ? view->mdm.profile_file
+	                                : "-");
+	if (eb_route_needs_groups(t) && !id->groups_known)
+		printf("note: no groups in the claims; a live sign-in may "
+		       "read them from the identity provider\n");
+}
+
 static int
 run(const struct eb_config *cfg, const struct eb_tenant *t, json_t *claims,
     const char *typed)
@@ -209,6 +236,7 @@ run(const struct eb_config *cfg, const struct eb_tenant *t, json_t *claims,
 		       "done in a dry run)\n");
 	if (eb_policy_check(t, &id, &map, &v) == 0)
 		rc = 0;
+	print_route(t, &id);
 out_print:
 	print_verdict(&v);
 out:

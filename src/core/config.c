@@ -469,7 +469,8 @@ check_unique(struct eb_cfg_ctx *c, const struct eb_config *cfg,
 static int
 load_tenants(struct eb_cfg_ctx *mc, struct eb_config *cfg)
 {
-	struct eb_cfg_ctx c = {NULL, cfg->tenants_dir, mc->err, NULL, NULL};
+	struct eb_cfg_ctx c = {NULL, cfg->tenants_dir, mc->err, NULL, NULL,
+	                       NULL};
 	struct eb_tenant *t;
 	struct stat st;
 	char **names, *path = NULL;
@@ -562,6 +563,7 @@ eb_config_load(const char *path, struct eb_config_error *err)
 	if (err == NULL)
 		err = &local;
 	memset(err, 0, sizeof(*err));
+	memset(&c, 0, sizeof(c));
 	c.file = path;
 	c.err = err;
 	c.dir = NULL;

@@ -156,6 +156,10 @@ struct eb_mdm_config {
 	char *signing_key;  /* its key (PEM path); secret */
 	char *device_ca; /* Apple device CA bundle to verify MachineInfo signers
 	                  */
+	/* "claims": IdP claim names snapshotted into the grant at sign-in,
+	 * then copied into its access tokens (under "idp") and into the
+	 * identity headers the proxy and the profile fetch send */
+	struct eb_strlist claims;
 };
 
 struct eb_esso_config {
@@ -166,7 +170,8 @@ struct eb_esso_config {
 	struct eb_strlist developer_app_ids; /* developer mode document */
 };
 
-struct eb_pemkey; /* jose/pemkey.h */
+struct eb_pemkey;       /* jose/pemkey.h */
+struct eb_tenant_route; /* below */
 
 /* "apple_business": answering GetToken (com.apple.maid) check-ins. */
 struct eb_apple_business_config {
@@ -223,11 +228,44 @@ struct eb_tenant {
 	/* NULL when not configured */
 	struct eb_apple_business_config *apple_business;
 	struct eb_restrictions restrictions;
+	/* "routes", in order: the first that matches a person at sign-in
+	 * overrides enrollment, mdm and esso for their grant */
+	struct eb_tenant_route *routes;
+	size_t nroutes;
+	/* in a route's view (struct eb_tenant_route): the route's name; NULL in
+	 * the tenant itself */
+	const char *route;
 	/* derived at load time */
 	char *base_url; /* {public_url}/t/{id}/enroll */
 	char
 	    *disco_body[2]; /* discovery JSON, indexed by enum eb_enroll_mode */
 	size_t disco_len[2];
+};
+
+/* Which of a tenant's sections a route overrides. */
+#define EB_ROUTE_ENROLLMENT 0x01
+#define EB_ROUTE_MDM        0x02
+#define EB_ROUTE_ESSO       0x04
+
+/*
+ * One entry of a tenant's "routes": who it matches (any of groups, and all
+ * of claims: a string claim equal to the value, or an array claim holding
+ * it; an empty match takes everyone) and what it overrides. view is the
+ * tenant as that route's people see it: a shallow copy of the tenant with
+ * the overridden sections replaced, read wherever a tenant is (profile,
+ * proxy upstream, ESSO). Its pointers are borrowed (from the tenant, or
+ * from mdm and esso here); only the route's own fields are freed. A route's
+ * mdm takes audience, clients, the unauthenticated device channel and
+ * device_ca from the tenant (they apply before a person is known).
+ */
+struct eb_tenant_route {
+	char *name; /* [A-Za-z0-9_-], unique in its tenant */
+	struct eb_strlist groups;
+	struct eb_kvlist claims;
+	unsigned overrides;          /* EB_ROUTE_* */
+	struct eb_mdm_config mdm;    /* with EB_ROUTE_MDM: owned */
+	struct eb_esso_config *esso; /* with EB_ROUTE_ESSO: owned */
+	struct eb_tenant view;
 };
 
 struct eb_config {
@@ -310,6 +348,14 @@ enum eb_enroll_mode eb_tenant_mode(const struct eb_tenant *t,
 enum eb_enroll_mode eb_tenant_mode_device(const struct eb_tenant *t,
                                           const char *model_family,
                                           const char *os_version);
+/*
+ * The tenant as the grant of route name sees it: t itself when name is
+ * NULL or "" (no route), else that route's view. NULL when t has no route
+ * of that name any more (the configuration changed since sign-in): the
+ * caller refuses the request (fail closed), it never falls back to t.
+ */
+const struct eb_tenant *eb_tenant_route_view(const struct eb_tenant *t,
+                                             const char *name);
 /* "BYOD"/"ADDE" and "mdm-byod"/"mdm-adde". */
 const char *eb_mode_name(enum eb_enroll_mode m);
 const char *eb_mode_version(enum eb_enroll_mode m);

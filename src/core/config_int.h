@@ -20,6 +20,10 @@
 #define EB_CFG_MAX_LIST    1024
 #define EB_CFG_MAX_STR     4096
 #define EB_CFG_MAX_TENANTS 10000
+#define EB_CFG_MAX_ROUTES  256
+/* mdm.claims: how many names, how long each */
+#define EB_CFG_MAX_CLAIMS     32
+#define EB_CFG_MAX_CLAIM_NAME 128
 
 struct eb_cfg_ctx {
 	const char *file; /* the file being parsed, for errors */
@@ -29,6 +33,9 @@ struct eb_cfg_ctx {
 	 * hash_name, to this EVP_MD_CTX (the configuration's sha256) */
 	void *hash;
 	const char *hash_name;
+	/* when set, put before every key path an error names (a route's
+	 * sections: "routes[1]" then "mdm.upstream") */
+	const char *keyroot;
 };
 
 /* Flags for lists, maps and strings. */
@@ -133,6 +140,18 @@ int eb_cfg_parse_apple_business(struct eb_cfg_ctx *c, const json_t *root,
                                 struct eb_tenant *t);
 void eb_cfg_apple_business_free(struct eb_apple_business_config *ab);
 int eb_cfg_parse_esso(struct eb_cfg_ctx *c, const json_t *root,
-                      struct eb_tenant *t);
+                      struct eb_esso_config **out);
+/* Free what eb_cfg_parse_mdm / eb_cfg_parse_esso filled. */
+void eb_cfg_mdm_free(struct eb_mdm_config *m);
+void eb_cfg_esso_free(struct eb_esso_config *e);
+/* The "enrollment" section into *mode and by_family (config_tenant.c). */
+int eb_cfg_parse_enrollment(struct eb_cfg_ctx *c, const json_t *root,
+                            enum eb_enroll_mode *mode,
+                            signed char by_family[EB_FAMILY_COUNT]);
+/* "routes" (config_route.c): parsed into t (whose other sections are
+ * complete, derived values included), views built; and freeing them. */
+int eb_cfg_parse_routes(struct eb_cfg_ctx *c, const json_t *root,
+                        struct eb_tenant *t);
+void eb_cfg_routes_free(struct eb_tenant *t);
 
 #endif

@@ -140,6 +140,40 @@ check_channel_paths(struct eb_cfg_ctx *c, const char *p,
 	return 0;
 }
 
+/*
+ * mdm.claims: IdP claim names, each copied into the grant at sign-in. A
+ * handful, short, printable, no duplicates: they become JSON keys in the
+ * access token and in the identity headers.
+ */
+static int
+check_claim_names(struct eb_cfg_ctx *c, const char *p,
+                  const struct eb_strlist *l)
+{
+	char key[64];
+	size_t i, j, n;
+
+	if (l->n > EB_CFG_MAX_CLAIMS)
+		return eb_cfg_fail(c, p, "claims", "has more than %d names",
+		                   EB_CFG_MAX_CLAIMS);
+	for (i = 0; i < l->n; i++) {
+		snprintf(key, sizeof(key), "claims[%zu]", i);
+		n = strlen(l->v[i]);
+		if (n == 0 || n > EB_CFG_MAX_CLAIM_NAME)
+			return eb_cfg_fail(c, p, key,
+			                   "must be 1 to %d characters",
+			                   EB_CFG_MAX_CLAIM_NAME);
+		for (j = 0; j < n; j++)
+			if ((unsigned char)l->v[i][j] < 0x21 ||
+			    (unsigned char)l->v[i][j] > 0x7e)
+				return eb_cfg_fail(c, p, key,
+				                   "must be printable ASCII");
+		for (j = 0; j < i; j++)
+			if (strcmp(l->v[j], l->v[i]) == 0)
+				return eb_cfg_fail(c, p, key, "is a duplicate");
+	}
+	return 0;
+}
+
 int
 eb_cfg_parse_mdm(struct eb_cfg_ctx *c, const json_t *root,
                  struct eb_mdm_config *m)
@@ -155,6 +189,7 @@ eb_cfg_parse_mdm(struct eb_cfg_ctx *c, const json_t *root,
 	    "signing_cert",
 	    "signing_key",
 	    "device_ca",
+	    "claims",
 	    NULL};
 	static const char *const pkeys[] = {"url", "file", NULL};
 	const char *p = "mdm";
@@ -181,7 +216,10 @@ eb_cfg_parse_mdm(struct eb_cfg_ctx *c, const json_t *root,
 	    eb_cfg_bool(c, o, p, "use_proxy", &use_proxy) == -1 ||
 	    eb_cfg_path(c, o, p, "signing_cert", 0, &m->signing_cert) == -1 ||
 	    eb_cfg_path(c, o, p, "signing_key", 0, &m->signing_key) == -1 ||
-	    eb_cfg_path(c, o, p, "device_ca", 0, &m->device_ca) == -1)
+	    eb_cfg_path(c, o, p, "device_ca", 0, &m->device_ca) == -1 ||
+	    eb_cfg_strlist(c, o, p, "claims", EB_CFG_NOSPACE, &m->claims) ==
+	        -1 ||
+	    check_claim_names(c, p, &m->claims) == -1)
 		return -1;
 	if (prof != NULL &&
 	    (eb_cfg_keys(c, prof, "mdm.profile", pkeys) == -1 ||
@@ -214,7 +252,8 @@ eb_cfg_parse_mdm(struct eb_cfg_ctx *c, const json_t *root,
 }
 
 int
-eb_cfg_parse_esso(struct eb_cfg_ctx *c, const json_t *root, struct eb_tenant *t)
+eb_cfg_parse_esso(struct eb_cfg_ctx *c, const json_t *root,
+                  struct eb_esso_config **out)
 {
 	static const char *const keys[] = {
 	    "app_store_id", "associated_domains", "enable_direct_downloads",
@@ -229,7 +268,7 @@ eb_cfg_parse_esso(struct eb_cfg_ctx *c, const json_t *root, struct eb_tenant *t)
 		return -1;
 	if (o == NULL)
 		return 0;
-	if ((e = t->esso = eb_calloc(1, sizeof(*e))) == NULL)
+	if ((e = *out = eb_calloc(1, sizeof(*e))) == NULL)
 		return eb_cfg_fail(c, NULL, p, "out of memory");
 	if (eb_cfg_keys(c, o, p, keys) == -1 ||
 	    eb_cfg_int(c, o, p, "app_store_id", 1, 99999999999LL, &id) == -1 ||
@@ -249,4 +288,37 @@ eb_cfg_parse_esso(struct eb_cfg_ctx *c, const json_t *root, struct eb_tenant *t)
 	                    &e->developer_app_ids) == -1))
 		return -1;
 	return 0;
+}
+
+void
+eb_cfg_mdm_free(struct eb_mdm_config *m)
+{
+	size_t i;
+
+	eb_free(m->upstream);
+	eb_free(m->profile_url);
+	eb_free(m->profile_file);
+	eb_free(m->audience);
+	for (i = 0; i < m->nclients; i++) {
+		eb_free(m->clients[i].client_id);
+		eb_free_secret_str(m->clients[i].client_secret);
+	}
+	eb_free(m->clients);
+	eb_free(m->signing_cert);
+	eb_free(m->signing_key);
+	eb_free(m->device_ca);
+	eb_cfg_strlist_free(&m->device_channel_paths);
+	eb_cfg_strlist_free(&m->claims);
+	memset(m, 0, sizeof(*m));
+}
+
+void
+eb_cfg_esso_free(struct eb_esso_config *e)
+{
+	if (e == NULL)
+		return;
+	eb_cfg_strlist_free(&e->associated_domains);
+	eb_free(e->profile_file);
+	eb_cfg_strlist_free(&e->developer_app_ids);
+	eb_free(e);
 }

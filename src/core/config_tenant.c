@@ -19,8 +19,10 @@ static const char *const modes[] = {"byod", "adde", NULL};
 static const char *const families[] = {
     "iPhone", "iPad", "Mac", "AppleTV", "Watch", "RealityDevice", NULL};
 
-static int
-parse_enrollment(struct eb_cfg_ctx *c, const json_t *root, struct eb_tenant *t)
+int
+eb_cfg_parse_enrollment(struct eb_cfg_ctx *c, const json_t *root,
+                        enum eb_enroll_mode *mode,
+                        signed char by_family[EB_FAMILY_COUNT])
 {
 	static const char *const keys[] = {"default", "by_model_family", NULL};
 	const char *p = "enrollment", *pf = "enrollment.by_model_family";
@@ -35,7 +37,7 @@ parse_enrollment(struct eb_cfg_ctx *c, const json_t *root, struct eb_tenant *t)
 	    eb_cfg_enum(c, o, p, "default", modes, &m) == -1 ||
 	    eb_cfg_obj(c, o, p, "by_model_family", &bm) == -1)
 		return -1;
-	t->default_mode = (enum eb_enroll_mode)m;
+	*mode = (enum eb_enroll_mode)m;
 	if (bm == NULL)
 		return 0;
 	if (eb_cfg_keys(c, bm, pf, families) == -1)
@@ -44,7 +46,7 @@ parse_enrollment(struct eb_cfg_ctx *c, const json_t *root, struct eb_tenant *t)
 		m = -1;
 		if (eb_cfg_enum(c, bm, pf, families[i], modes, &m) == -1)
 			return -1;
-		t->by_family[i] = (signed char)m;
+		by_family[i] = (signed char)m;
 	}
 	return 0;
 }
@@ -496,6 +498,7 @@ eb_cfg_tenant_parse(struct eb_cfg_ctx *c, json_t *root, const char *public_url)
 	                                   "apple_business",
 	                                   "on_access_lost",
 	                                   "restrictions",
+	                                   "routes",
 	                                   NULL};
 	static const char *const methods[] = {"apple-as-web", "apple-oauth2",
 	                                      NULL};
@@ -526,7 +529,8 @@ eb_cfg_tenant_parse(struct eb_cfg_ctx *c, json_t *root, const char *public_url)
 	}
 	if (eb_cfg_strlist(c, root, NULL, "domains",
 	                   EB_CFG_FQDN | EB_CFG_NONEMPTY, &t->domains) == -1 ||
-	    parse_enrollment(c, root, t) == -1 ||
+	    eb_cfg_parse_enrollment(c, root, &t->default_mode, t->by_family) ==
+	        -1 ||
 	    eb_cfg_enum(c, root, NULL, "auth_method", methods, &am) == -1 ||
 	    eb_cfg_enum(c, root, NULL, "on_access_lost", lost, &ol) == -1)
 		goto fail;
@@ -538,10 +542,11 @@ eb_cfg_tenant_parse(struct eb_cfg_ctx *c, json_t *root, const char *public_url)
 	    parse_tokens(c, root, &t->tokens) == -1 ||
 	    eb_cfg_parse_oauth2(c, root, t) == -1 ||
 	    eb_cfg_parse_mdm(c, root, &t->mdm) == -1 ||
-	    eb_cfg_parse_esso(c, root, t) == -1 ||
+	    eb_cfg_parse_esso(c, root, &t->esso) == -1 ||
 	    eb_cfg_parse_apple_business(c, root, t) == -1 ||
 	    parse_restrictions(c, root, &t->restrictions) == -1 ||
-	    derive(c, t, public_url) == -1)
+	    derive(c, t, public_url) == -1 ||
+	    eb_cfg_parse_routes(c, root, t) == -1)
 		goto fail;
 	return t;
 fail:
@@ -553,7 +558,6 @@ void
 eb_cfg_tenant_free(struct eb_tenant *t)
 {
 	struct eb_idp_config *idp;
-	size_t i;
 
 	if (t == NULL)
 		return;
@@ -582,25 +586,9 @@ eb_cfg_tenant_free(struct eb_tenant *t)
 	eb_free(t->oauth2.client_id);
 	eb_free(t->oauth2.redirect_uri);
 	eb_free(t->oauth2.scope);
-	eb_free(t->mdm.upstream);
-	eb_free(t->mdm.profile_url);
-	eb_free(t->mdm.profile_file);
-	eb_free(t->mdm.audience);
-	for (i = 0; i < t->mdm.nclients; i++) {
-		eb_free(t->mdm.clients[i].client_id);
-		eb_free_secret_str(t->mdm.clients[i].client_secret);
-	}
-	eb_free(t->mdm.clients);
-	eb_free(t->mdm.signing_cert);
-	eb_free(t->mdm.signing_key);
-	eb_free(t->mdm.device_ca);
-	eb_cfg_strlist_free(&t->mdm.device_channel_paths);
-	if (t->esso != NULL) {
-		eb_cfg_strlist_free(&t->esso->associated_domains);
-		eb_free(t->esso->profile_file);
-		eb_cfg_strlist_free(&t->esso->developer_app_ids);
-		eb_free(t->esso);
-	}
+	eb_cfg_mdm_free(&t->mdm);
+	eb_cfg_esso_free(t->esso);
+	eb_cfg_routes_free(t);
 	eb_cfg_apple_business_free(t->apple_business);
 	for (i = 0; i < EB_OS_COUNT; i++)
 		eb_free(t->restrictions.min_os_version[i]);

@@ -47,6 +47,15 @@ eb_cfg_fail(struct eb_cfg_ctx *c, const char *prefix, const char *name,
 	snprintf(c->err->file, sizeof(c->err->file), "%s",
 	         c->file ? c->file : "");
 	eb_cfg_key(c->err->key, sizeof(c->err->key), prefix, name);
+	if (c->keyroot != NULL && *c->keyroot) {
+		char rel[sizeof(c->err->key)];
+
+		memcpy(rel, c->err->key, sizeof(rel));
+		if (snprintf(c->err->key, sizeof(c->err->key), "%s%s%s",
+		             c->keyroot, rel[0] ? "." : "",
+		             rel) >= (int)sizeof(c->err->key))
+			c->err->key[sizeof(c->err->key) - 2] = '~';
+	}
 	va_start(ap, fmt);
 	vsnprintf(c->err->reason, sizeof(c->err->reason), fmt, ap);
 	va_end(ap);

@@ -73,6 +73,104 @@ out:
 	json_decref(x);
 }
 
+/* The value of claim name for the snapshot: the groups the sign-in read
+ * (a Graph lookup included) for "groups", else the token's claim. */
+static json_t *
+claim_value(const struct eb_identity *id, const char *name)
+{
+	json_t *a;
+	size_t i;
+
+	if (strcmp(name, "groups") != 0 || !id->groups_known)
+		return json_deep_copy(json_object_get(id->claims, name));
+	if ((a = json_array()) == NULL)
+		return NULL;
+	for (i = 0; i < id->groups.n; i++)
+		if (json_array_append_new(a, json_string(id->groups.v[i])) !=
+		    0) {
+			json_decref(a);
+			return NULL;
+		}
+	return a;
+}
+
+/* view->mdm.claims of id into idp, within EB_GRANT_IDP_MAX bytes. */
+static int
+snapshot_claims(const struct eb_tenant *view, const struct eb_identity *id,
+                json_t *idp)
+{
+	const struct eb_strlist *names = &view->mdm.claims;
+	json_t *v;
+	char *text;
+	size_t i, len;
+
+	for (i = 0; i < names->n; i++) {
+		if ((v = claim_value(id, names->v[i])) == NULL)
+			continue; /* not asserted */
+		if (json_object_set_new(idp, names->v[i], v) != 0 ||
+		    (text = json_dumps(idp, JSON_COMPACT)) == NULL)
+			return -1;
+		len = strlen(text);
+		eb_free(text);
+		if (len > EB_GRANT_IDP_MAX) {
+			log_warnx("tenant %s: claim %s left out of the grant: "
+			          "the mdm.claims snapshot is limited to %d "
+			          "bytes",
+			          view->id, names->v[i], EB_GRANT_IDP_MAX);
+			json_object_del(idp, names->v[i]);
+		}
+	}
+	return 0;
+}
+
+char *
+eb_grant_extra(const struct eb_tenant *view, const char *route,
+               const struct eb_identity *id, const char *sub)
+{
+	const char *login = id->preferred_username ? id->preferred_username
+	                    : id->upn              ? id->upn
+	                                           : id->email;
+	json_t *x, *idp = NULL;
+	char *out = NULL;
+	int rc = 0;
+
+	if ((x = json_object()) == NULL)
+		return NULL;
+	if (sub != NULL)
+		rc |= json_object_set_new(x, "sub", json_string(sub));
+	if (route != NULL)
+		rc |= json_object_set_new(x, "route", json_string(route));
+	if (login != NULL)
+		rc |= json_object_set_new(x, "login", json_string(login));
+	if (view->mdm.claims.n > 0) {
+		if ((idp = json_object()) == NULL ||
+		    snapshot_claims(view, id, idp) == -1)
+			rc = -1;
+		rc |= json_object_set(x, "idp", idp);
+	}
+	if (rc == 0)
+		out = json_dumps(x, JSON_COMPACT);
+	json_decref(idp);
+	json_decref(x);
+	return out;
+}
+
+/* The grant's mode: the flow's (the tenant's enrollment, chosen before the
+ * person was known), unless their route overrides enrollment. */
+static const char *
+grant_mode(const struct eb_grant_issue_in *in, const struct eb_tenant *view)
+{
+	const char *flow = in->f->enrollment_mode, *m;
+
+	if (in->route == NULL || !(in->route->overrides & EB_ROUTE_ENROLLMENT))
+		return flow != NULL ? flow : eb_mode_name(in->t->default_mode);
+	m = eb_mode_name(eb_tenant_mode(view, in->f->model_family));
+	if (flow != NULL && strcmp(flow, m) != 0)
+		log_warnx("tenant %s: route %s makes this %s enrollment %s",
+		          in->t->id, in->route->name, flow, m);
+	return m;
+}
+
 /* A fresh grant id: "g" and 144 random bits, URL-safe. */
 static char *
 grant_id(void)
@@ -97,6 +195,7 @@ eb_grant_issue(struct eb_env *env, const struct eb_config *cfg,
 	const struct eb_identity *id = in->id;
 	const struct eb_mapping_result *map = in->map;
 	const struct eb_oidc_tokens *tok = in->tok;
+	const struct eb_tenant *view = in->route ? &in->route->view : t;
 	struct eb_store_grant g;
 	struct eb_access_claims ac;
 	char hash[EB_STORE_HASH_HEXLEN + 1], *raw = NULL, *gid, *extra = NULL;
@@ -122,10 +221,7 @@ eb_grant_issue(struct eb_env *env, const struct eb_config *cfg,
 	g.idp_subject = id->subject;
 	g.idp_tid = id->tid;
 	g.idp_oid = id->oid;
-	g.enrollment_mode =
-	    f->enrollment_mode != NULL
-	        ? f->enrollment_mode
-	        : (char *)(uintptr_t)eb_mode_name(t->default_mode);
+	g.enrollment_mode = (char *)(uintptr_t)grant_mode(in, view);
 	g.created = g.updated = now;
 	g.expires = now + t->tokens.refresh_ttl;
 	if (tok->refresh_token != NULL) {
@@ -148,16 +244,12 @@ eb_grant_issue(struct eb_env *env, const struct eb_config *cfg,
 		         "%ds",
 		         t->id, gid, t->tokens.max_unverified_age);
 	}
-	if (tok->sub != NULL) {
-		/* the ID token's own sub, which the silent renewal checks
-		 * refreshed ID tokens against (Entra's subject is tid:oid) */
-		json_t *x = json_pack("{s:s}", "sub", tok->sub);
-
-		extra = x != NULL ? json_dumps(x, JSON_COMPACT) : NULL;
-		json_decref(x);
-		if ((g.extra = extra) == NULL)
-			goto out;
-	}
+	/* the ID token's own sub, which the silent renewal checks refreshed
+	 * ID tokens against (Entra's subject is tid:oid); the route; the
+	 * mdm.claims snapshot */
+	if ((g.extra = extra =
+	         eb_grant_extra(view, view->route, id, tok->sub)) == NULL)
+		goto out;
 	if (eb_store_grant_create(env->store, &g) != EB_STORE_OK)
 		goto out;
 	take_over(env, t, f, gid, map->managed_apple_id, now);
@@ -191,6 +283,7 @@ eb_grant_issue(struct eb_env *env, const struct eb_config *cfg,
 	ac.managed_apple_id = map->managed_apple_id;
 	ac.enrollment_mode = g.enrollment_mode;
 	ac.client_id = t->oauth2.client_id;
+	ac.grant_extra = g.extra;
 	ac.iat = now;
 	ac.exp = g.expires;
 	raw = eb_token_issue(env->signer, env->store, cfg, t, &ac,

@@ -19,6 +19,7 @@ struct eb_mapping_result;
 struct eb_oidc_tokens;
 struct eb_store_flow;
 struct eb_tenant;
+struct eb_tenant_route;
 
 struct eb_grant_issue_in {
 	const struct eb_tenant *t;
@@ -26,8 +27,22 @@ struct eb_grant_issue_in {
 	const struct eb_identity *id;  /* verified by the OIDC core */
 	const struct eb_mapping_result *map;
 	const struct eb_oidc_tokens *tok; /* the IdP's tokens */
+	/* the route the person takes (identity/route.h), NULL: none */
+	const struct eb_tenant_route *route;
 	int64_t now;
 };
+
+/*
+ * The grant's extra JSON (store.h): the ID token's sub (the renewal's
+ * check), the route's name, the IdP login, and under "idp" the claims
+ * view->mdm.claims names (view: the route's, or t), at most
+ * EB_GRANT_IDP_MAX bytes of JSON; a claim that does not fit is left out
+ * (logged). "groups" is the groups the sign-in read (Graph included).
+ * A fresh string (eb_free), or NULL when out of memory.
+ */
+#define EB_GRANT_IDP_MAX 4096
+char *eb_grant_extra(const struct eb_tenant *view, const char *route,
+                     const struct eb_identity *id, const char *sub);
 
 /*
  * Store a new active grant for in and return the raw credential the

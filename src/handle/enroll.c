@@ -42,8 +42,11 @@
 #include "core/workq.h"
 #include "handle/flow.h"
 #include "handle/handle.h"
+#include "handle/idheaders.h"
 #include "store/store.h"
 #include "token/token.h"
+
+#define EB_FETCH_HEADERS 16 /* bearer and identity headers */
 
 /*
  * The login flow for this enrollment attempt, sealed into the challenge's
@@ -133,16 +136,22 @@ eb_enroll_challenge(struct eb_request *req, const struct eb_tenant *t,
 	if (eb_resp_header(req, "WWW-Authenticate", hdr) == -1)
 		goto out;
 	if (t->esso != NULL) {
+		/* a route's view (a re-authentication): its own document */
 		eb_buf_reset(&url);
-		if (eb_buf_printf(&url, "%s/t/%s/esso.json", cfg->public_url,
-		                  t->id) == -1 ||
+		if (eb_buf_printf(&url, "%s/t/%s/esso.json%s%s",
+		                  cfg->public_url, t->id,
+		                  t->route ? "?route=" : "",
+		                  t->route ? t->route : "") == -1 ||
 		    eb_resp_header(req, "X-Apple-MDM-ESSO", eb_buf_str(&url)) ==
 		        -1)
 			goto out;
 		if (t->esso->developer_app_ids.n > 0) {
 			eb_buf_reset(&url);
-			if (eb_buf_printf(&url, "%s/t/%s/esso.json?developer=1",
-			                  cfg->public_url, t->id) == -1 ||
+			if (eb_buf_printf(&url,
+			                  "%s/t/%s/esso.json?developer=1%s%s",
+			                  cfg->public_url, t->id,
+			                  t->route ? "&route=" : "",
+			                  t->route ? t->route : "") == -1 ||
 			    eb_resp_header(req, "X-Apple-MDM-ESSO-Developer",
 			                   eb_buf_str(&url)) == -1)
 				goto out;
@@ -171,7 +180,123 @@ struct profile_job {
 	struct eb_request *req;
 	const struct eb_tenant *t;
 	struct eb_bearer b;
+	char *token;              /* as presented: the profile fetch's bearer */
+	const char *model_family; /* static, or NULL */
+	char *serial, *udid;      /* from the MachineInfo, or NULL */
 };
+
+static void
+job_free(struct profile_job *j)
+{
+	eb_bearer_finish(&j->b);
+	eb_free_secret_str(j->token);
+	eb_free(j->serial);
+	eb_free(j->udid);
+	eb_free(j);
+}
+
+/* The header lines of a profile fetch, each allocated. */
+struct fetch_headers {
+	char *v[EB_FETCH_HEADERS + 1]; /* NULL-terminated */
+	size_t n;
+};
+
+static int
+header_add(void *arg, const char *name, const char *value)
+{
+	struct fetch_headers *h = arg;
+	struct eb_buf b;
+
+	if (h->n == EB_FETCH_HEADERS)
+		return -1;
+	eb_buf_init(&b, 64 * 1024);
+	if (eb_buf_printf(&b, "%s: %s", name, value) == -1) {
+		eb_buf_finish_secret(&b);
+		return -1;
+	}
+	h->v[h->n++] = eb_buf_detach(&b, NULL);
+	return 0;
+}
+
+/* "Authorization: Bearer TOKEN" as the first line. */
+static int
+bearer_line(struct fetch_headers *h, const char *token)
+{
+	struct eb_buf b;
+
+	eb_buf_init(&b, EB_TOKEN_MAX_LEN + 64);
+	if (eb_buf_printf(&b, "Authorization: Bearer %s", token) == -1) {
+		eb_buf_finish_secret(&b);
+		return -1;
+	}
+	h->v[h->n++] = eb_buf_detach(&b, NULL);
+	return 0;
+}
+
+static void
+fetch_headers_finish(struct fetch_headers *h)
+{
+	size_t i;
+
+	for (i = 0; i < h->n; i++)
+		eb_free_secret_str(h->v[i]); /* the first holds the token */
+	h->n = 0;
+}
+
+/*
+ * What the profile fetch from mdm.profile.url carries about the person:
+ * "Authorization: Bearer" with the token the device presented (one of our
+ * access tokens: the MDM can verify it with our JWKS) and the identity
+ * headers (handle/idheaders.h), the IdP login taken from the grant.
+ */
+static int
+fetch_headers_build(struct profile_job *j, const struct eb_tenant *view,
+                    const char *login, struct fetch_headers *h)
+{
+	struct eb_idheaders ih;
+
+	memset(h, 0, sizeof(*h));
+	if (bearer_line(h, j->token) == -1)
+		return -1;
+	memset(&ih, 0, sizeof(ih));
+	ih.managed_apple_id = j->b.managed_apple_id;
+	ih.login = login;
+	ih.enrollment_mode = j->b.enrollment_mode;
+	ih.grant_id = j->b.grant_id;
+	ih.route = view->route;
+	ih.model_family = j->model_family;
+	ih.serial = j->serial;
+	ih.udid = j->udid;
+	ih.idp = json_object_get(j->b.claims, "idp");
+	if (eb_idheaders_each(&ih, header_add, h) != 0) {
+		fetch_headers_finish(h);
+		return -1;
+	}
+	h->v[h->n] = NULL;
+	return 0;
+}
+
+/* The grant's IdP login (its extra JSON, grant/issue.h), or NULL. */
+static char *
+grant_login(struct eb_env *env, const char *grant_id)
+{
+	struct eb_store_grant g;
+	const char *v;
+	char *login = NULL;
+	json_t *x;
+
+	memset(&g, 0, sizeof(g));
+	if (eb_store_grant_get(env->store, grant_id, &g) == EB_STORE_OK &&
+	    g.extra != NULL &&
+	    (x = json_loads(g.extra, JSON_REJECT_DUPLICATES, NULL)) != NULL) {
+		if ((v = json_string_value(json_object_get(x, "login"))) !=
+		    NULL)
+			login = eb_strdup(v);
+		json_decref(x);
+	}
+	eb_store_grant_finish(&g);
+	return login;
+}
 
 static void
 profile_job(void *arg)
@@ -181,14 +306,37 @@ profile_job(void *arg)
 	struct eb_env *env = eb_req_env(req);
 	const struct eb_config *cfg = eb_req_config(req);
 	struct eb_profile_opts o;
+	struct fetch_headers h;
 	enum eb_profile_status st;
 	enum eb_enroll_mode mode;
+	const struct eb_tenant *view;
+	const char *route =
+	    json_string_value(json_object_get(j->b.claims, "route"));
 	uint8_t *prof = NULL;
 	size_t len = 0;
 	int is_signed = 0;
-	char err[256] = "";
+	char err[256] = "", *login = NULL;
 
+	memset(&h, 0, sizeof(h));
+	/* the route the grant took at sign-in; gone from the configuration:
+	 * refused (fail closed), never the tenant's own profile */
+	if ((view = eb_tenant_route_view(j->t, route)) == NULL) {
+		log_errx("tenant %s: grant %.8s takes route %s, which is no "
+		         "longer configured: no profile (restore the route, "
+		         "or revoke the grant)",
+		         j->t->id, j->b.grant_id, route);
+		unavailable(req, 503, "enrollment route not configured\n");
+		goto out;
+	}
+	if (view->mdm.profile_url != NULL)
+		login = grant_login(env, j->b.grant_id);
+	if (view->mdm.profile_url != NULL &&
+	    fetch_headers_build(j, view, login, &h) == -1) {
+		unavailable(req, 503, "temporarily unavailable\n");
+		goto out;
+	}
 	memset(&o, 0, sizeof(o));
+	o.fetch_headers = h.n > 0 ? (const char *const *)h.v : NULL;
 	o.public_url = cfg->public_url;
 	o.cache = env->profiles;
 	o.fetch_timeout = cfg->limits.upstream_timeout;
@@ -198,7 +346,7 @@ profile_job(void *arg)
 	               strcmp(j->b.enrollment_mode, "ADDE") == 0
 	           ? EB_MODE_ADDE
 	           : EB_MODE_BYOD;
-	st = eb_profile_build(j->t, &o, j->b.managed_apple_id, mode, &prof,
+	st = eb_profile_build(view, &o, j->b.managed_apple_id, mode, &prof,
 	                      &len, &is_signed, err, sizeof(err));
 	switch (st) {
 	case EB_PROFILE_OK:
@@ -206,10 +354,12 @@ profile_job(void *arg)
 		eb_resp_set_owned(req, 200, "application/x-apple-aspen-config",
 		                  (char *)prof, len);
 		prof = NULL;
-		log_info("tenant %s: enrollment profile (%s, %s) for grant "
-		         "%.8s",
+		log_info("tenant %s: enrollment profile (%s, %s%s%s) for "
+		         "grant %.8s",
 		         j->t->id, eb_mode_name(mode),
-		         is_signed ? "signed" : "unsigned", j->b.grant_id);
+		         is_signed ? "signed" : "unsigned",
+		         view->route ? ", route " : "",
+		         view->route ? view->route : "", j->b.grant_id);
 		break;
 	case EB_PROFILE_ERR_UPSTREAM:
 		log_warnx("tenant %s: no profile from the MDM: %s", j->t->id,
@@ -224,9 +374,11 @@ profile_job(void *arg)
 		log_warnx("tenant %s: profile: %s", j->t->id, err);
 		unavailable(req, 503, "temporarily unavailable\n");
 	}
+out:
 	eb_free(prof);
-	eb_bearer_finish(&j->b);
-	eb_free(j);
+	eb_free(login);
+	fetch_headers_finish(&h);
+	job_free(j);
 	eb_req_resume(req);
 }
 
@@ -309,6 +461,20 @@ restricted(struct eb_request *req, const struct eb_tenant *t,
 	return 1;
 }
 
+/* The token and the MachineInfo's device facts into j: 0 or -1. */
+static int
+job_take_device(struct profile_job *j, const char *token,
+                const struct eb_machineinfo *mi)
+{
+	j->model_family = mi->model_family;
+	if ((j->token = eb_strdup(token)) == NULL ||
+	    (mi->serial != NULL &&
+	     (j->serial = eb_strdup(mi->serial)) == NULL) ||
+	    (mi->udid != NULL && (j->udid = eb_strdup(mi->udid)) == NULL))
+		return -1;
+	return 0;
+}
+
 int
 eb_handle_enroll(struct eb_request *req)
 {
@@ -349,6 +515,13 @@ eb_handle_enroll(struct eb_request *req)
 		}
 		r = eb_bearer_check(env->signer, env->store, cfg, t, token,
 		                    (int64_t)time(NULL), &j->b);
+		if (r == EB_BEARER_OK &&
+		    (job_take_device(j, token, &mi) == -1)) {
+			eb_machineinfo_finish(&mi);
+			job_free(j);
+			unavailable(req, 503, "temporarily unavailable\n");
+			return EB_HANDLED;
+		}
 		if (r == EB_BEARER_OK) {
 			j->req = req;
 			j->t = t;
@@ -360,8 +533,7 @@ eb_handle_enroll(struct eb_request *req)
 			log_warnx("tenant %s: profile fetch refused: the "
 			          "upstream queue is full",
 			          t->id);
-			eb_bearer_finish(&j->b);
-			eb_free(j);
+			job_free(j);
 			unavailable(req, 503, "busy\n");
 			return EB_HANDLED;
 		}

@@ -16,13 +16,16 @@
 int
 eb_handle_esso(struct eb_request *req)
 {
-	const struct eb_tenant *t = eb_req_tenant(req);
 	const char *dev = eb_req_query(req, "developer");
+	/* ?route=NAME: that route's document (a re-authentication's
+	 * challenge names it); an unknown route has none */
+	const struct eb_tenant *t = eb_tenant_route_view(
+	    eb_req_tenant(req), eb_req_query(req, "route"));
 	int developer = dev != NULL && strcmp(dev, "1") == 0;
 	char err[256] = "", *doc;
 	size_t len = 0;
 
-	if (t->esso == NULL ||
+	if (t == NULL || t->esso == NULL ||
 	    (developer && t->esso->developer_app_ids.n == 0)) {
 		eb_resp_text(req, 404, "not found\n");
 		return EB_HANDLED;

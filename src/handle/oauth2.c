@@ -124,6 +124,7 @@ access_claims(const struct eb_tenant *t, const struct eb_store_grant *g,
 	c->enrollment_mode = g->enrollment_mode;
 	c->client_id = g->client_id ? g->client_id : t->oauth2.client_id;
 	c->scope = scope;
+	c->grant_extra = g->extra;
 	c->iat = now;
 	c->exp = now + t->tokens.access_ttl;
 	if (g->expires != 0 && g->expires < c->exp)

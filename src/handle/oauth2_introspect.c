@@ -309,7 +309,9 @@ eb_handle_oauth2_introspect(struct eb_request *req)
 	                                   "scope",
 	                                   "managed_apple_id",
 	                                   "enrollment_mode",
-	                                   "grant_id"};
+	                                   "grant_id",
+	                                   "route",
+	                                   "idp"};
 	struct eb_form f;
 	struct client c;
 	struct eb_bearer b;

@@ -463,6 +463,23 @@ eb_proxy_device_channel_ok(const char *method, const char *content_type,
 
 /* ---- the decision ---- */
 
+/* The route named by a grant's extra JSON (grant/issue.h), or NULL. */
+static char *
+extra_route(const char *extra)
+{
+	json_t *x;
+	char *r = NULL;
+	const char *v;
+
+	if (extra == NULL ||
+	    (x = json_loads(extra, JSON_REJECT_DUPLICATES, NULL)) == NULL)
+		return NULL;
+	if ((v = json_string_value(json_object_get(x, "route"))) != NULL)
+		r = eb_strdup(v);
+	json_decref(x);
+	return r;
+}
+
 static int
 challenge(struct eb_request *req, const struct eb_tenant *t, const char *why)
 {
@@ -470,7 +487,8 @@ challenge(struct eb_request *req, const struct eb_tenant *t, const char *why)
 	struct eb_challenge_ctx ctx;
 	const char *token =
 	    eb_bearer_from_header(eb_req_header(req, "Authorization"));
-	char *replaces = NULL;
+	const struct eb_tenant *view;
+	char *replaces = NULL, *route = NULL;
 
 	log_info("tenant %s: MDM request refused: %s", t->id, why);
 	eb_proxy_count(req, "unauthorized");
@@ -489,18 +507,26 @@ challenge(struct eb_request *req, const struct eb_tenant *t, const char *why)
 		 */
 		memset(&old, 0, sizeof(old));
 		if (eb_store_grant_get(env->store, replaces, &old) ==
-		        EB_STORE_OK &&
-		    old.enrollment_mode != NULL)
-			ctx.mode = strcmp(old.enrollment_mode, "ADDE") == 0
-			               ? EB_MODE_ADDE
-			               : EB_MODE_BYOD;
+		    EB_STORE_OK) {
+			if (old.enrollment_mode != NULL)
+				ctx.mode =
+				    strcmp(old.enrollment_mode, "ADDE") == 0
+				        ? EB_MODE_ADDE
+				        : EB_MODE_BYOD;
+			route = extra_route(old.extra);
+		}
 		eb_store_grant_finish(&old);
 	}
-	if (eb_enroll_challenge(req, t, &ctx) == -1) {
+	/* the old grant's route names the ESSO document (when it is still
+	 * configured; the sign-in decides the new grant's route anew) */
+	if ((view = eb_tenant_route_view(t, route)) == NULL)
+		view = t;
+	if (eb_enroll_challenge(req, view, &ctx) == -1) {
 		log_warnx("tenant %s: cannot start a login flow", t->id);
 		eb_resp_header(req, "Retry-After", "5");
 		eb_resp_text(req, 503, "temporarily unavailable\n");
 	}
+	eb_free(route);
 	eb_free(replaces);
 	return EB_HANDLED;
 }
@@ -730,10 +756,32 @@ check_binding(struct eb_request *req, const struct eb_tenant *t,
  * or revoked) whose grant is bound to the enrollment the CheckOut names;
  * 0 when not; -1 when the store failed. why says why not.
  */
+/* Where a CheckOut of grant g goes: its route's view (NULL when the route
+ * is gone or has no upstream: not forwarded). */
+static const struct eb_tenant *
+checkout_view(const struct eb_tenant *t, const struct eb_store_grant *g,
+              const char **why)
+{
+	const struct eb_tenant *view;
+	char *route = extra_route(g->extra);
+
+	view = eb_tenant_route_view(t, route);
+	if (view == NULL || view->mdm.upstream == NULL) {
+		log_errx("tenant %s: CheckOut of grant %.8s not forwarded: "
+		         "its route %s is no longer configured or has no "
+		         "upstream",
+		         t->id, g->id, route ? route : "-");
+		*why = "CheckOut of a grant whose route has no MDM";
+		view = NULL;
+	}
+	eb_free(route);
+	return view;
+}
+
 static int
 stale_checkout(struct eb_request *req, const struct eb_tenant *t,
                const char *token, const struct eb_proxy_msg *m,
-               const char **why)
+               const char **why, const struct eb_tenant **view)
 {
 	struct eb_env *env = eb_req_env(req);
 	struct eb_store_grant g;
@@ -755,7 +803,8 @@ stale_checkout(struct eb_request *req, const struct eb_tenant *t,
 	if (rc == EB_STORE_OK && g.tenant != NULL &&
 	    strcmp(g.tenant, t->id) == 0 && g.binding_kind != NULL)
 		ok = eb_proxy_ids_check(m, g.binding_kind, g.binding_value,
-		                        why) == EB_PROXY_IDS_OK;
+		                        why) == EB_PROXY_IDS_OK &&
+		     (*view = checkout_view(t, &g, why)) != NULL;
 	else if (rc == EB_STORE_OK || rc == EB_STORE_NOT_FOUND)
 		*why = "CheckOut with the token of a grant never bound";
 	eb_store_grant_finish(&g);
@@ -877,10 +926,42 @@ maid_token(struct eb_request *req, const struct eb_tenant *t,
 	return 1;
 }
 
+/*
+ * The tenant as the grant's route sees it (its mdm.upstream is where the
+ * request goes), or NULL with *rc answered: the route is no longer in the
+ * configuration (fail closed: 503, nothing forwarded, logged as the
+ * configuration error it is) or has no upstream (404).
+ */
+static const struct eb_tenant *
+route_view(struct eb_request *req, const struct eb_tenant *t, const char *route,
+           const char *grant_id, int *rc)
+{
+	const struct eb_tenant *view = eb_tenant_route_view(t, route);
+
+	if (view == NULL) {
+		log_errx("tenant %s: grant %.8s takes route %s, which is no "
+		         "longer configured: refused (restore the route, or "
+		         "revoke the grant so that the person signs in again)",
+		         t->id, grant_id, route);
+		eb_proxy_count(req, "route_gone");
+		eb_resp_header(req, "Retry-After", "300");
+		eb_resp_text(req, 503, "enrollment route not configured\n");
+		*rc = EB_HANDLED;
+		return NULL;
+	}
+	if (view->mdm.upstream == NULL) {
+		eb_proxy_count(req, "no_upstream");
+		eb_resp_text(req, 404, "no MDM upstream for this route\n");
+		*rc = EB_HANDLED;
+		return NULL;
+	}
+	return view;
+}
+
 int
 eb_handle_proxy(struct eb_request *req)
 {
-	const struct eb_tenant *t = eb_req_tenant(req);
+	const struct eb_tenant *t = eb_req_tenant(req), *view;
 	const struct eb_config *cfg = eb_req_config(req);
 	struct eb_env *env = eb_req_env(req);
 	struct eb_proxy_identity id;
@@ -893,7 +974,7 @@ eb_handle_proxy(struct eb_request *req)
 	memset(&b, 0, sizeof(b));
 	memset(&id, 0, sizeof(id));
 	memset(&m, 0, sizeof(m));
-	if (t->mdm.upstream == NULL) {
+	if (!eb_proxy_has_upstream(t)) {
 		eb_resp_text(req, 404, "no MDM upstream for this tenant\n");
 		return EB_HANDLED;
 	}
@@ -921,13 +1002,14 @@ eb_handle_proxy(struct eb_request *req)
 		 * still go (PROTOCOL.md 5), unauthenticated; nothing else */
 		parsed = parse_body(req, &m, err, sizeof(err)) == 0 ? 1 : 2;
 		if (parsed == 1 && is_message(&m, "CheckOut")) {
-			switch (stale_checkout(req, t, token, &m, &why)) {
+			switch (
+			    stale_checkout(req, t, token, &m, &why, &view)) {
 			case 1:
 				log_info("tenant %s: CheckOut forwarded "
 				         "unauthenticated (token %s)",
 				         t->id, eb_bearer_result_name(r));
 				rc = eb_proxy_forward(
-				    req, t, &id, "checkout_unauthenticated");
+				    req, view, &id, "checkout_unauthenticated");
 				goto out;
 			case -1:
 				rc = unavailable(req);
@@ -977,11 +1059,15 @@ eb_handle_proxy(struct eb_request *req)
 	}
 	if (maid_token(req, t, &m, b.grant_id, &rc))
 		goto out;
+	id.route = json_string_value(json_object_get(b.claims, "route"));
+	if ((view = route_view(req, t, id.route, b.grant_id, &rc)) == NULL)
+		goto out;
 	id.authenticated = 1;
 	id.managed_apple_id = b.managed_apple_id;
 	id.enrollment_mode = b.enrollment_mode;
 	id.grant_id = b.grant_id;
-	rc = eb_proxy_forward(req, t, &id, "forwarded");
+	id.idp = json_object_get(b.claims, "idp");
+	rc = eb_proxy_forward(req, view, &id, "forwarded");
 out:
 	eb_bearer_finish(&b);
 	eb_proxy_msg_finish(&m);

@@ -53,6 +53,7 @@
 #include "core/mem.h"
 #include "core/metrics.h"
 #include "core/str.h"
+#include "handle/idheaders.h"
 #include "handle/proxy_int.h"
 #include "http/client.h"
 #include "http/h1check.h"
@@ -522,6 +523,40 @@ url_host(const char *url, char *out, size_t outlen)
 }
 
 static int
+idheader_add(void *arg, const char *name, const char *value)
+{
+	return fwd_add(arg, name, value);
+}
+
+/* The identity headers (handle/idheaders.h) of an authenticated request. */
+static int
+add_identity(struct fwd_headers *h, const struct eb_proxy_identity *id)
+{
+	struct eb_idheaders ih;
+
+	memset(&ih, 0, sizeof(ih));
+	ih.managed_apple_id = id->managed_apple_id;
+	ih.enrollment_mode = id->enrollment_mode;
+	ih.grant_id = id->grant_id;
+	ih.route = id->route;
+	ih.idp = id->idp;
+	return eb_idheaders_each(&ih, idheader_add, h) == 0 ? 0 : -1;
+}
+
+int
+eb_proxy_has_upstream(const struct eb_tenant *t)
+{
+	size_t i;
+
+	if (t->mdm.upstream != NULL)
+		return 1;
+	for (i = 0; i < t->nroutes; i++)
+		if (t->routes[i].view.mdm.upstream != NULL)
+			return 1;
+	return 0;
+}
+
+static int
 build_headers(struct eb_request *req, const struct eb_proxy_identity *id,
               struct fwd_headers *h)
 {
@@ -550,6 +585,7 @@ build_headers(struct eb_request *req, const struct eb_proxy_identity *id,
 		              id->enrollment_mode ? id->enrollment_mode : "");
 		rc |=
 		    fwd_add(h, "X-Grant-ID", id->grant_id ? id->grant_id : "");
+		rc |= add_identity(h, id);
 	}
 	rc |= fwd_add(h, "X-Enrollbridge-Authenticated",
 	              id->authenticated ? "1" : "0");

@@ -99,7 +99,7 @@ eb_proxy_head(struct eb_request *req)
 	struct head_verdict *v;
 	size_t limit = 0;
 
-	if (t == NULL || t->mdm.upstream == NULL) {
+	if (t == NULL || !eb_proxy_has_upstream(t)) {
 		/* nothing is forwarded: the handler answers, bodiless */
 		eb_req_set_body_limit(req, 0);
 		return;

@@ -7,6 +7,8 @@
 
 #include <stddef.h>
 
+#include <jansson.h>
+
 struct eb_request;
 struct eb_tenant;
 struct eb_config;
@@ -135,7 +137,12 @@ struct eb_proxy_identity {
 	const char *managed_apple_id;
 	const char *enrollment_mode;
 	const char *grant_id;
+	const char *route; /* the grant's route, or NULL */
+	json_t *idp;       /* its mdm.claims snapshot (an object), or NULL */
 };
+
+/* 1 when t, or one of its routes, has an MDM upstream. */
+int eb_proxy_has_upstream(const struct eb_tenant *t);
 
 /*
  * Forward req to tenant t's MDM upstream with the identity given, without

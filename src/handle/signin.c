@@ -44,6 +44,7 @@
 #include "identity/identity.h"
 #include "identity/mapping.h"
 #include "identity/policy.h"
+#include "identity/route.h"
 #include "oidc/oidc.h"
 #include "store/store.h"
 #include "token/pkce.h"
@@ -664,6 +665,9 @@ callback_job(void *arg)
 	gi.id = &id;
 	gi.map = &map;
 	gi.tok = &tok;
+	if ((gi.route = eb_route_match(t, &id)) != NULL)
+		log_info("tenant %s: %s takes route %s", t->id,
+		         map.managed_apple_id, gi.route->name);
 	gi.now = (int64_t)time(NULL); /* after the IdP's answer */
 	if ((token = eb_grant_issue(env, cfg, &gi)) == NULL) {
 		log_warnx("tenant %s: cannot store the grant", t->id);

@@ -58,8 +58,8 @@ eb_policy_needs_groups(const struct eb_tenant *t, const struct eb_identity *id)
  * Group ids: Entra's are GUIDs, which compare case-insensitively (admins
  * paste them in either case); names from other IdPs compare exactly.
  */
-static int
-group_eq(const char *want, const char *have)
+int
+eb_policy_group_eq(const char *want, const char *have)
 {
 	size_t i;
 
@@ -75,9 +75,8 @@ group_eq(const char *want, const char *have)
 	return eb_str_ieq(want, have);
 }
 
-/* The token said groups exist but did not carry them (Entra overage). */
-static int
-groups_overage(const struct eb_identity *id)
+int
+eb_policy_groups_overage(const struct eb_identity *id)
 {
 	return json_object_get(json_object_get(id->claims, "_claim_names"),
 	                       "groups") != NULL ||
@@ -94,7 +93,7 @@ check_groups(const struct eb_tenant *t, const struct eb_identity *id,
 	if (req->n == 0)
 		return 0;
 	if (!id->groups_known) {
-		if (groups_overage(id))
+		if (eb_policy_groups_overage(id))
 			eb_policy_deny(
 			    v, "groups_overage", hint_admin,
 			    "your group membership is too large for "
@@ -110,7 +109,7 @@ check_groups(const struct eb_tenant *t, const struct eb_identity *id,
 	}
 	for (i = 0; i < req->n; i++)
 		for (j = 0; j < id->groups.n; j++)
-			if (group_eq(req->v[i], id->groups.v[j]))
+			if (eb_policy_group_eq(req->v[i], id->groups.v[j]))
 				return 0;
 	eb_policy_deny(v, "group_required", hint_admin,
 	               "you are not a member of a group allowed to enroll "

@@ -37,6 +37,15 @@ void eb_policy_deny(struct eb_policy_verdict *v, const char *code,
     __attribute__((format(printf, 4, 5)));
 
 /*
+ * 1 when want names the group have: Entra group ids (GUIDs) compare
+ * ignoring case (admins paste them in either case), names exactly.
+ */
+int eb_policy_group_eq(const char *want, const char *have);
+/* 1 when the token said groups exist but did not carry them (an Entra
+ * overage: _claim_names.groups or hasgroups). */
+int eb_policy_groups_overage(const struct eb_identity *id);
+
+/*
  * 1 when tenant t requires groups that id does not carry (groups_known 0):
  * the caller should then ask the provider's resolve_groups first.
  */

@@ -24,6 +24,8 @@
 #include "core/log.h"
 #include "core/mem.h"
 #include "core/str.h"
+#include "identity/policy.h"
+#include "identity/route.h"
 #include "providers/provider.h"
 
 #define MAX_EXPIRES_IN   (10 * 365 * 86400)
@@ -394,7 +396,7 @@ apply_provider(struct eb_oidc *o, const struct eb_tenant *t,
                const char *access_token, struct eb_oidc_error *err)
 {
 	char why[256] = "";
-	int v;
+	int v, need;
 
 	if (prov->check_identity != NULL &&
 	    (v = prov->check_identity(t, id, why, sizeof(why))) !=
@@ -405,7 +407,15 @@ apply_provider(struct eb_oidc *o, const struct eb_tenant *t,
 		                          : EB_OIDC_E_PROTOCOL,
 		    v == EB_PROVIDER_DENY ? "policy_denied" : "provider_failed",
 		    "%s", why[0] ? why : "refused by the provider");
-	if (t->access.require_groups.n == 0 || id->groups_known)
+	need = t->access.require_groups.n > 0;
+	if (id->groups_known || (!need && !eb_route_needs_groups(t)))
+		return 0;
+	/* only routes match on groups: a token without any is a person in
+	 * none, unless it says they were too many to carry (an overage):
+	 * then they are resolved, and a failure refuses the sign-in rather
+	 * than send the person to the wrong MDM */
+	if (!need &&
+	    (prov->resolve_groups == NULL || !eb_policy_groups_overage(id)))
 		return 0;
 	if (prov->resolve_groups == NULL)
 		return eb_oidc_seterr(

@@ -68,6 +68,25 @@ set_str(json_t *o, const char *k, const char *v)
 	return json_object_set_new(o, k, json_string(v));
 }
 
+/* The grant's "route" and "idp" into claims; 0 or -1. An unreadable
+ * extra copies nothing (it was written by us, as JSON). */
+static int
+copy_grant_extra(json_t *claims, const char *extra)
+{
+	json_t *x, *v;
+	int rc = 0;
+
+	if (extra == NULL ||
+	    (x = json_loads(extra, JSON_REJECT_DUPLICATES, NULL)) == NULL)
+		return 0;
+	if (json_is_string(v = json_object_get(x, "route")))
+		rc |= json_object_set(claims, "route", v);
+	if (json_is_object(v = json_object_get(x, "idp")))
+		rc |= json_object_set(claims, "idp", v);
+	json_decref(x);
+	return rc;
+}
+
 int
 eb_token_mint(struct eb_signer *s, const struct eb_config *cfg,
               const struct eb_tenant *t, const struct eb_access_claims *c,
@@ -102,6 +121,7 @@ eb_token_mint(struct eb_signer *s, const struct eb_config *cfg,
 	rc |= set_str(claims, "enrollment_mode", c->enrollment_mode);
 	rc |= set_str(claims, "grant_id", c->grant_id);
 	rc |= set_str(claims, "scope", c->scope);
+	rc |= copy_grant_extra(claims, c->grant_extra);
 	if (rc != 0 ||
 	    (m->token = eb_signer_sign(s, "at+jwt", claims)) == NULL ||
 	    eb_store_hash_token(m->token, strlen(m->token), m->hash) != 0)

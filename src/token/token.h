@@ -112,6 +112,9 @@ struct eb_access_claims {
 	const char *enrollment_mode; /* "BYOD" | "ADDE" */
 	const char *client_id;
 	const char *scope; /* may be NULL */
+	/* the grant's extra JSON (grant/issue.h) or NULL: its "route" and
+	 * "idp" (the mdm.claims snapshot) are copied into the token */
+	const char *grant_extra;
 	int64_t iat;
 	int64_t exp;
 };

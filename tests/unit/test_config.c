@@ -499,6 +499,85 @@ test_on_access_lost(void **state)
 	eb_config_unref(cfg);
 }
 
+#define T_HEAD "{\"id\": \"acme\", \"domains\": [\"a.example\"], " IDP_OK ", "
+#define T_MDM                                                                  \
+	"\"mdm\": {\"upstream\": \"https://a.example\", \"audience\": "        \
+	"\"aud-a\", \"claims\": [\"name\"]}, "
+#define T_ROUTE(body) T_HEAD "\"routes\": [" body "]}"
+
+static void
+test_routes(void **state)
+{
+	struct eb_config *cfg;
+	const struct eb_tenant *t, *v;
+
+	(void)state;
+	cfg = load_tenant(
+	    T_HEAD T_MDM
+	    "\"enrollment\": {\"default\": \"byod\"}, "
+	    "\"routes\": [{\"name\": \"b\", \"match\": {\"groups\": "
+	    "[\"g1\"], \"claims\": {\"dept\": \"it\"}}, \"mdm\": "
+	    "{\"upstream\": \"https://b.example/\", \"claims\": "
+	    "[\"email\", \"groups\"]}, \"enrollment\": {\"default\": "
+	    "\"adde\"}}, {\"name\": \"all\", \"match\": {}, \"esso\": "
+	    "{\"app_store_id\": 42}}]}");
+	if (cfg == NULL)
+		fail_msg("%s %s %s", err.file, err.key, err.reason);
+	t = cfg->tenants[0];
+	assert_int_equal(t->nroutes, 2);
+	assert_ptr_equal(eb_tenant_route_view(t, NULL), t);
+	assert_ptr_equal(eb_tenant_route_view(t, ""), t);
+	assert_null(eb_tenant_route_view(t, "gone"));
+	v = eb_tenant_route_view(t, "b");
+	assert_non_null(v);
+	assert_string_equal(v->route, "b");
+	assert_string_equal(v->id, "acme");
+	assert_string_equal(v->mdm.upstream, "https://b.example");
+	/* tenant-wide keys stay the tenant's */
+	assert_string_equal(v->mdm.audience, "aud-a");
+	assert_int_equal(v->mdm.claims.n, 2);
+	assert_int_equal(v->default_mode, EB_MODE_ADDE);
+	assert_null(v->esso);
+	assert_int_equal(t->default_mode, EB_MODE_BYOD);
+	assert_string_equal(t->mdm.upstream, "https://a.example");
+	assert_int_equal(t->mdm.claims.n, 1);
+	v = eb_tenant_route_view(t, "all");
+	assert_non_null(v->esso);
+	assert_int_equal(v->esso->app_store_id, 42);
+	assert_string_equal(v->mdm.upstream, "https://a.example");
+	assert_null(t->esso);
+	eb_config_unref(cfg);
+
+	expect_tenant_fail(T_HEAD "\"routes\": {}}", "routes", "list");
+	expect_tenant_fail(T_ROUTE("{\"name\": \"x\", \"match\": {}, \"mdm\": "
+	                           "{\"upstream\": \"ftp://x\"}}"),
+	                   "routes[0].mdm.upstream", "");
+	expect_tenant_fail(T_ROUTE("{\"name\": \"x\", \"match\": {}, \"mdm\": "
+	                           "{\"clients\": []}}"),
+	                   "routes[0].mdm.clients", "tenant-wide");
+	expect_tenant_fail(T_ROUTE("{\"name\": \"x\", \"match\": {}, \"mdm\": "
+	                           "{}}, {\"name\": \"x\", \"match\": {}, "
+	                           "\"mdm\": {}}"),
+	                   "routes[1].name", "duplicate");
+	expect_tenant_fail(
+	    T_ROUTE("{\"name\": \"a.b\", \"match\": {}, \"mdm\": {}}"),
+	    "routes[0].name", "A-Z");
+	expect_tenant_fail(T_ROUTE("{\"name\": \"x\", \"match\": {\"claims\": "
+	                           "{\"a\": 1}}, \"mdm\": {}}"),
+	                   "routes[0].match.claims.a", "");
+	expect_tenant_fail(T_ROUTE("{\"name\": \"x\", \"match\": {}}"),
+	                   "routes[0]", "overrides nothing");
+	expect_tenant_fail(T_ROUTE("{\"name\": \"x\", \"mdm\": {}}"),
+	                   "routes[0].match", "required");
+	expect_tenant_fail(
+	    T_ROUTE("{\"name\": \"x\", \"match\": {}, \"esso\": {}}"),
+	    "routes[0].esso.app_store_id", "required");
+	expect_tenant_fail(T_HEAD "\"mdm\": {\"claims\": [\"a b\"]}}",
+	                   "mdm.claims[0]", "spaces");
+	expect_tenant_fail(T_HEAD "\"mdm\": {\"claims\": [\"a\", \"a\"]}}",
+	                   "mdm.claims[1]", "duplicate");
+}
+
 static void
 test_oauth2_mdm_esso(void **state)
 {
@@ -1207,6 +1286,7 @@ main(void)
 	    T(test_restrictions),
 	    T(test_os_version),
 	    T(test_mode_rule),
+	    T(test_routes),
 	    T(test_oauth2_mdm_esso),
 	    T(test_providers),
 	    T(test_duplicates_across_tenants),

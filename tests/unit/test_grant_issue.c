@@ -133,6 +133,7 @@ sign_in(struct fx *fx, const char *tid, const char *subject,
 	map.managed_apple_id = (char *)account;
 	tok.refresh_token = UPRT;
 	tok.sub = (char *)subject;
+	memset(&in, 0, sizeof(in));
 	in.t = &t;
 	in.f = &f;
 	in.id = &id;

@@ -611,6 +611,56 @@ test_issue_claims(void **state)
 	eb_free_secret_str(tok);
 }
 
+/* The grant's route and mdm.claims snapshot travel in its tokens. */
+static void
+test_grant_extra_claims(void **state)
+{
+	struct fx *fx = *state;
+	int64_t now = (int64_t)time(NULL);
+	struct eb_access_claims c = {
+	    .grant_id = "g1",
+	    .sub = "alice@appleid.acme.example",
+	    .managed_apple_id = "alice@appleid.acme.example",
+	    .enrollment_mode = "BYOD",
+	    .grant_extra =
+	        "{\"sub\":\"s\",\"route\":\"eng\",\"login\":\"a\","
+	        "\"idp\":{\"name\":\"Zo\\u00eb\",\"groups\":[\"g\"]}}",
+	    .iat = now,
+	    .exp = now + 600,
+	};
+	json_t *out = NULL, *idp;
+	char *tok;
+
+	mk_grant(fx->store, "g1", "acme", now + 7200);
+	tok = eb_token_issue(fx->s, fx->store, fx->cfg, fx->acme, &c,
+	                     EB_STORE_TOKEN_WEB);
+	assert_non_null(tok);
+	assert_int_equal(eb_signer_verify(fx->s, tok, "at+jwt", &out), 0);
+	assert_string_equal(json_string_value(json_object_get(out, "route")),
+	                    "eng");
+	idp = json_object_get(out, "idp");
+	assert_true(json_is_object(idp));
+	assert_string_equal(json_string_value(json_object_get(idp, "name")),
+	                    "Zo\xc3\xab");
+	assert_int_equal(json_array_size(json_object_get(idp, "groups")), 1);
+	/* the rest of extra stays in the grant */
+	assert_null(json_object_get(out, "login"));
+	assert_string_equal(json_string_value(json_object_get(out, "sub")),
+	                    "alice@appleid.acme.example");
+	json_decref(out);
+	eb_free_secret_str(tok);
+	/* no extra, or an unreadable one: neither claim */
+	c.grant_extra = "not json";
+	tok = eb_token_issue(fx->s, fx->store, fx->cfg, fx->acme, &c,
+	                     EB_STORE_TOKEN_WEB);
+	assert_non_null(tok);
+	assert_int_equal(eb_signer_verify(fx->s, tok, "at+jwt", &out), 0);
+	assert_null(json_object_get(out, "route"));
+	assert_null(json_object_get(out, "idp"));
+	json_decref(out);
+	eb_free_secret_str(tok);
+}
+
 static void
 test_bearer_refusals(void **state)
 {
@@ -759,6 +809,7 @@ main(void)
 	    T(test_untrusted_row_ignored),
 	    T(test_concurrent_rotation),
 	    T(test_issue_claims),
+	    T(test_grant_extra_claims),
 	    T(test_bearer_refusals),
 	    cmocka_unit_test(test_bearer_header),
 	    T(test_max_ttl),
