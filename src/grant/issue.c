@@ -20,6 +20,7 @@
 #include "core/log.h"
 #include "core/mem.h"
 #include "core/rand.h"
+#include "core/str.h"
 #include "grant/policy.h"
 #include "identity/identity.h"
 #include "identity/mapping.h"
@@ -73,6 +74,31 @@ out:
 	json_decref(x);
 }
 
+/*
+ * The login a SCIM userName is matched to (DESIGN "Lifecycle and
+ * identity"): preferred_username, else upn, else email, ASCII lower-case;
+ * NULL when the IdP sent none (*oom set when out of memory).
+ */
+static char *
+idp_login(const struct eb_identity *id, int *oom)
+{
+	const char *l = id->preferred_username;
+	char *s;
+
+	*oom = 0;
+	if (l == NULL || *l == '\0')
+		l = id->upn;
+	if (l == NULL || *l == '\0')
+		l = id->email;
+	if (l == NULL || *l == '\0')
+		return NULL;
+	if ((s = eb_strdup(l)) == NULL) {
+		*oom = 1;
+		return NULL;
+	}
+	return eb_str_lower(s);
+}
+
 /* A fresh grant id: "g" and 144 random bits, URL-safe. */
 static char *
 grant_id(void)
@@ -100,14 +126,20 @@ eb_grant_issue(struct eb_env *env, const struct eb_config *cfg,
 	struct eb_store_grant g;
 	struct eb_access_claims ac;
 	char hash[EB_STORE_HASH_HEXLEN + 1], *raw = NULL, *gid, *extra = NULL;
+	char *login;
 	uint8_t *sealed = NULL;
 	size_t sealed_len = 0;
 	int64_t now = in->now;
+	int oom;
 
 	/* "g" first: an id never starts with '-', so CLIs never read it as
 	 * an option */
 	if ((gid = grant_id()) == NULL)
 		return NULL;
+	if ((login = idp_login(id, &oom)) == NULL && oom) {
+		eb_free(gid);
+		return NULL;
+	}
 	memset(&g, 0, sizeof(g));
 	g.id = gid;
 	g.tenant = t->id;
@@ -122,6 +154,7 @@ eb_grant_issue(struct eb_env *env, const struct eb_config *cfg,
 	g.idp_subject = id->subject;
 	g.idp_tid = id->tid;
 	g.idp_oid = id->oid;
+	g.idp_login = login;
 	g.enrollment_mode =
 	    f->enrollment_mode != NULL
 	        ? f->enrollment_mode
@@ -195,6 +228,7 @@ fail:
 	eb_free_secret_str(raw);
 	raw = NULL;
 out:
+	eb_free(login);
 	eb_free(extra);
 	eb_free(sealed);
 	eb_free(gid);
