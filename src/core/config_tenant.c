@@ -408,6 +408,7 @@ eb_cfg_tenant_parse(struct eb_cfg_ctx *c, json_t *root, const char *public_url)
 	                                   "esso",
 	                                   "apple_business",
 	                                   "on_access_lost",
+	                                   "scim",
 	                                   NULL};
 	static const char *const methods[] = {"apple-as-web", "apple-oauth2",
 	                                      NULL};
@@ -452,6 +453,7 @@ eb_cfg_tenant_parse(struct eb_cfg_ctx *c, json_t *root, const char *public_url)
 	    eb_cfg_parse_mdm(c, root, &t->mdm) == -1 ||
 	    eb_cfg_parse_esso(c, root, t) == -1 ||
 	    eb_cfg_parse_apple_business(c, root, t) == -1 ||
+	    eb_cfg_parse_scim(c, root, t) == -1 ||
 	    derive(c, t, public_url) == -1)
 		goto fail;
 	return t;
@@ -513,6 +515,7 @@ eb_cfg_tenant_free(struct eb_tenant *t)
 		eb_free(t->esso);
 	}
 	eb_cfg_apple_business_free(t->apple_business);
+	eb_cfg_scim_free(t->scim);
 	eb_free(t->base_url);
 	eb_free(t->disco_body[0]);
 	eb_free(t->disco_body[1]);
