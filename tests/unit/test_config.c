@@ -490,6 +490,47 @@ test_on_access_lost(void **state)
 	eb_config_unref(cfg);
 }
 
+/* "scim": a token secret reference of sane length; absent: no endpoint. */
+static void
+test_scim(void **state)
+{
+	struct eb_config *cfg;
+
+	(void)state;
+	write_tenant("scim.txt", "0123456789abcdef-from-a-file\n");
+	cfg = load_tenant("{\"id\": \"acme\", \"domains\": [\"a.example\"], "
+	                  "\"scim\": {\"token\": \"file:scim.txt\"}, " IDP_OK
+	                  "}");
+	if (cfg == NULL)
+		fail_msg("%s %s %s", err.file, err.key, err.reason);
+	assert_non_null(cfg->tenants[0]->scim);
+	assert_string_equal(cfg->tenants[0]->scim->token,
+	                    "0123456789abcdef-from-a-file");
+	assert_int_equal(cfg->tenants[0]->scim->token_len, 28);
+	eb_config_unref(cfg);
+	cfg = load_tenant("{\"id\": \"acme\", \"domains\": [\"a.example\"], "
+	                  "" IDP_OK "}");
+	assert_non_null(cfg);
+	assert_null(cfg->tenants[0]->scim);
+	eb_config_unref(cfg);
+
+	expect_tenant_fail("{\"id\": \"acme\", \"domains\": [\"a.example\"], "
+	                   "\"scim\": {\"token\": \"SHORTSECRET\"}, " IDP_OK
+	                   "}",
+	                   "scim.token", "16 to 4096 bytes");
+	assert_null(strstr(err.reason, "SHORTSECRET"));
+	expect_tenant_fail("{\"id\": \"acme\", \"domains\": [\"a.example\"], "
+	                   "\"scim\": {}, " IDP_OK "}",
+	                   "scim.token", "is required");
+	expect_tenant_fail("{\"id\": \"acme\", \"domains\": [\"a.example\"], "
+	                   "\"scim\": {\"token\": \"0123456789abcdef0\", "
+	                   "\"url\": \"x\"}, " IDP_OK "}",
+	                   "scim.url", "");
+	expect_tenant_fail("{\"id\": \"acme\", \"domains\": [\"a.example\"], "
+	                   "\"scim\": \"0123456789abcdef0\", " IDP_OK "}",
+	                   "scim", "");
+}
+
 static void
 test_oauth2_mdm_esso(void **state)
 {
@@ -1083,6 +1124,7 @@ main(void)
 	    T(test_public_url),
 	    T(test_tenant_errors),
 	    T(test_on_access_lost),
+	    T(test_scim),
 	    T(test_oauth2_mdm_esso),
 	    T(test_providers),
 	    T(test_duplicates_across_tenants),

@@ -130,6 +130,9 @@ sign_in(struct fx *fx, const char *tid, const char *subject,
 	}
 	id.issuer = "https://idp.example";
 	id.subject = (char *)subject;
+	/* the login SCIM matches: upn before email, lower-case */
+	id.upn = "Alice@Contoso.COM";
+	id.email = "alice.other@contoso.com";
 	map.managed_apple_id = (char *)account;
 	tok.refresh_token = UPRT;
 	tok.sub = (char *)subject;
@@ -181,6 +184,7 @@ issues_a_sealed_grant_and_a_code(void **state)
 	assert_string_equal(g.auth_method, "apple-oauth2");
 	assert_string_equal(g.managed_apple_id, MAI);
 	assert_string_equal(g.enrollment_mode, "BYOD");
+	assert_string_equal(g.idp_login, "alice@contoso.com");
 	assert_int_equal(g.expires, fx->now + 3600);
 	assert_int_equal(g.upstream_next_at, fx->now + 600);
 	/* never at rest in the clear, and only this grant's id opens it */
