@@ -113,3 +113,38 @@ eb_grant_deprovision(struct eb_store *s, const struct eb_tenant *t,
 	audit(s, t, in, out);
 	return out->failed == 0 ? 0 : -1;
 }
+
+/* 1 when a user by (by, value) is inactive, 0 when none, -1 on error. */
+static int
+inactive_by(struct eb_store *s, const struct eb_tenant *t, int by,
+            const char *value)
+{
+	struct eb_store_scim_user_list l;
+	int64_t total;
+	size_t i;
+	int rc, found = 0;
+
+	rc = eb_store_scim_user_list(s, t->id, by, value, 0, 16, &l, &total);
+	if (rc != EB_STORE_OK) {
+		log_warnx("tenant %s: SCIM users unreadable: %s", t->id,
+		          eb_store_strerror(rc));
+		return -1;
+	}
+	for (i = 0; i < l.n; i++)
+		found |= l.v[i].active == 0;
+	eb_store_scim_user_list_finish(&l);
+	return found;
+}
+
+int
+eb_grant_scim_inactive(struct eb_store *s, const struct eb_tenant *t,
+                       const char *login, const char *oid)
+{
+	int a = 0, b = 0;
+
+	if (login != NULL)
+		a = inactive_by(s, t, EB_STORE_SCIM_USER_NAME, login);
+	if (a == 0 && oid != NULL)
+		b = inactive_by(s, t, EB_STORE_SCIM_EXTERNAL_ID, oid);
+	return a < 0 || b < 0 ? -1 : a || b;
+}

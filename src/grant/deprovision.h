@@ -39,4 +39,14 @@ int eb_grant_deprovision(struct eb_store *s, const struct eb_tenant *t,
                          const struct eb_deprovision_in *in,
                          struct eb_deprovision_out *out);
 
+/*
+ * Whether the SCIM client of tenant t deactivated the person login (IdP
+ * login, any case; may be NULL) / oid (IdP object id or subject; may be
+ * NULL): 1 when a User of t with that userName or externalId is inactive,
+ * 0 when none is, -1 when the store could not say (logged). A sign-in of
+ * such a person is refused until the client reactivates them.
+ */
+int eb_grant_scim_inactive(struct eb_store *s, const struct eb_tenant *t,
+                           const char *login, const char *oid);
+
 #endif

@@ -75,22 +75,17 @@ out:
 }
 
 /*
- * The login a SCIM userName is matched to (DESIGN "Lifecycle and
- * identity"): preferred_username, else upn, else email, ASCII lower-case;
- * NULL when the IdP sent none (*oom set when out of memory).
+ * The login a SCIM userName is matched to (eb_identity_login), ASCII
+ * lower-case; NULL when the IdP sent none (*oom set when out of memory).
  */
 static char *
 idp_login(const struct eb_identity *id, int *oom)
 {
-	const char *l = id->preferred_username;
+	const char *l = eb_identity_login(id);
 	char *s;
 
 	*oom = 0;
-	if (l == NULL || *l == '\0')
-		l = id->upn;
-	if (l == NULL || *l == '\0')
-		l = id->email;
-	if (l == NULL || *l == '\0')
+	if (l == NULL)
 		return NULL;
 	if ((s = eb_strdup(l)) == NULL) {
 		*oom = 1;

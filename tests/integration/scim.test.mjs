@@ -246,6 +246,13 @@ test('Entra provisioning on an unenroll tenant: deactivated -> 403, reactivated 
   assert.equal(det.ended, 1);
   assert.equal(det.action, 'retire');
 
+  // while deactivated, a new sign-in is refused (the IdP may still let
+  // her in: Entra deactivates a user taken out of the app's scope)
+  const no = await enroll({ bridge, tenant: 'contoso', login: ALICE });
+  assert.equal(no.stage, 'callback');
+  assert.equal(no.status, 403);
+  assert.match(no.body, /deactivated your account/);
+
   // reactivated: may sign in again; the old grant stays ended
   const re = await scim('contoso', 'PATCH', `/Users/${id}`, {
     schemas: [PATCH_SCHEMA], Operations: [{ op: 'Replace', path: 'active', value: 'True' }],
