@@ -193,11 +193,14 @@ deprovision(struct eb_request *req, const struct eb_store_scim_user *u,
 
 /*
  * Store res (checked and normalised here) as user id of the tenant: a new
- * one (create) or a replacement; then deprovision when it is inactive,
- * and answer it. The caller keeps res.
+ * one (create) or a replacement (of version, when not 0); then deprovision
+ * when it is inactive, and answer it. The caller keeps res. Returns 0, or
+ * 1 without answering when version was given and the user has another one
+ * now (the caller reads it again).
  */
-static void
-store_user(struct eb_request *req, const char *id, json_t *res, int create)
+static int
+store_user(struct eb_request *req, const char *id, json_t *res, int create,
+           int64_t version)
 {
 	struct eb_env *env = eb_req_env(req);
 	const struct eb_tenant *t = eb_req_tenant(req);
@@ -208,7 +211,7 @@ store_user(struct eb_request *req, const char *id, json_t *res, int create)
 
 	if (eb_scim_user_check(res, &f, &e) != 0) {
 		send_err(req, &e);
-		return;
+		return 0;
 	}
 	memset(&u, 0, sizeof(u));
 	u.tenant = t->id;
@@ -216,17 +219,20 @@ store_user(struct eb_request *req, const char *id, json_t *res, int create)
 	u.user_name = (char *)(uintptr_t)f.user_name;
 	u.external_id = (char *)(uintptr_t)f.external_id;
 	u.active = f.active;
+	u.version = version;
 	u.created = u.updated = (int64_t)time(NULL);
 	if ((u.resource = resource_text(req, res)) == NULL)
-		return;
+		return 0;
 	rc = create ? eb_store_scim_user_create(env->store, &u)
 	            : eb_store_scim_user_replace(env->store, &u);
 	eb_free(u.resource);
+	if (rc == EB_STORE_NOT_FOUND && version != 0)
+		return 1;
 	if (rc == EB_STORE_OK)
 		rc = eb_store_scim_user_get(env->store, t->id, id, &back);
 	if (rc != EB_STORE_OK) {
 		send_store_error(req, rc);
-		return;
+		return 0;
 	}
 	log_info("tenant %s: SCIM user %s %s (active %s)", t->id, id,
 	         create ? "created" : "replaced", f.active ? "true" : "false");
@@ -234,6 +240,7 @@ store_user(struct eb_request *req, const char *id, json_t *res, int create)
 		deprovision(req, &back, "deactivated");
 	send_user(req, create ? 201 : 200, &back);
 	eb_store_scim_user_finish(&back);
+	return 0;
 }
 
 static void
@@ -247,7 +254,7 @@ create(struct eb_request *req)
 	if ((id = eb_rand_token(16)) == NULL)
 		eb_scim_send_error(req, 500, NULL, "internal error");
 	else
-		store_user(req, id, res, 1);
+		store_user(req, id, res, 1, 0);
 	eb_free(id);
 	json_decref(res);
 }
@@ -259,21 +266,23 @@ replace(struct eb_request *req, const char *id)
 
 	if ((res = body_object(req)) == NULL)
 		return;
-	store_user(req, id, res, 0);
+	store_user(req, id, res, 0, 0);
 	json_decref(res);
 }
 
-static void
-patch(struct eb_request *req, const char *id)
+/*
+ * One read-patch-write of user id: 0 (answered), or 1 when another write
+ * came in between (nothing answered: try again).
+ */
+static int
+patch_once(struct eb_request *req, const char *id, const json_t *p)
 {
 	struct eb_env *env = eb_req_env(req);
 	struct eb_store_scim_user u;
 	struct eb_scim_err e;
-	json_t *p, *res = NULL;
-	int rc;
+	json_t *res = NULL;
+	int rc, again = 0;
 
-	if ((p = body_object(req)) == NULL)
-		return;
 	rc = eb_store_scim_user_get(env->store, eb_req_tenant(req)->id, id, &u);
 	if (rc != EB_STORE_OK)
 		send_store_error(req, rc);
@@ -282,13 +291,30 @@ patch(struct eb_request *req, const char *id)
 	else if (eb_scim_patch(res, p, &e) != 0)
 		send_err(req, &e);
 	else
-		store_user(req, id, res, 0);
+		again = store_user(req, id, res, 0, u.version);
 	eb_store_scim_user_finish(&u);
 	json_decref(res);
+	return again;
+}
+
+static void
+patch(struct eb_request *req, const char *id)
+{
+	json_t *p;
+	int i;
+
+	if ((p = body_object(req)) == NULL)
+		return;
+	for (i = 0; i < 3 && patch_once(req, id, p) != 0; i++)
+		;
+	if (i == 3)
+		eb_scim_send_error(req, 409, NULL,
+		                   "the user changes too fast; try again");
 	json_decref(p);
 }
 
-static void delete (struct eb_request *req, const char *id)
+static void
+remove_user(struct eb_request *req, const char *id)
 {
 	struct eb_env *env = eb_req_env(req);
 	const struct eb_tenant *t = eb_req_tenant(req);
@@ -466,7 +492,7 @@ eb_handle_scim_user(struct eb_request *req)
 	else if (method_is(req, "PATCH"))
 		patch(req, id);
 	else if (method_is(req, "DELETE"))
-		delete (req, id);
+		remove_user(req, id);
 	else
 		not_allowed(req, "GET, HEAD, PUT, PATCH, DELETE");
 	return EB_HANDLED;

@@ -867,8 +867,10 @@ int eb_store_scim_user_get(struct eb_store *s, const char *tenant,
                            const char *id, struct eb_store_scim_user *out);
 /*
  * Replace user u->id of u->tenant: user_name, external_id, active,
- * resource and updated from u, version one more. NOT_FOUND, or CONFLICT
- * when another user of the tenant has that userName.
+ * resource and updated from u, version one more. With u->version non-zero,
+ * only while the stored version is u->version (a read-modify-write: on
+ * NOT_FOUND the caller reads again). NOT_FOUND, or CONFLICT when another
+ * user of the tenant has that userName.
  */
 int eb_store_scim_user_replace(struct eb_store *s,
                                const struct eb_store_scim_user *u);

@@ -2255,6 +2255,19 @@ test_scim_users(void **state)
 	assert_int_equal(u.updated, T0 + 5);
 	assert_string_equal(u.resource, "{\"active\":false}");
 	eb_store_scim_user_finish(&u);
+	/* a read-modify-write of version 1 lost to that one: refused */
+	r.version = 1;
+	r.resource = "{\"lost\":true}";
+	assert_int_equal(eb_store_scim_user_replace(fx->s, &r),
+	                 EB_STORE_NOT_FOUND);
+	r.version = 2;
+	assert_int_equal(eb_store_scim_user_replace(fx->s, &r), EB_STORE_OK);
+	assert_int_equal(eb_store_scim_user_get(fx->s, "acme", "u1", &u),
+	                 EB_STORE_OK);
+	assert_int_equal(u.version, 3);
+	assert_string_equal(u.resource, "{\"lost\":true}");
+	eb_store_scim_user_finish(&u);
+	r.version = 0;
 	r.id = "nope";
 	assert_int_equal(eb_store_scim_user_replace(fx->s, &r),
 	                 EB_STORE_NOT_FOUND);

@@ -113,6 +113,7 @@ replace_fn(struct eb_pg_conn *c, void *arg)
 	eb_pg_args_int8(&a, u->active);
 	eb_pg_args_text(&a, u->resource);
 	eb_pg_args_int8(&a, u->updated);
+	eb_pg_args_int8(&a, u->version);
 	if ((rc = eb_pg_run(c, PS_SCIM_REPLACE, &a, &n)) != EB_STORE_OK)
 		return rc;
 	return n > 0 ? EB_STORE_OK : EB_STORE_NOT_FOUND;

@@ -541,9 +541,10 @@ const struct eb_pg_stmt eb_pg_stmts[PS__COUNT] = {
                          "UPDATE scim_users SET user_name = $3,"
                          " external_id = $4, active = $5, resource = $6,"
                          " version = version + 1, updated_at = $7"
-                         " WHERE tenant = $1 AND id = $2",
-                         7,
-                         {T, T, T, T, I, T, I}},
+                         " WHERE tenant = $1 AND id = $2"
+                         " AND ($8 = 0 OR version = $8)",
+                         8,
+                         {T, T, T, T, I, T, I, I}},
     [PS_SCIM_DEL] = {"eb_scim_del",
                      "DELETE FROM scim_users WHERE tenant = $1 AND id = $2",
                      2,

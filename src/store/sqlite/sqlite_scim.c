@@ -82,7 +82,8 @@ eb_sq_scim_user_replace(void *be, const struct eb_store_scim_user *u)
 	    eb_sq_bind_text(st, 4, u->external_id) |
 	    sqlite3_bind_int64(st, 5, u->active) |
 	    eb_sq_bind_text(st, 6, u->resource) |
-	    sqlite3_bind_int64(st, 7, u->updated))
+	    sqlite3_bind_int64(st, 7, u->updated) |
+	    sqlite3_bind_int64(st, 8, u->version))
 		return eb_sq_fail(c, sqlite3_errcode(c->db), __func__);
 	if ((rc = eb_sq_run(c, st, __func__)) == 0 &&
 	    sqlite3_changes(c->db) == 0)

@@ -218,7 +218,8 @@ const char *const eb_sq_sql[ST__COUNT] = {
     [ST_SCIM_REPLACE] = "UPDATE scim_users SET user_name = ?3,"
                         " external_id = ?4, active = ?5, resource = ?6,"
                         " version = version + 1, updated_at = ?7"
-                        " WHERE tenant = ?1 AND id = ?2",
+                        " WHERE tenant = ?1 AND id = ?2"
+                        " AND (?8 = 0 OR version = ?8)",
     [ST_SCIM_DEL] = "DELETE FROM scim_users WHERE tenant = ?1 AND id = ?2",
     [ST_SCIM_LIST] = "SELECT " SCIM_COLS " FROM scim_users"
                      " WHERE tenant = ?1 ORDER BY created_at, id"
