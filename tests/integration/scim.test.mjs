@@ -169,6 +169,7 @@ test('Entra provisioning on an unenroll tenant: deactivated -> 403, reactivated 
   assert.equal((await put('contoso', t, checkin('Authenticate', E))).r.status, 200);
   const g = await grant(grantOf(t));
   assert.equal(g.status, 'active');
+  assert.equal(g.idp_login, ALICE); // what a SCIM userName matches
 
   // Entra looks the user up first: nobody
   const q0 = await scim('contoso', 'GET', filterPath('userName', ALICE));
