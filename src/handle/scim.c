@@ -178,8 +178,11 @@ resource_text(struct eb_request *req, const json_t *res)
 	return txt;
 }
 
-/* A user active no more, or deleted: end their grants now. */
-static void
+/*
+ * A user active no more, or deleted: end their grants now. 0, or -1
+ * answered with 503: the client retries, and ending again is harmless.
+ */
+static int
 deprovision(struct eb_request *req, const struct eb_store_scim_user *u,
             const char *why)
 {
@@ -188,7 +191,14 @@ deprovision(struct eb_request *req, const struct eb_store_scim_user *u,
 	                               (int64_t)time(NULL)};
 	struct eb_deprovision_out out;
 
-	eb_grant_deprovision(env->store, eb_req_tenant(req), &in, &out);
+	if (eb_grant_deprovision(env->store, eb_req_tenant(req), &in, &out) ==
+	    0)
+		return 0;
+	eb_resp_header(req, "Retry-After", "5");
+	eb_scim_send_error(req, 503, NULL,
+	                   "not every grant of the user could be ended; "
+	                   "try again");
+	return -1;
 }
 
 /*
@@ -236,9 +246,8 @@ store_user(struct eb_request *req, const char *id, json_t *res, int create,
 	}
 	log_info("tenant %s: SCIM user %s %s (active %s)", t->id, id,
 	         create ? "created" : "replaced", f.active ? "true" : "false");
-	if (!back.active)
-		deprovision(req, &back, "deactivated");
-	send_user(req, create ? 201 : 200, &back);
+	if (back.active || deprovision(req, &back, "deactivated") == 0)
+		send_user(req, create ? 201 : 200, &back);
 	eb_store_scim_user_finish(&back);
 	return 0;
 }
@@ -321,19 +330,22 @@ remove_user(struct eb_request *req, const char *id)
 	struct eb_store_scim_user u;
 	int rc;
 
+	/* the grants first: when that fails the user is still there, and
+	 * the client's retry ends them */
 	rc = eb_store_scim_user_get(env->store, t->id, id, &u);
-	if (rc == EB_STORE_OK)
-		rc = eb_store_scim_user_delete(env->store, t->id, id);
-	if (rc != EB_STORE_OK) {
+	if (rc != EB_STORE_OK)
 		send_store_error(req, rc);
-		eb_store_scim_user_finish(&u);
-		return;
+	else if (deprovision(req, &u, "deleted") == 0) {
+		rc = eb_store_scim_user_delete(env->store, t->id, id);
+		if (rc != EB_STORE_OK)
+			send_store_error(req, rc);
+		else {
+			log_info("tenant %s: SCIM user %s deleted", t->id, id);
+			eb_resp_header(req, "Cache-Control", "no-store");
+			eb_resp_set(req, 204, NULL, "", 0);
+		}
 	}
-	log_info("tenant %s: SCIM user %s deleted", t->id, id);
-	deprovision(req, &u, "deleted");
 	eb_store_scim_user_finish(&u);
-	eb_resp_header(req, "Cache-Control", "no-store");
-	eb_resp_set(req, 204, NULL, "", 0);
 }
 
 static void
