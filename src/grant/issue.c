@@ -21,6 +21,7 @@
 #include "core/mem.h"
 #include "core/rand.h"
 #include "core/str.h"
+#include "grant/deprovision.h"
 #include "grant/policy.h"
 #include "identity/identity.h"
 #include "identity/mapping.h"
@@ -92,6 +93,34 @@ idp_login(const struct eb_identity *id, int *oom)
 		return NULL;
 	}
 	return eb_str_lower(s);
+}
+
+/*
+ * A person the tenant's SCIM client deactivated while they signed in (the
+ * sign-in checked before, grant/deprovision.h): the new grant ends at once,
+ * since the deprovisioning may have listed the person's grants before it
+ * was stored. 0 when it may stay, -1 when it was ended (or the store could
+ * not say).
+ */
+static int
+scim_recheck(struct eb_env *env, const struct eb_tenant *t,
+             const struct eb_identity *id, const char *login, const char *gid,
+             int64_t now)
+{
+	int rc;
+
+	if (t->scim == NULL)
+		return 0;
+	rc = eb_grant_scim_inactive(env->store, t, login,
+	                            id->oid != NULL ? id->oid : id->subject);
+	if (rc == 0)
+		return 0;
+	log_warnx("tenant %s: grant %.8s: its person was deprovisioned "
+	          "meanwhile; revoked",
+	          t->id, gid);
+	eb_store_grant_set_status(env->store, gid, EB_STORE_GRANT_REVOKED,
+	                          "deprovisioned by SCIM", now);
+	return -1;
 }
 
 /* A fresh grant id: "g" and 144 random bits, URL-safe. */
@@ -181,7 +210,8 @@ eb_grant_issue(struct eb_env *env, const struct eb_config *cfg,
 		if ((g.extra = extra) == NULL)
 			goto out;
 	}
-	if (eb_store_grant_create(env->store, &g) != EB_STORE_OK)
+	if (eb_store_grant_create(env->store, &g) != EB_STORE_OK ||
+	    scim_recheck(env, t, id, login, gid, now) != 0)
 		goto out;
 	take_over(env, t, f, gid, map->managed_apple_id, now);
 	if ((raw = eb_rand_token(32)) == NULL ||
