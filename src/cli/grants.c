@@ -312,6 +312,7 @@ print_json(const struct eb_store_grant *g)
 	rc |= set_s_of(o, g, "user_identifier", g->user_identifier);
 	rc |= set_s_of(o, g, "idp_issuer", g->idp_issuer);
 	rc |= set_s_of(o, g, "idp_subject", g->idp_subject);
+	rc |= set_s_of(o, g, "idp_login", g->idp_login);
 	rc |= set_s_of(o, g, "enrollment_mode", g->enrollment_mode);
 	rc |= set_s_of(o, g, "binding_kind", g->binding_kind);
 	rc |= set_s_of(o, g, "binding_value", g->binding_value);

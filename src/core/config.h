@@ -180,6 +180,15 @@ struct eb_apple_business_config {
 };
 
 /*
+ * "scim": the tenant's SCIM 2.0 endpoint (/t/{T}/scim/v2), which a
+ * provisioning client (Entra, Okta) calls with this bearer token.
+ */
+struct eb_scim_config {
+	char *token; /* secret */
+	size_t token_len;
+};
+
+/*
  * Tenant on_access_lost: when the IdP says a person is gone or disabled,
  * their grants are revoked (REAUTH: the device gets 401 and the challenge)
  * or retired (UNENROLL: 403 com.apple.unrecognized.device, it unenrolls).
@@ -235,6 +244,7 @@ struct eb_tenant {
 	/* in a route's view (struct eb_tenant_route): the route's name; NULL in
 	 * the tenant itself */
 	const char *route;
+	struct eb_scim_config *scim; /* NULL when not configured */
 	/* derived at load time */
 	char *base_url; /* {public_url}/t/{id}/enroll */
 	char

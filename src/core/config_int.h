@@ -139,6 +139,10 @@ int eb_cfg_parse_mdm(struct eb_cfg_ctx *c, const json_t *root,
 int eb_cfg_parse_apple_business(struct eb_cfg_ctx *c, const json_t *root,
                                 struct eb_tenant *t);
 void eb_cfg_apple_business_free(struct eb_apple_business_config *ab);
+/* "scim" (config_scim.c), and freeing it (the token wiped). */
+int eb_cfg_parse_scim(struct eb_cfg_ctx *c, const json_t *root,
+                      struct eb_tenant *t);
+void eb_cfg_scim_free(struct eb_scim_config *sc);
 int eb_cfg_parse_esso(struct eb_cfg_ctx *c, const json_t *root,
                       struct eb_esso_config **out);
 /* Free what eb_cfg_parse_mdm / eb_cfg_parse_esso filled. */

@@ -499,6 +499,7 @@ eb_cfg_tenant_parse(struct eb_cfg_ctx *c, json_t *root, const char *public_url)
 	                                   "on_access_lost",
 	                                   "restrictions",
 	                                   "routes",
+	                                   "scim",
 	                                   NULL};
 	static const char *const methods[] = {"apple-as-web", "apple-oauth2",
 	                                      NULL};
@@ -545,6 +546,7 @@ eb_cfg_tenant_parse(struct eb_cfg_ctx *c, json_t *root, const char *public_url)
 	    eb_cfg_parse_esso(c, root, &t->esso) == -1 ||
 	    eb_cfg_parse_apple_business(c, root, t) == -1 ||
 	    parse_restrictions(c, root, &t->restrictions) == -1 ||
+	    eb_cfg_parse_scim(c, root, t) == -1 ||
 	    derive(c, t, public_url) == -1 ||
 	    eb_cfg_parse_routes(c, root, t) == -1)
 		goto fail;
@@ -592,6 +594,7 @@ eb_cfg_tenant_free(struct eb_tenant *t)
 	eb_cfg_apple_business_free(t->apple_business);
 	for (i = 0; i < EB_OS_COUNT; i++)
 		eb_free(t->restrictions.min_os_version[i]);
+	eb_cfg_scim_free(t->scim);
 	eb_free(t->base_url);
 	eb_free(t->disco_body[0]);
 	eb_free(t->disco_body[1]);

@@ -20,6 +20,8 @@
 #include "core/log.h"
 #include "core/mem.h"
 #include "core/rand.h"
+#include "core/str.h"
+#include "grant/deprovision.h"
 #include "grant/policy.h"
 #include "identity/identity.h"
 #include "identity/mapping.h"
@@ -171,6 +173,54 @@ grant_mode(const struct eb_grant_issue_in *in, const struct eb_tenant *view)
 	return m;
 }
 
+/*
+ * The login a SCIM userName is matched to (eb_identity_login), ASCII
+ * lower-case; NULL when the IdP sent none (*oom set when out of memory).
+ */
+static char *
+idp_login(const struct eb_identity *id, int *oom)
+{
+	const char *l = eb_identity_login(id);
+	char *s;
+
+	*oom = 0;
+	if (l == NULL)
+		return NULL;
+	if ((s = eb_strdup(l)) == NULL) {
+		*oom = 1;
+		return NULL;
+	}
+	return eb_str_lower(s);
+}
+
+/*
+ * A person the tenant's SCIM client deactivated while they signed in (the
+ * sign-in checked before, grant/deprovision.h): the new grant ends at once,
+ * since the deprovisioning may have listed the person's grants before it
+ * was stored. 0 when it may stay, -1 when it was ended (or the store could
+ * not say).
+ */
+static int
+scim_recheck(struct eb_env *env, const struct eb_tenant *t,
+             const struct eb_identity *id, const char *login, const char *gid,
+             int64_t now)
+{
+	int rc;
+
+	if (t->scim == NULL)
+		return 0;
+	rc = eb_grant_scim_inactive(env->store, t, login,
+	                            id->oid != NULL ? id->oid : id->subject);
+	if (rc == 0)
+		return 0;
+	log_warnx("tenant %s: grant %.8s: its person was deprovisioned "
+	          "meanwhile; revoked",
+	          t->id, gid);
+	eb_store_grant_set_status(env->store, gid, EB_STORE_GRANT_REVOKED,
+	                          "deprovisioned by SCIM", now);
+	return -1;
+}
+
 /* A fresh grant id: "g" and 144 random bits, URL-safe. */
 static char *
 grant_id(void)
@@ -199,14 +249,20 @@ eb_grant_issue(struct eb_env *env, const struct eb_config *cfg,
 	struct eb_store_grant g;
 	struct eb_access_claims ac;
 	char hash[EB_STORE_HASH_HEXLEN + 1], *raw = NULL, *gid, *extra = NULL;
+	char *login;
 	uint8_t *sealed = NULL;
 	size_t sealed_len = 0;
 	int64_t now = in->now;
+	int oom;
 
 	/* "g" first: an id never starts with '-', so CLIs never read it as
 	 * an option */
 	if ((gid = grant_id()) == NULL)
 		return NULL;
+	if ((login = idp_login(id, &oom)) == NULL && oom) {
+		eb_free(gid);
+		return NULL;
+	}
 	memset(&g, 0, sizeof(g));
 	g.id = gid;
 	g.tenant = t->id;
@@ -221,6 +277,7 @@ eb_grant_issue(struct eb_env *env, const struct eb_config *cfg,
 	g.idp_subject = id->subject;
 	g.idp_tid = id->tid;
 	g.idp_oid = id->oid;
+	g.idp_login = login;
 	g.enrollment_mode = (char *)(uintptr_t)grant_mode(in, view);
 	g.created = g.updated = now;
 	g.expires = now + t->tokens.refresh_ttl;
@@ -250,7 +307,8 @@ eb_grant_issue(struct eb_env *env, const struct eb_config *cfg,
 	if ((g.extra = extra =
 	         eb_grant_extra(view, view->route, id, tok->sub)) == NULL)
 		goto out;
-	if (eb_store_grant_create(env->store, &g) != EB_STORE_OK)
+	if (eb_store_grant_create(env->store, &g) != EB_STORE_OK ||
+	    scim_recheck(env, t, id, login, gid, now) != 0)
 		goto out;
 	take_over(env, t, f, gid, map->managed_apple_id, now);
 	if ((raw = eb_rand_token(32)) == NULL ||
@@ -293,6 +351,7 @@ fail:
 	eb_free_secret_str(raw);
 	raw = NULL;
 out:
+	eb_free(login);
 	eb_free(extra);
 	eb_free(sealed);
 	eb_free(gid);

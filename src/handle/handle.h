@@ -46,6 +46,10 @@ int eb_handle_oauth2_revoke(struct eb_request *req);
 int eb_handle_proxy(struct eb_request *req);
 /* proxy_head.c: the proxy's body limit from its bearer, before the body */
 void eb_proxy_head(struct eb_request *req);
+/* scim.c: /t/{T}/scim/v2/Users, /Users/{id}, discovery documents */
+int eb_handle_scim_users(struct eb_request *req);
+int eb_handle_scim_user(struct eb_request *req);
+int eb_handle_scim_meta(struct eb_request *req);
 /* health.c */
 int eb_handle_healthz(struct eb_request *req);
 int eb_handle_readyz(struct eb_request *req);

@@ -11,6 +11,7 @@
 
 #define BODY_ENROLL (64 * 1024) /* a signed MachineInfo */
 #define BODY_FORM   (16 * 1024) /* an OAuth 2 form */
+#define BODY_SCIM   (64 * 1024) /* a SCIM User or PatchOp */
 
 const struct eb_route eb_routes[] = {
     {"GET", "/.well-known/com.apple.remotemanagement", eb_handle_discovery,
@@ -39,6 +40,12 @@ const struct eb_route eb_routes[] = {
      EB_ROUTE_TENANT | EB_ROUTE_BODY, BODY_FORM, NULL},
     {"*", "/t/{T}/mdm/{rest}", eb_handle_proxy, "mdm_proxy",
      EB_ROUTE_TENANT | EB_ROUTE_BODY, 0, eb_proxy_head},
+    {"*", "/t/{T}/scim/v2/Users", eb_handle_scim_users, "scim_users",
+     EB_ROUTE_TENANT | EB_ROUTE_BODY, BODY_SCIM, NULL},
+    {"*", "/t/{T}/scim/v2/Users/{id}", eb_handle_scim_user, "scim_user",
+     EB_ROUTE_TENANT | EB_ROUTE_BODY, BODY_SCIM, NULL},
+    {"GET", "/t/{T}/scim/v2/{rest}", eb_handle_scim_meta, "scim_meta",
+     EB_ROUTE_TENANT, 0, NULL},
     {"GET", "/healthz", eb_handle_healthz, "healthz", 0, 0, NULL},
     {"GET", "/readyz", eb_handle_readyz, "readyz", 0, 0, NULL},
     {"GET", "/metrics", eb_handle_metrics, "metrics", 0, 0, NULL},

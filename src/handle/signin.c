@@ -35,6 +35,7 @@
 #include "core/rand.h"
 #include "core/str.h"
 #include "core/workq.h"
+#include "grant/deprovision.h"
 #include "grant/issue.h"
 #include "grant/limit.h"
 #include "handle/flow.h"
@@ -492,6 +493,31 @@ mark_used(struct eb_env *env, const struct eb_tenant *t,
 	return rc;
 }
 
+/*
+ * A person the tenant's SCIM client deactivated may not enroll until it
+ * reactivates them (their IdP account may well still sign in: Entra
+ * deactivates a user taken out of the app's scope). 0 with v set to deny
+ * ("scim_inactive") or left as it was; -1 when the store cannot say.
+ */
+static int
+scim_refuses(struct eb_env *env, const struct eb_tenant *t,
+             const struct eb_identity *id, struct eb_policy_verdict *v)
+{
+	int rc;
+
+	if (t->scim == NULL)
+		return 0;
+	rc = eb_grant_scim_inactive(env->store, t, eb_identity_login(id),
+	                            id->oid != NULL ? id->oid : id->subject);
+	if (rc == 1)
+		eb_policy_deny(
+		    v, "scim_inactive",
+		    "Ask your IT department to reactivate your "
+		    "account.",
+		    "Your organization has deactivated your account.");
+	return rc < 0 ? -1 : 0;
+}
+
 static void
 callback_job(void *arg)
 {
@@ -644,6 +670,11 @@ callback_job(void *arg)
 	}
 	if (rc == EB_MAPPING_OK)
 		eb_policy_check(t, &id, &map, &v);
+	if (v.allow && scim_refuses(env, t, &id, &v) != 0) {
+		page(req, 503, "Temporarily unavailable",
+		     "Please try again in a moment.");
+		goto out;
+	}
 	/* restrictions.max_devices_per_user, after the policy */
 	if (v.allow &&
 	    eb_grant_limit_check(env->store, t, &f, map.managed_apple_id, now,

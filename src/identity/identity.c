@@ -60,6 +60,18 @@ eb_identity_claim(const struct eb_identity *id, const char *name)
 	return json_string_value(json_object_get(id->claims, name));
 }
 
+const char *
+eb_identity_login(const struct eb_identity *id)
+{
+	if (id->preferred_username != NULL && id->preferred_username[0])
+		return id->preferred_username;
+	if (id->upn != NULL && id->upn[0])
+		return id->upn;
+	if (id->email != NULL && id->email[0])
+		return id->email;
+	return NULL;
+}
+
 /* A copy of string claim name into *out; 0, or -1 when out of memory. */
 static int
 copy_claim(const struct eb_identity *id, const char *name, char **out)

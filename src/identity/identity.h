@@ -37,6 +37,11 @@ void eb_identity_finish(struct eb_identity *id);
  */
 int eb_identity_from_claims(struct eb_identity *id, const char *issuer,
                             json_t *claims);
+/*
+ * The person's login at the IdP, as a SCIM userName names them:
+ * preferred_username, else upn, else email (as sent; NULL when none).
+ */
+const char *eb_identity_login(const struct eb_identity *id);
 /* A string claim by name ("email", "upn", any claim), or NULL. */
 const char *eb_identity_claim(const struct eb_identity *id, const char *name);
 

@@ -1,9 +1,9 @@
 /*
  * Each record's columns, written once: one X-macro list per record of
- * store.h (flow, code, grant, token, key, mapping, audit), in the order the
- * backends select them. From a list a backend generates its column-list
- * string, its binder and its row reader, so that the three can no longer
- * disagree by position. Backend-neutral: no SQL library header.
+ * store.h (flow, code, grant, token, key, mapping, audit, scim_user), in
+ * the order the backends select them. From a list a backend generates its
+ * column-list string, its binder and its row reader, so that the three can
+ * no longer disagree by position. Backend-neutral: no SQL library header.
  *
  * A list is invoked as EB_COLUMNS_<RECORD>(X, S, C). Each entry is
  *
@@ -102,7 +102,9 @@
 
 /*
  * A new grant is unclaimed: its lease comes with a claim (and the columns
- * with migration 6, so an insert leaves them out).
+ * with migration 6, so an insert leaves them out). Its idp_login came with
+ * the SCIM migration: grant_create writes it in the same transaction when
+ * set, so that an insert still works on a schema without it.
  */
 #define EB_COLUMNS_GRANT(X, S, C)                                              \
 	X(C, id, id, TEXT, BOUND)                                              \
@@ -134,7 +136,8 @@
 	S X(C, extra, extra, TEXT, BOUND)                                      \
 	S X(C, lease_owner, lease_owner, TEXT, AUTO)                           \
 	S X(C, lease_token, lease_token, TEXT, AUTO)                           \
-	S X(C, lease_until, lease_until, I64, AUTO)
+	S X(C, lease_until, lease_until, I64, AUTO)                            \
+	S X(C, idp_login, idp_login, TEXT, AUTO)
 
 /*
  * A new token is active, never rotated nor replaced. Its sealed successor
@@ -171,6 +174,18 @@
 	S X(C, subject, subject, TEXT, BOUND)                                  \
 	S X(C, managed_apple_id, managed_apple_id, TEXT, BOUND)                \
 	S X(C, note, note, TEXT, BOUND)                                        \
+	S X(C, created_at, created, I64, BOUND)                                \
+	S X(C, updated_at, updated, I64, BOUND)
+
+/* A SCIM User: version 1 at creation. */
+#define EB_COLUMNS_SCIM_USER(X, S, C)                                          \
+	X(C, tenant, tenant, TEXT, BOUND)                                      \
+	S X(C, id, id, TEXT, BOUND)                                            \
+	S X(C, user_name, user_name, TEXT, BOUND)                              \
+	S X(C, external_id, external_id, TEXT, BOUND)                          \
+	S X(C, active, active, I64, BOUND)                                     \
+	S X(C, resource, resource, TEXT, BOUND)                                \
+	S X(C, version, version, I64, FIXED("1"))                              \
 	S X(C, created_at, created, I64, BOUND)                                \
 	S X(C, updated_at, updated, I64, BOUND)
 
@@ -230,14 +245,14 @@ struct eb_columns {
 
 extern const struct eb_columns eb_columns_audit, eb_columns_flow,
     eb_columns_code, eb_columns_grant, eb_columns_token, eb_columns_key,
-    eb_columns_mapping;
+    eb_columns_mapping, eb_columns_scim_user;
 
 /* Each record's eb_store_*_finish() taking a void pointer, for the
  * backends' generic row readers (one set for both). */
 void eb_columns_finish_audit(void *), eb_columns_finish_flow(void *),
     eb_columns_finish_code(void *), eb_columns_finish_grant(void *),
     eb_columns_finish_token(void *), eb_columns_finish_key(void *),
-    eb_columns_finish_mapping(void *);
+    eb_columns_finish_mapping(void *), eb_columns_finish_scim_user(void *);
 
 /* The kinds' field types, and the table entry of one column. */
 #define EB_COL_TYPE_TEXT char *

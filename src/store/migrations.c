@@ -460,6 +460,56 @@ static const char schema_v9_pg[] =
     " WHERE status = 'active' AND upstream_refresh_token IS NULL"
     " AND upstream_next_at = 0;";
 
+/*
+ * SCIM 2.0 provisioning (DESIGN "Lifecycle and identity"): the User
+ * resources a provisioning client (Entra, Okta) wrote, one table per
+ * bridge, unique userName per tenant (case-insensitively, as RFC 7643
+ * says of userName); and each grant's IdP login (lower-case
+ * preferred_username, upn or email at sign-in), so that a deprovisioned
+ * person's grants are found by login or object id through an index.
+ * Compat 1: an older binary neither reads nor writes either.
+ */
+static const char schema_scim[] =
+    "ALTER TABLE grants ADD COLUMN idp_login TEXT;"
+    "CREATE INDEX grants_idp_login ON grants(tenant, idp_login);"
+    "CREATE INDEX grants_idp_oid ON grants(tenant, idp_oid);"
+    "CREATE INDEX grants_idp_subject ON grants(tenant, idp_subject);"
+    "CREATE TABLE scim_users ("
+    " tenant TEXT NOT NULL,"
+    " id TEXT NOT NULL,"
+    " user_name TEXT NOT NULL,"
+    " external_id TEXT,"
+    " active INTEGER NOT NULL CHECK (active IN (0, 1)),"
+    " resource TEXT NOT NULL,"
+    " version INTEGER NOT NULL DEFAULT 1,"
+    " created_at INTEGER NOT NULL,"
+    " updated_at INTEGER NOT NULL,"
+    " PRIMARY KEY (tenant, id)"
+    ");"
+    "CREATE UNIQUE INDEX scim_users_name ON scim_users(tenant,"
+    " lower(user_name));"
+    "CREATE INDEX scim_users_external ON scim_users(tenant, external_id);";
+static const char schema_scim_pg[] =
+    "ALTER TABLE grants ADD COLUMN idp_login TEXT;"
+    "CREATE INDEX grants_idp_login ON grants(tenant, idp_login);"
+    "CREATE INDEX grants_idp_oid ON grants(tenant, idp_oid);"
+    "CREATE INDEX grants_idp_subject ON grants(tenant, idp_subject);"
+    "CREATE TABLE scim_users ("
+    " tenant TEXT NOT NULL,"
+    " id TEXT NOT NULL,"
+    " user_name TEXT NOT NULL,"
+    " external_id TEXT,"
+    " active BIGINT NOT NULL CHECK (active IN (0, 1)),"
+    " resource TEXT NOT NULL,"
+    " version BIGINT NOT NULL DEFAULT 1,"
+    " created_at BIGINT NOT NULL,"
+    " updated_at BIGINT NOT NULL,"
+    " PRIMARY KEY (tenant, id)"
+    ");"
+    "CREATE UNIQUE INDEX scim_users_name ON scim_users(tenant,"
+    " lower(user_name));"
+    "CREATE INDEX scim_users_external ON scim_users(tenant, external_id);";
+
 static const struct eb_store_migration migrations[] = {
     {.version = 1,
      .name = "initial schema",
@@ -505,6 +555,11 @@ static const struct eb_store_migration migrations[] = {
      .name = "grants without an upstream refresh token re-verified",
      .sql = schema_v9,
      .sql_pg = schema_v9_pg,
+     .compat = 1},
+    {.version = 10,
+     .name = "SCIM users and the IdP login of grants",
+     .sql = schema_scim,
+     .sql_pg = schema_scim_pg,
      .compat = 1},
 };
 

@@ -691,6 +691,17 @@ eb_store_grant_list(struct eb_store *s, const struct eb_store_grant_filter *f,
 }
 
 int
+eb_store_grant_list_person(struct eb_store *s, const char *tenant,
+                           const char *login, const char *oid,
+                           struct eb_store_grant_list *out)
+{
+	ZERO(out);
+	if (login == NULL && oid == NULL)
+		return EB_STORE_OK;
+	DISPATCH(s, grant_list_person, tenant, login, oid, out);
+}
+
+int
 eb_store_grant_set_status(struct eb_store *s, const char *id, int status,
                           const char *reason, int64_t now)
 {
@@ -927,6 +938,114 @@ eb_store_mapping_put(struct eb_store *s, const struct eb_store_mapping *m)
 }
 
 int
+eb_store_scim_user_create(struct eb_store *s,
+                          const struct eb_store_scim_user *u)
+{
+	DISPATCH(s, scim_user_create, u);
+}
+
+int
+eb_store_scim_user_get(struct eb_store *s, const char *tenant, const char *id,
+                       struct eb_store_scim_user *out)
+{
+	ZERO(out);
+	DISPATCH(s, scim_user_get, tenant, id, out);
+}
+
+int
+eb_store_scim_user_replace(struct eb_store *s,
+                           const struct eb_store_scim_user *u)
+{
+	DISPATCH(s, scim_user_replace, u);
+}
+
+int
+eb_store_scim_user_delete(struct eb_store *s, const char *tenant,
+                          const char *id)
+{
+	DISPATCH(s, scim_user_delete, tenant, id);
+}
+
+/*
+ * Keep the page [offset, offset + limit) of l, the others finished: a
+ * filter's matches come whole from the backend (a userName has one).
+ */
+static void
+scim_slice(struct eb_store_scim_user_list *l, size_t offset, size_t limit)
+{
+	size_t i, keep;
+
+	keep = offset < l->n ? l->n - offset : 0;
+	if (keep > limit)
+		keep = limit;
+	for (i = 0; i < l->n; i++)
+		if (i < offset || i >= offset + keep)
+			eb_store_scim_user_finish(&l->v[i]);
+	if (keep > 0 && offset > 0)
+		memmove(l->v, l->v + offset, keep * sizeof(*l->v));
+	l->n = keep;
+	if (keep == 0) {
+		eb_free(l->v);
+		l->v = NULL;
+	}
+}
+
+int
+eb_store_scim_user_list(struct eb_store *s, const char *tenant, int by,
+                        const char *value, size_t offset, size_t limit,
+                        struct eb_store_scim_user_list *out, int64_t *total)
+{
+	int rc;
+
+	ZERO(out);
+	*total = 0;
+	if (s == NULL || s->ops->scim_user_list == NULL) {
+		log_warnx("store: operation scim_user_list not available");
+		return EB_STORE_ERROR;
+	}
+	if (by != EB_STORE_SCIM_ALL && by != EB_STORE_SCIM_USER_NAME &&
+	    by != EB_STORE_SCIM_EXTERNAL_ID) {
+		log_warnx("store: %s: bad filter %d", __func__, by);
+		return EB_STORE_ERROR;
+	}
+	if (by != EB_STORE_SCIM_ALL && value == NULL) {
+		log_warnx("store: %s: a filter without a value", __func__);
+		return EB_STORE_ERROR;
+	}
+	rc = s->ops->scim_user_list(s->be, tenant, by, value, offset, limit,
+	                            out, total);
+	if (rc == EB_STORE_OK && by != EB_STORE_SCIM_ALL)
+		scim_slice(out, offset, limit);
+	return rc;
+}
+
+void
+eb_store_scim_user_finish(struct eb_store_scim_user *u)
+{
+	if (u == NULL)
+		return;
+	eb_free(u->tenant);
+	eb_free(u->id);
+	eb_free(u->user_name);
+	eb_free(u->external_id);
+	eb_free(u->resource);
+	memset(u, 0, sizeof(*u));
+}
+
+void
+eb_store_scim_user_list_finish(struct eb_store_scim_user_list *l)
+{
+	size_t i;
+
+	if (l == NULL)
+		return;
+	for (i = 0; i < l->n; i++)
+		eb_store_scim_user_finish(&l->v[i]);
+	eb_free(l->v);
+	memset(l, 0, sizeof(*l));
+}
+
+int
 eb_store_mapping_get(struct eb_store *s, const char *tenant,
                      const char *subject, struct eb_store_mapping *out)
 {
@@ -1045,6 +1164,7 @@ eb_store_grant_finish(struct eb_store_grant *g)
 	eb_free(g->extra);
 	eb_free(g->lease_owner);
 	eb_free(g->lease_token);
+	eb_free(g->idp_login);
 	memset(g, 0, sizeof(*g));
 }
 

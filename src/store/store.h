@@ -170,6 +170,12 @@ struct eb_store_grant {
 	char *lease_owner;
 	char *lease_token;
 	int64_t lease_until;
+	/*
+	 * The person's IdP login at sign-in, ASCII lower-case
+	 * (preferred_username, else upn, else email), or NULL: what a SCIM
+	 * userName is matched to.
+	 */
+	char *idp_login;
 };
 
 struct eb_store_grant_list {
@@ -272,6 +278,34 @@ struct eb_store_mapping {
 struct eb_store_mapping_list {
 	struct eb_store_mapping *v;
 	size_t n;
+};
+
+/*
+ * A SCIM 2.0 User resource (RFC 7643 section 4.1) a provisioning client
+ * wrote to a tenant's /scim/v2/Users: the attributes the bridge acts on,
+ * and the whole resource as JSON text for reading back.
+ */
+struct eb_store_scim_user {
+	char *tenant;
+	char *id;          /* ours, random */
+	char *user_name;   /* unique in the tenant, case-insensitively */
+	char *external_id; /* the client's id for the person, or NULL */
+	int64_t active;    /* 1 or 0 */
+	char *resource;    /* JSON text, as last written */
+	int64_t version;   /* 1 at creation, one more per replace */
+	int64_t created, updated;
+};
+
+struct eb_store_scim_user_list {
+	struct eb_store_scim_user *v;
+	size_t n;
+};
+
+/* Which SCIM users eb_store_scim_user_list returns. */
+enum eb_store_scim_by {
+	EB_STORE_SCIM_ALL = 0,
+	EB_STORE_SCIM_USER_NAME = 1,   /* userName eq: case-insensitive */
+	EB_STORE_SCIM_EXTERNAL_ID = 2, /* externalId eq: exact */
 };
 
 /* ---- the backend interface -------------------------------------------- */
@@ -386,6 +420,22 @@ struct eb_store_ops {
 	                     int64_t now);
 	int (*grant_count)(void *be, const char *tenant, int status,
 	                   int failing_only, int64_t *out);
+
+	/* ---- SCIM provisioning (tenant scim) ---- */
+	int (*grant_list_person)(void *be, const char *tenant,
+	                         const char *login, const char *oid,
+	                         struct eb_store_grant_list *out);
+	int (*scim_user_create)(void *be, const struct eb_store_scim_user *u);
+	int (*scim_user_get)(void *be, const char *tenant, const char *id,
+	                     struct eb_store_scim_user *out);
+	int (*scim_user_replace)(void *be, const struct eb_store_scim_user *u);
+	int (*scim_user_delete)(void *be, const char *tenant, const char *id);
+	/* by ALL: the page and the count; a filter: all its matches,
+	 * *total their number (the caller takes the page) */
+	int (*scim_user_list)(void *be, const char *tenant, int by,
+	                      const char *value, size_t offset, size_t limit,
+	                      struct eb_store_scim_user_list *out,
+	                      int64_t *total);
 	int (*lock_try)(void *be, const char *name, const char *owner,
 	                int64_t ttl, int64_t now);
 	int (*lock_release)(void *be, const char *name, const char *owner);
@@ -649,6 +699,16 @@ int eb_store_grant_count(struct eb_store *s, const char *tenant, int status,
 void eb_store_grant_finish(struct eb_store_grant *g);
 void eb_store_grant_list_finish(struct eb_store_grant_list *l);
 
+/*
+ * The active grants of tenant of one person, as a SCIM client names them:
+ * those whose idp_login is login (lower-case, as stored: the caller folds
+ * it; NULL: none by login), and those whose idp_oid or idp_subject is oid
+ * (NULL: none by id), newest first.
+ */
+int eb_store_grant_list_person(struct eb_store *s, const char *tenant,
+                               const char *login, const char *oid,
+                               struct eb_store_grant_list *out);
+
 /* ---- tokens ----------------------------------------------------------- */
 
 /* Insert a token by hash (status ACTIVE). NOT_FOUND when the grant is
@@ -796,6 +856,41 @@ int eb_store_mapping_list(struct eb_store *s, const char *tenant,
                           struct eb_store_mapping_list *out);
 void eb_store_mapping_finish(struct eb_store_mapping *m);
 void eb_store_mapping_list_finish(struct eb_store_mapping_list *l);
+
+/* ---- SCIM users --------------------------------------------------------- */
+
+/*
+ * Insert u (version 1; u->version is ignored). CONFLICT when the tenant
+ * has a user of that userName (any case) or that id.
+ */
+int eb_store_scim_user_create(struct eb_store *s,
+                              const struct eb_store_scim_user *u);
+/* The user id of tenant, or NOT_FOUND. */
+int eb_store_scim_user_get(struct eb_store *s, const char *tenant,
+                           const char *id, struct eb_store_scim_user *out);
+/*
+ * Replace user u->id of u->tenant: user_name, external_id, active,
+ * resource and updated from u, version one more. With u->version non-zero,
+ * only while the stored version is u->version (a read-modify-write: on
+ * NOT_FOUND the caller reads again). NOT_FOUND, or CONFLICT when another
+ * user of the tenant has that userName.
+ */
+int eb_store_scim_user_replace(struct eb_store *s,
+                               const struct eb_store_scim_user *u);
+/* Delete user id of tenant: OK or NOT_FOUND. */
+int eb_store_scim_user_delete(struct eb_store *s, const char *tenant,
+                              const char *id);
+/*
+ * The users of tenant (by: enum eb_store_scim_by, value its operand),
+ * oldest first, offset skipped, at most limit (0: none, only the count),
+ * and in *total how many match in all.
+ */
+int eb_store_scim_user_list(struct eb_store *s, const char *tenant, int by,
+                            const char *value, size_t offset, size_t limit,
+                            struct eb_store_scim_user_list *out,
+                            int64_t *total);
+void eb_store_scim_user_finish(struct eb_store_scim_user *u);
+void eb_store_scim_user_list_finish(struct eb_store_scim_user_list *l);
 
 /* ---- change tracking -------------------------------------------------- */
 

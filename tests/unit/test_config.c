@@ -576,6 +576,45 @@ test_routes(void **state)
 	                   "mdm.claims[0]", "spaces");
 	expect_tenant_fail(T_HEAD "\"mdm\": {\"claims\": [\"a\", \"a\"]}}",
 	                   "mdm.claims[1]", "duplicate");
+/* "scim": a token secret reference of sane length; absent: no endpoint. */
+static void
+test_scim(void **state)
+{
+	struct eb_config *cfg;
+
+	(void)state;
+	write_tenant("scim.txt", "0123456789abcdef-from-a-file\n");
+	cfg = load_tenant("{\"id\": \"acme\", \"domains\": [\"a.example\"], "
+	                  "\"scim\": {\"token\": \"file:scim.txt\"}, " IDP_OK
+	                  "}");
+	if (cfg == NULL)
+		fail_msg("%s %s %s", err.file, err.key, err.reason);
+	assert_non_null(cfg->tenants[0]->scim);
+	assert_string_equal(cfg->tenants[0]->scim->token,
+	                    "0123456789abcdef-from-a-file");
+	assert_int_equal(cfg->tenants[0]->scim->token_len, 28);
+	eb_config_unref(cfg);
+	cfg = load_tenant("{\"id\": \"acme\", \"domains\": [\"a.example\"], "
+	                  "" IDP_OK "}");
+	assert_non_null(cfg);
+	assert_null(cfg->tenants[0]->scim);
+	eb_config_unref(cfg);
+
+	expect_tenant_fail("{\"id\": \"acme\", \"domains\": [\"a.example\"], "
+	                   "\"scim\": {\"token\": \"SHORTSECRET\"}, " IDP_OK
+	                   "}",
+	                   "scim.token", "16 to 4096 bytes");
+	assert_null(strstr(err.reason, "SHORTSECRET"));
+	expect_tenant_fail("{\"id\": \"acme\", \"domains\": [\"a.example\"], "
+	                   "\"scim\": {}, " IDP_OK "}",
+	                   "scim.token", "is required");
+	expect_tenant_fail("{\"id\": \"acme\", \"domains\": [\"a.example\"], "
+	                   "\"scim\": {\"token\": \"0123456789abcdef0\", "
+	                   "\"url\": \"x\"}, " IDP_OK "}",
+	                   "scim.url", "");
+	expect_tenant_fail("{\"id\": \"acme\", \"domains\": [\"a.example\"], "
+	                   "\"scim\": \"0123456789abcdef0\", " IDP_OK "}",
+	                   "scim", "");
 }
 
 static void
@@ -1287,6 +1326,7 @@ main(void)
 	    T(test_os_version),
 	    T(test_mode_rule),
 	    T(test_routes),
+	    T(test_scim),
 	    T(test_oauth2_mdm_esso),
 	    T(test_providers),
 	    T(test_duplicates_across_tenants),

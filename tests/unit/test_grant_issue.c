@@ -99,18 +99,18 @@ teardown(void **state)
  * the grant `replaces` (or none), in tenant tid; the new grant's id in
  * gid (caller frees).
  */
-static void
-sign_in(struct fx *fx, const char *tid, const char *subject,
-        const char *account, const char *replaces, char **gid)
+/* Issue a grant through an apple-oauth2 flow; the code, or NULL. */
+static char *
+issue(struct fx *fx, const char *tid, const char *subject, const char *account,
+      const char *replaces)
 {
 	struct eb_grant_issue_in in;
 	struct eb_store_flow f;
 	struct eb_identity id;
 	struct eb_mapping_result map;
 	struct eb_oidc_tokens tok;
-	struct eb_store_code cd;
 	struct eb_tenant t = fx->t;
-	char extra[256], hash[EB_STORE_HASH_HEXLEN + 1], *code;
+	char extra[256];
 
 	memset(&f, 0, sizeof(f));
 	memset(&id, 0, sizeof(id));
@@ -130,6 +130,9 @@ sign_in(struct fx *fx, const char *tid, const char *subject,
 	}
 	id.issuer = "https://idp.example";
 	id.subject = (char *)subject;
+	/* the login SCIM matches: upn before email, lower-case */
+	id.upn = "Alice@Contoso.COM";
+	id.email = "alice.other@contoso.com";
 	map.managed_apple_id = (char *)account;
 	tok.refresh_token = UPRT;
 	tok.sub = (char *)subject;
@@ -140,7 +143,17 @@ sign_in(struct fx *fx, const char *tid, const char *subject,
 	in.map = &map;
 	in.tok = &tok;
 	in.now = fx->now;
-	code = eb_grant_issue(&fx->env, NULL, &in);
+	return eb_grant_issue(&fx->env, NULL, &in);
+}
+
+static void
+sign_in(struct fx *fx, const char *tid, const char *subject,
+        const char *account, const char *replaces, char **gid)
+{
+	struct eb_store_code cd;
+	char hash[EB_STORE_HASH_HEXLEN + 1], *code;
+
+	code = issue(fx, tid, subject, account, replaces);
 	assert_non_null(code);
 	/* the code: hashed at rest, bound to client and redirect URI */
 	assert_int_equal(eb_store_hash_token(code, strlen(code), hash), 0);
@@ -182,6 +195,7 @@ issues_a_sealed_grant_and_a_code(void **state)
 	assert_string_equal(g.auth_method, "apple-oauth2");
 	assert_string_equal(g.managed_apple_id, MAI);
 	assert_string_equal(g.enrollment_mode, "BYOD");
+	assert_string_equal(g.idp_login, "alice@contoso.com");
 	assert_int_equal(g.expires, fx->now + 3600);
 	assert_int_equal(g.upstream_next_at, fx->now + 600);
 	/* never at rest in the clear, and only this grant's id opens it */
@@ -266,10 +280,55 @@ other_account_takes_nothing(void **state)
 	eb_free(c);
 }
 
+/*
+ * A person whose SCIM User went inactive while they signed in: the grant
+ * stored meanwhile is revoked at once and no credential is handed out;
+ * once reactivated they get one.
+ */
+static void
+deprovisioned_meanwhile(void **state)
+{
+	struct fx *fx = *state;
+	struct eb_scim_config sc = {"0123456789abcdef", 16};
+	struct eb_store_scim_user u = {.tenant = "t1",
+	                               .id = "u1",
+	                               .user_name = "ALICE@contoso.com",
+	                               .active = 0,
+	                               .resource = "{}",
+	                               .created = 1,
+	                               .updated = 1};
+	struct eb_store_grant_filter gf = {.tenant = "t1", .status = -1};
+	struct eb_store_grant_list l;
+	char *code, *gid;
+
+	fx->t.scim = &sc;
+	assert_int_equal(eb_store_scim_user_create(fx->env.store, &u),
+	                 EB_STORE_OK);
+	code = issue(fx, "t1", "sub-alice", MAI, NULL);
+	assert_null(code);
+	assert_int_equal(eb_store_grant_list(fx->env.store, &gf, &l),
+	                 EB_STORE_OK);
+	assert_int_equal(l.n, 1);
+	assert_int_equal(l.v[0].status, EB_STORE_GRANT_REVOKED);
+	assert_string_equal(l.v[0].revoke_reason, "deprovisioned by SCIM");
+	eb_store_grant_list_finish(&l);
+	/* another tenant's SCIM users do not count */
+	sign_in(fx, "t2", "sub-alice", MAI, NULL, &gid);
+	eb_free(gid);
+	u.active = 1;
+	assert_int_equal(eb_store_scim_user_replace(fx->env.store, &u),
+	                 EB_STORE_OK);
+	sign_in(fx, "t1", "sub-alice", MAI, NULL, &gid);
+	check(fx, gid, EB_STORE_GRANT_ACTIVE, NULL);
+	eb_free(gid);
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test_setup_teardown(deprovisioned_meanwhile, setup,
+	                                    teardown),
 	    cmocka_unit_test_setup_teardown(issues_a_sealed_grant_and_a_code,
 	                                    setup, teardown),
 	    cmocka_unit_test_setup_teardown(same_account_takes_over, setup,

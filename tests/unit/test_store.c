@@ -2233,6 +2233,271 @@ test_pg_unreachable(void **state)
 	assert_null(strstr(err, "s3cr3t-pw"));
 }
 
+/* ---- SCIM users, grants of a person ------------------------------------*/
+
+static int
+mk_scim(struct eb_store *s, const char *tenant, const char *id,
+        const char *user_name, const char *external_id, int64_t created)
+{
+	struct eb_store_scim_user u = {.tenant = (char *)tenant,
+	                               .id = (char *)id,
+	                               .user_name = (char *)user_name,
+	                               .external_id = (char *)external_id,
+	                               .active = 1,
+	                               .resource = "{\"userName\":\"x\"}",
+	                               .version = 99, /* ignored */
+	                               .created = created,
+	                               .updated = created};
+
+	return eb_store_scim_user_create(s, &u);
+}
+
+static size_t
+scim_count(struct eb_store *s, const char *tenant, int by, const char *value)
+{
+	struct eb_store_scim_user_list l;
+	int64_t total = -1;
+	size_t n;
+
+	assert_int_equal(
+	    eb_store_scim_user_list(s, tenant, by, value, 0, 100, &l, &total),
+	    EB_STORE_OK);
+	assert_int_equal(total, (int64_t)l.n);
+	n = l.n;
+	eb_store_scim_user_list_finish(&l);
+	return n;
+}
+
+/* Create, read, unique userName in any case per tenant, replace,
+ * filters, pages, delete. */
+static void
+test_scim_users(void **state)
+{
+	struct fx *fx = *state;
+	struct eb_store_scim_user u, r;
+	struct eb_store_scim_user_list l;
+	int64_t total;
+	char id[8];
+	int i;
+
+	assert_int_equal(
+	    mk_scim(fx->s, "acme", "u1", "Alice@Contoso.com", "oid-1", T0),
+	    EB_STORE_OK);
+	assert_int_equal(eb_store_scim_user_get(fx->s, "acme", "u1", &u),
+	                 EB_STORE_OK);
+	assert_string_equal(u.user_name, "Alice@Contoso.com");
+	assert_string_equal(u.external_id, "oid-1");
+	assert_string_equal(u.resource, "{\"userName\":\"x\"}");
+	assert_int_equal(u.active, 1);
+	assert_int_equal(u.version, 1);
+	assert_int_equal(u.created, T0);
+	eb_store_scim_user_finish(&u);
+	/* another tenant's id space, and no other tenant sees it */
+	assert_int_equal(eb_store_scim_user_get(fx->s, "other", "u1", &u),
+	                 EB_STORE_NOT_FOUND);
+	/* userName unique per tenant, whatever its case; id unique too */
+	assert_int_equal(
+	    mk_scim(fx->s, "acme", "u2", "alice@CONTOSO.com", NULL, T0),
+	    EB_STORE_CONFLICT);
+	assert_int_equal(
+	    mk_scim(fx->s, "acme", "u1", "bob@contoso.com", NULL, T0),
+	    EB_STORE_CONFLICT);
+	assert_int_equal(
+	    mk_scim(fx->s, "other", "u1", "alice@contoso.com", NULL, T0),
+	    EB_STORE_OK);
+	/* filters: userName any case, externalId exact */
+	assert_int_equal(scim_count(fx->s, "acme", EB_STORE_SCIM_USER_NAME,
+	                            "ALICE@contoso.COM"),
+	                 1);
+	assert_int_equal(
+	    scim_count(fx->s, "acme", EB_STORE_SCIM_EXTERNAL_ID, "oid-1"), 1);
+	assert_int_equal(
+	    scim_count(fx->s, "acme", EB_STORE_SCIM_EXTERNAL_ID, "OID-1"), 0);
+	assert_int_equal(scim_count(fx->s, "acme", EB_STORE_SCIM_USER_NAME,
+	                            "nobody@contoso.com"),
+	                 0);
+
+	/* replace: the facts change, the version goes up */
+	r = (struct eb_store_scim_user){.tenant = "acme",
+	                                .id = "u1",
+	                                .user_name = "alice@contoso.com",
+	                                .external_id = NULL,
+	                                .active = 0,
+	                                .resource = "{\"active\":false}",
+	                                .updated = T0 + 5};
+	assert_int_equal(eb_store_scim_user_replace(fx->s, &r), EB_STORE_OK);
+	assert_int_equal(eb_store_scim_user_get(fx->s, "acme", "u1", &u),
+	                 EB_STORE_OK);
+	assert_int_equal(u.active, 0);
+	assert_null(u.external_id);
+	assert_int_equal(u.version, 2);
+	assert_int_equal(u.created, T0);
+	assert_int_equal(u.updated, T0 + 5);
+	assert_string_equal(u.resource, "{\"active\":false}");
+	eb_store_scim_user_finish(&u);
+	/* a read-modify-write of version 1 lost to that one: refused */
+	r.version = 1;
+	r.resource = "{\"lost\":true}";
+	assert_int_equal(eb_store_scim_user_replace(fx->s, &r),
+	                 EB_STORE_NOT_FOUND);
+	r.version = 2;
+	assert_int_equal(eb_store_scim_user_replace(fx->s, &r), EB_STORE_OK);
+	assert_int_equal(eb_store_scim_user_get(fx->s, "acme", "u1", &u),
+	                 EB_STORE_OK);
+	assert_int_equal(u.version, 3);
+	assert_string_equal(u.resource, "{\"lost\":true}");
+	eb_store_scim_user_finish(&u);
+	r.version = 0;
+	r.id = "nope";
+	assert_int_equal(eb_store_scim_user_replace(fx->s, &r),
+	                 EB_STORE_NOT_FOUND);
+	assert_int_equal(
+	    mk_scim(fx->s, "acme", "u3", "carol@contoso.com", NULL, T0 + 1),
+	    EB_STORE_OK);
+	r.id = "u3"; /* to alice's userName: taken */
+	assert_int_equal(eb_store_scim_user_replace(fx->s, &r),
+	                 EB_STORE_CONFLICT);
+
+	/* pages, oldest first */
+	for (i = 0; i < 4; i++) {
+		snprintf(id, sizeof(id), "p%d", i);
+		char name[32];
+		snprintf(name, sizeof(name), "p%d@contoso.com", i);
+		assert_int_equal(
+		    mk_scim(fx->s, "acme", id, name, NULL, T0 + 10 + i),
+		    EB_STORE_OK);
+	}
+	assert_int_equal(eb_store_scim_user_list(fx->s, "acme",
+	                                         EB_STORE_SCIM_ALL, NULL, 2, 2,
+	                                         &l, &total),
+	                 EB_STORE_OK);
+	assert_int_equal(total, 6);
+	assert_int_equal(l.n, 2);
+	assert_string_equal(l.v[0].id, "p0");
+	assert_string_equal(l.v[1].id, "p1");
+	eb_store_scim_user_list_finish(&l);
+	assert_int_equal(eb_store_scim_user_list(fx->s, "acme",
+	                                         EB_STORE_SCIM_ALL, NULL, 5, 0,
+	                                         &l, &total),
+	                 EB_STORE_OK);
+	assert_int_equal(total, 6);
+	assert_int_equal(l.n, 0);
+	/* a filter's page past its one match */
+	assert_int_equal(
+	    eb_store_scim_user_list(fx->s, "acme", EB_STORE_SCIM_USER_NAME,
+	                            "p1@contoso.com", 1, 10, &l, &total),
+	    EB_STORE_OK);
+	assert_int_equal(total, 1);
+	assert_int_equal(l.n, 0);
+
+	assert_int_equal(eb_store_scim_user_delete(fx->s, "acme", "u1"),
+	                 EB_STORE_OK);
+	assert_int_equal(eb_store_scim_user_delete(fx->s, "acme", "u1"),
+	                 EB_STORE_NOT_FOUND);
+	assert_int_equal(eb_store_scim_user_get(fx->s, "acme", "u1", &u),
+	                 EB_STORE_NOT_FOUND);
+	assert_int_equal(eb_store_scim_user_get(fx->s, "other", "u1", &u),
+	                 EB_STORE_OK);
+	eb_store_scim_user_finish(&u);
+	/* the name is free again */
+	assert_int_equal(
+	    mk_scim(fx->s, "acme", "u4", "ALICE@contoso.com", NULL, T0),
+	    EB_STORE_OK);
+}
+
+static void
+mk_login_grant(struct eb_store *s, const char *id, const char *tenant,
+               const char *login, const char *oid, const char *subject,
+               int64_t created)
+{
+	struct eb_store_grant g = {
+	    .id = (char *)id,
+	    .tenant = (char *)tenant,
+	    .status = EB_STORE_GRANT_ACTIVE,
+	    .auth_method = "apple-as-web",
+	    .managed_apple_id = "someone@appleid.contoso.com",
+	    .idp_issuer = "https://idp.example",
+	    .idp_subject = (char *)subject,
+	    .idp_oid = (char *)oid,
+	    .idp_login = (char *)login,
+	    .enrollment_mode = "BYOD",
+	    .created = created,
+	    .updated = created,
+	};
+
+	assert_int_equal(eb_store_grant_create(s, &g), EB_STORE_OK);
+}
+
+/* The ids of the active grants of a person, newest first, "a,b". */
+static void
+person_ids(struct eb_store *s, const char *tenant, const char *login,
+           const char *oid, char *out, size_t len)
+{
+	struct eb_store_grant_list l;
+	size_t i, n = 0;
+
+	out[0] = '\0';
+	assert_int_equal(eb_store_grant_list_person(s, tenant, login, oid, &l),
+	                 EB_STORE_OK);
+	for (i = 0; i < l.n; i++)
+		n += (size_t)snprintf(out + n, len - n, "%s%s", i ? "," : "",
+		                      l.v[i].id);
+	eb_store_grant_list_finish(&l);
+}
+
+/* A person's active grants by login (as stored) or by oid or subject;
+ * nobody else's, no other tenant's, no ended ones. */
+static void
+test_grant_list_person(void **state)
+{
+	struct fx *fx = *state;
+	struct eb_store_grant g;
+	char ids[256];
+
+	mk_login_grant(fx->s, "g1", "acme", "alice@contoso.com", "oid-1",
+	               "tid:oid-1", T0);
+	mk_login_grant(fx->s, "g2", "acme", "alice@contoso.com", "oid-1",
+	               "tid:oid-1", T0 + 1);
+	mk_login_grant(fx->s, "g3", "acme", "bob@contoso.com", "oid-2",
+	               "tid:oid-2", T0 + 2);
+	mk_login_grant(fx->s, "g4", "other", "alice@contoso.com", "oid-1",
+	               "tid:oid-1", T0 + 3);
+	mk_login_grant(fx->s, "g5", "acme", "alice@contoso.com", "oid-1",
+	               "tid:oid-1", T0 + 4);
+	mk_login_grant(fx->s, "g6", "acme", NULL, NULL, "okta-sub-7", T0 + 5);
+	assert_int_equal(eb_store_grant_set_status(fx->s, "g5",
+	                                           EB_STORE_GRANT_REVOKED,
+	                                           "test", T0 + 6),
+	                 EB_STORE_OK);
+	assert_int_equal(eb_store_grant_get(fx->s, "g1", &g), EB_STORE_OK);
+	assert_string_equal(g.idp_login, "alice@contoso.com");
+	eb_store_grant_finish(&g);
+	assert_int_equal(eb_store_grant_get(fx->s, "g6", &g), EB_STORE_OK);
+	assert_null(g.idp_login);
+	eb_store_grant_finish(&g);
+
+	person_ids(fx->s, "acme", "alice@contoso.com", NULL, ids, sizeof(ids));
+	assert_string_equal(ids, "g2,g1");
+	person_ids(fx->s, "acme", NULL, "oid-1", ids, sizeof(ids));
+	assert_string_equal(ids, "g2,g1");
+	/* both at once: each grant once */
+	person_ids(fx->s, "acme", "alice@contoso.com", "oid-1", ids,
+	           sizeof(ids));
+	assert_string_equal(ids, "g2,g1");
+	/* the subject of a non-Entra IdP */
+	person_ids(fx->s, "acme", NULL, "okta-sub-7", ids, sizeof(ids));
+	assert_string_equal(ids, "g6");
+	person_ids(fx->s, "acme", "bob@contoso.com", "oid-1", ids, sizeof(ids));
+	assert_string_equal(ids, "g3,g2,g1");
+	person_ids(fx->s, "acme", "nobody@contoso.com", "oid-9", ids,
+	           sizeof(ids));
+	assert_string_equal(ids, "");
+	person_ids(fx->s, "acme", NULL, NULL, ids, sizeof(ids));
+	assert_string_equal(ids, "");
+	person_ids(fx->s, "other", "alice@contoso.com", NULL, ids, sizeof(ids));
+	assert_string_equal(ids, "g4");
+}
+
 /* ---- torture -----------------------------------------------------------*/
 
 /* A scenario that must fail cleanly wherever an allocation fails. */
@@ -2461,6 +2726,8 @@ main(void)
 	    T(test_race_lock_try),
 	    T(test_race_key_bootstrap),
 	    T(test_pg_invalidations),
+	    T(test_scim_users),
+	    T(test_grant_list_person),
 	    cmocka_unit_test(test_pg_unreachable),
 	    T(test_torture),
 	};

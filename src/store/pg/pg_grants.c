@@ -186,7 +186,14 @@ grant_create_fn(struct eb_pg_conn *c, void *arg)
 	/* one statement: the grant and its "grant.created" event */
 	rc = eb_pg_run(c, PS_GRANT_INS, &a, NULL);
 	eb_buf_finish(&det);
-	return rc;
+	if (rc != EB_STORE_OK || g->idp_login == NULL)
+		return rc;
+	/* its login, a column an insert leaves out (columns.h), in the
+	 * same transaction */
+	eb_pg_args_init(&a);
+	eb_pg_args_text(&a, g->id);
+	eb_pg_args_text(&a, g->idp_login);
+	return eb_pg_run(c, PS_GRANT_SET_LOGIN, &a, NULL);
 }
 
 int
@@ -196,6 +203,8 @@ eb_pg_grant_create(void *be, const struct eb_store_grant *g)
 		log_warnx("store: grant with a bad status");
 		return EB_STORE_ERROR;
 	}
+	if (g->idp_login != NULL)
+		return eb_pg_in_tx(be, grant_create_fn, (void *)g);
 	return eb_pg_with(be, grant_create_fn, (void *)g);
 }
 

@@ -92,6 +92,16 @@ enum eb_pg_stmt_id {
 	PS_MAP_GET,
 	PS_MAP_DEL,
 	PS_MAP_LIST,
+	PS_GRANT_SET_LOGIN,
+	PS_GRANT_OF_PERSON,
+	PS_SCIM_INS,
+	PS_SCIM_GET,
+	PS_SCIM_REPLACE,
+	PS_SCIM_DEL,
+	PS_SCIM_LIST,
+	PS_SCIM_COUNT,
+	PS_SCIM_BY_NAME,
+	PS_SCIM_BY_EXT,
 	PS_LOCK_TRY,
 	PS_LOCK_RELEASE,
 	PS_MIG_RECORD,
@@ -141,7 +151,8 @@ struct eb_pg_rowtype {
 };
 
 extern const struct eb_pg_rowtype eb_pg_rt_audit, eb_pg_rt_flow, eb_pg_rt_code,
-    eb_pg_rt_grant, eb_pg_rt_token, eb_pg_rt_key, eb_pg_rt_mapping;
+    eb_pg_rt_grant, eb_pg_rt_token, eb_pg_rt_key, eb_pg_rt_mapping,
+    eb_pg_rt_scim_user;
 
 /* Read a grant's / a token's columns from rd's current column on. */
 void eb_pg_read_grant(struct eb_pg_rd *rd, void *g);
@@ -277,6 +288,18 @@ int eb_pg_mapping_delete(void *be, const char *tenant, const char *subject);
 int eb_pg_mapping_list(void *be, const char *tenant,
                        struct eb_store_mapping_list *out);
 int eb_pg_sweep(void *be, int64_t now, size_t *removed);
+
+/* pg_scim.c */
+int eb_pg_grant_list_person(void *be, const char *tenant, const char *login,
+                            const char *oid, struct eb_store_grant_list *out);
+int eb_pg_scim_user_create(void *be, const struct eb_store_scim_user *u);
+int eb_pg_scim_user_get(void *be, const char *tenant, const char *id,
+                        struct eb_store_scim_user *out);
+int eb_pg_scim_user_replace(void *be, const struct eb_store_scim_user *u);
+int eb_pg_scim_user_delete(void *be, const char *tenant, const char *id);
+int eb_pg_scim_user_list(void *be, const char *tenant, int by,
+                         const char *value, size_t offset, size_t limit,
+                         struct eb_store_scim_user_list *out, int64_t *total);
 int eb_pg_lock_try(void *be, const char *name, const char *owner, int64_t ttl,
                    int64_t now);
 int eb_pg_lock_release(void *be, const char *name, const char *owner);

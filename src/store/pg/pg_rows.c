@@ -189,6 +189,7 @@ RECORD(grant);
 RECORD(token);
 RECORD(key);
 RECORD(mapping);
+RECORD(scim_user);
 
 /* ---- statements ---- */
 

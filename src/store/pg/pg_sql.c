@@ -24,6 +24,7 @@
 #define TOKEN_COLS   EB_COLUMNS_SQL(EB_COLUMNS_TOKEN)
 #define KEY_COLS     EB_COLUMNS_SQL(EB_COLUMNS_KEY)
 #define MAP_COLS     EB_COLUMNS_SQL(EB_COLUMNS_MAPPING)
+#define SCIM_COLS    EB_COLUMNS_SQL(EB_COLUMNS_SCIM_USER)
 #define GRANT_COLS_G EB_COLUMNS_QSQL(EB_COLUMNS_GRANT, "g.")
 #define TOKEN_COLS_T EB_COLUMNS_QSQL(EB_COLUMNS_TOKEN, "t.")
 
@@ -53,6 +54,7 @@
 #define GRANT_ICOLS         ICOLS(EB_COLUMNS_GRANT)
 #define KEY_ICOLS           ICOLS(EB_COLUMNS_KEY)
 #define MAP_ICOLS           ICOLS(EB_COLUMNS_MAPPING)
+#define SCIM_ICOLS          ICOLS(EB_COLUMNS_SCIM_USER)
 
 /* A BOUND column's parameter type by its kind; others bind nothing. */
 #define PG_TYPE_TEXT                            T
@@ -512,6 +514,65 @@ const struct eb_pg_stmt eb_pg_stmts[PS__COUNT] = {
                      " WHERE tenant = $1 ORDER BY subject",
                      1,
                      {T}},
+
+    [PS_GRANT_SET_LOGIN] = {"eb_grant_set_login",
+                            "UPDATE grants SET idp_login = $2 WHERE id = $1",
+                            2,
+                            {T, T}},
+    /* a person by SCIM userName or externalId (the SCIM migration's
+     * grants_idp_* indexes) */
+    [PS_GRANT_OF_PERSON] = {"eb_grant_of_person",
+                            "SELECT " GRANT_COLS " FROM grants"
+                            " WHERE tenant = $1 AND status = 'active'"
+                            " AND (idp_login = $2 OR idp_oid = $3"
+                            " OR idp_subject = $3)"
+                            " ORDER BY created_at DESC, id",
+                            3,
+                            {T, T, T}},
+    [PS_SCIM_INS] = {"eb_scim_ins",
+                     "INSERT INTO scim_users (" SCIM_ICOLS ") VALUES"
+                     " ($1, $2, $3, $4, $5, $6, 1, $7, $8)",
+                     PARAMS(EB_COLUMNS_SCIM_USER)},
+    [PS_SCIM_GET] = {"eb_scim_get",
+                     "SELECT " SCIM_COLS " FROM scim_users"
+                     " WHERE tenant = $1 AND id = $2",
+                     2,
+                     {T, T}},
+    [PS_SCIM_REPLACE] = {"eb_scim_replace",
+                         "UPDATE scim_users SET user_name = $3,"
+                         " external_id = $4, active = $5, resource = $6,"
+                         " version = version + 1, updated_at = $7"
+                         " WHERE tenant = $1 AND id = $2"
+                         " AND ($8 = 0 OR version = $8)",
+                         8,
+                         {T, T, T, T, I, T, I, I}},
+    [PS_SCIM_DEL] = {"eb_scim_del",
+                     "DELETE FROM scim_users WHERE tenant = $1 AND id = $2",
+                     2,
+                     {T, T}},
+    [PS_SCIM_LIST] = {"eb_scim_list",
+                      "SELECT " SCIM_COLS " FROM scim_users"
+                      " WHERE tenant = $1 ORDER BY created_at, id"
+                      " LIMIT $3 OFFSET $2",
+                      3,
+                      {T, I, I}},
+    [PS_SCIM_COUNT] = {"eb_scim_count",
+                       "SELECT count(*) FROM scim_users WHERE tenant = $1",
+                       1,
+                       {T}},
+    /* the filters an Entra or Okta client sends, each by its index */
+    [PS_SCIM_BY_NAME] = {"eb_scim_by_name",
+                         "SELECT " SCIM_COLS " FROM scim_users"
+                         " WHERE tenant = $1 AND lower(user_name) = lower($2)"
+                         " ORDER BY created_at, id",
+                         2,
+                         {T, T}},
+    [PS_SCIM_BY_EXT] = {"eb_scim_by_ext",
+                        "SELECT " SCIM_COLS " FROM scim_users"
+                        " WHERE tenant = $1 AND external_id = $2"
+                        " ORDER BY created_at, id",
+                        2,
+                        {T, T}},
 
     /* SCALEOUT 3.10: a row back means owner holds the lease */
     [PS_LOCK_TRY] = {"eb_lock_try",

@@ -93,6 +93,20 @@ eb_sq_grant_end(struct eb_sq_conn *c, const char *id, const char *tenant,
 	                         "superseded_by", superseded_by);
 }
 
+/* The login of a new grant (a column an insert leaves out: columns.h). */
+static int
+set_login(struct eb_sq_conn *c, const struct eb_store_grant *g)
+{
+	sqlite3_stmt *st;
+
+	if ((st = eb_sq_stmt(c, ST_GRANT_SET_LOGIN)) == NULL)
+		return EB_STORE_ERROR;
+	if (eb_sq_bind_text(st, 1, g->id) |
+	    eb_sq_bind_text(st, 2, g->idp_login))
+		return eb_sq_fail(c, sqlite3_errcode(c->db), __func__);
+	return eb_sq_run(c, st, __func__);
+}
+
 int
 eb_sq_grant_create(void *be, const struct eb_store_grant *g)
 {
@@ -114,6 +128,8 @@ eb_sq_grant_create(void *be, const struct eb_store_grant *g)
 	if ((rc = eb_sq_bind_row(c, st, &eb_columns_grant, g, __func__)) != 0)
 		goto out;
 	if ((rc = eb_sq_run(c, st, __func__)) != 0)
+		goto out;
+	if (g->idp_login != NULL && (rc = set_login(c, g)) != 0)
 		goto out;
 	rc = eb_sq_audit_grant(c, g->tenant, "created", g->id, g->created,
 	                       "managed_apple_id", g->managed_apple_id,

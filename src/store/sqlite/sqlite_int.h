@@ -91,6 +91,16 @@ enum eb_sq_stmt_id {
 	ST_MAP_GET,
 	ST_MAP_DEL,
 	ST_MAP_LIST,
+	ST_GRANT_SET_LOGIN,
+	ST_GRANT_OF_PERSON,
+	ST_SCIM_INS,
+	ST_SCIM_GET,
+	ST_SCIM_REPLACE,
+	ST_SCIM_DEL,
+	ST_SCIM_LIST,
+	ST_SCIM_COUNT,
+	ST_SCIM_BY_NAME,
+	ST_SCIM_BY_EXT,
 	ST__COUNT
 };
 
@@ -214,6 +224,7 @@ extern const struct eb_sq_rowtype eb_sq_rt_grant;
 extern const struct eb_sq_rowtype eb_sq_rt_token;
 extern const struct eb_sq_rowtype eb_sq_rt_key;
 extern const struct eb_sq_rowtype eb_sq_rt_mapping;
+extern const struct eb_sq_rowtype eb_sq_rt_scim_user;
 
 /* ---- sqlite_schema.c ---- */
 
@@ -325,5 +336,18 @@ int eb_sq_mapping_delete(void *be, const char *tenant, const char *subject);
 int eb_sq_mapping_list(void *be, const char *tenant,
                        struct eb_store_mapping_list *out);
 int eb_sq_sweep(void *be, int64_t now, size_t *removed);
+
+/* ---- sqlite_scim.c: SCIM users, grants of a person ---- */
+
+int eb_sq_grant_list_person(void *be, const char *tenant, const char *login,
+                            const char *oid, struct eb_store_grant_list *out);
+int eb_sq_scim_user_create(void *be, const struct eb_store_scim_user *u);
+int eb_sq_scim_user_get(void *be, const char *tenant, const char *id,
+                        struct eb_store_scim_user *out);
+int eb_sq_scim_user_replace(void *be, const struct eb_store_scim_user *u);
+int eb_sq_scim_user_delete(void *be, const char *tenant, const char *id);
+int eb_sq_scim_user_list(void *be, const char *tenant, int by,
+                         const char *value, size_t offset, size_t limit,
+                         struct eb_store_scim_user_list *out, int64_t *total);
 
 #endif /* EB_STORE_SQLITE_INT_H */

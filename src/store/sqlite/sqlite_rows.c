@@ -191,6 +191,7 @@ RECORD(grant);
 RECORD(token);
 RECORD(key);
 RECORD(mapping);
+RECORD(scim_user);
 
 /*
  * Step a bound statement expected to yield at most one row into out

@@ -32,6 +32,7 @@
 #define TOKEN_COLS EB_COLUMNS_SQL(EB_COLUMNS_TOKEN)
 #define KEY_COLS   EB_COLUMNS_SQL(EB_COLUMNS_KEY)
 #define MAP_COLS   EB_COLUMNS_SQL(EB_COLUMNS_MAPPING)
+#define SCIM_COLS  EB_COLUMNS_SQL(EB_COLUMNS_SCIM_USER)
 /* The same qualified, for the token-and-grant join. */
 #define GRANT_COLS_G EB_COLUMNS_QSQL(EB_COLUMNS_GRANT, "g.")
 #define TOKEN_COLS_T EB_COLUMNS_QSQL(EB_COLUMNS_TOKEN, "t.")
@@ -199,4 +200,37 @@ const char *const eb_sq_sql[ST__COUNT] = {
                    " WHERE tenant = ? AND subject = ?",
     [ST_MAP_LIST] = "SELECT " MAP_COLS " FROM mapping_overrides"
                     " WHERE tenant = ? ORDER BY subject",
+    [ST_GRANT_SET_LOGIN] = "UPDATE grants SET idp_login = ?2 WHERE id = ?1",
+    /* a person by SCIM userName or externalId, each through its index
+     * (the SCIM migration's grants_idp_*) */
+    [ST_GRANT_OF_PERSON] = "SELECT " GRANT_COLS " FROM grants"
+                           " WHERE tenant = ?1 AND status = 'active'"
+                           " AND idp_login = ?2 UNION"
+                           " SELECT " GRANT_COLS " FROM grants"
+                           " WHERE tenant = ?1 AND status = 'active'"
+                           " AND idp_oid = ?3 UNION"
+                           " SELECT " GRANT_COLS " FROM grants"
+                           " WHERE tenant = ?1 AND status = 'active'"
+                           " AND idp_subject = ?3"
+                           " ORDER BY created_at DESC, id",
+    [ST_SCIM_INS] = INSERT("scim_users", EB_COLUMNS_SCIM_USER),
+    [ST_SCIM_GET] = "SELECT " SCIM_COLS " FROM scim_users"
+                    " WHERE tenant = ?1 AND id = ?2",
+    [ST_SCIM_REPLACE] = "UPDATE scim_users SET user_name = ?3,"
+                        " external_id = ?4, active = ?5, resource = ?6,"
+                        " version = version + 1, updated_at = ?7"
+                        " WHERE tenant = ?1 AND id = ?2"
+                        " AND (?8 = 0 OR version = ?8)",
+    [ST_SCIM_DEL] = "DELETE FROM scim_users WHERE tenant = ?1 AND id = ?2",
+    [ST_SCIM_LIST] = "SELECT " SCIM_COLS " FROM scim_users"
+                     " WHERE tenant = ?1 ORDER BY created_at, id"
+                     " LIMIT ?3 OFFSET ?2",
+    [ST_SCIM_COUNT] = "SELECT count(*) FROM scim_users WHERE tenant = ?1",
+    /* the filters an Entra or Okta client sends, each by its index */
+    [ST_SCIM_BY_NAME] = "SELECT " SCIM_COLS " FROM scim_users"
+                        " WHERE tenant = ?1 AND lower(user_name) = lower(?2)"
+                        " ORDER BY created_at, id",
+    [ST_SCIM_BY_EXT] = "SELECT " SCIM_COLS " FROM scim_users"
+                       " WHERE tenant = ?1 AND external_id = ?2"
+                       " ORDER BY created_at, id",
 };
