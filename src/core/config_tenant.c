@@ -560,6 +560,7 @@ void
 eb_cfg_tenant_free(struct eb_tenant *t)
 {
 	struct eb_idp_config *idp;
+	size_t i;
 
 	if (t == NULL)
 		return;

@@ -576,6 +576,8 @@ test_routes(void **state)
 	                   "mdm.claims[0]", "spaces");
 	expect_tenant_fail(T_HEAD "\"mdm\": {\"claims\": [\"a\", \"a\"]}}",
 	                   "mdm.claims[1]", "duplicate");
+}
+
 /* "scim": a token secret reference of sane length; absent: no endpoint. */
 static void
 test_scim(void **state)
