@@ -129,9 +129,6 @@ char *
 eb_grant_extra(const struct eb_tenant *view, const char *route,
                const struct eb_identity *id, const char *sub)
 {
-	const char *login = id->preferred_username ? id->preferred_username
-	                    : id->upn              ? id->upn
-	                                           : id->email;
 	json_t *x, *idp = NULL;
 	char *out = NULL;
 	int rc = 0;
@@ -142,8 +139,6 @@ eb_grant_extra(const struct eb_tenant *view, const char *route,
 		rc |= json_object_set_new(x, "sub", json_string(sub));
 	if (route != NULL)
 		rc |= json_object_set_new(x, "route", json_string(route));
-	if (login != NULL)
-		rc |= json_object_set_new(x, "login", json_string(login));
 	if (view->mdm.claims.n > 0) {
 		if ((idp = json_object()) == NULL ||
 		    snapshot_claims(view, id, idp) == -1)

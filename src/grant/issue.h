@@ -34,7 +34,8 @@ struct eb_grant_issue_in {
 
 /*
  * The grant's extra JSON (store.h): the ID token's sub (the renewal's
- * check), the route's name, the IdP login, and under "idp" the claims
+ * check), the route's name, and under "idp" the claims (the IdP login
+ * is the grant's idp_login column)
  * view->mdm.claims names (view: the route's, or t), at most
  * EB_GRANT_IDP_MAX bytes of JSON; a claim that does not fit is left out
  * (logged). "groups" is the groups the sign-in read (Graph included).

@@ -276,24 +276,17 @@ fetch_headers_build(struct profile_job *j, const struct eb_tenant *view,
 	return 0;
 }
 
-/* The grant's IdP login (its extra JSON, grant/issue.h), or NULL. */
+/* The grant's IdP login (lower-case, as SCIM matches it), or NULL. */
 static char *
 grant_login(struct eb_env *env, const char *grant_id)
 {
 	struct eb_store_grant g;
-	const char *v;
 	char *login = NULL;
-	json_t *x;
 
 	memset(&g, 0, sizeof(g));
 	if (eb_store_grant_get(env->store, grant_id, &g) == EB_STORE_OK &&
-	    g.extra != NULL &&
-	    (x = json_loads(g.extra, JSON_REJECT_DUPLICATES, NULL)) != NULL) {
-		if ((v = json_string_value(json_object_get(x, "login"))) !=
-		    NULL)
-			login = eb_strdup(v);
-		json_decref(x);
-	}
+	    g.idp_login != NULL)
+		login = eb_strdup(g.idp_login);
 	eb_store_grant_finish(&g);
 	return login;
 }
