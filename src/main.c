@@ -345,6 +345,11 @@ cmd_serve(int argc, char **argv)
 	                    "counter",
 	                    "Bearer checks answered from the token cache (hit) "
 	                    "or the store (miss).");
+	eb_metrics_describe(env->metrics, "enrollbridge_retired_check_total",
+	                    "counter",
+	                    "Retired-enrollment checks of token-less MDM "
+	                    "requests answered from memory (hit) or with a "
+	                    "store read (miss).");
 	eb_metrics_set(env->metrics, "enrollbridge_tenants", "",
 	               (double)cfg->ntenants);
 	if ((env->store = eb_store_open_config(cfg, err, sizeof(err))) ==

@@ -8,6 +8,7 @@
 #include "core/env.h"
 #include "core/log.h"
 #include "core/metrics.h"
+#include "grant/retired.h"
 #include "handle/handle.h"
 #include "http/client.h"
 #include "store/store.h"
@@ -61,6 +62,11 @@ sample_counters(struct eb_metrics *m)
 	eb_metrics_set(m, "enrollbridge_bearer_cache_total", "result=\"hit\"",
 	               (double)hits);
 	eb_metrics_set(m, "enrollbridge_bearer_cache_total", "result=\"miss\"",
+	               (double)misses);
+	eb_retired_cache_stats(&hits, &misses);
+	eb_metrics_set(m, "enrollbridge_retired_check_total", "result=\"hit\"",
+	               (double)hits);
+	eb_metrics_set(m, "enrollbridge_retired_check_total", "result=\"miss\"",
 	               (double)misses);
 }
 

@@ -51,6 +51,7 @@
 #include "core/log.h"
 #include "core/mem.h"
 #include "core/str.h"
+#include "grant/retired.h"
 #include "handle/handle.h"
 #include "handle/proxy_int.h"
 #include "store/store.h"
@@ -615,49 +616,25 @@ grant_retired(struct eb_request *req, const struct eb_tenant *t,
 }
 
 /*
- * Whether the enrollment m names (its EnrollmentID or UDID) was retired:
- * its newest grant is retired and no active grant holds it (an ADDE device
- * enrolled again after its retirement keeps its UDID: it stays). For a
- * request without a valid token, which may have lost it (DESIGN
- * "Lifecycle and identity"). 1 yes, 0 no, -1 the store failed.
+ * Whether the enrollment m names (its EnrollmentID or UDID) was retired,
+ * for a request without a valid token, which may have lost it (DESIGN
+ * "Lifecycle and identity"); from memory in the common case
+ * (grant/retired.h). 1 yes, 0 no, -1 the store failed.
  */
 static int
 enrollment_retired(struct eb_request *req, const struct eb_tenant *t,
                    const struct eb_proxy_msg *m)
 {
-	static const char *const kinds[2] = {"EnrollmentID", "UDID"};
-	const char *values[2] = {m->enrollment_id, m->udid};
-	struct eb_store_grant_filter f;
-	struct eb_store_grant_list l;
-	size_t i, k, n;
-	int rc, active, retired = 0;
+	struct eb_store *s = eb_req_env(req)->store;
+	int rc;
 
-	for (k = 0; k < 2 && !retired; k++) {
-		if (values[k] == NULL)
-			continue;
-		memset(&f, 0, sizeof(f));
-		f.tenant = t->id;
-		f.status = -1;
-		f.binding_value = values[k];
-		f.limit = 16; /* newest first: re-authentications add grants */
-		rc = eb_store_grant_list(eb_req_env(req)->store, &f, &l);
-		if (rc != EB_STORE_OK) {
-			log_warnx("tenant %s: cannot look an enrollment up: %s",
-			          t->id, eb_store_strerror(rc));
-			return -1;
-		}
-		for (i = n = 0, active = 0; i < l.n; i++) {
-			if (l.v[i].binding_kind == NULL ||
-			    strcmp(l.v[i].binding_kind, kinds[k]) != 0)
-				continue;
-			if (n++ == 0)
-				retired = l.v[i].retired_at != 0;
-			active |= l.v[i].status == EB_STORE_GRANT_ACTIVE;
-		}
-		retired = retired && !active;
-		eb_store_grant_list_finish(&l);
-	}
-	return retired;
+	if (m->enrollment_id != NULL &&
+	    (rc = eb_retired_enrollment(s, t->id, "EnrollmentID",
+	                                m->enrollment_id)) != 0)
+		return rc;
+	if (m->udid != NULL)
+		return eb_retired_enrollment(s, t->id, "UDID", m->udid);
+	return 0;
 }
 
 /* Parse the request's body into m: 0, or -1 with the reason in err. */

@@ -191,7 +191,8 @@ struct eb_store_grant_filter {
 	/* bound to this enrollment (EnrollmentID or UDID, as the device
 	 * sends it; the index matches it exactly); NULL: any */
 	const char *binding_value;
-	size_t limit; /* 0: no limit */
+	int retired_only; /* 1: only grants retired (retired_at set) */
+	size_t limit;     /* 0: no limit */
 };
 
 /* Renewal bookkeeping written by eb_store_grant_set_upstream. */

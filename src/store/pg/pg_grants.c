@@ -258,6 +258,7 @@ grant_list_fn(struct eb_pg_conn *c, void *arg)
 	else
 		eb_pg_args_text(&a, NULL); /* LIMIT NULL: all */
 	eb_pg_args_text(&a, f != NULL ? f->binding_value : NULL);
+	eb_pg_args_int8(&a, f != NULL && f->retired_only ? 1 : 0);
 	return eb_pg_all(c, PS_GRANT_LIST, &a, &eb_pg_rt_grant,
 	                 (void **)&q->out->v, &q->out->n);
 }

@@ -219,9 +219,10 @@ const struct eb_pg_stmt eb_pg_stmts[PS__COUNT] = {
                        " AND ($2::text IS NULL OR status = $2)"
                        " AND ($3::text IS NULL OR managed_apple_id = $3)"
                        " AND ($5::text IS NULL OR binding_value = $5)"
+                       " AND ($6 = 0 OR retired_at <> 0)"
                        " ORDER BY created_at DESC, id LIMIT $4",
-                       5,
-                       {T, T, T, I, T}},
+                       6,
+                       {T, T, T, I, T, I}},
     /* end a grant: the row, its tokens and the audit event at once */
     [PS_GRANT_END] =
         {"eb_grant_end",

@@ -174,7 +174,8 @@ eb_sq_grant_list(void *be, const struct eb_store_grant_filter *f,
 	                       f && f->limit > 0 && f->limit < INT64_MAX
 	                           ? (int64_t)f->limit
 	                           : -1) |
-	    eb_sq_bind_text(st, 5, f ? f->binding_value : NULL))
+	    eb_sq_bind_text(st, 5, f ? f->binding_value : NULL) |
+	    sqlite3_bind_int(st, 6, f && f->retired_only ? 1 : 0))
 		return eb_sq_fail(c, sqlite3_errcode(c->db), __func__);
 	return eb_sq_all(c, st, &eb_sq_rt_grant, (void **)&out->v, &out->n,
 	                 __func__);

@@ -74,6 +74,7 @@ const char *const eb_sq_sql[ST__COUNT] = {
                       " AND (?2 IS NULL OR status = ?2)"
                       " AND (?3 IS NULL OR managed_apple_id = ?3)"
                       " AND (?5 IS NULL OR binding_value = ?5)"
+                      " AND (?6 = 0 OR retired_at <> 0)"
                       " ORDER BY created_at DESC, id LIMIT ?4",
     [ST_GRANT_END] = "UPDATE grants SET status = ?2, revoke_reason = ?3,"
                      " revoked_at = ?4, updated_at = ?4, superseded_by = ?5,"
