@@ -350,6 +350,10 @@ cmd_serve(int argc, char **argv)
 	                    "Retired-enrollment checks of token-less MDM "
 	                    "requests answered from memory (hit) or with a "
 	                    "store read (miss).");
+	eb_metrics_describe(env->metrics, "enrollbridge_enroll_refused_total",
+	                    "counter",
+	                    "Enrollments refused by restrictions at the "
+	                    "anonymous first request, by tenant and code.");
 	eb_metrics_set(env->metrics, "enrollbridge_tenants", "",
 	               (double)cfg->ntenants);
 	if ((env->store = eb_store_open_config(cfg, err, sizeof(err))) ==

@@ -6,9 +6,12 @@
  * (with or without a bearer), never a crash. Its PRODUCT names the model
  * family, which chooses the enrollment mode exactly as discovery did
  * (eb_tenant_mode_device). The tenant's restrictions (model families,
- * minimum OS versions) are judged on it first, at every POST: a refused
- * device gets 403 with a JSON code and message (apple/restrict.h) before
- * anyone signs in, audited as "enroll.refused".
+ * minimum OS versions) are judged on it at every POST: a refused device
+ * gets 403 with a JSON code and message (apple/restrict.h) before anyone
+ * signs in. Since anyone can self-sign a MachineInfo, a refusal at the
+ * anonymous (first) POST is only counted (enrollbridge_enroll_refused_total)
+ * and logged at most once a second; one at the authenticated (second) POST,
+ * which names a person, is audited as "enroll.refused".
  *
  * Without a valid bearer the device gets 401 and exactly one
  * WWW-Authenticate line in Apple's form for the tenant's auth_method, plus
@@ -24,7 +27,9 @@
  * profile patched for this person and mode (profile.c), built on the work
  * queue since it may be fetched from the MDM.
  */
+#include <stdatomic.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <string.h>
 #include <time.h>
 
@@ -39,6 +44,7 @@
 #include "core/env.h"
 #include "core/log.h"
 #include "core/mem.h"
+#include "core/metrics.h"
 #include "core/workq.h"
 #include "handle/flow.h"
 #include "handle/handle.h"
@@ -393,11 +399,14 @@ audit_job(void *arg)
 	eb_free(j);
 }
 
-/* Record "enroll.refused" for a device the restrictions turned away. */
+/*
+ * Record "enroll.refused" for a device the restrictions turned away at its
+ * authenticated POST: b names the person (their grant).
+ */
 static void
 audit_refusal(struct eb_request *req, const struct eb_tenant *t,
               const struct eb_machineinfo *mi,
-              const struct eb_restrict_verdict *v)
+              const struct eb_restrict_verdict *v, const struct eb_bearer *b)
 {
 	struct eb_env *env = eb_req_env(req);
 	struct audit_job *j;
@@ -405,9 +414,10 @@ audit_refusal(struct eb_request *req, const struct eb_tenant *t,
 
 	if ((j = eb_calloc(1, sizeof(*j))) == NULL)
 		return;
-	d = json_pack("{s:s,s:s,s:s,s:s?,s:s?}", "code", v->code, "reason",
-	              v->reason, "product", mi->product, "os_version",
-	              mi->os_version, "build", mi->version);
+	d = json_pack("{s:s,s:s,s:s,s:s?,s:s?,s:s?,s:s?}", "code", v->code,
+	              "reason", v->reason, "product", mi->product, "os_version",
+	              mi->os_version, "build", mi->version, "grant",
+	              b->grant_id, "managed_apple_id", b->managed_apple_id);
 	j->store = env->store;
 	j->ev.ts = (int64_t)time(NULL);
 	j->ev.event = "enroll.refused";
@@ -429,12 +439,48 @@ audit_refusal(struct eb_request *req, const struct eb_tenant *t,
 }
 
 /*
+ * The last second in which an anonymous refusal was logged, and how many
+ * were not logged since: anyone can send these (a self-signed MachineInfo),
+ * so they are counted (metrics) and logged at most once a second. Mutable
+ * globals, against our rule: a log budget is process-wide by nature.
+ */
+static _Atomic int64_t anon_logged_sec;
+static atomic_ulong anon_unlogged;
+
+/* Count, and maybe log, a refusal at the anonymous (first) POST. */
+static void
+count_refusal(struct eb_request *req, const struct eb_tenant *t,
+              const struct eb_restrict_verdict *v)
+{
+	int64_t now = (int64_t)time(NULL), last;
+	char labels[256];
+	unsigned long n;
+
+	snprintf(labels, sizeof(labels), "tenant=\"%s\",code=\"%s\"", t->id,
+	         v->code);
+	eb_metrics_add(eb_req_env(req)->metrics,
+	               "enrollbridge_enroll_refused_total", labels, 1);
+	last = atomic_load(&anon_logged_sec);
+	if (last == now ||
+	    !atomic_compare_exchange_strong(&anon_logged_sec, &last, now)) {
+		atomic_fetch_add(&anon_unlogged, 1);
+		return;
+	}
+	n = atomic_exchange(&anon_unlogged, 0);
+	log_info("tenant %s: enrollment refused before sign-in (%s): %s "
+	         "(%lu more refusals not logged)",
+	         t->id, v->code, v->reason, n);
+}
+
+/*
  * The tenant's restrictions on the device (apple/restrict.h): 1 when the
- * request was answered 403 (JSON), 0 when the device may go on.
+ * request was answered 403 (JSON), 0 when the device may go on. b is the
+ * valid bearer of the POST, or NULL for an anonymous one: only a refusal
+ * naming a person is audited.
  */
 static int
 restricted(struct eb_request *req, const struct eb_tenant *t,
-           const struct eb_machineinfo *mi)
+           const struct eb_machineinfo *mi, const struct eb_bearer *b)
 {
 	struct eb_restrict_verdict v;
 	char *body;
@@ -443,9 +489,12 @@ restricted(struct eb_request *req, const struct eb_tenant *t,
 	eb_restrict_device(t, mi, &v);
 	if (v.allow)
 		return 0;
-	log_info("tenant %s: enrollment refused (%s): %s", t->id, v.code,
-	         v.reason);
-	audit_refusal(req, t, mi, &v);
+	if (b != NULL) {
+		log_info("tenant %s: enrollment of grant %s refused (%s): %s",
+		         t->id, b->grant_id, v.code, v.reason);
+		audit_refusal(req, t, mi, &v, b);
+	} else
+		count_refusal(req, t, &v);
 	eb_resp_header(req, "Cache-Control", "no-store");
 	if ((body = eb_restrict_body(&v, &len)) != NULL)
 		/* on failure the server answers 500 (and has freed body) */
@@ -468,21 +517,68 @@ job_take_device(struct profile_job *j, const char *token,
 	return 0;
 }
 
+/*
+ * A POST with a bearer: EB_HANDLED or EB_ASYNC when answered (the
+ * profile, a refusal by the restrictions, 503), or -1 when the bearer is
+ * not valid (logged): then the request is an anonymous one.
+ */
+static int
+enroll_bearer(struct eb_request *req, const struct eb_tenant *t,
+              const char *token, const struct eb_machineinfo *mi)
+{
+	struct eb_env *env = eb_req_env(req);
+	struct profile_job *j;
+	int r;
+
+	if ((j = eb_calloc(1, sizeof(*j))) == NULL)
+		return EB_HANDLED;
+	r = eb_bearer_check(env->signer, env->store, eb_req_config(req), t,
+	                    token, (int64_t)time(NULL), &j->b);
+	if (r != EB_BEARER_OK) {
+		eb_bearer_finish(&j->b);
+		eb_free(j);
+		if (r == EB_BEARER_ERROR) {
+			unavailable(req, 503, "temporarily unavailable\n");
+			return EB_HANDLED;
+		}
+		log_info("tenant %s: enrollment bearer refused: %s", t->id,
+		         eb_bearer_result_name(r));
+		return -1;
+	}
+	if (restricted(req, t, mi, &j->b)) {
+		job_free(j);
+		return EB_HANDLED;
+	}
+	if (job_take_device(j, token, mi) == -1) {
+		job_free(j);
+		unavailable(req, 503, "temporarily unavailable\n");
+		return EB_HANDLED;
+	}
+	j->req = req;
+	j->t = t;
+	if (eb_workq_submit_keyed(env->workq, t->id, eb_workq_share(env->workq),
+	                          profile_job, j) == 0)
+		return EB_ASYNC;
+	log_warnx("tenant %s: profile fetch refused: the upstream queue is "
+	          "full",
+	          t->id);
+	job_free(j);
+	unavailable(req, 503, "busy\n");
+	return EB_HANDLED;
+}
+
 int
 eb_handle_enroll(struct eb_request *req)
 {
-	struct eb_env *env = eb_req_env(req);
-	const struct eb_config *cfg = eb_req_config(req);
 	const struct eb_tenant *t = eb_req_tenant(req);
 	const char *token =
 	    eb_bearer_from_header(eb_req_header(req, "Authorization"));
 	struct eb_challenge_ctx ctx;
 	struct eb_machineinfo mi;
-	struct profile_job *j;
 	const void *body;
 	char err[256];
 	size_t len;
-	int r;
+	int rc;
 
 	memset(&ctx, 0, sizeof(ctx));
 	body = eb_req_body(req, &len);
@@ -493,53 +589,17 @@ eb_handle_enroll(struct eb_request *req)
 		eb_resp_text(req, 400, "malformed device information\n");
 		return EB_HANDLED;
 	}
-	ctx.mi = &mi;
-	/* before any sign-in, and again with a bearer */
-	if (restricted(req, t, &mi)) {
+	/* the restrictions are judged with the bearer, else before sign-in */
+	rc = token != NULL ? enroll_bearer(req, t, token, &mi) : -1;
+	if (rc == -1 && restricted(req, t, &mi, NULL))
+		rc = EB_HANDLED;
+	if (rc != -1) {
 		eb_machineinfo_finish(&mi);
-		return EB_HANDLED;
+		return rc;
 	}
+	ctx.mi = &mi;
 	/* the rule discovery used (core/config.h), on the signed PRODUCT */
 	ctx.mode = eb_tenant_mode_device(t, mi.model_family, mi.os_version);
-	if (token != NULL) {
-		if ((j = eb_calloc(1, sizeof(*j))) == NULL) {
-			eb_machineinfo_finish(&mi);
-			return EB_HANDLED;
-		}
-		r = eb_bearer_check(env->signer, env->store, cfg, t, token,
-		                    (int64_t)time(NULL), &j->b);
-		if (r == EB_BEARER_OK &&
-		    (job_take_device(j, token, &mi) == -1)) {
-			eb_machineinfo_finish(&mi);
-			job_free(j);
-			unavailable(req, 503, "temporarily unavailable\n");
-			return EB_HANDLED;
-		}
-		if (r == EB_BEARER_OK) {
-			j->req = req;
-			j->t = t;
-			eb_machineinfo_finish(&mi);
-			if (eb_workq_submit_keyed(env->workq, t->id,
-			                          eb_workq_share(env->workq),
-			                          profile_job, j) == 0)
-				return EB_ASYNC;
-			log_warnx("tenant %s: profile fetch refused: the "
-			          "upstream queue is full",
-			          t->id);
-			job_free(j);
-			unavailable(req, 503, "busy\n");
-			return EB_HANDLED;
-		}
-		eb_bearer_finish(&j->b);
-		eb_free(j);
-		if (r == EB_BEARER_ERROR) {
-			eb_machineinfo_finish(&mi);
-			unavailable(req, 503, "temporarily unavailable\n");
-			return EB_HANDLED;
-		}
-		log_info("tenant %s: enrollment bearer refused: %s", t->id,
-		         eb_bearer_result_name(r));
-	}
 	if (eb_enroll_challenge(req, t, &ctx) == -1) {
 		log_warnx("tenant %s: cannot start a login flow", t->id);
 		unavailable(req, 503, "temporarily unavailable\n");

@@ -22,14 +22,15 @@ import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import http from 'node:http';
+import os from 'node:os';
 import path from 'node:path';
 
 import { drive, createJar } from '../idp/drive.mjs';
 import {
-  cliAsync, enrollPost, machineInfo, SRC, sql, tmpDir,
+  cliAsync, enrollPost, machineInfo, metricSum, SRC, sql, tmpDir,
 } from './lib.mjs';
 import {
-  callback, enroll, freePort, oidcTenant, startLogin, startTestIdp, startWorld, stopAll,
+  callback, enroll, freePort, metricsText, oidcTenant, startLogin, startTestIdp, startWorld, stopAll,
 } from './idp.mjs';
 
 const CT_CHECKIN = 'application/x-apple-aspen-mdm-checkin';
@@ -159,6 +160,7 @@ const audits = (event, tenant) => sql(world.db,
 // ------------------------------------------------------ device restrictions --
 
 test('restrictions at the enrollment POST: old OS, unlisted families, before any sign-in', async () => {
+  const before = await refusedSoFar();
   // allowed: a current iPhone, a Mac on exactly the minimum
   assert.equal((await post('res', machineInfo({ family: 'iPhone', osVersion: '18.1' }))).status, 401);
   assert.equal((await post('res', machineInfo({ family: 'Mac', osVersion: '14.4' }))).status, 401);
@@ -194,22 +196,70 @@ test('restrictions at the enrollment POST: old OS, unlisted families, before any
     'com.apple.enrollment.restricted', /macOS 10\.12\.6.*macOS 14\.4/);
   // the same devices pass a tenant without restrictions
   assert.equal((await post('gen', opensslMachineInfo(realDevice('Authenticate.2.plist')))).status, 401);
-  // audited, with what the device sent
+  // anyone can self-sign a MachineInfo: counted by code, not audited
+  const m = await metricsText(world.bridge);
+  assert.equal(metricSum(m, 'enrollbridge_enroll_refused_total',
+    { tenant: 'res', code: 'com.apple.enrollment.restricted' }), before.restricted + 9);
+  assert.equal(metricSum(m, 'enrollbridge_enroll_refused_total',
+    { tenant: 'res', code: 'com.apple.softwareupdate.required' }), before.update + 1);
   await new Promise((ok) => setTimeout(ok, 200));
-  const a = audits('enroll.refused', 'res');
-  assert.ok(a.length >= 9, `${a.length} refusals audited`);
-  const d = a.map((x) => JSON.parse(x.detail));
-  assert.ok(d.some((x) => x.code === 'com.apple.softwareupdate.required' && x.os_version === '14.2'));
-  assert.ok(d.some((x) => x.product === 'iMac14,2' && x.build === '16G2136'));
+  assert.equal(audits('enroll.refused', 'res').length, before.audited, 'no audit row without a person');
 });
+
+test('a flood of anonymous refused POSTs: counted, logged at most once a second, no audit row', async () => {
+  const before = await refusedSoFar();
+  const logged = () => world.bridge.logs.filter((l) => /enrollment refused before sign-in/.test(l)).length;
+  const lines = logged();
+  const body = machineInfo({ family: 'iPad', osVersion: '18.1' });
+  // out of the second in which the previous refusal was logged
+  await new Promise((ok) => setTimeout(ok, 1100));
+  const t0 = Date.now();
+  const rs = await Promise.all(Array.from({ length: 40 }, () => post('res', body)));
+  const secs = Math.ceil((Date.now() - t0) / 1000) + 1;
+  for (const r of rs) assertRefused(r, 'com.apple.enrollment.restricted', /iPad/);
+  const after = await refusedSoFar();
+  assert.equal(after.restricted, before.restricted + 40);
+  await new Promise((ok) => setTimeout(ok, 200));
+  assert.equal(audits('enroll.refused', 'res').length, before.audited);
+  const n = logged() - lines;
+  assert.ok(n >= 1 && n <= secs, `${n} log lines for 40 refusals in ${secs} s`);
+});
+
+// The refused counts and audit rows so far, on tenant res.
+async function refusedSoFar() {
+  const m = await metricsText(world.bridge);
+  return {
+    restricted: metricSum(m, 'enrollbridge_enroll_refused_total', { tenant: 'res', code: 'com.apple.enrollment.restricted' }),
+    update: metricSum(m, 'enrollbridge_enroll_refused_total', { tenant: 'res', code: 'com.apple.softwareupdate.required' }),
+    audited: audits('enroll.refused', 'res').length,
+  };
+}
 
 test('restrictions at the second POST too: a bearer does not get an old device its profile', async () => {
   const r = await signInWith('res', machineInfo({ family: 'iPhone', osVersion: '18.1' }));
   assert.equal(r.status, 308, r.body);
+  const before = await refusedSoFar();
   assertRefused(await post('res', machineInfo({ family: 'iPhone', osVersion: '16.0' }), r.token),
     'com.apple.enrollment.restricted', /iOS 17\.0/);
   assertRefused(await post('res', machineInfo({ family: 'iPad', osVersion: '18.1' }), r.token),
     'com.apple.enrollment.restricted', /iPad/);
+  // audited, naming the person's grant and what the device sent
+  await new Promise((ok) => setTimeout(ok, 200));
+  const d = audits('enroll.refused', 'res').map((x) => JSON.parse(x.detail));
+  assert.equal(d.length, before.audited + 2);
+  const mine = d.slice(-2);
+  const maid = sql(world.db, `select managed_apple_id from grants where id = '${grantOf(r.token)}'`)[0].managed_apple_id;
+  assert.match(maid, /^user1@/);
+  for (const x of mine) {
+    assert.equal(x.grant, grantOf(r.token));
+    assert.equal(x.managed_apple_id, maid);
+    assert.equal(x.code, 'com.apple.enrollment.restricted');
+  }
+  assert.ok(mine.some((x) => x.os_version === '16.0'));
+  assert.ok(mine.some((x) => x.product.startsWith('iPad')));
+  // not counted as anonymous refusals
+  const after = await refusedSoFar();
+  assert.equal(after.restricted, before.restricted);
 });
 
 // ------------------------------------------------------------ the mode rule --
@@ -373,6 +423,42 @@ test('the macOS device channel (no bearer) of a retired enrollment unenrolls too
   u = await putTo('macdc', null, checkin('TokenUpdate', { UDID: 'MAC-DC-OTHER' }));
   assert.equal(u.r.status, 200);
   assert.equal(u.got.length, 1);
+});
+
+test('the device channel of an enrolled Mac is not a store read per request; a retire is seen by the next one', async () => {
+  const udid = 'MAC-DC-CACHED-1';
+  const a = await enroll({ bridge: world.bridge, tenant: 'macdc', login: 'user1' });
+  assert.equal(a.status, 308);
+  assert.equal((await putTo('macdc', a.token, checkin('Authenticate', { UDID: udid }))).r.status, 200);
+  const checks = async () => {
+    const m = await metricsText(world.bridge);
+    return {
+      hit: metricSum(m, 'enrollbridge_retired_check_total', { result: 'hit' }),
+      miss: metricSum(m, 'enrollbridge_retired_check_total', { result: 'miss' }),
+    };
+  };
+  const send = () => fetch(`${world.publicUrl}/t/macdc/mdm/checkin`, {
+    method: 'PUT', headers: { 'content-type': CT_CHECKIN }, body: checkin('TokenUpdate', { UDID: udid }),
+  }).then(async (r) => { await r.arrayBuffer(); return r.status; });
+  const N = 200;
+  const c0 = await checks();
+  const t0 = Date.now();
+  for (let i = 0; i < N; i += 10) {
+    const st = await Promise.all(Array.from({ length: 10 }, send));
+    assert.deepEqual(st, st.map(() => 200));
+  }
+  const secs = Math.ceil((Date.now() - t0) / 1000);
+  const c1 = await checks();
+  const hits = c1.hit - c0.hit, misses = c1.miss - c0.miss;
+  assert.equal(hits + misses, N, 'one retired check per request');
+  // a store read per worker thread and second at most (the set's TTL)
+  const bound = os.availableParallelism() * (secs + 1);
+  assert.ok(misses <= bound && misses < N / 4, `${misses} of ${N} checks read the store (bound ${bound})`);
+  // `grants retire` touches the change file: the next request unenrolls
+  const c = await cliAsync(['grants', 'retire', '-c', world.config.main, grantOf(a.token)]);
+  assert.equal(c.code, 0, c.stderr);
+  assert.equal(await send(), 403);
+  assert.equal(await send(), 403);
 });
 
 // --------------------------------------------------------------- device-sim --
