@@ -2105,6 +2105,29 @@ test_grant_retire(void **state)
 	assert_int_equal(g.revoked_at, T0 + 30);
 	assert_string_equal(g.revoke_reason, "admin");
 	eb_store_grant_finish(&g);
+	/* the retired grants of a tenant, and only those */
+	{
+		struct eb_store_grant_filter f = {
+		    .tenant = "acme", .status = -1, .retired_only = 1};
+		struct eb_store_grant_list l;
+
+		assert_int_equal(eb_store_grant_list(fx->s, &f, &l),
+		                 EB_STORE_OK);
+		assert_int_equal(l.n, 2);
+		assert_true(l.v[0].retired_at != 0 && l.v[1].retired_at != 0);
+		eb_store_grant_list_finish(&l);
+		f.tenant = "other";
+		assert_int_equal(eb_store_grant_list(fx->s, &f, &l),
+		                 EB_STORE_OK);
+		assert_int_equal(l.n, 0);
+		eb_store_grant_list_finish(&l);
+		f.tenant = "acme";
+		f.retired_only = 0;
+		assert_int_equal(eb_store_grant_list(fx->s, &f, &l),
+		                 EB_STORE_OK);
+		assert_int_equal(l.n, 3);
+		eb_store_grant_list_finish(&l);
+	}
 	/* superseded: refused, unchanged; unknown: NOT_FOUND */
 	assert_int_equal(eb_store_grant_supersede(fx->s, "g3", "g1", T0 + 50),
 	                 EB_STORE_CONFLICT); /* g1 is not active */
