@@ -320,7 +320,8 @@ from_set(struct eb_store *s, struct rset *r, int kind, const char *value,
 	}
 	key.kind = kind;
 	key.value = (char *)value;
-	if ((e = bsearch(&key, r->v, r->n, sizeof(*r->v), rvalue_cmp)) == NULL)
+	if (r->n == 0 ||
+	    (e = bsearch(&key, r->v, r->n, sizeof(*r->v), rvalue_cmp)) == NULL)
 		return 0; /* no retired grant holds it */
 	if (e->verdict == -1) {
 		*read = 1;
