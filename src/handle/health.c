@@ -23,6 +23,15 @@ eb_handle_metrics_init(struct eb_metrics *m)
 	                    "Finished sign-in callbacks by tenant and result "
 	                    "(success, denied, expired, idp_error, "
 	                    "unavailable).");
+	eb_metrics_describe(m, "enrollbridge_signin_failures_total", "counter",
+	                    "Failed or refused sign-ins by tenant and code "
+	                    "(the code the error page and log show).");
+	eb_metrics_describe(m, "enrollbridge_introspections_total", "counter",
+	                    "Token introspection calls (RFC 7662) by tenant "
+	                    "and result.");
+	eb_metrics_describe(m, "enrollbridge_revocations_total", "counter",
+	                    "Token revocation calls (RFC 7009) by tenant and "
+	                    "result.");
 	eb_metrics_describe(m, "enrollbridge_enrollments_total", "counter",
 	                    "Enrollment profiles served by tenant and mode "
 	                    "(byod, adde).");

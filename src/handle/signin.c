@@ -205,13 +205,8 @@ redirect_uri(const struct eb_config *cfg, const struct eb_tenant *t)
 static void
 count_error(struct eb_request *req, const char *code)
 {
-	struct eb_env *env = eb_req_env(req);
-	char labels[256];
-
-	snprintf(labels, sizeof(labels), "tenant=\"%s\",code=\"%s\"",
-	         eb_req_tenant(req)->id, code);
-	eb_metrics_add(env->metrics, "enrollbridge_signin_failures_total",
-	               labels, 1);
+	eb_handle_count(eb_req_env(req), "enrollbridge_signin_failures_total",
+	                eb_req_tenant(req)->id, "code", code);
 }
 
 /*

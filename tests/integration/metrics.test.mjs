@@ -128,6 +128,7 @@ test('a sign-in, an enrollment and reloads show in conventional metrics', { skip
     if (type) assert.equal(types.get(name), type, name);
   }
   for (const [name, type] of types) {
+    assert.notEqual(type, 'untyped', `${name} is not described`);
     if (type === 'counter') assert.match(name, /_total$/, `counter ${name}`);
   }
 
