@@ -13,6 +13,8 @@ liboauth2-dev libcmocka-dev
 curl ca-certificates python3
 wrk nginx-light chromium
 "
+# test: promtool (the /metrics output and the alert rules are checked with it)
+PKGS="$PKGS prometheus"
 
 missing=""
 for p in $PKGS; do

@@ -356,6 +356,8 @@ cmd_serve(int argc, char **argv)
 	                    "anonymous first request, by tenant and code.");
 	eb_metrics_set(env->metrics, "enrollbridge_tenants", "",
 	               (double)cfg->ntenants);
+	eb_handle_metrics_init(env->metrics);
+	eb_env_reload_result(env, 1);
 	if ((env->store = eb_store_open_config(cfg, err, sizeof(err))) ==
 	    NULL) {
 		log_errx("%s: database: %s", cfg->file, err);

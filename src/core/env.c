@@ -4,6 +4,7 @@
 #include "core/env.h"
 
 #include <string.h>
+#include <time.h>
 
 #include <openssl/crypto.h>
 
@@ -57,6 +58,19 @@ str_differs(const char *a, const char *b)
 	return strcmp(a, b) != 0;
 }
 
+void
+eb_env_reload_result(struct eb_env *env, int ok)
+{
+	eb_metrics_set(env->metrics,
+	               "enrollbridge_config_last_reload_successful", "",
+	               ok ? 1 : 0);
+	if (ok)
+		eb_metrics_set(
+		    env->metrics,
+		    "enrollbridge_config_last_reload_success_timestamp_seconds",
+		    "", (double)time(NULL));
+}
+
 int
 eb_env_reload(struct eb_env *env)
 {
@@ -71,6 +85,7 @@ eb_env_reload(struct eb_env *env)
 		eb_metrics_add(env->metrics,
 		               "enrollbridge_config_reloads_total",
 		               "result=\"failed\"", 1);
+		eb_env_reload_result(env, 0);
 		return -1;
 	}
 	if (env->validate != NULL) {
@@ -83,6 +98,7 @@ eb_env_reload(struct eb_env *env)
 			eb_metrics_add(env->metrics,
 			               "enrollbridge_config_reloads_total",
 			               "result=\"failed\"", 1);
+			eb_env_reload_result(env, 0);
 			eb_config_unref(ncfg);
 			return -1;
 		}
@@ -114,6 +130,7 @@ eb_env_reload(struct eb_env *env)
 	log_info("configuration reloaded: %zu tenant(s)", ncfg->ntenants);
 	eb_metrics_add(env->metrics, "enrollbridge_config_reloads_total",
 	               "result=\"ok\"", 1);
+	eb_env_reload_result(env, 1);
 	eb_metrics_set(env->metrics, "enrollbridge_tenants", "",
 	               (double)ncfg->ntenants);
 	return 0;

@@ -55,5 +55,8 @@ struct eb_config *eb_env_config(struct eb_env *env);
  * Returns 0 when swapped, -1 when the old one keeps serving (logged).
  */
 int eb_env_reload(struct eb_env *env);
+/* enrollbridge_config_last_reload_successful (and, when ok, its success
+ * timestamp): set by every reload, and once at start. */
+void eb_env_reload_result(struct eb_env *env, int ok);
 
 #endif

@@ -7,6 +7,7 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <string.h>
 #include <time.h>
 
@@ -27,17 +28,24 @@ struct route_stats {
 };
 
 /* A named series; allocated one by one and never moved or freed before
- * the registry, so that a handle (eb_metrics_series) stays valid. */
+ * the registry, so that a handle (eb_metrics_series) stays valid. A
+ * histogram's series also counts observations per bucket (bits: the sum). */
 struct eb_metric {
 	char *name;
 	char *labels;
 	_Atomic uint64_t bits; /* the double value's bits */
+	const double *le;      /* the family's bucket bounds, or NULL */
+	size_t nle;
+	atomic_ullong *bucket; /* nle: not cumulative */
+	atomic_ullong count;
 };
 
 struct desc {
 	char *name;
 	char *type;
 	char *help;
+	double *le; /* histograms: bucket upper bounds, ascending */
+	size_t nle;
 };
 
 struct eb_metrics {
@@ -52,6 +60,8 @@ struct eb_metrics {
 	struct desc *descs;
 	size_t ndescs;
 };
+
+static void series_free(struct eb_metric *s);
 
 struct eb_metrics *
 eb_metrics_create(const struct eb_route *routes, size_t nroutes)
@@ -78,15 +88,13 @@ eb_metrics_destroy(struct eb_metrics *m)
 
 	if (m == NULL)
 		return;
-	for (i = 0; i < m->nseries; i++) {
-		eb_free(m->series[i]->name);
-		eb_free(m->series[i]->labels);
-		eb_free(m->series[i]);
-	}
+	for (i = 0; i < m->nseries; i++)
+		series_free(m->series[i]);
 	for (i = 0; i < m->ndescs; i++) {
 		eb_free(m->descs[i].name);
 		eb_free(m->descs[i].type);
 		eb_free(m->descs[i].help);
+		eb_free(m->descs[i].le);
 	}
 	eb_free(m->series);
 	eb_free(m->descs);
@@ -167,6 +175,50 @@ eb_metric_add(struct eb_metric *s, double v)
 		;
 }
 
+static struct desc *
+find_desc(struct eb_metrics *m, const char *name)
+{
+	size_t i;
+
+	for (i = 0; i < m->ndescs; i++)
+		if (strcmp(m->descs[i].name, name) == 0)
+			return &m->descs[i];
+	return NULL;
+}
+
+static void
+series_free(struct eb_metric *s)
+{
+	eb_free(s->name);
+	eb_free(s->labels);
+	eb_free(s->bucket);
+	eb_free(s);
+}
+
+static struct eb_metric *
+series_new(struct eb_metrics *m, const char *name, const char *labels)
+{
+	struct eb_metric *ns;
+	struct desc *d = find_desc(m, name);
+
+	if ((ns = eb_calloc(1, sizeof(*ns))) == NULL)
+		return NULL;
+	ns->name = eb_strdup(name);
+	ns->labels = eb_strdup(labels);
+	if (d != NULL && d->le != NULL) {
+		ns->le = d->le;
+		ns->nle = d->nle;
+		ns->bucket = eb_calloc(d->nle, sizeof(*ns->bucket));
+	}
+	if (ns->name == NULL || ns->labels == NULL ||
+	    (ns->le != NULL && ns->bucket == NULL)) {
+		series_free(ns);
+		return NULL;
+	}
+	atomic_store(&ns->bits, dbits(0));
+	return ns;
+}
+
 static struct eb_metric *
 find_series(struct eb_metrics *m, const char *name, const char *labels,
             int create)
@@ -184,50 +236,99 @@ find_series(struct eb_metrics *m, const char *name, const char *labels,
 	if (arr == NULL)
 		return NULL;
 	m->series = arr;
-	if ((ns = eb_calloc(1, sizeof(*ns))) == NULL)
+	if ((ns = series_new(m, name, labels)) == NULL)
 		return NULL;
-	ns->name = eb_strdup(name);
-	ns->labels = eb_strdup(labels);
-	if (ns->name == NULL || ns->labels == NULL) {
-		eb_free(ns->name);
-		eb_free(ns->labels);
-		eb_free(ns);
-		return NULL;
-	}
-	atomic_store(&ns->bits, dbits(0));
 	m->series[m->nseries++] = ns;
 	return ns;
+}
+
+static void
+describe_locked(struct eb_metrics *m, const char *name, const char *type,
+                const char *help, const double *le, size_t nle)
+{
+	struct desc *nd;
+
+	if (find_desc(m, name) != NULL)
+		return;
+	if ((nd = eb_realloc(m->descs, (m->ndescs + 1) * sizeof(*nd))) == NULL)
+		return;
+	m->descs = nd;
+	nd = &m->descs[m->ndescs];
+	memset(nd, 0, sizeof(*nd));
+	nd->name = eb_strdup(name);
+	nd->type = eb_strdup(type);
+	nd->help = eb_strdup(help);
+	if (nle > 0 && (nd->le = eb_calloc(nle, sizeof(*le))) != NULL) {
+		memcpy(nd->le, le, nle * sizeof(*le));
+		nd->nle = nle;
+	}
+	if (nd->name && nd->type && nd->help && (nle == 0 || nd->le))
+		m->ndescs++;
+	else {
+		eb_free(nd->name);
+		eb_free(nd->type);
+		eb_free(nd->help);
+		eb_free(nd->le);
+	}
 }
 
 void
 eb_metrics_describe(struct eb_metrics *m, const char *name, const char *type,
                     const char *help)
 {
-	struct desc *nd;
-	size_t i;
-
 	if (m == NULL)
 		return;
 	pthread_mutex_lock(&m->lock);
-	for (i = 0; i < m->ndescs; i++)
-		if (strcmp(m->descs[i].name, name) == 0)
-			goto out;
-	if ((nd = eb_realloc(m->descs, (m->ndescs + 1) * sizeof(*nd))) == NULL)
-		goto out;
-	m->descs = nd;
-	nd = &m->descs[m->ndescs];
-	nd->name = eb_strdup(name);
-	nd->type = eb_strdup(type);
-	nd->help = eb_strdup(help);
-	if (nd->name && nd->type && nd->help)
-		m->ndescs++;
-	else {
-		eb_free(nd->name);
-		eb_free(nd->type);
-		eb_free(nd->help);
-	}
-out:
+	describe_locked(m, name, type, help, NULL, 0);
 	pthread_mutex_unlock(&m->lock);
+}
+
+void
+eb_metrics_describe_histogram(struct eb_metrics *m, const char *name,
+                              const char *help, const double *le, size_t nle)
+{
+	if (m == NULL || le == NULL || nle == 0)
+		return;
+	pthread_mutex_lock(&m->lock);
+	describe_locked(m, name, "histogram", help, le, nle);
+	pthread_mutex_unlock(&m->lock);
+}
+
+void
+eb_metric_observe(struct eb_metric *s, double v)
+{
+	size_t b;
+
+	if (s == NULL || s->bucket == NULL)
+		return;
+	for (b = 0; b < s->nle; b++)
+		if (v <= s->le[b]) {
+			atomic_fetch_add_explicit(&s->bucket[b], 1,
+			                          memory_order_relaxed);
+			break;
+		}
+	atomic_fetch_add_explicit(&s->count, 1, memory_order_relaxed);
+	eb_metric_add(s, v);
+}
+
+int
+eb_metrics_label(struct eb_buf *b, const char *name, const char *value)
+{
+	const char *p;
+	int rc;
+
+	rc = eb_buf_printf(b, "%s%s=\"", b->len ? "," : "", name);
+	for (p = value ? value : ""; *p != '\0' && rc != -1; p++) {
+		if (*p == '"' || *p == '\\')
+			rc = eb_buf_printf(b, "\\%c", *p);
+		else if (*p == '\n')
+			rc = eb_buf_addstr(b, "\\n");
+		else
+			rc = eb_buf_addc(b, *p);
+	}
+	if (rc == -1 || eb_buf_addc(b, '"') == -1)
+		return -1;
+	return 0;
 }
 
 void
@@ -290,6 +391,81 @@ static const char *
 route_name(const struct eb_metrics *m, size_t r)
 {
 	return r < m->nroutes ? m->routes[r].name : "unmatched";
+}
+
+/* The index of the first series named like series j. */
+static size_t
+first_of(const struct eb_metrics *m, size_t j)
+{
+	size_t i;
+
+	for (i = 0; i < j; i++)
+		if (strcmp(m->series[i]->name, m->series[j]->name) == 0)
+			break;
+	return i;
+}
+
+/* name{labels[,le="x"]}: the labels and an extra pair, in braces or not. */
+static int
+series_head(struct eb_buf *o, const char *name, const char *suffix,
+            const char *labels, const char *le)
+{
+	const char *sep = labels[0] && le ? "," : "";
+
+	if (!labels[0] && !le)
+		return eb_buf_printf(o, "%s%s ", name, suffix);
+	return eb_buf_printf(o, "%s%s{%s%s%s%s%s} ", name, suffix, labels, sep,
+	                     le ? "le=\"" : "", le ? le : "", le ? "\"" : "");
+}
+
+static int
+render_histogram(const struct eb_metric *s, struct eb_buf *o)
+{
+	unsigned long long cum = 0, count;
+	char le[32];
+	size_t b;
+	int rc = 0;
+
+	/* count first: a bucket observed meanwhile shows in no total */
+	count = atomic_load_explicit(&s->count, memory_order_relaxed);
+	for (b = 0; b < s->nle; b++) {
+		cum +=
+		    atomic_load_explicit(&s->bucket[b], memory_order_relaxed);
+		if (cum > count)
+			cum = count;
+		snprintf(le, sizeof(le), "%g", s->le[b]);
+		rc |= series_head(o, s->name, "_bucket", s->labels, le);
+		rc |= eb_buf_printf(o, "%llu\n", cum);
+	}
+	rc |= series_head(o, s->name, "_bucket", s->labels, "+Inf");
+	rc |= eb_buf_printf(o, "%llu\n", count);
+	rc |= series_head(o, s->name, "_sum", s->labels, NULL);
+	rc |= eb_buf_printf(o, "%.17g\n", load((struct eb_metric *)s));
+	rc |= series_head(o, s->name, "_count", s->labels, NULL);
+	rc |= eb_buf_printf(o, "%llu\n", count);
+	return rc;
+}
+
+/* Every series of the family name; the lock is held. */
+static int
+render_family(struct eb_metrics *m, const char *name, struct eb_buf *o)
+{
+	struct eb_metric *s;
+	size_t j;
+	int rc = 0;
+
+	for (j = 0; j < m->nseries; j++) {
+		s = m->series[j];
+		if (strcmp(s->name, name) != 0)
+			continue;
+		if (s->bucket != NULL) {
+			rc |= render_histogram(s, o);
+			continue;
+		}
+		rc |= series_head(o, s->name, "", s->labels, NULL);
+		rc |= eb_buf_printf(o, "%.17g\n", load(s));
+	}
+	return rc;
 }
 
 int
@@ -366,28 +542,21 @@ eb_metrics_render(struct eb_metrics *m, struct eb_buf *o)
 		rc |= eb_buf_printf(o, "# HELP %s %s\n# TYPE %s %s\n",
 		                    m->descs[i].name, m->descs[i].help,
 		                    m->descs[i].name, m->descs[i].type);
-		for (j = 0; j < m->nseries; j++)
-			if (strcmp(m->series[j]->name, m->descs[i].name) == 0)
-				rc |= eb_buf_printf(
-				    o, "%s%s%s%s %.17g\n", m->series[j]->name,
-				    m->series[j]->labels[0] ? "{" : "",
-				    m->series[j]->labels,
-				    m->series[j]->labels[0] ? "}" : "",
-				    load(m->series[j]));
+		rc |= render_family(m, m->descs[i].name, o);
 	}
-	/* series never described are still shown, untyped */
+	/* series never described are still shown, untyped, by family */
 	for (j = 0; j < m->nseries; j++) {
-		for (i = 0; i < m->ndescs; i++)
-			if (strcmp(m->series[j]->name, m->descs[i].name) == 0)
-				break;
-		if (i == m->ndescs)
-			rc |= eb_buf_printf(o, "%s%s%s%s %.17g\n",
-			                    m->series[j]->name,
-			                    m->series[j]->labels[0] ? "{" : "",
-			                    m->series[j]->labels,
-			                    m->series[j]->labels[0] ? "}" : "",
-			                    load(m->series[j]));
+		const char *name = m->series[j]->name;
+
+		if (find_desc(m, name) != NULL || first_of(m, j) != j)
+			continue;
+		rc |= eb_buf_printf(o,
+		                    "# HELP %s Undocumented.\n"
+		                    "# TYPE %s untyped\n",
+		                    name, name);
+		rc |= render_family(m, name, o);
 	}
 	pthread_mutex_unlock(&m->lock);
+	rc |= eb_metrics_render_process(o);
 	return rc ? -1 : 0;
 }

@@ -45,11 +45,35 @@ struct eb_metric;
 struct eb_metric *eb_metrics_series(struct eb_metrics *m, const char *name,
                                     const char *labels);
 void eb_metric_add(struct eb_metric *s, double v);
+/*
+ * A histogram family: le the bucket upper bounds (ascending, without
+ * +Inf), copied. Its series (eb_metrics_series, after this) take
+ * observations with eb_metric_observe and render as name_bucket{le},
+ * name_sum and name_count.
+ */
+void eb_metrics_describe_histogram(struct eb_metrics *m, const char *name,
+                                   const char *help, const double *le,
+                                   size_t nle);
+void eb_metric_observe(struct eb_metric *s, double v);
+/*
+ * Append name="value" to a label set in b (a comma first when b is not
+ * empty), value escaped as the exposition format wants (\\, \", \n).
+ */
+int eb_metrics_label(struct eb_buf *b, const char *name, const char *value);
+
 /* Current value of a named series (0 when absent): for tests and /readyz. */
 double eb_metrics_get(struct eb_metrics *m, const char *name,
                       const char *labels);
 
-/* Append the text exposition format to out. */
+/* Append the text exposition format to out (process_* included). */
 int eb_metrics_render(struct eb_metrics *m, struct eb_buf *out);
+
+/* metrics_proc.c: the process_* families, read from /proc/self. */
+int eb_metrics_render_process(struct eb_buf *out);
+/*
+ * The notAfter of the first certificate of a PEM text, as seconds since
+ * the epoch: 0, or -1 when it does not parse.
+ */
+int eb_metrics_cert_not_after(const char *pem, size_t len, long long *t);
 
 #endif

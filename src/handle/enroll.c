@@ -359,6 +359,8 @@ profile_job(void *arg)
 		         is_signed ? "signed" : "unsigned",
 		         view->route ? ", route " : "",
 		         view->route ? view->route : "", j->b.grant_id);
+		eb_handle_count(env, "enrollbridge_enrollments_total", j->t->id,
+		                "mode", mode == EB_MODE_ADDE ? "adde" : "byod");
 		break;
 	case EB_PROFILE_ERR_UPSTREAM:
 		log_warnx("tenant %s: no profile from the MDM: %s", j->t->id,

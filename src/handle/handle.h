@@ -54,5 +54,12 @@ int eb_handle_scim_meta(struct eb_request *req);
 int eb_handle_healthz(struct eb_request *req);
 int eb_handle_readyz(struct eb_request *req);
 int eb_handle_metrics(struct eb_request *req);
+struct eb_env;
+struct eb_metrics;
+/* Describe the families counted below and sampled at each scrape. */
+void eb_handle_metrics_init(struct eb_metrics *m);
+/* Add 1 to name{tenant="...",label="value"}, the values escaped. */
+void eb_handle_count(struct eb_env *env, const char *name, const char *tenant,
+                     const char *label, const char *value);
 
 #endif

@@ -3,6 +3,8 @@
  * replica's store answers; one tenant's IdP being down shows in /metrics,
  * never here, so a balancer never takes every replica out for one tenant.
  */
+#include <time.h>
+
 #include "core/buf.h"
 #include "core/config.h"
 #include "core/env.h"
@@ -13,6 +15,67 @@
 #include "http/client.h"
 #include "store/store.h"
 #include "token/bearer_cache.h"
+#include "token/token.h"
+
+void
+eb_handle_metrics_init(struct eb_metrics *m)
+{
+	eb_metrics_describe(m, "enrollbridge_signins_total", "counter",
+	                    "Finished sign-in callbacks by tenant and result "
+	                    "(success, denied, expired, idp_error, "
+	                    "unavailable).");
+	eb_metrics_describe(m, "enrollbridge_signin_failures_total", "counter",
+	                    "Failed or refused sign-ins by tenant and code "
+	                    "(the code the error page and log show).");
+	eb_metrics_describe(m, "enrollbridge_introspections_total", "counter",
+	                    "Token introspection calls (RFC 7662) by tenant "
+	                    "and result.");
+	eb_metrics_describe(m, "enrollbridge_revocations_total", "counter",
+	                    "Token revocation calls (RFC 7009) by tenant and "
+	                    "result.");
+	eb_metrics_describe(m, "enrollbridge_enrollments_total", "counter",
+	                    "Enrollment profiles served by tenant and mode "
+	                    "(byod, adde).");
+	eb_metrics_describe(m, "enrollbridge_config_last_reload_successful",
+	                    "gauge",
+	                    "1 when the last configuration load or reload "
+	                    "succeeded, 0 when it was refused.");
+	eb_metrics_describe(
+	    m, "enrollbridge_config_last_reload_success_timestamp_seconds",
+	    "gauge", "When the configuration was last loaded successfully.");
+	eb_metrics_describe(m, "enrollbridge_signing_key_age_seconds", "gauge",
+	                    "Seconds since the current token signing key "
+	                    "(shared by all tenants) began to sign.");
+	eb_metrics_describe(
+	    m, "enrollbridge_tls_certificate_expiry_timestamp_seconds", "gauge",
+	    "notAfter of the TLS certificate served (when tls is set).");
+}
+
+void
+eb_handle_count(struct eb_env *env, const char *name, const char *tenant,
+                const char *label, const char *value)
+{
+	struct eb_buf b;
+
+	eb_buf_init(&b, 1024);
+	if (eb_metrics_label(&b, "tenant", tenant) == 0 &&
+	    eb_metrics_label(&b, label, value) == 0)
+		eb_metrics_add(env->metrics, name, eb_buf_str(&b), 1);
+	eb_buf_finish(&b);
+}
+
+/* The current signing key's age, when there is one. */
+static void
+sample_signing_key(struct eb_env *env)
+{
+	int64_t since = eb_signer_current_since(env->signer);
+	int64_t now = (int64_t)time(NULL);
+
+	if (since > 0)
+		eb_metrics_set(env->metrics,
+		               "enrollbridge_signing_key_age_seconds", "",
+		               since < now ? (double)(now - since) : 0);
+}
 
 int
 eb_handle_healthz(struct eb_request *req)
@@ -98,6 +161,7 @@ eb_handle_metrics(struct eb_request *req)
 	size_t len;
 
 	sample_counters(env->metrics);
+	sample_signing_key(env);
 	eb_buf_init(&b, 8 << 20);
 	if (eb_metrics_render(env->metrics, &b) == -1 ||
 	    config_info(eb_req_config(req), &b) == -1) {

@@ -83,11 +83,8 @@ send_error(struct eb_request *req, int status, const char *error)
 static void
 count(struct eb_request *req, const char *name, const char *result)
 {
-	char labels[256];
-
-	snprintf(labels, sizeof(labels), "tenant=\"%s\",result=\"%s\"",
-	         eb_req_tenant(req)->id, result);
-	eb_metrics_add(eb_req_env(req)->metrics, name, labels, 1);
+	eb_handle_count(eb_req_env(req), name, eb_req_tenant(req)->id, "result",
+	                result);
 }
 
 /* ---- client authentication ---- */

@@ -71,8 +71,11 @@
 #define STREAM_LOW  (64 * 1024)
 
 #define M_REQUESTS "enrollbridge_proxy_requests_total"
-#define M_UP_SUM   "enrollbridge_proxy_upstream_seconds_sum"
-#define M_UP_COUNT "enrollbridge_proxy_upstream_seconds_count"
+#define M_UPSTREAM "enrollbridge_proxy_upstream_seconds"
+
+/* MDM upstream latency buckets: check-ins are quick, commands may not be */
+static const double upstream_le[] = {0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5,
+                                     1,     2.5,  5,     10,   30,  60};
 
 /* A header name and its length: lists are matched length first. */
 struct hname {
@@ -357,11 +360,11 @@ describe_all(struct eb_metrics *m)
 {
 	eb_metrics_describe(m, M_REQUESTS, "counter",
 	                    "MDM proxy requests by tenant and result.");
-	eb_metrics_describe(m, M_UP_SUM, "counter",
-	                    "Seconds spent waiting for MDM upstreams.");
-	eb_metrics_describe(m, M_UP_COUNT, "counter",
-	                    "MDM upstream calls completed (with or without a "
-	                    "response).");
+	eb_metrics_describe_histogram(
+	    m, M_UPSTREAM,
+	    "Seconds MDM upstream calls took, by tenant (completed calls, with "
+	    "or without a response).",
+	    upstream_le, sizeof(upstream_le) / sizeof(upstream_le[0]));
 }
 
 static struct eb_metric *
@@ -372,27 +375,32 @@ series_for(struct eb_request *req, const char *name, const char *result)
 	struct series_slot *e;
 	uintptr_t h =
 	    (uintptr_t)t ^ ((uintptr_t)name >> 3) ^ ((uintptr_t)result >> 5);
-	char labels[160];
+	struct eb_buf lb;
+	struct eb_metric *s;
 
 	e = &t_series[(h ^ (h >> 7)) % SERIES_CACHE];
 	if (e->s != NULL && e->t == t && e->name == name &&
 	    e->result == result && strcmp(e->tid, t->id) == 0)
 		return e->s;
 	describe_all(env->metrics);
-	if (result != NULL)
-		snprintf(labels, sizeof(labels), "tenant=\"%s\",result=\"%s\"",
-		         t->id, result);
-	else
-		snprintf(labels, sizeof(labels), "tenant=\"%s\"", t->id);
-	e->s = eb_metrics_series(env->metrics, name, labels);
+	eb_buf_init(&lb, 1024);
+	if (eb_metrics_label(&lb, "tenant", t->id) == -1 ||
+	    (result != NULL && eb_metrics_label(&lb, "result", result) == -1)) {
+		eb_buf_finish(&lb);
+		return NULL;
+	}
+	e->s = eb_metrics_series(env->metrics, name, eb_buf_str(&lb));
 	e->t = t;
 	e->name = name;
 	e->result = result;
 	if (snprintf(e->tid, sizeof(e->tid), "%s", t->id) >=
 	    (int)sizeof(e->tid))
 		e->s = NULL; /* an id this long is not cached */
-	return e->s != NULL ? e->s
-	                    : eb_metrics_series(env->metrics, name, labels);
+	s = e->s != NULL
+	        ? e->s
+	        : eb_metrics_series(env->metrics, name, eb_buf_str(&lb));
+	eb_buf_finish(&lb);
+	return s;
 }
 
 void
@@ -404,8 +412,7 @@ eb_proxy_count(struct eb_request *req, const char *result)
 static void
 count_latency(struct eb_request *req, double secs)
 {
-	eb_metric_add(series_for(req, M_UP_SUM, NULL), secs);
-	eb_metric_add(series_for(req, M_UP_COUNT, NULL), 1);
+	eb_metric_observe(series_for(req, M_UPSTREAM, NULL), secs);
 }
 
 /* ---- the request upstream ---- */

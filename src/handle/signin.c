@@ -205,13 +205,8 @@ redirect_uri(const struct eb_config *cfg, const struct eb_tenant *t)
 static void
 count_error(struct eb_request *req, const char *code)
 {
-	struct eb_env *env = eb_req_env(req);
-	char labels[256];
-
-	snprintf(labels, sizeof(labels), "tenant=\"%s\",code=\"%s\"",
-	         eb_req_tenant(req)->id, code);
-	eb_metrics_add(env->metrics, "enrollbridge_signin_failures_total",
-	               labels, 1);
+	eb_handle_count(eb_req_env(req), "enrollbridge_signin_failures_total",
+	                eb_req_tenant(req)->id, "code", code);
 }
 
 /*
@@ -518,6 +513,24 @@ scim_refuses(struct eb_env *env, const struct eb_tenant *t,
 	return rc < 0 ? -1 : 0;
 }
 
+/*
+ * enrollbridge_signins_total{result}: what the callback's answer says,
+ * from a small fixed set (the failure's code is in signin_failures_total).
+ */
+static void
+count_signin(struct eb_request *req, const struct eb_tenant *t)
+{
+	int st = eb_resp_status(req);
+	const char *result = st >= 200 && st < 400 ? "success"
+	                     : st == 403           ? "denied"
+	                     : st == 400           ? "expired"
+	                     : st == 502           ? "idp_error"
+	                                           : "unavailable";
+
+	eb_handle_count(eb_req_env(req), "enrollbridge_signins_total", t->id,
+	                "result", result);
+}
+
 static void
 callback_job(void *arg)
 {
@@ -727,6 +740,7 @@ callback_job(void *arg)
 	                   10);
 	log_info("tenant %s: signed in as %s", t->id, map.managed_apple_id);
 out:
+	count_signin(req, t);
 	eb_buf_finish_secret(&loc);
 	eb_free_secret_str(token);
 	eb_free(ruri);

@@ -1466,6 +1466,23 @@ mhd_log(void *cls, const char *fmt, va_list ap)
 	eb_log(EB_LOG_DEBUG, "libmicrohttpd", "%s", msg);
 }
 
+/* enrollbridge_tls_certificate_expiry_timestamp_seconds: the notAfter of
+ * the certificate loaded (call again whenever it is re-read). */
+static void
+tls_expiry_metric(struct eb_server *srv)
+{
+	long long t;
+
+	if (eb_metrics_cert_not_after(srv->tls_cert_pem,
+	                              strlen(srv->tls_cert_pem), &t) == 0)
+		eb_metrics_set(
+		    srv->env->metrics,
+		    "enrollbridge_tls_certificate_expiry_timestamp_seconds", "",
+		    (double)t);
+	else
+		log_warnx("tls: cannot read the certificate's expiry date");
+}
+
 static char *
 read_file(const char *path, size_t max)
 {
@@ -1929,6 +1946,7 @@ eb_server_start(struct eb_env *env, const struct eb_route *routes,
 			goto fail;
 		}
 		srv->tls = 1;
+		tls_expiry_metric(srv);
 	}
 	if ((lfd = listen_socket(cfg, err, errlen)) == -1)
 		goto fail;

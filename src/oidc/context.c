@@ -22,6 +22,11 @@
 #define M_REQUESTS "enrollbridge_idp_requests_total"
 #define M_UP       "enrollbridge_idp_up"
 #define M_ERRORS   "enrollbridge_idp_errors_total"
+#define M_LATENCY  "enrollbridge_idp_request_duration_seconds"
+
+/* IdP calls: a sign-in waits for them, so the buckets stop at a minute */
+static const double idp_le[] = {0.01, 0.025, 0.05, 0.1, 0.25, 0.5,
+                                1,    2.5,   5,    10,  30,   60};
 
 struct eb_oidc *
 eb_oidc_create(const struct eb_oidc_opts *opts)
@@ -55,9 +60,15 @@ eb_oidc_create(const struct eb_oidc_opts *opts)
 	eb_metrics_describe(
 	    o->opts.metrics, M_REQUESTS, "counter",
 	    "Calls to identity providers by tenant, endpoint and result.");
-	eb_metrics_describe(
-	    o->opts.metrics, M_UP, "gauge",
-	    "1 when the last call to this issuer succeeded, 0 when it failed.");
+	eb_metrics_describe(o->opts.metrics, M_UP, "gauge",
+	                    "1 when the last metadata, JWKS or token call "
+	                    "of this tenant's IdP succeeded, 0 when it "
+	                    "failed.");
+	eb_metrics_describe_histogram(
+	    o->opts.metrics, M_LATENCY,
+	    "Seconds an identity provider took to answer, by tenant and "
+	    "endpoint.",
+	    idp_le, sizeof(idp_le) / sizeof(idp_le[0]));
 	eb_metrics_describe(
 	    o->opts.metrics, M_ERRORS, "counter",
 	    "Failed upstream sign-in steps by tenant and error code.");
@@ -132,24 +143,6 @@ eb_oidc_seterr(struct eb_oidc_error *err, enum eb_oidc_errkind kind,
 	return -1;
 }
 
-/* Append value as a Prometheus label value (quotes added, escaped). */
-static void
-add_label(struct eb_buf *b, const char *name, const char *value)
-{
-	const char *p;
-
-	eb_buf_printf(b, "%s%s=\"", b->len ? "," : "", name);
-	for (p = value ? value : ""; *p != '\0'; p++) {
-		if (*p == '"' || *p == '\\')
-			eb_buf_printf(b, "\\%c", *p);
-		else if (*p == '\n')
-			eb_buf_addstr(b, "\\n");
-		else
-			eb_buf_addc(b, *p);
-	}
-	eb_buf_addc(b, '"');
-}
-
 static const char *
 endpoint_name(enum eb_oidc_endpoint ep)
 {
@@ -176,13 +169,14 @@ eb_oidc_metric_request(struct eb_oidc *o, const char *tenant,
 	if (o->opts.metrics == NULL)
 		return;
 	eb_buf_init(&b, 1024);
-	add_label(&b, "tenant", tenant);
-	add_label(&b, "endpoint", endpoint_name(ep));
-	add_label(&b, "result", ok ? "ok" : "error");
+	eb_metrics_label(&b, "tenant", tenant);
+	eb_metrics_label(&b, "endpoint", endpoint_name(ep));
+	eb_metrics_label(&b, "result", ok ? "ok" : "error");
 	eb_metrics_add(o->opts.metrics, M_REQUESTS, eb_buf_str(&b), 1);
-	if (issuer != NULL && up >= 0) {
+	/* by tenant, never by issuer (it may name an Entra tenant GUID) */
+	if (tenant != NULL && issuer != NULL && up >= 0) {
 		eb_buf_reset(&b);
-		add_label(&b, "issuer", issuer);
+		eb_metrics_label(&b, "tenant", tenant);
 		eb_metrics_set(o->opts.metrics, M_UP, eb_buf_str(&b), up);
 	}
 	eb_buf_finish(&b);
@@ -197,9 +191,29 @@ eb_oidc_metric_error(struct eb_oidc *o, const char *tenant,
 	if (o->opts.metrics == NULL || err == NULL)
 		return;
 	eb_buf_init(&b, 1024);
-	add_label(&b, "tenant", tenant);
-	add_label(&b, "code", err->code);
+	eb_metrics_label(&b, "tenant", tenant);
+	eb_metrics_label(&b, "code", err->code);
 	eb_metrics_add(o->opts.metrics, M_ERRORS, eb_buf_str(&b), 1);
+	eb_buf_finish(&b);
+}
+
+static void
+observe_latency(struct eb_oidc *o, const char *tenant, enum eb_oidc_endpoint ep,
+                const struct timespec *t0)
+{
+	struct timespec t1;
+	struct eb_buf b;
+
+	if (o->opts.metrics == NULL)
+		return;
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	eb_buf_init(&b, 1024);
+	if (eb_metrics_label(&b, "tenant", tenant) == 0 &&
+	    eb_metrics_label(&b, "endpoint", endpoint_name(ep)) == 0)
+		eb_metric_observe(eb_metrics_series(o->opts.metrics, M_LATENCY,
+		                                    eb_buf_str(&b)),
+		                  (double)(t1.tv_sec - t0->tv_sec) +
+		                      (double)(t1.tv_nsec - t0->tv_nsec) / 1e9);
 	eb_buf_finish(&b);
 }
 
@@ -209,6 +223,7 @@ eb_oidc_fetch(struct eb_oidc *o, struct eb_http_options *hopts,
               const char *too_large_code, struct eb_oidc_error *err)
 {
 	struct eb_http_response *r;
+	struct timespec t0;
 	const char *code;
 
 	hopts->timeout = o->opts.timeout;
@@ -216,7 +231,10 @@ eb_oidc_fetch(struct eb_oidc *o, struct eb_http_options *hopts,
 	hopts->max_response_bytes = o->opts.max_bytes;
 	hopts->follow_redirects = 0; /* never, for any IdP call */
 	hopts->cafile = o->opts.ca_file;
-	if ((r = eb_http_fetch(hopts)) == NULL) {
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	r = eb_http_fetch(hopts);
+	observe_latency(o, tenant, ep, &t0);
+	if (r == NULL) {
 		eb_oidc_seterr(err, EB_OIDC_E_INTERNAL, "nomem",
 		               "out of memory calling the %s endpoint",
 		               endpoint_name(ep));

@@ -59,6 +59,7 @@
 struct keyset {
 	unsigned refs; /* guarded by the signer's lock */
 	struct eb_jose_key *current;
+	int64_t current_since; /* when current began to sign (its row) */
 	char *jwks_json;
 	size_t jwks_len;
 	struct eb_jose_jwks *jwks;
@@ -301,6 +302,20 @@ pick_finish(struct pick *p)
 	return cur;
 }
 
+/* When the row of kid began to sign: its activation, else its creation. */
+static int64_t
+key_since(const struct eb_store_key_list *l, const char *kid)
+{
+	size_t i;
+
+	for (i = 0; i < l->n; i++)
+		if (strcmp(l->v[i].kid, kid) == 0)
+			return l->v[i].activates_at > l->v[i].created
+			           ? l->v[i].activates_at
+			           : l->v[i].created;
+	return 0;
+}
+
 /*
  * Build a key set from the store's rows (newest first) at now, for a
  * signer whose current key set is prev (NULL: none yet).
@@ -366,6 +381,7 @@ keyset_build(const struct eb_seal_ring *ring, const struct eb_store_key_list *l,
 		snprintf(err, errlen, "no usable signing key in the store");
 		goto fail;
 	}
+	ks->current_since = key_since(l, eb_jose_key_kid(ks->current));
 	ks->jwks_json = eb_buf_detach(&b, &ks->jwks_len);
 	if ((ks->fp = fingerprint(l)) == NULL)
 		goto oom;
@@ -766,6 +782,19 @@ verify_once(struct eb_signer *s, const char *token, size_t len,
 	*gen = ks->gen;
 	ks_put(s, ks);
 	return e;
+}
+
+int64_t
+eb_signer_current_since(struct eb_signer *s)
+{
+	struct keyset *ks;
+	int64_t since = 0;
+
+	if (s == NULL || (ks = ks_get(s)) == NULL)
+		return 0;
+	since = ks->current_since;
+	ks_put(s, ks);
+	return since;
 }
 
 /* The generation of the current key set (0: none yet). */

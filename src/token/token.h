@@ -69,6 +69,9 @@ int eb_signer_rotate_ring(struct eb_store *store,
                           int64_t max_token_ttl, int64_t activate_in,
                           char *kid_out, size_t kidlen, char *err,
                           size_t errlen);
+/* When the current signing key began to sign (seconds since the epoch), or
+ * 0 when there is none (enrollbridge_signing_key_age_seconds). */
+int64_t eb_signer_current_since(struct eb_signer *s);
 /* The public JWKS document ({"keys":[...]}): current, not yet active and
  * still-valid retired keys. Returns a fresh string (eb_free). */
 char *eb_signer_jwks(struct eb_signer *s, size_t *lenp);

@@ -7,7 +7,9 @@
 #include <stddef.h>
 #include <setjmp.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <cmocka.h>
 
@@ -224,6 +226,125 @@ test_sha256_ieq(void **state)
 	assert_false(eb_str_ieq("a[", "A{")); /* '[' is not 'A' + 32 */
 }
 
+static void
+test_metrics_histogram(void **state)
+{
+	static const double le[] = {0.1, 1, 10};
+	struct eb_metrics *m = eb_metrics_create(NULL, 0);
+	struct eb_metric *h;
+	struct eb_buf b;
+
+	(void)state;
+	assert_non_null(m);
+	eb_metrics_describe_histogram(m, "eb_up_seconds", "Upstream.", le, 3);
+	h = eb_metrics_series(m, "eb_up_seconds", "tenant=\"a\"");
+	assert_non_null(h);
+	eb_metric_observe(h, 0.05);
+	eb_metric_observe(h, 0.5);
+	eb_metric_observe(h, 0.5);
+	eb_metric_observe(h, 99);
+	eb_metric_observe(eb_metrics_series(m, "eb_up_seconds", ""), 2);
+	eb_buf_init(&b, 1 << 20);
+	assert_int_equal(eb_metrics_render(m, &b), 0);
+	assert_non_null(strstr(
+	    eb_buf_str(&b), "# HELP eb_up_seconds Upstream.\n"
+	                    "# TYPE eb_up_seconds histogram\n"
+	                    "eb_up_seconds_bucket{tenant=\"a\",le=\"0.1\"} 1\n"
+	                    "eb_up_seconds_bucket{tenant=\"a\",le=\"1\"} 3\n"
+	                    "eb_up_seconds_bucket{tenant=\"a\",le=\"10\"} 3\n"
+	                    "eb_up_seconds_bucket{tenant=\"a\",le=\"+Inf\"} 4\n"
+	                    "eb_up_seconds_sum{tenant=\"a\"} 100.05"));
+	assert_non_null(strstr(eb_buf_str(&b),
+	                       "eb_up_seconds_count{tenant=\"a\"} 4\n"
+	                       "eb_up_seconds_bucket{le=\"0.1\"} 0\n"));
+	assert_non_null(strstr(eb_buf_str(&b), "eb_up_seconds_count 1\n"));
+	/* never a family twice, and process metrics are there */
+	assert_null(strstr(strstr(eb_buf_str(&b), "# TYPE eb_up_seconds ") + 1,
+	                   "# TYPE eb_up_seconds "));
+	assert_non_null(strstr(eb_buf_str(&b),
+	                       "# TYPE process_cpu_seconds_total counter\n"));
+	eb_buf_finish(&b);
+	eb_metrics_destroy(m);
+}
+
+static void
+test_metrics_label_escape(void **state)
+{
+	struct eb_buf b;
+
+	(void)state;
+	eb_buf_init(&b, 1024);
+	assert_int_equal(eb_metrics_label(&b, "tenant", "a\"b\\c\nd"), 0);
+	assert_int_equal(eb_metrics_label(&b, "mode", NULL), 0);
+	assert_string_equal(eb_buf_str(&b),
+	                    "tenant=\"a\\\"b\\\\c\\nd\",mode=\"\"");
+	eb_buf_finish(&b);
+}
+
+/* The value of a one-series family in a rendered text, or -1. */
+static double
+rendered(const char *text, const char *name)
+{
+	char key[128];
+	const char *p;
+
+	snprintf(key, sizeof(key), "\n%s ", name);
+	if ((p = strstr(text, key)) == NULL)
+		return -1;
+	return strtod(p + strlen(key), NULL);
+}
+
+static void
+test_metrics_process(void **state)
+{
+	struct eb_buf b;
+	double start, now = (double)time(NULL);
+
+	(void)state;
+	eb_buf_init(&b, 1 << 16);
+	assert_int_equal(eb_metrics_render_process(&b), 0);
+	assert_true(rendered(eb_buf_str(&b), "process_cpu_seconds_total") >= 0);
+	assert_true(rendered(eb_buf_str(&b), "process_resident_memory_bytes") >
+	            4096);
+	assert_true(rendered(eb_buf_str(&b), "process_virtual_memory_bytes") >=
+	            rendered(eb_buf_str(&b), "process_resident_memory_bytes"));
+	assert_true(rendered(eb_buf_str(&b), "process_open_fds") >= 3);
+	assert_true(rendered(eb_buf_str(&b), "process_max_fds") >=
+	            rendered(eb_buf_str(&b), "process_open_fds"));
+	/* this test process started less than ten minutes ago */
+	start = rendered(eb_buf_str(&b), "process_start_time_seconds");
+	assert_true(start > now - 600 && start <= now + 2);
+	eb_buf_finish(&b);
+}
+
+/* openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes
+ * -subj /CN=t -days 1 -set_serial 1: notAfter Dec 8 20:43:58 2026 GMT */
+#define CERT_PEM                                                               \
+	"-----BEGIN CERTIFICATE-----\n"                                        \
+	"MIIBWTCCAQCgAwIBAgIBATAKBggqhkjOPQQDAjAMMQowCAYDVQQDDAF0MB4XDTI2\n"   \
+	"MTIwNzIwNDM1OFoXDTI2MTIwODIwNDM1OFowDDEKMAgGA1UEAwwBdDBZMBMGByqG\n"   \
+	"SM49AgEGCCqGSM49AwEHA0IABIuFLlC/ZJEL14gQSuDKCDIp/EGv1RRTMtSiDWQR\n"   \
+	"t/806TW7yZ5zMb0+jOFx6VlFwZwj9e+d38QCZvps9SpPZ2ijUzBRMB0GA1UdDgQW\n"   \
+	"BBSfaD0KlcbPVzMwEFglFeRSnYIpkTAfBgNVHSMEGDAWgBSfaD0KlcbPVzMwEFgl\n"   \
+	"FeRSnYIpkTAPBgNVHRMBAf8EBTADAQH/MAoGCCqGSM49BAMCA0cAMEQCIG7h5wK/\n"   \
+	"BTWrYlA3rrJqYT9uBKdvP805fwxwWVjsMNxrAiAOlI8KEd7ahohx3Y9k91avrhPF\n"   \
+	"BO1uyfgBkjh4BTPsOA==\n"                                               \
+	"-----END CERTIFICATE-----\n"
+#define CERT_NOT_AFTER 1796762638LL
+
+static void
+test_metrics_cert_not_after(void **state)
+{
+	static const char pem[] = CERT_PEM;
+	long long t = 0;
+
+	(void)state;
+	assert_int_equal(eb_metrics_cert_not_after(pem, strlen(pem), &t), 0);
+	assert_true(t == CERT_NOT_AFTER);
+	assert_int_equal(eb_metrics_cert_not_after("nope", 4, &t), -1);
+	assert_int_equal(eb_metrics_cert_not_after(NULL, 0, &t), -1);
+}
+
 int
 main(void)
 {
@@ -237,6 +358,10 @@ main(void)
 	    cmocka_unit_test(test_fail_injection),
 	    cmocka_unit_test(test_rand_token),
 	    cmocka_unit_test(test_metrics),
+	    cmocka_unit_test(test_metrics_histogram),
+	    cmocka_unit_test(test_metrics_label_escape),
+	    cmocka_unit_test(test_metrics_process),
+	    cmocka_unit_test(test_metrics_cert_not_after),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1182,13 +1182,15 @@ test_metadata_stale_served(void **state)
 	const struct eb_oidc_meta *m, *m2;
 	struct eb_oidc_error err = {0};
 	struct eb_oidc *o2;
-	char labels[256];
+	struct eb_tenant t;
+	/* by tenant, never by issuer */
+	const char *labels = "tenant=\"acme\"";
 
-	snprintf(labels, sizeof(labels), "issuer=\"%s\"", d->srv->base);
-	assert_int_equal(eb_oidc_metadata(d->o, d->srv->base, &m, &err), 0);
+	tenant_init(&t, d->srv->base);
+	assert_int_equal(eb_oidc_metadata_for(d->o, &t, &m, &err), 0);
 	assert_string_equal(m->issuer, d->srv->base);
 	assert_non_null(m->userinfo_endpoint);
-	assert_int_equal(eb_oidc_metadata(d->o, d->srv->base, &m2, &err), 0);
+	assert_int_equal(eb_oidc_metadata_for(d->o, &t, &m2, &err), 0);
 	assert_ptr_equal(m, m2); /* cached */
 	eb_oidc_meta_release(d->o, m2);
 	assert_int_equal(srv_hits(d->srv, "/.well-known/openid-configuration"),
@@ -1196,7 +1198,7 @@ test_metadata_stale_served(void **state)
 	assert_true(metric(d, "enrollbridge_idp_up", labels) == 1);
 	/* past the TTL: refreshed, the old copy stays valid for its holder */
 	eb_oidc_test_advance(d->o, 601);
-	assert_int_equal(eb_oidc_metadata(d->o, d->srv->base, &m2, &err), 0);
+	assert_int_equal(eb_oidc_metadata_for(d->o, &t, &m2, &err), 0);
 	assert_int_equal(srv_hits(d->srv, "/.well-known/openid-configuration"),
 	                 2);
 	assert_ptr_not_equal(m, m2);
@@ -1207,22 +1209,24 @@ test_metadata_stale_served(void **state)
 	/* the IdP goes down: the stale copy is served */
 	srv_stop(d->srv);
 	eb_oidc_test_advance(d->o, 601);
-	assert_int_equal(eb_oidc_metadata(d->o, d->srv->base, &m, &err), 0);
+	assert_int_equal(eb_oidc_metadata_for(d->o, &t, &m, &err), 0);
 	assert_string_equal(m->issuer, d->srv->base);
 	eb_oidc_meta_release(d->o, m);
 	assert_true(metric(d, "enrollbridge_idp_up", labels) == 0);
 	/* and retried at most once per min_refresh_interval */
-	assert_int_equal(eb_oidc_metadata(d->o, d->srv->base, &m, &err), 0);
+	assert_int_equal(eb_oidc_metadata_for(d->o, &t, &m, &err), 0);
 	eb_oidc_meta_release(d->o, m);
 	assert_true(
 	    metric(d, "enrollbridge_idp_requests_total",
-	           "tenant=\"\",endpoint=\"metadata\",result=\"error\"") == 1);
+	           "tenant=\"acme\",endpoint=\"metadata\",result=\"error\"") ==
+	    1);
 	eb_oidc_test_advance(d->o, 31);
-	assert_int_equal(eb_oidc_metadata(d->o, d->srv->base, &m, &err), 0);
+	assert_int_equal(eb_oidc_metadata_for(d->o, &t, &m, &err), 0);
 	eb_oidc_meta_release(d->o, m);
 	assert_true(
 	    metric(d, "enrollbridge_idp_requests_total",
-	           "tenant=\"\",endpoint=\"metadata\",result=\"error\"") == 2);
+	           "tenant=\"acme\",endpoint=\"metadata\",result=\"error\"") ==
+	    2);
 
 	/* without a copy, the error says why */
 	o2 = eb_oidc_create(&(struct eb_oidc_opts){.timeout = 2});
