@@ -9,7 +9,8 @@
 #   test      what contrib/test.sh needs besides: the sanitizer and fuzz
 #             toolchain, cmocka, PostgreSQL, the test IdP's Node.js, the
 #             benchmark and browser tools, systemd-analyze
-#   demo      Node.js for contrib/demo.sh's test IdP and fake MDM
+#   demo      Node.js for contrib/demo.sh's test IdP and fake MDM, and curl
+#             for the commands it suggests
 #
 #   sh contrib/install-deps.sh [GROUP...]     (no group: all of them)
 #
@@ -45,7 +46,7 @@ for g in "$@"; do
 	runtime) PKGS="$PKGS $RUNTIME" ;;
 	build) PKGS="$PKGS $BUILD $PACKAGE" ;;
 	test) PKGS="$PKGS $TEST" node=yes ;;
-	demo) node=yes ;;
+	demo) PKGS="$PKGS curl" node=yes ;;
 	*)
 		echo "install-deps: unknown group '$g' (runtime, build, test, demo)" >&2
 		exit 2
