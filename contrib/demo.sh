@@ -10,7 +10,7 @@ set -eu
 cd "$(dirname "$0")/.."
 jobs=$(nproc 2>/dev/null || echo 2)
 
-sh contrib/install-deps.sh
+sh contrib/install-deps.sh runtime build demo
 (cd tests/idp && npm ci --no-audit --no-fund --loglevel=error >&2)
 cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 cmake --build build -j"$jobs" --target enrollbridge >&2

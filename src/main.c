@@ -41,6 +41,7 @@
 #include "core/log.h"
 #include "core/mem.h"
 #include "core/metrics.h"
+#include "core/sdnotify.h"
 #include "core/sealring.h"
 #include "core/statedir.h"
 #include "core/workq.h"
@@ -280,6 +281,93 @@ sweep(struct eb_store *store, const char *owner)
 		log_debug("swept %zu expired records", removed);
 }
 
+/* Seconds on the monotonic clock. */
+static time_t
+mono_now(void)
+{
+	struct timespec ts;
+
+	if (clock_gettime(CLOCK_MONOTONIC, &ts) == -1)
+		return 0;
+	return ts.tv_sec;
+}
+
+/* READY=1 and a STATUS line for `systemctl status`; note may be NULL. */
+static void
+notify_serving(struct eb_env *env, const char *note)
+{
+	struct eb_config *cfg = eb_env_config(env);
+	char status[256];
+
+	snprintf(status, sizeof(status), "serving %zu tenant(s) on port %u%s%s",
+	         cfg->ntenants, (unsigned)eb_server_port(env->server),
+	         note != NULL ? "; " : "", note != NULL ? note : "");
+	eb_config_unref(cfg);
+	eb_sdnotify_ready(status);
+}
+
+/* SIGHUP: reload, telling the service manager before and after. */
+static void
+reload(struct eb_env *env, const char *path)
+{
+	log_info("SIGHUP: reloading %s", path);
+	eb_sdnotify_reloading("reloading the configuration");
+	if (eb_env_reload(env) == 0)
+		notify_serving(env, NULL);
+	else
+		notify_serving(env, "last reload refused, the previous "
+		                    "configuration keeps serving");
+}
+
+/*
+ * The main thread's loop: wait for a signal, sweep every SWEEP_EVERY
+ * seconds and, under a service manager that asks for it, feed the watchdog
+ * at half its timeout: each ping proves this loop still turns. Returns 0
+ * after SIGTERM or SIGINT once the requests under way have drained.
+ */
+static int
+serve_loop(struct eb_env *env, const sigset_t *set, const char *owner)
+{
+	uint64_t wd = eb_sdnotify_watchdog_interval();
+	time_t next_sweep = mono_now() + SWEEP_EVERY;
+	int sig;
+
+	for (;;) {
+		struct timespec ts = {SWEEP_EVERY, 0};
+		time_t now;
+
+		if (wd > 0 && wd < (uint64_t)SWEEP_EVERY * 1000000) {
+			ts.tv_sec = (time_t)(wd / 1000000);
+			ts.tv_nsec = (long)(wd % 1000000) * 1000;
+		}
+		sig = sigtimedwait(set, NULL, &ts);
+		if (wd > 0)
+			eb_sdnotify_watchdog();
+		if ((now = mono_now()) >= next_sweep) {
+			sweep(env->store, owner);
+			/* picks up `keys rotate` made by another process */
+			eb_signer_refresh(env->signer);
+			next_sweep = now + SWEEP_EVERY;
+		}
+		if (sig == -1)
+			continue;
+		if (sig == SIGHUP) {
+			reload(env, env->config_path);
+			continue;
+		}
+		break;
+	}
+	log_info("%s: draining requests under way",
+	         sig == SIGTERM ? "SIGTERM" : "SIGINT");
+	eb_sdnotify_stopping("draining requests under way");
+	eb_server_quiesce(env->server);
+	if (eb_server_drain(env->server, DRAIN_MS) != 0)
+		log_warnx("requests still under way after %d ms; "
+		          "stopping anyway",
+		          DRAIN_MS);
+	return 0;
+}
+
 static int
 cmd_serve(int argc, char **argv)
 {
@@ -288,7 +376,7 @@ cmd_serve(int argc, char **argv)
 	const char *path = config_arg(argc, argv);
 	char err[512], owner[256];
 	sigset_t set;
-	int sig, rc = 1;
+	int rc = 1;
 
 	if (path == NULL) {
 		usage(stderr);
@@ -408,32 +496,9 @@ cmd_serve(int argc, char **argv)
 	announce(cfg, eb_server_port(env->server));
 	if ((env->renewer = eb_renewer_start(env)) == NULL)
 		goto out;
+	notify_serving(env, NULL);
 
-	for (;;) {
-		struct timespec ts = {SWEEP_EVERY, 0};
-
-		if ((sig = sigtimedwait(&set, NULL, &ts)) == -1) {
-			if (errno == EAGAIN)
-				sweep(env->store, owner);
-			/* picks up `keys rotate` made by another process */
-			eb_signer_refresh(env->signer);
-			continue;
-		}
-		if (sig == SIGHUP) {
-			log_info("SIGHUP: reloading %s", path);
-			eb_env_reload(env);
-			continue;
-		}
-		log_info("%s: draining requests under way",
-		         sig == SIGTERM ? "SIGTERM" : "SIGINT");
-		eb_server_quiesce(env->server);
-		if (eb_server_drain(env->server, DRAIN_MS) != 0)
-			log_warnx("requests still under way after %d ms; "
-			          "stopping anyway",
-			          DRAIN_MS);
-		break;
-	}
-	rc = 0;
+	rc = serve_loop(env, &set, owner);
 out:
 	eb_server_stop(env->server);
 	eb_renewer_stop(env->renewer);
