@@ -47,6 +47,7 @@
 #include "handle/handle.h"
 #include "http/client.h"
 #include "http/server.h"
+#include "http/tls.h"
 #include "jose/seal.h"
 #include "oidc/oidc.h"
 #include "store/store.h"
@@ -150,8 +151,15 @@ check_view(const struct eb_tenant *t, const char *key, char *err, size_t errlen)
 static int
 check_files(const struct eb_config *cfg, char *err, size_t errlen)
 {
-	char key[48];
+	char key[48], why[400];
 	size_t i, j;
+
+	if (cfg->tls_cert != NULL &&
+	    eb_tls_check_pair(cfg->tls_cert, cfg->tls_key, why, sizeof(why)) !=
+	        0) {
+		snprintf(err, errlen, "%s: tls: %s", cfg->file, why);
+		return -1;
+	}
 
 	for (i = 0; i < cfg->ntenants; i++) {
 		const struct eb_tenant *t = cfg->tenants[i];
@@ -410,7 +418,8 @@ cmd_serve(int argc, char **argv)
 		}
 		if (sig == SIGHUP) {
 			log_info("SIGHUP: reloading %s", path);
-			eb_env_reload(env);
+			if (eb_env_reload(env) == 0)
+				eb_server_reload_tls(env->server);
 			continue;
 		}
 		log_info("%s: draining requests under way",
