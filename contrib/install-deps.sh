@@ -4,14 +4,17 @@
 # root (or with sudo available). Prints nothing when all is already there.
 set -eu
 
+# test: nginx-light and caddy run the reverse-proxy examples
+# (contrib/reverse-proxy, tests/integration/reverseproxy.test.mjs)
 PKGS="
 build-essential cmake pkg-config clang libclang-rt-14-dev clang-format
-libmicrohttpd-dev libcurl4-openssl-dev libssl-dev openssl
+libmicrohttpd-dev libgnutls28-dev libcurl4-openssl-dev libssl-dev openssl
 libcjose-dev libjansson-dev libplist-dev libplist-utils libsqlite3-dev sqlite3
 libpq-dev postgresql
 liboauth2-dev libcmocka-dev
 curl ca-certificates python3
 wrk nginx-light chromium
+caddy
 "
 
 missing=""
