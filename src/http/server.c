@@ -104,6 +104,8 @@ struct eb_request {
 	struct timespec start;
 	char id[17];
 	char remote[INET6_ADDRSTRLEN + 8];
+	/* from a trusted proxy: "client, trusted hops, peer" (set_remote) */
+	char *forwarded_for;
 	/* slow clients and body memory (body_admit, body_take) */
 	struct eb_ct_conn *ct; /* the connection's tracking record */
 	size_t body_limit;     /* most body bytes this request may send */
@@ -332,6 +334,13 @@ eb_req_remote(const struct eb_request *req)
 	if (req->remote[0] == '\0')
 		set_remote((struct eb_request *)(uintptr_t)req, 0);
 	return req->remote;
+}
+
+const char *
+eb_req_forwarded_for(const struct eb_request *req)
+{
+	return req->forwarded_for != NULL ? req->forwarded_for
+	                                  : eb_req_remote(req);
 }
 
 const char *
@@ -739,6 +748,7 @@ request_free(struct eb_request *req)
 	budget_release(req);
 	eb_free(req->path);
 	eb_free(req->raw_uri);
+	eb_free(req->forwarded_for);
 	eb_config_unref(req->cfg);
 	pthread_mutex_destroy(&req->lock);
 	eb_free(req);
@@ -852,6 +862,42 @@ forwarded_bad_log(const struct eb_request *req, const char *peer,
 }
 
 /*
+ * From trusted peer: the client address the headers name into req->remote
+ * and, for the X-Forwarded-For sent upstream, the chain from that client
+ * to the peer into req->forwarded_for. NULL, or why the headers were
+ * ignored (req->remote is then the peer again).
+ */
+static const char *
+forwarded_chain(struct eb_request *req, const struct eb_trusted *tp,
+                const struct joined *xff, const struct joined *fwd,
+                const char *peer)
+{
+	size_t len =
+	    EB_TRUSTED_MAX_HOPS * (INET6_ADDRSTRLEN + 2) + INET6_ADDRSTRLEN + 2;
+	enum eb_trusted_result r;
+	const char *why = NULL;
+	char *via;
+
+	if ((via = eb_malloc(len)) == NULL)
+		return "out of memory";
+	r = eb_trusted_client_chain(tp, xff->seen ? xff->buf : NULL,
+	                            fwd->seen ? fwd->buf : NULL, req->remote,
+	                            sizeof(req->remote), via,
+	                            len - INET6_ADDRSTRLEN - 2, &why);
+	if (r == EB_TRUSTED_BAD)
+		memcpy(req->remote, peer, strlen(peer) + 1);
+	if (r != EB_TRUSTED_FOUND) {
+		eb_free(via);
+		return r == EB_TRUSTED_BAD ? why : NULL;
+	}
+	/* room was kept for the peer */
+	snprintf(via + strlen(via), len - strlen(via), ", %s", peer);
+	eb_free(req->forwarded_for);
+	req->forwarded_for = via;
+	return NULL;
+}
+
+/*
  * The client address: the TCP peer's, or, when the peer is one of the
  * configured trusted_proxies and heads is set (the request head is
  * complete), the one its X-Forwarded-For / Forwarded name (trusted.h).
@@ -906,12 +952,7 @@ set_remote(struct eb_request *req, int heads)
 		goto out;
 	}
 	memcpy(peer, req->remote, sizeof(peer));
-	if (eb_trusted_client(tp, xff->seen ? xff->buf : NULL,
-	                      fwd->seen ? fwd->buf : NULL, req->remote,
-	                      sizeof(req->remote), &why) == EB_TRUSTED_BAD)
-		memcpy(req->remote, peer, sizeof(peer));
-	else
-		why = NULL;
+	why = forwarded_chain(req, tp, xff, fwd, peer);
 out:
 	if (why != NULL)
 		forwarded_bad_log(req, req->remote, why);
