@@ -23,10 +23,16 @@ async function healthz(host, port) {
   return r.status;
 }
 
-// An idle connection (no request yet) from the client; resolves once open.
-function idle(host, port) {
+// A connection in the middle of a request body (past its head, so the
+// table of connections waiting for a head does not evict it); resolves
+// once open.
+function busy(host, port) {
   return new Promise((resolve, reject) => {
-    const s = net.connect(port, host, () => resolve(s));
+    const s = net.connect(port, host, () => {
+      s.write('POST /t/gen/enroll HTTP/1.1\r\nHost: x\r\nContent-Type: application/pkcs7-signature\r\n'
+        + 'Content-Length: 1000\r\n\r\n0123456789');
+      resolve(s);
+    });
     s.once('error', reject);
   });
 }
@@ -73,15 +79,17 @@ test('limits.max_connections is one limit over every listener', async () => {
     tenants: [baseTenant('gen', ['generic.test'])],
     main: {
       listen: [`127.0.0.1:${port}`, `127.0.0.2:${port}`],
-      limits: { max_connections: 4, per_ip_connections: 0, threads: 1, head_timeout: 30 },
+      limits: { max_connections: 4, per_ip_connections: 0, threads: 1, head_timeout: 30, min_body_rate: 0 },
     },
   });
   const b = await startBridge(conf.main);
   const open = [];
   try {
-    // five over both listeners: one is refused by the shared count (each
-    // listener's own daemon would have room for four)
-    for (const h of ['127.0.0.1', '127.0.0.1', '127.0.0.2', '127.0.0.2', '127.0.0.2']) open.push(await idle(h, port));
+    // five over both listeners: the fifth is refused by the shared count
+    // (each listener's own daemon would have room for four)
+    for (const h of ['127.0.0.1', '127.0.0.1', '127.0.0.2', '127.0.0.2']) open.push(await busy(h, port));
+    await new Promise((r) => setTimeout(r, 300)); // their heads are read
+    open.push(await busy('127.0.0.2', port));
     await b.waitLog(/connection refused: limits\.max_connections \(4\) reached/);
     for (const s of open) s.destroy();
     open.length = 0;
