@@ -16,9 +16,9 @@ struct eb_env;
 struct eb_server;
 
 /*
- * Start serving the route table on the address in env's configuration.
- * Returns NULL with a reason in err when the socket cannot be bound or TLS
- * material cannot be read.
+ * Start serving the route table on the "listen" addresses in env's
+ * configuration. Returns NULL with a reason in err when a socket cannot be
+ * bound or the TLS pair cannot be loaded.
  */
 struct eb_server *eb_server_start(struct eb_env *env,
                                   const struct eb_route *routes, size_t nroutes,
