@@ -1875,11 +1875,16 @@ listen_socket(const struct eb_config *cfg, size_t i, char *err, size_t errlen)
 	struct sockaddr_in *s4 = (struct sockaddr_in *)&ss;
 	struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&ss;
 	socklen_t len;
-	char name[INET6_ADDRSTRLEN + 8];
+	char name[INET6_ADDRSTRLEN + 8], key[32];
 	int fd, one = 1, e;
 
 	memset(&ss, 0, sizeof(ss));
 	addr_str(l, name, sizeof(name));
+	/* a list's entry by its index, a lone string as "listen" */
+	if (cfg->nlisten > 1)
+		snprintf(key, sizeof(key), "listen[%zu]", i);
+	else
+		snprintf(key, sizeof(key), "listen");
 	if (inet_pton(AF_INET, l->host, &s4->sin_addr) == 1) {
 		s4->sin_family = AF_INET;
 		s4->sin_port = htons(l->port);
@@ -1889,15 +1894,15 @@ listen_socket(const struct eb_config *cfg, size_t i, char *err, size_t errlen)
 		s6->sin6_port = htons(l->port);
 		len = sizeof(*s6);
 	} else {
-		snprintf(err, errlen, "%s: listen[%zu]: not an IP address: %s",
-		         cfg->file, i, l->host);
+		snprintf(err, errlen, "%s: %s: not an IP address: %s",
+		         cfg->file, key, l->host);
 		return -1;
 	}
 	if ((fd = socket(ss.ss_family,
 	                 SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0)) ==
 	    -1) {
-		snprintf(err, errlen, "%s: listen[%zu]: %s: socket: %s",
-		         cfg->file, i, name, strerror(errno));
+		snprintf(err, errlen, "%s: %s: %s: socket: %s", cfg->file, key,
+		         name, strerror(errno));
 		return -1;
 	}
 	/* SO_REUSEADDR for a quick restart; never SO_REUSEPORT, so that a
@@ -1910,10 +1915,10 @@ listen_socket(const struct eb_config *cfg, size_t i, char *err, size_t errlen)
 	    listen(fd, SOMAXCONN) == -1) {
 		e = errno;
 		close(fd);
-		snprintf(
-		    err, errlen, "%s: listen[%zu]: cannot serve on %s: %s%s",
-		    cfg->file, i, name, strerror(e),
-		    e == EADDRINUSE ? " (is another instance running?)" : "");
+		snprintf(err, errlen, "%s: %s: cannot serve on %s: %s%s",
+		         cfg->file, key, name, strerror(e),
+		         e == EADDRINUSE ? " (is another instance running?)"
+		                         : "");
 		return -1;
 	}
 	return fd;

@@ -174,7 +174,8 @@ gen_valid_now(struct gen *g, const char **why)
 	return -1;
 }
 
-/* Parse the bytes of a pair into g; 0, or -1 with *file and *why. */
+/* Parse the bytes of a pair into g; 0, or -1 with *why and in *bad_key
+ * what it is about: 0 the certificate, 1 the key, 2 the two together. */
 static int
 gen_parse(struct gen *g, const gnutls_datum_t *c, const gnutls_datum_t *k,
           int *bad_key, const char **why)
@@ -208,8 +209,10 @@ gen_parse(struct gen *g, const gnutls_datum_t *c, const gnutls_datum_t *k,
 		return -1;
 	}
 	*bad_key = 0;
-	return gen_valid_now(g, why) == 0 && gen_key_matches(g, why) == 0 ? 0
-	                                                                  : -1;
+	if (gen_valid_now(g, why) == -1)
+		return -1;
+	*bad_key = 2; /* the pair: named by both files */
+	return gen_key_matches(g, why);
 }
 
 /* Wipe and free what gnutls_load_file gave. */
@@ -261,7 +264,11 @@ gen_load(const char *cert, const char *key, struct gen *old, char *err,
 		goto out;
 	}
 	if (gen_parse(g, &c, &k, &bad_key, &why) == -1) {
-		snprintf(err, errlen, "%s: %s", bad_key ? key : cert, why);
+		if (bad_key == 2)
+			snprintf(err, errlen, "%s with %s: %s", cert, key, why);
+		else
+			snprintf(err, errlen, "%s: %s", bad_key ? key : cert,
+			         why);
 		goto fail;
 	}
 	goto out;

@@ -128,10 +128,11 @@ test('SIGHUP with a bad pair: refused with the file and the reason, the current 
     [{ cert: 'not a certificate\n', key: other.key }, certPath, /no PEM certificate/],
     [{ cert: other.cert, key: 'garbage\n' }, keyPath, /no unencrypted PEM private key/],
   ];
-  for (const [pair, file, why] of cases) {
+  for (const [pair, file, why, file2] of cases) {
     install(pair);
     const line = await hup(/reload refused/);
     assert.ok(line.includes(file), line);
+    if (file2) assert.ok(line.includes(file2), line);
     assert.match(line, why);
     assert.match(line, /tls/);
     const c = await connect();
