@@ -2034,6 +2034,11 @@ listen_all(const struct eb_config *cfg, int *lfd, uint16_t *port, char *err,
 	socklen_t sl = sizeof(ss);
 	size_t i;
 
+	if (cfg->nlisten == 0 || cfg->nlisten > EB_CONFIG_MAX_LISTEN) {
+		snprintf(err, errlen, "%s: listen: must name 1 to %d addresses",
+		         cfg->file, EB_CONFIG_MAX_LISTEN);
+		return -1;
+	}
 	for (i = 0; i < cfg->nlisten; i++)
 		if ((lfd[i] = listen_socket(cfg, i, err, errlen)) == -1)
 			return -1;
