@@ -8,7 +8,8 @@
 #             `dpkg-buildpackage -b` (debhelper, dpkg-dev)
 #   test      what contrib/test.sh needs besides: the sanitizer and fuzz
 #             toolchain, cmocka, PostgreSQL, the test IdP's Node.js, the
-#             benchmark and browser tools, systemd-analyze, promtool
+#             benchmark and browser tools, systemd-analyze, promtool, nginx and caddy
+#             (the reverse-proxy examples are run)
 #             (prometheus: /metrics and the alert rules are checked with it)
 #   demo      Node.js for contrib/demo.sh's test IdP and fake MDM, and curl
 #             for the commands it suggests
@@ -25,7 +26,7 @@ libsqlite3-0 libpq5 libsystemd0 ca-certificates
 "
 BUILD="
 build-essential cmake pkg-config
-libmicrohttpd-dev libcurl4-openssl-dev libssl-dev libcjose-dev
+libmicrohttpd-dev libgnutls28-dev libcurl4-openssl-dev libssl-dev libcjose-dev
 libjansson-dev libplist-dev libsqlite3-dev libpq-dev libsystemd-dev
 "
 TEST="
@@ -34,6 +35,7 @@ openssl sqlite3 libplist-utils postgresql curl python3
 wrk nginx-light chromium
 systemd
 prometheus
+caddy
 "
 # the Debian package (debian/, `dpkg-buildpackage -b -us -uc`)
 PACKAGE="

@@ -48,6 +48,7 @@
 #include "handle/handle.h"
 #include "http/client.h"
 #include "http/server.h"
+#include "http/tls.h"
 #include "jose/seal.h"
 #include "oidc/oidc.h"
 #include "store/store.h"
@@ -151,8 +152,15 @@ check_view(const struct eb_tenant *t, const char *key, char *err, size_t errlen)
 static int
 check_files(const struct eb_config *cfg, char *err, size_t errlen)
 {
-	char key[48];
+	char key[48], why[400];
 	size_t i, j;
+
+	if (cfg->tls_cert != NULL &&
+	    eb_tls_check_pair(cfg->tls_cert, cfg->tls_key, why, sizeof(why)) !=
+	        0) {
+		snprintf(err, errlen, "%s: tls: %s", cfg->file, why);
+		return -1;
+	}
 
 	for (i = 0; i < cfg->ntenants; i++) {
 		const struct eb_tenant *t = cfg->tenants[i];
@@ -312,9 +320,10 @@ reload(struct eb_env *env, const char *path)
 {
 	log_info("SIGHUP: reloading %s", path);
 	eb_sdnotify_reloading("reloading the configuration");
-	if (eb_env_reload(env) == 0)
+	if (eb_env_reload(env) == 0) {
+		eb_server_reload_tls(env->server);
 		notify_serving(env, NULL);
-	else
+	} else
 		notify_serving(env, "last reload refused, the previous "
 		                    "configuration keeps serving");
 }

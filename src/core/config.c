@@ -19,6 +19,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -26,6 +27,7 @@
 #include "core/log.h"
 #include "core/mem.h"
 #include "core/str.h"
+#include "http/tls.h"
 #include <pthread.h>
 #include <openssl/rand.h>
 
@@ -55,8 +57,10 @@ dir_of(const char *path)
 	return abs;
 }
 
+/* One "host:port" or "[v6]:port" into l; key names it in errors. */
 static int
-parse_listen(struct eb_cfg_ctx *c, const char *s, struct eb_config *cfg)
+parse_listen_one(struct eb_cfg_ctx *c, const char *key, const char *s,
+                 struct eb_listen *l)
 {
 	const char *host, *port, *p;
 	unsigned char a[16];
@@ -84,20 +88,105 @@ parse_listen(struct eb_cfg_ctx *c, const char *s, struct eb_config *cfg)
 		v = v * 10 + (*p - '0');
 	if (*p != '\0' || p == port || v < 1 || v > 65535 || hl == 0)
 		goto bad;
-	if ((cfg->listen_host = eb_strndup(host, hl)) == NULL)
-		return eb_cfg_fail(c, NULL, "listen", "out of memory");
+	if ((l->host = eb_strndup(host, hl)) == NULL)
+		return eb_cfg_fail(c, NULL, key, "out of memory");
 	if (s[0] == '['
-	        ? inet_pton(AF_INET6, cfg->listen_host, a) != 1
-	        : strspn(cfg->listen_host,
+	        ? inet_pton(AF_INET6, l->host, a) != 1
+	        : strspn(l->host,
 	                 "abcdefghijklmnopqrstuvwxyz"
 	                 "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-") != hl)
 		goto bad;
-	cfg->listen_port = (uint16_t)v;
+	l->port = (uint16_t)v;
 	return 0;
 bad:
 	return eb_cfg_fail(
-	    c, NULL, "listen",
+	    c, NULL, key,
 	    "must be \"host:port\" (\"[address]:port\" for IPv6)");
+}
+
+/* Refuse listen[i] when an earlier entry is the same address. */
+static int
+listen_unique(struct eb_cfg_ctx *c, const struct eb_config *cfg, size_t i)
+{
+	char key[32];
+	size_t j;
+
+	for (j = 0; j < i; j++)
+		if (cfg->listen[j].port == cfg->listen[i].port &&
+		    strcasecmp(cfg->listen[j].host, cfg->listen[i].host) == 0) {
+			snprintf(key, sizeof(key), "listen[%zu]", i);
+			return eb_cfg_fail(
+			    c, NULL, key, "the same address as listen[%zu]", j);
+		}
+	return 0;
+}
+
+/*
+ * "listen": "host:port" or a list of them (dual stack: ["0.0.0.0:8443",
+ * "[::]:8443"]); default "127.0.0.1:8080".
+ */
+static int
+parse_listen(struct eb_cfg_ctx *c, const json_t *root, struct eb_config *cfg)
+{
+	const json_t *v = json_object_get(root, "listen");
+	char key[32];
+	size_t i, n;
+
+	n = json_is_array(v) ? json_array_size(v) : 1;
+	if (v != NULL && !json_is_string(v) && !json_is_array(v))
+		return eb_cfg_fail(c, NULL, "listen",
+		                   "must be a string or a list of strings");
+	if (n == 0 || n > EB_CONFIG_MAX_LISTEN)
+		return eb_cfg_fail(c, NULL, "listen",
+		                   "must name 1 to %d addresses",
+		                   EB_CONFIG_MAX_LISTEN);
+	if ((cfg->listen = eb_calloc(n, sizeof(*cfg->listen))) == NULL)
+		return eb_cfg_fail(c, NULL, "listen", "out of memory");
+	cfg->nlisten = n;
+	for (i = 0; i < n; i++) {
+		const json_t *e = json_is_array(v) ? json_array_get(v, i) : v;
+
+		if (json_is_array(v))
+			snprintf(key, sizeof(key), "listen[%zu]", i);
+		else
+			snprintf(key, sizeof(key), "listen");
+		if (e != NULL && !json_is_string(e))
+			return eb_cfg_fail(c, NULL, key, "must be a string");
+		if (parse_listen_one(c, key,
+		                     e != NULL ? json_string_value(e)
+		                               : "127.0.0.1:8080",
+		                     &cfg->listen[i]) == -1 ||
+		    listen_unique(c, cfg, i) == -1)
+			return -1;
+	}
+	cfg->listen_host = cfg->listen[0].host;
+	cfg->listen_port = cfg->listen[0].port;
+	return 0;
+}
+
+/* "tls": {"cert", "key", "min_version", "priorities"}. */
+static int
+parse_tls(struct eb_cfg_ctx *c, const json_t *tls, struct eb_config *cfg)
+{
+	static const char *const tkeys[] = {"cert", "key", "min_version",
+	                                    "priorities", NULL};
+	const char *key;
+	char why[160];
+
+	if (tls == NULL)
+		return 0;
+	if (eb_cfg_keys(c, tls, "tls", tkeys) == -1 ||
+	    eb_cfg_path(c, tls, "tls", "cert", 1, &cfg->tls_cert) == -1 ||
+	    eb_cfg_path(c, tls, "tls", "key", 1, &cfg->tls_key) == -1 ||
+	    eb_cfg_str(c, tls, "tls", "min_version", 0, 0,
+	               &cfg->tls_min_version) == -1 ||
+	    eb_cfg_str(c, tls, "tls", "priorities", 0, EB_CFG_NONEMPTY,
+	               &cfg->tls_priorities) == -1)
+		return -1;
+	if (eb_tls_check_policy(cfg->tls_min_version, cfg->tls_priorities, &key,
+	                        why, sizeof(why)) == -1)
+		return eb_cfg_fail(c, "tls", key, "%s", why);
+	return 0;
 }
 
 static int
@@ -325,18 +414,12 @@ parse_main(struct eb_cfg_ctx *c, const json_t *root, struct eb_config *cfg)
 	    "limits",           "log",         "trusted_proxies",
 	    "database_migrate", "seal_keys",   "database_notify",
 	    "replica_id",       NULL};
-	static const char *const tkeys[] = {"cert", "key", NULL};
-	char *listen = NULL;
 	json_t *tls;
-	int rc;
 
-	if (eb_cfg_keys(c, root, NULL, keys) == -1 ||
-	    eb_cfg_str(c, root, NULL, "listen", 0, 0, &listen) == -1)
+	if (eb_cfg_keys(c, root, NULL, keys) == -1)
 		return -1;
 	cfg->database_notify = 1;
-	rc = parse_listen(c, listen ? listen : "127.0.0.1:8080", cfg);
-	eb_free(listen);
-	if (rc == -1 ||
+	if (parse_listen(c, root, cfg) == -1 ||
 	    eb_cfg_url(c, root, NULL, "public_url", 1, EB_URL_NO_SLASH,
 	               &cfg->public_url) == -1 ||
 	    eb_cfg_path(c, root, NULL, "state_dir", 0, &cfg->state_dir) == -1 ||
@@ -358,10 +441,7 @@ parse_main(struct eb_cfg_ctx *c, const json_t *root, struct eb_config *cfg)
 	    parse_trusted(c, root, &cfg->trusted_proxies) == -1 ||
 	    eb_cfg_parse_seal_keys(c, root, cfg) == -1)
 		return -1;
-	if (tls != NULL &&
-	    (eb_cfg_keys(c, tls, "tls", tkeys) == -1 ||
-	     eb_cfg_path(c, tls, "tls", "cert", 1, &cfg->tls_cert) == -1 ||
-	     eb_cfg_path(c, tls, "tls", "key", 1, &cfg->tls_key) == -1))
+	if (parse_tls(c, tls, cfg) == -1)
 		return -1;
 	if (cfg->state_dir == NULL &&
 	    (cfg->state_dir = eb_cfg_join(c->dir, "state")) == NULL)
@@ -534,7 +614,9 @@ config_free(struct eb_config *cfg)
 		eb_cfg_tenant_free(cfg->tenants[i]);
 	eb_free(cfg->tenants);
 	eb_free(cfg->file);
-	eb_free(cfg->listen_host);
+	for (i = 0; i < cfg->nlisten; i++)
+		eb_free(cfg->listen[i].host); /* listen_host is listen[0] */
+	eb_free(cfg->listen);
 	eb_free(cfg->public_url);
 	eb_free_secret_str(cfg->database); /* a DSN may hold a password */
 	eb_free(cfg->replica_id);
@@ -542,6 +624,8 @@ config_free(struct eb_config *cfg)
 	eb_free(cfg->tenants_dir);
 	eb_free(cfg->tls_cert);
 	eb_free(cfg->tls_key);
+	eb_free(cfg->tls_min_version);
+	eb_free(cfg->tls_priorities);
 	eb_free(cfg->trusted_proxies.v);
 	eb_config_seal_keys_free(cfg);
 	eb_free(cfg);

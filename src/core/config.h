@@ -278,8 +278,21 @@ struct eb_tenant_route {
 	struct eb_tenant view;
 };
 
+/* One "listen" address. */
+struct eb_listen {
+	char *host; /* an IP address (an IPv6 one without brackets) */
+	uint16_t port;
+};
+
+/* The most addresses in "listen". */
+#define EB_CONFIG_MAX_LISTEN 16
+
 struct eb_config {
 	char *file; /* main file path */
+	/* "listen": a string or a list of them; the first is also in
+	 * listen_host/listen_port (listen_host points into listen[0]) */
+	struct eb_listen *listen;
+	size_t nlisten;
 	char *listen_host;
 	uint16_t listen_port;
 	char *public_url; /* no trailing slash */
@@ -302,6 +315,10 @@ struct eb_config {
 	char *tenants_dir; /* default "tenants" beside the main file */
 	char *tls_cert;
 	char *tls_key; /* secret path */
+	/* "tls": {"min_version": "1.2"|"1.3", "priorities": GnuTLS string};
+	 * NULL: the defaults (http/tls.h) */
+	char *tls_min_version;
+	char *tls_priorities;
 	struct eb_limits limits;
 	int log_json;   /* "log": {"format": "json"|"text"} */
 	int log_level;  /* "log": {"level": ...} */

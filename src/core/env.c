@@ -71,6 +71,21 @@ eb_env_reload_result(struct eb_env *env, int ok)
 		    "", (double)time(NULL));
 }
 
+/* 1 when the "listen" addresses of a and b differ. */
+static int
+listen_differs(const struct eb_config *a, const struct eb_config *b)
+{
+	size_t i;
+
+	if (a->nlisten != b->nlisten)
+		return 1;
+	for (i = 0; i < a->nlisten; i++)
+		if (a->listen[i].port != b->listen[i].port ||
+		    str_differs(a->listen[i].host, b->listen[i].host))
+			return 1;
+	return 0;
+}
+
 int
 eb_env_reload(struct eb_env *env)
 {
@@ -104,14 +119,13 @@ eb_env_reload(struct eb_env *env)
 		}
 	}
 	old = eb_env_config(env);
-	if (str_differs(old->listen_host, ncfg->listen_host) ||
-	    old->listen_port != ncfg->listen_port ||
+	if (listen_differs(old, ncfg) ||
 	    str_differs(old->database, ncfg->database) ||
 	    str_differs(old->tls_cert, ncfg->tls_cert) ||
 	    str_differs(old->tls_key, ncfg->tls_key) ||
 	    str_differs(old->state_dir, ncfg->state_dir))
-		log_warnx("reload: listen, tls, database and state_dir changes "
-		          "take effect only after a restart");
+		log_warnx("reload: listen, tls paths, database and state_dir "
+		          "changes take effect only after a restart");
 	/* the seal key ring is built once, at start (core/sealring.h) */
 	if (old->nseal_keys != ncfg->nseal_keys ||
 	    (old->nseal_keys > 0 &&

@@ -391,7 +391,7 @@ pick(const struct eb_trusted *t, const struct hop *h, size_t n,
 
 static enum eb_trusted_result
 one(const struct eb_trusted *t, const char *s, int forwarded, struct hop *h,
-    const struct hop **out, const char **why)
+    size_t *np, const struct hop **out, const char **why)
 {
 	size_t n = 0;
 
@@ -404,23 +404,60 @@ one(const struct eb_trusted *t, const char *s, int forwarded, struct hop *h,
 		                 : "malformed X-Forwarded-For";
 		return EB_TRUSTED_BAD;
 	}
+	*np = n;
 	return pick(t, h, n, out);
+}
+
+/* The hops h[0..n) as "a, b, c" into out; -1 when it does not fit. */
+static int
+hops_text(const struct hop *h, size_t n, char *out, size_t outlen)
+{
+	char a[INET6_ADDRSTRLEN];
+	size_t i, len = 0, al;
+
+	if (outlen == 0)
+		return -1;
+	out[0] = '\0';
+	for (i = 0; i < n; i++) {
+		if (inet_ntop(h[i].family == 4 ? AF_INET : AF_INET6, h[i].addr,
+		              a, sizeof(a)) == NULL)
+			return -1;
+		al = strlen(a);
+		if (len + (i > 0 ? 2 : 0) + al + 1 > outlen)
+			return -1;
+		if (i > 0) {
+			memcpy(out + len, ", ", 2);
+			len += 2;
+		}
+		memcpy(out + len, a, al + 1);
+		len += al;
+	}
+	return 0;
 }
 
 enum eb_trusted_result
 eb_trusted_client(const struct eb_trusted *t, const char *xff, const char *fwd,
                   char *out, size_t outlen, const char **why)
 {
+	return eb_trusted_client_chain(t, xff, fwd, out, outlen, NULL, 0, why);
+}
+
+enum eb_trusted_result
+eb_trusted_client_chain(const struct eb_trusted *t, const char *xff,
+                        const char *fwd, char *out, size_t outlen, char *via,
+                        size_t vialen, const char **why)
+{
 	struct hop hx[EB_TRUSTED_MAX_HOPS], hf[EB_TRUSTED_MAX_HOPS];
-	const struct hop *cx = NULL, *cf = NULL, *c;
+	const struct hop *cx = NULL, *cf = NULL, *c, *end;
 	enum eb_trusted_result rx = EB_TRUSTED_NONE, rf = EB_TRUSTED_NONE;
+	size_t nx = 0, nf = 0;
 
 	*why = NULL;
 	if (xff != NULL &&
-	    (rx = one(t, xff, 0, hx, &cx, why)) == EB_TRUSTED_BAD)
+	    (rx = one(t, xff, 0, hx, &nx, &cx, why)) == EB_TRUSTED_BAD)
 		return EB_TRUSTED_BAD;
 	if (fwd != NULL &&
-	    (rf = one(t, fwd, 1, hf, &cf, why)) == EB_TRUSTED_BAD)
+	    (rf = one(t, fwd, 1, hf, &nf, &cf, why)) == EB_TRUSTED_BAD)
 		return EB_TRUSTED_BAD;
 	if (xff != NULL && fwd != NULL &&
 	    (rx != rf ||
@@ -432,8 +469,11 @@ eb_trusted_client(const struct eb_trusted *t, const char *xff, const char *fwd,
 	}
 	if ((c = cx != NULL ? cx : cf) == NULL)
 		return EB_TRUSTED_NONE;
+	end = cx != NULL ? hx + nx : hf + nf;
 	if (inet_ntop(c->family == 4 ? AF_INET : AF_INET6, c->addr, out,
-	              (socklen_t)outlen) == NULL) {
+	              (socklen_t)outlen) == NULL ||
+	    (via != NULL &&
+	     hops_text(c, (size_t)(end - c), via, vialen) == -1)) {
 		*why = "no room for the address";
 		return EB_TRUSTED_BAD;
 	}

@@ -72,5 +72,16 @@ enum eb_trusted_result eb_trusted_client(const struct eb_trusted *t,
                                          const char *xff, const char *fwd,
                                          char *out, size_t outlen,
                                          const char **why);
+/*
+ * eb_trusted_client, and with FOUND also the client and the trusted hops
+ * right of it, as "client, hop, hop" (canonical addresses, spoofed hops
+ * left of the client dropped) in via (vialen bytes; too small: BAD): what
+ * a proxy forwards in X-Forwarded-For before appending its peer.
+ */
+enum eb_trusted_result eb_trusted_client_chain(const struct eb_trusted *t,
+                                               const char *xff, const char *fwd,
+                                               char *out, size_t outlen,
+                                               char *via, size_t vialen,
+                                               const char **why);
 
 #endif

@@ -596,7 +596,7 @@ build_headers(struct eb_request *req, const struct eb_proxy_identity *id,
 	}
 	rc |= fwd_add(h, "X-Enrollbridge-Authenticated",
 	              id->authenticated ? "1" : "0");
-	rc |= fwd_add(h, "X-Forwarded-For", eb_req_remote(req));
+	rc |= fwd_add(h, "X-Forwarded-For", eb_req_forwarded_for(req));
 	rc |= fwd_add(h, "X-Forwarded-Proto",
 	              eb_str_has_prefix(cfg->public_url, "https:") ? "https"
 	                                                           : "http");

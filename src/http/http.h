@@ -93,6 +93,12 @@ const char *eb_req_cookie(const struct eb_request *req, const char *name);
 const void *eb_req_body(const struct eb_request *req, size_t *len);
 /* Client address as text. */
 const char *eb_req_remote(const struct eb_request *req);
+/*
+ * What a proxy sends on as X-Forwarded-For: from a trusted proxy with
+ * forwarding headers, "client, trusted hops, peer" (the hops a client
+ * wrote left of itself dropped); else the peer address alone.
+ */
+const char *eb_req_forwarded_for(const struct eb_request *req);
 /* Request id (also sent back as X-Request-Id). */
 const char *eb_req_id(const struct eb_request *req);
 /* 1 when the request came over TLS. */

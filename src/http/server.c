@@ -44,6 +44,7 @@
 #include "http/conntrack.h"
 #include "http/h1check.h"
 #include "http/router.h"
+#include "http/tls.h"
 
 enum async_state { A_NONE, A_SUSPENDED, A_DONE };
 enum body_mode { B_NONE, B_OWNED, B_STATIC, B_STREAM };
@@ -103,6 +104,8 @@ struct eb_request {
 	struct timespec start;
 	char id[17];
 	char remote[INET6_ADDRSTRLEN + 8];
+	/* from a trusted proxy: "client, trusted hops, peer" (set_remote) */
+	char *forwarded_for;
 	/* slow clients and body memory (body_admit, body_take) */
 	struct eb_ct_conn *ct; /* the connection's tracking record */
 	size_t body_limit;     /* most body bytes this request may send */
@@ -123,14 +126,16 @@ struct ip_count {
 
 /*
  * One worker: a thread running its own event loop over its libmicrohttpd
- * daemon (external epoll mode; all daemons accept on the same listening
- * socket) and its own loop of the asynchronous HTTP client. A handler that
+ * daemons (external epoll mode; one per "listen" address, and the workers'
+ * daemons of an address accept on the same listening socket) and its own
+ * loop of the asynchronous HTTP client. A handler that
  * forwards upstream (the MDM proxy) starts the transfer on that loop, so
  * the request, the upstream transfer and the response stay on one thread.
  */
 struct worker {
 	struct eb_server *srv;
-	struct MHD_Daemon *d;
+	struct MHD_Daemon *d[EB_CONFIG_MAX_LISTEN];
+	unsigned nd;
 	struct eb_http_loop *hl;
 	int epfd;
 	int wakefd;
@@ -152,6 +157,9 @@ struct eb_server {
 	size_t max_header_bytes;
 	size_t max_body_bytes;
 	unsigned per_ip_limit;
+	unsigned max_conns;  /* limits.max_connections, over every listener */
+	atomic_uint nconns;  /* connections open, over every listener */
+	unsigned nlisteners; /* listening sockets */
 	pthread_mutex_t ip_lock;
 	struct ip_count *ip[IP_BUCKETS];
 	int tls;
@@ -163,8 +171,7 @@ struct eb_server {
 	atomic_size_t body_buffered; /* bytes held against it */
 	atomic_llong budget_logged;  /* second of the last "spent" line */
 	atomic_uint budget_refused;  /* refusals since that line */
-	char *tls_cert_pem;
-	char *tls_key_pem;
+	struct eb_tls *tlsx;         /* with tls: the certificate and policy */
 };
 
 static double
@@ -327,6 +334,13 @@ eb_req_remote(const struct eb_request *req)
 	if (req->remote[0] == '\0')
 		set_remote((struct eb_request *)(uintptr_t)req, 0);
 	return req->remote;
+}
+
+const char *
+eb_req_forwarded_for(const struct eb_request *req)
+{
+	return req->forwarded_for != NULL ? req->forwarded_for
+	                                  : eb_req_remote(req);
 }
 
 const char *
@@ -734,6 +748,7 @@ request_free(struct eb_request *req)
 	budget_release(req);
 	eb_free(req->path);
 	eb_free(req->raw_uri);
+	eb_free(req->forwarded_for);
 	eb_config_unref(req->cfg);
 	pthread_mutex_destroy(&req->lock);
 	eb_free(req);
@@ -847,6 +862,42 @@ forwarded_bad_log(const struct eb_request *req, const char *peer,
 }
 
 /*
+ * From trusted peer: the client address the headers name into req->remote
+ * and, for the X-Forwarded-For sent upstream, the chain from that client
+ * to the peer into req->forwarded_for. NULL, or why the headers were
+ * ignored (req->remote is then the peer again).
+ */
+static const char *
+forwarded_chain(struct eb_request *req, const struct eb_trusted *tp,
+                const struct joined *xff, const struct joined *fwd,
+                const char *peer)
+{
+	size_t len =
+	    EB_TRUSTED_MAX_HOPS * (INET6_ADDRSTRLEN + 2) + INET6_ADDRSTRLEN + 2;
+	enum eb_trusted_result r;
+	const char *why = NULL;
+	char *via;
+
+	if ((via = eb_malloc(len)) == NULL)
+		return "out of memory";
+	r = eb_trusted_client_chain(tp, xff->seen ? xff->buf : NULL,
+	                            fwd->seen ? fwd->buf : NULL, req->remote,
+	                            sizeof(req->remote), via,
+	                            len - INET6_ADDRSTRLEN - 2, &why);
+	if (r == EB_TRUSTED_BAD)
+		memcpy(req->remote, peer, strlen(peer) + 1);
+	if (r != EB_TRUSTED_FOUND) {
+		eb_free(via);
+		return r == EB_TRUSTED_BAD ? why : NULL;
+	}
+	/* room was kept for the peer */
+	snprintf(via + strlen(via), len - strlen(via), ", %s", peer);
+	eb_free(req->forwarded_for);
+	req->forwarded_for = via;
+	return NULL;
+}
+
+/*
  * The client address: the TCP peer's, or, when the peer is one of the
  * configured trusted_proxies and heads is set (the request head is
  * complete), the one its X-Forwarded-For / Forwarded name (trusted.h).
@@ -901,12 +952,7 @@ set_remote(struct eb_request *req, int heads)
 		goto out;
 	}
 	memcpy(peer, req->remote, sizeof(peer));
-	if (eb_trusted_client(tp, xff->seen ? xff->buf : NULL,
-	                      fwd->seen ? fwd->buf : NULL, req->remote,
-	                      sizeof(req->remote), &why) == EB_TRUSTED_BAD)
-		memcpy(req->remote, peer, sizeof(peer));
-	else
-		why = NULL;
+	why = forwarded_chain(req, tp, xff, fwd, peer);
 out:
 	if (why != NULL)
 		forwarded_bad_log(req, req->remote, why);
@@ -1466,23 +1512,6 @@ mhd_log(void *cls, const char *fmt, va_list ap)
 	eb_log(EB_LOG_DEBUG, "libmicrohttpd", "%s", msg);
 }
 
-/* enrollbridge_tls_certificate_expiry_timestamp_seconds: the notAfter of
- * the certificate loaded (call again whenever it is re-read). */
-static void
-tls_expiry_metric(struct eb_server *srv)
-{
-	long long t;
-
-	if (eb_metrics_cert_not_after(srv->tls_cert_pem,
-	                              strlen(srv->tls_cert_pem), &t) == 0)
-		eb_metrics_set(
-		    srv->env->metrics,
-		    "enrollbridge_tls_certificate_expiry_timestamp_seconds", "",
-		    (double)t);
-	else
-		log_warnx("tls: cannot read the certificate's expiry date");
-}
-
 static char *
 read_file(const char *path, size_t max)
 {
@@ -1502,6 +1531,25 @@ read_file(const char *path, size_t max)
 		}
 	fclose(f);
 	return eb_buf_detach(&b, NULL);
+}
+
+/* enrollbridge_tls_certificate_expiry_timestamp_seconds: the notAfter of
+ * the certificate in cfg's tls.cert (call again whenever it is re-read). */
+static void
+tls_expiry_metric(struct eb_server *srv, const struct eb_config *cfg)
+{
+	long long t;
+	char *pem;
+
+	if ((pem = read_file(cfg->tls_cert, 1024 * 1024)) != NULL &&
+	    eb_metrics_cert_not_after(pem, strlen(pem), &t) == 0)
+		eb_metrics_set(
+		    srv->env->metrics,
+		    "enrollbridge_tls_certificate_expiry_timestamp_seconds", "",
+		    (double)t);
+	else
+		log_warnx("tls: cannot read the certificate's expiry date");
+	eb_free(pem);
 }
 
 static unsigned
@@ -1537,16 +1585,61 @@ ip_slot(struct eb_server *srv, const unsigned char *k, size_t len)
 }
 
 /*
- * libmicrohttpd's accept policy: refuse a connection past the per-IP
- * limit, else count it. The workers' daemons share these counts (each
- * daemon's own per-IP limit would only see its share of the connections).
- * libmicrohttpd checks its connection limit before calling this; the count
- * is given back when the connection closes (conn_notify).
+ * With more than one listener, every daemon of a worker may hold the
+ * worker's whole share of limits.max_connections: count the connections
+ * of all of them here so that the limit stays one for the server.
+ */
+static int
+conns_take(struct eb_server *srv)
+{
+	if (srv->nlisteners < 2)
+		return 0; /* libmicrohttpd's own limit is the whole one */
+	if (atomic_fetch_add(&srv->nconns, 1) >= srv->max_conns) {
+		atomic_fetch_sub(&srv->nconns, 1);
+		eb_log(EB_LOG_DEBUG, "http",
+		       "connection refused: limits.max_connections (%u) "
+		       "reached",
+		       srv->max_conns);
+		return -1;
+	}
+	return 0;
+}
+
+static void
+conns_give(struct eb_server *srv)
+{
+	if (srv->nlisteners >= 2)
+		atomic_fetch_sub(&srv->nconns, 1);
+}
+
+static enum MHD_Result ip_count_take(struct eb_server *srv,
+                                     const struct sockaddr *sa, socklen_t len);
+
+/*
+ * libmicrohttpd's accept policy: refuse a connection past the connection
+ * limit of every listener together or the per-IP limit, else count it.
+ * The workers' daemons share these counts (each daemon's own per-IP limit
+ * would only see its share of the connections). The counts are given back
+ * when the connection closes (conn_notify). Both limits see the TCP peer:
+ * no request head has been read yet.
  */
 static enum MHD_Result
 ip_accept(void *cls, const struct sockaddr *sa, socklen_t len)
 {
 	struct eb_server *srv = cls;
+
+	if (conns_take(srv) == -1)
+		return MHD_NO;
+	if (ip_count_take(srv, sa, len) == MHD_YES)
+		return MHD_YES;
+	conns_give(srv);
+	return MHD_NO;
+}
+
+/* Count a connection against the per-IP limit; MHD_NO past it. */
+static enum MHD_Result
+ip_count_take(struct eb_server *srv, const struct sockaddr *sa, socklen_t len)
+{
 	struct ip_count **pp, *c;
 	unsigned char k[16];
 	size_t kl;
@@ -1624,6 +1717,7 @@ conn_notify(void *cls, struct MHD_Connection *conn, void **socket_context,
 	if (*socket_context != (void *)srv)
 		eb_conntrack_remove(*socket_context);
 	*socket_context = NULL;
+	conns_give(srv);
 	ci = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
 	if (ci == NULL || ci->client_addr == NULL)
 		return;
@@ -1662,11 +1756,41 @@ wake(struct worker *w)
 static void
 worker_quiesce(struct worker *w)
 {
-	MHD_socket s = MHD_quiesce_daemon(w->d);
+	MHD_socket s;
+	unsigned i;
 
-	if (s != MHD_INVALID_SOCKET)
-		close(s); /* this daemon's copy of the listening socket */
+	for (i = 0; i < w->nd; i++)
+		if ((s = MHD_quiesce_daemon(w->d[i])) != MHD_INVALID_SOCKET)
+			close(s); /* this daemon's copy of the socket */
 	atomic_store(&w->quiesce, 2);
+}
+
+/* Run every daemon of the worker. */
+static void
+worker_run(struct worker *w)
+{
+	unsigned i;
+
+	for (i = 0; i < w->nd; i++)
+		MHD_run(w->d[i]);
+}
+
+/* The soonest of the daemons' timeouts, in ms; 0 (and -1 in *ms) if none. */
+static int
+worker_mhd_timeout(struct worker *w, int *ms)
+{
+	MHD_UNSIGNED_LONG_LONG mt, best = 0;
+	unsigned i;
+	int any = 0;
+
+	for (i = 0; i < w->nd; i++)
+		if (MHD_get_timeout(w->d[i], &mt) == MHD_YES &&
+		    (!any || mt < best)) {
+			best = mt;
+			any = 1;
+		}
+	*ms = !any ? -1 : best > INT_MAX ? INT_MAX : (int)best;
+	return any;
 }
 
 /*
@@ -1704,23 +1828,18 @@ worker_main(void *arg)
 {
 	struct worker *w = arg;
 	struct epoll_event ev[8];
-	MHD_UNSIGNED_LONG_LONG mt;
 	uint64_t v;
 	int64_t now;
 	int n, i, timeout, ht, mhd_timer, run_mhd, run_http;
 
 	t_worker = w;
 	eb_http_loop_bind(w->hl);
+	eb_tls_bind(w->srv->tlsx); /* its handshakes run on this thread */
 	while (!atomic_load(&w->srv->stopping)) {
 		/* what it shuts down raises events for the daemon */
 		if ((now = eb_conntrack_now()) >= w->sweep_at)
 			worker_sweep(w, now);
-		timeout = -1;
-		mhd_timer = 0;
-		if (MHD_get_timeout(w->d, &mt) == MHD_YES) {
-			timeout = mt > INT_MAX ? INT_MAX : (int)mt;
-			mhd_timer = 1;
-		}
+		mhd_timer = worker_mhd_timeout(w, &timeout);
 		ht = eb_http_loop_timeout(w->hl);
 		if (ht >= 0 && (timeout < 0 || ht < timeout)) {
 			timeout = ht;
@@ -1767,7 +1886,7 @@ worker_main(void *arg)
 			run_mhd = 1;
 		}
 		if (run_mhd)
-			MHD_run(w->d);
+			worker_run(w);
 	}
 	if (atomic_load(&w->quiesce) == 1)
 		worker_quiesce(w);
@@ -1775,44 +1894,60 @@ worker_main(void *arg)
 	 * resumed (with a 502) before the daemon is stopped */
 	eb_http_loop_free(w->hl);
 	w->hl = NULL;
-	MHD_run(w->d);
+	worker_run(w);
 	return NULL;
 }
 
-/* The listening socket, bound and listening; -1 with err set. */
-static int
-listen_socket(const struct eb_config *cfg, char *err, size_t errlen)
+/* How an address is written in logs and errors: [v6]:port or v4:port. */
+static void
+addr_str(const struct eb_listen *l, char *out, size_t len)
 {
+	snprintf(out, len, strchr(l->host, ':') != NULL ? "[%s]:%u" : "%s:%u",
+	         l->host, (unsigned)l->port);
+}
+
+/* The listening socket of listen[i], bound and listening; -1 with err. */
+static int
+listen_socket(const struct eb_config *cfg, size_t i, char *err, size_t errlen)
+{
+	const struct eb_listen *l = &cfg->listen[i];
 	struct sockaddr_storage ss;
+	struct sockaddr_in *s4 = (struct sockaddr_in *)&ss;
+	struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&ss;
 	socklen_t len;
+	char name[INET6_ADDRSTRLEN + 8], key[32];
 	int fd, one = 1, e;
 
 	memset(&ss, 0, sizeof(ss));
-	if (inet_pton(AF_INET, cfg->listen_host,
-	              &((struct sockaddr_in *)&ss)->sin_addr) == 1) {
-		((struct sockaddr_in *)&ss)->sin_family = AF_INET;
-		((struct sockaddr_in *)&ss)->sin_port = htons(cfg->listen_port);
-		len = sizeof(struct sockaddr_in);
-	} else if (inet_pton(AF_INET6, cfg->listen_host,
-	                     &((struct sockaddr_in6 *)&ss)->sin6_addr) == 1) {
-		((struct sockaddr_in6 *)&ss)->sin6_family = AF_INET6;
-		((struct sockaddr_in6 *)&ss)->sin6_port =
-		    htons(cfg->listen_port);
-		len = sizeof(struct sockaddr_in6);
+	addr_str(l, name, sizeof(name));
+	/* a list's entry by its index, a lone string as "listen" */
+	if (cfg->nlisten > 1)
+		snprintf(key, sizeof(key), "listen[%zu]", i);
+	else
+		snprintf(key, sizeof(key), "listen");
+	if (inet_pton(AF_INET, l->host, &s4->sin_addr) == 1) {
+		s4->sin_family = AF_INET;
+		s4->sin_port = htons(l->port);
+		len = sizeof(*s4);
+	} else if (inet_pton(AF_INET6, l->host, &s6->sin6_addr) == 1) {
+		s6->sin6_family = AF_INET6;
+		s6->sin6_port = htons(l->port);
+		len = sizeof(*s6);
 	} else {
-		snprintf(err, errlen, "%s: listen: not an IP address: %s",
-		         cfg->file, cfg->listen_host);
+		snprintf(err, errlen, "%s: %s: not an IP address: %s",
+		         cfg->file, key, l->host);
 		return -1;
 	}
 	if ((fd = socket(ss.ss_family,
 	                 SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0)) ==
 	    -1) {
-		snprintf(err, errlen, "%s: listen: socket: %s", cfg->file,
-		         strerror(errno));
+		snprintf(err, errlen, "%s: %s: %s: socket: %s", cfg->file, key,
+		         name, strerror(errno));
 		return -1;
 	}
 	/* SO_REUSEADDR for a quick restart; never SO_REUSEPORT, so that a
-	 * second instance on the same port fails here */
+	 * second instance on the same port fails here. IPv6 sockets are
+	 * IPv6 only: dual stack is two entries. */
 	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
 	if (ss.ss_family == AF_INET6)
 		setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
@@ -1820,9 +1955,8 @@ listen_socket(const struct eb_config *cfg, char *err, size_t errlen)
 	    listen(fd, SOMAXCONN) == -1) {
 		e = errno;
 		close(fd);
-		snprintf(err, errlen, "%s: listen: cannot serve on %s:%u: %s%s",
-		         cfg->file, cfg->listen_host,
-		         (unsigned)cfg->listen_port, strerror(e),
+		snprintf(err, errlen, "%s: %s: cannot serve on %s: %s%s",
+		         cfg->file, key, name, strerror(e),
 		         e == EADDRINUSE ? " (is another instance running?)"
 		                         : "");
 		return -1;
@@ -1830,53 +1964,75 @@ listen_socket(const struct eb_config *cfg, char *err, size_t errlen)
 	return fd;
 }
 
+/* Start one daemon of w on its own descriptor of the socket lfd. */
+static struct MHD_Daemon *
+daemon_start(struct eb_server *srv, int lfd, const struct eb_config *cfg,
+             unsigned conn_limit, size_t pool)
+{
+	struct MHD_OptionItem tlsopt[3];
+	struct MHD_Daemon *d;
+	unsigned flags;
+	size_t n = 0;
+	int dfd;
+
+	if ((dfd = fcntl(lfd, F_DUPFD_CLOEXEC, 0)) == -1)
+		return NULL;
+	flags = MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG |
+	        MHD_USE_TURBO;
+	if (srv->tls) {
+		flags |= MHD_USE_TLS;
+		n = eb_tls_mhd_options(srv->tlsx, tlsopt, 2);
+	}
+	tlsopt[n].option = MHD_OPTION_END;
+	tlsopt[n].value = 0;
+	tlsopt[n].ptr_value = NULL;
+	/* the daemon owns dfd (its own descriptor of the shared socket) */
+	d = MHD_start_daemon(flags, 0, ip_accept, srv, access_cb, srv,
+	                     MHD_OPTION_EXTERNAL_LOGGER, mhd_log, srv,
+	                     MHD_OPTION_LISTEN_SOCKET, dfd,
+	                     MHD_OPTION_CONNECTION_LIMIT, conn_limit,
+	                     MHD_OPTION_CONNECTION_TIMEOUT,
+	                     (unsigned)cfg->limits.connection_timeout,
+	                     MHD_OPTION_CONNECTION_MEMORY_LIMIT, pool,
+	                     MHD_OPTION_URI_LOG_CALLBACK, uri_log_cb, srv,
+	                     MHD_OPTION_NOTIFY_COMPLETED, completed_cb, srv,
+	                     MHD_OPTION_NOTIFY_CONNECTION, conn_notify, srv,
+	                     MHD_OPTION_ARRAY, tlsopt, MHD_OPTION_END);
+	if (d == NULL)
+		close(dfd);
+	return d;
+}
+
+/* Start worker w with a daemon on each of the nl sockets in lfd. */
 static int
-worker_start(struct eb_server *srv, struct worker *w, int lfd,
-             const struct eb_config *cfg, unsigned conn_limit, size_t pool)
+worker_start(struct eb_server *srv, struct worker *w, const int *lfd,
+             unsigned nl, const struct eb_config *cfg, unsigned conn_limit,
+             size_t pool)
 {
 	const union MHD_DaemonInfo *di;
-	unsigned flags;
-	int dfd;
+	unsigned i;
 
 	w->srv = srv;
 	w->epfd = w->wakefd = -1;
 	if ((w->ct = eb_conntrack_create(
 	         conn_limit, (int64_t)cfg->limits.head_timeout * 1000,
-	         cfg->limits.min_body_rate)) == NULL)
-		return -1;
-	if ((dfd = fcntl(lfd, F_DUPFD_CLOEXEC, 0)) == -1)
-		return -1;
-	flags = MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG |
-	        MHD_USE_TURBO;
-	if (srv->tls)
-		flags |= MHD_USE_TLS;
-	/* the daemon owns dfd (its own descriptor of the shared socket) */
-	w->d = MHD_start_daemon(
-	    flags, 0, ip_accept, srv, access_cb, srv,
-	    MHD_OPTION_EXTERNAL_LOGGER, mhd_log, srv, MHD_OPTION_LISTEN_SOCKET,
-	    dfd, MHD_OPTION_CONNECTION_LIMIT, conn_limit,
-	    MHD_OPTION_CONNECTION_TIMEOUT,
-	    (unsigned)cfg->limits.connection_timeout,
-	    MHD_OPTION_CONNECTION_MEMORY_LIMIT, pool,
-	    MHD_OPTION_URI_LOG_CALLBACK, uri_log_cb, srv,
-	    MHD_OPTION_NOTIFY_COMPLETED, completed_cb, srv,
-	    MHD_OPTION_NOTIFY_CONNECTION, conn_notify, srv,
-	    srv->tls ? MHD_OPTION_HTTPS_MEM_CERT : MHD_OPTION_END,
-	    srv->tls_cert_pem, MHD_OPTION_HTTPS_MEM_KEY, srv->tls_key_pem,
-	    MHD_OPTION_END);
-	if (w->d == NULL) {
-		close(dfd);
-		return -1;
-	}
-	if ((di = MHD_get_daemon_info(w->d, MHD_DAEMON_INFO_EPOLL_FD)) ==
-	        NULL ||
+	         cfg->limits.min_body_rate)) == NULL ||
 	    (w->hl = eb_http_loop_new()) == NULL ||
 	    (w->epfd = epoll_create1(EPOLL_CLOEXEC)) == -1 ||
 	    (w->wakefd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) == -1 ||
-	    epoll_add(w->epfd, di->epoll_fd, TAG_MHD) == -1 ||
 	    epoll_add(w->epfd, w->wakefd, TAG_WAKE) == -1 ||
 	    epoll_add(w->epfd, eb_http_loop_fd(w->hl), TAG_HTTP) == -1)
 		return -1;
+	for (i = 0; i < nl; i++) {
+		if ((w->d[i] = daemon_start(srv, lfd[i], cfg, conn_limit,
+		                            pool)) == NULL)
+			return -1;
+		w->nd = i + 1;
+		if ((di = MHD_get_daemon_info(
+		         w->d[i], MHD_DAEMON_INFO_EPOLL_FD)) == NULL ||
+		    epoll_add(w->epfd, di->epoll_fd, TAG_MHD) == -1)
+			return -1;
+	}
 	if (pthread_create(&w->thread, NULL, worker_main, w) != 0)
 		return -1;
 	w->running = 1;
@@ -1909,18 +2065,59 @@ raise_nofile(unsigned conns)
 		          (unsigned long long)rl.rlim_cur, conns);
 }
 
+/* Bind every "listen" address into lfd; the port of the first in *port. */
+static int
+listen_all(const struct eb_config *cfg, int *lfd, uint16_t *port, char *err,
+           size_t errlen)
+{
+	struct sockaddr_storage ss;
+	socklen_t sl = sizeof(ss);
+	size_t i;
+
+	if (cfg->nlisten == 0 || cfg->nlisten > EB_CONFIG_MAX_LISTEN) {
+		snprintf(err, errlen, "%s: listen: must name 1 to %d addresses",
+		         cfg->file, EB_CONFIG_MAX_LISTEN);
+		return -1;
+	}
+	for (i = 0; i < cfg->nlisten; i++)
+		if ((lfd[i] = listen_socket(cfg, i, err, errlen)) == -1)
+			return -1;
+	if (getsockname(lfd[0], (struct sockaddr *)&ss, &sl) == 0)
+		*port = ntohs(ss.ss_family == AF_INET6
+		                  ? ((struct sockaddr_in6 *)&ss)->sin6_port
+		                  : ((struct sockaddr_in *)&ss)->sin_port);
+	return 0;
+}
+
+/* One "listening on" line per address. */
+static void
+log_listening(const struct eb_server *srv, const struct eb_config *cfg,
+              unsigned threads)
+{
+	char name[INET6_ADDRSTRLEN + 8];
+	size_t i;
+
+	for (i = 0; i < cfg->nlisten; i++) {
+		addr_str(&cfg->listen[i], name, sizeof(name));
+		/* no empty %s pieces: the text log shows "" for them */
+		log_info(srv->tls ? "listening on %s (%u threads, TLS)"
+		                  : "listening on %s (%u threads)",
+		         name, threads);
+	}
+}
+
 struct eb_server *
 eb_server_start(struct eb_env *env, const struct eb_route *routes,
                 size_t nroutes, char *err, size_t errlen)
 {
 	struct eb_config *cfg = eb_env_config(env);
-	struct sockaddr_storage ss;
-	socklen_t sl = sizeof(ss);
 	struct eb_server *srv;
 	unsigned threads, i, limit;
-	size_t pool;
-	int lfd = -1;
+	size_t pool, k;
+	int lfd[EB_CONFIG_MAX_LISTEN];
 
+	for (k = 0; k < EB_CONFIG_MAX_LISTEN; k++)
+		lfd[k] = -1;
 	if ((srv = eb_calloc(1, sizeof(*srv))) == NULL) {
 		snprintf(err, errlen, "out of memory");
 		goto fail;
@@ -1932,28 +2129,20 @@ eb_server_start(struct eb_env *env, const struct eb_route *routes,
 	srv->max_header_bytes = cfg->limits.max_header_bytes;
 	srv->max_body_bytes = cfg->limits.max_body_bytes;
 	srv->per_ip_limit = cfg->limits.per_ip_connections;
+	srv->max_conns = cfg->limits.max_connections;
+	srv->nlisteners = (unsigned)cfg->nlisten;
 	srv->body_budget = cfg->limits.body_budget_bytes;
 	raise_nofile(cfg->limits.max_connections);
 	RAND_bytes((unsigned char *)&srv->id_prefix, sizeof(srv->id_prefix));
 
 	if (cfg->tls_cert != NULL) {
-		srv->tls_cert_pem = read_file(cfg->tls_cert, 1 << 20);
-		srv->tls_key_pem = read_file(cfg->tls_key, 1 << 20);
-		if (srv->tls_cert_pem == NULL || srv->tls_key_pem == NULL) {
-			snprintf(err, errlen,
-			         "%s: tls: cannot read certificate or key",
-			         cfg->file);
+		if ((srv->tlsx = eb_tls_create(cfg, err, errlen)) == NULL)
 			goto fail;
-		}
 		srv->tls = 1;
-		tls_expiry_metric(srv);
+		tls_expiry_metric(srv, cfg);
 	}
-	if ((lfd = listen_socket(cfg, err, errlen)) == -1)
+	if (listen_all(cfg, lfd, &srv->port, err, errlen) == -1)
 		goto fail;
-	if (getsockname(lfd, (struct sockaddr *)&ss, &sl) == 0)
-		srv->port = ntohs(ss.ss_family == AF_INET6
-		                      ? ((struct sockaddr_in6 *)&ss)->sin6_port
-		                      : ((struct sockaddr_in *)&ss)->sin_port);
 	threads = cfg->limits.threads ? cfg->limits.threads : ncores();
 	if ((srv->w = eb_calloc(threads, sizeof(*srv->w))) == NULL) {
 		snprintf(err, errlen, "out of memory");
@@ -1974,7 +2163,7 @@ eb_server_start(struct eb_env *env, const struct eb_route *routes,
 		limit = cfg->limits.max_connections / threads +
 		        (i < cfg->limits.max_connections % threads ? 1 : 0);
 		srv->nworkers = i + 1;
-		if (worker_start(srv, &srv->w[i], lfd, cfg,
+		if (worker_start(srv, &srv->w[i], lfd, srv->nlisteners, cfg,
 		                 limit > 0 ? limit : 1, pool) == -1) {
 			snprintf(err, errlen,
 			         "%s: listen: cannot start HTTP worker %u "
@@ -1983,24 +2172,48 @@ eb_server_start(struct eb_env *env, const struct eb_route *routes,
 			goto fail;
 		}
 	}
-	close(lfd); /* each daemon has its own descriptor of the socket */
-	/* no empty %s pieces: the text log shows an empty value as "" */
-	if (strchr(cfg->listen_host, ':') != NULL)
-		log_info(srv->tls ? "listening on [%s]:%u (%u threads, TLS)"
-		                  : "listening on [%s]:%u (%u threads)",
-		         cfg->listen_host, (unsigned)srv->port, threads);
-	else
-		log_info(srv->tls ? "listening on %s:%u (%u threads, TLS)"
-		                  : "listening on %s:%u (%u threads)",
-		         cfg->listen_host, (unsigned)srv->port, threads);
+	/* each daemon has its own descriptor of its socket */
+	for (k = 0; k < cfg->nlisten; k++)
+		close(lfd[k]);
+	log_listening(srv, cfg, threads);
 	eb_config_unref(cfg);
 	return srv;
 fail:
-	if (lfd != -1)
-		close(lfd);
+	for (k = 0; k < EB_CONFIG_MAX_LISTEN; k++)
+		if (lfd[k] != -1)
+			close(lfd[k]);
 	eb_config_unref(cfg);
 	eb_server_stop(srv);
 	return NULL;
+}
+
+void
+eb_server_reload_tls(struct eb_server *srv)
+{
+	struct eb_config *cfg = eb_env_config(srv->env);
+	char err[512];
+	int rc;
+
+	if ((cfg->tls_cert != NULL) != srv->tls)
+		log_warnx("reload: turning TLS on or off takes effect only "
+		          "after a restart");
+	else if (srv->tls) {
+		if (eb_tls_policy_differs(srv->tlsx, cfg))
+			log_warnx("reload: tls.min_version and tls.priorities "
+			          "changes take effect only after a restart");
+		if ((rc = eb_tls_reload(srv->tlsx, cfg, err, sizeof(err))) ==
+		    -1)
+			log_warnx("%s: tls: certificate not reloaded, the old "
+			          "one keeps serving: %s",
+			          cfg->file, err);
+		else if (rc == 1) {
+			log_info("tls: new certificate loaded from %s; "
+			         "connections open keep the old one",
+			         cfg->tls_cert);
+			tls_expiry_metric(srv, cfg);
+		}
+	}
+	eb_config_unref(cfg);
 }
 
 uint16_t
@@ -2053,7 +2266,7 @@ void
 eb_server_stop(struct eb_server *srv)
 {
 	struct ip_count *c;
-	unsigned i;
+	unsigned i, j;
 
 	if (srv == NULL)
 		return;
@@ -2067,8 +2280,8 @@ eb_server_stop(struct eb_server *srv)
 		if (w->running)
 			pthread_join(w->thread, NULL);
 		eb_http_loop_free(w->hl); /* when the thread never ran */
-		if (w->d != NULL)
-			MHD_stop_daemon(w->d);
+		for (j = 0; j < w->nd; j++)
+			MHD_stop_daemon(w->d[j]);
 		eb_conntrack_destroy(w->ct); /* its connections are closed */
 		if (w->epfd != -1)
 			close(w->epfd);
@@ -2082,7 +2295,6 @@ eb_server_stop(struct eb_server *srv)
 		}
 	pthread_mutex_destroy(&srv->ip_lock);
 	eb_free(srv->w);
-	eb_free_secret_str(srv->tls_key_pem);
-	eb_free(srv->tls_cert_pem);
+	eb_tls_destroy(srv->tlsx); /* after the daemons: no handshake left */
 	eb_free(srv);
 }

@@ -16,14 +16,20 @@ struct eb_env;
 struct eb_server;
 
 /*
- * Start serving the route table on the address in env's configuration.
- * Returns NULL with a reason in err when the socket cannot be bound or TLS
- * material cannot be read.
+ * Start serving the route table on the "listen" addresses in env's
+ * configuration. Returns NULL with a reason in err when a socket cannot be
+ * bound or the TLS pair cannot be loaded.
  */
 struct eb_server *eb_server_start(struct eb_env *env,
                                   const struct eb_route *routes, size_t nroutes,
                                   char *err, size_t errlen);
-/* The port actually bound (useful with port 0). */
+/*
+ * Re-read the TLS certificate and key of env's configuration (after a
+ * reload): new connections get the new pair, open ones keep theirs. A pair
+ * that does not load is logged and the old one keeps serving.
+ */
+void eb_server_reload_tls(struct eb_server *srv);
+/* The port actually bound for the first "listen" address (with port 0). */
 uint16_t eb_server_port(const struct eb_server *srv);
 /* Stop accepting new connections (existing ones are served). */
 void eb_server_quiesce(struct eb_server *srv);

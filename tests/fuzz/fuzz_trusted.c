@@ -28,6 +28,36 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
+/*
+ * The chain variant agrees with eb_trusted_client: the same result, and
+ * with FOUND a chain that starts with the client and holds only addresses.
+ */
+static void
+check_chain(const struct eb_trusted *t, const char *xff, const char *fwd,
+            enum eb_trusted_result r, const char *client)
+{
+	static char via[EB_TRUSTED_MAX_HOPS * (INET6_ADDRSTRLEN + 2)];
+	char out[INET6_ADDRSTRLEN + 1], *p, *e;
+	const char *why = NULL;
+	unsigned char addr[16];
+	int family;
+
+	CHECK(eb_trusted_client_chain(t, xff, fwd, out, sizeof(out), via,
+	                              sizeof(via), &why) == r);
+	if (r != EB_TRUSTED_FOUND)
+		return;
+	CHECK(strcmp(out, client) == 0);
+	CHECK(strncmp(via, client, strlen(client)) == 0);
+	for (p = via;; p = e + 2) {
+		e = strstr(p, ", ");
+		CHECK(eb_trusted_parse_addr(
+		          p, e != NULL ? (size_t)(e - p) : strlen(p), &family,
+		          addr) == 0);
+		if (e == NULL)
+			break;
+	}
+}
+
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -75,6 +105,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	default:
 		CHECK(!"unknown result");
 	}
+	check_chain(&t, buf[0] ? buf : NULL, fwd != NULL && fwd[0] ? fwd : NULL,
+	            r, out);
 	free(buf);
 	return 0;
 }

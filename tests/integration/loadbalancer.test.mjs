@@ -109,8 +109,14 @@ test('from a trusted proxy: the access log and the MDM see the forwarded client'
   r = await req(BALANCER, { headers: { forwarded: 'for=1.1.1.1, for="[2001:db8::7]:4711";proto=https' } });
   assert.equal(r.status, 200);
   assert.equal((await accessOf(r.headers['x-request-id'])).remote, '2001:db8::7');
-  const h = await checkin(BALANCER, { 'x-forwarded-for': '6.6.6.6, 198.51.100.4' });
-  assert.equal(h['x-forwarded-for'], '198.51.100.4');
+  // the MDM gets the chain from the client on, the balancer appended; what
+  // the client wrote left of itself is dropped
+  let h = await checkin(BALANCER, { 'x-forwarded-for': '6.6.6.6, 198.51.100.4' });
+  assert.equal(h['x-forwarded-for'], `198.51.100.4, ${BALANCER}`);
+  h = await checkin(BALANCER, { 'x-forwarded-for': '1.1.1.1, 203.0.113.9, 10.0.0.5' });
+  assert.equal(h['x-forwarded-for'], `203.0.113.9, 10.0.0.5, ${BALANCER}`);
+  h = await checkin(BALANCER, { forwarded: 'for="[2001:DB8::7]:4711"' });
+  assert.equal(h['x-forwarded-for'], `2001:db8::7, ${BALANCER}`);
 });
 
 test('from an untrusted peer: a spoofed X-Forwarded-For / Forwarded is ignored', async () => {

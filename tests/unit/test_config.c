@@ -235,6 +235,28 @@ test_full_main(void **state)
 }
 
 static void
+test_listen_list(void **state)
+{
+	struct eb_config *cfg;
+
+	write_file("config.json",
+	           "{\"public_url\": \"https://a.example\", \"listen\": "
+	           "[\"0.0.0.0:8443\", \"[::]:8443\"], \"tls\": {\"cert\": "
+	           "\"c\", \"key\": \"k\", \"min_version\": \"1.3\", "
+	           "\"priorities\": \"NORMAL:-CHACHA20-POLY1305\"}}");
+	write_tenant("a.json", TENANT_OK);
+	assert_non_null(cfg = load());
+	assert_int_equal(cfg->nlisten, 2);
+	assert_string_equal(cfg->listen[0].host, "0.0.0.0");
+	assert_string_equal(cfg->listen[1].host, "::");
+	assert_int_equal(cfg->listen[1].port, 8443);
+	assert_string_equal(cfg->listen_host, "0.0.0.0");
+	assert_string_equal(cfg->tls_min_version, "1.3");
+	assert_string_equal(cfg->tls_priorities, "NORMAL:-CHACHA20-POLY1305");
+	eb_config_unref(cfg);
+}
+
+static void
 test_main_errors(void **state)
 {
 	static const struct {
@@ -280,6 +302,20 @@ test_main_errors(void **state)
 	    {"{\"public_url\": \"https://a.example\", \"tenants_dir\": "
 	     "\"nope\"}",
 	     "tenants_dir", "cannot open folder"},
+	    {"{\"public_url\": \"https://a.example\", \"listen\": []}",
+	     "listen", "1 to 16 addresses"},
+	    {"{\"public_url\": \"https://a.example\", \"listen\": "
+	     "[\"127.0.0.1:80\", \"[::1]80\"]}",
+	     "listen[1]", "host:port"},
+	    {"{\"public_url\": \"https://a.example\", \"listen\": "
+	     "[\"[::1]:80\", \"[::1]:80\"]}",
+	     "listen[1]", "the same address as listen[0]"},
+	    {"{\"public_url\": \"https://a.example\", \"tls\": {\"cert\": "
+	     "\"c\", \"key\": \"k\", \"min_version\": \"1.0\"}}",
+	     "tls.min_version", "must be \"1.2\" or \"1.3\""},
+	    {"{\"public_url\": \"https://a.example\", \"tls\": {\"cert\": "
+	     "\"c\", \"key\": \"k\", \"priorities\": \"NORMAL:%%BOGUS\"}}",
+	     "tls.priorities", "not a GnuTLS priority string"},
 	    {"[1]", "", "top level must be a JSON object"},
 	    {"{\"public_url\": ", "", "invalid JSON at line 1"},
 	};
@@ -1320,6 +1356,7 @@ main(void)
 	const struct CMUnitTest tests[] = {
 	    T(test_minimal_defaults),
 	    T(test_full_main),
+	    T(test_listen_list),
 	    T(test_main_errors),
 	    T(test_public_url),
 	    T(test_tenant_errors),

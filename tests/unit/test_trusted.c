@@ -269,6 +269,61 @@ test_forwarded(void **state)
 	assert_string_equal(client(NULL, "for=\"a\\"), "BAD");
 }
 
+/* The chain sent on upstream for a trusted peer; "NONE" or "BAD". */
+static const char *
+chain(const char *xff, const char *fwd, size_t vialen)
+{
+	static char out[64], via[4096];
+	const char *why = NULL;
+
+	assert_true(vialen <= sizeof(via));
+	switch (eb_trusted_client_chain(&tp, xff, fwd, out, sizeof(out), via,
+	                                vialen, &why)) {
+	case EB_TRUSTED_FOUND:
+		return via;
+	case EB_TRUSTED_NONE:
+		return "NONE";
+	default:
+		assert_non_null(why);
+		return "BAD";
+	}
+}
+
+static void
+test_chain(void **state)
+{
+	char big[2048];
+	size_t i, len = 0;
+
+	(void)state;
+	setup_lb();
+	/* spoofed entries left of the client are dropped, trusted hops kept */
+	assert_string_equal(chain("6.6.6.6, 203.0.113.7", NULL, 4096),
+	                    "203.0.113.7");
+	assert_string_equal(
+	    chain("6.6.6.6, 203.0.113.7, 10.0.0.5, 10.9.9.9", NULL, 4096),
+	    "203.0.113.7, 10.0.0.5, 10.9.9.9");
+	/* canonical forms: brackets and ports gone, IPv6 lower case,
+	 * IPv4-mapped as IPv4 */
+	assert_string_equal(chain(NULL,
+	                          "for=\"[2001:DB8::7]:4711\", "
+	                          "for=\"[2001:db8:1::9]\"",
+	                          4096),
+	                    "2001:db8::7, 2001:db8:1::9");
+	assert_string_equal(chain("::ffff:203.0.113.8, 10.0.0.1", NULL, 4096),
+	                    "203.0.113.8, 10.0.0.1");
+	/* garbage, obfuscated, too many hops: never a chain */
+	assert_string_equal(chain("203.0.113.7, <script>", NULL, 4096), "BAD");
+	assert_string_equal(chain(NULL, "for=_hidden, for=10.0.0.1", 4096),
+	                    "NONE");
+	for (i = 0; i <= EB_TRUSTED_MAX_HOPS; i++)
+		len += (size_t)snprintf(big + len, sizeof(big) - len,
+		                        "%s10.0.0.%zu", i ? ", " : "", i % 250);
+	assert_string_equal(chain(big, NULL, 4096), "BAD");
+	/* no room: BAD, never a cut chain */
+	assert_string_equal(chain("203.0.113.7, 10.0.0.5", NULL, 16), "BAD");
+}
+
 static void
 test_both_headers(void **state)
 {
@@ -418,6 +473,7 @@ main(void)
 	    cmocka_unit_test(test_xff),
 	    cmocka_unit_test(test_forwarded),
 	    cmocka_unit_test(test_both_headers),
+	    cmocka_unit_test(test_chain),
 	    cmocka_unit_test_setup_teardown(test_config_trusted, setup,
 	                                    teardown),
 	    cmocka_unit_test_setup_teardown(test_config_per_ip_off, setup,
