@@ -22,6 +22,7 @@
 #include "core/statedir.h"
 #include "jose/jose.h"
 #include "jose/seal.h"
+#include "grant/manage.h"
 #include "store/store.h"
 #include "token/token.h"
 
@@ -119,21 +120,13 @@ list(struct eb_store *store, const struct eb_seal_ring *ring)
 	}
 	for (i = 0; i < l.n; i++) {
 		const struct eb_store_key *k = &l.v[i];
-		const char *state = "retired";
+		const char *state;
 		int usable;
 
 		if (k->tenant != NULL && k->tenant[0] != '\0')
 			continue;
-		usable = eb_signer_key_usable_ring(ring, k);
-		/* the signer's rule: the newest usable key active and not
-		 * retired at now signs; a key not active yet is pending */
-		if (k->activates_at > now)
-			state = "pending";
-		else if (k->retired_at == 0 || k->retired_at > now) {
-			state = !have_current && usable ? "current" : "standby";
-			if (usable)
-				have_current = 1;
-		}
+		state =
+		    eb_manage_key_state(ring, k, now, &have_current, &usable);
 		iso(k->created, created, sizeof(created));
 		iso(k->not_after, not_after, sizeof(not_after));
 		printf("%s %s %s %s%s\n", k->kid, state, created, not_after,

@@ -17,6 +17,7 @@
 #include "core/config.h"
 #include "core/mem.h"
 #include "core/str.h"
+#include "grant/manage.h"
 #include "store/store.h"
 
 #define MAX_SUBJECT 512
@@ -208,25 +209,16 @@ print_json(const struct eb_store_mapping *m)
 	json_free_t jfree = NULL;
 	json_t *o;
 	char *s = NULL;
-	int rc;
 
-	if ((o = json_object()) == NULL)
+	if ((o = eb_manage_mapping_json(m)) == NULL)
 		return -1;
-	rc = json_object_set_new(o, "tenant", json_string(m->tenant));
-	rc |= json_object_set_new(o, "subject", json_string(m->subject));
-	rc |= json_object_set_new(o, "managed_apple_id",
-	                          json_string(m->managed_apple_id));
-	rc |= json_object_set_new(o, "note",
-	                          m->note ? json_string(m->note) : json_null());
-	rc |= json_object_set_new(o, "created_at", json_integer(m->created));
-	rc |= json_object_set_new(o, "updated_at", json_integer(m->updated));
-	if (rc == 0 && (s = json_dumps(o, JSON_COMPACT)) != NULL)
+	if ((s = json_dumps(o, JSON_COMPACT)) != NULL)
 		printf("%s\n", s);
 	json_get_alloc_funcs(NULL, &jfree);
 	if (s != NULL && jfree != NULL)
 		jfree(s);
 	json_decref(o);
-	return rc == 0 && s != NULL ? 0 : -1;
+	return s != NULL ? 0 : -1;
 }
 
 static int
