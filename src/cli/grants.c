@@ -24,12 +24,14 @@
 
 #include <jansson.h>
 
+#include "cli/remote.h"
 #include "core/buf.h"
 #include "core/config.h"
 #include "core/mem.h"
 #include "core/statedir.h"
 #include "core/str.h"
 #include "grant/manage.h"
+#include "http/client.h"
 #include "store/store.h"
 
 #define MAX_REASON 512
@@ -38,13 +40,15 @@ struct grants_args {
 	const char *config, *tenant, *reason, *id;
 	const char *user; /* --user: an IdP subject or Managed Apple Account */
 	int json;
+	struct eb_cli_remote remote; /* --server: the admin API */
 };
 
 static void
 usage(void)
 {
 	fprintf(stderr,
-	        "usage: enrollbridge grants list -c FILE [--tenant T] "
+	        "usage: enrollbridge grants list {-c FILE | --server URL "
+	        "[--token-file F]} [--tenant T] "
 	        "[--user SUBJECT] [--json]\n"
 	        "       enrollbridge grants revoke -c FILE "
 	        "{GRANT_ID | --user SUBJECT [--tenant T]} [--reason TEXT]\n"
@@ -61,7 +65,12 @@ parse_args(int argc, char **argv, int revoke, struct grants_args *a)
 	memset(a, 0, sizeof(*a));
 	for (i = 2; i < argc; i++) {
 		const char *o = argv[i];
-		int has_val = i + 1 < argc;
+		int has_val = i + 1 < argc, ro;
+
+		if ((ro = eb_cli_remote_opt(argc, argv, &i, &a->remote)) == -1)
+			return -1;
+		if (ro == 1)
+			continue;
 
 		if (strcmp(o, "--") == 0) {
 			/* the rest are operands, even if they start with '-' */
@@ -102,8 +111,10 @@ parse_args(int argc, char **argv, int revoke, struct grants_args *a)
 			return -1;
 		}
 	}
-	if (a->config == NULL) {
-		fprintf(stderr, "grants: -c FILE is required\n");
+	if ((a->config == NULL) == (a->remote.server == NULL)) {
+		fprintf(
+		    stderr,
+		    "grants: one of -c FILE and --server URL is required\n");
 		return -1;
 	}
 	if (revoke && (a->id == NULL) == (a->user == NULL)) {
@@ -363,6 +374,120 @@ end_user(struct eb_store *store, const struct grants_args *a,
 	return rc;
 }
 
+/* ---- through the admin API (--server) ---- */
+
+/* A grant of the API's answer as the listing prints it. */
+static void
+print_remote(json_t *o, int json)
+{
+	struct eb_store_grant g;
+	json_free_t jfree = NULL;
+	char *s;
+
+	if (json) {
+		json_get_alloc_funcs(NULL, &jfree);
+		if ((s = json_dumps(o, JSON_COMPACT)) != NULL) {
+			printf("%s\n", s);
+			jfree(s);
+		}
+		return;
+	}
+	memset(&g, 0, sizeof(g));
+	/* borrowed: print_line only reads */
+	g.id = (char *)json_string_value(json_object_get(o, "id"));
+	g.tenant = (char *)json_string_value(json_object_get(o, "tenant"));
+	g.status = eb_store_grant_status_parse(
+	    json_string_value(json_object_get(o, "status")));
+	g.managed_apple_id =
+	    (char *)json_string_value(json_object_get(o, "managed_apple_id"));
+	g.enrollment_mode =
+	    (char *)json_string_value(json_object_get(o, "enrollment_mode"));
+	g.binding_kind =
+	    (char *)json_string_value(json_object_get(o, "binding_kind"));
+	g.binding_value =
+	    (char *)json_string_value(json_object_get(o, "binding_value"));
+	g.created = json_integer_value(json_object_get(o, "created"));
+	print_line(&g);
+}
+
+static int
+list_remote(const struct grants_args *a)
+{
+	struct eb_cli_query q;
+	char off[32];
+	json_t *out, *g;
+	size_t i;
+	long long next = 0;
+	int rc;
+
+	do {
+		snprintf(off, sizeof(off), "%lld", next);
+		eb_cli_query_init(&q, "/admin/v1/grants");
+		eb_cli_query_add(&q, "tenant", a->tenant);
+		eb_cli_query_add(&q, "user", a->user);
+		eb_cli_query_add(&q, "limit", "1000");
+		eb_cli_query_add(&q, "offset", off);
+		rc = eb_cli_remote_call(&a->remote, "grants", "GET",
+		                        eb_cli_query_str(&q), NULL, &out);
+		eb_cli_query_finish(&q);
+		if (rc != 200) {
+			json_decref(out);
+			return 1;
+		}
+		json_array_foreach(json_object_get(out, "grants"), i, g)
+		{
+			print_remote(g, a->json);
+		}
+		next = json_integer_value(json_object_get(out, "next_offset"));
+		json_decref(out);
+	} while (next > 0);
+	return fflush(stdout) != 0 ? 1 : 0;
+}
+
+/* revoke or retire one grant or one person's through the API */
+static int
+end_remote(const struct grants_args *a, int retire)
+{
+	const char *what = retire ? "retire" : "revoke";
+	char path[1024];
+	json_t *body, *out = NULL, *v;
+	size_t i;
+	int rc;
+
+	body = json_pack("{s:s?,s:s?,s:s?}", "reason", a->reason, "user",
+	                 a->id == NULL ? a->user : NULL, "tenant", a->tenant);
+	if (body == NULL)
+		return 1;
+	if (a->id != NULL) {
+		struct eb_buf b;
+
+		eb_buf_init(&b, sizeof(path));
+		if (eb_http_urlencode(&b, a->id) == -1 ||
+		    snprintf(path, sizeof(path), "/admin/v1/grants/%s/%s",
+		             eb_buf_str(&b), what) >= (int)sizeof(path)) {
+			eb_buf_finish(&b);
+			json_decref(body);
+			fprintf(stderr, "grants: GRANT_ID too long\n");
+			return 1;
+		}
+		eb_buf_finish(&b);
+	} else
+		snprintf(path, sizeof(path), "/admin/v1/person/%s", what);
+	rc = eb_cli_remote_call(&a->remote, "grants", "POST", path, body, &out);
+	json_decref(body);
+	if (a->id != NULL && rc == 200)
+		printf("%s %s\n", a->id,
+		       json_string_value(json_object_get(out, "result")));
+	else if (rc == 200 || rc == 409)
+		json_array_foreach(json_object_get(out, "ended"), i, v)
+		{
+			printf("%s %s\n", json_string_value(v),
+			       retire ? "retired" : "revoked");
+		}
+	json_decref(out);
+	return rc == 200 ? 0 : 1;
+}
+
 /* Make every change through store touch the server's change file. */
 static int
 announce_changes(struct eb_store *store, const struct eb_config *cfg)
@@ -404,6 +529,8 @@ eb_cli_grants(int argc, char **argv)
 		usage();
 		return 2;
 	}
+	if (a.remote.server != NULL)
+		return do_revoke ? end_remote(&a, do_retire) : list_remote(&a);
 	memset(&cerr, 0, sizeof(cerr));
 	if ((cfg = eb_config_load(a.config, &cerr)) == NULL) {
 		fprintf(stderr, "grants: %s: %s: %s\n",

@@ -55,8 +55,10 @@ dir_of(const char *path)
 	return abs;
 }
 
+/* "host:port" (name: the key, for errors) into *hostp and *portp. */
 static int
-parse_listen(struct eb_cfg_ctx *c, const char *s, struct eb_config *cfg)
+parse_listen(struct eb_cfg_ctx *c, const char *name, const char *s,
+             char **hostp, uint16_t *portp)
 {
 	const char *host, *port, *p;
 	unsigned char a[16];
@@ -84,19 +86,19 @@ parse_listen(struct eb_cfg_ctx *c, const char *s, struct eb_config *cfg)
 		v = v * 10 + (*p - '0');
 	if (*p != '\0' || p == port || v < 1 || v > 65535 || hl == 0)
 		goto bad;
-	if ((cfg->listen_host = eb_strndup(host, hl)) == NULL)
-		return eb_cfg_fail(c, NULL, "listen", "out of memory");
+	if ((*hostp = eb_strndup(host, hl)) == NULL)
+		return eb_cfg_fail(c, NULL, name, "out of memory");
 	if (s[0] == '['
-	        ? inet_pton(AF_INET6, cfg->listen_host, a) != 1
-	        : strspn(cfg->listen_host,
+	        ? inet_pton(AF_INET6, *hostp, a) != 1
+	        : strspn(*hostp,
 	                 "abcdefghijklmnopqrstuvwxyz"
 	                 "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-") != hl)
 		goto bad;
-	cfg->listen_port = (uint16_t)v;
+	*portp = (uint16_t)v;
 	return 0;
 bad:
 	return eb_cfg_fail(
-	    c, NULL, "listen",
+	    c, NULL, name,
 	    "must be \"host:port\" (\"[address]:port\" for IPv6)");
 }
 
@@ -320,11 +322,12 @@ static int
 parse_main(struct eb_cfg_ctx *c, const json_t *root, struct eb_config *cfg)
 {
 	static const char *const keys[] = {
-	    "listen",           "public_url",  "database",
-	    "state_dir",        "tenants_dir", "tls",
-	    "limits",           "log",         "trusted_proxies",
-	    "database_migrate", "seal_keys",   "database_notify",
-	    "replica_id",       NULL};
+	    "listen",           "public_url",   "database",
+	    "state_dir",        "tenants_dir",  "tls",
+	    "limits",           "log",          "trusted_proxies",
+	    "database_migrate", "seal_keys",    "database_notify",
+	    "replica_id",       "admin_listen", "admin_token",
+	    "audit_retention",  "audit_stream", NULL};
 	static const char *const tkeys[] = {"cert", "key", NULL};
 	char *listen = NULL;
 	json_t *tls;
@@ -334,9 +337,20 @@ parse_main(struct eb_cfg_ctx *c, const json_t *root, struct eb_config *cfg)
 	    eb_cfg_str(c, root, NULL, "listen", 0, 0, &listen) == -1)
 		return -1;
 	cfg->database_notify = 1;
-	rc = parse_listen(c, listen ? listen : "127.0.0.1:8080", cfg);
+	rc = parse_listen(c, "listen", listen ? listen : "127.0.0.1:8080",
+	                  &cfg->listen_host, &cfg->listen_port);
 	eb_free(listen);
-	if (rc == -1 ||
+	if (rc == -1)
+		return -1;
+	listen = NULL;
+	if (eb_cfg_str(c, root, NULL, "admin_listen", 0, 0, &listen) == -1)
+		return -1;
+	rc = listen == NULL ? 0
+	                    : parse_listen(c, "admin_listen", listen,
+	                                   &cfg->admin_listen_host,
+	                                   &cfg->admin_listen_port);
+	eb_free(listen);
+	if (rc == -1 || eb_cfg_parse_admin(c, root, cfg) == -1 ||
 	    eb_cfg_url(c, root, NULL, "public_url", 1, EB_URL_NO_SLASH,
 	               &cfg->public_url) == -1 ||
 	    eb_cfg_path(c, root, NULL, "state_dir", 0, &cfg->state_dir) == -1 ||
@@ -535,6 +549,9 @@ config_free(struct eb_config *cfg)
 	eb_free(cfg->tenants);
 	eb_free(cfg->file);
 	eb_free(cfg->listen_host);
+	eb_free(cfg->admin_listen_host);
+	eb_free_secret_str(cfg->admin_token);
+	eb_free(cfg->audit_stream);
 	eb_free(cfg->public_url);
 	eb_free_secret_str(cfg->database); /* a DSN may hold a password */
 	eb_free(cfg->replica_id);

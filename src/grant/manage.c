@@ -11,6 +11,7 @@
 #include <time.h>
 
 #include "core/buf.h"
+#include "core/mem.h"
 #include "core/log.h"
 #include "core/str.h"
 #include "token/token.h"
@@ -257,4 +258,132 @@ eb_manage_end_grant(struct eb_store *store, const char *id, int retire,
 		    store, id, EB_STORE_GRANT_REVOKED,
 		    reason ? reason : REVOKE_REASON, now);
 	return end_rc(rc, id, retire ? "retire" : "revoke");
+}
+
+int
+eb_manage_text_check(const char *what, const char *s, size_t max, char *why,
+                     size_t whylen)
+{
+	const unsigned char *p;
+
+	if (s[0] == '\0' || strlen(s) > max) {
+		snprintf(why, whylen, "%s: must be 1 to %zu bytes", what, max);
+		return -1;
+	}
+	for (p = (const unsigned char *)s; *p != '\0'; p++)
+		if (*p < 0x20 || *p == 0x7f) {
+			snprintf(why, whylen,
+			         "%s: control characters are not allowed",
+			         what);
+			return -1;
+		}
+	if (!eb_str_is_utf8(s, strlen(s))) {
+		snprintf(why, whylen, "%s: not UTF-8", what);
+		return -1;
+	}
+	return 0;
+}
+
+int
+eb_manage_apple_id_check(const char *what, const char *id, char *why,
+                         size_t whylen)
+{
+	char *local = NULL, *domain = NULL;
+	int rc;
+
+	if (eb_manage_text_check(what, id, EB_MANAGE_MAX_APPLEID, why,
+	                         whylen) == -1)
+		return -1;
+	rc = eb_str_split_identifier(id, &local, &domain);
+	eb_free(local);
+	eb_free(domain);
+	if (rc == -1 || strchr(id, ' ') != NULL) {
+		snprintf(why, whylen,
+		         "%s: \"%s\" is not an address like "
+		         "user@appleid.example.com",
+		         what, id);
+		return -1;
+	}
+	return 0;
+}
+
+/* Digits only, at most 18 of them: *out. */
+static int
+parse_digits(const char *s, size_t n, int64_t *out)
+{
+	int64_t v = 0;
+	size_t i;
+
+	if (n == 0 || n > 18)
+		return -1;
+	for (i = 0; i < n; i++) {
+		if (s[i] < '0' || s[i] > '9')
+			return -1;
+		v = v * 10 + (s[i] - '0');
+	}
+	*out = v;
+	return 0;
+}
+
+/* "YYYY-MM-DD" or "YYYY-MM-DDTHH:MM:SSZ" (UTC) into *tm. */
+static int
+parse_date(const char *s, struct tm *tm)
+{
+	/* offset and length of each number, its bounds */
+	static const struct {
+		size_t off, len;
+		int64_t min, max;
+	} f[] = {{0, 4, 1970, 9999}, {5, 2, 1, 12},  {8, 2, 1, 31},
+	         {11, 2, 0, 23},     {14, 2, 0, 59}, {17, 2, 0, 60}};
+	int64_t v[6] = {0};
+	size_t n = strlen(s), i, nf;
+
+	if (n == 10)
+		nf = 3;
+	else if (n == 20 && s[10] == 'T' && s[13] == ':' && s[16] == ':' &&
+	         s[19] == 'Z')
+		nf = 6;
+	else
+		return -1;
+	if (s[4] != '-' || s[7] != '-')
+		return -1;
+	for (i = 0; i < nf; i++)
+		if (parse_digits(s + f[i].off, f[i].len, &v[i]) == -1 ||
+		    v[i] < f[i].min || v[i] > f[i].max)
+			return -1;
+	memset(tm, 0, sizeof(*tm));
+	tm->tm_year = (int)v[0] - 1900;
+	tm->tm_mon = (int)v[1] - 1;
+	tm->tm_mday = (int)v[2];
+	tm->tm_hour = (int)v[3];
+	tm->tm_min = (int)v[4];
+	tm->tm_sec = (int)v[5];
+	return 0;
+}
+
+int
+eb_manage_parse_time(const char *s, int64_t now, int64_t *out)
+{
+	static const struct {
+		char unit;
+		int64_t secs;
+	} ages[] = {{'s', 1}, {'m', 60}, {'h', 3600}, {'d', 86400}};
+	size_t n = strlen(s), i;
+	struct tm tm;
+	int64_t v;
+
+	if (parse_digits(s, n, out) == 0)
+		return 0;
+	for (i = 0; n > 1 && i < sizeof(ages) / sizeof(ages[0]); i++)
+		if (s[n - 1] == ages[i].unit) {
+			if (parse_digits(s, n - 1, &v) == -1 ||
+			    v > now / ages[i].secs)
+				return -1;
+			*out = now - v * ages[i].secs;
+			return 0;
+		}
+	if (parse_date(s, &tm) == -1)
+		return -1;
+	*out = (int64_t)timegm(&tm);
+	return 0;
 }

@@ -51,6 +51,28 @@ const char *eb_manage_key_state(const struct eb_seal_ring *ring,
                                 const struct eb_store_key *k, int64_t now,
                                 int *have_current, int *usable);
 
+/* A mapping override's limits (bytes). */
+#define EB_MANAGE_MAX_SUBJECT 512
+#define EB_MANAGE_MAX_APPLEID 320
+#define EB_MANAGE_MAX_NOTE    1024
+
+/*
+ * 0 when s is 1..max bytes of UTF-8 without control characters; else -1
+ * with "<what>: <reason>" in why.
+ */
+int eb_manage_text_check(const char *what, const char *s, size_t max, char *why,
+                         size_t whylen);
+/* The same for a Managed Apple Account (user@domain). */
+int eb_manage_apple_id_check(const char *what, const char *id, char *why,
+                             size_t whylen);
+
+/*
+ * A time for an audit query: unix seconds, "YYYY-MM-DD",
+ * "YYYY-MM-DDTHH:MM:SSZ", or an age before now ("90m", "24h", "7d").
+ * 0 with *out set, or -1.
+ */
+int eb_manage_parse_time(const char *s, int64_t now, int64_t *out);
+
 /* What ending a grant did. */
 enum eb_manage_end {
 	EB_MANAGE_ENDED,     /* revoked / retired now */

@@ -144,6 +144,8 @@ struct worker {
 
 struct eb_server {
 	struct eb_env *env;
+	/* the index of routes[0] in the table metrics count by */
+	int metrics_base;
 	struct worker *w;
 	unsigned nworkers;
 	atomic_int stopping;
@@ -1438,7 +1440,10 @@ completed_cb(void *cls, struct MHD_Connection *conn, void **con_cls,
 	secs = elapsed(&req->start);
 	status = req->queued ? req->status : 0;
 	if (req->method != NULL) {
-		eb_metrics_request(srv->env->metrics, req->route, status, secs);
+		eb_metrics_request(
+		    srv->env->metrics,
+		    req->route >= 0 ? req->route + srv->metrics_base : -1,
+		    status, secs);
 		if (req->cfg == NULL || req->cfg->access_log)
 			access_log(req, secs, status);
 	}
@@ -1764,33 +1769,33 @@ worker_main(void *arg)
 
 /* The listening socket, bound and listening; -1 with err set. */
 static int
-listen_socket(const struct eb_config *cfg, char *err, size_t errlen)
+listen_socket(const struct eb_config *cfg, const char *key, const char *host,
+              uint16_t port, char *err, size_t errlen)
 {
 	struct sockaddr_storage ss;
 	socklen_t len;
 	int fd, one = 1, e;
 
 	memset(&ss, 0, sizeof(ss));
-	if (inet_pton(AF_INET, cfg->listen_host,
-	              &((struct sockaddr_in *)&ss)->sin_addr) == 1) {
+	if (inet_pton(AF_INET, host, &((struct sockaddr_in *)&ss)->sin_addr) ==
+	    1) {
 		((struct sockaddr_in *)&ss)->sin_family = AF_INET;
-		((struct sockaddr_in *)&ss)->sin_port = htons(cfg->listen_port);
+		((struct sockaddr_in *)&ss)->sin_port = htons(port);
 		len = sizeof(struct sockaddr_in);
-	} else if (inet_pton(AF_INET6, cfg->listen_host,
+	} else if (inet_pton(AF_INET6, host,
 	                     &((struct sockaddr_in6 *)&ss)->sin6_addr) == 1) {
 		((struct sockaddr_in6 *)&ss)->sin6_family = AF_INET6;
-		((struct sockaddr_in6 *)&ss)->sin6_port =
-		    htons(cfg->listen_port);
+		((struct sockaddr_in6 *)&ss)->sin6_port = htons(port);
 		len = sizeof(struct sockaddr_in6);
 	} else {
-		snprintf(err, errlen, "%s: listen: not an IP address: %s",
-		         cfg->file, cfg->listen_host);
+		snprintf(err, errlen, "%s: %s: not an IP address: %s",
+		         cfg->file, key, host);
 		return -1;
 	}
 	if ((fd = socket(ss.ss_family,
 	                 SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0)) ==
 	    -1) {
-		snprintf(err, errlen, "%s: listen: socket: %s", cfg->file,
+		snprintf(err, errlen, "%s: %s: socket: %s", cfg->file, key,
 		         strerror(errno));
 		return -1;
 	}
@@ -1803,9 +1808,8 @@ listen_socket(const struct eb_config *cfg, char *err, size_t errlen)
 	    listen(fd, SOMAXCONN) == -1) {
 		e = errno;
 		close(fd);
-		snprintf(err, errlen, "%s: listen: cannot serve on %s:%u: %s%s",
-		         cfg->file, cfg->listen_host,
-		         (unsigned)cfg->listen_port, strerror(e),
+		snprintf(err, errlen, "%s: %s: cannot serve on %s:%u: %s%s",
+		         cfg->file, key, host, (unsigned)port, strerror(e),
 		         e == EADDRINUSE ? " (is another instance running?)"
 		                         : "");
 		return -1;
@@ -1892,11 +1896,19 @@ raise_nofile(unsigned conns)
 		          (unsigned long long)rl.rlim_cur, conns);
 }
 
-struct eb_server *
-eb_server_start(struct eb_env *env, const struct eb_route *routes,
-                size_t nroutes, char *err, size_t errlen)
+/* Where a server listens: the configuration key, the address, TLS. */
+struct bind {
+	const char *key; /* "listen", "admin_listen" */
+	const char *host;
+	uint16_t port;
+	int tls;
+};
+
+static struct eb_server *
+server_start(struct eb_env *env, struct eb_config *cfg, const struct bind *b,
+             const struct eb_route *routes, size_t nroutes, char *err,
+             size_t errlen)
 {
-	struct eb_config *cfg = eb_env_config(env);
 	struct sockaddr_storage ss;
 	socklen_t sl = sizeof(ss);
 	struct eb_server *srv;
@@ -1919,7 +1931,7 @@ eb_server_start(struct eb_env *env, const struct eb_route *routes,
 	raise_nofile(cfg->limits.max_connections);
 	RAND_bytes((unsigned char *)&srv->id_prefix, sizeof(srv->id_prefix));
 
-	if (cfg->tls_cert != NULL) {
+	if (b->tls) {
 		srv->tls_cert_pem = read_file(cfg->tls_cert, 1 << 20);
 		srv->tls_key_pem = read_file(cfg->tls_key, 1 << 20);
 		if (srv->tls_cert_pem == NULL || srv->tls_key_pem == NULL) {
@@ -1930,7 +1942,8 @@ eb_server_start(struct eb_env *env, const struct eb_route *routes,
 		}
 		srv->tls = 1;
 	}
-	if ((lfd = listen_socket(cfg, err, errlen)) == -1)
+	if ((lfd = listen_socket(cfg, b->key, b->host, b->port, err, errlen)) ==
+	    -1)
 		goto fail;
 	if (getsockname(lfd, (struct sockaddr *)&ss, &sl) == 0)
 		srv->port = ntohs(ss.ss_family == AF_INET6
@@ -1959,30 +1972,61 @@ eb_server_start(struct eb_env *env, const struct eb_route *routes,
 		if (worker_start(srv, &srv->w[i], lfd, cfg,
 		                 limit > 0 ? limit : 1, pool) == -1) {
 			snprintf(err, errlen,
-			         "%s: listen: cannot start HTTP worker %u "
+			         "%s: %s: cannot start HTTP worker %u "
 			         "(%s)",
-			         cfg->file, i, strerror(errno));
+			         cfg->file, b->key, i, strerror(errno));
 			goto fail;
 		}
 	}
 	close(lfd); /* each daemon has its own descriptor of the socket */
 	/* no empty %s pieces: the text log shows an empty value as "" */
-	if (strchr(cfg->listen_host, ':') != NULL)
-		log_info(srv->tls ? "listening on [%s]:%u (%u threads, TLS)"
-		                  : "listening on [%s]:%u (%u threads)",
-		         cfg->listen_host, (unsigned)srv->port, threads);
+	if (strchr(b->host, ':') != NULL)
+		log_info(srv->tls ? "%s: listening on [%s]:%u (%u threads, TLS)"
+		                  : "%s: listening on [%s]:%u (%u threads)",
+		         b->key, b->host, (unsigned)srv->port, threads);
 	else
-		log_info(srv->tls ? "listening on %s:%u (%u threads, TLS)"
-		                  : "listening on %s:%u (%u threads)",
-		         cfg->listen_host, (unsigned)srv->port, threads);
-	eb_config_unref(cfg);
+		log_info(srv->tls ? "%s: listening on %s:%u (%u threads, TLS)"
+		                  : "%s: listening on %s:%u (%u threads)",
+		         b->key, b->host, (unsigned)srv->port, threads);
 	return srv;
 fail:
 	if (lfd != -1)
 		close(lfd);
-	eb_config_unref(cfg);
 	eb_server_stop(srv);
 	return NULL;
+}
+
+struct eb_server *
+eb_server_start(struct eb_env *env, const struct eb_route *routes,
+                size_t nroutes, char *err, size_t errlen)
+{
+	struct eb_config *cfg = eb_env_config(env);
+	struct bind b = {"listen", cfg->listen_host, cfg->listen_port,
+	                 cfg->tls_cert != NULL};
+	struct eb_server *srv;
+
+	srv = server_start(env, cfg, &b, routes, nroutes, err, errlen);
+	eb_config_unref(cfg);
+	return srv;
+}
+
+struct eb_server *
+eb_server_start_admin(struct eb_env *env, const struct eb_route *routes,
+                      size_t nroutes, size_t metrics_base, char *err,
+                      size_t errlen)
+{
+	struct eb_config *cfg = eb_env_config(env);
+	struct bind b = {"admin_listen", cfg->admin_listen_host,
+	                 cfg->admin_listen_port, 0};
+	struct eb_server *srv = NULL;
+
+	if (cfg->admin_listen_host == NULL)
+		snprintf(err, errlen, "%s: admin_listen: not set", cfg->file);
+	else if ((srv = server_start(env, cfg, &b, routes, nroutes, err,
+	                             errlen)) != NULL)
+		srv->metrics_base = (int)metrics_base;
+	eb_config_unref(cfg);
+	return srv;
 }
 
 uint16_t
