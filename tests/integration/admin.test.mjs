@@ -324,7 +324,8 @@ test('admin_token off after a reload: the API answers 404; metrics stay on admin
 });
 
 test('audit_retention: a restart deletes the events older than it', async () => {
-  await bridge.stop();
+  const first = await bridge.stop();
+  assert.equal(first.code, 0, bridge.logs.filter((l) => !l.startsWith('{')).join('\n'));
   const count = (await cliAsync(['audit', 'list', '-c', world.config.main, '--json'])).stdout.trim().split('\n').length;
   assert.ok(count > 5);
   await new Promise((r) => setTimeout(r, 2100));
@@ -336,6 +337,9 @@ test('audit_retention: a restart deletes the events older than it', async () => 
   const left = (await cliAsync(['audit', 'list', '-c', world.config.main, '--json'])).stdout.trim();
   const now = Date.now() / 1000;
   for (const l of left.split('\n').filter(Boolean)) assert.ok(JSON.parse(l).ts >= now - 10, l);
+  // a clean stop (under the sanitizers: no leak, no error)
+  const end = await bridge.stop();
+  assert.equal(end.code, 0, bridge.logs.filter((l) => !l.startsWith('{')).join('\n'));
   // a bad value is refused with the key named
   cfg.audit_retention = 0;
   fs.writeFileSync(world.config.main, JSON.stringify(cfg, null, 2));
