@@ -8,6 +8,7 @@ import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import http from 'node:http';
+import os from 'node:os';
 import path from 'node:path';
 
 import { cliAsync, startBridge } from './lib.mjs';
@@ -25,6 +26,7 @@ let mdm;
 let admin; // http://127.0.0.1:APORT
 let streamFile;
 let tokenFile;
+let tmp;
 
 function startMdm() {
   const server = http.createServer((req, res) => {
@@ -78,9 +80,9 @@ before(async () => {
   idp = await startTestIdp();
   const gen = oidcTenant(`http://127.0.0.1:${port}`, idp, 'gen');
   gen.tenant.mdm = { upstream: `http://127.0.0.1:${mdm.address().port}/base/` };
-  const dir = fs.mkdtempSync('/tmp/eb-admin-');
-  streamFile = path.join(dir, 'audit.jsonl');
-  tokenFile = path.join(dir, 'admin.token');
+  tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'eb-admin-'));
+  streamFile = path.join(tmp, 'audit.jsonl');
+  tokenFile = path.join(tmp, 'admin.token');
   fs.writeFileSync(tokenFile, `${TOKEN}\n`, { mode: 0o600 });
   world = await startWorld(port, [gen], {
     admin_listen: `127.0.0.1:${aport}`,
@@ -94,6 +96,7 @@ after(async () => {
   await stopAll(bridge, idp);
   mdm.closeAllConnections?.();
   await new Promise((r) => mdm.close(r));
+  fs.rmSync(tmp, { recursive: true, force: true });
 });
 
 test('admin_listen serves /metrics, /healthz, /readyz; the public listener no longer serves /metrics', async () => {
