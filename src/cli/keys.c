@@ -33,7 +33,9 @@ usage(void)
 	fprintf(stderr,
 	        "usage: enrollbridge keys list -c FILE\n"
 	        "       enrollbridge keys rotate -c FILE [--activate-in "
-	        "SECONDS]\n");
+	        "SECONDS]\n"
+	        "       (--server URL [--token-file F] instead of -c FILE: "
+	        "through the admin API)\n");
 }
 
 /* Longest --activate-in: a day (a longer delay is a mistake). */

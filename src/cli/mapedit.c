@@ -39,7 +39,9 @@ usage(void)
 	        "usage: enrollbridge map set -c FILE --tenant T --subject S "
 	        "--apple-id USER@DOMAIN [--note TEXT]\n"
 	        "       enrollbridge map unset -c FILE --tenant T --subject S\n"
-	        "       enrollbridge map list -c FILE --tenant T [--json]\n");
+	        "       enrollbridge map list -c FILE --tenant T [--json]\n"
+	        "       (--server URL [--token-file F] instead of -c FILE: "
+	        "through the admin API)\n");
 }
 
 /* 0 when s is 1..max bytes of UTF-8 without control characters. */

@@ -25,7 +25,7 @@
 #define PAGE_DEFAULT 100
 #define PAGE_MAX     1000
 #define MAX_REASON   512
-#define ACTIVATE_MAX (30LL * 86400)
+#define ACTIVATE_MAX 86400 /* as `keys rotate --activate-in` */
 
 static const char *
 q(struct admin_call *c, const char *name)
@@ -370,7 +370,7 @@ keys_rotate(struct admin_call *c)
 	    (!json_is_integer(v) || (in = json_integer_value(v)) < 0 ||
 	     in > ACTIVATE_MAX)) {
 		eb_admin_fail(c, 400,
-		              "activate_in: must be seconds from 0 to 2592000");
+		              "activate_in: must be seconds from 0 to 86400");
 		return;
 	}
 	if (eb_signer_rotate_ring(c->env->store, c->env->seal_ring,
