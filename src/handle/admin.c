@@ -111,6 +111,8 @@ static void
 call_free(struct admin_call *c)
 {
 	json_decref(c->in);
+	json_decref(c->query);
+	eb_free(c->id);
 	json_decref(c->out);
 	json_decref(c->detail);
 	eb_free(c->tenant);
@@ -170,6 +172,44 @@ refused_job(void *arg)
 	call_free(c);
 }
 
+struct query_copy {
+	json_t *q;
+	int bad; /* a name or value that is not UTF-8 */
+};
+
+static int
+copy_param(void *arg, const char *name, const char *value)
+{
+	struct query_copy *qc = arg;
+	json_t *v;
+
+	/* the first one wins, as eb_req_query says */
+	if (json_object_get(qc->q, name) != NULL)
+		return 0;
+	if ((v = json_string(value ? value : "")) == NULL ||
+	    json_object_set_new(qc->q, name, v) != 0)
+		qc->bad = 1;
+	return 0;
+}
+
+/* What the worker reads of the request: query, {id}, body. -1: no memory. */
+static int
+copy_request(struct eb_request *req, struct admin_call *c)
+{
+	const char *id = eb_req_param(req, "id");
+	struct query_copy qc = {NULL, 0};
+
+	if ((c->query = json_object()) == NULL ||
+	    (id != NULL && (c->id = eb_strdup(id)) == NULL))
+		return -1;
+	qc.q = c->query;
+	eb_req_query_each(req, copy_param, &qc);
+	read_body(req, c);
+	if (qc.bad)
+		c->in_error = "the query must be UTF-8";
+	return 0;
+}
+
 /* A refused call: audited off this thread, answered here. */
 static void
 refuse(struct eb_request *req, const struct admin_action *a)
@@ -216,7 +256,11 @@ eb_admin_handle(struct eb_request *req, const struct admin_action *a)
 	c->env = env;
 	c->cfg = eb_env_config(env);
 	c->action = a;
-	read_body(req, c);
+	if (copy_request(req, c) == -1) {
+		call_free(c);
+		eb_resp_text(req, 500, "out of memory\n");
+		return EB_HANDLED;
+	}
 	if (eb_workq_submit(env->workq, call_job, c) != 0) {
 		call_free(c);
 		eb_resp_header(req, "Retry-After", "1");

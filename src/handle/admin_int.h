@@ -23,7 +23,11 @@ struct admin_call {
 	struct eb_env *env;
 	struct eb_config *cfg; /* a reference for the call's life */
 	const struct admin_action *action;
-	json_t *in;           /* the request body, an object ({} when none) */
+	json_t *in; /* the request body, an object ({} when none) */
+	/* the query parameters (the first of each name) and the path's
+	 * {id}, copied on the server's thread: the worker reads these */
+	json_t *query;
+	char *id;
 	const char *in_error; /* why the body was refused, or NULL */
 	/* set by the action: the status (200 unless said), the answer, and
 	 * what the audit event records (tenant, subject, detail) */

@@ -27,10 +27,12 @@
 #define MAX_REASON   512
 #define ACTIVATE_MAX 86400 /* as `keys rotate --activate-in` */
 
+/* A query parameter (NULL when absent; a value that is not UTF-8 reads as
+ * absent, jansson holds only UTF-8). */
 static const char *
 q(struct admin_call *c, const char *name)
 {
-	return eb_req_query(c->req, name);
+	return json_string_value(json_object_get(c->query, name));
 }
 
 /*
@@ -185,7 +187,7 @@ out:
 static void
 grant_get(struct admin_call *c)
 {
-	const char *id = eb_req_param(c->req, "id");
+	const char *id = c->id;
 	struct eb_store_grant g;
 	int rc;
 
@@ -228,7 +230,7 @@ end_result(enum eb_manage_end r, int retire, int *status)
 static void
 grant_end(struct admin_call *c, int retire)
 {
-	const char *id = eb_req_param(c->req, "id"), *reason, *res;
+	const char *id = c->id, *reason, *res;
 	int status;
 
 	set_audit(c, NULL, id);

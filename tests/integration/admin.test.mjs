@@ -161,6 +161,8 @@ test('grants: list with filters and paging, get, revoke (401 after), retire (403
   assert.equal((await api('GET', '/admin/v1/grants?tenant=nope')).status, 404);
   assert.equal((await api('GET', '/admin/v1/grants?status=bogus')).status, 400);
   assert.equal((await api('GET', '/admin/v1/grants?limit=x')).status, 400);
+  // a filter that is not UTF-8 is refused, never dropped (which would list all)
+  assert.equal((await api('GET', '/admin/v1/grants?tenant=%FF')).status, 400);
 
   // revoke: the device's next request gets 401 and the challenge
   assert.equal((await put(t1, { EnrollmentID: 'ENR-A1' })).status, 200);
