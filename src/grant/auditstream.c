@@ -119,18 +119,15 @@ follow_once(struct eb_auditstream *as)
 	size_t i;
 
 	memset(&f, 0, sizeof(f));
-	f.after_id = as->after > 0 ? as->after : 0;
+	f.after_id = as->after;
+	f.oldest_first = 1;
 	f.limit = BATCH;
 	if (eb_store_audit_query(as->store, &f, &l) != EB_STORE_OK)
 		return -1;
-	if (f.after_id == 0) { /* newest first: reverse */
-		for (i = l.n; i > 0; i--)
-			write_event(as, &l.v[i - 1]);
-	} else
-		for (i = 0; i < l.n; i++)
-			write_event(as, &l.v[i]);
+	for (i = 0; i < l.n; i++)
+		write_event(as, &l.v[i]);
 	if (l.n > 0)
-		as->after = f.after_id == 0 ? l.v[0].id : l.v[l.n - 1].id;
+		as->after = l.v[l.n - 1].id;
 	i = l.n;
 	eb_store_audit_list_finish(&l);
 	return (int)i;
@@ -171,8 +168,8 @@ start_cursor(struct eb_auditstream *as)
 	f.limit = 1;
 	if (eb_store_audit_query(as->store, &f, &l) != EB_STORE_OK)
 		return -1;
-	/* an empty log: from the first event on (ids start at 1) */
-	as->after = l.n > 0 ? l.v[0].id : -1;
+	/* an empty log: from the first event on */
+	as->after = l.n > 0 ? l.v[0].id : 0;
 	eb_store_audit_list_finish(&l);
 	return 0;
 }

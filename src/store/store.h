@@ -84,10 +84,11 @@ struct eb_store_audit_filter {
 	/* NULL: any; an event name ("grant.revoked"), or a prefix when it
 	 * ends in '.' ("grant." takes every grant event) */
 	const char *event;
-	int64_t since; /* ts >= since; 0: any */
-	/* > 0: only events with id > after_id, oldest first (a reader
-	 * following the log); 0: newest first */
-	int64_t after_id;
+	int64_t since;    /* ts >= since; 0: any */
+	int64_t after_id; /* only events with id > after_id; 0: any */
+	/* 1: oldest first (a reader following the log with after_id);
+	 * 0: newest first */
+	int oldest_first;
 	size_t limit; /* 0 or over 1000: 1000 */
 };
 

@@ -1263,8 +1263,8 @@ test_audit(void **state)
 	eb_store_audit_list_finish(&l);
 }
 
-/* The audit query's filters (tenant, event or event prefix, since),
- * following (after_id, oldest first) and the retention's prune. */
+/* The audit query's filters (tenant, event or event prefix, since, after
+ * an id), both orders and the retention's prune. */
 static void
 test_audit_query(void **state)
 {
@@ -1315,8 +1315,19 @@ test_audit_query(void **state)
 	f.after_id -= 3;
 	assert_int_equal(eb_store_audit_query(fx->s, &f, &l), 0);
 	assert_int_equal(l.n, 5);
+	assert_true(l.v[0].id > l.v[1].id); /* still newest first */
+	eb_store_audit_list_finish(&l);
+	f.oldest_first = 1;
+	assert_int_equal(eb_store_audit_query(fx->s, &f, &l), 0);
+	assert_int_equal(l.n, 5);
 	assert_true(l.v[0].id < l.v[1].id);
 	assert_string_equal(l.v[4].tenant, "other");
+	eb_store_audit_list_finish(&l);
+	f.after_id = 0; /* from the first event on */
+	f.limit = 2;
+	assert_int_equal(eb_store_audit_query(fx->s, &f, &l), 0);
+	assert_int_equal(l.n, 2);
+	assert_int_equal(l.v[0].ts, T0);
 	eb_store_audit_list_finish(&l);
 	/* retention: before T0 + 300 takes the first three */
 	assert_int_equal(eb_store_audit_prune(fx->s, T0 + 300, &removed), 0);

@@ -82,6 +82,7 @@ audit_query_fn(struct eb_pg_conn *c, void *arg)
 	eb_pg_args_int8(&a, q->f->since);
 	eb_pg_args_int8(&a, q->f->after_id > 0 ? q->f->after_id : 0);
 	eb_pg_args_int8(&a, (int64_t)q->limit);
+	eb_pg_args_int8(&a, q->f->oldest_first != 0);
 	return eb_pg_all(c, PS_AUDIT_QUERY, &a, &eb_pg_rt_audit,
 	                 (void **)&q->out->v, &q->out->n);
 }

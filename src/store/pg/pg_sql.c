@@ -125,10 +125,10 @@ const struct eb_pg_stmt eb_pg_stmts[PS__COUNT] = {
                         " OR (right($2, 1) = '.'"
                         " AND left(event, length($2)) = $2))"
                         " AND ts >= $3 AND id > $4"
-                        " ORDER BY CASE WHEN $4 > 0 THEN id END ASC,"
+                        " ORDER BY CASE WHEN $6 <> 0 THEN id END ASC,"
                         " id DESC LIMIT $5",
-                        5,
-                        {T, T, I, I, I}},
+                        6,
+                        {T, T, I, I, I, I}},
     [PS_AUDIT_PRUNE] = {"eb_audit_prune",
                         "DELETE FROM audit_events WHERE id IN (SELECT id"
                         " FROM audit_events WHERE ts < $1 ORDER BY id"

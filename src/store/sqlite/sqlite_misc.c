@@ -124,7 +124,8 @@ eb_sq_audit_query(void *be, const struct eb_store_audit_filter *f,
 	    eb_sq_bind_text(st, 2, f->event) |
 	    sqlite3_bind_int64(st, 3, f->since) |
 	    sqlite3_bind_int64(st, 4, f->after_id > 0 ? f->after_id : 0) |
-	    sqlite3_bind_int64(st, 5, (int64_t)limit))
+	    sqlite3_bind_int64(st, 5, (int64_t)limit) |
+	    sqlite3_bind_int(st, 6, f->oldest_first != 0))
 		return eb_sq_fail(c, sqlite3_errcode(c->db), __func__);
 	return eb_sq_all(c, st, &eb_sq_rt_audit, (void **)&out->v, &out->n,
 	                 __func__);

@@ -61,7 +61,7 @@ const char *const eb_sq_sql[ST__COUNT] = {
         " AND (?2 IS NULL OR event = ?2 OR (substr(?2, -1) = '.'"
         " AND substr(event, 1, length(?2)) = ?2))"
         " AND ts >= ?3 AND id > ?4"
-        " ORDER BY CASE WHEN ?4 > 0 THEN id END ASC, id DESC LIMIT ?5",
+        " ORDER BY CASE WHEN ?6 <> 0 THEN id END ASC, id DESC LIMIT ?5",
     [ST_AUDIT_PRUNE] = "DELETE FROM audit_events WHERE id IN (SELECT id FROM"
                        " audit_events WHERE ts < ?1 ORDER BY id LIMIT ?2)",
     [ST_FLOW_INS] = INSERT("login_flows", EB_COLUMNS_FLOW),
