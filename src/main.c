@@ -27,6 +27,7 @@
 #include <jansson.h>
 #include <openssl/crypto.h>
 
+#include "cli/audit.h"
 #include "cli/discover.h"
 #include "cli/grants.h"
 #include "cli/importdb.h"
@@ -45,6 +46,7 @@
 #include "core/sealring.h"
 #include "core/statedir.h"
 #include "core/workq.h"
+#include "grant/auditstream.h"
 #include "handle/handle.h"
 #include "http/client.h"
 #include "http/server.h"
@@ -86,6 +88,12 @@ usage(FILE *f)
 	        "[--user SUBJECT] [--json]\n"
 	        "       enrollbridge grants revoke|retire -c FILE "
 	        "{GRANT_ID | --user SUBJECT [--tenant T]} [--reason TEXT]\n"
+	        "       enrollbridge audit list -c FILE [--tenant T] "
+	        "[--since TIME] [--event E] [--limit N] [--json]\n"
+	        "       (grants, keys, map list|set|unset and audit take "
+	        "--server URL [--token-file F]\n"
+	        "        instead of -c FILE: the admin API of a running "
+	        "server)\n"
 	        "       enrollbridge version\n");
 }
 
@@ -275,18 +283,63 @@ follow_store_changes(struct eb_store *store, const struct eb_config *cfg)
 	}
 }
 
-/* The sweep, on the one replica holding the "sweep" lease. */
+/*
+ * The sweep, on the one replica holding the "sweep" lease: expired records,
+ * and audit events older than audit_retention.
+ */
 static void
-sweep(struct eb_store *store, const char *owner)
+sweep(struct eb_env *env, const char *owner)
 {
+	struct eb_config *cfg = eb_env_config(env);
 	int64_t now = (int64_t)time(NULL);
 	size_t removed = 0;
 
-	if (eb_store_lock_try(store, SWEEP_LOCK, owner, SWEEP_TTL, now) !=
+	if (eb_store_lock_try(env->store, SWEEP_LOCK, owner, SWEEP_TTL, now) !=
 	    EB_STORE_OK)
-		return; /* another replica sweeps */
-	if (eb_store_sweep(store, now, &removed) == EB_STORE_OK && removed > 0)
+		goto out; /* another replica sweeps */
+	if (eb_store_sweep(env->store, now, &removed) == EB_STORE_OK &&
+	    removed > 0)
 		log_debug("swept %zu expired records", removed);
+	if (eb_store_audit_prune(env->store, now - cfg->audit_retention,
+	                         &removed) == EB_STORE_OK &&
+	    removed > 0)
+		log_info("audit_retention: deleted %zu audit events older than "
+		         "%lld s",
+		         removed, (long long)cfg->audit_retention);
+out:
+	eb_config_unref(cfg);
+}
+
+/*
+ * The listeners: without admin_listen, every route but the admin API on
+ * listen; with it, /metrics and the admin API move to admin_listen, and
+ * /healthz and /readyz are on both (handle/routes.c).
+ */
+static int
+start_servers(struct eb_env *env, const struct eb_config *cfg, char *err,
+              size_t errlen)
+{
+	size_t shared = eb_route_index("healthz");
+	size_t metrics = eb_route_index("metrics");
+
+	if (shared >= metrics || metrics >= eb_nroutes) {
+		snprintf(err, errlen,
+		         "route table: healthz, metrics misplaced");
+		return -1;
+	}
+	if ((env->server = eb_server_start(
+	         env, eb_routes, cfg->admin_listen_host ? metrics : metrics + 1,
+	         err, errlen)) == NULL)
+		return -1;
+	if (cfg->admin_listen_host == NULL)
+		return 0;
+	if ((env->admin_server = eb_server_start_admin(
+	         env, eb_routes + shared, eb_nroutes - shared, shared, err,
+	         errlen)) == NULL)
+		return -1;
+	if (cfg->admin_token == NULL)
+		log_info("admin_listen: no admin_token: the admin API is off");
+	return 0;
 }
 
 /* Seconds on the monotonic clock. */
@@ -353,7 +406,7 @@ serve_loop(struct eb_env *env, const sigset_t *set, const char *owner)
 		if (wd > 0)
 			eb_sdnotify_watchdog();
 		if ((now = mono_now()) >= next_sweep) {
-			sweep(env->store, owner);
+			sweep(env, owner);
 			/* picks up `keys rotate` made by another process */
 			eb_signer_refresh(env->signer);
 			next_sweep = now + SWEEP_EVERY;
@@ -370,7 +423,10 @@ serve_loop(struct eb_env *env, const sigset_t *set, const char *owner)
 	         sig == SIGTERM ? "SIGTERM" : "SIGINT");
 	eb_sdnotify_stopping("draining requests under way");
 	eb_server_quiesce(env->server);
-	if (eb_server_drain(env->server, DRAIN_MS) != 0)
+	eb_server_quiesce(env->admin_server);
+	if (eb_server_drain(env->server, DRAIN_MS) != 0 ||
+	    (env->admin_server != NULL &&
+	     eb_server_drain(env->admin_server, DRAIN_MS) != 0))
 		log_warnx("requests still under way after %d ms; "
 		          "stopping anyway",
 		          DRAIN_MS);
@@ -383,6 +439,7 @@ cmd_serve(int argc, char **argv)
 	struct eb_config *cfg;
 	struct eb_env *env = NULL;
 	const char *path = config_arg(argc, argv);
+	struct eb_auditstream *stream = NULL;
 	char err[512], owner[256];
 	sigset_t set;
 	int rc = 1;
@@ -497,20 +554,28 @@ cmd_serve(int argc, char **argv)
 		log_errx("cannot start the upstream worker threads");
 		goto out;
 	}
-	if ((env->server = eb_server_start(env, eb_routes, eb_nroutes, err,
+	if (cfg->audit_stream != NULL &&
+	    (stream = eb_auditstream_start(env->store, cfg->audit_stream, err,
 	                                   sizeof(err))) == NULL) {
+		log_errx("%s: %s", cfg->file, err);
+		goto out;
+	}
+	if (start_servers(env, cfg, err, sizeof(err)) == -1) {
 		log_errx("%s", err);
 		goto out;
 	}
 	announce(cfg, eb_server_port(env->server));
 	if ((env->renewer = eb_renewer_start(env)) == NULL)
 		goto out;
+	sweep(env, owner); /* at once: a restart applies audit_retention */
 	notify_serving(env, NULL);
 
 	rc = serve_loop(env, &set, owner);
 out:
 	eb_server_stop(env->server);
+	eb_server_stop(env->admin_server);
 	eb_renewer_stop(env->renewer);
+	eb_auditstream_stop(stream);
 	if (env->store != NULL)
 		eb_store_lock_release(env->store, SWEEP_LOCK, owner);
 	eb_workq_destroy(env->workq);
@@ -622,6 +687,7 @@ static const struct {
     {"grants", eb_cli_grants},
     {"device-sim", cmd_device_sim},
     {"import-sqlite", eb_cli_import_sqlite},
+    {"audit", eb_cli_audit},
 };
 
 int

@@ -17,11 +17,13 @@
 
 #include <openssl/crypto.h>
 
+#include "cli/remote.h"
 #include "core/config.h"
 #include "core/sealring.h"
 #include "core/statedir.h"
 #include "jose/jose.h"
 #include "jose/seal.h"
+#include "grant/manage.h"
 #include "store/store.h"
 #include "token/token.h"
 
@@ -31,7 +33,9 @@ usage(void)
 	fprintf(stderr,
 	        "usage: enrollbridge keys list -c FILE\n"
 	        "       enrollbridge keys rotate -c FILE [--activate-in "
-	        "SECONDS]\n");
+	        "SECONDS]\n"
+	        "       (--server URL [--token-file F] instead of -c FILE: "
+	        "through the admin API)\n");
 }
 
 /* Longest --activate-in: a day (a longer delay is a mistake). */
@@ -61,13 +65,18 @@ seconds(const char *s)
  * rotate "--activate-in SECONDS" (*activate_in; 0 when not given).
  */
 static const char *
-config_path(int argc, char **argv, int64_t *activate_in)
+config_path(int argc, char **argv, int64_t *activate_in,
+            struct eb_cli_remote *r)
 {
 	const char *path = NULL;
-	int i;
+	int i, ro;
 
 	*activate_in = 0;
 	for (i = 2; i < argc; i++) {
+		if ((ro = eb_cli_remote_opt(argc, argv, &i, r)) == -1)
+			return NULL;
+		if (ro == 1)
+			continue;
 		if ((strcmp(argv[i], "-c") == 0 ||
 		     strcmp(argv[i], "--config") == 0) &&
 		    i + 1 < argc)
@@ -88,9 +97,12 @@ config_path(int argc, char **argv, int64_t *activate_in)
 			return NULL;
 		}
 	}
-	if (path == NULL)
-		fprintf(stderr, "keys: -c FILE is required\n");
-	return path;
+	if ((path == NULL) == (r->server == NULL)) {
+		fprintf(stderr,
+		        "keys: one of -c FILE and --server URL is required\n");
+		return NULL;
+	}
+	return path != NULL ? path : r->server;
 }
 
 static void
@@ -119,21 +131,13 @@ list(struct eb_store *store, const struct eb_seal_ring *ring)
 	}
 	for (i = 0; i < l.n; i++) {
 		const struct eb_store_key *k = &l.v[i];
-		const char *state = "retired";
+		const char *state;
 		int usable;
 
 		if (k->tenant != NULL && k->tenant[0] != '\0')
 			continue;
-		usable = eb_signer_key_usable_ring(ring, k);
-		/* the signer's rule: the newest usable key active and not
-		 * retired at now signs; a key not active yet is pending */
-		if (k->activates_at > now)
-			state = "pending";
-		else if (k->retired_at == 0 || k->retired_at > now) {
-			state = !have_current && usable ? "current" : "standby";
-			if (usable)
-				have_current = 1;
-		}
+		state =
+		    eb_manage_key_state(ring, k, now, &have_current, &usable);
 		iso(k->created, created, sizeof(created));
 		iso(k->not_after, not_after, sizeof(not_after));
 		printf("%s %s %s %s%s\n", k->kid, state, created, not_after,
@@ -159,6 +163,56 @@ rotate(struct eb_store *store, const struct eb_seal_ring *ring,
 	return 0;
 }
 
+/* The listing of list() from the admin API's answer. */
+static int
+list_remote(const struct eb_cli_remote *r)
+{
+	char created[32], not_after[32];
+	json_t *out = NULL, *k;
+	size_t i;
+
+	if (eb_cli_remote_call(r, "keys", "GET", "/admin/v1/keys", NULL,
+	                       &out) != 200) {
+		json_decref(out);
+		return 1;
+	}
+	json_array_foreach(json_object_get(out, "keys"), i, k)
+	{
+		iso(json_integer_value(json_object_get(k, "created")), created,
+		    sizeof(created));
+		iso(json_integer_value(json_object_get(k, "not_after")),
+		    not_after, sizeof(not_after));
+		printf("%s %s %s %s%s\n",
+		       json_string_value(json_object_get(k, "kid")),
+		       json_string_value(json_object_get(k, "state")), created,
+		       not_after,
+		       json_is_true(json_object_get(k, "usable"))
+		           ? ""
+		           : " unusable");
+	}
+	json_decref(out);
+	return 0;
+}
+
+static int
+rotate_remote(const struct eb_cli_remote *r, int64_t activate_in)
+{
+	json_t *body =
+	    json_pack("{s:I}", "activate_in", (json_int_t)activate_in);
+	json_t *out = NULL;
+	int rc;
+
+	if (body == NULL)
+		return 1;
+	rc = eb_cli_remote_call(r, "keys", "POST", "/admin/v1/keys/rotate",
+	                        body, &out);
+	json_decref(body);
+	if (rc == 200)
+		printf("%s\n", json_string_value(json_object_get(out, "kid")));
+	json_decref(out);
+	return rc == 200 ? 0 : 1;
+}
+
 int
 eb_cli_keys(int argc, char **argv)
 {
@@ -168,6 +222,7 @@ eb_cli_keys(int argc, char **argv)
 	const char *path;
 	struct eb_seal_ring *ring = NULL;
 	char err[512];
+	struct eb_cli_remote remote;
 	int64_t activate_in;
 	int rc = 1, do_rotate;
 
@@ -177,10 +232,14 @@ eb_cli_keys(int argc, char **argv)
 		return 2;
 	}
 	do_rotate = strcmp(argv[1], "rotate") == 0;
-	if ((path = config_path(argc, argv, &activate_in)) == NULL) {
+	memset(&remote, 0, sizeof(remote));
+	if ((path = config_path(argc, argv, &activate_in, &remote)) == NULL) {
 		usage();
 		return 2;
 	}
+	if (remote.server != NULL)
+		return do_rotate ? rotate_remote(&remote, activate_in)
+		                 : list_remote(&remote);
 	memset(&cerr, 0, sizeof(cerr));
 	if ((cfg = eb_config_load(path, &cerr)) == NULL) {
 		fprintf(stderr, "keys: %s: %s: %s\n",

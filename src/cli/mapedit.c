@@ -14,20 +14,22 @@
 
 #include <jansson.h>
 
+#include "cli/remote.h"
 #include "core/config.h"
 #include "core/mem.h"
 #include "core/str.h"
+#include "grant/manage.h"
 #include "store/store.h"
 
-#define MAX_SUBJECT 512
-#define MAX_APPLEID 320
-#define MAX_NOTE    1024
+#define MAX_SUBJECT EB_MANAGE_MAX_SUBJECT
+#define MAX_NOTE    EB_MANAGE_MAX_NOTE
 
 enum { OP_SET, OP_UNSET, OP_LIST };
 
 struct edit_args {
 	int op, json;
 	const char *config, *tenant, *subject, *apple_id, *note;
+	struct eb_cli_remote remote; /* --server: the admin API */
 };
 
 static void
@@ -37,53 +39,32 @@ usage(void)
 	        "usage: enrollbridge map set -c FILE --tenant T --subject S "
 	        "--apple-id USER@DOMAIN [--note TEXT]\n"
 	        "       enrollbridge map unset -c FILE --tenant T --subject S\n"
-	        "       enrollbridge map list -c FILE --tenant T [--json]\n");
+	        "       enrollbridge map list -c FILE --tenant T [--json]\n"
+	        "       (--server URL [--token-file F] instead of -c FILE: "
+	        "through the admin API)\n");
 }
 
 /* 0 when s is 1..max bytes of UTF-8 without control characters. */
 static int
 text_ok(const char *what, const char *s, size_t max)
 {
-	const unsigned char *p;
+	char why[256];
 
-	if (s[0] == '\0' || strlen(s) > max) {
-		fprintf(stderr, "map: %s: must be 1 to %zu bytes\n", what, max);
-		return -1;
-	}
-	for (p = (const unsigned char *)s; *p != '\0'; p++)
-		if (*p < 0x20 || *p == 0x7f) {
-			fprintf(stderr,
-			        "map: %s: control characters are not "
-			        "allowed\n",
-			        what);
-			return -1;
-		}
-	if (!eb_str_is_utf8(s, strlen(s))) {
-		fprintf(stderr, "map: %s: not UTF-8\n", what);
-		return -1;
-	}
-	return 0;
+	if (eb_manage_text_check(what, s, max, why, sizeof(why)) == 0)
+		return 0;
+	fprintf(stderr, "map: %s\n", why);
+	return -1;
 }
 
 static int
 apple_id_ok(const char *id)
 {
-	char *local = NULL, *domain = NULL;
-	int rc;
+	char why[512];
 
-	if (text_ok("--apple-id", id, MAX_APPLEID) == -1)
-		return -1;
-	rc = eb_str_split_identifier(id, &local, &domain);
-	eb_free(local);
-	eb_free(domain);
-	if (rc == -1 || strchr(id, ' ') != NULL) {
-		fprintf(stderr,
-		        "map: --apple-id: \"%s\" is not an address "
-		        "like user@appleid.example.com\n",
-		        id);
-		return -1;
-	}
-	return 0;
+	if (eb_manage_apple_id_check("--apple-id", id, why, sizeof(why)) == 0)
+		return 0;
+	fprintf(stderr, "map: %s\n", why);
+	return -1;
 }
 
 /* One option into a; 0, or -1 (message printed). */
@@ -130,17 +111,22 @@ one_opt(int argc, char **argv, int *i, struct edit_args *a)
 static int
 parse_args(int argc, char **argv, struct edit_args *a)
 {
-	int i;
+	int i, ro;
 
 	for (i = 1; i < argc; i++) {
 		if (strcmp(argv[i], "-h") == 0 ||
 		    strcmp(argv[i], "--help") == 0)
 			return 1;
-		if (one_opt(argc, argv, &i, a) == -1)
+		if ((ro = eb_cli_remote_opt(argc, argv, &i, &a->remote)) == -1)
+			return -1;
+		if (ro == 0 && one_opt(argc, argv, &i, a) == -1)
 			return -1;
 	}
-	if (a->config == NULL || a->tenant == NULL) {
-		fprintf(stderr, "map %s: -c and --tenant are required\n",
+	if ((a->config == NULL) == (a->remote.server == NULL) ||
+	    a->tenant == NULL) {
+		fprintf(stderr,
+		        "map %s: -c and --tenant are required (or --server "
+		        "URL instead of -c)\n",
 		        argv[0]);
 		return -1;
 	}
@@ -208,25 +194,16 @@ print_json(const struct eb_store_mapping *m)
 	json_free_t jfree = NULL;
 	json_t *o;
 	char *s = NULL;
-	int rc;
 
-	if ((o = json_object()) == NULL)
+	if ((o = eb_manage_mapping_json(m)) == NULL)
 		return -1;
-	rc = json_object_set_new(o, "tenant", json_string(m->tenant));
-	rc |= json_object_set_new(o, "subject", json_string(m->subject));
-	rc |= json_object_set_new(o, "managed_apple_id",
-	                          json_string(m->managed_apple_id));
-	rc |= json_object_set_new(o, "note",
-	                          m->note ? json_string(m->note) : json_null());
-	rc |= json_object_set_new(o, "created_at", json_integer(m->created));
-	rc |= json_object_set_new(o, "updated_at", json_integer(m->updated));
-	if (rc == 0 && (s = json_dumps(o, JSON_COMPACT)) != NULL)
+	if ((s = json_dumps(o, JSON_COMPACT)) != NULL)
 		printf("%s\n", s);
 	json_get_alloc_funcs(NULL, &jfree);
 	if (s != NULL && jfree != NULL)
 		jfree(s);
 	json_decref(o);
-	return rc == 0 && s != NULL ? 0 : -1;
+	return s != NULL ? 0 : -1;
 }
 
 static int
@@ -261,6 +238,58 @@ do_list(struct eb_store *st, const struct edit_args *a)
 	return rc == EB_STORE_OK ? 0 : 1;
 }
 
+/* set, unset or list through the admin API; printed as locally. */
+static int
+edit_remote(const struct edit_args *a)
+{
+	static const char *const method[] = {"POST", "DELETE", "GET"};
+	struct eb_cli_query q;
+	json_free_t jfree = NULL;
+	json_t *body = NULL, *out = NULL, *m;
+	char *s;
+	size_t i;
+	int rc;
+
+	eb_cli_query_init(&q, "/admin/v1/mappings");
+	if (a->op == OP_SET)
+		body = json_pack("{s:s,s:s,s:s,s:s?}", "tenant", a->tenant,
+		                 "subject", a->subject, "managed_apple_id",
+		                 a->apple_id, "note", a->note);
+	else {
+		eb_cli_query_add(&q, "tenant", a->tenant);
+		eb_cli_query_add(&q, "subject", a->subject);
+	}
+	rc = eb_cli_remote_call(&a->remote, "map", method[a->op],
+	                        eb_cli_query_str(&q), body, &out);
+	eb_cli_query_finish(&q);
+	json_decref(body);
+	if (rc == 200 && a->op == OP_SET)
+		printf("%s %s -> %s\n", a->tenant, a->subject, a->apple_id);
+	else if (rc == 200 && a->op == OP_UNSET)
+		printf("%s %s removed\n", a->tenant, a->subject);
+	json_get_alloc_funcs(NULL, &jfree);
+	if (rc == 200 && a->op == OP_LIST)
+		json_array_foreach(json_object_get(out, "mappings"), i, m)
+		{
+			const char *note =
+			    json_string_value(json_object_get(m, "note"));
+
+			if (!a->json)
+				printf("%s %s%s%s\n",
+				       json_string_value(
+				           json_object_get(m, "subject")),
+				       json_string_value(json_object_get(
+				           m, "managed_apple_id")),
+				       note ? " " : "", note ? note : "");
+			else if ((s = json_dumps(m, JSON_COMPACT)) != NULL) {
+				printf("%s\n", s);
+				jfree(s);
+			}
+		}
+	json_decref(out);
+	return rc == 200 ? 0 : 1;
+}
+
 int
 eb_cli_map_edit(int argc, char **argv)
 {
@@ -279,6 +308,8 @@ eb_cli_map_edit(int argc, char **argv)
 		usage();
 		return rc == 1 ? 0 : 2;
 	}
+	if (a.remote.server != NULL)
+		return edit_remote(&a);
 	memset(&cerr, 0, sizeof(cerr));
 	if ((cfg = eb_config_load(a.config, &cerr)) == NULL) {
 		fprintf(stderr, "map: %s: %s: %s\n",

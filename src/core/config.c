@@ -104,6 +104,31 @@ bad:
 	    "must be \"host:port\" (\"[address]:port\" for IPv6)");
 }
 
+/* "admin_listen": one "host:port" (absent: no admin listener). */
+static int
+parse_admin_listen(struct eb_cfg_ctx *c, const json_t *root,
+                   struct eb_config *cfg)
+{
+	struct eb_listen l;
+	char *s = NULL;
+	int rc;
+
+	if (eb_cfg_str(c, root, NULL, "admin_listen", 0, 0, &s) == -1)
+		return -1;
+	if (s == NULL)
+		return 0;
+	memset(&l, 0, sizeof(l));
+	rc = parse_listen_one(c, "admin_listen", s, &l);
+	eb_free(s);
+	if (rc == -1) {
+		eb_free(l.host);
+		return -1;
+	}
+	cfg->admin_listen_host = l.host;
+	cfg->admin_listen_port = l.port;
+	return 0;
+}
+
 /* Refuse listen[i] when an earlier entry is the same address. */
 static int
 listen_unique(struct eb_cfg_ctx *c, const struct eb_config *cfg, size_t i)
@@ -409,17 +434,20 @@ static int
 parse_main(struct eb_cfg_ctx *c, const json_t *root, struct eb_config *cfg)
 {
 	static const char *const keys[] = {
-	    "listen",           "public_url",  "database",
-	    "state_dir",        "tenants_dir", "tls",
-	    "limits",           "log",         "trusted_proxies",
-	    "database_migrate", "seal_keys",   "database_notify",
-	    "replica_id",       NULL};
+	    "listen",           "public_url",   "database",
+	    "state_dir",        "tenants_dir",  "tls",
+	    "limits",           "log",          "trusted_proxies",
+	    "database_migrate", "seal_keys",    "database_notify",
+	    "replica_id",       "admin_listen", "admin_token",
+	    "audit_retention",  "audit_stream", NULL};
 	json_t *tls;
 
 	if (eb_cfg_keys(c, root, NULL, keys) == -1)
 		return -1;
 	cfg->database_notify = 1;
 	if (parse_listen(c, root, cfg) == -1 ||
+	    parse_admin_listen(c, root, cfg) == -1 ||
+	    eb_cfg_parse_admin(c, root, cfg) == -1 ||
 	    eb_cfg_url(c, root, NULL, "public_url", 1, EB_URL_NO_SLASH,
 	               &cfg->public_url) == -1 ||
 	    eb_cfg_path(c, root, NULL, "state_dir", 0, &cfg->state_dir) == -1 ||
@@ -617,6 +645,9 @@ config_free(struct eb_config *cfg)
 	for (i = 0; i < cfg->nlisten; i++)
 		eb_free(cfg->listen[i].host); /* listen_host is listen[0] */
 	eb_free(cfg->listen);
+	eb_free(cfg->admin_listen_host);
+	eb_free_secret_str(cfg->admin_token);
+	eb_free(cfg->audit_stream);
 	eb_free(cfg->public_url);
 	eb_free_secret_str(cfg->database); /* a DSN may hold a password */
 	eb_free(cfg->replica_id);

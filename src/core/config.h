@@ -295,6 +295,18 @@ struct eb_config {
 	size_t nlisten;
 	char *listen_host;
 	uint16_t listen_port;
+	/* "admin_listen": the private listener (/metrics, /healthz,
+	 * /readyz, the admin API); NULL when absent */
+	char *admin_listen_host;
+	uint16_t admin_listen_port;
+	/* "admin_token": the admin API's bearer token (a secret
+	 * reference); NULL: the admin API is off */
+	char *admin_token;
+	/* "audit_retention": seconds an audit event is kept */
+	int64_t audit_retention;
+	/* "audit_stream": "stdout", an absolute path to append JSON lines
+	 * to, or NULL */
+	char *audit_stream;
 	char *public_url; /* no trailing slash */
 	char *database;   /* default {state_dir}/enrollbridge.db; or a DSN */
 	int database_pg;  /* database is a PostgreSQL DSN (secret) */

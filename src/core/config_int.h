@@ -101,6 +101,11 @@ int eb_cfg_secret_get(struct eb_cfg_ctx *c, const json_t *o, const char *prefix,
 int eb_cfg_secret_pem(struct eb_cfg_ctx *c, const json_t *o, const char *prefix,
                       const char *name, int required, char **out);
 
+/* The main file's admin_token, audit_retention and audit_stream
+ * (config_admin.c). */
+int eb_cfg_parse_admin(struct eb_cfg_ctx *c, const json_t *root,
+                       struct eb_config *cfg);
+
 /* The main file's "seal_keys" into cfg (config_seal.c); absent is fine. */
 int eb_cfg_parse_seal_keys(struct eb_cfg_ctx *c, const json_t *root,
                            struct eb_config *cfg);

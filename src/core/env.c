@@ -123,9 +123,13 @@ eb_env_reload(struct eb_env *env)
 	    str_differs(old->database, ncfg->database) ||
 	    str_differs(old->tls_cert, ncfg->tls_cert) ||
 	    str_differs(old->tls_key, ncfg->tls_key) ||
-	    str_differs(old->state_dir, ncfg->state_dir))
-		log_warnx("reload: listen, tls paths, database and state_dir "
-		          "changes take effect only after a restart");
+	    str_differs(old->state_dir, ncfg->state_dir) ||
+	    str_differs(old->admin_listen_host, ncfg->admin_listen_host) ||
+	    old->admin_listen_port != ncfg->admin_listen_port ||
+	    str_differs(old->audit_stream, ncfg->audit_stream))
+		log_warnx("reload: listen, admin_listen, tls paths, database, "
+		          "state_dir and audit_stream changes take effect only "
+		          "after a restart");
 	/* the seal key ring is built once, at start (core/sealring.h) */
 	if (old->nseal_keys != ncfg->nseal_keys ||
 	    (old->nseal_keys > 0 &&

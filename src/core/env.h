@@ -32,6 +32,7 @@ struct eb_env {
 	struct eb_store *store;
 	struct eb_metrics *metrics;
 	struct eb_server *server;
+	struct eb_server *admin_server; /* admin_listen, or NULL */
 	struct eb_oidc *oidc;   /* upstream OIDC caches, shared by tenants */
 	struct eb_workq *workq; /* where handlers send blocking upstream work */
 	struct eb_signer *signer;   /* our token signing keys (token/token.h) */

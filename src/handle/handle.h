@@ -12,6 +12,8 @@
 
 extern const struct eb_route eb_routes[];
 extern const size_t eb_nroutes;
+/* The index of the route named name (its metrics label), or eb_nroutes. */
+size_t eb_route_index(const char *name);
 
 /* discovery.c */
 int eb_handle_discovery(struct eb_request *req);
@@ -61,5 +63,18 @@ void eb_handle_metrics_init(struct eb_metrics *m);
 /* Add 1 to name{tenant="...",label="value"}, the values escaped. */
 void eb_handle_count(struct eb_env *env, const char *name, const char *tenant,
                      const char *label, const char *value);
+/* admin_ops.c: the admin API on admin_listen (admin.c: its transport) */
+int eb_handle_admin_grants_list(struct eb_request *req);
+int eb_handle_admin_grant_get(struct eb_request *req);
+int eb_handle_admin_grant_revoke(struct eb_request *req);
+int eb_handle_admin_grant_retire(struct eb_request *req);
+int eb_handle_admin_person_revoke(struct eb_request *req);
+int eb_handle_admin_person_retire(struct eb_request *req);
+int eb_handle_admin_keys_list(struct eb_request *req);
+int eb_handle_admin_keys_rotate(struct eb_request *req);
+int eb_handle_admin_mappings_list(struct eb_request *req);
+int eb_handle_admin_mapping_set(struct eb_request *req);
+int eb_handle_admin_mapping_unset(struct eb_request *req);
+int eb_handle_admin_audit_query(struct eb_request *req);
 
 #endif

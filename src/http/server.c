@@ -149,6 +149,8 @@ struct worker {
 
 struct eb_server {
 	struct eb_env *env;
+	/* the index of routes[0] in the table metrics count by */
+	int metrics_base;
 	struct worker *w;
 	unsigned nworkers;
 	atomic_int stopping;
@@ -1484,7 +1486,10 @@ completed_cb(void *cls, struct MHD_Connection *conn, void **con_cls,
 	secs = elapsed(&req->start);
 	status = req->queued ? req->status : 0;
 	if (req->method != NULL) {
-		eb_metrics_request(srv->env->metrics, req->route, status, secs);
+		eb_metrics_request(
+		    srv->env->metrics,
+		    req->route >= 0 ? req->route + srv->metrics_base : -1,
+		    status, secs);
 		if (req->cfg == NULL || req->cfg->access_log)
 			access_log(req, secs, status);
 	}
@@ -1906,11 +1911,20 @@ addr_str(const struct eb_listen *l, char *out, size_t len)
 	         l->host, (unsigned)l->port);
 }
 
-/* The listening socket of listen[i], bound and listening; -1 with err. */
+/* Where a server listens: the configuration key, its addresses, TLS. */
+struct bind {
+	const char *key; /* "listen", "admin_listen" */
+	const struct eb_listen *l;
+	size_t n;
+	int tls;
+};
+
+/* The listening socket of b's address i, bound and listening; -1 with err. */
 static int
-listen_socket(const struct eb_config *cfg, size_t i, char *err, size_t errlen)
+listen_socket(const struct eb_config *cfg, const struct bind *b, size_t i,
+              char *err, size_t errlen)
 {
-	const struct eb_listen *l = &cfg->listen[i];
+	const struct eb_listen *l = &b->l[i];
 	struct sockaddr_storage ss;
 	struct sockaddr_in *s4 = (struct sockaddr_in *)&ss;
 	struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&ss;
@@ -1920,11 +1934,11 @@ listen_socket(const struct eb_config *cfg, size_t i, char *err, size_t errlen)
 
 	memset(&ss, 0, sizeof(ss));
 	addr_str(l, name, sizeof(name));
-	/* a list's entry by its index, a lone string as "listen" */
-	if (cfg->nlisten > 1)
-		snprintf(key, sizeof(key), "listen[%zu]", i);
+	/* a list's entry by its index, a lone string by its key */
+	if (b->n > 1)
+		snprintf(key, sizeof(key), "%s[%zu]", b->key, i);
 	else
-		snprintf(key, sizeof(key), "listen");
+		snprintf(key, sizeof(key), "%s", b->key);
 	if (inet_pton(AF_INET, l->host, &s4->sin_addr) == 1) {
 		s4->sin_family = AF_INET;
 		s4->sin_port = htons(l->port);
@@ -2065,22 +2079,22 @@ raise_nofile(unsigned conns)
 		          (unsigned long long)rl.rlim_cur, conns);
 }
 
-/* Bind every "listen" address into lfd; the port of the first in *port. */
+/* Bind every address of b into lfd; the port of the first in *port. */
 static int
-listen_all(const struct eb_config *cfg, int *lfd, uint16_t *port, char *err,
-           size_t errlen)
+listen_all(const struct eb_config *cfg, const struct bind *b, int *lfd,
+           uint16_t *port, char *err, size_t errlen)
 {
 	struct sockaddr_storage ss;
 	socklen_t sl = sizeof(ss);
 	size_t i;
 
-	if (cfg->nlisten == 0 || cfg->nlisten > EB_CONFIG_MAX_LISTEN) {
-		snprintf(err, errlen, "%s: listen: must name 1 to %d addresses",
-		         cfg->file, EB_CONFIG_MAX_LISTEN);
+	if (b->n == 0 || b->n > EB_CONFIG_MAX_LISTEN) {
+		snprintf(err, errlen, "%s: %s: must name 1 to %d addresses",
+		         cfg->file, b->key, EB_CONFIG_MAX_LISTEN);
 		return -1;
 	}
-	for (i = 0; i < cfg->nlisten; i++)
-		if ((lfd[i] = listen_socket(cfg, i, err, errlen)) == -1)
+	for (i = 0; i < b->n; i++)
+		if ((lfd[i] = listen_socket(cfg, b, i, err, errlen)) == -1)
 			return -1;
 	if (getsockname(lfd[0], (struct sockaddr *)&ss, &sl) == 0)
 		*port = ntohs(ss.ss_family == AF_INET6
@@ -2091,26 +2105,26 @@ listen_all(const struct eb_config *cfg, int *lfd, uint16_t *port, char *err,
 
 /* One "listening on" line per address. */
 static void
-log_listening(const struct eb_server *srv, const struct eb_config *cfg,
+log_listening(const struct eb_server *srv, const struct bind *b,
               unsigned threads)
 {
 	char name[INET6_ADDRSTRLEN + 8];
 	size_t i;
 
-	for (i = 0; i < cfg->nlisten; i++) {
-		addr_str(&cfg->listen[i], name, sizeof(name));
+	for (i = 0; i < b->n; i++) {
+		addr_str(&b->l[i], name, sizeof(name));
 		/* no empty %s pieces: the text log shows "" for them */
-		log_info(srv->tls ? "listening on %s (%u threads, TLS)"
-		                  : "listening on %s (%u threads)",
-		         name, threads);
+		log_info(srv->tls ? "%s: listening on %s (%u threads, TLS)"
+		                  : "%s: listening on %s (%u threads)",
+		         b->key, name, threads);
 	}
 }
 
-struct eb_server *
-eb_server_start(struct eb_env *env, const struct eb_route *routes,
-                size_t nroutes, char *err, size_t errlen)
+static struct eb_server *
+server_start(struct eb_env *env, struct eb_config *cfg, const struct bind *b,
+             const struct eb_route *routes, size_t nroutes, char *err,
+             size_t errlen)
 {
-	struct eb_config *cfg = eb_env_config(env);
 	struct eb_server *srv;
 	unsigned threads, i, limit;
 	size_t pool, k;
@@ -2130,18 +2144,18 @@ eb_server_start(struct eb_env *env, const struct eb_route *routes,
 	srv->max_body_bytes = cfg->limits.max_body_bytes;
 	srv->per_ip_limit = cfg->limits.per_ip_connections;
 	srv->max_conns = cfg->limits.max_connections;
-	srv->nlisteners = (unsigned)cfg->nlisten;
+	srv->nlisteners = (unsigned)b->n;
 	srv->body_budget = cfg->limits.body_budget_bytes;
 	raise_nofile(cfg->limits.max_connections);
 	RAND_bytes((unsigned char *)&srv->id_prefix, sizeof(srv->id_prefix));
 
-	if (cfg->tls_cert != NULL) {
+	if (b->tls) {
 		if ((srv->tlsx = eb_tls_create(cfg, err, errlen)) == NULL)
 			goto fail;
 		srv->tls = 1;
 		tls_expiry_metric(srv, cfg);
 	}
-	if (listen_all(cfg, lfd, &srv->port, err, errlen) == -1)
+	if (listen_all(cfg, b, lfd, &srv->port, err, errlen) == -1)
 		goto fail;
 	threads = cfg->limits.threads ? cfg->limits.threads : ncores();
 	if ((srv->w = eb_calloc(threads, sizeof(*srv->w))) == NULL) {
@@ -2166,25 +2180,56 @@ eb_server_start(struct eb_env *env, const struct eb_route *routes,
 		if (worker_start(srv, &srv->w[i], lfd, srv->nlisteners, cfg,
 		                 limit > 0 ? limit : 1, pool) == -1) {
 			snprintf(err, errlen,
-			         "%s: listen: cannot start HTTP worker %u "
+			         "%s: %s: cannot start HTTP worker %u "
 			         "(%s)",
-			         cfg->file, i, strerror(errno));
+			         cfg->file, b->key, i, strerror(errno));
 			goto fail;
 		}
 	}
 	/* each daemon has its own descriptor of its socket */
-	for (k = 0; k < cfg->nlisten; k++)
+	for (k = 0; k < b->n; k++)
 		close(lfd[k]);
-	log_listening(srv, cfg, threads);
-	eb_config_unref(cfg);
+	log_listening(srv, b, threads);
 	return srv;
 fail:
 	for (k = 0; k < EB_CONFIG_MAX_LISTEN; k++)
 		if (lfd[k] != -1)
 			close(lfd[k]);
-	eb_config_unref(cfg);
 	eb_server_stop(srv);
 	return NULL;
+}
+
+struct eb_server *
+eb_server_start(struct eb_env *env, const struct eb_route *routes,
+                size_t nroutes, char *err, size_t errlen)
+{
+	struct eb_config *cfg = eb_env_config(env);
+	struct bind b = {"listen", cfg->listen, cfg->nlisten,
+	                 cfg->tls_cert != NULL};
+	struct eb_server *srv;
+
+	srv = server_start(env, cfg, &b, routes, nroutes, err, errlen);
+	eb_config_unref(cfg);
+	return srv;
+}
+
+struct eb_server *
+eb_server_start_admin(struct eb_env *env, const struct eb_route *routes,
+                      size_t nroutes, size_t metrics_base, char *err,
+                      size_t errlen)
+{
+	struct eb_config *cfg = eb_env_config(env);
+	struct eb_listen l = {cfg->admin_listen_host, cfg->admin_listen_port};
+	struct bind b = {"admin_listen", &l, 1, 0};
+	struct eb_server *srv = NULL;
+
+	if (cfg->admin_listen_host == NULL)
+		snprintf(err, errlen, "%s: admin_listen: not set", cfg->file);
+	else if ((srv = server_start(env, cfg, &b, routes, nroutes, err,
+	                             errlen)) != NULL)
+		srv->metrics_base = (int)metrics_base;
+	eb_config_unref(cfg);
+	return srv;
 }
 
 void

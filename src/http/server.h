@@ -29,6 +29,15 @@ struct eb_server *eb_server_start(struct eb_env *env,
  * that does not load is logged and the old one keeps serving.
  */
 void eb_server_reload_tls(struct eb_server *srv);
+/*
+ * The same on admin_listen, in plain HTTP with the same limits: a second
+ * listener with its own route table, a slice of the table the metrics were
+ * created with that starts at index metrics_base.
+ */
+struct eb_server *eb_server_start_admin(struct eb_env *env,
+                                        const struct eb_route *routes,
+                                        size_t nroutes, size_t metrics_base,
+                                        char *err, size_t errlen);
 /* The port actually bound for the first "listen" address (with port 0). */
 uint16_t eb_server_port(const struct eb_server *srv);
 /* Stop accepting new connections (existing ones are served). */

@@ -629,6 +629,32 @@ eb_store_audit_list(struct eb_store *s, const char *tenant, size_t limit,
 }
 
 int
+eb_store_audit_query(struct eb_store *s, const struct eb_store_audit_filter *f,
+                     struct eb_store_audit_list *out)
+{
+	ZERO(out);
+	DISPATCH(s, audit_query, f, out);
+}
+
+int
+eb_store_audit_prune(struct eb_store *s, int64_t before, size_t *removed)
+{
+	size_t n = 0;
+	int rc;
+
+	if (removed != NULL)
+		*removed = 0;
+	if (s == NULL || s->ops->audit_prune == NULL) {
+		log_warnx("store: operation audit_prune not available");
+		return EB_STORE_ERROR;
+	}
+	rc = s->ops->audit_prune(s->be, before, &n);
+	if (rc == EB_STORE_OK && removed != NULL)
+		*removed = n;
+	return rc;
+}
+
+int
 eb_store_flow_put(struct eb_store *s, const struct eb_store_flow *f)
 {
 	DISPATCH(s, flow_put, f);

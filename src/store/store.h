@@ -78,6 +78,20 @@ struct eb_store_audit_list {
 	size_t n;
 };
 
+/* Which events eb_store_audit_query returns. */
+struct eb_store_audit_filter {
+	const char *tenant; /* NULL: all tenants */
+	/* NULL: any; an event name ("grant.revoked"), or a prefix when it
+	 * ends in '.' ("grant." takes every grant event) */
+	const char *event;
+	int64_t since;    /* ts >= since; 0: any */
+	int64_t after_id; /* only events with id > after_id; 0: any */
+	/* 1: oldest first (a reader following the log with after_id);
+	 * 0: newest first */
+	int oldest_first;
+	size_t limit; /* 0 or over 1000: 1000 */
+};
+
 enum eb_store_flow_kind {
 	EB_STORE_FLOW_APPLE_AS_WEB = 0,
 	EB_STORE_FLOW_OAUTH2_AUTHORIZE = 1,
@@ -343,6 +357,9 @@ struct eb_store_ops {
 	int (*audit_add)(void *be, const struct eb_store_audit *ev);
 	int (*audit_list)(void *be, const char *tenant, size_t limit,
 	                  struct eb_store_audit_list *out);
+	int (*audit_query)(void *be, const struct eb_store_audit_filter *f,
+	                   struct eb_store_audit_list *out);
+	int (*audit_prune)(void *be, int64_t before, size_t *removed);
 
 	int (*flow_put)(void *be, const struct eb_store_flow *f);
 	int (*flow_get)(void *be, int by, const char *key, int64_t now,
@@ -554,6 +571,15 @@ int eb_store_audit_add(struct eb_store *s, const struct eb_store_audit *ev);
 /* The last limit (1..1000) events of tenant, newest first. */
 int eb_store_audit_list(struct eb_store *s, const char *tenant, size_t limit,
                         struct eb_store_audit_list *out);
+/* The events f selects (store.h struct eb_store_audit_filter). */
+int eb_store_audit_query(struct eb_store *s,
+                         const struct eb_store_audit_filter *f,
+                         struct eb_store_audit_list *out);
+/*
+ * Delete the events older than before (ts < before), in batches each
+ * committed on its own; *removed (may be NULL) counts them.
+ */
+int eb_store_audit_prune(struct eb_store *s, int64_t before, size_t *removed);
 void eb_store_audit_finish(struct eb_store_audit *ev);
 void eb_store_audit_list_finish(struct eb_store_audit_list *l);
 

@@ -1263,6 +1263,84 @@ test_audit(void **state)
 	eb_store_audit_list_finish(&l);
 }
 
+/* The audit query's filters (tenant, event or event prefix, since, after
+ * an id), both orders and the retention's prune. */
+static void
+test_audit_query(void **state)
+{
+	struct fx *fx = *state;
+	static const char *const events[] = {"grant.revoked",
+	                                     "admin.grants.list",
+	                                     "grant.retired", "access.deny"};
+	struct eb_store_audit ev = {.tenant = "acme", .subject = "s"};
+	struct eb_store_audit_filter f = {0};
+	struct eb_store_audit_list l;
+	size_t removed = 0;
+	int i;
+
+	for (i = 0; i < 8; i++) {
+		ev.ts = T0 + i * 100;
+		ev.event = (char *)events[i % 4];
+		ev.tenant = i == 7 ? "other" : "acme";
+		assert_int_equal(eb_store_audit_add(fx->s, &ev), 0);
+	}
+	f.tenant = "acme";
+	assert_int_equal(eb_store_audit_query(fx->s, &f, &l), 0);
+	assert_int_equal(l.n, 7);
+	assert_true(l.v[0].id > l.v[6].id); /* newest first */
+	eb_store_audit_list_finish(&l);
+	f.event = "grant.";
+	assert_int_equal(eb_store_audit_query(fx->s, &f, &l), 0);
+	assert_int_equal(l.n, 4); /* prefix: revoked and retired, twice */
+	eb_store_audit_list_finish(&l);
+	f.event = "grant.revoked";
+	f.since = T0 + 100;
+	assert_int_equal(eb_store_audit_query(fx->s, &f, &l), 0);
+	assert_int_equal(l.n, 1);
+	assert_int_equal(l.v[0].ts, T0 + 400);
+	eb_store_audit_list_finish(&l);
+	f.event = "grant"; /* no dot: a name, not a prefix */
+	f.since = 0;
+	assert_int_equal(eb_store_audit_query(fx->s, &f, &l), 0);
+	assert_int_equal(l.n, 0);
+	eb_store_audit_list_finish(&l);
+	/* following: oldest first, after an id, every tenant */
+	memset(&f, 0, sizeof(f));
+	f.limit = 3;
+	assert_int_equal(eb_store_audit_query(fx->s, &f, &l), 0);
+	assert_int_equal(l.n, 3);
+	f.after_id = l.v[2].id; /* the sixth newest: two follow */
+	eb_store_audit_list_finish(&l);
+	f.limit = 0;
+	f.after_id -= 3;
+	assert_int_equal(eb_store_audit_query(fx->s, &f, &l), 0);
+	assert_int_equal(l.n, 5);
+	assert_true(l.v[0].id > l.v[1].id); /* still newest first */
+	eb_store_audit_list_finish(&l);
+	f.oldest_first = 1;
+	assert_int_equal(eb_store_audit_query(fx->s, &f, &l), 0);
+	assert_int_equal(l.n, 5);
+	assert_true(l.v[0].id < l.v[1].id);
+	assert_string_equal(l.v[4].tenant, "other");
+	eb_store_audit_list_finish(&l);
+	f.after_id = 0; /* from the first event on */
+	f.limit = 2;
+	assert_int_equal(eb_store_audit_query(fx->s, &f, &l), 0);
+	assert_int_equal(l.n, 2);
+	assert_int_equal(l.v[0].ts, T0);
+	eb_store_audit_list_finish(&l);
+	/* retention: before T0 + 300 takes the first three */
+	assert_int_equal(eb_store_audit_prune(fx->s, T0 + 300, &removed), 0);
+	assert_int_equal(removed, 3);
+	memset(&f, 0, sizeof(f));
+	assert_int_equal(eb_store_audit_query(fx->s, &f, &l), 0);
+	assert_int_equal(l.n, 5);
+	assert_int_equal(l.v[4].ts, T0 + 300);
+	eb_store_audit_list_finish(&l);
+	assert_int_equal(eb_store_audit_prune(fx->s, T0, &removed), 0);
+	assert_int_equal(removed, 0);
+}
+
 static void
 test_keys(void **state)
 {
@@ -2734,6 +2812,7 @@ main(void)
 	    T(test_binding_migration),
 	    T(test_unverified_migration),
 	    T(test_audit),
+	    T(test_audit_query),
 	    T(test_import_sqlite),
 	    T(test_keys),
 	    T(test_mapping),

@@ -39,6 +39,8 @@ enum eb_pg_stmt_id {
 	PS_INVAL_QUIET,
 	PS_AUDIT_ADD,
 	PS_AUDIT_LIST,
+	PS_AUDIT_QUERY,
+	PS_AUDIT_PRUNE,
 	PS_FLOW_PUT,
 	PS_FLOW_BY_ID,
 	PS_FLOW_BY_STATE,
@@ -268,6 +270,9 @@ int eb_pg_token_revoke(void *be, const char *hash, int64_t now);
 int eb_pg_audit_add(void *be, const struct eb_store_audit *ev);
 int eb_pg_audit_list(void *be, const char *tenant, size_t limit,
                      struct eb_store_audit_list *out);
+int eb_pg_audit_query(void *be, const struct eb_store_audit_filter *f,
+                      struct eb_store_audit_list *out);
+int eb_pg_audit_prune(void *be, int64_t before, size_t *removed);
 int eb_pg_flow_put(void *be, const struct eb_store_flow *f);
 int eb_pg_flow_get(void *be, int by, const char *key, int64_t now,
                    struct eb_store_flow *out);

@@ -64,6 +64,77 @@ eb_pg_audit_list(void *be, const char *tenant, size_t limit,
 	return eb_pg_with(be, audit_list_fn, &q);
 }
 
+struct audit_query {
+	const struct eb_store_audit_filter *f;
+	size_t limit;
+	struct eb_store_audit_list *out;
+};
+
+static int
+audit_query_fn(struct eb_pg_conn *c, void *arg)
+{
+	struct audit_query *q = arg;
+	struct eb_pg_args a;
+
+	eb_pg_args_init(&a);
+	eb_pg_args_text(&a, q->f->tenant);
+	eb_pg_args_text(&a, q->f->event);
+	eb_pg_args_int8(&a, q->f->since);
+	eb_pg_args_int8(&a, q->f->after_id > 0 ? q->f->after_id : 0);
+	eb_pg_args_int8(&a, (int64_t)q->limit);
+	eb_pg_args_int8(&a, q->f->oldest_first != 0);
+	return eb_pg_all(c, PS_AUDIT_QUERY, &a, &eb_pg_rt_audit,
+	                 (void **)&q->out->v, &q->out->n);
+}
+
+int
+eb_pg_audit_query(void *be, const struct eb_store_audit_filter *f,
+                  struct eb_store_audit_list *out)
+{
+	struct audit_query q = {f, f->limit, out};
+
+	memset(out, 0, sizeof(*out));
+	if (q.limit == 0 || q.limit > EB_PG_AUDIT_MAX)
+		q.limit = EB_PG_AUDIT_MAX;
+	return eb_pg_with(be, audit_query_fn, &q);
+}
+
+struct audit_prune {
+	int64_t before;
+	size_t removed;
+};
+
+/* Batches of EB_PG_SWEEP_BATCH rows, each its own statement, as the sweep. */
+static int
+audit_prune_fn(struct eb_pg_conn *c, void *arg)
+{
+	struct audit_prune *q = arg;
+	struct eb_pg_args a;
+	size_t n;
+	int rc;
+
+	do {
+		eb_pg_args_init(&a);
+		eb_pg_args_int8(&a, q->before);
+		eb_pg_args_int8(&a, EB_PG_SWEEP_BATCH);
+		if ((rc = eb_pg_run(c, PS_AUDIT_PRUNE, &a, &n)) != EB_STORE_OK)
+			return rc;
+		q->removed += n;
+	} while (n == EB_PG_SWEEP_BATCH);
+	return EB_STORE_OK;
+}
+
+int
+eb_pg_audit_prune(void *be, int64_t before, size_t *removed)
+{
+	struct audit_prune q = {before, 0};
+	int rc;
+
+	rc = eb_pg_with(be, audit_prune_fn, &q);
+	*removed = q.removed;
+	return rc;
+}
+
 /* ---- login flows ---- */
 
 static int

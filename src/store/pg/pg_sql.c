@@ -118,6 +118,23 @@ const struct eb_pg_stmt eb_pg_stmts[PS__COUNT] = {
                        " ORDER BY id DESC LIMIT $2",
                        2,
                        {T, I}},
+    [PS_AUDIT_QUERY] = {"eb_audit_query",
+                        "SELECT " AUDIT_COLS " FROM audit_events"
+                        " WHERE ($1::text IS NULL OR tenant = $1)"
+                        " AND ($2::text IS NULL OR event = $2"
+                        " OR (right($2, 1) = '.'"
+                        " AND left(event, length($2)) = $2))"
+                        " AND ts >= $3 AND id > $4"
+                        " ORDER BY CASE WHEN $6 <> 0 THEN id END ASC,"
+                        " id DESC LIMIT $5",
+                        6,
+                        {T, T, I, I, I, I}},
+    [PS_AUDIT_PRUNE] = {"eb_audit_prune",
+                        "DELETE FROM audit_events WHERE id IN (SELECT id"
+                        " FROM audit_events WHERE ts < $1 ORDER BY id"
+                        " LIMIT $2)",
+                        2,
+                        {I, I}},
 
     [PS_FLOW_PUT] =
         {"eb_flow_put",

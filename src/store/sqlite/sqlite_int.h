@@ -22,11 +22,12 @@
 #include "store/columns.h"
 #include "store/store.h"
 
-#define BUSY_TIMEOUT_MS  5000
-#define RETAIN_CODES     86400 /* keep used codes a day for replay detection */
-#define RETAIN_TOKENS    86400
-#define AUDIT_LIST_MAX   1000
-#define AUDIT_DETAIL_MAX 4096
+#define BUSY_TIMEOUT_MS   5000
+#define RETAIN_CODES      86400 /* keep used codes a day for replay detection */
+#define RETAIN_TOKENS     86400
+#define AUDIT_LIST_MAX    1000
+#define AUDIT_DETAIL_MAX  4096
+#define AUDIT_PRUNE_BATCH 1000
 
 /* The statements, one per id, prepared once per connection (sqlite_sql.c). */
 enum eb_sq_stmt_id {
@@ -37,6 +38,8 @@ enum eb_sq_stmt_id {
 	ST_VERSION,
 	ST_AUDIT_ADD,
 	ST_AUDIT_LIST,
+	ST_AUDIT_QUERY,
+	ST_AUDIT_PRUNE,
 	ST_FLOW_INS,
 	ST_FLOW_DEL,
 	ST_FLOW_BY_ID,
@@ -309,6 +312,9 @@ int eb_sq_audit_grant(struct eb_sq_conn *c, const char *tenant,
 int eb_sq_audit_add(void *be, const struct eb_store_audit *ev);
 int eb_sq_audit_list(void *be, const char *tenant, size_t limit,
                      struct eb_store_audit_list *out);
+int eb_sq_audit_query(void *be, const struct eb_store_audit_filter *f,
+                      struct eb_store_audit_list *out);
+int eb_sq_audit_prune(void *be, int64_t before, size_t *removed);
 int eb_sq_flow_put(void *be, const struct eb_store_flow *f);
 int eb_sq_flow_get(void *be, int by, const char *key, int64_t now,
                    struct eb_store_flow *out);

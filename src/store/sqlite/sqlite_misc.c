@@ -106,6 +106,58 @@ eb_sq_audit_list(void *be, const char *tenant, size_t limit,
 	                 __func__);
 }
 
+int
+eb_sq_audit_query(void *be, const struct eb_store_audit_filter *f,
+                  struct eb_store_audit_list *out)
+{
+	struct eb_sq_conn *c;
+	sqlite3_stmt *st;
+	size_t limit = f->limit;
+
+	memset(out, 0, sizeof(*out));
+	if (limit == 0 || limit > AUDIT_LIST_MAX)
+		limit = AUDIT_LIST_MAX;
+	if ((c = eb_sq_conn(be)) == NULL ||
+	    (st = eb_sq_stmt(c, ST_AUDIT_QUERY)) == NULL)
+		return EB_STORE_ERROR;
+	if (eb_sq_bind_text(st, 1, f->tenant) |
+	    eb_sq_bind_text(st, 2, f->event) |
+	    sqlite3_bind_int64(st, 3, f->since) |
+	    sqlite3_bind_int64(st, 4, f->after_id > 0 ? f->after_id : 0) |
+	    sqlite3_bind_int64(st, 5, (int64_t)limit) |
+	    sqlite3_bind_int(st, 6, f->oldest_first != 0))
+		return eb_sq_fail(c, sqlite3_errcode(c->db), __func__);
+	return eb_sq_all(c, st, &eb_sq_rt_audit, (void **)&out->v, &out->n,
+	                 __func__);
+}
+
+/* Batches of AUDIT_PRUNE_BATCH rows, each its own implicit transaction,
+ * so that a large backlog never holds the write lock for long. */
+int
+eb_sq_audit_prune(void *be, int64_t before, size_t *removed)
+{
+	struct eb_sq_conn *c;
+	sqlite3_stmt *st;
+	size_t n;
+	int rc;
+
+	*removed = 0;
+	if ((c = eb_sq_conn(be)) == NULL)
+		return EB_STORE_ERROR;
+	do {
+		if ((st = eb_sq_stmt(c, ST_AUDIT_PRUNE)) == NULL)
+			return EB_STORE_ERROR;
+		if (sqlite3_bind_int64(st, 1, before) |
+		    sqlite3_bind_int64(st, 2, AUDIT_PRUNE_BATCH))
+			return eb_sq_fail(c, sqlite3_errcode(c->db), __func__);
+		if ((rc = eb_sq_run(c, st, __func__)) != EB_STORE_OK)
+			return rc;
+		n = (size_t)sqlite3_changes(c->db);
+		*removed += n;
+	} while (n == AUDIT_PRUNE_BATCH);
+	return EB_STORE_OK;
+}
+
 /* ---- login flows ------------------------------------------------------ */
 
 static int

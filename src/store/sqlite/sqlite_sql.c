@@ -55,6 +55,15 @@ const char *const eb_sq_sql[ST__COUNT] = {
     [ST_AUDIT_LIST] = "SELECT " AUDIT_COLS " FROM audit_events"
                       " WHERE ?1 IS NULL OR tenant = ?1"
                       " ORDER BY id DESC LIMIT ?2",
+    [ST_AUDIT_QUERY] =
+        "SELECT " AUDIT_COLS " FROM audit_events"
+        " WHERE (?1 IS NULL OR tenant = ?1)"
+        " AND (?2 IS NULL OR event = ?2 OR (substr(?2, -1) = '.'"
+        " AND substr(event, 1, length(?2)) = ?2))"
+        " AND ts >= ?3 AND id > ?4"
+        " ORDER BY CASE WHEN ?6 <> 0 THEN id END ASC, id DESC LIMIT ?5",
+    [ST_AUDIT_PRUNE] = "DELETE FROM audit_events WHERE id IN (SELECT id FROM"
+                       " audit_events WHERE ts < ?1 ORDER BY id LIMIT ?2)",
     [ST_FLOW_INS] = INSERT("login_flows", EB_COLUMNS_FLOW),
     [ST_FLOW_DEL] = "DELETE FROM login_flows WHERE id = ?",
     [ST_FLOW_BY_ID] = "SELECT " FLOW_COLS " FROM login_flows WHERE id = ?",
