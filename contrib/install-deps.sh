@@ -12,6 +12,7 @@ libpq-dev postgresql
 liboauth2-dev libcmocka-dev
 curl ca-certificates python3
 wrk nginx-light chromium
+help2man groff-base man-db
 "
 
 missing=""
