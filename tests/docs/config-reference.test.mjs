@@ -212,3 +212,41 @@ test('every example and demo configuration passes enrollbridge check-config', ()
     fs.rmSync(tmp, { recursive: true, force: true });
   }
 });
+
+// The guides and the README name only keys the parser accepts and commands
+// the binary has: every `a.b.c` code span whose first part is an object of
+// either file, and every "enrollbridge COMMAND" in code.
+test('the guides name only real keys and commands', () => {
+  const keys = acceptedKeys();
+  const known = new Set(keys.map(({ key }) => key));
+  const objects = new Set(keys.filter(({ key }) => key.includes('.')).map(({ key }) => key.split('.')[0].replace('[]', '')));
+  const docs = fs.readdirSync(path.join(SRC, 'docs')).filter((n) => n.endsWith('.md')).map((n) => `docs/${n}`);
+  docs.push('README.md');
+  const bad = [];
+  const commands = new Map();
+  for (const rel of docs) {
+    const text = fs.readFileSync(path.join(SRC, rel), 'utf8');
+    // code: fenced blocks, indented lines and spans, but for the names of
+    // audit events ("the audit event `access.lost`"), which look like keys
+    const code = [...text.matchAll(/```[^\n]*\n([\s\S]*?)```|`([^`\n]+)`|^(?: {4}|\t)(.+)$/gm)]
+      .filter((m) => !/(event[s]?|audited as)\s*$/i.test(text.slice(Math.max(0, m.index - 30), m.index)))
+      .map((m) => m[1] ?? m[2] ?? m[3]);
+    const prefixes = new Set([...known].flatMap((k) => k.split('.').map((_, i, a) => a.slice(0, i + 1).join('.'))));
+    for (const c of code) {
+      for (const [k] of c.matchAll(/^[a-z_]+(?:\[\])?(?:\.[A-Za-z_]+(?:\[\])?)+$/g)) {
+        // "routes[].mdm.upstream": a route's sections take the tenant's keys
+        const norm = k.replace(/^routes\[\]\.(enrollment|mdm|esso)\./, '$1.');
+        if (objects.has(k.split('.')[0].replace('[]', '')) && !prefixes.has(k) && !prefixes.has(norm))
+          bad.push(`${rel}: \`${k}\` is not a key the parser accepts`);
+      }
+      for (const [, cmd] of c.matchAll(/(?:^|[\s$])enrollbridge ([a-z][a-z-]+)/g))
+        if (!commands.has(cmd)) commands.set(cmd, rel);
+    }
+  }
+  for (const [cmd, rel] of commands) {
+    const r = spawnSync(BIN, [cmd, '--help'], { encoding: 'utf8', timeout: 10000 });
+    if (/unknown command/.test(r.stderr)) bad.push(`${rel}: "enrollbridge ${cmd}" is not a command`);
+  }
+  assert.ok(commands.size >= 8, `only ${commands.size} commands found in the guides`);
+  assert.deepEqual(bad, [], '\n' + bad.join('\n'));
+});
