@@ -28,6 +28,7 @@ BUILD="
 build-essential cmake pkg-config
 libmicrohttpd-dev libgnutls28-dev libcurl4-openssl-dev libssl-dev libcjose-dev
 libjansson-dev libplist-dev libsqlite3-dev libpq-dev libsystemd-dev
+help2man groff-base man-db
 "
 TEST="
 clang libclang-rt-14-dev clang-format libcmocka-dev liboauth2-dev

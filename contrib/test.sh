@@ -16,6 +16,10 @@ if [ -f tests/idp/package-lock.json ]; then
 	echo "== test IdP: npm ci" >&2
 	(cd tests/idp && npm ci --no-audit --no-fund --loglevel=error >&2)
 fi
+if [ -f tests/docs/package-lock.json ]; then
+	echo "== documentation checks: npm ci" >&2
+	(cd tests/docs && npm ci --no-audit --no-fund --loglevel=error >&2)
+fi
 if [ -f tests/browser/package-lock.json ]; then
 	echo "== browser test driver: npm ci" >&2
 	(cd tests/browser && npm ci --no-audit --no-fund --loglevel=error >&2)

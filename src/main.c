@@ -64,38 +64,7 @@
 #define UPSTREAM_THREADS 16
 #define UPSTREAM_QUEUE   1024
 
-static void
-usage(FILE *f)
-{
-	fprintf(f,
-	        "usage: enrollbridge serve -c FILE\n"
-	        "       enrollbridge check-config -c FILE\n"
-	        "       enrollbridge migrate -c FILE\n"
-	        "       enrollbridge import-sqlite -c FILE SQLITE_PATH\n"
-	        "       enrollbridge discover USER@DOMAIN [--base URL] "
-	        "[--model-family F] [--cafile PEM] [--json]\n"
-	        "       enrollbridge map -c FILE --tenant T --claims FILE.json "
-	        "[--typed USER@DOMAIN]\n"
-	        "       enrollbridge map set -c FILE --tenant T --subject S "
-	        "--apple-id USER@DOMAIN [--note TEXT]\n"
-	        "       enrollbridge map unset -c FILE --tenant T --subject S\n"
-	        "       enrollbridge map list -c FILE --tenant T [--json]\n"
-	        "       enrollbridge keys list -c FILE\n"
-	        "       enrollbridge keys rotate -c FILE "
-	        "[--activate-in SECONDS]\n"
-	        "       enrollbridge reseal -c FILE [--batch N] [--dry-run]\n"
-	        "       enrollbridge grants list -c FILE [--tenant T] "
-	        "[--user SUBJECT] [--json]\n"
-	        "       enrollbridge grants revoke|retire -c FILE "
-	        "{GRANT_ID | --user SUBJECT [--tenant T]} [--reason TEXT]\n"
-	        "       enrollbridge audit list -c FILE [--tenant T] "
-	        "[--since TIME] [--event E] [--limit N] [--json]\n"
-	        "       (grants, keys, map list|set|unset and audit take "
-	        "--server URL [--token-file F]\n"
-	        "        instead of -c FILE: the admin API of a running "
-	        "server)\n"
-	        "       enrollbridge version\n");
-}
+static void usage(FILE *f);
 
 /* Parse "-c FILE" / "--config FILE"; returns the path or NULL. */
 static const char *
@@ -672,23 +641,151 @@ cmd_map(int argc, char **argv)
 	return eb_cli_map(argc, argv);
 }
 
+static int
+cmd_config_keys(int argc, char **argv)
+{
+	return eb_config_keys_write(stdout) == 0 ? 0 : 1;
+}
+
+/*
+ * The subcommands. Their synopsis and text are the one source of `--help`
+ * and of the enrollbridge(8) manual page, which the build makes from
+ * `--help` (docs/CMakeLists). A command without a synopsis is hidden.
+ */
 static const struct {
 	const char *name;
 	int (*fn)(int, char **);
+	const char *synopsis; /* lines after "enrollbridge " */
+	const char *text;
 } commands[] = {
-    {"serve", cmd_serve},
-    {"check-config", cmd_check_config},
-    {"migrate", cmd_migrate},
-    {"discover", cmd_discover},
-    {"map", cmd_map},
-    {"version", cmd_version},
-    {"keys", eb_cli_keys},
-    {"reseal", eb_cli_reseal},
-    {"grants", eb_cli_grants},
-    {"device-sim", cmd_device_sim},
-    {"import-sqlite", eb_cli_import_sqlite},
-    {"audit", eb_cli_audit},
+    {"serve", cmd_serve, "serve -c FILE",
+     "Run the bridge with the main configuration FILE and its tenant "
+     "files. SIGHUP reloads the configuration (a bad one is logged and the "
+     "old one keeps serving); SIGTERM or SIGINT drain the requests under "
+     "way (10 seconds at most) and exit."},
+    {"check-config", cmd_check_config, "check-config -c FILE",
+     "Load FILE and every tenant file as serve would, and the profiles "
+     "they name; print \"file: key: reason\" for the first error. Exit 0 "
+     "when valid, 1 when not."},
+    {"migrate", cmd_migrate, "migrate -c FILE",
+     "Apply the database schema migrations still pending (PostgreSQL "
+     "needs this step before serve; SQLite migrates at start unless "
+     "database_migrate is false)."},
+    {"import-sqlite", eb_cli_import_sqlite, "import-sqlite -c FILE SQLITE_PATH",
+     "Copy an SQLite installation's database into the PostgreSQL "
+     "database that FILE names."},
+    {"discover", cmd_discover,
+     "discover USER@DOMAIN [--base URL] [--model-family F] [--cafile PEM] "
+     "[--timeout SECONDS] [--json]",
+     "Check a deployment as a device would: the well-known service "
+     "discovery of DOMAIN, the enrollment endpoint and its "
+     "authentication challenge. Exit 0 when every step passed."},
+    {"device-sim", cmd_device_sim,
+     "device-sim machineinfo [--model-family F | --product P] ...\n"
+     "device-sim enroll USER@DOMAIN [--base URL] [--login L --password P "
+     "| --interactive] [--state FILE] [--json] ...\n"
+     "device-sim checkin --state FILE [--message "
+     "Authenticate|TokenUpdate|CheckOut|Idle] [--no-token]",
+     "Play an Apple device against a running bridge: build a signed "
+     "MachineInfo, sign in through the IdP and enroll, then check in to "
+     "the MDM. `enrollbridge device-sim --help` lists every option. Exit "
+     "0 passed, 1 a step failed, 2 usage error, 3 unenrolled."},
+    {"map", cmd_map,
+     "map -c FILE --tenant T --claims FILE.json [--typed USER@DOMAIN]\n"
+     "map set -c FILE --tenant T --subject S --apple-id USER@DOMAIN "
+     "[--note TEXT]\n"
+     "map unset -c FILE --tenant T --subject S\n"
+     "map list -c FILE --tenant T [--json]",
+     "Show which Managed Apple Account (and route) a set of IdP claims "
+     "maps to and why; set, unset and list per-person overrides (these "
+     "three also with --server URL [--token-file F] instead of -c FILE)."},
+    {"keys", eb_cli_keys,
+     "keys list -c FILE\n"
+     "keys rotate -c FILE [--activate-in SECONDS]",
+     "List the token signing keys; make a new one (active now or after "
+     "SECONDS, at most a day) while the old ones keep verifying. Also "
+     "with --server URL [--token-file F]: the admin API of a running "
+     "server."},
+    {"reseal", eb_cli_reseal, "reseal -c FILE [--batch N] [--dry-run]",
+     "Re-encrypt every sealed secret in the database under the first of "
+     "seal_keys, after a seal key rotation."},
+    {"grants", eb_cli_grants,
+     "grants list -c FILE [--tenant T] [--user SUBJECT] [--json]\n"
+     "grants revoke|retire -c FILE {GRANT_ID | --user SUBJECT [--tenant "
+     "T]} [--reason TEXT]",
+     "List enrollment grants; revoke one (its tokens stop working at "
+     "once) or retire it (revoked and marked retired: the device "
+     "unenrolls); --user ends every grant of one person. Also with "
+     "--server URL [--token-file F] instead of -c FILE: the admin API of "
+     "a running server."},
+    {"audit", eb_cli_audit,
+     "audit list -c FILE [--tenant T] [--since TIME] [--event E] "
+     "[--limit N] [--json]",
+     "Read the audit events (newest first), from the database or, with "
+     "--server URL [--token-file F], from a running server's admin API."},
+    {"version", cmd_version, "version", "Print the version."},
+    {"config-keys", cmd_config_keys, NULL, NULL},
 };
+
+/* Print text folded at 72 columns, each line indented by ind spaces. */
+static void
+fold(FILE *f, const char *text, int ind)
+{
+	const char *p = text, *sp;
+	int col = 0, n;
+
+	while (*p != '\0') {
+		sp = strchr(p, ' ');
+		n = sp ? (int)(sp - p) : (int)strlen(p);
+		if (col > 0 && col + 1 + n > 72) {
+			fputc('\n', f);
+			col = 0;
+		}
+		col += col == 0 ? fprintf(f, "%*s%.*s", ind, "", n, p)
+		                : fprintf(f, " %.*s", n, p);
+		p += n;
+		while (*p == ' ')
+			p++;
+	}
+	fputc('\n', f);
+}
+
+static void
+usage(FILE *f)
+{
+	const char *s, *nl;
+	size_t i;
+
+	fprintf(f, "Usage: enrollbridge COMMAND [OPTION]...\n\n");
+	fold(f,
+	     "An identity provider federation bridge between Apple devices "
+	     "and MDMs: an OpenID Connect relying party for account-driven "
+	     "enrollment, the issuer of the tokens the MDM trusts, and a proxy "
+	     "in front of the MDM.",
+	     0);
+	fprintf(f, "\nCommands:\n");
+	for (i = 0; i < sizeof(commands) / sizeof(commands[0]); i++) {
+		if (commands[i].synopsis == NULL)
+			continue;
+		for (s = commands[i].synopsis; s != NULL; s = nl) {
+			nl = strchr(s, '\n');
+			fprintf(f, "  enrollbridge %.*s\n",
+			        nl ? (int)(nl - s) : (int)strlen(s), s);
+			if (nl != NULL)
+				nl++;
+		}
+		fold(f, commands[i].text, 8);
+	}
+	fprintf(f, "\nOptions:\n"
+	           "  -c, --config FILE\n"
+	           "        The main configuration file (JSON); tenant files "
+	           "are read from\n"
+	           "        its tenants_dir.\n"
+	           "  -h, --help\n"
+	           "        Print this help and exit.\n");
+	fprintf(f, "\nExit status:\n"
+	           "  0 success, 1 failure, 2 usage error.\n");
+}
 
 int
 main(int argc, char **argv)

@@ -193,14 +193,12 @@ parse_listen(struct eb_cfg_ctx *c, const json_t *root, struct eb_config *cfg)
 static int
 parse_tls(struct eb_cfg_ctx *c, const json_t *tls, struct eb_config *cfg)
 {
-	static const char *const tkeys[] = {"cert", "key", "min_version",
-	                                    "priorities", NULL};
 	const char *key;
 	char why[160];
 
 	if (tls == NULL)
 		return 0;
-	if (eb_cfg_keys(c, tls, "tls", tkeys) == -1 ||
+	if (eb_cfg_keys(c, tls, "tls", eb_cfg_keys_tls) == -1 ||
 	    eb_cfg_path(c, tls, "tls", "cert", 1, &cfg->tls_cert) == -1 ||
 	    eb_cfg_path(c, tls, "tls", "key", 1, &cfg->tls_key) == -1 ||
 	    eb_cfg_str(c, tls, "tls", "min_version", 0, 0,
@@ -214,25 +212,26 @@ parse_tls(struct eb_cfg_ctx *c, const json_t *tls, struct eb_config *cfg)
 	return 0;
 }
 
+const char *const eb_cfg_keys_limits[] = {"max_body_bytes",
+                                          "max_header_bytes",
+                                          "upstream_timeout",
+                                          "upstream_max_bytes",
+                                          "jwks_max_keys",
+                                          "max_connections",
+                                          "per_ip_connections",
+                                          "connection_timeout",
+                                          "threads",
+                                          "head_timeout",
+                                          "min_body_rate",
+                                          "body_budget_bytes",
+                                          "db_pool",
+                                          "db_timeout",
+                                          "renew_lease",
+                                          NULL};
+
 static int
 parse_limits(struct eb_cfg_ctx *c, const json_t *root, struct eb_limits *l)
 {
-	static const char *const keys[] = {"max_body_bytes",
-	                                   "max_header_bytes",
-	                                   "upstream_timeout",
-	                                   "upstream_max_bytes",
-	                                   "jwks_max_keys",
-	                                   "max_connections",
-	                                   "per_ip_connections",
-	                                   "connection_timeout",
-	                                   "threads",
-	                                   "head_timeout",
-	                                   "min_body_rate",
-	                                   "body_budget_bytes",
-	                                   "db_pool",
-	                                   "db_timeout",
-	                                   "renew_lease",
-	                                   NULL};
 	const char *p = "limits";
 	long cores = sysconf(_SC_NPROCESSORS_ONLN);
 	long long v;
@@ -257,7 +256,7 @@ parse_limits(struct eb_cfg_ctx *c, const json_t *root, struct eb_limits *l)
 		return -1;
 	if (o == NULL)
 		return 0;
-	if (eb_cfg_keys(c, o, p, keys) == -1)
+	if (eb_cfg_keys(c, o, p, eb_cfg_keys_limits) == -1)
 		return -1;
 #define LIMIT(field, lo, hi)                                                   \
 	do {                                                                   \
@@ -297,10 +296,11 @@ parse_limits(struct eb_cfg_ctx *c, const json_t *root, struct eb_limits *l)
 	return 0;
 }
 
+const char *const eb_cfg_keys_log[] = {"format", "level", "access", NULL};
+
 static int
 parse_log(struct eb_cfg_ctx *c, const json_t *root, struct eb_config *cfg)
 {
-	static const char *const keys[] = {"format", "level", "access", NULL};
 	static const char *const formats[] = {"text", "json", NULL};
 	static const char *const levels[] = {"debug", "info", "warn", "error",
 	                                     NULL};
@@ -313,7 +313,7 @@ parse_log(struct eb_cfg_ctx *c, const json_t *root, struct eb_config *cfg)
 		return -1;
 	if (o == NULL)
 		return 0;
-	return eb_cfg_keys(c, o, "log", keys) == -1 ||
+	return eb_cfg_keys(c, o, "log", eb_cfg_keys_log) == -1 ||
 	               eb_cfg_enum(c, o, "log", "format", formats,
 	                           &cfg->log_json) == -1 ||
 	               eb_cfg_enum(c, o, "log", "level", levels,
@@ -430,19 +430,36 @@ parse_database(struct eb_cfg_ctx *c, const json_t *root, struct eb_config *cfg)
 	return 0;
 }
 
+const char *const eb_cfg_keys_main[] = {"$schema",
+                                        "listen",
+                                        "public_url",
+                                        "database",
+                                        "state_dir",
+                                        "tenants_dir",
+                                        "tls",
+                                        "limits",
+                                        "log",
+                                        "trusted_proxies",
+                                        "database_migrate",
+                                        "seal_keys",
+                                        "database_notify",
+                                        "replica_id",
+                                        "admin_listen",
+                                        "admin_token",
+                                        "audit_retention",
+                                        "audit_stream",
+                                        NULL};
+
+const char *const eb_cfg_keys_tls[] = {"cert", "key", "min_version",
+                                       "priorities", NULL};
+
 static int
 parse_main(struct eb_cfg_ctx *c, const json_t *root, struct eb_config *cfg)
 {
-	static const char *const keys[] = {
-	    "listen",           "public_url",   "database",
-	    "state_dir",        "tenants_dir",  "tls",
-	    "limits",           "log",          "trusted_proxies",
-	    "database_migrate", "seal_keys",    "database_notify",
-	    "replica_id",       "admin_listen", "admin_token",
-	    "audit_retention",  "audit_stream", NULL};
 	json_t *tls;
 
-	if (eb_cfg_keys(c, root, NULL, keys) == -1)
+	if (eb_cfg_keys(c, root, NULL, eb_cfg_keys_main) == -1 ||
+	    eb_cfg_schema_ref(c, root) == -1)
 		return -1;
 	cfg->database_notify = 1;
 	if (parse_listen(c, root, cfg) == -1 ||

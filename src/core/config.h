@@ -14,6 +14,7 @@
 #define EB_CONFIG_H
 
 #include <stddef.h>
+#include <stdio.h>
 #include <stdint.h>
 
 #include "core/trusted.h"
@@ -359,6 +360,12 @@ struct eb_config_error {
  * its tenants_dir (relative paths are relative to the main file's folder).
  * Returns a configuration with one reference, or NULL with *err filled.
  */
+/*
+ * Write every key the main and tenant files accept, one "FILE\tKEY.PATH"
+ * line each (FILE is "main" or "tenant"; "[]" stands for a list's items):
+ * `enrollbridge config-keys` (config_keys.c). 0, or -1 on a write error.
+ */
+int eb_config_keys_write(FILE *fp);
 struct eb_config *eb_config_load(const char *path, struct eb_config_error *err);
 /* Take / drop a reference; the last unref frees (and wipes secrets). */
 struct eb_config *eb_config_ref(struct eb_config *cfg);

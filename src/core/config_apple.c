@@ -33,11 +33,13 @@ uuid_ok(char *s)
 	return 1;
 }
 
+const char *const eb_cfg_keys_apple_business[] = {"server_uuid", "private_key",
+                                                  NULL};
+
 int
 eb_cfg_parse_apple_business(struct eb_cfg_ctx *c, const json_t *root,
                             struct eb_tenant *t)
 {
-	static const char *const keys[] = {"server_uuid", "private_key", NULL};
 	const char *p = "apple_business", *why;
 	struct eb_apple_business_config *ab;
 	char *pem = NULL;
@@ -49,7 +51,7 @@ eb_cfg_parse_apple_business(struct eb_cfg_ctx *c, const json_t *root,
 		return 0;
 	if ((ab = t->apple_business = eb_calloc(1, sizeof(*ab))) == NULL)
 		return eb_cfg_fail(c, NULL, p, "out of memory");
-	if (eb_cfg_keys(c, o, p, keys) == -1 ||
+	if (eb_cfg_keys(c, o, p, eb_cfg_keys_apple_business) == -1 ||
 	    eb_cfg_str(c, o, p, "server_uuid", 1, 0, &ab->server_uuid) == -1)
 		return -1;
 	if (!uuid_ok(ab->server_uuid))

@@ -72,6 +72,9 @@ json_t *eb_cfg_read_json(struct eb_cfg_ctx *c, const char *path);
 int eb_cfg_keys(struct eb_cfg_ctx *c, const json_t *obj, const char *prefix,
                 const char *const *allowed);
 
+/* A top-level "$schema" (an editor's hint, ignored) must be a string. */
+int eb_cfg_schema_ref(struct eb_cfg_ctx *c, const json_t *root);
+
 int eb_cfg_obj(struct eb_cfg_ctx *c, const json_t *o, const char *prefix,
                const char *name, json_t **out);
 int eb_cfg_str(struct eb_cfg_ctx *c, const json_t *o, const char *prefix,
@@ -105,6 +108,34 @@ int eb_cfg_secret_pem(struct eb_cfg_ctx *c, const json_t *o, const char *prefix,
  * (config_admin.c). */
 int eb_cfg_parse_admin(struct eb_cfg_ctx *c, const json_t *root,
                        struct eb_config *cfg);
+/*
+ * The keys each object of the two files accepts (NULL-terminated), defined
+ * next to their parsers; config_keys.c lists them all by key path for
+ * `enrollbridge config-keys` and the configuration reference's test.
+ */
+extern const char *const eb_cfg_keys_main[];
+extern const char *const eb_cfg_keys_tls[];
+extern const char *const eb_cfg_keys_limits[];
+extern const char *const eb_cfg_keys_log[];
+extern const char *const eb_cfg_keys_tenant[];
+extern const char *const eb_cfg_keys_enrollment[];
+extern const char *const eb_cfg_keys_by_model_family[];
+extern const char *const eb_cfg_keys_idp[];
+extern const char *const eb_cfg_keys_managed_apple_id[];
+extern const char *const eb_cfg_keys_access[];
+extern const char *const eb_cfg_keys_tokens[];
+extern const char *const eb_cfg_keys_oauth2[];
+extern const char *const eb_cfg_keys_mdm[];
+extern const char *const eb_cfg_keys_mdm_profile[];
+extern const char *const eb_cfg_keys_mdm_client[];
+extern const char *const eb_cfg_keys_esso[];
+extern const char *const eb_cfg_keys_esso_developer[];
+extern const char *const eb_cfg_keys_apple_business[];
+extern const char *const eb_cfg_keys_restrictions[];
+extern const char *const eb_cfg_keys_min_os_version[];
+extern const char *const eb_cfg_keys_scim[];
+extern const char *const eb_cfg_keys_route[];
+extern const char *const eb_cfg_keys_route_match[];
 
 /* The main file's "seal_keys" into cfg (config_seal.c); absent is fine. */
 int eb_cfg_parse_seal_keys(struct eb_cfg_ctx *c, const json_t *root,

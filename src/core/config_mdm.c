@@ -11,12 +11,13 @@
 #include "core/mem.h"
 #include "core/str.h"
 
+const char *const eb_cfg_keys_oauth2[] = {"client_id", "redirect_uri", "scope",
+                                          NULL};
+
 int
 eb_cfg_parse_oauth2(struct eb_cfg_ctx *c, const json_t *root,
                     struct eb_tenant *t)
 {
-	static const char *const keys[] = {"client_id", "redirect_uri", "scope",
-	                                   NULL};
 	static const char scheme[] = "apple-remotemanagement-user-login:";
 	struct eb_oauth2_config *o2 = &t->oauth2;
 	const char *p = "oauth2";
@@ -28,7 +29,7 @@ eb_cfg_parse_oauth2(struct eb_cfg_ctx *c, const json_t *root,
 		return eb_cfg_fail(
 		    c, NULL, p,
 		    "is only used with auth_method \"apple-oauth2\"");
-	if (o != NULL && (eb_cfg_keys(c, o, p, keys) == -1 ||
+	if (o != NULL && (eb_cfg_keys(c, o, p, eb_cfg_keys_oauth2) == -1 ||
 	                  eb_cfg_str(c, o, p, "client_id", 0, EB_CFG_NOSPACE,
 	                             &o2->client_id) == -1 ||
 	                  eb_cfg_str(c, o, p, "redirect_uri", 0, EB_CFG_NOSPACE,
@@ -53,10 +54,12 @@ eb_cfg_parse_oauth2(struct eb_cfg_ctx *c, const json_t *root,
 	           : 0;
 }
 
+const char *const eb_cfg_keys_mdm_client[] = {"client_id", "client_secret",
+                                              NULL};
+
 static int
 parse_clients(struct eb_cfg_ctx *c, const json_t *o, struct eb_mdm_config *m)
 {
-	static const char *const keys[] = {"client_id", "client_secret", NULL};
 	json_t *v = json_object_get(o, "clients"), *item;
 	char p[64];
 	size_t i, j, n;
@@ -78,7 +81,7 @@ parse_clients(struct eb_cfg_ctx *c, const json_t *o, struct eb_mdm_config *m)
 		if (!json_is_object(item))
 			return eb_cfg_fail(c, p, NULL, "must be an object");
 		m->nclients = i + 1;
-		if (eb_cfg_keys(c, item, p, keys) == -1 ||
+		if (eb_cfg_keys(c, item, p, eb_cfg_keys_mdm_client) == -1 ||
 		    eb_cfg_str(c, item, p, "client_id", 1, EB_CFG_NOSPACE,
 		               &cl->client_id) == -1 ||
 		    eb_cfg_secret_get(c, item, p, "client_secret", 1,
@@ -174,24 +177,25 @@ check_claim_names(struct eb_cfg_ctx *c, const char *p,
 	return 0;
 }
 
+const char *const eb_cfg_keys_mdm[] = {"upstream",
+                                       "profile",
+                                       "audience",
+                                       "clients",
+                                       "allow_unauthenticated_device_channel",
+                                       "device_channel_paths",
+                                       "use_proxy",
+                                       "signing_cert",
+                                       "signing_key",
+                                       "device_ca",
+                                       "claims",
+                                       NULL};
+
+const char *const eb_cfg_keys_mdm_profile[] = {"url", "file", NULL};
+
 int
 eb_cfg_parse_mdm(struct eb_cfg_ctx *c, const json_t *root,
                  struct eb_mdm_config *m)
 {
-	static const char *const keys[] = {
-	    "upstream",
-	    "profile",
-	    "audience",
-	    "clients",
-	    "allow_unauthenticated_device_channel",
-	    "device_channel_paths",
-	    "use_proxy",
-	    "signing_cert",
-	    "signing_key",
-	    "device_ca",
-	    "claims",
-	    NULL};
-	static const char *const pkeys[] = {"url", "file", NULL};
 	const char *p = "mdm";
 	json_t *o, *prof;
 	int use_proxy = -1;
@@ -200,7 +204,7 @@ eb_cfg_parse_mdm(struct eb_cfg_ctx *c, const json_t *root,
 		return -1;
 	if (o == NULL)
 		return 0;
-	if (eb_cfg_keys(c, o, p, keys) == -1 ||
+	if (eb_cfg_keys(c, o, p, eb_cfg_keys_mdm) == -1 ||
 	    eb_cfg_url(c, o, p, "upstream", 0, EB_URL_HTTP | EB_URL_NO_SLASH,
 	               &m->upstream) == -1 ||
 	    eb_cfg_obj(c, o, p, "profile", &prof) == -1 ||
@@ -222,7 +226,8 @@ eb_cfg_parse_mdm(struct eb_cfg_ctx *c, const json_t *root,
 	    check_claim_names(c, p, &m->claims) == -1)
 		return -1;
 	if (prof != NULL &&
-	    (eb_cfg_keys(c, prof, "mdm.profile", pkeys) == -1 ||
+	    (eb_cfg_keys(c, prof, "mdm.profile", eb_cfg_keys_mdm_profile) ==
+	         -1 ||
 	     eb_cfg_url(c, prof, "mdm.profile", "url", 0,
 	                EB_URL_HTTP | EB_URL_QUERY, &m->profile_url) == -1 ||
 	     eb_cfg_path(c, prof, "mdm.profile", "file", 0, &m->profile_file) ==
@@ -251,14 +256,16 @@ eb_cfg_parse_mdm(struct eb_cfg_ctx *c, const json_t *root,
 	return 0;
 }
 
+const char *const eb_cfg_keys_esso[] = {
+    "app_store_id", "associated_domains", "enable_direct_downloads",
+    "profile_file", "developer",          NULL};
+
+const char *const eb_cfg_keys_esso_developer[] = {"app_ids", NULL};
+
 int
 eb_cfg_parse_esso(struct eb_cfg_ctx *c, const json_t *root,
                   struct eb_esso_config **out)
 {
-	static const char *const keys[] = {
-	    "app_store_id", "associated_domains", "enable_direct_downloads",
-	    "profile_file", "developer",          NULL};
-	static const char *const dkeys[] = {"app_ids", NULL};
 	const char *p = "esso";
 	struct eb_esso_config *e;
 	long long id = 0;
@@ -270,7 +277,7 @@ eb_cfg_parse_esso(struct eb_cfg_ctx *c, const json_t *root,
 		return 0;
 	if ((e = *out = eb_calloc(1, sizeof(*e))) == NULL)
 		return eb_cfg_fail(c, NULL, p, "out of memory");
-	if (eb_cfg_keys(c, o, p, keys) == -1 ||
+	if (eb_cfg_keys(c, o, p, eb_cfg_keys_esso) == -1 ||
 	    eb_cfg_int(c, o, p, "app_store_id", 1, 99999999999LL, &id) == -1 ||
 	    eb_cfg_strlist(c, o, p, "associated_domains", EB_CFG_NOSPACE,
 	                   &e->associated_domains) == -1 ||
@@ -283,7 +290,8 @@ eb_cfg_parse_esso(struct eb_cfg_ctx *c, const json_t *root,
 		return eb_cfg_fail(c, p, "app_store_id", "is required");
 	e->app_store_id = (long)id;
 	if (dev != NULL &&
-	    (eb_cfg_keys(c, dev, "esso.developer", dkeys) == -1 ||
+	    (eb_cfg_keys(c, dev, "esso.developer",
+	                 eb_cfg_keys_esso_developer) == -1 ||
 	     eb_cfg_strlist(c, dev, "esso.developer", "app_ids", EB_CFG_NOSPACE,
 	                    &e->developer_app_ids) == -1))
 		return -1;

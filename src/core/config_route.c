@@ -34,10 +34,11 @@ name_ok(const char *s)
 	                 "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-") == n;
 }
 
+const char *const eb_cfg_keys_route_match[] = {"groups", "claims", NULL};
+
 static int
 parse_match(struct eb_cfg_ctx *c, const json_t *item, struct eb_tenant_route *r)
 {
-	static const char *const keys[] = {"groups", "claims", NULL};
 	json_t *m;
 
 	if (eb_cfg_obj(c, item, NULL, "match", &m) == -1)
@@ -45,7 +46,7 @@ parse_match(struct eb_cfg_ctx *c, const json_t *item, struct eb_tenant_route *r)
 	if (m == NULL)
 		return eb_cfg_fail(c, NULL, "match",
 		                   "is required ({} matches everyone)");
-	return eb_cfg_keys(c, m, "match", keys) == -1 ||
+	return eb_cfg_keys(c, m, "match", eb_cfg_keys_route_match) == -1 ||
 	               eb_cfg_strlist(c, m, "match", "groups", 0, &r->groups) ==
 	                   -1 ||
 	               eb_cfg_kvlist(c, m, "match", "claims", 0, 0,
@@ -74,18 +75,19 @@ parse_mdm_override(struct eb_cfg_ctx *c, const json_t *item,
 	return 0;
 }
 
+const char *const eb_cfg_keys_route[] = {"name", "match", "enrollment",
+                                         "mdm",  "esso",  NULL};
+
 /* One item of "routes" into r (its view is built later). */
 static int
 parse_route(struct eb_cfg_ctx *c, const json_t *item, struct eb_tenant_route *r)
 {
-	static const char *const keys[] = {"name", "match", "enrollment",
-	                                   "mdm",  "esso",  NULL};
 	enum eb_enroll_mode mode = EB_MODE_BYOD;
 	signed char by_family[EB_FAMILY_COUNT];
 
 	if (!json_is_object(item))
 		return eb_cfg_fail(c, NULL, NULL, "must be an object");
-	if (eb_cfg_keys(c, item, NULL, keys) == -1 ||
+	if (eb_cfg_keys(c, item, NULL, eb_cfg_keys_route) == -1 ||
 	    eb_cfg_str(c, item, NULL, "name", 1, 0, &r->name) == -1)
 		return -1;
 	if (!name_ok(r->name))

@@ -13,10 +13,11 @@
 #define SCIM_TOKEN_MIN 16 /* bytes */
 #define SCIM_TOKEN_MAX 4096
 
+const char *const eb_cfg_keys_scim[] = {"token", NULL};
+
 int
 eb_cfg_parse_scim(struct eb_cfg_ctx *c, const json_t *root, struct eb_tenant *t)
 {
-	static const char *const keys[] = {"token", NULL};
 	const char *p = "scim";
 	struct eb_scim_config *sc;
 	json_t *o;
@@ -27,7 +28,7 @@ eb_cfg_parse_scim(struct eb_cfg_ctx *c, const json_t *root, struct eb_tenant *t)
 		return 0;
 	if ((sc = t->scim = eb_calloc(1, sizeof(*sc))) == NULL)
 		return eb_cfg_fail(c, NULL, p, "out of memory");
-	if (eb_cfg_keys(c, o, p, keys) == -1 ||
+	if (eb_cfg_keys(c, o, p, eb_cfg_keys_scim) == -1 ||
 	    eb_cfg_secret_get(c, o, p, "token", 1, &sc->token) == -1)
 		return -1;
 	sc->token_len = strlen(sc->token);

@@ -16,15 +16,19 @@
 #include "core/str.h"
 
 static const char *const modes[] = {"byod", "adde", NULL};
-static const char *const families[] = {
+/* enrollment.by_model_family's keys, and restrictions.model_families's values
+ */
+const char *const eb_cfg_keys_by_model_family[] = {
     "iPhone", "iPad", "Mac", "AppleTV", "Watch", "RealityDevice", NULL};
+
+const char *const eb_cfg_keys_enrollment[] = {"default", "by_model_family",
+                                              NULL};
 
 int
 eb_cfg_parse_enrollment(struct eb_cfg_ctx *c, const json_t *root,
                         enum eb_enroll_mode *mode,
                         signed char by_family[EB_FAMILY_COUNT])
 {
-	static const char *const keys[] = {"default", "by_model_family", NULL};
 	const char *p = "enrollment", *pf = "enrollment.by_model_family";
 	json_t *o, *bm;
 	int m = EB_MODE_BYOD, i;
@@ -33,30 +37,32 @@ eb_cfg_parse_enrollment(struct eb_cfg_ctx *c, const json_t *root,
 		return -1;
 	if (o == NULL)
 		return 0;
-	if (eb_cfg_keys(c, o, p, keys) == -1 ||
+	if (eb_cfg_keys(c, o, p, eb_cfg_keys_enrollment) == -1 ||
 	    eb_cfg_enum(c, o, p, "default", modes, &m) == -1 ||
 	    eb_cfg_obj(c, o, p, "by_model_family", &bm) == -1)
 		return -1;
 	*mode = (enum eb_enroll_mode)m;
 	if (bm == NULL)
 		return 0;
-	if (eb_cfg_keys(c, bm, pf, families) == -1)
+	if (eb_cfg_keys(c, bm, pf, eb_cfg_keys_by_model_family) == -1)
 		return -1;
 	for (i = 0; i < EB_FAMILY_COUNT; i++) {
 		m = -1;
-		if (eb_cfg_enum(c, bm, pf, families[i], modes, &m) == -1)
+		if (eb_cfg_enum(c, bm, pf, eb_cfg_keys_by_model_family[i],
+		                modes, &m) == -1)
 			return -1;
 		by_family[i] = (signed char)m;
 	}
 	return 0;
 }
 
+const char *const eb_cfg_keys_min_os_version[] = {"iOS", "iPadOS", "macOS",
+                                                  "visionOS", NULL};
+
 /* restrictions.min_os_version: {"iOS": "17.0", ...} */
 static int
 parse_min_os(struct eb_cfg_ctx *c, const json_t *r, struct eb_restrictions *rs)
 {
-	static const char *const keys[] = {"iOS", "iPadOS", "macOS", "visionOS",
-	                                   NULL};
 	const char *p = "restrictions.min_os_version";
 	json_t *o;
 	int i;
@@ -65,15 +71,15 @@ parse_min_os(struct eb_cfg_ctx *c, const json_t *r, struct eb_restrictions *rs)
 		return -1;
 	if (o == NULL)
 		return 0;
-	if (eb_cfg_keys(c, o, p, keys) == -1)
+	if (eb_cfg_keys(c, o, p, eb_cfg_keys_min_os_version) == -1)
 		return -1;
 	for (i = 0; i < EB_OS_COUNT; i++) {
-		if (eb_cfg_str(c, o, p, keys[i], 0, 0,
+		if (eb_cfg_str(c, o, p, eb_cfg_keys_min_os_version[i], 0, 0,
 		               &rs->min_os_version[i]) == -1)
 			return -1;
 		if (rs->min_os_version[i] != NULL &&
 		    !eb_os_version_valid(rs->min_os_version[i]))
-			return eb_cfg_fail(c, p, keys[i],
+			return eb_cfg_fail(c, p, eb_cfg_keys_min_os_version[i],
 			                   "must be a version like \"17.0\" "
 			                   "(numbers separated by dots)");
 	}
@@ -97,10 +103,10 @@ parse_families(struct eb_cfg_ctx *c, const json_t *r,
 		return -1;
 	}
 	for (i = 0; i < l.n && rc == 0; i++) {
-		for (f = 0; families[f] != NULL; f++)
-			if (strcmp(families[f], l.v[i]) == 0)
+		for (f = 0; eb_cfg_keys_by_model_family[f] != NULL; f++)
+			if (strcmp(eb_cfg_keys_by_model_family[f], l.v[i]) == 0)
 				break;
-		if (families[f] == NULL) {
+		if (eb_cfg_keys_by_model_family[f] == NULL) {
 			snprintf(key, sizeof(key), "model_families[%zu]", i);
 			rc = eb_cfg_fail(c, "restrictions", key,
 			                 "unknown model family \"%s\" (one of "
@@ -114,12 +120,13 @@ parse_families(struct eb_cfg_ctx *c, const json_t *r,
 	return rc;
 }
 
+const char *const eb_cfg_keys_restrictions[] = {
+    "max_devices_per_user", "min_os_version", "model_families", NULL};
+
 static int
 parse_restrictions(struct eb_cfg_ctx *c, const json_t *root,
                    struct eb_restrictions *rs)
 {
-	static const char *const keys[] = {
-	    "max_devices_per_user", "min_os_version", "model_families", NULL};
 	const char *p = "restrictions";
 	long long max = 0;
 	json_t *o;
@@ -128,7 +135,7 @@ parse_restrictions(struct eb_cfg_ctx *c, const json_t *root,
 		return -1;
 	if (o == NULL)
 		return 0;
-	if (eb_cfg_keys(c, o, p, keys) == -1 ||
+	if (eb_cfg_keys(c, o, p, eb_cfg_keys_restrictions) == -1 ||
 	    eb_cfg_int(c, o, p, "max_devices_per_user", 1, 10000, &max) == -1 ||
 	    parse_min_os(c, o, rs) == -1 || parse_families(c, o, rs) == -1)
 		return -1;
@@ -203,24 +210,25 @@ check_auth_params(struct eb_cfg_ctx *c, const struct eb_kvlist *kv)
 	return 0;
 }
 
+const char *const eb_cfg_keys_idp[] = {"type",
+                                       "issuer",
+                                       "client_id",
+                                       "client_secret",
+                                       "scopes",
+                                       "client_auth",
+                                       "userinfo",
+                                       "tenant_id",
+                                       "allowed_tenants",
+                                       "domain_hint",
+                                       "graph_groups",
+                                       "graph_url",
+                                       "hosted_domain",
+                                       "extra_auth_params",
+                                       NULL};
+
 static int
 parse_idp(struct eb_cfg_ctx *c, const json_t *root, struct eb_idp_config *idp)
 {
-	static const char *const keys[] = {"type",
-	                                   "issuer",
-	                                   "client_id",
-	                                   "client_secret",
-	                                   "scopes",
-	                                   "client_auth",
-	                                   "userinfo",
-	                                   "tenant_id",
-	                                   "allowed_tenants",
-	                                   "domain_hint",
-	                                   "graph_groups",
-	                                   "graph_url",
-	                                   "hosted_domain",
-	                                   "extra_auth_params",
-	                                   NULL};
 	static const char *const types[] = {"oidc", "entra", "google", NULL};
 	static const char *const cauth[] = {"client_secret_basic",
 	                                    "client_secret_post", NULL};
@@ -233,7 +241,7 @@ parse_idp(struct eb_cfg_ctx *c, const json_t *root, struct eb_idp_config *idp)
 		return -1;
 	if (o == NULL)
 		return eb_cfg_fail(c, NULL, p, "is required");
-	if (eb_cfg_keys(c, o, p, keys) == -1 ||
+	if (eb_cfg_keys(c, o, p, eb_cfg_keys_idp) == -1 ||
 	    eb_cfg_enum(c, o, p, "type", types, &type) == -1)
 		return -1;
 	if (type < 0)
@@ -331,11 +339,12 @@ bad:
 	    "placeholders must be {local}, {domain} or {claim:NAME}");
 }
 
+const char *const eb_cfg_keys_managed_apple_id[] = {
+    "claim", "domain_map", "template", "managed_domains", NULL};
+
 static int
 parse_mapping(struct eb_cfg_ctx *c, const json_t *root, struct eb_tenant *t)
 {
-	static const char *const keys[] = {"claim", "domain_map", "template",
-	                                   "managed_domains", NULL};
 	struct eb_mapping_config *m = &t->mapping;
 	const char *p = "managed_apple_id";
 	json_t *o;
@@ -344,7 +353,7 @@ parse_mapping(struct eb_cfg_ctx *c, const json_t *root, struct eb_tenant *t)
 	if (eb_cfg_obj(c, root, NULL, p, &o) == -1)
 		return -1;
 	if (o != NULL &&
-	    (eb_cfg_keys(c, o, p, keys) == -1 ||
+	    (eb_cfg_keys(c, o, p, eb_cfg_keys_managed_apple_id) == -1 ||
 	     eb_cfg_str(c, o, p, "claim", 0, EB_CFG_NOSPACE, &m->claim) == -1 ||
 	     eb_cfg_kvlist(c, o, p, "domain_map", EB_CFG_FQDN, EB_CFG_FQDN,
 	                   &m->domain_map) == -1 ||
@@ -372,12 +381,13 @@ parse_mapping(struct eb_cfg_ctx *c, const json_t *root, struct eb_tenant *t)
 	return 0;
 }
 
+const char *const eb_cfg_keys_access[] = {"require_groups", "allowed_domains",
+                                          "deny_message", NULL};
+
 static int
 parse_access(struct eb_cfg_ctx *c, const json_t *root,
              struct eb_access_config *a)
 {
-	static const char *const keys[] = {"require_groups", "allowed_domains",
-	                                   "deny_message", NULL};
 	const char *p = "access";
 	json_t *o;
 
@@ -385,7 +395,7 @@ parse_access(struct eb_cfg_ctx *c, const json_t *root,
 		return -1;
 	if (o == NULL)
 		return 0;
-	return eb_cfg_keys(c, o, p, keys) == -1 ||
+	return eb_cfg_keys(c, o, p, eb_cfg_keys_access) == -1 ||
 	               eb_cfg_strlist(c, o, p, "require_groups", 0,
 	                              &a->require_groups) == -1 ||
 	               eb_cfg_strlist(c, o, p, "allowed_domains", EB_CFG_FQDN,
@@ -396,6 +406,25 @@ parse_access(struct eb_cfg_ctx *c, const json_t *root,
 	           : 0;
 }
 
+/* tokens.*: name, default, minimum, maximum (seconds but for
+ * renew_concurrency) */
+#define EB_TOKENS_FIELDS(X)                                                    \
+	/* minimum 1 s: tests watch an access token expire */                  \
+	X(access_ttl, 3600, 1, 7 * 86400)                                      \
+	X(refresh_ttl, 7776000, 3600, 10 * 366 * 86400)                        \
+	/* minimum 1 s: tests shorten the renewal cycle and grace */           \
+	X(upstream_renew_interval, 3600, 1, 7 * 86400)                         \
+	X(upstream_grace, 86400, 1, 90 * 86400)                                \
+	/* minimum 1 s: tests watch an unverified grant end */                 \
+	X(max_unverified_age, 7 * 86400, 1, 10 * 366 * 86400)                  \
+	X(renew_concurrency, 4, 1, 256)                                        \
+	X(code_ttl, 60, 10, 600)                                               \
+	X(login_ttl, 600, 60, 3600)
+
+#define TK_NAME(k, d, lo, hi) #k,
+const char *const eb_cfg_keys_tokens[] = {EB_TOKENS_FIELDS(TK_NAME) NULL};
+#undef TK_NAME
+
 static int
 parse_tokens(struct eb_cfg_ctx *c, const json_t *root,
              struct eb_tokens_config *tk)
@@ -405,35 +434,21 @@ parse_tokens(struct eb_cfg_ctx *c, const json_t *root,
 		size_t off;
 		int def, min, max;
 	} f[] = {
-#define TK(k, d, lo, hi) {#k, offsetof(struct eb_tokens_config, k), d, lo, hi}
-	    /* minimum 1 s: tests watch an access token expire */
-	    TK(access_ttl, 3600, 1, 7 * 86400),
-	    TK(refresh_ttl, 7776000, 3600, 10 * 366 * 86400),
-	    /* minimum 1 s: tests shorten the renewal cycle and grace */
-	    TK(upstream_renew_interval, 3600, 1, 7 * 86400),
-	    TK(upstream_grace, 86400, 1, 90 * 86400),
-	    /* minimum 1 s: tests watch an unverified grant end */
-	    TK(max_unverified_age, 7 * 86400, 1, 10 * 366 * 86400),
-	    TK(renew_concurrency, 4, 1, 256),
-	    TK(code_ttl, 60, 10, 600),
-	    TK(login_ttl, 600, 60, 3600),
+#define TK(k, d, lo, hi) {#k, offsetof(struct eb_tokens_config, k), d, lo, hi},
+	    EB_TOKENS_FIELDS(TK)
 #undef TK
 	};
-	const char *keys[sizeof(f) / sizeof(f[0]) + 1];
 	const char *p = "tokens";
 	json_t *o;
 	size_t i;
 
-	for (i = 0; i < sizeof(f) / sizeof(f[0]); i++) {
-		keys[i] = f[i].key;
+	for (i = 0; i < sizeof(f) / sizeof(f[0]); i++)
 		*(int *)((char *)tk + f[i].off) = f[i].def;
-	}
-	keys[i] = NULL;
 	if (eb_cfg_obj(c, root, NULL, p, &o) == -1)
 		return -1;
 	if (o == NULL)
 		return 0;
-	if (eb_cfg_keys(c, o, p, keys) == -1)
+	if (eb_cfg_keys(c, o, p, eb_cfg_keys_tokens) == -1)
 		return -1;
 	for (i = 0; i < sizeof(f) / sizeof(f[0]); i++) {
 		long long v = f[i].def;
@@ -481,26 +496,28 @@ oom:
 	return eb_cfg_fail(c, NULL, "id", "out of memory");
 }
 
+const char *const eb_cfg_keys_tenant[] = {"$schema",
+                                          "id",
+                                          "domains",
+                                          "enrollment",
+                                          "auth_method",
+                                          "idp",
+                                          "managed_apple_id",
+                                          "access",
+                                          "tokens",
+                                          "oauth2",
+                                          "mdm",
+                                          "esso",
+                                          "apple_business",
+                                          "on_access_lost",
+                                          "restrictions",
+                                          "routes",
+                                          "scim",
+                                          NULL};
+
 struct eb_tenant *
 eb_cfg_tenant_parse(struct eb_cfg_ctx *c, json_t *root, const char *public_url)
 {
-	static const char *const keys[] = {"id",
-	                                   "domains",
-	                                   "enrollment",
-	                                   "auth_method",
-	                                   "idp",
-	                                   "managed_apple_id",
-	                                   "access",
-	                                   "tokens",
-	                                   "oauth2",
-	                                   "mdm",
-	                                   "esso",
-	                                   "apple_business",
-	                                   "on_access_lost",
-	                                   "restrictions",
-	                                   "routes",
-	                                   "scim",
-	                                   NULL};
 	static const char *const methods[] = {"apple-as-web", "apple-oauth2",
 	                                      NULL};
 	static const char *const lost[] = {"reauth", "unenroll", NULL};
@@ -516,7 +533,8 @@ eb_cfg_tenant_parse(struct eb_cfg_ctx *c, json_t *root, const char *public_url)
 		eb_cfg_fail(c, NULL, NULL, "out of memory");
 		goto fail;
 	}
-	if (eb_cfg_keys(c, root, NULL, keys) == -1 ||
+	if (eb_cfg_keys(c, root, NULL, eb_cfg_keys_tenant) == -1 ||
+	    eb_cfg_schema_ref(c, root) == -1 ||
 	    eb_cfg_str(c, root, NULL, "id", 1, 0, &t->id) == -1)
 		goto fail;
 	if (!eb_str_is_tenant_id(t->id)) {

@@ -147,6 +147,18 @@ eb_cfg_keys(struct eb_cfg_ctx *c, const json_t *obj, const char *prefix,
 }
 
 int
+eb_cfg_schema_ref(struct eb_cfg_ctx *c, const json_t *root)
+{
+	const json_t *v = json_object_get(root, "$schema");
+
+	if (v != NULL && !json_is_string(v))
+		return eb_cfg_fail(c, NULL, "$schema",
+		                   "must be a string (the JSON Schema's URI or "
+		                   "path; it is not read)");
+	return 0;
+}
+
+int
 eb_cfg_obj(struct eb_cfg_ctx *c, const json_t *o, const char *prefix,
            const char *name, json_t **out)
 {

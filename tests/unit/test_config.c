@@ -328,6 +328,39 @@ test_main_errors(void **state)
 	}
 }
 
+/* Both files take a "$schema" string (an editor's hint) and ignore it. */
+static void
+test_schema_key(void **state)
+{
+	struct eb_config *cfg;
+
+	write_file("config.json",
+	           "{\"$schema\": \"../docs/config.schema.json\", "
+	           "\"public_url\": \"https://a.example\"}");
+	write_tenant(
+	    "t.json",
+	    "{\"$schema\": \"https://example.com/s.json\", "
+	    "\"id\": \"acme\", \"domains\": [\"acme.example\"], " IDP_OK "}");
+	assert_non_null(cfg = load());
+	eb_config_unref(cfg);
+	write_file("config.json",
+	           "{\"$schema\": 1, \"public_url\": \"https://a.example\"}");
+	expect_fail("config.json", "$schema", "must be a string");
+	write_file("config.json", MAIN_OK);
+	write_tenant("t.json", "{\"$schema\": [], \"id\": \"acme\", "
+	                       "\"domains\": [\"acme.example\"], " IDP_OK "}");
+	expect_fail("tenants/t.json", "$schema", "must be a string");
+	/* only that one extra key: "$id" or "$comment" are still unknown */
+	write_tenant("t.json", "{\"$id\": \"x\", \"id\": \"acme\", "
+	                       "\"domains\": [\"acme.example\"], " IDP_OK "}");
+	expect_fail("tenants/t.json", "$id", "unknown key");
+	/* and nowhere but at the top level */
+	write_tenant("t.json", "{\"id\": \"acme\", \"domains\": "
+	                       "[\"acme.example\"], \"access\": {\"$schema\": "
+	                       "\"x\"}, " IDP_OK "}");
+	expect_fail("tenants/t.json", "access.$schema", "unknown key");
+}
+
 static void
 test_public_url(void **state)
 {
@@ -1358,6 +1391,7 @@ main(void)
 	    T(test_full_main),
 	    T(test_listen_list),
 	    T(test_main_errors),
+	    T(test_schema_key),
 	    T(test_public_url),
 	    T(test_tenant_errors),
 	    T(test_on_access_lost),
