@@ -209,14 +209,17 @@ ok "$(grep 'Overall exposure' "$work/security.log" | sed 's/^→ //')"
 ok "check-config: $(cat "$work/check.log")"
 
 port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+aport=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 state=$work/state
 mkdir -m 0700 "$state"
-python3 - "$root$conf" "$port" "$state" <<'PY'
+python3 - "$root$conf" "$port" "$state" "$aport" <<'PY'
 import json, sys
-path, port, state = sys.argv[1], sys.argv[2], sys.argv[3]
+path, port, state, aport = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4]
 with open(path, encoding="utf-8") as f:
     cfg = json.load(f)
 cfg["listen"] = "127.0.0.1:" + port
+assert "admin_listen" in cfg, "the installed example has no admin_listen"
+cfg["admin_listen"] = "127.0.0.1:" + aport
 cfg["public_url"] = "http://127.0.0.1:" + port
 cfg["database"] = state + "/enrollbridge.db"
 cfg["state_dir"] = state + "/state"
@@ -238,14 +241,20 @@ NOTIFY_SOCKET=$sock WATCHDOG_USEC=2000000 \
 	"$root$bin" serve -c "$root$conf" >"$work/serve.log" 2>&1 &
 pid=$!
 base=http://127.0.0.1:$port
+admin=http://127.0.0.1:$aport
 i=0
-until curl -fsS -o /dev/null "$base/readyz" 2>/dev/null; do
+until curl -fsS -o /dev/null "$admin/readyz" 2>/dev/null; do
 	i=$((i + 1))
 	kill -0 "$pid" 2>/dev/null || { cat "$work/serve.log" >&2; fail "the daemon exited"; }
 	[ $i -le 300 ] || { cat "$work/serve.log" >&2; fail "/readyz did not answer in 30 s"; }
 	sleep 0.1
 done
-ok "/readyz answers 200"
+ok "/readyz answers 200 on the admin listener"
+code=$(curl -s -o /dev/null -w '%{http_code}' "$base/metrics")
+[ "$code" = 404 ] || fail "/metrics on the public listener answered $code, not 404"
+curl -fsS "$admin/metrics" | grep -q '^enrollbridge_' ||
+	fail "/metrics on the admin listener has no enrollbridge_ series"
+ok "/metrics only on the admin listener"
 disc=$(curl -fsS "$base/.well-known/com.apple.remotemanagement?user-identifier=someone@example.com&model-family=iPhone") ||
 	fail "discovery did not answer 200"
 echo "$disc" | python3 -c '
