@@ -112,6 +112,21 @@ struct eb_access_config {
 	char *deny_message; /* extra text on the refusal page */
 };
 
+/*
+ * Tenant "branding": shown on every page a person sees (handle/page.h).
+ * text_color is picked at load time, white or black, whichever contrasts
+ * more with primary_color (WCAG 2 contrast ratio, always at least 4.5).
+ */
+struct eb_branding {
+	char *name;
+	char *logo_url;      /* https:// or NULL */
+	char *primary_color; /* "#rrggbb"; "#1d1d1f" when not given */
+	char text_color[8];  /* "#ffffff" or "#000000" */
+	char *support_email; /* NULL when not given, as the next two */
+	char *support_url;
+	char *support_phone;
+};
+
 struct eb_tokens_config {
 	int access_ttl;              /* default 3600 */
 	int refresh_ttl;             /* default 7776000 */
@@ -245,7 +260,8 @@ struct eb_tenant {
 	/* in a route's view (struct eb_tenant_route): the route's name; NULL in
 	 * the tenant itself */
 	const char *route;
-	struct eb_scim_config *scim; /* NULL when not configured */
+	struct eb_scim_config *scim;  /* NULL when not configured */
+	struct eb_branding *branding; /* NULL when not configured */
 	/* derived at load time */
 	char *base_url; /* {public_url}/t/{id}/enroll */
 	char

@@ -136,6 +136,16 @@ extern const char *const eb_cfg_keys_min_os_version[];
 extern const char *const eb_cfg_keys_scim[];
 extern const char *const eb_cfg_keys_route[];
 extern const char *const eb_cfg_keys_route_match[];
+extern const char *const eb_cfg_keys_branding[];
+extern const char *const eb_cfg_keys_branding_support[];
+
+/* The tenant's "branding" into t->branding (config_branding.c). */
+int eb_cfg_parse_branding(struct eb_cfg_ctx *c, const json_t *root,
+                          struct eb_tenant *t);
+void eb_cfg_branding_free(struct eb_branding *b);
+/* The WCAG 2 contrast ratio of two "#rrggbb" colours, times 100 (100 to
+ * 2100), or -1 when either is not such a colour. */
+int eb_cfg_contrast(const char *a, const char *b);
 
 /* The main file's "seal_keys" into cfg (config_seal.c); absent is fine. */
 int eb_cfg_parse_seal_keys(struct eb_cfg_ctx *c, const json_t *root,

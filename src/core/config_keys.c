@@ -39,6 +39,8 @@ static const struct {
     {"tenant", "scim", eb_cfg_keys_scim},
     {"tenant", "routes[]", eb_cfg_keys_route},
     {"tenant", "routes[].match", eb_cfg_keys_route_match},
+    {"tenant", "branding", eb_cfg_keys_branding},
+    {"tenant", "branding.support", eb_cfg_keys_branding_support},
 };
 
 int

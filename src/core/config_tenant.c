@@ -513,6 +513,7 @@ const char *const eb_cfg_keys_tenant[] = {"$schema",
                                           "restrictions",
                                           "routes",
                                           "scim",
+                                          "branding",
                                           NULL};
 
 struct eb_tenant *
@@ -565,6 +566,7 @@ eb_cfg_tenant_parse(struct eb_cfg_ctx *c, json_t *root, const char *public_url)
 	    eb_cfg_parse_apple_business(c, root, t) == -1 ||
 	    parse_restrictions(c, root, &t->restrictions) == -1 ||
 	    eb_cfg_parse_scim(c, root, t) == -1 ||
+	    eb_cfg_parse_branding(c, root, t) == -1 ||
 	    derive(c, t, public_url) == -1 ||
 	    eb_cfg_parse_routes(c, root, t) == -1)
 		goto fail;
@@ -614,6 +616,7 @@ eb_cfg_tenant_free(struct eb_tenant *t)
 	for (i = 0; i < EB_OS_COUNT; i++)
 		eb_free(t->restrictions.min_os_version[i]);
 	eb_cfg_scim_free(t->scim);
+	eb_cfg_branding_free(t->branding);
 	eb_free(t->base_url);
 	eb_free(t->disco_body[0]);
 	eb_free(t->disco_body[1]);

@@ -40,6 +40,7 @@
 #include "grant/limit.h"
 #include "handle/flow.h"
 #include "handle/handle.h"
+#include "handle/page.h"
 #include "http/client.h"
 #include "http/form.h"
 #include "identity/identity.h"
@@ -110,29 +111,32 @@ param(struct eb_request *req, const char *name, size_t max, int *too_long)
 }
 
 static void
-page(struct eb_request *req, int status, const char *title, const char *msg)
+send_page(struct eb_request *req, const struct eb_page *pg)
 {
-	if (status >= 500)
+	if (pg->status >= 500)
 		eb_resp_header(req, "Retry-After", RETRY_AFTER);
-	eb_resp_html_page(req, status, title, msg);
+	eb_page_send(req, pg);
+}
+
+static void
+page(struct eb_request *req, int status, enum eb_msg title, enum eb_msg msg)
+{
+	struct eb_page pg = {status, title, msg, EB_MSG_COUNT,
+	                     NULL,   NULL,  NULL};
+
+	send_page(req, &pg);
 }
 
 static void
 expired_page(struct eb_request *req)
 {
-	page(req, 400, "This sign-in has expired",
-	     "This sign-in link is no longer valid, or was opened in another "
-	     "browser. Go back to Settings on your device and sign in "
-	     "again.");
+	page(req, 400, EB_MSG_EXPIRED_T, EB_MSG_EXPIRED);
 }
 
 static void
 idp_failed_page(struct eb_request *req)
 {
-	page(req, 502, "Your organization's sign-in service had a problem",
-	     "We could not complete the sign-in with your organization. Try "
-	     "again in a few minutes; if it keeps happening, contact your IT "
-	     "department and give them the reference below.");
+	page(req, 502, EB_MSG_IDP_FAILED_T, EB_MSG_IDP_FAILED);
 }
 
 /* n, or less so that s[0..n) does not end inside a UTF-8 sequence */
@@ -155,21 +159,22 @@ utf8_cut(const char *s, size_t n)
 static void
 idp_error_page(struct eb_request *req, const char *error, const char *desc)
 {
+	struct eb_page pg = {502,
+	                     EB_MSG_IDP_FAILED_T,
+	                     EB_MSG_IDP_REFUSED,
+	                     EB_MSG_COUNT,
+	                     NULL,
+	                     NULL,
+	                     NULL};
 	struct eb_buf b;
 	size_t n;
-	int denied = strcmp(error, "access_denied") == 0;
 
+	if (strcmp(error, "access_denied") == 0) {
+		pg.status = 403;
+		pg.title = EB_MSG_NOT_COMPLETED_T;
+		pg.msg = EB_MSG_IDP_CANCELLED;
+	}
 	eb_buf_init(&b, 2048);
-	if (denied)
-		eb_buf_addstr(&b, "The sign-in was cancelled or refused by "
-		                  "your organization. Go back to Settings on "
-		                  "your device to try again.");
-	else
-		eb_buf_addstr(&b, "Your organization's sign-in service "
-		                  "refused the sign-in. Try again; if it keeps "
-		                  "happening, contact your IT department and "
-		                  "give them the details and reference below.");
-	eb_buf_addstr(&b, " Details: ");
 	n = utf8_cut(error, IDP_ERR_SHOW);
 	eb_buf_add(&b, error, n);
 	if (desc != NULL && desc[0] != '\0') {
@@ -179,12 +184,8 @@ idp_error_page(struct eb_request *req, const char *error, const char *desc)
 		if (n < strlen(desc))
 			eb_buf_addstr(&b, "...");
 	}
-	if (denied)
-		page(req, 403, "Sign-in was not completed", eb_buf_str(&b));
-	else
-		page(req, 502,
-		     "Your organization's sign-in service had a problem",
-		     eb_buf_str(&b));
+	pg.details = eb_buf_str(&b);
+	send_page(req, &pg);
 	eb_buf_finish(&b);
 }
 
@@ -380,9 +381,7 @@ submit(struct eb_request *req, struct job *j, eb_work_fn fn)
 		return EB_ASYNC;
 	log_warnx("tenant %s: sign-in queue full", j->t->id);
 	job_free(j);
-	page(req, 503, "Busy",
-	     "The sign-in service is busy. Please try again "
-	     "in a moment.");
+	page(req, 503, EB_MSG_BUSY_T, EB_MSG_BUSY);
 	return EB_HANDLED;
 }
 
@@ -410,10 +409,7 @@ eb_handle_auth_start(struct eb_request *req)
 		         "UTF-8",
 		         t->id);
 		job_free(j);
-		page(req, 400, "Sign-in was not started",
-		     "The account name sent by your device is not valid. Go "
-		     "back to Settings on your device and type your work or "
-		     "school email address again.");
+		page(req, 400, EB_MSG_NOT_STARTED_T, EB_MSG_TYPED_INVALID);
 		return EB_HANDLED;
 	}
 	if (j->flow_id == NULL) {
@@ -425,31 +421,75 @@ eb_handle_auth_start(struct eb_request *req)
 
 /* ---- callback ---- */
 
+/* A refusal's short form in the catalogue, by its verdict code. */
+static void
+deny_msgs(const char *code, struct eb_page *pg)
+{
+	static const struct {
+		const char *code;
+		enum eb_msg msg, hint;
+	} map[] = {
+	    {"device_limit", EB_MSG_DENY_DEVICE_LIMIT,
+	     EB_MSG_HINT_DEVICE_LIMIT},
+	    {"group_required", EB_MSG_DENY_GROUPS, EB_MSG_HINT_ADMIN},
+	    {"groups_overage", EB_MSG_DENY_GROUPS, EB_MSG_HINT_ADMIN},
+	    {"groups_unknown", EB_MSG_DENY_GROUPS, EB_MSG_HINT_ADMIN},
+	    {"domain_not_allowed", EB_MSG_DENY_DOMAIN,
+	     EB_MSG_HINT_WORK_ACCOUNT},
+	    {"no_login", EB_MSG_DENY_ACCOUNT, EB_MSG_HINT_ADMIN},
+	    {"claim_missing", EB_MSG_DENY_ACCOUNT, EB_MSG_HINT_ADMIN},
+	    {"claim_invalid", EB_MSG_DENY_ACCOUNT, EB_MSG_HINT_ADMIN},
+	    {"template_claim_missing", EB_MSG_DENY_ACCOUNT, EB_MSG_HINT_ADMIN},
+	    {"address_invalid", EB_MSG_DENY_ACCOUNT, EB_MSG_HINT_ADMIN},
+	    {"override_invalid", EB_MSG_DENY_ACCOUNT, EB_MSG_HINT_ADMIN},
+	    {"domain_not_managed", EB_MSG_DENY_ACCOUNT,
+	     EB_MSG_HINT_WORK_ACCOUNT},
+	};
+	size_t i;
+
+	pg->msg = EB_MSG_DENY_OTHER;
+	pg->hint = EB_MSG_HINT_ADMIN;
+	for (i = 0; i < sizeof(map) / sizeof(*map); i++)
+		if (strcmp(map[i].code, code) == 0) {
+			pg->msg = map[i].msg;
+			pg->hint = map[i].hint;
+		}
+}
+
+/*
+ * In English the policy's own words ("Reason. Hint", with numbers and
+ * domains); in other languages the catalogue's short form for its code.
+ * The tenant's deny_message is shown as written in every language.
+ */
 static void
 deny_page(struct eb_request *req, const struct eb_tenant *t,
           const struct eb_policy_verdict *v)
 {
+	struct eb_page pg = {
+	    403, EB_MSG_DENIED_T, EB_MSG_COUNT, EB_MSG_COUNT, NULL, NULL, NULL};
 	struct eb_buf b;
 	size_t n;
 
-	/* "Reason. Hint" as sentences, whatever case the reason came in */
+	if (t->access.deny_message != NULL && t->access.deny_message[0])
+		pg.extra = t->access.deny_message;
 	eb_buf_init(&b, 2048);
-	eb_buf_addstr(&b, v->reason);
-	if (b.len > 0 && b.data[0] >= 'a' && b.data[0] <= 'z')
-		b.data[0] = (char)(b.data[0] - 'a' + 'A');
-	n = b.len;
-	if (n > 0 && strchr(".!?", b.data[n - 1]) == NULL)
-		eb_buf_addc(&b, '.');
-	if (v->hint[0] != '\0') {
-		eb_buf_addc(&b, ' ');
-		eb_buf_addstr(&b, v->hint);
+	if (eb_page_lang(req) != EB_LANG_EN) {
+		deny_msgs(v->code, &pg);
+	} else {
+		/* sentences, whatever case the reason came in */
+		eb_buf_addstr(&b, v->reason);
+		if (b.len > 0 && b.data[0] >= 'a' && b.data[0] <= 'z')
+			b.data[0] = (char)(b.data[0] - 'a' + 'A');
+		n = b.len;
+		if (n > 0 && strchr(".!?", b.data[n - 1]) == NULL)
+			eb_buf_addc(&b, '.');
+		if (v->hint[0] != '\0') {
+			eb_buf_addc(&b, ' ');
+			eb_buf_addstr(&b, v->hint);
+		}
+		pg.text = eb_buf_str(&b);
 	}
-	/* the tenant's own words, escaped with the rest by the page */
-	if (t->access.deny_message != NULL && t->access.deny_message[0]) {
-		eb_buf_addc(&b, ' ');
-		eb_buf_addstr(&b, t->access.deny_message);
-	}
-	page(req, 403, "You can't enroll this device", eb_buf_str(&b));
+	send_page(req, &pg);
 	eb_buf_finish(&b);
 }
 
@@ -585,8 +625,7 @@ callback_job(void *arg)
 	    (fill(&f.client_id, t->oauth2.client_id) != 0 ||
 	     fill(&f.redirect_uri, t->oauth2.redirect_uri) != 0 ||
 	     fill(&f.scope, t->oauth2.scope) != 0)) {
-		page(req, 503, "Temporarily unavailable",
-		     "Please try again in a moment.");
+		page(req, 503, EB_MSG_UNAVAILABLE_T, EB_MSG_UNAVAILABLE);
 		goto out;
 	}
 	if (j->cookie == NULL ||
@@ -612,8 +651,7 @@ callback_job(void *arg)
 		goto out;
 	}
 	if (rc != EB_STORE_NOT_FOUND) {
-		page(req, 503, "Temporarily unavailable",
-		     "Please try again in a moment.");
+		page(req, 503, EB_MSG_UNAVAILABLE_T, EB_MSG_UNAVAILABLE);
 		goto out;
 	}
 	if (j->error != NULL) {
@@ -653,10 +691,8 @@ callback_job(void *arg)
 			                NULL, f.user_identifier, &v, now);
 			deny_page(req, t, &v);
 		} else if (oerr.kind == EB_OIDC_E_DENIED)
-			page(req, 403, "Sign-in was not completed",
-			     "Your organization did not accept this sign-in. "
-			     "Go back to Settings on your device to try "
-			     "again.");
+			page(req, 403, EB_MSG_NOT_COMPLETED_T,
+			     EB_MSG_IDP_DENIED);
 		else
 			idp_failed_page(req);
 		goto out;
@@ -670,30 +706,27 @@ callback_job(void *arg)
 			count_error(req, "state_unknown");
 			expired_page(req);
 		} else
-			page(req, 503, "Temporarily unavailable",
-			     "Please try again in a moment.");
+			page(req, 503, EB_MSG_UNAVAILABLE_T,
+			     EB_MSG_UNAVAILABLE);
 		goto out;
 	}
 	rc =
 	    eb_mapping_resolve(t, env->store, &id, f.user_identifier, &map, &v);
 	if (rc == EB_MAPPING_FAIL) {
-		page(req, 503, "Temporarily unavailable",
-		     "Please try again in a moment.");
+		page(req, 503, EB_MSG_UNAVAILABLE_T, EB_MSG_UNAVAILABLE);
 		goto out;
 	}
 	if (rc == EB_MAPPING_OK)
 		eb_policy_check(t, &id, &map, &v);
 	if (v.allow && scim_refuses(env, t, &id, &v) != 0) {
-		page(req, 503, "Temporarily unavailable",
-		     "Please try again in a moment.");
+		page(req, 503, EB_MSG_UNAVAILABLE_T, EB_MSG_UNAVAILABLE);
 		goto out;
 	}
 	/* restrictions.max_devices_per_user, after the policy */
 	if (v.allow &&
 	    eb_grant_limit_check(env->store, t, &f, map.managed_apple_id, now,
 	                         &v) == -1) {
-		page(req, 503, "Temporarily unavailable",
-		     "Please try again in a moment.");
+		page(req, 503, EB_MSG_UNAVAILABLE_T, EB_MSG_UNAVAILABLE);
 		goto out;
 	}
 	eb_policy_audit(env->store, t, &id, rc == EB_MAPPING_OK ? &map : NULL,
@@ -715,8 +748,7 @@ callback_job(void *arg)
 	gi.now = (int64_t)time(NULL); /* after the IdP's answer */
 	if ((token = eb_grant_issue(env, cfg, &gi)) == NULL) {
 		log_warnx("tenant %s: cannot store the grant", t->id);
-		page(req, 503, "Temporarily unavailable",
-		     "Please try again in a moment.");
+		page(req, 503, EB_MSG_UNAVAILABLE_T, EB_MSG_UNAVAILABLE);
 		goto out;
 	}
 	if (f.kind == EB_STORE_FLOW_OAUTH2_AUTHORIZE) {
@@ -765,16 +797,13 @@ eb_handle_oidc_callback(struct eb_request *req)
 		log_info("tenant %s: callback refused: %s",
 		         eb_req_tenant(req)->id, err);
 		count_error(req, "callback_malformed");
-		eb_resp_html_page(req, 400, "Bad request",
-		                  "The sign-in response was malformed.");
+		page(req, 400, EB_MSG_BAD_REQUEST_T, EB_MSG_MALFORMED);
 		return EB_HANDLED;
 	}
 	for (i = 0; i < q.n; i++)
 		if (strlen(q.v[i].value) > MAX_PARAM) {
 			eb_form_finish(&q);
-			eb_resp_html_page(
-			    req, 400, "Bad request",
-			    "The sign-in response was malformed.");
+			page(req, 400, EB_MSG_BAD_REQUEST_T, EB_MSG_MALFORMED);
 			return EB_HANDLED;
 		}
 	if ((j = eb_calloc(1, sizeof(*j))) == NULL) {
@@ -797,11 +826,11 @@ eb_handle_oidc_callback(struct eb_request *req)
 /* ---- apple-oauth2: the device's authorization request ---- */
 
 static void
-authorize_error(struct eb_request *req, const char *msg)
+authorize_error(struct eb_request *req, enum eb_msg msg)
 {
 	/* never redirect when client or redirect URI is wrong (RFC 6749
 	 * 4.1.2.1): the error is shown here */
-	page(req, 400, "This enrollment request is not valid", msg);
+	page(req, 400, EB_MSG_INVALID_REQUEST_T, msg);
 }
 
 int
@@ -826,14 +855,13 @@ eb_handle_oauth2_authorize(struct eb_request *req)
 	}
 	if (client_id == NULL || strcmp(client_id, t->oauth2.client_id) != 0) {
 		log_info("tenant %s: authorize: unknown client_id", t->id);
-		authorize_error(req, "The device asked for an unknown client.");
+		authorize_error(req, EB_MSG_UNKNOWN_CLIENT);
 		return EB_HANDLED;
 	}
 	if (ruri == NULL || strcmp(ruri, t->oauth2.redirect_uri) != 0) {
 		log_info("tenant %s: authorize: redirect_uri not registered",
 		         t->id);
-		authorize_error(req, "The device asked for a redirect that is "
-		                     "not registered.");
+		authorize_error(req, EB_MSG_BAD_REDIRECT);
 		return EB_HANDLED;
 	}
 	/* PKCE when sent: S256 only (token/pkce.h) */

@@ -163,10 +163,6 @@ int eb_resp_header(struct eb_request *req, const char *name, const char *value);
 /* Status set so far (0 when none). */
 int eb_resp_status(const struct eb_request *req);
 
-/* A small HTML page (text/html; charset=utf-8, mobile viewport); title and
- * message are escaped. */
-int eb_resp_html_page(struct eb_request *req, int status, const char *title,
-                      const char *message);
 /* A plain-text error (text/plain; charset=utf-8). */
 int eb_resp_text(struct eb_request *req, int status, const char *text);
 

@@ -526,54 +526,6 @@ eb_resp_text(struct eb_request *req, int status, const char *text)
 	                   strlen(text));
 }
 
-int
-eb_resp_html_page(struct eb_request *req, int status, const char *title,
-                  const char *message)
-{
-	struct eb_buf b;
-
-	eb_buf_init(&b, 64 * 1024);
-	eb_buf_addstr(
-	    &b,
-	    "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
-	    "<meta name=\"viewport\" content=\"width=device-width, "
-	    "initial-scale=1\"><meta name=\"color-scheme\" "
-	    "content=\"light dark\"><title>");
-	eb_buf_add_html(&b, title);
-	eb_buf_addstr(
-	    &b,
-	    "</"
-	    "title><style>body{font-family:-apple-system,system-ui,sans-serif;"
-	    "margin:0;padding:2rem 1.25rem;background:#f5f5f7;color:#1d1d1f}"
-	    "main{max-width:32rem;margin:auto;background:#fff;border-radius:"
-	    "12px;padding:1.5rem}h1{font-size:1.4rem;margin-top:0}"
-	    "p{line-height:1.5}.rid{color:#6e6e73;font-size:.85rem}"
-	    "@media(max-width:360px){body{padding:1rem .75rem}"
-	    "main{padding:1.25rem}}@media(prefers-color-scheme:dark){"
-	    "body{background:#000;color:#f5f5f7}main{background:#1c1c1e}"
-	    ".rid{color:#98989d}}</style>"
-	    "</head><body><main><h1>");
-	eb_buf_add_html(&b, title);
-	eb_buf_addstr(&b, "</h1><p>");
-	eb_buf_add_html(&b, message);
-	eb_buf_addstr(&b, "</p><p class=\"rid\">Reference: ");
-	eb_buf_add_html(&b, req->id);
-	if (eb_buf_addstr(&b, "</p></main></body></html>\n") == -1) {
-		eb_buf_finish(&b);
-		return -1;
-	}
-	if (eb_resp_header(req, "Cache-Control", "no-store") == -1) {
-		eb_buf_finish(&b);
-		return -1;
-	}
-	{
-		size_t len;
-		char *p = eb_buf_detach(&b, &len);
-		return eb_resp_set_owned(req, status,
-		                         "text/html; charset=utf-8", p, len);
-	}
-}
-
 /* ---- async ---- */
 
 static void wake(struct worker *w);

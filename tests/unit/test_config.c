@@ -647,6 +647,62 @@ test_routes(void **state)
 	                   "mdm.claims[1]", "duplicate");
 }
 
+/* "branding": name required, https logo, #rrggbb colour with its text
+ * colour chosen for contrast, support contacts checked. */
+static void
+test_branding(void **state)
+{
+	struct eb_config *cfg;
+	const struct eb_branding *b;
+
+	(void)state;
+	cfg = load_tenant(
+	    "{\"id\": \"acme\", \"domains\": [\"a.example\"], "
+	    "\"branding\": {\"name\": \"Contoso\", \"logo_url\": "
+	    "\"https://cdn.example/l.png\", \"primary_color\": \"#FFD700\", "
+	    "\"support\": {\"email\": \"help@a.example\", \"url\": "
+	    "\"https://help.a.example/\", \"phone\": \"+49 30 "
+	    "1234-5\"}}, " IDP_OK "}");
+	if (cfg == NULL)
+		fail_msg("%s %s %s", err.file, err.key, err.reason);
+	assert_non_null(b = cfg->tenants[0]->branding);
+	assert_string_equal(b->name, "Contoso");
+	assert_string_equal(b->text_color, "#000000"); /* gold: dark text */
+	assert_string_equal(b->support_phone, "+49 30 1234-5");
+	eb_config_unref(cfg);
+	cfg = load_tenant("{\"id\": \"acme\", \"domains\": [\"a.example\"], "
+	                  "\"branding\": {\"name\": \"N\", \"primary_color\": "
+	                  "\"#0b3d91\"}, " IDP_OK "}");
+	assert_non_null(cfg);
+	assert_string_equal(cfg->tenants[0]->branding->text_color, "#ffffff");
+	eb_config_unref(cfg);
+
+#define T_BR "{\"id\": \"acme\", \"domains\": [\"a.example\"], " IDP_OK ", "
+	expect_tenant_fail(T_BR "\"branding\": {}}", "branding.name",
+	                   "required");
+	expect_tenant_fail(T_BR "\"branding\": {\"name\": \"\"}}",
+	                   "branding.name", "empty");
+	expect_tenant_fail(T_BR "\"branding\": {\"name\": \"N\", "
+	                        "\"primary_color\": \"red\"}}",
+	                   "branding.primary_color", "#rrggbb");
+	expect_tenant_fail(T_BR "\"branding\": {\"name\": \"N\", "
+	                        "\"primary_color\": \"#12345g\"}}",
+	                   "branding.primary_color", "#rrggbb");
+	expect_tenant_fail(T_BR "\"branding\": {\"name\": \"N\", "
+	                        "\"logo_url\": \"http://127.0.0.1/l.png\"}}",
+	                   "branding.logo_url", "https://");
+	expect_tenant_fail(T_BR "\"branding\": {\"name\": \"N\", "
+	                        "\"support\": {\"email\": \"nobody\"}}}",
+	                   "branding.support.email", "name@domain");
+	expect_tenant_fail(T_BR "\"branding\": {\"name\": \"N\", "
+	                        "\"support\": {\"phone\": \"call me\"}}}",
+	                   "branding.support.phone", "digits");
+	expect_tenant_fail(T_BR "\"branding\": {\"name\": \"N\", "
+	                        "\"support\": {\"fax\": \"1\"}}}",
+	                   "branding.support.fax", "");
+#undef T_BR
+}
+
 /* "scim": a token secret reference of sane length; absent: no endpoint. */
 static void
 test_scim(void **state)
@@ -1400,6 +1456,7 @@ main(void)
 	    T(test_mode_rule),
 	    T(test_routes),
 	    T(test_scim),
+	    T(test_branding),
 	    T(test_oauth2_mdm_esso),
 	    T(test_providers),
 	    T(test_duplicates_across_tenants),
