@@ -34,6 +34,7 @@ TEST="
 clang libclang-rt-14-dev clang-format libcmocka-dev liboauth2-dev
 openssl sqlite3 libplist-utils postgresql curl python3
 wrk nginx-light chromium
+fonts-ipafont-gothic
 systemd
 prometheus
 caddy

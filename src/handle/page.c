@@ -104,7 +104,9 @@ texts_make(struct texts *x, const struct eb_request *req, enum eb_lang l,
 	else if (pg->msg != EB_MSG_COUNT)
 		rc |= say(&x->msg, l, pg->msg, NULL, NULL);
 	if (pg->hint != EB_MSG_COUNT) {
-		rc |= eb_buf_addc(&x->msg, ' ');
+		/* Japanese sentences follow each other without a space */
+		if (l != EB_LANG_JA)
+			rc |= eb_buf_addc(&x->msg, ' ');
 		rc |= say(&x->msg, l, pg->hint, NULL, NULL);
 	}
 	if (pg->details != NULL)
