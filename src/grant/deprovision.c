@@ -112,7 +112,7 @@ eb_grant_deprovision(struct eb_store *s, const struct eb_tenant *t,
 	}
 	eb_store_grant_list_finish(&l);
 	log_ev(out->failed == 0 ? EB_LOG_INFO : EB_LOG_WARN,
-	       EB_EVT(t->id, "scim.deprovision", in->why, NULL),
+	       EB_EVT(t->id, "user.deprovisioned", in->why, NULL),
 	       "SCIM user %s %s: %zu grant%s %s, %zu failed", in->scim_id,
 	       in->why, out->ended, out->ended == 1 ? "" : "s",
 	       retire ? "retired" : "revoked", out->failed);
