@@ -240,7 +240,7 @@ test('IdP down: nothing revoked within grace, visible in metrics; a short grace 
   await gaugeIs('slow', 0);
   // one replica: no claim ever ran out and went to another worker
   assert.equal(await metric('enrollbridge_renewals_total', { result: 'lost' }), 0);
-  assert.ok(bridge.logs.some((l) => /grant .* renewed; the IdP answers again/.test(l)));
+  assert.ok(bridge.logs.some((l) => /"event":"renewal\.ok","reason":"recovered","grant":"[^"]+".*renewed; the IdP answers again/.test(l)));
 });
 
 test('the renewer stops cleanly with the server, a hung refresh within the upstream timeout', async () => {
