@@ -615,8 +615,15 @@ job_run(void *arg)
 {
 	struct job *j = arg;
 	struct eb_renewer *r = j->r;
+	struct eb_log_ctx lc;
 	int stopping, changed = 0;
 
+	/* one trace per renewal: its lines and its calls to the IdP carry
+	 * it (traceparent) */
+	memset(&lc, 0, sizeof(lc));
+	snprintf(lc.tenant, sizeof(lc.tenant), "%s", j->t->id);
+	eb_log_trace_start(&lc, NULL);
+	eb_log_ctx_set(&lc);
 	pthread_mutex_lock(&r->lock);
 	stopping = r->stopping;
 	pthread_mutex_unlock(&r->lock);
@@ -639,6 +646,7 @@ job_run(void *arg)
 	eb_store_grant_finish(&j->g);
 	eb_config_unref(j->cfg);
 	eb_free(j);
+	eb_log_ctx_set(NULL);
 }
 
 /* ---- the scheduling thread --------------------------------------------- */
