@@ -420,6 +420,7 @@ cmd_serve(int argc, char **argv)
 	if ((cfg = load_or_explain(path)) == NULL)
 		return 1;
 	eb_log_init(cfg->log_level, cfg->log_json);
+	eb_log_set_personal(cfg->log_personal);
 	/* this process in leases, for its whole life (reloads keep it) */
 	if (snprintf(owner, sizeof(owner), "%s", eb_config_replica_id(cfg)) >=
 	    (int)sizeof(owner)) {

@@ -296,7 +296,8 @@ parse_limits(struct eb_cfg_ctx *c, const json_t *root, struct eb_limits *l)
 	return 0;
 }
 
-const char *const eb_cfg_keys_log[] = {"format", "level", "access", NULL};
+const char *const eb_cfg_keys_log[] = {"format", "level", "access",
+                                       "personal_data", NULL};
 
 static int
 parse_log(struct eb_cfg_ctx *c, const json_t *root, struct eb_config *cfg)
@@ -309,6 +310,7 @@ parse_log(struct eb_cfg_ctx *c, const json_t *root, struct eb_config *cfg)
 	cfg->log_json = 1;
 	cfg->log_level = EB_LOG_INFO;
 	cfg->access_log = 1;
+	cfg->log_personal = 1;
 	if (eb_cfg_obj(c, root, NULL, "log", &o) == -1)
 		return -1;
 	if (o == NULL)
@@ -319,7 +321,9 @@ parse_log(struct eb_cfg_ctx *c, const json_t *root, struct eb_config *cfg)
 	               eb_cfg_enum(c, o, "log", "level", levels,
 	                           &cfg->log_level) == -1 ||
 	               eb_cfg_bool(c, o, "log", "access", &cfg->access_log) ==
-	                   -1
+	                   -1 ||
+	               eb_cfg_bool(c, o, "log", "personal_data",
+	                           &cfg->log_personal) == -1
 	           ? -1
 	           : 0;
 }

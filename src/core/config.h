@@ -352,6 +352,9 @@ struct eb_config {
 	int log_json;   /* "log": {"format": "json"|"text"} */
 	int log_level;  /* "log": {"level": ...} */
 	int access_log; /* "log": {"access": true} */
+	/* "log": {"personal_data": true}; false: accounts, logins, user ids
+	 * and emails logged as keyed hashes (eb_log_pd) */
+	int log_personal;
 	/* peers whose X-Forwarded-For / Forwarded name the client */
 	struct eb_trusted trusted_proxies;
 	/* SHA-256 (hex) of the files' bytes as read: main, then each tenant

@@ -145,6 +145,7 @@ eb_env_reload(struct eb_env *env)
 	pthread_mutex_unlock(&env->cfg_lock);
 	eb_config_unref(old);
 	eb_log_init(ncfg->log_level, ncfg->log_json);
+	eb_log_set_personal(ncfg->log_personal);
 	log_info("configuration reloaded: %zu tenant(s)", ncfg->ntenants);
 	eb_metrics_add(env->metrics, "enrollbridge_config_reloads_total",
 	               "result=\"ok\"", 1);

@@ -8,22 +8,31 @@
  */
 #include "core/log.h"
 
+#include <sys/stat.h>
+
 #include <errno.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
 
 #include <openssl/evp.h>
+#include <openssl/hmac.h>
 
 #include "core/buf.h"
+#include "core/rand.h"
 #include "core/str.h"
 
 static int log_min = EB_LOG_INFO;
 static int log_json = 1;
+static int log_personal = 1;
+static int log_journal;
+static _Thread_local struct eb_log_ctx t_ctx;
 
 static const char *const level_names[] = {"debug", "info", "warn", "error"};
 
@@ -32,12 +41,193 @@ eb_log_init(int level, int json)
 {
 	log_min = level;
 	log_json = json;
+	(void)eb_log_journal_detect();
 }
 
 int
 eb_log_level(void)
 {
 	return log_min;
+}
+
+void
+eb_log_set_personal(int on)
+{
+	log_personal = on;
+}
+
+int
+eb_log_journal_detect(void)
+{
+	const char *v = getenv("JOURNAL_STREAM");
+	unsigned long long dev, ino;
+	struct stat st;
+	char tail;
+
+	log_journal = 0;
+	if (v == NULL || sscanf(v, "%llu:%llu%c", &dev, &ino, &tail) != 2 ||
+	    fstat(STDERR_FILENO, &st) == -1)
+		return 0;
+	log_journal = (unsigned long long)st.st_dev == dev &&
+	              (unsigned long long)st.st_ino == ino;
+	return log_journal;
+}
+
+const char *
+eb_log_prio(int level)
+{
+	static const char *const prio[] = {"<7>", "<6>", "<4>", "<3>"};
+
+	if (!log_journal)
+		return "";
+	return prio[level < EB_LOG_DEBUG || level > EB_LOG_ERR ? EB_LOG_ERR
+	                                                       : level];
+}
+
+void
+eb_log_ctx_get(struct eb_log_ctx *out)
+{
+	*out = t_ctx;
+}
+
+void
+eb_log_ctx_set(const struct eb_log_ctx *ctx)
+{
+	if (ctx == NULL)
+		memset(&t_ctx, 0, sizeof(t_ctx));
+	else
+		t_ctx = *ctx;
+}
+
+void
+eb_log_ctx_tenant(const char *tenant)
+{
+	snprintf(t_ctx.tenant, sizeof(t_ctx.tenant), "%s",
+	         tenant != NULL ? tenant : "");
+}
+
+/* n lowercase hex digits (and, with nonzero, not all '0'); 1 or 0 */
+static int
+lower_hex(const char *s, size_t n, int nonzero)
+{
+	size_t i;
+	int seen = 0;
+
+	for (i = 0; i < n; i++) {
+		if (!((s[i] >= '0' && s[i] <= '9') ||
+		      (s[i] >= 'a' && s[i] <= 'f')))
+			return 0;
+		seen |= s[i] != '0';
+	}
+	return seen || !nonzero;
+}
+
+int
+eb_log_trace_parse(const char *v, char trace_id[33], unsigned char *flags)
+{
+	size_t len;
+	int v00;
+
+	if (v == NULL || (len = strnlen(v, 513)) < 55 || len > 512)
+		return -1;
+	/* version: two hex digits, "ff" invalid; version 00 has exactly
+	 * 55 bytes, a later one may append "-..." after the four fields */
+	if (!lower_hex(v, 2, 0) || strncmp(v, "ff", 2) == 0)
+		return -1;
+	v00 = strncmp(v, "00", 2) == 0;
+	if ((v00 && len != 55) || (!v00 && len > 55 && v[55] != '-'))
+		return -1;
+	if (v[2] != '-' || v[35] != '-' || v[52] != '-' ||
+	    !lower_hex(v + 3, 32, 1) || !lower_hex(v + 36, 16, 1) ||
+	    !lower_hex(v + 53, 2, 0))
+		return -1;
+	memcpy(trace_id, v + 3, 32);
+	trace_id[32] = '\0';
+	*flags =
+	    (unsigned char)(((v[53] <= '9' ? v[53] - '0' : v[53] - 'a' + 10)
+	                     << 4) |
+	                    (v[54] <= '9' ? v[54] - '0' : v[54] - 'a' + 10));
+	return 0;
+}
+
+static void
+rand_hex(char *out, size_t nbytes)
+{
+	static const char hex[] = "0123456789abcdef";
+	unsigned char r[16];
+	size_t i;
+
+	do {
+		if (eb_rand_bytes(r, nbytes) == -1)
+			memset(r, 0x5a, nbytes); /* never all zero */
+		for (i = 0; i < nbytes && r[i] == 0; i++)
+			;
+	} while (i == nbytes);
+	for (i = 0; i < nbytes; i++) {
+		out[2 * i] = hex[r[i] >> 4];
+		out[2 * i + 1] = hex[r[i] & 0xf];
+	}
+	out[2 * nbytes] = '\0';
+}
+
+void
+eb_log_trace_start(struct eb_log_ctx *ctx, const char *traceparent)
+{
+	if (eb_log_trace_parse(traceparent, ctx->trace_id, &ctx->trace_flags) ==
+	    -1) {
+		rand_hex(ctx->trace_id, 16);
+		ctx->trace_flags = 0;
+	}
+	ctx->trace_flags &= 0x01; /* the one flag version 00 defines */
+	rand_hex(ctx->span_id, 8);
+}
+
+int
+eb_log_traceparent(char *out, size_t len)
+{
+	int n;
+
+	if (t_ctx.trace_id[0] == '\0' || t_ctx.span_id[0] == '\0')
+		return -1;
+	n = snprintf(out, len, "traceparent: 00-%s-%s-%02x", t_ctx.trace_id,
+	             t_ctx.span_id, t_ctx.trace_flags);
+	return n < 0 || (size_t)n >= len ? -1 : 0;
+}
+
+static unsigned char pd_key[32];
+static pthread_once_t pd_once = PTHREAD_ONCE_INIT;
+
+static void
+pd_key_init(void)
+{
+	if (eb_rand_bytes(pd_key, sizeof(pd_key)) == -1)
+		abort(); /* no randomness: nothing is safe to run */
+}
+
+const char *
+eb_log_pd(const char *s, char out[EB_LOG_PD_LEN])
+{
+	static const char hex[] = "0123456789abcdef";
+	unsigned char md[EVP_MAX_MD_SIZE];
+	unsigned int mdlen = 0;
+	int i;
+
+	if (s == NULL)
+		return "-";
+	if (log_personal)
+		return s;
+	pthread_once(&pd_once, pd_key_init);
+	if (HMAC(EVP_sha256(), pd_key, sizeof(pd_key), (const unsigned char *)s,
+	         strlen(s), md, &mdlen) == NULL ||
+	    mdlen < 6)
+		return "-";
+	out[0] = '~';
+	for (i = 0; i < 6; i++) {
+		out[1 + 2 * i] = hex[md[i] >> 4];
+		out[2 + 2 * i] = hex[md[i] & 0xf];
+	}
+	out[13] = '\0';
+	return out;
 }
 
 void
@@ -309,11 +499,45 @@ format_msg(struct eb_buf *b, int text, const char *fmt, va_list ap)
 	}
 }
 
-static void vlog(int level, const char *fn, const char *suffix, const char *fmt,
-                 va_list ap) __attribute__((format(printf, 4, 0)));
+/* One field: "key":"value" (JSON) or key=value (text); none when empty. */
+static void
+add_field(struct eb_buf *b, const char *key, const char *v)
+{
+	if (v == NULL || *v == '\0')
+		return;
+	if (log_json) {
+		eb_buf_printf(b, ",\"%s\":", key);
+		eb_buf_add_json_str(b, v);
+	} else {
+		eb_buf_printf(b, " %s=", key);
+		eb_log_add_text(b, v, strlen(v));
+	}
+}
 
 static void
-vlog(int level, const char *fn, const char *suffix, const char *fmt, va_list ap)
+add_fields(struct eb_buf *b, const struct eb_log_ev *ev)
+{
+	const char *tenant = t_ctx.tenant;
+
+	if (ev != NULL && ev->tenant != NULL && *ev->tenant != '\0')
+		tenant = ev->tenant;
+	add_field(b, "rid", t_ctx.rid);
+	add_field(b, "trace_id", t_ctx.trace_id);
+	add_field(b, "tenant", tenant);
+	if (ev == NULL)
+		return;
+	add_field(b, "event", ev->event);
+	add_field(b, "reason", ev->reason);
+	add_field(b, "grant", ev->grant);
+}
+
+static void vlog(int level, const char *fn, const struct eb_log_ev *ev,
+                 const char *suffix, const char *fmt, va_list ap)
+    __attribute__((format(printf, 5, 0)));
+
+static void
+vlog(int level, const char *fn, const struct eb_log_ev *ev, const char *suffix,
+     const char *fmt, va_list ap)
 {
 	char ts[80];
 	struct timespec now;
@@ -336,15 +560,18 @@ vlog(int level, const char *fn, const char *suffix, const char *fmt, va_list ap)
 	         tm.tm_min, tm.tm_sec, now.tv_nsec / 1000000);
 	eb_buf_init(&b, 8 * LOG_MSG_MAX);
 	if (log_json) {
-		eb_buf_printf(&b, "{\"ts\":\"%s\",\"level\":\"%s\",\"fn\":", ts,
-		              level_names[level]);
+		eb_buf_printf(&b, "%s{\"ts\":\"%s\",\"level\":\"%s\",\"fn\":",
+		              eb_log_prio(level), ts, level_names[level]);
 		eb_buf_add_json_str(&b, fn ? fn : "");
+		add_fields(&b, ev);
 		eb_buf_addstr(&b, ",\"msg\":");
 		eb_buf_add_json_str(&b, eb_buf_str(&msg));
 		eb_buf_addc(&b, '}');
 	} else {
-		eb_buf_printf(&b, "%s %s %s: %s", ts, level_names[level],
-		              fn ? fn : "-", eb_buf_str(&msg));
+		eb_buf_printf(&b, "%s%s %s %s: %s", eb_log_prio(level), ts,
+		              level_names[level], fn ? fn : "-",
+		              eb_buf_str(&msg));
+		add_fields(&b, ev);
 	}
 	if (b.data != NULL)
 		eb_log_line(b.data, b.len);
@@ -359,7 +586,18 @@ eb_log(int level, const char *fn, const char *fmt, ...)
 	va_list ap;
 
 	va_start(ap, fmt);
-	vlog(level, fn, NULL, fmt, ap);
+	vlog(level, fn, NULL, NULL, fmt, ap);
+	va_end(ap);
+}
+
+void
+eb_log_event(int level, const char *fn, const struct eb_log_ev *ev,
+             const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vlog(level, fn, ev, NULL, fmt, ap);
 	va_end(ap);
 }
 
@@ -372,7 +610,7 @@ eb_log_errno(int level, const char *fn, const char *fmt, ...)
 
 	strerror_r(saved, ebuf, sizeof(ebuf));
 	va_start(ap, fmt);
-	vlog(level, fn, ebuf, fmt, ap);
+	vlog(level, fn, NULL, ebuf, fmt, ap);
 	va_end(ap);
 }
 

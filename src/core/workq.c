@@ -6,6 +6,7 @@
 #include <pthread.h>
 #include <string.h>
 
+#include "core/log.h"
 #include "core/mem.h"
 
 /* Jobs of one key running now, and how many may (eb_workq_submit_keyed).
@@ -20,6 +21,8 @@ struct job {
 	eb_work_fn fn;
 	void *arg;
 	struct keycount *k; /* NULL: no key */
+	/* the request of the submitter: the job's lines carry it */
+	struct eb_log_ctx ctx;
 };
 
 struct eb_workq {
@@ -87,7 +90,9 @@ worker(void *p)
 		if (j.k != NULL)
 			j.k->running++;
 		pthread_mutex_unlock(&q->lock);
+		eb_log_ctx_set(&j.ctx);
 		j.fn(j.arg);
+		eb_log_ctx_set(NULL);
 		pthread_mutex_lock(&q->lock);
 		q->running--;
 		if (j.k != NULL) {
@@ -160,6 +165,7 @@ eb_workq_submit_keyed(struct eb_workq *q, const char *key, size_t max_per_key,
                       eb_work_fn fn, void *arg)
 {
 	struct keycount *k = NULL;
+	struct job *j;
 	int rc = -1;
 
 	pthread_mutex_lock(&q->lock);
@@ -170,7 +176,11 @@ eb_workq_submit_keyed(struct eb_workq *q, const char *key, size_t max_per_key,
 			goto out;
 		k->limit = max_per_key;
 	}
-	q->ring[(q->head + q->len) % q->cap] = (struct job){fn, arg, k};
+	j = &q->ring[(q->head + q->len) % q->cap];
+	j->fn = fn;
+	j->arg = arg;
+	j->k = k;
+	eb_log_ctx_get(&j->ctx);
 	q->len++;
 	pthread_cond_signal(&q->cv);
 	rc = 0;

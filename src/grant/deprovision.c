@@ -77,7 +77,7 @@ eb_grant_deprovision(struct eb_store *s, const struct eb_tenant *t,
 	struct eb_store_grant_list l;
 	char *login = NULL;
 	size_t i;
-	int rc;
+	int rc, retire = t->on_access_lost == EB_ON_ACCESS_LOST_UNENROLL;
 
 	memset(out, 0, sizeof(*out));
 	if (in->user_name != NULL &&
@@ -98,18 +98,24 @@ eb_grant_deprovision(struct eb_store *s, const struct eb_tenant *t,
 	}
 	out->found = l.n;
 	for (i = 0; i < l.n; i++) {
-		if (end_one(s, t, l.v[i].id, in->now) == EB_STORE_OK)
+		if (end_one(s, t, l.v[i].id, in->now) == EB_STORE_OK) {
 			out->ended++;
-		else
+			log_ev(
+			    EB_LOG_INFO,
+			    EB_EVT(t->id,
+			           retire ? "grant.retired" : "grant.revoked",
+			           in->why, l.v[i].id),
+			    "SCIM user %s %s: grant %s", in->scim_id, in->why,
+			    retire ? "retired" : "revoked");
+		} else
 			out->failed++;
 	}
 	eb_store_grant_list_finish(&l);
-	log_info("tenant %s: SCIM user %s %s: %zu grant%s %s, %zu failed",
-	         t->id, in->scim_id, in->why, out->ended,
-	         out->ended == 1 ? "" : "s",
-	         t->on_access_lost == EB_ON_ACCESS_LOST_UNENROLL ? "retired"
-	                                                         : "revoked",
-	         out->failed);
+	log_ev(out->failed == 0 ? EB_LOG_INFO : EB_LOG_WARN,
+	       EB_EVT(t->id, "user.deprovisioned", in->why, NULL),
+	       "SCIM user %s %s: %zu grant%s %s, %zu failed", in->scim_id,
+	       in->why, out->ended, out->ended == 1 ? "" : "s",
+	       retire ? "retired" : "revoked", out->failed);
 	audit(s, t, in, out);
 	return out->failed == 0 ? 0 : -1;
 }

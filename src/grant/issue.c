@@ -208,9 +208,8 @@ scim_recheck(struct eb_env *env, const struct eb_tenant *t,
 	                            id->oid != NULL ? id->oid : id->subject);
 	if (rc == 0)
 		return 0;
-	log_warnx("tenant %s: grant %.8s: its person was deprovisioned "
-	          "meanwhile; revoked",
-	          t->id, gid);
+	log_ev(EB_LOG_WARN, EB_EVT(t->id, "grant.revoked", "scim", gid),
+	       "its person was deprovisioned meanwhile; revoked");
 	eb_store_grant_set_status(env->store, gid, EB_STORE_GRANT_REVOKED,
 	                          "deprovisioned by SCIM", now);
 	return -1;

@@ -43,6 +43,25 @@ free_dump(char *s)
 		jfree(s);
 }
 
+/* The log line of an admin call: its action, tenant and status as fields;
+ * the subject (a grant, a person, a key) through eb_log_pd. */
+static void
+log_call(const char *action, const char *tenant, const char *subject,
+         const json_t *detail)
+{
+	char event[64], pd[EB_LOG_PD_LEN];
+	json_int_t status =
+	    json_integer_value(json_object_get(detail, "status"));
+
+	snprintf(event, sizeof(event), "admin.%s", action);
+	log_ev(
+	    status >= 400 || status == 0 ? EB_LOG_WARN : EB_LOG_INFO,
+	    EB_EVT(tenant, event, status >= 400 ? "refused" : NULL, NULL),
+	    "admin call %s on %s: status %lld", action,
+	    eb_log_pd(subject != NULL && *subject != '\0' ? subject : NULL, pd),
+	    (long long)status);
+}
+
 /* The audit event of a call (detail holds what it was asked and did). */
 static void
 audit_call(struct eb_env *env, const char *action, const char *tenant,
@@ -64,6 +83,7 @@ audit_call(struct eb_env *env, const char *action, const char *tenant,
 	if (eb_store_audit_add(env->store, &ev) != EB_STORE_OK)
 		log_warnx("admin: %s: not audited", event);
 	free_dump(d);
+	log_call(action, tenant, subject, detail);
 }
 
 void

@@ -205,11 +205,11 @@ pkce_ok(struct eb_request *req, const struct eb_tenant *t,
 	        ? verifier == NULL
 	        : eb_pkce_verify(c->code_challenge, verifier))
 		return 1;
-	log_warnx("tenant %s: token: %s: grant %s revoked", t->id,
-	          c->code_challenge == NULL
-	              ? "code_verifier for a code issued without PKCE"
-	              : "code_verifier missing or not matching",
-	          c->grant_id);
+	log_ev(EB_LOG_WARN, EB_EV("grant.revoked", "pkce", c->grant_id),
+	       "token: %s: grant revoked",
+	       c->code_challenge == NULL
+	           ? "code_verifier for a code issued without PKCE"
+	           : "code_verifier missing or not matching");
 	if (eb_store_grant_set_status(
 	        env->store, c->grant_id, EB_STORE_GRANT_REVOKED,
 	        "PKCE verification failed", now) == EB_STORE_ERROR)
@@ -455,10 +455,11 @@ refresh_grant(struct eb_request *req, const struct eb_tenant *t,
 			                   NULL);
 		break;
 	case EB_STORE_REUSE:
-		log_warnx("tenant %s: rotated refresh token reused (outside "
-		          "the grace window, or its successor already used): "
-		          "grant %s revoked",
-		          t->id, r.g.id);
+		log_ev(EB_LOG_WARN,
+		       EB_EV("grant.revoked", "refresh_reused", r.g.id),
+		       "rotated refresh token reused (outside the grace "
+		       "window, or its successor already used): grant "
+		       "revoked");
 		rc = oauth_error(req, 400, "invalid_grant",
 		                 "refresh token reused; sign in again");
 		break;

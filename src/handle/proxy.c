@@ -491,7 +491,8 @@ challenge(struct eb_request *req, const struct eb_tenant *t, const char *why)
 	const struct eb_tenant *view;
 	char *replaces = NULL, *route = NULL;
 
-	log_info("tenant %s: MDM request refused: %s", t->id, why);
+	log_ev(EB_LOG_INFO, EB_EV("proxy.refused", "unauthorized", NULL),
+	       "MDM request refused: %s", why);
 	eb_proxy_count(req, "unauthorized");
 	/* an enrolled device signing in again: its new grant will take over
 	 * the enrollment of the one its token names */
@@ -545,7 +546,8 @@ static int
 bad_request(struct eb_request *req, const struct eb_tenant *t, const char *why,
             const char *text)
 {
-	log_info("tenant %s: MDM request refused (400): %s", t->id, why);
+	log_ev(EB_LOG_INFO, EB_EV("proxy.refused", "bad_request", NULL),
+	       "MDM request refused (400): %s", why);
 	eb_proxy_count(req, "bad_request");
 	eb_resp_text(req, 400, text);
 	return EB_HANDLED;
@@ -555,8 +557,8 @@ static int
 forbidden(struct eb_request *req, const struct eb_tenant *t,
           const char *grant_id, const char *why)
 {
-	log_warnx("tenant %s: MDM request of grant %.8s refused (403): %s",
-	          t->id, grant_id, why);
+	log_ev(EB_LOG_WARN, EB_EV("proxy.refused", "forbidden", grant_id),
+	       "MDM request refused (403): %s", why);
 	eb_proxy_count(req, "forbidden");
 	eb_resp_text(req, 403, "forbidden\n");
 	return EB_HANDLED;
@@ -575,9 +577,9 @@ static const char unenroll_body[] =
 static int
 unenroll(struct eb_request *req, const struct eb_tenant *t)
 {
-	log_info("tenant %s: MDM request of a retired grant: 403, the device "
-	         "is to unenroll",
-	         t->id);
+	log_ev(EB_LOG_INFO, EB_EV("proxy.refused", "retired", NULL),
+	       "MDM request of a retired grant: 403, the device is to "
+	       "unenroll");
 	eb_proxy_count(req, "retired");
 	/* on failure (allocation) the server answers 500 */
 	(void)eb_resp_set_static(req, 403, "application/json", unenroll_body,
@@ -744,10 +746,10 @@ checkout_view(const struct eb_tenant *t, const struct eb_store_grant *g,
 
 	view = eb_tenant_route_view(t, route);
 	if (view == NULL || view->mdm.upstream == NULL) {
-		log_errx("tenant %s: CheckOut of grant %.8s not forwarded: "
-		         "its route %s is no longer configured or has no "
-		         "upstream",
-		         t->id, g->id, route ? route : "-");
+		log_ev(EB_LOG_ERR, EB_EV("proxy.refused", "route_gone", g->id),
+		       "CheckOut not forwarded: the grant's route %s is no "
+		       "longer configured or has no upstream",
+		       route ? route : "-");
 		*why = "CheckOut of a grant whose route has no MDM";
 		view = NULL;
 	}
@@ -916,10 +918,12 @@ route_view(struct eb_request *req, const struct eb_tenant *t, const char *route,
 	const struct eb_tenant *view = eb_tenant_route_view(t, route);
 
 	if (view == NULL) {
-		log_errx("tenant %s: grant %.8s takes route %s, which is no "
-		         "longer configured: refused (restore the route, or "
-		         "revoke the grant so that the person signs in again)",
-		         t->id, grant_id, route);
+		log_ev(EB_LOG_ERR,
+		       EB_EV("proxy.refused", "route_gone", grant_id),
+		       "the grant takes route %s, which is no longer "
+		       "configured: refused (restore the route, or revoke the "
+		       "grant so that the person signs in again)",
+		       route);
 		eb_proxy_count(req, "route_gone");
 		eb_resp_header(req, "Retry-After", "300");
 		eb_resp_text(req, 503, "enrollment route not configured\n");

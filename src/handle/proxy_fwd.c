@@ -100,17 +100,11 @@ static const struct hname hop_by_hop[] = {HN("Connection"),
                                           {NULL, 0}};
 
 /* Set by the bridge alone: a device's copies never reach the MDM. */
-static const struct hname ours[] = {HN("X-Managed-Apple-ID"),
-                                    HN("X-Enrollment-Mode"),
-                                    HN("X-Grant-ID"),
-                                    HN("X-Forwarded-For"),
-                                    HN("X-Forwarded-Proto"),
-                                    HN("X-Forwarded-Host"),
-                                    HN("X-Forwarded-Port"),
-                                    HN("Forwarded"),
-                                    HN("X-Real-IP"),
-                                    HN("X-Request-Id"),
-                                    {NULL, 0}};
+static const struct hname ours[] = {
+    HN("X-Managed-Apple-ID"), HN("X-Enrollment-Mode"), HN("X-Grant-ID"),
+    HN("X-Forwarded-For"),    HN("X-Forwarded-Proto"), HN("X-Forwarded-Host"),
+    HN("X-Forwarded-Port"),   HN("Forwarded"),         HN("X-Real-IP"),
+    HN("X-Request-Id"),       HN("Traceparent"),       {NULL, 0}};
 
 /* Computed by curl or the server, never copied across. */
 static const struct hname computed_req[] = {

@@ -294,11 +294,13 @@ start_job(void *arg)
 	if (rc == EB_FLOW_OPEN_OK && f.kind != j->kind)
 		rc = EB_FLOW_OPEN_BAD;
 	if (rc != EB_FLOW_OPEN_OK) {
-		log_info("tenant %s: sign-in start for %s flow", t->id,
-		         rc == EB_FLOW_OPEN_EXPIRED ? "an expired"
-		         : rc == EB_FLOW_OPEN_ERROR ? "an unreadable (out of "
-		                                      "memory)"
-		                                    : "an unknown");
+		log_ev(EB_LOG_INFO,
+		       EB_EV("signin.start", "flow_unusable", NULL),
+		       "sign-in start for %s flow",
+		       rc == EB_FLOW_OPEN_EXPIRED ? "an expired"
+		       : rc == EB_FLOW_OPEN_ERROR ? "an unreadable (out of "
+		                                    "memory)"
+		                                  : "an unknown");
 		count_error(req, rc == EB_FLOW_OPEN_EXPIRED ? "flow_expired"
 		                                            : "flow_unknown");
 		expired_page(req);
@@ -306,8 +308,9 @@ start_job(void *arg)
 	}
 	if (eb_oidc_metadata(env->oidc, t->idp.issuer, &meta, &oerr) !=
 	    EB_OIDC_OK) {
-		log_warnx("tenant %s: IdP metadata unavailable: %s (%s)", t->id,
-		          oerr.code, oerr.reason);
+		log_ev(EB_LOG_WARN, EB_EV("signin.failed", oerr.code, NULL),
+		       "IdP metadata unavailable: %s (%s)", oerr.code,
+		       oerr.reason);
 		count_error(req, oerr.code[0] ? oerr.code : "metadata");
 		idp_failed_page(req);
 		goto out;
@@ -354,8 +357,8 @@ start_job(void *arg)
 	    eb_resp_set_static(req, 302, "text/plain; charset=utf-8",
 	                       "redirecting to your organization\n", 33) == -1)
 		goto out;
-	log_info("tenant %s: sign-in started, upstream %s", t->id,
-	         meta->authorization_endpoint);
+	log_ev(EB_LOG_INFO, EB_EV("signin.start", NULL, NULL),
+	       "sign-in started, upstream %s", meta->authorization_endpoint);
 out:
 	eb_free_secret_str(cookie);
 	eb_free(ruri);
@@ -379,7 +382,8 @@ submit(struct eb_request *req, struct job *j, eb_work_fn fn)
 	                           eb_workq_share(env->workq), fn, j);
 	if (rc == 0)
 		return EB_ASYNC;
-	log_warnx("tenant %s: sign-in queue full", j->t->id);
+	log_ev(EB_LOG_WARN, EB_EV("signin.failed", "queue_full", NULL),
+	       "sign-in queue full");
 	job_free(j);
 	page(req, 503, EB_MSG_BUSY_T, EB_MSG_BUSY);
 	return EB_HANDLED;
@@ -405,9 +409,9 @@ eb_handle_auth_start(struct eb_request *req)
 	j->flow_id = eb_strdup(flow);
 	j->typed = param(req, "user-identifier", MAX_TYPED, &too_long);
 	if (j->typed != NULL && !eb_str_is_utf8(j->typed, strlen(j->typed))) {
-		log_info("tenant %s: sign-in refused: user-identifier is not "
-		         "UTF-8",
-		         t->id);
+		log_ev(EB_LOG_INFO,
+		       EB_EV("signin.refused", "user_identifier", NULL),
+		       "sign-in refused: user-identifier is not UTF-8");
 		job_free(j);
 		page(req, 400, EB_MSG_NOT_STARTED_T, EB_MSG_TYPED_INVALID);
 		return EB_HANDLED;
@@ -590,6 +594,7 @@ callback_job(void *arg)
 	struct eb_store_flow used;
 	struct eb_buf loc;
 	int64_t now = (int64_t)time(NULL);
+	char pd[EB_LOG_PD_LEN];
 	int rc;
 
 	memset(&f, 0, sizeof(f));
@@ -611,11 +616,13 @@ callback_job(void *arg)
 	         ? EB_FLOW_OPEN_BAD
 	         : eb_flow_state_open(env->seal_ring, t->id, j->state, now, &f);
 	if (rc != EB_FLOW_OPEN_OK) {
-		log_info("tenant %s: callback with %s state", t->id,
-		         rc == EB_FLOW_OPEN_EXPIRED ? "an expired"
-		         : rc == EB_FLOW_OPEN_ERROR
-		             ? "an unreadable (out of memory)"
-		             : "an unknown, altered or another tenant's");
+		log_ev(EB_LOG_INFO,
+		       EB_EV("signin.refused", "state_unusable", NULL),
+		       "callback with %s state",
+		       rc == EB_FLOW_OPEN_EXPIRED ? "an expired"
+		       : rc == EB_FLOW_OPEN_ERROR
+		           ? "an unreadable (out of memory)"
+		           : "an unknown, altered or another tenant's");
 		count_error(req, rc == EB_FLOW_OPEN_EXPIRED ? "state_expired"
 		                                            : "state_unknown");
 		expired_page(req);
@@ -632,9 +639,11 @@ callback_job(void *arg)
 	    eb_store_hash_token(j->cookie, strlen(j->cookie), hash) != 0 ||
 	    !eb_str_ct_eq(hash, strlen(hash), f.browser_binding,
 	                  strlen(f.browser_binding))) {
-		log_warnx("tenant %s: callback from a browser that did not "
-		          "start this sign-in (cookie %s); refused",
-		          t->id, j->cookie ? "mismatch" : "missing");
+		log_ev(EB_LOG_WARN,
+		       EB_EV("signin.refused", "browser_mismatch", NULL),
+		       "callback from a browser that did not start this "
+		       "sign-in (cookie %s); refused",
+		       j->cookie ? "mismatch" : "missing");
 		count_error(req, "browser_mismatch");
 		expired_page(req);
 		goto out;
@@ -645,7 +654,9 @@ callback_job(void *arg)
 	                       &used);
 	eb_store_flow_finish(&used);
 	if (rc == EB_STORE_OK || rc == EB_STORE_EXPIRED) {
-		log_info("tenant %s: callback with a used state", t->id);
+		log_ev(EB_LOG_INFO,
+		       EB_EV("signin.refused", "state_unknown", NULL),
+		       "callback with a used state");
 		count_error(req, "state_unknown");
 		expired_page(req);
 		goto out;
@@ -655,10 +666,10 @@ callback_job(void *arg)
 		goto out;
 	}
 	if (j->error != NULL) {
-		log_info("tenant %s: IdP answered error=%.64s "
-		         "error_description=%.*s",
-		         t->id, j->error, IDP_DESC_LOG,
-		         j->error_desc != NULL ? j->error_desc : "");
+		log_ev(EB_LOG_INFO, EB_EV("signin.failed", "idp_error", NULL),
+		       "IdP answered error=%.64s error_description=%.*s",
+		       j->error, IDP_DESC_LOG,
+		       j->error_desc != NULL ? j->error_desc : "");
 		count_error(req, "idp_error");
 		idp_error_page(req, j->error, j->error_desc);
 		goto out;
@@ -674,8 +685,8 @@ callback_job(void *arg)
 	                    (const char *)f.pkce_verifier, f.upstream_nonce,
 	                    j->iss, &id, &tok, &oerr);
 	if (rc != EB_OIDC_OK) {
-		log_warnx("tenant %s: sign-in failed: %s: %s", t->id, oerr.code,
-		          oerr.reason);
+		log_ev(EB_LOG_WARN, EB_EV("signin.failed", oerr.code, NULL),
+		       "sign-in failed: %s: %s", oerr.code, oerr.reason);
 		count_error(req, oerr.code[0] ? oerr.code : "oidc");
 		if (oerr.kind == EB_OIDC_E_POLICY) {
 			/* the provider's reason is written for the person */
@@ -700,9 +711,10 @@ callback_job(void *arg)
 	/* the IdP vouched for this sign-in: from now on its state is used */
 	if ((rc = mark_used(env, t, &f, now)) != EB_STORE_OK) {
 		if (rc == EB_STORE_CONFLICT) {
-			log_warnx("tenant %s: a state was used twice; the "
-			          "second callback is refused",
-			          t->id);
+			log_ev(EB_LOG_WARN,
+			       EB_EV("signin.refused", "state_replayed", NULL),
+			       "a state was used twice; the second callback "
+			       "is refused");
 			count_error(req, "state_unknown");
 			expired_page(req);
 		} else
@@ -732,7 +744,8 @@ callback_job(void *arg)
 	eb_policy_audit(env->store, t, &id, rc == EB_MAPPING_OK ? &map : NULL,
 	                f.user_identifier, &v, now);
 	if (!v.allow) {
-		log_info("tenant %s: enrollment refused: %s", t->id, v.code);
+		log_ev(EB_LOG_INFO, EB_EV("signin.denied", v.code, NULL),
+		       "enrollment refused: %s", v.code);
 		count_error(req, v.code);
 		deny_page(req, t, &v);
 		goto out;
@@ -743,11 +756,12 @@ callback_job(void *arg)
 	gi.map = &map;
 	gi.tok = &tok;
 	if ((gi.route = eb_route_match(t, &id)) != NULL)
-		log_info("tenant %s: %s takes route %s", t->id,
-		         map.managed_apple_id, gi.route->name);
+		log_info("%s takes route %s",
+		         eb_log_pd(map.managed_apple_id, pd), gi.route->name);
 	gi.now = (int64_t)time(NULL); /* after the IdP's answer */
 	if ((token = eb_grant_issue(env, cfg, &gi)) == NULL) {
-		log_warnx("tenant %s: cannot store the grant", t->id);
+		log_ev(EB_LOG_WARN, EB_EV("signin.failed", "store", NULL),
+		       "cannot store the grant");
 		page(req, 503, EB_MSG_UNAVAILABLE_T, EB_MSG_UNAVAILABLE);
 		goto out;
 	}
@@ -770,7 +784,8 @@ callback_job(void *arg)
 	login_cookie(req, t, "", 0);
 	eb_resp_set_static(req, 308, "text/plain; charset=utf-8", "signed in\n",
 	                   10);
-	log_info("tenant %s: signed in as %s", t->id, map.managed_apple_id);
+	log_ev(EB_LOG_INFO, EB_EV("signin.ok", NULL, NULL), "signed in as %s",
+	       eb_log_pd(map.managed_apple_id, pd));
 out:
 	count_signin(req, t);
 	eb_buf_finish_secret(&loc);
@@ -794,8 +809,9 @@ eb_handle_oidc_callback(struct eb_request *req)
 	size_t i;
 
 	if (eb_form_parse(raw, strlen(raw), &q, err, sizeof(err)) == -1) {
-		log_info("tenant %s: callback refused: %s",
-		         eb_req_tenant(req)->id, err);
+		log_ev(EB_LOG_INFO,
+		       EB_EV("signin.refused", "callback_malformed", NULL),
+		       "callback refused: %s", err);
 		count_error(req, "callback_malformed");
 		page(req, 400, EB_MSG_BAD_REQUEST_T, EB_MSG_MALFORMED);
 		return EB_HANDLED;
@@ -854,13 +870,16 @@ eb_handle_oauth2_authorize(struct eb_request *req)
 		return EB_HANDLED;
 	}
 	if (client_id == NULL || strcmp(client_id, t->oauth2.client_id) != 0) {
-		log_info("tenant %s: authorize: unknown client_id", t->id);
+		log_ev(EB_LOG_INFO,
+		       EB_EV("authorize.refused", "client_id", NULL),
+		       "authorize: unknown client_id");
 		authorize_error(req, EB_MSG_UNKNOWN_CLIENT);
 		return EB_HANDLED;
 	}
 	if (ruri == NULL || strcmp(ruri, t->oauth2.redirect_uri) != 0) {
-		log_info("tenant %s: authorize: redirect_uri not registered",
-		         t->id);
+		log_ev(EB_LOG_INFO,
+		       EB_EV("authorize.refused", "redirect_uri", NULL),
+		       "authorize: redirect_uri not registered");
 		authorize_error(req, EB_MSG_BAD_REDIRECT);
 		return EB_HANDLED;
 	}
@@ -869,8 +888,8 @@ eb_handle_oauth2_authorize(struct eb_request *req)
 	               challenge, eb_req_query(req, "code_challenge_method"),
 	               &pkce_why) != 0;
 	if (pkce_bad)
-		log_info("tenant %s: authorize: PKCE refused: %s", t->id,
-		         pkce_why);
+		log_ev(EB_LOG_INFO, EB_EV("authorize.refused", "pkce", NULL),
+		       "authorize: PKCE refused: %s", pkce_why);
 	if (rtype == NULL || strcmp(rtype, "code") != 0 || pkce_bad ||
 	    (state != NULL && strlen(state) > 512) ||
 	    (scope != NULL && strlen(scope) > 512) || flow == NULL ||

@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <unistd.h>
 #include <string.h>
+#include <strings.h>
 
 #include <curl/curl.h>
 
@@ -252,10 +253,49 @@ on_header(char *p, size_t size, size_t n, void *arg)
 	return len;
 }
 
+void
+http_call_done(const struct eb_log_ctx *lctx, eb_http_done_fn done,
+               struct eb_http_response *resp, void *arg)
+{
+	struct eb_log_ctx saved;
+
+	eb_log_ctx_get(&saved);
+	eb_log_ctx_set(lctx);
+	done(resp, arg);
+	eb_log_ctx_set(&saved);
+}
+
+const struct eb_http_options *
+http_with_trace(const struct eb_http_options *opts, struct eb_http_options *o,
+                const char ***hv, char line[96])
+{
+	const char *const *v;
+	size_t n = 0;
+
+	*hv = NULL;
+	if (eb_log_traceparent(line, 96) == -1)
+		return opts;
+	for (v = opts->headers; v != NULL && *v != NULL; v++)
+		n++;
+	if ((*hv = eb_calloc(n + 2, sizeof(**hv))) == NULL)
+		return NULL;
+	n = 0;
+	for (v = opts->headers; v != NULL && *v != NULL; v++)
+		if (strncasecmp(*v, "traceparent", 11) != 0 ||
+		    ((*v)[11] != ':' && (*v)[11] != ';'))
+			(*hv)[n++] = *v;
+	(*hv)[n++] = line;
+	(*hv)[n] = NULL;
+	*o = *opts;
+	o->headers = (const char *const *)*hv;
+	return o;
+}
+
 int
 http_stream_head(struct fetch_ctx *ctx, long status)
 {
 	struct eb_http_response view;
+	struct eb_log_ctx saved;
 	int r;
 
 	if (ctx->stream.head == NULL || ctx->head_done)
@@ -266,7 +306,10 @@ http_stream_head(struct fetch_ctx *ctx, long status)
 	view.headers = ctx->headers;
 	view.nheaders = ctx->nheaders;
 	view.body = (char *)(uintptr_t) "";
+	eb_log_ctx_get(&saved);
+	eb_log_ctx_set(&ctx->lctx);
 	r = ctx->stream.head(&view, ctx->self, ctx->stream_arg);
+	eb_log_ctx_set(&saved);
 	if (r == EB_HTTP_ABORT) {
 		ctx->stream_aborted = 1;
 		return -1;
@@ -278,13 +321,18 @@ http_stream_head(struct fetch_ctx *ctx, long status)
 int
 http_stream_data(struct fetch_ctx *ctx, const char *p, size_t n)
 {
+	struct eb_log_ctx saved;
 	int r;
 
 	if (n > ctx->body.max || ctx->streamed > ctx->body.max - n) {
 		ctx->too_large = 1;
 		return -1;
 	}
-	if ((r = ctx->stream.data(p, n, ctx->stream_arg)) == 1)
+	eb_log_ctx_get(&saved);
+	eb_log_ctx_set(&ctx->lctx);
+	r = ctx->stream.data(p, n, ctx->stream_arg);
+	eb_log_ctx_set(&saved);
+	if (r == 1)
 		return 1;
 	if (r != 0) {
 		ctx->stream_aborted = 1;
@@ -597,8 +645,8 @@ http_collect(CURL *h, struct eb_http_response *resp)
 	return 0;
 }
 
-struct eb_http_response *
-eb_http_fetch(const struct eb_http_options *o)
+static struct eb_http_response *
+fetch(const struct eb_http_options *o)
 {
 	struct eb_http_response *resp;
 	struct fetch_ctx ctx;
@@ -809,4 +857,20 @@ eb_http_form_encode(const char *const *kv)
 	if ((s = eb_buf_detach(&b, NULL)) == NULL)
 		s = eb_strdup("");
 	return s;
+}
+
+struct eb_http_response *
+eb_http_fetch(const struct eb_http_options *opts)
+{
+	struct eb_http_options o;
+	struct eb_http_response *resp;
+	const struct eb_http_options *use;
+	const char **hv;
+	char line[96];
+
+	if ((use = http_with_trace(opts, &o, &hv, line)) == NULL)
+		return NULL;
+	resp = fetch(use);
+	eb_free(hv);
+	return resp;
 }

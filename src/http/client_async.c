@@ -182,6 +182,7 @@ xfer_finish(struct async_xfer *x, CURLcode rc, const char *why)
 	struct eb_http_response *resp;
 	eb_http_done_fn done = x->done;
 	void *arg = x->arg;
+	struct eb_log_ctx lctx = x->ctx.lctx;
 
 	/* a stream whose receiver refused bytes, or that passed the limit,
 	 * is never complete, whatever curl made of the refusal */
@@ -220,7 +221,7 @@ xfer_finish(struct async_xfer *x, CURLcode rc, const char *why)
 	}
 	atomic_fetch_sub(&g_pending, 1);
 	xfer_recycle(x->l, x);
-	done(resp, arg);
+	http_call_done(&lctx, done, resp, arg);
 }
 
 /* Give x to curl on the loop's thread; on failure it is finished. */
@@ -618,9 +619,8 @@ eb_http_async_stop(void)
 
 /* ---- submitting ---- */
 
-int
-eb_http_fetch_async(const struct eb_http_options *opts, eb_http_done_fn done,
-                    void *arg)
+static int
+fetch_async(const struct eb_http_options *opts, eb_http_done_fn done, void *arg)
 {
 	struct eb_http_options o;
 	struct eb_http_loop *l = t_loop;
@@ -695,6 +695,7 @@ eb_http_fetch_async(const struct eb_http_options *opts, eb_http_done_fn done,
 		x->ctx.self = &x->base;
 	}
 	x->ctx.easy = x->h;
+	eb_log_ctx_get(&x->ctx.lctx);
 	o = *opts;
 	if (opts->body != NULL) {
 		if ((x->body = eb_malloc(opts->body_len + 1)) == NULL)
@@ -733,6 +734,24 @@ fail:
 	xfer_free(x);
 	atomic_fetch_sub(&g_pending, 1);
 	return -1;
+}
+
+int
+eb_http_fetch_async(const struct eb_http_options *opts, eb_http_done_fn done,
+                    void *arg)
+{
+	struct eb_http_options o;
+	const struct eb_http_options *use;
+	const char **hv;
+	char line[96];
+	int rc;
+
+	if (opts == NULL ||
+	    (use = http_with_trace(opts, &o, &hv, line)) == NULL)
+		return -1;
+	rc = fetch_async(use, done, arg);
+	eb_free(hv);
+	return rc;
 }
 
 void

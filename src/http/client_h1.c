@@ -735,6 +735,7 @@ finish(struct h1_xfer *x, enum eb_http_error err, const char *why)
 	struct h1_conn *c = x->c;
 	eb_http_done_fn done = x->done;
 	void *arg = x->arg;
+	struct eb_log_ctx lctx = x->ctx.lctx;
 
 	xfer_unlink(x);
 	if (x->phase == P_WAIT)
@@ -768,7 +769,7 @@ finish(struct h1_xfer *x, enum eb_http_error err, const char *why)
 	}
 	xfer_free(x);
 	http_async_pending_done();
-	done(resp, arg);
+	http_call_done(&lctx, done, resp, arg);
 }
 
 static int start_conn(struct h1_xfer *x);
@@ -1603,6 +1604,7 @@ h1_fetch(struct h1_loop *h, const struct eb_http_options *o,
 	x->h = h;
 	x->done = done;
 	x->arg = arg;
+	eb_log_ctx_get(&x->ctx.lctx);
 	if (o->stream != NULL) {
 		x->ctx.stream = *o->stream;
 		x->ctx.stream_arg = arg;

@@ -11,6 +11,7 @@
 #include <curl/curl.h>
 
 #include "core/buf.h"
+#include "core/log.h"
 #include "http/client.h"
 
 /* The handle of an asynchronous transfer (struct eb_http_xfer, client.h):
@@ -36,7 +37,23 @@ struct fetch_ctx {
 	int streaming;               /* it said EB_HTTP_STREAM */
 	int stream_aborted;          /* head or data said to end */
 	unsigned long long streamed; /* bytes data took */
+	/* the submitter's request: its callbacks log under it */
+	struct eb_log_ctx lctx;
 };
+
+/* done(resp, arg) with lctx as the thread's log context meanwhile. */
+void http_call_done(const struct eb_log_ctx *lctx, eb_http_done_fn done,
+                    struct eb_http_response *resp, void *arg);
+/*
+ * opts with the thread's traceparent (eb_log_traceparent) added to its
+ * headers, any the caller set dropped: *o and *hv (eb_free it after
+ * submitting; the clients copy the headers) hold the copy, line the
+ * header. opts itself when the thread has no trace; NULL when out of
+ * memory.
+ */
+const struct eb_http_options *
+http_with_trace(const struct eb_http_options *opts, struct eb_http_options *o,
+                const char ***hv, char line[96]);
 
 /*
  * Streaming helpers shared by both clients. stream_head() calls head once

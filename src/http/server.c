@@ -103,6 +103,7 @@ struct eb_request {
 	void (*data_free)(void *);
 	struct timespec start;
 	char id[17];
+	struct eb_log_ctx lctx; /* what its log lines carry: id, trace */
 	char remote[INET6_ADDRSTRLEN + 8];
 	/* from a trusted proxy: "client, trusted hops, peer" (set_remote) */
 	char *forwarded_for;
@@ -375,10 +376,25 @@ eb_req_tenant(const struct eb_request *req)
 	return req->tenant;
 }
 
+/* The request's tenant in its log context (and the thread's, when the
+ * thread works for it). */
+static void
+lctx_tenant(struct eb_request *req)
+{
+	struct eb_log_ctx cur;
+	const char *id = req->tenant != NULL ? req->tenant->id : "";
+
+	snprintf(req->lctx.tenant, sizeof(req->lctx.tenant), "%s", id);
+	eb_log_ctx_get(&cur);
+	if (strcmp(cur.rid, req->id) == 0)
+		eb_log_ctx_tenant(id);
+}
+
 void
 eb_req_set_tenant(struct eb_request *req, const struct eb_tenant *t)
 {
 	req->tenant = t;
+	lctx_tenant(req);
 }
 
 void
@@ -756,6 +772,7 @@ uri_log_cb(void *cls, const char *uri, struct MHD_Connection *conn)
 	req->ct = conn_ct(srv, conn);
 	n = atomic_fetch_add(&srv->next_id, 1);
 	format_id(req->id, srv->id_prefix, n);
+	memcpy(req->lctx.rid, req->id, sizeof(req->lctx.rid));
 	req->cfg = eb_env_config(srv->env);
 	atomic_fetch_add(&srv->inflight, 1);
 	eb_metrics_inflight(srv->env->metrics, 1);
@@ -986,6 +1003,7 @@ bind_route(struct eb_request *req, const struct eb_route_match *m)
 			eb_resp_text(req, 404, "unknown tenant\n");
 			return 1;
 		}
+		lctx_tenant(req);
 	}
 	return 0;
 }
@@ -1279,22 +1297,62 @@ framing_refused(struct eb_request *req, const char *url, const char *method,
 	return 1;
 }
 
+/*
+ * The request's W3C trace: a valid incoming traceparent's trace id (only
+ * one such header), else a new one; a span id of ours either way. A
+ * malformed value is dropped, never logged or sent on.
+ */
+static void
+trace_start(struct eb_request *req)
+{
+	const char *tp = NULL;
+
+	if (eb_req_header_count(req, "traceparent") == 1)
+		tp = eb_req_header(req, "traceparent");
+	eb_log_trace_start(&req->lctx, tp);
+	eb_log_ctx_set(&req->lctx);
+}
+
+static enum MHD_Result access_step(struct eb_request *req, const char *url,
+                                   const char *method, const char *version,
+                                   const char *upload_data,
+                                   size_t *upload_data_size);
+
+/* Every line logged while the request is served on this thread carries
+ * its id and trace (eb_log_ctx). */
 static enum MHD_Result
 access_cb(void *cls, struct MHD_Connection *conn, const char *url,
           const char *method, const char *version, const char *upload_data,
           size_t *upload_data_size, void **con_cls)
 {
 	struct eb_request *req = *con_cls;
-	int rc;
+	enum MHD_Result r;
 
+	(void)cls;
+	(void)conn;
 	if (req == NULL)
 		return MHD_NO; /* out of memory in uri_log_cb */
+	eb_log_ctx_set(&req->lctx);
+	r = access_step(req, url, method, version, upload_data,
+	                upload_data_size);
+	eb_log_ctx_set(NULL);
+	return r;
+}
+
+static enum MHD_Result
+access_step(struct eb_request *req, const char *url, const char *method,
+            const char *version, const char *upload_data,
+            size_t *upload_data_size)
+{
+	int rc;
+
 	if (req->path == NULL) {
 		enum MHD_Result r;
 
 		req->http10 =
 		    version != NULL && strcmp(version, "HTTP/1.0") == 0;
 		set_remote(req, 1); /* the head is complete */
+		trace_start(req);
 		if ((rc = framing_refused(req, url, method, version)) != 0)
 			return rc == 1 ? queue(req) : MHD_NO;
 		r = first_call(req, url, method);
@@ -1349,8 +1407,8 @@ static void
 access_log_text(struct eb_request *req, const struct eb_route *rt,
                 const char *ts, double secs, int status, struct eb_buf *b)
 {
-	eb_buf_printf(b, "%s info access: %s %s ", ts, req->id,
-	              eb_req_remote(req));
+	eb_buf_printf(b, "%s%s info access: %s %s ", eb_log_prio(EB_LOG_INFO),
+	              ts, req->id, eb_req_remote(req));
 	add_clean(b, req->method ? req->method : "-"); /* the client's */
 	eb_buf_addc(b, ' ');
 	if (rt != NULL && (rt->flags & EB_ROUTE_REDACT_PATH))
@@ -1363,6 +1421,8 @@ access_log_text(struct eb_request *req, const struct eb_route *rt,
 	              secs * 1000, rt ? rt->name : "-");
 	if (req->tenant != NULL)
 		eb_buf_printf(b, " tenant=%s", req->tenant->id);
+	if (req->lctx.trace_id[0] != '\0')
+		eb_buf_printf(b, " trace_id=%s", req->lctx.trace_id);
 }
 
 static void
@@ -1386,10 +1446,10 @@ access_log(struct eb_request *req, double secs, int status)
 		goto out;
 	}
 	eb_buf_printf(&b,
-	              "{\"ts\":\"%s\",\"level\":\"info\",\"msg\":\"access\","
+	              "%s{\"ts\":\"%s\",\"level\":\"info\",\"msg\":\"access\","
 	              "\"rid\":\"%s\","
 	              "\"remote\":",
-	              ts, req->id);
+	              eb_log_prio(EB_LOG_INFO), ts, req->id);
 	eb_buf_add_json_str(&b, eb_req_remote(req));
 	eb_buf_addstr(&b, ",\"method\":");
 	eb_buf_add_json_str(&b, req->method ? req->method : "-");
@@ -1408,6 +1468,8 @@ access_log(struct eb_request *req, double secs, int status)
 		eb_buf_addstr(&b, ",\"tenant\":");
 		eb_buf_add_json_str(&b, req->tenant->id);
 	}
+	if (req->lctx.trace_id[0] != '\0')
+		eb_buf_printf(&b, ",\"trace_id\":\"%s\"", req->lctx.trace_id);
 	eb_buf_printf(&b, ",\"status\":%d,\"bytes\":%zu,\"ms\":%.3f}", status,
 	              req->rlen, secs * 1000);
 out:
@@ -1428,6 +1490,7 @@ completed_cb(void *cls, struct MHD_Connection *conn, void **con_cls,
 	if (req == NULL)
 		return;
 	*con_cls = NULL;
+	eb_log_ctx_set(&req->lctx);
 	/* on a kept-alive connection the next head is due from now */
 	eb_conntrack_head_wait(req->ct, eb_conntrack_now());
 	/* answered without (all of) its body: the connection ends now (in
@@ -1449,6 +1512,7 @@ completed_cb(void *cls, struct MHD_Connection *conn, void **con_cls,
 	pthread_mutex_lock(&req->lock);
 	pthread_mutex_unlock(&req->lock);
 	request_free(req);
+	eb_log_ctx_set(NULL);
 	atomic_fetch_sub(&srv->inflight, 1);
 	eb_metrics_inflight(srv->env->metrics, -1);
 }

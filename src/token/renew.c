@@ -308,9 +308,9 @@ still_held(struct eb_renewer *r, const struct eb_store_grant *g)
 static void
 lost(struct eb_renewer *r, const struct eb_tenant *t, const char *id)
 {
-	log_warnx("tenant %s: grant %s: renewal lease lost (ran out and "
-	          "taken over, or released); result dropped",
-	          t->id, id);
+	log_ev(EB_LOG_WARN, EB_EVT(t->id, "renewal.lost", "lease_lost", id),
+	       "renewal lease lost (ran out and taken over, or released); "
+	       "result dropped");
 	count(r, t->id, "lost");
 }
 
@@ -327,9 +327,10 @@ write_back(struct eb_renewer *r, const struct eb_tenant *t,
 	if (rc == EB_STORE_LOST)
 		lost(r, t, g->id);
 	else if (rc != EB_STORE_OK)
-		log_warnx("tenant %s: grant %s: renewal outcome not recorded "
-		          "(%s)",
-		          t->id, g->id, eb_store_strerror(rc));
+		log_ev(EB_LOG_WARN,
+		       EB_EVT(t->id, "renewal.unrecorded", "store", g->id),
+		       "renewal outcome not recorded (%s)",
+		       eb_store_strerror(rc));
 	return rc == EB_STORE_OK ? 0 : -1;
 }
 
@@ -347,11 +348,14 @@ end_grant(struct eb_env *env, const struct eb_tenant *t,
 {
 	int denied = strcmp(o->result, "denied") == 0, rc;
 	int retire = t->on_access_lost == EB_ON_ACCESS_LOST_UNENROLL && denied;
+	char pd[EB_LOG_PD_LEN];
 
-	log_warnx("tenant %s: grant %s (%s) %s: %s (%s)", t->id, g->id,
-	          g->managed_apple_id ? g->managed_apple_id : "-",
-	          retire ? "retired (the device unenrolls)" : "revoked",
-	          o->reason, detail[0] ? detail : "-");
+	log_ev(EB_LOG_WARN,
+	       EB_EVT(t->id, retire ? "grant.retired" : "grant.revoked",
+	              o->reason, g->id),
+	       "grant of %s %s: %s (%s)", eb_log_pd(g->managed_apple_id, pd),
+	       retire ? "retired (the device unenrolls)" : "revoked", o->reason,
+	       detail[0] ? detail : "-");
 	if (retire)
 		rc = eb_store_grant_retire(env->store, g->id, o->reason, now);
 	else
@@ -436,9 +440,10 @@ refresh_and_check(struct eb_renewer *r, const struct eb_tenant *t,
 			snprintf(err.code, sizeof(err.code), "%s", v.code);
 			snprintf(err.reason, sizeof(err.reason), "%s",
 			         v.reason);
-			log_info("tenant %s: grant %s: the person no longer "
-			         "passes access: %s (%s)",
-			         t->id, g->id, v.code, v.reason);
+			log_ev(EB_LOG_INFO,
+			       EB_EVT(t->id, "renewal.denied", v.code, g->id),
+			       "the person no longer passes access: %s (%s)",
+			       v.code, v.reason);
 			break;
 		case EB_RECHECK_FAILED:
 			kind = (int)err.kind;
@@ -483,9 +488,10 @@ renew(struct eb_renewer *r, const struct eb_config *cfg,
 	if (!eb_grant_lease_may_call(g->lease_until, now,
 	                             cfg->limits.upstream_timeout)) {
 		/* it waited too long: the call could outlive the lease */
-		log_info("tenant %s: grant %s: too little of its renewal "
-		         "lease left to call the IdP; handed back",
-		         t->id, g->id);
+		log_ev(EB_LOG_INFO,
+		       EB_EVT(t->id, "renewal.deferred", "lease_short", g->id),
+		       "too little of its renewal lease left to call the IdP; "
+		       "handed back");
 		eb_store_grant_release(env->store, g->id, g->lease_token, now);
 		return 0;
 	}
@@ -494,10 +500,10 @@ renew(struct eb_renewer *r, const struct eb_config *cfg,
 	                      g->upstream_refresh_token_len, &rt, &rt_len,
 	                      &stale) != 0 ||
 	    eb_renewer_expected_sub(g, &sub) != 0) {
-		log_warnx("tenant %s: grant %s: the sealed upstream refresh "
-		          "token does not open under any seal key (seal_keys "
-		          "changed?) or no memory",
-		          t->id, g->id);
+		log_ev(EB_LOG_WARN,
+		       EB_EVT(t->id, "renewal.failed", "unsealed", g->id),
+		       "the sealed upstream refresh token does not open under "
+		       "any seal key (seal_keys changed?) or no memory");
 		eb_renewer_decide(EB_OIDC_E_INTERNAL, "unsealed",
 		                  g->upstream_failing_since, now, &t->tokens,
 		                  &o);
@@ -518,9 +524,9 @@ renew(struct eb_renewer *r, const struct eb_config *cfg,
 	                      strlen(g->id), keep, strlen(keep), &sealed,
 	                      &sealed_len) != 0) {
 		/* the old one may be dead now: try again soon */
-		log_warnx("tenant %s: grant %s: cannot seal the rotated "
-		          "upstream refresh token",
-		          t->id, g->id);
+		log_ev(EB_LOG_WARN,
+		       EB_EVT(t->id, "renewal.failed", "seal", g->id),
+		       "cannot seal the rotated upstream refresh token");
 		eb_renewer_decide(EB_OIDC_E_INTERNAL, "seal",
 		                  g->upstream_failing_since, now, &t->tokens,
 		                  &o);
@@ -552,9 +558,10 @@ record:
 	case EB_RENEWER_RENEWED:
 		u.renewed_at = now;
 		if (sealed != NULL && !rotated)
-			log_info("tenant %s: grant %s: upstream refresh token "
-			         "re-sealed under the first seal key",
-			         t->id, g->id);
+			log_ev(EB_LOG_INFO,
+			       EB_EVT(t->id, "renewal.resealed", NULL, g->id),
+			       "upstream refresh token re-sealed under the "
+			       "first seal key");
 		if (sealed != NULL && rotated) {
 			eb_log_fp(tok.refresh_token, strlen(tok.refresh_token),
 			          fp);
@@ -564,21 +571,25 @@ record:
 			    t->id, g->id, fp);
 		}
 		if (was_failing) {
-			log_info("tenant %s: grant %s renewed; the IdP answers "
-			         "again",
-			         t->id, g->id);
+			log_ev(EB_LOG_INFO,
+			       EB_EVT(t->id, "renewal.ok", "recovered", g->id),
+			       "renewed; the IdP answers again");
 			changed = 1;
 		} else
-			log_debug("tenant %s: grant %s renewed", t->id, g->id);
+			log_ev(EB_LOG_DEBUG,
+			       EB_EVT(t->id, "renewal.ok", NULL, g->id),
+			       "renewed");
 		break;
 	case EB_RENEWER_RETRY:
 		/* loud once per grant; the gauge shows how many are failing */
-		eb_log(was_failing ? EB_LOG_DEBUG : EB_LOG_WARN, __func__,
-		       "tenant %s: grant %s not renewed, failing since %lld "
-		       "(grace %ds), retry in %llds: %s",
-		       t->id, g->id, (long long)o.failing_since,
-		       t->tokens.upstream_grace, (long long)(o.next_at - now),
-		       code[0] ? code : o.result);
+		eb_log_event(
+		    was_failing ? EB_LOG_DEBUG : EB_LOG_WARN, __func__,
+		    &EB_EVT(t->id, "renewal.retry", code[0] ? code : o.result,
+		            g->id),
+		    "not renewed, failing since %lld "
+		    "(grace %ds), retry in %llds: %s",
+		    (long long)o.failing_since, t->tokens.upstream_grace,
+		    (long long)(o.next_at - now), code[0] ? code : o.result);
 		changed = !was_failing;
 		break;
 	default:
@@ -604,8 +615,15 @@ job_run(void *arg)
 {
 	struct job *j = arg;
 	struct eb_renewer *r = j->r;
+	struct eb_log_ctx lc;
 	int stopping, changed = 0;
 
+	/* one trace per renewal: its lines and its calls to the IdP carry
+	 * it (traceparent) */
+	memset(&lc, 0, sizeof(lc));
+	snprintf(lc.tenant, sizeof(lc.tenant), "%s", j->t->id);
+	eb_log_trace_start(&lc, NULL);
+	eb_log_ctx_set(&lc);
 	pthread_mutex_lock(&r->lock);
 	stopping = r->stopping;
 	pthread_mutex_unlock(&r->lock);
@@ -628,6 +646,7 @@ job_run(void *arg)
 	eb_store_grant_finish(&j->g);
 	eb_config_unref(j->cfg);
 	eb_free(j);
+	eb_log_ctx_set(NULL);
 }
 
 /* ---- the scheduling thread --------------------------------------------- */

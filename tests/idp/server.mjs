@@ -702,6 +702,10 @@ ${error ? `<p class="err" id="error">${esc(error)}</p>` : ''}
     };
     const authz = ctx.get('authorization');
     if (authz) entry.authorization = authz.split(' ')[0];
+    // W3C trace context the client sent (not a secret): a relying party
+    // that propagates its trace shows it here
+    const tp = ctx.get('traceparent');
+    if (tp) entry.traceparent = tp;
     if (state.log.length >= 1000) state.log.shift();
     state.log.push(entry);
 

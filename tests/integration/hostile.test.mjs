@@ -133,6 +133,7 @@ const FORWARDED_HEAD = [
   'X-Forwarded-Proto: http',
   'X-Forwarded-Host: 127.0.0.1:{PORT}',
   'X-Request-Id: {RID}',
+  'traceparent: {TRACE}', // W3C trace context: the request's trace, our span
   'Content-Length: {LEN}',
 ];
 
@@ -338,7 +339,9 @@ after(async () => {
 
 function expand(line, c, req) {
   const rid = req.head.find((l) => l.startsWith('X-Request-Id: '))?.slice(14) ?? '';
-  return line.replace('{MDM}', String(mdmPort)).replace('{PORT}', String(port)).replace('{TOKEN}', token)
+  const tp = req.head.find((l) => l.startsWith('traceparent: '))?.slice(13) ?? '';
+  return line.replace('{TRACE}', /^00-[0-9a-f]{32}-[0-9a-f]{16}-0[01]$/.test(tp) ? tp : '<a version-00 traceparent>')
+    .replace('{MDM}', String(mdmPort)).replace('{PORT}', String(port)).replace('{TOKEN}', token)
     .replace('{GRANT}', gid).replace('{RID}', /^[0-9a-f]{16}$/.test(rid) ? rid : '<16 hex digits>')
     .replace('{LEN}', String(c.body.length));
 }

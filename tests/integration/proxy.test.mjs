@@ -260,6 +260,28 @@ test('good bearer: forwarded with identity headers, hop-by-hop and spoofed heade
   assert.equal(g.got[0].headers['x-request-id'], g.r.headers.get('x-request-id'));
 });
 
+test('traceparent: the MDM gets the device\'s trace id under our span; a malformed one starts a new trace and is never passed on', async () => {
+  const token = await boundToken('gen', { EnrollmentID: 'ENR-TRACE' });
+  const trace = '4bf92f3577b34da6a3ce929d0e0e4736';
+  const incoming = `00-${trace}-00f067aa0ba902b7-01`;
+  const g = await reaching(() => mdmReq('gen', 'profile', { method: 'GET', token, headers: { traceparent: incoming } }));
+  assert.equal(g.r.status, 200);
+  const tp = g.got[0].headers.traceparent;
+  assert.match(tp, new RegExp(`^00-${trace}-[0-9a-f]{16}-01$`), tp);
+  assert.notEqual(tp, incoming, 'our own span id, not the caller\'s');
+  const rid = g.r.headers.get('x-request-id');
+  const line = await bridge.waitLog(new RegExp(`"msg":"access".*"rid":"${rid}"`));
+  assert.equal(JSON.parse(line).trace_id, trace);
+
+  const hostile = `00-${trace}-00f067aa0ba902b7-01\tX`;
+  const h = await reaching(() => mdmReq('gen', 'profile', { method: 'GET', token, headers: { traceparent: hostile } }));
+  assert.equal(h.r.status, 200);
+  const tp2 = h.got[0].headers.traceparent;
+  assert.match(tp2, /^00-[0-9a-f]{32}-[0-9a-f]{16}-00$/, tp2);
+  assert.ok(!tp2.includes(trace), 'a malformed traceparent is not continued');
+  assert.ok(!bridge.logs.some((l) => l.includes('00f067aa0ba902b7')), 'the caller\'s span id is never logged');
+});
+
 test('Authenticate binds the grant (EnrollmentID); another enrollment with the same token: 401', async () => {
   const token = await signIn('gen');
   const { grant_id: gid } = claimsOf(token);

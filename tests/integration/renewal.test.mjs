@@ -114,6 +114,11 @@ test('a signed-in grant is renewed within the interval', async () => {
   const seen = await refreshes(idpA, 'eb-gen');
   assert.ok(seen.length >= 1, 'the IdP saw refresh_token grants');
   assert.ok(seen.every((e) => e.status === 200), JSON.stringify(seen.map((e) => e.status)));
+  // each renewal is a trace of its own: the IdP gets its traceparent, and
+  // the renewal's log line carries the same trace id
+  const tp = /^00-([0-9a-f]{32})-[0-9a-f]{16}-00$/.exec(seen[0].traceparent ?? '');
+  assert.ok(tp, `traceparent at the IdP: ${seen[0].traceparent}`);
+  await bridge.waitLog(new RegExp(`"trace_id":"${tp[1]}","tenant":"gen","event":"renewal\\.ok"`));
   assert.ok(await metric('enrollbridge_renewals_total', { tenant: 'gen', result: 'ok' }) >= 1);
   // the renewal claim (owner, fence, end) ends with its write-back; a claim
   // that lingered would hold the tenant's fleet-wide slot for renew_lease
@@ -240,7 +245,7 @@ test('IdP down: nothing revoked within grace, visible in metrics; a short grace 
   await gaugeIs('slow', 0);
   // one replica: no claim ever ran out and went to another worker
   assert.equal(await metric('enrollbridge_renewals_total', { result: 'lost' }), 0);
-  assert.ok(bridge.logs.some((l) => /grant .* renewed; the IdP answers again/.test(l)));
+  assert.ok(bridge.logs.some((l) => /"event":"renewal\.ok","reason":"recovered","grant":"[^"]+".*renewed; the IdP answers again/.test(l)));
 });
 
 test('the renewer stops cleanly with the server, a hung refresh within the upstream timeout', async () => {

@@ -89,11 +89,13 @@ async function signIn(login) {
   return r.token;
 }
 
-// The enrollment POST with a bearer: the profile, and what reached each MDM.
+// The enrollment POST with a bearer (and a W3C trace of the caller's): the
+// profile, and what reached each MDM.
+const TRACE = '5bf92f3577b34da6a3ce929d0e0e4736';
 async function profile(token) {
   const n = { A: mdms.A.seen.length, B: mdms.B.seen.length };
   const r = await enrollPost(`${bridge.url}/t/contoso/enroll`, {
-    ...MAC, headers: { authorization: `Bearer ${token}` },
+    ...MAC, headers: { authorization: `Bearer ${token}`, traceparent: `00-${TRACE}-00f067aa0ba902b7-01` },
   });
   const body = Buffer.from(await r.arrayBuffer());
   return { status: r.status, body, A: mdms.A.seen.slice(n.A), B: mdms.B.seen.slice(n.B) };
@@ -168,6 +170,8 @@ test('alice (enroll group) takes route "enrollers": profile and check-ins at MDM
   assert.equal(f.headers['x-enrollbridge-enrollment-mode'], 'ADDE');
   assert.equal(f.headers['x-enrollbridge-grant-id'], at.grant_id);
   assert.equal(f.headers['x-enrollbridge-route'], 'enrollers');
+  // the profile fetch (a work-queue job) continues the device's trace
+  assert.match(f.headers.traceparent ?? '', new RegExp(`^00-${TRACE}-[0-9a-f]{16}-01$`));
   assert.equal(f.headers['x-enrollbridge-model-family'], 'Mac');
   assert.equal(f.headers['x-enrollbridge-serial'], MAC.serial);
   assert.equal(f.headers['x-enrollbridge-udid'], MAC.udid);

@@ -118,7 +118,7 @@ test('[K2, K1]: K1 data still opens and renews; new secrets are sealed under K2'
   assert.ok(!bridge.logs.some((l) => /does not open/.test(l)), 'everything opened');
   // the renewal re-sealed the same token under the first key, K2
   assert.equal(g1.rt.slice(0, 10), `03${idOf(K2)}`, 'a K1 token is re-sealed under K2 as it renews');
-  await bridge.waitLog(/tenant gen: grant .*: upstream refresh token re-sealed under the first seal key/);
+  await bridge.waitLog(/"tenant":"gen".*upstream refresh token re-sealed under the first seal key/);
 
   const g2 = await signIn('two', 'user1@two.generic.test');
   assert.equal(g2.rt.slice(0, 10), `03${idOf(K2)}`, 'the new grant is sealed under K2');
@@ -155,7 +155,7 @@ test('[K2]: K1 data fails closed with a clear log, never a crash', async () => {
   bridge = await startBridge(world.config.main, { env: K2_ENV });
   await bridge.waitLog(new RegExp(`signing key ${k1kid} does not open with any of our seal keys`));
   const b0 = grant('gen');
-  await bridge.waitLog(/tenant gen: grant .*upstream refresh token does not open under any seal key/,
+  await bridge.waitLog(/"tenant":"gen".*upstream refresh token does not open under any seal key/,
     (INTERVAL + 8) * 1000);
   const bad = grant('gen');
   assert.equal(bad.status, 'active', 'an internal failure revokes nothing');

@@ -100,7 +100,7 @@ test('a. error= with a newline at the callback is one escaped text log line', as
   const hits = bridge.logs.filter((l) => l.includes('INJECTED'));
   assert.equal(hits.length, 1, `one line carries the value:\n${hits.join('\n')}`);
   const line = hits[0];
-  assert.match(line, /^\S+Z info \S+: tenant gen: IdP answered error=/, line);
+  assert.match(line, /^\S+Z info \S+: IdP answered error=.* rid=[0-9a-f]{16} trace_id=[0-9a-f]{32} tenant=gen event=signin\.failed reason=idp_error$/, line);
   assert.ok(line.includes(`error="server_error\\n${forged}\\r\\x1b[2J\\"\\\\"`), line);
   assert.ok(!bridge.logs.some((l) => l.startsWith('Z error')), 'a forged line');
   assert.ok(!bridge.logs.some((l) => /[\x00-\x08\x0b-\x1f\x7f]/.test(l)), 'a raw control character in the log');
