@@ -20,7 +20,7 @@
 #define USER "\"schemas\":[\"" EB_SCIM_USER_SCHEMA "\"]"
 #define PATCH(ops)                                                             \
 	"{\"schemas\":[\"" EB_SCIM_PATCH_SCHEMA "\"],\"Operations\":[" ops "]" \
-	                                                                   "}"
+	"}"
 
 static json_t *
 js(const char *text)
