@@ -23,6 +23,7 @@
 #include <string.h>
 
 #include "core/buf.h"
+#include "core/config_int.h"
 #include "core/mem.h"
 #include "core/str.h"
 #include "http/client.h"
@@ -86,10 +87,10 @@ is_multi_alias(const char *tid)
 static int
 check_tid(const struct eb_tenant *t, const char *tid, char *why, size_t whylen)
 {
-	const struct eb_idp_config *idp = &t->idp;
+	const struct eb_entra_conf *ec = t->idp.provider_conf;
 	size_t i;
 
-	if (idp->allowed_tenants.n > 0) {
+	if (ec->allowed_tenants.n > 0) {
 		if (tid == NULL) {
 			eb_provider_why(
 			    why, whylen,
@@ -98,8 +99,8 @@ check_tid(const struct eb_tenant *t, const char *tid, char *why, size_t whylen)
 			    "belongs to");
 			return EB_PROVIDER_DENY;
 		}
-		for (i = 0; i < idp->allowed_tenants.n; i++)
-			if (eb_str_ieq(idp->allowed_tenants.v[i], tid))
+		for (i = 0; i < ec->allowed_tenants.n; i++)
+			if (eb_str_ieq(ec->allowed_tenants.v[i], tid))
 				return EB_PROVIDER_OK;
 		eb_provider_why(why, whylen,
 		                "your organisation's Microsoft Entra tenant "
@@ -107,17 +108,17 @@ check_tid(const struct eb_tenant *t, const char *tid, char *why, size_t whylen)
 		                tid);
 		return EB_PROVIDER_DENY;
 	}
-	if (is_multi_alias(idp->tenant_id)) {
+	if (is_multi_alias(ec->tenant_id)) {
 		eb_provider_why(
 		    why, whylen,
 		    "idp.tenant_id \"%s\" accepts any Microsoft Entra "
 		    "tenant; list the allowed ones in "
 		    "idp.allowed_tenants",
-		    idp->tenant_id);
+		    ec->tenant_id);
 		return EB_PROVIDER_FAIL;
 	}
-	if (tid != NULL && is_guid(idp->tenant_id) &&
-	    !eb_str_ieq(idp->tenant_id, tid)) {
+	if (tid != NULL && is_guid(ec->tenant_id) &&
+	    !eb_str_ieq(ec->tenant_id, tid)) {
 		eb_provider_why(why, whylen,
 		                "you signed in with an account of another "
 		                "Microsoft Entra organisation (tenant %.64s)",
@@ -130,8 +131,9 @@ check_tid(const struct eb_tenant *t, const char *tid, char *why, size_t whylen)
 static int
 entra_auth_params(const struct eb_tenant *t, struct eb_buf *q)
 {
-	if (eb_provider_add_default(t, q, "domain_hint", t->idp.domain_hint) ==
-	    -1)
+	const struct eb_entra_conf *ec = t->idp.provider_conf;
+
+	if (eb_provider_add_default(t, q, "domain_hint", ec->domain_hint) == -1)
 		return -1;
 	return eb_provider_add_extra(t, q);
 }
@@ -169,6 +171,7 @@ entra_expected_issuer(const struct eb_tenant *t, const char *meta_issuer,
                       json_t *claims, char *out, size_t outlen, char *why,
                       size_t whylen)
 {
+	const struct eb_entra_conf *ec = t->idp.provider_conf;
 	const char *tid = json_string_value(json_object_get(claims, "tid"));
 	int rc;
 
@@ -178,7 +181,7 @@ entra_expected_issuer(const struct eb_tenant *t, const char *meta_issuer,
 		return eb_provider_copy_issuer(meta_issuer, out, outlen, why,
 		                               whylen);
 	/* multi-tenant metadata: only a known tenant may fill the template */
-	if (t->idp.allowed_tenants.n == 0 && !is_guid(t->idp.tenant_id)) {
+	if (ec->allowed_tenants.n == 0 && !is_guid(ec->tenant_id)) {
 		eb_provider_why(why, whylen,
 		                "the issuer %s is multi-tenant but "
 		                "idp.allowed_tenants is not set",
@@ -327,9 +330,10 @@ entra_resolve_groups(const struct eb_tenant *t, struct eb_identity *id,
 	struct eb_http_response *r;
 	struct eb_buf url, auth;
 	const char *headers[4];
+	const struct eb_entra_conf *ec = t->idp.provider_conf;
 	int rc = EB_PROVIDER_FAIL;
 
-	if (!t->idp.graph_groups) {
+	if (!ec->graph_groups) {
 		eb_provider_why(why, whylen, "%s", overage_no_graph);
 		return EB_PROVIDER_DENY;
 	}
@@ -343,7 +347,7 @@ entra_resolve_groups(const struct eb_tenant *t, struct eb_identity *id,
 	eb_buf_init(&url, 4 * 1024);
 	eb_buf_init(&auth, 64 * 1024);
 	if (eb_buf_printf(&url, "%s%s",
-	                  t->idp.graph_url ? t->idp.graph_url : GRAPH_DEFAULT,
+	                  ec->graph_url ? ec->graph_url : GRAPH_DEFAULT,
 	                  GRAPH_PATH) == -1 ||
 	    eb_buf_printf(&auth, "Authorization: Bearer %s", access_token) ==
 	        -1) {
@@ -392,8 +396,84 @@ out_free:
 	return rc;
 }
 
+static const char *const entra_keys[] = {"tenant_id",   "allowed_tenants",
+                                         "domain_hint", "graph_groups",
+                                         "graph_url",   NULL};
+
+static void
+entra_config_free(void *priv)
+{
+	struct eb_entra_conf *ec = priv;
+
+	if (ec == NULL)
+		return;
+	eb_free(ec->tenant_id);
+	eb_cfg_strlist_free(&ec->allowed_tenants);
+	eb_free(ec->domain_hint);
+	eb_free(ec->graph_url);
+	eb_free(ec);
+}
+
+/* tenant_id and allowed_tenants together, and the default issuer. */
+static int
+entra_config_check(struct eb_cfg_ctx *c, struct eb_idp_config *idp,
+                   struct eb_entra_conf *ec)
+{
+	const char *p = "idp", *tid = ec->tenant_id;
+	char iss[512];
+
+	if (tid != NULL && ec->allowed_tenants.n > 0)
+		return eb_cfg_fail(c, p, "allowed_tenants",
+		                   "cannot be combined with idp.tenant_id");
+	if (tid != NULL &&
+	    strspn(tid,
+	           "abcdefghijklmnopqrstuvwxyz"
+	           "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-") != strlen(tid))
+		return eb_cfg_fail(c, p, "tenant_id",
+		                   "must be a tenant GUID or domain name");
+	if (idp->issuer == NULL && tid == NULL && ec->allowed_tenants.n == 0)
+		return eb_cfg_fail(
+		    c, p, "tenant_id",
+		    "is required for entra (or idp.allowed_tenants, "
+		    "or an explicit idp.issuer)");
+	snprintf(iss, sizeof(iss), "https://login.microsoftonline.com/%s/v2.0",
+	         tid ? tid : "organizations");
+	if (eb_cfg_default_str(c, p, "issuer", &idp->issuer, iss) == -1 ||
+	    eb_cfg_default_str(c, p, "graph_url", &ec->graph_url,
+	                       GRAPH_DEFAULT) == -1)
+		return -1;
+	return 0;
+}
+
+static int
+entra_config_parse(struct eb_cfg_ctx *c, const json_t *o,
+                   struct eb_idp_config *idp, void **priv)
+{
+	const char *p = "idp";
+	struct eb_entra_conf *ec;
+
+	if ((ec = eb_calloc(1, sizeof(*ec))) == NULL)
+		return eb_cfg_fail(c, NULL, p, "out of memory");
+	*priv = ec;
+	if (eb_cfg_str(c, o, p, "tenant_id", 0, EB_CFG_NOSPACE,
+	               &ec->tenant_id) == -1 ||
+	    eb_cfg_strlist(c, o, p, "allowed_tenants",
+	                   EB_CFG_NONEMPTY | EB_CFG_NOSPACE,
+	                   &ec->allowed_tenants) == -1 ||
+	    eb_cfg_str(c, o, p, "domain_hint", 0, EB_CFG_NOSPACE,
+	               &ec->domain_hint) == -1 ||
+	    eb_cfg_bool(c, o, p, "graph_groups", &ec->graph_groups) == -1 ||
+	    eb_cfg_url(c, o, p, "graph_url", 0, EB_URL_NO_SLASH,
+	               &ec->graph_url) == -1)
+		return -1;
+	return entra_config_check(c, idp, ec);
+}
+
 const struct eb_provider_ops eb_provider_entra = {
     .type = "entra",
+    .config_keys = entra_keys,
+    .config_parse = entra_config_parse,
+    .config_free = entra_config_free,
     .auth_params = entra_auth_params,
     .expected_issuer = entra_expected_issuer,
     .check_identity = entra_check_identity,

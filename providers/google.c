@@ -18,6 +18,8 @@
 
 #include <string.h>
 
+#include "core/config_int.h"
+#include "core/mem.h"
 #include "core/str.h"
 #include "providers/provider_int.h"
 
@@ -27,7 +29,9 @@
 static int
 google_auth_params(const struct eb_tenant *t, struct eb_buf *q)
 {
-	if (eb_provider_add_default(t, q, "hd", t->idp.hosted_domain) == -1 ||
+	const struct eb_google_conf *gc = t->idp.provider_conf;
+
+	if (eb_provider_add_default(t, q, "hd", gc->hosted_domain) == -1 ||
 	    eb_provider_add_default(t, q, "access_type", "offline") == -1 ||
 	    eb_provider_add_default(t, q, "prompt", "consent") == -1)
 		return -1;
@@ -58,7 +62,8 @@ static int
 google_check_identity(const struct eb_tenant *t, struct eb_identity *id,
                       char *why, size_t whylen)
 {
-	const char *want = t->idp.hosted_domain;
+	const struct eb_google_conf *gc = t->idp.provider_conf;
+	const char *want = gc != NULL ? gc->hosted_domain : NULL;
 
 	if (want == NULL) {
 		eb_provider_why(why, whylen,
@@ -88,8 +93,43 @@ google_check_identity(const struct eb_tenant *t, struct eb_identity *id,
 	return EB_PROVIDER_OK;
 }
 
+static const char *const google_keys[] = {"hosted_domain", NULL};
+
+static void
+google_config_free(void *priv)
+{
+	struct eb_google_conf *gc = priv;
+
+	if (gc == NULL)
+		return;
+	eb_free(gc->hosted_domain);
+	eb_free(gc);
+}
+
+/* hosted_domain is required; the issuer and three scopes by default. */
+static int
+google_config_parse(struct eb_cfg_ctx *c, const json_t *o,
+                    struct eb_idp_config *idp, void **priv)
+{
+	struct eb_google_conf *gc;
+
+	if ((gc = eb_calloc(1, sizeof(*gc))) == NULL)
+		return eb_cfg_fail(c, NULL, "idp", "out of memory");
+	*priv = gc;
+	if (eb_cfg_str(c, o, "idp", "hosted_domain", 1, EB_CFG_FQDN,
+	               &gc->hosted_domain) == -1 ||
+	    eb_cfg_default_scopes(c, idp, 3) == -1 ||
+	    eb_cfg_default_str(c, "idp", "issuer", &idp->issuer,
+	                       GOOGLE_ISSUER) == -1)
+		return -1;
+	return 0;
+}
+
 const struct eb_provider_ops eb_provider_google = {
     .type = "google",
+    .config_keys = google_keys,
+    .config_parse = google_config_parse,
+    .config_free = google_config_free,
     .auth_params = google_auth_params,
     .expected_issuer = google_expected_issuer,
     .check_identity = google_check_identity,

@@ -25,8 +25,30 @@ enum eb_provider_verdict {
 	EB_PROVIDER_FAIL = -2, /* the IdP misbehaved or is down (502) */
 };
 
+struct eb_cfg_ctx;
+
 struct eb_provider_ops {
 	const char *type; /* "oidc", "entra", "google" */
+
+	/*
+	 * The idp keys only this provider understands (NULL-terminated, NULL:
+	 * none). The core accepts them in any tenant's idp object and refuses
+	 * them under another type; `enrollbridge config-keys` lists them.
+	 */
+	const char *const *config_keys;
+
+	/*
+	 * Read the provider's own keys from the idp object o (the common ones
+	 * are in idp already), check them, fill the provider's defaults (an
+	 * issuer, the scopes when idp->scopes is empty) and return its private
+	 * state in *priv (may stay NULL). Errors through eb_cfg_fail (file,
+	 * key, reason). 0 or -1; on -1 *priv is still freed by config_free.
+	 */
+	int (*config_parse)(struct eb_cfg_ctx *c, const json_t *o,
+	                    struct eb_idp_config *idp, void **priv);
+
+	/* Free what config_parse returned (NULL allowed). */
+	void (*config_free)(void *priv);
 
 	/*
 	 * Append provider-specific authorization-request parameters to the
@@ -69,6 +91,20 @@ struct eb_provider_ops {
 
 /* The provider for a type name, or NULL. */
 const struct eb_provider_ops *eb_provider_find(const char *type);
+
+/*
+ * The i-th provider (built-in ones first, then registered ones), or NULL
+ * past the last: for the key list and the idp.type choices.
+ */
+const struct eb_provider_ops *eb_provider_at(size_t i);
+
+/*
+ * Add a provider type at run time (a plug-in compiled into the program,
+ * the unit tests' own type). Call before any configuration is loaded; the
+ * table must outlive every tenant of its type. 0, or -1 when the type is
+ * already known or the table is full.
+ */
+int eb_provider_register(const struct eb_provider_ops *ops);
 
 extern const struct eb_provider_ops eb_provider_oidc;
 extern const struct eb_provider_ops eb_provider_entra;

@@ -9,7 +9,22 @@
 
 #include <stddef.h>
 
+#include "core/config.h"
 #include "providers/provider.h"
+
+/* Entra's own idp keys (eb_idp_config.provider_conf of an entra tenant). */
+struct eb_entra_conf {
+	char *tenant_id;
+	struct eb_strlist allowed_tenants;
+	char *domain_hint;
+	int graph_groups; /* resolve groups overage through Microsoft Graph */
+	char *graph_url;  /* default https://graph.microsoft.com */
+};
+
+/* Google's own idp keys (provider_conf of a google tenant). */
+struct eb_google_conf {
+	char *hosted_domain; /* required, lower case */
+};
 
 /* Format a plain-English reason into why (NULL or 0 bytes: ignored). */
 void eb_provider_why(char *why, size_t whylen, const char *fmt, ...)

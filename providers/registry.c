@@ -12,23 +12,49 @@
 #include "http/client.h"
 #include "providers/provider_int.h"
 
-static const struct eb_provider_ops *const providers[] = {
+static const struct eb_provider_ops *const builtin[] = {
     &eb_provider_oidc,
     &eb_provider_entra,
     &eb_provider_google,
 };
 
+#define NBUILTIN (sizeof(builtin) / sizeof(builtin[0]))
+#define NEXTRA   8
+
+static const struct eb_provider_ops *extra[NEXTRA];
+static size_t nextra;
+
+const struct eb_provider_ops *
+eb_provider_at(size_t i)
+{
+	if (i < NBUILTIN)
+		return builtin[i];
+	i -= NBUILTIN;
+	return i < nextra ? extra[i] : NULL;
+}
+
 const struct eb_provider_ops *
 eb_provider_find(const char *type)
 {
+	const struct eb_provider_ops *p;
 	size_t i;
 
 	if (type == NULL)
 		return NULL;
-	for (i = 0; i < sizeof(providers) / sizeof(providers[0]); i++)
-		if (strcmp(providers[i]->type, type) == 0)
-			return providers[i];
+	for (i = 0; (p = eb_provider_at(i)) != NULL; i++)
+		if (strcmp(p->type, type) == 0)
+			return p;
 	return NULL;
+}
+
+int
+eb_provider_register(const struct eb_provider_ops *ops)
+{
+	if (ops == NULL || ops->type == NULL || nextra == NEXTRA ||
+	    eb_provider_find(ops->type) != NULL)
+		return -1;
+	extra[nextra++] = ops;
+	return 0;
 }
 
 void

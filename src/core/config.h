@@ -71,14 +71,13 @@ struct eb_limits {
 	                     default 4 * upstream_timeout + 60 */
 };
 
+struct eb_provider_ops;
+
 struct eb_idp_config {
 	char *type; /* "oidc" | "entra" | "google" */
 	/*
-	 * Explicit issuer wins. Defaults: google https://accounts.google.com;
-	 * entra https://login.microsoftonline.com/{tenant_id}/v2.0, or with
-	 * only allowed_tenants the multi-tenant
-	 * https://login.microsoftonline.com/organizations/v2.0 (whose
-	 * metadata issuer holds {tenantid}; check tid against the list).
+	 * Explicit issuer wins; else the provider's default, if it has one
+	 * (providers/entra.c, providers/google.c).
 	 */
 	char *issuer;
 	char *client_id;
@@ -86,14 +85,13 @@ struct eb_idp_config {
 	struct eb_strlist scopes;
 	enum eb_client_auth client_auth;
 	int use_userinfo; /* oidc: also read the userinfo endpoint */
-	/* entra */
-	char *tenant_id;
-	struct eb_strlist allowed_tenants;
-	char *domain_hint;
-	int graph_groups; /* resolve groups overage through Microsoft Graph */
-	char *graph_url;  /* default https://graph.microsoft.com */
-	/* google */
-	char *hosted_domain;
+	/*
+	 * The provider of type (providers/provider.h) and its private state:
+	 * the keys only it understands (Entra tenant_id, Google
+	 * hosted_domain, ...), read and defaulted by its config_parse.
+	 */
+	const struct eb_provider_ops *provider;
+	void *provider_conf;
 	/* extra authorization-request parameters (provider hints) */
 	struct eb_kvlist extra_auth_params;
 };

@@ -120,7 +120,22 @@ extern const char *const eb_cfg_keys_log[];
 extern const char *const eb_cfg_keys_tenant[];
 extern const char *const eb_cfg_keys_enrollment[];
 extern const char *const eb_cfg_keys_by_model_family[];
-extern const char *const eb_cfg_keys_idp[];
+/*
+ * Every idp key, NULL-terminated, into out (n slots): the common ones and
+ * each provider's config_keys (providers/provider.h). 0, or -1 when n is
+ * too small.
+ */
+#define EB_CFG_MAX_IDP_KEYS 64
+#define EB_CFG_MAX_TYPES    16
+int eb_cfg_idp_keys(const char **out, size_t n);
+/*
+ * Fill idp.scopes, when empty, with the first n of openid, email, profile,
+ * offline_access. 0 or -1 (out of memory, reported).
+ */
+int eb_cfg_default_scopes(struct eb_cfg_ctx *c, struct eb_idp_config *idp,
+                          size_t n);
+/* 1 when the NULL-terminated list (NULL: empty) holds s. */
+int eb_cfg_list_has(const char *const *list, const char *s);
 extern const char *const eb_cfg_keys_managed_apple_id[];
 extern const char *const eb_cfg_keys_access[];
 extern const char *const eb_cfg_keys_tokens[];

@@ -23,7 +23,7 @@ static const struct {
     {"tenant", "", eb_cfg_keys_tenant},
     {"tenant", "enrollment", eb_cfg_keys_enrollment},
     {"tenant", "enrollment.by_model_family", eb_cfg_keys_by_model_family},
-    {"tenant", "idp", eb_cfg_keys_idp},
+    {"tenant", "idp", NULL}, /* eb_cfg_idp_keys: the providers' too */
     {"tenant", "managed_apple_id", eb_cfg_keys_managed_apple_id},
     {"tenant", "access", eb_cfg_keys_access},
     {"tenant", "tokens", eb_cfg_keys_tokens},
@@ -46,14 +46,19 @@ static const struct {
 int
 eb_config_keys_write(FILE *fp)
 {
+	const char *idp[EB_CFG_MAX_IDP_KEYS];
+	const char *const *keys;
 	size_t i, j;
 
-	for (i = 0; i < sizeof(keysets) / sizeof(keysets[0]); i++)
-		for (j = 0; keysets[i].keys[j] != NULL; j++)
+	if (eb_cfg_idp_keys(idp, EB_CFG_MAX_IDP_KEYS) == -1)
+		return -1;
+	for (i = 0; i < sizeof(keysets) / sizeof(keysets[0]); i++) {
+		keys = keysets[i].keys != NULL ? keysets[i].keys : idp;
+		for (j = 0; keys[j] != NULL; j++)
 			if (fprintf(fp, "%s\t%s%s%s\n", keysets[i].file,
 			            keysets[i].path,
-			            keysets[i].path[0] ? "." : "",
-			            keysets[i].keys[j]) < 0)
+			            keysets[i].path[0] ? "." : "", keys[j]) < 0)
 				return -1;
+	}
 	return fflush(fp) == 0 ? 0 : -1;
 }

@@ -14,6 +14,7 @@
 #include "core/buf.h"
 #include "core/mem.h"
 #include "core/str.h"
+#include "providers/provider.h"
 
 static const char *const modes[] = {"byod", "adde", NULL};
 /* enrollment.by_model_family's keys, and restrictions.model_families's values
@@ -143,34 +144,40 @@ parse_restrictions(struct eb_cfg_ctx *c, const json_t *root,
 	return 0;
 }
 
-/* Keys only one provider type understands. */
+/* Keys another provider type understands but this one does not. */
 static int
-check_type_keys(struct eb_cfg_ctx *c, const json_t *o, const char *type)
+check_type_keys(struct eb_cfg_ctx *c, const json_t *o,
+                const struct eb_provider_ops *mine)
 {
-	static const struct {
-		const char *key, *type;
-	} only[] = {{"tenant_id", "entra"},   {"allowed_tenants", "entra"},
-	            {"domain_hint", "entra"}, {"graph_groups", "entra"},
-	            {"graph_url", "entra"},   {"hosted_domain", "google"}};
-	size_t i;
+	const struct eb_provider_ops *pr;
+	size_t i, j;
 
-	for (i = 0; i < sizeof(only) / sizeof(only[0]); i++)
-		if (json_object_get(o, only[i].key) != NULL &&
-		    strcmp(type, only[i].type) != 0)
-			return eb_cfg_fail(
-			    c, "idp", only[i].key,
-			    "is only valid when idp.type is \"%s\"",
-			    only[i].type);
+	for (i = 0; (pr = eb_provider_at(i)) != NULL; i++) {
+		if (pr == mine || pr->config_keys == NULL)
+			continue;
+		for (j = 0; pr->config_keys[j] != NULL; j++)
+			if (json_object_get(o, pr->config_keys[j]) != NULL &&
+			    !eb_cfg_list_has(mine->config_keys,
+			                     pr->config_keys[j]))
+				return eb_cfg_fail(
+				    c, "idp", pr->config_keys[j],
+				    "is only valid when idp.type is \"%s\"",
+				    pr->type);
+	}
 	return 0;
 }
 
-static int
-default_scopes(struct eb_cfg_ctx *c, struct eb_idp_config *idp)
+int
+eb_cfg_default_scopes(struct eb_cfg_ctx *c, struct eb_idp_config *idp, size_t n)
 {
 	static const char *const base[] = {"openid", "email", "profile",
 	                                   "offline_access"};
-	size_t i, n = strcmp(idp->type, "google") == 0 ? 3 : 4;
+	size_t i;
 
+	if (idp->scopes.n > 0)
+		return 0;
+	if (n > sizeof(base) / sizeof(base[0]))
+		n = sizeof(base) / sizeof(base[0]);
 	if ((idp->scopes.v = eb_calloc(n, sizeof(char *))) == NULL)
 		return eb_cfg_fail(c, "idp", "scopes", "out of memory");
 	for (i = 0; i < n; i++) {
@@ -210,107 +217,108 @@ check_auth_params(struct eb_cfg_ctx *c, const struct eb_kvlist *kv)
 	return 0;
 }
 
-const char *const eb_cfg_keys_idp[] = {"type",
-                                       "issuer",
-                                       "client_id",
-                                       "client_secret",
-                                       "scopes",
-                                       "client_auth",
-                                       "userinfo",
-                                       "tenant_id",
-                                       "allowed_tenants",
-                                       "domain_hint",
-                                       "graph_groups",
-                                       "graph_url",
-                                       "hosted_domain",
-                                       "extra_auth_params",
-                                       NULL};
+/*
+ * The idp keys every type accepts: the head, then each provider's own
+ * (eb_provider_ops.config_keys), then the tail.
+ */
+static const char *const idp_keys_head[] = {
+    "type",   "issuer",      "client_id", "client_secret",
+    "scopes", "client_auth", "userinfo",  NULL};
+static const char *const idp_keys_tail[] = {"extra_auth_params", NULL};
+
+static int
+keys_add(const char **out, size_t n, size_t *k, const char *const *keys)
+{
+	for (; keys != NULL && *keys != NULL; keys++) {
+		if (*k + 1 >= n)
+			return -1;
+		out[(*k)++] = *keys;
+	}
+	return 0;
+}
+
+int
+eb_cfg_idp_keys(const char **out, size_t n)
+{
+	const struct eb_provider_ops *pr;
+	size_t i, k = 0;
+
+	if (n == 0 || keys_add(out, n, &k, idp_keys_head) == -1)
+		return -1;
+	for (i = 0; (pr = eb_provider_at(i)) != NULL; i++)
+		if (keys_add(out, n, &k, pr->config_keys) == -1)
+			return -1;
+	if (keys_add(out, n, &k, idp_keys_tail) == -1)
+		return -1;
+	out[k] = NULL;
+	return 0;
+}
+
+/* idp.type: one of the provider types; its ops into idp->provider. */
+static int
+parse_idp_type(struct eb_cfg_ctx *c, const json_t *o, struct eb_idp_config *idp)
+{
+	const char *types[EB_CFG_MAX_TYPES + 1];
+	const struct eb_provider_ops *pr;
+	size_t i;
+	int type = -1;
+
+	for (i = 0; i < EB_CFG_MAX_TYPES && (pr = eb_provider_at(i)) != NULL;
+	     i++)
+		types[i] = pr->type;
+	types[i] = NULL;
+	if (eb_cfg_enum(c, o, "idp", "type", types, &type) == -1)
+		return -1;
+	if (type < 0)
+		return eb_cfg_fail(c, "idp", "type", "is required");
+	idp->provider = eb_provider_at((size_t)type);
+	if ((idp->type = eb_strdup(types[type])) == NULL)
+		return eb_cfg_fail(c, "idp", "type", "out of memory");
+	return 0;
+}
 
 static int
 parse_idp(struct eb_cfg_ctx *c, const json_t *root, struct eb_idp_config *idp)
 {
-	static const char *const types[] = {"oidc", "entra", "google", NULL};
 	static const char *const cauth[] = {"client_secret_basic",
 	                                    "client_secret_post", NULL};
-	const char *p = "idp";
+	const char *p = "idp", *keys[EB_CFG_MAX_IDP_KEYS];
 	json_t *o;
-	int type = -1, ca = EB_CLIENT_AUTH_BASIC;
-	char iss[512];
+	int ca = EB_CLIENT_AUTH_BASIC;
 
 	if (eb_cfg_obj(c, root, NULL, p, &o) == -1)
 		return -1;
 	if (o == NULL)
 		return eb_cfg_fail(c, NULL, p, "is required");
-	if (eb_cfg_keys(c, o, p, eb_cfg_keys_idp) == -1 ||
-	    eb_cfg_enum(c, o, p, "type", types, &type) == -1)
+	if (eb_cfg_idp_keys(keys, EB_CFG_MAX_IDP_KEYS) == -1)
+		return eb_cfg_fail(c, NULL, p, "too many provider keys");
+	if (eb_cfg_keys(c, o, p, keys) == -1 || parse_idp_type(c, o, idp) == -1)
 		return -1;
-	if (type < 0)
-		return eb_cfg_fail(c, p, "type", "is required");
-	if ((idp->type = eb_strdup(types[type])) == NULL)
-		return eb_cfg_fail(c, p, "type", "out of memory");
-	if (check_type_keys(c, o, idp->type) == -1 ||
-	    eb_cfg_url(c, o, p, "issuer", type == 0, 0, &idp->issuer) == -1 ||
+	/* a provider with no config_parse has no default issuer */
+	if (check_type_keys(c, o, idp->provider) == -1 ||
+	    eb_cfg_url(c, o, p, "issuer", idp->provider->config_parse == NULL,
+	               0, &idp->issuer) == -1 ||
 	    eb_cfg_str(c, o, p, "client_id", 1, 0, &idp->client_id) == -1 ||
 	    eb_cfg_secret_get(c, o, p, "client_secret", 0,
 	                      &idp->client_secret) == -1 ||
 	    eb_cfg_strlist(c, o, p, "scopes", EB_CFG_NONEMPTY | EB_CFG_NOSPACE,
 	                   &idp->scopes) == -1 ||
 	    eb_cfg_enum(c, o, p, "client_auth", cauth, &ca) == -1 ||
-	    eb_cfg_bool(c, o, p, "userinfo", &idp->use_userinfo) == -1 ||
-	    eb_cfg_str(c, o, p, "tenant_id", 0, EB_CFG_NOSPACE,
-	               &idp->tenant_id) == -1 ||
-	    eb_cfg_strlist(c, o, p, "allowed_tenants",
-	                   EB_CFG_NONEMPTY | EB_CFG_NOSPACE,
-	                   &idp->allowed_tenants) == -1 ||
-	    eb_cfg_str(c, o, p, "domain_hint", 0, EB_CFG_NOSPACE,
-	               &idp->domain_hint) == -1 ||
-	    eb_cfg_bool(c, o, p, "graph_groups", &idp->graph_groups) == -1 ||
-	    eb_cfg_url(c, o, p, "graph_url", 0, EB_URL_NO_SLASH,
-	               &idp->graph_url) == -1 ||
-	    eb_cfg_str(c, o, p, "hosted_domain", type == 2, EB_CFG_FQDN,
-	               &idp->hosted_domain) == -1 ||
-	    eb_cfg_kvlist(c, o, p, "extra_auth_params", EB_CFG_NOSPACE, 0,
-	                  &idp->extra_auth_params) == -1 ||
-	    check_auth_params(c, &idp->extra_auth_params) == -1)
+	    eb_cfg_bool(c, o, p, "userinfo", &idp->use_userinfo) == -1)
 		return -1;
 	idp->client_auth = (enum eb_client_auth)ca;
-	if (idp->scopes.n == 0) {
-		if (default_scopes(c, idp) == -1)
-			return -1;
-	} else if (!eb_cfg_strlist_has(&idp->scopes, "openid"))
+	if (idp->scopes.n > 0 && !eb_cfg_strlist_has(&idp->scopes, "openid"))
 		return eb_cfg_fail(c, p, "scopes", "must include \"openid\"");
-	if (type == 1) { /* entra */
-		const char *tid = idp->tenant_id;
-
-		if (tid != NULL && idp->allowed_tenants.n > 0)
-			return eb_cfg_fail(
-			    c, p, "allowed_tenants",
-			    "cannot be combined with idp.tenant_id");
-		if (tid != NULL &&
-		    strspn(tid, "abcdefghijklmnopqrstuvwxyz"
-		                "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-") !=
-		        strlen(tid))
-			return eb_cfg_fail(
-			    c, p, "tenant_id",
-			    "must be a tenant GUID or domain name");
-		if (idp->issuer == NULL && tid == NULL &&
-		    idp->allowed_tenants.n == 0)
-			return eb_cfg_fail(
-			    c, p, "tenant_id",
-			    "is required for entra (or idp.allowed_tenants, "
-			    "or an explicit idp.issuer)");
-		snprintf(iss, sizeof(iss),
-		         "https://login.microsoftonline.com/%s/v2.0",
-		         tid ? tid : "organizations");
-		if (eb_cfg_default_str(c, p, "issuer", &idp->issuer, iss) ==
-		        -1 ||
-		    eb_cfg_default_str(c, p, "graph_url", &idp->graph_url,
-		                       "https://graph.microsoft.com") == -1)
-			return -1;
-	} else if (type == 2 &&
-	           eb_cfg_default_str(c, p, "issuer", &idp->issuer,
-	                              "https://accounts.google.com") == -1)
+	if ((idp->provider->config_parse != NULL &&
+	     idp->provider->config_parse(c, o, idp, &idp->provider_conf) ==
+	         -1) ||
+	    eb_cfg_kvlist(c, o, p, "extra_auth_params", EB_CFG_NOSPACE, 0,
+	                  &idp->extra_auth_params) == -1 ||
+	    check_auth_params(c, &idp->extra_auth_params) == -1 ||
+	    eb_cfg_default_scopes(c, idp, 4) == -1)
 		return -1;
+	if (idp->issuer == NULL)
+		return eb_cfg_fail(c, p, "issuer", "is required");
 	return 0;
 }
 
@@ -593,11 +601,8 @@ eb_cfg_tenant_free(struct eb_tenant *t)
 	eb_free(idp->client_id);
 	eb_free_secret_str(idp->client_secret);
 	eb_cfg_strlist_free(&idp->scopes);
-	eb_free(idp->tenant_id);
-	eb_cfg_strlist_free(&idp->allowed_tenants);
-	eb_free(idp->domain_hint);
-	eb_free(idp->graph_url);
-	eb_free(idp->hosted_domain);
+	if (idp->provider != NULL && idp->provider->config_free != NULL)
+		idp->provider->config_free(idp->provider_conf);
 	eb_cfg_kvlist_free(&idp->extra_auth_params);
 	eb_free(t->mapping.claim);
 	eb_cfg_kvlist_free(&t->mapping.domain_map);

@@ -285,6 +285,15 @@ eb_cfg_bool(struct eb_cfg_ctx *c, const json_t *o, const char *prefix,
 }
 
 int
+eb_cfg_list_has(const char *const *list, const char *s)
+{
+	for (; list != NULL && *list != NULL; list++)
+		if (strcmp(*list, s) == 0)
+			return 1;
+	return 0;
+}
+
+int
 eb_cfg_strlist_has(const struct eb_strlist *l, const char *s)
 {
 	size_t i;

@@ -22,6 +22,7 @@
 
 #include "core/config.h"
 #include "core/mem.h"
+#include "providers/provider_int.h"
 
 static char dir[256];
 static struct eb_config_error err;
@@ -879,7 +880,9 @@ test_providers(void **state)
 	idp = &cfg->tenants[0]->idp;
 	assert_string_equal(idp->issuer,
 	                    "https://login.microsoftonline.com/0000-1111/v2.0");
-	assert_string_equal(idp->graph_url, "https://graph.microsoft.com");
+	assert_string_equal(
+	    ((struct eb_entra_conf *)idp->provider_conf)->graph_url,
+	    "https://graph.microsoft.com");
 	assert_int_equal(idp->scopes.n, 4);
 	eb_config_unref(cfg);
 
@@ -910,7 +913,9 @@ test_providers(void **state)
 	assert_non_null(cfg);
 	idp = &cfg->tenants[0]->idp;
 	assert_string_equal(idp->issuer, "https://accounts.google.com");
-	assert_string_equal(idp->hosted_domain, "a.example");
+	assert_string_equal(
+	    ((struct eb_google_conf *)idp->provider_conf)->hosted_domain,
+	    "a.example");
 	assert_int_equal(idp->client_auth, EB_CLIENT_AUTH_POST);
 	assert_int_equal(idp->scopes.n, 3);
 	eb_config_unref(cfg);
