@@ -34,6 +34,8 @@
 #include "identity/identity.h"
 #include "providers/provider.h"
 
+#include "fourthidp.h"
+
 #define TID_A "72f988bf-86f1-41af-91ab-2d7cd011db47"
 #define TID_B "11111111-2222-3333-4444-555555555555"
 #define TID_C "99999999-9999-9999-9999-999999999999"
@@ -743,6 +745,86 @@ test_oidc_params_and_issuer(void **state)
 	                 EB_PROVIDER_FAIL);
 }
 
+/* ---- a fourth type, from the tests alone ------------------------------ */
+
+/* Load tenant "t" with idp object idp; it must fail at key with reason. */
+static void
+tenant_fails(const char *idp, const char *key, const char *reason)
+{
+	struct eb_config_error err;
+	char body[1024], path[512];
+
+	snprintf(body, sizeof(body),
+	         "{\"id\": \"t\", \"domains\": [\"contoso.com\"], "
+	         "\"idp\": %s}",
+	         idp);
+	write_file("config.json", "{\"public_url\": \"https://eb.example\"}");
+	write_file("tenants/t.json", body);
+	snprintf(path, sizeof(path), "%s/config.json", dir);
+	memset(&err, 0, sizeof(err));
+	assert_null(eb_config_load(path, &err));
+	assert_string_equal(err.key, key);
+	if (strstr(err.reason, reason) == NULL)
+		fail_msg("%s: \"%s\" lacks \"%s\"", key, err.reason, reason);
+}
+
+static void
+test_fourth_provider(void **state)
+{
+	const struct eb_tenant *t;
+	const struct fourth_conf *fc;
+	const char *keys[EB_CFG_MAX_IDP_KEYS];
+	size_t i;
+
+	/* unknown before the test registers it */
+	assert_null(eb_provider_find("acmeidp"));
+	tenant_fails("{\"type\": \"acmeidp\", \"client_id\": \"c\"}",
+	             "idp.type", "one of: oidc, entra, google");
+	tenant_fails("{\"type\": \"oidc\", \"client_id\": \"c\", "
+	             "\"realm\": \"r\"}",
+	             "idp.realm", "unknown key");
+	assert_int_equal(eb_provider_register(&fourth_provider), 0);
+	assert_int_equal(eb_provider_register(&fourth_provider), -1);
+	assert_int_equal(eb_provider_register(&eb_provider_entra), -1);
+	assert_ptr_equal(eb_provider_find("acmeidp"), &fourth_provider);
+
+	t = tenant("{\"type\": \"acmeidp\", \"client_id\": \"c\", "
+	           "\"realm\": \"north\"}",
+	           NULL, NULL);
+	assert_ptr_equal(t->idp.provider, &fourth_provider);
+	assert_string_equal(t->idp.type, "acmeidp");
+	assert_string_equal(t->idp.issuer, "https://login.acme.test/north");
+	assert_int_equal(t->idp.scopes.n, 4);
+	fc = t->idp.provider_conf;
+	assert_string_equal(fc->realm, "north");
+
+	/* its key is its own; the others stay theirs */
+	tenant_fails("{\"type\": \"acmeidp\", \"client_id\": \"c\"}",
+	             "idp.realm", "is required");
+	tenant_fails("{\"type\": \"acmeidp\", \"client_id\": \"c\", "
+	             "\"realm\": \"a b\"}",
+	             "idp.realm", "");
+	tenant_fails("{\"type\": \"oidc\", \"issuer\": \"https://i.example\", "
+	             "\"client_id\": \"c\", \"realm\": \"north\"}",
+	             "idp.realm", "is only valid when idp.type is \"acmeidp\"");
+	tenant_fails("{\"type\": \"acmeidp\", \"client_id\": \"c\", "
+	             "\"realm\": \"north\", \"hosted_domain\": \"a.example\"}",
+	             "idp.hosted_domain",
+	             "is only valid when idp.type is \"google\"");
+	tenant_fails("{\"type\": \"acmeidp\", \"client_id\": \"c\", "
+	             "\"realm\": \"north\", \"saml\": 1}",
+	             "idp.saml", "unknown key");
+
+	/* and the key list (enrollbridge config-keys) holds it */
+	assert_int_equal(eb_cfg_idp_keys(keys, EB_CFG_MAX_IDP_KEYS), 0);
+	for (i = 0; keys[i] != NULL; i++)
+		if (strcmp(keys[i], "realm") == 0)
+			break;
+	assert_non_null(keys[i]);
+	assert_string_equal(keys[i + 1], "extra_auth_params");
+	assert_null(keys[i + 2]);
+}
+
 int
 main(void)
 {
@@ -764,6 +846,7 @@ main(void)
 	    T(test_google_params_and_issuer),
 	    T(test_oidc_email_verified),
 	    T(test_oidc_params_and_issuer),
+	    T(test_fourth_provider), /* last: it registers a type */
 	};
 #undef T
 	return cmocka_run_group_tests(tests, NULL, NULL);
