@@ -74,7 +74,7 @@ struct eb_limits {
 struct eb_provider_ops;
 
 struct eb_idp_config {
-	char *type; /* "oidc" | "entra" | "google" */
+	char *type; /* a provider type: "oidc", "entra", "google", ... */
 	/*
 	 * Explicit issuer wins; else the provider's default, if it has one
 	 * (providers/entra.c, providers/google.c).

@@ -1,10 +1,11 @@
 /*
  * One tenant file (DESIGN.md, "Configuration" and "Contract details"):
- * strict parsing of every section, provider-specific defaults (issuer,
- * scopes), and the values derived once at load time (enrollment BaseURL,
- * discovery bodies, token audience). The device-facing sections (oauth2,
- * mdm, esso) are in config_mdm.c; cross-tenant checks (duplicate id or
- * domain) in config.c.
+ * strict parsing of every section (the idp keys common to every provider
+ * type; each provider reads, checks and defaults its own through its
+ * config_parse, providers/provider.h), and the values derived once at load
+ * time (enrollment BaseURL, discovery bodies, token audience). The
+ * device-facing sections (oauth2, mdm, esso) are in config_mdm.c;
+ * cross-tenant checks (duplicate id or domain) in config.c.
  */
 #include "core/config_int.h"
 
