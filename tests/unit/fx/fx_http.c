@@ -28,7 +28,9 @@
 struct fx_resp {
 	int status;
 	int delay_ms;
+	char ctype[96];
 	char *body;
+	size_t len;
 };
 
 struct fx_route {
@@ -54,7 +56,8 @@ struct fx_http {
 /* What one connection is answered with, copied out under the lock. */
 struct fx_answer {
 	int status, delay_ms, piece_delay_us;
-	size_t piece;
+	size_t piece, len;
+	char ctype[96];
 	char *body;
 };
 
@@ -133,12 +136,18 @@ answer(struct fx_http *s, const char *path, const char *req,
 		a->delay_ms = rp->delay_ms;
 		a->piece = rt->piece;
 		a->piece_delay_us = rt->piece_delay_us;
-		a->body = strdup(rp->body);
+		memcpy(a->ctype, rp->ctype, sizeof(a->ctype));
+		if ((a->body = malloc(rp->len + 1)) != NULL) {
+			memcpy(a->body, rp->body, rp->len + 1);
+			a->len = rp->len;
+		}
 	}
 	pthread_mutex_unlock(&s->mu);
 	if (a->body == NULL) {
 		a->status = 404;
 		a->body = strdup("{}");
+		a->len = 2;
+		snprintf(a->ctype, sizeof(a->ctype), "application/json");
 	}
 }
 
@@ -180,13 +189,13 @@ serve_one(struct fx_http *s, int c)
 	for (waited = 0; waited < a.delay_ms && !s->stop; waited += 20)
 		usleep(20000);
 	snprintf(head, sizeof(head),
-	         "HTTP/1.1 %d X\r\nContent-Type: application/json\r\n"
+	         "HTTP/1.1 %d X\r\nContent-Type: %s\r\n"
 	         "Content-Length: %zu\r\n"
 	         "Location: http://127.0.0.1:1/elsewhere\r\n"
 	         "Connection: close\r\n\r\n",
-	         a.status, strlen(a.body));
+	         a.status, a.ctype, a.len);
 	send_all(c, head, strlen(head), a.piece, a.piece_delay_us);
-	send_all(c, a.body, strlen(a.body), a.piece, a.piece_delay_us);
+	send_all(c, a.body, a.len, a.piece, a.piece_delay_us);
 	free(a.body);
 }
 
@@ -285,8 +294,8 @@ fx_http_base(const struct fx_http *s)
 }
 
 void
-fx_http_push(struct fx_http *s, const char *path, int status, const char *body,
-             int delay_ms)
+fx_http_push_body(struct fx_http *s, const char *path, int status,
+                  const char *ctype, const void *body, size_t len, int delay_ms)
 {
 	struct fx_route *r;
 	struct fx_resp *rp;
@@ -295,15 +304,19 @@ fx_http_push(struct fx_http *s, const char *path, int status, const char *body,
 	r = route(s, path);
 	assert_true(r->n < FX_SCRIPT);
 	rp = &r->script[r->n++];
-	assert_non_null(rp->body = strdup(body));
+	assert_non_null(rp->body = malloc(len + 1));
+	memcpy(rp->body, body, len);
+	rp->body[len] = '\0';
+	rp->len = len;
+	snprintf(rp->ctype, sizeof(rp->ctype), "%s", ctype);
 	rp->status = status;
 	rp->delay_ms = delay_ms;
 	pthread_mutex_unlock(&s->mu);
 }
 
 void
-fx_http_set(struct fx_http *s, const char *path, int status, const char *body,
-            int delay_ms)
+fx_http_set_body(struct fx_http *s, const char *path, int status,
+                 const char *ctype, const void *body, size_t len, int delay_ms)
 {
 	struct fx_route *r;
 
@@ -311,7 +324,23 @@ fx_http_set(struct fx_http *s, const char *path, int status, const char *body,
 	r = route(s, path);
 	clear_script(r);
 	pthread_mutex_unlock(&s->mu);
-	fx_http_push(s, path, status, body, delay_ms);
+	fx_http_push_body(s, path, status, ctype, body, len, delay_ms);
+}
+
+void
+fx_http_push(struct fx_http *s, const char *path, int status, const char *body,
+             int delay_ms)
+{
+	fx_http_push_body(s, path, status, "application/json", body,
+	                  strlen(body), delay_ms);
+}
+
+void
+fx_http_set(struct fx_http *s, const char *path, int status, const char *body,
+            int delay_ms)
+{
+	fx_http_set_body(s, path, status, "application/json", body,
+	                 strlen(body), delay_ms);
 }
 
 void

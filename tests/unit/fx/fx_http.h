@@ -37,6 +37,13 @@ void fx_http_set(struct fx_http *s, const char *path, int status,
  * response, and so on; the last one repeats. */
 void fx_http_push(struct fx_http *s, const char *path, int status,
                   const char *body, int delay_ms);
+/* The same with a body of len bytes (any bytes) of type ctype. */
+void fx_http_set_body(struct fx_http *s, const char *path, int status,
+                      const char *ctype, const void *body, size_t len,
+                      int delay_ms);
+void fx_http_push_body(struct fx_http *s, const char *path, int status,
+                       const char *ctype, const void *body, size_t len,
+                       int delay_ms);
 /* Write path's responses piece bytes at a time, delay_us between pieces
  * (piece 0: at once). */
 void fx_http_pieces(struct fx_http *s, const char *path, size_t piece,
