@@ -34,6 +34,7 @@
 #include "cli/reseal.h"
 #include "core/mem.h"
 #include "jose/seal.h"
+#include "fx_store.h"
 #include "store/store.h"
 
 static const struct {
@@ -110,23 +111,13 @@ teardown(void **state)
 static void
 mk_grant(struct eb_store *s, const char *id, const uint8_t *rt, size_t rtlen)
 {
-	struct eb_store_grant g = {
-	    .id = (char *)id,
-	    .tenant = "acme",
-	    .status = EB_STORE_GRANT_ACTIVE,
-	    .auth_method = "apple-as-web",
-	    .managed_apple_id = "alice@appleid.contoso.com",
-	    .idp_issuer = "https://idp.example",
-	    .idp_subject = "sub-alice",
-	    .enrollment_mode = "BYOD",
-	    .created = T0,
-	    .updated = T0,
-	    .upstream_refresh_token = (uint8_t *)(uintptr_t)rt,
-	    .upstream_refresh_token_len = rtlen,
-	    .upstream_renewed_at = T0,
-	    .upstream_next_at = T0 + 3600,
-	};
+	struct eb_store_grant g;
 
+	fx_grant(&g, id, "acme", T0);
+	g.upstream_refresh_token = (uint8_t *)(uintptr_t)rt;
+	g.upstream_refresh_token_len = rtlen;
+	g.upstream_renewed_at = T0;
+	g.upstream_next_at = T0 + 3600;
 	assert_int_equal(eb_store_grant_create(s, &g), EB_STORE_OK);
 }
 
