@@ -21,6 +21,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "fx_dir.h"
 #include "core/config.h"
 #include "core/mem.h"
 
@@ -108,12 +109,6 @@ load_tenant(const char *body)
 	} while (0)
 
 static int
-rm_entry(const char *p, const struct stat *st, int flag, struct FTW *ftw)
-{
-	return remove(p);
-}
-
-static int
 setup(void **state)
 {
 	char path[512];
@@ -129,7 +124,7 @@ setup(void **state)
 static int
 teardown(void **state)
 {
-	return nftw(dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+	return fx_rmtree(dir);
 }
 
 static void

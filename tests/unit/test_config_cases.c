@@ -25,6 +25,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "fx_dir.h"
 #include "core/config.h"
 
 #define MAIN_OK "{\"public_url\": \"https://eb.example.com/\"}"
@@ -56,27 +57,6 @@ slurp(const char *path, char *buf, size_t size)
 	return (ssize_t)n;
 }
 
-static void
-put_file(const char *dir, const char *rel, const char *content)
-{
-	char path[1024];
-	FILE *f;
-
-	snprintf(path, sizeof(path), "%s/%s", dir, rel);
-	assert_non_null(f = fopen(path, "w"));
-	assert_true(fputs(content, f) >= 0);
-	assert_int_equal(fclose(f), 0);
-}
-
-static int
-rm_entry(const char *p, const struct stat *st, int flag, struct FTW *ftw)
-{
-	(void)st;
-	(void)flag;
-	(void)ftw;
-	return remove(p);
-}
-
 /* src into dst (of size), each occurrence of dir written as "<dir>". */
 static void
 undir(char *dst, size_t size, const char *src, const char *dir)
@@ -99,19 +79,17 @@ undir(char *dst, size_t size, const char *src, const char *dir)
 static int
 load_case(const char *body, int main, char *line, size_t size)
 {
-	const char *base = getenv("EB_BINARY_DIR"), *file;
+	const char *file;
 	struct eb_config_error err;
 	struct eb_config *cfg;
 	char dir[512], path[1024], raw[1400];
 	size_t dl;
 
-	snprintf(dir, sizeof(dir), "%s/eb-cfgcase-XXXXXX",
-	         base ? base : "/tmp");
-	assert_non_null(mkdtemp(dir));
+	assert_int_equal(fx_mkdtemp(dir, sizeof(dir), "eb-cfgcase"), 0);
 	snprintf(path, sizeof(path), "%s/tenants", dir);
 	assert_int_equal(mkdir(path, 0700), 0);
-	put_file(dir, "config.json", main ? body : MAIN_OK);
-	put_file(dir, main ? "tenants/a.json" : "tenants/t.json",
+	fx_write(dir, "config.json", main ? body : MAIN_OK);
+	fx_write(dir, main ? "tenants/a.json" : "tenants/t.json",
 	         main ? TENANT_OK : body);
 
 	memset(&err, 0, sizeof(err));
@@ -124,7 +102,7 @@ load_case(const char *body, int main, char *line, size_t size)
 	snprintf(raw, sizeof(raw), "%s: %s: %s", file[0] ? file : "config.json",
 	         err.key[0] ? err.key : "-", err.reason);
 	undir(line, size, raw, dir);
-	assert_int_equal(nftw(dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS), 0);
+	assert_int_equal(fx_rmtree(dir), 0);
 	if (cfg != NULL) {
 		eb_config_unref(cfg);
 		return -1;

@@ -24,6 +24,7 @@
 
 #include <jansson.h>
 
+#include "fx_dir.h"
 #include "fx_http.h"
 
 #include "core/buf.h"
@@ -79,12 +80,6 @@ tenant(const char *idp, const char *map, const char *access)
 }
 
 static int
-rm_entry(const char *p, const struct stat *st, int flag, struct FTW *ftw)
-{
-	return remove(p);
-}
-
-static int
 setup(void **state)
 {
 	char path[512];
@@ -103,7 +98,7 @@ teardown(void **state)
 	if (cfg != NULL)
 		eb_config_unref(cfg);
 	cfg = NULL;
-	return nftw(dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+	return fx_rmtree(dir);
 }
 
 /* ---- helpers ----------------------------------------------------------- */

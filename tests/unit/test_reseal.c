@@ -31,6 +31,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "fx_dir.h"
 #include "cli/reseal.h"
 #include "core/mem.h"
 #include "jose/seal.h"
@@ -58,15 +59,6 @@ struct fx {
 	char path[1200]; /* a file, or a DSN naming a fresh schema */
 	struct eb_store *s;
 };
-
-static int
-rm_entry(const char *p, const struct stat *sb, int flag, struct FTW *ftw)
-{
-	(void)sb;
-	(void)flag;
-	(void)ftw;
-	return remove(p);
-}
 
 static int
 setup(void **state)
@@ -100,7 +92,7 @@ teardown(void **state)
 	struct fx *fx = *state;
 
 	eb_store_close(fx->s);
-	nftw(fx->dir, rm_entry, 8, FTW_DEPTH | FTW_PHYS);
+	fx_rmtree(fx->dir);
 	if (ops == &eb_store_pg_ops)
 		eb_store_pg_test_drop(pg_base, fx->path);
 	free(fx);

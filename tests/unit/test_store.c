@@ -27,6 +27,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "fx_dir.h"
 #include "core/mem.h"
 #include "store/pg/pg_import.h"
 #include "store/migrations.h"
@@ -87,12 +88,6 @@ target_name(const char *target, char *buf, size_t len)
 }
 
 static int
-rm_entry(const char *p, const struct stat *sb, int flag, struct FTW *ftw)
-{
-	return remove(p);
-}
-
-static int
 setup(void **state)
 {
 	struct fx *fx = calloc(1, sizeof(*fx));
@@ -124,7 +119,7 @@ teardown(void **state)
 	int i;
 
 	eb_store_close(fx->s);
-	nftw(fx->dir, rm_entry, 8, FTW_DEPTH | FTW_PHYS);
+	fx_rmtree(fx->dir);
 	for (i = 0; i < fx->ntargets; i++)
 		eb_store_pg_test_drop(pg_base, fx->targets[i]);
 	free(fx);
