@@ -8,9 +8,6 @@
 
 #include <cmocka.h>
 
-#include <arpa/inet.h>
-#include <errno.h>
-#include <netinet/in.h>
 #include <poll.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -21,6 +18,7 @@
 #include <unistd.h>
 
 #include "fx_http.h"
+#include "fx_net.h"
 
 #define FX_ROUTES 16
 #define FX_SCRIPT 8
@@ -152,26 +150,6 @@ answer(struct fx_http *s, const char *path, const char *req,
 }
 
 static void
-send_all(int c, const char *p, size_t n, size_t piece, int delay_us)
-{
-	ssize_t w;
-	size_t k;
-
-	while (n > 0) {
-		k = piece > 0 && piece < n ? piece : n;
-		if ((w = send(c, p, k, MSG_NOSIGNAL)) <= 0) {
-			if (w == -1 && errno == EINTR)
-				continue;
-			return;
-		}
-		p += w;
-		n -= (size_t)w;
-		if (piece > 0 && n > 0 && delay_us > 0)
-			usleep((useconds_t)delay_us);
-	}
-}
-
-static void
 serve_one(struct fx_http *s, int c)
 {
 	char req[65536], path[256], method[16], head[256], *q;
@@ -194,8 +172,8 @@ serve_one(struct fx_http *s, int c)
 	         "Location: http://127.0.0.1:1/elsewhere\r\n"
 	         "Connection: close\r\n\r\n",
 	         a.status, a.ctype, a.len);
-	send_all(c, head, strlen(head), a.piece, a.piece_delay_us);
-	send_all(c, a.body, a.len, a.piece, a.piece_delay_us);
+	(void)fx_send_all(c, head, strlen(head), a.piece, a.piece_delay_us);
+	(void)fx_send_all(c, a.body, a.len, a.piece, a.piece_delay_us);
 	free(a.body);
 }
 
@@ -225,20 +203,10 @@ struct fx_http *
 fx_http_start(void)
 {
 	struct fx_http *s = calloc(1, sizeof(*s));
-	struct sockaddr_in a;
-	socklen_t alen = sizeof(a);
 
 	assert_non_null(s);
 	assert_int_equal(pthread_mutex_init(&s->mu, NULL), 0);
-	s->fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	assert_true(s->fd >= 0);
-	memset(&a, 0, sizeof(a));
-	a.sin_family = AF_INET;
-	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	assert_int_equal(bind(s->fd, (struct sockaddr *)&a, sizeof(a)), 0);
-	assert_int_equal(listen(s->fd, 16), 0);
-	assert_int_equal(getsockname(s->fd, (struct sockaddr *)&a, &alen), 0);
-	s->port = ntohs(a.sin_port);
+	assert_true((s->fd = fx_listen_loopback(16, &s->port)) >= 0);
 	snprintf(s->base, sizeof(s->base), "http://127.0.0.1:%d", s->port);
 	assert_int_equal(pthread_create(&s->th, NULL, serve, s), 0);
 	return s;
