@@ -6,12 +6,12 @@
 #ifndef EB_TEST_CFGFX_H
 #define EB_TEST_CFGFX_H
 
-#include <ftw.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 
+#include "fx_dir.h"
 #include "core/config.h"
 
 #define TENANT_OK                                                              \
@@ -26,13 +26,7 @@ static char dir[256];
 static inline void
 write_file(const char *rel, const char *content)
 {
-	char path[512];
-	FILE *f;
-
-	snprintf(path, sizeof(path), "%s/%s", dir, rel);
-	assert_non_null(f = fopen(path, "w"));
-	assert_true(fputs(content, f) >= 0);
-	assert_int_equal(fclose(f), 0);
+	fx_write(dir, rel, content);
 }
 
 /* Write main as dir/config.json and load it; e receives the error. */
@@ -64,12 +58,9 @@ load_with(const char *extra, struct eb_config_error *e)
 static inline int
 cfgfx_setup(const char *prefix)
 {
-	const char *base = getenv("EB_BINARY_DIR");
 	char path[512];
 
-	snprintf(dir, sizeof(dir), "%s/%s-XXXXXX", base ? base : "/tmp",
-	         prefix);
-	if (mkdtemp(dir) == NULL)
+	if (fx_mkdtemp(dir, sizeof(dir), prefix) != 0)
 		return -1;
 	snprintf(path, sizeof(path), "%s/tenants", dir);
 	if (mkdir(path, 0700) != 0)
@@ -78,21 +69,11 @@ cfgfx_setup(const char *prefix)
 	return 0;
 }
 
-static inline int
-cfgfx_rm_entry(const char *p, const struct stat *st, int flag, struct FTW *ftw)
-{
-	(void)st;
-	(void)flag;
-	(void)ftw;
-	return remove(p);
-}
-
 /* Remove dir and all in it: 0, or -1. */
 static inline int
 cfgfx_teardown(void)
 {
-	return nftw(dir, cfgfx_rm_entry, 16, FTW_DEPTH | FTW_PHYS) == 0 ? 0
-	                                                                : -1;
+	return fx_rmtree(dir) == 0 ? 0 : -1;
 }
 
 #endif

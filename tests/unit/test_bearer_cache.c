@@ -44,6 +44,7 @@
 #include "cli/grants.h"
 #include "core/config.h"
 #include "core/mem.h"
+#include "fx_store.h"
 #include "store/store.h"
 #include "store/watch.h"
 #include "token/bearer_cache.h"
@@ -148,28 +149,6 @@ teardown(void **state)
 
 /* ---- helpers ---------------------------------------------------------- */
 
-static void
-mk_grant(struct eb_store *store, const char *id, int64_t expires)
-{
-	int64_t now = (int64_t)time(NULL);
-	struct eb_store_grant g = {
-	    .id = (char *)id,
-	    .tenant = "acme",
-	    .status = EB_STORE_GRANT_ACTIVE,
-	    .auth_method = "apple-as-web",
-	    .managed_apple_id = "alice@appleid.acme.example",
-	    .user_identifier = "alice@acme.example",
-	    .idp_issuer = "https://idp.acme.example",
-	    .idp_subject = "sub-alice",
-	    .enrollment_mode = "BYOD",
-	    .created = now,
-	    .updated = now,
-	    .expires = expires,
-	};
-
-	assert_int_equal(eb_store_grant_create(store, &g), EB_STORE_OK);
-}
-
 static char *
 issue(struct fx *fx, const char *gid, int64_t exp)
 {
@@ -268,7 +247,7 @@ test_hit_same_facts(void **state)
 	char *tok, err[256];
 	uint64_t h;
 
-	mk_grant(fx->store, "g1", now + 7200);
+	fx_mk_grant(fx->store, "g1", "acme", now + 7200);
 	assert_int_equal(
 	    eb_store_grant_bind(fx->store, "g1", "EnrollmentID", "ENR-1", now),
 	    EB_STORE_OK);
@@ -324,10 +303,10 @@ test_revoke_in_process(void **state)
 	struct eb_store *other;
 	struct eb_bearer b;
 
-	mk_grant(fx->store, "g1", now + 7200);
-	mk_grant(fx->store, "g2", now + 7200);
-	mk_grant(fx->store, "g3", now + 7200);
-	mk_grant(fx->store, "g3b", now + 7200);
+	fx_mk_grant(fx->store, "g1", "acme", now + 7200);
+	fx_mk_grant(fx->store, "g2", "acme", now + 7200);
+	fx_mk_grant(fx->store, "g3", "acme", now + 7200);
+	fx_mk_grant(fx->store, "g3b", "acme", now + 7200);
 
 	/* the token revoked through the store API */
 	tok = issue(fx, "g1", now + 600);
@@ -389,10 +368,10 @@ test_revoke_other_process(void **state)
 	char *tok, *tok2, hash[EB_STORE_HASH_HEXLEN + 1];
 	uint64_t gen;
 
-	mk_grant(fx->store, "g1", now + 7200);
-	mk_grant(fx->store, "g2", now + 7200);
-	mk_grant(fx->store, "g3", now + 7200);
-	mk_grant(fx->store, "g3b", now + 7200);
+	fx_mk_grant(fx->store, "g1", "acme", now + 7200);
+	fx_mk_grant(fx->store, "g2", "acme", now + 7200);
+	fx_mk_grant(fx->store, "g3", "acme", now + 7200);
+	fx_mk_grant(fx->store, "g3b", "acme", now + 7200);
 
 	/* the real `grants revoke` code, in another process */
 	tok = issue(fx, "g1", now + 600);
@@ -437,7 +416,7 @@ test_expiry_from_cache(void **state)
 	uint64_t h;
 
 	/* the grant ends before the token: refused from the cache */
-	mk_grant(fx->store, "g1", now + 10);
+	fx_mk_grant(fx->store, "g1", "acme", now + 10);
 	tok = issue(fx, "g1", now + 3600);
 	accepted_and_cached(fx, tok, now);
 	h = hits();
@@ -447,7 +426,7 @@ test_expiry_from_cache(void **state)
 	eb_free_secret_str(tok);
 
 	/* the stored expiry is earlier than the token's exp claim */
-	mk_grant(fx->store, "g2", now + 7200);
+	fx_mk_grant(fx->store, "g2", "acme", now + 7200);
 	tok = sign(fx, "g2", "jti-short", now + 3000, hash);
 	{
 		struct eb_store_token st = {
@@ -483,7 +462,7 @@ test_ttl_backstop(void **state)
 	char *tok;
 	int r;
 
-	mk_grant(fx->store, "g1", now + 7200);
+	fx_mk_grant(fx->store, "g1", "acme", now + 7200);
 	tok = issue(fx, "g1", now + 600);
 	assert_int_equal(check(fx, tok, now), EB_BEARER_OK); /* cached */
 	t0 = mono_ns();
@@ -521,7 +500,7 @@ test_not_found_not_cached(void **state)
 	char *tok, hash[EB_STORE_HASH_HEXLEN + 1];
 	uint64_t gen;
 
-	mk_grant(fx->store, "g1", now + 7200);
+	fx_mk_grant(fx->store, "g1", "acme", now + 7200);
 	tok = sign(fx, "g1", "jti-later", now + 600, hash);
 	assert_int_equal(check(fx, tok, now), EB_BEARER_UNKNOWN);
 	/* stored by another process that announces nothing: seen at once */
@@ -594,8 +573,8 @@ test_generation(void **state)
 	rt2.jti = "r2";
 
 	/* what may change a token or a grant bumps, whatever its result */
-	BUMPS(mk_grant(st, "g1", now + 7200));
-	BUMPS(mk_grant(st, "g2", now + 7200));
+	BUMPS(fx_mk_grant(st, "g1", "acme", now + 7200));
+	BUMPS(fx_mk_grant(st, "g2", "acme", now + 7200));
 	BUMPS(eb_store_grant_bind(st, "g1", "UDID", "U1", now));
 	BUMPS(eb_store_grant_bind(st, "g1", "UDID", "OTHER", now)); /* fails */
 	BUMPS(eb_store_grant_set_upstream(st, "g1", &u, now));
@@ -615,14 +594,14 @@ test_generation(void **state)
 	assert_int_equal(eb_store_grant_get(st, "g1", &g), EB_STORE_OK);
 	assert_int_equal(g.status, EB_STORE_GRANT_REVOKED);
 	eb_store_grant_finish(&g);
-	BUMPS(mk_grant(st, "g3", now + 7200));
+	BUMPS(fx_mk_grant(st, "g3", "acme", now + 7200));
 	BUMPS(eb_store_grant_supersede(st, "g2", "g3", now));
 	BUMPS(eb_store_grant_set_status(st, "g3", EB_STORE_GRANT_REVOKED, "t",
 	                                now));
 	/* renewal claims write grants: a bump when they claim one */
 	assert_int_equal(eb_store_grant_set_upstream(st, "g3", &u, now),
 	                 EB_STORE_NOT_FOUND);
-	BUMPS(mk_grant(st, "g4", now + 7200));
+	BUMPS(fx_mk_grant(st, "g4", "acme", now + 7200));
 	BUMPS(eb_store_grant_set_upstream(st, "g4", &u, now));
 	KEEPS(eb_store_grant_list_due(st, NULL, now, 0, 10, &l)); /* a read */
 	assert_int_equal(l.n, 1);
@@ -676,7 +655,7 @@ test_change_file(void **state)
 	/* the CLI's handle: every change touches the file, which is 0600 */
 	assert_int_equal(eb_store_set_change_file(cli, fx->changed, 1), 0);
 	assert_int_equal(eb_store_stamp(fx->store, &a), 0);
-	mk_grant(cli, "g1", 0);
+	fx_mk_grant(cli, "g1", "acme", 0);
 	assert_int_equal(stat(fx->changed, &sb), 0);
 	assert_int_equal(sb.st_mode & 0777, 0600);
 	assert_int_equal(eb_store_stamp(fx->store, &b), 0);
@@ -787,7 +766,7 @@ test_change_watch(void **state)
 		assert_true(eb_store_stamp_equal(&a, &b));
 		if (i % 2) { /* a change through the CLI */
 			snprintf(tmp, sizeof(tmp), "g%d", i);
-			mk_grant(cli, tmp, 0);
+			fx_mk_grant(cli, tmp, "acme", 0);
 		} else
 			assert_int_equal(eb_store_announce_change(cli), 0);
 		assert_int_equal(eb_store_stamp(fx->store, &b), 0);
@@ -911,7 +890,7 @@ test_threads(void **state)
 	char *tok;
 	int i;
 
-	mk_grant(fx->store, "g1", now + 7200);
+	fx_mk_grant(fx->store, "g1", "acme", now + 7200);
 	tok = issue(fx, "g1", now + 600);
 	for (i = 0; i < 2; i++) {
 		memset(&rs[i], 0, sizeof(rs[i]));

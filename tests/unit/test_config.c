@@ -3,7 +3,8 @@
  * into a fresh mkdtemp folder, loads it, and checks either the loaded values
  * (defaults, derived discovery bodies, lookups) or the error an operator
  * would see (file, key path, reason), including that a secret never shows
- * up in a reason.
+ * up in a reason. The plain error cases of the main and tenant files are
+ * data: tests/data/config, run by test_config_cases.
  */
 #define _XOPEN_SOURCE 700 /* nftw */
 #include <stdarg.h>
@@ -20,6 +21,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "fx_dir.h"
 #include "core/config.h"
 #include "core/mem.h"
 #include "providers/provider_int.h"
@@ -108,12 +110,6 @@ load_tenant(const char *body)
 	} while (0)
 
 static int
-rm_entry(const char *p, const struct stat *st, int flag, struct FTW *ftw)
-{
-	return remove(p);
-}
-
-static int
 setup(void **state)
 {
 	char path[512];
@@ -129,7 +125,7 @@ setup(void **state)
 static int
 teardown(void **state)
 {
-	return nftw(dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+	return fx_rmtree(dir);
 }
 
 static void
@@ -257,78 +253,6 @@ test_listen_list(void **state)
 	eb_config_unref(cfg);
 }
 
-static void
-test_main_errors(void **state)
-{
-	static const struct {
-		const char *main, *key, *why;
-	} cases[] = {
-	    {"{}", "public_url", "is required"},
-	    {"{\"public_url\": \"https://a.example\", \"listn\": \"x\"}",
-	     "listn", "unknown key"},
-	    {"{\"public_url\": \"https://a.example\", \"listen\": \"8080\"}",
-	     "listen", "host:port"},
-	    {"{\"public_url\": \"https://a.example\", \"listen\": \"h:0\"}",
-	     "listen", "host:port"},
-	    {"{\"public_url\": \"https://a.example\", \"listen\": \"h:70000\"}",
-	     "listen", "host:port"},
-	    {"{\"public_url\": \"https://a.example\", \"listen\": \"::1:80\"}",
-	     "listen", "host:port"},
-	    {"{\"public_url\": \"https://a.example\", \"listen\": 8080}",
-	     "listen", "must be a string"},
-	    {"{\"public_url\": \"https://a.example\", \"limits\": "
-	     "{\"threads\": "
-	     "0}}",
-	     "limits.threads", "between 1 and"},
-	    {"{\"public_url\": \"https://a.example\", \"limits\": "
-	     "{\"max_body_bytes\": 1e9}}",
-	     "limits.max_body_bytes", "must be an integer"},
-	    {"{\"public_url\": \"https://a.example\", \"limits\": "
-	     "{\"max_body_bytes\": 100000000000}}",
-	     "limits.max_body_bytes", "between"},
-	    {"{\"public_url\": \"https://a.example\", \"limits\": {\"x\": 1}}",
-	     "limits.x", "unknown key"},
-	    {"{\"public_url\": \"https://a.example\", \"limits\": "
-	     "{\"upstream_timeout\": 30, \"renew_lease\": 99}}",
-	     "limits.renew_lease", "must be at least 3 x"},
-	    {"{\"public_url\": \"https://a.example\", \"log\": {\"level\": "
-	     "\"loud\"}}",
-	     "log.level", "one of: debug, info, warn, error"},
-	    {"{\"public_url\": \"https://a.example\", \"log\": {\"access\": "
-	     "\"yes\"}}",
-	     "log.access", "true or false"},
-	    {"{\"public_url\": \"https://a.example\", \"tls\": {\"cert\": "
-	     "\"c\"}}",
-	     "tls.key", "is required"},
-	    {"{\"public_url\": \"https://a.example\", \"tenants_dir\": "
-	     "\"nope\"}",
-	     "tenants_dir", "cannot open folder"},
-	    {"{\"public_url\": \"https://a.example\", \"listen\": []}",
-	     "listen", "1 to 16 addresses"},
-	    {"{\"public_url\": \"https://a.example\", \"listen\": "
-	     "[\"127.0.0.1:80\", \"[::1]80\"]}",
-	     "listen[1]", "host:port"},
-	    {"{\"public_url\": \"https://a.example\", \"listen\": "
-	     "[\"[::1]:80\", \"[::1]:80\"]}",
-	     "listen[1]", "the same address as listen[0]"},
-	    {"{\"public_url\": \"https://a.example\", \"tls\": {\"cert\": "
-	     "\"c\", \"key\": \"k\", \"min_version\": \"1.0\"}}",
-	     "tls.min_version", "must be \"1.2\" or \"1.3\""},
-	    {"{\"public_url\": \"https://a.example\", \"tls\": {\"cert\": "
-	     "\"c\", \"key\": \"k\", \"priorities\": \"NORMAL:%%BOGUS\"}}",
-	     "tls.priorities", "not a GnuTLS priority string"},
-	    {"[1]", "", "top level must be a JSON object"},
-	    {"{\"public_url\": ", "", "invalid JSON at line 1"},
-	};
-	size_t i;
-
-	write_tenant("a.json", TENANT_OK);
-	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-		write_file("config.json", cases[i].main);
-		expect_fail("config.json", cases[i].key, cases[i].why);
-	}
-}
-
 /* Both files take a "$schema" string (an editor's hint) and ignore it. */
 static void
 test_schema_key(void **state)
@@ -412,140 +336,6 @@ test_public_url(void **state)
 	write_file("config.json",
 	           "{\"public_url\": \"http://eb.example.com\"}");
 	expect_fail("config.json", "public_url", "loopback");
-}
-
-static void
-test_tenant_errors(void **state)
-{
-	/* unknown keys, at the top level and nested */
-	expect_tenant_fail("{\"id\": \"acme\", \"domains\": [\"a.example\"], "
-	                   "\"colour\": 1, " IDP_OK "}",
-	                   "colour", "unknown key");
-	expect_tenant_fail("{\"id\": \"acme\", \"domains\": [\"a.example\"], "
-	                   "\"idp\": {\"type\": \"oidc\", \"issuer\": "
-	                   "\"https://i.example\", \"client_id\": \"c\", "
-	                   "\"clientsecret\": \"x\"}}",
-	                   "idp.clientsecret", "unknown key");
-	expect_tenant_fail("{\"id\": \"acme\", \"domains\": [\"a.example\"], "
-	                   "\"enrollment\": {\"by_model_family\": {\"iphone\": "
-	                   "\"adde\"}}, " IDP_OK "}",
-	                   "enrollment.by_model_family.iphone", "unknown key");
-	/* wrong types */
-	expect_tenant_fail("{\"id\": \"acme\", \"domains\": \"a.example\", "
-	                   "" IDP_OK "}",
-	                   "domains", "must be a list");
-	expect_tenant_fail("{\"id\": \"acme\", \"domains\": [\"a.example\"], "
-	                   "\"tokens\": {\"access_ttl\": \"3600\"}, " IDP_OK
-	                   "}",
-	                   "tokens.access_ttl", "must be an integer");
-	expect_tenant_fail("{\"id\": \"acme\", \"domains\": [\"a.example\"], "
-	                   "\"idp\": {\"type\": \"oidc\", \"issuer\": "
-	                   "\"https://i.example\", \"client_id\": \"c\", "
-	                   "\"userinfo\": 1}}",
-	                   "idp.userinfo", "true or false");
-	expect_tenant_fail("{\"id\": \"acme\", \"domains\": [\"a.example\"], "
-	                   "\"mdm\": [], " IDP_OK "}",
-	                   "mdm", "must be an object");
-	/* missing required keys */
-	expect_tenant_fail("{\"domains\": [\"a.example\"], " IDP_OK "}", "id",
-	                   "is required");
-	expect_tenant_fail("{\"id\": \"acme\", " IDP_OK "}", "domains",
-	                   "is required");
-	expect_tenant_fail("{\"id\": \"acme\", \"domains\": []," IDP_OK "}",
-	                   "domains", "must not be empty");
-	expect_tenant_fail("{\"id\": \"acme\", \"domains\": [\"a.example\"]}",
-	                   "idp", "is required");
-	expect_tenant_fail("{\"id\": \"acme\", \"domains\": [\"a.example\"], "
-	                   "\"idp\": {\"issuer\": \"https://i.example\", "
-	                   "\"client_id\": \"c\"}}",
-	                   "idp.type", "is required");
-	expect_tenant_fail("{\"id\": \"acme\", \"domains\": [\"a.example\"], "
-	                   "\"idp\": {\"type\": \"oidc\", \"client_id\": "
-	                   "\"c\"}}",
-	                   "idp.issuer", "is required");
-	expect_tenant_fail("{\"id\": \"acme\", \"domains\": [\"a.example\"], "
-	                   "\"idp\": {\"type\": \"oidc\", \"issuer\": "
-	                   "\"https://i.example\"}}",
-	                   "idp.client_id", "is required");
-	expect_tenant_fail("{\"id\": \"acme\", \"domains\": [\"a.example\"], "
-	                   "\"idp\": {\"type\": \"google\", \"client_id\": "
-	                   "\"c\"}}",
-	                   "idp.hosted_domain", "is required");
-	/* bad values */
-	expect_tenant_fail("{\"id\": \"Acme\", \"domains\": [\"a.example\"], "
-	                   "" IDP_OK "}",
-	                   "id", "a-z, 0-9");
-	expect_tenant_fail("{\"id\": \"acme\", \"domains\": [\"a.example\", "
-	                   "\"localhost\"], " IDP_OK "}",
-	                   "domains[1]", "fully qualified domain name");
-	expect_tenant_fail("{\"id\": \"acme\", \"domains\": [\"a.example\", "
-	                   "\"A.example\"], " IDP_OK "}",
-	                   "domains[1]", "duplicate");
-	expect_tenant_fail("{\"id\": \"acme\", \"domains\": [\"a.example\"], "
-	                   "\"enrollment\": {\"default\": \"dep\"}, " IDP_OK
-	                   "}",
-	                   "enrollment.default", "one of: byod, adde");
-	expect_tenant_fail("{\"id\": \"acme\", \"domains\": [\"a.example\"], "
-	                   "\"auth_method\": \"apple-web\", " IDP_OK "}",
-	                   "auth_method", "one of: apple-as-web, apple-oauth2");
-	expect_tenant_fail("{\"id\": \"acme\", \"domains\": [\"a.example\"], "
-	                   "\"on_access_lost\": \"wipe\", " IDP_OK "}",
-	                   "on_access_lost", "one of: reauth, unenroll");
-	expect_tenant_fail("{\"id\": \"acme\", \"domains\": [\"a.example\"], "
-	                   "\"on_access_lost\": true, " IDP_OK "}",
-	                   "on_access_lost", "");
-	expect_tenant_fail("{\"id\": \"acme\", \"domains\": [\"a.example\"], "
-	                   "\"idp\": {\"type\": \"saml\"}}",
-	                   "idp.type", "one of: oidc, entra, google");
-	expect_tenant_fail("{\"id\": \"acme\", \"domains\": [\"a.example\"], "
-	                   "\"idp\": {\"type\": \"oidc\", \"issuer\": "
-	                   "\"http://idp.example.com\", \"client_id\": "
-	                   "\"c\"}}",
-	                   "idp.issuer", "loopback");
-	expect_tenant_fail("{\"id\": \"acme\", \"domains\": [\"a.example\"], "
-	                   "\"idp\": {\"type\": \"oidc\", \"issuer\": "
-	                   "\"https://i.example\", \"client_id\": \"c\", "
-	                   "\"scopes\": [\"email\"]}}",
-	                   "idp.scopes", "openid");
-	expect_tenant_fail("{\"id\": \"acme\", \"domains\": [\"a.example\"], "
-	                   "\"idp\": {\"type\": \"oidc\", \"issuer\": "
-	                   "\"https://i.example\", \"client_id\": \"c\", "
-	                   "\"extra_auth_params\": {\"nonce\": \"x\"}}}",
-	                   "idp.extra_auth_params.nonce",
-	                   "cannot be overridden");
-	expect_tenant_fail("{\"id\": \"acme\", \"domains\": [\"a.example\"], "
-	                   "\"idp\": {\"type\": \"oidc\", \"issuer\": "
-	                   "\"https://i.example\", \"client_id\": \"c\", "
-	                   "\"tenant_id\": \"x\"}}",
-	                   "idp.tenant_id",
-	                   "only valid when idp.type is \"entra\"");
-	expect_tenant_fail("{\"id\": \"acme\", \"domains\": [\"a.example\"], "
-	                   "\"mdm\": {\"upstream\": \"ftp://mdm.example\"}, "
-	                   "" IDP_OK "}",
-	                   "mdm.upstream", "https://");
-	/* out of range */
-	expect_tenant_fail("{\"id\": \"acme\", \"domains\": [\"a.example\"], "
-	                   "\"tokens\": {\"access_ttl\": 0}, " IDP_OK "}",
-	                   "tokens.access_ttl", "between 1 and");
-	expect_tenant_fail("{\"id\": \"acme\", \"domains\": [\"a.example\"], "
-	                   "\"tokens\": {\"code_ttl\": -5}, " IDP_OK "}",
-	                   "tokens.code_ttl", "between");
-	expect_tenant_fail("{\"id\": \"acme\", \"domains\": [\"a.example\"], "
-	                   "\"tokens\": {\"refresh_ttl\": 99999999999}, "
-	                   "" IDP_OK "}",
-	                   "tokens.refresh_ttl", "between");
-	expect_tenant_fail("{\"id\": \"acme\", \"domains\": [\"a.example\"], "
-	                   "\"tokens\": {\"max_unverified_age\": 0}, " IDP_OK
-	                   "}",
-	                   "tokens.max_unverified_age", "between 1 and");
-	expect_tenant_fail(
-	    "{\"id\": \"acme\", \"domains\": [\"a.example\"], "
-	    "\"tokens\": {\"max_unverified_age\": \"7d\"}, " IDP_OK "}",
-	    "tokens.max_unverified_age", "must be an integer");
-	/* broken JSON names the tenant file */
-	expect_tenant_fail("{\"id\": \"acme\",", "", "invalid JSON");
-	expect_tenant_fail("{\"id\": \"acme\", \"id\": \"b\"}", "",
-	                   "duplicate object key");
 }
 
 static void
@@ -1451,10 +1241,8 @@ main(void)
 	    T(test_minimal_defaults),
 	    T(test_full_main),
 	    T(test_listen_list),
-	    T(test_main_errors),
 	    T(test_schema_key),
 	    T(test_public_url),
-	    T(test_tenant_errors),
 	    T(test_on_access_lost),
 	    T(test_restrictions),
 	    T(test_os_version),

@@ -18,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fx_dir.h"
 #include "core/config.h"
 #include "core/env.h"
 #include "core/mem.h"
@@ -40,12 +41,6 @@ struct fx {
 	struct eb_tenant t;
 	int64_t now;
 };
-
-static int
-rm_entry(const char *p, const struct stat *sb, int flag, struct FTW *ftw)
-{
-	return remove(p);
-}
 
 static int
 setup(void **state)
@@ -89,7 +84,7 @@ teardown(void **state)
 
 	eb_store_close(fx->env.store);
 	eb_seal_ring_free(fx->env.seal_ring);
-	nftw(fx->dir, rm_entry, 8, FTW_DEPTH | FTW_PHYS);
+	fx_rmtree(fx->dir);
 	free(fx);
 	return 0;
 }

@@ -26,7 +26,7 @@
 
 #include "core/mem.h"
 #include "http/client.h"
-#include "testnet.h"
+#include "fx_net.h"
 
 static int listen_fd = -1;
 static char base[64];
@@ -141,7 +141,7 @@ setup(void **state)
 {
 	int port;
 
-	if ((listen_fd = test_listen_loopback(256, &port)) == -1)
+	if ((listen_fd = fx_listen_loopback(256, &port)) == -1)
 		return -1;
 	snprintf(base, sizeof(base), "http://127.0.0.1:%d", port);
 	if (eb_http_client_global_init() == -1)

@@ -24,7 +24,7 @@
 #include "core/buf.h"
 #include "core/mem.h"
 #include "http/client.h"
-#include "testnet.h"
+#include "fx_net.h"
 
 static int listen_fd = -1;
 static int port;
@@ -115,7 +115,7 @@ server_main(void *arg)
 static int
 setup(void **state)
 {
-	if ((listen_fd = test_listen_loopback(128, &port)) == -1)
+	if ((listen_fd = fx_listen_loopback(128, &port)) == -1)
 		return -1;
 	snprintf(base, sizeof(base), "http://127.0.0.1:%d", port);
 	if (eb_http_client_global_init() == -1)

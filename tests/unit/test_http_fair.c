@@ -17,13 +17,15 @@
 #include <setjmp.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
 #include "core/str.h"
 #include "http/client.h"
-#include "testnet.h"
+#include "fx_net.h"
 
 #define SLOW_MS 400
 #define POOL    128 /* the native client's connections per upstream */
@@ -59,7 +61,7 @@ conn_main(void *arg)
 			atomic_fetch_sub(&slow_now, 1);
 		}
 		atomic_fetch_add(&served, 1);
-		if (test_send_all(
+		if (fx_send_all(
 		        fd, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok",
 		        40, 0, 0) == -1)
 			goto out;
@@ -95,8 +97,8 @@ setup(void **state)
 	pthread_t t;
 
 	(void)state;
-	test_native_env();
-	if ((lfd = test_listen_loopback(1024, &port)) == -1 ||
+	fx_native_env();
+	if ((lfd = fx_listen_loopback(1024, &port)) == -1 ||
 	    pthread_create(&t, NULL, accept_main, NULL) != 0)
 		return -1;
 	pthread_detach(t);

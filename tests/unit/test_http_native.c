@@ -47,7 +47,7 @@
 
 #include "core/mem.h"
 #include "http/client.h"
-#include "testnet.h"
+#include "fx_net.h"
 
 /* ---- the upstream ---- */
 
@@ -363,7 +363,7 @@ find_ci(const char *h, size_t hl, const char *s)
 static void
 send_str(int fd, const char *s)
 {
-	test_send_all(fd, s, strlen(s), 0, 0);
+	fx_send_all(fd, s, strlen(s), 0, 0);
 }
 
 struct sconn {
@@ -442,20 +442,20 @@ big_response(int fd, const char *head, size_t n, int chunked)
 {
 	char *p = malloc(n + 1);
 
-	test_send_all(fd, head, strlen(head), 0, 0);
+	fx_send_all(fd, head, strlen(head), 0, 0);
 	memset(p, 'x', n);
 	if (chunked) {
 		size_t i;
 
 		/* 500-byte chunks */
 		for (i = 0; i + 500 <= n; i += 500) {
-			test_send_all(fd, "1f4\r\n", 5, 0, 0);
-			test_send_all(fd, p, 500, 0, 0);
-			test_send_all(fd, "\r\n", 2, 0, 0);
+			fx_send_all(fd, "1f4\r\n", 5, 0, 0);
+			fx_send_all(fd, p, 500, 0, 0);
+			fx_send_all(fd, "\r\n", 2, 0, 0);
 		}
-		test_send_all(fd, "0\r\n\r\n", 5, 0, 0);
+		fx_send_all(fd, "0\r\n\r\n", 5, 0, 0);
 	} else {
-		test_send_all(fd, p, n, 0, 0);
+		fx_send_all(fd, p, n, 0, 0);
 	}
 	free(p);
 }
@@ -473,8 +473,8 @@ answer(struct sconn *s, const char *path)
 		/* "/ka" answers "/ka?anything" too */
 		if (strncmp(path, c->path, pl) == 0 &&
 		    (path[pl] == '\0' || path[pl] == '?')) {
-			test_send_all(s->fd, c->raw, c->len, c->piece,
-			              c->delay_us);
+			fx_send_all(s->fd, c->raw, c->len, c->piece,
+			            c->delay_us);
 			return c->close ? -1 : 0;
 		}
 	}
@@ -485,7 +485,7 @@ answer(struct sconn *s, const char *path)
 		snprintf(r, sizeof(r),
 		         "HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\nbody-%s",
 		         bl, path + 3);
-		test_send_all(s->fd, r, strlen(r), 0, 0);
+		fx_send_all(s->fd, r, strlen(r), 0, 0);
 		return 0;
 	}
 	if (strncmp(path, "/close-on-next", 14) == 0) {
@@ -523,7 +523,7 @@ answer(struct sconn *s, const char *path)
 		memcpy(line + 98, "\r\n", 2);
 		send_str(s->fd, "HTTP/1.1 200 OK\r\n");
 		for (k = 0; k < 600; k++)
-			test_send_all(s->fd, line, 100, 0, 0);
+			fx_send_all(s->fd, line, 100, 0, 0);
 		return 0;
 	}
 	if (strncmp(path, "/hold-", 6) == 0) {
@@ -579,7 +579,7 @@ answer(struct sconn *s, const char *path)
 				p += sprintf(p, "X-H%d: v\r\n", k);
 		}
 		p += sprintf(p, "Content-Length: 2\r\n\r\nok");
-		test_send_all(s->fd, r, (size_t)(p - r), 0, 0);
+		fx_send_all(s->fd, r, (size_t)(p - r), 0, 0);
 		free(r);
 		return 0;
 	}
@@ -587,7 +587,7 @@ answer(struct sconn *s, const char *path)
 		static const char nf[] =
 		    "HTTP/1.1 404 Not Found\r\nContent-Length: 2\r\n\r\nno";
 
-		test_send_all(s->fd, nf, sizeof(nf) - 1, 0, 0);
+		fx_send_all(s->fd, nf, sizeof(nf) - 1, 0, 0);
 	}
 	return 0;
 }
@@ -738,8 +738,8 @@ setup(void **state)
 	(void)state;
 	for (i = 0; i < MAX_HELD; i++)
 		held[i] = -1;
-	test_native_env();
-	if ((listen_fd = test_listen_loopback(512, &port)) == -1)
+	fx_native_env();
+	if ((listen_fd = fx_listen_loopback(512, &port)) == -1)
 		return -1;
 	/* and on ::1 when there is IPv6 */
 	{

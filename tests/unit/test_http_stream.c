@@ -57,7 +57,7 @@
 #include <unistd.h>
 
 #include "http/client.h"
-#include "testnet.h"
+#include "fx_net.h"
 
 /* ---- the body pattern ---- */
 
@@ -305,7 +305,7 @@ serve(int fd, const char *method, const char *target)
 		memcpy(raw, head, hl);
 		memcpy(raw + hl, pattern, n);
 		len = head_only ? hl : cut ? hl + n / 2 : hl + n;
-		test_send_all(fd, raw, len, piece, delay);
+		fx_send_all(fd, raw, len, piece, delay);
 		free(raw);
 		return !cut;
 	}
@@ -321,7 +321,7 @@ serve(int fd, const char *method, const char *target)
 			len = boundary;
 		else if (cut == 3)
 			len = last;
-		test_send_all(fd, raw, len, piece, delay);
+		fx_send_all(fd, raw, len, piece, delay);
 		free(raw);
 		return !cut;
 	}
@@ -338,7 +338,7 @@ serve(int fd, const char *method, const char *target)
 			abort();
 		memcpy(raw, head, hl);
 		memcpy(raw + hl, pattern, n);
-		test_send_all(fd, raw, hl + n, piece, delay);
+		fx_send_all(fd, raw, hl + n, piece, delay);
 		free(raw);
 		return 1;
 	}
@@ -348,14 +348,14 @@ serve(int fd, const char *method, const char *target)
 		    "Location: /cl?n=5000&piece=1000&tag=rd\r\n"
 		    "Content-Length: 5\r\n\r\nmoved";
 
-		test_send_all(fd, r, sizeof(r) - 1, 0, 0);
+		fx_send_all(fd, r, sizeof(r) - 1, 0, 0);
 		return 1;
 	}
 	if (strcmp(target, "/204") == 0) {
 		static const char r[] =
 		    "HTTP/1.1 204 No Content\r\nX-Test: 204\r\n\r\n";
 
-		test_send_all(fd, r, sizeof(r) - 1, 0, 0);
+		fx_send_all(fd, r, sizeof(r) - 1, 0, 0);
 		return 1;
 	}
 	if (pl == 8 && strncmp(target, "/endless", 8) == 0) {
@@ -366,7 +366,7 @@ serve(int fd, const char *method, const char *target)
 		static const char r[] =
 		    "HTTP/1.1 404 Not Found\r\nContent-Length: 2\r\n\r\nno";
 
-		test_send_all(fd, r, sizeof(r) - 1, 0, 0);
+		fx_send_all(fd, r, sizeof(r) - 1, 0, 0);
 	}
 	return 1;
 }
@@ -439,8 +439,8 @@ setup(void **state)
 {
 	(void)state;
 	pattern_init();
-	test_native_env();
-	if ((listen_fd = test_listen_loopback(128, &port)) == -1 ||
+	fx_native_env();
+	if ((listen_fd = fx_listen_loopback(128, &port)) == -1 ||
 	    eb_http_client_global_init() == -1)
 		return -1;
 	return pthread_create(&accept_thread, NULL, accept_main, NULL);

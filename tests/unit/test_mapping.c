@@ -25,6 +25,7 @@
 
 #include <jansson.h>
 
+#include "fx_dir.h"
 #include "cli/map.h"
 #include "core/config.h"
 #include "core/mem.h"
@@ -130,12 +131,6 @@ map(const struct eb_tenant *t, const char *typed)
 }
 
 static int
-rm_entry(const char *p, const struct stat *st, int flag, struct FTW *ftw)
-{
-	return remove(p);
-}
-
-static int
 setup(void **state)
 {
 	char path[512];
@@ -158,7 +153,7 @@ teardown(void **state)
 	if (cfg != NULL)
 		eb_config_unref(cfg);
 	cfg = NULL;
-	return nftw(dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+	return fx_rmtree(dir);
 }
 
 /* ---- identity ---------------------------------------------------------- */

@@ -4,9 +4,9 @@
  * (alg none, HS256, alg allow-list, signature, iss, aud, azp, exp, iat,
  * nbf, nonce, sub), the JWKS refresh on an unknown kid and its rate limit,
  * the metadata cache serving a stale copy while the IdP is down, and the
- * code exchange and refresh against a tiny HTTP server run on 127.0.0.1 by
- * this file (plain sockets and one thread), which counts the requests it
- * gets and keeps the last one so client authentication can be checked.
+ * code exchange and refresh against the fake HTTP server of tests/unit/fx
+ * on 127.0.0.1, which counts the requests it gets and keeps the last one
+ * so client authentication can be checked.
  * RSA tokens are signed here with OpenSSL, ES256 ones with src/jose.
  */
 #define _GNU_SOURCE /* strcasestr */
@@ -20,11 +20,7 @@
 #include <strings.h>
 #include <time.h>
 
-#include <arpa/inet.h>
-#include <netinet/in.h>
-#include <poll.h>
 #include <pthread.h>
-#include <sys/socket.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -34,6 +30,8 @@
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 #include <openssl/rsa.h>
+
+#include "fx_http.h"
 
 #include "core/buf.h"
 #include "core/mem.h"
@@ -48,214 +46,6 @@
 #define CLIENT_SECRET "s3cr3t:&"
 #define NONCE         "n-0S6_WzA2Mj"
 #define ISS_STATIC    "https://idp.test"
-
-/* ---- a tiny HTTP server on 127.0.0.1 ------------------------------------ */
-
-struct route {
-	char path[128];
-	int status;
-	char ctype[64];
-	char *body;
-	int delay_ms;
-	int hits;
-	char *last; /* the last request to this path, headers and body */
-};
-
-struct srv {
-	int fd, port;
-	pthread_t th;
-	volatile int stop;
-	pthread_mutex_t mu;
-	struct route r[16];
-	int nr;
-	char base[64]; /* http://127.0.0.1:port */
-};
-
-static struct route *
-srv_find(struct srv *s, const char *path)
-{
-	int i;
-
-	for (i = 0; i < s->nr; i++)
-		if (strcmp(s->r[i].path, path) == 0)
-			return &s->r[i];
-	return NULL;
-}
-
-static void
-srv_serve_one(struct srv *s, int c)
-{
-	char req[65536], path[256], method[16], resp[256];
-	size_t len = 0, want = 0;
-	struct route *rt, copy;
-	char *hend = NULL, *cl, *q;
-	ssize_t n;
-	int waited;
-
-	memset(&copy, 0, sizeof(copy));
-	while (len < sizeof(req) - 1) {
-		n = recv(c, req + len, sizeof(req) - 1 - len, 0);
-		if (n <= 0)
-			break;
-		len += (size_t)n;
-		req[len] = '\0';
-		if (hend == NULL && (hend = strstr(req, "\r\n\r\n")) != NULL) {
-			want = (size_t)(hend + 4 - req);
-			for (cl = req; cl < hend; cl++)
-				if (strncasecmp(cl, "\ncontent-length:", 16) ==
-				    0)
-					want += strtoul(cl + 16, NULL, 10);
-		}
-		if (hend != NULL && len >= want)
-			break;
-	}
-	req[len] = '\0';
-	if (sscanf(req, "%15s %255s", method, path) != 2)
-		return;
-	if ((q = strchr(path, '?')) != NULL)
-		*q = '\0';
-	pthread_mutex_lock(&s->mu);
-	if ((rt = srv_find(s, path)) != NULL) {
-		rt->hits++;
-		free(rt->last);
-		rt->last = strdup(req);
-		copy = *rt;
-		copy.body = strdup(rt->body ? rt->body : "");
-	}
-	pthread_mutex_unlock(&s->mu);
-	if (rt == NULL) {
-		copy.status = 404;
-		copy.body = strdup("{}");
-		strcpy(copy.ctype, "application/json");
-	}
-	for (waited = 0; waited < copy.delay_ms && !s->stop; waited += 20)
-		usleep(20000);
-	snprintf(resp, sizeof(resp),
-	         "HTTP/1.1 %d X\r\nContent-Type: %s\r\nContent-Length: %zu\r\n"
-	         "Location: http://127.0.0.1:1/elsewhere\r\n"
-	         "Connection: close\r\n\r\n",
-	         copy.status, copy.ctype, strlen(copy.body));
-	(void)send(c, resp, strlen(resp), MSG_NOSIGNAL);
-	(void)send(c, copy.body, strlen(copy.body), MSG_NOSIGNAL);
-	free(copy.body);
-}
-
-static void *
-srv_main(void *arg)
-{
-	struct srv *s = arg;
-	struct pollfd p;
-	struct timeval tv = {2, 0};
-	int c;
-
-	while (!s->stop) {
-		p.fd = s->fd;
-		p.events = POLLIN;
-		if (poll(&p, 1, 50) <= 0)
-			continue;
-		if ((c = accept(s->fd, NULL, NULL)) < 0)
-			continue;
-		setsockopt(c, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-		srv_serve_one(s, c);
-		close(c);
-	}
-	return NULL;
-}
-
-static struct srv *
-srv_start(void)
-{
-	struct srv *s = calloc(1, sizeof(*s));
-	struct sockaddr_in a;
-	socklen_t alen = sizeof(a);
-
-	assert_non_null(s);
-	pthread_mutex_init(&s->mu, NULL);
-	s->fd = socket(AF_INET, SOCK_STREAM, 0);
-	assert_true(s->fd >= 0);
-	memset(&a, 0, sizeof(a));
-	a.sin_family = AF_INET;
-	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	assert_int_equal(bind(s->fd, (struct sockaddr *)&a, sizeof(a)), 0);
-	assert_int_equal(listen(s->fd, 16), 0);
-	assert_int_equal(getsockname(s->fd, (struct sockaddr *)&a, &alen), 0);
-	s->port = ntohs(a.sin_port);
-	snprintf(s->base, sizeof(s->base), "http://127.0.0.1:%d", s->port);
-	assert_int_equal(pthread_create(&s->th, NULL, srv_main, s), 0);
-	return s;
-}
-
-/* Stop serving and close the port: later connections are refused. */
-static void
-srv_stop(struct srv *s)
-{
-	if (s->fd < 0)
-		return;
-	s->stop = 1;
-	pthread_join(s->th, NULL);
-	close(s->fd);
-	s->fd = -1;
-}
-
-static void
-srv_free(struct srv *s)
-{
-	int i;
-
-	srv_stop(s);
-	for (i = 0; i < s->nr; i++) {
-		free(s->r[i].body);
-		free(s->r[i].last);
-	}
-	pthread_mutex_destroy(&s->mu);
-	free(s);
-}
-
-static void
-srv_set(struct srv *s, const char *path, int status, const char *body,
-        int delay_ms)
-{
-	struct route *r;
-
-	pthread_mutex_lock(&s->mu);
-	if ((r = srv_find(s, path)) == NULL) {
-		assert_true(s->nr < 16);
-		r = &s->r[s->nr++];
-		snprintf(r->path, sizeof(r->path), "%s", path);
-	}
-	free(r->body);
-	r->body = strdup(body);
-	r->status = status;
-	r->delay_ms = delay_ms;
-	snprintf(r->ctype, sizeof(r->ctype), "application/json");
-	pthread_mutex_unlock(&s->mu);
-}
-
-static int
-srv_hits(struct srv *s, const char *path)
-{
-	struct route *r;
-	int n;
-
-	pthread_mutex_lock(&s->mu);
-	r = srv_find(s, path);
-	n = r ? r->hits : 0;
-	pthread_mutex_unlock(&s->mu);
-	return n;
-}
-
-static char *
-srv_last(struct srv *s, const char *path)
-{
-	struct route *r;
-	char *c;
-
-	pthread_mutex_lock(&s->mu);
-	r = srv_find(s, path);
-	c = strdup(r && r->last ? r->last : "");
-	pthread_mutex_unlock(&s->mu);
-	return c;
-}
 
 /* ---- keys and tokens ---------------------------------------------------- */
 
@@ -441,7 +231,7 @@ metadata_doc(const char *base, const char *extra)
 /* A running IdP double with metadata, JWKS (ec1 + rsa1), and an oidc
  * context (with metrics) pointed at it. */
 struct idp {
-	struct srv *srv;
+	struct fx_http *srv;
 	struct eb_oidc *o;
 	struct eb_metrics *metrics;
 	struct eb_tenant t;
@@ -455,12 +245,12 @@ idp_start(int timeout, size_t max_bytes, size_t max_keys)
 	char *doc;
 
 	assert_non_null(d);
-	d->srv = srv_start();
-	doc = metadata_doc(d->srv->base, NULL);
-	srv_set(d->srv, "/.well-known/openid-configuration", 200, doc, 0);
+	d->srv = fx_http_start();
+	doc = metadata_doc(fx_http_base(d->srv), NULL);
+	fx_http_set(d->srv, "/.well-known/openid-configuration", 200, doc, 0);
 	eb_free(doc);
 	doc = jwks_of(ec1, NULL, 1);
-	srv_set(d->srv, "/jwks", 200, doc, 0);
+	fx_http_set(d->srv, "/jwks", 200, doc, 0);
 	eb_free(doc);
 	d->metrics = eb_metrics_create(NULL, 0);
 	opts.timeout = timeout;
@@ -471,7 +261,7 @@ idp_start(int timeout, size_t max_bytes, size_t max_keys)
 	opts.metrics = d->metrics;
 	d->o = eb_oidc_create(&opts);
 	assert_non_null(d->o);
-	tenant_init(&d->t, d->srv->base);
+	tenant_init(&d->t, fx_http_base(d->srv));
 	return d;
 }
 
@@ -480,7 +270,7 @@ idp_free(struct idp *d)
 {
 	eb_oidc_destroy(d->o);
 	eb_metrics_destroy(d->metrics);
-	srv_free(d->srv);
+	fx_http_free(d->srv);
 	free(d);
 }
 
@@ -847,7 +637,8 @@ vctx_init(struct vctx *v)
 	char *jwks = jwks_of(ec1, NULL, 1);
 
 	v->d = idp_start(2, 0, 0);
-	snprintf(v->jwks_uri, sizeof(v->jwks_uri), "%s/jwks", v->d->srv->base);
+	snprintf(v->jwks_uri, sizeof(v->jwks_uri), "%s/jwks",
+	         fx_http_base(v->d->srv));
 	memset(&v->m, 0, sizeof(v->m));
 	v->m.issuer = ISS_STATIC;
 	v->m.jwks_uri = v->jwks_uri;
@@ -926,7 +717,7 @@ test_validate_good(void **state)
 	assert_string_equal(validate(&v, tok, NONCE), "nonce_missing");
 	eb_free(tok);
 	json_decref(c);
-	assert_int_equal(srv_hits(v.d->srv, "/jwks"), 0); /* seeded */
+	assert_int_equal(fx_http_hits(v.d->srv, "/jwks"), 0); /* seeded */
 	assert_true(metric(v.d, "enrollbridge_idp_errors_total",
 	                   "tenant=\"acme\",code=\"nonce_missing\"") == 1);
 	idp_free(v.d);
@@ -971,7 +762,7 @@ test_validate_alg_none_hs256(void **state)
 	eb_free(tok);
 	eb_free(jwk);
 	json_decref(c);
-	assert_int_equal(srv_hits(v.d->srv, "/jwks"), 0);
+	assert_int_equal(fx_http_hits(v.d->srv, "/jwks"), 0);
 	idp_free(v.d);
 }
 
@@ -1073,7 +864,7 @@ test_validate_claims(void **state)
 	memset(big, 'a', sizeof(big) - 1);
 	big[sizeof(big) - 1] = '\0';
 	assert_string_equal(validate(&v, big, NONCE), "token_too_large");
-	assert_int_equal(srv_hits(v.d->srv, "/jwks"), 0);
+	assert_int_equal(fx_http_hits(v.d->srv, "/jwks"), 0);
 	idp_free(v.d);
 }
 
@@ -1097,22 +888,22 @@ test_unknown_kid_rate_limit(void **state)
 		eb_free(tok);
 	}
 	assert_string_equal(validate(&v, tok2, NONCE), "unknown_kid");
-	assert_int_equal(srv_hits(v.d->srv, "/jwks"), 1);
+	assert_int_equal(fx_http_hits(v.d->srv, "/jwks"), 1);
 	/* after the interval, one more fetch */
 	eb_oidc_test_advance(v.d->o, 31);
 	for (i = 0; i < 5; i++)
 		assert_string_equal(validate(&v, tok2, NONCE), "unknown_kid");
-	assert_int_equal(srv_hits(v.d->srv, "/jwks"), 2);
+	assert_int_equal(fx_http_hits(v.d->srv, "/jwks"), 2);
 	/* the IdP rotates in ec2 */
 	jwks = jwks_of(ec1, ec2, 0);
-	srv_set(v.d->srv, "/jwks", 200, jwks, 0);
+	fx_http_set(v.d->srv, "/jwks", 200, jwks, 0);
 	eb_free(jwks);
 	eb_oidc_test_advance(v.d->o, 31);
 	assert_string_equal(validate(&v, tok2, NONCE), "");
-	assert_int_equal(srv_hits(v.d->srv, "/jwks"), 3);
+	assert_int_equal(fx_http_hits(v.d->srv, "/jwks"), 3);
 	assert_string_equal(check_es(&v, claims_for(ISS_STATIC)), "");
 	/* the IdP goes away: known keys keep working, past their TTL too */
-	srv_stop(v.d->srv);
+	fx_http_stop(v.d->srv);
 	eb_oidc_test_advance(v.d->o, 700);
 	assert_string_equal(validate(&v, tok2, NONCE), "");
 	assert_string_equal(check_es(&v, claims_for(ISS_STATIC)), "");
@@ -1150,9 +941,9 @@ test_jwks_too_large(void **state)
 			eb_jose_key_destroy(k[i]);
 	}
 	eb_buf_addstr(&doc, "]}");
-	srv_set(d->srv, "/jwks", 200, eb_buf_str(&doc), 0);
+	fx_http_set(d->srv, "/jwks", 200, eb_buf_str(&doc), 0);
 	eb_buf_finish(&doc);
-	snprintf(uri, sizeof(uri), "%s/jwks", d->srv->base);
+	snprintf(uri, sizeof(uri), "%s/jwks", fx_http_base(d->srv));
 	m.jwks_uri = uri;
 	d->t.idp.issuer = ISS_STATIC;
 	tok = es_token(ec1, c);
@@ -1166,7 +957,7 @@ test_jwks_too_large(void **state)
 	                                           0, &claims, &err),
 	                 -1);
 	assert_string_equal(err.code, "jwks_too_large");
-	assert_int_equal(srv_hits(d->srv, "/jwks"), 1);
+	assert_int_equal(fx_http_hits(d->srv, "/jwks"), 1);
 	eb_free(tok);
 	json_decref(c);
 	idp_free(d);
@@ -1186,31 +977,31 @@ test_metadata_stale_served(void **state)
 	/* by tenant, never by issuer */
 	const char *labels = "tenant=\"acme\"";
 
-	tenant_init(&t, d->srv->base);
+	tenant_init(&t, fx_http_base(d->srv));
 	assert_int_equal(eb_oidc_metadata_for(d->o, &t, &m, &err), 0);
-	assert_string_equal(m->issuer, d->srv->base);
+	assert_string_equal(m->issuer, fx_http_base(d->srv));
 	assert_non_null(m->userinfo_endpoint);
 	assert_int_equal(eb_oidc_metadata_for(d->o, &t, &m2, &err), 0);
 	assert_ptr_equal(m, m2); /* cached */
 	eb_oidc_meta_release(d->o, m2);
-	assert_int_equal(srv_hits(d->srv, "/.well-known/openid-configuration"),
-	                 1);
+	assert_int_equal(
+	    fx_http_hits(d->srv, "/.well-known/openid-configuration"), 1);
 	assert_true(metric(d, "enrollbridge_idp_up", labels) == 1);
 	/* past the TTL: refreshed, the old copy stays valid for its holder */
 	eb_oidc_test_advance(d->o, 601);
 	assert_int_equal(eb_oidc_metadata_for(d->o, &t, &m2, &err), 0);
-	assert_int_equal(srv_hits(d->srv, "/.well-known/openid-configuration"),
-	                 2);
+	assert_int_equal(
+	    fx_http_hits(d->srv, "/.well-known/openid-configuration"), 2);
 	assert_ptr_not_equal(m, m2);
 	assert_string_equal(m->token_endpoint, m2->token_endpoint);
 	eb_oidc_meta_release(d->o, m);
 	eb_oidc_meta_release(d->o, m2);
 
 	/* the IdP goes down: the stale copy is served */
-	srv_stop(d->srv);
+	fx_http_stop(d->srv);
 	eb_oidc_test_advance(d->o, 601);
 	assert_int_equal(eb_oidc_metadata_for(d->o, &t, &m, &err), 0);
-	assert_string_equal(m->issuer, d->srv->base);
+	assert_string_equal(m->issuer, fx_http_base(d->srv));
 	eb_oidc_meta_release(d->o, m);
 	assert_true(metric(d, "enrollbridge_idp_up", labels) == 0);
 	/* and retried at most once per min_refresh_interval */
@@ -1230,7 +1021,8 @@ test_metadata_stale_served(void **state)
 
 	/* without a copy, the error says why */
 	o2 = eb_oidc_create(&(struct eb_oidc_opts){.timeout = 2});
-	assert_int_equal(eb_oidc_metadata(o2, d->srv->base, &m, &err), -1);
+	assert_int_equal(eb_oidc_metadata(o2, fx_http_base(d->srv), &m, &err),
+	                 -1);
 	assert_null(m);
 	assert_int_equal(err.kind, EB_OIDC_E_UNAVAILABLE);
 	assert_string_equal(err.code, "idp_unreachable");
@@ -1250,7 +1042,7 @@ stampede_main(void *p)
 	const struct eb_oidc_meta *m = NULL;
 	struct eb_oidc_error err;
 
-	a->rc = eb_oidc_metadata(a->d->o, a->d->srv->base, &m, &err);
+	a->rc = eb_oidc_metadata(a->d->o, fx_http_base(a->d->srv), &m, &err);
 	if (m != NULL)
 		eb_oidc_meta_release(a->d->o, m);
 	return NULL;
@@ -1267,9 +1059,9 @@ test_metadata_no_stampede(void **state)
 	int i;
 
 	{
-		char *doc = metadata_doc(d->srv->base, NULL);
-		srv_set(d->srv, "/.well-known/openid-configuration", 200, doc,
-		        300);
+		char *doc = metadata_doc(fx_http_base(d->srv), NULL);
+		fx_http_set(d->srv, "/.well-known/openid-configuration", 200,
+		            doc, 300);
 		eb_free(doc);
 	}
 	for (i = 0; i < 8; i++) {
@@ -1282,8 +1074,8 @@ test_metadata_no_stampede(void **state)
 		pthread_join(th[i], NULL);
 		assert_int_equal(a[i].rc, 0);
 	}
-	assert_int_equal(srv_hits(d->srv, "/.well-known/openid-configuration"),
-	                 1);
+	assert_int_equal(
+	    fx_http_hits(d->srv, "/.well-known/openid-configuration"), 1);
 	eb_oidc_test_advance(d->o, 601);
 	for (i = 0; i < 8; i++)
 		assert_int_equal(
@@ -1292,8 +1084,8 @@ test_metadata_no_stampede(void **state)
 		pthread_join(th[i], NULL);
 		assert_int_equal(a[i].rc, 0);
 	}
-	assert_int_equal(srv_hits(d->srv, "/.well-known/openid-configuration"),
-	                 2);
+	assert_int_equal(
+	    fx_http_hits(d->srv, "/.well-known/openid-configuration"), 2);
 	idp_free(d);
 }
 
@@ -1305,17 +1097,21 @@ test_metadata_refused(void **state)
 	struct eb_oidc_error err = {0};
 	char *doc = metadata_doc("http://127.0.0.1:1", NULL);
 
-	srv_set(d->srv, "/.well-known/openid-configuration", 200, doc, 0);
+	fx_http_set(d->srv, "/.well-known/openid-configuration", 200, doc, 0);
 	eb_free(doc);
-	assert_int_equal(eb_oidc_metadata(d->o, d->srv->base, &m, &err), -1);
+	assert_int_equal(eb_oidc_metadata(d->o, fx_http_base(d->srv), &m, &err),
+	                 -1);
 	assert_string_equal(err.code, "issuer_mismatch");
-	srv_set(d->srv, "/.well-known/openid-configuration", 503, "{}", 0);
+	fx_http_set(d->srv, "/.well-known/openid-configuration", 503, "{}", 0);
 	eb_oidc_test_advance(d->o, 31);
-	assert_int_equal(eb_oidc_metadata(d->o, d->srv->base, &m, &err), -1);
+	assert_int_equal(eb_oidc_metadata(d->o, fx_http_base(d->srv), &m, &err),
+	                 -1);
 	assert_int_equal(err.kind, EB_OIDC_E_UNAVAILABLE);
-	srv_set(d->srv, "/.well-known/openid-configuration", 200, "{\"a\":", 0);
+	fx_http_set(d->srv, "/.well-known/openid-configuration", 200,
+	            "{\"a\":", 0);
 	eb_oidc_test_advance(d->o, 31);
-	assert_int_equal(eb_oidc_metadata(d->o, d->srv->base, &m, &err), -1);
+	assert_int_equal(eb_oidc_metadata(d->o, fx_http_base(d->srv), &m, &err),
+	                 -1);
 	assert_string_equal(err.code, "malformed_json");
 	/* http issuer off loopback is refused without a request */
 	assert_int_equal(
@@ -1340,7 +1136,7 @@ set_token_response(struct idp *d, json_t *c, const char *extra)
 	if (tok != NULL)
 		eb_buf_printf(&b, ",\"id_token\":\"%s\"", tok);
 	eb_buf_printf(&b, "%s}", extra ? extra : "");
-	srv_set(d->srv, "/token", 200, eb_buf_str(&b), 0);
+	fx_http_set(d->srv, "/token", 200, eb_buf_str(&b), 0);
 	eb_buf_finish(&b);
 	eb_free(tok);
 	json_decref(c);
@@ -1368,10 +1164,10 @@ test_finish_basic(void **state)
 	const char *cred = CLIENT_ID ":s3cr3t%3A%26";
 	unsigned char enc[128];
 
-	set_token_response(d, claims_for(d->srv->base), NULL);
-	assert_int_equal(finish(d, d->srv->base, &id, &tk, &err), 0);
+	set_token_response(d, claims_for(fx_http_base(d->srv)), NULL);
+	assert_int_equal(finish(d, fx_http_base(d->srv), &id, &tk, &err), 0);
 	assert_string_equal(id.subject, "user-1");
-	assert_string_equal(id.issuer, d->srv->base);
+	assert_string_equal(id.issuer, fx_http_base(d->srv));
 	assert_string_equal(id.email, "alice@example.com");
 	assert_string_equal(tk.access_token, "at-1");
 	assert_string_equal(tk.refresh_token, "rt-1");
@@ -1380,7 +1176,7 @@ test_finish_basic(void **state)
 	eb_identity_finish(&id);
 	eb_oidc_tokens_finish(&tk);
 
-	last = srv_last(d->srv, "/token");
+	last = fx_http_last(d->srv, "/token");
 	assert_true(strncmp(last, "POST /token ", 12) == 0);
 	assert_non_null(strstr(last, "grant_type=authorization_code"));
 	assert_non_null(strstr(last, "code=code-1"));
@@ -1403,9 +1199,9 @@ test_finish_basic(void **state)
 
 	/* client_secret_post: in the body, no Authorization header */
 	d->t.idp.client_auth = EB_CLIENT_AUTH_POST;
-	set_token_response(d, claims_for(d->srv->base), NULL);
+	set_token_response(d, claims_for(fx_http_base(d->srv)), NULL);
 	assert_int_equal(finish(d, NULL, NULL, NULL, &err), 0);
-	last = srv_last(d->srv, "/token");
+	last = fx_http_last(d->srv, "/token");
 	assert_non_null(strstr(last, "client_id=client-1"));
 	assert_non_null(strstr(last, "client_secret=s3cr3t%3A%26"));
 	assert_null(strcasestr(last, "authorization:"));
@@ -1427,34 +1223,34 @@ test_finish_errors(void **state)
 		assert_string_equal(err.code, code_);                          \
 		assert_int_equal(err.kind, kind_);                             \
 	} while (0)
-	srv_set(d->srv, "/token", 400,
-	        "{\"error\":\"invalid_grant\",\"error_description\":\"used\"}",
-	        0);
+	fx_http_set(
+	    d->srv, "/token", 400,
+	    "{\"error\":\"invalid_grant\",\"error_description\":\"used\"}", 0);
 	EXPECT_FAIL(EB_OIDC_E_DENIED, "invalid_grant");
-	srv_set(d->srv, "/token", 401, "{\"error\":\"invalid_client\"}", 0);
+	fx_http_set(d->srv, "/token", 401, "{\"error\":\"invalid_client\"}", 0);
 	EXPECT_FAIL(EB_OIDC_E_PROTOCOL, "invalid_client");
-	srv_set(d->srv, "/token", 502, "bad gateway", 0);
+	fx_http_set(d->srv, "/token", 502, "bad gateway", 0);
 	EXPECT_FAIL(EB_OIDC_E_UNAVAILABLE, "idp_server_error");
-	srv_set(d->srv, "/token", 302, "", 0);
+	fx_http_set(d->srv, "/token", 302, "", 0);
 	EXPECT_FAIL(EB_OIDC_E_PROTOCOL, "unexpected_redirect");
-	srv_set(d->srv, "/token", 200, "{\"access_token\":", 0);
+	fx_http_set(d->srv, "/token", 200, "{\"access_token\":", 0);
 	EXPECT_FAIL(EB_OIDC_E_PROTOCOL, "malformed_json");
-	srv_set(d->srv, "/token", 200,
-	        "{\"access_token\":\"a\",\"token_type\":\"mac\"}", 0);
+	fx_http_set(d->srv, "/token", 200,
+	            "{\"access_token\":\"a\",\"token_type\":\"mac\"}", 0);
 	EXPECT_FAIL(EB_OIDC_E_PROTOCOL, "bad_token_type");
 	set_token_response(d, NULL, NULL);
 	EXPECT_FAIL(EB_OIDC_E_PROTOCOL, "id_token_missing");
 	memset(big, 'x', sizeof(big) - 1);
 	big[sizeof(big) - 1] = '\0';
-	srv_set(d->srv, "/token", 200, big, 0);
+	fx_http_set(d->srv, "/token", 200, big, 0);
 	EXPECT_FAIL(EB_OIDC_E_PROTOCOL, "token_too_large");
 	/* an ID token that fails validation */
-	c = claims_for(d->srv->base);
+	c = claims_for(fx_http_base(d->srv));
 	json_object_set_new(c, "nonce", json_string("other"));
 	set_token_response(d, c, NULL);
 	EXPECT_FAIL(EB_OIDC_E_TOKEN, "nonce_mismatch");
 	/* the provider's rule: an unverified email is refused */
-	c = claims_for(d->srv->base);
+	c = claims_for(fx_http_base(d->srv));
 	json_object_set_new(c, "email_verified", json_false());
 	set_token_response(d, c, NULL);
 	EXPECT_FAIL(EB_OIDC_E_POLICY, "policy_denied");
@@ -1463,23 +1259,23 @@ test_finish_errors(void **state)
 		char *g[] = {"staff"};
 		d->t.access.require_groups.v = g;
 		d->t.access.require_groups.n = 1;
-		set_token_response(d, claims_for(d->srv->base), NULL);
+		set_token_response(d, claims_for(fx_http_base(d->srv)), NULL);
 		EXPECT_FAIL(EB_OIDC_E_POLICY, "groups_unknown");
-		c = claims_for(d->srv->base);
+		c = claims_for(fx_http_base(d->srv));
 		json_object_set_new(c, "groups", json_pack("[s]", "staff"));
 		set_token_response(d, c, NULL);
 		assert_int_equal(finish(d, NULL, NULL, NULL, &err), 0);
 		d->t.access.require_groups.n = 0;
 	}
 	/* RFC 9207 mix-up */
-	set_token_response(d, claims_for(d->srv->base), NULL);
+	set_token_response(d, claims_for(fx_http_base(d->srv)), NULL);
 	assert_int_equal(finish(d, "https://evil.example", NULL, NULL, &err),
 	                 -1);
 	assert_string_equal(err.code, "iss_param_mismatch");
 	/* an IdP that never answers */
-	srv_set(d->srv, "/token", 200, "{}", 3000);
+	fx_http_set(d->srv, "/token", 200, "{}", 3000);
 	EXPECT_FAIL(EB_OIDC_E_UNAVAILABLE, "idp_timeout");
-	srv_set(d->srv, "/token", 200, "{}", 0);
+	fx_http_set(d->srv, "/token", 200, "{}", 0);
 	assert_true(metric(d, "enrollbridge_idp_errors_total",
 	                   "tenant=\"acme\",code=\"invalid_grant\"") == 1);
 #undef EXPECT_FAIL
@@ -1492,16 +1288,16 @@ test_finish_iss_param_required(void **state)
 	struct idp *d = idp_start(2, 0, 0);
 	struct eb_oidc_error err;
 	char *doc = metadata_doc(
-	    d->srv->base,
+	    fx_http_base(d->srv),
 	    ",\"authorization_response_iss_parameter_supported\":true");
 
-	srv_set(d->srv, "/.well-known/openid-configuration", 200, doc, 0);
+	fx_http_set(d->srv, "/.well-known/openid-configuration", 200, doc, 0);
 	eb_free(doc);
-	set_token_response(d, claims_for(d->srv->base), NULL);
+	set_token_response(d, claims_for(fx_http_base(d->srv)), NULL);
 	assert_int_equal(finish(d, NULL, NULL, NULL, &err), -1);
 	assert_string_equal(err.code, "iss_param_missing");
-	assert_int_equal(srv_hits(d->srv, "/token"), 0);
-	assert_int_equal(finish(d, d->srv->base, NULL, NULL, &err), 0);
+	assert_int_equal(fx_http_hits(d->srv, "/token"), 0);
+	assert_int_equal(finish(d, fx_http_base(d->srv), NULL, NULL, &err), 0);
 	idp_free(d);
 }
 
@@ -1515,24 +1311,25 @@ test_finish_userinfo(void **state)
 	char *last;
 
 	d->t.idp.use_userinfo = 1;
-	c = claims_for(d->srv->base);
+	c = claims_for(fx_http_base(d->srv));
 	json_object_del(c, "email");
 	set_token_response(d, c, NULL);
-	srv_set(d->srv, "/userinfo", 200,
-	        "{\"sub\":\"user-1\",\"email\":\"bob@example.com\","
-	        "\"iss\":\"https://evil.example\"}",
-	        0);
+	fx_http_set(d->srv, "/userinfo", 200,
+	            "{\"sub\":\"user-1\",\"email\":\"bob@example.com\","
+	            "\"iss\":\"https://evil.example\"}",
+	            0);
 	assert_int_equal(finish(d, NULL, &id, NULL, &err), 0);
 	assert_string_equal(id.email, "bob@example.com");
-	assert_string_equal(id.issuer, d->srv->base);
+	assert_string_equal(id.issuer, fx_http_base(d->srv));
 	assert_string_equal(
-	    json_string_value(json_object_get(id.claims, "iss")), d->srv->base);
+	    json_string_value(json_object_get(id.claims, "iss")),
+	    fx_http_base(d->srv));
 	eb_identity_finish(&id);
-	last = srv_last(d->srv, "/userinfo");
+	last = fx_http_last(d->srv, "/userinfo");
 	assert_true(strncmp(last, "GET /userinfo ", 14) == 0);
 	assert_non_null(strstr(last, "Authorization: Bearer at-1\r\n"));
 	free(last);
-	srv_set(d->srv, "/userinfo", 200, "{\"sub\":\"user-2\"}", 0);
+	fx_http_set(d->srv, "/userinfo", 200, "{\"sub\":\"user-2\"}", 0);
 	assert_int_equal(finish(d, NULL, &id, NULL, &err), -1);
 	assert_string_equal(err.code, "userinfo_sub_mismatch");
 	idp_free(d);
@@ -1547,22 +1344,22 @@ test_refresh(void **state)
 	json_t *c;
 	char *last;
 
-	srv_set(d->srv, "/token", 200,
-	        "{\"access_token\":\"at-2\",\"token_type\":\"Bearer\","
-	        "\"expires_in\":\"3599\"}",
-	        0);
+	fx_http_set(d->srv, "/token", 200,
+	            "{\"access_token\":\"at-2\",\"token_type\":\"Bearer\","
+	            "\"expires_in\":\"3599\"}",
+	            0);
 	assert_int_equal(eb_oidc_refresh(d->o, &d->t, "rt-1", &tk, &err), 0);
 	assert_string_equal(tk.access_token, "at-2");
 	assert_null(tk.refresh_token); /* not rotated: keep the old one */
 	assert_null(tk.id_token);
 	eb_oidc_tokens_finish(&tk);
-	last = srv_last(d->srv, "/token");
+	last = fx_http_last(d->srv, "/token");
 	assert_non_null(strstr(last, "grant_type=refresh_token"));
 	assert_non_null(strstr(last, "refresh_token=rt-1"));
 	free(last);
 
 	/* a new ID token: validated without nonce, same sub required */
-	c = claims_for(d->srv->base);
+	c = claims_for(fx_http_base(d->srv));
 	json_object_del(c, "nonce");
 	set_token_response(d, c, NULL);
 	assert_int_equal(
@@ -1581,15 +1378,15 @@ test_refresh(void **state)
 	assert_int_equal(eb_oidc_refresh(d->o, &d->t, "rt-1", &tk, &err), -1);
 	assert_string_equal(err.code, "wrong_iss");
 
-	srv_set(d->srv, "/token", 400, "{\"error\":\"invalid_grant\"}", 0);
+	fx_http_set(d->srv, "/token", 400, "{\"error\":\"invalid_grant\"}", 0);
 	assert_int_equal(eb_oidc_refresh(d->o, &d->t, "rt-1", &tk, &err), -1);
 	assert_int_equal(err.kind, EB_OIDC_E_DENIED);
 	assert_string_equal(err.code, "invalid_grant");
-	srv_set(d->srv, "/token", 503, "", 0);
+	fx_http_set(d->srv, "/token", 503, "", 0);
 	assert_int_equal(eb_oidc_refresh(d->o, &d->t, "rt-1", &tk, &err), -1);
 	assert_int_equal(err.kind, EB_OIDC_E_UNAVAILABLE);
 	/* the IdP is gone: cached metadata, unreachable token endpoint */
-	srv_stop(d->srv);
+	fx_http_stop(d->srv);
 	assert_int_equal(eb_oidc_refresh(d->o, &d->t, "rt-1", &tk, &err), -1);
 	assert_int_equal(err.kind, EB_OIDC_E_UNAVAILABLE);
 	assert_string_equal(err.code, "idp_unreachable");

@@ -21,10 +21,11 @@
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <netinet/in.h>
-#include <pthread.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
+
+#include "fx_http.h"
 
 #include "apple/plist.h"
 #include "apple/profile.h"
@@ -760,74 +761,6 @@ test_cache(void **state)
 	eb_profile_cache_destroy(NULL);
 }
 
-/* A one-response-per-connection HTTP server for the fetch tests. */
-struct mini {
-	int fd;
-	int port;
-	const char *status;
-	const char *ctype;
-	const void *body;
-	size_t len;
-	int served;
-	pthread_t thread;
-};
-
-static void *
-mini_run(void *arg)
-{
-	struct mini *m = arg;
-	char req[8192], head[512];
-	ssize_t r;
-	size_t n;
-	int c;
-
-	while ((c = accept(m->fd, NULL, NULL)) >= 0) {
-		n = 0;
-		while (n < sizeof(req) - 1 &&
-		       (r = read(c, req + n, sizeof(req) - 1 - n)) > 0) {
-			n += (size_t)r;
-			req[n] = '\0';
-			if (strstr(req, "\r\n\r\n") != NULL)
-				break;
-		}
-		snprintf(head, sizeof(head),
-		         "HTTP/1.1 %s\r\nContent-Type: %s\r\n"
-		         "Content-Length: %zu\r\nConnection: close\r\n\r\n",
-		         m->status, m->ctype, m->len);
-		if (write(c, head, strlen(head)) < 0 ||
-		    write(c, m->body, m->len) < 0)
-			perror("mini write");
-		m->served++;
-		close(c);
-	}
-	return NULL;
-}
-
-static void
-mini_start(struct mini *m)
-{
-	struct sockaddr_in sa;
-	socklen_t sl = sizeof(sa);
-
-	m->fd = socket(AF_INET, SOCK_STREAM, 0);
-	memset(&sa, 0, sizeof(sa));
-	sa.sin_family = AF_INET;
-	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	assert_int_equal(bind(m->fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
-	assert_int_equal(listen(m->fd, 8), 0);
-	getsockname(m->fd, (struct sockaddr *)&sa, &sl);
-	m->port = ntohs(sa.sin_port);
-	assert_int_equal(pthread_create(&m->thread, NULL, mini_run, m), 0);
-}
-
-static void
-mini_stop(struct mini *m)
-{
-	shutdown(m->fd, SHUT_RDWR);
-	close(m->fd);
-	pthread_join(m->thread, NULL);
-}
-
 static void
 test_fetch(void **state)
 {
@@ -835,7 +768,7 @@ test_fetch(void **state)
 	struct eb_tenant t = tenant(NULL);
 	const struct eb_plist *mdm;
 	struct eb_plist *p;
-	struct mini m;
+	struct fx_http *m;
 	unsigned char *raw, *der;
 	size_t rawlen, derlen, len;
 	uint8_t *out;
@@ -844,13 +777,10 @@ test_fetch(void **state)
 	(void)state;
 	raw = slurp(fixture("enroll.mobileconfig"), &rawlen);
 	der = tp_cms_sign(&mdm_signer, NULL, raw, rawlen, 0, &derlen);
-	memset(&m, 0, sizeof(m));
-	m.status = "200 OK";
-	m.ctype = "application/x-apple-aspen-config";
-	m.body = der;
-	m.len = derlen;
-	mini_start(&m);
-	snprintf(url, sizeof(url), "http://127.0.0.1:%d/mdm/enroll", m.port);
+	m = fx_http_start();
+	fx_http_set_body(m, "/mdm/enroll", 200,
+	                 "application/x-apple-aspen-config", der, derlen, 0);
+	snprintf(url, sizeof(url), "%s/mdm/enroll", fx_http_base(m));
 	t.mdm.profile_url = url;
 	t.mdm.use_proxy = 1;
 	assert_int_equal(eb_profile_build(&t, &o, MAID, EB_MODE_BYOD, &out,
@@ -870,7 +800,8 @@ test_fetch(void **state)
 	                 0);
 
 	/* the MDM fails: 502-worthy, nothing partial */
-	m.status = "500 Internal Server Error";
+	fx_http_set_body(m, "/mdm/enroll", 500,
+	                 "application/x-apple-aspen-config", der, derlen, 0);
 	out = (uint8_t *)"x";
 	assert_int_equal(eb_profile_build(&t, &o, MAID, EB_MODE_BYOD, &out,
 	                                  &len, NULL, err, sizeof(err)),
@@ -878,24 +809,21 @@ test_fetch(void **state)
 	assert_null(out);
 	assert_non_null(strstr(err, "HTTP 500"));
 	/* an HTML login page instead of a profile */
-	m.status = "200 OK";
-	m.ctype = "text/html";
-	m.body = "<html><body>Sign in</body></html>";
-	m.len = strlen(m.body);
+	fx_http_set_body(m, "/mdm/enroll", 200, "text/html",
+	                 "<html><body>Sign in</body></html>", 33, 0);
 	assert_int_equal(eb_profile_build(&t, &o, MAID, EB_MODE_BYOD, &out,
 	                                  &len, NULL, err, sizeof(err)),
 	                 EB_PROFILE_ERR_UPSTREAM);
 	assert_null(out);
 	/* bigger than allowed */
-	m.body = raw;
-	m.len = rawlen;
+	fx_http_set_body(m, "/mdm/enroll", 200, "text/html", raw, rawlen, 0);
 	o.fetch_max_bytes = 1000;
 	assert_int_equal(eb_profile_build(&t, &o, MAID, EB_MODE_BYOD, &out,
 	                                  &len, NULL, err, sizeof(err)),
 	                 EB_PROFILE_ERR_UPSTREAM);
 	assert_null(out);
-	mini_stop(&m);
-	assert_int_equal(m.served, 4);
+	assert_int_equal(fx_http_hits(m, "/mdm/enroll"), 4);
+	fx_http_free(m);
 	free(raw);
 	free(der);
 }

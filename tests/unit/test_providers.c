@@ -15,18 +15,17 @@
 #include <setjmp.h>
 #include <cmocka.h>
 
-#include <arpa/inet.h>
 #include <ftw.h>
-#include <netinet/in.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <jansson.h>
+
+#include "fx_dir.h"
+#include "fx_http.h"
 
 #include "core/buf.h"
 #include "core/config.h"
@@ -83,12 +82,6 @@ tenant(const char *idp, const char *map, const char *access)
 }
 
 static int
-rm_entry(const char *p, const struct stat *st, int flag, struct FTW *ftw)
-{
-	return remove(p);
-}
-
-static int
 setup(void **state)
 {
 	char path[512];
@@ -107,7 +100,7 @@ teardown(void **state)
 	if (cfg != NULL)
 		eb_config_unref(cfg);
 	cfg = NULL;
-	return nftw(dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+	return fx_rmtree(dir);
 }
 
 /* ---- helpers ----------------------------------------------------------- */
@@ -404,77 +397,16 @@ test_entra_overage_without_graph(void **state)
 	eb_identity_finish(&id);
 }
 
-/* ---- a one-shot HTTP server standing in for Microsoft Graph ------------- */
+/* ---- the fake HTTP server (tests/unit/fx) standing in for Graph ------- */
 
-struct fake_graph {
-	int fd;
-	int port;
-	int status;
-	const char *body;
-	char request[8192]; /* what was received */
-	pthread_t thread;
-};
-
-static void *
-graph_serve(void *arg)
+/* A server answering any path with status and body. */
+static struct fx_http *
+graph_start(int status, const char *body)
 {
-	struct fake_graph *g = arg;
-	char resp[4096];
-	size_t got = 0, need = 0;
-	ssize_t n;
-	const char *hdr_end, *cl;
-	int c;
+	struct fx_http *g = fx_http_start();
 
-	if ((c = accept(g->fd, NULL, NULL)) == -1)
-		return NULL;
-	while (got < sizeof(g->request) - 1 &&
-	       (n = read(c, g->request + got, sizeof(g->request) - 1 - got)) >
-	           0) {
-		got += (size_t)n;
-		g->request[got] = '\0';
-		if ((hdr_end = strstr(g->request, "\r\n\r\n")) == NULL)
-			continue;
-		cl = strstr(g->request, "Content-Length:");
-		need = (size_t)(hdr_end + 4 - g->request) +
-		       (cl ? strtoul(cl + 15, NULL, 10) : 0);
-		if (got >= need)
-			break;
-	}
-	snprintf(resp, sizeof(resp),
-	         "HTTP/1.1 %d X\r\nContent-Type: application/json\r\n"
-	         "Content-Length: %zu\r\nConnection: close\r\n\r\n%s",
-	         g->status, strlen(g->body), g->body);
-	(void)!write(c, resp, strlen(resp));
-	close(c);
-	return NULL;
-}
-
-static void
-graph_start(struct fake_graph *g, int status, const char *body)
-{
-	struct sockaddr_in sa;
-	socklen_t len = sizeof(sa);
-
-	memset(g, 0, sizeof(*g));
-	g->status = status;
-	g->body = body;
-	assert_true((g->fd = socket(AF_INET, SOCK_STREAM, 0)) >= 0);
-	memset(&sa, 0, sizeof(sa));
-	sa.sin_family = AF_INET;
-	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	assert_int_equal(bind(g->fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
-	assert_int_equal(listen(g->fd, 1), 0);
-	assert_int_equal(getsockname(g->fd, (struct sockaddr *)&sa, &len), 0);
-	g->port = ntohs(sa.sin_port);
-	assert_int_equal(pthread_create(&g->thread, NULL, graph_serve, g), 0);
-}
-
-static void
-graph_stop(struct fake_graph *g)
-{
-	shutdown(g->fd, SHUT_RDWR);
-	pthread_join(g->thread, NULL);
-	close(g->fd);
+	fx_http_set(g, "*", status, body, 0);
+	return g;
 }
 
 static const struct eb_tenant *
@@ -493,70 +425,72 @@ graph_tenant(int port)
 static void
 test_entra_overage_with_graph(void **state)
 {
-	struct fake_graph g;
+	struct fx_http *g;
+	char *req;
 	const struct eb_tenant *t;
 	struct eb_identity id;
 	char why[256];
 
-	graph_start(&g, 200,
-	            "{\"@odata.context\": \"x\", \"value\": [\"g-1\", "
-	            "\"6b0a1f2e-0000-4000-8000-000000000001\"]}");
-	t = graph_tenant(g.port);
+	g = graph_start(200, "{\"@odata.context\": \"x\", \"value\": [\"g-1\", "
+	                     "\"6b0a1f2e-0000-4000-8000-000000000001\"]}");
+	t = graph_tenant(fx_http_port(g));
 	assert_int_equal(check_of(t, OVERAGE_CLAIMS, &id, why, sizeof(why)),
 	                 EB_PROVIDER_OK);
 	assert_int_equal(id.groups_known, 0);
 	assert_int_equal(eb_provider_entra.resolve_groups(
 	                     t, &id, "upstream-at", 5, 65536, why, sizeof(why)),
 	                 EB_PROVIDER_OK);
-	graph_stop(&g);
+	req = fx_http_last(g, "*");
+	fx_http_free(g);
 	assert_int_equal(id.groups_known, 1);
 	assert_int_equal(id.groups.n, 2);
 	assert_string_equal(id.groups.v[0], "g-1");
 	/* the request Graph saw */
-	assert_int_equal(
-	    strncmp(g.request, "POST /v1.0/me/getMemberObjects ", 31), 0);
-	assert_non_null(strstr(g.request, "Bearer upstream-at\r\n"));
-	assert_non_null(strstr(g.request, "{\"securityEnabledOnly\":false}"));
+	assert_int_equal(strncmp(req, "POST /v1.0/me/getMemberObjects ", 31),
+	                 0);
+	assert_non_null(strstr(req, "Bearer upstream-at\r\n"));
+	assert_non_null(strstr(req, "{\"securityEnabledOnly\":false}"));
+	free(req);
 	eb_identity_finish(&id);
 }
 
 static void
 test_entra_graph_errors(void **state)
 {
-	struct fake_graph g;
+	struct fx_http *g;
 	const struct eb_tenant *t;
 	struct eb_identity id;
 	char why[256];
 
 	/* Graph refuses: an IdP-side failure, never an allow */
-	graph_start(&g, 403, "{\"error\": {\"code\": \"Authorization\"}}");
-	t = graph_tenant(g.port);
+	g = graph_start(403, "{\"error\": {\"code\": \"Authorization\"}}");
+	t = graph_tenant(fx_http_port(g));
 	assert_int_equal(check_of(t, OVERAGE_CLAIMS, &id, why, sizeof(why)),
 	                 EB_PROVIDER_OK);
 	assert_int_equal(eb_provider_entra.resolve_groups(
 	                     t, &id, "at", 5, 65536, why, sizeof(why)),
 	                 EB_PROVIDER_FAIL);
-	graph_stop(&g);
+	fx_http_free(g);
 	assert_non_null(strstr(why, "403"));
 	assert_int_equal(id.groups_known, 0);
 
 	/* an answer larger than allowed */
-	graph_start(&g, 200,
-	            "{\"value\": [\"aaaaaaaaaaaaaaaaaaaaaaaaaaaaa\"]}");
-	t = graph_tenant(g.port);
+	g = graph_start(200,
+	                "{\"value\": [\"aaaaaaaaaaaaaaaaaaaaaaaaaaaaa\"]}");
+	t = graph_tenant(fx_http_port(g));
 	assert_int_equal(eb_provider_entra.resolve_groups(t, &id, "at", 5, 16,
 	                                                  why, sizeof(why)),
 	                 EB_PROVIDER_FAIL);
-	graph_stop(&g);
+	fx_http_free(g);
 	assert_int_equal(id.groups_known, 0);
 
 	/* malformed: value is not a list of strings */
-	graph_start(&g, 200, "{\"value\": [1, 2]}");
-	t = graph_tenant(g.port);
+	g = graph_start(200, "{\"value\": [1, 2]}");
+	t = graph_tenant(fx_http_port(g));
 	assert_int_equal(eb_provider_entra.resolve_groups(
 	                     t, &id, "at", 5, 65536, why, sizeof(why)),
 	                 EB_PROVIDER_FAIL);
-	graph_stop(&g);
+	fx_http_free(g);
 	assert_int_equal(id.groups_known, 0);
 	eb_identity_finish(&id);
 }

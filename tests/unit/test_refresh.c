@@ -22,6 +22,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "fx_dir.h"
 #include "grant/refresh.h"
 #include "store/store.h"
 
@@ -255,15 +256,6 @@ struct fx {
 };
 
 static int
-rm_entry(const char *p, const struct stat *sb, int flag, struct FTW *ftw)
-{
-	(void)sb;
-	(void)flag;
-	(void)ftw;
-	return remove(p);
-}
-
-static int
 setup(void **state)
 {
 	struct fx *fx = calloc(1, sizeof(*fx));
@@ -304,7 +296,7 @@ teardown(void **state)
 	struct fx *fx = *state;
 
 	eb_store_close(fx->s);
-	nftw(fx->dir, rm_entry, 8, FTW_DEPTH | FTW_PHYS);
+	fx_rmtree(fx->dir);
 	free(fx);
 	return 0;
 }

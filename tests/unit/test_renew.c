@@ -24,6 +24,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "fx_dir.h"
 #include "core/config.h"
 #include "core/env.h"
 #include "core/mem.h"
@@ -236,12 +237,6 @@ static char dir[256];
 static uint8_t seal_key[EB_SEAL_KEY_LEN];
 
 static int
-rm_entry(const char *p, const struct stat *st, int flag, struct FTW *ftw)
-{
-	return remove(p);
-}
-
-static int
 setup(void **state)
 {
 	char path[512];
@@ -256,7 +251,7 @@ setup(void **state)
 static int
 teardown(void **state)
 {
-	return nftw(dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+	return fx_rmtree(dir);
 }
 
 static void

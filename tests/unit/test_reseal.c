@@ -31,9 +31,11 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "fx_dir.h"
 #include "cli/reseal.h"
 #include "core/mem.h"
 #include "jose/seal.h"
+#include "fx_store.h"
 #include "store/store.h"
 
 static const struct {
@@ -57,15 +59,6 @@ struct fx {
 	char path[1200]; /* a file, or a DSN naming a fresh schema */
 	struct eb_store *s;
 };
-
-static int
-rm_entry(const char *p, const struct stat *sb, int flag, struct FTW *ftw)
-{
-	(void)sb;
-	(void)flag;
-	(void)ftw;
-	return remove(p);
-}
 
 static int
 setup(void **state)
@@ -99,7 +92,7 @@ teardown(void **state)
 	struct fx *fx = *state;
 
 	eb_store_close(fx->s);
-	nftw(fx->dir, rm_entry, 8, FTW_DEPTH | FTW_PHYS);
+	fx_rmtree(fx->dir);
 	if (ops == &eb_store_pg_ops)
 		eb_store_pg_test_drop(pg_base, fx->path);
 	free(fx);
@@ -110,23 +103,13 @@ teardown(void **state)
 static void
 mk_grant(struct eb_store *s, const char *id, const uint8_t *rt, size_t rtlen)
 {
-	struct eb_store_grant g = {
-	    .id = (char *)id,
-	    .tenant = "acme",
-	    .status = EB_STORE_GRANT_ACTIVE,
-	    .auth_method = "apple-as-web",
-	    .managed_apple_id = "alice@appleid.contoso.com",
-	    .idp_issuer = "https://idp.example",
-	    .idp_subject = "sub-alice",
-	    .enrollment_mode = "BYOD",
-	    .created = T0,
-	    .updated = T0,
-	    .upstream_refresh_token = (uint8_t *)(uintptr_t)rt,
-	    .upstream_refresh_token_len = rtlen,
-	    .upstream_renewed_at = T0,
-	    .upstream_next_at = T0 + 3600,
-	};
+	struct eb_store_grant g;
 
+	fx_grant(&g, id, "acme", T0);
+	g.upstream_refresh_token = (uint8_t *)(uintptr_t)rt;
+	g.upstream_refresh_token_len = rtlen;
+	g.upstream_renewed_at = T0;
+	g.upstream_next_at = T0 + 3600;
 	assert_int_equal(eb_store_grant_create(s, &g), EB_STORE_OK);
 }
 

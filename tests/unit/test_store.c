@@ -27,9 +27,11 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "fx_dir.h"
 #include "core/mem.h"
 #include "store/pg/pg_import.h"
 #include "store/migrations.h"
+#include "fx_store.h"
 #include "store/store.h"
 
 static const struct {
@@ -86,12 +88,6 @@ target_name(const char *target, char *buf, size_t len)
 }
 
 static int
-rm_entry(const char *p, const struct stat *sb, int flag, struct FTW *ftw)
-{
-	return remove(p);
-}
-
-static int
 setup(void **state)
 {
 	struct fx *fx = calloc(1, sizeof(*fx));
@@ -123,7 +119,7 @@ teardown(void **state)
 	int i;
 
 	eb_store_close(fx->s);
-	nftw(fx->dir, rm_entry, 8, FTW_DEPTH | FTW_PHYS);
+	fx_rmtree(fx->dir);
 	for (i = 0; i < fx->ntargets; i++)
 		eb_store_pg_test_drop(pg_base, fx->targets[i]);
 	free(fx);
@@ -134,26 +130,17 @@ static void
 mk_grant(struct eb_store *s, const char *id, const char *tenant)
 {
 	static uint8_t rt[] = {1, 2, 3, 0, 4};
-	struct eb_store_grant g = {
-	    .id = (char *)id,
-	    .tenant = (char *)tenant,
-	    .status = EB_STORE_GRANT_ACTIVE,
-	    .auth_method = "apple-oauth2",
-	    .client_id = "apple-device",
-	    .managed_apple_id = "alice@appleid.contoso.com",
-	    .user_identifier = "alice@contoso.com",
-	    .idp_issuer = "https://idp.example",
-	    .idp_subject = "sub-alice",
-	    .idp_tid = "tid-1",
-	    .idp_oid = "oid-1",
-	    .enrollment_mode = "BYOD",
-	    .created = T0,
-	    .updated = T0,
-	    .upstream_refresh_token = rt,
-	    .upstream_refresh_token_len = sizeof(rt),
-	    .upstream_next_at = T0 + 3600,
-	};
+	struct eb_store_grant g;
 
+	fx_grant(&g, id, tenant, T0);
+	g.auth_method = "apple-oauth2";
+	g.client_id = "apple-device";
+	g.user_identifier = "alice@contoso.com";
+	g.idp_tid = "tid-1";
+	g.idp_oid = "oid-1";
+	g.upstream_refresh_token = rt;
+	g.upstream_refresh_token_len = sizeof(rt);
+	g.upstream_next_at = T0 + 3600;
 	assert_int_equal(eb_store_grant_create(s, &g), EB_STORE_OK);
 }
 

@@ -23,6 +23,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "fx_dir.h"
 #include "core/mem.h"
 #include "store/store.h"
 
@@ -47,15 +48,6 @@ struct fx {
 	char target[1200]; /* a file, or a DSN naming a fresh schema */
 	struct eb_store *s;
 };
-
-static int
-rm_entry(const char *p, const struct stat *sb, int flag, struct FTW *ftw)
-{
-	(void)sb;
-	(void)flag;
-	(void)ftw;
-	return remove(p);
-}
 
 static int
 setup(void **state)
@@ -90,7 +82,7 @@ teardown(void **state)
 	struct fx *fx = *state;
 
 	eb_store_close(fx->s);
-	nftw(fx->dir, rm_entry, 8, FTW_DEPTH | FTW_PHYS);
+	fx_rmtree(fx->dir);
 	if (ops == &eb_store_pg_ops)
 		eb_store_pg_test_drop(pg_base, fx->target);
 	free(fx);

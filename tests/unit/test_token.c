@@ -31,6 +31,7 @@
 #include "core/mem.h"
 #include "jose/jose.h"
 #include "jose/seal.h"
+#include "fx_store.h"
 #include "store/store.h"
 #include "token/token.h"
 
@@ -94,29 +95,6 @@ jwks_count(struct eb_signer *s)
 	json_decref(doc);
 	eb_free(j);
 	return n;
-}
-
-static void
-mk_grant(struct eb_store *store, const char *id, const char *tenant,
-         int64_t expires)
-{
-	int64_t now = (int64_t)time(NULL);
-	struct eb_store_grant g = {
-	    .id = (char *)id,
-	    .tenant = (char *)tenant,
-	    .status = EB_STORE_GRANT_ACTIVE,
-	    .auth_method = "apple-as-web",
-	    .managed_apple_id = "alice@appleid.acme.example",
-	    .user_identifier = "alice@acme.example",
-	    .idp_issuer = "https://idp.acme.example",
-	    .idp_subject = "sub-alice",
-	    .enrollment_mode = "BYOD",
-	    .created = now,
-	    .updated = now,
-	    .expires = expires,
-	};
-
-	assert_int_equal(eb_store_grant_create(store, &g), EB_STORE_OK);
 }
 
 static char *
@@ -557,7 +535,7 @@ test_issue_claims(void **state)
 	struct eb_bearer b;
 	json_t *out = NULL;
 
-	mk_grant(fx->store, "g1", "acme", now + 7200);
+	fx_mk_grant(fx->store, "g1", "acme", now + 7200);
 	tok = issue(fx, fx->acme, "g1", now + 600);
 	assert_int_equal(eb_signer_verify(fx->s, tok, "at+jwt", &out), 0);
 	assert_string_equal(json_string_value(json_object_get(out, "iss")),
@@ -631,7 +609,7 @@ test_grant_extra_claims(void **state)
 	json_t *out = NULL, *idp;
 	char *tok;
 
-	mk_grant(fx->store, "g1", "acme", now + 7200);
+	fx_mk_grant(fx->store, "g1", "acme", now + 7200);
 	tok = eb_token_issue(fx->s, fx->store, fx->cfg, fx->acme, &c,
 	                     EB_STORE_TOKEN_WEB);
 	assert_non_null(tok);
@@ -669,7 +647,7 @@ test_bearer_refusals(void **state)
 	char *tok, *bad, *big, hash[EB_STORE_HASH_HEXLEN + 1];
 	size_t n;
 
-	mk_grant(fx->store, "g1", "acme", now + 7200);
+	fx_mk_grant(fx->store, "g1", "acme", now + 7200);
 	tok = issue(fx, fx->acme, "g1", now + 600);
 	assert_int_equal(check(fx, fx->acme, tok, now), EB_BEARER_OK);
 
@@ -745,14 +723,14 @@ test_bearer_refusals(void **state)
 	eb_free_secret_str(tok);
 
 	/* the grant expired before the token */
-	mk_grant(fx->store, "g2", "acme", now + 10);
+	fx_mk_grant(fx->store, "g2", "acme", now + 10);
 	tok = issue(fx, fx->acme, "g2", now + 3600);
 	assert_int_equal(check(fx, fx->acme, tok, now), EB_BEARER_OK);
 	assert_int_equal(check(fx, fx->acme, tok, now + 20), EB_BEARER_REVOKED);
 	eb_free_secret_str(tok);
 
 	/* a token of tenant acme naming another tenant's grant */
-	mk_grant(fx->store, "g3", "other", now + 7200);
+	fx_mk_grant(fx->store, "g3", "other", now + 7200);
 	tok = issue(fx, fx->acme, "g3", now + 600);
 	assert_int_equal(check(fx, fx->acme, tok, now), EB_BEARER_WRONG_TENANT);
 	eb_free_secret_str(tok);

@@ -6,13 +6,13 @@
 #ifndef EB_TEST_TOKENFX_H
 #define EB_TEST_TOKENFX_H
 
-#include <ftw.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 
+#include "fx_dir.h"
 #include "core/config.h"
 #include "store/store.h"
 #include "token/token.h"
@@ -30,16 +30,6 @@ struct fx {
 	uint8_t seal[32];
 	struct eb_signer *s;
 };
-
-static inline int
-tokenfx_rm_entry(const char *p, const struct stat *sb, int flag,
-                 struct FTW *ftw)
-{
-	(void)sb;
-	(void)flag;
-	(void)ftw;
-	return remove(p);
-}
 
 static inline void
 tokenfx_write(const char *dir, const char *name, const char *text)
@@ -141,7 +131,7 @@ tokenfx_teardown(void **state)
 	eb_signer_close(fx->s);
 	eb_store_close(fx->store);
 	eb_config_unref(fx->cfg);
-	nftw(fx->dir, tokenfx_rm_entry, 8, FTW_DEPTH | FTW_PHYS);
+	fx_rmtree(fx->dir);
 	free(fx);
 	return 0;
 }

@@ -1,11 +1,6 @@
 /*
- * Network fixtures shared by the HTTP client unit tests (test_http_*.c):
- * a listening socket for a fake upstream, and an environment in which the
- * asynchronous client uses its native HTTP/1.1 path.
+ * The network helpers of fx_net.h.
  */
-#ifndef EB_TEST_TESTNET_H
-#define EB_TEST_TESTNET_H
-
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
@@ -14,9 +9,10 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-/* A socket listening on 127.0.0.1 at a free port (into *port), or -1. */
-static inline int
-test_listen_loopback(int backlog, int *port)
+#include "fx_net.h"
+
+int
+fx_listen_loopback(int backlog, int *port)
 {
 	struct sockaddr_in sa;
 	socklen_t sl = sizeof(sa);
@@ -38,10 +34,8 @@ test_listen_loopback(int backlog, int *port)
 	return fd;
 }
 
-/* The native client is for requests without a proxy, unless curl is
- * asked for: clear what would send a transfer to curl. */
-static inline void
-test_native_env(void)
+void
+fx_native_env(void)
 {
 	unsetenv("http_proxy");
 	unsetenv("HTTP_PROXY");
@@ -50,10 +44,8 @@ test_native_env(void)
 	unsetenv("ENROLLBRIDGE_UPSTREAM_CURL");
 }
 
-/* Send n bytes piece at a time (0: at once) with delay_us between;
- * 0, or -1 when the connection failed. */
-static inline int
-test_send_all(int fd, const char *p, size_t n, size_t piece, int delay_us)
+int
+fx_send_all(int fd, const char *p, size_t n, size_t piece, int delay_us)
 {
 	ssize_t w;
 	size_t k;
@@ -72,5 +64,3 @@ test_send_all(int fd, const char *p, size_t n, size_t piece, int delay_us)
 	}
 	return 0;
 }
-
-#endif
