@@ -114,7 +114,7 @@ check_banned() {
 			n=${hit%%:*}
 			for w in $(banned_list | cut -f1); do
 				if printf '%s\n' "${hit#*:}" |
-				    grep -qE "(^|[^A-Za-z0-9_.>])$w[[:space:]]*\("; then
+				    grep -qE "(^|[^A-Za-z0-9_.>])${w}[[:space:]]*\("; then
 					why=$(banned_list | awk -F'\t' -v w="$w" '$1 == w {print $2}')
 					echo "$f:$n: banned $w(): $why"
 				fi
