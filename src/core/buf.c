@@ -84,7 +84,8 @@ reserve(struct eb_buf *b, size_t n)
 int
 eb_buf_reserve(struct eb_buf *b, size_t n)
 {
-	return reserve(b, n);
+	/* a size hint: its failure leaves later appends free to try */
+	return b->failed ? -1 : grow(b, n);
 }
 
 int

@@ -36,7 +36,8 @@ void eb_buf_reset(struct eb_buf *b);
  * out of memory, or when an earlier append failed. */
 int eb_buf_add(struct eb_buf *b, const void *p, size_t n);
 /* Make room for n more bytes at once (fewer reallocations when the size
- * is known); 0, or -1 past max or out of memory. */
+ * is known); 0, or -1 past max, out of memory or poisoned. A hint: its own
+ * failure does not poison the buffer. */
 int eb_buf_reserve(struct eb_buf *b, size_t n);
 int eb_buf_addstr(struct eb_buf *b, const char *s);
 int eb_buf_addc(struct eb_buf *b, char c);

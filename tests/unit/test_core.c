@@ -76,6 +76,14 @@ test_buf_sticky(void **state)
 	assert_int_equal(len, 2);
 	eb_free(p);
 
+	/* a failed reserve is a hint refused, not a failed append */
+	eb_buf_init(&b, 4);
+	assert_int_equal(eb_buf_reserve(&b, 5), -1);
+	assert_int_equal(eb_buf_check(&b), 0);
+	assert_int_equal(eb_buf_addstr(&b, "four"), 0);
+	assert_string_equal(eb_buf_str(&b), "four");
+	eb_buf_finish(&b);
+
 	/* reset clears the poison */
 	eb_buf_init(&b, 4);
 	assert_int_equal(eb_buf_printf(&b, "%s", "toolong"), -1);
