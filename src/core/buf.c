@@ -26,6 +26,7 @@ eb_buf_finish(struct eb_buf *b)
 	eb_free(b->data);
 	b->data = NULL;
 	b->len = b->cap = 0;
+	b->failed = 0;
 }
 
 void
@@ -253,7 +254,6 @@ eb_buf_detach(struct eb_buf *b, size_t *lenp)
 
 	if (b->failed) {
 		eb_buf_finish(b);
-		b->failed = 0;
 		if (lenp != NULL)
 			*lenp = 0;
 		return NULL;

@@ -7,8 +7,8 @@
  * Appends are sticky: the first one that fails (past the limit, out of
  * memory) poisons the buffer, every later append is a no-op returning -1,
  * and the finishing calls (eb_buf_detach, eb_buf_check) report the failure,
- * so a chain of appends needs a single check at its end. eb_buf_init and
- * eb_buf_reset clear the poison.
+ * so a chain of appends needs a single check at its end. eb_buf_init,
+ * eb_buf_reset and eb_buf_finish clear the poison.
  */
 #ifndef EB_BUF_H
 #define EB_BUF_H
