@@ -25,9 +25,13 @@ if [ -f tests/browser/package-lock.json ]; then
 	(cd tests/browser && npm ci --no-audit --no-fund --loglevel=error >&2)
 fi
 
+echo "== source checks (banned functions, headers, format)" >&2
+sh contrib/checksrc.sh banned headers format
 echo "== build (optimised)" >&2
 cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 cmake --build build -j"$jobs" >&2
+echo "== exported symbols (eb_ prefix)" >&2
+sh contrib/checksrc.sh -b build symbols
 echo "== build (ASan+UBSan)" >&2
 cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DEB_SANITIZE=ON >/dev/null
 cmake --build build-asan -j"$jobs" >&2

@@ -1,17 +1,17 @@
 /*
  * enrollbridge: argv, subcommands, start-up and signals.
  *
- *   enrollbridge serve -c FILE           run the bridge
- *   enrollbridge check-config -c FILE    validate configuration, exit 0/1
- *   enrollbridge migrate -c FILE         apply pending schema migrations
- *   enrollbridge import-sqlite -c FILE P move an SQLite install into PostgreSQL
- *   enrollbridge reseal -c FILE          re-encrypt sealed secrets under the
- *                                        first seal key (cli/reseal.h)
- *   enrollbridge discover USER@DOMAIN    check a deployment like a device
- *   enrollbridge version
+ * The subcommands are the commands[] table below (serve, check-config,
+ * migrate, import-sqlite, discover, device-sim, map, keys, reseal, grants,
+ * audit, version, and the hidden config-keys); `enrollbridge help` prints
+ * each one's synopsis and text from there.
  *
- * The server runs in libmicrohttpd's threads; the main thread only waits
- * for signals: SIGHUP reloads the configuration (a bad one is logged and the
+ * serve: requests are served by the HTTP server's own worker threads, each
+ * an event loop over libmicrohttpd daemons in external epoll mode and the
+ * asynchronous upstream client (http/server.c); blocking upstream work (IdP
+ * calls) goes to the work queue's threads (core/workq.h), the audit stream
+ * has a thread of its own. The main thread only waits for
+ * signals: SIGHUP reloads the configuration (a bad one is logged and the
  * old one keeps serving), SIGTERM/SIGINT stop accepting, drain the requests
  * under way (10 s at most) and exit.
  */

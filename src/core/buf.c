@@ -17,6 +17,7 @@ eb_buf_init(struct eb_buf *b, size_t max)
 	b->data = NULL;
 	b->len = b->cap = 0;
 	b->max = max;
+	b->failed = 0;
 }
 
 void
@@ -25,6 +26,7 @@ eb_buf_finish(struct eb_buf *b)
 	eb_free(b->data);
 	b->data = NULL;
 	b->len = b->cap = 0;
+	b->failed = 0;
 }
 
 void
@@ -39,12 +41,13 @@ void
 eb_buf_reset(struct eb_buf *b)
 {
 	b->len = 0;
+	b->failed = 0;
 	if (b->data != NULL)
 		b->data[0] = '\0';
 }
 
 static int
-reserve(struct eb_buf *b, size_t n)
+grow(struct eb_buf *b, size_t n)
 {
 	size_t need, ncap;
 	char *p;
@@ -66,10 +69,24 @@ reserve(struct eb_buf *b, size_t n)
 	return 0;
 }
 
+/* Room for n more bytes and the NUL; a failure poisons the buffer. */
+static int
+reserve(struct eb_buf *b, size_t n)
+{
+	if (b->failed)
+		return -1;
+	if (grow(b, n) == -1) {
+		b->failed = 1;
+		return -1;
+	}
+	return 0;
+}
+
 int
 eb_buf_reserve(struct eb_buf *b, size_t n)
 {
-	return reserve(b, n);
+	/* a size hint: its failure leaves later appends free to try */
+	return b->failed ? -1 : grow(b, n);
 }
 
 int
@@ -105,6 +122,8 @@ eb_buf_vprintf(struct eb_buf *b, const char *fmt, va_list ap)
 	va_copy(ap2, ap);
 	n = vsnprintf(NULL, 0, fmt, ap2);
 	va_end(ap2);
+	if (n < 0)
+		b->failed = 1;
 	if (n < 0 || reserve(b, (size_t)n) == -1)
 		return -1;
 	vsnprintf(b->data + b->len, (size_t)n + 1, fmt, ap);
@@ -131,7 +150,7 @@ eb_buf_add_json_str(struct eb_buf *b, const char *s)
 	const unsigned char *p;
 	size_t start = b->len, k;
 
-	if (eb_buf_addc(b, '"') == -1)
+	if (b->failed || eb_buf_addc(b, '"') == -1)
 		return -1;
 	for (p = (const unsigned char *)s; *p; p++) {
 		char esc[7] = {'\\', 'u', '0', '0', 0, 0, 0};
@@ -185,6 +204,8 @@ eb_buf_add_html(struct eb_buf *b, const char *s)
 	size_t start = b->len;
 	int rc = 0;
 
+	if (b->failed)
+		return -1;
 	for (; *s && rc == 0; s++) {
 		switch (*s) {
 		case '&':
@@ -220,11 +241,23 @@ eb_buf_str(const struct eb_buf *b)
 	return b->data != NULL ? b->data : "";
 }
 
+int
+eb_buf_check(const struct eb_buf *b)
+{
+	return b->failed ? -1 : 0;
+}
+
 char *
 eb_buf_detach(struct eb_buf *b, size_t *lenp)
 {
 	char *p = b->data;
 
+	if (b->failed) {
+		eb_buf_finish(b);
+		if (lenp != NULL)
+			*lenp = 0;
+		return NULL;
+	}
 	if (p == NULL)
 		p = eb_strdup("");
 	if (lenp != NULL)

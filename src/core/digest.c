@@ -1,3 +1,6 @@
+/*
+ * SHA-256 for hot paths: the algorithm fetched once. See digest.h.
+ */
 #include "core/digest.h"
 
 #include <pthread.h>

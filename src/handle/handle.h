@@ -36,6 +36,15 @@ int eb_handle_esso(struct eb_request *req);
 int eb_handle_auth_start(struct eb_request *req);
 int eb_handle_oidc_callback(struct eb_request *req);
 int eb_handle_oauth2_authorize(struct eb_request *req);
+struct eb_buf;
+/* The longest error redirect the authorization endpoint builds. */
+#define EB_OAUTH2_ERROR_URI_MAX 2048
+/* Append to b the error redirect to ruri (RFC 6749 4.1.2.1): error, desc
+ * and state (either may be NULL) as query parameters. 0, or -1 when b's
+ * limit is reached: a redirect that would lose its state is never made. */
+int eb_oauth2_error_uri(struct eb_buf *b, const char *ruri, const char *error,
+                        const char *desc, const char *state)
+    __attribute__((warn_unused_result));
 /* oauth2.c: the apple-oauth2 token endpoint */
 int eb_handle_oauth2_token(struct eb_request *req);
 /* oauth2_meta.c: JWKS and RFC 8414 metadata */

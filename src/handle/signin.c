@@ -850,6 +850,23 @@ authorize_error(struct eb_request *req, enum eb_msg msg)
 }
 
 int
+eb_oauth2_error_uri(struct eb_buf *b, const char *ruri, const char *error,
+                    const char *desc, const char *state)
+{
+	(void)eb_buf_printf(b, "%s%serror=%s", ruri,
+	                    strchr(ruri, '?') != NULL ? "&" : "?", error);
+	if (desc != NULL) {
+		(void)eb_buf_addstr(b, "&error_description=");
+		(void)eb_http_urlencode(b, desc);
+	}
+	if (state != NULL) {
+		(void)eb_buf_addstr(b, "&state=");
+		(void)eb_http_urlencode(b, state);
+	}
+	return eb_buf_check(b);
+}
+
+int
 eb_handle_oauth2_authorize(struct eb_request *req)
 {
 	const struct eb_tenant *t = eb_req_tenant(req);
@@ -898,18 +915,19 @@ eb_handle_oauth2_authorize(struct eb_request *req)
 		struct eb_buf b;
 
 		/* the redirect URI is the registered one: errors go back */
-		eb_buf_init(&b, 2048);
-		eb_buf_printf(&b, "%s?error=%s", ruri,
-		              rtype == NULL || strcmp(rtype, "code") != 0
-		                  ? "unsupported_response_type"
-		                  : "invalid_request");
-		if (pkce_bad && pkce_why != NULL) {
-			eb_buf_addstr(&b, "&error_description=");
-			eb_http_urlencode(&b, pkce_why);
-		}
-		if (state != NULL && strlen(state) <= 512) {
-			eb_buf_addstr(&b, "&state=");
-			eb_http_urlencode(&b, state);
+		eb_buf_init(&b, EB_OAUTH2_ERROR_URI_MAX);
+		if (eb_oauth2_error_uri(
+		        &b, ruri,
+		        rtype == NULL || strcmp(rtype, "code") != 0
+		            ? "unsupported_response_type"
+		            : "invalid_request",
+		        pkce_bad ? pkce_why : NULL,
+		        state != NULL && strlen(state) <= 512 ? state : NULL) ==
+		    -1) {
+			/* too long to carry the state back: not a cut URL */
+			eb_buf_finish(&b);
+			authorize_error(req, EB_MSG_BAD_REDIRECT);
+			return EB_HANDLED;
 		}
 		eb_resp_header(req, "Location", eb_buf_str(&b));
 		eb_resp_header(req, "Cache-Control", "no-store");

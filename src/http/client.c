@@ -149,7 +149,7 @@ eb_http_options_init(struct eb_http_options *opts, const char *method,
 }
 
 void
-http_headers_free(struct eb_http_header *h, size_t n)
+eb_http_headers_free(struct eb_http_header *h, size_t n)
 {
 	size_t i;
 
@@ -168,7 +168,7 @@ is_blank(char c)
 
 /* Add one header line (no CR/LF) to ctx; 0, or -1 to abort the transfer. */
 int
-http_header_line(struct fetch_ctx *ctx, const char *p, size_t len)
+eb_http_header_line(struct fetch_ctx *ctx, const char *p, size_t len)
 {
 	struct eb_http_header *h;
 	const char *colon, *v, *end;
@@ -177,7 +177,7 @@ http_header_line(struct fetch_ctx *ctx, const char *p, size_t len)
 
 	if (len >= 5 && memcmp(p, "HTTP/", 5) == 0) {
 		/* a new response (1xx, redirect): forget the previous one */
-		http_headers_free(ctx->headers, ctx->nheaders);
+		eb_http_headers_free(ctx->headers, ctx->nheaders);
 		ctx->headers = NULL;
 		ctx->nheaders = 0;
 		ctx->header_bytes = len;
@@ -248,14 +248,14 @@ on_header(char *p, size_t size, size_t n, void *arg)
 	}
 	while (l > 0 && (p[l - 1] == '\n' || p[l - 1] == '\r'))
 		l--;
-	if (http_header_line(ctx, p, l) == -1)
+	if (eb_http_header_line(ctx, p, l) == -1)
 		return 0;
 	return len;
 }
 
 void
-http_call_done(const struct eb_log_ctx *lctx, eb_http_done_fn done,
-               struct eb_http_response *resp, void *arg)
+eb_http_call_done(const struct eb_log_ctx *lctx, eb_http_done_fn done,
+                  struct eb_http_response *resp, void *arg)
 {
 	struct eb_log_ctx saved;
 
@@ -266,8 +266,8 @@ http_call_done(const struct eb_log_ctx *lctx, eb_http_done_fn done,
 }
 
 const struct eb_http_options *
-http_with_trace(const struct eb_http_options *opts, struct eb_http_options *o,
-                const char ***hv, char line[96])
+eb_http_with_trace(const struct eb_http_options *opts,
+                   struct eb_http_options *o, const char ***hv, char line[96])
 {
 	const char *const *v;
 	size_t n = 0;
@@ -292,7 +292,7 @@ http_with_trace(const struct eb_http_options *opts, struct eb_http_options *o,
 }
 
 int
-http_stream_head(struct fetch_ctx *ctx, long status)
+eb_http_stream_head(struct fetch_ctx *ctx, long status)
 {
 	struct eb_http_response view;
 	struct eb_log_ctx saved;
@@ -319,7 +319,7 @@ http_stream_head(struct fetch_ctx *ctx, long status)
 }
 
 int
-http_stream_data(struct fetch_ctx *ctx, const char *p, size_t n)
+eb_http_stream_data(struct fetch_ctx *ctx, const char *p, size_t n)
 {
 	struct eb_log_ctx saved;
 	int r;
@@ -358,11 +358,11 @@ on_body(char *p, size_t size, size_t n, void *arg)
 		if (!ctx->head_done) {
 			curl_easy_getinfo(ctx->easy, CURLINFO_RESPONSE_CODE,
 			                  &status);
-			if (http_stream_head(ctx, status) == -1)
+			if (eb_http_stream_head(ctx, status) == -1)
 				return 0; /* curl ends it: CURLE_WRITE_ERROR */
 		}
 		if (ctx->streaming) {
-			switch (http_stream_data(ctx, p, len)) {
+			switch (eb_http_stream_data(ctx, p, len)) {
 			case 0:
 				return len;
 			case 1:
@@ -383,7 +383,7 @@ on_body(char *p, size_t size, size_t n, void *arg)
 }
 
 enum eb_http_error
-http_classify(CURLcode rc, const struct fetch_ctx *ctx)
+eb_http_classify(CURLcode rc, const struct fetch_ctx *ctx)
 {
 	if (ctx->too_large)
 		return EB_HTTP_ERR_TOO_LARGE;
@@ -465,7 +465,7 @@ text_ok(const char *s)
 }
 
 int
-http_request_text_ok(const struct eb_http_options *o)
+eb_http_request_text_ok(const struct eb_http_options *o)
 {
 	const char *const *v;
 
@@ -497,7 +497,7 @@ slist_add_all(struct curl_slist **list, const char *const *v)
  * NULL when out of memory.
  */
 struct curl_slist *
-http_slist_block(const char *const *v, const char *last)
+eb_http_slist_block(const char *const *v, const char *last)
 {
 	struct curl_slist *l;
 	size_t n = 1, bytes = strlen(last) + 1, i, len;
@@ -552,16 +552,17 @@ handle_get(int private_handle)
 }
 
 void
-http_set_message(struct eb_http_response *resp, const char *s)
+eb_http_set_message(struct eb_http_response *resp, const char *s)
 {
 	snprintf(resp->message, sizeof(resp->message), "%s", s);
 }
 
 /* Set every option; returns CURLE_OK or the first failure. */
 CURLcode
-http_configure(CURL *h, const struct eb_http_options *o, struct fetch_ctx *ctx,
-               struct curl_slist *hdrs, struct curl_slist *resolve,
-               struct curl_slist *connect_to, char *errbuf)
+eb_http_configure(CURL *h, const struct eb_http_options *o,
+                  struct fetch_ctx *ctx, struct curl_slist *hdrs,
+                  struct curl_slist *resolve, struct curl_slist *connect_to,
+                  char *errbuf)
 {
 	const char *method = o->method;
 	long cto, to;
@@ -570,7 +571,7 @@ http_configure(CURL *h, const struct eb_http_options *o, struct fetch_ctx *ctx,
 
 	if (method == NULL)
 		method = o->body != NULL ? "POST" : "GET";
-	http_timeouts(o, &cto, &to);
+	eb_http_timeouts(o, &cto, &to);
 
 #define SET(opt, val)                                                          \
 	do {                                                                   \
@@ -626,7 +627,7 @@ http_configure(CURL *h, const struct eb_http_options *o, struct fetch_ctx *ctx,
 
 /* Copy what curl knows about the last response into resp. */
 int
-http_collect(CURL *h, struct eb_http_response *resp)
+eb_http_collect(CURL *h, struct eb_http_response *resp)
 {
 	char *s = NULL;
 	curl_off_t t = 0;
@@ -667,21 +668,21 @@ fetch(const struct eb_http_options *o)
 
 	if (o->url == NULL || (strncmp(o->url, "https://", 8) != 0 &&
 	                       strncmp(o->url, "http://", 7) != 0)) {
-		http_set_message(resp, "not an http(s) URL");
+		eb_http_set_message(resp, "not an http(s) URL");
 		goto out_body;
 	}
 	if (o->stream != NULL) {
-		http_set_message(resp,
-		                 "streaming needs the asynchronous client");
+		eb_http_set_message(resp,
+		                    "streaming needs the asynchronous client");
 		goto out_body;
 	}
 	if (eb_http_client_global_init() == -1) {
-		http_set_message(resp, "HTTP client initialisation failed");
+		eb_http_set_message(resp, "HTTP client initialisation failed");
 		goto out_body;
 	}
-	if (!http_request_text_ok(o)) {
-		http_set_message(resp, "request header or user agent with a "
-		                       "control character");
+	if (!eb_http_request_text_ok(o)) {
+		eb_http_set_message(resp, "request header or user agent with a "
+		                          "control character");
 		goto out_body;
 	}
 	/* no "Expect: 100-continue" round trip on POST */
@@ -689,30 +690,30 @@ fetch(const struct eb_http_options *o)
 	    (hdrs = curl_slist_append(hdrs, "Expect:")) == NULL ||
 	    slist_add_all(&resolve, o->resolve) == -1 ||
 	    slist_add_all(&connect_to, o->connect_to) == -1) {
-		http_set_message(resp, "out of memory");
+		eb_http_set_message(resp, "out of memory");
 		goto out_lists;
 	}
 	if ((h = handle_get(private_handle)) == NULL) {
-		http_set_message(resp, "cannot create a curl handle");
+		eb_http_set_message(resp, "cannot create a curl handle");
 		goto out_lists;
 	}
-	rc = http_configure(h, o, &ctx, hdrs, resolve, connect_to, errbuf);
+	rc = eb_http_configure(h, o, &ctx, hdrs, resolve, connect_to, errbuf);
 	if (rc != CURLE_OK) {
-		http_set_message(resp, curl_easy_strerror(rc));
+		eb_http_set_message(resp, curl_easy_strerror(rc));
 		goto out_handle;
 	}
 	rc = curl_easy_perform(h);
-	if (http_collect(h, resp) == -1)
+	if (eb_http_collect(h, resp) == -1)
 		ctx.oom = 1;
 	if (rc != CURLE_OK || ctx.oom) {
-		resp->error = http_classify(rc, &ctx);
+		resp->error = eb_http_classify(rc, &ctx);
 		if (ctx.too_large)
-			http_set_message(
+			eb_http_set_message(
 			    resp, "response larger than the configured limit");
 		else if (ctx.oom)
-			http_set_message(resp, "out of memory");
+			eb_http_set_message(resp, "out of memory");
 		else
-			http_set_message(
+			eb_http_set_message(
 			    resp, errbuf[0] ? errbuf : curl_easy_strerror(rc));
 		goto out_handle;
 	}
@@ -728,7 +729,7 @@ out_lists:
 	curl_slist_free_all(resolve);
 	curl_slist_free_all(connect_to);
 out_body:
-	if (http_response_take(resp, &ctx) == -1) {
+	if (eb_http_response_take(resp, &ctx) == -1) {
 		eb_http_response_free(resp);
 		return NULL;
 	}
@@ -736,7 +737,7 @@ out_body:
 }
 
 int
-http_response_take(struct eb_http_response *resp, struct fetch_ctx *ctx)
+eb_http_response_take(struct eb_http_response *resp, struct fetch_ctx *ctx)
 {
 	resp->headers = ctx->headers;
 	resp->nheaders = ctx->nheaders;
@@ -752,7 +753,8 @@ http_response_take(struct eb_http_response *resp, struct fetch_ctx *ctx)
 }
 
 void
-http_timeouts(const struct eb_http_options *o, long *connect_ms, long *total_ms)
+eb_http_timeouts(const struct eb_http_options *o, long *connect_ms,
+                 long *total_ms)
 {
 	*connect_ms = o->connect_timeout_ms > 0 ? o->connect_timeout_ms
 	              : o->connect_timeout > 0
@@ -768,7 +770,7 @@ eb_http_response_free(struct eb_http_response *resp)
 {
 	if (resp == NULL)
 		return;
-	http_headers_free(resp->headers, resp->nheaders);
+	eb_http_headers_free(resp->headers, resp->nheaders);
 	eb_free(resp->body);
 	eb_free(resp->effective_url);
 	eb_free(resp->redirect_url);
@@ -868,7 +870,7 @@ eb_http_fetch(const struct eb_http_options *opts)
 	const char **hv;
 	char line[96];
 
-	if ((use = http_with_trace(opts, &o, &hv, line)) == NULL)
+	if ((use = eb_http_with_trace(opts, &o, &hv, line)) == NULL)
 		return NULL;
 	resp = fetch(use);
 	eb_free(hv);

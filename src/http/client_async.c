@@ -55,7 +55,7 @@ struct async_xfer {
 	struct eb_http_loop *l;
 	CURL *h;
 	struct fetch_ctx ctx;
-	struct curl_slist *hdrs; /* one block: see http_slist_block() */
+	struct curl_slist *hdrs; /* one block: see eb_http_slist_block() */
 	char *body;
 	eb_http_done_fn done;
 	void *arg;
@@ -101,13 +101,13 @@ static atomic_uint g_nengines; /* 0 until started */
 static atomic_uint g_next_engine;
 
 void
-http_async_pending_begin(void)
+eb_http_async_pending_begin(void)
 {
 	atomic_fetch_add(&g_pending, 1);
 }
 
 void
-http_async_pending_done(void)
+eb_http_async_pending_done(void)
 {
 	atomic_fetch_sub(&g_pending, 1);
 }
@@ -141,7 +141,7 @@ xfer_free(struct async_xfer *x)
 	if (x->h != NULL)
 		curl_easy_cleanup(x->h);
 	eb_free(x->hdrs);
-	http_headers_free(x->ctx.headers, x->ctx.nheaders);
+	eb_http_headers_free(x->ctx.headers, x->ctx.nheaders);
 	eb_buf_finish(&x->ctx.body);
 	eb_free(x->body);
 	eb_free(x);
@@ -154,7 +154,7 @@ xfer_recycle(struct eb_http_loop *l, struct async_xfer *x)
 {
 	eb_free(x->hdrs);
 	x->hdrs = NULL;
-	http_headers_free(x->ctx.headers, x->ctx.nheaders);
+	eb_http_headers_free(x->ctx.headers, x->ctx.nheaders);
 	eb_buf_finish(&x->ctx.body);
 	memset(&x->ctx, 0, sizeof(x->ctx));
 	eb_free(x->body);
@@ -191,37 +191,38 @@ xfer_finish(struct async_xfer *x, CURLcode rc, const char *why)
 	if ((resp = eb_calloc(1, sizeof(*resp))) != NULL) {
 		if (why != NULL) {
 			resp->error = EB_HTTP_ERR_OTHER;
-			http_set_message(resp, why);
+			eb_http_set_message(resp, why);
 		} else {
-			if (http_collect(x->h, resp) == -1)
+			if (eb_http_collect(x->h, resp) == -1)
 				x->ctx.oom = 1;
 			if (rc != CURLE_OK || x->ctx.oom) {
-				resp->error = http_classify(rc, &x->ctx);
+				resp->error = eb_http_classify(rc, &x->ctx);
 				if (x->ctx.too_large)
-					http_set_message(resp,
-					                 "response larger "
-					                 "than the configured "
-					                 "limit");
+					eb_http_set_message(
+					    resp, "response larger "
+					          "than the configured "
+					          "limit");
 				else if (x->ctx.stream_aborted)
-					http_set_message(
+					eb_http_set_message(
 					    resp, "ended by the receiver");
 				else if (x->ctx.oom)
-					http_set_message(resp, "out of memory");
+					eb_http_set_message(resp,
+					                    "out of memory");
 				else
-					http_set_message(
+					eb_http_set_message(
 					    resp, x->errbuf[0]
 					              ? x->errbuf
 					              : curl_easy_strerror(rc));
 			}
 		}
-		if (http_response_take(resp, &x->ctx) == -1) {
+		if (eb_http_response_take(resp, &x->ctx) == -1) {
 			eb_http_response_free(resp);
 			resp = NULL;
 		}
 	}
 	atomic_fetch_sub(&g_pending, 1);
 	xfer_recycle(x->l, x);
-	http_call_done(&lctx, done, resp, arg);
+	eb_http_call_done(&lctx, done, resp, arg);
 }
 
 /* Give x to curl on the loop's thread; on failure it is finished. */
@@ -397,7 +398,7 @@ eb_http_loop_new(void)
 	        CURLM_OK ||
 	    curl_multi_setopt(l->multi, CURLMOPT_TIMERDATA, l) != CURLM_OK)
 		goto fail;
-	if (native_allowed() && (l->h1 = h1_loop_new(l->epfd)) == NULL)
+	if (native_allowed() && (l->h1 = eb_h1_loop_new(l->epfd)) == NULL)
 		goto fail;
 	return l;
 fail:
@@ -416,7 +417,7 @@ int
 eb_http_loop_timeout(const struct eb_http_loop *l)
 {
 	long long left;
-	int t = -1, n = h1_timeout(l->h1);
+	int t = -1, n = eb_h1_timeout(l->h1);
 
 	if (l->ndoomed > 0)
 		return 0; /* eb_http_loop_run() ends them */
@@ -459,7 +460,7 @@ eb_http_loop_run(struct eb_http_loop *l, int wait_ms)
 	n = epoll_wait(l->epfd, ev, LOOP_EVENTS, wait_ms);
 	for (i = 0; i < n; i++) {
 		if (ev[i].data.u64 & 1) {
-			ended += h1_event(
+			ended += eb_h1_event(
 			    l->h1, (void *)(uintptr_t)(ev[i].data.u64 & ~1ULL),
 			    ev[i].events);
 			continue;
@@ -483,10 +484,10 @@ eb_http_loop_run(struct eb_http_loop *l, int wait_ms)
 	}
 	if (l->ndoomed > 0)
 		ended += end_doomed(l);
-	if (h1_timeout(l->h1) == 0)
-		ended += h1_expire(l->h1);
-	ended += h1_kick(l->h1);
-	h1_reap(l->h1);
+	if (eb_h1_timeout(l->h1) == 0)
+		ended += eb_h1_expire(l->h1);
+	ended += eb_h1_kick(l->h1);
+	eb_h1_reap(l->h1);
 	return ended + reap(l);
 }
 
@@ -510,7 +511,7 @@ eb_http_loop_free(struct eb_http_loop *l)
 		in = x->next;
 		xfer_finish(x, CURLE_OK, "client shutting down");
 	}
-	h1_loop_free(l->h1);
+	eb_h1_loop_free(l->h1);
 	l->h1 = NULL;
 	while ((x = l->running) != NULL) {
 		running_unlink(l, x);
@@ -648,7 +649,7 @@ fetch_async(const struct eb_http_options *opts, eb_http_done_fn done, void *arg)
 		return -1;
 	}
 	if (l == t_loop && l->h1 != NULL) {
-		switch (h1_fetch(l->h1, opts, done, arg)) {
+		switch (eb_h1_fetch(l->h1, opts, done, arg)) {
 		case 1:
 			return 0;
 		case -1:
@@ -658,7 +659,7 @@ fetch_async(const struct eb_http_options *opts, eb_http_done_fn done, void *arg)
 			break; /* curl's */
 		}
 	}
-	if (!http_request_text_ok(opts)) { /* curl would send CR LF as is */
+	if (!eb_http_request_text_ok(opts)) { /* curl would send CR LF as is */
 		atomic_fetch_sub(&g_pending, 1);
 		return -1;
 	}
@@ -707,9 +708,10 @@ fetch_async(const struct eb_http_options *opts, eb_http_done_fn done, void *arg)
 	}
 	/* curl copies the strings it is given; the header list and the body
 	 * are ours to keep until the transfer ends */
-	if ((x->hdrs = http_slist_block(opts->headers, "Expect:")) == NULL)
+	if ((x->hdrs = eb_http_slist_block(opts->headers, "Expect:")) == NULL)
 		goto fail;
-	rc = http_configure(x->h, &o, &x->ctx, x->hdrs, NULL, NULL, x->errbuf);
+	rc = eb_http_configure(x->h, &o, &x->ctx, x->hdrs, NULL, NULL,
+	                       x->errbuf);
 	if (rc != CURLE_OK)
 		goto fail;
 	curl_easy_setopt(x->h, CURLOPT_PRIVATE, x);
@@ -747,7 +749,7 @@ eb_http_fetch_async(const struct eb_http_options *opts, eb_http_done_fn done,
 	int rc;
 
 	if (opts == NULL ||
-	    (use = http_with_trace(opts, &o, &hv, line)) == NULL)
+	    (use = eb_http_with_trace(opts, &o, &hv, line)) == NULL)
 		return -1;
 	rc = fetch_async(use, done, arg);
 	eb_free(hv);
@@ -762,7 +764,7 @@ eb_http_xfer_resume(struct eb_http_xfer *xfer)
 	if (xfer == NULL)
 		return;
 	if (xfer->native) {
-		h1_resume(xfer);
+		eb_h1_resume(xfer);
 		return;
 	}
 	/* curl delivers the bytes it kept, maybe before this returns, and
@@ -785,7 +787,7 @@ eb_http_xfer_abort(struct eb_http_xfer *xfer)
 	if (xfer == NULL)
 		return;
 	if (xfer->native) {
-		h1_abort(xfer);
+		eb_h1_abort(xfer);
 		return;
 	}
 	l = x->l;
@@ -808,5 +810,5 @@ eb_http_async_stats(struct eb_http_async_stats *st)
 	memset(st, 0, sizeof(*st));
 	st->curl_transfers =
 	    atomic_load_explicit(&g_curl_xfers, memory_order_relaxed);
-	h1_stats(st);
+	eb_h1_stats(st);
 }

@@ -7,7 +7,7 @@
  * needs a send and a receive on a kept-alive connection.
  *
  * Anything else (https, host names, redirects, a proxy in the environment,
- * caller headers that frame the message) stays with curl: h1_fetch() says
+ * caller headers that frame the message) stays with curl: eb_h1_fetch() says
  * 0 and the caller uses curl. What it does, it does strictly: one
  * Content-Length or "chunked" and never both, bounded header and body
  * sizes, a connect and a total deadline, no header value with a CR, LF or
@@ -75,7 +75,7 @@ struct h1_xfer;
 /*
  * One fairness key's part of an origin: its transfers holding (or
  * opening) a connection, and those waiting, oldest first. A share with
- * waiters and room to run one is on the origin's ready list; h1_kick()
+ * waiters and room to run one is on the origin's ready list; eb_h1_kick()
  * takes the list's first, starts its oldest transfer and puts it back at
  * the end while it has more: the keys take turns. A share exists while it
  * has a transfer.
@@ -172,7 +172,7 @@ struct h1_loop {
 	 */
 	long long first_deadline;
 	/* closed connections: freed after the event batch that may still
-	 * name them (h1_reap) */
+	 * name them (eb_h1_reap) */
 	struct h1_conn *dead;
 };
 
@@ -180,7 +180,7 @@ struct h1_loop {
 static atomic_ullong g_xfers, g_connects, g_reused, g_retries;
 
 void
-h1_stats(struct eb_http_async_stats *st)
+eb_h1_stats(struct eb_http_async_stats *st)
 {
 	st->native_transfers =
 	    atomic_load_explicit(&g_xfers, memory_order_relaxed);
@@ -303,7 +303,7 @@ build_request(const struct eb_http_options *o, const char *target, char **out,
 	with_body = o->body != NULL || strcmp(method, "POST") == 0;
 	/* a CR or LF would inject a header line: it must not go out (and no
 	 * other control character either; the curl paths refuse them too) */
-	if (!http_request_text_ok(o))
+	if (!eb_http_request_text_ok(o))
 		return 2;
 	eb_buf_init(&b, EB_HTTP_MAX_HEADER_BYTES + o->body_len + 1024);
 	/* one allocation: the head's size is close to the sum of its parts */
@@ -407,7 +407,7 @@ conn_unwatch(struct h1_conn *c)
 		c->events = 0;
 }
 
-/* Close c; its memory waits for h1_reap(), since the event batch being
+/* Close c; its memory waits for eb_h1_reap(), since the event batch being
  * handled may still hold its address. */
 static void
 conn_close(struct h1_conn *c)
@@ -447,7 +447,7 @@ origin_get(struct h1_loop *h, const struct sockaddr_storage *sa,
 
 /*
  * Nothing arrived on idle connection c since its last response? The loop
- * drops a connection that speaks (h1_event), but a request may come
+ * drops a connection that speaks (eb_h1_event), but a request may come
  * before it looks: an EOF would cost a retry, and bytes (a "408 Request
  * Timeout" some servers send before closing) would be read as the
  * response to the next request (test_http_native: test_stale). One
@@ -635,7 +635,7 @@ share_release(struct h1_xfer *x)
 	share_ready(x->o, s);
 }
 
-/* Queue x behind its share's waiters; h1_kick() starts it in turn. */
+/* Queue x behind its share's waiters; eb_h1_kick() starts it in turn. */
 static void
 wait_push(struct h1_xfer *x)
 {
@@ -688,7 +688,7 @@ xfer_free(struct h1_xfer *x)
 {
 	eb_free(x->url);
 	eb_free(x->out);
-	http_headers_free(x->ctx.headers, x->ctx.nheaders);
+	eb_http_headers_free(x->ctx.headers, x->ctx.nheaders);
 	eb_buf_finish(&x->ctx.body);
 	eb_buf_finish(&x->in);
 	eb_free(x);
@@ -755,21 +755,21 @@ finish(struct h1_xfer *x, enum eb_http_error err, const char *why)
 	if ((resp = eb_calloc(1, sizeof(*resp))) != NULL) {
 		resp->error = err;
 		if (why != NULL)
-			http_set_message(resp, why);
+			eb_http_set_message(resp, why);
 		resp->status = err == EB_HTTP_OK ? x->status : 0;
 		resp->total_time_ms = (long)(eb_mono_ms() - x->start_ms);
 		resp->effective_url = eb_strdup(x->url);
 		if (err == EB_HTTP_OK)
 			resp->redirect_url = redirect_of(x);
-		if (http_response_take(resp, &x->ctx) == -1 ||
+		if (eb_http_response_take(resp, &x->ctx) == -1 ||
 		    resp->effective_url == NULL) {
 			eb_http_response_free(resp);
 			resp = NULL;
 		}
 	}
 	xfer_free(x);
-	http_async_pending_done();
-	http_call_done(&lctx, done, resp, arg);
+	eb_http_async_pending_done();
+	eb_http_call_done(&lctx, done, resp, arg);
 }
 
 static int start_conn(struct h1_xfer *x);
@@ -861,7 +861,7 @@ start_conn(struct h1_xfer *x)
 		return 0;
 	}
 	if (x->o->nconns >= H1_MAX_CONNS) {
-		/* h1_kick() starts it when a connection is free */
+		/* eb_h1_kick() starts it when a connection is free */
 		wait_push(x);
 		return 0;
 	}
@@ -1009,7 +1009,7 @@ is_tchar(unsigned char c)
  * refused rather than ignored: a line without a colon; blanks before the
  * colon ("Transfer-Encoding : chunked", which framing would not see while
  * the header is still passed on, RFC 9112 5.1); a second status line,
- * which http_header_line() would take for a new response and forget the
+ * which eb_http_header_line() would take for a new response and forget the
  * Content-Length and Transfer-Encoding seen so far (test_http_native).
  */
 static int
@@ -1042,7 +1042,7 @@ parse_head(struct h1_xfer *x, const char *p, size_t len)
 		goto bad;
 	http10 = p[7] == '0';
 	x->status = (p[9] - '0') * 100 + (p[10] - '0') * 10 + (p[11] - '0');
-	http_headers_free(x->ctx.headers, x->ctx.nheaders);
+	eb_http_headers_free(x->ctx.headers, x->ctx.nheaders);
 	x->ctx.headers = NULL;
 	x->ctx.nheaders = 0;
 	while (eol < end) {
@@ -1058,7 +1058,7 @@ parse_head(struct h1_xfer *x, const char *p, size_t len)
 		if (memchr(line, '\0', l) != NULL || memchr(line, '\r', l) ||
 		    (l > 0 && !field_line_ok(line, l)))
 			goto bad;
-		if (l > 0 && http_header_line(&x->ctx, line, l) == -1) {
+		if (l > 0 && eb_http_header_line(&x->ctx, line, l) == -1) {
 			finish(x,
 			       x->ctx.too_large ? EB_HTTP_ERR_TOO_LARGE
 			                        : EB_HTTP_ERR_OTHER,
@@ -1080,7 +1080,7 @@ head_done(struct h1_xfer *x)
 {
 	if (x->ctx.stream.head == NULL)
 		return 0;
-	if (http_stream_head(&x->ctx, x->status) == -1) {
+	if (eb_http_stream_head(&x->ctx, x->status) == -1) {
 		finish(x, EB_HTTP_ERR_OTHER, "ended by the receiver");
 		return -1;
 	}
@@ -1098,7 +1098,8 @@ static int
 take_body(struct h1_xfer *x, size_t n)
 {
 	if (x->ctx.streaming) {
-		switch (http_stream_data(&x->ctx, x->in.data + x->in_off, n)) {
+		switch (
+		    eb_http_stream_data(&x->ctx, x->in.data + x->in_off, n)) {
 		case 0:
 			break;
 		case 1:
@@ -1171,7 +1172,7 @@ parse(struct h1_xfer *x)
 		int r;
 
 		if (x->paused)
-			return 0; /* h1_resume() */
+			return 0; /* eb_h1_resume() */
 		switch (x->phase) {
 		case P_WAIT:
 		case P_CONNECT:
@@ -1371,7 +1372,7 @@ recv_more(struct h1_xfer *x)
 		if (feed(x, buf, (size_t)n))
 			return 1;
 		if (x->paused) {
-			conn_unwatch(x->c); /* until h1_resume() */
+			conn_unwatch(x->c); /* until eb_h1_resume() */
 			return 0;
 		}
 		if ((size_t)n < sizeof(buf))
@@ -1411,8 +1412,8 @@ parse_only_data(const char *p, size_t len, void *arg)
 }
 
 struct eb_http_response *
-h1_parse_response(const void *data, size_t len, int head_req, size_t max,
-                  size_t piece, int stream)
+eb_h1_parse_response(const void *data, size_t len, int head_req, size_t max,
+                     size_t piece, int stream)
 {
 	struct parse_only po;
 	const char *p = data;
@@ -1448,7 +1449,7 @@ h1_parse_response(const void *data, size_t len, int head_req, size_t max,
 		x->ctx.self = &x->base;
 	}
 	h.active = x;
-	http_async_pending_begin(); /* finish() counts the transfer's end */
+	eb_http_async_pending_begin(); /* finish() counts the transfer's end */
 	for (;;) {
 		if (len == 0) {
 			feed_end(x, 0);
@@ -1460,7 +1461,7 @@ h1_parse_response(const void *data, size_t len, int head_req, size_t max,
 		p += n;
 		len -= n;
 	}
-	h1_reap(&h);
+	eb_h1_reap(&h);
 	if (stream && po.resp != NULL && po.resp->error == EB_HTTP_OK) {
 		/* the streamed bytes as the body, as gathering gives it */
 		eb_free(po.resp->body);
@@ -1492,7 +1493,7 @@ method_ok(const char *m)
 }
 
 struct h1_loop *
-h1_loop_new(int epfd)
+eb_h1_loop_new(int epfd)
 {
 	struct h1_loop *h = eb_calloc(1, sizeof(*h));
 
@@ -1502,7 +1503,7 @@ h1_loop_new(int epfd)
 }
 
 void
-h1_reap(struct h1_loop *h)
+eb_h1_reap(struct h1_loop *h)
 {
 	struct h1_conn *c;
 
@@ -1513,7 +1514,7 @@ h1_reap(struct h1_loop *h)
 }
 
 void
-h1_loop_free(struct h1_loop *h)
+eb_h1_loop_free(struct h1_loop *h)
 {
 	struct h1_origin *o;
 	struct h1_share *s;
@@ -1538,13 +1539,13 @@ h1_loop_free(struct h1_loop *h)
 			}
 		eb_free(o);
 	}
-	h1_reap(h);
+	eb_h1_reap(h);
 	eb_free(h);
 }
 
 int
-h1_fetch(struct h1_loop *h, const struct eb_http_options *o,
-         eb_http_done_fn done, void *arg)
+eb_h1_fetch(struct h1_loop *h, const struct eb_http_options *o,
+            eb_http_done_fn done, void *arg)
 {
 	struct sockaddr_storage sa;
 	socklen_t salen;
@@ -1599,7 +1600,7 @@ h1_fetch(struct h1_loop *h, const struct eb_http_options *o,
 		xfer_free(x);
 		return -1;
 	}
-	http_timeouts(o, &cto, &to);
+	eb_http_timeouts(o, &cto, &to);
 	x->base.native = 1;
 	x->h = h;
 	x->done = done;
@@ -1625,7 +1626,7 @@ h1_fetch(struct h1_loop *h, const struct eb_http_options *o,
 	h->active = x;
 	atomic_fetch_add_explicit(&g_xfers, 1, memory_order_relaxed);
 	/* behind its own key's waiters, at its key's share, or behind the
-	 * others when the origin is full: it waits its turn (h1_kick) */
+	 * others when the origin is full: it waits its turn (eb_h1_kick) */
 	if (x->share->nwait > 0 || x->share->running >= share_cap(x->share) ||
 	    (x->o->nwait > 0 && !origin_has_room(x->o))) {
 		wait_push(x);
@@ -1643,20 +1644,20 @@ h1_fetch(struct h1_loop *h, const struct eb_http_options *o,
 }
 
 void
-h1_resume(struct eb_http_xfer *xfer)
+eb_h1_resume(struct eb_http_xfer *xfer)
 {
 	struct h1_xfer *x = (struct h1_xfer *)(void *)xfer;
 
 	x->paused = 0;
 	if (!x->resumed) {
-		/* h1_kick() goes on with it: no callback from in here */
+		/* eb_h1_kick() goes on with it: no callback from in here */
 		x->resumed = 1;
 		x->h->nresumed++;
 	}
 }
 
 void
-h1_abort(struct eb_http_xfer *xfer)
+eb_h1_abort(struct eb_http_xfer *xfer)
 {
 	struct h1_xfer *x = (struct h1_xfer *)(void *)xfer;
 
@@ -1670,7 +1671,7 @@ h1_abort(struct eb_http_xfer *xfer)
 	conn_close(x->c); /* mid-response: never reused */
 	x->c = NULL;
 	xfer_free(x);
-	http_async_pending_done();
+	eb_http_async_pending_done();
 }
 
 /* Go on with the transfers resumed since the last round: parse what they
@@ -1706,7 +1707,7 @@ again:
 }
 
 size_t
-h1_kick(struct h1_loop *h)
+eb_h1_kick(struct h1_loop *h)
 {
 	struct h1_origin *o;
 	struct h1_share *s;
@@ -1743,7 +1744,7 @@ h1_kick(struct h1_loop *h)
 }
 
 size_t
-h1_event(struct h1_loop *h, void *ptr, uint32_t events)
+eb_h1_event(struct h1_loop *h, void *ptr, uint32_t events)
 {
 	struct h1_conn *c = ptr;
 	struct h1_xfer *x = c->x;
@@ -1783,7 +1784,7 @@ h1_event(struct h1_loop *h, void *ptr, uint32_t events)
 }
 
 int
-h1_timeout(struct h1_loop *h)
+eb_h1_timeout(struct h1_loop *h)
 {
 	const struct h1_xfer *x;
 	long long first = -1, d, now;
@@ -1791,7 +1792,7 @@ h1_timeout(struct h1_loop *h)
 	if (h == NULL || h->active == NULL)
 		return -1;
 	if (h->nresumed > 0)
-		return 0; /* h1_kick() has work */
+		return 0; /* eb_h1_kick() has work */
 	now = eb_mono_ms();
 	if (h->first_deadline > now)
 		first = h->first_deadline;
@@ -1811,7 +1812,7 @@ h1_timeout(struct h1_loop *h)
 }
 
 size_t
-h1_expire(struct h1_loop *h)
+eb_h1_expire(struct h1_loop *h)
 {
 	struct h1_xfer *x, *next;
 	long long now = eb_mono_ms();

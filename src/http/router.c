@@ -4,6 +4,7 @@
  */
 #include "http/router.h"
 
+#include <stdio.h>
 #include <string.h>
 
 static int
@@ -71,11 +72,13 @@ eb_router_match(const struct eb_route *routes, size_t n, const char *method,
 		found = 1;
 		if (allow != NULL &&
 		    strlen(allow) + strlen(routes[i].method) + 8 < allowlen) {
-			if (allow[0] != '\0')
-				strcat(allow, ", ");
-			strcat(allow, routes[i].method);
-			if (strcmp(routes[i].method, "GET") == 0)
-				strcat(allow, ", HEAD");
+			size_t l = strlen(allow);
+
+			(void)snprintf(allow + l, allowlen - l, "%s%s%s",
+			               l > 0 ? ", " : "", routes[i].method,
+			               strcmp(routes[i].method, "GET") == 0
+			                   ? ", HEAD"
+			                   : "");
 		}
 	}
 	return found ? -2 : -1;

@@ -890,7 +890,7 @@ set_remote(struct eb_request *req, int heads)
 	ci = MHD_get_connection_info(req->conn,
 	                             MHD_CONNECTION_INFO_CLIENT_ADDRESS);
 	if (ci == NULL || (sa = ci->client_addr) == NULL) {
-		strcpy(req->remote, "-");
+		(void)snprintf(req->remote, sizeof(req->remote), "-");
 		return;
 	}
 	if (sa->sa_family == AF_INET) {
@@ -900,7 +900,7 @@ set_remote(struct eb_request *req, int heads)
 		fam = 6;
 		memcpy(a, &((const struct sockaddr_in6 *)sa)->sin6_addr, 16);
 	} else {
-		strcpy(req->remote, "-");
+		(void)snprintf(req->remote, sizeof(req->remote), "-");
 		return;
 	}
 	inet_ntop(fam == 4 ? AF_INET : AF_INET6, a, req->remote,

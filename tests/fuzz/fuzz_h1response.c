@@ -85,9 +85,9 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	max = 1 + ((size_t)data[2] << 8 | data[3]);
 	data += 4;
 	size -= 4;
-	whole = h1_parse_response(data, size, head_req, max, 0, 0);
-	split = h1_parse_response(data, size, head_req, max, piece, 0);
-	streamed = h1_parse_response(data, size, head_req, max, piece, 1);
+	whole = eb_h1_parse_response(data, size, head_req, max, 0, 0);
+	split = eb_h1_parse_response(data, size, head_req, max, piece, 0);
+	streamed = eb_h1_parse_response(data, size, head_req, max, piece, 1);
 	if (whole != NULL && split != NULL) {
 		same(whole, split);
 		if (whole->error == EB_HTTP_OK)

@@ -43,6 +43,66 @@ test_buf_limit(void **state)
 	eb_buf_finish(&b);
 }
 
+/* A failed append poisons the buffer: later appends are no-ops, the end
+ * reports the failure once, and reset starts afresh. */
+static void
+test_buf_sticky(void **state)
+{
+	struct eb_buf b;
+	size_t len = 99;
+	char *p;
+
+	(void)state;
+	eb_buf_init(&b, 8);
+	assert_int_equal(eb_buf_addstr(&b, "abc"), 0);
+	assert_int_equal(eb_buf_check(&b), 0);
+	assert_int_equal(eb_buf_addstr(&b, "0123456789"), -1);
+	assert_int_equal(eb_buf_check(&b), -1);
+	/* would fit, but the buffer is poisoned: nothing is appended */
+	assert_int_equal(eb_buf_addc(&b, 'x'), -1);
+	assert_int_equal(eb_buf_printf(&b, "%d", 1), -1);
+	assert_int_equal(eb_buf_add_json_str(&b, "y"), -1);
+	assert_int_equal(eb_buf_add_html(&b, "z"), -1);
+	assert_int_equal(eb_buf_reserve(&b, 1), -1);
+	assert_string_equal(eb_buf_str(&b), "abc");
+	/* the finishing call reports it (and frees the content) */
+	assert_null(eb_buf_detach(&b, &len));
+	assert_int_equal(len, 0);
+	assert_int_equal(eb_buf_check(&b), 0);
+	assert_int_equal(eb_buf_addstr(&b, "ok"), 0);
+	p = eb_buf_detach(&b, &len);
+	assert_non_null(p);
+	assert_string_equal(p, "ok");
+	assert_int_equal(len, 2);
+	eb_free(p);
+
+	/* a failed reserve is a hint refused, not a failed append */
+	eb_buf_init(&b, 4);
+	assert_int_equal(eb_buf_reserve(&b, 5), -1);
+	assert_int_equal(eb_buf_check(&b), 0);
+	assert_int_equal(eb_buf_addstr(&b, "four"), 0);
+	assert_string_equal(eb_buf_str(&b), "four");
+	eb_buf_finish(&b);
+
+	/* reset clears the poison */
+	eb_buf_init(&b, 4);
+	assert_int_equal(eb_buf_printf(&b, "%s", "toolong"), -1);
+	eb_buf_reset(&b);
+	assert_int_equal(eb_buf_check(&b), 0);
+	assert_int_equal(eb_buf_addstr(&b, "fit"), 0);
+	assert_string_equal(eb_buf_str(&b), "fit");
+	eb_buf_finish(&b);
+
+	/* out of memory poisons too */
+	eb_buf_init(&b, 1024);
+	eb_mem_fail_after(0);
+	assert_int_equal(eb_buf_addstr(&b, "a"), -1);
+	eb_mem_fail_after(-1);
+	assert_int_equal(eb_buf_addstr(&b, "b"), -1);
+	assert_int_equal(eb_buf_check(&b), -1);
+	eb_buf_finish(&b);
+}
+
 static void
 test_buf_escapes(void **state)
 {
@@ -352,6 +412,7 @@ main(void)
 	    cmocka_unit_test(test_sha256_ieq),
 	    cmocka_unit_test(test_buf_limit),
 	    cmocka_unit_test(test_buf_escapes),
+	    cmocka_unit_test(test_buf_sticky),
 	    cmocka_unit_test(test_identifier),
 	    cmocka_unit_test(test_fqdn_and_tenant),
 	    cmocka_unit_test(test_ct_eq),
