@@ -516,6 +516,7 @@ cmd_serve(int argc, char **argv)
 		oo.max_bytes = cfg->limits.upstream_max_bytes;
 		oo.jwks_max_keys = cfg->limits.jwks_max_keys;
 		oo.metrics = env->metrics;
+		oo.clock = &env->clock;
 		if ((env->oidc = eb_oidc_create(&oo)) == NULL)
 			goto out;
 	}

@@ -9,6 +9,7 @@
 #include <pthread.h>
 #include <stddef.h>
 
+#include "core/clock.h"
 #include "core/config.h"
 
 #include <stdint.h>
@@ -43,7 +44,12 @@ struct eb_env {
 	/* keys sealing secrets at rest and URL flows (jose/seal.h,
 	 * core/sealring.h): the first seals, every one opens */
 	struct eb_seal_ring *seal_ring;
+	/* the time of this context (eb_now); tests move it */
+	struct eb_clock clock;
 };
+
+/* Seconds since the epoch on env's clock. */
+#define eb_now(env) eb_clock_now(&(env)->clock)
 
 /* A context owning cfg's reference. */
 struct eb_env *eb_env_create(const char *config_path, struct eb_config *cfg);
