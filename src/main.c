@@ -260,7 +260,7 @@ static void
 sweep(struct eb_env *env, const char *owner)
 {
 	struct eb_config *cfg = eb_env_config(env);
-	int64_t now = (int64_t)time(NULL);
+	int64_t now = eb_now(env);
 	size_t removed = 0;
 
 	if (eb_store_lock_try(env->store, SWEEP_LOCK, owner, SWEEP_TTL, now) !=

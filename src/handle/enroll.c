@@ -67,7 +67,7 @@ new_flow(struct eb_request *req, const struct eb_tenant *t,
 	const struct eb_machineinfo *mi = ctx ? ctx->mi : NULL;
 	struct eb_store_flow f;
 	char *text = NULL, *extra = NULL;
-	int64_t now = (int64_t)time(NULL);
+	int64_t now = eb_now(eb_req_env(req));
 
 	memset(&f, 0, sizeof(f));
 	f.tenant = t->id;
@@ -421,7 +421,7 @@ audit_refusal(struct eb_request *req, const struct eb_tenant *t,
 	              mi->os_version, "build", mi->version, "grant",
 	              b->grant_id, "managed_apple_id", b->managed_apple_id);
 	j->store = env->store;
-	j->ev.ts = (int64_t)time(NULL);
+	j->ev.ts = eb_now(eb_req_env(req));
 	j->ev.event = "enroll.refused";
 	j->ev.tenant = eb_strdup(t->id);
 	j->ev.subject = eb_strdup(mi->serial ? mi->serial
@@ -454,7 +454,7 @@ static void
 count_refusal(struct eb_request *req, const struct eb_tenant *t,
               const struct eb_restrict_verdict *v)
 {
-	int64_t now = (int64_t)time(NULL), last;
+	int64_t now = eb_now(eb_req_env(req)), last;
 	char labels[256];
 	unsigned long n;
 
@@ -535,7 +535,7 @@ enroll_bearer(struct eb_request *req, const struct eb_tenant *t,
 	if ((j = eb_calloc(1, sizeof(*j))) == NULL)
 		return EB_HANDLED;
 	r = eb_bearer_check(env->signer, env->store, eb_req_config(req), t,
-	                    token, (int64_t)time(NULL), &j->b);
+	                    token, eb_now(eb_req_env(req)), &j->b);
 	if (r != EB_BEARER_OK) {
 		eb_bearer_finish(&j->b);
 		eb_free(j);
