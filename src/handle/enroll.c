@@ -441,34 +441,31 @@ audit_refusal(struct eb_request *req, const struct eb_tenant *t,
 }
 
 /*
- * The last second in which an anonymous refusal was logged, and how many
- * were not logged since: anyone can send these (a self-signed MachineInfo),
- * so they are counted (metrics) and logged at most once a second. Mutable
- * globals, against our rule: a log budget is process-wide by nature.
+ * Count, and maybe log, a refusal at the anonymous (first) POST: anyone can
+ * send these (a self-signed MachineInfo), so they are counted (metrics) and
+ * logged at most once a second of the context's clock (env->anon_refusals).
  */
-static _Atomic int64_t anon_logged_sec;
-static atomic_ulong anon_unlogged;
-
-/* Count, and maybe log, a refusal at the anonymous (first) POST. */
 static void
 count_refusal(struct eb_request *req, const struct eb_tenant *t,
               const struct eb_restrict_verdict *v)
 {
-	int64_t now = eb_now(eb_req_env(req)), last;
+	struct eb_env *env = eb_req_env(req);
+	struct eb_log_budget *lb = &env->anon_refusals;
+	int64_t now = eb_now(env), last;
 	char labels[256];
 	unsigned long n;
 
 	snprintf(labels, sizeof(labels), "tenant=\"%s\",code=\"%s\"", t->id,
 	         v->code);
-	eb_metrics_add(eb_req_env(req)->metrics,
-	               "enrollbridge_enroll_refused_total", labels, 1);
-	last = atomic_load(&anon_logged_sec);
+	eb_metrics_add(env->metrics, "enrollbridge_enroll_refused_total",
+	               labels, 1);
+	last = atomic_load(&lb->logged_sec);
 	if (last == now ||
-	    !atomic_compare_exchange_strong(&anon_logged_sec, &last, now)) {
-		atomic_fetch_add(&anon_unlogged, 1);
+	    !atomic_compare_exchange_strong(&lb->logged_sec, &last, now)) {
+		atomic_fetch_add(&lb->unlogged, 1);
 		return;
 	}
-	n = atomic_exchange(&anon_unlogged, 0);
+	n = atomic_exchange(&lb->unlogged, 0);
 	log_info("tenant %s: enrollment refused before sign-in (%s): %s "
 	         "(%lu more refusals not logged)",
 	         t->id, v->code, v->reason, n);
