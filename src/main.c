@@ -260,7 +260,7 @@ static void
 sweep(struct eb_env *env, const char *owner)
 {
 	struct eb_config *cfg = eb_env_config(env);
-	int64_t now = (int64_t)time(NULL);
+	int64_t now = eb_now(env);
 	size_t removed = 0;
 
 	if (eb_store_lock_try(env->store, SWEEP_LOCK, owner, SWEEP_TTL, now) !=
@@ -516,6 +516,7 @@ cmd_serve(int argc, char **argv)
 		oo.max_bytes = cfg->limits.upstream_max_bytes;
 		oo.jwks_max_keys = cfg->limits.jwks_max_keys;
 		oo.metrics = env->metrics;
+		oo.clock = &env->clock;
 		if ((env->oidc = eb_oidc_create(&oo)) == NULL)
 			goto out;
 	}

@@ -138,6 +138,7 @@ list_local(const struct audit_args *a)
 	memset(&f, 0, sizeof(f));
 	f.tenant = a->tenant;
 	f.event = a->event;
+	/* a one-shot command: no root context, so the real time */
 	if (a->since != NULL &&
 	    eb_manage_parse_time(a->since, (int64_t)time(NULL), &f.since) ==
 	        -1) {

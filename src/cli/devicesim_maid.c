@@ -75,6 +75,7 @@ claims_wrong(const struct eb_devsim *s, const json_t *c)
 	const char *iss = json_string_value(json_object_get(c, "iss"));
 	const char *st = json_string_value(json_object_get(c, "service_type"));
 	const json_t *iat = json_object_get(c, "iat");
+	/* the device simulator runs outside any root context: the real time */
 	long long now = (long long)time(NULL);
 
 	if (json_object_size(c) != 4)

@@ -297,6 +297,7 @@ end_one(struct eb_store *store, const struct grants_args *a, int retire)
 {
 	const char *done = retire ? "retired" : "revoked";
 
+	/* a one-shot command: no root context, so the real time */
 	switch (eb_manage_end_grant(store, a->id, retire, a->reason,
 	                            (int64_t)time(NULL))) {
 	case EB_MANAGE_ENDED:

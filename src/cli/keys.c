@@ -121,6 +121,7 @@ list(struct eb_store *store, const struct eb_seal_ring *ring)
 {
 	struct eb_store_key_list l;
 	char created[32], not_after[32];
+	/* a one-shot command: no root context, so the real time */
 	int64_t now = (int64_t)time(NULL);
 	size_t i;
 	int have_current = 0;

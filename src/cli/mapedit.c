@@ -157,6 +157,7 @@ do_set(struct eb_store *st, const struct edit_args *a)
 	m.subject = (char *)(uintptr_t)a->subject;
 	m.managed_apple_id = (char *)(uintptr_t)a->apple_id;
 	m.note = (char *)(uintptr_t)a->note;
+	/* a one-shot command: no root context, so the real time */
 	m.created = m.updated = (int64_t)time(NULL);
 	if ((rc = eb_store_mapping_put(st, &m)) != EB_STORE_OK) {
 		fprintf(stderr, "map set: cannot store the override: %s\n",

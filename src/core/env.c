@@ -4,7 +4,6 @@
 #include "core/env.h"
 
 #include <string.h>
-#include <time.h>
 
 #include <openssl/crypto.h>
 
@@ -68,7 +67,7 @@ eb_env_reload_result(struct eb_env *env, int ok)
 		eb_metrics_set(
 		    env->metrics,
 		    "enrollbridge_config_last_reload_success_timestamp_seconds",
-		    "", (double)time(NULL));
+		    "", (double)eb_now(env));
 }
 
 /* 1 when the "listen" addresses of a and b differ. */

@@ -23,11 +23,14 @@ void eb_free_secret(void *p, size_t n);
 /* Wipe a NUL-terminated string, then free it. */
 void eb_free_secret_str(char *s);
 
+#ifdef EB_TEST_HOOKS
 /*
- * Testing: make the allocation n calls from now fail (0 = the next one);
- * a negative n turns injection off. Returns how many allocations were made
- * since the last call, so a torture loop knows when it has covered them all.
+ * Test builds only: make the allocation n calls from now fail (0 = the next
+ * one); a negative n turns injection off. Returns how many allocations were
+ * made since the last call, so a torture loop knows when it has covered them
+ * all.
  */
 long eb_mem_fail_after(long n);
+#endif
 
 #endif

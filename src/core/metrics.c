@@ -76,6 +76,7 @@ eb_metrics_create(const struct eb_route *routes, size_t nroutes)
 	}
 	m->routes = routes;
 	m->nroutes = nroutes;
+	/* the process start time: the real time by definition */
 	m->started = time(NULL);
 	pthread_mutex_init(&m->lock, NULL);
 	return m;

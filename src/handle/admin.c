@@ -73,7 +73,7 @@ audit_call(struct eb_env *env, const char *action, const char *tenant,
 
 	snprintf(event, sizeof(event), "admin.%s", action);
 	memset(&ev, 0, sizeof(ev));
-	ev.ts = (int64_t)time(NULL);
+	ev.ts = eb_now(env);
 	ev.tenant = (char *)(tenant != NULL ? tenant : "");
 	ev.event = event;
 	ev.subject = (char *)(subject != NULL ? subject : "");

@@ -238,7 +238,7 @@ grant_end(struct admin_call *c, int retire)
 		return;
 	c->detail = json_pack("{s:s?}", "reason", reason);
 	res = end_result(eb_manage_end_grant(c->env->store, id, retire, reason,
-	                                     (int64_t)time(NULL)),
+	                                     eb_now(c->env)),
 	                 retire, &status);
 	json_object_set_new(c->detail, "result", json_string(res));
 	if (status != 200) {
@@ -297,7 +297,7 @@ person_end(struct admin_call *c, int retire)
 			continue;
 		res = end_result(eb_manage_end_grant(c->env->store, l.v[i].id,
 		                                     retire, reason,
-		                                     (int64_t)time(NULL)),
+		                                     eb_now(c->env)),
 		                 retire, &status);
 		json_array_append_new(status == 200 ? ended : failed,
 		                      json_string(l.v[i].id));
@@ -330,7 +330,7 @@ static void
 keys_list(struct admin_call *c)
 {
 	struct eb_store_key_list l;
-	int64_t now = (int64_t)time(NULL);
+	int64_t now = eb_now(c->env);
 	const char *state;
 	json_t *arr;
 	size_t i;
@@ -450,7 +450,7 @@ mapping_set(struct admin_call *c)
 	m.subject = (char *)(uintptr_t)subject;
 	m.managed_apple_id = (char *)(uintptr_t)apple_id;
 	m.note = (char *)(uintptr_t)note;
-	m.created = m.updated = (int64_t)time(NULL);
+	m.created = m.updated = eb_now(c->env);
 	if ((rc = eb_store_mapping_put(c->env->store, &m)) != EB_STORE_OK) {
 		eb_admin_fail(c, 503, eb_store_strerror(rc));
 		return;
@@ -498,7 +498,7 @@ audit_query(struct admin_call *c)
 	if (q_size(c, "limit", PAGE_DEFAULT, PAGE_MAX, &f.limit) == -1)
 		return;
 	if (since != NULL &&
-	    eb_manage_parse_time(since, (int64_t)time(NULL), &f.since) == -1) {
+	    eb_manage_parse_time(since, eb_now(c->env), &f.since) == -1) {
 		eb_admin_fail(c, 400,
 		              "since: unix seconds, YYYY-MM-DD, "
 		              "YYYY-MM-DDTHH:MM:SSZ, or an age (30m, 24h, 7d)");

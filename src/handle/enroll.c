@@ -67,7 +67,7 @@ new_flow(struct eb_request *req, const struct eb_tenant *t,
 	const struct eb_machineinfo *mi = ctx ? ctx->mi : NULL;
 	struct eb_store_flow f;
 	char *text = NULL, *extra = NULL;
-	int64_t now = (int64_t)time(NULL);
+	int64_t now = eb_now(eb_req_env(req));
 
 	memset(&f, 0, sizeof(f));
 	f.tenant = t->id;
@@ -421,7 +421,7 @@ audit_refusal(struct eb_request *req, const struct eb_tenant *t,
 	              mi->os_version, "build", mi->version, "grant",
 	              b->grant_id, "managed_apple_id", b->managed_apple_id);
 	j->store = env->store;
-	j->ev.ts = (int64_t)time(NULL);
+	j->ev.ts = eb_now(eb_req_env(req));
 	j->ev.event = "enroll.refused";
 	j->ev.tenant = eb_strdup(t->id);
 	j->ev.subject = eb_strdup(mi->serial ? mi->serial
@@ -441,34 +441,31 @@ audit_refusal(struct eb_request *req, const struct eb_tenant *t,
 }
 
 /*
- * The last second in which an anonymous refusal was logged, and how many
- * were not logged since: anyone can send these (a self-signed MachineInfo),
- * so they are counted (metrics) and logged at most once a second. Mutable
- * globals, against our rule: a log budget is process-wide by nature.
+ * Count, and maybe log, a refusal at the anonymous (first) POST: anyone can
+ * send these (a self-signed MachineInfo), so they are counted (metrics) and
+ * logged at most once a second of the context's clock (env->anon_refusals).
  */
-static _Atomic int64_t anon_logged_sec;
-static atomic_ulong anon_unlogged;
-
-/* Count, and maybe log, a refusal at the anonymous (first) POST. */
 static void
 count_refusal(struct eb_request *req, const struct eb_tenant *t,
               const struct eb_restrict_verdict *v)
 {
-	int64_t now = (int64_t)time(NULL), last;
+	struct eb_env *env = eb_req_env(req);
+	struct eb_log_budget *lb = &env->anon_refusals;
+	int64_t now = eb_now(env), last;
 	char labels[256];
 	unsigned long n;
 
 	snprintf(labels, sizeof(labels), "tenant=\"%s\",code=\"%s\"", t->id,
 	         v->code);
-	eb_metrics_add(eb_req_env(req)->metrics,
-	               "enrollbridge_enroll_refused_total", labels, 1);
-	last = atomic_load(&anon_logged_sec);
+	eb_metrics_add(env->metrics, "enrollbridge_enroll_refused_total",
+	               labels, 1);
+	last = atomic_load(&lb->logged_sec);
 	if (last == now ||
-	    !atomic_compare_exchange_strong(&anon_logged_sec, &last, now)) {
-		atomic_fetch_add(&anon_unlogged, 1);
+	    !atomic_compare_exchange_strong(&lb->logged_sec, &last, now)) {
+		atomic_fetch_add(&lb->unlogged, 1);
 		return;
 	}
-	n = atomic_exchange(&anon_unlogged, 0);
+	n = atomic_exchange(&lb->unlogged, 0);
 	log_info("tenant %s: enrollment refused before sign-in (%s): %s "
 	         "(%lu more refusals not logged)",
 	         t->id, v->code, v->reason, n);
@@ -535,7 +532,7 @@ enroll_bearer(struct eb_request *req, const struct eb_tenant *t,
 	if ((j = eb_calloc(1, sizeof(*j))) == NULL)
 		return EB_HANDLED;
 	r = eb_bearer_check(env->signer, env->store, eb_req_config(req), t,
-	                    token, (int64_t)time(NULL), &j->b);
+	                    token, eb_now(eb_req_env(req)), &j->b);
 	if (r != EB_BEARER_OK) {
 		eb_bearer_finish(&j->b);
 		eb_free(j);

@@ -69,7 +69,7 @@ static void
 sample_signing_key(struct eb_env *env)
 {
 	int64_t since = eb_signer_current_since(env->signer);
-	int64_t now = (int64_t)time(NULL);
+	int64_t now = eb_now(env);
 
 	if (since > 0)
 		eb_metrics_set(env->metrics,

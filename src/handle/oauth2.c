@@ -482,7 +482,7 @@ eb_handle_oauth2_token(struct eb_request *req)
 	struct eb_form f;
 	char err[128];
 	size_t len;
-	int64_t now = (int64_t)time(NULL);
+	int64_t now = eb_now(eb_req_env(req));
 	int rc;
 
 	if (t->auth_method != EB_AUTH_OAUTH2)

@@ -333,8 +333,8 @@ eb_handle_oauth2_introspect(struct eb_request *req)
 		send_error(req, 400, "invalid_request");
 		goto out;
 	}
-	r = eb_bearer_check(env->signer, env->store, cfg, t, token,
-	                    (int64_t)time(NULL), &b);
+	r = eb_bearer_check(env->signer, env->store, cfg, t, token, eb_now(env),
+	                    &b);
 	count(req, "enrollbridge_introspections_total",
 	      eb_bearer_result_name(r));
 	if (r == EB_BEARER_ERROR) {
@@ -418,7 +418,7 @@ eb_handle_oauth2_revoke(struct eb_request *req)
 	struct eb_store_token st;
 	char hash[EB_STORE_HASH_HEXLEN + 1];
 	const char *token;
-	int64_t now = (int64_t)time(NULL);
+	int64_t now = eb_now(eb_req_env(req));
 	int rc;
 
 	memset(&st, 0, sizeof(st));

@@ -705,7 +705,7 @@ check_binding(struct eb_request *req, const struct eb_tenant *t,
 	if (eb_proxy_ids_check(m, kind, value, why) != EB_PROXY_IDS_OK)
 		return BIND_REFUSED;
 	rc = eb_store_grant_bind(env->store, b->grant_id, kind, value,
-	                         (int64_t)time(NULL));
+	                         eb_now(eb_req_env(req)));
 	switch (rc) {
 	case EB_STORE_OK:
 		log_info("tenant %s: grant %.8s bound to its enrollment (%s)",
@@ -887,8 +887,8 @@ maid_token(struct eb_request *req, const struct eb_tenant *t,
 	    m->token_service_type == NULL ||
 	    strcmp(m->token_service_type, EB_GETTOKEN_MAID) != 0)
 		return 0;
-	if (eb_gettoken_response(t->apple_business, (int64_t)time(NULL), &xml,
-	                         &len) == -1) {
+	if (eb_gettoken_response(t->apple_business, eb_now(eb_req_env(req)),
+	                         &xml, &len) == -1) {
 		log_warnx("tenant %s: cannot make the %s token of grant %.8s",
 		          t->id, EB_GETTOKEN_MAID, grant_id);
 		eb_proxy_count(req, "error");
@@ -971,7 +971,7 @@ eb_handle_proxy(struct eb_request *req)
 	/* the head stage's verdict (proxy_head.c), else a check now */
 	if ((r = eb_proxy_head_take(req, &b)) < 0)
 		r = eb_bearer_check(env->signer, env->store, cfg, t, token,
-		                    (int64_t)time(NULL), &b);
+		                    eb_now(eb_req_env(req)), &b);
 	why = eb_bearer_result_name(r);
 	if (r == EB_BEARER_ERROR) {
 		log_warnx("tenant %s: bearer check failed (store)", t->id);

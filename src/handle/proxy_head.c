@@ -113,7 +113,7 @@ eb_proxy_head(struct eb_request *req)
 	}
 	v->r = eb_bearer_check(env->signer, env->store, eb_req_config(req), t,
 	                       eb_bearer_from_header(authz),
-	                       (int64_t)time(NULL), &v->b);
+	                       eb_now(eb_req_env(req)), &v->b);
 	switch (v->r) {
 	case EB_BEARER_OK:
 		limit = eb_req_body_limit(req);

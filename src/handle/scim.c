@@ -188,7 +188,7 @@ deprovision(struct eb_request *req, const struct eb_store_scim_user *u,
 {
 	struct eb_env *env = eb_req_env(req);
 	struct eb_deprovision_in in = {u->id, u->user_name, u->external_id, why,
-	                               (int64_t)time(NULL)};
+	                               eb_now(eb_req_env(req))};
 	struct eb_deprovision_out out;
 
 	if (eb_grant_deprovision(env->store, eb_req_tenant(req), &in, &out) ==
@@ -230,7 +230,7 @@ store_user(struct eb_request *req, const char *id, json_t *res, int create,
 	u.external_id = (char *)(uintptr_t)f.external_id;
 	u.active = f.active;
 	u.version = version;
-	u.created = u.updated = (int64_t)time(NULL);
+	u.created = u.updated = eb_now(eb_req_env(req));
 	if ((u.resource = resource_text(req, res)) == NULL)
 		return 0;
 	rc = create ? eb_store_scim_user_create(env->store, &u)

@@ -282,7 +282,7 @@ start_job(void *arg)
 	struct state_arg sa;
 	char hash[EB_STORE_HASH_HEXLEN + 1], *cookie = NULL, *ruri = NULL;
 	char *hint = NULL, *local = NULL, *domain = NULL;
-	int64_t now = (int64_t)time(NULL);
+	int64_t now = eb_now(eb_req_env(req));
 	int rc;
 
 	memset(&oreq, 0, sizeof(oreq));
@@ -593,7 +593,7 @@ callback_job(void *arg)
 	char hash[EB_STORE_HASH_HEXLEN + 1], *ruri = NULL, *token = NULL;
 	struct eb_store_flow used;
 	struct eb_buf loc;
-	int64_t now = (int64_t)time(NULL);
+	int64_t now = eb_now(eb_req_env(req));
 	char pd[EB_LOG_PD_LEN];
 	int rc;
 
@@ -758,7 +758,7 @@ callback_job(void *arg)
 	if ((gi.route = eb_route_match(t, &id)) != NULL)
 		log_info("%s takes route %s",
 		         eb_log_pd(map.managed_apple_id, pd), gi.route->name);
-	gi.now = (int64_t)time(NULL); /* after the IdP's answer */
+	gi.now = eb_now(env); /* after the IdP's answer */
 	if ((token = eb_grant_issue(env, cfg, &gi)) == NULL) {
 		log_ev(EB_LOG_WARN, EB_EV("signin.failed", "store", NULL),
 		       "cannot store the grant");

@@ -676,7 +676,7 @@ budget_take(struct eb_request *req, size_t n)
 static void
 budget_spent_log(struct eb_server *srv)
 {
-	long long now = (long long)time(NULL);
+	long long now = (long long)eb_now(srv->env);
 	long long last = atomic_load(&srv->budget_logged);
 	unsigned n = atomic_fetch_add(&srv->budget_refused, 1) + 1;
 

@@ -151,6 +151,7 @@ static int
 gen_valid_now(struct gen *g, const char **why)
 {
 	gnutls_x509_crt_t crt;
+	/* checked at load, before a root context exists: the real time */
 	time_t now = time(NULL), from, until;
 	int rc;
 

@@ -1,11 +1,13 @@
 /*
  * The relying-party context and what every other file of src/oidc/ leans
- * on: creation with defaulted limits, the monotonic clock (with a test
- * offset), error filling, the IdP metrics, the single wrapper around
+ * on: creation with defaulted limits, the monotonic clock (the context's
+ * clock), error filling, the IdP metrics, the single wrapper around
  * eb_http_fetch() that maps transport failures to stable error codes, and
  * the URL rule for upstream endpoints (https, or http to loopback only).
  */
 #include "oidc/oidc_int.h"
+
+#include "core/clock.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -91,18 +93,7 @@ eb_oidc_destroy(struct eb_oidc *o)
 int64_t
 eb_oidc_mono_locked(struct eb_oidc *o)
 {
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec + o->clock_offset;
-}
-
-void
-eb_oidc_test_advance(struct eb_oidc *o, int seconds)
-{
-	pthread_mutex_lock(&o->lock);
-	o->clock_offset += seconds;
-	pthread_mutex_unlock(&o->lock);
+	return eb_clock_mono(o->opts.clock);
 }
 
 const char *

@@ -11,6 +11,8 @@
  */
 #include "oidc/oidc_int.h"
 
+#include "core/clock.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -127,7 +129,7 @@ out:
 }
 
 static int
-parse_expires_in(json_t *v, int64_t *out)
+parse_expires_in(json_t *v, int64_t now, int64_t *out)
 {
 	long long n;
 	char *end;
@@ -143,7 +145,7 @@ parse_expires_in(json_t *v, int64_t *out)
 		return -1;
 	if (n <= 0 || n > MAX_EXPIRES_IN)
 		return -1;
-	*out = (int64_t)time(NULL) + n;
+	*out = now + n;
 	return 0;
 }
 
@@ -162,7 +164,7 @@ take_str(json_t *doc, const char *name, char **out)
 }
 
 static int
-parse_token_response(const struct eb_http_response *r,
+parse_token_response(const struct eb_http_response *r, int64_t now,
                      struct eb_oidc_tokens *out, struct eb_oidc_error *err)
 {
 	json_t *doc, *v;
@@ -193,7 +195,7 @@ parse_token_response(const struct eb_http_response *r,
 		goto out;
 	}
 	v = json_object_get(doc, "expires_in");
-	if (v != NULL && parse_expires_in(v, &out->expires_at)) {
+	if (v != NULL && parse_expires_in(v, now, &out->expires_at)) {
 		eb_oidc_seterr(err, EB_OIDC_E_PROTOCOL, "malformed_json",
 		               "expires_in is not a sane number of seconds");
 		goto out;
@@ -243,7 +245,8 @@ eb_oidc_token_request(struct eb_oidc *o, const struct eb_tenant *t,
 	                       "token_too_large", err)) == NULL)
 		goto out;
 	if (r->status == 200)
-		ok = parse_token_response(r, out, err) == 0;
+		ok = parse_token_response(r, eb_clock_now(o->opts.clock), out,
+		                          err) == 0;
 	else if (r->status >= 300 && r->status < 400)
 		eb_oidc_seterr(
 		    err, EB_OIDC_E_PROTOCOL, "unexpected_redirect",

@@ -14,6 +14,8 @@
  */
 #include "oidc/oidc_int.h"
 
+#include "core/clock.h"
+
 #include <string.h>
 #include <time.h>
 
@@ -247,7 +249,7 @@ eb_oidc_validate_id_token(struct eb_oidc *o, const struct eb_tenant *t,
 	if (err == NULL)
 		err = &lerr;
 	if (now == 0)
-		now = (int64_t)time(NULL);
+		now = eb_clock_now(o->opts.clock);
 	if (id_token == NULL || m == NULL || t->idp.client_id == NULL) {
 		eb_oidc_seterr(err, EB_OIDC_E_TOKEN, "id_token_missing",
 		               "no ID token to validate");

@@ -221,6 +221,7 @@ out_cur:
 	return jwks;
 }
 
+#ifdef EB_TEST_HOOKS
 int
 eb_oidc_test_seed_jwks(struct eb_oidc *o, const char *jwks_uri,
                        const char *json, size_t len)
@@ -242,3 +243,4 @@ eb_oidc_test_seed_jwks(struct eb_oidc *o, const char *jwks_uri,
 	pthread_mutex_unlock(&o->lock);
 	return 0;
 }
+#endif

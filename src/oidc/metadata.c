@@ -12,6 +12,8 @@
  */
 #include "oidc/oidc_int.h"
 
+#include "core/clock.h"
+
 #include <stdatomic.h>
 #include <string.h>
 #include <time.h>
@@ -163,6 +165,7 @@ eb_oidc_meta_parse(const char *json, size_t len, const char *configured_issuer,
 	}
 	m->iss_parameter_supported = json_is_true(json_object_get(
 	    doc, "authorization_response_iss_parameter_supported"));
+	/* no context here: meta_fetch stamps it again on its clock */
 	m->fetched_at = (int64_t)time(NULL);
 	rc = 0;
 	goto out_decref;
@@ -260,6 +263,7 @@ meta_fetch(struct eb_oidc *o, const char *tenant, const char *issuer,
 		mo = NULL;
 		goto out_fail;
 	}
+	mo->pub.fetched_at = eb_clock_now(o->opts.clock);
 	atomic_init(&mo->refs, 1);
 	eb_oidc_metric_request(o, tenant, EB_OIDC_EP_METADATA, 1, issuer, 1);
 	eb_http_response_free(r);

@@ -20,6 +20,7 @@
 
 struct eb_oidc;
 struct eb_metrics;
+struct eb_clock;
 
 enum eb_oidc_errkind {
 	EB_OIDC_OK = 0,
@@ -55,6 +56,8 @@ struct eb_oidc_opts {
 	int clock_skew;           /* seconds allowed on iat/exp (default 60) */
 	const char *ca_file;      /* extra CA bundle (tests), or NULL */
 	struct eb_metrics *metrics; /* may be NULL */
+	/* the context's clock (core/clock.h), or NULL: the real time */
+	const struct eb_clock *clock;
 };
 
 /* Provider metadata (the discovery document), immutable once published. */
@@ -220,15 +223,15 @@ int eb_oidc_pkce_challenge(const char *verifier, char out[44]);
 /* The short stable name of an error kind ("unavailable", "token", ...). */
 const char *eb_oidc_errkind_name(enum eb_oidc_errkind kind);
 
-/* ---- testing ---------------------------------------------------------- */
+/* ---- testing (test builds only: EB_TEST_HOOKS) --------------------------- */
 
+#ifdef EB_TEST_HOOKS
 /*
  * Install a JWKS document for jwks_uri as if it had just been fetched, so
  * validation tests need no HTTP. Returns 0, or -1 when it does not parse.
  */
 int eb_oidc_test_seed_jwks(struct eb_oidc *o, const char *jwks_uri,
                            const char *json, size_t len);
-/* Move o's clock forward by seconds (TTLs and refresh rate limits). */
-void eb_oidc_test_advance(struct eb_oidc *o, int seconds);
+#endif
 
 #endif

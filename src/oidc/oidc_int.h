@@ -36,13 +36,12 @@ struct eb_oidc_jwks_entry;
 
 struct eb_oidc {
 	struct eb_oidc_opts opts; /* defaults filled; ca_file owned */
-	pthread_mutex_t lock;     /* guards both caches and clock_offset */
+	pthread_mutex_t lock;     /* guards both caches */
 	pthread_cond_t cond;      /* a fetch finished */
 	struct eb_oidc_meta_entry *metas;
 	size_t nmetas;
 	struct eb_oidc_jwks_entry *jwks;
 	size_t njwks;
-	int64_t clock_offset; /* test hook: added to the monotonic clock */
 };
 
 /* Upstream endpoints, as metric labels. */
@@ -58,7 +57,7 @@ int eb_oidc_seterr(struct eb_oidc_error *err, enum eb_oidc_errkind kind,
                    const char *code, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 
-/* Seconds on the monotonic clock (plus the test offset); o->lock held. */
+/* Seconds on the monotonic clock of opts.clock; o->lock held. */
 int64_t eb_oidc_mono_locked(struct eb_oidc *o);
 
 /*

@@ -102,6 +102,8 @@ eb_token_mint(struct eb_signer *s, const struct eb_config *cfg,
 	    c->grant_id == NULL || c->sub == NULL ||
 	    (kind != EB_STORE_TOKEN_ACCESS && kind != EB_STORE_TOKEN_WEB))
 		return -1;
+	/* a caller with a context passes iat (eb_now); the signer has no
+	 * clock of its own: the real time */
 	iat = c->iat != 0 ? c->iat : (int64_t)time(NULL);
 	exp = c->exp != 0 ? c->exp : iat + t->tokens.access_ttl;
 	if (exp <= iat)

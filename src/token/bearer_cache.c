@@ -256,9 +256,11 @@ eb_bearer_cache_stats(uint64_t *hits, uint64_t *misses)
 	*misses = atomic_load_explicit(&g_misses, memory_order_relaxed);
 }
 
+#ifdef EB_TEST_HOOKS
 void
 eb_bearer_cache_test_stats(uint64_t *hits, uint64_t *misses)
 {
 	*hits = t_hits;
 	*misses = t_misses;
 }
+#endif

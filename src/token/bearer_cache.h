@@ -71,8 +71,11 @@ void eb_bearer_cache_put(const struct eb_bearer_cache_ctx *ctx,
                          const struct eb_bearer_cache_facts *f);
 /* Forget this thread's entries (also done when the thread exits). */
 void eb_bearer_cache_clear(void);
-/* Testing: this thread's hits and misses so far (of usable lookups). */
+#ifdef EB_TEST_HOOKS
+/* Test builds only: this thread's hits and misses so far (of usable
+ * lookups). */
 void eb_bearer_cache_test_stats(uint64_t *hits, uint64_t *misses);
+#endif
 /* Lookups answered from the cache and not, since start, all threads. */
 void eb_bearer_cache_stats(uint64_t *hits, uint64_t *misses);
 

@@ -453,7 +453,7 @@ refresh_and_check(struct eb_renewer *r, const struct eb_tenant *t,
 		}
 	}
 	json_decref(claims);
-	now = (int64_t)time(NULL);
+	now = eb_now(r->env);
 	eb_renewer_decide(kind, err.code, g->upstream_failing_since, now,
 	                  &t->tokens, o);
 	snprintf(code, codelen, "%s", err.code);
@@ -477,7 +477,7 @@ renew(struct eb_renewer *r, const struct eb_config *cfg,
 	const char *keep;
 	char *sub = NULL, fp[13], code[64] = "", detail[256] = "";
 	int rotated = 0;
-	int64_t now = (int64_t)time(NULL);
+	int64_t now = eb_now(r->env);
 	int was_failing = g->upstream_failing_since != 0, changed = 0;
 	int stale = 0;
 
@@ -511,7 +511,7 @@ renew(struct eb_renewer *r, const struct eb_config *cfg,
 	}
 	refresh_and_check(r, t, g, (const char *)rt, sub, &tok, &o, code,
 	                  sizeof(code), detail, sizeof(detail));
-	now = (int64_t)time(NULL);
+	now = eb_now(r->env);
 	/* store the token the IdP rotated to, or the same one when it opened
 	 * in an older form (version, key): it moves to the current one; also
 	 * when the re-check could not be made (the old one may be dead) */
@@ -630,7 +630,7 @@ job_run(void *arg)
 	/* when stopping, hand the claim back: another replica renews it */
 	if (stopping)
 		eb_store_grant_release(r->env->store, j->g.id, j->g.lease_token,
-		                       (int64_t)time(NULL));
+		                       eb_now(r->env));
 	else
 		changed = renew(r, j->cfg, j->t, &j->g);
 	pthread_mutex_lock(&r->lock);
@@ -744,7 +744,7 @@ run(void *arg)
 
 	for (;;) {
 		cfg = eb_env_config(r->env);
-		now = (int64_t)time(NULL);
+		now = eb_now(r->env);
 		n = cfg->ntenants;
 		pthread_mutex_lock(&r->lock);
 		start = n > 0 ? r->rotate++ % n : 0;

@@ -543,6 +543,13 @@ out:
 	return rc;
 }
 
+/*
+ * The signer reads the real time (time(NULL) here and below): it is made
+ * from a store and a seal ring alone, also by the key commands of the CLI,
+ * which have no root context, and key states follow the wall clock every
+ * replica shares.
+ */
+
 /* Reload when the last look at the store is more than every seconds old. */
 static void
 maybe_refresh(struct eb_signer *s, int64_t *last, int every)

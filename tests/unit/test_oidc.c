@@ -39,6 +39,7 @@
 #include "core/str.h"
 #include "jose/b64.h"
 #include "jose/jose.h"
+#include "core/clock.h"
 #include "oidc/oidc.h"
 #include "oidc/oidc_int.h"
 
@@ -235,6 +236,7 @@ struct idp {
 	struct eb_oidc *o;
 	struct eb_metrics *metrics;
 	struct eb_tenant t;
+	struct eb_clock clock; /* o's; the tests move it */
 };
 
 static struct idp *
@@ -259,6 +261,7 @@ idp_start(int timeout, size_t max_bytes, size_t max_keys)
 	opts.metadata_ttl = 600;
 	opts.min_refresh_interval = 30;
 	opts.metrics = d->metrics;
+	opts.clock = &d->clock;
 	d->o = eb_oidc_create(&opts);
 	assert_non_null(d->o);
 	tenant_init(&d->t, fx_http_base(d->srv));
@@ -890,7 +893,7 @@ test_unknown_kid_rate_limit(void **state)
 	assert_string_equal(validate(&v, tok2, NONCE), "unknown_kid");
 	assert_int_equal(fx_http_hits(v.d->srv, "/jwks"), 1);
 	/* after the interval, one more fetch */
-	eb_oidc_test_advance(v.d->o, 31);
+	eb_clock_advance(&v.d->clock, 31);
 	for (i = 0; i < 5; i++)
 		assert_string_equal(validate(&v, tok2, NONCE), "unknown_kid");
 	assert_int_equal(fx_http_hits(v.d->srv, "/jwks"), 2);
@@ -898,13 +901,13 @@ test_unknown_kid_rate_limit(void **state)
 	jwks = jwks_of(ec1, ec2, 0);
 	fx_http_set(v.d->srv, "/jwks", 200, jwks, 0);
 	eb_free(jwks);
-	eb_oidc_test_advance(v.d->o, 31);
+	eb_clock_advance(&v.d->clock, 31);
 	assert_string_equal(validate(&v, tok2, NONCE), "");
 	assert_int_equal(fx_http_hits(v.d->srv, "/jwks"), 3);
 	assert_string_equal(check_es(&v, claims_for(ISS_STATIC)), "");
 	/* the IdP goes away: known keys keep working, past their TTL too */
 	fx_http_stop(v.d->srv);
-	eb_oidc_test_advance(v.d->o, 700);
+	eb_clock_advance(&v.d->clock, 700);
 	assert_string_equal(validate(&v, tok2, NONCE), "");
 	assert_string_equal(check_es(&v, claims_for(ISS_STATIC)), "");
 	assert_true(metric(v.d, "enrollbridge_idp_requests_total",
@@ -988,7 +991,7 @@ test_metadata_stale_served(void **state)
 	    fx_http_hits(d->srv, "/.well-known/openid-configuration"), 1);
 	assert_true(metric(d, "enrollbridge_idp_up", labels) == 1);
 	/* past the TTL: refreshed, the old copy stays valid for its holder */
-	eb_oidc_test_advance(d->o, 601);
+	eb_clock_advance(&d->clock, 601);
 	assert_int_equal(eb_oidc_metadata_for(d->o, &t, &m2, &err), 0);
 	assert_int_equal(
 	    fx_http_hits(d->srv, "/.well-known/openid-configuration"), 2);
@@ -999,7 +1002,7 @@ test_metadata_stale_served(void **state)
 
 	/* the IdP goes down: the stale copy is served */
 	fx_http_stop(d->srv);
-	eb_oidc_test_advance(d->o, 601);
+	eb_clock_advance(&d->clock, 601);
 	assert_int_equal(eb_oidc_metadata_for(d->o, &t, &m, &err), 0);
 	assert_string_equal(m->issuer, fx_http_base(d->srv));
 	eb_oidc_meta_release(d->o, m);
@@ -1011,7 +1014,7 @@ test_metadata_stale_served(void **state)
 	    metric(d, "enrollbridge_idp_requests_total",
 	           "tenant=\"acme\",endpoint=\"metadata\",result=\"error\"") ==
 	    1);
-	eb_oidc_test_advance(d->o, 31);
+	eb_clock_advance(&d->clock, 31);
 	assert_int_equal(eb_oidc_metadata_for(d->o, &t, &m, &err), 0);
 	eb_oidc_meta_release(d->o, m);
 	assert_true(
@@ -1076,7 +1079,7 @@ test_metadata_no_stampede(void **state)
 	}
 	assert_int_equal(
 	    fx_http_hits(d->srv, "/.well-known/openid-configuration"), 1);
-	eb_oidc_test_advance(d->o, 601);
+	eb_clock_advance(&d->clock, 601);
 	for (i = 0; i < 8; i++)
 		assert_int_equal(
 		    pthread_create(&th[i], NULL, stampede_main, &a[i]), 0);
@@ -1103,13 +1106,13 @@ test_metadata_refused(void **state)
 	                 -1);
 	assert_string_equal(err.code, "issuer_mismatch");
 	fx_http_set(d->srv, "/.well-known/openid-configuration", 503, "{}", 0);
-	eb_oidc_test_advance(d->o, 31);
+	eb_clock_advance(&d->clock, 31);
 	assert_int_equal(eb_oidc_metadata(d->o, fx_http_base(d->srv), &m, &err),
 	                 -1);
 	assert_int_equal(err.kind, EB_OIDC_E_UNAVAILABLE);
 	fx_http_set(d->srv, "/.well-known/openid-configuration", 200,
 	            "{\"a\":", 0);
-	eb_oidc_test_advance(d->o, 31);
+	eb_clock_advance(&d->clock, 31);
 	assert_int_equal(eb_oidc_metadata(d->o, fx_http_base(d->srv), &m, &err),
 	                 -1);
 	assert_string_equal(err.code, "malformed_json");

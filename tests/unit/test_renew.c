@@ -360,6 +360,7 @@ test_worker_idp_down(void **state)
 	assert_int_equal(eb_rand_bytes(seal_key, sizeof(seal_key)), 0);
 	assert_non_null(env->seal_ring = eb_seal_ring_of(seal_key));
 	oo.metrics = env->metrics;
+	oo.clock = &env->clock;
 	assert_non_null(env->oidc = eb_oidc_create(&oo));
 
 	put_grant(env, "g-down", "upstream-refresh-secret", now);
